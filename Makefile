@@ -1,0 +1,47 @@
+# One-command set-up: `make serve` and `make test` work on a fresh machine with
+# python3, make, node/npm and apt.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+KAFKAJS_DIR := tests/integration/kafkajs
+
+.PHONY: install install-test serve test test-unit bench clean
+
+$(BIN)/tomyum: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+install: $(BIN)/tomyum
+
+$(VENV)/.test-installed: $(BIN)/tomyum pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+# kcat (Debian package) and KafkaJS (npm) for the real-client tests.
+$(VENV)/.clients-installed: $(KAFKAJS_DIR)/package-lock.json
+	@if ! command -v kcat >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat; \
+	fi
+	cd $(KAFKAJS_DIR) && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+install-test: $(VENV)/.test-installed $(VENV)/.clients-installed
+
+serve: install
+	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data
+
+test: install-test
+	$(BIN)/python -m pytest -q tests
+
+test-unit: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -q tests/unit
+
+bench: $(VENV)/.test-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.run --write docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) $(KAFKAJS_DIR)/node_modules

@@ -1,0 +1,3 @@
+from tomyum.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Sockets, time and waiting: the asyncio broker over protocol/ and storage/."""

@@ -1,0 +1,109 @@
+"""The broker process: storage, listeners, connections, and a clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tomyum import __version__
+from tomyum.broker.dispatch import load_handlers
+from tomyum.broker.listeners import Listener, parse_listeners
+from tomyum.broker.waiters import FetchWaiters
+from tomyum.config import BrokerConfig, validate_topic_configs
+from tomyum.errors import ConfigError, ErrorCode, KafkaError
+from tomyum.storage.local import LocalLogStore
+
+if TYPE_CHECKING:
+    from tomyum.broker.server import KafkaConnection
+
+log = logging.getLogger(__name__)
+
+LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+MAX_TOPIC_NAME = 249
+
+
+def check_topic_name(name: str | None) -> str:
+    """Kafka's topic name rules; raises INVALID_TOPIC_EXCEPTION."""
+    if not name or name in (".", "..") or len(name) > MAX_TOPIC_NAME or not LEGAL_TOPIC.match(name):
+        raise KafkaError(f"invalid topic name {name!r}: use up to {MAX_TOPIC_NAME} of a-z A-Z 0-9 . _ -",
+                         ErrorCode.invalid_topic_exception)
+    return name
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, data_dir: Path) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.node_id = config.node_id
+        self.listeners: list[Listener] = parse_listeners(config)
+        self.store = LocalLogStore(self.data_dir, config)
+        self.waiters = FetchWaiters()
+        self.store.on_high_watermark(self.waiters.notify)
+        self.connections: set[KafkaConnection] = set()
+        self._servers: list[asyncio.base_events.Server] = []
+        self.started_at = time.time()
+        self._topic_locks: dict[str, asyncio.Lock] = {}
+        load_handlers()
+
+    @property
+    def cluster_id(self) -> str:
+        return self.store.cluster_id
+
+    async def start(self, create_topics: list[tuple[str, int, int]] = ()) -> None:  # type: ignore[assignment]
+        from tomyum.broker.server import KafkaConnection
+
+        await self.store.start()
+        for name, partitions, replication in create_topics:
+            if name not in self.store.topics():
+                if replication != 1:
+                    raise ConfigError("--create-topic", f"{name}: replication factor {replication} "
+                                      "needs more brokers than this one")
+                await self.store.create_topic(check_topic_name(name), partitions, {})
+        loop = asyncio.get_running_loop()
+        for listener in self.listeners:
+            server = await loop.create_server(
+                lambda listener=listener: KafkaConnection(self, listener),  # type: ignore[misc]
+                host=listener.host or None, port=listener.port, reuse_address=True,
+            )
+            port = server.sockets[0].getsockname()[1]
+            if listener.port == 0:
+                listener.port = port
+            if listener.advertised_port == 0:
+                listener.advertised_port = port
+            self._servers.append(server)
+
+    def ready_line(self) -> str:
+        where = ", ".join(f"{x.name}://{x.host or '0.0.0.0'}:{x.port}" for x in self.listeners)
+        adv = ", ".join(x.url() for x in self.listeners)
+        return (f"tomyum {__version__} accepting connections on {where} "
+                f"(advertised {adv}), data dir {self.data_dir.resolve()}, node {self.node_id}, "
+                f"cluster {self.cluster_id}")
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests, flush and close every file."""
+        for server in self._servers:
+            server.close()
+        timeout = self.config["shutdown.timeout.ms"] / 1000
+        self.waiters.wake_all()
+        await asyncio.gather(*(c.drain(timeout) for c in list(self.connections)), return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+        await self.store.close()
+
+    def topic_lock(self, name: str) -> asyncio.Lock:
+        return self._topic_locks.setdefault(name, asyncio.Lock())
+
+    async def auto_create_topic(self, name: str) -> None:
+        """Create ``name`` with the broker defaults, as ``auto.create.topics.enable`` does."""
+        async with self.topic_lock(name):
+            if name not in self.store.topics():
+                await self.store.create_topic(name, self.config["num.partitions"], {})
+
+    async def create_topic(self, name: str, partitions: int, configs: dict[str, str | None]) -> None:
+        parsed = validate_topic_configs(configs)
+        async with self.topic_lock(name):
+            await self.store.create_topic(name, partitions, parsed)

@@ -1,0 +1,78 @@
+"""The handler registry. Each handler module registers itself with :func:`handles`;
+ApiVersions is computed from what is registered.
+
+A handler is ``async def handler(ctx, request) -> response`` where the response is a dict
+(built into the kio entity of the request's version), a kio entity, ``Deferred`` (an
+awaitable producing one of those, answered in order once it completes, while the connection
+goes on reading), ``RawResponse`` (body bytes already encoded) or ``NO_RESPONSE`` (acks=0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiHandler:
+    api_key: int
+    min_version: int
+    max_version: int
+    fn: Handler
+    name: str
+
+
+class Deferred:
+    """A response that completes later (long-poll fetch, acks=-1 produce, JoinGroup)."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        self.awaitable = awaitable
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """A response body already encoded (hot-path handlers encode by hand), one buffer or a list."""
+
+    body: bytes | list[bytes]
+
+
+NO_RESPONSE = object()
+
+HANDLERS: dict[int, ApiHandler] = {}
+
+
+def handles(api_key: int, versions: range) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        if api_key in HANDLERS:
+            raise RuntimeError(f"API key {api_key} registered twice")
+        HANDLERS[api_key] = ApiHandler(api_key, versions.start, versions.stop - 1, fn, fn.__name__)
+        return fn
+
+    return register
+
+
+def load_handlers() -> dict[int, ApiHandler]:
+    """Import every handler module (they register on import)."""
+    from tomyum.broker import handlers  # noqa: F401
+
+    return HANDLERS
+
+
+def api_version_ranges() -> list[dict[str, int]]:
+    return [
+        {"api_key": h.api_key, "min_version": h.min_version, "max_version": h.max_version}
+        for h in sorted(load_handlers().values(), key=lambda h: h.api_key)
+    ]
+
+
+def error_code(e: BaseException) -> ErrorCode:
+    from tomyum.errors import KafkaError
+
+    return e.code if isinstance(e, KafkaError) else ErrorCode.unknown_server_error

@@ -1,0 +1,73 @@
+"""Fetch (key 1), v4-12.
+
+Long poll: a fetch that has fewer than ``min_bytes`` parks until a partition it asked for
+gets new durable data (woken by the high watermark, never by polling) or ``max_wait_ms``
+passes. ``max_bytes`` bounds the response and ``partition_max_bytes`` each partition, except
+that the first batch of the response is returned whole (KIP-74). Fetch sessions (KIP-227)
+are answered with session id 0, so every requested partition is in every response.
+Until transactions exist, the last stable offset equals the high watermark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tomyum.broker.context import RequestContext
+from tomyum.broker.dispatch import Deferred, RawResponse, handles
+from tomyum.errors import ErrorCode, KafkaError
+from tomyum.protocol.codec import ms
+from tomyum.protocol.fetch_response import FetchPartition, encode_fetch_response
+from tomyum.storage.engine import TopicPartition
+
+
+async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, list[FetchPartition]]], int, bool]:
+    store = ctx.broker.store
+    remaining = request.max_bytes if ctx.api_version >= 3 else 2**31 - 1
+    total, errors = 0, False
+    topics: list[tuple[str, list[FetchPartition]]] = []
+    for topic in request.topics:
+        parts: list[FetchPartition] = []
+        topics.append((topic.topic, parts))
+        for p in topic.partitions:
+            tp = TopicPartition(topic.topic, p.partition)
+            out = FetchPartition(p.partition)
+            parts.append(out)
+            try:
+                limit = min(p.partition_max_bytes, remaining)
+                result = await store.read(tp, p.fetch_offset, limit, min_one=total == 0)
+                out.high_watermark = out.last_stable_offset = result.high_watermark
+                out.log_start_offset = result.log_start_offset
+                out.aborted_transactions = () if request.isolation_level == 1 else None
+                out.records = result.records
+            except KafkaError as e:
+                out.error_code = e.code
+                errors = True
+                continue
+            total += len(out.records)
+            remaining -= len(out.records)
+    return topics, total, errors
+
+
+def _respond(ctx: RequestContext, topics: list[tuple[str, list[FetchPartition]]]) -> RawResponse:
+    return RawResponse(encode_fetch_response(ctx.api_version, topics))
+
+
+@handles(1, versions=range(4, 13))
+async def fetch(ctx: RequestContext, request: Any) -> Any:
+    topics, total, errors = await _read_all(ctx, request)
+    max_wait_s = max(ms(request.max_wait), 0) / 1000
+    if total >= request.min_bytes or total > 0 and request.min_bytes <= 1 or errors or max_wait_s == 0:
+        return _respond(ctx, topics)
+    return Deferred(_long_poll(ctx, request, max_wait_s))
+
+
+async def _long_poll(ctx: RequestContext, request: Any, max_wait_s: float) -> RawResponse:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_wait_s
+    tps = [TopicPartition(t.topic, p.partition) for t in request.topics for p in t.partitions]
+    while True:
+        woken = await ctx.broker.waiters.wait(tps, deadline - loop.time())
+        topics, total, errors = await _read_all(ctx, request)
+        if not woken or total >= request.min_bytes or errors or loop.time() >= deadline:
+            return _respond(ctx, topics)

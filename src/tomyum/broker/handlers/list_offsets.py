@@ -1,0 +1,81 @@
+"""ListOffsets (key 2) v1-7 and OffsetForLeaderEpoch (key 23) v2-4.
+
+ListOffsets: -1 latest (the high watermark; for read_committed, the last stable offset,
+which equals it until transactions exist), -2 earliest, -3 the record with the largest
+timestamp (KIP-734), -4 earliest local (= earliest: every segment is local); a timestamp
+gives the first record at or after it, or offset -1 when there is none (Kafka's answer).
+OffsetForLeaderEpoch: every batch carries leader epoch 0, so epoch 0 ends at the log end
+offset; a later epoch is unknown (-1, -1), as Kafka answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tomyum.broker.context import RequestContext
+from tomyum.broker.dispatch import handles
+from tomyum.errors import ErrorCode, KafkaError
+from tomyum.storage.engine import TopicPartition
+from tomyum.storage.local.partition_log import LEADER_EPOCH
+
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+
+
+async def _list_offset(ctx: RequestContext, tp: TopicPartition, timestamp: int) -> tuple[int, int]:
+    store = ctx.broker.store
+    offsets = store.offsets(tp)
+    if timestamp in (LATEST, LATEST_TIERED):
+        return -1, offsets.high_watermark
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        return -1, offsets.log_start_offset
+    if timestamp == MAX_TIMESTAMP:
+        found = await store.offset_of_max_timestamp(tp)
+    elif timestamp >= 0:
+        found = await store.offset_for_timestamp(tp, timestamp)
+    else:
+        raise KafkaError(f"invalid timestamp {timestamp}", ErrorCode.invalid_request)
+    return (found.timestamp, found.offset) if found else (-1, -1)
+
+
+@handles(2, versions=range(1, 8))
+async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    topics = []
+    for topic in request.topics:
+        parts = []
+        for p in topic.partitions:
+            entry = {"partition_index": p.partition_index, "error_code": 0, "timestamp": -1,
+                     "offset": -1, "leader_epoch": LEADER_EPOCH, "old_style_offsets": ()}
+            try:
+                entry["timestamp"], entry["offset"] = await _list_offset(
+                    ctx, TopicPartition(topic.name, p.partition_index), p.timestamp)
+            except KafkaError as e:
+                entry["error_code"] = e.code
+                entry["leader_epoch"] = -1
+            parts.append(entry)
+        topics.append({"name": topic.name, "partitions": parts})
+    return {"throttle_time": 0, "topics": topics}
+
+
+@handles(23, versions=range(2, 5))
+async def offset_for_leader_epoch(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    store = ctx.broker.store
+    topics = []
+    for topic in request.topics:
+        parts = []
+        for p in topic.partitions:
+            entry = {"error_code": 0, "partition": p.partition, "leader_epoch": -1, "end_offset": -1}
+            try:
+                offsets = store.offsets(TopicPartition(topic.topic, p.partition))
+                if p.current_leader_epoch > LEADER_EPOCH:
+                    raise KafkaError(code=ErrorCode.unknown_leader_epoch)
+                if p.leader_epoch == LEADER_EPOCH:
+                    entry["leader_epoch"] = LEADER_EPOCH
+                    entry["end_offset"] = offsets.log_end_offset
+                elif p.leader_epoch < LEADER_EPOCH:
+                    entry["leader_epoch"] = LEADER_EPOCH
+                    entry["end_offset"] = offsets.log_start_offset
+            except KafkaError as e:
+                entry["error_code"] = e.code
+            parts.append(entry)
+        topics.append({"topic": topic.topic, "partitions": parts})
+    return {"throttle_time": 0, "topics": topics}

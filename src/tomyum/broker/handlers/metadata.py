@@ -1,0 +1,92 @@
+"""Metadata (key 3) v0-12 and DescribeCluster (key 60) v0-1.
+
+Notes: v0 empty topic list = all topics, v1+ null = all and empty = none. Topics missing
+and allowed to be auto-created (request flag, v4+, and ``auto.create.topics.enable``) are
+created synchronously and returned complete (KafkaJS fails the whole call on any topic
+error). One broker leads every partition with the constant leader epoch 0. The broker
+address is the one advertised for the listener the request came in on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tomyum.broker.broker import check_topic_name
+from tomyum.broker.context import RequestContext
+from tomyum.broker.dispatch import handles
+from tomyum.errors import ErrorCode, KafkaError
+from tomyum.storage.engine import TopicMetadata
+from tomyum.storage.local.partition_log import LEADER_EPOCH
+
+AUTHORIZED_OPERATIONS_UNKNOWN = -(2**31)
+
+
+def broker_entry(ctx: RequestContext) -> dict[str, Any]:
+    return {"node_id": ctx.broker.node_id, "broker_id": ctx.broker.node_id,
+            "host": ctx.listener.advertised_host, "port": ctx.listener.advertised_port, "rack": None}
+
+
+def topic_entry(ctx: RequestContext, meta: TopicMetadata) -> dict[str, Any]:
+    node = ctx.broker.node_id
+    return {
+        "error_code": 0, "name": meta.name, "topic_id": meta.topic_id, "is_internal": meta.internal,
+        "partitions": [
+            {"error_code": 0, "partition_index": p, "leader_id": node, "leader_epoch": LEADER_EPOCH,
+             "replica_nodes": (node,), "isr_nodes": (node,), "offline_replicas": ()}
+            for p in range(meta.num_partitions)
+        ],
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN,
+    }
+
+
+def error_entry(name: str | None, code: ErrorCode) -> dict[str, Any]:
+    return {"error_code": code, "name": name, "topic_id": None, "is_internal": False,
+            "partitions": (), "topic_authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN}
+
+
+@handles(3, versions=range(0, 13))
+async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    store = broker.store
+    requested = request.topics
+    if requested is None or (ctx.api_version == 0 and not requested):
+        names: list[str | None] = [n for n, t in store.topics().items()]
+    else:
+        names = [t.name for t in requested]
+    allow_auto = getattr(request, "allow_auto_topic_creation", True) and broker.config["auto.create.topics.enable"]
+    topics = []
+    for name in names:
+        meta = store.topics().get(name) if name is not None else None
+        if meta is None:
+            try:
+                check_topic_name(name)
+                if not allow_auto or requested is None:
+                    raise KafkaError(code=ErrorCode.unknown_topic_or_partition)
+                await broker.auto_create_topic(name)  # type: ignore[arg-type]
+                meta = store.topics()[name]  # type: ignore[index]
+            except KafkaError as e:
+                topics.append(error_entry(name, e.code))
+                continue
+        topics.append(topic_entry(ctx, meta))
+    return {
+        "throttle_time": 0,
+        "brokers": [broker_entry(ctx)],
+        "cluster_id": broker.cluster_id,
+        "controller_id": broker.node_id,
+        "topics": topics,
+        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN,
+    }
+
+
+@handles(60, versions=range(0, 2))
+async def describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if getattr(request, "endpoint_type", 1) != 1:
+        return {"error_code": ErrorCode.unsupported_endpoint_type, "error_message": "only brokers",
+                "cluster_id": ctx.broker.cluster_id, "brokers": (), "throttle_time": 0,
+                "endpoint_type": request.endpoint_type}
+    return {
+        "throttle_time": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
+        "cluster_id": ctx.broker.cluster_id, "controller_id": ctx.broker.node_id,
+        "brokers": [broker_entry(ctx)],
+        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN,
+    }

@@ -1,0 +1,89 @@
+"""Produce (key 0), v3-9.
+
+acks=0: no response at all; on an error the connection is closed, as Kafka does, so the
+client notices. acks=1: answered once the batches are written to the segment files.
+acks=-1: answered once the group commit has made them durable (the high watermark has
+passed them). Batches are validated per batch (CRC, size, offsets), never per record, and
+stored as received. Idempotent and transactional sequence checks arrive with the
+exactly-once work; until then producer ids and sequences are stored, not enforced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tomyum.broker.context import RequestContext
+from tomyum.broker.dispatch import NO_RESPONSE, Deferred, RawResponse, handles
+from tomyum.errors import ErrorCode, KafkaError
+from tomyum.protocol.codec import ms
+from tomyum.protocol.produce_response import PartitionResult, encode_produce_response
+from tomyum.storage.engine import TopicPartition
+
+log = logging.getLogger(__name__)
+
+QUIET_ERRORS = {ErrorCode.unknown_topic_or_partition}
+
+
+@handles(0, versions=range(3, 10))
+async def produce(ctx: RequestContext, request: Any) -> Any:
+    store = ctx.broker.store
+    acks = request.acks
+    results: list[tuple[str, list[PartitionResult]]] = []
+    durable: list[tuple[TopicPartition, int, list[PartitionResult], int]] = []
+    failed = False
+    for topic in request.topic_data:
+        parts: list[PartitionResult] = []
+        results.append((topic.name, parts))
+        for pdata in topic.partition_data:
+            tp = TopicPartition(topic.name, pdata.index)
+            try:
+                if acks not in (0, 1, -1):
+                    raise KafkaError(f"acks={acks} is not 0, 1 or -1", ErrorCode.invalid_required_acks)
+                if not pdata.records:
+                    raise KafkaError("no records", ErrorCode.invalid_record)
+                r = await store.append(tp, memoryview(pdata.records))
+            except KafkaError as e:
+                failed = True
+                if e.code not in QUIET_ERRORS:
+                    log.warning("produce to %s from client %r (%s) rejected: %s: %s", tp, ctx.client_id,
+                                ctx.client_address, e.code.name.upper(), e)
+                parts.append(PartitionResult(pdata.index, e.code, error_message=str(e)))
+                continue
+            parts.append(PartitionResult(pdata.index, 0, r.base_offset, r.log_append_time, r.log_start_offset))
+            if acks == -1:
+                durable.append((tp, r.last_offset + 1, parts, len(parts) - 1))
+    if acks == 0:
+        if failed:
+            ctx.connection.close("an acks=0 produce failed; closing so that the client notices")
+        return NO_RESPONSE
+    if durable:
+        return Deferred(_await_durable(ctx, request, results, durable))
+    return RawResponse(encode_produce_response(ctx.api_version, results))
+
+
+async def _await_durable(
+    ctx: RequestContext,
+    request: Any,
+    results: list[tuple[str, list[PartitionResult]]],
+    durable: list[tuple[TopicPartition, int, list[PartitionResult], int]],
+) -> RawResponse:
+    store = ctx.broker.store
+    timeout_s = max(ms(request.timeout), 0) / 1000
+    waits = [asyncio.ensure_future(store.wait_durable(tp, end)) for tp, end, _, _ in durable]
+    done, pending = await asyncio.wait(waits, timeout=timeout_s or None)
+    for fut in pending:
+        fut.cancel()
+    for fut, (tp, _, parts, i) in zip(waits, durable):
+        if fut in pending:
+            code, message = ErrorCode.request_timed_out, "not durable within the request timeout"
+        elif fut.exception() is not None:
+            exc = fut.exception()
+            code = exc.code if isinstance(exc, KafkaError) else ErrorCode.kafka_storage_error
+            message = str(exc)
+        else:
+            continue
+        log.warning("produce to %s not acknowledged: %s", tp, message)
+        parts[i] = PartitionResult(parts[i].index, code, error_message=message)
+    return RawResponse(encode_produce_response(ctx.api_version, results))

@@ -1,0 +1,135 @@
+"""CreateTopics (key 19) v2-7, DeleteTopics (key 20) v1-6, CreatePartitions (key 37) v0-3.
+
+One broker: a replication factor above 1 is INVALID_REPLICATION_FACTOR, manual replica
+assignments may name only this broker. ``validate_only`` checks everything and creates
+nothing. DeleteTopics v6 may name topics by id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tomyum.broker.broker import check_topic_name
+from tomyum.broker.context import RequestContext
+from tomyum.broker.dispatch import handles
+from tomyum.config import format_value, validate_topic_configs
+from tomyum.errors import ConfigError, ErrorCode, KafkaError
+
+log = logging.getLogger(__name__)
+INTERNAL_PREFIX = "__"
+
+
+def _check_replicas(ctx: RequestContext, replication_factor: int, assignments: Any) -> None:
+    if replication_factor not in (-1, 1):
+        raise KafkaError(f"replication factor {replication_factor} is larger than the 1 available broker",
+                         ErrorCode.invalid_replication_factor)
+    for a in assignments or ():
+        if list(a.broker_ids) != [ctx.broker.node_id]:
+            raise KafkaError(f"assignment {list(a.broker_ids)} names brokers other than "
+                             f"{ctx.broker.node_id}", ErrorCode.invalid_replica_assignment)
+
+
+@handles(19, versions=range(2, 8))
+async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    results = []
+    seen: set[str] = set()
+    for t in request.topics:
+        result: dict[str, Any] = {"name": t.name, "topic_id": None, "error_code": 0, "error_message": None,
+                                  "topic_config_error_code": 0, "num_partitions": -1,
+                                  "replication_factor": -1, "configs": ()}
+        try:
+            if t.name in seen:
+                raise KafkaError(f"topic {t.name} named twice", ErrorCode.invalid_request)
+            seen.add(t.name)
+            check_topic_name(t.name)
+            if t.name in broker.store.topics():
+                raise KafkaError(f"topic '{t.name}' already exists.", ErrorCode.topic_already_exists)
+            partitions = len(t.assignments) if t.assignments else t.num_partitions
+            if partitions == -1:
+                partitions = broker.config["num.partitions"]
+            if partitions <= 0:
+                raise KafkaError("number of partitions must be larger than 0", ErrorCode.invalid_partitions)
+            _check_replicas(ctx, t.replication_factor, t.assignments)
+            raw = {c.name: c.value for c in t.configs}
+            try:
+                parsed = validate_topic_configs(raw)
+            except ConfigError as e:
+                raise KafkaError(str(e), ErrorCode.invalid_config) from None
+            if not request.validate_only:
+                await broker.create_topic(t.name, partitions, raw)
+                result["topic_id"] = broker.store.topics()[t.name].topic_id
+            result["num_partitions"] = partitions
+            result["replication_factor"] = 1
+            topic_config = broker.store.topic_config(t.name)
+            result["configs"] = [
+                {"name": k, "value": format_value(parsed[k] if k in parsed else topic_config[k]),
+                 "read_only": False, "config_source": 1 if k in parsed else 5, "is_sensitive": False}
+                for k in sorted(set(parsed))
+            ]
+        except KafkaError as e:
+            result["error_code"] = e.code
+            result["error_message"] = str(e)
+        results.append(result)
+    return {"throttle_time": 0, "topics": results}
+
+
+@handles(20, versions=range(1, 7))
+async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    store = ctx.broker.store
+    if hasattr(request, "topic_names"):
+        wanted = [(name, None) for name in request.topic_names]
+    else:
+        wanted = [(t.name, t.topic_id) for t in request.topics]
+    by_id = {m.topic_id: m.name for m in store.topics().values()}
+    responses = []
+    for name, topic_id in wanted:
+        entry: dict[str, Any] = {"name": name, "topic_id": topic_id, "error_code": 0, "error_message": None}
+        try:
+            if name is None and topic_id is not None:
+                name = by_id.get(topic_id)
+                if name is None:
+                    raise KafkaError(f"unknown topic id {topic_id}", ErrorCode.unknown_topic_id)
+                entry["name"] = name
+            meta = store.topics().get(name)  # type: ignore[arg-type]
+            if meta is None:
+                raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
+            if not ctx.broker.config["delete.topic.enable"]:
+                raise KafkaError("delete.topic.enable is false", ErrorCode.topic_deletion_disabled)
+            entry["topic_id"] = meta.topic_id
+            async with ctx.broker.topic_lock(meta.name):
+                await store.delete_topic(meta.name)
+        except KafkaError as e:
+            entry["error_code"] = e.code
+            entry["error_message"] = str(e)
+        responses.append(entry)
+    return {"throttle_time": 0, "responses": responses}
+
+
+@handles(37, versions=range(0, 4))
+async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    store = ctx.broker.store
+    results = []
+    for t in request.topics:
+        entry: dict[str, Any] = {"name": t.name, "error_code": 0, "error_message": None}
+        try:
+            meta = store.topics().get(t.name)
+            if meta is None:
+                raise KafkaError(f"unknown topic {t.name!r}", ErrorCode.unknown_topic_or_partition)
+            if t.count <= meta.num_partitions:
+                raise KafkaError(f"topic currently has {meta.num_partitions} partitions, {t.count} would "
+                                 "not be an increase.", ErrorCode.invalid_partitions)
+            if t.assignments is not None:
+                if len(t.assignments) != t.count - meta.num_partitions:
+                    raise KafkaError("assignments do not match the number of new partitions",
+                                     ErrorCode.invalid_replica_assignment)
+                _check_replicas(ctx, 1, t.assignments)
+            if not request.validate_only:
+                async with ctx.broker.topic_lock(t.name):
+                    await store.create_partitions(t.name, t.count)
+        except KafkaError as e:
+            entry["error_code"] = e.code
+            entry["error_message"] = str(e)
+        results.append(entry)
+    return {"throttle_time": 0, "results": results}

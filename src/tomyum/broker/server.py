@@ -1,0 +1,245 @@
+"""The only socket code: one asyncio protocol object per connection.
+
+Frames are read with :class:`asyncio.BufferedProtocol` into a reusable buffer. Requests of
+one connection are handled one at a time, in order; a handler that must wait (a long-poll
+fetch, an acks=-1 produce) returns a :class:`Deferred`, and the connection goes on reading
+while responses still leave in request order (clients close the connection otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import struct
+from typing import TYPE_CHECKING, Any
+
+from tomyum.broker.context import RequestContext
+from tomyum.broker.dispatch import HANDLERS, NO_RESPONSE, Deferred, RawResponse, api_version_ranges
+from tomyum.errors import ErrorCode, ProtocolError, UnsupportedVersion
+from tomyum.protocol.codec import (
+    API_VERSIONS_KEY,
+    RequestHeader,
+    build_response,
+    decode_request,
+    encode_response,
+    read_header_prefix,
+    response_header_flexible,
+)
+
+if TYPE_CHECKING:
+    from tomyum.broker.broker import Broker
+    from tomyum.broker.listeners import Listener
+
+log = logging.getLogger(__name__)
+
+_I32 = struct.Struct(">i")
+READ_CHUNK = 256 * 1024
+MAX_PENDING_RESPONSES = 512
+
+
+class KafkaConnection(asyncio.BufferedProtocol):
+    def __init__(self, broker: Broker, listener: Listener) -> None:
+        self.broker = broker
+        self.listener = listener
+        self.max_request = broker.config["socket.request.max.bytes"]
+        self._buf = bytearray(READ_CHUNK)
+        self._len = 0
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._out: collections.deque[tuple[RequestHeader, Any]] = collections.deque()
+        self._frames_ready = asyncio.Event()
+        self._out_ready = asyncio.Event()
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._reading_paused = False
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # transport callbacks ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.broker.connections.add(self)
+        self._tasks = [
+            asyncio.create_task(self._process_loop(), name=f"process {self.peer}"),
+            asyncio.create_task(self._write_loop(), name=f"write {self.peer}"),
+        ]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self.broker.connections.discard(self)
+        for task in self._tasks:
+            task.cancel()
+        for _, item in self._out:
+            if isinstance(item, asyncio.Future):
+                item.cancel()
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if len(self._buf) - self._len < READ_CHUNK // 4:
+            self._buf.extend(bytes(max(READ_CHUNK, len(self._buf))))
+        return memoryview(self._buf)[self._len :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._len += nbytes
+        buf, pos, end = self._buf, 0, self._len
+        while end - pos >= 4:
+            (size,) = _I32.unpack_from(buf, pos)
+            if size < 0 or size > self.max_request:
+                self.close(f"request of {size} bytes exceeds socket.request.max.bytes "
+                           f"({self.max_request})")
+                return
+            if end - pos - 4 < size:
+                need = 4 + size
+                if len(buf) - pos < need:
+                    buf.extend(bytes(need - (len(buf) - pos)))
+                break
+            self._frames.append(bytes(buf[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        if pos:
+            rest = end - pos
+            buf[:rest] = buf[pos:end]
+            self._len = rest
+            if len(buf) > 4 * READ_CHUNK and rest < READ_CHUNK:
+                del buf[max(READ_CHUNK, rest):]
+        if self._frames:
+            self._idle.clear()
+            self._frames_ready.set()
+            self._maybe_pause()
+
+    def _maybe_pause(self) -> None:
+        busy = len(self._frames) + len(self._out) > MAX_PENDING_RESPONSES
+        if busy and not self._reading_paused and self.transport is not None:
+            self.transport.pause_reading()
+            self._reading_paused = True
+        elif not busy and self._reading_paused and self.transport is not None and not self._closing:
+            self.transport.resume_reading()
+            self._reading_paused = False
+
+    def close(self, why: str | None = None) -> None:
+        if why:
+            log.warning("closing connection from %s on %s: %s", self.peer, self.listener.name, why)
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # requests -----------------------------------------------------------------------------------
+
+    async def _process_loop(self) -> None:
+        while not self._closing:
+            if not self._frames:
+                self._check_idle()
+                self._frames_ready.clear()
+                await self._frames_ready.wait()
+                continue
+            frame = self._frames.popleft()
+            try:
+                await self._handle(frame)
+            except ProtocolError as e:
+                self.close(str(e))
+                return
+            except Exception:
+                log.exception("unexpected error handling a request from %s; closing the connection", self.peer)
+                self.close()
+                return
+            self._maybe_pause()
+
+    async def _handle(self, frame: bytes) -> None:
+        header = read_header_prefix(frame)
+        handler = HANDLERS.get(header.api_key)
+        if header.api_key == API_VERSIONS_KEY and handler and header.api_version > handler.max_version:
+            # KIP-511: answer a v0 body with UNSUPPORTED_VERSION and our ranges
+            self._respond(RequestHeader(API_VERSIONS_KEY, 0, header.correlation_id, header.client_id),
+                          {"error_code": ErrorCode.unsupported_version, "api_keys": api_version_ranges()})
+            return
+        if handler is None:
+            raise ProtocolError(f"unknown API key {header.api_key} (client {header.client_id!r})")
+        if not handler.min_version <= header.api_version <= handler.max_version:
+            raise UnsupportedVersion(header.api_key, header.api_version)
+        request = decode_request(frame)
+        ctx = RequestContext(self.broker, self.listener, header.api_key, header.api_version,
+                             header.correlation_id, header.client_id, self.peer, self)
+        result = await handler.fn(ctx, request.body)
+        if result is NO_RESPONSE:
+            return
+        if isinstance(result, Deferred):
+            result = asyncio.ensure_future(result.awaitable)
+        self._respond(header, result)
+
+    def _check_idle(self) -> None:
+        if not self._frames and not self._out:
+            self._idle.set()
+
+    def _respond(self, header: RequestHeader, item: Any) -> None:
+        self._idle.clear()
+        self._out.append((header, item))
+        self._out_ready.set()
+
+    # responses -----------------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._out:
+                if self._closing:
+                    return
+                self._check_idle()
+                self._out_ready.clear()
+                await self._out_ready.wait()
+                continue
+            header, item = self._out[0]
+            if isinstance(item, asyncio.Future):
+                try:
+                    item = await item
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("unexpected error completing a request from %s; closing", self.peer)
+                    self.close()
+                    return
+            self._out.popleft()
+            if item is NO_RESPONSE:
+                continue
+            assert self.transport is not None
+            data = self._encode(header, item)
+            if isinstance(data, list):
+                self.transport.writelines(data)
+            else:
+                self.transport.write(data)
+            self._maybe_pause()
+            if not self._can_write.is_set():
+                await self._can_write.wait()
+
+    def _encode(self, header: RequestHeader, item: Any) -> bytes | list[bytes]:
+        key, version = header.api_key, header.api_version
+        if isinstance(item, RawResponse):
+            flexible = response_header_flexible(key, version)
+            head = _I32.pack(header.correlation_id) + (b"\0" if flexible else b"")
+            body = item.body if isinstance(item.body, list) else [item.body]
+            size = len(head) + sum(len(b) for b in body)
+            return [_I32.pack(size) + head, *body]
+        if isinstance(item, dict):
+            item = build_response(key, version, item)
+        return encode_response(key, version, header.correlation_id, item)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Stop reading; finish the requests already read and send their responses."""
+        if self.transport is not None and not self._reading_paused:
+            self.transport.pause_reading()
+            self._reading_paused = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("connection from %s still busy at shutdown; closing it", self.peer)
+        self.close()

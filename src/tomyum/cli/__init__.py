@@ -1,0 +1,1 @@
+"""The ``tomyum`` command (typer), one module per command group."""

@@ -1,0 +1,92 @@
+"""``tomyum serve``: run a broker in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from tomyum.config import BrokerConfig
+from tomyum.errors import ConfigError, TomyumError
+
+
+def parse_create_topic(spec: str) -> tuple[str, int, int]:
+    parts = spec.split(":")
+    try:
+        if not 1 <= len(parts) <= 3 or not parts[0]:
+            raise ValueError
+        partitions = int(parts[1]) if len(parts) > 1 else 1
+        replication = int(parts[2]) if len(parts) > 2 else 1
+        if partitions < 1 or replication < 1:
+            raise ValueError
+    except ValueError:
+        raise ConfigError("--create-topic", f"{spec!r} is not NAME[:PARTITIONS[:REPLICATION]] "
+                          "with positive numbers") from None
+    return parts[0], partitions, replication
+
+
+def build_config(listen: str | None, advertised: str | None, data_dir: Path | None,
+                 config_file: Path | None, settings: list[str]) -> tuple[BrokerConfig, Path]:
+    pairs = []
+    for s in settings:
+        key, sep, value = s.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("--set", f"{s!r} is not key=value")
+        pairs.append((key.strip(), value.strip()))
+    if listen:
+        pairs.append(("listeners", f"PLAINTEXT://{listen}"))
+    if advertised:
+        pairs.append(("advertised.listeners", f"PLAINTEXT://{advertised}"))
+    config = BrokerConfig.load(config_file, pairs)
+    if data_dir is None:
+        data_dir = Path(config["log.dir"] or config["log.dirs"].split(",")[0])
+    return config, data_dir
+
+
+async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[tuple[str, int, int]]) -> None:
+    from tomyum.broker.broker import Broker
+
+    broker = Broker(config, data_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await broker.start(create_topics)
+    except BaseException:
+        await broker.store.close()
+        raise
+    print(broker.ready_line(), flush=True)
+    await stop.wait()
+    logging.getLogger("tomyum").info("shutting down")
+    await broker.stop()
+    logging.getLogger("tomyum").info("stopped cleanly")
+
+
+def serve(
+    listen: str = typer.Option(None, "--listen", help="HOST:PORT to accept connections on (port 0 picks one)"),
+    advertised: str = typer.Option(None, "--advertised", help="HOST:PORT clients are told to connect to"),
+    data_dir: Path = typer.Option(None, "--data-dir", help="where the logs live (default ./data)"),
+    config_file: Path = typer.Option(None, "--config", help="a server.properties file"),
+    settings: list[str] = typer.Option([], "--set", help="key=value, a Kafka broker config (repeatable)"),
+    create_topic: list[str] = typer.Option([], "--create-topic",
+                                           help="NAME:PARTITIONS[:REPLICATION] to create at start if missing"),
+    log_level: str = typer.Option("INFO", "--log-level", envvar="TOMYUM_LOG_LEVEL"),
+) -> None:
+    """Run a broker in the foreground; SIGINT or SIGTERM stops it cleanly."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config, directory = build_config(listen, advertised, data_dir, config_file, settings)
+        topics = [parse_create_topic(s) for s in create_topic]
+        asyncio.run(run_broker(config, directory, topics))
+    except TomyumError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as e:
+        typer.echo(f"error: {e.strerror or e} ({getattr(e, 'filename', None) or 'listener'})", err=True)
+        raise typer.Exit(1) from None

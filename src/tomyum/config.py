@@ -1,0 +1,350 @@
+"""Typed configuration with Kafka's key names and defaults.
+
+Sources, lowest to highest precedence: built-in defaults, a ``server.properties``-style
+file, ``TOMYUM_*`` environment variables (``TOMYUM_LOG_RETENTION_MS`` is
+``log.retention.ms``), then ``--set key=value``. An unknown key is a :class:`ConfigError`
+naming it; a key Kafka has but tomyum does not implement is accepted with a warning.
+
+Topic configs (``retention.ms``, ``cleanup.policy``, ...) resolve per topic: the topic's own
+override, else the broker's synonym (``log.retention.ms``), else the default.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tomyum.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Validator = Callable[[Any], str | None]
+
+
+def at_least(low: int | float) -> Validator:
+    return lambda v: None if v >= low else f"must be at least {low}"
+
+
+def between(low: float, high: float) -> Validator:
+    return lambda v: None if low <= v <= high else f"must be between {low} and {high}"
+
+
+def one_of(*allowed: str) -> Validator:
+    return lambda v: None if v in allowed else f"must be one of {', '.join(allowed)}"
+
+
+def each_of(*allowed: str) -> Validator:
+    def check(v: list[str]) -> str | None:
+        bad = [x for x in v if x not in allowed]
+        return f"values must be among {', '.join(allowed)} (not {', '.join(bad)})" if bad else None
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDef:
+    name: str
+    type: str  # int, long, bool, string, list, double
+    default: Any
+    validator: Validator | None = None
+    supported: bool = True
+    #: for a topic config, the broker key that supplies its default
+    synonym: str | None = None
+    #: can be changed while running (AlterConfigs)
+    dynamic: bool = True
+    sensitive: bool = False
+
+
+def parse_value(d: ConfigDef, raw: Any) -> Any:
+    """Parse a raw (usually string) value for ``d``; raise ConfigError naming the key."""
+    if raw is None:
+        return None
+    try:
+        if d.type in ("int", "long"):
+            value: Any = int(str(raw).strip())
+            if d.type == "int" and not -(2**31) <= value < 2**31:
+                raise ValueError("out of the int32 range")
+        elif d.type == "double":
+            value = float(str(raw).strip())
+        elif d.type == "bool":
+            text = str(raw).strip().lower()
+            if text not in ("true", "false"):
+                raise ValueError("expected true or false")
+            value = text == "true"
+        elif d.type == "list":
+            value = [x.strip() for x in raw.split(",") if x.strip()] if isinstance(raw, str) else list(raw)
+        else:
+            value = str(raw).strip()
+    except (TypeError, ValueError) as e:
+        raise ConfigError(d.name, f"invalid value {raw!r} for a {d.type}: {e}") from None
+    if d.validator is not None and (problem := d.validator(value)) is not None:
+        raise ConfigError(d.name, f"invalid value {raw!r}: {problem}")
+    return value
+
+
+def _defs(*defs: ConfigDef) -> dict[str, ConfigDef]:
+    return {d.name: d for d in defs}
+
+
+DAY_MS = 24 * 3600 * 1000
+COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
+
+BROKER_CONFIGS = _defs(
+    ConfigDef("node.id", "int", 1, at_least(0), dynamic=False),
+    ConfigDef("broker.id", "int", -1, dynamic=False),
+    ConfigDef("cluster.id", "string", "", dynamic=False),
+    ConfigDef("log.dirs", "string", "./data", dynamic=False),
+    ConfigDef("log.dir", "string", "", dynamic=False),
+    ConfigDef("listeners", "list", ["PLAINTEXT://127.0.0.1:9092"], dynamic=False),
+    ConfigDef("advertised.listeners", "list", [], dynamic=False),
+    ConfigDef("listener.security.protocol.map", "list",
+              ["PLAINTEXT:PLAINTEXT", "SSL:SSL", "SASL_PLAINTEXT:SASL_PLAINTEXT", "SASL_SSL:SASL_SSL"],
+              dynamic=False),
+    ConfigDef("num.partitions", "int", 1, at_least(1)),
+    ConfigDef("default.replication.factor", "int", 1, at_least(1)),
+    ConfigDef("auto.create.topics.enable", "bool", True),
+    ConfigDef("delete.topic.enable", "bool", True),
+    ConfigDef("message.max.bytes", "int", 1048588, at_least(0), synonym=None),
+    ConfigDef("socket.request.max.bytes", "int", 104857600, at_least(1), dynamic=False),
+    ConfigDef("log.segment.bytes", "int", 1073741824, at_least(14)),
+    ConfigDef("log.roll.ms", "long", None),
+    ConfigDef("log.roll.hours", "int", 168, at_least(1)),
+    ConfigDef("log.retention.ms", "long", None),
+    ConfigDef("log.retention.minutes", "int", None),
+    ConfigDef("log.retention.hours", "int", 168),
+    ConfigDef("log.retention.bytes", "long", -1),
+    ConfigDef("log.retention.check.interval.ms", "long", 300000, at_least(1)),
+    ConfigDef("log.index.interval.bytes", "int", 4096, at_least(0)),
+    ConfigDef("log.index.size.max.bytes", "int", 10485760, at_least(4)),
+    ConfigDef("log.message.timestamp.type", "string", "CreateTime", one_of("CreateTime", "LogAppendTime")),
+    ConfigDef("log.flush.interval.messages", "long", 2**63 - 1, at_least(1)),
+    ConfigDef("log.flush.interval.ms", "long", None),
+    ConfigDef("log.flush.scheduler.interval.ms", "long", 2**63 - 1),
+    ConfigDef("log.cleanup.policy", "list", ["delete"], each_of("delete", "compact")),
+    ConfigDef("log.cleaner.delete.retention.ms", "long", DAY_MS, at_least(0)),
+    ConfigDef("log.cleaner.min.cleanable.ratio", "double", 0.5, between(0, 1)),
+    ConfigDef("log.cleaner.min.compaction.lag.ms", "long", 0, at_least(0)),
+    ConfigDef("log.cleaner.max.compaction.lag.ms", "long", 2**63 - 1, at_least(1)),
+    ConfigDef("log.cleaner.enable", "bool", True),
+    ConfigDef("log.preallocate", "bool", False),
+    ConfigDef("log.message.timestamp.before.max.ms", "long", 2**63 - 1, at_least(0)),
+    ConfigDef("log.message.timestamp.after.max.ms", "long", 3600000, at_least(0)),
+    ConfigDef("compression.type", "string", "producer", one_of(*COMPRESSION)),
+    ConfigDef("min.insync.replicas", "int", 1, at_least(1)),
+    ConfigDef("unclean.leader.election.enable", "bool", False),
+    ConfigDef("offsets.topic.num.partitions", "int", 50, at_least(1), dynamic=False),
+    ConfigDef("offsets.topic.replication.factor", "int", 1, at_least(1), dynamic=False),
+    ConfigDef("offsets.retention.minutes", "int", 10080, at_least(1)),
+    ConfigDef("group.initial.rebalance.delay.ms", "int", 3000, at_least(0)),
+    ConfigDef("group.min.session.timeout.ms", "int", 6000, at_least(0)),
+    ConfigDef("group.max.session.timeout.ms", "int", 1800000, at_least(0)),
+    ConfigDef("transaction.state.log.num.partitions", "int", 50, at_least(1), dynamic=False),
+    ConfigDef("transaction.state.log.replication.factor", "int", 1, at_least(1), dynamic=False),
+    ConfigDef("transaction.state.log.min.isr", "int", 1, at_least(1), dynamic=False),
+    ConfigDef("transactional.id.expiration.ms", "int", 604800000, at_least(1)),
+    ConfigDef("transaction.max.timeout.ms", "int", 900000, at_least(1)),
+    ConfigDef("producer.id.expiration.ms", "int", 86400000, at_least(1)),
+    ConfigDef("connections.max.idle.ms", "long", 600000),
+    ConfigDef("request.timeout.ms", "int", 30000, at_least(0)),
+    ConfigDef("shutdown.timeout.ms", "int", 10000, at_least(0)),
+)
+
+#: Kafka keys tomyum accepts and ignores, with a warning that says so.
+UNSUPPORTED_BROKER_KEYS = frozenset({
+    "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir",
+    "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "zookeeper.connect",
+    "zookeeper.connection.timeout.ms", "process.roles", "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers", "controller.listener.names",
+    "inter.broker.listener.name", "num.replica.fetchers", "replica.lag.time.max.ms",
+    "auto.leader.rebalance.enable", "log.cleaner.threads", "log.cleaner.dedupe.buffer.size",
+    "queued.max.requests", "background.threads", "group.coordinator.rebalance.protocols",
+    "share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
+    "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+    "ssl.truststore.location", "ssl.truststore.password", "ssl.client.auth",
+    "sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol",
+    "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found",
+    "metric.reporters", "confluent.support.metrics.enable",
+})
+
+TOPIC_CONFIGS = _defs(
+    ConfigDef("cleanup.policy", "list", ["delete"], each_of("delete", "compact"), synonym="log.cleanup.policy"),
+    ConfigDef("compression.type", "string", "producer", one_of(*COMPRESSION), synonym="compression.type"),
+    ConfigDef("delete.retention.ms", "long", DAY_MS, at_least(0), synonym="log.cleaner.delete.retention.ms"),
+    ConfigDef("file.delete.delay.ms", "long", 60000, at_least(0)),
+    ConfigDef("flush.messages", "long", 2**63 - 1, at_least(1), synonym="log.flush.interval.messages"),
+    ConfigDef("flush.ms", "long", 2**63 - 1, at_least(0), synonym="log.flush.interval.ms"),
+    ConfigDef("index.interval.bytes", "int", 4096, at_least(0), synonym="log.index.interval.bytes"),
+    ConfigDef("max.compaction.lag.ms", "long", 2**63 - 1, at_least(1), synonym="log.cleaner.max.compaction.lag.ms"),
+    ConfigDef("max.message.bytes", "int", 1048588, at_least(0), synonym="message.max.bytes"),
+    ConfigDef("message.timestamp.type", "string", "CreateTime", one_of("CreateTime", "LogAppendTime"),
+              synonym="log.message.timestamp.type"),
+    ConfigDef("message.timestamp.before.max.ms", "long", 2**63 - 1, at_least(0),
+              synonym="log.message.timestamp.before.max.ms"),
+    ConfigDef("message.timestamp.after.max.ms", "long", 3600000, at_least(0),
+              synonym="log.message.timestamp.after.max.ms"),
+    ConfigDef("message.timestamp.difference.max.ms", "long", 2**63 - 1, at_least(0), supported=False),
+    ConfigDef("min.cleanable.dirty.ratio", "double", 0.5, between(0, 1), synonym="log.cleaner.min.cleanable.ratio"),
+    ConfigDef("min.compaction.lag.ms", "long", 0, at_least(0), synonym="log.cleaner.min.compaction.lag.ms"),
+    ConfigDef("min.insync.replicas", "int", 1, at_least(1), synonym="min.insync.replicas"),
+    ConfigDef("preallocate", "bool", False, synonym="log.preallocate"),
+    ConfigDef("retention.bytes", "long", -1, synonym="log.retention.bytes"),
+    ConfigDef("retention.ms", "long", 7 * DAY_MS, at_least(-1), synonym="log.retention.ms"),
+    ConfigDef("segment.bytes", "int", 1073741824, at_least(14), synonym="log.segment.bytes"),
+    ConfigDef("segment.index.bytes", "int", 10485760, at_least(4), synonym="log.index.size.max.bytes"),
+    ConfigDef("segment.jitter.ms", "long", 0, at_least(0)),
+    ConfigDef("segment.ms", "long", 7 * DAY_MS, at_least(1), synonym="log.roll.ms"),
+    ConfigDef("unclean.leader.election.enable", "bool", False, synonym="unclean.leader.election.enable"),
+    ConfigDef("message.downconversion.enable", "bool", True, supported=False),
+    ConfigDef("local.retention.ms", "long", -2, supported=False),
+    ConfigDef("local.retention.bytes", "long", -2, supported=False),
+    ConfigDef("remote.storage.enable", "bool", False, supported=False),
+    ConfigDef("follower.replication.throttled.replicas", "list", [], supported=False),
+    ConfigDef("leader.replication.throttled.replicas", "list", [], supported=False),
+)
+
+#: environment variables that belong to tomyum's tools, not to the broker's config
+NON_CONFIG_ENV = frozenset({"TOMYUM_BOOTSTRAP", "TOMYUM_TEST_BOOTSTRAP", "TOMYUM_LOG_LEVEL", "TOMYUM_DATA_DIR"})
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """Read a Java-style ``.properties`` file (``key=value`` or ``key: value``, # and ! comments)."""
+    out: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(str(path), f"cannot read config file: {e.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+        if sep <= 0:
+            raise ConfigError(f"{path}:{number}", f"expected key=value, got {line!r}")
+        out[line[:sep].strip()] = line[sep + 1 :].strip()
+    return out
+
+
+def env_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name[len("TOMYUM_"):].lower().replace("_", "."): value
+        for name, value in environ.items()
+        if name.startswith("TOMYUM_") and name not in NON_CONFIG_ENV
+    }
+
+
+class BrokerConfig:
+    """The broker's configuration: parsed, validated values by Kafka key name."""
+
+    def __init__(self, raw: Mapping[str, Any] | None = None) -> None:
+        self._values: dict[str, Any] = {k: d.default for k, d in BROKER_CONFIGS.items()}
+        self._explicit: set[str] = set()
+        self.update(raw or {})
+
+    @classmethod
+    def load(
+        cls,
+        file: Path | None = None,
+        settings: Iterable[tuple[str, str]] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> BrokerConfig:
+        raw: dict[str, Any] = {}
+        if file is not None:
+            raw.update(read_properties(file))
+        raw.update(env_settings(os.environ if environ is None else environ))
+        raw.update(dict(settings))
+        return cls(raw)
+
+    def update(self, raw: Mapping[str, Any]) -> None:
+        for key, value in raw.items():
+            d = BROKER_CONFIGS.get(key)
+            if d is None:
+                if key in UNSUPPORTED_BROKER_KEYS:
+                    log.warning("config %s is not supported by tomyum and is ignored", key)
+                    continue
+                if key in TOPIC_CONFIGS:
+                    raise ConfigError(key, "is a topic config; set the broker default "
+                                      f"{TOPIC_CONFIGS[key].synonym or key} instead")
+                raise ConfigError(key, "unknown config key")
+            self._values[key] = parse_value(d, value)
+            self._explicit.add(key)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def is_default(self, key: str) -> bool:
+        return key not in self._explicit
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return self._values.items()
+
+    # Derived values, computed the way Kafka computes them.
+
+    @property
+    def node_id(self) -> int:
+        return self["broker.id"] if self["broker.id"] >= 0 and self.is_default("node.id") else self["node.id"]
+
+    def topic_default(self, topic_key: str) -> Any:
+        """The broker-level default of a topic config, with Kafka's ms/minutes/hours fallbacks."""
+        d = TOPIC_CONFIGS[topic_key]
+        if topic_key == "retention.ms":
+            if self["log.retention.ms"] is not None:
+                return self["log.retention.ms"]
+            if self["log.retention.minutes"] is not None:
+                return self["log.retention.minutes"] * 60_000
+            return self["log.retention.hours"] * 3_600_000
+        if topic_key == "segment.ms":
+            return self["log.roll.ms"] if self["log.roll.ms"] is not None else self["log.roll.hours"] * 3_600_000
+        if topic_key == "flush.ms":
+            return self["log.flush.interval.ms"] if self["log.flush.interval.ms"] is not None else d.default
+        if d.synonym is not None and d.synonym in self._values:
+            return self._values[d.synonym]
+        return d.default
+
+
+def validate_topic_configs(raw: Mapping[str, str | None]) -> dict[str, Any]:
+    """Parse topic config overrides; ConfigError names the first bad key."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        d = TOPIC_CONFIGS.get(key)
+        if d is None:
+            raise ConfigError(key, "unknown topic config")
+        if not d.supported:
+            log.warning("topic config %s is not supported by tomyum and is ignored", key)
+        out[key] = parse_value(d, value)
+    return out
+
+
+def format_value(value: Any) -> str | None:
+    """A config value as Kafka shows it in DescribeConfigs."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """A topic's effective configuration: its overrides over the broker's defaults."""
+
+    broker: BrokerConfig
+    overrides: Mapping[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.overrides:
+            return self.overrides[key]
+        return self.broker.topic_default(key)
+
+    def source(self, key: str) -> str:
+        if key in self.overrides:
+            return "topic"
+        d = TOPIC_CONFIGS[key]
+        if d.synonym and not self.broker.is_default(d.synonym):
+            return "broker"
+        return "default"

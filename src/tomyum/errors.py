@@ -1,0 +1,93 @@
+"""One error tree for tomyum.
+
+::
+
+    TomyumError                      anything tomyum raises on purpose
+    ├── ConfigError                  a bad configuration key or value (names the key)
+    ├── ProtocolError                bytes that are not a valid Kafka frame or request
+    │   └── UnsupportedVersion       an API version this broker does not speak
+    └── KafkaError                   carries a Kafka error code; handlers raise, the
+        │                            dispatcher turns it into a per-partition / per-request code
+        ├── CorruptRecord            CRC mismatch, bad length or magic (code 2)
+        ├── StorageError             an OSError inside storage, wrapped (code 56)
+        └── ...                      one instance per code via ``KafkaError.of(code, message)``
+
+Kafka codes come from kio's :class:`~kio.schema.errors.ErrorCode`, which knows each code's
+number and whether it is retriable; :func:`for_code` maps a number back to it.
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+__all__ = [
+    "ConfigError",
+    "CorruptRecord",
+    "ErrorCode",
+    "KafkaError",
+    "ProtocolError",
+    "StorageError",
+    "TomyumError",
+    "UnsupportedVersion",
+    "for_code",
+]
+
+
+class TomyumError(Exception):
+    """Base of every error tomyum raises on purpose."""
+
+
+class ConfigError(TomyumError, ValueError):
+    """A configuration key or value is invalid; the message names the key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+class ProtocolError(TomyumError):
+    """The peer sent bytes that are not a valid Kafka request; the connection closes."""
+
+
+class UnsupportedVersion(ProtocolError):
+    def __init__(self, api_key: int, api_version: int) -> None:
+        super().__init__(f"unsupported version {api_version} of API key {api_key}")
+        self.api_key = api_key
+        self.api_version = api_version
+
+
+class KafkaError(TomyumError):
+    """An error with a Kafka error code, answered to the client in the response."""
+
+    code: ErrorCode = ErrorCode.unknown_server_error
+
+    def __init__(self, message: str = "", code: ErrorCode | None = None) -> None:
+        if code is not None:
+            self.code = code
+        super().__init__(message or self.code.name)
+
+    @property
+    def retriable(self) -> bool:
+        return bool(self.code.retriable)
+
+    @classmethod
+    def of(cls, code: ErrorCode, message: str = "") -> KafkaError:
+        return cls(message, code)
+
+
+class CorruptRecord(KafkaError):
+    code = ErrorCode.corrupt_message
+
+
+class StorageError(KafkaError):
+    """An I/O failure in storage (disk full, read-only, gone). Never a bare OSError."""
+
+    code = ErrorCode.kafka_storage_error
+
+
+def for_code(code: int) -> ErrorCode:
+    """The :class:`ErrorCode` for a Kafka error number; unknown numbers map to UNKNOWN_SERVER_ERROR."""
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return ErrorCode.unknown_server_error

@@ -1,0 +1,1 @@
+"""Kafka's bytes and nothing else: framing, request/response codecs, record batches. No I/O."""

@@ -1,0 +1,234 @@
+"""Request decoding and response encoding over kio's generated entities.
+
+Handlers describe a response once, as plain nested dicts with the union of every
+version's fields; :func:`build` turns that into the kio entity of the version the client
+asked for, dropping fields that version lacks and converting plain values (milliseconds,
+error-code numbers) into the types kio expects. That keeps handlers version-agnostic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import io
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from kio.index import load_payload_module
+from kio.schema.errors import ErrorCode
+from kio.serial import entity_reader, entity_writer
+from kio.serial._introspect import EntityField, EntityTupleField, classify_field
+from kio.static.constants import EntityType
+
+from tomyum.errors import ProtocolError, UnsupportedVersion
+
+_HEADER = struct.Struct(">hhi")
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+API_VERSIONS_KEY = 18
+_UTC = datetime.timezone.utc
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    header: RequestHeader
+    body: Any
+    #: size of the frame in bytes, without the 4-byte length prefix
+    size: int
+
+
+def read_header_prefix(frame: bytes | memoryview) -> RequestHeader:
+    """The fixed part of any request header (key, version, correlation id, client id).
+
+    Readable for every version, which is what KIP-511's ApiVersions fallback needs.
+    """
+    if len(frame) < 10:
+        raise ProtocolError(f"request frame of {len(frame)} bytes is shorter than a request header")
+    api_key, api_version, correlation_id = _HEADER.unpack_from(frame, 0)
+    (n,) = _I16.unpack_from(frame, 8)
+    if n < -1 or 10 + max(n, 0) > len(frame):
+        raise ProtocolError("request header client_id length is out of bounds")
+    client_id = None if n == -1 else bytes(frame[10 : 10 + n]).decode("utf-8", "replace")
+    return RequestHeader(api_key, api_version, correlation_id, client_id)
+
+
+@cache
+def request_class(api_key: int, api_version: int) -> Any:
+    return load_payload_module(api_key, api_version, EntityType.request).__dict__[
+        _payload_name(api_key, api_version, EntityType.request)
+    ]
+
+
+@cache
+def response_class(api_key: int, api_version: int) -> Any:
+    return load_payload_module(api_key, api_version, EntityType.response).__dict__[
+        _payload_name(api_key, api_version, EntityType.response)
+    ]
+
+
+def _payload_name(api_key: int, api_version: int, kind: EntityType) -> str:
+    module = load_payload_module(api_key, api_version, kind)
+    for value in vars(module).values():
+        if isinstance(value, type) and getattr(value, "__type__", None) is kind:
+            return value.__name__
+    raise LookupError(f"no {kind.name} entity for API {api_key} v{api_version}")
+
+
+@cache
+def _body_reader(api_key: int, api_version: int) -> Callable[[Any, int], tuple[Any, int]]:
+    return entity_reader(request_class(api_key, api_version))  # type: ignore[no-any-return]
+
+
+def decode_request(frame: bytes) -> Request:
+    """Decode one request frame (without its length prefix).
+
+    Raises :class:`UnsupportedVersion` for versions kio has no schema for and
+    :class:`ProtocolError` for bytes that do not parse.
+    """
+    header = read_header_prefix(frame)
+    try:
+        cls = request_class(header.api_key, header.api_version)
+    except Exception:
+        raise UnsupportedVersion(header.api_key, header.api_version) from None
+    (n,) = _I16.unpack_from(frame, 8)
+    offset = 10 + max(n, 0)
+    if cls.__flexible__:
+        offset = _skip_tagged_fields(frame, offset)
+    try:
+        body, size = _body_reader(header.api_key, header.api_version)(frame, offset)
+    except Exception as e:
+        raise ProtocolError(
+            f"malformed {cls.__name__} v{header.api_version}: {type(e).__name__}: {e}"
+        ) from None
+    return Request(header, body, len(frame))
+
+
+def _read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        if pos >= len(buf) or shift > 28:
+            raise ProtocolError("bad unsigned varint in request header")
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _skip_tagged_fields(buf: bytes | memoryview, pos: int) -> int:
+    count, pos = _read_uvarint(buf, pos)
+    for _ in range(count):
+        _, pos = _read_uvarint(buf, pos)
+        size, pos = _read_uvarint(buf, pos)
+        pos += size
+    if pos > len(buf):
+        raise ProtocolError("tagged fields overrun the request header")
+    return pos
+
+
+def response_header_flexible(api_key: int, api_version: int) -> bool:
+    """Response header v1 (with tagged fields) for flexible versions, except ApiVersions (always v0)."""
+    if api_key == API_VERSIONS_KEY:
+        return False
+    return bool(response_class(api_key, api_version).__flexible__)
+
+
+def encode_response(api_key: int, api_version: int, correlation_id: int, body: Any) -> bytes:
+    """A complete response frame: length prefix, response header, body."""
+    buf = io.BytesIO()
+    buf.write(b"\0\0\0\0")
+    buf.write(_I32.pack(correlation_id))
+    if response_header_flexible(api_key, api_version):
+        buf.write(b"\0")
+    _body_writer(type(body))(buf, body)
+    out = buf.getbuffer()
+    _I32.pack_into(out, 0, len(out) - 4)
+    del out
+    return buf.getvalue()
+
+
+@cache
+def _body_writer(cls: type) -> Callable[[Any, Any], None]:
+    return entity_writer(cls)  # type: ignore[no-any-return]
+
+
+# Building entities from plain data -------------------------------------------------------
+
+_Plan = tuple[tuple[str, str, Any], ...]
+
+
+@cache
+def _plan(cls: type) -> _Plan:
+    """For each field: (name, conversion, nested entity type or None)."""
+    plan = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        kind = classify_field(f)
+        if isinstance(kind, EntityTupleField):
+            plan.append((f.name, "entities", kind.type_))
+        elif isinstance(kind, EntityField):
+            plan.append((f.name, "entity", kind.type_))
+        else:
+            plan.append((f.name, f.metadata.get("kafka_type", ""), None))
+    return tuple(plan)
+
+
+def _convert(kind: str, nested: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "entities":
+        return tuple(v if isinstance(v, nested) else build(nested, v) for v in value)
+    if kind == "entity":
+        return value if isinstance(value, nested) else build(nested, value)
+    if kind == "error_code":
+        return value if isinstance(value, ErrorCode) else ErrorCode(value)
+    if kind.startswith("timedelta"):
+        return value if isinstance(value, datetime.timedelta) else datetime.timedelta(milliseconds=value)
+    if kind == "datetime_i64":
+        if isinstance(value, datetime.datetime):
+            return value
+        return _EPOCH + datetime.timedelta(milliseconds=value)
+    return value
+
+
+def build(cls: type, data: Mapping[str, Any]) -> Any:
+    """Build entity ``cls`` from ``data``, ignoring keys ``cls`` does not have.
+
+    Missing keys take the entity's defaults; a missing key without a default is a bug in
+    the handler and raises TypeError naming the entity.
+    """
+    kwargs = {}
+    for name, kind, nested in _plan(cls):
+        if name in data:
+            kwargs[name] = _convert(kind, nested, data[name])
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise TypeError(f"building {cls.__module__}.{cls.__name__}: {e}") from None
+
+
+def build_response(api_key: int, api_version: int, data: Mapping[str, Any]) -> Any:
+    return build(response_class(api_key, api_version), data)
+
+
+def ms(value: datetime.timedelta | datetime.datetime | int | None) -> int:
+    """Milliseconds from kio's timedelta/datetime fields (or pass an int through)."""
+    if value is None:
+        return -1
+    if isinstance(value, datetime.timedelta):
+        return value // datetime.timedelta(milliseconds=1)
+    if isinstance(value, datetime.datetime):
+        return (value - _EPOCH) // datetime.timedelta(milliseconds=1)
+    return int(value)

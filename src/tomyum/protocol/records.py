@@ -1,0 +1,369 @@
+"""Record batches (magic 2), per batch and without copying.
+
+A batch on the wire and on disk::
+
+    base_offset            int64   0   ┐ outside the CRC: the broker
+    batch_length           int32   8   │ may rewrite base_offset and
+    partition_leader_epoch int32  12   │ partition_leader_epoch
+    magic                  int8   16   ┘
+    crc                    uint32 17     CRC-32C of attributes .. end
+    attributes             int16  21     compression (bits 0-2), timestamp type (3),
+                                         transactional (4), control (5)
+    last_offset_delta      int32  23
+    base_timestamp         int64  27
+    max_timestamp          int64  35
+    producer_id            int64  43
+    producer_epoch         int16  51
+    base_sequence          int32  53
+    records_count          int32  57
+    records                       61..
+
+``batch_length`` counts the bytes after itself, so a batch occupies ``12 + batch_length``
+bytes. The broker's hot path reads only this header; records are decoded (and
+decompressed) only where a feature needs them.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import crc32c as _crc32c
+
+from tomyum.errors import CorruptRecord, ErrorCode, KafkaError
+
+__all__ = [
+    "BATCH_HEADER_SIZE",
+    "BatchHeader",
+    "Compression",
+    "Header",
+    "Record",
+    "build_batch",
+    "decode_records",
+    "iter_batches",
+    "parse_header",
+    "patch_header",
+]
+
+BATCH_HEADER_SIZE = 61
+LOG_OVERHEAD = 12
+MAGIC = 2
+_HDR = struct.Struct(">qiibIhiqqqhii")
+_OFFSET_LENGTH_EPOCH = struct.Struct(">qii")
+_ATTR_TS = struct.Struct(">hiqq")  # attributes, last_offset_delta, base_timestamp, max_timestamp
+TIMESTAMP_TYPE_BIT = 0x08
+TRANSACTIONAL_BIT = 0x10
+CONTROL_BIT = 0x20
+NO_TIMESTAMP = -1
+
+
+class Compression:
+    NONE, GZIP, SNAPPY, LZ4, ZSTD = 0, 1, 2, 3, 4
+    NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHeader:
+    """The 61-byte header of one batch, plus where it sits in its buffer."""
+
+    position: int
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records_count: int
+
+    @property
+    def size(self) -> int:
+        return LOG_OVERHEAD + self.batch_length
+
+    @property
+    def end(self) -> int:
+        return self.position + self.size
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta + 1
+
+    @property
+    def compression(self) -> int:
+        return self.attributes & 0x07
+
+    @property
+    def log_append_time(self) -> bool:
+        return bool(self.attributes & TIMESTAMP_TYPE_BIT)
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL_BIT)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & CONTROL_BIT)
+
+
+def parse_header(buf: bytes | bytearray | memoryview, offset: int = 0, *, position: int | None = None) -> BatchHeader:
+    """Read the header at ``offset`` of ``buf`` (61 bytes must be there).
+
+    ``position`` is where the batch sits in its file or request, if not at ``offset``.
+    """
+    return BatchHeader(offset if position is None else position, *_HDR.unpack_from(buf, offset))
+
+
+def iter_batches(
+    buf: bytes | bytearray | memoryview,
+    *,
+    verify_crc: bool = True,
+    start: int = 0,
+    end: int | None = None,
+) -> Iterator[BatchHeader]:
+    """Each complete, valid batch in ``buf[start:end]``.
+
+    Raises :class:`CorruptRecord` at the first batch that is truncated, has a bad length,
+    magic or CRC, or whose counts cannot be true for its size (a batch claiming 2**31
+    records in a few bytes). The error's ``position`` attribute says where.
+    """
+    end = len(buf) if end is None else end
+    pos = start
+    while pos < end:
+        yield check_batch(buf, pos, end, verify_crc=verify_crc)
+        pos += LOG_OVERHEAD + _OFFSET_LENGTH_EPOCH.unpack_from(buf, pos)[1]
+
+
+class BatchError(CorruptRecord):
+    def __init__(self, message: str, position: int, code: ErrorCode = ErrorCode.corrupt_message) -> None:
+        super().__init__(message, code)
+        self.position = position
+
+
+def check_batch(buf: bytes | bytearray | memoryview, pos: int, end: int, *, verify_crc: bool = True) -> BatchHeader:
+    """Validate the batch at ``pos`` (which must end by ``end``) and return its header."""
+    if end - pos < BATCH_HEADER_SIZE:
+        raise BatchError(f"truncated batch header at position {pos}", pos)
+    h = parse_header(buf, pos)
+    if h.magic != MAGIC:
+        raise BatchError(f"unsupported record batch magic {h.magic} at position {pos}", pos,
+                         ErrorCode.invalid_record)
+    if h.batch_length < BATCH_HEADER_SIZE - LOG_OVERHEAD or pos + h.size > end:
+        raise BatchError(f"bad batch length {h.batch_length} at position {pos}", pos)
+    # every record takes at least 7 bytes (length, attributes, 3 deltas, key, value, headers)
+    body = h.size - BATCH_HEADER_SIZE
+    if h.records_count < 0 or h.last_offset_delta < 0 or (
+        h.compression == Compression.NONE and h.records_count * 7 > body
+    ):
+        raise BatchError(f"impossible record count {h.records_count} at position {pos}", pos,
+                         ErrorCode.invalid_record)
+    if verify_crc and _crc32c.crc32c(buf[pos + 21 : pos + h.size]) != h.crc:
+        raise BatchError(f"CRC mismatch in batch at position {pos}", pos)
+    return h
+
+
+def patch_header(h: BatchHeader, buf: bytes | memoryview, base_offset: int, leader_epoch: int,
+                 log_append_time: int | None = None) -> bytes:
+    """The first bytes of the batch rewritten for the log: the batch as stored is this
+    prefix followed by ``buf[h.position + len(prefix) : h.end]``, unchanged.
+
+    Without ``log_append_time`` only base_offset and partition_leader_epoch change (16
+    bytes, outside the CRC). With it, the timestamp type and max_timestamp are set as Kafka
+    does for ``LogAppendTime``, and the CRC is recomputed (61 bytes returned).
+    """
+    if log_append_time is None:
+        return _OFFSET_LENGTH_EPOCH.pack(base_offset, h.batch_length, leader_epoch)
+    header = bytearray(buf[h.position : h.position + BATCH_HEADER_SIZE])
+    _OFFSET_LENGTH_EPOCH.pack_into(header, 0, base_offset, h.batch_length, leader_epoch)
+    _ATTR_TS.pack_into(header, 21, h.attributes | TIMESTAMP_TYPE_BIT, h.last_offset_delta,
+                       h.base_timestamp, log_append_time)
+    crc = _crc32c.crc32c(buf[h.position + BATCH_HEADER_SIZE : h.end], _crc32c.crc32c(header[21:]))
+    struct.pack_into(">I", header, 17, crc)
+    return bytes(header)
+
+
+# Records: decoded only where a feature needs them -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    key: str
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...] = field(default=())
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    shift = raw = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise CorruptRecord("truncated or oversized varint in record")
+        b = buf[pos]
+        pos += 1
+        raw |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (raw >> 1) ^ -(raw & 1), pos
+        shift += 7
+
+
+def _bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
+    n, pos = _varint(buf, pos)
+    if n < 0:
+        return None, pos
+    if pos + n > len(buf):
+        raise CorruptRecord("record field runs past the end of its batch")
+    return buf[pos : pos + n], pos + n
+
+
+def decompress(codec: int, data: bytes, limit: int) -> bytes:
+    """Inflate ``data``; refuses to produce more than ``limit`` bytes."""
+    import cramjam
+
+    if codec == Compression.NONE:
+        return data
+    try:
+        if codec == Compression.GZIP:
+            out = bytes(cramjam.gzip.decompress(data))
+        elif codec == Compression.SNAPPY:
+            out = _snappy_decompress(data)
+        elif codec == Compression.LZ4:
+            out = bytes(cramjam.lz4.decompress(data))
+        elif codec == Compression.ZSTD:
+            out = bytes(cramjam.zstd.decompress(data))
+        else:
+            raise CorruptRecord(f"unknown compression codec {codec}")
+    except cramjam.DecompressionError as e:
+        raise CorruptRecord(f"cannot decompress {Compression.NAMES.get(codec)} batch: {e}") from None
+    if len(out) > limit:
+        raise KafkaError(f"batch inflates past {limit} bytes", ErrorCode.record_list_too_large)
+    return out
+
+
+_XERIAL = b"\x82SNAPPY\x00"
+
+
+def _snappy_decompress(data: bytes) -> bytes:
+    """Kafka's Java producer frames snappy the xerial way; librdkafka may send raw blocks."""
+    import cramjam
+
+    if not data.startswith(_XERIAL):
+        return bytes(cramjam.snappy.decompress_raw(data))
+    pos, out = 16, bytearray()
+    while pos + 4 <= len(data):
+        (n,) = struct.unpack_from(">i", data, pos)
+        out += bytes(cramjam.snappy.decompress_raw(data[pos + 4 : pos + 4 + n]))
+        pos += 4 + n
+    return bytes(out)
+
+
+def decode_records(batch: bytes | memoryview, limit: int = 1 << 30) -> list[Record]:
+    """Every record of one batch (``batch`` starts at its header), decompressed."""
+    batch = bytes(batch)
+    h = parse_header(batch)
+    data = decompress(h.compression, batch[BATCH_HEADER_SIZE : h.size], limit)
+    out, pos = [], 0
+    for _ in range(h.records_count):
+        length, pos = _varint(data, pos)
+        end = pos + length
+        pos += 1  # attributes
+        ts_delta, pos = _varint(data, pos)
+        off_delta, pos = _varint(data, pos)
+        key, pos = _bytes(data, pos)
+        value, pos = _bytes(data, pos)
+        n_headers, pos = _varint(data, pos)
+        headers = []
+        for _ in range(n_headers):
+            hk, pos = _bytes(data, pos)
+            hv, pos = _bytes(data, pos)
+            headers.append(Header((hk or b"").decode("utf-8", "replace"), hv))
+        if pos != end:
+            raise CorruptRecord("record length does not match its contents")
+        ts = h.max_timestamp if h.log_append_time else h.base_timestamp + ts_delta
+        out.append(Record(h.base_offset + off_delta, ts, key, value, tuple(headers)))
+    return out
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    raw = (value << 1) ^ (value >> 63)
+    while raw & ~0x7F:
+        out.append((raw & 0x7F) | 0x80)
+        raw >>= 7
+    out.append(raw)
+
+
+def _put_bytes(out: bytearray, value: bytes | None) -> None:
+    if value is None:
+        _put_varint(out, -1)
+    else:
+        _put_varint(out, len(value))
+        out += value
+
+
+def compress(codec: int, data: bytes) -> bytes:
+    import cramjam
+
+    if codec == Compression.NONE:
+        return data
+    if codec == Compression.GZIP:
+        return bytes(cramjam.gzip.compress(data))
+    if codec == Compression.SNAPPY:
+        return bytes(cramjam.snappy.compress_raw(data))
+    if codec == Compression.LZ4:
+        return bytes(cramjam.lz4.compress(data))
+    if codec == Compression.ZSTD:
+        return bytes(cramjam.zstd.compress(data))
+    raise ValueError(f"unknown codec {codec}")
+
+
+def build_batch(
+    records: Sequence[tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]],
+    *,
+    base_offset: int = 0,
+    timestamp: int = 0,
+    compression: int = Compression.NONE,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    transactional: bool = False,
+    control: bool = False,
+    partition_leader_epoch: int = 0,
+) -> bytes:
+    """Encode records ``(key, value[, headers])`` as one batch, all with ``timestamp``."""
+    body = bytearray()
+    for i, rec in enumerate(records):
+        key, value = rec[0], rec[1]
+        headers = rec[2] if len(rec) > 2 else ()  # type: ignore[misc]
+        r = bytearray(b"\0")
+        _put_varint(r, 0)  # timestamp delta
+        _put_varint(r, i)  # offset delta
+        _put_bytes(r, key)
+        _put_bytes(r, value)
+        _put_varint(r, len(headers))
+        for hk, hv in headers:
+            _put_bytes(r, hk.encode())
+            _put_bytes(r, hv)
+        _put_varint(body, len(r))
+        body += r
+    payload = compress(compression, bytes(body))
+    attributes = compression | (TRANSACTIONAL_BIT if transactional else 0) | (CONTROL_BIT if control else 0)
+    n = len(records)
+    tail = struct.pack(">hiqqqhii", attributes, max(n - 1, 0), timestamp, timestamp,
+                       producer_id, producer_epoch, base_sequence, n) + payload
+    crc = _crc32c.crc32c(tail)
+    return struct.pack(">qiibI", base_offset, len(tail) + 9, partition_leader_epoch, MAGIC, crc) + tail

@@ -1,0 +1,101 @@
+"""THE storage seam: what the broker and the coordinators need from a log engine.
+
+Every engine (the local-disk default today; PostgreSQL or object storage later) implements
+:class:`LogStore`. The contract, per partition:
+
+* offsets are assigned densely from ``log_end_offset`` in append order;
+* ``high_watermark`` is the durable end: every offset below it survives a crash or power
+  loss, and nothing at or above it is ever served to a consumer;
+* ``log_start_offset <= high_watermark <= log_end_offset`` always holds;
+* ``append`` returns once the batch is written (visible to a crash-restart of the process,
+  not yet to a power loss); ``wait_durable`` waits for the high watermark to pass an offset.
+
+Methods are ``async`` so that a remote engine can await I/O; the local engine's appends
+complete without suspending. All methods are called from the broker's event loop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tomyum.config import TopicConfig
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicMetadata:
+    name: str
+    topic_id: uuid.UUID
+    num_partitions: int
+    configs: Mapping[str, Any] = field(default_factory=dict)
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendResult:
+    base_offset: int
+    last_offset: int
+    #: the broker time set on the batch for LogAppendTime topics, else -1
+    log_append_time: int
+    log_start_offset: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartitionOffsets:
+    log_start_offset: int
+    high_watermark: int
+    log_end_offset: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadResult:
+    #: whole record batches (the last may be cut short by max_bytes, as in Kafka)
+    records: bytes
+    high_watermark: int
+    log_start_offset: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OffsetAndTimestamp:
+    offset: int
+    timestamp: int
+
+
+class LogStore(Protocol):
+    """A storage engine. Errors are :class:`tomyum.errors.KafkaError` subclasses."""
+
+    # topics -----------------------------------------------------------------------------
+    def topics(self) -> Mapping[str, TopicMetadata]: ...
+    def topic_config(self, name: str) -> TopicConfig: ...
+    async def create_topic(self, name: str, num_partitions: int, configs: Mapping[str, Any],
+                           *, internal: bool = False) -> TopicMetadata: ...
+    async def delete_topic(self, name: str) -> None: ...
+    async def create_partitions(self, name: str, total: int) -> None: ...
+    async def alter_topic_configs(self, name: str, configs: Mapping[str, Any]) -> None: ...
+
+    # data --------------------------------------------------------------------------------
+    async def append(self, tp: TopicPartition, records: memoryview) -> AppendResult: ...
+    async def wait_durable(self, tp: TopicPartition, offset: int) -> None: ...
+    async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True) -> ReadResult:
+        """Batches from the one holding ``offset``, at most ``max_bytes`` (the first batch whole
+        if ``min_one``), never at or past the high watermark."""
+        ...
+    def offsets(self, tp: TopicPartition) -> PartitionOffsets: ...
+    async def offset_for_timestamp(self, tp: TopicPartition, timestamp: int) -> OffsetAndTimestamp | None: ...
+    async def offset_of_max_timestamp(self, tp: TopicPartition) -> OffsetAndTimestamp | None: ...
+    def on_high_watermark(self, callback: Callable[[TopicPartition, int], None]) -> None: ...
+
+    # lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...

@@ -1,0 +1,395 @@
+"""LocalLogStore: Kafka's layout in one data directory, with group-commit durability.
+
+Durability (the broker's contract): ``append`` writes to the segment file on the event
+loop; one background task, the group commit, fdatasyncs every partition written since its
+last round in a worker thread, then advances those partitions' high watermarks and
+resolves their ``wait_durable`` futures. One fsync round covers every produce waiting at
+that moment, across partitions, so acks=-1 costs little more than acks=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tomyum.config import TOPIC_CONFIGS, BrokerConfig, TopicConfig, format_value, parse_value
+from tomyum.errors import ErrorCode, KafkaError, StorageError
+from tomyum.storage.engine import (
+    AppendResult,
+    OffsetAndTimestamp,
+    PartitionOffsets,
+    ReadResult,
+    TopicMetadata,
+    TopicPartition,
+)
+from tomyum.storage.local.checkpoint import (
+    fsync_dir,
+    read_checkpoint,
+    write_atomically,
+    write_checkpoint,
+)
+from tomyum.storage.local.partition_log import PartitionLog, now_ms
+from tomyum.storage.local.segment import LogSegment
+
+log = logging.getLogger(__name__)
+
+RECOVERY_POINT = "recovery-point-offset-checkpoint"
+LOG_START = "log-start-offset-checkpoint"
+TOPICS_FILE = "topics.json"
+CHECKPOINT_INTERVAL_S = 60.0
+
+_SyncItem = tuple[PartitionLog, int, list[tuple[LogSegment, int]], bool]
+
+
+class LocalLogStore:
+    def __init__(self, data_dir: Path, config: BrokerConfig) -> None:
+        self.data_dir = Path(data_dir)
+        self.config = config
+        self._topics: dict[str, TopicMetadata] = {}
+        self._logs: dict[TopicPartition, PartitionLog] = {}
+        self._dirty: dict[PartitionLog, None] = {}
+        self._wake = asyncio.Event()
+        self._hw_callbacks: list[Callable[[TopicPartition, int], None]] = []
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+        self._sync_task: asyncio.Task[None] | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._sync_idle = asyncio.Event()
+        self._sync_idle.set()
+        self._closed = False
+        self.cluster_id = ""
+        self.next_producer_id = 0
+        self._producer_id_limit = 0
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._load_meta_properties()
+        self._load_topics()
+        recovery = read_checkpoint(self.data_dir / RECOVERY_POINT)
+        starts = read_checkpoint(self.data_dir / LOG_START)
+        clean = (self.data_dir / ".kafka_cleanshutdown").exists()
+        for meta in self._topics.values():
+            for p in range(meta.num_partitions):
+                tp = TopicPartition(meta.name, p)
+                self._open_log(tp, recovery.get(tp) if clean or tp in recovery else None, starts.get(tp))
+        # What recovery kept may not have reached stable storage before the crash: sync it
+        # now, so that the high watermark we start with is durable.
+        await self._sync_round(self._collect(list(self._logs.values())))
+        try:
+            (self.data_dir / ".kafka_cleanshutdown").unlink(missing_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot write to {self.data_dir}: {e.strerror}") from e
+        self._sync_task = asyncio.create_task(self._group_commit_loop(), name="group-commit")
+        self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="checkpoints")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in (self._checkpoint_task, self._sync_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        await self._sync_idle.wait()
+        await self._sync_round(self._collect(list(self._logs.values())))
+        for plog in self._logs.values():
+            plog.close()
+        self._write_checkpoints({tp: plog.log_end_offset for tp, plog in self._logs.items()})
+        write_atomically(self.data_dir / ".kafka_cleanshutdown", b"")
+        self._executor.shutdown(wait=True)
+
+    def _load_meta_properties(self) -> None:
+        path = self.data_dir / "meta.properties"
+        props: dict[str, str] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if "=" in line and not line.startswith("#"):
+                    k, v = line.split("=", 1)
+                    props[k.strip()] = v.strip()
+        configured = self.config["cluster.id"]
+        if props.get("cluster.id") and configured and props["cluster.id"] != configured:
+            raise StorageError(f"{path} belongs to cluster {props['cluster.id']}, not {configured}")
+        if not props:
+            props = {
+                "version": "1",
+                "cluster.id": configured or _short_uuid(uuid.uuid4()),
+                "node.id": str(self.config.node_id),
+                "directory.id": _short_uuid(uuid.uuid4()),
+            }
+            write_atomically(path, "".join(f"{k}={v}\n" for k, v in props.items()).encode())
+        self.cluster_id = props["cluster.id"]
+
+    def _load_topics(self) -> None:
+        path = self.data_dir / TOPICS_FILE
+        if not path.exists():
+            return
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise StorageError(f"cannot read {path}: {e}") from e
+        self.next_producer_id = self._producer_id_limit = int(doc.get("producer_id_limit", 0))
+        for name, t in doc.get("topics", {}).items():
+            configs = {k: parse_value(TOPIC_CONFIGS[k], v) for k, v in t.get("configs", {}).items()
+                       if k in TOPIC_CONFIGS}
+            self._topics[name] = TopicMetadata(
+                name=name, topic_id=uuid.UUID(t["topic_id"]), num_partitions=int(t["partitions"]),
+                configs=configs, internal=bool(t.get("internal", False)))
+
+    def _save_topics(self) -> None:
+        doc = {
+            "version": 1,
+            "producer_id_limit": self._producer_id_limit,
+            "topics": {
+                t.name: {
+                    "topic_id": str(t.topic_id),
+                    "partitions": t.num_partitions,
+                    "configs": {k: format_value(v) for k, v in t.configs.items()},
+                    "internal": t.internal,
+                }
+                for t in self._topics.values()
+            },
+        }
+        try:
+            write_atomically(self.data_dir / TOPICS_FILE, json.dumps(doc, indent=1).encode())
+        except OSError as e:
+            raise StorageError(f"cannot write topic metadata: {e.strerror}") from e
+
+    def _open_log(self, tp: TopicPartition, recovery_point: int | None, log_start: int | None) -> PartitionLog:
+        directory = self.data_dir / f"{tp.topic}-{tp.partition}"
+        plog = PartitionLog(tp, directory, self.topic_config(tp.topic))
+        try:
+            plog.open(recovery_point, log_start)
+            self._write_partition_metadata(directory, self._topics[tp.topic].topic_id)
+        except OSError as e:
+            raise StorageError(f"cannot open {directory}: {e.strerror}") from e
+        self._logs[tp] = plog
+        return plog
+
+    @staticmethod
+    def _write_partition_metadata(directory: Path, topic_id: uuid.UUID) -> None:
+        meta = directory / "partition.metadata"
+        if not meta.exists():
+            write_atomically(meta, f"version: 0\ntopic_id: {_short_uuid(topic_id)}\n".encode())
+        epochs = directory / "leader-epoch-checkpoint"
+        if not epochs.exists():
+            write_atomically(epochs, b"0\n1\n0 0\n")
+
+    # topics ------------------------------------------------------------------------------
+
+    def topics(self) -> Mapping[str, TopicMetadata]:
+        return self._topics
+
+    def topic_config(self, name: str) -> TopicConfig:
+        meta = self._topics.get(name)
+        return TopicConfig(self.config, meta.configs if meta else {})
+
+    async def create_topic(self, name: str, num_partitions: int, configs: Mapping[str, Any],
+                           *, internal: bool = False) -> TopicMetadata:
+        if name in self._topics:
+            raise KafkaError(f"topic {name!r} already exists", ErrorCode.topic_already_exists)
+        meta = TopicMetadata(name=name, topic_id=uuid.uuid4(), num_partitions=num_partitions,
+                             configs=dict(configs), internal=internal)
+        self._topics[name] = meta
+        try:
+            for p in range(num_partitions):
+                self._open_log(TopicPartition(name, p), None, None)
+            self._save_topics()
+            fsync_dir(self.data_dir)
+        except (StorageError, OSError) as e:
+            await self._drop_topic(name)
+            raise e if isinstance(e, StorageError) else StorageError(str(e)) from e
+        log.info("created topic %s with %d partitions%s", name, num_partitions,
+                 f" and configs {dict(configs)}" if configs else "")
+        return meta
+
+    async def delete_topic(self, name: str) -> None:
+        if name not in self._topics:
+            raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
+        await self._drop_topic(name)
+        self._save_topics()
+        log.info("deleted topic %s", name)
+
+    async def _drop_topic(self, name: str) -> None:
+        meta = self._topics.pop(name)
+        await self._sync_idle.wait()  # no fsync in flight may name a file we close
+        doomed: list[Path] = []
+        for p in range(meta.num_partitions):
+            plog = self._logs.pop(TopicPartition(name, p), None)
+            if plog is None:
+                continue
+            self._dirty.pop(plog, None)
+            plog.fail_waiters(KafkaError(f"topic {name} was deleted", ErrorCode.unknown_topic_or_partition))
+            plog.close_without_seal()
+            target = plog.directory.with_name(f"{plog.directory.name}.{uuid.uuid4().hex}-delete")
+            try:
+                plog.directory.rename(target)
+                doomed.append(target)
+            except FileNotFoundError:
+                pass
+        if doomed:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, _remove_dirs, doomed)
+
+    async def create_partitions(self, name: str, total: int) -> None:
+        meta = self._topics[name]
+        if total <= meta.num_partitions:
+            raise KafkaError(f"topic {name} already has {meta.num_partitions} partitions",
+                             ErrorCode.invalid_partitions)
+        new = TopicMetadata(name=name, topic_id=meta.topic_id, num_partitions=total,
+                            configs=meta.configs, internal=meta.internal)
+        self._topics[name] = new
+        for p in range(meta.num_partitions, total):
+            self._open_log(TopicPartition(name, p), None, None)
+        self._save_topics()
+        log.info("topic %s now has %d partitions", name, total)
+
+    async def alter_topic_configs(self, name: str, configs: Mapping[str, Any]) -> None:
+        meta = self._topics[name]
+        self._topics[name] = TopicMetadata(name=name, topic_id=meta.topic_id,
+                                           num_partitions=meta.num_partitions,
+                                           configs=dict(configs), internal=meta.internal)
+        self._save_topics()
+        for p in range(meta.num_partitions):
+            self._logs[TopicPartition(name, p)].config = self.topic_config(name)
+
+    def allocate_producer_id(self) -> int:
+        """A producer id never handed out before by this data directory."""
+        if self.next_producer_id >= self._producer_id_limit:
+            self._producer_id_limit = self.next_producer_id + 1000
+            self._save_topics()
+        pid = self.next_producer_id
+        self.next_producer_id += 1
+        return pid
+
+    # data --------------------------------------------------------------------------------
+
+    def _log(self, tp: TopicPartition) -> PartitionLog:
+        plog = self._logs.get(tp)
+        if plog is None:
+            raise KafkaError(f"unknown topic or partition {tp}", ErrorCode.unknown_topic_or_partition)
+        return plog
+
+    async def append(self, tp: TopicPartition, records: memoryview) -> AppendResult:
+        plog = self._log(tp)
+        result = plog.append(records, now_ms())
+        self._dirty[plog] = None
+        self._wake.set()
+        return result
+
+    async def wait_durable(self, tp: TopicPartition, offset: int) -> None:
+        fut = self._log(tp).durable_future(offset)
+        if fut is not None:
+            await fut
+
+    async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True) -> ReadResult:
+        plog = self._log(tp)
+        records = plog.read(offset, max_bytes, min_one=min_one)
+        return ReadResult(records=records, high_watermark=plog.high_watermark,
+                          log_start_offset=plog.log_start_offset)
+
+    def offsets(self, tp: TopicPartition) -> PartitionOffsets:
+        plog = self._log(tp)
+        return PartitionOffsets(log_start_offset=plog.log_start_offset,
+                                high_watermark=plog.high_watermark,
+                                log_end_offset=plog.log_end_offset)
+
+    async def offset_for_timestamp(self, tp: TopicPartition, timestamp: int) -> OffsetAndTimestamp | None:
+        return self._log(tp).offset_for_timestamp(timestamp)
+
+    async def offset_of_max_timestamp(self, tp: TopicPartition) -> OffsetAndTimestamp | None:
+        return self._log(tp).offset_of_max_timestamp()
+
+    def on_high_watermark(self, callback: Callable[[TopicPartition, int], None]) -> None:
+        self._hw_callbacks.append(callback)
+
+    # group commit --------------------------------------------------------------------------
+
+    def _collect(self, logs: list[PartitionLog]) -> list[_SyncItem]:
+        items = []
+        for plog in logs:
+            end, segs, dir_sync = plog.snapshot_unsynced()
+            items.append((plog, end, segs, dir_sync))
+        return items
+
+    async def _group_commit_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._dirty:
+                continue
+            logs, self._dirty = list(self._dirty), {}
+            try:
+                await self._sync_round(self._collect(logs))
+            except StorageError as e:
+                log.error("group commit failed: %s", e)
+                for plog in logs:
+                    plog.fail_waiters(e)
+
+    async def _sync_round(self, items: list[_SyncItem]) -> None:
+        if not items:
+            return
+        self._sync_idle.clear()
+        try:
+            loop = asyncio.get_running_loop()
+            fds = [seg.fd for _, _, segs, _ in items for seg, _ in segs if not seg.closed]
+            dirs = [plog.directory for plog, _, _, dir_sync in items if dir_sync]
+            await loop.run_in_executor(self._executor, _sync_files, fds, dirs)
+        finally:
+            self._sync_idle.set()
+        for plog, end, segs, _ in items:
+            if plog.mark_durable(end, segs):
+                for cb in self._hw_callbacks:
+                    cb(plog.tp, plog.high_watermark)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            recovery = {tp: plog.high_watermark for tp, plog in self._logs.items()}
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(self._executor, self._write_checkpoints, recovery)
+            except OSError as e:
+                log.error("cannot write checkpoints: %s", e)
+
+    def _write_checkpoints(self, recovery: Mapping[TopicPartition, int]) -> None:
+        write_checkpoint(self.data_dir / RECOVERY_POINT, recovery)
+        write_checkpoint(self.data_dir / LOG_START,
+                         {tp: plog.log_start_offset for tp, plog in list(self._logs.items())})
+
+
+def _sync_files(fds: list[int], dirs: list[Path]) -> None:
+    try:
+        for fd in fds:
+            os.fdatasync(fd)
+        for d in dirs:
+            fsync_dir(d)
+    except OSError as e:
+        raise StorageError(f"fsync failed: {e.strerror}") from e
+
+
+def _remove_dirs(dirs: list[Path]) -> None:
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _short_uuid(u: uuid.UUID) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(u.bytes).decode().rstrip("=")
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)

@@ -1,0 +1,267 @@
+"""PartitionLog: the segments of one partition, its offsets and its durability waiters.
+
+Invariants: segments are sorted by base offset and contiguous in offsets (gaps only where
+compaction removed records); ``log_start_offset <= high_watermark <= log_end_offset``;
+``high_watermark`` is the offset after the last batch known to be on stable storage.
+Appends happen only on the event loop; the group commit thread only fdatasyncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from collections import deque
+from pathlib import Path
+
+from tomyum.config import TopicConfig
+from tomyum.errors import ErrorCode, KafkaError
+from tomyum.protocol.records import BatchHeader, iter_batches, patch_header
+from tomyum.storage.engine import AppendResult, OffsetAndTimestamp, TopicPartition
+from tomyum.storage.local.segment import LogSegment
+
+log = logging.getLogger(__name__)
+
+LEADER_EPOCH = 0
+
+
+class PartitionLog:
+    def __init__(self, tp: TopicPartition, directory: Path, config: TopicConfig) -> None:
+        self.tp = tp
+        self.directory = directory
+        self.config = config
+        self.segments: list[LogSegment] = []
+        self.log_start_offset = 0
+        self.high_watermark = 0
+        #: segments written since the last group commit (the active one, and any just rolled)
+        self.unsynced: dict[LogSegment, None] = {}
+        self.dir_unsynced = False
+        self.messages_since_flush = 0
+        self._durable_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    # opening -----------------------------------------------------------------------------
+
+    def open(self, recovery_point: int | None, log_start_offset: int | None) -> None:
+        """Open every segment; recover (scan, truncate torn tails, rebuild indexes) those at
+        or after the recovery point, and any whose index files are missing or invalid."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        bases = sorted(int(p.stem) for p in self.directory.glob("*.log") if p.stem.isdigit())
+        max_batch = 2**31 - 1
+        interval = self.config["index.interval.bytes"]
+        for i, base in enumerate(bases):
+            seg = LogSegment(self.directory, base, interval, create=False)
+            is_last = i == len(bases) - 1
+            next_base = bases[i + 1] if not is_last else None
+            must_scan = is_last or recovery_point is None or (next_base is not None and next_base > recovery_point)
+            if must_scan or not seg.load():
+                truncated = seg.recover(max_batch)
+                if truncated:
+                    log.warning("%s: truncated %d bytes of torn or corrupt data at the end of %s",
+                                self.tp, truncated, seg.log_path.name)
+            self.segments.append(seg)
+        if not self.segments:
+            self.segments.append(LogSegment(self.directory, 0, interval, create=True))
+            self.dir_unsynced = True
+        first = self.segments[0].base_offset
+        self.log_start_offset = max(first, min(log_start_offset or first, self.log_end_offset))
+        self.high_watermark = self.log_end_offset
+        self.unsynced = dict.fromkeys(s for s in self.segments if s.size)
+
+    # offsets -----------------------------------------------------------------------------
+
+    @property
+    def active(self) -> LogSegment:
+        return self.segments[-1]
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.active.next_offset
+
+    def size_in_bytes(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    # appending ---------------------------------------------------------------------------
+
+    def append(self, records: memoryview, now_ms: int) -> AppendResult:
+        """Validate and write every batch of a produce request's records for this partition.
+
+        All-or-nothing for validation: a bad batch rejects the whole request before anything
+        is written.
+        """
+        cfg = self.config
+        max_message = cfg["max.message.bytes"]
+        headers = list(iter_batches(records))
+        if not headers:
+            raise KafkaError("produce request has no record batches", ErrorCode.invalid_record)
+        log_append = cfg["message.timestamp.type"] == "LogAppendTime"
+        for h in headers:
+            if h.size > max_message:
+                raise KafkaError(f"batch of {h.size} bytes exceeds max.message.bytes {max_message}",
+                                 ErrorCode.message_too_large)
+            if h.is_control:
+                raise KafkaError("clients may not write control batches", ErrorCode.invalid_record)
+            if h.last_offset_delta != h.records_count - 1:
+                raise KafkaError("batch offsets are not sequential", ErrorCode.invalid_record)
+            if not log_append:
+                self._check_timestamp(h, now_ms)
+        base = self.log_end_offset
+        first_base = base
+        for h in headers:
+            self.maybe_roll(h.size, now_ms)
+            prefix = patch_header(h, records, base, LEADER_EPOCH, now_ms if log_append else None)
+            parts = [prefix, records[h.position + len(prefix) : h.end]]
+            self.active.append(parts, h, base, now_ms if log_append else h.max_timestamp)
+            self.unsynced[self.active] = None
+            base += h.last_offset_delta + 1
+        self.messages_since_flush += base - first_base
+        return AppendResult(base_offset=first_base, last_offset=base - 1,
+                            log_append_time=now_ms if log_append else -1,
+                            log_start_offset=self.log_start_offset)
+
+    def _check_timestamp(self, h: BatchHeader, now_ms: int) -> None:
+        ts = h.max_timestamp
+        if ts < 0:
+            return
+        if now_ms - ts > self.config["message.timestamp.before.max.ms"] or (
+            ts - now_ms > self.config["message.timestamp.after.max.ms"]
+        ):
+            raise KafkaError(f"timestamp {ts} is out of the range allowed by the topic",
+                             ErrorCode.invalid_timestamp)
+
+    def maybe_roll(self, incoming: int, now_ms: int) -> None:
+        seg = self.active
+        if seg.size == 0:
+            return
+        too_big = seg.size + incoming > self.config["segment.bytes"]
+        rolled_at = seg.first_batch_timestamp if seg.first_batch_timestamp >= 0 else seg.created_ms
+        too_old = now_ms - rolled_at >= self.config["segment.ms"]
+        if too_big or too_old:
+            self.roll()
+
+    def roll(self) -> LogSegment:
+        old = self.active
+        old.seal()
+        seg = LogSegment(self.directory, self.log_end_offset, self.config["index.interval.bytes"], create=True)
+        self.segments.append(seg)
+        self.dir_unsynced = True
+        log.debug("%s: rolled new segment at offset %d", self.tp, seg.base_offset)
+        return seg
+
+    # durability ----------------------------------------------------------------------------
+
+    def snapshot_unsynced(self) -> tuple[int, list[tuple[LogSegment, int]], bool]:
+        """What a group commit must sync for this partition: (end offset, [(segment, size)], dir)."""
+        segs = [(s, s.size) for s in self.unsynced]
+        self.unsynced = {}
+        dir_sync, self.dir_unsynced = self.dir_unsynced, False
+        return self.log_end_offset, segs, dir_sync
+
+    def mark_durable(self, end_offset: int, segs: list[tuple[LogSegment, int]]) -> bool:
+        """Record that a group commit covered these bytes; True if the high watermark moved."""
+        for seg, size in segs:
+            if size > seg.durable_size:
+                seg.durable_size = min(size, seg.size)
+        self.messages_since_flush = 0
+        if end_offset <= self.high_watermark:
+            return False
+        self.high_watermark = min(end_offset, self.log_end_offset)
+        waiters = self._durable_waiters
+        while waiters and waiters[0][0] <= self.high_watermark:
+            _, fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+        return True
+
+    def durable_future(self, offset: int) -> asyncio.Future[None] | None:
+        """A future resolved once ``high_watermark >= offset`` (None if already so)."""
+        if offset <= self.high_watermark:
+            return None
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._durable_waiters.append((offset, fut))
+        return fut
+
+    def fail_waiters(self, error: Exception) -> None:
+        while self._durable_waiters:
+            _, fut = self._durable_waiters.popleft()
+            if not fut.done():
+                fut.set_exception(error)
+
+    # reading -------------------------------------------------------------------------------
+
+    def segment_index_for(self, offset: int) -> int:
+        bases = [s.base_offset for s in self.segments]
+        return max(0, bisect.bisect_right(bases, offset) - 1)
+
+    def read(self, offset: int, max_bytes: int, *, min_one: bool = True, upper: int | None = None) -> bytes:
+        """Batches from the one containing ``offset``, up to ``max_bytes`` (with ``min_one``, at
+        least one whole batch), never past the high watermark (or ``upper`` if lower).
+        As in Kafka, the last batch may be cut short by ``max_bytes``."""
+        if offset < self.log_start_offset or offset > self.log_end_offset:
+            raise KafkaError(
+                f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}] of {self.tp}",
+                ErrorCode.offset_out_of_range)
+        limit = self.high_watermark if upper is None else min(upper, self.high_watermark)
+        if offset >= limit:
+            return b""
+        for seg in self.segments[self.segment_index_for(offset):]:
+            end = seg.durable_size
+            h = seg.find(offset, end)
+            if h is None:
+                continue
+            if h.base_offset >= limit:
+                return b""
+            size = min(end - h.position, max(max_bytes, h.size) if min_one else max_bytes)
+            return seg.read(h.position, size) if size > 0 else b""
+        return b""
+
+    def offset_for_timestamp(self, timestamp: int) -> OffsetAndTimestamp | None:
+        """The first record with timestamp ``>= timestamp`` (below the high watermark)."""
+        from tomyum.protocol.records import decode_records
+
+        for seg in self.segments:
+            if seg.max_timestamp < timestamp:
+                continue
+            h = seg.find_by_timestamp(timestamp, seg.durable_size)
+            if h is None or h.base_offset >= self.high_watermark:
+                continue
+            batch = seg.read(h.position, h.size)
+            for r in decode_records(batch):
+                if r.timestamp >= timestamp and r.offset >= self.log_start_offset:
+                    return OffsetAndTimestamp(offset=r.offset, timestamp=r.timestamp)
+        return None
+
+    def offset_of_max_timestamp(self) -> OffsetAndTimestamp | None:
+        from tomyum.protocol.records import decode_records
+
+        best: tuple[int, BatchHeader, LogSegment] | None = None
+        for seg in self.segments:
+            for h in seg.headers(0, seg.durable_size):
+                if h.last_offset < self.log_start_offset:
+                    continue
+                if best is None or h.max_timestamp > best[0]:
+                    best = (h.max_timestamp, h, seg)
+        if best is None:
+            return None
+        ts, h, seg = best
+        records = decode_records(seg.read(h.position, h.size))
+        for r in records:
+            if r.timestamp == ts:
+                return OffsetAndTimestamp(offset=r.offset, timestamp=ts)
+        return OffsetAndTimestamp(offset=h.last_offset, timestamp=ts)
+
+    # closing ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        for seg in self.segments:
+            if not seg.closed:
+                seg.seal()
+                seg.close()
+
+    def close_without_seal(self) -> None:
+        for seg in self.segments:
+            seg.close()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,235 @@
+"""LogSegment: one ``.log`` file of record batches with its offset and time indexes.
+
+Invariants:
+* ``size`` is the byte length of complete batches in the file; bytes past it (a torn
+  write) are truncated by :meth:`recover` before the segment is used.
+* ``durable_size <= size``: the bytes known to be on stable storage (fdatasync'd).
+* batches are stored exactly as received, except base_offset and partition_leader_epoch
+  (and, for LogAppendTime topics, the timestamp fields and CRC).
+
+Not thread-safe: used from the event loop, except ``fd`` which the group commit thread
+fdatasyncs (the segment stays open until every sync that named it has finished).
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tomyum.errors import StorageError
+from tomyum.protocol.records import (
+    BATCH_HEADER_SIZE,
+    BatchError,
+    BatchHeader,
+    check_batch,
+    parse_header,
+)
+from tomyum.storage.local.index import OffsetIndex, TimeIndex
+
+
+def segment_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+class LogSegment:
+    def __init__(self, directory: Path, base_offset: int, index_interval_bytes: int, *, create: bool) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.index_interval_bytes = index_interval_bytes
+        self.log_path = directory / segment_name(base_offset, ".log")
+        self.index = OffsetIndex(directory / segment_name(base_offset, ".index"), base_offset)
+        self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"), base_offset)
+        flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if create else 0)
+        try:
+            self.fd = os.open(self.log_path, flags, 0o644)
+        except OSError as e:
+            raise StorageError(f"cannot open {self.log_path}: {e.strerror}") from e
+        self.size = os.fstat(self.fd).st_size
+        self.durable_size = self.size if not create else 0
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.bytes_since_index = 0
+        self.created_ms = int(time.time() * 1000)
+        self.first_batch_timestamp = -1
+        self.closed = False
+
+    # writing ---------------------------------------------------------------------------
+
+    def append(self, parts: list[bytes | memoryview], h: BatchHeader, base_offset: int, max_timestamp: int) -> int:
+        """Write one batch (``parts`` joined) at the end; returns its position.
+
+        On an I/O error the file is cut back to where it was and StorageError is raised,
+        so nothing partial stays in the log.
+        """
+        position = self.size
+        total = h.size
+        try:
+            written = os.writev(self.fd, parts)
+            while written < total:  # short write: finish it
+                rest = b"".join(bytes(p) for p in parts)[written:]
+                n = os.pwrite(self.fd, rest, position + written)
+                if n <= 0:
+                    raise OSError(errno.EIO, "short write")
+                written += n
+        except OSError as e:
+            self._undo(position)
+            raise StorageError(f"write to {self.log_path} failed: {e.strerror}") from e
+        self.size += total
+        self.next_offset = base_offset + h.last_offset_delta + 1
+        self._index_batch(position, base_offset + h.last_offset_delta, total, max_timestamp)
+        return position
+
+    def _undo(self, position: int) -> None:
+        try:
+            os.ftruncate(self.fd, position)
+            os.lseek(self.fd, position, os.SEEK_SET)
+        except OSError:
+            pass  # the next recovery truncates the torn tail; the batch was not acknowledged
+
+    def _index_batch(self, position: int, last_offset: int, size: int, max_timestamp: int) -> None:
+        if self.first_batch_timestamp < 0:
+            self.first_batch_timestamp = max_timestamp
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+        if self.bytes_since_index >= self.index_interval_bytes or position == 0:
+            self.index.append(last_offset, position)
+            self.time_index.append(self.max_timestamp, last_offset)
+            self.bytes_since_index = 0
+        self.bytes_since_index += size
+
+    # reading ---------------------------------------------------------------------------
+
+    def read(self, position: int, size: int) -> bytes:
+        try:
+            return os.pread(self.fd, size, position)
+        except OSError as e:
+            raise StorageError(f"read from {self.log_path} failed: {e.strerror}") from e
+
+    def headers(self, position: int = 0, end: int | None = None) -> Iterator[BatchHeader]:
+        """Batch headers from ``position`` (a batch boundary) to ``end`` (default: size)."""
+        end = self.size if end is None else end
+        while position + BATCH_HEADER_SIZE <= end:
+            data = self.read(position, BATCH_HEADER_SIZE)
+            if len(data) < BATCH_HEADER_SIZE:
+                return
+            h = parse_header(data, 0, position=position)
+            if h.batch_length <= 0:
+                return
+            yield h
+            position += h.size
+
+    def find(self, offset: int, end: int | None = None) -> BatchHeader | None:
+        """The first batch whose last offset is ``>= offset``, searching below ``end``."""
+        _, position = self.index.lookup(offset)
+        for h in self.headers(position, end):
+            if h.last_offset >= offset:
+                return h
+        return None
+
+    def find_by_timestamp(self, timestamp: int, end: int | None = None) -> BatchHeader | None:
+        """The first batch whose max timestamp is ``>= timestamp``."""
+        start_offset = self.time_index.lookup(timestamp)
+        _, position = self.index.lookup(start_offset)
+        for h in self.headers(position, end):
+            if h.max_timestamp >= timestamp:
+                return h
+        return None
+
+    # lifecycle -------------------------------------------------------------------------
+
+    def recover(self, max_batch_bytes: int) -> int:
+        """Scan every batch (CRC included), rebuild the indexes, cut a torn or corrupt tail.
+
+        Returns the number of bytes truncated.
+        """
+        self.index.clear()
+        self.time_index.clear()
+        self.bytes_since_index = 0
+        self.max_timestamp = -1
+        self.first_batch_timestamp = -1
+        file_size = os.fstat(self.fd).st_size
+        valid = 0
+        next_offset = self.base_offset
+        if file_size:
+            with mmap.mmap(self.fd, file_size, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                try:
+                    while valid < file_size:
+                        try:
+                            h = check_batch(view, valid, file_size)
+                        except BatchError:
+                            break
+                        if h.base_offset < next_offset or h.size > max_batch_bytes:
+                            break
+                        self._index_batch(valid, h.last_offset, h.size, h.max_timestamp)
+                        next_offset = h.next_offset
+                        valid += h.size
+                finally:
+                    view.release()
+        truncated = file_size - valid
+        if truncated:
+            try:
+                os.ftruncate(self.fd, valid)
+                os.fsync(self.fd)
+            except OSError as e:
+                raise StorageError(f"cannot truncate {self.log_path}: {e.strerror}") from e
+        self.size = self.durable_size = valid
+        self.next_offset = next_offset
+        return truncated
+
+    def load(self) -> bool:
+        """Open a sealed segment from its index files; False if they must be rebuilt."""
+        if not self.index.load(self.size):
+            return False
+        last_offset, position = self.index.lookup(2**62)
+        next_offset = self.base_offset
+        for h in self.headers(position):
+            next_offset = h.next_offset
+        if position == 0 and self.size == 0:
+            next_offset = self.base_offset
+        self.next_offset = next_offset
+        if not self.time_index.load(next_offset):
+            return False
+        self.max_timestamp = self.time_index.max_timestamp
+        return True
+
+    def seal(self) -> None:
+        """Write the indexes to disk (at roll and at close)."""
+        try:
+            self.index.write()
+            self.time_index.write()
+        except OSError as e:
+            raise StorageError(f"cannot write indexes of {self.log_path}: {e.strerror}") from e
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every batch with base offset ``>= offset`` (batch boundary required)."""
+        h = self.find(offset)
+        if h is None:
+            return
+        position = h.position if h.base_offset >= offset else h.end
+        os.ftruncate(self.fd, position)
+        self.size = position
+        self.durable_size = min(self.durable_size, position)
+        self.index.truncate_to_position(position)
+        self.time_index.truncate_to_offset(offset)
+        self.next_offset = offset if h.base_offset >= offset else h.next_offset
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+    def delete(self) -> None:
+        self.close()
+        for path in (self.log_path, self.index.path, self.time_index.path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"LogSegment({self.log_path}, size={self.size}, next_offset={self.next_offset})"

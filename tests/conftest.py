@@ -1,0 +1,40 @@
+"""Shared fixtures: a real broker per test on an ephemeral loopback port.
+
+Set ``TOMYUM_TEST_BOOTSTRAP=host:port`` to run the client tests against a broker you run
+yourself (an Apache Kafka, say); tests that restart or kill the broker are then skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tomyum.testing import BrokerProcess, ExternalBroker
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[BrokerProcess | ExternalBroker]:
+    external = os.environ.get("TOMYUM_TEST_BOOTSTRAP")
+    if external:
+        yield ExternalBroker(external)
+        return
+    with BrokerProcess(tmp_path / "data") as b:
+        yield b
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    """A broker this test may kill and restart."""
+    if os.environ.get("TOMYUM_TEST_BOOTSTRAP"):
+        pytest.skip("needs a broker the test can restart")
+    with BrokerProcess(tmp_path / "data") as b:
+        yield b
+
+
+@pytest.fixture
+def topic_name() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
