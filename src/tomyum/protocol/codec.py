@@ -119,7 +119,7 @@ def _read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
     shift = value = 0
     while True:
         if pos >= len(buf) or shift > 28:
-            raise ProtocolError("bad unsigned varint in request header")
+            raise ProtocolError("malformed request header: bad unsigned varint")
         b = buf[pos]
         pos += 1
         value |= (b & 0x7F) << shift
@@ -135,7 +135,7 @@ def _skip_tagged_fields(buf: bytes | memoryview, pos: int) -> int:
         size, pos = _read_uvarint(buf, pos)
         pos += size
     if pos > len(buf):
-        raise ProtocolError("tagged fields overrun the request header")
+        raise ProtocolError("malformed request header: tagged fields overrun it")
     return pos
 
 
