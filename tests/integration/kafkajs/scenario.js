@@ -1,0 +1,85 @@
+// KafkaJS against a broker. Prints one JSON document with everything observed.
+//   node scenario.js BOOTSTRAP TOPIC produce   create a 3-partition topic, produce keyed messages
+//                                              with headers (plain and gzip), list offsets
+//   node scenario.js BOOTSTRAP TOPIC consume   consume everything from the beginning in a group
+//   node scenario.js BOOTSTRAP TOPIC delete    delete the topic and list the topics left
+'use strict'
+const { Kafka, logLevel, CompressionTypes } = require('kafkajs')
+
+const [bootstrap, topic, mode] = process.argv.slice(2)
+const deadline = setTimeout(() => { console.error('scenario timed out'); process.exit(3) }, 60000)
+
+const kafka = new Kafka({ clientId: 'tomyum-kafkajs', brokers: [bootstrap], logLevel: logLevel.NOTHING,
+  retry: { retries: 5, initialRetryTime: 100 } })
+const b64 = (b) => (b === null || b === undefined ? null : Buffer.from(b).toString('base64'))
+
+async function produce () {
+  const admin = kafka.admin()
+  await admin.connect()
+  const created = await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true })
+
+  const producer = kafka.producer()
+  await producer.connect()
+  const sent = []
+  const batches = [
+    { compression: CompressionTypes.None, from: 0 },
+    { compression: CompressionTypes.GZIP, from: 12 }
+  ]
+  for (const { compression, from } of batches) {
+    const messages = []
+    for (let i = from; i < from + 12; i++) {
+      const m = { partition: i % 3, key: `key-${i % 4}`, value: Buffer.from([i, 0, 255, 10, 13]),
+        headers: { h1: `v${i}`, bin: Buffer.from([0, 1, 2]) } }
+      messages.push(m)
+      sent.push({ partition: m.partition, key: b64(Buffer.from(m.key)), value: b64(m.value),
+        headers: { h1: b64(Buffer.from(m.headers.h1)), bin: b64(m.headers.bin) } })
+    }
+    await producer.send({ topic, messages, acks: -1, compression })
+  }
+  await producer.disconnect()
+  const latest = await admin.fetchTopicOffsets(topic)
+  const earliestTs = await admin.fetchTopicOffsetsByTimestamp(topic, 0)
+  const future = await admin.fetchTopicOffsetsByTimestamp(topic, Date.now() + 3600 * 1000)
+  await admin.disconnect()
+  return { created, sent, latest, earliestTs, future }
+}
+
+async function consume () {
+  const expected = Number(process.argv[5])
+  const consumer = kafka.consumer({ groupId: `${topic}-group`, maxWaitTimeInMs: 200 })
+  const received = []
+  await consumer.connect()
+  await consumer.subscribe({ topic, fromBeginning: true })
+  await new Promise((resolve, reject) => {
+    consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        const headers = {}
+        for (const [k, v] of Object.entries(message.headers)) headers[k] = b64(v)
+        received.push({ partition, offset: Number(message.offset), key: b64(message.key),
+          value: b64(message.value), headers, timestamp: Number(message.timestamp) })
+        if (received.length === expected) resolve()
+      }
+    }).catch(reject)
+  })
+  await consumer.disconnect()
+  return { received }
+}
+
+async function remove () {
+  const admin = kafka.admin()
+  await admin.connect()
+  await admin.deleteTopics({ topics: [topic] })
+  const after = await admin.listTopics()
+  await admin.disconnect()
+  return { topicsAfterDelete: after }
+}
+
+const modes = { produce, consume, delete: remove }
+modes[mode]().then((result) => {
+  clearTimeout(deadline)
+  process.stdout.write(JSON.stringify(result) + '\n')
+  process.exit(0)
+}).catch((e) => {
+  console.error(e && e.stack ? e.stack : e)
+  process.exit(1)
+})

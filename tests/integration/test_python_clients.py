@@ -1,0 +1,188 @@
+"""confluent-kafka, kafka-python and aiokafka end to end against a real broker: create a
+3-partition topic, produce keyed messages with headers, consume them back byte-identical and
+in order per partition, list offsets (earliest, latest, by time), delete the topic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+
+import pytest
+
+from tomyum.testing import BrokerProcess, wait_until
+
+TIMEOUT = 20
+Message = tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes]], int]  # p, offset, k, v, h, ts
+
+
+def messages(n: int = 30) -> list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]]:
+    """(partition, key, value, headers); binary values, a null key and an empty value included."""
+    out = []
+    for i in range(n):
+        key = None if i == 7 else f"key-{i % 5}".encode()
+        value = b"" if i == 3 else bytes([i, 0, 255]) * (i + 1)
+        out.append((i % 3, key, value, [("seq", str(i).encode()), ("bin", b"\x00\xff")]))
+    return out
+
+
+def check(sent: list, got: list[Message], latest: dict[int, int], by_time: dict[int, int]) -> None:
+    want: dict[int, list] = defaultdict(list)
+    for p, k, v, h in sent:
+        want[p].append((k, v, h))
+    have: dict[int, list[Message]] = defaultdict(list)
+    for m in got:
+        have[m[0]].append(m)
+    assert set(have) == set(want)
+    for p in want:
+        assert [m[1] for m in have[p]] == list(range(len(want[p]))), f"offsets of partition {p}"
+        assert [(m[2], m[3] or b"", m[4]) for m in have[p]] == [(k, v, h) for k, v, h in want[p]]
+        assert latest[p] == len(want[p])
+        first_ts = have[p][0][5]
+        # by the timestamp of a partition's first record: that record (or an earlier one with it)
+        assert by_time[p] == 0 and first_ts > 0
+
+
+# confluent-kafka ----------------------------------------------------------------------------
+
+def test_confluent_kafka(broker: BrokerProcess, topic_name: str) -> None:
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 3, 1)])[topic_name].result(TIMEOUT)
+    sent = messages()
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 5})
+    for p, k, v, h in sent:
+        producer.produce(topic_name, key=k, value=v, partition=p, headers=h)
+    assert producer.flush(TIMEOUT) == 0
+
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic_name, p, 0) for p in range(3)])
+    got: list[Message] = []
+    deadline = time.monotonic() + TIMEOUT
+    while len(got) < len(sent) and time.monotonic() < deadline:
+        for m in consumer.consume(num_messages=100, timeout=1):
+            assert m.error() is None, m.error()
+            got.append((m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], m.timestamp()[1]))
+    latest = {p: consumer.get_watermark_offsets(TopicPartition(topic_name, p), timeout=TIMEOUT)[1] for p in range(3)}
+    first_ts = min(m[5] for m in got)
+    times = consumer.offsets_for_times([TopicPartition(topic_name, p, first_ts) for p in range(3)], timeout=TIMEOUT)
+    consumer.close()
+    check(sent, got, latest, {tp.partition: tp.offset for tp in times})
+
+    admin.delete_topics([topic_name])[topic_name].result(TIMEOUT)
+    wait_until(lambda: topic_name not in admin.list_topics(timeout=TIMEOUT).topics, TIMEOUT, what="topic gone")
+
+
+# kafka-python ---------------------------------------------------------------------------------
+
+def test_kafka_python(broker: BrokerProcess, topic_name: str) -> None:
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=TIMEOUT * 1000)
+    admin.create_topics([NewTopic(topic_name, 3, 1)])
+    sent = messages()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
+    for p, k, v, h in sent:
+        producer.send(topic_name, key=k, value=v, partition=p, headers=h)
+    producer.flush(TIMEOUT)
+    producer.close(TIMEOUT)
+
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, consumer_timeout_ms=TIMEOUT * 1000,
+                             enable_auto_commit=False)
+    tps = [TopicPartition(topic_name, p) for p in range(3)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning()
+    got: list[Message] = []
+    for m in consumer:
+        got.append((m.partition, m.offset, m.key, m.value, list(m.headers), m.timestamp))
+        if len(got) == len(sent):
+            break
+    latest = {tp.partition: o for tp, o in consumer.end_offsets(tps).items()}
+    first_ts = min(m[5] for m in got)
+    times = consumer.offsets_for_times({tp: first_ts for tp in tps})
+    consumer.close()
+    check(sent, got, latest, {tp.partition: ot.offset for tp, ot in times.items()})
+
+    admin.delete_topics([topic_name])
+    wait_until(lambda: topic_name not in admin.list_topics(), TIMEOUT, what="topic gone")
+    admin.close()
+
+
+# aiokafka -------------------------------------------------------------------------------------
+
+def test_aiokafka(broker: BrokerProcess, topic_name: str) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    async def scenario() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic_name, 3, 1)])
+        sent = messages()
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        await producer.start()
+        for p, k, v, h in sent:
+            await producer.send(topic_name, key=k, value=v, partition=p, headers=h)
+        await producer.flush()
+        await producer.stop()
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        tps = [TopicPartition(topic_name, p) for p in range(3)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning()
+        got: list[Message] = []
+        while len(got) < len(sent):
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                got += [(m.partition, m.offset, m.key, m.value, list(m.headers), m.timestamp) for m in records]
+        latest = {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()}
+        first_ts = min(m[5] for m in got)
+        times = await consumer.offsets_for_times({tp: first_ts for tp in tps})
+        await consumer.stop()
+        check(sent, got, latest, {tp.partition: ot.offset for tp, ot in times.items()})
+
+        await admin.delete_topics([topic_name])
+        deadline = time.monotonic() + TIMEOUT
+        while topic_name in await admin.list_topics():
+            assert time.monotonic() < deadline, "topic still listed after delete"
+            await asyncio.sleep(0.05)
+        await admin.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+# the same records through every codec -----------------------------------------------------------
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batches_read_back(broker: BrokerProcess, topic_name: str, codec: str) -> None:
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "compression.codec": codec, "linger.ms": 20})
+    values = [f"{codec}-{i}-".encode() * 20 for i in range(50)]
+    for v in values:
+        producer.produce(topic_name, value=v, key=b"k")
+    assert producer.flush(TIMEOUT) == 0
+    for client in ("confluent", "kafka-python"):
+        if client == "confluent":
+            c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g"})
+            c.assign([TopicPartition(topic_name, 0, 0)])
+            got = [m.value() for m in c.consume(num_messages=len(values), timeout=TIMEOUT)]
+            c.close()
+        else:
+            from kafka import KafkaConsumer
+            from kafka import TopicPartition as KTP
+
+            kc = KafkaConsumer(bootstrap_servers=broker.bootstrap, consumer_timeout_ms=TIMEOUT * 1000)
+            kc.assign([KTP(topic_name, 0)])
+            kc.seek_to_beginning()
+            got = []
+            for m in kc:
+                got.append(m.value)
+                if len(got) == len(values):
+                    break
+            kc.close()
+        assert got == values, f"{codec} via {client}"
