@@ -118,7 +118,7 @@ def test_bad_crc_is_rejected_with_corrupt_message(own_broker: BrokerProcess, top
     from confluent_kafka import Consumer, TopicPartition
 
     # and the log holds nothing
-    c = Consumer({"bootstrap.servers": own_broker.bootstrap, "group.id": "x"})
+    c = Consumer({"bootstrap.servers": own_broker.bootstrap, "group.id": "x", "enable.auto.commit": False})
     try:
         assert c.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=TIMEOUT) == (0, 0)
     finally:

@@ -168,7 +168,7 @@ def test_compressed_batches_read_back(broker: BrokerProcess, topic_name: str, co
     assert producer.flush(TIMEOUT) == 0
     for client in ("confluent", "kafka-python"):
         if client == "confluent":
-            c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g"})
+            c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g", "enable.auto.commit": False})
             c.assign([TopicPartition(topic_name, 0, 0)])
             got = [m.value() for m in c.consume(num_messages=len(values), timeout=TIMEOUT)]
             c.close()
