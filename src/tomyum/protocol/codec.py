@@ -78,7 +78,7 @@ def response_class(api_key: int, api_version: int) -> Any:
     ]
 
 
-def _payload_name(api_key: int, api_version: int, kind: EntityType) -> str:
+def _payload_name(api_key: int, api_version: int, kind: Any) -> str:
     module = load_payload_module(api_key, api_version, kind)
     for value in vars(module).values():
         if isinstance(value, type) and getattr(value, "__type__", None) is kind:
@@ -88,7 +88,7 @@ def _payload_name(api_key: int, api_version: int, kind: EntityType) -> str:
 
 @cache
 def _body_reader(api_key: int, api_version: int) -> Callable[[Any, int], tuple[Any, int]]:
-    return entity_reader(request_class(api_key, api_version))  # type: ignore[no-any-return]
+    return entity_reader(request_class(api_key, api_version))
 
 
 def decode_request(frame: bytes) -> Request:
@@ -153,7 +153,8 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: A
     buf.write(_I32.pack(correlation_id))
     if response_header_flexible(api_key, api_version):
         buf.write(b"\0")
-    _body_writer(type(body))(buf, body)
+    cls: Any = type(body)
+    _body_writer(cls)(buf, body)
     out = buf.getbuffer()
     _I32.pack_into(out, 0, len(out) - 4)
     del out
@@ -161,8 +162,8 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: A
 
 
 @cache
-def _body_writer(cls: type) -> Callable[[Any, Any], None]:
-    return entity_writer(cls)  # type: ignore[no-any-return]
+def _body_writer(cls: Any) -> Callable[[Any, Any], None]:
+    return entity_writer(cls)
 
 
 # Building entities from plain data -------------------------------------------------------
@@ -171,10 +172,10 @@ _Plan = tuple[tuple[str, str, Any], ...]
 
 
 @cache
-def _plan(cls: type) -> _Plan:
+def _plan(cls: Any) -> _Plan:
     """For each field: (name, conversion, nested entity type or None)."""
-    plan = []
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    plan: list[tuple[str, str, Any]] = []
+    for f in dataclasses.fields(cls):
         kind = classify_field(f)
         if isinstance(kind, EntityTupleField):
             plan.append((f.name, "entities", kind.type_))

@@ -348,7 +348,7 @@ def build_batch(
     body = bytearray()
     for i, rec in enumerate(records):
         key, value = rec[0], rec[1]
-        headers = rec[2] if len(rec) > 2 else ()  # type: ignore[misc]
+        headers = rec[2] if len(rec) > 2 else ()
         r = bytearray(b"\0")
         _put_varint(r, 0)  # timestamp delta
         _put_varint(r, i)  # offset delta

@@ -110,7 +110,7 @@ class PartitionLog:
         for h in headers:
             self.maybe_roll(h.size, now_ms)
             prefix = patch_header(h, records, base, LEADER_EPOCH, now_ms if log_append else None)
-            parts = [prefix, records[h.position + len(prefix) : h.end]]
+            parts: list[bytes | memoryview] = [prefix, records[h.position + len(prefix) : h.end]]
             self.active.append(parts, h, base, now_ms if log_append else h.max_timestamp)
             self.unsynced[self.active] = None
             base += h.last_offset_delta + 1
