@@ -210,3 +210,50 @@ def test_large_requests_and_responses(broker: BrokerProcess, topic_name: str) ->
         got += [m.value() for m in c.consume(num_messages=1000, timeout=1) if m.error() is None]
     c.close()
     assert got == values
+
+
+@pytest.mark.parametrize("acks", ["0", "1", "all"])
+def test_every_acks_level_stores_everything(broker: BrokerProcess, topic_name: str, acks: str) -> None:
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": acks, "linger.ms": 5})
+    values = [f"{acks}-{i}".encode() for i in range(100)]
+    for v in values:
+        producer.produce(topic_name, value=v, partition=0)
+    assert producer.flush(TIMEOUT) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g", "enable.auto.commit": False})
+    got: list[bytes] = []
+    c.assign([TopicPartition(topic_name, 0, 0)])
+    deadline = time.monotonic() + TIMEOUT
+    while len(got) < len(values) and time.monotonic() < deadline:
+        got += [m.value() for m in c.consume(num_messages=100, timeout=1) if m.error() is None]
+    c.close()
+    assert got == values
+
+
+def test_log_append_time_and_message_max_bytes(broker: BrokerProcess, topic_name: str) -> None:
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 1, 1, config={
+        "message.timestamp.type": "LogAppendTime", "max.message.bytes": "20000"})])[topic_name].result(TIMEOUT)
+    errors: list[KafkaError] = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 1_000_000,
+                         "linger.ms": 0})
+    before = int(time.time() * 1000)
+    producer.produce(topic_name, value=b"small", timestamp=1000)
+    producer.flush(TIMEOUT)
+    producer.produce(topic_name, value=b"x" * 50_000,
+                     on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(TIMEOUT)
+    assert errors and errors[0] is not None and errors[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic_name, 0, 0)])
+    msgs = c.consume(num_messages=1, timeout=TIMEOUT)
+    low_high = c.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=TIMEOUT)
+    c.close()
+    assert [m.value() for m in msgs] == [b"small"]
+    ts_type, ts = msgs[0].timestamp()
+    assert ts_type == TIMESTAMP_LOG_APPEND_TIME and ts >= before  # the broker's time, not 1000
+    assert low_high == (0, 1)  # the rejected batch left nothing behind
