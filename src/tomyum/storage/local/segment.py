@@ -68,7 +68,8 @@ class LogSegment:
         position = self.size
         total = h.size
         try:
-            written = os.writev(self.fd, parts)
+            # always at an explicit position: a reopened file's descriptor starts at offset 0
+            written = os.pwritev(self.fd, parts, position)
             while written < total:  # short write: finish it
                 rest = b"".join(bytes(p) for p in parts)[written:]
                 n = os.pwrite(self.fd, rest, position + written)
@@ -86,7 +87,6 @@ class LogSegment:
     def _undo(self, position: int) -> None:
         try:
             os.ftruncate(self.fd, position)
-            os.lseek(self.fd, position, os.SEEK_SET)
         except OSError:
             pass  # the next recovery truncates the torn tail; the batch was not acknowledged
 
