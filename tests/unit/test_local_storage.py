@@ -1,0 +1,176 @@
+"""The local engine: offsets, rolls, index lookups, durability, recovery after damage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tomyum.config import BrokerConfig, TopicConfig
+from tomyum.errors import ErrorCode, KafkaError
+from tomyum.protocol.records import build_batch, decode_records, iter_batches
+from tomyum.storage.engine import TopicPartition
+from tomyum.storage.local import LocalLogStore
+from tomyum.storage.local.partition_log import PartitionLog
+
+TP = TopicPartition("t", 0)
+NOW = 1_700_000_000_000
+
+
+def small_config(**overrides: object) -> TopicConfig:
+    settings = {"segment.bytes": 1024, "index.interval.bytes": 128, "message.timestamp.after.max.ms": 2**62}
+    settings.update(overrides)  # type: ignore[arg-type]
+    return TopicConfig(BrokerConfig(), settings)
+
+
+def batch(i: int, size: int = 40) -> bytes:
+    return build_batch([(f"k{i}".encode(), bytes([i % 256]) * size)], timestamp=NOW + i)
+
+
+@pytest.fixture
+def plog(tmp_path: Path) -> Iterator[PartitionLog]:
+    log = PartitionLog(TP, tmp_path / "t-0", small_config())
+    log.open(None, None)
+    yield log
+    log.close()
+
+
+def fill(log: PartitionLog, n: int) -> None:
+    for i in range(n):
+        log.append(memoryview(batch(i)), NOW)
+    end, segs, _ = log.snapshot_unsynced()
+    log.mark_durable(end, segs)
+
+
+def test_offsets_are_dense_and_segments_roll(plog: PartitionLog, tmp_path: Path) -> None:
+    results = [plog.append(memoryview(batch(i)), NOW) for i in range(60)]
+    assert [r.base_offset for r in results] == list(range(60))
+    assert len(plog.segments) > 3
+    names = sorted(p.name for p in (tmp_path / "t-0").glob("*.log"))
+    assert names[0] == "00000000000000000000.log"
+    assert all(len(n) == 24 for n in names)
+    assert [s.base_offset for s in plog.segments] == [int(n[:20]) for n in names]
+    for seg in plog.segments:
+        assert seg.size <= 1024
+
+
+def test_every_offset_is_found_through_the_index(plog: PartitionLog) -> None:
+    fill(plog, 80)
+    for offset in range(80):
+        data = plog.read(offset, 1)  # one batch at least
+        first = decode_records(data[: next(iter_batches(data, verify_crc=False)).size])
+        assert first[0].offset == offset
+        assert first[0].key == f"k{offset}".encode()
+
+
+def test_nothing_is_read_at_or_past_the_high_watermark(plog: PartitionLog) -> None:
+    fill(plog, 5)
+    plog.append(memoryview(batch(5)), NOW)  # written, not yet durable
+    assert plog.high_watermark == 5 and plog.log_end_offset == 6
+    assert plog.read(5, 10_000) == b""
+    everything = plog.read(0, 10_000)
+    assert [h.base_offset for h in iter_batches(everything)] == [0, 1, 2, 3, 4]
+    with pytest.raises(KafkaError) as e:
+        plog.read(7, 100)
+    assert e.value.code == ErrorCode.offset_out_of_range
+
+
+def test_offset_for_timestamp(plog: PartitionLog) -> None:
+    fill(plog, 30)
+    found = plog.offset_for_timestamp(NOW + 17)
+    assert found is not None and (found.offset, found.timestamp) == (17, NOW + 17)
+    assert plog.offset_for_timestamp(NOW + 1000) is None
+    top = plog.offset_of_max_timestamp()
+    assert top is not None and top.offset == 29
+
+
+def reopen(tmp_path: Path, recovery_point: int | None = None) -> PartitionLog:
+    log = PartitionLog(TP, tmp_path / "t-0", small_config())
+    log.open(recovery_point, None)
+    return log
+
+
+def test_torn_tail_is_truncated_to_the_last_whole_batch(plog: PartitionLog, tmp_path: Path) -> None:
+    fill(plog, 10)
+    plog.close()
+    active = sorted((tmp_path / "t-0").glob("*.log"))[-1]
+    data = active.read_bytes()
+    active.write_bytes(data[:-7])  # a write torn by a crash
+    log = reopen(tmp_path)
+    try:
+        assert log.log_end_offset == 9
+        assert [h.base_offset for h in iter_batches(log.read(0, 1 << 20))][-1] in range(9)
+        assert log.append(memoryview(batch(9)), NOW).base_offset == 9  # appends continue at the end
+        end, segs, _ = log.snapshot_unsynced()
+        log.mark_durable(end, segs)
+        assert decode_records(log.read(9, 1))[0].key == b"k9"
+    finally:
+        log.close()
+
+
+def test_corrupt_batch_is_cut_with_everything_after_it(plog: PartitionLog, tmp_path: Path) -> None:
+    fill(plog, 10)
+    seg = plog.active
+    headers = list(seg.headers())
+    victim = headers[len(headers) // 2]
+    plog.close()
+    with open(seg.log_path, "r+b") as f:
+        f.seek(victim.position + 40)
+        f.write(b"\xff\xff\xff")
+    log = reopen(tmp_path)
+    try:
+        assert log.log_end_offset == victim.base_offset
+        for h in iter_batches(log.read(log.segments[-1].base_offset, 1 << 20)):
+            assert h.base_offset < victim.base_offset
+    finally:
+        log.close()
+
+
+def test_missing_indexes_of_sealed_segments_are_rebuilt(plog: PartitionLog, tmp_path: Path) -> None:
+    fill(plog, 60)
+    plog.close()
+    for p in (tmp_path / "t-0").glob("*.index"):
+        p.unlink()
+    for p in (tmp_path / "t-0").glob("*.timeindex"):
+        p.write_bytes(b"garbage")
+    log = reopen(tmp_path, recovery_point=60)
+    try:
+        assert log.log_end_offset == 60
+        for offset in range(0, 60, 7):
+            assert decode_records(log.read(offset, 1))[0].offset == offset
+        found = log.offset_for_timestamp(NOW + 33)
+        assert found is not None and found.offset == 33
+    finally:
+        log.close()
+
+
+def test_store_group_commit_moves_the_high_watermark(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = LocalLogStore(tmp_path / "data", BrokerConfig())
+        await store.start()
+        try:
+            await store.create_topic("t", 2, {"retention.ms": 1000})
+            seen: list[tuple[TopicPartition, int]] = []
+            store.on_high_watermark(lambda tp, hw: seen.append((tp, hw)))
+            r = await store.append(TP, memoryview(batch(0)))
+            assert store.offsets(TP).high_watermark == 0  # written, not yet durable
+            await asyncio.wait_for(store.wait_durable(TP, r.last_offset + 1), 10)
+            assert store.offsets(TP).high_watermark == 1
+            assert seen == [(TP, 1)]
+        finally:
+            await store.close()
+        again = LocalLogStore(tmp_path / "data", BrokerConfig())
+        await again.start()
+        try:
+            meta = again.topics()["t"]
+            assert meta.num_partitions == 2 and meta.configs == {"retention.ms": 1000}
+            assert again.offsets(TP).log_end_offset == 1
+            await again.delete_topic("t")
+            assert not list((tmp_path / "data").glob("t-*"))
+            assert "t" not in again.topics()
+        finally:
+            await again.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
