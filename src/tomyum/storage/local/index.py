@@ -12,9 +12,10 @@ from the log by recovery.
 from __future__ import annotations
 
 import bisect
-import os
 import struct
 from pathlib import Path
+
+from tomyum.storage.local.checkpoint import write_atomically
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
@@ -137,9 +138,4 @@ def _read_file(path: Path) -> bytes | None:
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fdatasync(f.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, data, sync_dir=False)

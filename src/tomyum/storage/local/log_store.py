@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -389,7 +388,3 @@ def _short_uuid(u: uuid.UUID) -> str:
     import base64
 
     return base64.urlsafe_b64encode(u.bytes).decode().rstrip("=")
-
-
-def monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)
