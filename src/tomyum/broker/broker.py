@@ -14,6 +14,8 @@ from tomyum.broker.dispatch import load_handlers
 from tomyum.broker.listeners import Listener, parse_listeners
 from tomyum.broker.waiters import FetchWaiters
 from tomyum.config import BrokerConfig, validate_topic_configs
+from tomyum.coordinator.group import GroupCoordinator
+from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.storage.local import LocalLogStore
 
@@ -43,6 +45,11 @@ class Broker:
         self.store = LocalLogStore(self.data_dir, config)
         self.waiters = FetchWaiters()
         self.store.on_high_watermark(self.waiters.notify)
+        self.groups = GroupCoordinator(
+            initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
+            min_session_timeout_ms=config["group.min.session.timeout.ms"],
+            max_session_timeout_ms=config["group.max.session.timeout.ms"])
+        self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"])
         self.connections: set[KafkaConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self.started_at = time.time()
@@ -57,6 +64,8 @@ class Broker:
         from tomyum.broker.server import KafkaConnection
 
         await self.store.start()
+        await self.offsets.start()
+        self.groups.start()
         for name, partitions, replication in create_topics:
             if name not in self.store.topics():
                 if replication != 1:
@@ -89,6 +98,7 @@ class Broker:
             server.close()
         timeout = self.config["shutdown.timeout.ms"] / 1000
         self.waiters.wake_all()
+        await self.groups.stop()
         await asyncio.gather(*(c.drain(timeout) for c in list(self.connections)), return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()

@@ -220,7 +220,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if item is NO_RESPONSE:
                 continue
             assert self.transport is not None
-            data = self._encode(header, item)
+            try:
+                data = self._encode(header, item)
+            except Exception:
+                log.exception("cannot encode the response to API %d v%d for %s; closing",
+                              header.api_key, header.api_version, self.peer)
+                self.close()
+                return
             if isinstance(data, list):
                 self.transport.writelines(data)
             else:

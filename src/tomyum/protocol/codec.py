@@ -20,7 +20,7 @@ from typing import Any
 from kio.index import load_payload_module
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
-from kio.serial._introspect import EntityField, EntityTupleField, classify_field
+from kio.serial._introspect import EntityField, EntityTupleField, classify_field, is_optional
 from kio.static.constants import EntityType
 
 from tomyum.errors import ProtocolError, UnsupportedVersion
@@ -182,13 +182,16 @@ def _plan(cls: Any) -> _Plan:
         elif isinstance(kind, EntityField):
             plan.append((f.name, "entity", kind.type_))
         else:
-            plan.append((f.name, f.metadata.get("kafka_type", ""), None))
+            kind_name = f.metadata.get("kafka_type", "")
+            if kind_name == "string" and not is_optional(f):
+                kind_name = "string!"  # a version where the field is not nullable: None → ""
+            plan.append((f.name, kind_name, None))
     return tuple(plan)
 
 
 def _convert(kind: str, nested: Any, value: Any) -> Any:
     if value is None:
-        return None
+        return "" if kind == "string!" else None
     if kind == "entities":
         return tuple(v if isinstance(v, nested) else build(nested, v) for v in value)
     if kind == "entity":

@@ -1,0 +1,82 @@
+"""FindCoordinator (key 10) v0-6, JoinGroup (11) v0-7, SyncGroup (14) v0-5, Heartbeat (12)
+v0-4, LeaveGroup (13) v0-5: thin adapters over :mod:`tomyum.coordinator.group`.
+
+This broker coordinates every group. FindCoordinator v4+ answers in the ``coordinators``
+array (batched keys); key type 1 (transactions) is not available until the transaction
+coordinator exists. JoinGroup v4+ without a group instance id gets MEMBER_ID_REQUIRED with
+an id to come back with (KIP-394). JoinGroup and SyncGroup park until the rebalance moves on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tomyum.broker.context import RequestContext
+from tomyum.broker.dispatch import Deferred, handles
+from tomyum.errors import ErrorCode
+from tomyum.protocol.codec import ms
+
+
+@handles(10, versions=range(0, 7))
+async def find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    keys = list(request.coordinator_keys) if hasattr(request, "coordinator_keys") else [request.key]
+    key_type = getattr(request, "key_type", 0)
+    listener = ctx.listener
+    found = []
+    for key in keys:
+        if key_type == 0:
+            found.append({"key": key, "node_id": ctx.broker.node_id, "host": listener.advertised_host,
+                          "port": listener.advertised_port, "error_code": 0, "error_message": None})
+        else:
+            found.append({"key": key, "node_id": -1, "host": "", "port": -1,
+                          "error_code": ErrorCode.coordinator_not_available,
+                          "error_message": "transactions are not available yet"})
+    first = found[0] if found else {"node_id": -1, "host": "", "port": -1, "error_code": 0, "error_message": None}
+    return {"throttle_time": 0, "coordinators": found, **{k: v for k, v in first.items() if k != "key"}}
+
+
+@handles(11, versions=range(0, 8))
+async def join_group(ctx: RequestContext, request: Any) -> Deferred:
+    session_ms = ms(request.session_timeout)
+    rebalance_ms = ms(getattr(request, "rebalance_timeout", None)) if ctx.api_version >= 1 else session_ms
+
+    async def answer() -> dict[str, Any]:
+        result = await ctx.broker.groups.join(
+            group_id=request.group_id, member_id=request.member_id,
+            group_instance_id=getattr(request, "group_instance_id", None), client_id=ctx.client_id or "",
+            client_host=ctx.client_address, session_timeout_ms=session_ms, rebalance_timeout_ms=rebalance_ms,
+            protocol_type=request.protocol_type, protocols=[(p.name, p.metadata) for p in request.protocols],
+            require_known_member_id=ctx.api_version >= 4)
+        return {"throttle_time": 0, **result}
+
+    return Deferred(answer())
+
+
+@handles(14, versions=range(0, 6))
+async def sync_group(ctx: RequestContext, request: Any) -> Deferred:
+    async def answer() -> dict[str, Any]:
+        result = await ctx.broker.groups.sync(
+            group_id=request.group_id, generation_id=request.generation_id, member_id=request.member_id,
+            assignments=[(a.member_id, a.assignment) for a in request.assignments])
+        return {"throttle_time": 0, **result}
+
+    return Deferred(answer())
+
+
+@handles(12, versions=range(0, 5))
+async def heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    code = ctx.broker.groups.heartbeat(group_id=request.group_id, generation_id=request.generation_id,
+                                       member_id=request.member_id)
+    return {"throttle_time": 0, "error_code": code}
+
+
+@handles(13, versions=range(0, 6))
+async def leave_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    groups = ctx.broker.groups
+    if hasattr(request, "members"):
+        results = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                    "error_code": groups.leave(request.group_id, m.member_id, m.group_instance_id)}
+                   for m in request.members]
+        return {"throttle_time": 0, "error_code": 0, "members": results}
+    code = groups.leave(request.group_id, request.member_id, None)
+    return {"throttle_time": 0, "error_code": code, "members": ()}

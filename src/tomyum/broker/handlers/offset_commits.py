@@ -1,0 +1,83 @@
+"""OffsetCommit (key 8) v2-8 and OffsetFetch (key 9) v1-8.
+
+Commits are appended to ``__consumer_offsets`` and answered once durable. A commit by a
+group member is checked against the group's generation (ILLEGAL_GENERATION,
+UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS); a standalone commit (generation -1, no member)
+is accepted while the group has no members. OffsetFetch v8 takes several groups.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tomyum.broker.context import RequestContext
+from tomyum.broker.dispatch import Deferred, handles
+from tomyum.coordinator.group.offsets_log import CommittedOffset
+from tomyum.errors import ErrorCode, KafkaError
+
+MAX_METADATA = 4096
+
+
+@handles(8, versions=range(2, 9))
+async def offset_commit(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    generation = getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1))
+    group_code = broker.groups.check_commit(request.group_id, generation, request.member_id)
+    now = int(time.time() * 1000)
+    topics: list[dict[str, Any]] = []
+    commits: list[tuple[str, int, CommittedOffset]] = []
+    for t in request.topics:
+        parts = []
+        for p in t.partitions:
+            code = group_code
+            if code == ErrorCode.none:
+                if t.name not in broker.store.topics() or p.partition_index >= broker.store.topics()[t.name].num_partitions:
+                    code = ErrorCode.unknown_topic_or_partition
+                elif len(p.committed_metadata or "") > MAX_METADATA:
+                    code = ErrorCode.offset_metadata_too_large
+                else:
+                    commits.append((t.name, p.partition_index, CommittedOffset(
+                        p.committed_offset, getattr(p, "committed_leader_epoch", -1),
+                        p.committed_metadata or "", now)))
+            parts.append({"partition_index": p.partition_index, "error_code": code})
+        topics.append({"name": t.name, "partitions": parts})
+
+    async def durable() -> dict[str, Any]:
+        try:
+            await broker.offsets.commit(request.group_id, commits)
+        except KafkaError as e:
+            for t in topics:
+                for p in t["partitions"]:
+                    if p["error_code"] == ErrorCode.none:
+                        p["error_code"] = e.code
+        return {"throttle_time": 0, "topics": topics}
+
+    return Deferred(durable())
+
+
+def _fetch_group(ctx: RequestContext, group_id: str, wanted: Any) -> list[dict[str, Any]]:
+    offsets = ctx.broker.offsets
+    if wanted is None:
+        requested = sorted(offsets.topics_of(group_id).items())
+    else:
+        requested = [(t.name, list(t.partition_indexes)) for t in wanted]
+    topics = []
+    for name, partitions in requested:
+        parts = []
+        for p in sorted(partitions):
+            c = offsets.fetch(group_id, name, p)
+            parts.append({"partition_index": p, "committed_offset": c.offset if c else -1,
+                          "committed_leader_epoch": c.leader_epoch if c else -1,
+                          "metadata": c.metadata if c else "", "error_code": 0})
+        topics.append({"name": name, "partitions": parts})
+    return topics
+
+
+@handles(9, versions=range(1, 9))
+async def offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if hasattr(request, "groups"):
+        return {"throttle_time": 0, "groups": [
+            {"group_id": g.group_id, "topics": _fetch_group(ctx, g.group_id, g.topics), "error_code": 0}
+            for g in request.groups]}
+    return {"throttle_time": 0, "error_code": 0, "topics": _fetch_group(ctx, request.group_id, request.topics)}

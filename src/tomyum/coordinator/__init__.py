@@ -1,0 +1,1 @@
+"""Group and transaction coordinators; their state is stored in internal topics."""

@@ -1,0 +1,344 @@
+"""The classic group coordinator: Kafka's group state machine.
+
+States: EMPTY → PREPARING_REBALANCE (members (re)join) → COMPLETING_REBALANCE (the leader
+computes the assignment) → STABLE (members heartbeat) → back to PREPARING_REBALANCE when a
+member joins, leaves or misses its session timeout.
+
+JoinGroup and SyncGroup are long polls: their futures resolve when the rebalance reaches
+the next state. A rebalance completes when every known member has rejoined, or when the
+rebalance timeout expires (members that did not rejoin are dropped). The first rebalance of
+an empty group waits ``group.initial.rebalance.delay.ms`` for more members, as Kafka does.
+The protocol chosen is one every member supports, by the members' votes (Kafka's rule).
+
+Membership lives in memory (members rejoin after a restart); committed offsets are appended
+to ``__consumer_offsets`` and replayed on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tomyum.errors import ErrorCode, KafkaError
+
+log = logging.getLogger(__name__)
+
+
+class GroupState(enum.Enum):
+    EMPTY = "Empty"
+    PREPARING_REBALANCE = "PreparingRebalance"
+    COMPLETING_REBALANCE = "CompletingRebalance"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+@dataclass(eq=False)
+class Member:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocol_type: str
+    protocols: list[tuple[str, bytes]]
+    assignment: bytes = b""
+    last_heartbeat: float = field(default_factory=time.monotonic)
+    join_future: asyncio.Future[dict[str, Any]] | None = None
+    sync_future: asyncio.Future[dict[str, Any]] | None = None
+
+    def metadata_for(self, protocol: str) -> bytes:
+        return next(m for name, m in self.protocols if name == protocol)
+
+
+@dataclass(eq=False)
+class Group:
+    group_id: str
+    state: GroupState = GroupState.EMPTY
+    generation_id: int = 0
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    leader_id: str | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+    pending_members: set[str] = field(default_factory=set)
+    rebalance_timer: asyncio.TimerHandle | None = None
+    #: the first rebalance of an empty group waits group.initial.rebalance.delay.ms
+    initial_delay: bool = False
+
+    def candidate_protocols(self) -> set[str]:
+        sets = [{name for name, _ in m.protocols} for m in self.members.values()]
+        return set.intersection(*sets) if sets else set()
+
+    def select_protocol(self) -> str:
+        candidates = self.candidate_protocols()
+        votes: dict[str, int] = {}
+        for m in self.members.values():
+            choice = next(name for name, _ in m.protocols if name in candidates)
+            votes[choice] = votes.get(choice, 0) + 1
+        return max(sorted(votes), key=lambda name: votes[name])
+
+    def all_joined(self) -> bool:
+        return all(m.join_future is not None for m in self.members.values()) and not self.pending_members
+
+
+class GroupCoordinator:
+    """All groups of this broker. Methods are called from the event loop."""
+
+    def __init__(self, *, initial_rebalance_delay_ms: int, min_session_timeout_ms: int,
+                 max_session_timeout_ms: int) -> None:
+        self.groups: dict[str, Group] = {}
+        self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
+        self.min_session_timeout_ms = min_session_timeout_ms
+        self.max_session_timeout_ms = max_session_timeout_ms
+        self._expiry_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._expiry_task = asyncio.create_task(self._expire_sessions(), name="group-sessions")
+
+    async def stop(self) -> None:
+        if self._expiry_task:
+            self._expiry_task.cancel()
+        for g in self.groups.values():
+            for m in g.members.values():
+                for fut in (m.join_future, m.sync_future):
+                    if fut and not fut.done():
+                        fut.set_result(_error(ErrorCode.coordinator_not_available))
+
+    def group(self, group_id: str) -> Group:
+        g = self.groups.get(group_id)
+        if g is None:
+            g = self.groups[group_id] = Group(group_id)
+        return g
+
+    # JoinGroup --------------------------------------------------------------------------
+
+    async def join(self, *, group_id: str, member_id: str, group_instance_id: str | None, client_id: str,
+                   client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int,
+                   protocol_type: str, protocols: list[tuple[str, bytes]],
+                   require_known_member_id: bool) -> dict[str, Any]:
+        if not group_id:
+            return _join_error(ErrorCode.invalid_group_id, member_id)
+        if not self.min_session_timeout_ms <= session_timeout_ms <= self.max_session_timeout_ms:
+            return _join_error(ErrorCode.invalid_session_timeout, member_id)
+        g = self.group(group_id)
+        if not protocols or (g.members and (protocol_type != g.protocol_type or not (
+                g.candidate_protocols() & {name for name, _ in protocols}))):
+            return _join_error(ErrorCode.inconsistent_group_protocol, member_id)
+        if group_instance_id is not None:
+            known = next((m for m in g.members.values() if m.group_instance_id == group_instance_id), None)
+            if known is not None and member_id in ("", known.member_id):
+                member_id = known.member_id  # a static member coming back keeps its id
+            elif member_id == "":
+                member_id = f"{group_instance_id}-{uuid.uuid4()}"
+        elif member_id == "":
+            member_id = f"{client_id}-{uuid.uuid4()}"
+            if require_known_member_id:  # KIP-394: the client must come back with this id
+                g.pending_members.add(member_id)
+                return _join_error(ErrorCode.member_id_required, member_id)
+        elif member_id not in g.members and member_id not in g.pending_members:
+            return _join_error(ErrorCode.unknown_member_id, member_id)
+        g.pending_members.discard(member_id)
+        member = g.members.get(member_id)
+        if member is None:
+            member = Member(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
+                            rebalance_timeout_ms, protocol_type, protocols)
+            g.members[member_id] = member
+            log.info("group %s: member %s (client %s) joined", group_id, member_id, client_id)
+        else:
+            member.protocols, member.session_timeout_ms = protocols, session_timeout_ms
+            member.rebalance_timeout_ms = rebalance_timeout_ms
+        member.last_heartbeat = time.monotonic()
+        g.protocol_type = protocol_type
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if member.join_future is not None and not member.join_future.done():
+            member.join_future.set_result(_join_error(ErrorCode.rebalance_in_progress, member_id))
+        member.join_future = fut
+        self._prepare_rebalance(g, f"member {member_id} joined")
+        self._maybe_complete_join(g)
+        return await fut
+
+    def _prepare_rebalance(self, g: Group, reason: str) -> None:
+        if g.state == GroupState.PREPARING_REBALANCE:
+            return
+        initial = g.state == GroupState.EMPTY
+        g.initial_delay = initial
+        for m in g.members.values():  # cut short a sync in progress
+            if m.sync_future is not None and not m.sync_future.done():
+                m.sync_future.set_result(_error(ErrorCode.rebalance_in_progress))
+        g.state = GroupState.PREPARING_REBALANCE
+        log.info("group %s: preparing to rebalance (%s)", g.group_id, reason)
+        loop = asyncio.get_running_loop()
+        timeout_ms = max((m.rebalance_timeout_ms for m in g.members.values()), default=0)
+        delay_ms = min(self.initial_rebalance_delay_ms, timeout_ms) if initial else timeout_ms
+        if g.rebalance_timer:
+            g.rebalance_timer.cancel()
+        g.rebalance_timer = loop.call_later(delay_ms / 1000, self._rebalance_deadline, g, initial)
+
+    def _rebalance_deadline(self, g: Group, initial: bool) -> None:
+        g.rebalance_timer = None
+        if g.state != GroupState.PREPARING_REBALANCE:
+            return
+        g.initial_delay = False
+        if initial and not g.all_joined():
+            # the initial delay is over; now wait as long as the rebalance timeout allows
+            timeout_ms = max((m.rebalance_timeout_ms for m in g.members.values()), default=0)
+            g.rebalance_timer = asyncio.get_running_loop().call_later(
+                timeout_ms / 1000, self._rebalance_deadline, g, False)
+            return
+        for m in [m for m in g.members.values() if m.join_future is None]:
+            log.info("group %s: member %s did not rejoin in time; removing it", g.group_id, m.member_id)
+            del g.members[m.member_id]
+        g.pending_members.clear()
+        self._complete_join(g)
+
+    def _maybe_complete_join(self, g: Group) -> None:
+        """Complete the rebalance once every member is back, unless the initial delay runs."""
+        if g.state == GroupState.PREPARING_REBALANCE and g.all_joined() and not g.initial_delay:
+            self._complete_join(g)
+
+    def _complete_join(self, g: Group) -> None:
+        if g.rebalance_timer:
+            g.rebalance_timer.cancel()
+            g.rebalance_timer = None
+        g.generation_id += 1
+        if not g.members:
+            g.state, g.protocol_name, g.leader_id, g.protocol_type = GroupState.EMPTY, None, None, None
+            return
+        g.protocol_name = g.select_protocol()
+        if g.leader_id not in g.members:
+            g.leader_id = next(iter(g.members))
+        g.state = GroupState.COMPLETING_REBALANCE
+        log.info("group %s: generation %d with %d members, protocol %s, leader %s", g.group_id,
+                 g.generation_id, len(g.members), g.protocol_name, g.leader_id)
+        members = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                    "metadata": m.metadata_for(g.protocol_name)} for m in g.members.values()]
+        for m in g.members.values():
+            fut, m.join_future = m.join_future, None
+            m.last_heartbeat = time.monotonic()
+            if fut is not None and not fut.done():
+                fut.set_result({
+                    "error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
+                    "protocol_name": g.protocol_name, "leader": g.leader_id, "member_id": m.member_id,
+                    "members": members if m.member_id == g.leader_id else [], "skip_assignment": False,
+                })
+
+    # SyncGroup ----------------------------------------------------------------------------
+
+    async def sync(self, *, group_id: str, generation_id: int, member_id: str,
+                   assignments: Iterable[tuple[str, bytes]]) -> dict[str, Any]:
+        g = self.groups.get(group_id)
+        if g is None or member_id not in g.members:
+            return _error(ErrorCode.unknown_member_id)
+        if generation_id != g.generation_id:
+            return _error(ErrorCode.illegal_generation)
+        if g.state == GroupState.PREPARING_REBALANCE:
+            return _error(ErrorCode.rebalance_in_progress)
+        member = g.members[member_id]
+        member.last_heartbeat = time.monotonic()
+        if g.state == GroupState.STABLE:
+            return self._sync_result(g, member)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        member.sync_future = fut
+        if member_id == g.leader_id:
+            given = dict(assignments)
+            for m in g.members.values():
+                m.assignment = given.get(m.member_id, b"")
+            g.state = GroupState.STABLE
+            log.info("group %s: generation %d is stable", g.group_id, g.generation_id)
+            for m in g.members.values():
+                if m.sync_future is not None and not m.sync_future.done():
+                    m.sync_future.set_result(self._sync_result(g, m))
+                m.sync_future = None
+        return await fut
+
+    @staticmethod
+    def _sync_result(g: Group, m: Member) -> dict[str, Any]:
+        return {"error_code": 0, "protocol_type": g.protocol_type, "protocol_name": g.protocol_name,
+                "assignment": m.assignment}
+
+    # Heartbeat, LeaveGroup ---------------------------------------------------------------------
+
+    def heartbeat(self, *, group_id: str, generation_id: int, member_id: str) -> ErrorCode:
+        g = self.groups.get(group_id)
+        if g is None or member_id not in g.members:
+            return ErrorCode.unknown_member_id
+        g.members[member_id].last_heartbeat = time.monotonic()
+        if g.state == GroupState.PREPARING_REBALANCE:
+            return ErrorCode.rebalance_in_progress
+        if generation_id != g.generation_id:
+            return ErrorCode.illegal_generation
+        return ErrorCode.none
+
+    def leave(self, group_id: str, member_id: str, group_instance_id: str | None) -> ErrorCode:
+        g = self.groups.get(group_id)
+        if g is None:
+            return ErrorCode.unknown_member_id
+        if group_instance_id is not None and member_id == "":
+            member_id = next((m.member_id for m in g.members.values()
+                              if m.group_instance_id == group_instance_id), "")
+        if member_id not in g.members:
+            return ErrorCode.unknown_member_id
+        self._remove(g, g.members[member_id], "left the group")
+        return ErrorCode.none
+
+    def _remove(self, g: Group, m: Member, why: str) -> None:
+        del g.members[m.member_id]
+        log.info("group %s: member %s %s", g.group_id, m.member_id, why)
+        for fut in (m.join_future, m.sync_future):
+            if fut is not None and not fut.done():
+                fut.set_result(_join_error(ErrorCode.unknown_member_id, m.member_id))
+        if g.members:
+            self._prepare_rebalance(g, f"member {m.member_id} {why}")
+            self._maybe_complete_join(g)
+        else:
+            if g.rebalance_timer:
+                g.rebalance_timer.cancel()
+                g.rebalance_timer = None
+            g.state, g.leader_id, g.protocol_name = GroupState.EMPTY, None, None
+            g.generation_id += 1
+
+    async def _expire_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            for g in list(self.groups.values()):
+                for m in list(g.members.values()):
+                    waiting = m.join_future is not None or m.sync_future is not None
+                    if not waiting and now - m.last_heartbeat > m.session_timeout_ms / 1000:
+                        self._remove(g, m, f"missed its session timeout ({m.session_timeout_ms} ms)")
+
+    # offsets -------------------------------------------------------------------------------------
+
+    def check_commit(self, group_id: str, generation_id: int, member_id: str) -> ErrorCode:
+        """May this member commit offsets for this group now (Kafka's rules)?"""
+        g = self.groups.get(group_id)
+        if generation_id < 0 and not member_id:
+            if g is not None and g.members:
+                return ErrorCode.unknown_member_id  # a standalone commit into a live group
+            return ErrorCode.none
+        if g is None or member_id not in g.members:
+            return ErrorCode.unknown_member_id
+        if g.state in (GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE):
+            return ErrorCode.rebalance_in_progress
+        if generation_id != g.generation_id:
+            return ErrorCode.illegal_generation
+        g.members[member_id].last_heartbeat = time.monotonic()
+        return ErrorCode.none
+
+
+def _error(code: ErrorCode) -> dict[str, Any]:
+    return {"error_code": code, "protocol_type": None, "protocol_name": None, "assignment": b""}
+
+
+def _join_error(code: ErrorCode, member_id: str) -> dict[str, Any]:
+    return {"error_code": code, "generation_id": -1, "protocol_type": None, "protocol_name": None,
+            "leader": "", "member_id": member_id, "members": [], "skip_assignment": False}
+
+
+__all__ = ["GroupCoordinator", "GroupState", "KafkaError"]

@@ -1,0 +1,100 @@
+"""Committed offsets: in memory for reads, appended durably to ``__consumer_offsets`` for
+restart, and rebuilt on start by replaying that topic."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from tomyum.protocol.records import build_batch, decode_records, iter_batches
+from tomyum.storage.engine import LogStore, TopicPartition
+from tomyum.coordinator.group.offsets_log import (
+    OFFSETS_TOPIC,
+    CommittedOffset,
+    offset_key,
+    offset_value,
+    parse_offset_key,
+    parse_offset_value,
+    partition_for,
+)
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, int]  # group, topic, partition
+
+
+class OffsetStore:
+    def __init__(self, store: LogStore, num_partitions: int) -> None:
+        self.store = store
+        self.num_partitions = num_partitions
+        self.offsets: dict[Key, CommittedOffset] = {}
+
+    async def start(self) -> None:
+        meta = self.store.topics().get(OFFSETS_TOPIC)
+        if meta is None:
+            return  # created on the first commit
+        self.num_partitions = meta.num_partitions
+        for p in range(meta.num_partitions):
+            await self._replay(TopicPartition(OFFSETS_TOPIC, p))
+        if self.offsets:
+            log.info("restored %d committed offsets from %s", len(self.offsets), OFFSETS_TOPIC)
+
+    async def _replay(self, tp: TopicPartition) -> None:
+        offsets = self.store.offsets(tp)
+        position = offsets.log_start_offset
+        while position < offsets.high_watermark:
+            result = await self.store.read(tp, position, 1 << 20)
+            if not result.records:
+                break
+            for h in iter_batches(result.records[: _whole(result.records)]):
+                start = h.position
+                for r in decode_records(result.records[start : start + h.size]):
+                    self._apply(r.key, r.value)
+                position = h.next_offset
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        parsed = parse_offset_key(key)
+        if parsed is None:
+            return
+        if value is None:
+            self.offsets.pop(parsed, None)
+        else:
+            self.offsets[parsed] = parse_offset_value(value)
+
+    async def commit(self, group: str, commits: list[tuple[str, int, CommittedOffset]]) -> None:
+        """Append the commits as one batch and wait until it is durable."""
+        if not commits:
+            return
+        if OFFSETS_TOPIC not in self.store.topics():
+            await self.store.create_topic(OFFSETS_TOPIC, self.num_partitions, {"cleanup.policy": ["compact"]},
+                                          internal=True)
+        now = int(time.time() * 1000)
+        records = [(offset_key(group, t, p), offset_value(c)) for t, p, c in commits]
+        tp = TopicPartition(OFFSETS_TOPIC, partition_for(group, self.num_partitions))
+        result = await self.store.append(tp, memoryview(build_batch(records, timestamp=now)))
+        await self.store.wait_durable(tp, result.last_offset + 1)
+        for t, p, c in commits:
+            self.offsets[(group, t, p)] = c
+
+    def fetch(self, group: str, topic: str, partition: int) -> CommittedOffset | None:
+        return self.offsets.get((group, topic, partition))
+
+    def topics_of(self, group: str) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for g, t, p in self.offsets:
+            if g == group:
+                out.setdefault(t, []).append(p)
+        return out
+
+
+def _whole(records: bytes) -> int:
+    """The length of the complete batches at the start of ``records`` (a read may cut the last)."""
+    pos = 0
+    while pos + 12 <= len(records):
+        size = 12 + int.from_bytes(records[pos + 8 : pos + 12], "big", signed=True)
+        if pos + size > len(records):
+            break
+        pos += size
+    return pos
