@@ -1,0 +1,158 @@
+"""Consumer groups with confluent-kafka: every group sees every message; members of one
+group split the partitions; committed offsets survive a restart; a member that vanishes is
+replaced within its session timeout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tomyum.testing import BrokerProcess, wait_until
+
+TIMEOUT = 30
+
+
+@pytest.fixture
+def gbroker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    with BrokerProcess(tmp_path / "data", settings={"group.initial.rebalance.delay.ms": "0"}) as b:
+        yield b
+
+
+def produce(bootstrap: str, topic: str, partitions: int, n: int) -> list[bytes]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(TIMEOUT)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    values = [f"m{i}".encode() for i in range(n)]
+    for i, v in enumerate(values):
+        p.produce(topic, value=v, partition=i % partitions)
+    assert p.flush(TIMEOUT) == 0
+    return values
+
+
+def consumer(bootstrap: str, group: str, **extra: object) -> Consumer:
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                     "enable.auto.commit": False, "session.timeout.ms": 6000,
+                     "heartbeat.interval.ms": 500, **extra})
+
+
+def drain(consumers: list[Consumer], want: int) -> list[list[tuple[int, int, bytes]]]:
+    got: list[list[tuple[int, int, bytes]]] = [[] for _ in consumers]
+    deadline = time.monotonic() + TIMEOUT
+    while sum(len(g) for g in got) < want:
+        assert time.monotonic() < deadline, f"got {sum(len(g) for g in got)} of {want}"
+        for c, out in zip(consumers, got):
+            m = c.poll(0.1)
+            if m is not None and m.error() is None:
+                out.append((m.partition(), m.offset(), m.value()))
+    return got
+
+
+def test_two_groups_each_receive_everything(gbroker: BrokerProcess, topic_name: str) -> None:
+    values = produce(gbroker.bootstrap, topic_name, 2, 20)
+    a, b = consumer(gbroker.bootstrap, "group-a"), consumer(gbroker.bootstrap, "group-b")
+    a.subscribe([topic_name])
+    b.subscribe([topic_name])
+    try:
+        got_a, got_b = drain([a, b], 40)
+    finally:
+        a.close()
+        b.close()
+    assert sorted(v for _, _, v in got_a) == sorted(values)
+    assert sorted(v for _, _, v in got_b) == sorted(values)
+
+
+def test_members_of_one_group_split_the_partitions(gbroker: BrokerProcess, topic_name: str) -> None:
+    values = produce(gbroker.bootstrap, topic_name, 2, 20)
+    first, second = consumer(gbroker.bootstrap, "shared"), consumer(gbroker.bootstrap, "shared")
+    first.subscribe([topic_name])
+    second.subscribe([topic_name])
+    try:
+        def both_assigned() -> bool:
+            first.poll(0.05)
+            second.poll(0.05)
+            return len(first.assignment()) == 1 and len(second.assignment()) == 1
+
+        wait_until(both_assigned, TIMEOUT, interval=0, what="one partition each")
+        parts = {tp.partition for tp in first.assignment()} | {tp.partition for tp in second.assignment()}
+        assert parts == {0, 1}
+        for c in (first, second):
+            c.seek(TopicPartition(topic_name, c.assignment()[0].partition, 0))
+        got = drain([first, second], 20)
+    finally:
+        first.close()
+        second.close()
+    assert len({p for p, _, _ in got[0]}) == 1 and len({p for p, _, _ in got[1]}) == 1
+    assert sorted(v for g in got for _, _, v in g) == sorted(values)  # exactly once in all
+
+
+def test_committed_offsets_survive_restart(tmp_path: Path, topic_name: str) -> None:
+    with BrokerProcess(tmp_path / "data", settings={"group.initial.rebalance.delay.ms": "0"}) as b:
+        produce(b.bootstrap, topic_name, 1, 10)
+        c = consumer(b.bootstrap, "keeper")
+        c.subscribe([topic_name])
+        got = drain([c], 6)[0][:6]
+        c.commit(offsets=[TopicPartition(topic_name, 0, got[-1][1] + 1)], asynchronous=False)
+        c.close()
+        b.restart()
+        c = consumer(b.bootstrap, "keeper")
+        try:
+            committed = c.committed([TopicPartition(topic_name, 0)], timeout=TIMEOUT)
+            assert committed[0].offset == got[-1][1] + 1
+            c.subscribe([topic_name])
+            rest = drain([c], 4)[0]
+        finally:
+            c.close()
+        assert [o for _, o, _ in rest] == list(range(got[-1][1] + 1, 10))
+
+
+MEMBER = """
+import sys, time
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "crashy", "auto.offset.reset": "earliest",
+              "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+c.subscribe([sys.argv[2]])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    c.poll(0.1)
+    if c.assignment():
+        print("assigned", flush=True)
+        break
+while time.monotonic() < deadline:
+    c.poll(0.1)
+"""
+
+
+def test_a_killed_member_is_replaced_after_its_session_timeout(gbroker: BrokerProcess, topic_name: str) -> None:
+    import subprocess
+    import sys
+
+    produce(gbroker.bootstrap, topic_name, 2, 10)
+    survivor = consumer(gbroker.bootstrap, "crashy")
+    survivor.subscribe([topic_name])
+    victim = subprocess.Popen([sys.executable, "-c", MEMBER, gbroker.bootstrap, topic_name],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        def split() -> bool:
+            survivor.poll(0.05)
+            return len(survivor.assignment()) == 1
+
+        wait_until(split, TIMEOUT, interval=0, what="the partitions split between two members")
+        assert victim.stdout is not None and victim.stdout.readline().strip() == "assigned"
+        victim.kill()  # no LeaveGroup: only the session timeout can tell
+        victim.wait(TIMEOUT)
+
+        def took_over() -> bool:
+            survivor.poll(0.05)
+            return len(survivor.assignment()) == 2
+
+        wait_until(took_over, TIMEOUT, interval=0, what="the survivor owning both partitions")
+        assert "missed its session timeout" in gbroker.output()
+    finally:
+        victim.kill()
+        victim.wait(TIMEOUT)
+        survivor.close()
