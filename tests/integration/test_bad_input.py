@@ -123,3 +123,65 @@ def test_bad_crc_is_rejected_with_corrupt_message(own_broker: BrokerProcess, top
         assert c.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=TIMEOUT) == (0, 0)
     finally:
         c.close()
+
+
+def kio_request(api_key: int, version: int, correlation_id: int, body: object) -> bytes:
+    """Encode a request with kio (header v1 or v2 as the version requires)."""
+    import io
+
+    from kio.serial import entity_writer
+
+    from tomyum.protocol.codec import request_class
+
+    cls = request_class(api_key, version)
+    buf = io.BytesIO()
+    entity_writer(cls)(buf, body)
+    header = struct.pack(">hhih", api_key, version, correlation_id, 1) + b"t" + (b"\0" if cls.__flexible__ else b"")
+    frame = header + buf.getvalue()
+    return struct.pack(">i", len(frame)) + frame
+
+
+def decode_response(api_key: int, version: int, frame: bytes) -> object:
+    from kio.serial import entity_reader
+
+    from tomyum.protocol.codec import response_class, response_header_flexible
+
+    offset = 4 + (1 if response_header_flexible(api_key, version) else 0)
+    return entity_reader(response_class(api_key, version))(frame, offset)[0]
+
+
+def test_offset_for_leader_epoch_and_unknown_partition(own_broker: BrokerProcess, topic_name: str) -> None:
+    import datetime
+
+    from confluent_kafka import Producer
+    from kio.schema.offset_for_leader_epoch.v4 import request as ofle
+    from kio.schema.produce.v9 import request as prod
+
+    from tomyum.protocol.records import build_batch
+
+    p = Producer({"bootstrap.servers": own_broker.bootstrap})
+    for i in range(5):
+        p.produce(topic_name, value=b"%d" % i, partition=0)
+    assert p.flush(TIMEOUT) == 0
+
+    req = ofle.OffsetForLeaderEpochRequest(replica_id=-1, topics=(ofle.OffsetForLeaderTopic(
+        topic=topic_name, partitions=(
+            ofle.OffsetForLeaderPartition(partition=0, current_leader_epoch=0, leader_epoch=0),
+            ofle.OffsetForLeaderPartition(partition=0, current_leader_epoch=-1, leader_epoch=5),
+            ofle.OffsetForLeaderPartition(partition=7, current_leader_epoch=-1, leader_epoch=0))),))
+    produce = prod.ProduceRequest(transactional_id=None, acks=-1, timeout=datetime.timedelta(seconds=5),
+                                  topic_data=(prod.TopicProduceData(name=topic_name, partition_data=(
+                                      prod.PartitionProduceData(index=9, records=build_batch([(None, b"x")])),)),))
+    with connect(own_broker) as s:
+        s.sendall(kio_request(23, 4, 1, req))
+        epochs = decode_response(23, 4, read_frame(s))
+        s.sendall(kio_request(0, 9, 2, produce))
+        produced = decode_response(0, 9, read_frame(s))
+    parts = epochs.topics[0].partitions  # type: ignore[attr-defined]
+    assert [(x.error_code, x.leader_epoch, x.end_offset) for x in parts] == [
+        (0, 0, 5),       # epoch 0 ends at the log end offset
+        (0, -1, -1),     # an epoch this log never had
+        (3, -1, -1),     # UNKNOWN_TOPIC_OR_PARTITION
+    ]
+    answer = produced.responses[0].partition_responses[0]  # type: ignore[attr-defined]
+    assert (answer.index, answer.error_code, answer.base_offset) == (9, 3, -1)
