@@ -156,3 +156,58 @@ def test_a_killed_member_is_replaced_after_its_session_timeout(gbroker: BrokerPr
         victim.kill()
         victim.wait(TIMEOUT)
         survivor.close()
+
+
+def test_group_administration(gbroker: BrokerProcess, topic_name: str) -> None:
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
+
+    produce(gbroker.bootstrap, topic_name, 2, 10)
+    admin = AdminClient({"bootstrap.servers": gbroker.bootstrap})
+    live = consumer(gbroker.bootstrap, "live-group")
+    live.subscribe([topic_name])
+    wait_until(lambda: live.poll(0.05) is not None or len(live.assignment()) == 2, TIMEOUT, interval=0,
+               what="assignment")
+    live.commit(offsets=[TopicPartition(topic_name, 0, 3)], asynchronous=False)
+    idle = consumer(gbroker.bootstrap, "idle-group")
+    idle.commit(offsets=[TopicPartition(topic_name, 1, 4)], asynchronous=False)  # standalone commit
+    idle.close()
+
+    listed = admin.list_consumer_groups(request_timeout=TIMEOUT).result(TIMEOUT)
+    states = {g.group_id: g.state.name for g in listed.valid}
+    assert states["live-group"] == "STABLE" and states["idle-group"] == "EMPTY"
+
+    described = admin.describe_consumer_groups(["live-group"], request_timeout=TIMEOUT)["live-group"].result(TIMEOUT)
+    assert len(described.members) == 1
+    assigned = {tp.partition for tp in described.members[0].assignment.topic_partitions}
+    assert assigned == {0, 1}
+
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("idle-group")])
+    got = offsets["idle-group"].result(TIMEOUT)
+    assert [(tp.topic, tp.partition, tp.offset) for tp in got.topic_partitions] == [(topic_name, 1, 4)]
+
+    with pytest.raises(KafkaException):  # a group with members cannot be deleted
+        admin.delete_consumer_groups(["live-group"], request_timeout=TIMEOUT)["live-group"].result(TIMEOUT)
+    admin.delete_consumer_groups(["idle-group"], request_timeout=TIMEOUT)["idle-group"].result(TIMEOUT)
+    listed = admin.list_consumer_groups(request_timeout=TIMEOUT).result(TIMEOUT)
+    assert "idle-group" not in {g.group_id for g in listed.valid}
+    live.close()
+
+
+def test_offset_delete(gbroker: BrokerProcess, topic_name: str) -> None:
+    from kio.schema.offset_delete.v0 import request as od
+
+    from tests.integration.test_bad_input import connect, decode_response, kio_request, read_frame
+
+    produce(gbroker.bootstrap, topic_name, 2, 4)
+    c = consumer(gbroker.bootstrap, "forgetful")
+    c.commit(offsets=[TopicPartition(topic_name, 0, 1), TopicPartition(topic_name, 1, 2)], asynchronous=False)
+    req = od.OffsetDeleteRequest(group_id="forgetful", topics=(od.OffsetDeleteRequestTopic(
+        name=topic_name, partitions=(od.OffsetDeleteRequestPartition(partition_index=0),)),))
+    with connect(gbroker) as s:
+        s.sendall(kio_request(47, 0, 1, req))
+        answer = decode_response(47, 0, read_frame(s))
+    assert answer.error_code == 0  # type: ignore[attr-defined]
+    assert answer.topics[0].partitions[0].error_code == 0  # type: ignore[attr-defined]
+    committed = c.committed([TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)], timeout=TIMEOUT)
+    c.close()
+    assert [tp.offset for tp in committed] == [-1001, 2]  # -1001: no committed offset

@@ -4,6 +4,7 @@ from tomyum.broker.handlers import (  # noqa: F401
     api_versions,
     configs,
     fetch,
+    group_admin,
     groups,
     list_offsets,
     metadata,

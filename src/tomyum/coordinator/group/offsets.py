@@ -78,6 +78,21 @@ class OffsetStore:
         for t, p, c in commits:
             self.offsets[(group, t, p)] = c
 
+    async def delete(self, group: str, keys: list[tuple[str, int]]) -> None:
+        """Tombstone these committed offsets (durably) and forget them."""
+        keys = [k for k in keys if (group, *k) in self.offsets]
+        if not keys:
+            return
+        records = [(offset_key(group, t, p), None) for t, p in keys]
+        tp = TopicPartition(OFFSETS_TOPIC, partition_for(group, self.num_partitions))
+        result = await self.store.append(tp, memoryview(build_batch(records, timestamp=int(time.time() * 1000))))
+        await self.store.wait_durable(tp, result.last_offset + 1)
+        for t, p in keys:
+            self.offsets.pop((group, t, p), None)
+
+    def groups(self) -> set[str]:
+        return {g for g, _, _ in self.offsets}
+
     def fetch(self, group: str, topic: str, partition: int) -> CommittedOffset | None:
         return self.offsets.get((group, topic, partition))
 

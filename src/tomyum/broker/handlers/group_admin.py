@@ -1,0 +1,116 @@
+"""ListGroups (key 16) v0-5, DescribeGroups (15) v0-5, DeleteGroups (42) v0-2, OffsetDelete (47) v0.
+
+A group known only by its committed offsets is listed as Empty. DeleteGroups refuses a group
+with members (NON_EMPTY_GROUP); OffsetDelete refuses a topic the group's members subscribe to
+(GROUP_SUBSCRIBED_TO_TOPIC), reading the consumer protocol's subscription.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from tomyum.broker.context import RequestContext
+from tomyum.broker.dispatch import handles
+from tomyum.coordinator.group.coordinator import Group, GroupState
+from tomyum.errors import ErrorCode
+
+AUTHORIZED_OPERATIONS_UNKNOWN = -(2**31)
+
+
+def _known(ctx: RequestContext) -> dict[str, Group]:
+    groups = {g.group_id: g for g in ctx.broker.groups.groups.values() if g.state != GroupState.DEAD}
+    for name in ctx.broker.offsets.groups():
+        groups.setdefault(name, Group(name))
+    return groups
+
+
+def subscribed_topics(g: Group) -> set[str]:
+    """Topics in the members' consumer-protocol subscriptions (version, [topic], ...)."""
+    topics: set[str] = set()
+    if g.protocol_type != "consumer" or g.protocol_name is None:
+        return topics
+    for m in g.members.values():
+        try:
+            data = m.metadata_for(g.protocol_name)
+            (count,) = struct.unpack_from(">i", data, 2)
+            pos = 6
+            for _ in range(count):
+                (n,) = struct.unpack_from(">h", data, pos)
+                topics.add(data[pos + 2 : pos + 2 + n].decode())
+                pos += 2 + n
+        except (StopIteration, struct.error, UnicodeDecodeError):
+            continue
+    return topics
+
+
+@handles(16, versions=range(0, 6))
+async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    states = {s.lower() for s in getattr(request, "states_filter", ())}
+    groups = []
+    for g in _known(ctx).values():
+        if states and g.state.value.lower() not in states:
+            continue
+        groups.append({"group_id": g.group_id, "protocol_type": g.protocol_type or "consumer",
+                       "group_state": g.state.value, "group_type": "classic"})
+    return {"throttle_time": 0, "error_code": 0, "groups": groups}
+
+
+@handles(15, versions=range(0, 6))
+async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    known = _known(ctx)
+    out = []
+    for name in request.groups:
+        g = known.get(name)
+        if g is None:
+            out.append({"error_code": 0, "group_id": name, "group_state": "Dead", "protocol_type": "",
+                        "protocol_data": "", "members": (),
+                        "authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN})
+            continue
+        stable = g.state == GroupState.STABLE
+        members = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
+                    "client_host": m.client_host,
+                    "member_metadata": m.metadata_for(g.protocol_name) if stable and g.protocol_name else b"",
+                    "member_assignment": m.assignment if stable else b""} for m in g.members.values()]
+        out.append({"error_code": 0, "group_id": name, "group_state": g.state.value,
+                    "protocol_type": g.protocol_type or "", "protocol_data": g.protocol_name or "",
+                    "members": members, "authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN})
+    return {"throttle_time": 0, "groups": out}
+
+
+@handles(42, versions=range(0, 3))
+async def delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    known = _known(ctx)
+    results = []
+    for name in request.groups_names:
+        g = known.get(name)
+        if g is None:
+            code = ErrorCode.group_id_not_found
+        elif g.members:
+            code = ErrorCode.non_empty_group
+        else:
+            offsets = ctx.broker.offsets
+            await offsets.delete(name, [(t, p) for t, ps in offsets.topics_of(name).items() for p in ps])
+            ctx.broker.groups.groups.pop(name, None)
+            code = ErrorCode.none
+        results.append({"group_id": name, "error_code": code})
+    return {"throttle_time": 0, "results": results}
+
+
+@handles(47, versions=range(0, 1))
+async def offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    g = _known(ctx).get(request.group_id)
+    if g is None:
+        return {"error_code": ErrorCode.group_id_not_found, "throttle_time": 0, "topics": ()}
+    busy = subscribed_topics(g) if g.members else set()
+    deletable, topics = [], []
+    for t in request.topics:
+        parts = []
+        for p in t.partitions:
+            code = ErrorCode.group_subscribed_to_topic if t.name in busy else ErrorCode.none
+            if code == ErrorCode.none:
+                deletable.append((t.name, p.partition_index))
+            parts.append({"partition_index": p.partition_index, "error_code": code})
+        topics.append({"name": t.name, "partitions": parts})
+    await ctx.broker.offsets.delete(request.group_id, deletable)
+    return {"error_code": 0, "throttle_time": 0, "topics": topics}
