@@ -211,3 +211,37 @@ def test_offset_delete(gbroker: BrokerProcess, topic_name: str) -> None:
     committed = c.committed([TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)], timeout=TIMEOUT)
     c.close()
     assert [tp.offset for tp in committed] == [-1001, 2]  # -1001: no committed offset
+
+
+def test_cooperative_sticky_keeps_partitions_when_a_third_member_joins(
+        gbroker: BrokerProcess, topic_name: str) -> None:
+    produce(gbroker.bootstrap, topic_name, 6, 12)
+    revoked: dict[int, list[int]] = {0: [], 1: [], 2: []}
+
+    def member(n: int) -> Consumer:
+        c = consumer(gbroker.bootstrap, "coop", **{"partition.assignment.strategy": "cooperative-sticky"})
+        c.subscribe([topic_name], on_revoke=lambda _c, parts: revoked[n].extend(p.partition for p in parts))
+        return c
+
+    members = [member(0), member(1)]
+    try:
+        def settled(cs: list[Consumer], sizes: list[int]) -> bool:
+            for c in cs:
+                c.poll(0.05)
+            return sorted(len(c.assignment()) for c in cs) == sizes
+
+        wait_until(lambda: settled(members, [3, 3]), TIMEOUT, interval=0, what="two members with 3 each")
+        before = [{tp.partition for tp in c.assignment()} for c in members]
+        for r in revoked.values():
+            r.clear()  # from here on, only the third member's arrival
+        members.append(member(2))
+        wait_until(lambda: settled(members, [2, 2, 2]), TIMEOUT, interval=0, what="three members with 2 each")
+        after = [{tp.partition for tp in c.assignment()} for c in members[:2]]
+        for n in (0, 1):
+            assert after[n] <= before[n], "an existing member was given a partition it did not own"
+            # only what moved to the newcomer was revoked: the rest was kept throughout
+            assert set(revoked[n]) == before[n] - after[n]
+        assert {tp.partition for tp in members[2].assignment()} == set(range(6)) - after[0] - after[1]
+    finally:
+        for c in members:
+            c.close()
