@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,7 +61,7 @@ class Broker:
     def cluster_id(self) -> str:
         return self.store.cluster_id
 
-    async def start(self, create_topics: list[tuple[str, int, int]] = ()) -> None:  # type: ignore[assignment]
+    async def start(self, create_topics: Sequence[tuple[str, int, int]] = ()) -> None:
         from tomyum.broker.server import KafkaConnection
 
         await self.store.start()

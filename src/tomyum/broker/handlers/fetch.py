@@ -57,7 +57,7 @@ def _respond(ctx: RequestContext, topics: list[tuple[str, list[FetchPartition]]]
 async def fetch(ctx: RequestContext, request: Any) -> Any:
     topics, total, errors = await _read_all(ctx, request)
     max_wait_s = max(ms(request.max_wait), 0) / 1000
-    if total >= request.min_bytes or total > 0 and request.min_bytes <= 1 or errors or max_wait_s == 0:
+    if total >= request.min_bytes or errors or max_wait_s == 0:
         return _respond(ctx, topics)
     return Deferred(_long_poll(ctx, request, max_wait_s))
 

@@ -56,26 +56,24 @@ async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"throttle_time": 0, "error_code": 0, "groups": groups}
 
 
+def _described(name: str, g: Group | None) -> dict[str, Any]:
+    if g is None:
+        return {"error_code": 0, "group_id": name, "group_state": "Dead", "protocol_type": "",
+                "protocol_data": "", "members": (), "authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN}
+    stable = g.state == GroupState.STABLE
+    members = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
+                "client_host": m.client_host,
+                "member_metadata": m.metadata_for(g.protocol_name) if stable and g.protocol_name else b"",
+                "member_assignment": m.assignment if stable else b""} for m in g.members.values()]
+    return {"error_code": 0, "group_id": name, "group_state": g.state.value,
+            "protocol_type": g.protocol_type or "", "protocol_data": g.protocol_name or "",
+            "members": members, "authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN}
+
+
 @handles(15, versions=range(0, 6))
 async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     known = _known(ctx)
-    out = []
-    for name in request.groups:
-        g = known.get(name)
-        if g is None:
-            out.append({"error_code": 0, "group_id": name, "group_state": "Dead", "protocol_type": "",
-                        "protocol_data": "", "members": (),
-                        "authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN})
-            continue
-        stable = g.state == GroupState.STABLE
-        members = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
-                    "client_host": m.client_host,
-                    "member_metadata": m.metadata_for(g.protocol_name) if stable and g.protocol_name else b"",
-                    "member_assignment": m.assignment if stable else b""} for m in g.members.values()]
-        out.append({"error_code": 0, "group_id": name, "group_state": g.state.value,
-                    "protocol_type": g.protocol_type or "", "protocol_data": g.protocol_name or "",
-                    "members": members, "authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN})
-    return {"throttle_time": 0, "groups": out}
+    return {"throttle_time": 0, "groups": [_described(name, known.get(name)) for name in request.groups]}
 
 
 @handles(42, versions=range(0, 3))

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tomyum.errors import ErrorCode, KafkaError
+from tomyum.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -340,5 +340,3 @@ def _join_error(code: ErrorCode, member_id: str) -> dict[str, Any]:
     return {"error_code": code, "generation_id": -1, "protocol_type": None, "protocol_name": None,
             "leader": "", "member_id": member_id, "members": [], "skip_assignment": False}
 
-
-__all__ = ["GroupCoordinator", "GroupState", "KafkaError"]
