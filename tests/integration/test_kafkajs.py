@@ -79,3 +79,28 @@ def test_kafkajs_end_to_end(broker: BrokerProcess, topic_name: str) -> None:
 
     after = run_scenario(broker.bootstrap, topic_name, "delete")
     assert topic_name not in after["topicsAfterDelete"]
+
+
+def test_kafkajs_consumer_groups(broker: BrokerProcess, topic_name: str) -> None:
+    """Two groups each receive every message; two members of one group on a 2-partition topic
+    get one partition each and together every message exactly once. The broker's default
+    initial rebalance delay lets both members join the first generation."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 2, 1)])[topic_name].result(20)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    values = [f"m{i}".encode() for i in range(20)]
+    for i, v in enumerate(values):
+        producer.produce(topic_name, value=v, partition=i % 2)
+    assert producer.flush(20) == 0
+
+    result = run_scenario(broker.bootstrap, topic_name, "groups", str(len(values)))
+    want = sorted(b64(v) for v in values)
+    a, b = result["separate"]
+    assert sorted(m["value"] for m in a) == want and sorted(m["value"] for m in b) == want
+    first, second = result["shared"]
+    assert len({m["partition"] for m in first}) == 1 and len({m["partition"] for m in second}) == 1
+    assert {m["partition"] for m in first} != {m["partition"] for m in second}
+    assert sorted(m["value"] for m in first + second) == want

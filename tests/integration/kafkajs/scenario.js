@@ -3,6 +3,7 @@
 //                                              with headers (plain and gzip), list offsets
 //   node scenario.js BOOTSTRAP TOPIC consume   consume everything from the beginning in a group
 //   node scenario.js BOOTSTRAP TOPIC delete    delete the topic and list the topics left
+//   node scenario.js BOOTSTRAP TOPIC groups N  two groups, then two members of one group, over N messages
 'use strict'
 const { Kafka, logLevel, CompressionTypes } = require('kafkajs')
 
@@ -74,7 +75,33 @@ async function remove () {
   return { topicsAfterDelete: after }
 }
 
-const modes = { produce, consume, delete: remove }
+// Runs consumers side by side until together they have seen `total` messages.
+async function collect (members, total) {
+  const seen = members.map(() => [])
+  await Promise.all(members.map((m) => m.connect()))
+  await Promise.all(members.map((m) => m.subscribe({ topic, fromBeginning: true })))
+  await new Promise((resolve, reject) => {
+    members.forEach((m, i) => m.run({
+      eachMessage: async ({ partition, message }) => {
+        seen[i].push({ partition, offset: Number(message.offset), value: b64(message.value) })
+        if (seen.reduce((n, s) => n + s.length, 0) === total) resolve()
+      }
+    }).catch(reject))
+  })
+  await Promise.all(members.map((m) => m.disconnect()))
+  return seen
+}
+
+async function groups () {
+  const n = Number(process.argv[5])
+  const separate = await collect([kafka.consumer({ groupId: `${topic}-a`, maxWaitTimeInMs: 100 }),
+    kafka.consumer({ groupId: `${topic}-b`, maxWaitTimeInMs: 100 })], 2 * n)
+  const shared = await collect([kafka.consumer({ groupId: `${topic}-shared`, maxWaitTimeInMs: 100 }),
+    kafka.consumer({ groupId: `${topic}-shared`, maxWaitTimeInMs: 100 })], n)
+  return { separate, shared }
+}
+
+const modes = { produce, consume, delete: remove, groups }
 modes[mode]().then((result) => {
   clearTimeout(deadline)
   process.stdout.write(JSON.stringify(result) + '\n')
