@@ -1,4 +1,4 @@
-"""ListOffsets (key 2) v1-7 and OffsetForLeaderEpoch (key 23) v2-4.
+"""ListOffsets (key 2) v1-7, OffsetForLeaderEpoch (key 23) v2-4, DeleteRecords (key 21) v0-2.
 
 ListOffsets: -1 latest (the high watermark; for read_committed, the last stable offset,
 which equals it until transactions exist), -2 earliest, -3 the record with the largest
@@ -6,6 +6,9 @@ timestamp (KIP-734), -4 earliest local (= earliest: every segment is local); a t
 gives the first record at or after it, or offset -1 when there is none (Kafka's answer).
 OffsetForLeaderEpoch: every batch carries leader epoch 0, so epoch 0 ends at the log end
 offset; a later epoch is unknown (-1, -1), as Kafka answers.
+DeleteRecords moves a partition's log start offset (the low watermark) up to the given
+offset (-1: the high watermark); segments wholly below it are deleted at once, and the new
+log start offset is checkpointed before the answer.
 """
 
 from __future__ import annotations
@@ -78,4 +81,21 @@ async def offset_for_leader_epoch(ctx: RequestContext, request: Any) -> dict[str
                 entry["error_code"] = e.code
             parts.append(entry)
         topics.append({"topic": topic.topic, "partitions": parts})
+    return {"throttle_time": 0, "topics": topics}
+
+
+@handles(21, versions=range(0, 3))
+async def delete_records(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    topics = []
+    for topic in request.topics:
+        parts = []
+        for p in topic.partitions:
+            entry = {"partition_index": p.partition_index, "low_watermark": -1, "error_code": 0}
+            try:
+                entry["low_watermark"] = await ctx.broker.store.delete_records(
+                    TopicPartition(topic.name, p.partition_index), p.offset)
+            except KafkaError as e:
+                entry["error_code"] = e.code
+            parts.append(entry)
+        topics.append({"name": topic.name, "partitions": parts})
     return {"throttle_time": 0, "topics": topics}

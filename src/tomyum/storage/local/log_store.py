@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import TOPIC_CONFIGS, BrokerConfig, TopicConfig, format_value, parse_value
 from tomyum.errors import ErrorCode, KafkaError, StorageError
 from tomyum.storage.engine import (
@@ -36,7 +37,7 @@ from tomyum.storage.local.checkpoint import (
     write_atomically,
     write_checkpoint,
 )
-from tomyum.storage.local.partition_log import PartitionLog, now_ms
+from tomyum.storage.local.partition_log import PartitionLog
 from tomyum.storage.local.segment import LogSegment
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,10 @@ _SyncItem = tuple[PartitionLog, int, list[tuple[LogSegment, int]], bool]
 
 
 class LocalLogStore:
-    def __init__(self, data_dir: Path, config: BrokerConfig) -> None:
+    def __init__(self, data_dir: Path, config: BrokerConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self.data_dir = Path(data_dir)
         self.config = config
+        self.clock = clock
         self._topics: dict[str, TopicMetadata] = {}
         self._logs: dict[TopicPartition, PartitionLog] = {}
         self._dirty: dict[PartitionLog, None] = {}
@@ -61,6 +63,7 @@ class LocalLogStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
         self._sync_task: asyncio.Task[None] | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
         self._sync_idle = asyncio.Event()
         self._sync_idle.set()
         self._closed = False
@@ -90,12 +93,13 @@ class LocalLogStore:
             raise StorageError(f"cannot write to {self.data_dir}: {e.strerror}") from e
         self._sync_task = asyncio.create_task(self._group_commit_loop(), name="group-commit")
         self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="checkpoints")
+        self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for task in (self._checkpoint_task, self._sync_task):
+        for task in (self._retention_task, self._checkpoint_task, self._sync_task):
             if task is not None:
                 task.cancel()
                 try:
@@ -168,7 +172,7 @@ class LocalLogStore:
 
     def _open_log(self, tp: TopicPartition, recovery_point: int | None, log_start: int | None) -> PartitionLog:
         directory = self.data_dir / f"{tp.topic}-{tp.partition}"
-        plog = PartitionLog(tp, directory, self.topic_config(tp.topic))
+        plog = PartitionLog(tp, directory, self.topic_config(tp.topic), self.clock)
         try:
             plog.open(recovery_point, log_start)
             self._write_partition_metadata(directory, self._topics[tp.topic].topic_id)
@@ -283,7 +287,7 @@ class LocalLogStore:
 
     async def append(self, tp: TopicPartition, records: memoryview) -> AppendResult:
         plog = self._log(tp)
-        result = plog.append(records, now_ms())
+        result = plog.append(records, self.clock.time_ms())
         self._dirty[plog] = None
         self._wake.set()
         return result
@@ -310,6 +314,46 @@ class LocalLogStore:
 
     async def offset_of_max_timestamp(self, tp: TopicPartition) -> OffsetAndTimestamp | None:
         return self._log(tp).offset_of_max_timestamp()
+
+    async def delete_records(self, tp: TopicPartition, offset: int) -> int:
+        plog = self._log(tp)
+        before = plog.log_start_offset
+        low = plog.delete_records(offset)
+        if low != before:
+            if not plog.cleaning:
+                plog.delete_segments(plog.expired_segments(self.clock.time_ms()), "records deleted")
+            await self._save_log_start_offsets()
+        return low
+
+    async def enforce_retention(self) -> int:
+        """Delete every segment that retention allows now; returns how many."""
+        now, deleted = self.clock.time_ms(), 0
+        for plog in list(self._logs.values()):
+            if plog.cleaning:
+                continue  # the cleaner is rewriting these segments; next round
+            doomed = plog.expired_segments(now)
+            if doomed:
+                plog.delete_segments(doomed, "retention")
+                deleted += len(doomed)
+        if deleted:
+            await self._save_log_start_offsets()
+        return deleted
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config["log.retention.check.interval.ms"] / 1000)
+            try:
+                await self.enforce_retention()
+            except (OSError, StorageError) as e:
+                log.error("retention failed: %s", e)
+
+    async def _save_log_start_offsets(self) -> None:
+        starts = {tp: plog.log_start_offset for tp, plog in self._logs.items()}
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, write_checkpoint, self.data_dir / LOG_START, starts)
+        except OSError as e:
+            raise StorageError(f"cannot write {LOG_START}: {e.strerror}") from e
 
     def on_high_watermark(self, callback: Callable[[TopicPartition, int], None]) -> None:
         self._hw_callbacks.append(callback)
@@ -343,9 +387,15 @@ class LocalLogStore:
         self._sync_idle.clear()
         try:
             loop = asyncio.get_running_loop()
-            fds = [seg.fd for _, _, segs, _ in items for seg, _ in segs if not seg.closed]
+            pinned = [seg for _, _, segs, _ in items for seg, _ in segs if not seg.closed]
+            for seg in pinned:
+                seg.pin()  # retention may retire a segment meanwhile: its fd stays open
             dirs = [plog.directory for plog, _, _, dir_sync in items if dir_sync]
-            await loop.run_in_executor(self._executor, _sync_files, fds, dirs)
+            try:
+                await loop.run_in_executor(self._executor, _sync_files, [s.fd for s in pinned], dirs)
+            finally:
+                for seg in pinned:
+                    seg.unpin()
         finally:
             self._sync_idle.set()
         for plog, end, segs, _ in items:

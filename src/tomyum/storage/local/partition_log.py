@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-import time
 from collections import deque
 from pathlib import Path
 
+from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import TopicConfig
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import BatchHeader, iter_batches, patch_header
@@ -27,10 +27,12 @@ LEADER_EPOCH = 0
 
 
 class PartitionLog:
-    def __init__(self, tp: TopicPartition, directory: Path, config: TopicConfig) -> None:
+    def __init__(self, tp: TopicPartition, directory: Path, config: TopicConfig,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.tp = tp
         self.directory = directory
         self.config = config
+        self.clock = clock
         self.segments: list[LogSegment] = []
         self.log_start_offset = 0
         self.high_watermark = 0
@@ -39,6 +41,8 @@ class PartitionLog:
         self.dir_unsynced = False
         self.messages_since_flush = 0
         self._durable_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        #: the cleaner is rewriting this partition's sealed segments: retention waits
+        self.cleaning = False
 
     # opening -----------------------------------------------------------------------------
 
@@ -143,10 +147,67 @@ class PartitionLog:
         old = self.active
         old.seal()
         seg = LogSegment(self.directory, self.log_end_offset, self.config["index.interval.bytes"], create=True)
+        seg.created_ms = self.clock.time_ms()
         self.segments.append(seg)
         self.dir_unsynced = True
         log.debug("%s: rolled new segment at offset %d", self.tp, seg.base_offset)
         return seg
+
+    # retention ---------------------------------------------------------------------------
+
+    def segment_end(self, i: int) -> int:
+        """The offset after segment ``i`` (the next segment's base, or the log end)."""
+        return self.segments[i + 1].base_offset if i + 1 < len(self.segments) else self.log_end_offset
+
+    def expired_segments(self, now_ms: int) -> list[LogSegment]:
+        """The oldest segments that retention deletes now, Kafka's rules: wholly below the log
+        start offset (DeleteRecords); and, with ``cleanup.policy`` ``delete``, older than
+        ``retention.ms`` by their largest timestamp or beyond ``retention.bytes`` from the
+        newest. Only whole segments below the high watermark; never an empty active segment."""
+        cfg = self.config
+        delete = "delete" in cfg["cleanup.policy"]
+        retention_ms, retention_bytes = cfg["retention.ms"], cfg["retention.bytes"]
+        total = self.size_in_bytes()
+        out: list[LogSegment] = []
+        for i, seg in enumerate(self.segments):
+            end = self.segment_end(i)
+            if end > self.high_watermark or (seg is self.active and seg.size == 0):
+                break
+            below_start = end <= self.log_start_offset
+            expired = delete and retention_ms >= 0 and now_ms - seg.largest_timestamp() > retention_ms
+            oversize = delete and retention_bytes >= 0 and total - seg.size >= retention_bytes
+            if not (below_start or expired or oversize):
+                break
+            out.append(seg)
+            total -= seg.size
+        return out
+
+    def delete_segments(self, doomed: list[LogSegment], why: str) -> None:
+        """Remove ``doomed`` (a prefix of the segments) and advance the log start offset.
+        Deleting the active segment rolls a new, empty one first, as Kafka does."""
+        if not doomed:
+            return
+        if doomed[-1] is self.active:
+            self.roll()
+        for seg in doomed:
+            self.unsynced.pop(seg, None)
+            seg.retire()
+        del self.segments[: len(doomed)]
+        self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
+        self.dir_unsynced = True
+        log.info("%s: deleted %d segment(s) (%s); log start offset now %d",
+                 self.tp, len(doomed), why, self.log_start_offset)
+
+    def delete_records(self, offset: int) -> int:
+        """DeleteRecords: move the log start offset to ``offset`` (-1: the high watermark).
+        Returns the new log start offset (the low watermark)."""
+        if offset == -1:
+            offset = self.high_watermark
+        if offset < 0 or offset > self.high_watermark:
+            raise KafkaError(f"cannot delete records before {offset}: {self.tp} has offsets up to "
+                             f"the high watermark {self.high_watermark}", ErrorCode.offset_out_of_range)
+        self.log_start_offset = max(self.log_start_offset, offset)
+        return self.log_start_offset
 
     # durability ----------------------------------------------------------------------------
 
@@ -261,7 +322,3 @@ class PartitionLog:
     def close_without_seal(self) -> None:
         for seg in self.segments:
             seg.close()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -56,6 +56,10 @@ class LogSegment:
         self.created_ms = int(time.time() * 1000)
         self.first_batch_timestamp = -1
         self.closed = False
+        #: readers (a fetch being sent with sendfile, a group commit) holding the fd open
+        self.pins = 0
+        #: deleted from the log: the files are gone, the fd closes when the last pin goes
+        self.retired = False
 
     # writing ---------------------------------------------------------------------------
 
@@ -198,7 +202,10 @@ class LogSegment:
         return True
 
     def seal(self) -> None:
-        """Write the indexes to disk (at roll and at close)."""
+        """Write the indexes to disk (at roll and at close), ending the time index with the
+        segment's largest timestamp as Kafka does, so retention sees it after a restart."""
+        if self.max_timestamp >= 0 and self.next_offset > self.base_offset:
+            self.time_index.append(self.max_timestamp, self.next_offset - 1)
         try:
             self.index.write()
             self.time_index.write()
@@ -218,18 +225,40 @@ class LogSegment:
         self.time_index.truncate_to_offset(offset)
         self.next_offset = offset if h.base_offset >= offset else h.next_offset
 
+    def largest_timestamp(self) -> int:
+        """The largest record timestamp, or the file's modification time if no record has one."""
+        if self.max_timestamp >= 0:
+            return self.max_timestamp
+        try:
+            return int(os.fstat(self.fd).st_mtime * 1000)
+        except OSError:
+            return self.created_ms
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             os.close(self.fd)
 
-    def delete(self) -> None:
-        self.close()
-        for path in (self.log_path, self.index.path, self.time_index.path):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+    def pin(self) -> None:
+        self.pins += 1
+
+    def unpin(self) -> None:
+        self.pins -= 1
+        if self.retired and self.pins <= 0:
+            self.close()
+
+    def retire(self, *, unlink: bool = True) -> None:
+        """Remove the segment from the log: unlink its files now (unless already replaced),
+        close the fd once no reader holds it."""
+        self.retired = True
+        if unlink:
+            for path in (self.log_path, self.index.path, self.time_index.path):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+        if self.pins <= 0:
+            self.close()
 
     def __repr__(self) -> str:
         return f"LogSegment({self.log_path}, size={self.size}, next_offset={self.next_offset})"
