@@ -94,3 +94,23 @@ def test_time_retention_in_a_running_broker(lbroker: BrokerProcess, topic_name: 
     assert high == 60 and low <= 50
     records = read_all(lbroker.bootstrap, topic_name, 60)
     assert [v for o, _, v in records if o >= 50] == [b"n" * 100] * 10
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_compaction_seen_by_a_consumer(lbroker: BrokerProcess, topic_name: str, codec: str) -> None:
+    create(lbroker.bootstrap, topic_name, **{"cleanup.policy": "compact", "segment.bytes": "4096",
+                                             "min.cleanable.dirty.ratio": "0.01"})
+    updates = [(b"key-%d" % (i % 20), b"value-%d" % i) for i in range(2000)]
+    produce(lbroker.bootstrap, topic_name, updates, **{"compression.type": codec, "batch.num.messages": 10})
+    latest = {k: v for k, v in updates}
+
+    def compacted() -> bool:
+        return len(read_all(lbroker.bootstrap, topic_name, 2000)) < 500
+
+    wait_until(compacted, TIMEOUT, what="the cleaner to compact the topic")
+    records = read_all(lbroker.bootstrap, topic_name, 2000)
+    offsets = [o for o, _, _ in records]
+    assert offsets == sorted(set(offsets))
+    for offset, key, value in records:
+        assert value == b"value-%d" % offset  # offsets never change
+    assert {k: v for _, k, v in records} == latest  # the latest value of every key is there

@@ -367,3 +367,65 @@ def build_batch(
                        producer_id, producer_epoch, base_sequence, n) + payload
     crc = _crc32c.crc32c(tail)
     return struct.pack(">qiibI", base_offset, len(tail) + 9, partition_leader_epoch, MAGIC, crc) + tail
+
+
+# Rewriting batches (the log cleaner) --------------------------------------------------------
+
+_ATTRIBUTES_AT, _COUNT_AT = 21, 57
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record of a batch as encoded (its length varint included), with what the cleaner
+    needs to judge it."""
+
+    offset_delta: int
+    key: bytes | None
+    tombstone: bool
+    raw: bytes
+
+
+def iter_raw_records(batch: bytes, limit: int = 1 << 30) -> Iterator[RawRecord]:
+    """The records of one batch (``batch`` starts at its header), decompressed, undecoded."""
+    h = parse_header(batch)
+    data = decompress(h.compression, batch[BATCH_HEADER_SIZE : h.size], limit)
+    pos = 0
+    for _ in range(h.records_count):
+        start = pos
+        length, pos = _varint(data, pos)
+        end = pos + length
+        if end > len(data):
+            raise CorruptRecord("record runs past the end of its batch")
+        pos += 1  # attributes
+        _, pos = _varint(data, pos)  # timestamp delta
+        offset_delta, pos = _varint(data, pos)
+        key, pos = _bytes(data, pos)
+        value_length, _ = _varint(data, pos)
+        yield RawRecord(offset_delta, key, value_length < 0, data[start:end])
+        pos = end
+
+
+def rebuild_batch(batch: bytes, kept: Sequence[bytes]) -> bytes:
+    """``batch`` with only the ``kept`` records (raw, in order), recompressed with its codec.
+
+    Every header field stays — base offset, last offset delta, timestamps, producer id, epoch
+    and base sequence — so offsets and producer state never change. A batch left with no
+    records becomes an empty, uncompressed batch, as Kafka writes it.
+    """
+    h = parse_header(batch)
+    attributes = h.attributes if kept else h.attributes & ~0x07
+    payload = compress(attributes & 0x07, b"".join(kept)) if kept else b""
+    tail = bytearray(batch[_ATTRIBUTES_AT:BATCH_HEADER_SIZE])
+    struct.pack_into(">h", tail, 0, attributes)
+    struct.pack_into(">i", tail, _COUNT_AT - _ATTRIBUTES_AT, len(kept))
+    tail += payload
+    crc = _crc32c.crc32c(tail)
+    return struct.pack(">qiibI", h.base_offset, len(tail) + 9, h.partition_leader_epoch, MAGIC, crc) + tail
+
+
+def control_type(batch: bytes) -> int | None:
+    """For a control batch: 0 for an abort marker, 1 for a commit (None if not a marker)."""
+    for r in decode_records(batch):
+        if r.key is not None and len(r.key) >= 4:
+            return int(struct.unpack_from(">h", r.key, 2)[0])
+    return None

@@ -37,6 +37,7 @@ from tomyum.storage.local.checkpoint import (
     write_atomically,
     write_checkpoint,
 )
+from tomyum.storage.local.cleaner import CleanPlan, clean, plan_cleaning, remove_leftovers
 from tomyum.storage.local.partition_log import PartitionLog
 from tomyum.storage.local.segment import LogSegment
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 RECOVERY_POINT = "recovery-point-offset-checkpoint"
 LOG_START = "log-start-offset-checkpoint"
+CLEANER_CHECKPOINT = "cleaner-offset-checkpoint"
 TOPICS_FILE = "topics.json"
 CHECKPOINT_INTERVAL_S = 60.0
 
@@ -64,6 +66,14 @@ class LocalLogStore:
         self._sync_task: asyncio.Task[None] | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._cleaner_task: asyncio.Task[None] | None = None
+        self._cleaner_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-cleaner")
+        self._stopping = asyncio.Event()
+        #: per partition, the first offset the cleaner has not compacted
+        self._first_dirty: dict[TopicPartition, int] = {}
+        #: per partition, when a tombstone the cleaner kept may go (a reason to clean again)
+        self._tombstones_due: dict[TopicPartition, int] = {}
+        self._cleaning: dict[PartitionLog, tuple[CleanPlan, asyncio.Future[None]]] = {}
         self._sync_idle = asyncio.Event()
         self._sync_idle.set()
         self._closed = False
@@ -80,6 +90,7 @@ class LocalLogStore:
         recovery = read_checkpoint(self.data_dir / RECOVERY_POINT)
         starts = read_checkpoint(self.data_dir / LOG_START)
         clean = (self.data_dir / ".kafka_cleanshutdown").exists()
+        self._first_dirty = read_checkpoint(self.data_dir / CLEANER_CHECKPOINT)
         for meta in self._topics.values():
             for p in range(meta.num_partitions):
                 tp = TopicPartition(meta.name, p)
@@ -94,11 +105,17 @@ class LocalLogStore:
         self._sync_task = asyncio.create_task(self._group_commit_loop(), name="group-commit")
         self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="checkpoints")
         self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
+        self._cleaner_task = asyncio.create_task(self._cleaner_loop(), name="log-cleaner")
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._stopping.set()
+        for plan, _ in self._cleaning.values():
+            plan.stop.set()
+        if self._cleaner_task is not None:
+            await self._cleaner_task  # a cleaning in its swap finishes it; one before stops
         for task in (self._retention_task, self._checkpoint_task, self._sync_task):
             if task is not None:
                 task.cancel()
@@ -113,6 +130,7 @@ class LocalLogStore:
         self._write_checkpoints({tp: plog.log_end_offset for tp, plog in self._logs.items()})
         write_atomically(self.data_dir / ".kafka_cleanshutdown", b"")
         self._executor.shutdown(wait=True)
+        self._cleaner_executor.shutdown(wait=True)
 
     def _load_meta_properties(self) -> None:
         path = self.data_dir / "meta.properties"
@@ -174,6 +192,8 @@ class LocalLogStore:
         directory = self.data_dir / f"{tp.topic}-{tp.partition}"
         plog = PartitionLog(tp, directory, self.topic_config(tp.topic), self.clock)
         try:
+            if directory.exists():
+                remove_leftovers(directory)
             plog.open(recovery_point, log_start)
             self._write_partition_metadata(directory, self._topics[tp.topic].topic_id)
         except OSError as e:
@@ -233,6 +253,10 @@ class LocalLogStore:
             plog = self._logs.pop(TopicPartition(name, p), None)
             if plog is None:
                 continue
+            if plog in self._cleaning:
+                plan, done = self._cleaning[plog]
+                plan.stop.set()
+                await done
             self._dirty.pop(plog, None)
             plog.fail_waiters(KafkaError(f"topic {name} was deleted", ErrorCode.unknown_topic_or_partition))
             plog.close_without_seal()
@@ -346,6 +370,74 @@ class LocalLogStore:
                 await self.enforce_retention()
             except (OSError, StorageError) as e:
                 log.error("retention failed: %s", e)
+
+    # compaction -----------------------------------------------------------------------------
+
+    async def clean_once(self, *, force: bool = False) -> int:
+        """Clean every compacted partition that is due (``force``: whatever its dirty
+        ratio); returns how many were cleaned."""
+        cleaned = 0
+        for tp, plog in list(self._logs.items()):
+            if self._stopping.is_set():
+                break
+            now = self.clock.time_ms()
+            due = self._tombstones_due.get(tp)
+            plan = plan_cleaning(plog, self._first_dirty.get(tp, 0), now,
+                                 force=force or (due is not None and now >= due))
+            if plan is not None and await self._clean(tp, plan):
+                cleaned += 1
+        return cleaned
+
+    async def _clean(self, tp: TopicPartition, plan: CleanPlan) -> bool:
+        plog = plan.plog
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._cleaning[plog] = (plan, done)
+        plog.cleaning = True
+        for seg in plan.segments:
+            seg.pin()
+        try:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._cleaner_executor, clean, plan)
+            for old, new in result.swaps:
+                i = next(i for i, s in enumerate(plog.segments) if s is old)
+                if new is None:
+                    del plog.segments[i]
+                else:
+                    plog.segments[i] = new
+                plog.unsynced.pop(old, None)
+                old.retire(unlink=False)  # the cleaner replaced its files
+            if plan.stop.is_set() and not result.swaps:
+                return False
+            self._first_dirty[tp] = plan.end
+            if result.tombstones_due_ms is None:
+                self._tombstones_due.pop(tp, None)
+            else:
+                self._tombstones_due[tp] = result.tombstones_due_ms
+            await loop.run_in_executor(self._executor, write_checkpoint,
+                                       self.data_dir / CLEANER_CHECKPOINT, dict(self._first_dirty))
+            log.info("%s: cleaned offsets [%d, %d) (dirty ratio %.2f): %d of %d records kept, %d → %d bytes",
+                     tp, plog.log_start_offset, plan.end, plan.dirty_ratio, result.records_kept,
+                     result.records_read, result.bytes_before, result.bytes_after)
+            return True
+        except (OSError, KafkaError) as e:
+            log.error("%s: cleaning failed, the log is unchanged: %s", tp, e)
+            return False
+        finally:
+            for seg in plan.segments:
+                seg.unpin()
+            plog.cleaning = False
+            del self._cleaning[plog]
+            done.set_result(None)
+
+    async def _cleaner_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.config["log.cleaner.backoff.ms"] / 1000)
+                return
+            except TimeoutError:
+                pass
+            if self.config["log.cleaner.enable"]:
+                await self.clean_once()
 
     async def _save_log_start_offsets(self) -> None:
         starts = {tp: plog.log_start_offset for tp, plog in self._logs.items()}

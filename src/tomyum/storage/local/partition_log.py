@@ -17,7 +17,7 @@ from pathlib import Path
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import TopicConfig
 from tomyum.errors import ErrorCode, KafkaError
-from tomyum.protocol.records import BatchHeader, iter_batches, patch_header
+from tomyum.protocol.records import BatchHeader, iter_batches, iter_raw_records, patch_header
 from tomyum.storage.engine import AppendResult, OffsetAndTimestamp, TopicPartition
 from tomyum.storage.local.segment import LogSegment
 
@@ -99,6 +99,7 @@ class PartitionLog:
         if not headers:
             raise KafkaError("produce request has no record batches", ErrorCode.invalid_record)
         log_append = cfg["message.timestamp.type"] == "LogAppendTime"
+        compacted = "compact" in cfg["cleanup.policy"]
         for h in headers:
             if h.size > max_message:
                 raise KafkaError(f"batch of {h.size} bytes exceeds max.message.bytes {max_message}",
@@ -109,6 +110,8 @@ class PartitionLog:
                 raise KafkaError("batch offsets are not sequential", ErrorCode.invalid_record)
             if not log_append:
                 self._check_timestamp(h, now_ms)
+            if compacted:
+                _check_keys(h, records)
         base = self.log_end_offset
         first_base = base
         for h in headers:
@@ -139,7 +142,10 @@ class PartitionLog:
             return
         too_big = seg.size + incoming > self.config["segment.bytes"]
         rolled_at = seg.first_batch_timestamp if seg.first_batch_timestamp >= 0 else seg.created_ms
-        too_old = now_ms - rolled_at >= self.config["segment.ms"]
+        segment_ms = self.config["segment.ms"]
+        if "compact" in self.config["cleanup.policy"]:  # so the cleaner may meet max.compaction.lag.ms
+            segment_ms = min(segment_ms, self.config["max.compaction.lag.ms"])
+        too_old = now_ms - rolled_at >= segment_ms
         if too_big or too_old:
             self.roll()
 
@@ -322,3 +328,10 @@ class PartitionLog:
     def close_without_seal(self) -> None:
         for seg in self.segments:
             seg.close()
+
+
+def _check_keys(h: BatchHeader, records: memoryview) -> None:
+    """A compacted topic keeps the latest record per key: a record without one is refused."""
+    batch = bytes(records[h.position : h.end])
+    if any(r.key is None for r in iter_raw_records(batch, 64 * 1024 * 1024)):
+        raise KafkaError("compacted topic cannot accept a record without a key", ErrorCode.invalid_record)

@@ -60,6 +60,9 @@ class LogSegment:
         self.pins = 0
         #: deleted from the log: the files are gone, the fd closes when the last pin goes
         self.retired = False
+        #: the cleaner renamed a new file over this one: our fd reads the old data, and our
+        #: indexes must never be written over the new file's (they are rebuilt from it)
+        self.replaced = False
 
     # writing ---------------------------------------------------------------------------
 
@@ -204,6 +207,8 @@ class LogSegment:
     def seal(self) -> None:
         """Write the indexes to disk (at roll and at close), ending the time index with the
         segment's largest timestamp as Kafka does, so retention sees it after a restart."""
+        if self.replaced:
+            return
         if self.max_timestamp >= 0 and self.next_offset > self.base_offset:
             self.time_index.append(self.max_timestamp, self.next_offset - 1)
         try:
@@ -225,9 +230,18 @@ class LogSegment:
         self.time_index.truncate_to_offset(offset)
         self.next_offset = offset if h.base_offset >= offset else h.next_offset
 
+    def earliest_timestamp(self) -> int:
+        """The first batch's largest timestamp (what max.compaction.lag.ms is measured from)."""
+        if self.first_batch_timestamp >= 0:
+            return self.first_batch_timestamp
+        if self.time_index.timestamps:
+            return self.time_index.timestamps[0]
+        return self.largest_timestamp()
+
     def largest_timestamp(self) -> int:
-        """The largest record timestamp, or the file's modification time if no record has one."""
-        if self.max_timestamp >= 0:
+        """The largest record timestamp, or the file's modification time if no record has one
+        (-1 for an empty segment: nothing in it to keep)."""
+        if self.max_timestamp >= 0 or self.size == 0:
             return self.max_timestamp
         try:
             return int(os.fstat(self.fd).st_mtime * 1000)
