@@ -5,6 +5,14 @@ loop; one background task, the group commit, fdatasyncs every partition written 
 last round in a worker thread, then advances those partitions' high watermarks and
 resolves their ``wait_durable`` futures. One fsync round covers every produce waiting at
 that moment, across partitions, so acks=-1 costs little more than acks=1.
+
+Flush policy (Kafka's ``flush.messages`` / ``flush.ms``, broker defaults
+``log.flush.interval.messages`` / ``log.flush.interval.ms``) governs data nobody waits for
+(acks=0 and acks=1). Left at their defaults, such data joins the next group commit at once.
+Set, a partition is flushed once ``flush.messages`` records are unflushed or ``flush.ms``
+after its first unflushed write, whichever comes first: fewer fsyncs, and consumers — who
+never read past the durable offset — see acks=1 data that much later. An acks=-1 produce
+always flushes its partition in the next round, whatever the policy.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ LOG_START = "log-start-offset-checkpoint"
 CLEANER_CHECKPOINT = "cleaner-offset-checkpoint"
 TOPICS_FILE = "topics.json"
 CHECKPOINT_INTERVAL_S = 60.0
+#: flush.ms longer than a day (Kafka's default is "never") waits a day at most
+MAX_FLUSH_DELAY_MS = 24 * 3600 * 1000
 
 _SyncItem = tuple[PartitionLog, int, list[tuple[LogSegment, int]], bool]
 
@@ -60,6 +70,8 @@ class LocalLogStore:
         self._topics: dict[str, TopicMetadata] = {}
         self._logs: dict[TopicPartition, PartitionLog] = {}
         self._dirty: dict[PartitionLog, None] = {}
+        #: partitions with unflushed acks=0/1 data waiting for flush.ms
+        self._flush_timers: dict[PartitionLog, asyncio.TimerHandle] = {}
         self._wake = asyncio.Event()
         self._hw_callbacks: list[Callable[[TopicPartition, int], None]] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
@@ -124,6 +136,8 @@ class LocalLogStore:
                 except asyncio.CancelledError:
                     pass
         await self._sync_idle.wait()
+        for timer in self._flush_timers.values():
+            timer.cancel()
         await self._sync_round(self._collect(list(self._logs.values())))
         for plog in self._logs.values():
             plog.close()
@@ -258,6 +272,9 @@ class LocalLogStore:
                 plan.stop.set()
                 await done
             self._dirty.pop(plog, None)
+            timer = self._flush_timers.pop(plog, None)
+            if timer is not None:
+                timer.cancel()
             plog.fail_waiters(KafkaError(f"topic {name} was deleted", ErrorCode.unknown_topic_or_partition))
             plog.close_without_seal()
             target = plog.directory.with_name(f"{plog.directory.name}.{uuid.uuid4().hex}-delete")
@@ -312,13 +329,29 @@ class LocalLogStore:
     async def append(self, tp: TopicPartition, records: memoryview) -> AppendResult:
         plog = self._log(tp)
         result = plog.append(records, self.clock.time_ms())
-        self._dirty[plog] = None
-        self._wake.set()
+        cfg = plog.config
+        eager = cfg.source("flush.ms") == "default" and cfg.source("flush.messages") == "default"
+        if eager or plog.messages_since_flush >= cfg["flush.messages"] or cfg["flush.ms"] == 0:
+            self._flush_soon(plog)
+        elif plog not in self._flush_timers:
+            delay_s = min(cfg["flush.ms"], MAX_FLUSH_DELAY_MS) / 1000
+            self._flush_timers[plog] = asyncio.get_running_loop().call_later(delay_s, self._flush_soon, plog)
         return result
 
+    def _flush_soon(self, plog: PartitionLog) -> None:
+        """Put ``plog`` in the next group commit round."""
+        timer = self._flush_timers.pop(plog, None)
+        if timer is not None:
+            timer.cancel()
+        if plog.unsynced or plog.dir_unsynced:
+            self._dirty[plog] = None
+            self._wake.set()
+
     async def wait_durable(self, tp: TopicPartition, offset: int) -> None:
-        fut = self._log(tp).durable_future(offset)
+        plog = self._log(tp)
+        fut = plog.durable_future(offset)
         if fut is not None:
+            self._flush_soon(plog)  # someone waits: whatever the flush policy, sync it now
             await fut
 
     async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True) -> ReadResult:
