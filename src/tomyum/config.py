@@ -150,6 +150,9 @@ BROKER_CONFIGS = _defs(
     ConfigDef("transaction.max.timeout.ms", "int", 900000, at_least(1)),
     ConfigDef("producer.id.expiration.ms", "int", 86400000, at_least(1)),
     ConfigDef("connections.max.idle.ms", "long", 600000),
+    # tomyum's own: fetched record ranges of at least this many bytes leave by sendfile
+    # (zero copy) on plaintext listeners; -1 reads them into memory instead
+    ConfigDef("fetch.zero.copy.min.bytes", "int", 65536, at_least(-1)),
     ConfigDef("request.timeout.ms", "int", 30000, at_least(0)),
     ConfigDef("shutdown.timeout.ms", "int", 10000, at_least(0)),
 )

@@ -145,3 +145,20 @@ def test_delete_records_moves_the_log_start_durably(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(asyncio.wait_for(reopened(), 30))
+
+
+def test_a_segment_being_sent_stays_readable_after_retention_deletes_it(tmp_path: Path) -> None:
+    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+        await produce(store, clock, 30)
+        first = store._log(TP).segments[0]
+        result = await store.read(TP, 0, 100_000, zero_copy_min=0)
+        sending = result.records
+        assert not isinstance(sending, bytes)
+        expected = first.read(0, len(sending))
+        await store.delete_records(TP, 20)
+        assert first.retired and not first.closed and not first.log_path.exists()
+        assert sending.read_all() == expected  # the fd is still open for the sender
+        sending.release()
+        assert first.closed
+
+    run(tmp_path, scenario)

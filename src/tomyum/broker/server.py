@@ -43,6 +43,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.broker = broker
         self.listener = listener
         self.max_request = broker.config["socket.request.max.bytes"]
+        zero_copy = broker.config["fetch.zero.copy.min.bytes"]
+        #: fetched ranges this big leave by sendfile (plaintext only: TLS must copy anyway)
+        self.zero_copy_min: int | None = (
+            zero_copy if zero_copy >= 0 and listener.security_protocol == "PLAINTEXT" else None)
         self._buf = bytearray(READ_CHUNK)
         self._len = 0
         self._need = 0
@@ -81,6 +85,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         for _, item in self._out:
             if isinstance(item, asyncio.Future):
                 item.cancel()
+            elif isinstance(item, RawResponse) and isinstance(item.body, list):
+                _release(item.body)
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -228,14 +234,44 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.close()
                 return
             if isinstance(data, list):
-                self.transport.writelines(data)
+                if all(type(b) is bytes for b in data):
+                    self.transport.writelines(data)
+                elif not await self._send_with_files(data):
+                    return
             else:
                 self.transport.write(data)
             self._maybe_pause()
             if not self._can_write.is_set():
                 await self._can_write.wait()
 
-    def _encode(self, header: RequestHeader, item: Any) -> bytes | list[bytes]:
+    async def _send_with_files(self, data: list[Any]) -> bool:
+        """Write ``data``, sending zero-copy file slices with ``loop.sendfile``; False if the
+        connection went away meanwhile."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        pending: list[Any] = []
+        try:
+            for chunk in data:
+                if not hasattr(chunk, "fileno"):
+                    pending.append(chunk)
+                    continue
+                if pending:
+                    self.transport.writelines(pending)
+                    pending = []
+                if self.transport.is_closing():
+                    return False
+                await loop.sendfile(self.transport, chunk, chunk.position, len(chunk))
+                chunk.release()
+            if pending:
+                self.transport.writelines(pending)
+            return True
+        except (ConnectionError, RuntimeError, OSError) as e:
+            self.close(f"sending fetched records failed: {e}")
+            return False
+        finally:
+            _release(data)
+
+    def _encode(self, header: RequestHeader, item: Any) -> bytes | list[Any]:
         key, version = header.api_key, header.api_version
         if isinstance(item, RawResponse):
             flexible = response_header_flexible(key, version)
@@ -257,3 +293,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except TimeoutError:
             log.warning("connection from %s still busy at shutdown; closing it", self.peer)
         self.close()
+
+
+def _release(buffers: list[Any]) -> None:
+    """Let go of the zero-copy slices among ``buffers`` (idempotent)."""
+    for b in buffers:
+        if hasattr(b, "fileno"):
+            b.release()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tomyum.protocol.produce_response import _count, _string, _uvarint
 
@@ -24,7 +25,8 @@ class FetchPartition:
     last_stable_offset: int = -1
     log_start_offset: int = -1
     aborted_transactions: Sequence[tuple[int, int]] | None = None
-    records: bytes = field(default=b"")
+    #: bytes, or a zero-copy slice of a file (anything with ``len``; the server sends it)
+    records: Any = field(default=b"")
 
 
 def encode_fetch_response(
@@ -33,10 +35,11 @@ def encode_fetch_response(
     *,
     error_code: int = 0,
     session_id: int = 0,
-) -> list[bytes]:
-    """The response body as a list of buffers (join or ``writelines`` them)."""
+) -> list[Any]:
+    """The response body as a list of buffers (join or ``writelines`` them); record ranges
+    appear as given (a zero-copy slice stays a slice)."""
     flexible = version >= 12
-    out: list[bytes] = []
+    out: list[Any] = []
     head = bytearray(_I32.pack(0))
     if version >= 7:
         head += struct.pack(">hi", error_code, session_id)

@@ -58,10 +58,19 @@ class PartitionOffsets:
     log_end_offset: int
 
 
+class ZeroCopyRecords(Protocol):
+    """Record bytes left in a file, for the server to send with ``sendfile`` (zero copy).
+    The holder calls :meth:`release` once they are sent (or dropped)."""
+
+    def __len__(self) -> int: ...
+    def release(self) -> None: ...
+    def read_all(self) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReadResult:
     #: whole record batches (the last may be cut short by max_bytes, as in Kafka)
-    records: bytes
+    records: bytes | ZeroCopyRecords
     high_watermark: int
     log_start_offset: int
 
@@ -87,9 +96,11 @@ class LogStore(Protocol):
     # data --------------------------------------------------------------------------------
     async def append(self, tp: TopicPartition, records: memoryview) -> AppendResult: ...
     async def wait_durable(self, tp: TopicPartition, offset: int) -> None: ...
-    async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True) -> ReadResult:
+    async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True,
+                   zero_copy_min: int | None = None) -> ReadResult:
         """Batches from the one holding ``offset``, at most ``max_bytes`` (the first batch whole
-        if ``min_one``), never at or past the high watermark."""
+        if ``min_one``), never at or past the high watermark. With ``zero_copy_min``, an engine
+        that can may answer ``zero_copy_min`` bytes or more as :class:`ZeroCopyRecords`."""
         ...
     def offsets(self, tp: TopicPartition) -> PartitionOffsets: ...
     async def delete_records(self, tp: TopicPartition, offset: int) -> int:

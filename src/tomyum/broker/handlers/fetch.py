@@ -24,6 +24,7 @@ from tomyum.storage.engine import TopicPartition
 async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, list[FetchPartition]]], int, bool]:
     store = ctx.broker.store
     remaining = request.max_bytes if ctx.api_version >= 3 else 2**31 - 1
+    zero_copy_min = ctx.connection.zero_copy_min
     total, errors = 0, False
     topics: list[tuple[str, list[FetchPartition]]] = []
     for topic in request.topics:
@@ -35,7 +36,8 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
             parts.append(out)
             try:
                 limit = min(p.partition_max_bytes, remaining)
-                result = await store.read(tp, p.fetch_offset, limit, min_one=total == 0)
+                result = await store.read(tp, p.fetch_offset, limit, min_one=total == 0,
+                                          zero_copy_min=zero_copy_min)
                 out.high_watermark = out.last_stable_offset = result.high_watermark
                 out.log_start_offset = result.log_start_offset
                 out.aborted_transactions = () if request.isolation_level == 1 else None

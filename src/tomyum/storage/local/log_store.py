@@ -354,9 +354,10 @@ class LocalLogStore:
             self._flush_soon(plog)  # someone waits: whatever the flush policy, sync it now
             await fut
 
-    async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True) -> ReadResult:
+    async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True,
+                   zero_copy_min: int | None = None) -> ReadResult:
         plog = self._log(tp)
-        records = plog.read(offset, max_bytes, min_one=min_one)
+        records = plog.read(offset, max_bytes, min_one=min_one, zero_copy_min=zero_copy_min)
         return ReadResult(records=records, high_watermark=plog.high_watermark,
                           log_start_offset=plog.log_start_offset)
 

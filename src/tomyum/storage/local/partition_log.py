@@ -19,7 +19,7 @@ from tomyum.config import TopicConfig
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import BatchHeader, iter_batches, iter_raw_records, patch_header
 from tomyum.storage.engine import AppendResult, OffsetAndTimestamp, TopicPartition
-from tomyum.storage.local.segment import LogSegment
+from tomyum.storage.local.segment import FileSlice, LogSegment
 
 log = logging.getLogger(__name__)
 
@@ -260,10 +260,12 @@ class PartitionLog:
         bases = [s.base_offset for s in self.segments]
         return max(0, bisect.bisect_right(bases, offset) - 1)
 
-    def read(self, offset: int, max_bytes: int, *, min_one: bool = True, upper: int | None = None) -> bytes:
+    def read(self, offset: int, max_bytes: int, *, min_one: bool = True, upper: int | None = None,
+             zero_copy_min: int | None = None) -> bytes | FileSlice:
         """Batches from the one containing ``offset``, up to ``max_bytes`` (with ``min_one``, at
         least one whole batch), never past the high watermark (or ``upper`` if lower).
-        As in Kafka, the last batch may be cut short by ``max_bytes``."""
+        As in Kafka, the last batch may be cut short by ``max_bytes``. With ``zero_copy_min``,
+        that many bytes or more come back as a FileSlice (to be sent with sendfile)."""
         if offset < self.log_start_offset or offset > self.log_end_offset:
             raise KafkaError(
                 f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}] of {self.tp}",
@@ -279,7 +281,11 @@ class PartitionLog:
             if h.base_offset >= limit:
                 return b""
             size = min(end - h.position, max(max_bytes, h.size) if min_one else max_bytes)
-            return seg.read(h.position, size) if size > 0 else b""
+            if size <= 0:
+                return b""
+            if zero_copy_min is not None and size >= zero_copy_min:
+                return seg.slice(h.position, size)
+            return seg.read(h.position, size)
         return b""
 
     def offset_for_timestamp(self, timestamp: int) -> OffsetAndTimestamp | None:

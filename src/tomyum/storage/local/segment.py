@@ -17,6 +17,7 @@ import errno
 import mmap
 import os
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,47 @@ from tomyum.protocol.records import (
     parse_header,
 )
 from tomyum.storage.local.index import OffsetIndex, TimeIndex
+
+
+class FileSlice:
+    """A range of a segment file that a response sends with ``sendfile`` (zero copy).
+
+    It pins the segment, so its file descriptor stays open — even if retention, the cleaner
+    or a topic deletion retires the segment meanwhile — until :meth:`release`, which the
+    sender calls once the bytes are out (and which runs on garbage collection otherwise).
+    It is also a minimal file object (``fileno``, ``seek``, ``readinto``) for
+    ``loop.sendfile`` and its copying fallback.
+    """
+
+    __slots__ = ("segment", "position", "size", "_pos", "_release", "__weakref__")
+
+    def __init__(self, segment: LogSegment, position: int, size: int) -> None:
+        self.segment, self.position, self.size = segment, position, size
+        self._pos = position
+        segment.pin()
+        self._release = weakref.finalize(self, segment.unpin)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def release(self) -> None:
+        self._release()
+
+    def read_all(self) -> bytes:
+        return self.segment.read(self.position, self.size)
+
+    def fileno(self) -> int:
+        return self.segment.fd
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = offset if whence == 0 else self._pos + offset
+        return self._pos
+
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        data = os.pread(self.segment.fd, len(buf), self._pos)
+        buf[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 def segment_name(base_offset: int, suffix: str) -> str:
@@ -249,9 +291,17 @@ class LogSegment:
             return self.created_ms
 
     def close(self) -> None:
+        """Close the file, or, while a reader holds it, as soon as the last one lets go."""
+        if self.pins > 0:
+            self.retired = True
+            return
         if not self.closed:
             self.closed = True
             os.close(self.fd)
+
+    def slice(self, position: int, size: int) -> FileSlice:
+        """``size`` bytes from ``position`` to be sent without copying (see FileSlice)."""
+        return FileSlice(self, position, size)
 
     def pin(self) -> None:
         self.pins += 1
