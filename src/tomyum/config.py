@@ -104,10 +104,10 @@ BROKER_CONFIGS = _defs(
     ConfigDef("listener.security.protocol.map", "list",
               ["PLAINTEXT:PLAINTEXT", "SSL:SSL", "SASL_PLAINTEXT:SASL_PLAINTEXT", "SASL_SSL:SASL_SSL"],
               dynamic=False),
-    ConfigDef("num.partitions", "int", 1, at_least(1)),
-    ConfigDef("default.replication.factor", "int", 1, at_least(1)),
-    ConfigDef("auto.create.topics.enable", "bool", True),
-    ConfigDef("delete.topic.enable", "bool", True),
+    ConfigDef("num.partitions", "int", 1, at_least(1), dynamic=False),
+    ConfigDef("default.replication.factor", "int", 1, at_least(1), dynamic=False),
+    ConfigDef("auto.create.topics.enable", "bool", True, dynamic=False),
+    ConfigDef("delete.topic.enable", "bool", True, dynamic=False),
     ConfigDef("message.max.bytes", "int", 1048588, at_least(0), synonym=None),
     ConfigDef("socket.request.max.bytes", "int", 104857600, at_least(1), dynamic=False),
     ConfigDef("log.segment.bytes", "int", 1073741824, at_least(14)),
@@ -117,7 +117,7 @@ BROKER_CONFIGS = _defs(
     ConfigDef("log.retention.minutes", "int", None),
     ConfigDef("log.retention.hours", "int", 168),
     ConfigDef("log.retention.bytes", "long", -1),
-    ConfigDef("log.retention.check.interval.ms", "long", 300000, at_least(1)),
+    ConfigDef("log.retention.check.interval.ms", "long", 300000, at_least(1), dynamic=False),
     ConfigDef("log.index.interval.bytes", "int", 4096, at_least(0)),
     ConfigDef("log.index.size.max.bytes", "int", 10485760, at_least(4)),
     ConfigDef("log.message.timestamp.type", "string", "CreateTime", one_of("CreateTime", "LogAppendTime")),
@@ -139,22 +139,22 @@ BROKER_CONFIGS = _defs(
     ConfigDef("unclean.leader.election.enable", "bool", False),
     ConfigDef("offsets.topic.num.partitions", "int", 50, at_least(1), dynamic=False),
     ConfigDef("offsets.topic.replication.factor", "int", 1, at_least(1), dynamic=False),
-    ConfigDef("offsets.retention.minutes", "int", 10080, at_least(1)),
-    ConfigDef("group.initial.rebalance.delay.ms", "int", 3000, at_least(0)),
-    ConfigDef("group.min.session.timeout.ms", "int", 6000, at_least(0)),
-    ConfigDef("group.max.session.timeout.ms", "int", 1800000, at_least(0)),
+    ConfigDef("offsets.retention.minutes", "int", 10080, at_least(1), dynamic=False),
+    ConfigDef("group.initial.rebalance.delay.ms", "int", 3000, at_least(0), dynamic=False),
+    ConfigDef("group.min.session.timeout.ms", "int", 6000, at_least(0), dynamic=False),
+    ConfigDef("group.max.session.timeout.ms", "int", 1800000, at_least(0), dynamic=False),
     ConfigDef("transaction.state.log.num.partitions", "int", 50, at_least(1), dynamic=False),
     ConfigDef("transaction.state.log.replication.factor", "int", 1, at_least(1), dynamic=False),
     ConfigDef("transaction.state.log.min.isr", "int", 1, at_least(1), dynamic=False),
-    ConfigDef("transactional.id.expiration.ms", "int", 604800000, at_least(1)),
-    ConfigDef("transaction.max.timeout.ms", "int", 900000, at_least(1)),
-    ConfigDef("producer.id.expiration.ms", "int", 86400000, at_least(1)),
+    ConfigDef("transactional.id.expiration.ms", "int", 604800000, at_least(1), dynamic=False),
+    ConfigDef("transaction.max.timeout.ms", "int", 900000, at_least(1), dynamic=False),
+    ConfigDef("producer.id.expiration.ms", "int", 86400000, at_least(1), dynamic=False),
     ConfigDef("connections.max.idle.ms", "long", 600000),
     # tomyum's own: fetched record ranges of at least this many bytes leave by sendfile
     # (zero copy) on plaintext listeners; -1 reads them into memory instead
     ConfigDef("fetch.zero.copy.min.bytes", "int", 65536, at_least(-1)),
-    ConfigDef("request.timeout.ms", "int", 30000, at_least(0)),
-    ConfigDef("shutdown.timeout.ms", "int", 10000, at_least(0)),
+    ConfigDef("request.timeout.ms", "int", 30000, at_least(0), dynamic=False),
+    ConfigDef("shutdown.timeout.ms", "int", 10000, at_least(0), dynamic=False),
 )
 
 #: Kafka keys tomyum accepts and ignores, with a warning that says so.
@@ -241,12 +241,23 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+#: the layers of dynamic broker configs (AlterConfigs on a broker resource), highest first
+DYNAMIC_BROKER = "dynamic-broker"    # resource name = this broker's node id
+DYNAMIC_DEFAULT = "dynamic-default"  # resource name "" = the cluster-wide default
+
+
 class BrokerConfig:
-    """The broker's configuration: parsed, validated values by Kafka key name."""
+    """The broker's configuration: parsed, validated values by Kafka key name.
+
+    Precedence, highest first: the dynamic per-broker layer, the dynamic cluster-wide
+    default layer (both set by AlterConfigs at run time), the static configuration (file,
+    environment, ``--set``), Kafka's default. Every reader sees a change at once.
+    """
 
     def __init__(self, raw: Mapping[str, Any] | None = None) -> None:
         self._values: dict[str, Any] = {k: d.default for k, d in BROKER_CONFIGS.items()}
         self._explicit: set[str] = set()
+        self._dynamic: dict[str, dict[str, Any]] = {DYNAMIC_BROKER: {}, DYNAMIC_DEFAULT: {}}
         self.update(raw or {})
 
     @classmethod
@@ -278,13 +289,41 @@ class BrokerConfig:
             self._explicit.add(key)
 
     def __getitem__(self, key: str) -> Any:
+        dynamic = self._dynamic
+        if key in dynamic[DYNAMIC_BROKER]:
+            return dynamic[DYNAMIC_BROKER][key]
+        if key in dynamic[DYNAMIC_DEFAULT]:
+            return dynamic[DYNAMIC_DEFAULT][key]
         return self._values[key]
 
     def is_default(self, key: str) -> bool:
-        return key not in self._explicit
+        return self.source(key) == "default"
+
+    def source(self, key: str) -> str:
+        """Where the value of ``key`` comes from: a dynamic layer, "static" or "default"."""
+        for layer in (DYNAMIC_BROKER, DYNAMIC_DEFAULT):
+            if key in self._dynamic[layer]:
+                return layer
+        return "static" if key in self._explicit else "default"
+
+    def layers(self, key: str) -> list[tuple[str, Any]]:
+        """Every place ``key`` has a value, highest precedence first: [(source, value)]."""
+        out = [(layer, self._dynamic[layer][key]) for layer in (DYNAMIC_BROKER, DYNAMIC_DEFAULT)
+               if key in self._dynamic[layer]]
+        if key in self._explicit:
+            out.append(("static", self._values[key]))
+        out.append(("default", BROKER_CONFIGS[key].default))
+        return out
 
     def items(self) -> Iterable[tuple[str, Any]]:
-        return self._values.items()
+        return ((k, self[k]) for k in self._values)
+
+    def dynamic(self, layer: str) -> Mapping[str, Any]:
+        return self._dynamic[layer]
+
+    def set_dynamic(self, layer: str, values: Mapping[str, Any]) -> None:
+        """Replace a dynamic layer with parsed ``values`` (see :func:`validate_dynamic_broker_configs`)."""
+        self._dynamic[layer] = dict(values)
 
     # Derived values, computed the way Kafka computes them.
 
@@ -306,7 +345,7 @@ class BrokerConfig:
         if topic_key == "flush.ms":
             return self["log.flush.interval.ms"] if self["log.flush.interval.ms"] is not None else d.default
         if d.synonym is not None and d.synonym in self._values:
-            return self._values[d.synonym]
+            return self[d.synonym]
         return d.default
 
 
@@ -320,6 +359,22 @@ def validate_topic_configs(raw: Mapping[str, str | None]) -> dict[str, Any]:
         if not d.supported:
             log.warning("topic config %s is not supported by tomyum and is ignored", key)
         out[key] = parse_value(d, value)
+    return out
+
+
+def validate_dynamic_broker_configs(raw: Mapping[str, str | None]) -> dict[str, Any]:
+    """Parse broker configs set at run time; ConfigError names the first key that is unknown,
+    cannot change while running, or has a bad value. A None value is dropped."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        d = BROKER_CONFIGS.get(key)
+        if d is None:
+            raise ConfigError(key, "unknown broker config")
+        if not d.dynamic:
+            raise ConfigError(key, "cannot be updated dynamically (a static broker config: "
+                              "set it in the config file or with --set and restart)")
+        if value is not None:
+            out[key] = parse_value(d, value)
     return out
 
 
@@ -347,9 +402,9 @@ class TopicConfig:
         return self.broker.topic_default(key)
 
     def source(self, key: str) -> str:
+        """"topic" for an override, else where the broker's synonym comes from
+        (a dynamic layer, "static" or "default")."""
         if key in self.overrides:
             return "topic"
         d = TOPIC_CONFIGS[key]
-        if d.synonym and not self.broker.is_default(d.synonym):
-            return "broker"
-        return "default"
+        return self.broker.source(d.synonym) if d.synonym else "default"

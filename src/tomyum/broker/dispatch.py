@@ -9,7 +9,8 @@ goes on reading), ``RawResponse`` (body bytes already encoded) or ``NO_RESPONSE`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,3 +77,16 @@ def error_code(e: BaseException) -> ErrorCode:
     from tomyum.errors import KafkaError
 
     return e.code if isinstance(e, KafkaError) else ErrorCode.unknown_server_error
+
+
+@contextmanager
+def errors_into(entry: dict[str, Any]) -> Iterator[None]:
+    """Answer a KafkaError raised inside as ``entry``'s error_code and error_message (the
+    per-resource error of most admin APIs)."""
+    from tomyum.errors import KafkaError
+
+    try:
+        yield
+    except KafkaError as e:
+        entry["error_code"] = e.code
+        entry["error_message"] = str(e)

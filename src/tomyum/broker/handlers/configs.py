@@ -1,29 +1,58 @@
-"""DescribeConfigs (key 32) v1-4.
+"""DescribeConfigs (key 32) v1-4, AlterConfigs (key 33) v0-2, IncrementalAlterConfigs (key 44) v0-1.
 
-Resource type 2 is a topic, 4 a broker (by node id, or "" for the cluster default).
-Sources follow Kafka: 1 dynamic topic config, 4 static broker config, 5 default. Synonyms
-(v1+) list, for a topic config, the override and the broker key it falls back to.
+Resource type 2 is a topic, 4 a broker: its node id names the per-broker dynamic layer, ""
+the cluster-wide dynamic default. Sources follow Kafka: 1 dynamic topic config, 2 dynamic
+broker config, 3 dynamic default broker config, 4 static broker config, 5 default; synonyms
+(v1+) list every place a value comes from, highest precedence first.
+
+AlterConfigs replaces a resource's whole set of dynamic values; IncrementalAlterConfigs
+applies SET, DELETE, APPEND and SUBTRACT (the last two for list configs). Values are
+validated with the broker's own parsers — a bad one is INVALID_CONFIG naming the key — and
+take effect at once, for topics and brokers alike, and survive restarts. ``validate_only``
+checks and changes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from tomyum.broker.context import RequestContext
-from tomyum.broker.dispatch import handles
-from tomyum.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, format_value
-from tomyum.errors import ErrorCode, KafkaError
+from tomyum.broker.dispatch import errors_into, handles
+from tomyum.config import (
+    BROKER_CONFIGS,
+    DYNAMIC_BROKER,
+    DYNAMIC_DEFAULT,
+    TOPIC_CONFIGS,
+    ConfigDef,
+    format_value,
+    parse_value,
+    validate_dynamic_broker_configs,
+    validate_topic_configs,
+)
+from tomyum.errors import ConfigError, ErrorCode, KafkaError
 
 TOPIC, BROKER = 2, 4
-SOURCE_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5
+SOURCE_TOPIC, SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 2, 3, 4, 5
+SOURCES = {"topic": SOURCE_TOPIC, DYNAMIC_BROKER: SOURCE_DYNAMIC_BROKER, DYNAMIC_DEFAULT: SOURCE_DYNAMIC_DEFAULT,
+           "static": SOURCE_STATIC_BROKER, "default": SOURCE_DEFAULT}
 TYPES = {"bool": 1, "string": 2, "int": 3, "long": 5, "double": 6, "list": 7}
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
-def _entry(d: ConfigDef, value: Any, source: int, synonyms: list[dict[str, Any]]) -> dict[str, Any]:
+# DescribeConfigs ---------------------------------------------------------------------------------
+
+def _entry(d: ConfigDef, value: Any, source: int, synonyms: list[dict[str, Any]],
+           *, read_only: bool) -> dict[str, Any]:
     return {"name": d.name, "value": None if d.sensitive else format_value(value),
-            "read_only": not d.dynamic, "is_default": source == SOURCE_DEFAULT,
+            "read_only": read_only, "is_default": source == SOURCE_DEFAULT,
             "config_source": source, "is_sensitive": d.sensitive, "synonyms": synonyms,
             "config_type": TYPES.get(d.type, 0), "documentation": None}
+
+
+def _broker_synonyms(ctx: RequestContext, key: str) -> list[dict[str, Any]]:
+    return [{"name": key, "value": format_value(value), "source": SOURCES[source]}
+            for source, value in ctx.broker.config.layers(key)]
 
 
 def _topic_configs(ctx: RequestContext, name: str, include_synonyms: bool) -> list[dict[str, Any]]:
@@ -31,32 +60,34 @@ def _topic_configs(ctx: RequestContext, name: str, include_synonyms: bool) -> li
     if name not in store.topics():
         raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
     cfg = store.topic_config(name)
-    broker = ctx.broker.config
     out = []
     for key, d in TOPIC_CONFIGS.items():
         if not d.supported:
             continue
-        source = {"topic": SOURCE_TOPIC, "broker": SOURCE_STATIC_BROKER}.get(cfg.source(key), SOURCE_DEFAULT)
         synonyms = []
         if include_synonyms:
             if key in cfg.overrides:
                 synonyms.append({"name": key, "value": format_value(cfg.overrides[key]), "source": SOURCE_TOPIC})
             if d.synonym:
-                bsource = SOURCE_DEFAULT if broker.is_default(d.synonym) else SOURCE_STATIC_BROKER
-                synonyms.append({"name": d.synonym, "value": format_value(broker.topic_default(key)),
-                                 "source": bsource})
-        out.append(_entry(d, cfg[key], source, synonyms))
+                synonyms += _broker_synonyms(ctx, d.synonym)
+        out.append(_entry(d, cfg[key], SOURCES[cfg.source(key)], synonyms, read_only=False))
     return out
 
 
 def _broker_configs(ctx: RequestContext, include_synonyms: bool) -> list[dict[str, Any]]:
     cfg = ctx.broker.config
-    out = []
-    for key, d in BROKER_CONFIGS.items():
-        source = SOURCE_DEFAULT if cfg.is_default(key) else SOURCE_STATIC_BROKER
-        synonyms = [{"name": key, "value": format_value(cfg[key]), "source": source}] if include_synonyms else []
-        out.append(_entry(d, cfg[key], source, synonyms))
-    return out
+    return [_entry(d, cfg[key], SOURCES[cfg.source(key)],
+                   _broker_synonyms(ctx, key) if include_synonyms else [], read_only=not d.dynamic)
+            for key, d in BROKER_CONFIGS.items()]
+
+
+def _check_broker_name(ctx: RequestContext, name: str) -> str:
+    """The dynamic layer a broker resource name addresses."""
+    if name == "":
+        return DYNAMIC_DEFAULT
+    if name == str(ctx.broker.node_id):
+        return DYNAMIC_BROKER
+    raise KafkaError(f"unknown broker {name!r}: this broker is {ctx.broker.node_id}", ErrorCode.invalid_request)
 
 
 @handles(32, versions=range(1, 5))
@@ -65,12 +96,11 @@ async def describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
     for r in request.resources:
         entry: dict[str, Any] = {"error_code": 0, "error_message": None, "resource_type": r.resource_type,
                                  "resource_name": r.resource_name, "configs": ()}
-        try:
+        with errors_into(entry):
             if r.resource_type == TOPIC:
                 configs = _topic_configs(ctx, r.resource_name, request.include_synonyms)
             elif r.resource_type == BROKER:
-                if r.resource_name not in ("", str(ctx.broker.node_id)):
-                    raise KafkaError(f"unknown broker {r.resource_name!r}", ErrorCode.invalid_request)
+                _check_broker_name(ctx, r.resource_name)
                 configs = _broker_configs(ctx, request.include_synonyms)
             else:
                 raise KafkaError(f"resource type {r.resource_type} is not supported",
@@ -79,8 +109,86 @@ async def describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 keys = set(r.configuration_keys)
                 configs = [c for c in configs if c["name"] in keys]
             entry["configs"] = configs
-        except KafkaError as e:
-            entry["error_code"] = e.code
-            entry["error_message"] = str(e)
         results.append(entry)
     return {"throttle_time": 0, "results": results}
+
+
+# AlterConfigs and IncrementalAlterConfigs ---------------------------------------------------------
+
+def _apply_ops(current: Mapping[str, Any], ops: Any, defs: Mapping[str, ConfigDef],
+               effective: Any) -> dict[str, str | None]:
+    """The raw (string) values of a resource after IncrementalAlterConfigs ``ops``."""
+    raw: dict[str, str | None] = {k: format_value(v) for k, v in current.items()}
+    for op in ops:
+        d = defs.get(op.name)
+        if d is None:
+            raise ConfigError(op.name, "unknown config")
+        if op.config_operation == SET:
+            raw[op.name] = op.value
+        elif op.config_operation == DELETE:
+            raw.pop(op.name, None)
+        elif op.config_operation in (APPEND, SUBTRACT):
+            if d.type != "list":
+                raise ConfigError(op.name, "APPEND and SUBTRACT apply only to list configs")
+            base = parse_value(d, raw[op.name]) if op.name in raw else list(effective(op.name) or [])
+            items = parse_value(d, op.value or "")
+            if op.config_operation == APPEND:
+                merged = base + [x for x in items if x not in base]
+            else:
+                merged = [x for x in base if x not in items]
+            raw[op.name] = ",".join(merged)
+        else:
+            raise KafkaError(f"unknown config operation {op.config_operation} for {op.name}",
+                             ErrorCode.invalid_request)
+    return raw
+
+
+async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, incremental: bool) -> None:
+    store, config = ctx.broker.store, ctx.broker.config
+    try:
+        if resource.resource_type == TOPIC:
+            name = resource.resource_name
+            if name not in store.topics():
+                raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
+            cfg = store.topic_config(name)
+            if incremental:
+                raw = _apply_ops(cfg.overrides, resource.configs, TOPIC_CONFIGS, cfg.__getitem__)
+            else:
+                raw = {c.name: c.value for c in resource.configs if c.value is not None}
+            parsed = validate_topic_configs(raw)
+            if not validate_only:
+                await store.alter_topic_configs(name, parsed)
+        elif resource.resource_type == BROKER:
+            layer = _check_broker_name(ctx, resource.resource_name)
+            if incremental:
+                raw = _apply_ops(config.dynamic(layer), resource.configs, BROKER_CONFIGS, config.__getitem__)
+            else:
+                raw = {c.name: c.value for c in resource.configs}
+            parsed = validate_dynamic_broker_configs(raw)
+            if not validate_only:
+                await store.alter_broker_configs(layer, parsed)
+        else:
+            raise KafkaError(f"resource type {resource.resource_type} is not supported", ErrorCode.invalid_request)
+    except ConfigError as e:
+        raise KafkaError(str(e), ErrorCode.invalid_config) from None
+
+
+async def _alter_all(ctx: RequestContext, request: Any, incremental: bool) -> dict[str, Any]:
+    responses = []
+    for r in request.resources:
+        entry: dict[str, Any] = {"error_code": 0, "error_message": None, "resource_type": r.resource_type,
+                                 "resource_name": r.resource_name}
+        with errors_into(entry):
+            await _alter(ctx, r, request.validate_only, incremental)
+        responses.append(entry)
+    return {"throttle_time": 0, "responses": responses}
+
+
+@handles(33, versions=range(0, 3))
+async def alter_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    return await _alter_all(ctx, request, incremental=False)
+
+
+@handles(44, versions=range(0, 2))
+async def incremental_alter_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    return await _alter_all(ctx, request, incremental=True)

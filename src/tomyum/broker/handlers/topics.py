@@ -12,7 +12,7 @@ from typing import Any
 
 from tomyum.broker.broker import check_topic_name
 from tomyum.broker.context import RequestContext
-from tomyum.broker.dispatch import handles
+from tomyum.broker.dispatch import errors_into, handles
 from tomyum.config import format_value, validate_topic_configs
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 
@@ -39,7 +39,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
         result: dict[str, Any] = {"name": t.name, "topic_id": None, "error_code": 0, "error_message": None,
                                   "topic_config_error_code": 0, "num_partitions": -1,
                                   "replication_factor": -1, "configs": ()}
-        try:
+        with errors_into(result):
             if t.name in seen:
                 raise KafkaError(f"topic {t.name} named twice", ErrorCode.invalid_request)
             seen.add(t.name)
@@ -68,9 +68,6 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
                  "read_only": False, "config_source": 1 if k in parsed else 5, "is_sensitive": False}
                 for k in sorted(set(parsed))
             ]
-        except KafkaError as e:
-            result["error_code"] = e.code
-            result["error_message"] = str(e)
         results.append(result)
     return {"throttle_time": 0, "topics": results}
 
@@ -86,7 +83,7 @@ async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
     responses = []
     for name, topic_id in wanted:
         entry: dict[str, Any] = {"name": name, "topic_id": topic_id, "error_code": 0, "error_message": None}
-        try:
+        with errors_into(entry):
             if name is None and topic_id is not None:
                 name = by_id.get(topic_id)
                 if name is None:
@@ -100,9 +97,6 @@ async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
             entry["topic_id"] = meta.topic_id
             async with ctx.broker.topic_lock(meta.name):
                 await store.delete_topic(meta.name)
-        except KafkaError as e:
-            entry["error_code"] = e.code
-            entry["error_message"] = str(e)
         responses.append(entry)
     return {"throttle_time": 0, "responses": responses}
 
@@ -113,7 +107,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]
     results = []
     for t in request.topics:
         entry: dict[str, Any] = {"name": t.name, "error_code": 0, "error_message": None}
-        try:
+        with errors_into(entry):
             meta = store.topics().get(t.name)
             if meta is None:
                 raise KafkaError(f"unknown topic {t.name!r}", ErrorCode.unknown_topic_or_partition)
@@ -128,8 +122,5 @@ async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]
             if not request.validate_only:
                 async with ctx.broker.topic_lock(t.name):
                     await store.create_partitions(t.name, t.count)
-        except KafkaError as e:
-            entry["error_code"] = e.code
-            entry["error_message"] = str(e)
         results.append(entry)
     return {"throttle_time": 0, "results": results}

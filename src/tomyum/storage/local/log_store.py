@@ -29,8 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
-from tomyum.config import TOPIC_CONFIGS, BrokerConfig, TopicConfig, format_value, parse_value
-from tomyum.errors import ErrorCode, KafkaError, StorageError
+from tomyum.config import (
+    DYNAMIC_BROKER,
+    DYNAMIC_DEFAULT,
+    TOPIC_CONFIGS,
+    BrokerConfig,
+    TopicConfig,
+    format_value,
+    parse_value,
+    validate_dynamic_broker_configs,
+)
+from tomyum.errors import ConfigError, ErrorCode, KafkaError, StorageError
 from tomyum.storage.engine import (
     AppendResult,
     OffsetAndTimestamp,
@@ -176,6 +185,13 @@ class LocalLogStore:
         except (OSError, ValueError) as e:
             raise StorageError(f"cannot read {path}: {e}") from e
         self.next_producer_id = self._producer_id_limit = int(doc.get("producer_id_limit", 0))
+        for layer, raw in doc.get("broker_configs", {}).items():
+            if layer not in (DYNAMIC_BROKER, DYNAMIC_DEFAULT):
+                continue
+            try:
+                self.config.set_dynamic(layer, validate_dynamic_broker_configs(raw))
+            except ConfigError as e:
+                log.warning("ignoring the dynamic broker configs stored in %s: %s", path, e)
         for name, t in doc.get("topics", {}).items():
             configs = {k: parse_value(TOPIC_CONFIGS[k], v) for k, v in t.get("configs", {}).items()
                        if k in TOPIC_CONFIGS}
@@ -187,6 +203,10 @@ class LocalLogStore:
         doc = {
             "version": 1,
             "producer_id_limit": self._producer_id_limit,
+            "broker_configs": {
+                layer: {k: format_value(v) for k, v in self.config.dynamic(layer).items()}
+                for layer in (DYNAMIC_BROKER, DYNAMIC_DEFAULT)
+            },
             "topics": {
                 t.name: {
                     "topic_id": str(t.topic_id),
@@ -308,6 +328,17 @@ class LocalLogStore:
         self._save_topics()
         for p in range(meta.num_partitions):
             self._logs[TopicPartition(name, p)].config = self.topic_config(name)
+
+    async def alter_broker_configs(self, layer: str, configs: Mapping[str, Any]) -> None:
+        """Replace a dynamic broker config layer (parsed values); takes effect at once."""
+        before = dict(self.config.dynamic(layer))
+        self.config.set_dynamic(layer, configs)
+        try:
+            self._save_topics()
+        except StorageError:
+            self.config.set_dynamic(layer, before)
+            raise
+        log.info("dynamic broker configs (%s) now %s", layer, dict(configs))
 
     def allocate_producer_id(self) -> int:
         """A producer id never handed out before by this data directory."""

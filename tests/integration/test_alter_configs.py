@@ -1,0 +1,156 @@
+"""AlterConfigs and IncrementalAlterConfigs through confluent-kafka's AdminClient: topic and
+broker configs, validation, validate-only, sources in DescribeConfigs, effect without a
+restart, and persistence across one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+    ResourceType,
+)
+
+from tomyum.testing import BrokerProcess, wait_until
+
+TIMEOUT = 20
+
+
+@pytest.fixture
+def cbroker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    with BrokerProcess(tmp_path / "data", settings={"log.retention.check.interval.ms": "100"}) as b:
+        yield b
+
+
+def admin_of(b: BrokerProcess) -> AdminClient:
+    return AdminClient({"bootstrap.servers": b.bootstrap})
+
+
+def describe(admin: AdminClient, resource: ConfigResource) -> dict[str, ConfigEntry]:
+    return admin.describe_configs([resource])[resource].result(TIMEOUT)  # type: ignore[no-any-return]
+
+
+def incremental(admin: AdminClient, resource: ConfigResource, *entries: tuple[str, str | None, AlterConfigOpType],
+                validate_only: bool = False) -> None:
+    for name, value, op in entries:
+        resource.add_incremental_config(ConfigEntry(name, value, incremental_operation=op))
+    admin.incremental_alter_configs([resource], validate_only=validate_only)[resource].result(TIMEOUT)
+
+
+def set_cluster_default(b: BrokerProcess, name: str, value: str) -> None:
+    """IncrementalAlterConfigs v1 on the broker resource "" (the cluster-wide default)."""
+    from kio.schema.incremental_alter_configs.v1 import request as req
+
+    from tests.integration.test_bad_input import connect, decode_response, kio_request, read_frame
+
+    body = req.IncrementalAlterConfigsRequest(validate_only=False, resources=(req.AlterConfigsResource(
+        resource_type=4, resource_name="", configs=(req.AlterableConfig(
+            name=name, config_operation=0, value=value),)),))
+    with connect(b) as s:
+        s.sendall(kio_request(44, 1, 5, body))
+        response = decode_response(44, 1, read_frame(s))
+    assert [r.error_code for r in response.responses] == [0]  # type: ignore[attr-defined]
+
+
+def failure(call: object) -> KafkaError:
+    with pytest.raises(KafkaException) as e:
+        call.result(TIMEOUT)  # type: ignore[attr-defined]
+    return e.value.args[0]  # type: ignore[no-any-return]
+
+
+def test_topic_configs_set_delete_append_subtract(cbroker: BrokerProcess, topic_name: str) -> None:
+    admin = admin_of(cbroker)
+    admin.create_topics([NewTopic(topic_name, 1, 1, config={"retention.ms": "1000000"})])[topic_name].result(TIMEOUT)
+    topic = ConfigResource(ResourceType.TOPIC, topic_name)
+    incremental(admin, ConfigResource(ResourceType.TOPIC, topic_name),
+                ("segment.bytes", "100000", AlterConfigOpType.SET),
+                ("retention.ms", None, AlterConfigOpType.DELETE),
+                ("cleanup.policy", "compact", AlterConfigOpType.APPEND))
+    configs = describe(admin, topic)
+    assert configs["segment.bytes"].value == "100000"
+    assert configs["segment.bytes"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["retention.ms"].value == "604800000" and configs["retention.ms"].is_default
+    assert configs["cleanup.policy"].value == "delete,compact"
+    incremental(admin, ConfigResource(ResourceType.TOPIC, topic_name),
+                ("cleanup.policy", "delete", AlterConfigOpType.SUBTRACT))
+    assert describe(admin, topic)["cleanup.policy"].value == "compact"
+    # the legacy AlterConfigs replaces the whole set of overrides
+    legacy = ConfigResource(ResourceType.TOPIC, topic_name, set_config={"max.message.bytes": "5000"})
+    admin.alter_configs([legacy])[legacy].result(TIMEOUT)
+    configs = describe(admin, topic)
+    assert configs["max.message.bytes"].value == "5000"
+    assert configs["segment.bytes"].is_default and configs["cleanup.policy"].value == "delete"
+
+
+def test_bad_values_unknown_keys_and_validate_only(cbroker: BrokerProcess, topic_name: str) -> None:
+    admin = admin_of(cbroker)
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+    for name, value in (("retention.ms", "soon"), ("no.such.config", "1"), ("segment.bytes", "3")):
+        r = ConfigResource(ResourceType.TOPIC, topic_name)
+        r.add_incremental_config(ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET))
+        err = failure(admin.incremental_alter_configs([r])[r])
+        assert err.code() == KafkaError.INVALID_CONFIG and name in err.str()
+    r = ConfigResource(ResourceType.TOPIC, topic_name)
+    r.add_incremental_config(ConfigEntry("segment.bytes", "1", incremental_operation=AlterConfigOpType.APPEND))
+    assert failure(admin.incremental_alter_configs([r])[r]).code() == KafkaError.INVALID_CONFIG
+    incremental(admin, ConfigResource(ResourceType.TOPIC, topic_name),
+                ("retention.ms", "12345", AlterConfigOpType.SET), validate_only=True)
+    assert describe(admin, ConfigResource(ResourceType.TOPIC, topic_name))["retention.ms"].is_default
+    missing = ConfigResource(ResourceType.TOPIC, "no-such-topic")
+    missing.add_incremental_config(ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SET))
+    assert failure(admin.incremental_alter_configs([missing])[missing]).code() == \
+        KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_broker_configs_take_effect_at_once_and_survive_restart(cbroker: BrokerProcess, topic_name: str) -> None:
+    admin = admin_of(cbroker)
+    admin.create_topics([NewTopic(topic_name, 1, 1, config={"segment.bytes": "1000"})])[topic_name].result(TIMEOUT)
+    topic = ConfigResource(ResourceType.TOPIC, topic_name)
+    # the cluster-wide default layer ("": librdkafka refuses the empty name, so a raw request)
+    set_cluster_default(cbroker, "log.retention.ms", "86400000")
+    retention = describe(admin, topic)["retention.ms"]
+    assert retention.value == "86400000"
+    assert retention.source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    incremental(admin, ConfigResource(ResourceType.BROKER, "1"),
+                ("log.retention.ms", "3600000", AlterConfigOpType.SET),
+                ("message.max.bytes", "200000", AlterConfigOpType.SET))
+    retention = describe(admin, topic)["retention.ms"]
+    assert retention.value == "3600000" and retention.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert "log.retention.ms" in retention.synonyms  # (keyed by name: the layers collapse here)
+    broker_view = describe(admin, ConfigResource(ResourceType.BROKER, "1"))
+    assert broker_view["message.max.bytes"].value == "200000"
+    assert broker_view["listeners"].is_read_only
+    # a static key cannot change at run time
+    r = ConfigResource(ResourceType.BROKER, "1")
+    r.add_incremental_config(ConfigEntry("listeners", "PLAINTEXT://:1", incremental_operation=AlterConfigOpType.SET))
+    err = failure(admin.incremental_alter_configs([r])[r])
+    assert err.code() == KafkaError.INVALID_CONFIG and "listeners" in err.str()
+    # the new retention applies without a restart: records from two hours ago go
+    p = Producer({"bootstrap.servers": cbroker.bootstrap, "acks": "all"})
+    for _ in range(30):
+        p.produce(topic_name, value=b"x" * 100, partition=0, timestamp=int(time.time() * 1000) - 2 * 3600_000)
+    assert p.flush(TIMEOUT) == 0
+    p.produce(topic_name, value=b"now", partition=0)  # a recent record, in a new segment
+    assert p.flush(TIMEOUT) == 0
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": cbroker.bootstrap, "group.id": "wm"})
+    try:
+        wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=TIMEOUT)[0] > 0,
+                   TIMEOUT, what="retention by the dynamic log.retention.ms")
+    finally:
+        c.close()
+
+    cbroker.restart()
+    admin = admin_of(cbroker)
+    assert describe(admin, topic)["retention.ms"].value == "3600000"
+    assert describe(admin, ConfigResource(ResourceType.BROKER, "1"))["message.max.bytes"].value == "200000"
+    assert describe(admin, topic)["segment.bytes"].value == "1000"

@@ -1,0 +1,48 @@
+"""BrokerConfig layers: dynamic per-broker > dynamic cluster default > static > default,
+and topic configs falling back through them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tomyum.config import (
+    DYNAMIC_BROKER,
+    DYNAMIC_DEFAULT,
+    BrokerConfig,
+    TopicConfig,
+    validate_dynamic_broker_configs,
+)
+from tomyum.errors import ConfigError
+
+
+def test_precedence_of_the_layers() -> None:
+    cfg = BrokerConfig({"log.retention.ms": "1000"})
+    assert cfg["log.retention.ms"] == 1000 and cfg.source("log.retention.ms") == "static"
+    cfg.set_dynamic(DYNAMIC_DEFAULT, validate_dynamic_broker_configs({"log.retention.ms": "2000"}))
+    assert cfg["log.retention.ms"] == 2000 and cfg.source("log.retention.ms") == DYNAMIC_DEFAULT
+    cfg.set_dynamic(DYNAMIC_BROKER, validate_dynamic_broker_configs({"log.retention.ms": "3000"}))
+    assert cfg["log.retention.ms"] == 3000 and cfg.source("log.retention.ms") == DYNAMIC_BROKER
+    assert [s for s, _ in cfg.layers("log.retention.ms")] == [DYNAMIC_BROKER, DYNAMIC_DEFAULT, "static", "default"]
+    cfg.set_dynamic(DYNAMIC_BROKER, {})
+    assert cfg["log.retention.ms"] == 2000
+    assert cfg.source("num.partitions") == "default" and cfg.is_default("num.partitions")
+
+
+def test_topic_configs_see_dynamic_broker_defaults() -> None:
+    cfg = BrokerConfig()
+    topic = TopicConfig(cfg, {})
+    assert topic["retention.ms"] == 7 * 24 * 3600 * 1000 and topic.source("retention.ms") == "default"
+    cfg.set_dynamic(DYNAMIC_DEFAULT, {"log.retention.ms": 60_000})
+    assert topic["retention.ms"] == 60_000 and topic.source("retention.ms") == DYNAMIC_DEFAULT
+    assert TopicConfig(cfg, {"retention.ms": 5})["retention.ms"] == 5
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"listeners": "PLAINTEXT://:1"}, "listeners"),        # static only
+    ({"no.such.key": "1"}, "no.such.key"),                  # unknown
+    ({"log.retention.ms": "soon"}, "log.retention.ms"),     # bad value
+])
+def test_dynamic_changes_are_validated(raw: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        validate_dynamic_broker_configs(raw)
+    assert e.value.key == key
