@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: install install-test serve test test-unit bench clean
+.PHONY: install install-test serve test test-unit bench bench-lifecycle clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test-unit: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.throughput --write docs/benchmarks.md
+
+bench-lifecycle: $(VENV)/.test-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.lifecycle --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) $(KAFKAJS_DIR)/node_modules

@@ -95,7 +95,9 @@ def main() -> None:
         command = "python -m benchmarks.lifecycle " + " ".join(sys.argv[1:])
         write_section(args.write, "Durability and zero copy",
                       f"Machine: {machine_line()}.  \nCommand: `{command}`.\n\n"
-                      "tomyum against itself; the variants alternate on fresh brokers, median of the rounds.\n\n"
+                      "tomyum against itself; the variants alternate on fresh brokers, median of the rounds.\n"
+                      "With the default flush policy acks=1 data is fsynced by the group commit too, so the\n"
+                      "produce ratio measures what waiting for the fsync before answering costs the producer.\n\n"
                       "### Produce: acks=all (answered after the group commit's fsync) against acks=1\n\n"
                       + produce_table +
                       "\n\n### Consume: fetched records by sendfile (ranges of 64 KiB or more) against "
