@@ -245,3 +245,104 @@ def test_cooperative_sticky_keeps_partitions_when_a_third_member_joins(
     finally:
         for c in members:
             c.close()
+
+
+def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(
+        gbroker: BrokerProcess, topic_name: str) -> None:
+    produce(gbroker.bootstrap, topic_name, 2, 20)
+    events: list[str] = []
+    static = {"session.timeout.ms": 10000}
+    stayer = consumer(gbroker.bootstrap, "static", **static, **{"group.instance.id": "stayer"})
+    stayer.subscribe([topic_name], on_assign=lambda c, ps: events.append(f"assign {[p.partition for p in ps]}"),
+                     on_revoke=lambda c, ps: events.append(f"revoke {[p.partition for p in ps]}"))
+    leaver = consumer(gbroker.bootstrap, "static", **static, **{"group.instance.id": "leaver"})
+    leaver.subscribe([topic_name])
+
+    def split(*cs: Consumer) -> bool:
+        for c in cs:
+            c.poll(0.05)
+        return all(len(c.assignment()) == 1 for c in cs)
+
+    wait_until(lambda: split(stayer, leaver), TIMEOUT, interval=0, what="two static members with a partition each")
+    leaver_partition = leaver.assignment()[0].partition
+    events_before = list(events)
+    joins_before = gbroker.output().count("preparing to rebalance")
+    leaver.close()  # a static member does not leave the group on close
+
+    again = consumer(gbroker.bootstrap, "static", **static, **{"group.instance.id": "leaver"})
+    again.subscribe([topic_name])
+    try:
+        def back() -> bool:
+            stayer.poll(0.05)
+            again.poll(0.05)
+            return len(again.assignment()) == 1
+
+        wait_until(back, TIMEOUT, interval=0, what="the restarted static member assigned")
+        assert again.assignment()[0].partition == leaver_partition
+        for _ in range(20):  # the stayer keeps polling: no revoke or new assignment arrives
+            stayer.poll(0.05)
+        assert events == events_before, "the other member saw a rebalance"
+        assert gbroker.output().count("preparing to rebalance") == joins_before
+        assert "is back as" in gbroker.output()
+    finally:
+        again.close()
+        stayer.close()
+
+
+def test_kafka_python_group_commits_and_resumes(gbroker: BrokerProcess, topic_name: str) -> None:
+    from kafka import KafkaConsumer
+
+    values = produce(gbroker.bootstrap, topic_name, 2, 40)
+
+    def member() -> KafkaConsumer:
+        return KafkaConsumer(topic_name, bootstrap_servers=gbroker.bootstrap, group_id="kp",
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=TIMEOUT * 1000, max_poll_records=5)
+
+    first = member()
+    got: list[bytes] = []
+    for m in first:
+        got.append(m.value)
+        if len(got) == 15:
+            break
+    first.commit()  # the position: just after the 15 records read
+    first.close()
+    second = member()
+    for m in second:
+        got.append(m.value)
+        if len(got) == 40:
+            break
+    second.commit()
+    second.close()
+    assert sorted(got) == sorted(values)  # every record once: the second resumed where the first stopped
+
+
+def test_aiokafka_group_commits_and_resumes(gbroker: BrokerProcess, topic_name: str) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    values = produce(gbroker.bootstrap, topic_name, 2, 40)
+
+    async def read(count: int, got: list[bytes]) -> None:
+        c = AIOKafkaConsumer(topic_name, bootstrap_servers=gbroker.bootstrap, group_id="aio",
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+        await c.start()
+        try:
+            target = len(got) + count
+            while len(got) < target:
+                batch = await c.getmany(timeout_ms=500, max_records=target - len(got))
+                for records in batch.values():
+                    got += [m.value for m in records]
+            await c.commit()
+        finally:
+            await c.stop()
+
+    async def scenario() -> list[bytes]:
+        got: list[bytes] = []
+        await read(15, got)
+        await read(25, got)
+        return got
+
+    got = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert sorted(got) == sorted(values)

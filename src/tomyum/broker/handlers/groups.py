@@ -57,7 +57,8 @@ async def sync_group(ctx: RequestContext, request: Any) -> Deferred:
     async def answer() -> dict[str, Any]:
         result = await ctx.broker.groups.sync(
             group_id=request.group_id, generation_id=request.generation_id, member_id=request.member_id,
-            assignments=[(a.member_id, a.assignment) for a in request.assignments])
+            assignments=[(a.member_id, a.assignment) for a in request.assignments],
+            group_instance_id=getattr(request, "group_instance_id", None))
         return {"throttle_time": 0, **result}
 
     return Deferred(answer())
@@ -66,7 +67,8 @@ async def sync_group(ctx: RequestContext, request: Any) -> Deferred:
 @handles(12, versions=range(0, 5))
 async def heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
     code = ctx.broker.groups.heartbeat(group_id=request.group_id, generation_id=request.generation_id,
-                                       member_id=request.member_id)
+                                       member_id=request.member_id,
+                                       group_instance_id=getattr(request, "group_instance_id", None))
     return {"throttle_time": 0, "error_code": code}
 
 

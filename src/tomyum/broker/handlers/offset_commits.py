@@ -23,7 +23,8 @@ MAX_METADATA = 4096
 async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     generation = getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1))
-    group_code = broker.groups.check_commit(request.group_id, generation, request.member_id)
+    group_code = broker.groups.check_commit(request.group_id, generation, request.member_id,
+                                            getattr(request, "group_instance_id", None))
     now = int(time.time() * 1000)
     topics: list[dict[str, Any]] = []
     commits: list[tuple[str, int, CommittedOffset]] = []

@@ -10,6 +10,10 @@ rebalance timeout expires (members that did not rejoin are dropped). The first r
 an empty group waits ``group.initial.rebalance.delay.ms`` for more members, as Kafka does.
 The protocol chosen is one every member supports, by the members' votes (Kafka's rule).
 
+Static members (KIP-345, ``group.instance.id``): a static member that restarts and joins
+with no member id takes its old place under a new member id — without a rebalance if the
+group is stable and its protocol still fits — and the old id is fenced (FENCED_INSTANCE_ID).
+
 Membership lives in memory (members rejoin after a restart); committed offsets are appended
 to ``__consumer_offsets`` and replayed on start.
 """
@@ -71,6 +75,17 @@ class Group:
     #: the first rebalance of an empty group waits group.initial.rebalance.delay.ms
     initial_delay: bool = False
 
+    def static_member(self, group_instance_id: str) -> Member | None:
+        return next((m for m in self.members.values() if m.group_instance_id == group_instance_id), None)
+
+    def check_member(self, member_id: str, group_instance_id: str | None) -> ErrorCode:
+        """UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID (an old id of a static member), or NONE."""
+        if group_instance_id is not None:
+            known = self.static_member(group_instance_id)
+            if known is not None and known.member_id != member_id:
+                return ErrorCode.fenced_instance_id
+        return ErrorCode.none if member_id in self.members else ErrorCode.unknown_member_id
+
     def candidate_protocols(self) -> set[str]:
         sets = [{name for name, _ in m.protocols} for m in self.members.values()]
         return set.intersection(*sets) if sets else set()
@@ -131,9 +146,22 @@ class GroupCoordinator:
                 g.candidate_protocols() & {name for name, _ in protocols}))):
             return _join_error(ErrorCode.inconsistent_group_protocol, member_id)
         if group_instance_id is not None:
-            known = next((m for m in g.members.values() if m.group_instance_id == group_instance_id), None)
-            if known is not None and member_id in ("", known.member_id):
-                member_id = known.member_id  # a static member coming back keeps its id
+            known = g.static_member(group_instance_id)
+            if known is not None and member_id == "":
+                # KIP-345: a static member restarted; it takes the old member's place
+                leader = g.leader_id
+                member_id = self._replace_static_member(g, known, f"{group_instance_id}-{uuid.uuid4()}")
+                if g.state == GroupState.STABLE and g.protocol_name in {name for name, _ in protocols}:
+                    known.protocols = protocols
+                    known.last_heartbeat = time.monotonic()
+                    log.info("group %s: static member %s is back as %s; no rebalance", group_id,
+                             group_instance_id, member_id)
+                    # the old leader id, so that the new member never assigns in a stable group
+                    return {"error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
+                            "protocol_name": g.protocol_name, "leader": leader, "member_id": member_id,
+                            "members": [], "skip_assignment": False}
+            elif known is not None and member_id != known.member_id:
+                return _join_error(ErrorCode.fenced_instance_id, member_id)
             elif member_id == "":
                 member_id = f"{group_instance_id}-{uuid.uuid4()}"
         elif member_id == "":
@@ -162,6 +190,20 @@ class GroupCoordinator:
         self._prepare_rebalance(g, f"member {member_id} joined")
         self._maybe_complete_join(g)
         return await fut
+
+    @staticmethod
+    def _replace_static_member(g: Group, m: Member, new_id: str) -> str:
+        """Give static member ``m`` a new member id; the old one is fenced from now on."""
+        old_id = m.member_id
+        for fut in (m.join_future, m.sync_future):
+            if fut is not None and not fut.done():
+                fut.set_result(_join_error(ErrorCode.fenced_instance_id, old_id))
+        m.join_future = m.sync_future = None
+        g.members = {(new_id if k == old_id else k): v for k, v in g.members.items()}
+        m.member_id = new_id
+        if g.leader_id == old_id:
+            g.leader_id = new_id
+        return new_id
 
     def _prepare_rebalance(self, g: Group, reason: str) -> None:
         if g.state == GroupState.PREPARING_REBALANCE:
@@ -231,10 +273,12 @@ class GroupCoordinator:
     # SyncGroup ----------------------------------------------------------------------------
 
     async def sync(self, *, group_id: str, generation_id: int, member_id: str,
-                   assignments: Iterable[tuple[str, bytes]]) -> dict[str, Any]:
+                   assignments: Iterable[tuple[str, bytes]], group_instance_id: str | None = None) -> dict[str, Any]:
         g = self.groups.get(group_id)
-        if g is None or member_id not in g.members:
+        if g is None:
             return _error(ErrorCode.unknown_member_id)
+        if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
+            return _error(code)
         if generation_id != g.generation_id:
             return _error(ErrorCode.illegal_generation)
         if g.state == GroupState.PREPARING_REBALANCE:
@@ -264,10 +308,13 @@ class GroupCoordinator:
 
     # Heartbeat, LeaveGroup ---------------------------------------------------------------------
 
-    def heartbeat(self, *, group_id: str, generation_id: int, member_id: str) -> ErrorCode:
+    def heartbeat(self, *, group_id: str, generation_id: int, member_id: str,
+                  group_instance_id: str | None = None) -> ErrorCode:
         g = self.groups.get(group_id)
-        if g is None or member_id not in g.members:
+        if g is None:
             return ErrorCode.unknown_member_id
+        if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
+            return code
         g.members[member_id].last_heartbeat = time.monotonic()
         if g.state == GroupState.PREPARING_REBALANCE:
             return ErrorCode.rebalance_in_progress
@@ -279,9 +326,13 @@ class GroupCoordinator:
         g = self.groups.get(group_id)
         if g is None:
             return ErrorCode.unknown_member_id
-        if group_instance_id is not None and member_id == "":
-            member_id = next((m.member_id for m in g.members.values()
-                              if m.group_instance_id == group_instance_id), "")
+        if group_instance_id is not None:
+            known = g.static_member(group_instance_id)
+            if known is None:
+                return ErrorCode.unknown_member_id
+            if member_id not in ("", known.member_id):
+                return ErrorCode.fenced_instance_id
+            member_id = known.member_id
         if member_id not in g.members:
             return ErrorCode.unknown_member_id
         self._remove(g, g.members[member_id], "left the group")
@@ -315,15 +366,18 @@ class GroupCoordinator:
 
     # offsets -------------------------------------------------------------------------------------
 
-    def check_commit(self, group_id: str, generation_id: int, member_id: str) -> ErrorCode:
+    def check_commit(self, group_id: str, generation_id: int, member_id: str,
+                     group_instance_id: str | None = None) -> ErrorCode:
         """May this member commit offsets for this group now (Kafka's rules)?"""
         g = self.groups.get(group_id)
         if generation_id < 0 and not member_id:
             if g is not None and g.members:
                 return ErrorCode.unknown_member_id  # a standalone commit into a live group
             return ErrorCode.none
-        if g is None or member_id not in g.members:
+        if g is None:
             return ErrorCode.unknown_member_id
+        if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
+            return code
         if g.state in (GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE):
             return ErrorCode.rebalance_in_progress
         if generation_id != g.generation_id:
