@@ -346,3 +346,51 @@ def test_aiokafka_group_commits_and_resumes(gbroker: BrokerProcess, topic_name: 
 
     got = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert sorted(got) == sorted(values)
+
+
+def test_group_metadata_survives_a_broker_restart(gbroker: BrokerProcess, topic_name: str) -> None:
+    from confluent_kafka import ConsumerGroupState
+
+    produce(gbroker.bootstrap, topic_name, 2, 0)
+    members = [consumer(gbroker.bootstrap, "durable", **{"session.timeout.ms": 30000}) for _ in range(2)]
+    for c in members:
+        c.subscribe([topic_name])
+    got: list[tuple[int, int, bytes]] = []
+
+    def send(start: int, end: int) -> None:
+        p = Producer({"bootstrap.servers": gbroker.bootstrap, "acks": "all"})
+        for i in range(start, end):
+            p.produce(topic_name, value=f"m{i}".encode(), partition=i % 2)
+        assert p.flush(TIMEOUT) == 0
+
+    def poll_all() -> None:
+        for c in members:
+            m = c.poll(0.05)
+            if m is not None and m.error() is None:
+                got.append((m.partition(), m.offset(), m.value()))
+                c.commit(m, asynchronous=False)
+
+    try:
+        def split() -> bool:
+            for c in members:
+                c.poll(0.05)
+            return all(len(c.assignment()) == 1 for c in members)
+
+        wait_until(split, TIMEOUT, interval=0, what="both members assigned")
+        send(0, 20)
+        wait_until(lambda: poll_all() or len(got) == 20, TIMEOUT, interval=0, what="the first 20 records")
+        admin = AdminClient({"bootstrap.servers": gbroker.bootstrap})
+        before = admin.describe_consumer_groups(["durable"])["durable"].result(TIMEOUT)
+        gbroker.restart()
+        admin = AdminClient({"bootstrap.servers": gbroker.bootstrap})
+        after = admin.describe_consumer_groups(["durable"])["durable"].result(TIMEOUT)
+        assert after.state == ConsumerGroupState.STABLE
+        assert sorted(m.member_id for m in after.members) == sorted(m.member_id for m in before.members)
+        assert sorted(len(m.assignment.topic_partitions) for m in after.members) == [1, 1]
+        send(20, 40)
+        wait_until(lambda: poll_all() or len(got) == 40, TIMEOUT, interval=0, what="the next 20 records")
+        assert sorted(v for _, _, v in got) == sorted(f"m{i}".encode() for i in range(40))  # once each
+        assert "preparing to rebalance" not in gbroker.output()  # the members just carried on
+    finally:
+        for c in members:
+            c.close()

@@ -51,6 +51,7 @@ class Broker:
             min_session_timeout_ms=config["group.min.session.timeout.ms"],
             max_session_timeout_ms=config["group.max.session.timeout.ms"])
         self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"])
+        self.groups.persist = self.offsets.store_group
         self.connections: set[KafkaConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self.started_at = time.time()
@@ -66,6 +67,7 @@ class Broker:
 
         await self.store.start()
         await self.offsets.start()
+        self.groups.restore(self.offsets.group_metadata)
         self.groups.start()
         for name, partitions, replication in create_topics:
             if name not in self.store.topics():

@@ -89,7 +89,7 @@ async def delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
         else:
             offsets = ctx.broker.offsets
             await offsets.delete(name, [(t, p) for t, ps in offsets.topics_of(name).items() for p in ps])
-            ctx.broker.groups.groups.pop(name, None)
+            await ctx.broker.groups.forget(name)
             code = ErrorCode.none
         results.append({"group_id": name, "error_code": code})
     return {"throttle_time": 0, "results": results}

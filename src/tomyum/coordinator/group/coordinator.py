@@ -14,8 +14,11 @@ Static members (KIP-345, ``group.instance.id``): a static member that restarts a
 with no member id takes its old place under a new member id — without a rebalance if the
 group is stable and its protocol still fits — and the old id is fenced (FENCED_INSTANCE_ID).
 
-Membership lives in memory (members rejoin after a restart); committed offsets are appended
-to ``__consumer_offsets`` and replayed on start.
+Group metadata (generation, protocol, leader, members and their assignments) is stored in
+``__consumer_offsets`` in Kafka's layout when a generation becomes stable (before SyncGroup
+answers) and when a group empties, and restored on start: a stable group comes back stable,
+its members given a fresh session timeout to heartbeat in, so they carry on without a
+rebalance. Committed offsets live there too (see offsets.py).
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import enum
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tomyum.errors import ErrorCode
+from tomyum.coordinator.group.offsets_log import GroupSnapshot, MemberSnapshot
+from tomyum.errors import ErrorCode, TomyumError
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,58 @@ class GroupCoordinator:
         self.min_session_timeout_ms = min_session_timeout_ms
         self.max_session_timeout_ms = max_session_timeout_ms
         self._expiry_task: asyncio.Task[None] | None = None
+        #: stores a group's metadata durably (None: forget the group); set by the broker
+        self.persist: Callable[[str, GroupSnapshot | None], Awaitable[None]] | None = None
+        self._pending_writes: set[asyncio.Task[None]] = set()
+
+    # metadata ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def snapshot(g: Group) -> GroupSnapshot:
+        protocol = g.protocol_name
+        return GroupSnapshot(
+            protocol_type=g.protocol_type or "", generation=g.generation_id, protocol=protocol,
+            leader=g.leader_id, timestamp=int(time.time() * 1000),
+            members=tuple(MemberSnapshot(m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                                         m.rebalance_timeout_ms, m.session_timeout_ms,
+                                         m.metadata_for(protocol) if protocol else b"", m.assignment)
+                          for m in g.members.values()))
+
+    def restore(self, snapshots: Mapping[str, GroupSnapshot]) -> None:
+        """Rebuild groups from stored metadata: a stable group comes back stable, its members
+        given a fresh session timeout to heartbeat in."""
+        now = time.monotonic()
+        for group_id, snap in snapshots.items():
+            g = self.group(group_id)
+            g.generation_id, g.protocol_type = snap.generation, snap.protocol_type or None
+            g.protocol_name, g.leader_id = snap.protocol, snap.leader
+            for ms in snap.members:
+                g.members[ms.member_id] = Member(
+                    ms.member_id, ms.group_instance_id, ms.client_id, ms.client_host, ms.session_timeout_ms,
+                    ms.rebalance_timeout_ms, snap.protocol_type, [(snap.protocol or "", ms.subscription)],
+                    assignment=ms.assignment, last_heartbeat=now)
+            g.state = GroupState.STABLE if g.members else GroupState.EMPTY
+            if not g.members:
+                g.protocol_name = g.leader_id = g.protocol_type = None
+
+    async def _store(self, g: Group, forget: bool = False) -> None:
+        if self.persist is None:
+            return
+        try:
+            await self.persist(g.group_id, None if forget else self.snapshot(g))
+        except TomyumError as e:
+            log.error("group %s: cannot store its metadata: %s", g.group_id, e)
+
+    def _store_later(self, g: Group) -> None:
+        task = asyncio.ensure_future(self._store(g))
+        self._pending_writes.add(task)
+        task.add_done_callback(self._pending_writes.discard)
+
+    async def forget(self, group_id: str) -> None:
+        """DeleteGroups: drop an empty group and tombstone its metadata."""
+        g = self.groups.pop(group_id, None)
+        if g is not None:
+            await self._store(g, forget=True)
 
     def start(self) -> None:
         self._expiry_task = asyncio.create_task(self._expire_sessions(), name="group-sessions")
@@ -119,6 +175,8 @@ class GroupCoordinator:
     async def stop(self) -> None:
         if self._expiry_task:
             self._expiry_task.cancel()
+        if self._pending_writes:
+            await asyncio.gather(*self._pending_writes, return_exceptions=True)
         for g in self.groups.values():
             for m in g.members.values():
                 for fut in (m.join_future, m.sync_future):
@@ -156,6 +214,7 @@ class GroupCoordinator:
                     known.last_heartbeat = time.monotonic()
                     log.info("group %s: static member %s is back as %s; no rebalance", group_id,
                              group_instance_id, member_id)
+                    self._store_later(g)
                     # the old leader id, so that the new member never assigns in a stable group
                     return {"error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
                             "protocol_name": g.protocol_name, "leader": leader, "member_id": member_id,
@@ -295,6 +354,7 @@ class GroupCoordinator:
                 m.assignment = given.get(m.member_id, b"")
             g.state = GroupState.STABLE
             log.info("group %s: generation %d is stable", g.group_id, g.generation_id)
+            await self._store(g)  # as Kafka does, before the members learn their assignment
             for m in g.members.values():
                 if m.sync_future is not None and not m.sync_future.done():
                     m.sync_future.set_result(self._sync_result(g, m))
@@ -353,6 +413,7 @@ class GroupCoordinator:
                 g.rebalance_timer = None
             g.state, g.leader_id, g.protocol_name = GroupState.EMPTY, None, None
             g.generation_id += 1
+            self._store_later(g)
 
     async def _expire_sessions(self) -> None:
         while True:

@@ -1,5 +1,5 @@
-"""Committed offsets: in memory for reads, appended durably to ``__consumer_offsets`` for
-restart, and rebuilt on start by replaying that topic."""
+"""Committed offsets and group metadata: in memory for reads, appended durably to
+``__consumer_offsets`` for restart, and rebuilt on start by replaying that topic."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from tomyum.storage.engine import LogStore, TopicPartition
 from tomyum.coordinator.group.offsets_log import (
     OFFSETS_TOPIC,
     CommittedOffset,
+    GroupSnapshot,
+    group_key,
+    group_value,
     offset_key,
     offset_value,
+    parse_group_key,
+    parse_group_value,
     parse_offset_key,
     parse_offset_value,
     partition_for,
@@ -28,6 +33,8 @@ class OffsetStore:
         self.store = store
         self.num_partitions = num_partitions
         self.offsets: dict[Key, CommittedOffset] = {}
+        #: group metadata as last stored (what a restart restores)
+        self.group_metadata: dict[str, GroupSnapshot] = {}
 
     async def start(self) -> None:
         meta = self.store.topics().get(OFFSETS_TOPIC)
@@ -36,8 +43,9 @@ class OffsetStore:
         self.num_partitions = meta.num_partitions
         for p in range(meta.num_partitions):
             await self._replay(TopicPartition(OFFSETS_TOPIC, p))
-        if self.offsets:
-            log.info("restored %d committed offsets from %s", len(self.offsets), OFFSETS_TOPIC)
+        if self.offsets or self.group_metadata:
+            log.info("restored %d committed offsets and %d groups from %s", len(self.offsets),
+                     len(self.group_metadata), OFFSETS_TOPIC)
 
     async def _replay(self, tp: TopicPartition) -> None:
         offsets = self.store.offsets(tp)
@@ -57,6 +65,11 @@ class OffsetStore:
             return
         parsed = parse_offset_key(key)
         if parsed is None:
+            group = parse_group_key(key)
+            if group is not None and value is None:
+                self.group_metadata.pop(group, None)
+            elif group is not None and value is not None:
+                self.group_metadata[group] = parse_group_value(value)
             return
         if value is None:
             self.offsets.pop(parsed, None)
@@ -67,26 +80,36 @@ class OffsetStore:
         """Append the commits as one batch and wait until it is durable."""
         if not commits:
             return
+        records = [(offset_key(group, t, p), offset_value(c)) for t, p, c in commits]
+        await self._append(group, records)
+        for t, p, c in commits:
+            self.offsets[(group, t, p)] = c
+
+    async def store_group(self, group: str, snapshot: GroupSnapshot | None) -> None:
+        """Store a group's metadata (None: a tombstone), durably."""
+        if snapshot is None and group not in self.group_metadata:
+            return
+        await self._append(group, [(group_key(group), None if snapshot is None else group_value(snapshot))])
+        if snapshot is None:
+            self.group_metadata.pop(group, None)
+        else:
+            self.group_metadata[group] = snapshot
+
+    async def _append(self, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
         if OFFSETS_TOPIC not in self.store.topics():
             await self.store.create_topic(OFFSETS_TOPIC, self.num_partitions, {"cleanup.policy": ["compact"]},
                                           internal=True)
-        now = int(time.time() * 1000)
-        records = [(offset_key(group, t, p), offset_value(c)) for t, p, c in commits]
         tp = TopicPartition(OFFSETS_TOPIC, partition_for(group, self.num_partitions))
+        now = int(time.time() * 1000)
         result = await self.store.append(tp, memoryview(build_batch(records, timestamp=now)))
         await self.store.wait_durable(tp, result.last_offset + 1)
-        for t, p, c in commits:
-            self.offsets[(group, t, p)] = c
 
     async def delete(self, group: str, keys: list[tuple[str, int]]) -> None:
         """Tombstone these committed offsets (durably) and forget them."""
         keys = [k for k in keys if (group, *k) in self.offsets]
         if not keys:
             return
-        records = [(offset_key(group, t, p), None) for t, p in keys]
-        tp = TopicPartition(OFFSETS_TOPIC, partition_for(group, self.num_partitions))
-        result = await self.store.append(tp, memoryview(build_batch(records, timestamp=int(time.time() * 1000))))
-        await self.store.wait_durable(tp, result.last_offset + 1)
+        await self._append(group, [(offset_key(group, t, p), None) for t, p in keys])
         for t, p in keys:
             self.offsets.pop((group, t, p), None)
 

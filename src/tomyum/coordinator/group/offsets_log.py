@@ -75,3 +75,105 @@ def java_string_hash(s: str) -> int:
 
 def partition_for(group: str, partitions: int) -> int:
     return (java_string_hash(group) & 0x7FFFFFFF) % partitions
+
+
+# Group metadata ------------------------------------------------------------------------------------
+#
+# key   (version 2): group string
+# value (version 3): protocol_type string, generation int32, protocol nullable string,
+#                    leader nullable string, current_state_timestamp int64, members array of
+#                    (member_id, group_instance_id nullable, client_id, client_host string,
+#                    rebalance_timeout int32, session_timeout int32, subscription bytes,
+#                    assignment bytes)
+
+@dataclass(frozen=True, slots=True)
+class MemberSnapshot:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    rebalance_timeout_ms: int
+    session_timeout_ms: int
+    subscription: bytes
+    assignment: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSnapshot:
+    protocol_type: str
+    generation: int
+    protocol: str | None
+    leader: str | None
+    timestamp: int
+    members: tuple[MemberSnapshot, ...]
+
+
+def _nullable(s: str | None) -> bytes:
+    return struct.pack(">h", -1) if s is None else _string(s)
+
+
+def _read_nullable(buf: bytes, pos: int) -> tuple[str | None, int]:
+    (n,) = struct.unpack_from(">h", buf, pos)
+    if n < 0:
+        return None, pos + 2
+    return _read_string(buf, pos)
+
+
+def _bytes(b: bytes) -> bytes:
+    return struct.pack(">i", len(b)) + b
+
+
+def _read_bytes(buf: bytes, pos: int) -> tuple[bytes, int]:
+    (n,) = struct.unpack_from(">i", buf, pos)
+    return buf[pos + 4 : pos + 4 + max(n, 0)], pos + 4 + max(n, 0)
+
+
+def group_key(group: str) -> bytes:
+    return struct.pack(">h", 2) + _string(group)
+
+
+def parse_group_key(key: bytes) -> str | None:
+    (version,) = struct.unpack_from(">h", key, 0)
+    return _read_string(key, 2)[0] if version == 2 else None
+
+
+def group_value(g: GroupSnapshot) -> bytes:
+    out = bytearray(struct.pack(">h", 3) + _string(g.protocol_type) + struct.pack(">i", g.generation))
+    out += _nullable(g.protocol) + _nullable(g.leader) + struct.pack(">qi", g.timestamp, len(g.members))
+    for m in g.members:
+        out += _string(m.member_id) + _nullable(m.group_instance_id) + _string(m.client_id)
+        out += _string(m.client_host) + struct.pack(">ii", m.rebalance_timeout_ms, m.session_timeout_ms)
+        out += _bytes(m.subscription) + _bytes(m.assignment)
+    return bytes(out)
+
+
+def parse_group_value(value: bytes) -> GroupSnapshot:
+    (version,) = struct.unpack_from(">h", value, 0)
+    protocol_type, pos = _read_string(value, 2)
+    (generation,) = struct.unpack_from(">i", value, pos)
+    protocol, pos = _read_nullable(value, pos + 4)
+    leader, pos = _read_nullable(value, pos)
+    timestamp = -1
+    if version >= 2:
+        (timestamp,) = struct.unpack_from(">q", value, pos)
+        pos += 8
+    (count,) = struct.unpack_from(">i", value, pos)
+    pos += 4
+    members = []
+    for _ in range(count):
+        member_id, pos = _read_string(value, pos)
+        instance = None
+        if version >= 3:
+            instance, pos = _read_nullable(value, pos)
+        client_id, pos = _read_string(value, pos)
+        client_host, pos = _read_string(value, pos)
+        rebalance = -1
+        if version >= 1:
+            (rebalance,) = struct.unpack_from(">i", value, pos)
+            pos += 4
+        (session,) = struct.unpack_from(">i", value, pos)
+        subscription, pos = _read_bytes(value, pos + 4)
+        assignment, pos = _read_bytes(value, pos)
+        members.append(MemberSnapshot(member_id, instance, client_id, client_host, rebalance if rebalance >= 0
+                                      else session, session, subscription, assignment))
+    return GroupSnapshot(protocol_type, generation, protocol, leader, timestamp, tuple(members))
