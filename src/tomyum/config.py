@@ -54,7 +54,8 @@ class ConfigDef:
     supported: bool = True
     #: for a topic config, the broker key that supplies its default
     synonym: str | None = None
-    #: can be changed while running (AlterConfigs)
+    #: can be changed while running (AlterConfigs). As in Kafka, a log config is dynamic under
+    #: its primary name only (``log.retention.ms``, not ``log.retention.hours``)
     dynamic: bool = True
     sensitive: bool = False
 
@@ -112,10 +113,10 @@ BROKER_CONFIGS = _defs(
     ConfigDef("socket.request.max.bytes", "int", 104857600, at_least(1), dynamic=False),
     ConfigDef("log.segment.bytes", "int", 1073741824, at_least(14)),
     ConfigDef("log.roll.ms", "long", None),
-    ConfigDef("log.roll.hours", "int", 168, at_least(1)),
+    ConfigDef("log.roll.hours", "int", 168, at_least(1), dynamic=False),
     ConfigDef("log.retention.ms", "long", None),
-    ConfigDef("log.retention.minutes", "int", None),
-    ConfigDef("log.retention.hours", "int", 168),
+    ConfigDef("log.retention.minutes", "int", None, dynamic=False),
+    ConfigDef("log.retention.hours", "int", 168, dynamic=False),
     ConfigDef("log.retention.bytes", "long", -1),
     ConfigDef("log.retention.check.interval.ms", "long", 300000, at_least(1), dynamic=False),
     ConfigDef("log.index.interval.bytes", "int", 4096, at_least(0)),
@@ -123,13 +124,13 @@ BROKER_CONFIGS = _defs(
     ConfigDef("log.message.timestamp.type", "string", "CreateTime", one_of("CreateTime", "LogAppendTime")),
     ConfigDef("log.flush.interval.messages", "long", 2**63 - 1, at_least(1)),
     ConfigDef("log.flush.interval.ms", "long", None),
-    ConfigDef("log.flush.scheduler.interval.ms", "long", 2**63 - 1),
+    ConfigDef("log.flush.scheduler.interval.ms", "long", 2**63 - 1, dynamic=False),
     ConfigDef("log.cleanup.policy", "list", ["delete"], each_of("delete", "compact")),
     ConfigDef("log.cleaner.delete.retention.ms", "long", DAY_MS, at_least(0)),
     ConfigDef("log.cleaner.min.cleanable.ratio", "double", 0.5, between(0, 1)),
     ConfigDef("log.cleaner.min.compaction.lag.ms", "long", 0, at_least(0)),
     ConfigDef("log.cleaner.max.compaction.lag.ms", "long", 2**63 - 1, at_least(1)),
-    ConfigDef("log.cleaner.enable", "bool", True),
+    ConfigDef("log.cleaner.enable", "bool", True, dynamic=False),
     ConfigDef("log.cleaner.backoff.ms", "long", 15000, at_least(0)),
     ConfigDef("log.preallocate", "bool", False),
     ConfigDef("log.message.timestamp.before.max.ms", "long", 2**63 - 1, at_least(0)),
@@ -149,9 +150,10 @@ BROKER_CONFIGS = _defs(
     ConfigDef("transactional.id.expiration.ms", "int", 604800000, at_least(1), dynamic=False),
     ConfigDef("transaction.max.timeout.ms", "int", 900000, at_least(1), dynamic=False),
     ConfigDef("producer.id.expiration.ms", "int", 86400000, at_least(1), dynamic=False),
-    ConfigDef("connections.max.idle.ms", "long", 600000),
+    ConfigDef("connections.max.idle.ms", "long", 600000, dynamic=False),
     # tomyum's own: fetched record ranges of at least this many bytes leave by sendfile
-    # (zero copy) on plaintext listeners; -1 reads them into memory instead
+    # (zero copy) on plaintext listeners; -1 reads them into memory instead. Read when a
+    # connection opens, so a dynamic change applies to new connections
     ConfigDef("fetch.zero.copy.min.bytes", "int", 65536, at_least(-1)),
     ConfigDef("request.timeout.ms", "int", 30000, at_least(0), dynamic=False),
     ConfigDef("shutdown.timeout.ms", "int", 10000, at_least(0), dynamic=False),
@@ -244,6 +246,7 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, str]:
 #: the layers of dynamic broker configs (AlterConfigs on a broker resource), highest first
 DYNAMIC_BROKER = "dynamic-broker"    # resource name = this broker's node id
 DYNAMIC_DEFAULT = "dynamic-default"  # resource name "" = the cluster-wide default
+_UNSET = object()
 
 
 class BrokerConfig:
@@ -289,11 +292,11 @@ class BrokerConfig:
             self._explicit.add(key)
 
     def __getitem__(self, key: str) -> Any:
-        dynamic = self._dynamic
-        if key in dynamic[DYNAMIC_BROKER]:
-            return dynamic[DYNAMIC_BROKER][key]
-        if key in dynamic[DYNAMIC_DEFAULT]:
-            return dynamic[DYNAMIC_DEFAULT][key]
+        # one lookup per layer: set_dynamic swaps a layer whole while the cleaner thread reads
+        for layer in (self._dynamic[DYNAMIC_BROKER], self._dynamic[DYNAMIC_DEFAULT]):
+            value = layer.get(key, _UNSET)
+            if value is not _UNSET:
+                return value
         return self._values[key]
 
     def is_default(self, key: str) -> bool:
@@ -363,19 +366,17 @@ def validate_topic_configs(raw: Mapping[str, str | None]) -> dict[str, Any]:
 
 
 def validate_dynamic_broker_configs(raw: Mapping[str, str | None]) -> dict[str, Any]:
-    """Parse broker configs set at run time; ConfigError names the first key that is unknown,
-    cannot change while running, or has a bad value. A None value is dropped."""
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        d = BROKER_CONFIGS.get(key)
-        if d is None:
-            raise ConfigError(key, "unknown broker config")
-        if not d.dynamic:
-            raise ConfigError(key, "cannot be updated dynamically (a static broker config: "
-                              "set it in the config file or with --set and restart)")
-        if value is not None:
-            out[key] = parse_value(d, value)
-    return out
+    """Parse broker configs set at run time. ConfigError names the first unknown key, or every
+    key that cannot change while running (in Kafka's words), or the first bad value. A None
+    value is dropped."""
+    unknown = [key for key in raw if key not in BROKER_CONFIGS]
+    if unknown:
+        raise ConfigError(unknown[0], "unknown broker config")
+    static = [key for key in raw if not BROKER_CONFIGS[key].dynamic]
+    if static:
+        raise ConfigError(", ".join(static), "Cannot update these configs dynamically (static broker "
+                          "configs: set them in the config file or with --set and restart)")
+    return {key: parse_value(BROKER_CONFIGS[key], value) for key, value in raw.items() if value is not None}
 
 
 def format_value(value: Any) -> str | None:

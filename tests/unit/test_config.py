@@ -41,8 +41,30 @@ def test_topic_configs_see_dynamic_broker_defaults() -> None:
     ({"listeners": "PLAINTEXT://:1"}, "listeners"),        # static only
     ({"no.such.key": "1"}, "no.such.key"),                  # unknown
     ({"log.retention.ms": "soon"}, "log.retention.ms"),     # bad value
+    ({"log.retention.hours": "1"}, "log.retention.hours"),  # dynamic only as log.retention.ms, as in Kafka
+    ({"log.cleaner.enable": "false", "num.partitions": "3", "message.max.bytes": "9"},
+     "log.cleaner.enable, num.partitions"),                  # every static key is named
 ])
 def test_dynamic_changes_are_validated(raw: dict[str, str], key: str) -> None:
     with pytest.raises(ConfigError) as e:
         validate_dynamic_broker_configs(raw)
     assert e.value.key == key
+
+
+def test_static_keys_are_refused_in_kafkas_words() -> None:
+    with pytest.raises(ConfigError, match="Cannot update these configs dynamically"):
+        validate_dynamic_broker_configs({"listeners": "PLAINTEXT://:1"})
+    assert validate_dynamic_broker_configs({"log.retention.ms": None, "message.max.bytes": "9"}) == \
+        {"message.max.bytes": 9}
+
+
+def test_topic_sources_follow_the_broker_layers() -> None:
+    cfg = BrokerConfig({"log.segment.bytes": "5000"})
+    topic = TopicConfig(cfg, {"retention.ms": 1})
+    assert (topic["segment.bytes"], topic.source("segment.bytes")) == (5000, "static")
+    cfg.set_dynamic(DYNAMIC_BROKER, {"log.segment.bytes": 6000})
+    assert (topic["segment.bytes"], topic.source("segment.bytes")) == (6000, DYNAMIC_BROKER)
+    cfg.set_dynamic(DYNAMIC_BROKER, {"log.retention.ms": 2})
+    assert (topic["retention.ms"], topic.source("retention.ms")) == (1, "topic")
+    assert topic.source("max.message.bytes") == "default"
+
