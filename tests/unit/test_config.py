@@ -3,6 +3,10 @@ and topic configs falling back through them."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
 import pytest
 
 from tomyum.config import (
@@ -13,6 +17,7 @@ from tomyum.config import (
     validate_dynamic_broker_configs,
 )
 from tomyum.errors import ConfigError
+from tomyum.storage.local import LocalLogStore
 
 
 def test_precedence_of_the_layers() -> None:
@@ -68,3 +73,28 @@ def test_topic_sources_follow_the_broker_layers() -> None:
     assert (topic["retention.ms"], topic.source("retention.ms")) == (1, "topic")
     assert topic.source("max.message.bytes") == "default"
 
+
+def test_dynamic_layers_persist_in_the_data_dir(tmp_path: Path) -> None:
+    async def cycle(config: BrokerConfig, change: dict[str, dict[str, object]] | None = None) -> None:
+        store = LocalLogStore(tmp_path, config)
+        await store.start()
+        for layer, values in (change or {}).items():
+            await store.alter_broker_configs(layer, values)
+        await store.close()
+
+    asyncio.run(cycle(BrokerConfig(), {DYNAMIC_DEFAULT: {"log.retention.ms": 60_000},
+                                       DYNAMIC_BROKER: {"message.max.bytes": 5000}}))
+    stored = json.loads((tmp_path / "topics.json").read_text())["broker_configs"]
+    assert stored == {DYNAMIC_BROKER: {"message.max.bytes": "5000"}, DYNAMIC_DEFAULT: {"log.retention.ms": "60000"}}
+    restarted = BrokerConfig({"log.retention.ms": "1000"})
+    asyncio.run(cycle(restarted))
+    assert restarted["log.retention.ms"] == 60_000 and restarted.source("log.retention.ms") == DYNAMIC_DEFAULT
+    assert restarted["message.max.bytes"] == 5000 and restarted.source("message.max.bytes") == DYNAMIC_BROKER
+
+    # a stored key that is no longer valid is dropped alone, with a warning
+    doc = json.loads((tmp_path / "topics.json").read_text())
+    doc["broker_configs"][DYNAMIC_DEFAULT]["log.retention.hours"] = "1"
+    (tmp_path / "topics.json").write_text(json.dumps(doc))
+    again = BrokerConfig()
+    asyncio.run(cycle(again))
+    assert dict(again.dynamic(DYNAMIC_DEFAULT)) == {"log.retention.ms": 60_000}

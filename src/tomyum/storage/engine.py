@@ -93,7 +93,10 @@ class LogStore(Protocol):
     async def create_partitions(self, name: str, total: int) -> None: ...
     async def alter_topic_configs(self, name: str, configs: Mapping[str, Any]) -> None: ...
     async def alter_broker_configs(self, layer: str, configs: Mapping[str, Any]) -> None:
-        """Replace a dynamic broker config layer (``config.DYNAMIC_*``), durably."""
+        """Replace a dynamic broker config layer (``config.DYNAMIC_*``) of the engine's
+        BrokerConfig, durably; every reader sees it at once. An engine applies the layers it
+        stored when it starts, before it opens any log, so that retention, rolling and
+        cleaning never run on values an operator has overridden."""
         ...
 
     # data --------------------------------------------------------------------------------

@@ -188,10 +188,13 @@ class LocalLogStore:
         for layer, raw in doc.get("broker_configs", {}).items():
             if layer not in (DYNAMIC_BROKER, DYNAMIC_DEFAULT):
                 continue
-            try:
-                self.config.set_dynamic(layer, validate_dynamic_broker_configs(raw))
-            except ConfigError as e:
-                log.warning("ignoring the dynamic broker configs stored in %s: %s", path, e)
+            valid: dict[str, Any] = {}
+            for key, value in raw.items():  # one bad key (say, no longer dynamic) costs only itself
+                try:
+                    valid |= validate_dynamic_broker_configs({key: value})
+                except ConfigError as e:
+                    log.warning("ignoring a dynamic broker config stored in %s: %s", path, e)
+            self.config.set_dynamic(layer, valid)
         for name, t in doc.get("topics", {}).items():
             configs = {k: parse_value(TOPIC_CONFIGS[k], v) for k, v in t.get("configs", {}).items()
                        if k in TOPIC_CONFIGS}
