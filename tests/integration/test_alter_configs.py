@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -20,9 +21,18 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from tests.integration.test_bad_input import connect, decode_response, kio_request, read_frame
 from tomyum.testing import BrokerProcess, wait_until
 
 TIMEOUT = 20
+SET, DELETE = AlterConfigOpType.SET.value, AlterConfigOpType.DELETE.value
+INVALID_REQUEST = 42
+#: AlterConfigs (key 33) is deprecated in the client, and still what these tests exercise
+LEGACY_ALTER = pytest.mark.filterwarnings("ignore:alter_configs has been deprecated")
+DYNAMIC_TOPIC, DYNAMIC_BROKER, DYNAMIC_DEFAULT, STATIC, DEFAULT = (
+    ConfigSource.DYNAMIC_TOPIC_CONFIG.value, ConfigSource.DYNAMIC_BROKER_CONFIG.value,
+    ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value, ConfigSource.STATIC_BROKER_CONFIG.value,
+    ConfigSource.DEFAULT_CONFIG.value)
 
 
 @pytest.fixture
@@ -46,19 +56,41 @@ def incremental(admin: AdminClient, resource: ConfigResource, *entries: tuple[st
     admin.incremental_alter_configs([resource], validate_only=validate_only)[resource].result(TIMEOUT)
 
 
-def set_cluster_default(b: BrokerProcess, name: str, value: str) -> None:
-    """IncrementalAlterConfigs v1 on the broker resource "" (the cluster-wide default)."""
+def raw_incremental(b: BrokerProcess, resource_name: str, *ops: tuple[str, str | None, int],
+                    resource_type: int = ResourceType.BROKER.value, validate_only: bool = False) -> Any:
+    """IncrementalAlterConfigs v1 by hand: librdkafka refuses the broker resource "" (the
+    cluster-wide default) and waits for a broker named by any other id to exist."""
     from kio.schema.incremental_alter_configs.v1 import request as req
 
-    from tests.integration.test_bad_input import connect, decode_response, kio_request, read_frame
-
-    body = req.IncrementalAlterConfigsRequest(validate_only=False, resources=(req.AlterConfigsResource(
-        resource_type=4, resource_name="", configs=(req.AlterableConfig(
-            name=name, config_operation=0, value=value),)),))
+    body = req.IncrementalAlterConfigsRequest(validate_only=validate_only, resources=(req.AlterConfigsResource(
+        resource_type=resource_type, resource_name=resource_name, configs=tuple(
+            req.AlterableConfig(name=name, config_operation=op, value=value) for name, value, op in ops)),))
     with connect(b) as s:
         s.sendall(kio_request(44, 1, 5, body))
-        response = decode_response(44, 1, read_frame(s))
-    assert [r.error_code for r in response.responses] == [0]  # type: ignore[attr-defined]
+        (response,) = decode_response(44, 1, read_frame(s)).responses  # type: ignore[attr-defined]
+    return response
+
+
+def set_cluster_default(b: BrokerProcess, name: str, value: str) -> None:
+    assert raw_incremental(b, "", (name, value, SET)).error_code == 0
+
+
+def raw_describe(b: BrokerProcess, resource_type: ResourceType, resource_name: str,
+                 keys: tuple[str, ...] | None = None) -> Any:
+    """DescribeConfigs v4 with synonyms, whose order the AdminClient (a dict by name) loses."""
+    from kio.schema.describe_configs.v4 import request as req
+
+    body = req.DescribeConfigsRequest(include_synonyms=True, include_documentation=False, resources=(
+        req.DescribeConfigsResource(resource_type=resource_type.value, resource_name=resource_name,
+                                    configuration_keys=keys),))
+    with connect(b) as s:
+        s.sendall(kio_request(32, 4, 6, body))
+        (result,) = decode_response(32, 4, read_frame(s)).results  # type: ignore[attr-defined]
+    return result
+
+
+def sources(entry: Any) -> list[tuple[str, str | None, int]]:
+    return [(s.name, s.value, s.source) for s in entry.synonyms]
 
 
 def failure(call: object) -> KafkaError:
@@ -67,6 +99,7 @@ def failure(call: object) -> KafkaError:
     return e.value.args[0]  # type: ignore[no-any-return]
 
 
+@LEGACY_ALTER
 def test_topic_configs_set_delete_append_subtract(cbroker: BrokerProcess, topic_name: str) -> None:
     admin = admin_of(cbroker)
     admin.create_topics([NewTopic(topic_name, 1, 1, config={"retention.ms": "1000000"})])[topic_name].result(TIMEOUT)
@@ -134,6 +167,7 @@ def test_broker_configs_take_effect_at_once_and_survive_restart(cbroker: BrokerP
     r.add_incremental_config(ConfigEntry("listeners", "PLAINTEXT://:1", incremental_operation=AlterConfigOpType.SET))
     err = failure(admin.incremental_alter_configs([r])[r])
     assert err.code() == KafkaError.INVALID_CONFIG and "listeners" in err.str()
+    assert "Cannot update these configs dynamically" in err.str()
     # the new retention applies without a restart: records from two hours ago go
     p = Producer({"bootstrap.servers": cbroker.bootstrap, "acks": "all"})
     for _ in range(30):
@@ -152,5 +186,75 @@ def test_broker_configs_take_effect_at_once_and_survive_restart(cbroker: BrokerP
     cbroker.restart()
     admin = admin_of(cbroker)
     assert describe(admin, topic)["retention.ms"].value == "3600000"
+    assert [(c.name, c.value, c.config_source) for c in raw_describe(cbroker, ResourceType.BROKER, "").configs] == \
+        [("log.retention.ms", "86400000", DYNAMIC_DEFAULT)]
     assert describe(admin, ConfigResource(ResourceType.BROKER, "1"))["message.max.bytes"].value == "200000"
     assert describe(admin, topic)["segment.bytes"].value == "1000"
+
+
+def test_sources_and_synonyms_in_order_of_precedence(tmp_path: Path, topic_name: str) -> None:
+    with BrokerProcess(tmp_path / "data", settings={"log.retention.ms": "7200000"}) as b:
+        admin = admin_of(b)
+        admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+
+        def retention() -> Any:
+            (entry,) = raw_describe(b, ResourceType.TOPIC, topic_name, ("retention.ms",)).configs
+            return entry
+
+        assert (retention().value, retention().config_source) == ("7200000", STATIC)
+        set_cluster_default(b, "log.retention.ms", "86400000")
+        assert raw_incremental(b, "1", ("log.retention.ms", "3600000", SET)).error_code == 0
+        incremental(admin, ConfigResource(ResourceType.TOPIC, topic_name), ("retention.ms", "1000", AlterConfigOpType.SET))
+        entry = retention()
+        assert (entry.value, entry.config_source) == ("1000", DYNAMIC_TOPIC)
+        assert sources(entry) == [("retention.ms", "1000", DYNAMIC_TOPIC),
+                                  ("log.retention.ms", "3600000", DYNAMIC_BROKER),
+                                  ("log.retention.ms", "86400000", DYNAMIC_DEFAULT),
+                                  ("log.retention.ms", "7200000", STATIC),
+                                  ("log.retention.ms", None, DEFAULT)]
+        incremental(admin, ConfigResource(ResourceType.TOPIC, topic_name),
+                    ("retention.ms", None, AlterConfigOpType.DELETE))
+        assert (retention().value, retention().config_source) == ("3600000", DYNAMIC_BROKER)
+        assert raw_incremental(b, "1", ("log.retention.ms", None, DELETE)).error_code == 0
+        assert (retention().value, retention().config_source) == ("86400000", DYNAMIC_DEFAULT)
+
+        # the broker itself: its id shows every layer, "" only what the cluster default sets
+        (mine,) = raw_describe(b, ResourceType.BROKER, "1", ("log.retention.ms",)).configs
+        assert (mine.value, mine.config_source, mine.read_only) == ("86400000", DYNAMIC_DEFAULT, False)
+        assert [s for _, _, s in sources(mine)] == [DYNAMIC_DEFAULT, STATIC, DEFAULT]
+        default = raw_describe(b, ResourceType.BROKER, "")
+        assert [(c.name, c.value, c.config_source) for c in default.configs] == \
+            [("log.retention.ms", "86400000", DYNAMIC_DEFAULT)]
+
+
+def test_broker_names_other_than_empty_or_the_node_id(cbroker: BrokerProcess) -> None:
+    for name, message in (("2", "Unexpected broker id, expected 1 or empty string, but received 2"),
+                          ("one", "Broker id must be an integer, but it is: one")):
+        response = raw_incremental(cbroker, name, ("log.retention.ms", "1000", SET))
+        assert (response.error_code, response.error_message) == (INVALID_REQUEST, message)
+        described = raw_describe(cbroker, ResourceType.BROKER, name)
+        assert (described.error_code, described.error_message, described.configs) == (INVALID_REQUEST, message, ())
+    assert raw_describe(cbroker, ResourceType.BROKER, "").configs == ()  # nothing set cluster-wide yet
+
+
+@LEGACY_ALTER
+def test_broker_validate_only_and_legacy_replace(cbroker: BrokerProcess) -> None:
+    admin = admin_of(cbroker)
+    me = ConfigResource(ResourceType.BROKER, "1")
+    incremental(admin, ConfigResource(ResourceType.BROKER, "1"),
+                ("message.max.bytes", "200000", AlterConfigOpType.SET),
+                ("log.segment.bytes", "5000000", AlterConfigOpType.SET))
+    incremental(admin, ConfigResource(ResourceType.BROKER, "1"),
+                ("message.max.bytes", "1", AlterConfigOpType.SET), validate_only=True)
+    assert raw_incremental(cbroker, "", ("message.max.bytes", "2", SET), validate_only=True).error_code == 0
+    assert describe(admin, me)["message.max.bytes"].value == "200000"
+    assert raw_describe(cbroker, ResourceType.BROKER, "").configs == ()
+    bad = raw_incremental(cbroker, "", ("message.max.bytes", "lots", SET))
+    assert bad.error_code == KafkaError.INVALID_CONFIG and "message.max.bytes" in bad.error_message
+    # AlterConfigs replaces the broker's whole dynamic layer
+    legacy = ConfigResource(ResourceType.BROKER, "1", set_config={"log.segment.bytes": "2000000"})
+    admin.alter_configs([legacy])[legacy].result(TIMEOUT)
+    configs = describe(admin, me)
+    assert configs["message.max.bytes"].value == "1048588"
+    assert configs["message.max.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert (configs["log.segment.bytes"].value, configs["log.segment.bytes"].source) == ("2000000", DYNAMIC_BROKER)

@@ -1,7 +1,8 @@
 """DescribeConfigs (key 32) v1-4, AlterConfigs (key 33) v0-2, IncrementalAlterConfigs (key 44) v0-1.
 
 Resource type 2 is a topic, 4 a broker: its node id names the per-broker dynamic layer, ""
-the cluster-wide dynamic default. Sources follow Kafka: 1 dynamic topic config, 2 dynamic
+the cluster-wide dynamic default (described, as in Kafka, by the keys it sets and nothing
+else); another name is INVALID_REQUEST. Sources follow Kafka: 1 dynamic topic config, 2 dynamic
 broker config, 3 dynamic default broker config, 4 static broker config, 5 default; synonyms
 (v1+) list every place a value comes from, highest precedence first.
 
@@ -55,6 +56,14 @@ def _broker_synonyms(ctx: RequestContext, key: str) -> list[dict[str, Any]]:
             for source, value in ctx.broker.config.layers(key)]
 
 
+def _default_layer_configs(ctx: RequestContext, include_synonyms: bool) -> list[dict[str, Any]]:
+    """The broker resource "": as in Kafka, only what the cluster-wide dynamic default sets."""
+    return [_entry(BROKER_CONFIGS[key], value, SOURCE_DYNAMIC_DEFAULT,
+                   [{"name": key, "value": format_value(value), "source": SOURCE_DYNAMIC_DEFAULT}]
+                   if include_synonyms else [], read_only=False)
+            for key, value in ctx.broker.config.dynamic(DYNAMIC_DEFAULT).items()]
+
+
 def _topic_configs(ctx: RequestContext, name: str, include_synonyms: bool) -> list[dict[str, Any]]:
     store = ctx.broker.store
     if name not in store.topics():
@@ -82,12 +91,18 @@ def _broker_configs(ctx: RequestContext, include_synonyms: bool) -> list[dict[st
 
 
 def _check_broker_name(ctx: RequestContext, name: str) -> str:
-    """The dynamic layer a broker resource name addresses."""
+    """The dynamic layer a broker resource name addresses ("" or this broker's id), else
+    INVALID_REQUEST in Kafka's words."""
     if name == "":
         return DYNAMIC_DEFAULT
-    if name == str(ctx.broker.node_id):
-        return DYNAMIC_BROKER
-    raise KafkaError(f"unknown broker {name!r}: this broker is {ctx.broker.node_id}", ErrorCode.invalid_request)
+    try:
+        node_id = int(name)
+    except ValueError:
+        raise KafkaError(f"Broker id must be an integer, but it is: {name}", ErrorCode.invalid_request) from None
+    if node_id != ctx.broker.node_id:
+        raise KafkaError(f"Unexpected broker id, expected {ctx.broker.node_id} or empty string, but received "
+                         f"{name}", ErrorCode.invalid_request)
+    return DYNAMIC_BROKER
 
 
 @handles(32, versions=range(1, 5))
@@ -100,8 +115,10 @@ async def describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
             if r.resource_type == TOPIC:
                 configs = _topic_configs(ctx, r.resource_name, request.include_synonyms)
             elif r.resource_type == BROKER:
-                _check_broker_name(ctx, r.resource_name)
-                configs = _broker_configs(ctx, request.include_synonyms)
+                if _check_broker_name(ctx, r.resource_name) == DYNAMIC_DEFAULT:
+                    configs = _default_layer_configs(ctx, request.include_synonyms)
+                else:
+                    configs = _broker_configs(ctx, request.include_synonyms)
             else:
                 raise KafkaError(f"resource type {r.resource_type} is not supported",
                                  ErrorCode.invalid_request)
