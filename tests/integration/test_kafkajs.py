@@ -5,6 +5,7 @@ read back byte for byte by KafkaJS itself and by confluent-kafka."""
 from __future__ import annotations
 
 import base64
+import time
 import json
 import shutil
 import subprocess
@@ -104,3 +105,94 @@ def test_kafkajs_consumer_groups(broker: BrokerProcess, topic_name: str) -> None
     assert len({m["partition"] for m in first}) == 1 and len({m["partition"] for m in second}) == 1
     assert {m["partition"] for m in first} != {m["partition"] for m in second}
     assert sorted(m["value"] for m in first + second) == want
+
+
+class Member:
+    """A KafkaJS group member in its own node process (``scenario.js member``), whose JSON-line
+    reports a reader thread collects: assignments, messages, commits."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+        import threading
+
+        node = shutil.which("node")
+        assert node and (HERE / "node_modules" / "kafkajs").is_dir(), "node and KafkaJS are needed: run `make test`"
+        self.proc = subprocess.Popen([node, "scenario.js", bootstrap, topic, "member", group], cwd=HERE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.events: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.append(json.loads(line))
+
+    def assigned(self) -> list[int] | None:
+        """The partitions of the latest assignment (None before the first)."""
+        latest = [e["partitions"] for e in self.events if e["event"] == "assigned"]
+        return sorted(latest[-1]) if latest else None
+
+    def committed(self) -> dict[int, int]:
+        return {e["partition"]: e["offset"] for e in list(self.events) if e["event"] == "committed"}
+
+    def messages(self, partition: int) -> list[tuple[int, str]]:
+        return [(e["offset"], e["value"]) for e in list(self.events)
+                if e["event"] == "message" and e["partition"] == partition]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait(20)
+        self._reader.join(20)
+
+
+def test_kafkajs_killed_member_is_replaced_and_resumes_from_the_commit(tmp_path: Path, topic_name: str) -> None:
+    """Two KafkaJS members split a 2-partition topic, each committing every message. One is
+    killed (SIGKILL: no LeaveGroup); within its session timeout (6 s) the other gets its
+    partition and resumes exactly after the victim's last commit."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from tomyum.testing import wait_until
+
+    def send(bootstrap: str, start: int, end: int) -> None:
+        p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+        for i in range(start, end):
+            p.produce(topic_name, value=f"m{i}".encode(), partition=i % 2)
+        assert p.flush(20) == 0
+
+    with BrokerProcess(tmp_path / "data", settings={"group.initial.rebalance.delay.ms": "0"}) as broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(topic_name, 2, 1)])[topic_name].result(20)
+        members = [Member(broker.bootstrap, topic_name, "kjs-crash") for _ in range(2)]
+        try:
+            def split() -> bool:
+                return sorted(m.assigned() or [9, 9] for m in members) == [[0], [1]]
+
+            wait_until(split, 40, interval=0.05, what="one partition for each KafkaJS member")
+            survivor, victim = members
+            (mine,), (theirs,) = survivor.assigned(), victim.assigned()
+            send(broker.bootstrap, 0, 20)  # 10 for each member
+            wait_until(lambda: victim.committed().get(theirs) == 10 and survivor.committed().get(mine) == 10, 20,
+                       interval=0.05, what="each member committing its 10")
+            victim.proc.kill()  # no LeaveGroup: only the session timeout can tell
+            victim.proc.wait(10)
+            killed_at = time.monotonic()
+            send(broker.bootstrap, 20, 40)
+            wait_until(lambda: survivor.assigned() == [0, 1], 20, interval=0.05,
+                       what="the survivor owning both partitions")
+            assert time.monotonic() - killed_at < 6 + 10  # session timeout + the rejoin
+            wait_until(lambda: survivor.committed().get(theirs) == 20 and survivor.committed().get(mine) == 20, 20,
+                       interval=0.05, what="the survivor reading the rest")
+            # exactly after the victim's commit: nothing it had read is read again
+            assert [o for o, _ in victim.messages(theirs)] == list(range(10))
+            assert [o for o, _ in survivor.messages(theirs)] == list(range(10, 20))
+            assert [o for o, _ in survivor.messages(mine)] == list(range(20))
+            assert "missed its session timeout" in broker.output()
+        finally:
+            for m in members:
+                m.stop()

@@ -4,6 +4,8 @@
 //   node scenario.js BOOTSTRAP TOPIC consume   consume everything from the beginning in a group
 //   node scenario.js BOOTSTRAP TOPIC delete    delete the topic and list the topics left
 //   node scenario.js BOOTSTRAP TOPIC groups N  two groups, then two members of one group, over N messages
+//   node scenario.js BOOTSTRAP TOPIC member G  one member of group G until SIGTERM: one JSON line per
+//                                              assignment, message and commit (each message is committed)
 'use strict'
 const { Kafka, logLevel, CompressionTypes } = require('kafkajs')
 
@@ -101,7 +103,31 @@ async function groups () {
   return { separate, shared }
 }
 
-const modes = { produce, consume, delete: remove, groups }
+// A long-lived member: reports as it goes (JSON lines), commits each message before the next.
+async function member () {
+  const line = (o) => process.stdout.write(JSON.stringify(o) + '\n')
+  const consumer = kafka.consumer({ groupId: process.argv[5], maxWaitTimeInMs: 100, sessionTimeout: 6000,
+    heartbeatInterval: 500, rebalanceTimeout: 10000 })
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    line({ event: 'assigned', partitions: payload.memberAssignment[topic] || [] })
+  })
+  await consumer.connect()
+  await consumer.subscribe({ topic, fromBeginning: true })
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: async ({ partition, message }) => {
+      line({ event: 'message', partition, offset: Number(message.offset), value: b64(message.value) })
+      const next = (BigInt(message.offset) + 1n).toString()
+      await consumer.commitOffsets([{ topic, partition, offset: next }])
+      line({ event: 'committed', partition, offset: Number(next) })
+    }
+  })
+  await new Promise((resolve) => process.once('SIGTERM', resolve))
+  await consumer.disconnect()
+  return { stopped: true }
+}
+
+const modes = { produce, consume, delete: remove, groups, member }
 modes[mode]().then((result) => {
   clearTimeout(deadline)
   process.stdout.write(JSON.stringify(result) + '\n')

@@ -3,7 +3,9 @@
 Commits are appended to ``__consumer_offsets`` and answered once durable. A commit by a
 group member is checked against the group's generation (ILLEGAL_GENERATION,
 UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS); a standalone commit (generation -1, no member)
-is accepted while the group has no members. OffsetFetch v8 takes several groups.
+is accepted while the group has no members. As in Kafka, a member of the current generation may
+commit while the group prepares a rebalance (REBALANCE_IN_PROGRESS only while the leader
+assigns). OffsetFetch v8 takes several groups.
 """
 
 from __future__ import annotations

@@ -439,10 +439,12 @@ class GroupCoordinator:
             return ErrorCode.unknown_member_id
         if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
             return code
-        if g.state in (GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE):
-            return ErrorCode.rebalance_in_progress
         if generation_id != g.generation_id:
             return ErrorCode.illegal_generation
+        # a member of the current generation may commit while the group prepares to rebalance
+        # (what it commits as it gives its partitions up); not while the leader assigns
+        if g.state == GroupState.COMPLETING_REBALANCE:
+            return ErrorCode.rebalance_in_progress
         g.members[member_id].last_heartbeat = time.monotonic()
         return ErrorCode.none
 
