@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -394,3 +395,102 @@ def test_group_metadata_survives_a_broker_restart(gbroker: BrokerProcess, topic_
     finally:
         for c in members:
             c.close()
+
+
+def test_a_replaced_static_member_id_is_fenced(gbroker: BrokerProcess, topic_name: str) -> None:
+    """KIP-345 at the wire: a static member that joins again with no member id takes over
+    under a new id in the same generation; the old id is then FENCED_INSTANCE_ID (82) on
+    Heartbeat, SyncGroup, OffsetCommit and LeaveGroup, while the new one carries on."""
+    import datetime
+
+    from kio.schema.heartbeat.v3 import request as hb
+    from kio.schema.join_group.v5 import request as jg
+    from kio.schema.leave_group.v3 import request as lg
+    from kio.schema.offset_commit.v7 import request as oc
+    from kio.schema.sync_group.v3 import request as sg
+
+    from tests.integration.test_bad_input import connect, decode_response, kio_request, read_frame
+
+    produce(gbroker.bootstrap, topic_name, 1, 0)
+    fenced = 82
+
+    def call(s: Any, api_key: int, version: int, body: object) -> Any:
+        s.sendall(kio_request(api_key, version, 1, body))
+        return decode_response(api_key, version, read_frame(s))
+
+    def join(s: Any) -> Any:
+        return call(s, 11, 5, jg.JoinGroupRequest(
+            group_id="fence", session_timeout=datetime.timedelta(seconds=10),
+            rebalance_timeout=datetime.timedelta(seconds=10), member_id="", group_instance_id="static-1",
+            protocol_type="consumer", protocols=(jg.JoinGroupRequestProtocol(name="range", metadata=b"m"),)))
+
+    with connect(gbroker) as s:
+        first = join(s)
+        assert first.error_code == 0 and first.leader == first.member_id
+        synced = call(s, 14, 3, sg.SyncGroupRequest(
+            group_id="fence", generation_id=first.generation_id, member_id=first.member_id,
+            group_instance_id="static-1",
+            assignments=(sg.SyncGroupRequestAssignment(member_id=first.member_id, assignment=b"a"),)))
+        assert synced.error_code == 0 and synced.assignment == b"a"
+
+        second = join(s)  # the same instance, restarted: no rebalance, a new id, its assignment kept
+        assert second.error_code == 0 and second.member_id != first.member_id
+        assert second.generation_id == first.generation_id
+        synced = call(s, 14, 3, sg.SyncGroupRequest(
+            group_id="fence", generation_id=second.generation_id, member_id=second.member_id,
+            group_instance_id="static-1", assignments=()))
+        assert synced.error_code == 0 and synced.assignment == b"a"
+
+        old, new = first.member_id, second.member_id
+        for member, want in ((old, fenced), (new, 0)):
+            beat = call(s, 12, 3, hb.HeartbeatRequest(group_id="fence", generation_id=first.generation_id,
+                                                      member_id=member, group_instance_id="static-1"))
+            assert beat.error_code == want
+            commit = call(s, 8, 7, oc.OffsetCommitRequest(
+                group_id="fence", generation_id_or_member_epoch=first.generation_id, member_id=member,
+                group_instance_id="static-1", topics=(oc.OffsetCommitRequestTopic(name=topic_name, partitions=(
+                    oc.OffsetCommitRequestPartition(partition_index=0, committed_offset=0,
+                                                    committed_metadata=""),)),)))
+            assert commit.topics[0].partitions[0].error_code == want
+        synced = call(s, 14, 3, sg.SyncGroupRequest(group_id="fence", generation_id=first.generation_id,
+                                                    member_id=old, group_instance_id="static-1", assignments=()))
+        assert synced.error_code == fenced
+        left = call(s, 13, 3, lg.LeaveGroupRequest(group_id="fence", members=(
+            lg.MemberIdentity(member_id=old, group_instance_id="static-1"),)))
+        assert left.members[0].error_code == fenced
+        left = call(s, 13, 3, lg.LeaveGroupRequest(group_id="fence", members=(
+            lg.MemberIdentity(member_id=new, group_instance_id="static-1"),)))
+        assert left.error_code == 0 and left.members[0].error_code == 0
+    admin = AdminClient({"bootstrap.servers": gbroker.bootstrap})
+    described = admin.describe_consumer_groups(["fence"])["fence"].result(TIMEOUT)
+    assert described.members == [] and described.state.name == "EMPTY"
+
+
+def test_restored_members_that_do_not_come_back_expire_and_deleted_groups_stay_deleted(
+        gbroker: BrokerProcess, topic_name: str) -> None:
+    """After a restart a restored member must heartbeat within its session timeout or be
+    expired; a group deleted before the restart (a tombstone) does not come back."""
+    produce(gbroker.bootstrap, topic_name, 1, 3)
+    gone = consumer(gbroker.bootstrap, "gone", **{"group.instance.id": "gone-1"})
+    gone.subscribe([topic_name])
+    wait_until(lambda: gone.poll(0.05) is not None and bool(gone.assignment()), TIMEOUT, interval=0,
+               what="a static member consuming")
+    gone.close()  # a static member does not leave: only its session timeout removes it
+    deleted = consumer(gbroker.bootstrap, "deleted")
+    deleted.commit(offsets=[TopicPartition(topic_name, 0, 2)], asynchronous=False)
+    deleted.close()
+    admin = AdminClient({"bootstrap.servers": gbroker.bootstrap})
+    admin.delete_consumer_groups(["deleted"], request_timeout=TIMEOUT)["deleted"].result(TIMEOUT)
+
+    gbroker.restart()
+    admin = AdminClient({"bootstrap.servers": gbroker.bootstrap})
+    restored = admin.describe_consumer_groups(["gone"])["gone"].result(TIMEOUT)
+    assert restored.state.name == "STABLE" and [m.group_instance_id for m in restored.members] == ["gone-1"]
+    listed = admin.list_consumer_groups(request_timeout=TIMEOUT).result(TIMEOUT)
+    assert "deleted" not in {g.group_id for g in listed.valid}
+
+    def expired() -> bool:
+        return admin.describe_consumer_groups(["gone"])["gone"].result(TIMEOUT).state.name == "EMPTY"
+
+    wait_until(expired, 6 + 5, interval=0.2, what="the restored member expiring (session timeout 6 s)")
+    assert "missed its session timeout" in gbroker.output()
