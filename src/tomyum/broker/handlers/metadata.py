@@ -55,7 +55,16 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
         names = [t.name for t in requested]
     allow_auto = getattr(request, "allow_auto_topic_creation", True) and broker.config["auto.create.topics.enable"]
     topics = []
-    for name in names:
+    by_id = {}
+    if any(n is None for n in names):  # v10+: topics asked for by id (a KIP-848 assignment carries ids)
+        by_id = {meta.topic_id: meta for meta in store.topics().values()}
+    for i, name in enumerate(names):
+        topic_id = getattr(requested[i], "topic_id", None) if name is None and requested else None
+        if topic_id is not None:
+            found = by_id.get(topic_id)
+            topics.append(topic_entry(ctx, found) if found is not None
+                          else {**error_entry(None, ErrorCode.unknown_topic_id), "topic_id": topic_id})
+            continue
         meta = store.topics().get(name) if name is not None else None
         if meta is None:
             try:
