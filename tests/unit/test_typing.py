@@ -1,4 +1,5 @@
-"""mypy --strict holds for the pure cores (protocol/, storage/), as configured in pyproject.toml."""
+"""mypy --strict holds for the pure cores (protocol/, storage/, the KIP-848 consumer group
+state machine), as configured in pyproject.toml."""
 
 from __future__ import annotations
 

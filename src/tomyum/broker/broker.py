@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from tomyum.broker.listeners import Listener, parse_listeners
 from tomyum.broker.waiters import FetchWaiters
 from tomyum.config import BrokerConfig, validate_topic_configs
 from tomyum.coordinator.group import GroupCoordinator
+from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.storage.local import LocalLogStore
@@ -52,6 +54,9 @@ class Broker:
             max_session_timeout_ms=config["group.max.session.timeout.ms"])
         self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"])
         self.groups.persist = self.offsets.store_group
+        self.consumer_groups = ConsumerGroupRuntime(
+            heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
+            session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics)
         self.connections: set[KafkaConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self.started_at = time.time()
@@ -102,10 +107,15 @@ class Broker:
         timeout = self.config["shutdown.timeout.ms"] / 1000
         self.waiters.wake_all()
         await self.groups.stop()
+        self.consumer_groups.stop()
         await asyncio.gather(*(c.drain(timeout) for c in list(self.connections)), return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
         await self.store.close()
+
+    def _subscribable_topics(self) -> dict[str, tuple[uuid.UUID, int]]:
+        return {name: (meta.topic_id, meta.num_partitions) for name, meta in self.store.topics().items()
+                if not meta.internal}
 
     def topic_lock(self, name: str) -> asyncio.Lock:
         return self._topic_locks.setdefault(name, asyncio.Lock())

@@ -3,6 +3,7 @@
 from tomyum.broker.handlers import (  # noqa: F401
     api_versions,
     configs,
+    consumer_groups,
     fetch,
     group_admin,
     groups,

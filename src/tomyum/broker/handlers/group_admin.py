@@ -1,6 +1,9 @@
 """ListGroups (key 16) v0-5, DescribeGroups (15) v0-5, DeleteGroups (42) v0-2, OffsetDelete (47) v0.
 
-A group known only by its committed offsets is listed as Empty. DeleteGroups refuses a group
+A group known only by its committed offsets is listed as Empty. Consumer groups (KIP-848) are
+listed with group type "consumer" and their own states (Empty, Assigning, Reconciling,
+Stable); DescribeGroups, a classic API, answers Dead for them (ConsumerGroupDescribe
+describes them). DeleteGroups refuses a group
 with members (NON_EMPTY_GROUP); OffsetDelete refuses a topic the group's members subscribe to
 (GROUP_SUBSCRIBED_TO_TOPIC), reading the consumer protocol's subscription.
 """
@@ -19,9 +22,12 @@ AUTHORIZED_OPERATIONS_UNKNOWN = -(2**31)
 
 
 def _known(ctx: RequestContext) -> dict[str, Group]:
+    """Classic groups, and groups known only by their offsets (as empty classic groups)."""
+    consumer = ctx.broker.consumer_groups
     groups = {g.group_id: g for g in ctx.broker.groups.groups.values() if g.state != GroupState.DEAD}
     for name in ctx.broker.offsets.groups():
-        groups.setdefault(name, Group(name))
+        if name not in consumer:
+            groups.setdefault(name, Group(name))
     return groups
 
 
@@ -47,12 +53,13 @@ def subscribed_topics(g: Group) -> set[str]:
 @handles(16, versions=range(0, 6))
 async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     states = {s.lower() for s in getattr(request, "states_filter", ())}
-    groups = []
-    for g in _known(ctx).values():
-        if states and g.state.value.lower() not in states:
-            continue
-        groups.append({"group_id": g.group_id, "protocol_type": g.protocol_type or "consumer",
-                       "group_state": g.state.value, "group_type": "classic"})
+    types = {t.lower() for t in getattr(request, "types_filter", ())}
+    listed = [(g.group_id, g.protocol_type or "consumer", g.state.value, "classic") for g in _known(ctx).values()]
+    listed += [(group_id, "consumer", cg.state(), "consumer")
+               for group_id, cg in ctx.broker.consumer_groups.state.groups.items()]
+    groups = [{"group_id": group_id, "protocol_type": protocol_type, "group_state": state, "group_type": kind}
+              for group_id, protocol_type, state, kind in listed
+              if (not states or state.lower() in states) and (not types or kind in types)]
     return {"throttle_time": 0, "error_code": 0, "groups": groups}
 
 
@@ -80,9 +87,16 @@ async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
 async def delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     known = _known(ctx)
     results = []
+    consumer = ctx.broker.consumer_groups
     for name in request.groups_names:
         g = known.get(name)
-        if g is None:
+        if name in consumer:
+            code = ErrorCode.non_empty_group if consumer.state.groups[name].members else ErrorCode.none
+            if code == ErrorCode.none:
+                offsets = ctx.broker.offsets
+                await offsets.delete(name, [(t, p) for t, ps in offsets.topics_of(name).items() for p in ps])
+                consumer.apply(consumer.state.delete(name))
+        elif g is None:
             code = ErrorCode.group_id_not_found
         elif g.members:
             code = ErrorCode.non_empty_group
@@ -97,10 +111,14 @@ async def delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 @handles(47, versions=range(0, 1))
 async def offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    consumer = ctx.broker.consumer_groups
     g = _known(ctx).get(request.group_id)
-    if g is None:
+    if request.group_id in consumer:
+        busy = set(consumer.state.subscribed_topic_names(request.group_id, ctx.broker.store.topics()))
+    elif g is None:
         return {"error_code": ErrorCode.group_id_not_found, "throttle_time": 0, "topics": ()}
-    busy = subscribed_topics(g) if g.members else set()
+    else:
+        busy = subscribed_topics(g) if g.members else set()
     deletable, topics = [], []
     for t in request.topics:
         parts = []

@@ -5,6 +5,8 @@ This broker coordinates every group. FindCoordinator v4+ answers in the ``coordi
 array (batched keys); key type 1 (transactions) is not available until the transaction
 coordinator exists. JoinGroup v4+ without a group instance id gets MEMBER_ID_REQUIRED with
 an id to come back with (KIP-394). JoinGroup and SyncGroup park until the rebalance moves on.
+JoinGroup for a consumer group (KIP-848) with members is INCONSISTENT_GROUP_PROTOCOL, as in
+Kafka without online migration; an empty one is replaced by a classic group.
 """
 
 from __future__ import annotations
@@ -36,9 +38,16 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 
 @handles(11, versions=range(0, 8))
-async def join_group(ctx: RequestContext, request: Any) -> Deferred:
+async def join_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, Any]:
     session_ms = ms(request.session_timeout)
     rebalance_ms = ms(getattr(request, "rebalance_timeout", None)) if ctx.api_version >= 1 else session_ms
+
+    consumer = ctx.broker.consumer_groups
+    if request.group_id in consumer:
+        if consumer.state.groups[request.group_id].members:  # Kafka, without online migration
+            return {"throttle_time": 0, "error_code": ErrorCode.inconsistent_group_protocol, "generation_id": -1,
+                    "protocol_name": None, "leader": "", "member_id": request.member_id, "members": ()}
+        consumer.apply(consumer.state.delete(request.group_id))  # an empty consumer group turns classic
 
     async def answer() -> dict[str, Any]:
         result = await ctx.broker.groups.join(

@@ -1,4 +1,4 @@
-"""OffsetCommit (key 8) v2-8 and OffsetFetch (key 9) v1-8.
+"""OffsetCommit (key 8) v2-9 and OffsetFetch (key 9) v1-9.
 
 Commits are appended to ``__consumer_offsets`` and answered once durable. A commit by a
 group member is checked against the group's generation (ILLEGAL_GENERATION,
@@ -6,6 +6,10 @@ UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS); a standalone commit (generation -1, n
 is accepted while the group has no members. As in Kafka, a member of the current generation may
 commit while the group prepares a rebalance (REBALANCE_IN_PROGRESS only while the leader
 assigns). OffsetFetch v8 takes several groups.
+
+A consumer group of KIP-848 checks the member epoch instead (Kafka's rules): its members
+commit with OffsetCommit v9+ (UNSUPPORTED_VERSION below), an old epoch is STALE_MEMBER_EPOCH;
+OffsetFetch v9 that names a member is checked the same way.
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ from tomyum.errors import ErrorCode, KafkaError
 MAX_METADATA = 4096
 
 
-@handles(8, versions=range(2, 9))
+@handles(8, versions=range(2, 10))
 async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     generation = getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1))
-    group_code = broker.groups.check_commit(request.group_id, generation, request.member_id,
-                                            getattr(request, "group_instance_id", None))
+    if request.group_id in broker.consumer_groups:
+        group_code = broker.consumer_groups.state.check_commit(request.group_id, request.member_id, generation,
+                                                               ctx.api_version)
+    else:
+        group_code = broker.groups.check_commit(request.group_id, generation, request.member_id,
+                                                getattr(request, "group_instance_id", None))
     now = int(time.time() * 1000)
     topics: list[dict[str, Any]] = []
     commits: list[tuple[str, int, CommittedOffset]] = []
@@ -77,10 +85,21 @@ def _fetch_group(ctx: RequestContext, group_id: str, wanted: Any) -> list[dict[s
     return topics
 
 
-@handles(9, versions=range(1, 9))
+def _fetch_groups(ctx: RequestContext, groups: Any) -> list[dict[str, Any]]:
+    consumer_groups = ctx.broker.consumer_groups
+    out = []
+    for g in groups:
+        code = ErrorCode.none
+        if g.group_id in consumer_groups:
+            code = consumer_groups.state.check_fetch(g.group_id, getattr(g, "member_id", None),
+                                                     getattr(g, "member_epoch", -1))
+        topics = _fetch_group(ctx, g.group_id, g.topics) if code == ErrorCode.none else []
+        out.append({"group_id": g.group_id, "topics": topics, "error_code": code})
+    return out
+
+
+@handles(9, versions=range(1, 10))
 async def offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if hasattr(request, "groups"):
-        return {"throttle_time": 0, "groups": [
-            {"group_id": g.group_id, "topics": _fetch_group(ctx, g.group_id, g.topics), "error_code": 0}
-            for g in request.groups]}
+        return {"throttle_time": 0, "groups": _fetch_groups(ctx, request.groups)}
     return {"throttle_time": 0, "error_code": 0, "topics": _fetch_group(ctx, request.group_id, request.topics)}

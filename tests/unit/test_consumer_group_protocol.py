@@ -1,0 +1,109 @@
+"""The KIP-848 state machine alone: heartbeats in, records and answers out, no broker."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tomyum.coordinator.group.consumer import ConsumerGroups, HeartbeatRequest
+from tomyum.coordinator.group.consumer.assignors import range_, uniform
+
+T = uuid.UUID(int=1)
+TOPICS = {"t": (T, 4)}
+
+
+class Member:
+    """A well-behaved client: owns what it was last given, acknowledges revocations."""
+
+    def __init__(self, groups: ConsumerGroups, member_id: str, **extra: Any) -> None:
+        self.groups, self.member_id, self.epoch, self.owned, self.extra = groups, member_id, 0, set[int](), extra
+
+    def beat(self, topics: Any = TOPICS) -> dict[str, Any]:
+        joining = self.epoch == 0
+        req = HeartbeatRequest(
+            group_id="g", member_id=self.member_id, member_epoch=self.epoch,
+            rebalance_timeout_ms=30000 if joining else -1,
+            subscribed_topic_names=("t",) if joining else None,
+            owned={} if joining else {T: frozenset(self.owned)}, **self.extra)
+        result = self.groups.heartbeat(req, topics)
+        for r in result.records:
+            self.groups.replay(r)
+        answer = result.response
+        assert answer["error_code"] == 0, answer
+        self.epoch = answer["member_epoch"]
+        if answer["assignment"] is not None:
+            self.owned = {p for tp in answer["assignment"]["topic_partitions"] for p in tp["partitions"]}
+        return answer
+
+
+def settle(members: list[Member], rounds: int = 6) -> None:
+    for _ in range(rounds):
+        for m in members:
+            m.beat()
+
+
+def test_two_members_split_then_a_third_takes_a_share_without_double_ownership() -> None:
+    groups = ConsumerGroups(heartbeat_interval_ms=500)
+    a, b = Member(groups, "a"), Member(groups, "b")
+    a.beat()
+    assert a.owned == {0, 1, 2, 3} and a.epoch == 1
+    settle([a, b])
+    assert sorted([a.owned, b.owned], key=min) == [{0, 1}, {2, 3}]
+    c = Member(groups, "c")
+    c.beat()
+    for _ in range(6):
+        for m in (a, b, c):
+            m.beat()
+            owners = [p for x in (a, b, c) for p in x.owned]
+            assert len(owners) == len(set(owners)), "a partition owned by two members at once"
+    assert sorted(len(x.owned) for x in (a, b, c)) == [1, 1, 2]
+    assert a.owned | b.owned | c.owned == {0, 1, 2, 3}
+    assert groups.groups["g"].state() == "Stable"
+
+
+def test_leaving_releases_the_partitions_and_a_stale_epoch_is_fenced() -> None:
+    groups = ConsumerGroups(heartbeat_interval_ms=500)
+    a, b = Member(groups, "a"), Member(groups, "b")
+    settle([a, b])
+    result = groups.heartbeat(HeartbeatRequest(group_id="g", member_id="b", member_epoch=-1), TOPICS)
+    for r in result.records:
+        groups.replay(r)
+    assert result.response["member_epoch"] == -1
+    settle([a])
+    assert a.owned == {0, 1, 2, 3}
+    stale = groups.heartbeat(HeartbeatRequest(group_id="g", member_id="a", member_epoch=a.epoch + 5), TOPICS)
+    assert stale.response["error_code"] == 110  # FENCED_MEMBER_EPOCH
+    unknown = groups.heartbeat(HeartbeatRequest(group_id="g", member_id="b", member_epoch=3), TOPICS)
+    assert unknown.response["error_code"] == 25  # UNKNOWN_MEMBER_ID
+
+
+def test_a_static_member_that_leaves_for_now_is_replaced_with_its_partitions() -> None:
+    groups = ConsumerGroups(heartbeat_interval_ms=500)
+    a, b = Member(groups, "a", instance_id="ia"), Member(groups, "b", instance_id="ib")
+    settle([a, b])
+    epoch_before, b_owned = groups.groups["g"].group_epoch, set(b.owned)
+    result = groups.heartbeat(HeartbeatRequest(group_id="g", member_id="b", member_epoch=-2, instance_id="ib"),
+                              TOPICS)
+    for r in result.records:
+        groups.replay(r)
+    again = Member(groups, "b2", instance_id="ib")
+    again.beat()
+    assert again.owned == b_owned and groups.groups["g"].group_epoch == epoch_before
+    busy = groups.heartbeat(HeartbeatRequest(group_id="g", member_id="b3", member_epoch=0, instance_id="ib",
+                                             rebalance_timeout_ms=1, subscribed_topic_names=("t",), owned={}),
+                            TOPICS)
+    assert busy.response["error_code"] == 111  # UNRELEASED_INSTANCE_ID
+
+
+def test_assignors_are_balanced_and_uniform_is_sticky() -> None:
+    u, v = uuid.UUID(int=2), uuid.UUID(int=3)
+    subs = {"m1": frozenset({u, v}), "m2": frozenset({u, v})}
+    first = uniform(subs, {u: 3, v: 3}, {})
+    assert sorted(sum(len(ps) for ps in a.values()) for a in first.values()) == [3, 3]
+    second = uniform({**subs, "m3": frozenset({u, v})}, {u: 3, v: 3}, first)
+    assert sorted(sum(len(ps) for ps in a.values()) for a in second.values()) == [2, 2, 2]
+    for m in ("m1", "m2"):  # each kept two of what it had
+        kept = {(t, p) for t, ps in second[m].items() for p in ps} & {(t, p) for t, ps in first[m].items() for p in ps}
+        assert len(kept) == 2
+    ranged = range_(subs, {u: 3}, {})
+    assert ranged["m1"] == {u: frozenset({0, 1})} and ranged["m2"] == {u: frozenset({2})}
