@@ -198,3 +198,95 @@ def test_commits_and_fetches_carry_the_member_epoch(kbroker: BrokerProcess, topi
             assert missing.groups[0].error_code == 69  # GROUP_ID_NOT_FOUND: clients fall back to DescribeGroups
     finally:
         m.consumer.close()
+
+
+MEMBER = """
+import sys, time
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[3], "group.protocol": "consumer",
+              "auto.offset.reset": "earliest", "enable.auto.commit": False})
+c.subscribe([sys.argv[2]])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    m = c.poll(0.05)
+    if m is not None and m.error() is None:
+        c.commit(m, asynchronous=False)
+        print("committed", m.partition(), m.offset() + 1, flush=True)
+"""
+
+
+def test_a_killed_member_is_fenced_after_its_session_timeout(tmp_path: Path, topic_name: str) -> None:
+    """No leave heartbeat from a member killed with SIGKILL: the broker fences it when
+    group.consumer.session.timeout.ms passes, and the survivor resumes after its commits."""
+    import subprocess
+    import sys
+
+    settings = {"group.consumer.heartbeat.interval.ms": "500", "group.consumer.session.timeout.ms": "4000"}
+    with BrokerProcess(tmp_path / "data", settings=settings) as broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(topic_name, 2, 1)])[topic_name].result(TIMEOUT)
+        survivor = Member(broker.bootstrap, "kip848-crash", topic_name)
+        victim = subprocess.Popen([sys.executable, "-c", MEMBER, broker.bootstrap, topic_name, "kip848-crash"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: survivor.poll() or len(survivor.partitions()) == 1, TIMEOUT, interval=0,
+                       what="the partitions split with the victim")
+            theirs = 1 - survivor.partitions()[0]
+            send(broker.bootstrap, topic_name, 0, 20)
+            assert victim.stdout is not None
+            for line in victim.stdout:  # ends with the child, whose own deadline is 60 s
+                if line.split() == ["committed", str(theirs), "10"]:
+                    break
+            else:
+                raise AssertionError("the victim ended before committing its 10 records")
+            victim.kill()
+            victim.wait(TIMEOUT)
+            killed_at = time.monotonic()
+            wait_until(lambda: survivor.poll() or survivor.partitions() == [0, 1], TIMEOUT, interval=0,
+                       what="the survivor owning both partitions")
+            assert 4 - 1 < time.monotonic() - killed_at < 4 + 5  # fenced by the session timeout, not before
+            send(broker.bootstrap, topic_name, 20, 40)
+            wait_until(lambda: survivor.poll() or len(survivor.offsets(theirs)) == 10, TIMEOUT, interval=0,
+                       what="the survivor reading the victim's partition")
+            assert survivor.offsets(theirs) == list(range(10, 20))
+            assert "missed its session timeout" in broker.output()
+        finally:
+            victim.kill()
+            victim.wait(TIMEOUT)
+            survivor.consumer.close()
+
+
+def test_classic_and_consumer_groups_do_not_share_an_id(kbroker: BrokerProcess, topic_name: str) -> None:
+    """Without Kafka's online migration: a KIP-848 heartbeat for a classic group with members
+    is GROUP_ID_NOT_FOUND; a JoinGroup for a consumer group with members is
+    INCONSISTENT_GROUP_PROTOCOL."""
+    import datetime
+
+    from kio.schema.consumer_group_heartbeat.v1 import request as cgh
+    from kio.schema.join_group.v5 import request as jg
+
+    from tests.integration.test_bad_input import connect, decode_response, kio_request, read_frame
+
+    admin = AdminClient({"bootstrap.servers": kbroker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+    classic = Consumer({"bootstrap.servers": kbroker.bootstrap, "group.id": "classic-one"})
+    classic.subscribe([topic_name])
+    modern = Member(kbroker.bootstrap, "modern-one", topic_name)
+    try:
+        wait_until(lambda: classic.poll(0.05) is None and bool(classic.assignment()), TIMEOUT, interval=0,
+                   what="the classic member assigned")
+        settle([modern], [[0]], "the modern member assigned")
+        with connect(kbroker) as s:
+            s.sendall(kio_request(68, 1, 1, cgh.ConsumerGroupHeartbeatRequest(
+                group_id="classic-one", member_id="intruder", member_epoch=0,
+                rebalance_timeout=datetime.timedelta(seconds=10), subscribed_topic_names=(topic_name,),
+                topic_partitions=())))
+            assert decode_response(68, 1, read_frame(s)).error_code == 69  # type: ignore[attr-defined]
+            s.sendall(kio_request(11, 5, 2, jg.JoinGroupRequest(
+                group_id="modern-one", session_timeout=datetime.timedelta(seconds=10),
+                rebalance_timeout=datetime.timedelta(seconds=10), member_id="", protocol_type="consumer",
+                protocols=(jg.JoinGroupRequestProtocol(name="range", metadata=b""),))))
+            assert decode_response(11, 5, read_frame(s)).error_code == 23  # type: ignore[attr-defined]
+    finally:
+        classic.close()
+        modern.consumer.close()
