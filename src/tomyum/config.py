@@ -152,6 +152,11 @@ BROKER_CONFIGS = _defs(
     ConfigDef("transactional.id.expiration.ms", "int", 604800000, at_least(1), dynamic=False),
     ConfigDef("transaction.max.timeout.ms", "int", 900000, at_least(1), dynamic=False),
     ConfigDef("producer.id.expiration.ms", "int", 86400000, at_least(1), dynamic=False),
+    ConfigDef("producer.id.expiration.check.interval.ms", "int", 600000, at_least(1), dynamic=False),
+    ConfigDef("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", 10000, at_least(1),
+              dynamic=False),
+    ConfigDef("transaction.remove.expired.transaction.cleanup.interval.ms", "int", 3600000, at_least(1),
+              dynamic=False),
     ConfigDef("connections.max.idle.ms", "long", 600000, dynamic=False),
     # tomyum's own: fetched record ranges of at least this many bytes leave by sendfile
     # (zero copy) on plaintext listeners; -1 reads them into memory instead. Read when a

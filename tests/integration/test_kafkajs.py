@@ -196,3 +196,27 @@ def test_kafkajs_killed_member_is_replaced_and_resumes_from_the_commit(tmp_path:
         finally:
             for m in members:
                 m.stop()
+
+
+def test_kafkajs_transactional_producer_commits_and_aborts(broker: BrokerProcess, topic_name: str) -> None:
+    result = run_scenario(broker.bootstrap, topic_name, "transactions")
+    committed_offset = {p["partition"]: int(p["offset"]) for p in result["offsets"][0]["partitions"]}
+    assert committed_offset[0] == 2  # the offsets sent in the committed transaction
+    seen = {}
+    for isolation in ("read_committed", "read_uncommitted"):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"verify-{isolation}",
+                      "enable.auto.commit": False, "isolation.level": isolation})
+        c.assign([TopicPartition(topic_name, p, 0) for p in (0, 1)])
+        values: list[bytes] = []
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline and len(values) < (3 if isolation == "read_committed" else 5):
+                values += [m.value() for m in c.consume(num_messages=10, timeout=0.5) if m.error() is None]
+            # nothing more arrives: read_committed never sees the aborted records
+            values += [m.value() for m in c.consume(num_messages=10, timeout=1) if m.error() is None]
+        finally:
+            c.close()
+        seen[isolation] = sorted(values)
+    assert seen["read_committed"] == [b"committed-0", b"committed-1", b"committed-2"]
+    assert seen["read_uncommitted"] == sorted([b"committed-0", b"committed-1", b"committed-2",
+                                               b"aborted-0", b"aborted-1"])

@@ -19,6 +19,7 @@ from tomyum.config import BrokerConfig, validate_topic_configs
 from tomyum.coordinator.group import GroupCoordinator
 from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
 from tomyum.coordinator.group.offsets import OffsetStore
+from tomyum.coordinator.txn import TransactionCoordinator
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.storage.local import LocalLogStore
 
@@ -52,8 +53,9 @@ class Broker:
             initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
             min_session_timeout_ms=config["group.min.session.timeout.ms"],
             max_session_timeout_ms=config["group.max.session.timeout.ms"])
-        self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"])
+        self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"], self.store.clock)
         self.groups.persist = self.offsets.store_group
+        self.transactions = TransactionCoordinator(self.store, self.offsets, config, self.store.clock)
         self.consumer_groups = ConsumerGroupRuntime(
             heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
             session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics)
@@ -74,6 +76,7 @@ class Broker:
         await self.offsets.start()
         self.groups.restore(self.offsets.group_metadata)
         self.groups.start()
+        await self.transactions.start()
         for name, partitions, replication in create_topics:
             if name not in self.store.topics():
                 if replication != 1:
@@ -108,6 +111,7 @@ class Broker:
         self.waiters.wake_all()
         await self.groups.stop()
         self.consumer_groups.stop()
+        await self.transactions.stop()
         await asyncio.gather(*(c.drain(timeout) for c in list(self.connections)), return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tomyum.protocol.produce_response import _count, _string, _uvarint
+from tomyum.protocol.produce_response import _count, short_string, _uvarint
 
 _PART = struct.Struct(">ihqq")  # partition_index, error_code, high_watermark, last_stable_offset
 _I32 = struct.Struct(">i")
@@ -45,7 +45,7 @@ def encode_fetch_response(
         head += struct.pack(">hi", error_code, session_id)
     head += _count(len(topics), flexible)
     for name, parts in topics:
-        head += _string(name, flexible)
+        head += short_string(name, flexible)
         head += _count(len(parts), flexible)
         for p in parts:
             head += _PART.pack(p.partition_index, p.error_code, p.high_watermark, p.last_stable_offset)

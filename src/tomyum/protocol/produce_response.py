@@ -31,7 +31,7 @@ def _uvarint(n: int) -> bytes:
     return bytes(out)
 
 
-def _string(s: str | None, flexible: bool) -> bytes:
+def short_string(s: str | None, flexible: bool) -> bytes:
     if s is None:
         return b"\0" if flexible else b"\xff\xff"
     b = s.encode()
@@ -46,7 +46,7 @@ def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[P
     flexible = version >= 9
     out = [_count(len(topics), flexible)]
     for name, parts in topics:
-        out.append(_string(name, flexible))
+        out.append(short_string(name, flexible))
         out.append(_count(len(parts), flexible))
         for p in parts:
             out.append(_PART.pack(p.index, p.error_code, p.base_offset, p.log_append_time))
@@ -54,7 +54,7 @@ def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[P
                 out.append(_I64.pack(p.log_start_offset))
             if version >= 8:
                 out.append(_count(0, flexible))  # record_errors
-                out.append(_string(p.error_message, flexible))
+                out.append(short_string(p.error_message, flexible))
             if flexible:
                 out.append(b"\0")
         if flexible:

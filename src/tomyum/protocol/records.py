@@ -423,6 +423,39 @@ def rebuild_batch(batch: bytes, kept: Sequence[bytes]) -> bytes:
     return struct.pack(">qiibI", h.base_offset, len(tail) + 9, h.partition_leader_epoch, MAGIC, crc) + tail
 
 
+def complete_length(records: bytes | bytearray | memoryview) -> int:
+    """The length of the complete batches at the start of ``records`` (a read may cut the last)."""
+    pos = 0
+    while pos + LOG_OVERHEAD <= len(records):
+        size = LOG_OVERHEAD + int.from_bytes(records[pos + 8 : pos + 12], "big", signed=True)
+        if pos + size > len(records):
+            break
+        pos += size
+    return pos
+
+
+def control_key(commit: bool) -> bytes:
+    """A transaction marker's key: version 0, type 1 (commit) or 0 (abort)."""
+    return struct.pack(">hh", 0, 1 if commit else 0)
+
+
+def control_value(coordinator_epoch: int) -> bytes:
+    """A transaction marker's value: version 0, the coordinator epoch."""
+    return struct.pack(">hi", 0, coordinator_epoch)
+
+
+def control_marker(batch: bytes) -> tuple[bool, int] | None:
+    """For a transaction marker batch: (commit?, coordinator epoch); None for other batches."""
+    for r in decode_records(batch):
+        if r.key is not None and len(r.key) >= 4:
+            kind = struct.unpack_from(">h", r.key, 2)[0]
+            if kind not in (0, 1):
+                return None
+            epoch = struct.unpack_from(">i", r.value, 2)[0] if r.value is not None and len(r.value) >= 6 else -1
+            return kind == 1, epoch
+    return None
+
+
 def control_type(batch: bytes) -> int | None:
     """For a control batch: 0 for an abort marker, 1 for a commit (None if not a marker)."""
     for r in decode_records(batch):

@@ -56,6 +56,26 @@ class PartitionOffsets:
     log_start_offset: int
     high_watermark: int
     log_end_offset: int
+    #: below the high watermark and the first offset of every undecided transaction
+    last_stable_offset: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class AbortedTransaction:
+    producer_id: int
+    first_offset: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProducerInfo:
+    """One producer's state in one partition (DescribeProducers)."""
+
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    current_txn_start_offset: int
 
 
 class ZeroCopyRecords(Protocol):
@@ -73,6 +93,9 @@ class ReadResult:
     records: bytes | ZeroCopyRecords
     high_watermark: int
     log_start_offset: int
+    last_stable_offset: int = -1
+    #: read_committed reads only: the aborted transactions with records in what was read
+    aborted: tuple[AbortedTransaction, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,13 +123,27 @@ class LogStore(Protocol):
         ...
 
     # data --------------------------------------------------------------------------------
-    async def append(self, tp: TopicPartition, records: memoryview) -> AppendResult: ...
+    async def append(self, tp: TopicPartition, records: memoryview) -> AppendResult:
+        """Write a client's batches. Batches with a producer id are checked against the
+        partition's producer state (epoch fencing, sequences); a retry of one of a producer's
+        last five batches is answered with the original offsets and not written again."""
+        ...
+    async def append_marker(self, tp: TopicPartition, producer_id: int, producer_epoch: int, commit: bool,
+                            coordinator_epoch: int) -> AppendResult:
+        """Write a transaction marker ending ``producer_id``'s transaction in ``tp``."""
+        ...
     async def wait_durable(self, tp: TopicPartition, offset: int) -> None: ...
     async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True,
-                   zero_copy_min: int | None = None) -> ReadResult:
+                   zero_copy_min: int | None = None, read_committed: bool = False) -> ReadResult:
         """Batches from the one holding ``offset``, at most ``max_bytes`` (the first batch whole
-        if ``min_one``), never at or past the high watermark. With ``zero_copy_min``, an engine
-        that can may answer ``zero_copy_min`` bytes or more as :class:`ZeroCopyRecords`."""
+        if ``min_one``), never at or past the high watermark (``read_committed``: the last
+        stable offset, with the aborted transactions among what was read). With
+        ``zero_copy_min``, an engine that can may answer ``zero_copy_min`` bytes or more as
+        :class:`ZeroCopyRecords`."""
+        ...
+    def producers(self, tp: TopicPartition) -> list[ProducerInfo]: ...
+    def allocate_producer_id(self) -> int:
+        """A producer id never handed out before by this engine."""
         ...
     def offsets(self, tp: TopicPartition) -> PartitionOffsets: ...
     async def delete_records(self, tp: TopicPartition, offset: int) -> int:

@@ -4,6 +4,8 @@
 //   node scenario.js BOOTSTRAP TOPIC consume   consume everything from the beginning in a group
 //   node scenario.js BOOTSTRAP TOPIC delete    delete the topic and list the topics left
 //   node scenario.js BOOTSTRAP TOPIC groups N  two groups, then two members of one group, over N messages
+//   node scenario.js BOOTSTRAP TOPIC transactions  a transactional producer commits one transaction
+//                                              (with offsets of group G-txn) and aborts another
 //   node scenario.js BOOTSTRAP TOPIC member G  one member of group G until SIGTERM: one JSON line per
 //                                              assignment, message and commit (each message is committed)
 'use strict'
@@ -127,7 +129,32 @@ async function member () {
   return { stopped: true }
 }
 
-const modes = { produce, consume, delete: remove, groups, member }
+async function transactions () {
+  const admin = kafka.admin()
+  await admin.connect()
+  await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true })
+  await admin.disconnect()
+  const producer = kafka.producer({ transactionalId: `${topic}-tid`, idempotent: true, maxInFlightRequests: 1 })
+  await producer.connect()
+  const committed = await producer.transaction()
+  await committed.send({ topic, messages: [0, 1, 2].map((i) => ({ partition: i % 2, value: `committed-${i}` })) })
+  await committed.sendOffsets({ consumerGroupId: `${topic}-txn`, topics: [{ topic, partitions: [{ partition: 0, offset: '2' }] }] })
+  await committed.commit()
+  const aborted = await producer.transaction()
+  await aborted.send({ topic, messages: [0, 1].map((i) => ({ partition: i % 2, value: `aborted-${i}` })) })
+  await aborted.abort()
+  await producer.disconnect()
+  const offsets = await (async () => {
+    const a = kafka.admin()
+    await a.connect()
+    const o = await a.fetchOffsets({ groupId: `${topic}-txn`, topics: [topic] })
+    await a.disconnect()
+    return o
+  })()
+  return { committed: 3, aborted: 2, offsets }
+}
+
+const modes = { produce, consume, delete: remove, groups, member, transactions }
 modes[mode]().then((result) => {
   clearTimeout(deadline)
   process.stdout.write(JSON.stringify(result) + '\n')

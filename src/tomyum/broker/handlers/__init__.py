@@ -11,6 +11,6 @@ from tomyum.broker.handlers import (  # noqa: F401
     metadata,
     offset_commits,
     produce,
-    producer_ids,
     topics,
+    transactions,
 )

@@ -5,7 +5,8 @@ gets new durable data (woken by the high watermark, never by polling) or ``max_w
 passes. ``max_bytes`` bounds the response and ``partition_max_bytes`` each partition, except
 that the first batch of the response is returned whole (KIP-74). Fetch sessions (KIP-227)
 are answered with session id 0, so every requested partition is in every response.
-Until transactions exist, the last stable offset equals the high watermark.
+isolation_level=1 (read_committed) reads up to the last stable offset and answers the aborted
+transactions among what it reads, so the client drops their records.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
     remaining = request.max_bytes if ctx.api_version >= 3 else 2**31 - 1
     zero_copy_min = ctx.connection.zero_copy_min
     total, errors = 0, False
+    read_committed = request.isolation_level == 1
     topics: list[tuple[str, list[FetchPartition]]] = []
     for topic in request.topics:
         parts: list[FetchPartition] = []
@@ -37,10 +39,12 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
             try:
                 limit = min(p.partition_max_bytes, remaining)
                 result = await store.read(tp, p.fetch_offset, limit, min_one=total == 0,
-                                          zero_copy_min=zero_copy_min)
-                out.high_watermark = out.last_stable_offset = result.high_watermark
+                                          zero_copy_min=zero_copy_min, read_committed=read_committed)
+                out.high_watermark = result.high_watermark
+                out.last_stable_offset = result.last_stable_offset
                 out.log_start_offset = result.log_start_offset
-                out.aborted_transactions = () if request.isolation_level == 1 else None
+                out.aborted_transactions = (
+                    [(a.producer_id, a.first_offset) for a in result.aborted] if result.aborted is not None else None)
                 out.records = result.records
             except KafkaError as e:
                 out.error_code = e.code

@@ -26,13 +26,13 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
     listener = ctx.listener
     found = []
     for key in keys:
-        if key_type == 0:
+        if key_type in (0, 1):  # a group or a transactional id: this broker coordinates both
             found.append({"key": key, "node_id": ctx.broker.node_id, "host": listener.advertised_host,
                           "port": listener.advertised_port, "error_code": 0, "error_message": None})
         else:
             found.append({"key": key, "node_id": -1, "host": "", "port": -1,
-                          "error_code": ErrorCode.coordinator_not_available,
-                          "error_message": "transactions are not available yet"})
+                          "error_code": ErrorCode.invalid_request,
+                          "error_message": f"unknown coordinator key type {key_type}"})
     first = found[0] if found else {"node_id": -1, "host": "", "port": -1, "error_code": 0, "error_message": None}
     return {"throttle_time": 0, "coordinators": found, **{k: v for k, v in first.items() if k != "key"}}
 

@@ -1,7 +1,6 @@
 """ListOffsets (key 2) v1-7, OffsetForLeaderEpoch (key 23) v2-4, DeleteRecords (key 21) v0-2.
 
-ListOffsets: -1 latest (the high watermark; for read_committed, the last stable offset,
-which equals it until transactions exist), -2 earliest, -3 the record with the largest
+ListOffsets: -1 latest (the high watermark; for read_committed, the last stable offset), -2 earliest, -3 the record with the largest
 timestamp (KIP-734), -4 earliest local (= earliest: every segment is local); a timestamp
 gives the first record at or after it, or offset -1 when there is none (Kafka's answer).
 OffsetForLeaderEpoch: every batch carries leader epoch 0, so epoch 0 ends at the log end
@@ -24,11 +23,12 @@ from tomyum.storage.local.partition_log import LEADER_EPOCH
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 
 
-async def _list_offset(ctx: RequestContext, tp: TopicPartition, timestamp: int) -> tuple[int, int]:
+async def _list_offset(ctx: RequestContext, tp: TopicPartition, timestamp: int,
+                       read_committed: bool) -> tuple[int, int]:
     store = ctx.broker.store
     offsets = store.offsets(tp)
     if timestamp in (LATEST, LATEST_TIERED):
-        return -1, offsets.high_watermark
+        return -1, offsets.last_stable_offset if read_committed else offsets.high_watermark
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return -1, offsets.log_start_offset
     if timestamp == MAX_TIMESTAMP:
@@ -50,7 +50,8 @@ async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
                      "offset": -1, "leader_epoch": LEADER_EPOCH, "old_style_offsets": ()}
             try:
                 entry["timestamp"], entry["offset"] = await _list_offset(
-                    ctx, TopicPartition(topic.name, p.partition_index), p.timestamp)
+                    ctx, TopicPartition(topic.name, p.partition_index), p.timestamp,
+                    getattr(request, "isolation_level", 0) == 1)
             except KafkaError as e:
                 entry["error_code"] = e.code
                 entry["leader_epoch"] = -1

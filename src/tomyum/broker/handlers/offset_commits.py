@@ -9,12 +9,15 @@ assigns). OffsetFetch v8 takes several groups.
 
 A consumer group of KIP-848 checks the member epoch instead (Kafka's rules): its members
 commit with OffsetCommit v9+ (UNSUPPORTED_VERSION below), an old epoch is STALE_MEMBER_EPOCH;
-OffsetFetch v9 that names a member is checked the same way.
+OffsetFetch v9 that names a member is checked the same way. OffsetFetch v7+ with
+require_stable answers UNSTABLE_OFFSET_COMMIT for a partition an open transaction has
+committed an offset for (the client retries until the transaction ends).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tomyum.broker.context import RequestContext
@@ -35,15 +38,24 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     else:
         group_code = broker.groups.check_commit(request.group_id, generation, request.member_id,
                                                 getattr(request, "group_instance_id", None))
+    return commit_offsets(ctx, request.topics, group_code,
+                          lambda commits: broker.offsets.commit(request.group_id, commits))
+
+
+def commit_offsets(ctx: RequestContext, request_topics: Any, group_code: ErrorCode,
+                   store: Callable[[list[tuple[str, int, CommittedOffset]]], Awaitable[None]]) -> Deferred:
+    """Check each partition of an OffsetCommit or TxnOffsetCommit, store the valid commits with
+    ``store`` and answer, per partition, once they are durable."""
     now = int(time.time() * 1000)
     topics: list[dict[str, Any]] = []
     commits: list[tuple[str, int, CommittedOffset]] = []
-    for t in request.topics:
+    known = ctx.broker.store.topics()
+    for t in request_topics:
         parts = []
         for p in t.partitions:
             code = group_code
             if code == ErrorCode.none:
-                if t.name not in broker.store.topics() or p.partition_index >= broker.store.topics()[t.name].num_partitions:
+                if t.name not in known or not 0 <= p.partition_index < known[t.name].num_partitions:
                     code = ErrorCode.unknown_topic_or_partition
                 elif len(p.committed_metadata or "") > MAX_METADATA:
                     code = ErrorCode.offset_metadata_too_large
@@ -56,7 +68,7 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
 
     async def durable() -> dict[str, Any]:
         try:
-            await broker.offsets.commit(request.group_id, commits)
+            await store(commits)
         except KafkaError as e:
             for t in topics:
                 for p in t["partitions"]:
@@ -67,7 +79,7 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     return Deferred(durable())
 
 
-def _fetch_group(ctx: RequestContext, group_id: str, wanted: Any) -> list[dict[str, Any]]:
+def _fetch_group(ctx: RequestContext, group_id: str, wanted: Any, require_stable: bool = False) -> list[dict[str, Any]]:
     offsets = ctx.broker.offsets
     if wanted is None:
         requested = sorted(offsets.topics_of(group_id).items())
@@ -81,11 +93,13 @@ def _fetch_group(ctx: RequestContext, group_id: str, wanted: Any) -> list[dict[s
             parts.append({"partition_index": p, "committed_offset": c.offset if c else -1,
                           "committed_leader_epoch": c.leader_epoch if c else -1,
                           "metadata": c.metadata if c else "", "error_code": 0})
+            if require_stable and offsets.unstable(group_id, name, p):
+                parts[-1]["error_code"] = ErrorCode.unstable_offset_commit
         topics.append({"name": name, "partitions": parts})
     return topics
 
 
-def _fetch_groups(ctx: RequestContext, groups: Any) -> list[dict[str, Any]]:
+def _fetch_groups(ctx: RequestContext, groups: Any, require_stable: bool) -> list[dict[str, Any]]:
     consumer_groups = ctx.broker.consumer_groups
     out = []
     for g in groups:
@@ -93,13 +107,15 @@ def _fetch_groups(ctx: RequestContext, groups: Any) -> list[dict[str, Any]]:
         if g.group_id in consumer_groups:
             code = consumer_groups.state.check_fetch(g.group_id, getattr(g, "member_id", None),
                                                      getattr(g, "member_epoch", -1))
-        topics = _fetch_group(ctx, g.group_id, g.topics) if code == ErrorCode.none else []
+        topics = _fetch_group(ctx, g.group_id, g.topics, require_stable) if code == ErrorCode.none else []
         out.append({"group_id": g.group_id, "topics": topics, "error_code": code})
     return out
 
 
 @handles(9, versions=range(1, 10))
 async def offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    require_stable = getattr(request, "require_stable", False)
     if hasattr(request, "groups"):
-        return {"throttle_time": 0, "groups": _fetch_groups(ctx, request.groups)}
-    return {"throttle_time": 0, "error_code": 0, "topics": _fetch_group(ctx, request.group_id, request.topics)}
+        return {"throttle_time": 0, "groups": _fetch_groups(ctx, request.groups, require_stable)}
+    return {"throttle_time": 0, "error_code": 0,
+            "topics": _fetch_group(ctx, request.group_id, request.topics, require_stable)}

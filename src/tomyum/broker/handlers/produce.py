@@ -4,8 +4,10 @@ acks=0: no response at all; on an error the connection is closed, as Kafka does,
 client notices. acks=1: answered once the batches are written to the segment files.
 acks=-1: answered once the group commit has made them durable (the high watermark has
 passed them). Batches are validated per batch (CRC, size, offsets), never per record, and
-stored as received. Idempotent and transactional sequence checks arrive with the
-exactly-once work; until then producer ids and sequences are stored, not enforced.
+stored as received. A batch with a producer id is checked against the partition's producer
+state (storage/local/producer_state.py): a retry of one of the producer's last five batches is
+answered with its original offsets, a fenced epoch gets INVALID_PRODUCER_EPOCH, a sequence gap
+OUT_OF_ORDER_SEQUENCE_NUMBER.
 """
 
 from __future__ import annotations

@@ -1,12 +1,18 @@
 """Committed offsets and group metadata: in memory for reads, appended durably to
-``__consumer_offsets`` for restart, and rebuilt on start by replaying that topic."""
+``__consumer_offsets`` for restart, and rebuilt on start by replaying that topic.
+
+Offsets committed inside a transaction (TxnOffsetCommit) are written as a transactional batch
+of the producer and stay pending — invisible to OffsetFetch, which answers
+UNSTABLE_OFFSET_COMMIT to those who require stable offsets — until the transaction's marker
+reaches the partition: a commit marker makes them the group's offsets, an abort drops them.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
 
-from tomyum.protocol.records import build_batch, decode_records, iter_batches
+from tomyum.clock import SYSTEM_CLOCK, Clock
+from tomyum.protocol.records import build_batch, complete_length, control_marker, decode_records, iter_batches
 from tomyum.storage.engine import LogStore, TopicPartition
 from tomyum.coordinator.group.offsets_log import (
     OFFSETS_TOPIC,
@@ -29,12 +35,15 @@ Key = tuple[str, str, int]  # group, topic, partition
 
 
 class OffsetStore:
-    def __init__(self, store: LogStore, num_partitions: int) -> None:
+    def __init__(self, store: LogStore, num_partitions: int, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
+        self.clock = clock
         self.num_partitions = num_partitions
         self.offsets: dict[Key, CommittedOffset] = {}
         #: group metadata as last stored (what a restart restores)
         self.group_metadata: dict[str, GroupSnapshot] = {}
+        #: per producer id, offsets committed in its open transaction
+        self.pending: dict[int, dict[Key, CommittedOffset]] = {}
 
     async def start(self) -> None:
         meta = self.store.topics().get(OFFSETS_TOPIC)
@@ -54,11 +63,19 @@ class OffsetStore:
             result = await self.store.read(tp, position, 1 << 20)
             if not result.records:
                 break
-            for h in iter_batches(result.records[: _whole(result.records)]):
-                start = h.position
-                for r in decode_records(result.records[start : start + h.size]):
-                    self._apply(r.key, r.value)
+            for h in iter_batches(result.records[: complete_length(result.records)]):
+                batch = result.records[h.position : h.end]
                 position = h.next_offset
+                if h.is_control:
+                    marker = control_marker(batch)
+                    if marker is not None:
+                        self.complete_txn(h.producer_id, marker[0])
+                    continue
+                for r in decode_records(batch):
+                    if h.is_transactional:
+                        self._apply_pending(h.producer_id, r.key, r.value)
+                    else:
+                        self._apply(r.key, r.value)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -75,6 +92,42 @@ class OffsetStore:
             self.offsets.pop(parsed, None)
         else:
             self.offsets[parsed] = parse_offset_value(value)
+
+    def _apply_pending(self, producer_id: int, key: bytes | None, value: bytes | None) -> None:
+        parsed = parse_offset_key(key) if key is not None else None
+        if parsed is not None and value is not None:
+            self.pending.setdefault(producer_id, {})[parsed] = parse_offset_value(value)
+
+    async def txn_commit(self, group: str, producer_id: int, producer_epoch: int,
+                         commits: list[tuple[str, int, CommittedOffset]]) -> None:
+        """Write offsets committed in ``producer_id``'s transaction, durably; they apply when
+        the transaction commits."""
+        if not commits:
+            return
+        records = [(offset_key(group, t, p), offset_value(c)) for t, p, c in commits]
+        await self._append(group, records, producer_id=producer_id, producer_epoch=producer_epoch)
+        pending = self.pending.setdefault(producer_id, {})
+        for t, p, c in commits:
+            pending[(group, t, p)] = c
+
+    def complete_txn(self, producer_id: int, commit: bool) -> None:
+        """The transaction of ``producer_id`` ended (its marker is in the log)."""
+        pending = self.pending.pop(producer_id, None)
+        if commit and pending:
+            self.offsets.update(pending)
+
+    def unstable(self, group: str, topic: str, partition: int) -> bool:
+        """Whether an open transaction has committed an offset for this partition."""
+        key = (group, topic, partition)
+        return any(key in p for p in self.pending.values())
+
+    def partition_of(self, group: str) -> TopicPartition:
+        return TopicPartition(OFFSETS_TOPIC, partition_for(group, self.num_partitions))
+
+    async def ensure_topic(self) -> None:
+        if OFFSETS_TOPIC not in self.store.topics():
+            await self.store.create_topic(OFFSETS_TOPIC, self.num_partitions, {"cleanup.policy": ["compact"]},
+                                          internal=True)
 
     async def commit(self, group: str, commits: list[tuple[str, int, CommittedOffset]]) -> None:
         """Append the commits as one batch and wait until it is durable."""
@@ -95,13 +148,14 @@ class OffsetStore:
         else:
             self.group_metadata[group] = snapshot
 
-    async def _append(self, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
-        if OFFSETS_TOPIC not in self.store.topics():
-            await self.store.create_topic(OFFSETS_TOPIC, self.num_partitions, {"cleanup.policy": ["compact"]},
-                                          internal=True)
-        tp = TopicPartition(OFFSETS_TOPIC, partition_for(group, self.num_partitions))
-        now = int(time.time() * 1000)
-        result = await self.store.append(tp, memoryview(build_batch(records, timestamp=now)))
+    async def _append(self, group: str, records: list[tuple[bytes, bytes | None]], *,
+                      producer_id: int = -1, producer_epoch: int = -1) -> None:
+        await self.ensure_topic()
+        tp = self.partition_of(group)
+        now = self.clock.time_ms()
+        batch = build_batch(records, timestamp=now, producer_id=producer_id, producer_epoch=producer_epoch,
+                            transactional=producer_id >= 0)
+        result = await self.store.append(tp, memoryview(batch))
         await self.store.wait_durable(tp, result.last_offset + 1)
 
     async def delete(self, group: str, keys: list[tuple[str, int]]) -> None:
@@ -125,14 +179,3 @@ class OffsetStore:
             if g == group:
                 out.setdefault(t, []).append(p)
         return out
-
-
-def _whole(records: bytes) -> int:
-    """The length of the complete batches at the start of ``records`` (a read may cut the last)."""
-    pos = 0
-    while pos + 12 <= len(records):
-        size = 12 + int.from_bytes(records[pos + 8 : pos + 12], "big", signed=True)
-        if pos + size > len(records):
-            break
-        pos += size
-    return pos

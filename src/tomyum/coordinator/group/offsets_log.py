@@ -22,22 +22,22 @@ class CommittedOffset:
     commit_timestamp: int
 
 
-def _string(s: str) -> bytes:
+def short_string(s: str) -> bytes:
     b = s.encode()
     return struct.pack(">h", len(b)) + b
 
 
-def _read_string(buf: bytes, pos: int) -> tuple[str, int]:
+def read_short_string(buf: bytes, pos: int) -> tuple[str, int]:
     (n,) = struct.unpack_from(">h", buf, pos)
     return buf[pos + 2 : pos + 2 + n].decode(), pos + 2 + n
 
 
 def offset_key(group: str, topic: str, partition: int) -> bytes:
-    return struct.pack(">h", 1) + _string(group) + _string(topic) + struct.pack(">i", partition)
+    return struct.pack(">h", 1) + short_string(group) + short_string(topic) + struct.pack(">i", partition)
 
 
 def offset_value(c: CommittedOffset) -> bytes:
-    return (struct.pack(">hqi", 3, c.offset, c.leader_epoch) + _string(c.metadata)
+    return (struct.pack(">hqi", 3, c.offset, c.leader_epoch) + short_string(c.metadata)
             + struct.pack(">q", c.commit_timestamp))
 
 
@@ -46,8 +46,8 @@ def parse_offset_key(key: bytes) -> tuple[str, str, int] | None:
     (version,) = struct.unpack_from(">h", key, 0)
     if version not in (0, 1):
         return None
-    group, pos = _read_string(key, 2)
-    topic, pos = _read_string(key, pos)
+    group, pos = read_short_string(key, 2)
+    topic, pos = read_short_string(key, pos)
     (partition,) = struct.unpack_from(">i", key, pos)
     return group, topic, partition
 
@@ -60,7 +60,7 @@ def parse_offset_value(value: bytes) -> CommittedOffset:
     if version >= 3:
         (leader_epoch,) = struct.unpack_from(">i", value, pos)
         pos += 4
-    metadata, pos = _read_string(value, pos)
+    metadata, pos = read_short_string(value, pos)
     (commit_timestamp,) = struct.unpack_from(">q", value, pos)
     return CommittedOffset(offset, leader_epoch, metadata, commit_timestamp)
 
@@ -109,14 +109,14 @@ class GroupSnapshot:
 
 
 def _nullable(s: str | None) -> bytes:
-    return struct.pack(">h", -1) if s is None else _string(s)
+    return struct.pack(">h", -1) if s is None else short_string(s)
 
 
 def _read_nullable(buf: bytes, pos: int) -> tuple[str | None, int]:
     (n,) = struct.unpack_from(">h", buf, pos)
     if n < 0:
         return None, pos + 2
-    return _read_string(buf, pos)
+    return read_short_string(buf, pos)
 
 
 def _bytes(b: bytes) -> bytes:
@@ -129,27 +129,27 @@ def _read_bytes(buf: bytes, pos: int) -> tuple[bytes, int]:
 
 
 def group_key(group: str) -> bytes:
-    return struct.pack(">h", 2) + _string(group)
+    return struct.pack(">h", 2) + short_string(group)
 
 
 def parse_group_key(key: bytes) -> str | None:
     (version,) = struct.unpack_from(">h", key, 0)
-    return _read_string(key, 2)[0] if version == 2 else None
+    return read_short_string(key, 2)[0] if version == 2 else None
 
 
 def group_value(g: GroupSnapshot) -> bytes:
-    out = bytearray(struct.pack(">h", 3) + _string(g.protocol_type) + struct.pack(">i", g.generation))
+    out = bytearray(struct.pack(">h", 3) + short_string(g.protocol_type) + struct.pack(">i", g.generation))
     out += _nullable(g.protocol) + _nullable(g.leader) + struct.pack(">qi", g.timestamp, len(g.members))
     for m in g.members:
-        out += _string(m.member_id) + _nullable(m.group_instance_id) + _string(m.client_id)
-        out += _string(m.client_host) + struct.pack(">ii", m.rebalance_timeout_ms, m.session_timeout_ms)
+        out += short_string(m.member_id) + _nullable(m.group_instance_id) + short_string(m.client_id)
+        out += short_string(m.client_host) + struct.pack(">ii", m.rebalance_timeout_ms, m.session_timeout_ms)
         out += _bytes(m.subscription) + _bytes(m.assignment)
     return bytes(out)
 
 
 def parse_group_value(value: bytes) -> GroupSnapshot:
     (version,) = struct.unpack_from(">h", value, 0)
-    protocol_type, pos = _read_string(value, 2)
+    protocol_type, pos = read_short_string(value, 2)
     (generation,) = struct.unpack_from(">i", value, pos)
     protocol, pos = _read_nullable(value, pos + 4)
     leader, pos = _read_nullable(value, pos)
@@ -161,12 +161,12 @@ def parse_group_value(value: bytes) -> GroupSnapshot:
     pos += 4
     members = []
     for _ in range(count):
-        member_id, pos = _read_string(value, pos)
+        member_id, pos = read_short_string(value, pos)
         instance = None
         if version >= 3:
             instance, pos = _read_nullable(value, pos)
-        client_id, pos = _read_string(value, pos)
-        client_host, pos = _read_string(value, pos)
+        client_id, pos = read_short_string(value, pos)
+        client_host, pos = read_short_string(value, pos)
         rebalance = -1
         if version >= 1:
             (rebalance,) = struct.unpack_from(">i", value, pos)

@@ -96,8 +96,9 @@ def plan_cleaning(plog: PartitionLog, first_dirty: int, now_ms: int, *, force: b
     first_dirty = max(first_dirty, plog.log_start_offset)
     min_lag = cfg["min.compaction.lag.ms"]
     cleanable: list[LogSegment] = []
+    stable = plog.last_stable_offset  # never into an undecided transaction
     for i, seg in enumerate(plog.segments[:-1]):  # never the active segment
-        if plog.segment_end(i) > plog.high_watermark or now_ms - seg.largest_timestamp() < min_lag:
+        if plog.segment_end(i) > stable or now_ms - seg.largest_timestamp() < min_lag:
             break
         cleanable.append(seg)
     if not cleanable:
@@ -243,6 +244,7 @@ class _Cleaner:
             seg.time_index.path.unlink(missing_ok=True)
             if empty and seg is not first:
                 seg.log_path.unlink()
+                seg.txn_index_path.unlink(missing_ok=True)
                 path.unlink()
                 self.result.swaps.append((seg, None))
             else:

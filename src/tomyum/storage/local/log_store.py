@@ -41,9 +41,11 @@ from tomyum.config import (
 )
 from tomyum.errors import ConfigError, ErrorCode, KafkaError, StorageError
 from tomyum.storage.engine import (
+    AbortedTransaction,
     AppendResult,
     OffsetAndTimestamp,
     PartitionOffsets,
+    ProducerInfo,
     ReadResult,
     TopicMetadata,
     TopicPartition,
@@ -88,6 +90,7 @@ class LocalLogStore:
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._cleaner_task: asyncio.Task[None] | None = None
+        self._expiration_task: asyncio.Task[None] | None = None
         self._cleaner_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-cleaner")
         self._stopping = asyncio.Event()
         #: per partition, the first offset the cleaner has not compacted
@@ -127,6 +130,7 @@ class LocalLogStore:
         self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="checkpoints")
         self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
         self._cleaner_task = asyncio.create_task(self._cleaner_loop(), name="log-cleaner")
+        self._expiration_task = asyncio.create_task(self._producer_expiration_loop(), name="producer-expiration")
 
     async def close(self) -> None:
         if self._closed:
@@ -137,7 +141,7 @@ class LocalLogStore:
             plan.stop.set()
         if self._cleaner_task is not None:
             await self._cleaner_task  # a cleaning in its swap finishes it; one before stops
-        for task in (self._retention_task, self._checkpoint_task, self._sync_task):
+        for task in (self._retention_task, self._checkpoint_task, self._sync_task, self._expiration_task):
             if task is not None:
                 task.cancel()
                 try:
@@ -372,6 +376,13 @@ class LocalLogStore:
             self._flush_timers[plog] = asyncio.get_running_loop().call_later(delay_s, self._flush_soon, plog)
         return result
 
+    async def append_marker(self, tp: TopicPartition, producer_id: int, producer_epoch: int, commit: bool,
+                            coordinator_epoch: int) -> AppendResult:
+        plog = self._log(tp)
+        result = plog.append_marker(producer_id, producer_epoch, commit, coordinator_epoch, self.clock.time_ms())
+        self._flush_soon(plog)
+        return result
+
     def _flush_soon(self, plog: PartitionLog) -> None:
         """Put ``plog`` in the next group commit round."""
         timer = self._flush_timers.pop(plog, None)
@@ -389,17 +400,41 @@ class LocalLogStore:
             await fut
 
     async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True,
-                   zero_copy_min: int | None = None) -> ReadResult:
+                   zero_copy_min: int | None = None, read_committed: bool = False) -> ReadResult:
         plog = self._log(tp)
-        records = plog.read(offset, max_bytes, min_one=min_one, zero_copy_min=zero_copy_min)
+        lso = plog.last_stable_offset
+        records = plog.read(offset, max_bytes, min_one=min_one, zero_copy_min=zero_copy_min,
+                            upper=lso if read_committed else None)
+        aborted = None
+        if read_committed:
+            # every abort overlapping [offset, LSO): a superset of what was read, as Kafka sends
+            aborted = tuple(AbortedTransaction(a.producer_id, a.first_offset)
+                            for a in plog.aborted_transactions(offset, lso))
         return ReadResult(records=records, high_watermark=plog.high_watermark,
-                          log_start_offset=plog.log_start_offset)
+                          log_start_offset=plog.log_start_offset, last_stable_offset=lso, aborted=aborted)
 
     def offsets(self, tp: TopicPartition) -> PartitionOffsets:
         plog = self._log(tp)
         return PartitionOffsets(log_start_offset=plog.log_start_offset,
                                 high_watermark=plog.high_watermark,
-                                log_end_offset=plog.log_end_offset)
+                                log_end_offset=plog.log_end_offset,
+                                last_stable_offset=plog.last_stable_offset)
+
+    def producers(self, tp: TopicPartition) -> list[ProducerInfo]:
+        return [ProducerInfo(producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,
+                             last_timestamp=e.last_timestamp, coordinator_epoch=e.coordinator_epoch,
+                             current_txn_start_offset=e.txn_first_offset)
+                for e in self._log(tp).producer_state.producers.values()]
+
+    def expire_producers(self) -> None:
+        now, max_age = self.clock.time_ms(), self.config["producer.id.expiration.ms"]
+        for plog in self._logs.values():
+            plog.expire_producers(now, max_age)
+
+    async def _producer_expiration_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config["producer.id.expiration.check.interval.ms"] / 1000)
+            self.expire_producers()
 
     async def offset_for_timestamp(self, tp: TopicPartition, timestamp: int) -> OffsetAndTimestamp | None:
         return self._log(tp).offset_for_timestamp(timestamp)

@@ -17,13 +17,35 @@ from pathlib import Path
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import TopicConfig
 from tomyum.errors import ErrorCode, KafkaError
-from tomyum.protocol.records import BatchHeader, iter_batches, iter_raw_records, patch_header
+from tomyum.protocol.records import (
+    BatchHeader,
+    build_batch,
+    control_key,
+    control_marker,
+    control_value,
+    iter_batches,
+    iter_raw_records,
+    parse_header,
+    patch_header,
+)
 from tomyum.storage.engine import AppendResult, OffsetAndTimestamp, TopicPartition
+from tomyum.storage.local.checkpoint import write_atomically
+from tomyum.storage.local.producer_state import (
+    AbortedTxn,
+    ProducerStateManager,
+    append_txn_index,
+    read_txn_index,
+    snapshot_offsets,
+    snapshot_path,
+    write_txn_index,
+)
 from tomyum.storage.local.segment import FileSlice, LogSegment
 
 log = logging.getLogger(__name__)
 
 LEADER_EPOCH = 0
+#: producer snapshots kept per partition (older ones are deleted when a new one is written)
+SNAPSHOTS_KEPT = 2
 
 
 class PartitionLog:
@@ -43,6 +65,9 @@ class PartitionLog:
         self._durable_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         #: the cleaner is rewriting this partition's sealed segments: retention waits
         self.cleaning = False
+        self.producer_state = ProducerStateManager()
+        #: .txnindex files written since the last snapshot (synced before the next one)
+        self._txn_index_unsynced: set[Path] = set()
 
     # opening -----------------------------------------------------------------------------
 
@@ -71,6 +96,50 @@ class PartitionLog:
         self.log_start_offset = max(first, min(log_start_offset or first, self.log_end_offset))
         self.high_watermark = self.log_end_offset
         self.unsynced = dict.fromkeys(s for s in self.segments if s.size)
+        self._load_producer_state()
+
+    def _load_producer_state(self) -> None:
+        """The newest valid snapshot at or below the log end, then every batch after it."""
+        state = self.producer_state
+        start = self.log_start_offset
+        for offset in reversed(snapshot_offsets(self.directory)):
+            path = snapshot_path(self.directory, offset)
+            if offset > self.log_end_offset:
+                path.unlink(missing_ok=True)  # ahead of a log that lost its tail
+                continue
+            try:
+                state.load_snapshot(path.read_bytes())
+            except (OSError, ValueError) as e:
+                log.warning("%s: ignoring producer snapshot %s: %s", self.tp, path.name, e)
+                continue
+            start = max(offset, start)
+            break
+        for seg in self.segments:
+            entries = read_txn_index(seg.txn_index_path)
+            kept = [a for a in entries if a.last_offset < start]
+            if len(kept) != len(entries):
+                write_txn_index(seg.txn_index_path, kept)  # replay below writes the rest again
+            state.aborted.extend(kept)
+        state.aborted.sort(key=lambda a: a.last_offset)
+        state.truncate_head(self.log_start_offset)
+        replayed = 0
+        for seg in self.segments[self.segment_index_for(start):]:
+            first = seg.find(start)
+            if first is None:
+                continue
+            for h in seg.headers(first.position):
+                if h.producer_id < 0 or h.base_offset < start:
+                    continue
+                replayed += 1
+                if h.is_control:
+                    marker = control_marker(seg.read(h.position, h.size))
+                    if marker is not None:
+                        self._complete(seg, h.producer_id, h.producer_epoch, marker[0], h.base_offset,
+                                       marker[1], h.max_timestamp)
+                else:
+                    state.update(h, h.base_offset, h.max_timestamp)
+        if replayed:
+            log.info("%s: producer state rebuilt from offset %d (%d batches replayed)", self.tp, start, replayed)
 
     # offsets -----------------------------------------------------------------------------
 
@@ -112,6 +181,19 @@ class PartitionLog:
                 self._check_timestamp(h, now_ms)
             if compacted:
                 _check_keys(h, records)
+        state = self.producer_state
+        for h in headers:
+            if h.producer_id >= 0:
+                if len(headers) > 1:
+                    raise KafkaError("an idempotent or transactional produce must hold one batch per "
+                                     "partition", ErrorCode.invalid_record)
+                dup = state.check(h)
+                if dup is not None:
+                    log.info("%s: producer %d resent sequences %d-%d, already at offsets %d-%d",
+                             self.tp, h.producer_id, dup.first_seq, dup.last_seq, dup.first_offset,
+                             dup.last_offset)
+                    return AppendResult(base_offset=dup.first_offset, last_offset=dup.last_offset,
+                                        log_append_time=-1, log_start_offset=self.log_start_offset)
         base = self.log_end_offset
         first_base = base
         for h in headers:
@@ -120,6 +202,8 @@ class PartitionLog:
             parts: list[bytes | memoryview] = [prefix, records[h.position + len(prefix) : h.end]]
             self.active.append(parts, h, base, now_ms if log_append else h.max_timestamp)
             self.unsynced[self.active] = None
+            if h.producer_id >= 0:
+                state.update(h, base, now_ms)
             base += h.last_offset_delta + 1
         self.messages_since_flush += base - first_base
         return AppendResult(base_offset=first_base, last_offset=base - 1,
@@ -152,12 +236,75 @@ class PartitionLog:
     def roll(self) -> LogSegment:
         old = self.active
         old.seal()
+        self.write_snapshot(durable=True)
         seg = LogSegment(self.directory, self.log_end_offset, self.config["index.interval.bytes"], create=True)
         seg.created_ms = self.clock.time_ms()
         self.segments.append(seg)
         self.dir_unsynced = True
         log.debug("%s: rolled new segment at offset %d", self.tp, seg.base_offset)
         return seg
+
+    # transactions --------------------------------------------------------------------------
+
+    def append_marker(self, producer_id: int, epoch: int, commit: bool, coordinator_epoch: int,
+                      now_ms: int) -> AppendResult:
+        """Write a transaction marker (a control batch) that commits or aborts
+        ``producer_id``'s transaction in this partition."""
+        self.producer_state.check_marker(producer_id, epoch, coordinator_epoch)
+        base = self.log_end_offset
+        batch = build_batch([(control_key(commit), control_value(coordinator_epoch))], base_offset=base,
+                            timestamp=now_ms, producer_id=producer_id, producer_epoch=epoch,
+                            transactional=True, control=True, partition_leader_epoch=LEADER_EPOCH)
+        h = parse_header(batch)
+        self.maybe_roll(h.size, now_ms)
+        seg = self.active
+        seg.append([batch], h, base, now_ms)
+        self.unsynced[seg] = None
+        self.messages_since_flush += 1
+        self._complete(seg, producer_id, epoch, commit, base, coordinator_epoch, now_ms)
+        return AppendResult(base_offset=base, last_offset=base, log_append_time=-1,
+                            log_start_offset=self.log_start_offset)
+
+    def _complete(self, seg: LogSegment, producer_id: int, epoch: int, commit: bool, offset: int,
+                  coordinator_epoch: int, timestamp: int) -> None:
+        aborted = self.producer_state.complete(producer_id, epoch, commit, offset, coordinator_epoch,
+                                               timestamp, self.high_watermark)
+        if aborted is not None:
+            append_txn_index(seg.txn_index_path, aborted)
+            self._txn_index_unsynced.add(seg.txn_index_path)
+
+    @property
+    def last_stable_offset(self) -> int:
+        return self.producer_state.last_stable_offset(self.high_watermark)
+
+    def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
+        return self.producer_state.aborted_between(start, end)
+
+    def write_snapshot(self, *, durable: bool) -> None:
+        """Save the producer state as of the log end (``durable``: fsynced, with the .txnindex
+        files it relies on); keep the newest few snapshots."""
+        for path in self._txn_index_unsynced:
+            if durable and path.exists():
+                _fsync_path(path)
+        self._txn_index_unsynced.clear()
+        path = snapshot_path(self.directory, self.log_end_offset)
+        data = self.producer_state.snapshot_bytes()
+        try:
+            if durable:
+                write_atomically(path, data)
+            else:
+                tmp = path.with_suffix(".snapshot.tmp")
+                tmp.write_bytes(data)
+                tmp.replace(path)
+            for old in snapshot_offsets(self.directory)[:-SNAPSHOTS_KEPT]:
+                snapshot_path(self.directory, old).unlink(missing_ok=True)
+        except OSError as e:
+            log.warning("%s: cannot write producer snapshot %s: %s", self.tp, path.name, e)
+
+    def expire_producers(self, now_ms: int, max_age_ms: int) -> None:
+        gone = self.producer_state.expire(now_ms, max_age_ms)
+        if gone:
+            log.info("%s: expired %d idle producer(s)", self.tp, len(gone))
 
     # retention ---------------------------------------------------------------------------
 
@@ -200,6 +347,7 @@ class PartitionLog:
             seg.retire()
         del self.segments[: len(doomed)]
         self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
+        self.producer_state.truncate_head(self.log_start_offset)
         self.dir_unsynced = True
         log.info("%s: deleted %d segment(s) (%s); log start offset now %d",
                  self.tp, len(doomed), why, self.log_start_offset)
@@ -280,6 +428,10 @@ class PartitionLog:
                 continue
             if h.base_offset >= limit:
                 return b""
+            if limit < self.high_watermark:  # stop at the last stable offset (a batch boundary)
+                stop = seg.find(limit, end)
+                if stop is not None and stop.base_offset >= limit:
+                    end = stop.position
             size = min(end - h.position, max(max_bytes, h.size) if min_one else max_bytes)
             if size <= 0:
                 return b""
@@ -330,10 +482,21 @@ class PartitionLog:
             if not seg.closed:
                 seg.seal()
                 seg.close()
+        self.write_snapshot(durable=False)
 
     def close_without_seal(self) -> None:
         for seg in self.segments:
             seg.close()
+
+
+def _fsync_path(path: Path) -> None:
+    import os
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _check_keys(h: BatchHeader, records: memoryview) -> None:

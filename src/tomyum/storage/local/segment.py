@@ -85,6 +85,8 @@ class LogSegment:
         self.log_path = directory / segment_name(base_offset, ".log")
         self.index = OffsetIndex(directory / segment_name(base_offset, ".index"), base_offset)
         self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"), base_offset)
+        #: transactions aborted within this segment (see producer_state.py)
+        self.txn_index_path = directory / segment_name(base_offset, ".txnindex")
         flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if create else 0)
         try:
             self.fd = os.open(self.log_path, flags, 0o644)
@@ -316,7 +318,7 @@ class LogSegment:
         close the fd once no reader holds it."""
         self.retired = True
         if unlink:
-            for path in (self.log_path, self.index.path, self.time_index.path):
+            for path in (self.log_path, self.index.path, self.time_index.path, self.txn_index_path):
                 try:
                     path.unlink()
                 except FileNotFoundError:

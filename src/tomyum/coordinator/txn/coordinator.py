@@ -1,0 +1,346 @@
+"""The transaction coordinator: transactional ids → producer ids and epochs, and each
+transaction's life, Kafka's state machine:
+
+    Empty ──AddPartitions/AddOffsets──▶ Ongoing ──EndTxn──▶ PrepareCommit | PrepareAbort
+      ▲                                                        │ markers written to every
+      └── InitProducerId (epoch + 1) ◀── CompleteCommit | CompleteAbort ◀┘ partition
+
+Every transition is appended to ``__transaction_state`` and durable before it is answered, so
+a restart replays that topic and finishes what was in flight: a transaction found in
+PrepareCommit or PrepareAbort gets its markers (again — a marker without an open transaction
+is harmless) and completes. An Ongoing transaction older than its ``transaction.timeout.ms``
+is aborted with the epoch bumped, which fences the producer that left it; InitProducerId on a
+transactional id with an Ongoing transaction does the same to the zombie before handing the
+new producer its epoch. While a transition of an id is being written, other requests for it
+get CONCURRENT_TRANSACTIONS (clients retry), as in Kafka.
+
+Offsets committed in a transaction (TxnOffsetCommit, to the group coordinator) are pending in
+``__consumer_offsets`` until the marker reaches the group's partition there; see
+coordinator/group/offsets.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from tomyum.clock import SYSTEM_CLOCK, Clock
+from tomyum.config import BrokerConfig
+from tomyum.coordinator.group.offsets import OffsetStore
+from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC, partition_for
+from tomyum.coordinator.txn.log import TXN_TOPIC, TxnRecord, TxnState, parse_txn_key, parse_txn_value, txn_key, txn_value
+from tomyum.errors import ErrorCode, KafkaError
+from tomyum.protocol.records import build_batch, complete_length, decode_records, iter_batches
+from tomyum.storage.engine import LogStore, TopicPartition
+
+log = logging.getLogger(__name__)
+
+MAX_EPOCH = 32767
+#: a single broker is the only coordinator there has been
+COORDINATOR_EPOCH = 0
+
+
+class TxnError(KafkaError):
+    pass
+
+
+def _fail(code: ErrorCode, message: str) -> TxnError:
+    return TxnError(message, code)
+
+
+@dataclass(frozen=True, slots=True)
+class TxnView:
+    """A transaction as DescribeTransactions / ListTransactions show it."""
+
+    transactional_id: str
+    state: str
+    producer_id: int
+    producer_epoch: int
+    timeout_ms: int
+    start_ms: int
+    partitions: dict[str, list[int]]
+
+
+class TransactionCoordinator:
+    def __init__(self, store: LogStore, offsets: OffsetStore, config: BrokerConfig,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.store = store
+        self.offsets = offsets
+        self.config = config
+        self.clock = clock
+        self.num_partitions = config["transaction.state.log.num.partitions"]
+        self.txns: dict[str, TxnRecord] = {}
+        #: ids with a transition being written (others get CONCURRENT_TRANSACTIONS meanwhile)
+        self._busy: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        meta = self.store.topics().get(TXN_TOPIC)
+        if meta is not None:
+            self.num_partitions = meta.num_partitions
+            for p in range(meta.num_partitions):
+                await self._replay(TopicPartition(TXN_TOPIC, p))
+            if self.txns:
+                log.info("restored %d transactional ids from %s", len(self.txns), TXN_TOPIC)
+        for tid, rec in list(self.txns.items()):
+            if rec.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                log.info("transaction of %r was %s when the broker stopped: completing it", tid, rec.state.display)
+                await self._complete(tid, rec, rec.state == TxnState.PREPARE_COMMIT)
+        self._tasks = [
+            asyncio.create_task(self._every("transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                                            self.abort_timed_out), name="txn-timeouts"),
+            asyncio.create_task(self._every("transaction.remove.expired.transaction.cleanup.interval.ms",
+                                            self.expire_transactional_ids), name="txn-expiry"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _every(self, key: str, job: Callable[[], Awaitable[int]]) -> None:
+        while True:
+            await asyncio.sleep(self.config[key] / 1000)
+            try:
+                await job()
+            except KafkaError as e:
+                log.error("%s: %s", key, e)
+
+    async def _replay(self, tp: TopicPartition) -> None:
+        offsets = self.store.offsets(tp)
+        position = offsets.log_start_offset
+        while position < offsets.high_watermark:
+            result = await self.store.read(tp, position, 1 << 20)
+            records = bytes(result.records) if isinstance(result.records, bytes) else result.records.read_all()
+            if not records:
+                break
+            for h in iter_batches(records[: complete_length(records)]):
+                position = h.next_offset
+                for r in decode_records(records[h.position : h.end]):
+                    tid = parse_txn_key(r.key) if r.key else None
+                    if tid is None:
+                        continue
+                    if r.value is None:
+                        self.txns.pop(tid, None)
+                    else:
+                        try:
+                            self.txns[tid] = parse_txn_value(r.value)
+                        except (ValueError, KeyError) as e:
+                            log.warning("%s: skipping the state of %r: %s", tp, tid, e)
+
+    # writing ---------------------------------------------------------------------------------
+
+    def partition_of(self, transactional_id: str) -> TopicPartition:
+        return TopicPartition(TXN_TOPIC, partition_for(transactional_id, self.num_partitions))
+
+    async def _write(self, tid: str, rec: TxnRecord | None) -> None:
+        """Append ``tid``'s new state (None: a tombstone) and wait until it is durable; only
+        then does it become the state in memory."""
+        if TXN_TOPIC not in self.store.topics():
+            await self.store.create_topic(TXN_TOPIC, self.num_partitions,
+                                          {"cleanup.policy": ["compact"], "min.insync.replicas": 1},
+                                          internal=True)
+        tp = self.partition_of(tid)
+        value = None if rec is None else txn_value(rec)
+        batch = build_batch([(txn_key(tid), value)], timestamp=self.clock.time_ms())
+        result = await self.store.append(tp, memoryview(batch))
+        await self.store.wait_durable(tp, result.last_offset + 1)
+        if rec is None:
+            self.txns.pop(tid, None)
+        else:
+            self.txns[tid] = rec
+
+    async def _write_markers(self, rec: TxnRecord, commit: bool) -> None:
+        ends: list[tuple[TopicPartition, int]] = []
+        offsets_partitions: list[TopicPartition] = []
+        topics = self.store.topics()
+        for topic, parts in rec.partitions.items():
+            meta = topics.get(topic)
+            for p in sorted(parts):
+                if meta is None or p >= meta.num_partitions:
+                    log.warning("transaction of producer %d: %s-%d no longer exists, no marker written",
+                                rec.producer_id, topic, p)
+                    continue
+                tp = TopicPartition(topic, p)
+                try:
+                    result = await self.store.append_marker(tp, rec.producer_id, rec.producer_epoch, commit,
+                                                            COORDINATOR_EPOCH)
+                except KafkaError as e:
+                    log.warning("marker for producer %d in %s refused: %s", rec.producer_id, tp, e)
+                    continue
+                ends.append((tp, result.last_offset + 1))
+                if topic == OFFSETS_TOPIC:
+                    offsets_partitions.append(tp)
+        await asyncio.gather(*(self.store.wait_durable(tp, end) for tp, end in ends))
+        if offsets_partitions:
+            self.offsets.complete_txn(rec.producer_id, commit)
+
+    async def _complete(self, tid: str, rec: TxnRecord, commit: bool) -> None:
+        """Markers to every partition of the transaction, then Complete{Commit,Abort}."""
+        await self._write_markers(rec, commit)
+        done = TxnRecord(rec.producer_id, rec.producer_epoch, rec.timeout_ms,
+                         TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT,
+                         {}, self.clock.time_ms(), rec.start_ms)
+        await self._write(tid, done)
+        log.info("transaction of %r (producer %d, epoch %d) %s", tid, rec.producer_id, rec.producer_epoch,
+                 "committed" if commit else "aborted")
+
+    async def _end(self, tid: str, rec: TxnRecord, commit: bool) -> None:
+        prepared = TxnRecord(rec.producer_id, rec.producer_epoch, rec.timeout_ms,
+                             TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT,
+                             {t: set(p) for t, p in rec.partitions.items()}, self.clock.time_ms(), rec.start_ms)
+        await self._write(tid, prepared)
+        await self._complete(tid, prepared, commit)
+
+    async def _fence_and_abort(self, tid: str, rec: TxnRecord, why: str) -> TxnRecord:
+        """Abort ``tid``'s open transaction with the epoch bumped, so that the producer that
+        opened it is fenced everywhere."""
+        log.info("aborting the transaction of %r (producer %d, epoch %d): %s", tid, rec.producer_id,
+                 rec.producer_epoch, why)
+        epoch = rec.producer_epoch + 1 if rec.producer_epoch < MAX_EPOCH - 1 else rec.producer_epoch
+        fenced = TxnRecord(rec.producer_id, epoch, rec.timeout_ms, rec.state, rec.partitions,
+                           rec.last_update_ms, rec.start_ms)
+        await self._end(tid, fenced, commit=False)
+        return self.txns[tid]
+
+    def _begin(self, tid: str) -> None:
+        if tid in self._busy:
+            raise _fail(ErrorCode.concurrent_transactions, f"a transition of {tid!r} is in progress")
+        self._busy.add(tid)
+
+    # requests ----------------------------------------------------------------------------------
+
+    async def init_producer_id(self, tid: str, timeout_ms: int, producer_id: int = -1,
+                               producer_epoch: int = -1) -> tuple[int, int]:
+        """A producer id and a new epoch for ``tid``; fences every older producer of it."""
+        if not tid:
+            raise _fail(ErrorCode.invalid_request, "transactional.id must not be empty")
+        if not 0 < timeout_ms <= self.config["transaction.max.timeout.ms"]:
+            raise _fail(ErrorCode.invalid_transaction_timeout,
+                        f"transaction.timeout.ms {timeout_ms} is not in (0, transaction.max.timeout.ms "
+                        f"{self.config['transaction.max.timeout.ms']}]")
+        self._begin(tid)
+        try:
+            rec = self.txns.get(tid)
+            if rec is not None and producer_id >= 0 and (producer_id, producer_epoch) != (
+                    rec.producer_id, rec.producer_epoch):
+                raise _fail(ErrorCode.producer_fenced,
+                            f"producer {producer_id} epoch {producer_epoch} is not the current producer of {tid!r}")
+            if rec is not None and rec.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                raise _fail(ErrorCode.concurrent_transactions, f"the transaction of {tid!r} is completing")
+            if rec is not None and rec.state == TxnState.ONGOING:
+                rec = await self._fence_and_abort(tid, rec, "a new producer initialised the same transactional.id")
+            now = self.clock.time_ms()
+            if rec is None or rec.producer_epoch >= MAX_EPOCH - 1:
+                pid, epoch = self.store.allocate_producer_id(), 0
+            else:
+                pid, epoch = rec.producer_id, rec.producer_epoch + 1
+            await self._write(tid, TxnRecord(pid, epoch, timeout_ms, TxnState.EMPTY, {}, now, -1))
+            return pid, epoch
+        finally:
+            self._busy.discard(tid)
+
+    def _current(self, tid: str, producer_id: int, producer_epoch: int) -> TxnRecord:
+        rec = self.txns.get(tid)
+        if rec is None or rec.producer_id != producer_id:
+            raise _fail(ErrorCode.invalid_producer_id_mapping,
+                        f"producer {producer_id} is not the producer of transactional id {tid!r}")
+        if rec.producer_epoch != producer_epoch:
+            raise _fail(ErrorCode.producer_fenced,
+                        f"producer {producer_id} epoch {producer_epoch} was fenced by epoch {rec.producer_epoch}")
+        return rec
+
+    async def add_partitions(self, tid: str, producer_id: int, producer_epoch: int,
+                             partitions: Iterable[tuple[str, int]]) -> None:
+        """Add ``partitions`` to the transaction (opening it if need be). Raises for the whole
+        request; unknown partitions are the caller's to check first."""
+        self._begin(tid)
+        try:
+            rec = self._current(tid, producer_id, producer_epoch)
+            if rec.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                raise _fail(ErrorCode.concurrent_transactions, f"the transaction of {tid!r} is completing")
+            wanted = list(partitions)
+            if rec.state == TxnState.ONGOING and all(p in rec.partitions.get(t, ()) for t, p in wanted):
+                return
+            now = self.clock.time_ms()
+            merged = {t: set(p) for t, p in rec.partitions.items()}
+            for t, p in wanted:
+                merged.setdefault(t, set()).add(p)
+            start = rec.start_ms if rec.state == TxnState.ONGOING else now
+            await self._write(tid, TxnRecord(rec.producer_id, rec.producer_epoch, rec.timeout_ms,
+                                             TxnState.ONGOING, merged, now, start))
+        finally:
+            self._busy.discard(tid)
+
+    async def add_offsets(self, tid: str, producer_id: int, producer_epoch: int, group_id: str) -> None:
+        await self.offsets.ensure_topic()
+        await self.add_partitions(tid, producer_id, producer_epoch, [
+            (OFFSETS_TOPIC, self.offsets.partition_of(group_id).partition)])
+
+    async def end_txn(self, tid: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
+        self._begin(tid)
+        try:
+            rec = self._current(tid, producer_id, producer_epoch)
+            done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
+            if rec.state == done:
+                return  # a retry of an EndTxn that completed
+            if rec.state == TxnState.ONGOING:
+                await self._end(tid, rec, commit)
+                return
+            if rec.state == TxnState.EMPTY and not commit:
+                return  # nothing was added: nothing to abort
+            raise _fail(ErrorCode.invalid_txn_state,
+                        f"cannot {'commit' if commit else 'abort'} the transaction of {tid!r}: it is "
+                        f"{rec.state.display}")
+        finally:
+            self._busy.discard(tid)
+
+    # timers ------------------------------------------------------------------------------------
+
+    async def abort_timed_out(self) -> int:
+        """Abort (and fence) every Ongoing transaction older than its timeout; returns how many."""
+        now, aborted = self.clock.time_ms(), 0
+        for tid, rec in list(self.txns.items()):
+            if rec.state != TxnState.ONGOING or now - rec.start_ms <= rec.timeout_ms or tid in self._busy:
+                continue
+            self._busy.add(tid)
+            try:
+                await self._fence_and_abort(tid, rec, f"open longer than its timeout of {rec.timeout_ms} ms")
+                aborted += 1
+            finally:
+                self._busy.discard(tid)
+        return aborted
+
+    async def expire_transactional_ids(self) -> int:
+        """Forget ids idle for ``transactional.id.expiration.ms`` with no open transaction."""
+        now, max_age, expired = self.clock.time_ms(), self.config["transactional.id.expiration.ms"], 0
+        for tid, rec in list(self.txns.items()):
+            if tid in self._busy or rec.state not in (TxnState.EMPTY, TxnState.COMPLETE_COMMIT,
+                                                      TxnState.COMPLETE_ABORT):
+                continue
+            if now - rec.last_update_ms >= max_age:
+                await self._write(tid, None)
+                expired += 1
+        if expired:
+            log.info("expired %d transactional id(s)", expired)
+        return expired
+
+    # views -------------------------------------------------------------------------------------
+
+    def view(self, tid: str) -> TxnView | None:
+        rec = self.txns.get(tid)
+        if rec is None:
+            return None
+        return TxnView(tid, rec.state.display, rec.producer_id, rec.producer_epoch, rec.timeout_ms,
+                       rec.start_ms, {t: sorted(p) for t, p in rec.partitions.items()})
+
+    def views(self) -> list[TxnView]:
+        return [v for v in (self.view(t) for t in sorted(self.txns)) if v is not None]
