@@ -141,6 +141,7 @@ BROKER_CONFIGS = _defs(
     ConfigDef("offsets.topic.num.partitions", "int", 50, at_least(1), dynamic=False),
     ConfigDef("offsets.topic.replication.factor", "int", 1, at_least(1), dynamic=False),
     ConfigDef("offsets.retention.minutes", "int", 10080, at_least(1), dynamic=False),
+    ConfigDef("offsets.retention.check.interval.ms", "int", 600000, at_least(1), dynamic=False),
     ConfigDef("group.initial.rebalance.delay.ms", "int", 3000, at_least(0), dynamic=False),
     ConfigDef("group.min.session.timeout.ms", "int", 6000, at_least(0), dynamic=False),
     ConfigDef("group.max.session.timeout.ms", "int", 1800000, at_least(0), dynamic=False),

@@ -290,3 +290,32 @@ def test_classic_and_consumer_groups_do_not_share_an_id(kbroker: BrokerProcess, 
     finally:
         classic.close()
         modern.consumer.close()
+
+
+def test_a_consumer_group_survives_a_broker_restart_without_a_rebalance(kbroker: BrokerProcess,
+                                                                        topic_name: str) -> None:
+    admin = AdminClient({"bootstrap.servers": kbroker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 2, 1)])[topic_name].result(TIMEOUT)
+    a, b = Member(kbroker.bootstrap, "durable", topic_name), Member(kbroker.bootstrap, "durable", topic_name)
+    members = [a, b]
+    try:
+        settle(members, [[0], [1]], "one partition each")
+        before = describe(admin, "durable")
+        events_before = [list(m.events) for m in members]
+        kbroker.restart()
+        assert "restored 1 consumer groups (2 members)" in kbroker.output()
+        send(kbroker.bootstrap, topic_name, 0, 10)
+        wait_until(lambda: [m.poll() for m in members] and len(a.got) + len(b.got) == 10, TIMEOUT, interval=0,
+                   what="the records produced after the restart")
+        after = describe(AdminClient({"bootstrap.servers": kbroker.bootstrap}), "durable")
+        assert after == before  # the same members with the same epochs and partitions
+        assert [m.events for m in members] == events_before  # nothing revoked or assigned again
+        assert sorted(m.partitions() for m in members) == [[0], [1]]
+    finally:
+        for m in members:
+            m.consumer.close()
+
+
+def describe(admin: AdminClient, group: str) -> list[tuple[str, list[int]]]:
+    d = admin.describe_consumer_groups([group])[group].result(TIMEOUT)
+    return sorted((m.member_id, sorted(tp.partition for tp in m.assignment.topic_partitions)) for m in d.members)

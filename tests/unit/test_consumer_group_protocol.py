@@ -7,6 +7,7 @@ from typing import Any
 
 from tomyum.coordinator.group.consumer import ConsumerGroups, HeartbeatRequest
 from tomyum.coordinator.group.consumer.assignors import range_, uniform
+from tomyum.coordinator.group.consumer.records import GroupRemovedRecord, MemberRemovedRecord, MemberState
 
 T = uuid.UUID(int=1)
 TOPICS = {"t": (T, 4)}
@@ -107,3 +108,86 @@ def test_assignors_are_balanced_and_uniform_is_sticky() -> None:
         assert len(kept) == 2
     ranged = range_(subs, {u: 3}, {})
     assert ranged["m1"] == {u: frozenset({0, 1})} and ranged["m2"] == {u: frozenset({2})}
+
+
+def test_records_survive_their_kafka_encoding_and_a_compacted_replay_rebuilds_the_groups() -> None:
+    from tomyum.coordinator.group.consumer.log import decode, encode
+
+    groups = ConsumerGroups(heartbeat_interval_ms=500)
+    log: list[tuple[bytes, bytes | None]] = []
+    original = groups.heartbeat
+
+    def recording(req: HeartbeatRequest, topics: Any) -> Any:
+        result = original(req, topics)
+        for r in result.records:
+            pairs = encode(r)
+            log.extend(pairs)
+            if not isinstance(r, (MemberRemovedRecord, GroupRemovedRecord)):
+                assert [decode(k, v) for k, v in pairs] == [r]  # each record round-trips
+        return result
+
+    groups.heartbeat = recording  # type: ignore[method-assign]
+    a, b, c = Member(groups, "a", instance_id="ia", rack_id="r1"), Member(groups, "b"), Member(groups, "c")
+    settle([a, b, c])
+    left = groups.heartbeat(HeartbeatRequest(group_id="g", member_id="c", member_epoch=-1), TOPICS)
+    for r in left.records:
+        groups.replay(r)
+    settle([a, b])
+    latest: dict[bytes, bytes] = {}
+    for k, v in log:  # what compaction leaves: the latest value per key, tombstones gone
+        if v is None:
+            latest.pop(k, None)
+        else:
+            latest[k] = v
+    restored = ConsumerGroups(heartbeat_interval_ms=500)
+    for k, v in sorted(latest.items(), key=lambda kv: kv[0][:2]):
+        record = decode(k, v)
+        assert record is not None
+        restored.replay(record)
+    before, after = groups.groups["g"], restored.groups["g"]
+    assert (after.group_epoch, after.assignment_epoch, after.target) == (before.group_epoch, before.assignment_epoch,
+                                                                          before.target)
+    assert set(after.members) == {"a", "b"}
+    for m in ("a", "b"):
+        x, y = before.members[m], after.members[m]
+        assert (y.member_epoch, y.assigned, y.state, y.metadata) == (x.member_epoch, x.assigned, x.state, x.metadata)
+    assert after.owners == before.owners
+
+
+def test_the_runtime_fences_a_member_that_does_not_revoke_within_its_rebalance_timeout() -> None:
+    import asyncio
+
+    from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
+
+    stored: list[tuple[bytes, bytes | None]] = []
+
+    async def persist(group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
+        stored.extend(records)
+
+    async def main() -> None:
+        rt = ConsumerGroupRuntime(heartbeat_interval_ms=500, session_timeout_ms=60_000, topics=lambda: TOPICS,
+                                  persist=persist)
+        try:
+            def join(member: str, timeout_ms: int) -> HeartbeatRequest:
+                return HeartbeatRequest(group_id="g", member_id=member, member_epoch=0, rebalance_timeout_ms=timeout_ms,
+                                        subscribed_topic_names=("t",), owned={})
+
+            a = await rt.heartbeat(join("a", 200))
+            assert a["assignment"]["topic_partitions"][0]["partitions"] == [0, 1, 2, 3]
+            await rt.heartbeat(join("b", 30_000))
+            # a is asked to give up two partitions and never answers; its session is long,
+            # its rebalance timeout short
+            owned = {T: frozenset({0, 1, 2, 3})}
+            await rt.heartbeat(HeartbeatRequest(group_id="g", member_id="a", member_epoch=a["member_epoch"],
+                                                owned=owned))
+            assert rt.state.groups["g"].members["a"].state == MemberState.UNREVOKED_PARTITIONS
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while "a" in rt.state.groups["g"].members and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            assert "a" not in rt.state.groups["g"].members
+            assert any(v is None for _, v in stored)  # its removal was stored (tombstones)
+        finally:
+            rt.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 10))

@@ -198,3 +198,24 @@ def test_idle_transactional_ids_expire(tmp_path: Path) -> None:
         assert set(txns.txns) == {"new"}
 
     run(tmp_path / "d", scenario)
+
+
+def test_offsets_of_empty_groups_expire_after_the_retention(tmp_path: Path) -> None:
+    hour = 3_600_000
+
+    async def scenario(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+        offsets = txns.offsets
+        for group in ("idle", "busy", "recent"):
+            await offsets.commit(group, [("t", 0, CommittedOffset(3, -1, "", clock.time_ms()))])
+        clock.advance(hour)
+        assert await offsets.expire(2 * hour, active={"busy", "recent"}) == 0
+        clock.advance(hour)
+        # "recent" was seen with members an hour ago: its offsets wait a full retention from then
+        assert await offsets.expire(2 * hour, active={"busy"}) == 1
+        assert offsets.fetch("idle", "t", 0) is None
+        assert offsets.fetch("recent", "t", 0) is not None and offsets.fetch("busy", "t", 0) is not None
+        clock.advance(hour)
+        assert await offsets.expire(2 * hour, active={"busy"}) == 1
+        assert offsets.groups() == {"busy"}
+
+    run(tmp_path / "d", scenario)

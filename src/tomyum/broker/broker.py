@@ -58,9 +58,11 @@ class Broker:
         self.transactions = TransactionCoordinator(self.store, self.offsets, config, self.store.clock)
         self.consumer_groups = ConsumerGroupRuntime(
             heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
-            session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics)
+            session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics,
+            persist=self.offsets.store_consumer_group_records)
         self.connections: set[KafkaConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
+        self._offsets_expiry: asyncio.Task[None] | None = None
         self.started_at = time.time()
         self._topic_locks: dict[str, asyncio.Lock] = {}
         load_handlers()
@@ -75,6 +77,8 @@ class Broker:
         await self.store.start()
         await self.offsets.start()
         self.groups.restore(self.offsets.group_metadata)
+        self.consumer_groups.restore(self.offsets.consumer_group_records())
+        self._offsets_expiry = asyncio.create_task(self._expire_offsets(), name="offsets-expiry")
         self.groups.start()
         await self.transactions.start()
         for name, partitions, replication in create_topics:
@@ -112,10 +116,26 @@ class Broker:
         await self.groups.stop()
         self.consumer_groups.stop()
         await self.transactions.stop()
+        if self._offsets_expiry is not None:
+            self._offsets_expiry.cancel()
         await asyncio.gather(*(c.drain(timeout) for c in list(self.connections)), return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
         await self.store.close()
+
+    def active_groups(self) -> set[str]:
+        """Groups with members, classic or consumer (their offsets never expire)."""
+        classic = {g.group_id for g in self.groups.groups.values() if g.members}
+        return classic | {gid for gid, g in self.consumer_groups.state.groups.items() if g.members}
+
+    async def _expire_offsets(self) -> None:
+        retention_ms = self.config["offsets.retention.minutes"] * 60_000
+        while True:
+            await asyncio.sleep(self.config["offsets.retention.check.interval.ms"] / 1000)
+            try:
+                await self.offsets.expire(retention_ms, self.active_groups())
+            except KafkaError as e:
+                log.error("cannot expire committed offsets: %s", e)
 
     def _subscribable_topics(self) -> dict[str, tuple[uuid.UUID, int]]:
         return {name: (meta.topic_id, meta.num_partitions) for name, meta in self.store.topics().items()

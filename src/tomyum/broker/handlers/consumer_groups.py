@@ -6,8 +6,9 @@ v0 names a joining member that sends no member id; v1 (KIP-1082) expects the cli
 itself and adds ``SubscribedTopicRegex`` (matched here with Python's ``re``, whole names, not
 RE2/J). Server assignors: ``uniform`` (default) and ``range``. A group id held by a classic
 group with members answers GROUP_ID_NOT_FOUND, as Kafka does without online migration; an
-empty classic group of that id is replaced. Consumer groups are kept in memory only
-(committed offsets are durable; members rejoin after a broker restart).
+empty classic group of that id is replaced. A heartbeat that changes the group is answered
+once its records are durable in ``__consumer_offsets``; after a restart members carry on with
+their epochs and assignments.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> dict[st
     owned = None
     if request.topic_partitions is not None:
         owned = {tp.topic_id: frozenset(tp.partitions) for tp in request.topic_partitions}
-    answer = broker.consumer_groups.heartbeat(HeartbeatRequest(
+    answer = await broker.consumer_groups.heartbeat(HeartbeatRequest(
         group_id=request.group_id, member_id=request.member_id, member_epoch=request.member_epoch,
         instance_id=request.instance_id, rack_id=request.rack_id,
         rebalance_timeout_ms=ms(request.rebalance_timeout),

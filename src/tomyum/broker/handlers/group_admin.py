@@ -95,7 +95,7 @@ async def delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
             if code == ErrorCode.none:
                 offsets = ctx.broker.offsets
                 await offsets.delete(name, [(t, p) for t, ps in offsets.topics_of(name).items() for p in ps])
-                consumer.apply(consumer.state.delete(name))
+                await consumer.delete(name)
         elif g is None:
             code = ErrorCode.group_id_not_found
         elif g.members:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
+from tomyum.coordinator.group.consumer import log as consumer_log
+from tomyum.coordinator.group.consumer.records import Record
 from tomyum.protocol.records import build_batch, complete_length, control_marker, decode_records, iter_batches
 from tomyum.storage.engine import LogStore, TopicPartition
 from tomyum.coordinator.group.offsets_log import (
@@ -42,6 +44,11 @@ class OffsetStore:
         self.offsets: dict[Key, CommittedOffset] = {}
         #: group metadata as last stored (what a restart restores)
         self.group_metadata: dict[str, GroupSnapshot] = {}
+        #: when each group was last seen with members (offsets of an empty group expire after)
+        self._last_active: dict[str, int] = {}
+        self._started_ms = clock.time_ms()
+        #: KIP-848 consumer group records: the latest value of each key
+        self.consumer_group_values: dict[bytes, bytes] = {}
         #: per producer id, offsets committed in its open transaction
         self.pending: dict[int, dict[Key, CommittedOffset]] = {}
 
@@ -53,7 +60,7 @@ class OffsetStore:
         for p in range(meta.num_partitions):
             await self._replay(TopicPartition(OFFSETS_TOPIC, p))
         if self.offsets or self.group_metadata:
-            log.info("restored %d committed offsets and %d groups from %s", len(self.offsets),
+            log.info("restored %d committed offsets and %d classic groups from %s", len(self.offsets),
                      len(self.group_metadata), OFFSETS_TOPIC)
 
     async def _replay(self, tp: TopicPartition) -> None:
@@ -78,7 +85,10 @@ class OffsetStore:
                         self._apply(r.key, r.value)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
+        if key is None or len(key) < 2:
+            return
+        if int.from_bytes(key[:2], "big", signed=True) in consumer_log.KEY_VERSIONS:
+            self._keep_consumer_group_record(key, value)
             return
         parsed = parse_offset_key(key)
         if parsed is None:
@@ -92,6 +102,24 @@ class OffsetStore:
             self.offsets.pop(parsed, None)
         else:
             self.offsets[parsed] = parse_offset_value(value)
+
+    def _keep_consumer_group_record(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.consumer_group_values.pop(key, None)
+        else:
+            self.consumer_group_values[key] = value
+
+    def consumer_group_records(self) -> list[Record]:
+        """The KIP-848 group records kept, in an order fit to replay: each key's latest value,
+        groups before members, members before their assignments."""
+        keyed = sorted(self.consumer_group_values.items(), key=lambda kv: int.from_bytes(kv[0][:2], "big"))
+        return [r for k, v in keyed if (r := consumer_log.decode(k, v)) is not None]
+
+    async def store_consumer_group_records(self, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Append a KIP-848 group's records (one batch) and wait until they are durable."""
+        await self._append(group, records)
+        for key, value in records:
+            self._keep_consumer_group_record(key, value)
 
     def _apply_pending(self, producer_id: int, key: bytes | None, value: bytes | None) -> None:
         parsed = parse_offset_key(key) if key is not None else None
@@ -166,6 +194,25 @@ class OffsetStore:
         await self._append(group, [(offset_key(group, t, p), None) for t, p in keys])
         for t, p in keys:
             self.offsets.pop((group, t, p), None)
+
+    async def expire(self, retention_ms: int, active: set[str]) -> int:
+        """Delete the committed offsets of groups without members once ``retention_ms`` has
+        passed since both the commit and the last time the group was seen with members
+        (Kafka's rule since KIP-211); returns how many went."""
+        now = self.clock.time_ms()
+        for group in active:
+            self._last_active[group] = now
+        doomed: dict[str, list[tuple[str, int]]] = {}
+        for (group, topic, partition), c in self.offsets.items():
+            if group in active:
+                continue
+            since = max(c.commit_timestamp, self._last_active.get(group, self._started_ms))
+            if now - since >= retention_ms:
+                doomed.setdefault(group, []).append((topic, partition))
+        for group, keys in doomed.items():
+            await self.delete(group, keys)
+            log.info("group %s: %d committed offsets expired (offsets.retention.minutes)", group, len(keys))
+        return sum(len(k) for k in doomed.values())
 
     def groups(self) -> set[str]:
         return {g for g, _, _ in self.offsets}

@@ -16,9 +16,8 @@ ours                           Kafka's key (version)
 ``GroupRemovedRecord``         tombstones of keys 3, 4 and 6
 =============================  ================================================
 
-They are kept in memory only for now: not yet encoded into ``__consumer_offsets``, so a
-consumer group's membership does not survive a broker restart (its committed offsets do;
-members rejoin with epoch 0 when the coordinator answers UNKNOWN_MEMBER_ID).
+log.py encodes them into ``__consumer_offsets`` in Kafka's layouts; the runtime stores them
+there before a change is answered and replays them on start.
 """
 
 from __future__ import annotations

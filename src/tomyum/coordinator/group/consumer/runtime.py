@@ -1,52 +1,92 @@
-"""The I/O around the consumer group state machine: it replays each operation's records and
-keeps the timers — a member's session (``group.consumer.session.timeout.ms``, restarted by
-each heartbeat) and its rebalance timeout while it has partitions to revoke. Either expiring
-fences the member, as Kafka's coordinator does. Called from the event loop only.
+"""The I/O around the consumer group state machine: it stores each operation's records in
+``__consumer_offsets`` (durably, before answering), replays them into the groups, and keeps
+the timers — a member's session (``group.consumer.session.timeout.ms``, restarted by each
+heartbeat) and its rebalance timeout while it has partitions to revoke. Either expiring
+fences the member, as Kafka's coordinator does. Operations on one group run one at a time.
+
+On start the groups are rebuilt from the records ``__consumer_offsets`` kept (the latest value
+of each key, replayed kind by kind), and every restored member gets a fresh session: one that
+does not come back is fenced when it runs out, one that does carries on with its epoch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from tomyum.coordinator.group.consumer.coordinator import ConsumerGroups, HeartbeatRequest, Result, Topics
-from tomyum.coordinator.group.consumer.records import MemberRemovedRecord, MemberState
-from tomyum.errors import ErrorCode
+from tomyum.coordinator.group.consumer.log import encode
+from tomyum.coordinator.group.consumer.records import MemberRemovedRecord, MemberState, Record
+from tomyum.errors import ErrorCode, KafkaError
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # group id, member id
+Persist = Callable[[str, list[tuple[bytes, bytes | None]]], Awaitable[None]]
+
+
+async def _not_persisted(group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
+    return None
 
 
 class ConsumerGroupRuntime:
-    def __init__(self, *, heartbeat_interval_ms: int, session_timeout_ms: int, topics: Callable[[], Topics]) -> None:
+    def __init__(self, *, heartbeat_interval_ms: int, session_timeout_ms: int, topics: Callable[[], Topics],
+                 persist: Persist = _not_persisted) -> None:
         self.state = ConsumerGroups(heartbeat_interval_ms=heartbeat_interval_ms)
         self.session_timeout_ms = session_timeout_ms
         self.topics = topics
+        self.persist = persist
         self._sessions: dict[Key, asyncio.TimerHandle] = {}
         self._revocations: dict[Key, asyncio.TimerHandle] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def __contains__(self, group_id: str) -> bool:
         return group_id in self.state.groups
 
-    def heartbeat(self, req: HeartbeatRequest) -> dict[str, object]:
-        result = self.state.heartbeat(req, self.topics())
-        self.apply(result)
-        response = result.response
-        if response["error_code"] == ErrorCode.none and response["member_epoch"] != -1:
-            key = (req.group_id, str(response["member_id"]))
-            self._arm(self._sessions, key, self.session_timeout_ms, "missed its session timeout")
-            member = self.state.groups[req.group_id].members.get(key[1])
-            if member is not None and member.state == MemberState.UNREVOKED_PARTITIONS:
-                if key not in self._revocations:
-                    self._arm(self._revocations, key, member.metadata.rebalance_timeout_ms,
-                              "did not revoke its partitions within its rebalance timeout")
-            elif key in self._revocations:
-                self._revocations.pop(key).cancel()
-        return response
+    def restore(self, records: Iterable[Record]) -> None:
+        """Replay stored records (on start) and give every member a session to come back in."""
+        for record in records:
+            self.state.replay(record)
+        for group_id, group in self.state.groups.items():
+            for member_id in group.members:
+                self._arm(self._sessions, (group_id, member_id), self.session_timeout_ms,
+                          "did not come back after the restart within its session timeout")
+        if self.state.groups:
+            log.info("restored %d consumer groups (%d members) from __consumer_offsets", len(self.state.groups),
+                     sum(len(g.members) for g in self.state.groups.values()))
 
-    def apply(self, result: Result) -> None:
+    def _lock(self, group_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(group_id, asyncio.Lock())
+
+    async def heartbeat(self, req: HeartbeatRequest) -> dict[str, object]:
+        async with self._lock(req.group_id):
+            result = self.state.heartbeat(req, self.topics())
+            try:
+                await self.apply(result)
+            except KafkaError as e:
+                return {**result.response, "error_code": ErrorCode.coordinator_not_available,
+                        "error_message": f"cannot store the group's new state: {e}"}
+            response = result.response
+            if response["error_code"] == ErrorCode.none and response["member_epoch"] != -1:
+                key = (req.group_id, str(response["member_id"]))
+                self._arm(self._sessions, key, self.session_timeout_ms, "missed its session timeout")
+                member = self.state.groups[req.group_id].members.get(key[1])
+                if member is not None and member.state == MemberState.UNREVOKED_PARTITIONS:
+                    if key not in self._revocations:
+                        self._arm(self._revocations, key, member.metadata.rebalance_timeout_ms,
+                                  "did not revoke its partitions within its rebalance timeout")
+                elif key in self._revocations:
+                    self._revocations.pop(key).cancel()
+            return response
+
+    async def apply(self, result: Result) -> None:
+        """Store the result's records durably, then replay them."""
+        if not result.records:
+            return
+        group_id = result.records[0].group_id
+        await self.persist(group_id, [kv for record in result.records for kv in encode(record)])
         for record in result.records:
             self.state.replay(record)
             if isinstance(record, MemberRemovedRecord):
@@ -54,6 +94,10 @@ class ConsumerGroupRuntime:
                     if (timer := timers.pop((record.group_id, record.member_id), None)) is not None:
                         timer.cancel()
                 log.info("group %s: member %s removed", record.group_id, record.member_id)
+
+    async def delete(self, group_id: str) -> None:
+        async with self._lock(group_id):
+            await self.apply(self.state.delete(group_id))
 
     def _arm(self, timers: dict[Key, asyncio.TimerHandle], key: Key, delay_ms: int, why: str) -> None:
         if (old := timers.pop(key, None)) is not None:
@@ -63,10 +107,21 @@ class ConsumerGroupRuntime:
     def _expire(self, timers: dict[Key, asyncio.TimerHandle], key: Key, why: str) -> None:
         timers.pop(key, None)
         log.info("group %s: member %s %s", key[0], key[1], why)
-        self.apply(self.state.remove_member(*key))
+        task = asyncio.get_running_loop().create_task(self._fence(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fence(self, key: Key) -> None:
+        async with self._lock(key[0]):
+            try:
+                await self.apply(self.state.remove_member(*key))
+            except KafkaError as e:
+                log.error("group %s: cannot store the removal of member %s: %s", key[0], key[1], e)
 
     def stop(self) -> None:
         for timers in (self._sessions, self._revocations):
             for timer in timers.values():
                 timer.cancel()
             timers.clear()
+        for task in self._tasks:
+            task.cancel()
