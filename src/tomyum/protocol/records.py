@@ -232,44 +232,76 @@ def _bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
 
 
 def decompress(codec: int, data: bytes, limit: int) -> bytes:
-    """Inflate ``data``; refuses to produce more than ``limit`` bytes."""
+    """Inflate ``data``; refuses to produce more than ``limit`` bytes, and never allocates much
+    more than what it returns: a decompression bomb fails as soon as it outgrows its buffer."""
     import cramjam
 
     if codec == Compression.NONE:
         return data
-    try:
-        if codec == Compression.GZIP:
-            out = bytes(cramjam.gzip.decompress(data))
-        elif codec == Compression.SNAPPY:
-            out = _snappy_decompress(data)
-        elif codec == Compression.LZ4:
-            out = bytes(cramjam.lz4.decompress(data))
-        elif codec == Compression.ZSTD:
-            out = bytes(cramjam.zstd.decompress(data))
-        else:
-            raise CorruptRecord(f"unknown compression codec {codec}")
-    except cramjam.DecompressionError as e:
-        raise CorruptRecord(f"cannot decompress {Compression.NAMES.get(codec)} batch: {e}") from None
-    if len(out) > limit:
-        raise KafkaError(f"batch inflates past {limit} bytes", ErrorCode.record_list_too_large)
-    return out
+    if codec == Compression.SNAPPY:
+        return _snappy_decompress(data, limit)
+    into = {Compression.GZIP: cramjam.gzip.decompress_into, Compression.LZ4: cramjam.lz4.decompress_into,
+            Compression.ZSTD: cramjam.zstd.decompress_into}.get(codec)
+    if into is None:
+        raise CorruptRecord(f"unknown compression codec {codec}")
+    size = min(limit + 1, max(64 << 10, 8 * len(data)))
+    while True:
+        buf = bytearray(size)
+        try:
+            n = into(data, buf)
+        except cramjam.DecompressionError as e:
+            if not _overflowed(e):
+                raise CorruptRecord(f"cannot decompress {Compression.NAMES.get(codec)} batch: {e}") from None
+            n = size
+        if n > limit:
+            raise KafkaError(f"batch inflates past {limit} bytes", ErrorCode.record_list_too_large)
+        if n < size:
+            return bytes(buf[:n])
+        size = min(limit + 1, size * 4)  # it may not have fit: try a bigger buffer
+
+
+def _overflowed(e: Exception) -> bool:
+    text = str(e)
+    return "whole buffer" in text or "smaller than required" in text
 
 
 _XERIAL = b"\x82SNAPPY\x00"
 
 
-def _snappy_decompress(data: bytes) -> bytes:
-    """Kafka's Java producer frames snappy the xerial way; librdkafka may send raw blocks."""
+def _snappy_decompress(data: bytes, limit: int) -> bytes:
+    """Kafka's Java producer frames snappy the xerial way; librdkafka may send raw blocks. Each
+    raw block states its inflated length first: checked against ``limit`` before inflating."""
     import cramjam
 
-    if not data.startswith(_XERIAL):
-        return bytes(cramjam.snappy.decompress_raw(data))
-    pos, out = 16, bytearray()
-    while pos + 4 <= len(data):
-        (n,) = struct.unpack_from(">i", data, pos)
-        out += bytes(cramjam.snappy.decompress_raw(data[pos + 4 : pos + 4 + n]))
-        pos += 4 + n
-    return bytes(out)
+    blocks: list[bytes] = []
+    if data.startswith(_XERIAL):
+        pos = 16
+        while pos + 4 <= len(data):
+            (n,) = struct.unpack_from(">i", data, pos)
+            blocks.append(data[pos + 4 : pos + 4 + n])
+            pos += 4 + n
+    else:
+        blocks.append(data)
+    total = 0
+    for block in blocks:
+        total += _varint_unsigned(block)
+        if total > limit:
+            raise KafkaError(f"batch inflates past {limit} bytes", ErrorCode.record_list_too_large)
+    try:
+        return b"".join(bytes(cramjam.snappy.decompress_raw(block)) for block in blocks)
+    except cramjam.DecompressionError as e:
+        raise CorruptRecord(f"cannot decompress snappy batch: {e}") from None
+
+
+def _varint_unsigned(data: bytes) -> int:
+    """The unsigned varint at the start of ``data`` (a raw snappy block's inflated length)."""
+    n = shift = 0
+    for b in data[:5]:
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            return n
+        shift += 7
+    raise CorruptRecord("snappy block without a length")
 
 
 def decode_records(batch: bytes | memoryview, limit: int = 1 << 30) -> list[Record]:

@@ -66,6 +66,8 @@ class PartitionLog:
         #: the cleaner is rewriting this partition's sealed segments: retention waits
         self.cleaning = False
         self.producer_state = ProducerStateManager()
+        #: the first offset a damaged segment cannot serve (nothing at or past it is served)
+        self.corrupt_at: int | None = None
         #: .txnindex files written since the last snapshot (synced before the next one)
         self._txn_index_unsynced: set[Path] = set()
 
@@ -83,12 +85,20 @@ class PartitionLog:
             is_last = i == len(bases) - 1
             next_base = bases[i + 1] if not is_last else None
             must_scan = is_last or recovery_point is None or (next_base is not None and next_base > recovery_point)
-            if must_scan or not seg.load():
-                truncated = seg.recover(max_batch)
-                if truncated:
-                    log.warning("%s: truncated %d bytes of torn or corrupt data at the end of %s",
-                                self.tp, truncated, seg.log_path.name)
             self.segments.append(seg)
+            if must_scan or not seg.load():
+                invalid = seg.recover(max_batch, truncate=is_last)
+                if invalid and is_last:
+                    log.warning("%s: truncated %d bytes of torn or corrupt data at the end of %s",
+                                self.tp, invalid, seg.log_path.name)
+                elif invalid and recovery_point is not None and seg.next_offset >= recovery_point:
+                    self._drop_torn_tail(seg, bases[i + 1 :])
+                    break
+                elif invalid:
+                    self.corrupt_at = seg.next_offset
+                    log.error("%s: %s is corrupt after offset %d (byte %d) although that data was durable: the "
+                              "partition serves nothing from there and refuses writes; its files are kept for "
+                              "you to restore", self.tp, seg.log_path, seg.next_offset, seg.size)
         if not self.segments:
             self.segments.append(LogSegment(self.directory, 0, interval, create=True))
             self.dir_unsynced = True
@@ -141,6 +151,17 @@ class PartitionLog:
         if replayed:
             log.info("%s: producer state rebuilt from offset %d (%d batches replayed)", self.tp, start, replayed)
 
+    def _drop_torn_tail(self, seg: LogSegment, later: list[int]) -> None:
+        """A crash tore ``seg`` beyond the recovery point, so nothing after it was ever durable:
+        cut it there and remove the segments after it, as Kafka's recovery does."""
+        seg.recover(2**31 - 1, truncate=True)
+        for base in later:
+            doomed = LogSegment(self.directory, base, self.config["index.interval.bytes"], create=False)
+            doomed.retire()
+        log.warning("%s: %s was torn at offset %d by a crash (beyond the recovery point): truncated there, "
+                    "%d later segment(s) of never-acknowledged data removed", self.tp, seg.log_path.name,
+                    seg.next_offset, len(later))
+
     # offsets -----------------------------------------------------------------------------
 
     @property
@@ -164,6 +185,9 @@ class PartitionLog:
         """
         cfg = self.config
         max_message = cfg["max.message.bytes"]
+        if self.corrupt_at is not None:
+            raise KafkaError(f"{self.tp} is offline: its log is corrupt at offset {self.corrupt_at}",
+                             ErrorCode.kafka_storage_error)
         headers = list(iter_batches(records))
         if not headers:
             raise KafkaError("produce request has no record batches", ErrorCode.invalid_record)
@@ -419,6 +443,11 @@ class PartitionLog:
                 f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}] of {self.tp}",
                 ErrorCode.offset_out_of_range)
         limit = self.high_watermark if upper is None else min(upper, self.high_watermark)
+        if self.corrupt_at is not None:
+            if offset >= self.corrupt_at:
+                raise KafkaError(f"{self.tp}: the log is corrupt at offset {self.corrupt_at}; nothing from there "
+                                 "is served", ErrorCode.kafka_storage_error)
+            limit = min(limit, self.corrupt_at)
         if offset >= limit:
             return b""
         for seg in self.segments[self.segment_index_for(offset):]:
@@ -435,10 +464,29 @@ class PartitionLog:
             size = min(end - h.position, max(max_bytes, h.size) if min_one else max_bytes)
             if size <= 0:
                 return b""
+            good = seg.verify(h.position, size)
+            if good < size:
+                self._found_corruption(seg, h.position, good)
+                if good == 0:
+                    raise KafkaError(f"{seg.log_path} is corrupt at byte {h.position} (offset {h.base_offset}): "
+                                     "nothing from there is served", ErrorCode.kafka_storage_error)
+                size = good
             if zero_copy_min is not None and size >= zero_copy_min:
                 return seg.slice(h.position, size)
             return seg.read(h.position, size)
         return b""
+
+    def _found_corruption(self, seg: LogSegment, position: int, good: int) -> None:
+        """A read found a batch failing its CRC ``good`` bytes after ``position``: from the
+        offset after the good batches on, the partition serves nothing and takes no writes."""
+        end = seg.base_offset
+        for h in seg.headers(0, position + good):
+            end = h.next_offset
+        if self.corrupt_at is None or end < self.corrupt_at:
+            self.corrupt_at = end
+            log.error("%s: a batch in %s at byte %d fails its CRC check: the partition serves nothing from offset "
+                      "%d and refuses writes; restore the segment, or delete the partition's data from there",
+                      self.tp, seg.log_path, position + good, end)
 
     def offset_for_timestamp(self, timestamp: int) -> OffsetAndTimestamp | None:
         """The first record with timestamp ``>= timestamp`` (below the high watermark)."""

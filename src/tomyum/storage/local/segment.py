@@ -14,6 +14,7 @@ fdatasyncs (the segment stays open until every sync that named it has finished).
 from __future__ import annotations
 
 import errno
+import logging
 import mmap
 import os
 import time
@@ -27,9 +28,13 @@ from tomyum.protocol.records import (
     BatchError,
     BatchHeader,
     check_batch,
+    complete_length,
+    iter_batches,
     parse_header,
 )
 from tomyum.storage.local.index import OffsetIndex, TimeIndex
+
+log = logging.getLogger(__name__)
 
 
 class FileSlice:
@@ -107,6 +112,9 @@ class LogSegment:
         #: the cleaner renamed a new file over this one: our fd reads the old data, and our
         #: indexes must never be written over the new file's (they are rebuilt from it)
         self.replaced = False
+        #: byte ranges [start, end) whose batches passed their CRC check since the file was
+        #: opened (appends are checked on produce, recovery scans); reads check the rest once
+        self._verified: list[list[int]] = []
 
     # writing ---------------------------------------------------------------------------
 
@@ -131,6 +139,7 @@ class LogSegment:
             self._undo(position)
             raise StorageError(f"write to {self.log_path} failed: {e.strerror}") from e
         self.size += total
+        self._mark_verified(position, position + total)
         self.next_offset = base_offset + h.last_offset_delta + 1
         self._index_batch(position, base_offset + h.last_offset_delta, total, max_timestamp)
         return position
@@ -175,27 +184,88 @@ class LogSegment:
 
     def find(self, offset: int, end: int | None = None) -> BatchHeader | None:
         """The first batch whose last offset is ``>= offset``, searching below ``end``."""
-        _, position = self.index.lookup(offset)
-        for h in self.headers(position, end):
+        for h in self.headers(self._indexed_position(offset), end):
             if h.last_offset >= offset:
                 return h
         return None
 
+    def _indexed_position(self, offset: int) -> int:
+        """Where to start looking for ``offset``: the index's entry, checked against the batch
+        it points at; an entry that does not match means a damaged index, rebuilt from the log."""
+        indexed, position = self.index.lookup(offset)
+        if position == 0:
+            return 0
+        data = self.read(position, BATCH_HEADER_SIZE)
+        if len(data) == BATCH_HEADER_SIZE and parse_header(data).last_offset == indexed:
+            return position
+        log.warning("%s: index entry (offset %d, byte %d) does not match the log: rebuilding the index",
+                    self.index.path, indexed, position)
+        self.index.clear()
+        self.bytes_since_index = 0
+        for h in self.headers(0):
+            if self.bytes_since_index >= self.index_interval_bytes or h.position == 0:
+                self.index.append(h.last_offset, h.position)
+                self.bytes_since_index = 0
+            self.bytes_since_index += h.size
+        return self.index.lookup(offset)[1]
+
     def find_by_timestamp(self, timestamp: int, end: int | None = None) -> BatchHeader | None:
         """The first batch whose max timestamp is ``>= timestamp``."""
         start_offset = self.time_index.lookup(timestamp)
-        _, position = self.index.lookup(start_offset)
-        for h in self.headers(position, end):
+        for h in self.headers(self._indexed_position(start_offset), end):
             if h.max_timestamp >= timestamp:
                 return h
         return None
 
+    # verification ---------------------------------------------------------------------
+
+    def _mark_verified(self, start: int, end: int) -> None:
+        merged: list[list[int]] = []
+        for a, b in sorted([*self._verified, [start, end]]):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        self._verified = merged
+
+    def _is_verified(self, start: int, end: int) -> bool:
+        return any(a <= start and end <= b for a, b in self._verified)
+
+    def verify(self, position: int, size: int) -> int:
+        """Check the CRC of every batch in ``[position, position + size)`` not checked yet
+        (``position`` is a batch boundary; a batch the range cuts is checked whole). Returns how
+        many bytes from ``position`` may be served: ``size``, or up to the first bad batch."""
+        end = position + size
+        if self._is_verified(position, end):
+            return size
+        data = self.read(position, size)
+        whole = complete_length(data)
+        try:
+            for _ in iter_batches(data, end=whole):
+                pass
+        except BatchError as e:
+            self._mark_verified(position, position + e.position)
+            return e.position
+        if whole < len(data):  # the range ends inside a batch: check that batch whole
+            tail = position + whole
+            h = parse_header(self.read(tail, BATCH_HEADER_SIZE), 0, position=tail)
+            batch = self.read(tail, max(h.size, BATCH_HEADER_SIZE))
+            try:
+                check_batch(batch, 0, len(batch))
+            except BatchError:
+                self._mark_verified(position, tail)
+                return whole
+            whole += h.size
+        self._mark_verified(position, position + whole)
+        return size
+
     # lifecycle -------------------------------------------------------------------------
 
-    def recover(self, max_batch_bytes: int) -> int:
-        """Scan every batch (CRC included), rebuild the indexes, cut a torn or corrupt tail.
+    def recover(self, max_batch_bytes: int, *, truncate: bool = True) -> int:
+        """Scan every batch (CRC included), rebuild the indexes, cut a torn or corrupt tail
+        (``truncate=False``: leave the file as it is, and use only its valid prefix).
 
-        Returns the number of bytes truncated.
+        Returns the number of invalid bytes at the end.
         """
         self.index.clear()
         self.time_index.clear()
@@ -222,7 +292,7 @@ class LogSegment:
                 finally:
                     view.release()
         truncated = file_size - valid
-        if truncated:
+        if truncated and truncate:
             try:
                 os.ftruncate(self.fd, valid)
                 os.fsync(self.fd)
@@ -230,6 +300,7 @@ class LogSegment:
                 raise StorageError(f"cannot truncate {self.log_path}: {e.strerror}") from e
         self.size = self.durable_size = valid
         self.next_offset = next_offset
+        self._verified = [[0, valid]] if valid else []
         return truncated
 
     def load(self) -> bool:
@@ -270,6 +341,7 @@ class LogSegment:
         os.ftruncate(self.fd, position)
         self.size = position
         self.durable_size = min(self.durable_size, position)
+        self._verified = [[a, min(b, position)] for a, b in self._verified if a < position]
         self.index.truncate_to_position(position)
         self.time_index.truncate_to_offset(offset)
         self.next_offset = offset if h.base_offset >= offset else h.next_offset

@@ -1,0 +1,108 @@
+"""A full disk, injected at the system calls: writes and fsyncs fail with ENOSPC for a while.
+Produce gets KAFKA_STORAGE_ERROR, nothing partial stays in the log or is acknowledged, and
+once space is back the same store carries on, offsets contiguous, without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from tomyum.config import BrokerConfig
+from tomyum.errors import ErrorCode, KafkaError
+from tomyum.protocol.records import build_batch, decode_records, iter_batches
+from tomyum.storage.engine import TopicPartition
+from tomyum.storage.local import LocalLogStore
+from tomyum.testing.clock import FakeClock
+
+TP = TopicPartition("t", 0)
+
+
+class Disk:
+    """Makes os.pwritev / os.pwrite / os.fdatasync fail with ENOSPC while ``full`` is set.
+    A failing pwritev first writes part of the data, as a real short write may."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.full = False
+        self.failures = 0
+        real_pwritev, real_pwrite, real_fdatasync = os.pwritev, os.pwrite, os.fdatasync
+
+        def pwritev(fd: int, buffers: list[bytes], offset: int) -> int:
+            if self.full:
+                self.failures += 1
+                real_pwrite(fd, bytes(buffers[0])[:7], offset)  # a few bytes made it
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_pwritev(fd, buffers, offset)
+
+        def pwrite(fd: int, data: bytes, offset: int) -> int:
+            if self.full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_pwrite(fd, data, offset)
+
+        def fdatasync(fd: int) -> None:
+            if self.full:
+                self.failures += 1
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real_fdatasync(fd)
+
+        monkeypatch.setattr(os, "pwritev", pwritev)
+        monkeypatch.setattr(os, "pwrite", pwrite)
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+
+
+def test_a_full_disk_refuses_writes_and_recovers_without_a_restart(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = Disk(monkeypatch)
+    clock = FakeClock()
+
+    async def produce(store: LocalLogStore, value: bytes) -> int:
+        r = await store.append(TP, memoryview(build_batch([(b"k", value)], timestamp=clock.time_ms())))
+        await store.wait_durable(TP, r.last_offset + 1)
+        return r.base_offset
+
+    async def main() -> None:
+        store = LocalLogStore(tmp_path / "d", BrokerConfig(), clock)
+        await store.start()
+        try:
+            await store.create_topic("t", 1, {})
+            assert [await produce(store, b"before-%d" % i) for i in range(3)] == [0, 1, 2]
+            disk.full = True
+            for i in range(3):
+                with pytest.raises(KafkaError) as e:
+                    await produce(store, b"refused-%d" % i)
+                assert e.value.code == ErrorCode.kafka_storage_error
+            assert store.offsets(TP).log_end_offset == 3  # nothing partial was kept
+            # written, then the fsync fails: the producer is told, nothing is acknowledged
+            r = None
+            disk.full = False
+            r = await store.append(TP, memoryview(build_batch([(b"k", b"unsynced")], timestamp=clock.time_ms())))
+            disk.full = True
+            with pytest.raises(KafkaError) as e:
+                await store.wait_durable(TP, r.last_offset + 1)
+            assert e.value.code == ErrorCode.kafka_storage_error
+            disk.full = False  # space is back
+            assert [await produce(store, b"after-%d" % i) for i in range(3)] == [4, 5, 6]
+            assert store.offsets(TP).high_watermark == 7
+        finally:
+            disk.full = False
+            await store.close()
+        assert disk.failures >= 4
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+    async def reopen() -> None:
+        store = LocalLogStore(tmp_path / "d", BrokerConfig(), clock)
+        await store.start()
+        try:
+            seg = store._log(TP).segments[0]
+            data = seg.read(0, seg.size)
+            values = [r.value for h in iter_batches(data) for r in decode_records(data[h.position : h.end])]
+            assert values == [b"before-0", b"before-1", b"before-2", b"unsynced", b"after-0", b"after-1",
+                              b"after-2"]
+        finally:
+            await store.close()
+
+    asyncio.run(asyncio.wait_for(reopen(), 30))
