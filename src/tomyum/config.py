@@ -110,6 +110,11 @@ BROKER_CONFIGS = _defs(
     ConfigDef("auto.create.topics.enable", "bool", True, dynamic=False),
     ConfigDef("delete.topic.enable", "bool", True, dynamic=False),
     ConfigDef("message.max.bytes", "int", 1048588, at_least(0), synonym=None),
+    # Kafka's default is 50; an asyncio accept loop is slower than Kafka's acceptor thread, so
+    # a burst of connections waits in a longer queue instead of being refused
+    # tomyum's own: the most partitions one topic may have (each is a directory and open files)
+    ConfigDef("topic.max.partitions", "int", 10000, at_least(1)),
+    ConfigDef("socket.listen.backlog.size", "int", 1024, at_least(1), dynamic=False),
     ConfigDef("socket.request.max.bytes", "int", 104857600, at_least(1), dynamic=False),
     ConfigDef("log.segment.bytes", "int", 1073741824, at_least(14)),
     ConfigDef("log.roll.ms", "long", None),

@@ -63,6 +63,7 @@ class Broker:
         self.connections: set[KafkaConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self._offsets_expiry: asyncio.Task[None] | None = None
+        self._idle_reaper: asyncio.Task[None] | None = None
         self.started_at = time.time()
         self._topic_locks: dict[str, asyncio.Lock] = {}
         load_handlers()
@@ -79,6 +80,7 @@ class Broker:
         self.groups.restore(self.offsets.group_metadata)
         self.consumer_groups.restore(self.offsets.consumer_group_records())
         self._offsets_expiry = asyncio.create_task(self._expire_offsets(), name="offsets-expiry")
+        self._idle_reaper = asyncio.create_task(self._close_idle_connections(), name="idle-connections")
         self.groups.start()
         await self.transactions.start()
         for name, partitions, replication in create_topics:
@@ -92,6 +94,7 @@ class Broker:
             server = await loop.create_server(
                 lambda listener=listener: KafkaConnection(self, listener),  # type: ignore[misc]
                 host=listener.host or None, port=listener.port, reuse_address=True,
+                backlog=self.config["socket.listen.backlog.size"],
             )
             port = server.sockets[0].getsockname()[1]
             if listener.port == 0:
@@ -116,8 +119,9 @@ class Broker:
         await self.groups.stop()
         self.consumer_groups.stop()
         await self.transactions.stop()
-        if self._offsets_expiry is not None:
-            self._offsets_expiry.cancel()
+        for task in (self._offsets_expiry, self._idle_reaper):
+            if task is not None:
+                task.cancel()
         await asyncio.gather(*(c.drain(timeout) for c in list(self.connections)), return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
@@ -136,6 +140,19 @@ class Broker:
                 await self.offsets.expire(retention_ms, self.active_groups())
             except KafkaError as e:
                 log.error("cannot expire committed offsets: %s", e)
+
+    async def _close_idle_connections(self) -> None:
+        """Close connections that sent no whole request and got no response for
+        ``connections.max.idle.ms`` (a client trickling a partial frame counts as idle)."""
+        max_idle_s = self.config["connections.max.idle.ms"] / 1000
+        if max_idle_s <= 0:
+            return
+        while True:
+            await asyncio.sleep(min(max_idle_s / 4, 30.0))
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if conn.idle_for(now) > max_idle_s:
+                    conn.close(f"idle for more than connections.max.idle.ms ({max_idle_s * 1000:.0f} ms)")
 
     def _subscribable_topics(self) -> dict[str, tuple[uuid.UUID, int]]:
         return {name: (meta.topic_id, meta.num_partitions) for name, meta in self.store.topics().items()

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import logging
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 
 from tomyum.broker.context import RequestContext
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 _I32 = struct.Struct(">i")
 READ_CHUNK = 256 * 1024
+#: a new connection's read buffer; it grows with what the client sends
+INITIAL_BUFFER = 4 * 1024
+MIN_FREE = 4 * 1024
 MAX_PENDING_RESPONSES = 512
 
 
@@ -47,8 +51,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         #: fetched ranges this big leave by sendfile (plaintext only: TLS must copy anyway)
         self.zero_copy_min: int | None = (
             zero_copy if zero_copy >= 0 and listener.security_protocol == "PLAINTEXT" else None)
-        self._buf = bytearray(READ_CHUNK)
+        self._buf = bytearray(INITIAL_BUFFER)
         self._len = 0
+        #: when the connection last received a whole request or sent a response
+        self.last_active = time.monotonic()
         self._need = 0
         self._frames: collections.deque[bytes] = collections.deque()
         self._out: collections.deque[tuple[RequestHeader, Any]] = collections.deque()
@@ -96,10 +102,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # The transport may still hold the previous view while we parse, so the buffer is
-        # never resized in place: a bigger one is allocated and the unread bytes copied.
-        want = max(self._need, self._len + READ_CHUNK // 4)
+        # never resized in place: a bigger one is allocated and the unread bytes copied. It at
+        # most doubles per read, so a client announcing a large frame costs only what it sends.
+        want = max(self._need, self._len + MIN_FREE)
         if len(self._buf) < want:
-            bigger = bytearray(max(want, READ_CHUNK))
+            bigger = bytearray(min(want, max(2 * len(self._buf), self._len + MIN_FREE)))
             bigger[: self._len] = self._buf[: self._len]
             self._buf = bigger
         return memoryview(self._buf)[self._len :]
@@ -118,6 +125,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._need = end - pos + (4 + size - (end - pos)) + READ_CHUNK // 4
                 break
             self._frames.append(bytes(buf[pos + 4 : pos + 4 + size]))
+            self.last_active = time.monotonic()
             pos += 4 + size
         if pos:
             rest = end - pos
@@ -192,6 +200,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             result = asyncio.ensure_future(result.awaitable)
         self._respond(header, result)
 
+    def idle_for(self, now: float) -> float:
+        """Seconds without a whole request or a response, 0 while a request is in flight."""
+        return 0.0 if not self._idle.is_set() else now - self.last_active
+
     def _check_idle(self) -> None:
         if not self._frames and not self._out:
             self._idle.set()
@@ -223,6 +235,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     self.close()
                     return
             self._out.popleft()
+            self.last_active = time.monotonic()
             if item is NO_RESPONSE:
                 continue
             assert self.transport is not None

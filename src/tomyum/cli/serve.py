@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
 import sys
@@ -55,6 +56,8 @@ async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[t
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # `kill -USR1 <pid>` writes every thread's stack to the log: what a stuck broker is doing
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         await broker.start(create_topics)
     except BaseException:

@@ -24,6 +24,7 @@ from kio.serial._introspect import EntityField, EntityTupleField, classify_field
 from kio.static.constants import EntityType
 
 from tomyum.errors import ProtocolError, UnsupportedVersion
+from tomyum.protocol.guard import guard, uvarint
 
 _HEADER = struct.Struct(">hhi")
 _I16 = struct.Struct(">h")
@@ -106,6 +107,7 @@ def decode_request(frame: bytes) -> Request:
     offset = 10 + max(n, 0)
     if cls.__flexible__:
         offset = _skip_tagged_fields(frame, offset)
+    guard(cls)(frame, offset, len(frame))  # no hostile count may reach the native reader
     try:
         body, size = _body_reader(header.api_key, header.api_version)(frame, offset)
     except Exception as e:
@@ -115,24 +117,11 @@ def decode_request(frame: bytes) -> Request:
     return Request(header, body, len(frame))
 
 
-def _read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    shift = value = 0
-    while True:
-        if pos >= len(buf) or shift > 28:
-            raise ProtocolError("malformed request header: bad unsigned varint")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-
-
 def _skip_tagged_fields(buf: bytes | memoryview, pos: int) -> int:
-    count, pos = _read_uvarint(buf, pos)
+    count, pos = uvarint(buf, pos, len(buf))
     for _ in range(count):
-        _, pos = _read_uvarint(buf, pos)
-        size, pos = _read_uvarint(buf, pos)
+        _, pos = uvarint(buf, pos, len(buf))
+        size, pos = uvarint(buf, pos, len(buf))
         pos += size
     if pos > len(buf):
         raise ProtocolError("malformed request header: tagged fields overrun it")

@@ -1,4 +1,5 @@
-"""A TCP proxy in front of a broker that cuts connections under the client.
+"""A TCP proxy in front of a broker that cuts connections under the client (and can record
+the request frames that pass, as a corpus for fuzzing).
 
 Every ``cut_every``-th Produce request it forwards, it closes both sides right after the
 request has gone to the broker and before the answer can come back: the broker writes the
@@ -17,8 +18,10 @@ PRODUCE = 0
 
 
 class CuttingProxy:
-    def __init__(self, *, cut_every: int = 0) -> None:
+    def __init__(self, *, cut_every: int = 0, record: bool = False) -> None:
         self.cut_every = cut_every
+        #: with ``record``, every request frame forwarded (length prefix included): a corpus
+        self.frames: list[bytes] | None = [] if record else None
         self.upstream_port = 0
         self.cuts = 0
         self._produces = 0
@@ -69,6 +72,8 @@ class CuttingProxy:
                     if len(buf) < 4 + size:
                         break
                     frame, buf = buf[: 4 + size], buf[4 + size :]
+                    if self.frames is not None:
+                        self.frames.append(frame)
                     upstream.sendall(frame)
                     if struct.unpack_from(">h", frame, 4)[0] == PRODUCE and self._should_cut():
                         return

@@ -51,6 +51,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 partitions = broker.config["num.partitions"]
             if partitions <= 0:
                 raise KafkaError("number of partitions must be larger than 0", ErrorCode.invalid_partitions)
+            _check_partition_limit(ctx, partitions)
             _check_replicas(ctx, t.replication_factor, t.assignments)
             raw = {c.name: c.value for c in t.configs}
             try:
@@ -114,6 +115,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]
             if t.count <= meta.num_partitions:
                 raise KafkaError(f"topic currently has {meta.num_partitions} partitions, {t.count} would "
                                  "not be an increase.", ErrorCode.invalid_partitions)
+            _check_partition_limit(ctx, t.count)
             if t.assignments is not None:
                 if len(t.assignments) != t.count - meta.num_partitions:
                     raise KafkaError("assignments do not match the number of new partitions",
@@ -124,3 +126,12 @@ async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]
                     await store.create_partitions(t.name, t.count)
         results.append(entry)
     return {"throttle_time": 0, "results": results}
+
+
+def _check_partition_limit(ctx: RequestContext, partitions: int) -> None:
+    """Each partition is a directory with open files: a topic may have at most
+    ``topic.max.partitions`` (tomyum's own key) of them."""
+    limit = ctx.broker.config["topic.max.partitions"]
+    if partitions > limit:
+        raise KafkaError(f"{partitions} partitions exceed topic.max.partitions ({limit}) of this broker",
+                         ErrorCode.invalid_partitions)

@@ -9,7 +9,8 @@ Every transition is appended to ``__transaction_state`` and durable before it is
 a restart replays that topic and finishes what was in flight: a transaction found in
 PrepareCommit or PrepareAbort gets its markers (again — a marker without an open transaction
 is harmless) and completes. An Ongoing transaction older than its ``transaction.timeout.ms``
-is aborted with the epoch bumped, which fences the producer that left it; InitProducerId on a
+is aborted with the epoch bumped, which fences the producer that left it (timed on the
+monotonic clock, so a wall clock jump changes nothing); InitProducerId on a
 transactional id with an Ongoing transaction does the same to the zombie before handing the
 new producer its epoch. While a transition of an id is being written, other requests for it
 get CONCURRENT_TRANSACTIONS (clients retry), as in Kafka.
@@ -74,6 +75,9 @@ class TransactionCoordinator:
         self.txns: dict[str, TxnRecord] = {}
         #: ids with a transition being written (others get CONCURRENT_TRANSACTIONS meanwhile)
         self._busy: set[str] = set()
+        #: per Ongoing transaction, when it times out on the monotonic clock (a wall clock jump
+        #: neither aborts transactions early nor keeps them open longer)
+        self._deadlines: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -86,6 +90,11 @@ class TransactionCoordinator:
                 await self._replay(TopicPartition(TXN_TOPIC, p))
             if self.txns:
                 log.info("restored %d transactional ids from %s", len(self.txns), TXN_TOPIC)
+        now_ms, now = self.clock.time_ms(), self.clock.monotonic()
+        for tid, rec in self.txns.items():
+            if rec.state == TxnState.ONGOING:  # what is left of its timeout, by the wall clock
+                left_ms = min(max(rec.timeout_ms - (now_ms - rec.start_ms), 0), rec.timeout_ms)
+                self._deadlines[tid] = now + left_ms / 1000
         for tid, rec in list(self.txns.items()):
             if rec.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 log.info("transaction of %r was %s when the broker stopped: completing it", tid, rec.state.display)
@@ -156,7 +165,11 @@ class TransactionCoordinator:
         if rec is None:
             self.txns.pop(tid, None)
         else:
+            if rec.state == TxnState.ONGOING and tid not in self._deadlines:  # it just opened
+                self._deadlines[tid] = self.clock.monotonic() + rec.timeout_ms / 1000
             self.txns[tid] = rec
+        if rec is None or rec.state != TxnState.ONGOING:
+            self._deadlines.pop(tid, None)
 
     async def _write_markers(self, rec: TxnRecord, commit: bool) -> None:
         ends: list[tuple[TopicPartition, int]] = []
@@ -307,9 +320,10 @@ class TransactionCoordinator:
 
     async def abort_timed_out(self) -> int:
         """Abort (and fence) every Ongoing transaction older than its timeout; returns how many."""
-        now, aborted = self.clock.time_ms(), 0
-        for tid, rec in list(self.txns.items()):
-            if rec.state != TxnState.ONGOING or now - rec.start_ms <= rec.timeout_ms or tid in self._busy:
+        now, aborted = self.clock.monotonic(), 0
+        for tid, deadline in list(self._deadlines.items()):
+            rec = self.txns[tid]
+            if now <= deadline or tid in self._busy:
                 continue
             self._busy.add(tid)
             try:

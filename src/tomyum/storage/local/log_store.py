@@ -290,10 +290,8 @@ class LocalLogStore:
         meta = self._topics.pop(name)
         await self._sync_idle.wait()  # no fsync in flight may name a file we close
         doomed: list[Path] = []
-        for p in range(meta.num_partitions):
-            plog = self._logs.pop(TopicPartition(name, p), None)
-            if plog is None:
-                continue
+        for tp in [tp for tp in self._logs if tp.topic == name]:  # only those that were opened
+            plog = self._logs.pop(tp)
             if plog in self._cleaning:
                 plan, done = self._cleaning[plog]
                 plan.stop.set()

@@ -1,0 +1,132 @@
+"""A live fuzz run: request frames recorded from real clients (confluent-kafka admin, an
+idempotent producer, a consumer in a group) are mutated — bytes flipped, cut, repeated,
+counts and lengths made huge — and 100,000 of them are sent to a running broker. It never
+crashes, a bystander is answered throughout, and its memory stays bounded."""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.faults.test_connection_abuse import api_versions_ok, rss_bytes
+from tests.integration.test_bad_input import connect, still_serving
+from tomyum.testing import BrokerProcess
+from tomyum.testing.proxy import CuttingProxy
+
+FRAMES = 100_000
+WORKERS = 4
+TIMEOUT = 30
+
+
+def record_corpus(broker: BrokerProcess, proxy: CuttingProxy) -> list[bytes]:
+    bs = f"127.0.0.1:{proxy.port}"
+    admin = AdminClient({"bootstrap.servers": bs})
+    for f in admin.create_topics([NewTopic("fuzzed", 2, 1)]).values():
+        f.result(TIMEOUT)
+    p = Producer({"bootstrap.servers": bs, "enable.idempotence": True, "compression.type": "lz4"})
+    for i in range(50):
+        p.produce("fuzzed", key=b"k%d" % i, value=b"v" * i)
+    assert p.flush(TIMEOUT) == 0
+    c = Consumer({"bootstrap.servers": bs, "group.id": "fuzz", "auto.offset.reset": "earliest"})
+    c.subscribe(["fuzzed"])
+    deadline, got = time.monotonic() + TIMEOUT, 0
+    while got < 50 and time.monotonic() < deadline:
+        got += len([m for m in c.consume(50, timeout=0.5) if m.error() is None])
+    c.commit(asynchronous=False)
+    c.close()
+    admin.describe_consumer_groups(["fuzz"])["fuzz"].result(TIMEOUT)
+    assert proxy.frames is not None
+    return list(proxy.frames)
+
+
+def mutate(frame: bytes, rng: random.Random) -> bytes:
+    body = bytearray(frame[4:])
+    kind = rng.randrange(6)
+    start = 2 * 2 + 4 if rng.random() < 0.9 and len(body) > 8 else 0  # mostly keep key and version
+    if kind == 0:
+        for _ in range(rng.randint(1, 8)):
+            i = rng.randrange(start, len(body))
+            body[i] ^= 1 << rng.randrange(8)
+    elif kind == 1:
+        del body[rng.randrange(start, len(body)) :]
+    elif kind == 2:
+        i = rng.randrange(start, len(body))
+        body[i:i] = body[i : i + rng.randint(1, 64)] * rng.randint(1, 4)
+    elif kind == 3 and len(body) >= start + 4:
+        i = rng.randrange(start, len(body) - 3)
+        struct.pack_into(">i", body, i, rng.choice([2**31 - 1, -2, 0x7FFF_0000, 65535]))
+    elif kind == 4:
+        body += rng.randbytes(rng.randint(1, 100))
+    else:
+        i = rng.randrange(start, len(body))
+        body[i] = rng.choice([0x00, 0x7F, 0x80, 0xFF])
+    return struct.pack(">i", len(body)) + bytes(body)
+
+
+@pytest.mark.timeout(600)
+def test_a_hundred_thousand_mutated_frames(tmp_path: Path) -> None:
+    proxy = CuttingProxy(record=True)
+    with BrokerProcess(tmp_path / "data", settings={
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy.port}",
+            "group.initial.rebalance.delay.ms": "0"}) as broker, proxy:
+        proxy.start(broker.port)
+        corpus = record_corpus(broker, proxy)
+        assert len({struct.unpack_from(">h", f, 4)[0] for f in corpus}) >= 8, "too few APIs in the corpus"
+        assert broker.proc is not None
+        rss_before = rss_bytes(broker.proc.pid)
+        sent = [0] * WORKERS
+        stop = threading.Event()
+        slowest = [0.0]
+
+        def fuzz(n: int) -> None:
+            rng = random.Random(n)
+            s: socket.socket | None = None
+            while sent[n] < FRAMES // WORKERS and not stop.is_set():
+                if s is None:
+                    s = socket.create_connection((broker.host, broker.port), timeout=TIMEOUT)
+                    s.settimeout(0.2)
+                try:
+                    s.sendall(mutate(rng.choice(corpus), rng))
+                    sent[n] += 1
+                    if not s.recv(65536):  # refused: the broker closed this connection
+                        raise ConnectionError
+                except (OSError, ConnectionError):  # closed, or no answer yet (a long poll, say)
+                    s.close()
+                    s = None
+            if s is not None:
+                s.close()
+
+        def bystander() -> None:
+            with connect(broker) as s:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    started = time.monotonic()
+                    api_versions_ok(s, n)
+                    slowest[0] = max(slowest[0], time.monotonic() - started)
+                    stop.wait(0.1)
+
+        threads = [threading.Thread(target=fuzz, args=(n,), daemon=True) for n in range(WORKERS)]
+        watcher = threading.Thread(target=bystander, daemon=True)
+        watcher.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(600)
+        stop.set()
+        watcher.join(TIMEOUT)
+        assert sum(sent) >= FRAMES
+        assert broker.proc.poll() is None, "the broker died"
+        assert slowest[0] < 2.0, f"a bystander waited {slowest[0]:.1f} s"
+        grown = rss_bytes(broker.proc.pid) - rss_before
+        assert grown < 200 << 20, f"memory grew by {grown >> 20} MiB"
+        still_serving(broker)
+        assert "unexpected error" not in broker.output(), broker.output()[-3000:]
