@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: install install-test serve test test-unit bench bench-lifecycle clean
+.PHONY: install install-test serve test test-quick test-unit bench bench-lifecycle clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: install-test
 
 test-unit: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q tests/unit
+
+# everything but the long fault runs (kill -9 cycles, the 100,000-frame fuzz); `make test` runs them too
+test-quick: install-test
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 bench: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,54 @@ def test_a_full_disk_refuses_writes_and_recovers_without_a_restart(tmp_path: Pat
             await store.close()
 
     asyncio.run(asyncio.wait_for(reopen(), 30))
+
+
+def test_produce_over_the_wire_gets_kafka_storage_error_while_the_disk_is_full(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import struct
+
+    from tests.integration.test_bad_input import request
+    from tomyum.broker.broker import Broker
+
+    disk = Disk(monkeypatch)
+
+    def produce_frame(value: bytes, correlation_id: int) -> bytes:
+        batch = build_batch([(b"k", value)], timestamp=int(time.time() * 1000))
+        body = (struct.pack(">hhi", -1, -1, 5000) + struct.pack(">i", 1) + struct.pack(">h", 1) + b"t"
+                + struct.pack(">i", 1) + struct.pack(">ii", 0, len(batch)) + batch)
+        return request(0, 3, correlation_id, body)
+
+    def answer(frame: bytes) -> tuple[int, int]:
+        pos = 4 + 4 + 2 + 1 + 4  # correlation id, topic count, name, partition count
+        index, error_code, base_offset = struct.unpack_from(">ihq", frame, pos)
+        return error_code, base_offset
+
+    async def main() -> None:
+        config = BrokerConfig.load(None, [("listeners", "PLAINTEXT://127.0.0.1:0")])
+        broker = Broker(config, tmp_path / "d")
+        await broker.start([("t", 1, 1)])
+        loop = asyncio.get_running_loop()
+        try:
+            s = socket.create_connection(("127.0.0.1", broker.listeners[0].port), timeout=10)
+            s.setblocking(False)
+
+            async def send(frame: bytes) -> tuple[int, int]:
+                await loop.sock_sendall(s, frame)
+                head = await loop.sock_recv(s, 4)
+                (size,) = struct.unpack(">i", head)
+                data = b""
+                while len(data) < size:
+                    data += await loop.sock_recv(s, size - len(data))
+                return answer(data)
+
+            assert await send(produce_frame(b"a", 1)) == (0, 0)
+            disk.full = True
+            assert await send(produce_frame(b"b", 2)) == (56, -1)  # KAFKA_STORAGE_ERROR
+            disk.full = False
+            assert await send(produce_frame(b"c", 3)) == (0, 1)
+            s.close()
+        finally:
+            await broker.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))

@@ -71,6 +71,7 @@ def mutate(frame: bytes, rng: random.Random) -> bytes:
     return struct.pack(">i", len(body)) + bytes(body)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_hundred_thousand_mutated_frames(tmp_path: Path) -> None:
     proxy = CuttingProxy(record=True)

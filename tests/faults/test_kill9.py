@@ -68,6 +68,7 @@ def read_everything(bootstrap: str, topic: str) -> dict[int, list[tuple[int, byt
         c.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how, cycles", [("kill -9", 20), ("SIGTERM", 5)])
 def test_a_crash_or_a_shutdown_under_load_loses_nothing_acknowledged(tmp_path: Path, how: str, cycles: int) -> None:
     topic = "crash"
