@@ -31,7 +31,7 @@ $(VENV)/.clients-installed: $(KAFKAJS_DIR)/package-lock.json
 install-test: $(VENV)/.test-installed $(VENV)/.clients-installed
 
 serve: install
-	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data
+	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0
 
 test: install-test
 	$(BIN)/python -m pytest -q tests
@@ -46,6 +46,7 @@ test-quick: install-test
 bench: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.throughput --write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.service --write docs/benchmarks.md
 
 bench-lifecycle: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -220,6 +220,10 @@ class LogSegment:
     # verification ---------------------------------------------------------------------
 
     def _mark_verified(self, start: int, end: int) -> None:
+        last = self._verified[-1] if self._verified else None
+        if last is not None and last[0] <= start <= last[1]:  # the common case: an append
+            last[1] = max(last[1], end)
+            return
         merged: list[list[int]] = []
         for a, b in sorted([*self._verified, [start, end]]):
             if merged and a <= merged[-1][1]:
