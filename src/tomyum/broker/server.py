@@ -114,19 +114,22 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         self._len += nbytes
         buf, pos, end = self._buf, 0, self._len
+        view = memoryview(buf)  # slicing a bytearray copies twice; a view's slice copies once
         self._need = 0
         while end - pos >= 4:
             (size,) = _I32.unpack_from(buf, pos)
             if size < 0 or size > self.max_request:
+                view.release()
                 self.close(f"request of {size} bytes exceeds socket.request.max.bytes "
                            f"({self.max_request})")
                 return
             if end - pos - 4 < size:
                 self._need = end - pos + (4 + size - (end - pos)) + READ_CHUNK // 4
                 break
-            self._frames.append(bytes(buf[pos + 4 : pos + 4 + size]))
+            self._frames.append(bytes(view[pos + 4 : pos + 4 + size]))
             self.last_active = time.monotonic()
             pos += 4 + size
+        view.release()
         if pos:
             rest = end - pos
             if len(buf) > 4 * READ_CHUNK and self._need <= READ_CHUNK:

@@ -256,7 +256,7 @@ def decompress(codec: int, data: bytes, limit: int) -> bytes:
         if n > limit:
             raise KafkaError(f"batch inflates past {limit} bytes", ErrorCode.record_list_too_large)
         if n < size:
-            return bytes(buf[:n])
+            return bytes(memoryview(buf)[:n])
         size = min(limit + 1, size * 4)  # it may not have fit: try a bigger buffer
 
 
