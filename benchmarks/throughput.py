@@ -224,6 +224,7 @@ def main() -> None:
     ap.add_argument("--messages-100b", type=int, default=200_000)
     ap.add_argument("--messages-10k", type=int, default=20_000)
     ap.add_argument("--partitions", default="1,8")
+    ap.add_argument("--rounds", type=int, default=3, help="runs per workload and broker; the median is shown")
     ap.add_argument("--clients", type=int, default=2,
                     help="producer processes sharing the messages, and consumer processes each reading them all")
     ap.add_argument("--write", type=Path)
@@ -231,10 +232,15 @@ def main() -> None:
     figures: list[Figure] = []
     for partitions in [int(p) for p in args.partitions.split(",")]:
         for value_bytes, count in ((100, args.messages_100b), (10 * 1024, args.messages_10k)):
-            for name, broker in (("tomyum", tomyum_broker), ("tansu", tansu_broker)):
-                with broker() as (bootstrap, pid):
-                    figures += run_workload(name, bootstrap, pid, partitions, value_bytes, count, args.clients)
-                print(f"done: {name} {partitions}p {value_bytes}B", flush=True)
+            runs: dict[tuple[str, str], list[Figure]] = {}
+            for _ in range(args.rounds):  # the brokers alternate, round after round
+                for name, broker in (("tomyum", tomyum_broker), ("tansu", tansu_broker)):
+                    with broker() as (bootstrap, pid):
+                        for f in run_workload(name, bootstrap, pid, partitions, value_bytes, count, args.clients):
+                            runs.setdefault((f.workload, f.broker), []).append(f)
+            for same in runs.values():  # the median run of each
+                figures.append(sorted(same, key=lambda f: f.seconds)[len(same) // 2])
+            print(f"done: {partitions}p {value_bytes}B", flush=True)
     out = table(figures)
     print(out)
     if args.write:
@@ -245,7 +251,8 @@ def main() -> None:
         write_section(args.write, "Throughput",
                       f"Machine: {machine}.  \nVersions: {versions}.  \nCommand: `{command}` (also `make bench`).\n\n"
                       "tomyum persists to disk with acks=all answered after fsync (group commit); Tansu runs its\n"
-                      "memory engine. Each broker is started fresh per workload; the two alternate. A single\n"
+                      "memory engine. Each broker is started fresh per run, the two alternate, and each figure is\n"
+                      f"the median of {args.rounds} runs. A single\n"
                       f"Python client is slower than either broker, so {args.clients} client processes produce\n"
                       "(sharing the messages) and consume (each reading them all); client CPU is their sum.\n\n"
                       + out)
