@@ -1,4 +1,9 @@
-"""Parked fetches: woken the moment a partition's high watermark moves, never by polling."""
+"""Parked fetches: woken the moment a partition's high watermark moves, never by polling.
+
+A fetch registers its waiter *before* it reads (or right after a read that found too
+little, with no await in between), so a high watermark that moves while it decides to park
+still wakes it: no wake-up is lost between the read and the wait.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +13,53 @@ from collections.abc import Iterable
 from tomyum.storage.engine import TopicPartition
 
 
-class FetchWaiters:
-    def __init__(self) -> None:
-        self._by_tp: dict[TopicPartition, set[asyncio.Future[None]]] = {}
+class Waiter:
+    """One parked fetch: a future resolved when any of its partitions gets new durable data."""
 
-    def notify(self, tp: TopicPartition, high_watermark: int = 0) -> None:
-        for fut in self._by_tp.pop(tp, ()):
-            if not fut.done():
-                fut.set_result(None)
+    __slots__ = ("_owner", "future", "tps")
 
-    async def wait(self, tps: Iterable[TopicPartition], timeout_s: float) -> bool:
-        """Wait until any of ``tps`` gets new durable data; False on timeout."""
+    def __init__(self, owner: FetchWaiters, tps: list[TopicPartition]) -> None:
+        self._owner = owner
+        self.tps = tps
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def wait(self, timeout_s: float) -> bool:
+        """True once woken (perhaps already), False if ``timeout_s`` passes first."""
+        if self.future.done():
+            return True
         if timeout_s <= 0:
             return False
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        tps = list(tps)
-        for tp in tps:
-            self._by_tp.setdefault(tp, set()).add(fut)
-        try:
-            done, _ = await asyncio.wait({fut}, timeout=timeout_s)
-            return bool(done)
-        finally:
-            for tp in tps:
-                waiting = self._by_tp.get(tp)
-                if waiting is not None:
-                    waiting.discard(fut)
-                    if not waiting:
-                        del self._by_tp[tp]
-            if not fut.done():
-                fut.cancel()
+        done, _ = await asyncio.wait({self.future}, timeout=timeout_s)
+        return bool(done)
+
+    def cancel(self) -> None:
+        self._owner.unregister(self)
+
+
+class FetchWaiters:
+    def __init__(self) -> None:
+        self._by_tp: dict[TopicPartition, set[Waiter]] = {}
+
+    def register(self, tps: Iterable[TopicPartition]) -> Waiter:
+        waiter = Waiter(self, list(tps))
+        for tp in waiter.tps:
+            self._by_tp.setdefault(tp, set()).add(waiter)
+        return waiter
+
+    def unregister(self, waiter: Waiter) -> None:
+        for tp in waiter.tps:
+            waiting = self._by_tp.get(tp)
+            if waiting is not None:
+                waiting.discard(waiter)
+                if not waiting:
+                    del self._by_tp[tp]
+        if not waiter.future.done():
+            waiter.future.cancel()
+
+    def notify(self, tp: TopicPartition, high_watermark: int = 0) -> None:
+        for waiter in self._by_tp.pop(tp, ()):
+            if not waiter.future.done():
+                waiter.future.set_result(None)
 
     def wake_all(self) -> None:
         for tp in list(self._by_tp):

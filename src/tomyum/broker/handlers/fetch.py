@@ -16,6 +16,7 @@ from typing import Any
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import Deferred, RawResponse, handles
+from tomyum.broker.waiters import Waiter
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.codec import ms
 from tomyum.protocol.fetch_response import FetchPartition, encode_fetch_response
@@ -65,15 +66,29 @@ async def fetch(ctx: RequestContext, request: Any) -> Any:
     max_wait_s = max(ms(request.max_wait), 0) / 1000
     if total >= request.min_bytes or errors or max_wait_s == 0:
         return _respond(ctx, topics)
-    return Deferred(_long_poll(ctx, request, max_wait_s))
+    # parked from here: registered before anything else runs, so no wake-up is missed
+    waiter = ctx.broker.waiters.register(_partitions(request))
+    return Deferred(_long_poll(ctx, request, max_wait_s, waiter))
 
 
-async def _long_poll(ctx: RequestContext, request: Any, max_wait_s: float) -> RawResponse:
+def _partitions(request: Any) -> list[TopicPartition]:
+    return [TopicPartition(t.topic, p.partition) for t in request.topics for p in t.partitions]
+
+
+async def _long_poll(ctx: RequestContext, request: Any, max_wait_s: float, waiter: Waiter) -> RawResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_wait_s
-    tps = [TopicPartition(t.topic, p.partition) for t in request.topics for p in t.partitions]
-    while True:
-        woken = await ctx.broker.waiters.wait(tps, deadline - loop.time())
-        topics, total, errors = await _read_all(ctx, request)
-        if not woken or total >= request.min_bytes or errors or loop.time() >= deadline:
-            return _respond(ctx, topics)
+    waiters = ctx.broker.waiters
+    try:
+        while True:
+            woken = await waiter.wait(deadline - loop.time())
+            waiter.cancel()
+            if not woken or loop.time() >= deadline:
+                topics, _, _ = await _read_all(ctx, request)
+                return _respond(ctx, topics)
+            waiter = waiters.register(_partitions(request))  # before reading again
+            topics, total, errors = await _read_all(ctx, request)
+            if total >= request.min_bytes or errors:
+                return _respond(ctx, topics)
+    finally:
+        waiter.cancel()
