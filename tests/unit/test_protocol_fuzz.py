@@ -85,3 +85,31 @@ def test_decompressors_refuse_garbage_cleanly(codec: int, data: bytes) -> None:
         decompress(codec, data, 1 << 16)
     except KafkaError:
         pass
+
+
+def test_unknown_tagged_fields_are_ignored_as_kafka_says() -> None:
+    """A newer client may send tagged fields this broker's schema does not know, at a version
+    it supports: they are skipped, at the top level and inside nested entities."""
+    import io
+    import uuid
+
+    from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+    from kio.serial import entity_writer
+
+    def frame_of(body: bytes) -> bytes:
+        return struct.pack(">hhih", 3, 12, 9, 4) + b"fuzz" + b"\0" + body
+
+    buf = io.BytesIO()
+    entity_writer(MetadataRequest)(buf, MetadataRequest(
+        topics=(MetadataRequestTopic(topic_id=uuid.UUID(int=0), name="t1"),), allow_auto_topic_creation=True,
+        include_topic_authorized_operations=False))
+    body = bytearray(buf.getvalue())
+    # the topic entity ends with its (empty) tagged section: 1 + 16 (array, uuid) + 3 ("t1") in
+    topic_tags = 1 + 16 + 3
+    assert body[topic_tags] == 0
+    body[topic_tags : topic_tags + 1] = b"\x01\x05\x02zz"  # one unknown tag (5) of 2 bytes
+    assert body[-1] == 0
+    body[-1:] = b"\x02\x09\x01x\x0a\x00"  # two unknown top-level tags (9 and 10)
+    request = decode_request(frame_of(bytes(body)))
+    assert [t.name for t in request.body.topics] == ["t1"]
+    assert request.body.allow_auto_topic_creation is True

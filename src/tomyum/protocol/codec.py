@@ -24,7 +24,7 @@ from kio.serial._introspect import EntityField, EntityTupleField, classify_field
 from kio.static.constants import EntityType
 
 from tomyum.errors import ProtocolError, UnsupportedVersion
-from tomyum.protocol.guard import guard, uvarint
+from tomyum.protocol.guard import Unknown, guard, strip_unknown_tags, uvarint
 
 _HEADER = struct.Struct(">hhi")
 _I16 = struct.Struct(">h")
@@ -107,7 +107,10 @@ def decode_request(frame: bytes) -> Request:
     offset = 10 + max(n, 0)
     if cls.__flexible__:
         offset = _skip_tagged_fields(frame, offset)
-    guard(cls)(frame, offset, len(frame))  # no hostile count may reach the native reader
+    unknown: list[Unknown] = []
+    guard(cls)(frame, offset, len(frame), unknown)  # no hostile count may reach the native reader
+    if unknown:
+        frame = strip_unknown_tags(frame, unknown)
     try:
         body, size = _body_reader(header.api_key, header.api_version)(frame, offset)
     except Exception as e:

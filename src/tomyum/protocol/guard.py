@@ -27,13 +27,39 @@ from kio.serial._introspect import (
 
 from tomyum.errors import ProtocolError
 
-#: check(buf, pos, end) -> the position after what was checked
-Check = Callable[[bytes | memoryview, int, int], int]
+#: an entity's tagged-field section that holds tags the schema does not know: where its count
+#: is (start, end), the count without them, and the (start, end) of each unknown entry
+Unknown = tuple[int, int, int, list[tuple[int, int]]]
+#: check(buf, pos, end, unknown) -> the position after what was checked; sections with unknown
+#: tags are added to ``unknown`` (None inside a tagged field's value, where they cannot be cut)
+Check = Callable[[bytes | memoryview, int, int, "list[Unknown] | None"], int]
 
 _FIXED = {"bool": 1, "int8": 1, "int16": 2, "uint16": 2, "error_code": 2, "int32": 4, "uint32": 4,
           "timedelta_i32": 4, "int64": 8, "uint64": 8, "float64": 8, "timedelta_i64": 8, "datetime_i64": 8,
           "uuid": 16}
 _I16, _I32 = struct.Struct(">h"), struct.Struct(">i")
+
+
+def strip_unknown_tags(frame: bytes, unknown: list[Unknown]) -> bytes:
+    """``frame`` without the tagged fields the schema does not know (Kafka's rule: a receiver
+    ignores them), each section's count lowered to match."""
+    out, at = bytearray(), 0
+    for count_at, count_end, count, cut in sorted(unknown):
+        out += frame[at:count_at] + _uvarint_bytes(count)
+        at = count_end
+        for start, stop in cut:
+            out += frame[at:start]
+            at = stop
+    return bytes(out + frame[at:])
+
+
+def _uvarint_bytes(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def _fail(what: str) -> ProtocolError:
@@ -67,14 +93,14 @@ def _length(buf: bytes | memoryview, pos: int, end: int, flexible: bool, wide: b
 def _scalar(kind: str, flexible: bool) -> Check:
     fixed = _FIXED.get(kind)
     if fixed is not None:
-        def check_fixed(buf: bytes | memoryview, pos: int, end: int) -> int:
+        def check_fixed(buf: bytes | memoryview, pos: int, end: int, unknown: list[Unknown] | None) -> int:
             if pos + fixed > end:
                 raise _fail(f"{kind} runs past the end")
             return pos + fixed
         return check_fixed
     wide = kind in ("bytes", "records")
 
-    def check_sized(buf: bytes | memoryview, pos: int, end: int) -> int:
+    def check_sized(buf: bytes | memoryview, pos: int, end: int, unknown: list[Unknown] | None) -> int:
         n, pos = _length(buf, pos, end, flexible, wide)
         if n < -1 or pos + max(n, 0) > end:
             raise _fail(f"{kind} of {n} bytes with {end - pos} left")
@@ -85,12 +111,12 @@ def _scalar(kind: str, flexible: bool) -> Check:
 def _array(element: Check, flexible: bool, nullable: bool) -> Check:
     lowest = -1 if nullable else 0
 
-    def check_array(buf: bytes | memoryview, pos: int, end: int) -> int:
+    def check_array(buf: bytes | memoryview, pos: int, end: int, unknown: list[Unknown] | None) -> int:
         n, pos = _length(buf, pos, end, flexible, True)
         if n < lowest or n > end - pos:
             raise _fail(f"array of {n} elements with {end - pos} bytes left" if n >= 0 else "null array")
         for _ in range(n):
-            pos = element(buf, pos, end)
+            pos = element(buf, pos, end, unknown)
         return pos
     return check_array
 
@@ -115,19 +141,28 @@ def guard(cls: Any) -> Check:
         else:
             steps.append(check)
 
-    def check_entity(buf: bytes | memoryview, pos: int, end: int) -> int:
+    def check_entity(buf: bytes | memoryview, pos: int, end: int, unknown: list[Unknown] | None) -> int:
         for step in steps:
-            pos = step(buf, pos, end)
+            pos = step(buf, pos, end, unknown)
         if flexible:
+            count_at = pos
             count, pos = uvarint(buf, pos, end)
+            count_end, cut = pos, []
             for _ in range(count):
+                entry = pos
                 tag, pos = uvarint(buf, pos, end)
                 size, pos = uvarint(buf, pos, end)
                 if pos + size > end:
                     raise _fail(f"tagged field {tag} of {size} bytes with {end - pos} left")
                 if tag in tagged:
-                    tagged[tag](buf, pos, pos + size)
+                    tagged[tag](buf, pos, pos + size, None)
+                elif unknown is None:
+                    raise _fail(f"unknown tagged field {tag} inside a tagged field")
+                else:
+                    cut.append((entry, pos + size))
                 pos += size
+            if cut and unknown is not None:
+                unknown.append((count_at, count_end, count - len(cut), cut))
         return pos
 
     return check_entity
