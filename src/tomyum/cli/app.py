@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from tomyum import __version__
+from tomyum.cli import configs, consume, daemon, groups, produce, topics
+from tomyum.cli.common import run
 from tomyum.cli.serve import serve
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="tomyum: a Kafka-compatible event streaming platform in Python.")
 app.command()(serve)
+app.command()(daemon.start)
+app.command()(daemon.stop)
+app.command()(daemon.status)
+app.add_typer(topics.app, name="topics")
+app.command()(produce.produce)
+app.command()(consume.consume)
+app.add_typer(groups.app, name="groups")
+app.add_typer(configs.app, name="configs")
 
 
 @app.command()
@@ -19,4 +31,8 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    sys.exit(run(app))
+
+
+if __name__ == "__main__":
+    main()

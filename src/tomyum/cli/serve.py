@@ -1,4 +1,8 @@
-"""``tomyum serve``: run a broker in the foreground until SIGINT or SIGTERM."""
+"""``tomyum serve``: run a broker in the foreground until SIGINT or SIGTERM.
+
+The broker's modules are imported when the command runs, not when the ``tomyum`` command
+loads, so that client-side commands start quickly.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,17 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from tomyum.config import BrokerConfig
-from tomyum.errors import ConfigError, TomyumError
+if TYPE_CHECKING:
+    from tomyum.config import BrokerConfig
 
 
 def parse_create_topic(spec: str) -> tuple[str, int, int]:
+    from tomyum.errors import ConfigError
+
     parts = spec.split(":")
     try:
         if not 1 <= len(parts) <= 3 or not parts[0]:
@@ -32,6 +39,9 @@ def parse_create_topic(spec: str) -> tuple[str, int, int]:
 
 def build_config(listen: str | None, advertised: str | None, data_dir: Path | None,
                  config_file: Path | None, settings: list[str]) -> tuple[BrokerConfig, Path]:
+    from tomyum.config import BrokerConfig
+    from tomyum.errors import ConfigError
+
     pairs = []
     for s in settings:
         key, sep, value = s.partition("=")
@@ -81,6 +91,8 @@ def serve(
     log_level: str = typer.Option("INFO", "--log-level", envvar="TOMYUM_LOG_LEVEL"),
 ) -> None:
     """Run a broker in the foreground; SIGINT or SIGTERM stops it cleanly."""
+    from tomyum.errors import TomyumError
+
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

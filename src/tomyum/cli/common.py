@@ -1,0 +1,250 @@
+"""What every client-side command shares: ``--bootstrap`` and ``--timeout``, quiet clients,
+tables, and the rule that a failure is one line on stderr and a non-zero exit, never a traceback.
+
+Client-side commands reach a broker only through confluent-kafka (librdkafka), never through
+tomyum's internals, so the same commands manage an Apache Kafka cluster. librdkafka's own log
+lines go to a handler that keeps only the last connection failure, to say why a broker could
+not be reached.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient, ClusterMetadata, OffsetSpec, TopicMetadata
+
+DEFAULT_BOOTSTRAP = "localhost:9092"
+DEFAULT_TIMEOUT = 10.0
+
+Bootstrap = Annotated[str, typer.Option(
+    "--bootstrap", "-b", envvar="TOMYUM_BOOTSTRAP", metavar="HOST:PORT[,...]",
+    help="a broker to start from: tomyum or Apache Kafka (env TOMYUM_BOOTSTRAP)")]
+Timeout = Annotated[float, typer.Option(
+    "--timeout", min=0.1, envvar="TOMYUM_TIMEOUT", metavar="SECONDS",
+    help="how long to wait for the broker (env TOMYUM_TIMEOUT)")]
+
+# librdkafka errors that mean "no broker answered", as opposed to an answer with an error.
+UNREACHABLE = {"_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN", "_RESOLVE", "_WAIT_COORD"}
+_FAILURE_LOG = re.compile(r"^\w+ \[[^\]]*\] \[[^\]]*\]: \S+: (?P<reason>.*?)(?: \(after \d+ms in state .*\))?$")
+
+
+class CliError(Exception):
+    """A failure the command reports as ``error: <message>`` with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _LastFailure(logging.Handler):
+    """Keeps librdkafka's last warning or error (why a connection failed), prints nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reason = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _FAILURE_LOG.match(record.getMessage())
+        if match:
+            self.reason = match["reason"]
+
+
+_last_failure = _LastFailure()
+librdkafka_log = logging.getLogger("tomyum.cli.librdkafka")
+librdkafka_log.addHandler(_last_failure)
+librdkafka_log.propagate = bool(os.environ.get("TOMYUM_DEBUG"))
+
+
+def client_config(bootstrap: str, timeout: float, **extra: Any) -> dict[str, Any]:
+    """Config for any confluent-kafka client: quiet, and giving up on a connection within ``timeout``."""
+    return {"bootstrap.servers": bootstrap, "logger": librdkafka_log, "client.id": "tomyum-cli",
+            "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)), **extra}
+
+
+def unreachable(bootstrap: str, timeout: float) -> CliError:
+    reason = _last_failure.reason or "no answer"
+    return CliError(f"cannot reach a broker at {bootstrap} within {timeout:g}s: {reason}")
+
+
+def describe_error(error: KafkaError) -> str:
+    """A Kafka error in words, with its code name: ``Unknown topic or partition (UNKNOWN_TOPIC_OR_PART)``."""
+    text = error.str().removeprefix("Broker: ").removeprefix("Local: ")
+    return text if error.name() in text else f"{text} ({error.name()})"
+
+
+def kafka_error(error: KafkaError, what: str, bootstrap: str, timeout: float) -> CliError:
+    if error.name() in UNREACHABLE:
+        return unreachable(bootstrap, timeout)
+    return CliError(f"{what}: {describe_error(error)}")
+
+
+def metadata(client: Any, bootstrap: str, timeout: float, topic: str | None = None) -> ClusterMetadata:
+    """Cluster metadata from any client; the first call of every command, so an unreachable
+    broker is reported before anything else is tried."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return client.list_topics(topic, timeout=timeout)
+    except KafkaException as e:
+        client.poll(0)  # serves librdkafka's log lines, which say why no broker answered
+        raise kafka_error(e.args[0], "cannot read metadata", bootstrap, timeout) from None
+
+
+def topic_metadata(client: Any, bootstrap: str, timeout: float, topic: str, create: bool = False) -> TopicMetadata:
+    """The topic's metadata through any client, or ``unknown topic`` as a :class:`CliError`.
+
+    Only with ``create`` is the topic named in the request, which makes a broker that allows it
+    create the topic (librdkafka asks for that even from an AdminClient); a topic being created
+    (LEADER_NOT_AVAILABLE) counts as known."""
+    from confluent_kafka import KafkaError
+
+    t = metadata(client, bootstrap, timeout, topic if create else None).topics.get(topic)
+    code = t.error.code() if t is not None and t.error is not None else None
+    if t is None or code == KafkaError.UNKNOWN_TOPIC_OR_PART or (code is None and not t.partitions):
+        raise CliError(f"unknown topic {topic!r}")
+    if code is not None and code != KafkaError.LEADER_NOT_AVAILABLE:
+        raise CliError(f"topic {topic!r}: {describe_error(t.error)}")
+    return t
+
+
+def check_partitions(topic: str, existing: Iterable[int], wanted: Iterable[int]) -> None:
+    """Fails, naming the first, if ``wanted`` has partitions the topic does not."""
+    existing = set(existing)
+    missing = sorted(set(wanted) - existing)
+    if missing:
+        raise CliError(f"topic {topic!r} has no partition {missing[0]} (it has {len(existing)})")
+
+
+class Admin:
+    """One AdminClient for one command.
+
+    It holds the client for as long as the command runs: librdkafka never completes the futures
+    of an AdminClient that has been collected, so a command must not create one inline and
+    wait on its futures after dropping it.
+    """
+
+    def __init__(self, bootstrap: str, timeout: float) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        self.bootstrap = bootstrap
+        self.timeout = timeout
+        self.client: AdminClient = AdminClient(client_config(bootstrap, timeout))
+
+    def wait(self, future: concurrent.futures.Future[Any], what: str) -> Any:
+        """The future's result; a Kafka error or a timeout becomes a :class:`CliError` naming ``what``."""
+        from confluent_kafka import KafkaException
+
+        try:
+            return future.result(self.timeout + 1)
+        except KafkaException as e:
+            raise kafka_error(e.args[0], what, self.bootstrap, self.timeout) from None
+        except concurrent.futures.TimeoutError:
+            raise CliError(f"{what}: no answer within {self.timeout:g}s") from None
+
+    def metadata(self) -> ClusterMetadata:
+        return metadata(self.client, self.bootstrap, self.timeout)
+
+    def list_offsets(self, partitions: Iterable[tuple[str, int]], spec: OffsetSpec) -> dict[tuple[str, int], int]:
+        """ListOffsets for each ``(topic, partition)`` at ``spec`` (earliest, latest, a timestamp)."""
+        from confluent_kafka import TopicPartition
+
+        request = {TopicPartition(topic, partition): spec for topic, partition in partitions}
+        if not request:
+            return {}
+        futures = self.client.list_offsets(request, request_timeout=self.timeout)
+        return {(tp.topic, tp.partition): self.wait(future, f"cannot list offsets of {tp.topic}/{tp.partition}").offset
+                for tp, future in futures.items()}
+
+    def watermarks(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+        """The low and high watermark of each ``(topic, partition)``."""
+        from confluent_kafka.admin import OffsetSpec
+
+        partitions = list(partitions)
+        low = self.list_offsets(partitions, OffsetSpec.earliest())
+        high = self.list_offsets(partitions, OffsetSpec.latest())
+        return {key: (low[key], high[key]) for key in low}
+
+    def topic(self, name: str) -> TopicMetadata:
+        return topic_metadata(self.client, self.bootstrap, self.timeout, name)
+
+
+def console(stderr: bool = False) -> Console:
+    """A console that does not wrap tables when output goes to a pipe or a file."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, highlight=False, emoji=False, width=None if stream.isatty() else 1000)
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], empty: str = "") -> None:
+    """Columns under upper-case headers, no borders (easy to read, easy to grep);
+    ``empty`` goes to stderr instead when there are no rows."""
+    rows = list(rows)
+    if not rows and empty:
+        console(stderr=True).print(empty, markup=False)
+        return
+    table = Table(box=None, show_edge=False, pad_edge=False,
+                  header_style="bold", padding=(0, 2, 0, 0))
+    for header in headers:
+        table.add_column(header, no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text("-" if cell is None else str(cell)) for cell in row))
+    out = console()
+    if out.is_terminal:
+        out.print(table)
+        return
+    with out.capture() as captured:
+        out.print(table)
+    out.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+def say(message: str) -> None:
+    """A line for the user on stdout (no markup)."""
+    console().print(message, markup=False)
+
+
+def run(app: typer.Typer) -> int:
+    """Run the typer app and turn every failure into one ``error:`` line and an exit code.
+
+    ``TOMYUM_DEBUG=1`` lets unexpected exceptions through with their traceback. (A closed
+    stdout, as in ``tomyum consume ... | head``, is click's: a quiet exit 1.)
+    """
+    from typer._click import exceptions as click_exceptions
+
+    try:
+        code = app(prog_name="tomyum", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except CliError as e:
+        return _fail(str(e), e.exit_code)
+    except click_exceptions.NoArgsIsHelpError as e:
+        e.show()
+        return 2
+    except click_exceptions.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        return _fail(e.format_message() + hint, e.exit_code)
+    except click_exceptions.ClickException as e:
+        return _fail(e.format_message(), e.exit_code)
+    except typer.Abort:
+        return _fail("aborted", 130)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        if os.environ.get("TOMYUM_DEBUG"):
+            raise
+        return _fail(f"{type(e).__name__}: {e} (TOMYUM_DEBUG=1 shows the traceback)", 1)
+
+
+def _fail(message: str, exit_code: int) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return exit_code
