@@ -252,9 +252,9 @@ def main() -> None:
                       f"Machine: {machine}.  \nVersions: {versions}.  \nCommand: `{command}` (also `make bench`).\n\n"
                       "tomyum persists to disk with acks=all answered after fsync (group commit); Tansu runs its\n"
                       "memory engine. Each broker is started fresh per run, the two alternate, and each figure is\n"
-                      f"the median of {args.rounds} runs. A single\n"
-                      f"Python client is slower than either broker, so {args.clients} client processes produce\n"
-                      "(sharing the messages) and consume (each reading them all); client CPU is their sum.\n\n"
+                      f"the median of {args.rounds} runs. A single Python client is slower than either broker, so\n"
+                      f"{args.clients} client processes produce (sharing the messages) and consume (each reading\n"
+                      "them all); client CPU is their sum.\n\n"
                       + out)
 
 
