@@ -1,8 +1,7 @@
 """Parked fetches: woken the moment a partition's high watermark moves, never by polling.
 
-A fetch registers its waiter *before* it reads (or right after a read that found too
-little, with no await in between), so a high watermark that moves while it decides to park
-still wakes it: no wake-up is lost between the read and the wait.
+A parked fetch registers its waiter, then checks whether a high watermark moved since its
+last read: a move in between still counts, so no wake-up is lost (see handlers/fetch.py).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from typing import Any
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import Deferred, RawResponse, handles
-from tomyum.broker.waiters import Waiter
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.codec import ms
 from tomyum.protocol.fetch_response import FetchPartition, encode_fetch_response
@@ -66,29 +65,33 @@ async def fetch(ctx: RequestContext, request: Any) -> Any:
     max_wait_s = max(ms(request.max_wait), 0) / 1000
     if total >= request.min_bytes or errors or max_wait_s == 0:
         return _respond(ctx, topics)
-    # parked from here: registered before anything else runs, so no wake-up is missed
-    waiter = ctx.broker.waiters.register(_partitions(request))
-    return Deferred(_long_poll(ctx, request, max_wait_s, waiter))
+    seen = {TopicPartition(name, p.partition_index): p.high_watermark for name, parts in topics for p in parts}
+    return Deferred(_long_poll(ctx, request, max_wait_s, seen))
 
 
-def _partitions(request: Any) -> list[TopicPartition]:
-    return [TopicPartition(t.topic, p.partition) for t in request.topics for p in t.partitions]
-
-
-async def _long_poll(ctx: RequestContext, request: Any, max_wait_s: float, waiter: Waiter) -> RawResponse:
+async def _long_poll(ctx: RequestContext, request: Any, max_wait_s: float,
+                     seen: dict[TopicPartition, int]) -> RawResponse:
+    """Park until a partition's high watermark moves past what the last read ``seen``. The
+    waiter is registered before that check, so a move in between still counts: no wake-up is
+    lost, and nothing is registered before this coroutine runs (a cancelled fetch leaves none)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_wait_s
-    waiters = ctx.broker.waiters
-    try:
-        while True:
-            woken = await waiter.wait(deadline - loop.time())
+    store, waiters = ctx.broker.store, ctx.broker.waiters
+    while True:
+        waiter = waiters.register(seen)
+        try:
+            moved = any(_high_watermark(store, tp) != hw for tp, hw in seen.items())
+            woken = moved or await waiter.wait(deadline - loop.time())
+        finally:
             waiter.cancel()
-            if not woken or loop.time() >= deadline:
-                topics, _, _ = await _read_all(ctx, request)
-                return _respond(ctx, topics)
-            waiter = waiters.register(_partitions(request))  # before reading again
-            topics, total, errors = await _read_all(ctx, request)
-            if total >= request.min_bytes or errors:
-                return _respond(ctx, topics)
-    finally:
-        waiter.cancel()
+        topics, total, errors = await _read_all(ctx, request)
+        if not woken or total >= request.min_bytes or errors or loop.time() >= deadline:
+            return _respond(ctx, topics)
+        seen = {TopicPartition(name, p.partition_index): p.high_watermark for name, parts in topics for p in parts}
+
+
+def _high_watermark(store: Any, tp: TopicPartition) -> int:
+    try:
+        return int(store.offsets(tp).high_watermark)
+    except KafkaError:
+        return -1  # gone: let the read report it
