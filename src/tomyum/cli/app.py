@@ -10,6 +10,7 @@ from tomyum import __version__
 from tomyum.cli import configs, consume, daemon, groups, produce, topics
 from tomyum.cli.common import run
 from tomyum.cli.serve import serve
+from tomyum.cli.demo import demo_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="tomyum: a Kafka-compatible event streaming platform in Python.")
@@ -28,6 +29,9 @@ app.add_typer(configs.app, name="configs")
 def version() -> None:
     """Print tomyum's version."""
     typer.echo(f"tomyum {__version__}")
+
+
+app.add_typer(demo_app, name="demo")
 
 
 def main() -> None:

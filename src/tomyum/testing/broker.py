@@ -53,8 +53,12 @@ class BrokerProcess:
         settings: dict[str, str] | None = None,
         extra_args: Sequence[str] = (),
         start_timeout: float = 30.0,
+        own_process_group: bool = False,
     ) -> None:
+        """``own_process_group``: start the broker in a process group of its own, so that a
+        Ctrl-C at the terminal does not reach it and its owner decides when it stops."""
         self.data_dir = Path(data_dir)
+        self.own_process_group = own_process_group
         self.settings = dict(settings or {})
         self.extra_args = list(extra_args)
         self.start_timeout = start_timeout
@@ -85,7 +89,8 @@ class BrokerProcess:
         self._log_offset = log.tell()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            process_group=0 if self.own_process_group else None,
         )
         log.close()
 
