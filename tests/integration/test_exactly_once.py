@@ -221,3 +221,69 @@ def test_admin_apis_describe_producers_and_transactions(broker: BrokerProcess, t
     finally:
         s.close()
     p.abort_transaction(TIMEOUT)
+
+
+def test_aiokafka_and_kafka_python_transactions(broker: BrokerProcess, topic_name: str) -> None:
+    """The other Python clients speak the oldest versions of the transaction APIs (v0):
+    aiokafka commits and aborts with offsets in the transaction, kafka-python commits and aborts,
+    and both read_committed consumers see exactly the committed records."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka import TopicPartition as ATP
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KTP
+
+    create(broker.bootstrap, topic_name, 1)
+
+    async def with_aiokafka() -> list[bytes]:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="aio-tid")
+        await producer.start()
+        try:
+            async with producer.transaction():
+                await producer.send_and_wait(topic_name, b"aio-committed")
+                await producer.send_offsets_to_transaction({ATP(topic_name, 0): 1}, "aio-group")
+            await producer.begin_transaction()
+            await producer.send_and_wait(topic_name, b"aio-aborted")
+            await producer.abort_transaction()
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, isolation_level="read_committed",
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([ATP(topic_name, 0)])
+            await consumer.seek_to_beginning()
+            got: list[bytes] = []
+            deadline = time.monotonic() + TIMEOUT
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                got += [m.value for ms in batch.values() for m in ms]
+                if len(got) >= 1 and not batch:
+                    break
+            return got
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(asyncio.wait_for(with_aiokafka(), 60)) == [b"aio-committed"]
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="kp-tid")
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send(topic_name, b"kp-committed")
+        producer.commit_transaction()
+        producer.begin_transaction()
+        producer.send(topic_name, b"kp-aborted")
+        producer.flush()
+        producer.abort_transaction()
+    finally:
+        producer.close(timeout=TIMEOUT)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, isolation_level="read_committed",
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000)
+    try:
+        consumer.assign([KTP(topic_name, 0)])
+        consumer.seek_to_beginning()
+        assert [m.value for m in consumer] == [b"aio-committed", b"kp-committed"]
+    finally:
+        consumer.close()
