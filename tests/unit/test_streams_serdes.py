@@ -40,9 +40,11 @@ def test_round_trip_in_kafka_format(serde: Serde[Any], value: Any, encoded: byte
     assert serde.deserialize(None) is None
 
 
-def test_wrong_width_is_refused() -> None:
+def test_wrong_width_or_type_is_refused() -> None:
     with pytest.raises(ValueError, match="expected 8 bytes"):
         Serdes.long().deserialize(b"\x00\x01")
+    with pytest.raises(TypeError, match="give this stream or topic a serde"):
+        Serdes.bytes().serialize(5)  # type: ignore[arg-type]
 
 
 def test_user_defined_serde_and_timestamp_extractor() -> None:

@@ -57,6 +57,13 @@ class Serde(Generic[T]):
 _LONG = struct.Struct(">q")
 
 
+def _to_bytes(value: builtins.bytes) -> builtins.bytes:
+    # bytes(5) would be five zero bytes: refuse anything that is not already bytes.
+    if not isinstance(value, (builtins.bytes, bytearray, memoryview)):
+        raise TypeError(f"the bytes serde got a {type(value).__name__}; give this stream or topic a serde")
+    return builtins.bytes(value)
+
+
 def _struct_serde(fmt: str, cast: Callable[[Any], T]) -> Serde[T]:
     packer = struct.Struct(fmt)
 
@@ -77,7 +84,7 @@ class Serdes:
 
     @staticmethod
     def bytes() -> Serde[bytes]:
-        return Serde(bytes, bytes)
+        return Serde(_to_bytes, bytes)
 
     @staticmethod
     def string() -> Serde[str]:
