@@ -1,0 +1,106 @@
+"""A stream task: one instance of a topology's processors and stores, fed one record at a
+time. The test driver runs one task (``0_0``); a runtime will run one per input partition.
+
+Not thread-safe: a task runs on one thread. Stores are created in ``__init__``; ``commit``
+flushes them (the point where a runtime also commits offsets); ``close`` closes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tomyum.streams._record import Record
+from tomyum.streams.processor import Processor, ProcessorContext, StreamsConfig
+from tomyum.streams.punctuation import Cancellable, PunctuationQueue, PunctuationType, Punctuator
+from tomyum.streams.serdes import Serde
+from tomyum.streams.state.base import BytesStore, ChangelogSink, KeyValueStore
+from tomyum.streams.state.memory import InMemoryBytesStore
+from tomyum.streams.state.sqlite import SqliteBytesStore
+from tomyum.streams.state.window import SessionStore, WindowStore
+from tomyum.streams.topology import StoreSpec, Topology
+
+RecordCollector = Callable[[str, Record[bytes | None, bytes | None], Serde[Any], Serde[Any]], None]
+
+
+class StreamTask:
+    def __init__(
+        self,
+        topology: Topology,
+        config: StreamsConfig,
+        *,
+        task_id: str,
+        state_dir: Path,
+        collector: RecordCollector,
+        changelog: ChangelogSink,
+        wall_clock_ms: int = 0,
+    ) -> None:
+        self.topology = topology
+        self.config = config
+        self.task_id = task_id
+        self.state_dir = state_dir
+        self.stream_time_ms = -1
+        self.wall_clock_ms = wall_clock_ms
+        self.dropped_records = 0
+        self._collector = collector
+        self._punctuations = {kind: PunctuationQueue() for kind in PunctuationType}
+        self.stores: dict[str, Any] = {
+            name: self._make_store(spec, changelog) for name, spec in topology.stores.items()
+        }
+        self.processors: dict[str, Processor] = {name: node.supplier() for name, node in topology.nodes.items()}
+        for name, processor in self.processors.items():
+            processor.init(ProcessorContext(self, name))
+
+    def _make_store(self, spec: StoreSpec, changelog: ChangelogSink) -> Any:
+        inner: BytesStore
+        if spec.store_type == "in_memory":
+            inner = InMemoryBytesStore(spec.name)
+        else:
+            path = self.state_dir / self.config.application_id / self.task_id / "sqlite" / f"{spec.name}.db"
+            inner = SqliteBytesStore(spec.name, path)
+        key_serde = spec.key_serde or self.config.default_key_serde
+        value_serde = spec.value_serde or self.config.default_value_serde
+        sink = changelog if spec.logging_enabled else None
+        if spec.kind == "window":
+            return WindowStore(inner, key_serde, value_serde, window_size_ms=spec.window_size_ms,
+                               retention_ms=spec.retention_ms, changelog=sink)
+        if spec.kind == "session":
+            return SessionStore(inner, key_serde, value_serde, spec.retention_ms, sink)
+        return KeyValueStore(inner, key_serde, value_serde, sink)
+
+    def process(self, record: Record[bytes | None, bytes | None]) -> None:
+        """Run one consumed record (raw bytes, with topic, partition and offset) through."""
+        assert record.topic is not None
+        source = self.topology.sources[record.topic]
+        self.processors[source.node].process(record)
+        self._punctuations[PunctuationType.STREAM_TIME].maybe_punctuate(self.stream_time_ms)
+
+    def schedule(self, node: str, interval_ms: int, kind: PunctuationType, punctuator: Punctuator) -> Cancellable:
+        # Kafka aligns stream-time schedules to 0 and wall-clock ones to now.
+        first = 0 if kind is PunctuationType.STREAM_TIME else self.wall_clock_ms + interval_ms
+        return self._punctuations[kind].schedule(node, first, interval_ms, punctuator)
+
+    def advance_wall_clock(self, ms: int) -> None:
+        """Move wall-clock time forward and fire the wall-clock punctuators that are due."""
+        self.wall_clock_ms += ms
+        self._punctuations[PunctuationType.WALL_CLOCK_TIME].maybe_punctuate(self.wall_clock_ms)
+
+    def forward(self, parent: str, record: Record[Any, Any], child: str | None) -> None:
+        children = self.topology.nodes[parent].children if child is None else [child]
+        for name in children:
+            self.processors[name].process(record)
+
+    def send(self, topic: str, record: Record[bytes | None, bytes | None], key_serde: Serde[Any],
+             value_serde: Serde[Any]) -> None:
+        self._collector(topic, record, key_serde, value_serde)
+
+    def commit(self) -> None:
+        for store in self.stores.values():
+            store.flush()
+
+    def close(self) -> None:
+        for processor in self.processors.values():
+            processor.close()
+        for store in self.stores.values():
+            store.close()

@@ -1,0 +1,62 @@
+"""StreamsBuilder: where a topology starts (Kafka Streams' ``StreamsBuilder``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tomyum.streams._builder import InternalBuilder
+from tomyum.streams._processors import TableSourceProcessor
+from tomyum.streams.kstream import KStream
+from tomyum.streams.ktable import KTable
+from tomyum.streams.serdes import Serde, TimestampExtractor
+from tomyum.streams.topology import Materialized, SourceProcessor, SourceSpec, Topology
+
+__all__ = ["StreamsBuilder"]
+
+
+class StreamsBuilder:
+    """Declare sources with :meth:`stream` and :meth:`table`, chain operators, then
+    :meth:`build`. Serdes left as ``None`` fall back to the config's defaults."""
+
+    def __init__(self) -> None:
+        self._builder = InternalBuilder()
+
+    def _source(self, topics: Sequence[str], key_serde: Serde[Any] | None, value_serde: Serde[Any] | None,
+                timestamp_extractor: TimestampExtractor | None) -> str:
+        name = self._builder.new_name("KSTREAM-SOURCE")
+        specs = [SourceSpec(topic=t, node=name, key_serde=key_serde, value_serde=value_serde,
+                            timestamp_extractor=timestamp_extractor) for t in topics]
+        self._builder.topology.add_node(name, lambda: SourceProcessor(specs[0]), [])
+        for spec in specs:
+            self._builder.topology.add_source(spec)
+        return name
+
+    def stream(self, topics: str | Sequence[str], *, key_serde: Serde[Any] | None = None,
+               value_serde: Serde[Any] | None = None,
+               timestamp_extractor: TimestampExtractor | None = None) -> KStream[Any, Any]:
+        """A stream of the records of one topic or several (read as one stream)."""
+        names = [topics] if isinstance(topics, str) else list(topics)
+        node = self._source(names, key_serde, value_serde, timestamp_extractor)
+        return KStream(self._builder, node, key_serde, value_serde)
+
+    def table(self, topic: str, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None,
+              timestamp_extractor: TimestampExtractor | None = None,
+              materialized: Materialized | None = None) -> KTable[Any, Any]:
+        """The topic read as a changelog: the latest value per key, ``None`` deleting. The
+        table is materialized in a store (Kafka may skip that for source tables whose
+        topic can serve as the changelog; here the store also logs, for now)."""
+        source = self._source([topic], key_serde, value_serde, timestamp_extractor)
+        store = self._builder.add_store(materialized, "key_value", key_serde, value_serde)
+        node = self._builder.add("KTABLE-SOURCE", lambda: TableSourceProcessor(store), [source], (store,))
+        return KTable(self._builder, node, key_serde, value_serde, store_name=store)
+
+    def add_state_store(self, materialized: Materialized) -> str:
+        """A key-value store for processors added with ``KStream.process``; it needs a
+        ``store_name``, which this returns."""
+        if materialized.store_name is None:
+            raise ValueError("add_state_store needs Materialized(store_name=...)")
+        return self._builder.add_store(materialized, "key_value", None, None)
+
+    def build(self) -> Topology:
+        return self._builder.topology

@@ -1,0 +1,143 @@
+"""Grouped streams and their aggregations (Kafka Streams' ``KGroupedStream``,
+``TimeWindowedKStream``, ``SessionWindowedKStream``): count, reduce and aggregate, each
+materialized in a state store and returned as a KTable of the running result.
+
+Every update is forwarded (there is no record cache yet, as with Kafka's
+``statestore.cache.max.bytes=0``); use ``suppress`` on a windowed result for final values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
+
+from tomyum.streams._aggregate import (
+    Aggregator,
+    Initializer,
+    Merger,
+    SessionAggregateProcessor,
+    StreamAggregateProcessor,
+    WindowAggregateProcessor,
+)
+from tomyum.streams._builder import InternalBuilder
+from tomyum.streams.ktable import KTable
+from tomyum.streams.serdes import Serde, Serdes
+from tomyum.streams.topology import Materialized
+from tomyum.streams.windows import SessionWindows, TimeWindows, Windowed
+
+K = TypeVar("K")
+V = TypeVar("V")
+A = TypeVar("A")
+
+__all__ = ["KGroupedStream", "SessionWindowedKStream", "TimeWindowedKStream"]
+
+
+def _count_aggregator(key: Any, value: Any, agg: int) -> int:
+    return agg + 1
+
+
+def _reducing(reducer: Callable[[Any, Any], Any]) -> tuple[Initializer, Aggregator]:
+    """reduce as aggregate: no initial value, the first value is the aggregate."""
+    return (lambda: None), (lambda key, value, agg: value if agg is None else reducer(agg, value))
+
+
+class _Grouped(Generic[K, V]):
+    def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
+                 value_serde: Serde[Any] | None) -> None:
+        self._builder = builder
+        self._node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def count(self, materialized: Materialized | None = None) -> KTable[Any, int]:
+        return self._aggregate(lambda: 0, _count_aggregator, lambda k, a, b: a + b, Serdes.long(), materialized)
+
+    def reduce(self, reducer: Callable[[V, V], V], materialized: Materialized | None = None) -> KTable[Any, V]:
+        initializer, aggregator = _reducing(reducer)
+        merger: Merger = lambda k, a, b: b if a is None else reducer(a, b)  # noqa: E731
+        return self._aggregate(initializer, aggregator, merger, self.value_serde, materialized)
+
+    def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
+                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+        raise NotImplementedError
+
+
+class KGroupedStream(_Grouped[K, V]):
+    def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
+                  materialized: Materialized | None = None) -> KTable[K, A]:
+        """Fold each key's values into an aggregate, starting from ``initializer()``; give
+        the aggregate's serde in ``materialized`` unless it is the default value serde."""
+        return self._aggregate(initializer, aggregator, _no_merger, None, materialized)
+
+    def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
+                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde)
+        node = self._builder.add(
+            "KSTREAM-AGGREGATE", lambda: StreamAggregateProcessor(store, initializer, aggregator), [self._node], (store,)
+        )
+        return KTable(self._builder, node, self.key_serde, value_serde, store_name=store)
+
+    @overload
+    def windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream[K, V]: ...
+
+    @overload
+    def windowed_by(self, windows: SessionWindows) -> SessionWindowedKStream[K, V]: ...
+
+    def windowed_by(self, windows: TimeWindows | SessionWindows) -> TimeWindowedKStream[K, V] | SessionWindowedKStream[K, V]:
+        if isinstance(windows, TimeWindows):
+            return TimeWindowedKStream(self._builder, self._node, self.key_serde, self.value_serde, windows)
+        return SessionWindowedKStream(self._builder, self._node, self.key_serde, self.value_serde, windows)
+
+
+def _no_merger(key: Any, a: Any, b: Any) -> Any:
+    raise AssertionError("merger used outside session windows")
+
+
+class TimeWindowedKStream(_Grouped[K, V]):
+    """Aggregations per key and time window; results are keyed by ``Windowed[K]``."""
+
+    def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
+                 value_serde: Serde[Any] | None, windows: TimeWindows) -> None:
+        super().__init__(builder, node, key_serde, value_serde)
+        self.windows = windows
+
+    def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
+                  materialized: Materialized | None = None) -> KTable[Windowed[K], A]:
+        return self._aggregate(initializer, aggregator, _no_merger, None, materialized)
+
+    def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
+                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+        windows = self.windows
+        store = self._builder.add_store(materialized, "window", self.key_serde, value_serde,
+                                        window_size_ms=windows.size_ms, retention_ms=windows.retention_ms)
+        node = self._builder.add(
+            "KSTREAM-AGGREGATE", lambda: WindowAggregateProcessor(store, windows, initializer, aggregator),
+            [self._node], (store,),
+        )
+        return KTable(self._builder, node, None, value_serde, store_name=store, suppress_delay_ms=windows.grace_ms)
+
+
+class SessionWindowedKStream(_Grouped[K, V]):
+    """Aggregations per key and session; ``aggregate`` needs a merger for when a record
+    joins two sessions into one."""
+
+    def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
+                 value_serde: Serde[Any] | None, windows: SessionWindows) -> None:
+        super().__init__(builder, node, key_serde, value_serde)
+        self.windows = windows
+
+    def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
+                  merger: Callable[[K, A, A], A], materialized: Materialized | None = None) -> KTable[Windowed[K], A]:
+        return self._aggregate(initializer, aggregator, merger, None, materialized)
+
+    def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
+                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+        windows = self.windows
+        store = self._builder.add_store(materialized, "session", self.key_serde, value_serde,
+                                        retention_ms=windows.retention_ms)
+        node = self._builder.add(
+            "KSTREAM-SESSION-AGGREGATE",
+            lambda: SessionAggregateProcessor(store, windows, initializer, aggregator, merger), [self._node], (store,),
+        )
+        delay = windows.inactivity_gap_ms + windows.grace_ms
+        return KTable(self._builder, node, None, value_serde, store_name=store, suppress_delay_ms=delay)

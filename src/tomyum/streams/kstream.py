@@ -1,0 +1,155 @@
+"""KStream: an unbounded stream of independent records, and the stateless operators on it
+(Kafka Streams' ``KStream``). Every operator returns a new stream; nothing runs until a
+task instantiates the built :class:`~tomyum.streams.topology.Topology`.
+
+Serdes travel with a stream while its key (or value) type is unchanged, so that a later
+store or sink can use them; operators that may change a type (``map``, ``select_key``,
+``map_values``, ...) drop the corresponding serde, and the config's default applies unless
+one is given again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from tomyum.streams._builder import InternalBuilder
+from tomyum.streams._processors import AnyRecord, BranchProcessor, StatelessProcessor
+from tomyum.streams.processor import Processor
+from tomyum.streams.serdes import Serde
+from tomyum.streams.topology import SinkProcessor
+
+if TYPE_CHECKING:
+    from tomyum.streams.grouped import KGroupedStream
+
+K = TypeVar("K")
+V = TypeVar("V")
+K2 = TypeVar("K2")
+V2 = TypeVar("V2")
+
+__all__ = ["BranchedKStream", "KStream"]
+
+
+class KStream(Generic[K, V]):
+    def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
+                 value_serde: Serde[Any] | None) -> None:
+        self._builder = builder
+        self.node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def _stateless(self, prefix: str, fn: Callable[[AnyRecord], Iterable[AnyRecord]], *,
+                   keeps_key: bool = True, keeps_value: bool = True) -> KStream[Any, Any]:
+        node = self._builder.add(prefix, lambda: StatelessProcessor(fn), [self.node])
+        return KStream(self._builder, node, self.key_serde if keeps_key else None,
+                       self.value_serde if keeps_value else None)
+
+    def filter(self, predicate: Callable[[K, V], bool]) -> KStream[K, V]:
+        return self._stateless("KSTREAM-FILTER", lambda r: (r,) if predicate(r.key, r.value) else ())
+
+    def filter_not(self, predicate: Callable[[K, V], bool]) -> KStream[K, V]:
+        return self._stateless("KSTREAM-FILTER", lambda r: () if predicate(r.key, r.value) else (r,))
+
+    def map(self, mapper: Callable[[K, V], tuple[K2, V2]]) -> KStream[K2, V2]:
+        def fn(r: AnyRecord) -> tuple[AnyRecord]:
+            key, value = mapper(r.key, r.value)
+            return (r.with_key(key).with_value(value),)
+        return self._stateless("KSTREAM-MAP", fn, keeps_key=False, keeps_value=False)
+
+    def map_values(self, mapper: Callable[[V], V2]) -> KStream[K, V2]:
+        return self._stateless("KSTREAM-MAPVALUES", lambda r: (r.with_value(mapper(r.value)),), keeps_value=False)
+
+    def flat_map(self, mapper: Callable[[K, V], Iterable[tuple[K2, V2]]]) -> KStream[K2, V2]:
+        return self._stateless(
+            "KSTREAM-FLATMAP", lambda r: [r.with_key(k).with_value(v) for k, v in mapper(r.key, r.value)],
+            keeps_key=False, keeps_value=False,
+        )
+
+    def flat_map_values(self, mapper: Callable[[V], Iterable[V2]]) -> KStream[K, V2]:
+        return self._stateless(
+            "KSTREAM-FLATMAPVALUES", lambda r: [r.with_value(v) for v in mapper(r.value)], keeps_value=False
+        )
+
+    def select_key(self, mapper: Callable[[K, V], K2]) -> KStream[K2, V]:
+        return self._stateless("KSTREAM-KEY-SELECT", lambda r: (r.with_key(mapper(r.key, r.value)),), keeps_key=False)
+
+    def peek(self, action: Callable[[K, V], None]) -> KStream[K, V]:
+        def fn(r: AnyRecord) -> tuple[AnyRecord]:
+            action(r.key, r.value)
+            return (r,)
+        return self._stateless("KSTREAM-PEEK", fn)
+
+    def foreach(self, action: Callable[[K, V], None]) -> None:
+        """A terminal operation: ``action`` is called for each record, nothing is forwarded."""
+        def fn(r: AnyRecord) -> tuple[()]:
+            action(r.key, r.value)
+            return ()
+        self._stateless("KSTREAM-FOREACH", fn)
+
+    def process(self, supplier: Callable[[], Processor], *, stores: Sequence[str] = ()) -> KStream[Any, Any]:
+        """The Processor API: a node running a processor from ``supplier`` (called once per
+        task), with access to the named stores (added with
+        :meth:`~tomyum.streams.StreamsBuilder.add_state_store`) and to punctuators via
+        ``context.schedule``; the returned stream carries what it forwards."""
+        for name in stores:
+            if name not in self._builder.topology.stores:
+                raise ValueError(f"no state store named {name}; add it with add_state_store first")
+        node = self._builder.add("KSTREAM-PROCESSOR", supplier, [self.node], tuple(stores))
+        return KStream(self._builder, node, None, None)
+
+    def split(self, prefix: str = "") -> BranchedKStream[K, V]:
+        """Route each record to the first branch whose predicate holds (KIP-418)."""
+        return BranchedKStream(self, prefix)
+
+    def merge(self, other: KStream[K, V]) -> KStream[K, V]:
+        node = self._builder.add("KSTREAM-MERGE", lambda: StatelessProcessor(lambda r: (r,)), [self.node, other.node])
+        return KStream(self._builder, node, self.key_serde, self.value_serde)
+
+    def to(self, topic: str, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None) -> None:
+        """Write to ``topic`` with the given serdes, else the stream's, else the defaults."""
+        ks, vs = key_serde or self.key_serde, value_serde or self.value_serde
+        self._builder.add("KSTREAM-SINK", lambda: SinkProcessor(topic, ks, vs), [self.node])
+        self._builder.topology.sink_topics.add(topic)
+
+    def group_by_key(self, *, key_serde: Serde[Any] | None = None,
+                     value_serde: Serde[Any] | None = None) -> KGroupedStream[K, V]:
+        from tomyum.streams.grouped import KGroupedStream
+
+        return KGroupedStream(self._builder, self.node, key_serde or self.key_serde, value_serde or self.value_serde)
+
+    def group_by(self, selector: Callable[[K, V], K2], *, key_serde: Serde[Any] | None = None,
+                 value_serde: Serde[Any] | None = None) -> KGroupedStream[K2, V]:
+        """Group by a new key. Kafka repartitions through a topic here so that each key
+        lands in one task; with one task (the test driver) that is not needed, and the
+        repartition topic comes with the runtime."""
+        return self.select_key(selector).group_by_key(key_serde=key_serde, value_serde=value_serde or self.value_serde)
+
+
+class BranchedKStream(Generic[K, V]):
+    """Built by :meth:`KStream.split`. Branch names are ``prefix + name``; unnamed branches
+    are numbered from 1 in declaration order, the default branch is ``prefix + "0"``."""
+
+    def __init__(self, stream: KStream[K, V], prefix: str) -> None:
+        self._stream = stream
+        self._prefix = prefix
+        self._routes: list[tuple[Callable[[Any, Any], bool] | None, str]] = []
+        routes = self._routes
+        self._node = stream._builder.add("KSTREAM-BRANCH", lambda: BranchProcessor(list(routes)), [stream.node])
+        self.branches: dict[str, KStream[K, V]] = {}
+
+    def _add(self, predicate: Callable[[Any, Any], bool] | None, name: str) -> None:
+        builder = self._stream._builder
+        child = builder.add("KSTREAM-BRANCHCHILD", lambda: StatelessProcessor(lambda r: (r,)), [self._node])
+        self._routes.append((predicate, child))
+        self.branches[self._prefix + name] = KStream(builder, child, self._stream.key_serde, self._stream.value_serde)
+
+    def branch(self, predicate: Callable[[K, V], bool], name: str | None = None) -> BranchedKStream[K, V]:
+        self._add(predicate, name if name is not None else str(len(self._routes) + 1))
+        return self
+
+    def default_branch(self, name: str | None = None) -> dict[str, KStream[K, V]]:
+        self._add(None, name if name is not None else "0")
+        return self.branches
+
+    def no_default_branch(self) -> dict[str, KStream[K, V]]:
+        return self.branches

@@ -1,0 +1,66 @@
+"""KTable: a changelog stream read as a table, the latest value per key (Kafka Streams'
+``KTable``). Its nodes forward :class:`~tomyum.streams.Change` values (new and old value);
+``to_stream`` turns those back into plain records of the new value (``None`` for a delete).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from tomyum.streams._aggregate import SuppressProcessor
+from tomyum.streams._builder import InternalBuilder
+from tomyum.streams._processors import StatelessProcessor, TableFilterProcessor, TableMapValuesProcessor
+from tomyum.streams.processor import Processor
+from tomyum.streams.serdes import Serde
+from tomyum.streams.windows import Suppressed
+
+if TYPE_CHECKING:
+    from tomyum.streams.kstream import KStream
+
+K = TypeVar("K")
+V = TypeVar("V")
+V2 = TypeVar("V2")
+
+__all__ = ["KTable"]
+
+
+class KTable(Generic[K, V]):
+    def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
+                 value_serde: Serde[Any] | None, *, store_name: str | None = None,
+                 suppress_delay_ms: int | None = None) -> None:
+        self._builder = builder
+        self.node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.store_name = store_name
+        """The store that holds this table (for ``get_key_value_store``), if it has one."""
+        self._suppress_delay_ms = suppress_delay_ms
+
+    def _derive(self, prefix: str, supplier: Callable[[], Processor], value_serde: Serde[Any] | None) -> KTable[Any, Any]:
+        node = self._builder.add(prefix, supplier, [self.node])
+        return KTable(self._builder, node, self.key_serde, value_serde, suppress_delay_ms=self._suppress_delay_ms)
+
+    def filter(self, predicate: Callable[[K, V], bool]) -> KTable[K, V]:
+        return self._derive("KTABLE-FILTER", lambda: TableFilterProcessor(predicate, False), self.value_serde)
+
+    def filter_not(self, predicate: Callable[[K, V], bool]) -> KTable[K, V]:
+        return self._derive("KTABLE-FILTER", lambda: TableFilterProcessor(predicate, True), self.value_serde)
+
+    def map_values(self, mapper: Callable[[V], V2]) -> KTable[K, V2]:
+        return self._derive("KTABLE-MAPVALUES", lambda: TableMapValuesProcessor(mapper), None)
+
+    def suppress(self, suppressed: Suppressed) -> KTable[K, V]:
+        """Final results only: each window's last value, once, when it closes. Only for
+        windowed tables (the results of ``windowed_by`` aggregations)."""
+        if self._suppress_delay_ms is None:
+            raise ValueError("suppress(until_window_closes) needs a windowed KTable")
+        delay = self._suppress_delay_ms
+        return self._derive("KTABLE-SUPPRESS", lambda: SuppressProcessor(delay), self.value_serde)
+
+    def to_stream(self) -> KStream[K, V]:
+        from tomyum.streams.kstream import KStream
+
+        node = self._builder.add("KTABLE-TOSTREAM", lambda: StatelessProcessor(lambda r: (r.with_value(r.value.new_value),)),
+                                 [self.node])
+        return KStream(self._builder, node, self.key_serde, self.value_serde)

@@ -1,0 +1,105 @@
+"""Processors, the nodes of a topology, and the context they run in.
+
+A processor receives records one at a time through :meth:`Processor.process` and passes
+records on with ``self.context.forward``; forwarding is a synchronous, depth-first call into
+the children, as in Kafka Streams. The DSL builds every operator from these; the public
+Processor API (``KStream.process`` with punctuators) will add to the same classes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tomyum.streams._record import Record
+from tomyum.streams.punctuation import Cancellable, PunctuationType, Punctuator
+from tomyum.streams.serdes import RecordTimestampExtractor, Serde, Serdes, TimestampExtractor
+
+if TYPE_CHECKING:
+    from tomyum.streams._task import StreamTask
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Processor", "ProcessorContext", "StreamsConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamsConfig:
+    """The settings a task needs, with Kafka Streams' names and defaults
+    (``application.id``, ``default.key.serde``, ``default.value.serde``,
+    ``default.timestamp.extractor``, ``state.dir``). ``state_dir=None`` lets the test
+    driver use a temporary directory."""
+
+    application_id: str = "tomyum-streams"
+    default_key_serde: Serde[Any] = Serdes.bytes()
+    default_value_serde: Serde[Any] = Serdes.bytes()
+    default_timestamp_extractor: TimestampExtractor = RecordTimestampExtractor
+    state_dir: str | None = None
+
+
+class ProcessorContext:
+    """What a processor may use: forwarding to its children, the task's stores, stream
+    time and wall-clock time, and the dropped-records metric."""
+
+    def __init__(self, task: StreamTask, node_name: str) -> None:
+        self._task = task
+        self.node_name = node_name
+        self.config = task.config
+        self.application_id = task.config.application_id
+        self.task_id = task.task_id
+
+    def forward(self, record: Record[Any, Any], child: str | None = None) -> None:
+        """Pass ``record`` to every child, or only to the child named ``child``."""
+        self._task.forward(self.node_name, record, child)
+
+    def send(self, topic: str, record: Record[bytes | None, bytes | None], key_serde: Serde[Any],
+             value_serde: Serde[Any]) -> None:
+        """Hand a serialized record to the task's record collector (what sinks do); the
+        serdes travel along so that a test driver can read the record back."""
+        self._task.send(topic, record, key_serde, value_serde)
+
+    def get_state_store(self, name: str) -> Any:
+        return self._task.stores[name]
+
+    @property
+    def stream_time_ms(self) -> int:
+        """The largest timestamp the task has read from its input topics (-1 before any)."""
+        return self._task.stream_time_ms
+
+    def advance_stream_time(self, timestamp: int) -> None:
+        """Sources call this with each record's extracted timestamp."""
+        self._task.stream_time_ms = max(self._task.stream_time_ms, timestamp)
+
+    @property
+    def current_system_time_ms(self) -> int:
+        return self._task.wall_clock_ms
+
+    def schedule(self, interval_ms: int, punctuation_type: PunctuationType, punctuator: Punctuator) -> Cancellable:
+        """Call ``punctuator`` every ``interval_ms`` of stream time or wall-clock time (see
+        :mod:`tomyum.streams.punctuation`); what it forwards goes to this node's children."""
+        return self._task.schedule(self.node_name, interval_ms, punctuation_type, punctuator)
+
+    def record_dropped(self, reason: str, record: Record[Any, Any]) -> None:
+        """Count a record skipped on purpose (Kafka's ``dropped-records-total``)."""
+        self._task.dropped_records += 1
+        log.debug(
+            "task %s node %s dropped a record (%s) from %s-%s offset %s",
+            self.task_id, self.node_name, reason, record.topic, record.partition, record.offset,
+        )
+
+
+class Processor:
+    """A node's behaviour. ``init`` runs once before the first record; ``close`` once at the
+    end. Subclasses implement ``process``."""
+
+    context: ProcessorContext
+
+    def init(self, context: ProcessorContext) -> None:
+        self.context = context
+
+    def process(self, record: Record[Any, Any]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        return None

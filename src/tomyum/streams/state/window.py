@@ -1,0 +1,170 @@
+"""Window and session stores, laid over a :class:`~tomyum.streams.state.base.BytesStore`.
+
+Key layouts follow Kafka's ``WindowKeySchema`` and ``SessionKeySchema`` so that the
+changelog records mean the same thing: a window store key is ``key ‖ start`` and a session
+store key is ``key ‖ end ‖ start``, timestamps as 8-byte big-endian integers (event times
+are never negative, so byte order is time order). Entries older than the retention period
+(``min_live = stream_time - retention_ms + 1``) are invisible to reads at once and removed
+from the engine in batches. Expiry is not logged: as in Kafka, a windowed store's changelog
+topic is ``cleanup.policy=compact,delete`` with a retention that covers the store's, so the
+topic forgets expired windows by itself.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Generic, TypeVar
+
+from tomyum.streams.serdes import Serde, Serdes
+from tomyum.streams.state.base import BytesStore, ChangelogSink, KeyValueStore
+from tomyum.streams.windows import Window, Windowed
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+__all__ = ["SessionStore", "WindowStore"]
+
+_TIME = struct.Struct(">q")
+_MAX_TIME = _TIME.pack(2**63 - 1)
+
+
+class _RetainedStore(Generic[K, V]):
+    """What window and session stores share: serdes, logging and retention."""
+
+    def __init__(
+        self,
+        inner: BytesStore,
+        key_serde: Serde[K],
+        value_serde: Serde[V],
+        retention_ms: int,
+        changelog: ChangelogSink | None = None,
+    ) -> None:
+        self.name = inner.name
+        self.key_serde = key_serde
+        self.retention_ms = retention_ms
+        self.kv: KeyValueStore[bytes, V] = KeyValueStore(inner, Serdes.bytes(), value_serde, changelog)
+        self.observed_stream_time = -1
+        self._next_cleanup_ms = 0
+
+    def _key(self, key: K) -> bytes:
+        data = self.key_serde.serialize(key)
+        if data is None:
+            raise ValueError(f"store {self.name}: a key may not be None")
+        return data
+
+    @property
+    def min_live_ms(self) -> int:
+        return self.observed_stream_time - self.retention_ms + 1
+
+    def observe(self, stream_time: int) -> None:
+        """Advance the store's stream time; expired entries are removed now and then."""
+        self.observed_stream_time = max(self.observed_stream_time, stream_time)
+        if self.observed_stream_time >= self._next_cleanup_ms:
+            self._next_cleanup_ms = self.observed_stream_time + max(1, self.retention_ms // 2)
+            for composite, _ in self.kv.inner.range(None, None):
+                if self._expiry_time(composite) < self.min_live_ms:
+                    self.kv.inner.delete(composite)
+
+    def _expiry_time(self, composite: bytes) -> int:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        self.kv.flush()
+
+    def close(self) -> None:
+        self.kv.close()
+
+
+class WindowStore(_RetainedStore[K, V]):
+    """Values per (key, window start); a window is retained while its start is live."""
+
+    def __init__(
+        self,
+        inner: BytesStore,
+        key_serde: Serde[K],
+        value_serde: Serde[V],
+        *,
+        window_size_ms: int,
+        retention_ms: int,
+        changelog: ChangelogSink | None = None,
+    ) -> None:
+        super().__init__(inner, key_serde, value_serde, retention_ms, changelog)
+        self.window_size_ms = window_size_ms
+
+    def _expiry_time(self, composite: bytes) -> int:
+        start: int = _TIME.unpack(composite[-8:])[0]
+        return start
+
+    def put(self, key: K, window_start_ms: int, value: V | None, timestamp: int) -> None:
+        """Store (``None`` deletes) the value of ``key``'s window starting at
+        ``window_start_ms``; a window that has already expired is not stored."""
+        if window_start_ms < self.min_live_ms:
+            return
+        self.kv.put(self._key(key) + _TIME.pack(window_start_ms), value, timestamp)
+
+    def fetch(self, key: K, window_start_ms: int) -> V | None:
+        if window_start_ms < self.min_live_ms:
+            return None
+        return self.kv.get(self._key(key) + _TIME.pack(window_start_ms))
+
+    def fetch_range(self, key: K, time_from_ms: int, time_to_ms: int) -> list[tuple[int, V]]:
+        """``(window start, value)`` of ``key``'s windows starting within the bounds."""
+        prefix = self._key(key)
+        low = _TIME.pack(max(time_from_ms, self.min_live_ms, 0))
+        found = []
+        for composite, value in self.kv.range(prefix + low, prefix + _TIME.pack(time_to_ms)):
+            if len(composite) == len(prefix) + 8:
+                found.append((self._expiry_time(composite), value))
+        return found
+
+    def all(self) -> list[tuple[Windowed[K], V]]:
+        """Every live window, in key then start order."""
+        entries = []
+        for composite, value in self.kv.all():
+            start = self._expiry_time(composite)
+            if start >= self.min_live_ms:
+                key = self.key_serde.deserializer(composite[:-8])
+                entries.append((Windowed(key, Window(start, start + self.window_size_ms)), value))
+        return entries
+
+
+class SessionStore(_RetainedStore[K, V]):
+    """Values per (key, session); a session is retained while its end is live."""
+
+    def _expiry_time(self, composite: bytes) -> int:
+        end: int = _TIME.unpack(composite[-16:-8])[0]
+        return end
+
+    def _composite(self, session: Windowed[K]) -> bytes:
+        window = session.window
+        return self._key(session.key) + _TIME.pack(window.end_ms) + _TIME.pack(window.start_ms)
+
+    def put(self, session: Windowed[K], value: V | None, timestamp: int) -> None:
+        """Store (``None`` removes) the aggregate of one session."""
+        self.kv.put(self._composite(session), value, timestamp)
+
+    def fetch_session(self, session: Windowed[K]) -> V | None:
+        return self.kv.get(self._composite(session))
+
+    def find_sessions(self, key: K, earliest_end_ms: int, latest_start_ms: int) -> list[tuple[Windowed[K], V]]:
+        """``key``'s live sessions that end at or after ``earliest_end_ms`` and start at or
+        before ``latest_start_ms``, in end order."""
+        prefix = self._key(key)
+        low = prefix + _TIME.pack(max(earliest_end_ms, self.min_live_ms, 0))
+        found = []
+        for composite, value in self.kv.range(low, prefix + _MAX_TIME + _MAX_TIME):
+            if len(composite) != len(prefix) + 16:
+                continue
+            end, start = _TIME.unpack(composite[-16:-8])[0], _TIME.unpack(composite[-8:])[0]
+            if start <= latest_start_ms:
+                found.append((Windowed(key, Window(start, end)), value))
+        return found
+
+    def all(self) -> list[tuple[Windowed[K], V]]:
+        """Every live session, in key then end order."""
+        entries = []
+        for composite, value in self.kv.all():
+            end, start = _TIME.unpack(composite[-16:-8])[0], _TIME.unpack(composite[-8:])[0]
+            if end >= self.min_live_ms:
+                entries.append((Windowed(self.key_serde.deserializer(composite[:-16]), Window(start, end)), value))
+        return entries

@@ -1,0 +1,112 @@
+"""Window specifications and windowed keys (Kafka Streams' ``TimeWindows``,
+``SessionWindows``, ``Window``, ``Windowed``, ``Suppressed``).
+
+Time is event time in milliseconds. A time window ``[start, end)`` excludes its end; a
+session window ``[start, end]`` includes both (its bounds are record timestamps). A window
+*closes* when stream time (the largest timestamp the processor has seen) passes its end
+plus the grace period; records for a closed window are dropped and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+
+__all__ = ["SessionWindows", "Suppressed", "TimeWindows", "Window", "Windowed"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Window:
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Windowed(Generic[K]):
+    """A key of a windowed aggregation: the record key and its window."""
+
+    key: K
+    window: Window
+
+
+def _check(name: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeWindows:
+    """Fixed-size windows: tumbling when ``advance_ms == size_ms``, hopping when smaller.
+
+    Windows are aligned to the epoch: their starts are multiples of ``advance_ms``.
+    """
+
+    size_ms: int
+    advance_ms: int
+    grace_ms: int
+
+    @staticmethod
+    def of_size_with_grace(size_ms: int, grace_ms: int) -> TimeWindows:
+        _check("size_ms", size_ms, 1)
+        _check("grace_ms", grace_ms, 0)
+        return TimeWindows(size_ms=size_ms, advance_ms=size_ms, grace_ms=grace_ms)
+
+    @staticmethod
+    def of_size_no_grace(size_ms: int) -> TimeWindows:
+        return TimeWindows.of_size_with_grace(size_ms, 0)
+
+    def advance_by(self, advance_ms: int) -> TimeWindows:
+        """Hopping windows; ``0 < advance_ms <= size_ms``."""
+        _check("advance_ms", advance_ms, 1)
+        if advance_ms > self.size_ms:
+            raise ValueError(f"advance_ms ({advance_ms}) must not exceed size_ms ({self.size_ms})")
+        return TimeWindows(size_ms=self.size_ms, advance_ms=advance_ms, grace_ms=self.grace_ms)
+
+    def windows_for(self, timestamp: int) -> list[Window]:
+        """Every window that contains ``timestamp``, oldest first (Kafka's ``windowsFor``)."""
+        start = (max(0, timestamp - self.size_ms + self.advance_ms) // self.advance_ms) * self.advance_ms
+        windows = []
+        while start <= timestamp:
+            windows.append(Window(start, start + self.size_ms))
+            start += self.advance_ms
+        return windows
+
+    @property
+    def retention_ms(self) -> int:
+        """How long the window store keeps a window: its size plus the grace period."""
+        return self.size_ms + self.grace_ms
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionWindows:
+    """Sessions of activity per key: records less than ``inactivity_gap_ms`` apart join one
+    session; a record that bridges two sessions merges them."""
+
+    inactivity_gap_ms: int
+    grace_ms: int
+
+    @staticmethod
+    def of_inactivity_gap_with_grace(inactivity_gap_ms: int, grace_ms: int) -> SessionWindows:
+        _check("inactivity_gap_ms", inactivity_gap_ms, 1)
+        _check("grace_ms", grace_ms, 0)
+        return SessionWindows(inactivity_gap_ms=inactivity_gap_ms, grace_ms=grace_ms)
+
+    @staticmethod
+    def of_inactivity_gap_no_grace(inactivity_gap_ms: int) -> SessionWindows:
+        return SessionWindows.of_inactivity_gap_with_grace(inactivity_gap_ms, 0)
+
+    @property
+    def retention_ms(self) -> int:
+        return self.inactivity_gap_ms + self.grace_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """``Suppressed.until_window_closes()``: hold a windowed KTable's updates and emit each
+    window's final result once, when the window closes (KIP-328). Unbounded buffer."""
+
+    @staticmethod
+    def until_window_closes() -> Suppressed:
+        return Suppressed()
