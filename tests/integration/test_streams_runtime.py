@@ -1,0 +1,122 @@
+"""tomyum.streams against a real broker: a word count runs with KafkaStreams, commits its
+input offsets, logs its store to a changelog topic, and after a restart carries on from the
+restored counts — at_least_once and exactly_once_v2."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
+from tomyum.streams.runtime import KafkaStreams, State
+from tomyum.testing import BrokerProcess, wait_until
+
+TIMEOUT = 30
+
+
+def word_count(text: str, counts: str) -> StreamsBuilder:
+    builder = StreamsBuilder()
+    (builder.stream(text, value_serde=Serdes.string())
+        .flat_map_values(str.split)
+        .group_by(lambda key, word: word, key_serde=Serdes.string())
+        .count(Materialized(store_name="counts"))
+        .to_stream()
+        .to(counts, value_serde=Serdes.long()))
+    return builder
+
+
+def latest_counts(bootstrap: str, topic: str, isolation: str, want: dict[str, int]) -> dict[str, int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.monotonic_ns()}",
+                  "isolation.level": isolation, "enable.auto.commit": False})
+    latest: dict[str, int] = {}
+    try:
+        parts = c.list_topics(topic, timeout=TIMEOUT).topics[topic].partitions
+        c.assign([TopicPartition(topic, p, 0) for p in parts])
+
+        def caught_up() -> bool:
+            for m in c.consume(num_messages=500, timeout=0.2):
+                if m.error() is None:
+                    latest[m.key().decode()] = Serdes.long().deserialize(m.value())
+            return all(latest.get(k) == v for k, v in want.items())
+
+        wait_until(caught_up, TIMEOUT, interval=0, what=f"counts {want}")
+        return latest
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once_v2"])
+def test_word_count_runs_commits_and_restores(broker: BrokerProcess, topic_name: str, guarantee: str,
+                                              tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text, counts = f"{topic_name}-text", f"{topic_name}-counts"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic(text, 2, 1), NewTopic(counts, 2, 1)]).values():
+        f.result(TIMEOUT)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+
+    def send(*lines: str) -> None:
+        for i, line in enumerate(lines):
+            p.produce(text, value=line.encode(), partition=i % 2)
+        assert p.flush(TIMEOUT) == 0
+
+    config = StreamsConfig(application_id=f"wc-{topic_name}", state_dir=str(tmp_path))
+    isolation = "read_committed" if guarantee == "exactly_once_v2" else "read_uncommitted"
+    states: list[State] = []
+    app = KafkaStreams(word_count(text, counts).build(), config, bootstrap_servers=broker.bootstrap,
+                       processing_guarantee=guarantee, commit_interval_ms=200)
+    app.set_state_listener(lambda new, old: states.append(new))
+    app.start()
+    try:
+        send("hello world", "hello kafka", "hello streams")
+        latest_counts(broker.bootstrap, counts, isolation, {"hello": 3, "world": 1, "kafka": 1, "streams": 1})
+    finally:
+        assert app.close(TIMEOUT)
+    assert states[:2] == [State.REBALANCING, State.RUNNING] and states[-1] == State.NOT_RUNNING
+    # the input offsets were committed in the application's group, and the store was logged
+    group = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": config.application_id})
+    try:
+        committed = group.committed([TopicPartition(text, 0), TopicPartition(text, 1)], timeout=TIMEOUT)
+        assert [tp.offset for tp in committed] == [2, 1]
+        _, logged = group.get_watermark_offsets(TopicPartition(app.changelog_topic("counts"), 0), timeout=TIMEOUT)
+        assert logged >= 4
+    finally:
+        group.close()
+
+    # a new instance restores the counts from the changelog and resumes after the committed input
+    again = KafkaStreams(word_count(text, counts).build(), config, bootstrap_servers=broker.bootstrap,
+                         processing_guarantee=guarantee, commit_interval_ms=200)
+    again.start()
+    try:
+        send("hello again")
+        latest_counts(broker.bootstrap, counts, isolation, {"hello": 4, "again": 1, "world": 1})
+    finally:
+        assert again.close(TIMEOUT)
+    assert again.state == State.NOT_RUNNING
+
+
+def test_an_uncaught_exception_stops_the_app_and_reaches_the_handler(broker: BrokerProcess, topic_name: str,
+                                                                      tmp_path) -> None:  # type: ignore[no-untyped-def]
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+    builder = StreamsBuilder()
+
+    def explode(key: object, value: object) -> None:
+        raise ValueError("bad record")
+
+    builder.stream(topic_name).foreach(explode)
+    errors: list[BaseException] = []
+    app = KafkaStreams(builder.build(), StreamsConfig(application_id=f"boom-{topic_name}", state_dir=str(tmp_path)),
+                       bootstrap_servers=broker.bootstrap)
+    app.set_uncaught_exception_handler(errors.append)
+    app.start()
+    try:
+        p = Producer({"bootstrap.servers": broker.bootstrap})
+        p.produce(topic_name, value=b"x")
+        assert p.flush(TIMEOUT) == 0
+        wait_until(lambda: app.state == State.ERROR, TIMEOUT, what="the app to fail")
+        assert isinstance(errors[0], ValueError)
+    finally:
+        app.close(TIMEOUT)
