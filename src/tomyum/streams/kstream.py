@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tomyum.streams._builder import InternalBuilder
+from tomyum.streams._joins import JoinKind
 from tomyum.streams._processors import AnyRecord, BranchProcessor, StatelessProcessor
 from tomyum.streams.processor import Processor
 from tomyum.streams.serdes import Serde
@@ -21,6 +22,7 @@ from tomyum.streams.topology import SinkProcessor
 
 if TYPE_CHECKING:
     from tomyum.streams.grouped import KGroupedStream
+    from tomyum.streams.ktable import KTable
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -104,6 +106,25 @@ class KStream(Generic[K, V]):
     def merge(self, other: KStream[K, V]) -> KStream[K, V]:
         node = self._builder.add("KSTREAM-MERGE", lambda: StatelessProcessor(lambda r: (r,)), [self.node, other.node])
         return KStream(self._builder, node, self.key_serde, self.value_serde)
+
+    def join(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KStream[K, V2]:
+        """Inner stream-table join: each record with the table's current value for its key
+        (records whose key is not in the table are dropped)."""
+        return self._join_table(table, joiner, "inner")
+
+    def left_join(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KStream[K, V2]:
+        """Left stream-table join: each record with the table's current value, or ``None``."""
+        return self._join_table(table, joiner, "left")
+
+    def _join_table(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2], kind: JoinKind) -> KStream[K, V2]:
+        from tomyum.streams._joins import StreamTableJoinProcessor
+
+        store = table.store_name
+        if store is None:
+            raise ValueError("join needs a materialized table (a source table or an aggregation's result)")
+        node = self._builder.add("KSTREAM-JOIN", lambda: StreamTableJoinProcessor(store, joiner, kind),
+                                 [self.node], (store,))
+        return KStream(self._builder, node, self.key_serde, None)
 
     def to(self, topic: str, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None) -> None:
         """Write to ``topic`` with the given serdes, else the stream's, else the defaults."""

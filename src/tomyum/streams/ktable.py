@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tomyum.streams._aggregate import SuppressProcessor
 from tomyum.streams._builder import InternalBuilder
+from tomyum.streams._joins import JoinKind
 from tomyum.streams._processors import StatelessProcessor, TableFilterProcessor, TableMapValuesProcessor
 from tomyum.streams.processor import Processor
 from tomyum.streams.serdes import Serde
@@ -57,6 +58,31 @@ class KTable(Generic[K, V]):
             raise ValueError("suppress(until_window_closes) needs a windowed KTable")
         delay = self._suppress_delay_ms
         return self._derive("KTABLE-SUPPRESS", lambda: SuppressProcessor(delay), self.value_serde)
+
+    def join(self, other: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KTable[K, V2]:
+        """Inner table-table join: a value for a key while both tables have one."""
+        return self._join(other, joiner, "inner")
+
+    def left_join(self, other: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KTable[K, V2]:
+        """Left table-table join: a value while this table has one (the other's or ``None``)."""
+        return self._join(other, joiner, "left")
+
+    def outer_join(self, other: KTable[K, Any], joiner: Callable[[Any, Any], V2]) -> KTable[K, V2]:
+        """Outer table-table join: a value while either table has one."""
+        return self._join(other, joiner, "outer")
+
+    def _join(self, other: KTable[K, Any], joiner: Callable[[Any, Any], V2], kind: JoinKind) -> KTable[K, V2]:
+        from tomyum.streams._joins import PassThrough, TableTableJoinProcessor
+
+        mine, theirs = self.store_name, other.store_name
+        if mine is None or theirs is None:
+            raise ValueError("table-table joins need materialized tables (source tables or aggregation results)")
+        left = self._builder.add("KTABLE-JOINTHIS", lambda: TableTableJoinProcessor(theirs, joiner, kind, True),
+                                 [self.node], (theirs,))
+        right = self._builder.add("KTABLE-JOINOTHER", lambda: TableTableJoinProcessor(mine, joiner, kind, False),
+                                  [other.node], (mine,))
+        merged = self._builder.add("KTABLE-MERGE", PassThrough, [left, right])
+        return KTable(self._builder, merged, self.key_serde, None)
 
     def to_stream(self) -> KStream[K, V]:
         from tomyum.streams.kstream import KStream
