@@ -61,3 +61,37 @@ def test_joining_an_unmaterialized_table_is_refused() -> None:
     table = b.table("t", key_serde=S, value_serde=S).map_values(str.upper)
     with pytest.raises(ValueError):
         b.stream("s", key_serde=S, value_serde=S).join(table, lambda x, y: x)
+
+
+def windowed(kind: str, steps: list[tuple[str, str, str, int]]) -> list[tuple[str, Any, int]]:
+    from tomyum.streams.windows import JoinWindows
+
+    b = StreamsBuilder()
+    left = b.stream("left", key_serde=S, value_serde=S)
+    right = b.stream("right", key_serde=S, value_serde=S)
+    left.join_windowed(right, lambda x, y: f"{x}+{y}", JoinWindows.of_time_difference_and_grace(10, 5),
+                       kind=kind).to("out", value_serde=S)  # type: ignore[arg-type]
+    with TopologyTestDriver(b.build(), StreamsConfig(application_id="ss")) as driver:
+        for topic, key, value, ts in steps:
+            driver.pipe_input(topic, key, value, timestamp=ts)
+        return [(r.key, r.value, r.timestamp) for r in driver.read_output("out", value_serde=S)]
+
+
+STEPS = [("left", "k", "a", 100), ("right", "k", "x", 105), ("right", "k", "y", 130),
+         ("left", "j", "b", 140), ("left", "k", "c", 200)]
+
+
+def test_a_windowed_inner_join_pairs_records_within_the_window() -> None:
+    assert windowed("inner", STEPS) == [("k", "a+x", 105)]
+
+
+def test_a_windowed_left_join_emits_the_unmatched_only_when_their_window_has_closed() -> None:
+    out = windowed("left", STEPS)
+    # a met x; b found nothing and is emitted with None once stream time passed 140 + 10 + 5
+    assert out == [("k", "a+x", 105), ("j", "b+None", 140)]
+
+
+def test_a_windowed_outer_join_emits_both_sides_unmatched() -> None:
+    out = windowed("outer", STEPS)
+    assert ("k", "a+x", 105) in out and ("j", "b+None", 140) in out and ("k", "None+y", 130) in out
+    assert all(v != "a+None" for _, v, _ in out)  # a was matched: never a spurious (a, None)

@@ -10,11 +10,13 @@ the change of the result (its new and old value), so the result is itself a tabl
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any, Literal
 
 from tomyum.streams._record import Change, Record
-from tomyum.streams.processor import Processor
+from tomyum.streams.processor import Processor, ProcessorContext
+from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import KeyValueStore
 
 JoinKind = Literal["inner", "left", "outer"]
@@ -71,3 +73,97 @@ class TableTableJoinProcessor(Processor):
 class PassThrough(Processor):
     def process(self, record: Record[Any, Any]) -> None:
         self.context.forward(record)
+
+
+class StreamStreamJoinProcessor(Processor):
+    """One side of a windowed stream-stream join (Kafka's semantics since 3.1).
+
+    Each record is buffered in this side's store, keyed ``key + timestamp + sequence``, and
+    joined with every record of the other side's store for the same key whose timestamp is in
+    the window. For a left or outer join, a record that never found a partner is emitted with
+    ``None`` once stream time has passed its window and the grace period — never early, so no
+    spurious ``(left, None)`` precedes a later match. Records older than stream time minus the
+    grace period are dropped (counted)."""
+
+    def __init__(self, this_store: str, other_store: str, joiner: Callable[[Any, Any], Any], kind: JoinKind,
+                 this_is_left: bool, before_ms: int, after_ms: int, grace_ms: int,
+                 key_serde: Serde[Any] | None, value_serde: Serde[Any] | None,
+                 other_value_serde: Serde[Any] | None) -> None:
+        self.this_store, self.other_store = this_store, other_store
+        self._serdes = (key_serde, value_serde, other_value_serde)
+        self.joiner, self.kind, self.this_is_left = joiner, kind, this_is_left
+        # the window as seen from this side: other.ts in [ts - lower, ts + upper]
+        self.lower, self.upper = (before_ms, after_ms) if this_is_left else (after_ms, before_ms)
+        self.grace_ms = grace_ms
+        self.emits_unmatched = kind == "outer" or (kind == "left" and this_is_left)
+        self._sequence = 0
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        key, value, other = self._serdes  # the config's defaults for those not given
+        self.key_serde: Serde[Any] = key or context.config.default_key_serde
+        self.value_serde: Serde[Any] = value or context.config.default_value_serde
+        self.other_value_serde: Serde[Any] = other or context.config.default_value_serde
+
+    def _join(self, mine: Any, other: Any) -> Any:
+        return self.joiner(mine, other) if self.this_is_left else self.joiner(other, mine)
+
+    def process(self, record: Record[Any, Any]) -> None:
+        if record.key is None or record.value is None:
+            self.context.record_dropped("null key or value in a stream-stream join", record)
+            return
+        stream_time = self.context.stream_time_ms
+        if record.timestamp < stream_time - (self.lower + self.upper) - self.grace_ms:
+            self.context.record_dropped("too late for the join window", record)
+            return
+        mine: KeyValueStore[bytes, bytes] = self.context.get_state_store(self.this_store)
+        other: KeyValueStore[bytes, bytes] = self.context.get_state_store(self.other_store)
+        key = self._key_bytes(record.key)
+        matched = False
+        low = key + _TS.pack(max(record.timestamp - self.lower, 0)) + _SEQ.pack(0)
+        high = key + _TS.pack(record.timestamp + self.upper) + _SEQ.pack(2**31 - 1)
+        for composite, stored in list(other.range(low, high)):
+            matched = True
+            if stored[:1] == b"\0":  # the other record's first partner: it is no longer unmatched
+                other.put(composite, b"\1" + stored[1:], record.timestamp)
+            other_value = self.other_value_serde.deserialize(stored[1:])
+            other_ts = _TS.unpack_from(composite, len(composite) - 12)[0]
+            joined = record.with_value(self._join(record.value, other_value))
+            self.context.forward(joined.with_timestamp(max(record.timestamp, other_ts)))  # Kafka's rule
+        self._sequence += 1
+        serialized = self.value_serde.serialize(record.value) or b""
+        mine.put(key + _TS.pack(record.timestamp) + _SEQ.pack(self._sequence & 0x7FFFFFFF),
+                 (b"\1" if matched else b"\0") + serialized, record.timestamp)
+        self._expire(mine, record)
+        self._expire(other, record, other_side=True)
+
+    def _expire(self, store: KeyValueStore[bytes, bytes], trigger: Record[Any, Any], *,
+                other_side: bool = False) -> None:
+        """Drop buffered records whose window and grace have passed; emit the unmatched ones of
+        a side that keeps them."""
+        # a buffered record can still meet a partner until stream time passes its window's far
+        # end (from its own side) plus the grace period
+        reach = self.lower if other_side else self.upper
+        horizon = self.context.stream_time_ms - reach - self.grace_ms
+        emits = self.emits_unmatched if not other_side else (
+            self.kind == "outer" or (self.kind == "left" and not self.this_is_left))
+        for composite, stored in store.all():
+            ts = _TS.unpack_from(composite, len(composite) - 12)[0]
+            if ts >= horizon:
+                continue
+            store.delete(composite, ts)
+            if emits and stored[:1] == b"\0":
+                serde = self.other_value_serde if other_side else self.value_serde
+                value = serde.deserialize(stored[1:])
+                joined = self.joiner(value, None) if (self.this_is_left != other_side) else self.joiner(None, value)
+                (n,) = _SEQ.unpack_from(composite, 0)
+                key = self.key_serde.deserialize(composite[4 : 4 + n])
+                self.context.forward(Record(key=key, value=joined, timestamp=ts))
+
+    def _key_bytes(self, key: Any) -> bytes:
+        """The key's bytes with their length first, so that no key is a prefix of another."""
+        data = self.key_serde.serialize(key) or b""
+        return _SEQ.pack(len(data)) + data
+
+
+_TS, _SEQ = struct.Struct(">q"), struct.Struct(">i")

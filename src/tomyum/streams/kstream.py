@@ -10,6 +10,7 @@ one is given again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -17,8 +18,9 @@ from tomyum.streams._builder import InternalBuilder
 from tomyum.streams._joins import JoinKind
 from tomyum.streams._processors import AnyRecord, BranchProcessor, StatelessProcessor
 from tomyum.streams.processor import Processor
-from tomyum.streams.serdes import Serde
-from tomyum.streams.topology import SinkProcessor
+from tomyum.streams.serdes import Serde, Serdes
+from tomyum.streams.topology import Materialized, SinkProcessor
+from tomyum.streams.windows import JoinWindows
 
 if TYPE_CHECKING:
     from tomyum.streams.grouped import KGroupedStream
@@ -115,6 +117,34 @@ class KStream(Generic[K, V]):
     def left_join(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KStream[K, V2]:
         """Left stream-table join: each record with the table's current value, or ``None``."""
         return self._join_table(table, joiner, "left")
+
+    def join_windowed(self, other: KStream[K, Any], joiner: Callable[[V, Any], V2], windows: JoinWindows, *,
+                      kind: JoinKind = "inner", this_store: Materialized | None = None,
+                      other_store: Materialized | None = None) -> KStream[K, V2]:
+        """Stream-stream join (Kafka's ``join`` / ``leftJoin`` / ``outerJoin`` with
+        JoinWindows): ``kind`` is ``inner``, ``left`` or ``outer``. Both sides are buffered in
+        window stores for the window plus grace; unmatched records of a left (outer) join are
+        emitted with ``None`` once their window has closed."""
+        from tomyum.streams._joins import PassThrough, StreamStreamJoinProcessor
+
+        retention = windows.before_ms + windows.after_ms + windows.grace_ms + 1
+        stores = [self._builder.add_store(m, "key_value", None, None) for m in (this_store, other_store)]
+        for store in stores:  # buffers: bytes in, bytes out
+            spec = self._builder.topology.stores[store]
+            self._builder.topology.stores[store] = dataclasses.replace(
+                spec, key_serde=Serdes.bytes(), value_serde=Serdes.bytes(), retention_ms=retention)
+        mine, theirs = stores
+        key_serde, left_serde, right_serde = self.key_serde, self.value_serde, other.value_serde
+
+        def side(this: str, that: str, is_left: bool) -> Callable[[], Processor]:
+            return lambda: StreamStreamJoinProcessor(
+                this, that, joiner, kind, is_left, windows.before_ms, windows.after_ms, windows.grace_ms,
+                key_serde, left_serde if is_left else right_serde, right_serde if is_left else left_serde)
+
+        left = self._builder.add("KSTREAM-JOINTHIS", side(mine, theirs, True), [self.node], (mine, theirs))
+        right = self._builder.add("KSTREAM-JOINOTHER", side(theirs, mine, False), [other.node], (mine, theirs))
+        merged = self._builder.add("KSTREAM-MERGE", PassThrough, [left, right])
+        return KStream(self._builder, merged, self.key_serde, None)
 
     def _join_table(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2], kind: JoinKind) -> KStream[K, V2]:
         from tomyum.streams._joins import StreamTableJoinProcessor

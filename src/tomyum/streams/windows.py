@@ -110,3 +110,24 @@ class Suppressed:
     @staticmethod
     def until_window_closes() -> Suppressed:
         return Suppressed()
+
+
+@dataclass(frozen=True, slots=True)
+class JoinWindows:
+    """How far apart in time two records of a stream-stream join may be: a right record
+    joins a left record at ``t`` if its timestamp is within ``[t - before_ms, t + after_ms]``.
+    Records later than ``grace_ms`` behind stream time are dropped."""
+
+    before_ms: int
+    after_ms: int
+    grace_ms: int
+
+    @staticmethod
+    def of_time_difference_and_grace(difference_ms: int, grace_ms: int) -> JoinWindows:
+        _check("difference_ms", difference_ms, 0)
+        _check("grace_ms", grace_ms, 0)
+        return JoinWindows(before_ms=difference_ms, after_ms=difference_ms, grace_ms=grace_ms)
+
+    @staticmethod
+    def of_time_difference_without_grace(difference_ms: int) -> JoinWindows:
+        return JoinWindows.of_time_difference_and_grace(difference_ms, 0)
