@@ -72,6 +72,9 @@ def test_word_count_runs_commits_and_restores(broker: BrokerProcess, topic_name:
     try:
         send("hello world", "hello kafka", "hello streams")
         latest_counts(broker.bootstrap, counts, isolation, {"hello": 3, "world": 1, "kafka": 1, "streams": 1})
+        assert app.query("counts", lambda store: store.get("hello")) == 3  # interactive query
+        assert dict(app.query("counts", lambda store: store.all())) == {"hello": 3, "world": 1, "kafka": 1,
+                                                                        "streams": 1}
     finally:
         assert app.close(TIMEOUT)
     assert states[:2] == [State.REBALANCING, State.RUNNING] and states[-1] == State.NOT_RUNNING

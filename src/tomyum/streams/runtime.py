@@ -16,6 +16,8 @@ instances, come with repartition topics).
   (``send_offsets_to_transaction``), committed every ``commit_interval_ms`` (default 100 ms);
   the input is read read_committed.
 * Wall-clock punctuators follow the system clock; stream time follows the records.
+* Interactive queries: :meth:`KafkaStreams.query` runs a read of a local store on the
+  streams thread, between records.
 * States (Kafka's): CREATED → REBALANCING (restoring) → RUNNING → PENDING_SHUTDOWN →
   NOT_RUNNING, or ERROR after an uncaught exception (given to the uncaught-exception handler).
 """
@@ -24,12 +26,14 @@ from __future__ import annotations
 
 import enum
 import logging
+import queue
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka import admin as kafka_admin
@@ -44,6 +48,7 @@ from tomyum.streams.topology import Topology
 log = logging.getLogger(__name__)
 
 AT_LEAST_ONCE, EXACTLY_ONCE_V2 = "at_least_once", "exactly_once_v2"
+Q = TypeVar("Q")
 TASK_ID = "0_0"
 
 
@@ -77,6 +82,7 @@ class KafkaStreams:
         self._thread: threading.Thread | None = None
         self._task: StreamTask | None = None
         self._positions: dict[tuple[str, int], int] = {}
+        self._queries: queue.SimpleQueue[tuple[str, Callable[[Any], Any], Future[Any]]] = queue.SimpleQueue()
 
     # the application's view ----------------------------------------------------------------
 
@@ -86,6 +92,26 @@ class KafkaStreams:
 
     def set_uncaught_exception_handler(self, handler: Callable[[BaseException], None]) -> None:
         self._on_error = handler
+
+    def query(self, store: str, read: Callable[[Any], Q], timeout_s: float = 10.0) -> Q:
+        """Interactive query: ``read(store)`` run on the streams thread, between records, so
+        it sees a consistent store (``lambda s: s.get("hello")``, ``lambda s: s.all()``).
+        Only while the application is RUNNING."""
+        if self.state is not State.RUNNING:
+            raise RuntimeError(f"stores can be queried while RUNNING, not {self.state.value}")
+        if store not in self.topology.stores:
+            raise KeyError(f"no store named {store}; stores: {sorted(self.topology.stores)}")
+        done: Future[Q] = Future()
+        self._queries.put((store, read, done))
+        return done.result(timeout_s)
+
+    def _answer_queries(self, task: StreamTask) -> None:
+        while not self._queries.empty():
+            name, read, done = self._queries.get_nowait()
+            try:
+                done.set_result(read(task.stores[name]))
+            except Exception as e:  # noqa: BLE001 - the caller's read failed: tell the caller
+                done.set_exception(e)
 
     def start(self) -> None:
         if self.state is not State.CREATED:
@@ -252,6 +278,7 @@ class KafkaStreams:
                                                                else headers)),
                                     topic=topic, partition=partition, offset=offset))
                 self._positions[(topic, partition)] = offset + 1
+            self._answer_queries(task)
             now_ms = int(time.time() * 1000)
             if now_ms > task.wall_clock_ms:
                 task.advance_wall_clock(now_ms - task.wall_clock_ms)
