@@ -95,3 +95,33 @@ def test_a_windowed_outer_join_emits_both_sides_unmatched() -> None:
     out = windowed("outer", STEPS)
     assert ("k", "a+x", 105) in out and ("j", "b+None", 140) in out and ("k", "None+y", 130) in out
     assert all(v != "a+None" for _, v, _ in out)  # a was matched: never a spurious (a, None)
+
+
+def test_a_regrouped_table_moves_values_between_groups_with_adder_and_subtractor() -> None:
+    """Users by city: a user who moves is subtracted from the old city before being added to
+    the new one; a deleted user leaves its city."""
+    from tomyum.streams import Materialized
+
+    b = StreamsBuilder()
+    (b.table("users", key_serde=S, value_serde=S)
+        .group_by(lambda user, city: (city, user), key_serde=S, value_serde=S)
+        .count(Materialized(store_name="per-city"))
+        .to_stream()
+        .to("out", value_serde=Serdes.long()))
+    with TopologyTestDriver(b.build(), StreamsConfig(application_id="cities")) as driver:
+        for user, city, ts in [("ann", "Paris", 1), ("bob", "Paris", 2), ("ann", "Rome", 3), ("bob", None, 4)]:
+            driver.pipe_input("users", user, city, timestamp=ts)
+        out = [(r.key, r.value) for r in driver.read_output("out", value_serde=Serdes.long())]
+        assert out == [("Paris", 1), ("Paris", 2), ("Paris", 1), ("Rome", 1), ("Paris", 0)]
+        assert dict(driver.get_key_value_store("per-city").all()) == {"Paris": 0, "Rome": 1}
+
+
+def test_a_regrouped_table_aggregates_and_reduces() -> None:
+    b = StreamsBuilder()
+    grouped = b.table("scores", key_serde=S, value_serde=Serdes.long()).group_by(
+        lambda player, score: (player[0], score), key_serde=S, value_serde=Serdes.long())
+    grouped.reduce(lambda a, v: a + v, lambda a, v: a - v).to_stream().to("out", value_serde=Serdes.long())
+    with TopologyTestDriver(b.build(), StreamsConfig(application_id="scores")) as driver:
+        for player, score in [("amy", 3), ("al", 4), ("amy", 10)]:
+            driver.pipe_input("scores", player, score, timestamp=0)
+        assert [r.value for r in driver.read_output("out", value_serde=Serdes.long())] == [3, 7, 4, 14]

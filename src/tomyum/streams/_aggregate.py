@@ -147,3 +147,36 @@ class SuppressProcessor(Processor):
         for key in due:
             final = self.buffer.pop(key)
             self.context.forward(final.with_value(Change(final.value.new_value, None)))
+
+
+class TableAggregateProcessor(Processor):
+    """KGroupedTable's aggregations: each change of the source table moves a value between
+    groups — the old value is subtracted from its old group, the new one added to its new
+    group — and each group's aggregate change is forwarded (``Change(new, old)``)."""
+
+    def __init__(self, store_name: str, selector: Callable[[Any, Any], tuple[Any, Any]],
+                 initializer: Initializer, adder: Aggregator, subtractor: Aggregator) -> None:
+        self.store_name = store_name
+        self.selector = selector
+        self.initializer = initializer
+        self.adder = adder
+        self.subtractor = subtractor
+
+    def _apply(self, record: AnyRecord, value: Any, fold: Aggregator) -> None:
+        group, grouped_value = self.selector(record.key, value)
+        if group is None:
+            self.context.record_dropped("the group_by selector returned a None key", record)
+            return
+        store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
+        old = store.get(group)
+        new = fold(group, grouped_value, self.initializer() if old is None else old)
+        store.put(group, new, record.timestamp)
+        self.context.forward(Record(key=group, value=Change(new, old), timestamp=record.timestamp,
+                                    headers=record.headers))
+
+    def process(self, record: AnyRecord) -> None:
+        change: Change[Any] = record.value
+        if change.old_value is not None:
+            self._apply(record, change.old_value, self.subtractor)
+        if change.new_value is not None:
+            self._apply(record, change.new_value, self.adder)

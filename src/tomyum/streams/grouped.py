@@ -29,7 +29,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 A = TypeVar("A")
 
-__all__ = ["KGroupedStream", "SessionWindowedKStream", "TimeWindowedKStream"]
+__all__ = ["KGroupedStream", "KGroupedTable", "SessionWindowedKStream", "TimeWindowedKStream"]
 
 
 def _count_aggregator(key: Any, value: Any, agg: int) -> int:
@@ -141,3 +141,42 @@ class SessionWindowedKStream(_Grouped[K, V]):
         )
         delay = windows.inactivity_gap_ms + windows.grace_ms
         return KTable(self._builder, node, None, value_serde, store_name=store, suppress_delay_ms=delay)
+
+
+class KGroupedTable(Generic[K, V]):
+    """A table re-grouped by ``KTable.group_by``: aggregations with an adder and a
+    subtractor, so that a value that changes or moves to another group is taken out of the
+    old aggregate before it goes into the new one (Kafka Streams' ``KGroupedTable``)."""
+
+    def __init__(self, builder: InternalBuilder, node: str, selector: Callable[[Any, Any], tuple[Any, Any]],
+                 key_serde: Serde[Any] | None, value_serde: Serde[Any] | None) -> None:
+        self._builder = builder
+        self._node = node
+        self._selector = selector
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def count(self, materialized: Materialized | None = None) -> KTable[K, int]:
+        return self._aggregate(lambda: 0, lambda k, v, a: a + 1, lambda k, v, a: a - 1, Serdes.long(), materialized)
+
+    def reduce(self, adder: Callable[[V, V], V], subtractor: Callable[[V, V], V],
+               materialized: Materialized | None = None) -> KTable[K, V]:
+        """``adder(aggregate, value)`` and ``subtractor(aggregate, value)``; a group's first
+        value is its aggregate."""
+        return self._aggregate(lambda: None, lambda k, v, a: v if a is None else adder(a, v),
+                               lambda k, v, a: subtractor(a, v), self.value_serde, materialized)
+
+    def aggregate(self, initializer: Callable[[], A], adder: Callable[[K, V, A], A],
+                  subtractor: Callable[[K, V, A], A], materialized: Materialized | None = None) -> KTable[K, A]:
+        return self._aggregate(initializer, adder, subtractor, None, materialized)
+
+    def _aggregate(self, initializer: Initializer, adder: Aggregator, subtractor: Aggregator,
+                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+        from tomyum.streams._aggregate import TableAggregateProcessor
+
+        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde)
+        selector = self._selector
+        node = self._builder.add("KTABLE-AGGREGATE",
+                                 lambda: TableAggregateProcessor(store, selector, initializer, adder, subtractor),
+                                 [self._node], (store,))
+        return KTable(self._builder, node, self.key_serde, value_serde, store_name=store)

@@ -17,11 +17,13 @@ from tomyum.streams.serdes import Serde
 from tomyum.streams.windows import Suppressed
 
 if TYPE_CHECKING:
+    from tomyum.streams.grouped import KGroupedTable
     from tomyum.streams.kstream import KStream
 
 K = TypeVar("K")
 V = TypeVar("V")
 V2 = TypeVar("V2")
+K2 = TypeVar("K2")
 
 __all__ = ["KTable"]
 
@@ -83,6 +85,15 @@ class KTable(Generic[K, V]):
                                   [other.node], (mine,))
         merged = self._builder.add("KTABLE-MERGE", PassThrough, [left, right])
         return KTable(self._builder, merged, self.key_serde, None)
+
+    def group_by(self, selector: Callable[[K, V], tuple[K2, V2]], *, key_serde: Serde[Any] | None = None,
+                 value_serde: Serde[Any] | None = None) -> KGroupedTable[K2, V2]:
+        """Re-group the table by ``selector(key, value) -> (new key, new value)`` for
+        aggregations with an adder and a subtractor (one task sees every key here; the runtime
+        runs one task, so no repartition topic is needed yet)."""
+        from tomyum.streams.grouped import KGroupedTable
+
+        return KGroupedTable(self._builder, self.node, selector, key_serde, value_serde)
 
     def to_stream(self) -> KStream[K, V]:
         from tomyum.streams.kstream import KStream
