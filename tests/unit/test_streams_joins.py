@@ -125,3 +125,19 @@ def test_a_regrouped_table_aggregates_and_reduces() -> None:
         for player, score in [("amy", 3), ("al", 4), ("amy", 10)]:
             driver.pipe_input("scores", player, score, timestamp=0)
         assert [r.value for r in driver.read_output("out", value_serde=Serdes.long())] == [3, 7, 4, 14]
+
+
+def test_a_stream_global_table_join_looks_up_by_a_selected_key() -> None:
+    b = StreamsBuilder()
+    products = b.global_table("products", key_serde=S, value_serde=S)
+    orders = b.stream("orders", key_serde=S, value_serde=S)  # key: order id, value: "product:qty"
+    orders.join_global(products, lambda order, line: line.split(":")[0],
+                       lambda line, name: f"{line.split(':')[1]} x {name}").to("out", value_serde=S)
+    orders.join_global(products, lambda order, line: line.split(":")[0],
+                       lambda line, name: f"{name}", left=True).to("all", value_serde=S)
+    with TopologyTestDriver(b.build(), StreamsConfig(application_id="shop")) as driver:
+        driver.pipe_input("products", "p1", "pen", timestamp=1)
+        driver.pipe_input("orders", "o1", "p1:3", timestamp=2)
+        driver.pipe_input("orders", "o2", "p9:1", timestamp=3)
+        assert [(r.key, r.value) for r in driver.read_output("out", value_serde=S)] == [("o1", "3 x pen")]
+        assert [(r.key, r.value) for r in driver.read_output("all", value_serde=S)] == [("o1", "pen"), ("o2", "None")]

@@ -23,17 +23,24 @@ JoinKind = Literal["inner", "left", "outer"]
 
 
 class StreamTableJoinProcessor(Processor):
-    def __init__(self, table_store: str, joiner: Callable[[Any, Any], Any], kind: JoinKind) -> None:
+    """Stream-table join; with ``key_selector``, a stream-global-table join that looks the
+    table up by ``key_selector(key, value)`` instead of the record's key."""
+
+    def __init__(self, table_store: str, joiner: Callable[[Any, Any], Any], kind: JoinKind,
+                 key_selector: Callable[[Any, Any], Any] | None = None) -> None:
         self.table_store = table_store
         self.joiner = joiner
         self.kind = kind
+        self.key_selector = key_selector
 
     def process(self, record: Record[Any, Any]) -> None:
-        if record.key is None or record.value is None:
+        lookup = record.key if self.key_selector is None or record.value is None else self.key_selector(
+            record.key, record.value)
+        if lookup is None or record.value is None:
             self.context.record_dropped("null key or value in a stream-table join", record)
             return
         store: KeyValueStore[Any, Any] = self.context.get_state_store(self.table_store)
-        other = store.get(record.key)
+        other = store.get(lookup)
         if other is None and self.kind == "inner":
             return
         self.context.forward(record.with_value(self.joiner(record.value, other)))

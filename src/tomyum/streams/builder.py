@@ -51,6 +51,14 @@ class StreamsBuilder:
         node = self._builder.add("KTABLE-SOURCE", lambda: TableSourceProcessor(store), [source], (store,))
         return KTable(self._builder, node, key_serde, value_serde, store_name=store)
 
+    def global_table(self, topic: str, *, key_serde: Serde[Any] | None = None,
+                     value_serde: Serde[Any] | None = None,
+                     materialized: Materialized | None = None) -> KTable[Any, Any]:
+        """A table of every partition of ``topic``, for joins that look it up by any key
+        (Kafka's GlobalKTable: ``stream.join_global(table, key_selector, joiner)``). The runtime
+        runs one task over all partitions, so every instance holds the whole table."""
+        return self.table(topic, key_serde=key_serde, value_serde=value_serde, materialized=materialized)
+
     def add_state_store(self, materialized: Materialized) -> str:
         """A key-value store for processors added with ``KStream.process``; it needs a
         ``store_name``, which this returns."""

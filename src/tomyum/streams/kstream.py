@@ -146,13 +146,20 @@ class KStream(Generic[K, V]):
         merged = self._builder.add("KSTREAM-MERGE", PassThrough, [left, right])
         return KStream(self._builder, merged, self.key_serde, None)
 
-    def _join_table(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2], kind: JoinKind) -> KStream[K, V2]:
+    def join_global(self, table: KTable[Any, Any], key_selector: Callable[[K, V], Any],
+                    joiner: Callable[[V, Any], V2], *, left: bool = False) -> KStream[K, V2]:
+        """Stream-global-table join: each record with the global table's value for
+        ``key_selector(key, value)`` (``left=True`` keeps records that find none, with ``None``)."""
+        return self._join_table(table, joiner, "left" if left else "inner", key_selector)
+
+    def _join_table(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2], kind: JoinKind,
+                    key_selector: Callable[[K, V], Any] | None = None) -> KStream[K, V2]:
         from tomyum.streams._joins import StreamTableJoinProcessor
 
         store = table.store_name
         if store is None:
             raise ValueError("join needs a materialized table (a source table or an aggregation's result)")
-        node = self._builder.add("KSTREAM-JOIN", lambda: StreamTableJoinProcessor(store, joiner, kind),
+        node = self._builder.add("KSTREAM-JOIN", lambda: StreamTableJoinProcessor(store, joiner, kind, key_selector),
                                  [self.node], (store,))
         return KStream(self._builder, node, self.key_serde, None)
 
