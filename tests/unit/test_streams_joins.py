@@ -141,3 +141,28 @@ def test_a_stream_global_table_join_looks_up_by_a_selected_key() -> None:
         driver.pipe_input("orders", "o2", "p9:1", timestamp=3)
         assert [(r.key, r.value) for r in driver.read_output("out", value_serde=S)] == [("o1", "3 x pen")]
         assert [(r.key, r.value) for r in driver.read_output("all", value_serde=S)] == [("o1", "pen"), ("o2", "None")]
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_a_foreign_key_join_follows_both_tables(left: bool) -> None:
+    """Orders name a customer (value "customer:item"); the join follows an order moving to
+    another customer and a customer being renamed or deleted (its orders answer in key order)."""
+    b = StreamsBuilder()
+    customers = b.table("customers", key_serde=S, value_serde=S)
+    orders = b.table("orders", key_serde=S, value_serde=S)
+    orders.join_foreign_key(customers, lambda order: order.split(":")[0],
+                            lambda order, name: f"{order.split(':')[1]} for {name}",
+                            left=left).to_stream().to("out", value_serde=S)
+    steps = [("customers", "c1", "Ann", 1), ("orders", "o1", "c1:pen", 2), ("orders", "o2", "c2:ink", 3),
+             ("customers", "c2", "Bob", 4), ("customers", "c1", "Anna", 5), ("orders", "o1", "c2:pen", 6),
+             ("customers", "c2", None, 7)]
+    with TopologyTestDriver(b.build(), StreamsConfig(application_id="fk")) as driver:
+        for topic, key, value, ts in steps:
+            driver.pipe_input(topic, key, value, timestamp=ts)
+        out = [(r.key, r.value) for r in driver.read_output("out", value_serde=S)]
+    if left:
+        assert out == [("o1", "pen for Ann"), ("o2", "ink for None"), ("o2", "ink for Bob"), ("o1", "pen for Anna"),
+                       ("o1", "pen for Bob"), ("o1", "pen for None"), ("o2", "ink for None")]
+    else:
+        assert out == [("o1", "pen for Ann"), ("o2", "ink for Bob"), ("o1", "pen for Anna"), ("o1", "pen for Bob"),
+                       ("o1", None), ("o2", None)]

@@ -174,3 +174,81 @@ class StreamStreamJoinProcessor(Processor):
 
 
 _TS, _SEQ = struct.Struct(">q"), struct.Struct(">i")
+
+
+class ForeignKeyLeftProcessor(Processor):
+    """The left side of a foreign-key table-table join: a left change re-subscribes its key
+    to the foreign key its value now names, and forwards the joined change."""
+
+    def __init__(self, right_store: str, subscriptions: str, extractor: Callable[[Any], Any],
+                 joiner: Callable[[Any, Any], Any], kind: JoinKind, left_key_serde: Serde[Any] | None,
+                 right_key_serde: Serde[Any] | None) -> None:
+        self.right_store, self.subscriptions = right_store, subscriptions
+        self.extractor, self.joiner, self.kind = extractor, joiner, kind
+        self._serdes = (left_key_serde, right_key_serde)
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.left_key_serde: Serde[Any] = self._serdes[0] or context.config.default_key_serde
+        self.right_key_serde: Serde[Any] = self._serdes[1] or context.config.default_key_serde
+
+    def _result(self, value: Any, right: KeyValueStore[Any, Any]) -> Any:
+        if value is None:
+            return None
+        fk = self.extractor(value)
+        other = None if fk is None else right.get(fk)
+        if other is None and self.kind == "inner":
+            return None
+        return self.joiner(value, other)
+
+    def process(self, record: Record[Any, Any]) -> None:
+        change: Change[Any] = record.value
+        right: KeyValueStore[Any, Any] = self.context.get_state_store(self.right_store)
+        subs: KeyValueStore[bytes, bytes] = self.context.get_state_store(self.subscriptions)
+        old_fk = None if change.old_value is None else self.extractor(change.old_value)
+        new_fk = None if change.new_value is None else self.extractor(change.new_value)
+        left_key = self.left_key_serde.serialize(record.key) or b""
+        if old_fk is not None and old_fk != new_fk:
+            subs.delete(subscription(self.right_key_serde, old_fk) + left_key, record.timestamp)
+        if new_fk is not None:
+            subs.put(subscription(self.right_key_serde, new_fk) + left_key, b"", record.timestamp)
+        new, old = self._result(change.new_value, right), self._result(change.old_value, right)
+        if new is not None or old is not None:
+            self.context.forward(record.with_value(Change(new, old)))
+
+
+class ForeignKeyRightProcessor(Processor):
+    """The right side: a change of a right row re-joins every left row that names it."""
+
+    def __init__(self, left_store: str, subscriptions: str, joiner: Callable[[Any, Any], Any], kind: JoinKind,
+                 left_key_serde: Serde[Any] | None, right_key_serde: Serde[Any] | None) -> None:
+        self.left_store, self.subscriptions, self.joiner, self.kind = left_store, subscriptions, joiner, kind
+        self._serdes = (left_key_serde, right_key_serde)
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.left_key_serde: Serde[Any] = self._serdes[0] or context.config.default_key_serde
+        self.right_key_serde: Serde[Any] = self._serdes[1] or context.config.default_key_serde
+
+    def process(self, record: Record[Any, Any]) -> None:
+        change: Change[Any] = record.value
+        left: KeyValueStore[Any, Any] = self.context.get_state_store(self.left_store)
+        subs: KeyValueStore[bytes, bytes] = self.context.get_state_store(self.subscriptions)
+        prefix = subscription(self.right_key_serde, record.key)
+        for composite, _ in subs.range(prefix, prefix + b"\xff" * 64):
+            if not composite.startswith(prefix):
+                continue
+            left_key = self.left_key_serde.deserialize(composite[len(prefix):])
+            value = left.get(left_key)
+            if value is None:
+                continue
+            new = None if change.new_value is None and self.kind == "inner" else self.joiner(value, change.new_value)
+            old = None if change.old_value is None and self.kind == "inner" else self.joiner(value, change.old_value)
+            if new is not None or old is not None:
+                self.context.forward(Record(key=left_key, value=Change(new, old), timestamp=record.timestamp))
+
+
+def subscription(key_serde: Serde[Any], foreign_key: Any) -> bytes:
+    """The prefix of the subscriptions of one foreign key: its bytes, length first."""
+    data = key_serde.serialize(foreign_key) or b""
+    return _SEQ.pack(len(data)) + data

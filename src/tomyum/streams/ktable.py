@@ -86,6 +86,29 @@ class KTable(Generic[K, V]):
         merged = self._builder.add("KTABLE-MERGE", PassThrough, [left, right])
         return KTable(self._builder, merged, self.key_serde, None)
 
+    def join_foreign_key(self, other: KTable[Any, Any], foreign_key: Callable[[V], Any],
+                         joiner: Callable[[V, Any], V2], *, left: bool = False) -> KTable[K, V2]:
+        """Foreign-key table-table join: each row of this table with the row of ``other``
+        whose key is ``foreign_key(value)``; kept up to date as rows of either side change
+        (``left=True`` keeps rows whose foreign row is missing, with ``None``)."""
+        from tomyum.streams._joins import ForeignKeyLeftProcessor, ForeignKeyRightProcessor, PassThrough
+        from tomyum.streams.serdes import Serdes
+
+        mine, theirs = self.store_name, other.store_name
+        if mine is None or theirs is None:
+            raise ValueError("foreign-key joins need materialized tables (source tables or aggregation results)")
+        subs = self._builder.add_store(None, "key_value", Serdes.bytes(), Serdes.bytes())
+        kind: JoinKind = "left" if left else "inner"
+        lk, rk = self.key_serde, other.key_serde
+        this_side = self._builder.add(
+            "KTABLE-FK-JOIN-SUBSCRIBE",
+            lambda: ForeignKeyLeftProcessor(theirs, subs, foreign_key, joiner, kind, lk, rk), [self.node], (theirs, subs))
+        that_side = self._builder.add(
+            "KTABLE-FK-JOIN-RESPOND",
+            lambda: ForeignKeyRightProcessor(mine, subs, joiner, kind, lk, rk), [other.node], (mine, subs))
+        merged = self._builder.add("KTABLE-MERGE", PassThrough, [this_side, that_side])
+        return KTable(self._builder, merged, self.key_serde, None)
+
     def group_by(self, selector: Callable[[K, V], tuple[K2, V2]], *, key_serde: Serde[Any] | None = None,
                  value_serde: Serde[Any] | None = None) -> KGroupedTable[K2, V2]:
         """Re-group the table by ``selector(key, value) -> (new key, new value)`` for
