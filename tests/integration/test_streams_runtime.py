@@ -123,3 +123,63 @@ def test_an_uncaught_exception_stops_the_app_and_reaches_the_handler(broker: Bro
         assert isinstance(errors[0], ValueError)
     finally:
         app.close(TIMEOUT)
+
+
+def test_exactly_once_word_count_through_kill_9_and_a_lost_state_directory(broker: BrokerProcess, topic_name: str,
+                                                                           tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The app is killed with SIGKILL mid-stream, restarted, then restarted again with its
+    state directory deleted (restored from the changelog): a read_committed consumer of its
+    output sees exactly the right counts."""
+    import shutil
+    import subprocess
+    import sys
+    from collections import Counter
+    from pathlib import Path
+
+    text, counts = f"{topic_name}-text", f"{topic_name}-counts"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic(text, 2, 1), NewTopic(counts, 2, 1)]).values():
+        f.result(TIMEOUT)
+    state_dir = tmp_path / "state"
+    script = Path(__file__).parent / "streams_app.py"
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, str(script), broker.bootstrap, text, counts, f"eos-{topic_name}",
+                                 str(state_dir)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    words = ["alpha", "beta", "gamma", "delta"]
+    expected: Counter[str] = Counter()
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+
+    def send(n: int, start_at: int) -> None:
+        for i in range(start_at, start_at + n):
+            line = " ".join(words[(i + j) % 4] for j in range(i % 3 + 1))
+            expected.update(line.split())
+            p.produce(text, value=line.encode(), partition=i % 2)
+        assert p.flush(TIMEOUT) == 0
+
+    app = start()
+    try:
+        send(300, 0)
+        probe = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "probe"})
+        try:  # it is processing: committed output appears
+            wait_until(lambda: any(probe.get_watermark_offsets(TopicPartition(counts, q), timeout=5)[1] > 0
+                                   for q in (0, 1)), TIMEOUT, what="the first output")
+        finally:
+            probe.close()
+        send(300, 300)
+        app.kill()  # mid-stream: an open transaction is left behind
+        app.wait(10)
+        app = start()
+        send(300, 600)
+        latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+        app.terminate()
+        assert app.wait(30) == 0
+        shutil.rmtree(state_dir)  # the local state is gone: the changelog brings it back
+        app = start()
+        send(100, 900)
+        got = latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+        assert got == dict(expected)
+    finally:
+        app.kill()
+        app.wait(10)

@@ -1,0 +1,39 @@
+"""A word count on tomyum.streams with exactly_once_v2, run as a process by
+test_streams_runtime.py until SIGTERM (clean shutdown) or SIGKILL.
+
+    python streams_app.py BOOTSTRAP TEXT_TOPIC COUNTS_TOPIC APPLICATION_ID STATE_DIR
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
+from tomyum.streams.runtime import KafkaStreams, State
+
+
+def main() -> int:
+    bootstrap, text, counts, app_id, state_dir = sys.argv[1:6]
+    builder = StreamsBuilder()
+    (builder.stream(text, value_serde=Serdes.string())
+        .flat_map_values(str.split)
+        .group_by(lambda key, word: word, key_serde=Serdes.string())
+        .count(Materialized(store_name="counts", store_type="persistent"))
+        .to_stream()
+        .to(counts, value_serde=Serdes.long()))
+    app = KafkaStreams(builder.build(), StreamsConfig(application_id=app_id, state_dir=state_dir),
+                       bootstrap_servers=bootstrap, processing_guarantee="exactly_once_v2", commit_interval_ms=100)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    app.set_state_listener(lambda new, old: print(new.value, flush=True))
+    app.start()
+    while not stop.wait(0.1):
+        if app.state is State.ERROR:
+            return 1
+    return 0 if app.close(30) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
