@@ -1,48 +1,80 @@
-"""A stream processor: reads each event from one topic, transforms it, and writes the result
-to another — consume, transform, produce.
+"""A stream processor built with tomyum.streams: it reads each event from one topic,
+transforms it, and writes the result to another — a topology run by KafkaStreams.
 
     python examples/stream_processor.py [--source greetings] [--sink greetings-upper]
 
 Run examples/producer.py into the source topic and examples/consumer.py on the sink topic to
-see the pipeline. A source message is committed only after its result was written (acks=all),
-so a crash never loses one: after a restart it is processed again (at-least-once).
+see the pipeline. The application id is the consumer group: its committed offsets say where a
+restarted processor resumes (at-least-once; pass --exactly-once for transactions).
 """
 
 from __future__ import annotations
 
-import argparse
+import signal
+import sys
+import threading
+from typing import Any
 
-from lifecycle import arguments, consume_until_stopped, describe, run
+from confluent_kafka.admin import AdminClient
 
-from tomyum.client import Kafka, Message
+from lifecycle import arguments
+from tomyum.streams import Processor, Record, Serdes, StreamsBuilder, StreamsConfig
+from tomyum.streams.runtime import KafkaStreams, State
 
 
-async def main(args: argparse.Namespace) -> int:
-    kafka = Kafka(client_id="stream-processor", brokers=[args.bootstrap])
-    producer = kafka.producer()
-    await producer.connect()
-    consumer = kafka.consumer(group_id=args.group)
+class UpperCase(Processor):
+    """The transformation: upper-case the text, keep the key (and so the partitioning) and
+    the headers, say who processed it, and pass the result on."""
 
-    async def each_message(message: Message) -> None:
-        # The transformation: upper-case the text, keep the key (and so the partitioning) and
-        # the headers, and say who processed it.
-        text = (message.value or b"").decode(errors="replace")
+    def process(self, record: Record[Any, Any]) -> None:
+        text = record.value or ""
         result = text.upper()
-        await producer.send(args.sink, messages=[{
-            "key": message.key, "value": result,
-            "headers": {**message.headers, "processed-by": "stream_processor.py"},
-        }])
-        print(f"processor: {describe(message, f'{text!r} -> {result!r}')}")
-
-    try:
-        return await consume_until_stopped(consumer, "processor", args.source, each_message=each_message)
-    finally:
-        await producer.disconnect()
+        key = record.key.decode(errors="replace") if record.key is not None else "(none)"
+        print(f"processor: {text!r} -> {result!r} (key {key}, partition {record.partition}, "
+              f"offset {record.offset})", flush=True)
+        headers = record.headers + (("processed-by", b"stream_processor.py"),)
+        self.context.forward(Record(key=record.key, value=result, timestamp=record.timestamp, headers=headers))
 
 
-if __name__ == "__main__":
+def main() -> int:
     parser = arguments(__doc__)
     parser.add_argument("--source", default="greetings", help="the topic to read")
     parser.add_argument("--sink", default="greetings-upper", help="the topic to write")
-    parser.add_argument("--group", default="greetings-upper-processor")
-    run(main, parser.parse_args())
+    parser.add_argument("--group", default="greetings-upper-processor", help="the application id")
+    parser.add_argument("--exactly-once", action="store_true", help="processing_guarantee=exactly_once_v2")
+    args = parser.parse_args()
+
+    builder = StreamsBuilder()
+    (builder.stream(args.source, value_serde=Serdes.string())
+        .process(UpperCase)
+        .to(args.sink, value_serde=Serdes.string()))
+    app = KafkaStreams(builder.build(), StreamsConfig(application_id=args.group), bootstrap_servers=args.bootstrap,
+                       processing_guarantee="exactly_once_v2" if args.exactly_once else "at_least_once",
+                       commit_interval_ms=100 if args.exactly_once else 1000)
+
+    def on_state(new: State, old: State) -> None:
+        if new is State.RUNNING:  # the line the demo waits for (see examples/lifecycle.py)
+            topic = AdminClient({"bootstrap.servers": args.bootstrap}).list_topics(args.source, timeout=10)
+            partitions = sorted(topic.topics[args.source].partitions)
+            print(f"processor: joined group {args.group}, partitions {args.source}{partitions}", flush=True)
+        else:
+            print(f"processor: {new.value.lower().replace('_', ' ')}", flush=True)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a clean shutdown: commit, then close
+        signal.signal(sig, lambda *_: stop.set())
+    app.set_state_listener(on_state)
+    def on_crash(error: BaseException) -> None:
+        print(f"processor: crashed: {error}", flush=True)
+        stop.set()
+
+    app.set_uncaught_exception_handler(on_crash)
+    app.start()
+    stop.wait()
+    crashed = app.state is State.ERROR
+    app.close(30)
+    return 1 if crashed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
