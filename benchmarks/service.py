@@ -32,7 +32,16 @@ import psutil
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from benchmarks.throughput import TANSU, create_topic, free_port, machine_line, tansu_broker, tomyum_broker, write_section
+from benchmarks.throughput import (
+    create_topic,
+    free_port,
+    machine_line,
+    stop_process,
+    tansu_broker,
+    tansu_command,
+    tomyum_broker,
+    write_section,
+)
 
 RATE = 5000
 VALUE = 1024
@@ -124,19 +133,12 @@ def spawned(kind: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         if kind == "tomyum":
             cmd = [sys.executable, "-m", "tomyum", "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", d]
         else:
-            url = f"tcp://127.0.0.1:{port}"
-            cmd = [str(TANSU), "broker", "--storage-engine", "memory://tansu/", "--listener-url", url,
-                   "--advertised-listener-url", url, "--silent"]
+            cmd = tansu_command(f"tcp://127.0.0.1:{port}")
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             yield proc, f"127.0.0.1:{port}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            stop_process(proc)
 
 
 def startup(kind: str) -> tuple[float, float]:

@@ -72,9 +72,7 @@ def tomyum_broker(settings: dict[str, str] | None = None) -> Iterator[tuple[str,
 def tansu_broker() -> Iterator[tuple[str, int]]:
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen([str(TANSU), "broker", "--storage-engine", "memory://tansu/", "--listener-url", url,
-                             "--advertised-listener-url", url, "--silent"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(tansu_command(url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
 
@@ -87,12 +85,23 @@ def tansu_broker() -> Iterator[tuple[str, int]]:
         wait_until(up, timeout=20, what="tansu")
         yield f"127.0.0.1:{port}", proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
+
+
+def tansu_command(url: str) -> list[str]:
+    """Tansu on its memory engine, listening and advertising ``url``."""
+    return [str(TANSU), "broker", "--storage-engine", "memory://tansu/", "--listener-url", url,
+            "--advertised-listener-url", url, "--silent"]
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def cpu(pid: int) -> float:
