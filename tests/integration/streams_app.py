@@ -19,15 +19,18 @@ def main() -> int:
     builder = StreamsBuilder()
     (builder.stream(text, value_serde=Serdes.string())
         .flat_map_values(str.split)
-        .group_by(lambda key, word: word, key_serde=Serdes.string())
+        .group_by(lambda key, word: word, key_serde=Serdes.string(), value_serde=Serdes.string())
         .count(Materialized(store_name="counts", store_type="persistent"))
         .to_stream()
         .to(counts, value_serde=Serdes.long()))
     app = KafkaStreams(builder.build(), StreamsConfig(application_id=app_id, state_dir=state_dir),
-                       bootstrap_servers=bootstrap, processing_guarantee="exactly_once_v2", commit_interval_ms=100)
+                       bootstrap_servers=bootstrap, processing_guarantee="exactly_once_v2", commit_interval_ms=100,
+                       # a killed instance's partitions move after 6 s rather than Kafka's default 45 s
+                       client_config={"consumer.session.timeout.ms": 6000, "consumer.heartbeat.interval.ms": 1000})
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    app.set_state_listener(lambda new, old: print(new.value, flush=True))
+    # "RUNNING 0_0,1_0": the state, and the tasks this instance runs (read by the tests)
+    app.set_state_listener(lambda new, old: print(new.value, ",".join(sorted(app.tasks)), flush=True))
     app.start()
     while not stop.wait(0.1):
         if app.state is State.ERROR:

@@ -14,14 +14,14 @@ from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams.runtime import KafkaStreams, State
 from tomyum.testing import BrokerProcess, wait_until
 
-TIMEOUT = 30
+TIMEOUT = 60
 
 
 def word_count(text: str, counts: str) -> StreamsBuilder:
     builder = StreamsBuilder()
     (builder.stream(text, value_serde=Serdes.string())
         .flat_map_values(str.split)
-        .group_by(lambda key, word: word, key_serde=Serdes.string())
+        .group_by(lambda key, word: word, key_serde=Serdes.string(), value_serde=Serdes.string())
         .count(Materialized(store_name="counts"))
         .to_stream()
         .to(counts, value_serde=Serdes.long()))
@@ -83,7 +83,8 @@ def test_word_count_runs_commits_and_restores(broker: BrokerProcess, topic_name:
     try:
         committed = group.committed([TopicPartition(text, 0), TopicPartition(text, 1)], timeout=TIMEOUT)
         assert [tp.offset for tp in committed] == [2, 1]
-        _, logged = group.get_watermark_offsets(TopicPartition(app.changelog_topic("counts"), 0), timeout=TIMEOUT)
+        logged = sum(group.get_watermark_offsets(TopicPartition(app.changelog_topic("counts"), q), timeout=TIMEOUT)[1]
+                     for q in (0, 1))  # one changelog partition per task of the counting sub-topology
         assert logged >= 4
     finally:
         group.close()
@@ -183,3 +184,102 @@ def test_exactly_once_word_count_through_kill_9_and_a_lost_state_directory(broke
     finally:
         app.kill()
         app.wait(10)
+
+
+class AppProcess:
+    """streams_app.py as a process, its state lines read by a thread."""
+
+    def __init__(self, *args: str) -> None:
+        import queue
+        import subprocess
+        import sys
+        import threading
+        from pathlib import Path
+
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "streams_app.py"), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.tasks: set[str] = set()
+        threading.Thread(target=lambda: [self.lines.put(line.strip()) for line in self.proc.stdout or []],
+                         daemon=True).start()
+
+    def wait_running_with(self, count: int, timeout: float = 60) -> set[str]:
+        """Wait until the app reports RUNNING with ``count`` tasks; return them."""
+        def running() -> bool:
+            while not self.lines.empty():
+                state, _, tasks = self.lines.get_nowait().partition(" ")
+                if state == "RUNNING":
+                    self.tasks = set(filter(None, tasks.split(",")))
+                elif state in ("REBALANCING", "ERROR"):
+                    self.tasks = set()
+            return len(self.tasks) == count
+
+        wait_until(running, timeout, what=f"{count} tasks running")
+        return self.tasks
+
+    def stop(self, kill: bool = False) -> int:
+        if self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+        return self.proc.wait(30)
+
+
+def test_two_instances_split_the_tasks_and_take_over(broker: BrokerProcess, topic_name: str,
+                                                     tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two instances of one exactly-once word count share its four tasks (the counting
+    sub-topology behind a repartition topic, two partitions each), each holding partition n
+    of both; one is killed with SIGKILL and the other takes its tasks over, restoring their
+    counts from the changelog; it comes back and they split again. The counts seen by a
+    read_committed consumer are exact throughout."""
+    from collections import Counter
+
+    text, counts = f"{topic_name}-text", f"{topic_name}-counts"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic(text, 2, 1), NewTopic(counts, 2, 1)]).values():
+        f.result(TIMEOUT)
+    app_id = f"split-{topic_name}"
+    words = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    expected: Counter[str] = Counter()
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+
+    def send(n: int, start_at: int) -> None:
+        for i in range(start_at, start_at + n):
+            line = " ".join(words[(i + j) % 5] for j in range(i % 4 + 1))
+            expected.update(line.split())
+            p.produce(text, value=line.encode(), partition=i % 2)
+        assert p.flush(TIMEOUT) == 0
+
+    def start(name: str) -> AppProcess:
+        return AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / name))
+
+    everything = {"0_0", "0_1", "1_0", "1_1"}
+    a = start("a")
+    b: AppProcess | None = None
+    try:
+        assert a.wait_running_with(4) == everything
+        send(200, 0)
+        latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+        b = start("b")
+        b.wait_running_with(2)
+        a.wait_running_with(2)
+        assert a.tasks | b.tasks == everything and not a.tasks & b.tasks
+        for tasks in (a.tasks, b.tasks):  # co-partitioned: both sub-topologies' tasks of one partition
+            assert {t.split("_")[1] for t in tasks} in ({"0"}, {"1"})
+        send(300, 200)
+        latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+
+        a.stop(kill=True)  # b takes over a's tasks once a's session runs out
+        send(300, 500)
+        assert b.wait_running_with(4) == everything
+        latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+
+        a = start("a")  # back, with its state directory: the tasks split again
+        a.wait_running_with(2)
+        b.wait_running_with(2)
+        send(200, 800)
+        got = latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+        assert got == dict(expected)
+        assert a.stop() == 0 and b.stop() == 0
+    finally:
+        a.stop(kill=True)
+        if b is not None:
+            b.stop(kill=True)

@@ -5,7 +5,7 @@
     builder = StreamsBuilder()
     (builder.stream("text", value_serde=Serdes.string())
         .flat_map_values(str.split)
-        .group_by(lambda key, word: word, key_serde=Serdes.string())
+        .group_by(lambda key, word: word, key_serde=Serdes.string(), value_serde=Serdes.string())
         .count(Materialized(store_name="counts"))
         .to_stream()
         .to("word-counts", value_serde=Serdes.long()))

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tomyum.streams.processor import Processor
-from tomyum.streams.serdes import Serde
-from tomyum.streams.topology import Materialized, StoreSpec, Topology
+from tomyum.streams.serdes import RecordTimestampExtractor, Serde
+from tomyum.streams.topology import Materialized, SinkProcessor, SourceProcessor, SourceSpec, StoreSpec, Topology
 
 
 class InternalBuilder:
@@ -22,8 +22,38 @@ class InternalBuilder:
         return name
 
     def add(self, prefix: str, supplier: Callable[[], Processor], parents: Sequence[str],
-            stores: tuple[str, ...] = ()) -> str:
-        return self.topology.add_node(self.new_name(prefix), supplier, parents, stores)
+            stores: tuple[str, ...] = (), sink_topic: str | None = None) -> str:
+        return self.topology.add_node(self.new_name(prefix), supplier, parents, stores, sink_topic)
+
+    def sink(self, parent: str, topic: str, key_serde: Serde[Any] | None, value_serde: Serde[Any] | None) -> str:
+        node = self.add("KSTREAM-SINK", lambda: SinkProcessor(topic, key_serde, value_serde), [parent],
+                        sink_topic=topic)
+        self.topology.sink_topics.add(topic)
+        return node
+
+    def source(self, topics: Sequence[str], key_serde: Serde[Any] | None, value_serde: Serde[Any] | None,
+               timestamp_extractor: Any = None) -> str:
+        name = self.new_name("KSTREAM-SOURCE")
+        specs = [SourceSpec(topic=t, node=name, key_serde=key_serde, value_serde=value_serde,
+                            timestamp_extractor=timestamp_extractor) for t in topics]
+        self.topology.add_node(name, lambda: SourceProcessor(specs[0]), [])
+        for spec in specs:
+            self.topology.add_source(spec)
+        return name
+
+    def repartition(self, parent: str, key_serde: Serde[Any] | None, value_serde: Serde[Any] | None,
+                    name: str | None = None, num_partitions: int | None = None) -> str:
+        """Route the records of ``parent`` through the internal topic ``<name>-repartition``
+        (partitioned by key, as any keyed record), so that each key lands in one task;
+        returns the node that reads it back. The records keep their timestamps."""
+        if num_partitions is not None and num_partitions < 1:
+            raise ValueError(f"num_partitions must be at least 1, got {num_partitions}")
+        topic = f"{name or self.new_name('KSTREAM-REPARTITION')}-repartition"
+        if topic in self.topology.repartition_topics:
+            raise ValueError(f"a repartition topic named {topic} already exists; give another name")
+        self.topology.repartition_topics[topic] = num_partitions
+        self.sink(parent, topic, key_serde, value_serde)
+        return self.source([topic], key_serde, value_serde, RecordTimestampExtractor)
 
     def add_store(self, materialized: Materialized | None, kind: str, key_serde: Serde[Any] | None,
                   value_serde: Serde[Any] | None, *, window_size_ms: int = 0, retention_ms: int = 0) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from tomyum.streams._record import Change, Record
-from tomyum.streams.processor import Processor
+from tomyum.streams.processor import Processor, ProcessorContext
+from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import KeyValueStore
 
 AnyRecord = Record[Any, Any]
@@ -86,3 +88,67 @@ class TableMapValuesProcessor(Processor):
         new = None if change.new_value is None else self.mapper(change.new_value)
         old = None if change.old_value is None else self.mapper(change.old_value)
         self.context.forward(record.with_value(Change(new, old)))
+
+
+class TableSelectProcessor(Processor):
+    """KTable.group_by's first half: each change of the table, re-keyed by ``selector``. A
+    value that stays in its group travels as one ``Change(new, old)``; one that moves is
+    taken out of its old group (``Change(None, old)``) and put into its new one
+    (``Change(new, None)``), two records that the repartition topic may send to two tasks."""
+
+    def __init__(self, selector: Callable[[Any, Any], tuple[Any, Any]]) -> None:
+        self.selector = selector
+
+    def process(self, record: AnyRecord) -> None:
+        change: Change[Any] = record.value
+        new = None if change.new_value is None else self.selector(record.key, change.new_value)
+        old = None if change.old_value is None else self.selector(record.key, change.old_value)
+        if (new is not None and new[0] is None) or (old is not None and old[0] is None):
+            self.context.record_dropped("the group_by selector returned a None key", record)
+            new = None if new is None or new[0] is None else new
+            old = None if old is None or old[0] is None else old
+        if new is not None and old is not None and new[0] == old[0]:
+            self.context.forward(record.with_key(new[0]).with_value(Change(new[1], old[1])))
+            return
+        if old is not None:
+            self.context.forward(record.with_key(old[0]).with_value(Change(None, old[1])))
+        if new is not None:
+            self.context.forward(record.with_key(new[0]).with_value(Change(new[1], None)))
+
+
+_LENGTH = struct.Struct(">i")
+
+
+class ChangeEncoder(Processor):
+    """Serializes a ``Change`` into one value for a repartition topic: for the new value and
+    then the old, a 4-byte big-endian length (-1 for ``None``) and the serialized bytes."""
+
+    def __init__(self, value_serde: Serde[Any] | None) -> None:
+        self._value_serde = value_serde
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.value_serde = self._value_serde or context.config.default_value_serde
+
+    def _part(self, value: Any) -> bytes:
+        data = self.value_serde.serialize(value)
+        return _LENGTH.pack(-1) if data is None else _LENGTH.pack(len(data)) + data
+
+    def process(self, record: AnyRecord) -> None:
+        change: Change[Any] = record.value
+        self.context.forward(record.with_value(self._part(change.new_value) + self._part(change.old_value)))
+
+
+class ChangeDecoder(ChangeEncoder):
+    """Reads back what :class:`ChangeEncoder` wrote."""
+
+    def process(self, record: AnyRecord) -> None:
+        data: bytes = record.value
+        parts: list[Any] = []
+        at = 0
+        for _ in range(2):
+            (size,) = _LENGTH.unpack_from(data, at)
+            at += 4
+            parts.append(None if size < 0 else self.value_serde.deserialize(data[at:at + size]))
+            at += max(size, 0)
+        self.context.forward(record.with_value(Change(parts[0], parts[1])))

@@ -1,5 +1,7 @@
-"""A stream task: one instance of a topology's processors and stores, fed one record at a
-time. The test driver runs one task (``0_0``); a runtime will run one per input partition.
+"""A stream task: one instance of a sub-topology's processors and stores, fed one record at
+a time. The test driver runs one task (``0_0``) holding the whole topology; a runtime runs
+one per sub-topology and input partition, and one "global" task for the global tables, whose
+stores every other task of the instance reads.
 
 Not thread-safe: a task runs on one thread. Stores are created in ``__init__``; ``commit``
 flushes them (the point where a runtime also commits offsets); ``close`` closes them.
@@ -7,7 +9,7 @@ flushes them (the point where a runtime also commits offsets); ``close`` closes 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,9 @@ class StreamTask:
         collector: RecordCollector,
         changelog: ChangelogSink,
         wall_clock_ms: int = 0,
+        nodes: Sequence[str] | None = None,
+        stores: Sequence[str] | None = None,
+        global_stores: Mapping[str, Any] | None = None,
     ) -> None:
         self.topology = topology
         self.config = config
@@ -46,9 +51,13 @@ class StreamTask:
         self._collector = collector
         self._punctuations = {kind: PunctuationQueue() for kind in PunctuationType}
         self.stores: dict[str, Any] = {
-            name: self._make_store(spec, changelog) for name, spec in topology.stores.items()
+            name: self._make_store(topology.stores[name], changelog)
+            for name in (topology.stores if stores is None else stores)
         }
-        self.processors: dict[str, Processor] = {name: node.supplier() for name, node in topology.nodes.items()}
+        self.global_stores: Mapping[str, Any] = global_stores or {}
+        self.processors: dict[str, Processor] = {
+            name: topology.nodes[name].supplier() for name in (topology.nodes if nodes is None else nodes)
+        }
         for name, processor in self.processors.items():
             processor.init(ProcessorContext(self, name))
 

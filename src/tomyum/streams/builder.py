@@ -10,7 +10,7 @@ from tomyum.streams._processors import TableSourceProcessor
 from tomyum.streams.kstream import KStream
 from tomyum.streams.ktable import KTable
 from tomyum.streams.serdes import Serde, TimestampExtractor
-from tomyum.streams.topology import Materialized, SourceProcessor, SourceSpec, Topology
+from tomyum.streams.topology import Materialized, Topology
 
 __all__ = ["StreamsBuilder"]
 
@@ -24,13 +24,7 @@ class StreamsBuilder:
 
     def _source(self, topics: Sequence[str], key_serde: Serde[Any] | None, value_serde: Serde[Any] | None,
                 timestamp_extractor: TimestampExtractor | None) -> str:
-        name = self._builder.new_name("KSTREAM-SOURCE")
-        specs = [SourceSpec(topic=t, node=name, key_serde=key_serde, value_serde=value_serde,
-                            timestamp_extractor=timestamp_extractor) for t in topics]
-        self._builder.topology.add_node(name, lambda: SourceProcessor(specs[0]), [])
-        for spec in specs:
-            self._builder.topology.add_source(spec)
-        return name
+        return self._builder.source(topics, key_serde, value_serde, timestamp_extractor)
 
     def stream(self, topics: str | Sequence[str], *, key_serde: Serde[Any] | None = None,
                value_serde: Serde[Any] | None = None,
@@ -55,9 +49,19 @@ class StreamsBuilder:
                      value_serde: Serde[Any] | None = None,
                      materialized: Materialized | None = None) -> KTable[Any, Any]:
         """A table of every partition of ``topic``, for joins that look it up by any key
-        (Kafka's GlobalKTable: ``stream.join_global(table, key_selector, joiner)``). The runtime
-        runs one task over all partitions, so every instance holds the whole table."""
-        return self.table(topic, key_serde=key_serde, value_serde=value_serde, materialized=materialized)
+        (Kafka's GlobalKTable: ``stream.join_global(table, key_selector, joiner)``). Every
+        instance of an application reads the whole topic into its own copy, outside the
+        consumer group, before it starts processing, and keeps it up to date; the topic is the
+        table's changelog, so the store logs nothing."""
+        m = materialized or Materialized()
+        table = self.table(topic, key_serde=key_serde, value_serde=value_serde,
+                           materialized=Materialized(store_name=m.store_name, key_serde=m.key_serde,
+                                                     value_serde=m.value_serde, store_type=m.store_type,
+                                                     logging_enabled=False))
+        assert table.store_name is not None
+        self._builder.topology.global_topics.add(topic)
+        self._builder.topology.global_stores.add(table.store_name)
+        return table
 
     def add_state_store(self, materialized: Materialized) -> str:
         """A key-value store for processors added with ``KStream.process``; it needs a

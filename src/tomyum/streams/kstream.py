@@ -6,6 +6,11 @@ Serdes travel with a stream while its key (or value) type is unchanged, so that 
 store or sink can use them; operators that may change a type (``map``, ``select_key``,
 ``map_values``, ...) drop the corresponding serde, and the config's default applies unless
 one is given again.
+
+Operators that may change the key (``map``, ``flat_map``, ``select_key``, ``process``) mark
+the stream: a stateful operator after them (``group_by_key`` and so ``group_by``, joins)
+first routes the records through a repartition topic, so that all records of a key meet in
+one task, as Kafka Streams does.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from tomyum.streams._joins import JoinKind
 from tomyum.streams._processors import AnyRecord, BranchProcessor, StatelessProcessor
 from tomyum.streams.processor import Processor
 from tomyum.streams.serdes import Serde, Serdes
-from tomyum.streams.topology import Materialized, SinkProcessor
+from tomyum.streams.topology import Materialized
 from tomyum.streams.windows import JoinWindows
 
 if TYPE_CHECKING:
@@ -36,17 +41,19 @@ __all__ = ["BranchedKStream", "KStream"]
 
 class KStream(Generic[K, V]):
     def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
-                 value_serde: Serde[Any] | None) -> None:
+                 value_serde: Serde[Any] | None, repartition_required: bool = False) -> None:
         self._builder = builder
         self.node = node
         self.key_serde = key_serde
         self.value_serde = value_serde
+        self.repartition_required = repartition_required
+        """True after a key-changing operator: a stateful operator repartitions first."""
 
     def _stateless(self, prefix: str, fn: Callable[[AnyRecord], Iterable[AnyRecord]], *,
                    keeps_key: bool = True, keeps_value: bool = True) -> KStream[Any, Any]:
         node = self._builder.add(prefix, lambda: StatelessProcessor(fn), [self.node])
         return KStream(self._builder, node, self.key_serde if keeps_key else None,
-                       self.value_serde if keeps_value else None)
+                       self.value_serde if keeps_value else None, self.repartition_required or not keeps_key)
 
     def filter(self, predicate: Callable[[K, V], bool]) -> KStream[K, V]:
         return self._stateless("KSTREAM-FILTER", lambda r: (r,) if predicate(r.key, r.value) else ())
@@ -99,7 +106,20 @@ class KStream(Generic[K, V]):
             if name not in self._builder.topology.stores:
                 raise ValueError(f"no state store named {name}; add it with add_state_store first")
         node = self._builder.add("KSTREAM-PROCESSOR", supplier, [self.node], tuple(stores))
-        return KStream(self._builder, node, None, None)
+        return KStream(self._builder, node, None, None, repartition_required=True)
+
+    def repartition(self, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None,
+                    name: str | None = None, num_partitions: int | None = None) -> KStream[K, V]:
+        """Write the stream to the internal topic ``<application.id>-<name>-repartition`` and
+        read it back, partitioned by the current key (Kafka's ``repartition``):
+        ``num_partitions`` defaults to the partition count of the topics upstream."""
+        ks, vs = key_serde or self.key_serde, value_serde or self.value_serde
+        node = self._builder.repartition(self.node, ks, vs, name, num_partitions)
+        return KStream(self._builder, node, ks, vs)
+
+    def _repartitioned(self, name: str | None = None) -> KStream[K, V]:
+        """This stream, through a repartition topic if a key-changing operator came before."""
+        return self.repartition(name=name) if self.repartition_required else self
 
     def split(self, prefix: str = "") -> BranchedKStream[K, V]:
         """Route each record to the first branch whose predicate holds (KIP-418)."""
@@ -107,7 +127,8 @@ class KStream(Generic[K, V]):
 
     def merge(self, other: KStream[K, V]) -> KStream[K, V]:
         node = self._builder.add("KSTREAM-MERGE", lambda: StatelessProcessor(lambda r: (r,)), [self.node, other.node])
-        return KStream(self._builder, node, self.key_serde, self.value_serde)
+        return KStream(self._builder, node, self.key_serde, self.value_serde,
+                       self.repartition_required or other.repartition_required)
 
     def join(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KStream[K, V2]:
         """Inner stream-table join: each record with the table's current value for its key
@@ -127,6 +148,9 @@ class KStream(Generic[K, V]):
         emitted with ``None`` once their window has closed."""
         from tomyum.streams._joins import PassThrough, StreamStreamJoinProcessor
 
+        if self.repartition_required or other.repartition_required:
+            return self._repartitioned().join_windowed(other._repartitioned(), joiner, windows, kind=kind,
+                                                       this_store=this_store, other_store=other_store)
         retention = windows.before_ms + windows.after_ms + windows.grace_ms + 1
         stores = [self._builder.add_store(m, "key_value", None, None) for m in (this_store, other_store)]
         for store in stores:  # buffers: bytes in, bytes out
@@ -159,6 +183,8 @@ class KStream(Generic[K, V]):
         store = table.store_name
         if store is None:
             raise ValueError("join needs a materialized table (a source table or an aggregation's result)")
+        if key_selector is None and self.repartition_required:
+            return self._repartitioned()._join_table(table, joiner, kind)
         node = self._builder.add("KSTREAM-JOIN", lambda: StreamTableJoinProcessor(store, joiner, kind, key_selector),
                                  [self.node], (store,))
         return KStream(self._builder, node, self.key_serde, None)
@@ -166,21 +192,25 @@ class KStream(Generic[K, V]):
     def to(self, topic: str, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None) -> None:
         """Write to ``topic`` with the given serdes, else the stream's, else the defaults."""
         ks, vs = key_serde or self.key_serde, value_serde or self.value_serde
-        self._builder.add("KSTREAM-SINK", lambda: SinkProcessor(topic, ks, vs), [self.node])
-        self._builder.topology.sink_topics.add(topic)
+        self._builder.sink(self.node, topic, ks, vs)
 
-    def group_by_key(self, *, key_serde: Serde[Any] | None = None,
-                     value_serde: Serde[Any] | None = None) -> KGroupedStream[K, V]:
+    def group_by_key(self, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None,
+                     name: str | None = None) -> KGroupedStream[K, V]:
+        """Group by the current key. After a key-changing operator the records go through
+        the repartition topic ``<application.id>-<name>-repartition`` first (``name``
+        generated unless given, as Kafka's ``Grouped.as``)."""
         from tomyum.streams.grouped import KGroupedStream
 
-        return KGroupedStream(self._builder, self.node, key_serde or self.key_serde, value_serde or self.value_serde)
+        ks, vs = key_serde or self.key_serde, value_serde or self.value_serde
+        node = self._builder.repartition(self.node, ks, vs, name) if self.repartition_required else self.node
+        return KGroupedStream(self._builder, node, ks, vs)
 
     def group_by(self, selector: Callable[[K, V], K2], *, key_serde: Serde[Any] | None = None,
-                 value_serde: Serde[Any] | None = None) -> KGroupedStream[K2, V]:
-        """Group by a new key. Kafka repartitions through a topic here so that each key
-        lands in one task; with one task (the test driver) that is not needed, and the
-        repartition topic comes with the runtime."""
-        return self.select_key(selector).group_by_key(key_serde=key_serde, value_serde=value_serde or self.value_serde)
+                 value_serde: Serde[Any] | None = None, name: str | None = None) -> KGroupedStream[K2, V]:
+        """Group by a new key, ``selector(key, value)``: the records are repartitioned by it
+        (see :meth:`group_by_key`) so that each key lands in one task."""
+        return self.select_key(selector).group_by_key(key_serde=key_serde, value_serde=value_serde or self.value_serde,
+                                                      name=name)
 
 
 class BranchedKStream(Generic[K, V]):
@@ -199,7 +229,8 @@ class BranchedKStream(Generic[K, V]):
         builder = self._stream._builder
         child = builder.add("KSTREAM-BRANCHCHILD", lambda: StatelessProcessor(lambda r: (r,)), [self._node])
         self._routes.append((predicate, child))
-        self.branches[self._prefix + name] = KStream(builder, child, self._stream.key_serde, self._stream.value_serde)
+        self.branches[self._prefix + name] = KStream(builder, child, self._stream.key_serde, self._stream.value_serde,
+                                                     self._stream.repartition_required)
 
     def branch(self, predicate: Callable[[K, V], bool], name: str | None = None) -> BranchedKStream[K, V]:
         self._add(predicate, name if name is not None else str(len(self._routes) + 1))

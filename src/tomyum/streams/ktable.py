@@ -110,13 +110,21 @@ class KTable(Generic[K, V]):
         return KTable(self._builder, merged, self.key_serde, None)
 
     def group_by(self, selector: Callable[[K, V], tuple[K2, V2]], *, key_serde: Serde[Any] | None = None,
-                 value_serde: Serde[Any] | None = None) -> KGroupedTable[K2, V2]:
+                 value_serde: Serde[Any] | None = None, name: str | None = None) -> KGroupedTable[K2, V2]:
         """Re-group the table by ``selector(key, value) -> (new key, new value)`` for
-        aggregations with an adder and a subtractor (one task sees every key here; the runtime
-        runs one task, so no repartition topic is needed yet)."""
+        aggregations with an adder and a subtractor. The changes go through the repartition
+        topic ``<application.id>-<name>-repartition``, keyed by group, so that each group is
+        aggregated in one task."""
+        from tomyum.streams._processors import ChangeDecoder, ChangeEncoder, TableSelectProcessor
         from tomyum.streams.grouped import KGroupedTable
+        from tomyum.streams.serdes import Serdes
 
-        return KGroupedTable(self._builder, self.node, selector, key_serde, value_serde)
+        builder = self._builder
+        selected = builder.add("KTABLE-SELECT", lambda: TableSelectProcessor(selector), [self.node])
+        encoded = builder.add("KTABLE-CHANGE-ENCODE", lambda: ChangeEncoder(value_serde), [selected])
+        source = builder.repartition(encoded, key_serde, Serdes.bytes(), name)
+        decoded = builder.add("KTABLE-CHANGE-DECODE", lambda: ChangeDecoder(value_serde), [source])
+        return KGroupedTable(builder, decoded, _regrouped, key_serde, value_serde)
 
     def to_stream(self) -> KStream[K, V]:
         from tomyum.streams.kstream import KStream
@@ -124,3 +132,8 @@ class KTable(Generic[K, V]):
         node = self._builder.add("KTABLE-TOSTREAM", lambda: StatelessProcessor(lambda r: (r.with_value(r.value.new_value),)),
                                  [self.node])
         return KStream(self._builder, node, self.key_serde, self.value_serde)
+
+
+def _regrouped(key: Any, value: Any) -> tuple[Any, Any]:
+    """The selector after repartitioning: the records are already keyed by group."""
+    return key, value

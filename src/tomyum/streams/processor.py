@@ -60,7 +60,9 @@ class ProcessorContext:
         self._task.send(topic, record, key_serde, value_serde)
 
     def get_state_store(self, name: str) -> Any:
-        return self._task.stores[name]
+        """One of this task's stores, or a global table's store."""
+        store = self._task.stores.get(name)
+        return store if store is not None else self._task.global_stores[name]
 
     @property
     def stream_time_ms(self) -> int:

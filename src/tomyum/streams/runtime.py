@@ -1,25 +1,38 @@
 """KafkaStreams: run a topology against a broker (tomyum or Apache Kafka), with confluent-kafka.
 
-This first runtime runs **one task over every partition of the source topics**, on one
-thread: every key meets the same stores, so aggregations after ``group_by`` are correct
-without repartition topics, and ``application.id`` is the consumer group whose committed
-offsets say where to resume. One instance per application for now — a second instance of the
-same ``application.id`` would process the same records (tasks per partition, spread over
-instances, come with repartition topics).
+The topology is split into sub-topologies (see :mod:`tomyum.streams.topology`), and each runs
+as **one task per input partition** (``<sub-topology>_<partition>``). The application's
+instances share the tasks through the consumer group ``application.id``: every instance
+subscribes to every source topic with the *range* assignor, which gives partition *n* of
+topics with the same partition count to one member, so a task's co-partitioned inputs
+arrive at one instance. When instances come and go the group rebalances: before partitions
+are taken away the instance commits; a task it keeps carries on with its stores, a task it
+gains is restored from its changelog partitions first.
 
-* State: every store with logging enabled writes its changes to the compacted topic
-  ``<application.id>-<store>-changelog`` (created at start) and is restored from it before
-  processing starts.
+* Internal topics, created at start with their partition counts (see
+  :mod:`tomyum.streams._plan`, which also checks co-partitioning): repartition topics
+  ``<application.id>-<name>-repartition`` (delete policy; records below the committed
+  offsets are deleted every ``repartition_purge_interval_ms``) and changelogs
+  ``<application.id>-<store>-changelog`` (compacted, one partition per task).
+* Global tables: every instance reads all partitions of their topics (outside the group)
+  into a "global" task before processing starts, and keeps reading them.
 * ``processing_guarantee="at_least_once"``: every ``commit_interval_ms`` (default 30 s, as
   Kafka) the stores are flushed, the producer flushed, then the input offsets committed.
   ``"exactly_once_v2"``: outputs, changelog records and input offsets go in one transaction
-  (``send_offsets_to_transaction``), committed every ``commit_interval_ms`` (default 100 ms);
-  the input is read read_committed.
-* Wall-clock punctuators follow the system clock; stream time follows the records.
-* Interactive queries: :meth:`KafkaStreams.query` runs a read of a local store on the
-  streams thread, between records.
-* States (Kafka's): CREATED → REBALANCING (restoring) → RUNNING → PENDING_SHUTDOWN →
-  NOT_RUNNING, or ERROR after an uncaught exception (given to the uncaught-exception handler).
+  of the instance's producer (``transactional.id`` = ``<application.id>-<process id>``, the
+  process id kept in the state directory, so that a restarted instance fences the one it
+  replaces), committed every ``commit_interval_ms`` (default 100 ms); inputs and changelogs
+  are read read_committed; a zombie's offsets are refused by the group's generation (KIP-447).
+* A task's local state is rebuilt from its changelog whenever the task is created on an
+  instance (the changelog, not the file, is the truth).
+* Wall-clock punctuators follow the system clock; stream time follows each task's records.
+* Interactive queries: :meth:`KafkaStreams.query` runs a read of a store across the tasks of
+  this instance, on the streams thread, between records.
+* States (Kafka's): CREATED → REBALANCING (restoring) → RUNNING ⇄ REBALANCING →
+  PENDING_SHUTDOWN → NOT_RUNNING, or ERROR after an uncaught exception (given to the
+  uncaught-exception handler).
+* ``client_config`` goes to every client; keys prefixed ``consumer.``, ``producer.`` or
+  ``admin.`` only to that client (Kafka's prefixes).
 """
 
 from __future__ import annotations
@@ -27,17 +40,21 @@ from __future__ import annotations
 import enum
 import logging
 import queue
+import shutil
+import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka import admin as kafka_admin
 
+from tomyum.streams._plan import Plan, TopologyError, plan
 from tomyum.streams._record import Record
 from tomyum.streams._task import StreamTask
 from tomyum.streams.processor import StreamsConfig
@@ -45,11 +62,14 @@ from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import ChangelogRecord
 from tomyum.streams.topology import Topology
 
+__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "KafkaStreams", "State", "TopologyError"]
+
 log = logging.getLogger(__name__)
 
 AT_LEAST_ONCE, EXACTLY_ONCE_V2 = "at_least_once", "exactly_once_v2"
 Q = TypeVar("Q")
-TASK_ID = "0_0"
+RESTORE_TIMEOUT_S = 300.0
+EOS_TRANSACTION_TIMEOUT_MS = 10_000  # Kafka Streams' default under exactly-once
 
 
 class State(enum.Enum):
@@ -61,10 +81,37 @@ class State(enum.Enum):
     ERROR = "ERROR"
 
 
+class LocalStores:
+    """What an interactive query reads: one store name across this instance's tasks. Keys
+    are partitioned over tasks, so ``get`` asks each task's store until one knows the key,
+    and the methods returning lists (``all``, ``range``, ``fetch``, ...) join the tasks'
+    answers (sorted by key where the stores sort)."""
+
+    def __init__(self, stores: list[Any]) -> None:
+        self.stores = stores
+
+    def get(self, key: Any) -> Any:
+        for store in self.stores:
+            value = store.get(key)
+            if value is not None:
+                return value
+        return None
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def joined(*args: Any, **kwargs: Any) -> Any:
+            answers = [getattr(store, name)(*args, **kwargs) for store in self.stores]
+            if all(isinstance(a, list) for a in answers):
+                return [item for a in answers for item in a]
+            if all(isinstance(a, int) for a in answers):
+                return sum(answers)
+            return next((a for a in answers if a is not None), None)
+        return joined
+
+
 class KafkaStreams:
     def __init__(self, topology: Topology, config: StreamsConfig, *, bootstrap_servers: str,
                  processing_guarantee: str = AT_LEAST_ONCE, commit_interval_ms: int | None = None,
-                 client_config: Mapping[str, Any] | None = None) -> None:
+                 client_config: Mapping[str, Any] | None = None, repartition_purge_interval_ms: int = 30_000) -> None:
         if processing_guarantee not in (AT_LEAST_ONCE, EXACTLY_ONCE_V2):
             raise ValueError(f"processing_guarantee must be {AT_LEAST_ONCE} or {EXACTLY_ONCE_V2}, "
                              f"not {processing_guarantee!r}")
@@ -74,14 +121,26 @@ class KafkaStreams:
         self.eos = processing_guarantee == EXACTLY_ONCE_V2
         default_interval = 100 if self.eos else 30_000
         self.commit_interval_s = (commit_interval_ms if commit_interval_ms is not None else default_interval) / 1000
+        self.purge_interval_s = repartition_purge_interval_ms / 1000
         self.client_config = dict(client_config or {})
         self.state = State.CREATED
+        self.state_root = Path(config.state_dir or tempfile.gettempdir()) / "tomyum-streams"
+        self.plan: Plan | None = None
         self._listeners: list[Callable[[State, State], None]] = []
         self._on_error: Callable[[BaseException], None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._task: StreamTask | None = None
+        self.tasks: dict[str, StreamTask] = {}
+        """The active tasks of this instance by id (read them from the streams thread only)."""
+        self._global: StreamTask | None = None
         self._positions: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._purged: dict[tuple[str, int], int] = {}
+        self._dirty = False
+        self._in_txn = False
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._admin: Any = None
         self._queries: queue.SimpleQueue[tuple[str, Callable[[Any], Any], Future[Any]]] = queue.SimpleQueue()
 
     # the application's view ----------------------------------------------------------------
@@ -94,9 +153,10 @@ class KafkaStreams:
         self._on_error = handler
 
     def query(self, store: str, read: Callable[[Any], Q], timeout_s: float = 10.0) -> Q:
-        """Interactive query: ``read(store)`` run on the streams thread, between records, so
-        it sees a consistent store (``lambda s: s.get("hello")``, ``lambda s: s.all()``).
-        Only while the application is RUNNING."""
+        """Interactive query: ``read(stores)`` run on the streams thread, between records, so
+        it sees consistent stores; ``stores`` is a :class:`LocalStores` over the tasks of this
+        instance (``lambda s: s.get("hello")``, ``lambda s: s.all()``). Only while RUNNING;
+        keys held by tasks of other instances are not here."""
         if self.state is not State.RUNNING:
             raise RuntimeError(f"stores can be queried while RUNNING, not {self.state.value}")
         if store not in self.topology.stores:
@@ -105,18 +165,18 @@ class KafkaStreams:
         self._queries.put((store, read, done))
         return done.result(timeout_s)
 
-    def _answer_queries(self, task: StreamTask) -> None:
+    def _answer_queries(self) -> None:
         while not self._queries.empty():
             name, read, done = self._queries.get_nowait()
+            tasks = [*self.tasks.values(), *([self._global] if self._global is not None else [])]
             try:
-                done.set_result(read(task.stores[name]))
+                done.set_result(read(LocalStores([t.stores[name] for t in tasks if name in t.stores])))
             except Exception as e:  # noqa: BLE001 - the caller's read failed: tell the caller
                 done.set_exception(e)
 
     def start(self) -> None:
         if self.state is not State.CREATED:
             raise RuntimeError(f"cannot start from state {self.state.value}")
-        self._create_changelog_topics()
         self._thread = threading.Thread(target=self._run, name=f"streams-{self.config.application_id}", daemon=True)
         self._thread.start()
 
@@ -128,6 +188,22 @@ class KafkaStreams:
             return not self._thread.is_alive()
         return True
 
+    def run(self) -> int:
+        """Start, run until SIGINT or SIGTERM (then close cleanly: commit, close the stores)
+        or an uncaught exception; 0 after a clean stop, 1 after an error. For a program's
+        main thread."""
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            while not stop.wait(0.1) and self.state not in (State.ERROR, State.NOT_RUNNING):
+                pass
+            ok = self.close(60)
+            return 0 if ok and self.state is State.NOT_RUNNING else 1
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
     def __enter__(self) -> KafkaStreams:
         self.start()
         return self
@@ -135,62 +211,100 @@ class KafkaStreams:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # set-up ------------------------------------------------------------------------------------
+    # names -----------------------------------------------------------------------------------
 
     def changelog_topic(self, store: str) -> str:
         return f"{self.config.application_id}-{self.topology.stores[store].changelog_topic}"
 
-    def _logged_stores(self) -> list[str]:
-        return [name for name, spec in self.topology.stores.items() if spec.logging_enabled]
+    def _topic(self, name: str) -> str:
+        """A topology's topic name as it is on the broker (internal topics get the prefix)."""
+        return f"{self.config.application_id}-{name}" if name in self.topology.repartition_topics else name
 
-    def _create_changelog_topics(self) -> None:
-        topics = [kafka_admin.NewTopic(self.changelog_topic(s), 1, 1,  # type: ignore[attr-defined]
-                                       config={"cleanup.policy": "compact"})
-                  for s in self._logged_stores()]
-        if not topics:
-            return
-        admin = kafka_admin.AdminClient({"bootstrap.servers": self.bootstrap, **self.client_config})
-        for topic, future in admin.create_topics(topics).items():
-            try:
-                future.result(30)
-            except KafkaException as e:
-                if "TOPIC_ALREADY_EXISTS" not in str(e):
-                    raise
+    def _client(self, kind: str, **settings: Any) -> dict[str, Any]:
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap, **settings}
+        for key, value in self.client_config.items():
+            prefix, _, rest = key.partition(".")
+            if prefix in ("consumer", "producer", "admin") and rest:
+                if prefix == kind:
+                    config[rest] = value
+            else:
+                config[key] = value
+        return config
 
     def _set_state(self, new: State) -> None:
         old, self.state = self.state, new
+        if old is new:
+            return
         log.info("streams %s: %s -> %s", self.config.application_id, old.value, new.value)
         for listener in self._listeners:
             listener(new, old)
 
+    # set-up ------------------------------------------------------------------------------------
+
+    def _prepare(self) -> Plan:
+        """Work out the partitions, check co-partitioning, create the internal topics."""
+        self._admin = kafka_admin.AdminClient(self._client("admin"))
+        metadata = self._admin.list_topics(timeout=30)
+        counts = {name: len(meta.partitions) for name, meta in metadata.topics.items() if meta.error is None}
+        the_plan = plan(self.topology, counts)
+        wanted: dict[str, tuple[int, dict[str, str]]] = {}
+        for name in self.topology.repartition_topics:
+            wanted[self._topic(name)] = (the_plan.partitions[name], {"cleanup.policy": "delete"})
+        for store, sub in the_plan.subtopology_of_store.items():
+            if self.topology.stores[store].logging_enabled:
+                wanted[self.changelog_topic(store)] = (the_plan.tasks[sub], {"cleanup.policy": "compact"})
+        existing = {t: n for t, n in counts.items() if t in wanted}
+        for topic, have in existing.items():
+            if have != wanted[topic][0]:
+                raise TopologyError(f"internal topic {topic} has {have} partitions, the topology needs "
+                                    f"{wanted[topic][0]}; delete it (the application's state goes with it) or "
+                                    "keep the input topics' partition counts")
+        new = [kafka_admin.NewTopic(t, n, 1, config=c)  # type: ignore[attr-defined]
+               for t, (n, c) in wanted.items() if t not in existing]
+        if new:
+            for topic, future in self._admin.create_topics(new).items():
+                try:
+                    future.result(30)
+                except KafkaException as e:
+                    if "TOPIC_ALREADY_EXISTS" not in str(e):
+                        raise
+        return the_plan
+
+    def _process_id(self) -> str:
+        """A stable id for this instance, kept in its state directory (as Kafka Streams does)."""
+        path = self.state_root / self.config.application_id / "process-id"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text(str(uuid.uuid4()))
+        return path.read_text().strip()
+
     # the streams thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        consumer: Consumer | None = None
-        producer: Producer | None = None
+        global_consumer: Consumer | None = None
         try:
             self._set_state(State.REBALANCING)
-            consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.config.application_id,
-                                 "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                 "isolation.level": "read_committed" if self.eos else "read_uncommitted",
-                                 **self.client_config})
-            producer_config: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "linger.ms": 5,
-                                               "partitioner": "murmur2_random", **self.client_config}
+            self.plan = self._prepare()
+            producer_config = self._client("producer", **{"linger.ms": 5, "partitioner": "murmur2_random"})
             if self.eos:
-                producer_config["transactional.id"] = f"{self.config.application_id}-{TASK_ID}"
-            producer = Producer(producer_config)
+                producer_config["transactional.id"] = f"{self.config.application_id}-{self._process_id()}"
+                producer_config.setdefault("transaction.timeout.ms", EOS_TRANSACTION_TIMEOUT_MS)
+            self._producer = Producer(producer_config)
             if self.eos:
-                producer.init_transactions(60)  # fences an earlier instance, aborting what it left open
-            self._assign(consumer)
-            task = self._make_task(producer)
-            self._restore(task)
-            if self.eos:
-                producer.begin_transaction()
-            self._set_state(State.RUNNING)
-            self._loop(consumer, producer, task)
+                self._producer.init_transactions(60)  # fences an earlier run of this instance
+            global_consumer = self._start_global()
+            self._consumer = Consumer(self._client(
+                "consumer", **{"group.id": self.config.application_id, "enable.auto.commit": False,
+                               "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
+                               "isolation.level": "read_committed" if self.eos else "read_uncommitted"}))
+            topics = [self._topic(t) for t in self.plan.subtopology_of_topic]
+            self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                     on_lost=self._on_lost)
+            self._loop(global_consumer)
             self._set_state(State.PENDING_SHUTDOWN)
-            self._commit(consumer, producer, task, final=True)
-            task.close()
+            self._commit(final=True)
+            for task_id in list(self.tasks):
+                self._close_task(task_id)
             self._set_state(State.NOT_RUNNING)
         except BaseException as e:  # noqa: BLE001 - the handler decides; the thread must not die silently
             log.exception("streams %s failed", self.config.application_id)
@@ -198,104 +312,280 @@ class KafkaStreams:
             if self._on_error is not None:
                 self._on_error(e)
         finally:
-            if consumer is not None:
-                consumer.close()
-            if producer is not None:
-                producer.flush(10)
+            self._shutdown(global_consumer)
 
-    def _assign(self, consumer: Consumer) -> None:
-        metadata = consumer.list_topics(timeout=30)
-        parts = []
-        for topic in self.topology.sources:
-            meta = metadata.topics.get(topic)
-            if meta is None or meta.error is not None:
-                raise KafkaException(f"source topic {topic} does not exist")
-            parts += [TopicPartition(topic, p) for p in meta.partitions]
-        committed = consumer.committed(parts, timeout=30)
-        consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
-                         for tp in committed])
+    def _shutdown(self, global_consumer: Consumer | None) -> None:
+        steps: list[Callable[[], object]] = [
+            lambda: self._consumer.close() if self._consumer else None,
+            lambda: global_consumer.close() if global_consumer else None,
+            self._abort_if_open,
+            lambda: self._producer.flush(10) if self._producer else None,
+            *[task.close for task in self.tasks.values()],
+            *([self._global.close] if self._global else []),
+        ]
+        for step in steps:
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - closing after an error: log and go on closing
+                log.warning("streams %s: error while closing", self.config.application_id, exc_info=True)
+        self.tasks.clear()
 
-    def _make_task(self, producer: Producer) -> StreamTask:
+    def _abort_if_open(self) -> None:
+        if self.eos and self._in_txn and self._producer is not None:
+            self._in_txn = False
+            self._producer.abort_transaction(10)
+
+    def _new_task(self, task_id: str, nodes: tuple[str, ...] | None, stores: tuple[str, ...],
+                  partition: int) -> StreamTask:
+        producer = self._producer
+        assert producer is not None
+
         def collect(topic: str, record: Record[bytes | None, bytes | None], key_serde: Serde[Any],
                     value_serde: Serde[Any]) -> None:
-            producer.produce(topic, key=record.key, value=record.value, timestamp=record.timestamp,
+            self._begin()
+            producer.produce(self._topic(topic), key=record.key, value=record.value, timestamp=record.timestamp,
                              headers=list(record.headers) or None)
             producer.poll(0)
+            self._dirty = True
 
         def changelog(change: ChangelogRecord) -> None:
+            self._begin()
             producer.produce(self.changelog_topic(change.store_name), key=change.key, value=change.value,
-                             partition=0)
+                             partition=partition)
             producer.poll(0)
+            self._dirty = True
 
-        state_dir = Path(self.config.state_dir or tempfile.gettempdir()) / "tomyum-streams"
-        task = StreamTask(self.topology, self.config, task_id=TASK_ID, state_dir=state_dir, collector=collect,
-                          changelog=changelog, wall_clock_ms=int(time.time() * 1000))
-        self._task = task
-        return task
+        shutil.rmtree(self.state_root / self.config.application_id / task_id, ignore_errors=True)
+        return StreamTask(self.topology, self.config, task_id=task_id, state_dir=self.state_root, collector=collect,
+                          changelog=changelog, wall_clock_ms=int(time.time() * 1000), nodes=nodes, stores=stores,
+                          global_stores=self._global.stores if self._global is not None else None)
 
-    def _restore(self, task: StreamTask) -> None:
-        """Each logged store from its changelog, up to the end (committed records only)."""
-        stores = self._logged_stores()
+    def _begin(self) -> None:
+        if self.eos and not self._in_txn:
+            assert self._producer is not None
+            self._producer.begin_transaction()
+            self._in_txn = True
+
+    # global tables --------------------------------------------------------------------------------
+
+    def _start_global(self) -> Consumer | None:
+        """Read every partition of the global tables' topics to their end into the global
+        task, before any other task starts."""
+        if not self.topology.global_topics:
+            return None
+        stores = tuple(sorted(self.topology.global_stores))
+        self._global = self._new_task("global", self.topology.global_nodes(), stores, 0)
+        consumer = Consumer(self._client("consumer", **{
+            "group.id": f"{self.config.application_id}-global", "enable.auto.commit": False,
+            "isolation.level": "read_committed" if self.eos else "read_uncommitted"}))
+        parts = []
+        for topic in sorted(self.topology.global_topics):
+            metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+            parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions]
+        consumer.assign(parts)
+        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in parts}
+        deadline = time.monotonic() + RESTORE_TIMEOUT_S
+        while any(p.offset < ends[(p.topic, p.partition)] for p in consumer.position(parts)):
+            if time.monotonic() > deadline or self._stop.is_set():
+                raise TimeoutError(f"global tables not restored within {RESTORE_TIMEOUT_S:.0f} s")
+            self._process_global(consumer, 0.2)
+        log.info("streams %s: global tables %s read", self.config.application_id, sorted(self.topology.global_topics))
+        return consumer
+
+    def _process_global(self, consumer: Consumer, timeout: float) -> None:
+        assert self._global is not None
+        for m in consumer.consume(num_messages=1000, timeout=timeout):
+            record = _record(m)
+            if record is not None:
+                self._global.process(record)
+        self._global.commit()
+
+    # rebalancing ------------------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self.plan is not None
+        prefix = f"{self.config.application_id}-"
+        wanted: dict[str, tuple[int, int]] = {}
+        for tp in partitions:
+            topic = tp.topic[len(prefix):] if tp.topic.startswith(prefix) and tp.topic[len(prefix):] in \
+                self.topology.repartition_topics else tp.topic
+            sub = self.plan.subtopology_of_topic[topic]
+            wanted[f"{sub}_{tp.partition}"] = (sub, tp.partition)
+        for task_id in [t for t in self.tasks if t not in wanted]:
+            self._close_task(task_id)
+        for task_id, (sub, partition) in sorted(wanted.items()):
+            if task_id not in self.tasks:
+                spec = self.plan.subtopologies[sub]
+                task = self._new_task(task_id, spec.nodes, spec.stores, partition)
+                self.tasks[task_id] = task
+                self._restore(task, partition)
+        log.info("streams %s: tasks %s", self.config.application_id, sorted(self.tasks))
+        self._set_state(State.RUNNING)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Commit before the partitions go; the tasks wait (suspended) for the new assignment."""
+        if self.state is State.RUNNING:
+            self._set_state(State.REBALANCING)
+        if not self._commit():
+            self._on_lost(consumer, partitions)
+        for tp in partitions:
+            self._positions.pop((tp.topic, tp.partition), None)
+            self._committed.pop((tp.topic, tp.partition), None)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions lost (the session ran out): no commit is possible; drop the tasks and
+        what they did since the last commit — they are rebuilt from their changelogs."""
+        log.warning("streams %s: partitions lost; closing tasks %s without committing", self.config.application_id,
+                    sorted(self.tasks))
+        self._abort_if_open()
+        for task_id in list(self.tasks):
+            self._close_task(task_id)
+        self._positions.clear()
+        self._committed.clear()
+        if self.state is State.RUNNING:
+            self._set_state(State.REBALANCING)
+
+    def _rebuild_tasks(self, consumer: Consumer) -> None:
+        """After a failed exactly-once commit: what the tasks did since their last commit is
+        aborted, so rebuild them from their changelogs and go back to the committed offsets."""
+        assignment = consumer.assignment()
+        self._on_lost(consumer, assignment)
+        for tp in consumer.committed(assignment, timeout=30):
+            consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+        self._on_assign(consumer, assignment)
+
+    def _close_task(self, task_id: str) -> None:
+        self.tasks.pop(task_id).close()
+
+    def _restore(self, task: StreamTask, partition: int) -> None:
+        """Each logged store of ``task`` from its changelog partition, up to the end (committed
+        records only under exactly-once)."""
+        stores = [name for name in task.stores if self.topology.stores[name].logging_enabled]
         if not stores:
             return
-        reader = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"{self.config.application_id}-restore",
-                           "enable.auto.commit": False, "isolation.level": "read_committed", **self.client_config})
+        reader = Consumer(self._client("consumer", **{
+            "group.id": f"{self.config.application_id}-restore", "enable.auto.commit": False,
+            "isolation.level": "read_committed" if self.eos else "read_uncommitted"}))
         try:
             for name in stores:
-                tp = TopicPartition(self.changelog_topic(name), 0)
+                tp = TopicPartition(self.changelog_topic(name), partition)
                 _, end = reader.get_watermark_offsets(tp, timeout=30)
                 if end <= 0:
                     continue
-                reader.assign([TopicPartition(tp.topic, 0, OFFSET_BEGINNING)])
+                reader.assign([TopicPartition(tp.topic, partition, OFFSET_BEGINNING)])
                 changes: list[tuple[bytes, bytes | None]] = []
-                position, deadline = 0, time.monotonic() + 120
-                while position < end and time.monotonic() < deadline:
+                deadline = time.monotonic() + RESTORE_TIMEOUT_S
+                while reader.position([tp])[0].offset < end:
+                    if time.monotonic() > deadline or self._stop.is_set():
+                        raise TimeoutError(f"{tp.topic}[{partition}] not restored within {RESTORE_TIMEOUT_S:.0f} s")
                     for m in reader.consume(num_messages=10_000, timeout=0.5):
-                        key, offset = m.key(), m.offset()
-                        if m.error() is None and key is not None and offset is not None:
+                        key = m.key()
+                        if m.error() is None and key is not None:
                             changes.append((key, m.value()))
-                            position = offset + 1
-                    if reader.position([tp])[0].offset >= end:
-                        break
                 task.stores[name].restore(changes)
-                log.info("streams %s: restored %s from %d changelog records", self.config.application_id, name,
-                         len(changes))
+                log.info("streams %s: task %s restored %s from %d changelog records", self.config.application_id,
+                         task.task_id, name, len(changes))
         finally:
             reader.close()
 
-    def _loop(self, consumer: Consumer, producer: Producer, task: StreamTask) -> None:
-        last_commit = time.monotonic()
-        while not self._stop.is_set():
-            for m in consumer.consume(num_messages=500, timeout=0.05):
-                topic, partition, offset = m.topic(), m.partition(), m.offset()
-                if m.error() is not None or topic is None or partition is None or offset is None:
-                    continue
-                _, ts = m.timestamp()
-                headers = m.headers() or []
-                task.process(Record(key=m.key(), value=m.value(), timestamp=ts,
-                                    headers=tuple((k, v if isinstance(v, bytes) or v is None else v.encode())
-                                                  for k, v in (headers.items() if isinstance(headers, dict)
-                                                               else headers)),
-                                    topic=topic, partition=partition, offset=offset))
-                self._positions[(topic, partition)] = offset + 1
-            self._answer_queries(task)
-            now_ms = int(time.time() * 1000)
-            if now_ms > task.wall_clock_ms:
-                task.advance_wall_clock(now_ms - task.wall_clock_ms)
-            if time.monotonic() - last_commit >= self.commit_interval_s:
-                self._commit(consumer, producer, task)
-                last_commit = time.monotonic()
+    # processing -------------------------------------------------------------------------------------
 
-    def _commit(self, consumer: Consumer, producer: Producer, task: StreamTask, *, final: bool = False) -> None:
-        task.commit()
+    def _loop(self, global_consumer: Consumer | None) -> None:
+        consumer = self._consumer
+        assert consumer is not None and self.plan is not None
+        prefix = f"{self.config.application_id}-"
+        last_commit = last_purge = time.monotonic()
+        while not self._stop.is_set():
+            if global_consumer is not None:
+                self._process_global(global_consumer, 0)
+            for m in consumer.consume(num_messages=500, timeout=0.05):
+                record = _record(m)
+                if record is None:
+                    continue
+                topic = record.topic or ""
+                if topic.startswith(prefix) and topic[len(prefix):] in self.topology.repartition_topics:
+                    topic = topic[len(prefix):]
+                task = self.tasks.get(f"{self.plan.subtopology_of_topic[topic]}_{record.partition}")
+                if task is None:  # revoked within this batch
+                    continue
+                task.process(Record(key=record.key, value=record.value, timestamp=record.timestamp,
+                                    headers=record.headers, topic=topic, partition=record.partition,
+                                    offset=record.offset))
+                self._positions[(m.topic() or "", record.partition or 0)] = (record.offset or 0) + 1
+                self._dirty = True
+            if self.state is not State.RUNNING:
+                continue
+            self._answer_queries()
+            now_ms = int(time.time() * 1000)
+            for task in list(self.tasks.values()):
+                if now_ms > task.wall_clock_ms:
+                    task.advance_wall_clock(now_ms - task.wall_clock_ms)
+            if time.monotonic() - last_commit >= self.commit_interval_s:
+                if not self._commit():
+                    self._rebuild_tasks(consumer)
+                last_commit = time.monotonic()
+            if time.monotonic() - last_purge >= self.purge_interval_s:
+                self._purge_repartition_topics()
+                last_purge = time.monotonic()
+
+    def _commit(self, *, final: bool = False) -> bool:
+        """Flush the stores, then commit outputs and input offsets (one transaction under
+        exactly-once). False if the group moved on (the tasks must then be rebuilt)."""
+        producer, consumer = self._producer, self._consumer
+        if producer is None or consumer is None or not (self._dirty or final):
+            return True
+        for task in self.tasks.values():
+            task.commit()
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._positions.items()]
-        if self.eos:
-            if offsets:
-                producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-            producer.commit_transaction(30)
-            if not final:
-                producer.begin_transaction()
-        else:
-            producer.flush(30)
-            if offsets:
-                consumer.commit(offsets=offsets, asynchronous=False)
+        try:
+            if self.eos:
+                if offsets:
+                    self._begin()
+                    producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+                if self._in_txn:
+                    producer.commit_transaction(30)
+                    self._in_txn = False
+            else:
+                producer.flush(30)
+                if offsets:
+                    consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            error = e.args[0] if e.args else None
+            if error is not None and hasattr(error, "fatal") and error.fatal():
+                raise
+            log.warning("streams %s: commit failed (%s)", self.config.application_id, e)
+            if self.eos:
+                return False
+        self._dirty = False
+        self._committed = dict(self._positions)
+        return True
+
+    def _purge_repartition_topics(self) -> None:
+        """Delete the records of repartition topics that every task has committed past."""
+        prefix = f"{self.config.application_id}-"
+        done = [TopicPartition(t, p, o) for (t, p), o in self._committed.items()
+                if t.startswith(prefix) and t[len(prefix):] in self.topology.repartition_topics
+                and self._purged.get((t, p)) != o]
+        if not done or self._admin is None:
+            return
+        try:
+            for future in self._admin.delete_records(done).values():
+                future.result(10)
+            self._purged.update({(tp.topic, tp.partition): tp.offset for tp in done})
+        except KafkaException as e:
+            log.info("streams %s: purging repartition topics failed (%s); will try again", self.config.application_id, e)
+
+
+def _record(m: Message) -> Record[bytes | None, bytes | None] | None:
+    topic, partition, offset = m.topic(), m.partition(), m.offset()
+    if m.error() is not None or topic is None or partition is None or offset is None:
+        return None
+    _, timestamp = m.timestamp()
+    headers = m.headers() or []
+    return Record(key=m.key(), value=m.value(), timestamp=timestamp, headers=tuple(_headers(headers)),
+                  topic=topic, partition=partition, offset=offset)
+
+
+def _headers(headers: Any) -> Iterator[tuple[str, bytes | None]]:
+    for k, v in (headers.items() if isinstance(headers, dict) else headers):
+        yield k, v if isinstance(v, bytes) or v is None else str(v).encode()

@@ -2,6 +2,12 @@
 the state stores its nodes use. A :class:`Topology` is a description; tasks (the test
 driver's, a runtime's) instantiate fresh processors and stores from it, so one topology
 can run many times.
+
+As in Kafka Streams, a topology falls apart into **sub-topologies**: the groups of nodes
+joined by parent-child edges or by a shared store. A repartition topic is written by a sink
+of one sub-topology and read by a source of another, so it is where they split. A runtime
+runs each sub-topology as one task per partition of its source topics. Global tables (read
+whole by every instance) are not part of any sub-topology.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from tomyum.streams._record import Record
 from tomyum.streams.processor import Processor, ProcessorContext
 from tomyum.streams.serdes import Serde, TimestampExtractor
 
-__all__ = ["Materialized", "NodeSpec", "SourceSpec", "StoreSpec", "Topology"]
+__all__ = ["Materialized", "NodeSpec", "SourceSpec", "StoreSpec", "SubTopology", "Topology"]
 
 StoreType = Literal["persistent", "in_memory"]
 
@@ -57,6 +63,7 @@ class NodeSpec:
     supplier: Callable[[], Processor]
     children: list[str] = field(default_factory=list)
     stores: tuple[str, ...] = ()
+    sink_topic: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,27 +117,58 @@ class SinkProcessor(Processor):
         self.value_serde = self._value_serde or context.config.default_value_serde
 
     def process(self, record: Record[Any, Any]) -> None:
-        raw = record.with_key(self.key_serde.serialize(record.key)).with_value(
-            self.value_serde.serialize(record.value)
-        )
-        self.context.send(self.topic, raw, self.key_serde, self.value_serde)
+        try:
+            key = self.key_serde.serialize(record.key)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"cannot serialize a key for topic {self.topic}: {e}{self._hint('key')}") from e
+        try:
+            value = self.value_serde.serialize(record.value)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"cannot serialize a value for topic {self.topic}: {e}{self._hint('value')}") from e
+        self.context.send(self.topic, record.with_key(key).with_value(value), self.key_serde, self.value_serde)
+
+    def _hint(self, part: str) -> str:
+        if self.topic.endswith("-repartition"):
+            return (f" (an internal repartition topic: give the {part} serde to the operator that repartitions, "
+                    f"e.g. group_by(..., {part}_serde=Serdes.string()), or set default_{part}_serde)")
+        return f" (give to(..., {part}_serde=...))"
+
+
+@dataclass(frozen=True, slots=True)
+class SubTopology:
+    """Nodes that must run together: ``id`` numbers them in the order their first node was
+    added (Kafka's numbering); tasks of it are ``<id>_<partition>``."""
+
+    id: int
+    nodes: tuple[str, ...]
+    source_topics: tuple[str, ...]
+    sink_topics: tuple[str, ...]
+    stores: tuple[str, ...]
 
 
 @dataclass(slots=True)
 class Topology:
     """Nodes by name, sources by topic, stores by name. Built by
-    :class:`~tomyum.streams.StreamsBuilder`; read by tasks."""
+    :class:`~tomyum.streams.StreamsBuilder`; read by tasks.
+
+    ``repartition_topics`` maps each internal repartition topic (named without the
+    application id, which a runtime puts in front) to its partition count, ``None`` when it
+    follows the topics upstream. ``global_topics`` and ``global_stores`` belong to global
+    tables."""
 
     nodes: dict[str, NodeSpec] = field(default_factory=dict)
     sources: dict[str, SourceSpec] = field(default_factory=dict)
     stores: dict[str, StoreSpec] = field(default_factory=dict)
     sink_topics: set[str] = field(default_factory=set)
+    repartition_topics: dict[str, int | None] = field(default_factory=dict)
+    global_topics: set[str] = field(default_factory=set)
+    global_stores: set[str] = field(default_factory=set)
 
     def add_node(self, name: str, supplier: Callable[[], Processor], parents: Sequence[str],
-                 stores: tuple[str, ...] = ()) -> str:
+                 stores: tuple[str, ...] = (), sink_topic: str | None = None) -> str:
         if name in self.nodes:
             raise ValueError(f"a node named {name} already exists")
-        self.nodes[name] = NodeSpec(name=name, supplier=supplier, stores=stores)
+        self.nodes[name] = NodeSpec(name=name, supplier=supplier, stores=stores, sink_topic=sink_topic)
         for parent in parents:
             self.nodes[parent].children.append(name)
         return name
@@ -144,6 +182,59 @@ class Topology:
         if spec.name in self.stores:
             raise ValueError(f"a store named {spec.name} already exists")
         self.stores[spec.name] = spec
+
+    def global_nodes(self) -> tuple[str, ...]:
+        """The nodes of global tables: their sources and everything below them."""
+        found: list[str] = []
+        todo = [spec.node for topic, spec in self.sources.items() if topic in self.global_topics]
+        while todo:
+            name = todo.pop()
+            if name not in found:
+                found.append(name)
+                todo += self.nodes[name].children
+        return tuple(n for n in self.nodes if n in found)
+
+    def subtopologies(self) -> list[SubTopology]:
+        """The topology's sub-topologies (global tables left out), numbered from 0."""
+        skip = set(self.global_nodes())
+        parent = {name: name for name in self.nodes if name not in skip}
+
+        def root(name: str) -> str:
+            while parent[name] != name:
+                parent[name] = parent[parent[name]]
+                name = parent[name]
+            return name
+
+        def join(a: str, b: str) -> None:
+            parent[root(a)] = root(b)
+
+        by_store: dict[str, str] = {}
+        for name, node in self.nodes.items():
+            if name in skip:
+                continue
+            for child in node.children:
+                join(child, name)
+            for store in node.stores:
+                if store in self.global_stores:
+                    continue
+                if store in by_store:
+                    join(name, by_store[store])
+                else:
+                    by_store[store] = name
+        groups: dict[str, list[str]] = {}
+        for name in parent:
+            groups.setdefault(root(name), []).append(name)
+        result = []
+        for index, names in enumerate(groups.values()):
+            members = set(names)
+            result.append(SubTopology(
+                id=index, nodes=tuple(names),
+                source_topics=tuple(t for t, spec in self.sources.items() if spec.node in members),
+                sink_topics=tuple(dict.fromkeys(t for n in names if (t := self.nodes[n].sink_topic) is not None)),
+                stores=tuple(dict.fromkeys(s for n in names for s in self.nodes[n].stores
+                                           if s not in self.global_stores)),
+            ))
+        return result
 
     def describe(self) -> str:
         """One line per node: ``name -> children [stores]``, sources first."""
