@@ -283,3 +283,77 @@ def test_two_instances_split_the_tasks_and_take_over(broker: BrokerProcess, topi
         a.stop(kill=True)
         if b is not None:
             b.stop(kill=True)
+
+
+def test_joins_across_partitions_foreign_key_and_global_table(broker: BrokerProcess, topic_name: str,
+                                                              tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Orders (3 partitions) joined by customer id to customers (2 partitions) with a
+    foreign-key join, whose subscriptions and answers cross partitions through internal
+    topics; and a stream of payments (3 partitions) joined to a global table of currencies
+    (2 partitions) by a field of the value. Updates on either side after the start show up."""
+    S = Serdes.string()
+    orders, customers, payments, currencies = (f"{topic_name}-{t}" for t in ("orders", "customers", "payments",
+                                                                             "currencies"))
+    out_orders, out_payments = f"{topic_name}-order-view", f"{topic_name}-payment-view"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    spec = [(orders, 3), (customers, 2), (payments, 3), (currencies, 2), (out_orders, 1), (out_payments, 1)]
+    for f in admin.create_topics([NewTopic(t, n, 1) for t, n in spec]).values():
+        f.result(TIMEOUT)
+    # keyed as Kafka's Java clients, KafkaJS and tomyum.streams key them (librdkafka's default differs)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "partitioner": "murmur2_random"})
+
+    def send(topic: str, *pairs: tuple[str, str | None]) -> None:
+        for key, value in pairs:
+            p.produce(topic, key=key.encode(), value=None if value is None else value.encode())
+        assert p.flush(TIMEOUT) == 0
+
+    send(customers, *[(f"c{i}", f"customer {i}") for i in range(10)])
+    send(currencies, ("EUR", "euro"), ("NOK", "krone"))
+    b = StreamsBuilder()
+    (b.table(orders, key_serde=S, value_serde=S)
+        .join_foreign_key(b.table(customers, key_serde=S, value_serde=S), lambda o: o.split(":")[0],
+                          lambda o, c: f"{o.split(':')[1]} for {c}")
+        .to_stream().to(out_orders, value_serde=S))
+    rates = b.global_table(currencies, key_serde=S, value_serde=S)
+    (b.stream(payments, key_serde=S, value_serde=S)
+        .join_global(rates, lambda k, v: v.split(" ")[1], lambda v, name: f"{v.split(' ')[0]} {name}", left=True)
+        .to(out_payments, value_serde=S))
+    app = KafkaStreams(b.build(), StreamsConfig(application_id=f"joins-{topic_name}", state_dir=str(tmp_path)),
+                       bootstrap_servers=broker.bootstrap, commit_interval_ms=200)
+    app.start()
+
+    def latest(topic: str, want: dict[str, str | None]) -> None:
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"check-{time.monotonic_ns()}"})
+        seen: dict[str, str | None] = {}
+        try:
+            c.assign([TopicPartition(topic, 0, 0)])
+
+            def caught_up() -> bool:
+                for m in c.consume(num_messages=500, timeout=0.2):
+                    if m.error() is None:
+                        value = m.value()
+                        seen[m.key().decode()] = None if value is None else value.decode()
+                return all(k in seen and seen[k] == v for k, v in want.items())
+
+            wait_until(caught_up, TIMEOUT, interval=0, what=f"{topic}: {want} (seen {seen})")
+        finally:
+            c.close()
+
+    try:
+        wait_until(lambda: app.state == State.RUNNING, TIMEOUT, what="the app to run")
+        send(orders, *[(f"o{i}", f"c{i % 10}:item{i}") for i in range(30)])
+        latest(out_orders, {f"o{i}": f"item{i} for customer {i % 10}" for i in range(30)})
+        send(customers, ("c3", "Carol"), ("c4", None))  # a rename reaches o3, o13, o23; a delete drops o4...
+        send(orders, ("o0", "c3:item0"))  # o0 moves to another customer
+        latest(out_orders, {"o3": "item3 for Carol", "o13": "item13 for Carol", "o0": "item0 for Carol",
+                            "o4": None, "o14": None, "o24": None})
+        send(payments, *[(f"p{i}", f"{i}.00 {'EUR' if i % 2 else 'NOK'}") for i in range(6)], ("px", "1.00 USD"))
+        latest(out_payments, {"p1": "1.00 euro", "p2": "2.00 krone", "px": "1.00 None"})
+        send(currencies, ("USD", "dollar"))  # the global table follows its topic while running
+        wait_until(lambda: app.query(next(iter(app.topology.global_stores)), lambda s: s.get("USD")) == "dollar",
+                   TIMEOUT, what="the global table to see USD")
+        send(payments, ("py", "2.00 USD"))
+        latest(out_payments, {"py": "2.00 dollar"})
+    finally:
+        assert app.close(TIMEOUT)
+    assert app.state == State.NOT_RUNNING

@@ -25,8 +25,9 @@ class InternalBuilder:
             stores: tuple[str, ...] = (), sink_topic: str | None = None) -> str:
         return self.topology.add_node(self.new_name(prefix), supplier, parents, stores, sink_topic)
 
-    def sink(self, parent: str, topic: str, key_serde: Serde[Any] | None, value_serde: Serde[Any] | None) -> str:
-        node = self.add("KSTREAM-SINK", lambda: SinkProcessor(topic, key_serde, value_serde), [parent],
+    def sink(self, parent: str, topic: str, key_serde: Serde[Any] | None, value_serde: Serde[Any] | None,
+             partition_of: Callable[[Any], int | None] | None = None) -> str:
+        node = self.add("KSTREAM-SINK", lambda: SinkProcessor(topic, key_serde, value_serde, partition_of), [parent],
                         sink_topic=topic)
         self.topology.sink_topics.add(topic)
         return node

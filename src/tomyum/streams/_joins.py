@@ -10,6 +10,7 @@ the change of the result (its new and old value), so the result is itself a tabl
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Callable
 from typing import Any, Literal
@@ -176,76 +177,165 @@ class StreamStreamJoinProcessor(Processor):
 _TS, _SEQ = struct.Struct(">q"), struct.Struct(">i")
 
 
-class ForeignKeyLeftProcessor(Processor):
-    """The left side of a foreign-key table-table join: a left change re-subscribes its key
-    to the foreign key its value now names, and forwards the joined change."""
+# Foreign-key joins (KIP-213), as Kafka runs them: the left and right tables are partitioned
+# by different keys, so the two sides talk through two internal topics. A left row subscribes
+# to its foreign key through the *subscription* topic (keyed by the foreign key, so it reaches
+# the task holding that right row); that task keeps the subscriptions and answers through the
+# *response* topic (keyed by the left key) with the right value, now and whenever the right
+# row changes. A response carries a hash of the left value it answers, so that an answer to a
+# left value that has changed since is dropped.
 
-    def __init__(self, right_store: str, subscriptions: str, extractor: Callable[[Any], Any],
-                 joiner: Callable[[Any, Any], Any], kind: JoinKind, left_key_serde: Serde[Any] | None,
-                 right_key_serde: Serde[Any] | None) -> None:
-        self.right_store, self.subscriptions = right_store, subscriptions
+_PROPAGATE, _UNSUBSCRIBE = 0, 1
+_HASH_SIZE = 16
+
+
+def _digest(data: bytes | None) -> bytes:
+    return hashlib.blake2b(data or b"", digest_size=_HASH_SIZE).digest()
+
+
+def _emit_fk_result(context: ProcessorContext, store_name: str | None, key: Any, result: Any, timestamp: int,
+                    child: str | None = None) -> None:
+    """Forward a result of the join (``None`` deletes), with its old value when it is stored."""
+    old = None
+    if store_name is not None:
+        store: KeyValueStore[Any, Any] = context.get_state_store(store_name)
+        old = store.get(key)
+        if result is None and old is None:
+            return
+        store.put(key, result, timestamp)
+    context.forward(Record(key=key, value=Change(result, old), timestamp=timestamp), child)
+
+
+class ForeignKeySubscribeProcessor(Processor):
+    """The left side's first half: a left change (un)subscribes its key to foreign keys
+    (``child_names["subscribe"]``); a left row that is deleted or names no foreign key is
+    answered here (``child_names["result"]``)."""
+
+    def __init__(self, extractor: Callable[[Any], Any], joiner: Callable[[Any, Any], Any], kind: JoinKind,
+                 left_key_serde: Serde[Any] | None, left_value_serde: Serde[Any] | None, result_store: str | None,
+                 child_names: dict[str, str]) -> None:
         self.extractor, self.joiner, self.kind = extractor, joiner, kind
-        self._serdes = (left_key_serde, right_key_serde)
+        self._serdes = (left_key_serde, left_value_serde)
+        self.result_store, self.child_names = result_store, child_names
 
     def init(self, context: ProcessorContext) -> None:
         super().init(context)
         self.left_key_serde: Serde[Any] = self._serdes[0] or context.config.default_key_serde
-        self.right_key_serde: Serde[Any] = self._serdes[1] or context.config.default_key_serde
-
-    def _result(self, value: Any, right: KeyValueStore[Any, Any]) -> Any:
-        if value is None:
-            return None
-        fk = self.extractor(value)
-        other = None if fk is None else right.get(fk)
-        if other is None and self.kind == "inner":
-            return None
-        return self.joiner(value, other)
+        self.left_value_serde: Serde[Any] = self._serdes[1] or context.config.default_value_serde
 
     def process(self, record: Record[Any, Any]) -> None:
         change: Change[Any] = record.value
-        right: KeyValueStore[Any, Any] = self.context.get_state_store(self.right_store)
-        subs: KeyValueStore[bytes, bytes] = self.context.get_state_store(self.subscriptions)
         old_fk = None if change.old_value is None else self.extractor(change.old_value)
         new_fk = None if change.new_value is None else self.extractor(change.new_value)
-        left_key = self.left_key_serde.serialize(record.key) or b""
+        # the task's partition, where the answers must come back to (Kafka's "primary partition")
+        home = _SEQ.pack(int(self.context.task_id.rsplit("_", 1)[-1]))
+        left_key = home + (self.left_key_serde.serialize(record.key) or b"")
+        subscribe = self.child_names["subscribe"]
         if old_fk is not None and old_fk != new_fk:
-            subs.delete(subscription(self.right_key_serde, old_fk) + left_key, record.timestamp)
+            self.context.forward(Record(key=old_fk, value=bytes((_UNSUBSCRIBE, 0)) + bytes(_HASH_SIZE) + left_key,
+                                        timestamp=record.timestamp), subscribe)
         if new_fk is not None:
-            subs.put(subscription(self.right_key_serde, new_fk) + left_key, b"", record.timestamp)
-        new, old = self._result(change.new_value, right), self._result(change.old_value, right)
-        if new is not None or old is not None:
-            self.context.forward(record.with_value(Change(new, old)))
+            # "had a result": an inner join must then answer a missing right row with a delete
+            flag = 0 if change.old_value is None else 1
+            digest = _digest(self.left_value_serde.serialize(change.new_value))
+            self.context.forward(Record(key=new_fk, value=bytes((_PROPAGATE, flag)) + digest + left_key,
+                                        timestamp=record.timestamp), subscribe)
+            return
+        if change.new_value is not None and self.kind == "left":
+            result = self.joiner(change.new_value, None)
+        elif change.old_value is None:
+            return  # nothing was joined before, nothing is now
+        else:
+            result = None
+        _emit_fk_result(self.context, self.result_store, record.key, result, record.timestamp,
+                        self.child_names["result"])
 
 
-class ForeignKeyRightProcessor(Processor):
-    """The right side: a change of a right row re-joins every left row that names it."""
+class ForeignKeySubscriptionProcessor(Processor):
+    """The right side, for subscriptions read from the subscription topic: keep them in the
+    subscription store (``fk‖left key`` → hash) and answer with the right row as it is."""
 
-    def __init__(self, left_store: str, subscriptions: str, joiner: Callable[[Any, Any], Any], kind: JoinKind,
-                 left_key_serde: Serde[Any] | None, right_key_serde: Serde[Any] | None) -> None:
-        self.left_store, self.subscriptions, self.joiner, self.kind = left_store, subscriptions, joiner, kind
-        self._serdes = (left_key_serde, right_key_serde)
+    def __init__(self, right_store: str, subscriptions: str, right_key_serde: Serde[Any] | None,
+                 right_value_serde: Serde[Any] | None) -> None:
+        self.right_store, self.subscriptions = right_store, subscriptions
+        self._serdes = (right_key_serde, right_value_serde)
 
     def init(self, context: ProcessorContext) -> None:
         super().init(context)
-        self.left_key_serde: Serde[Any] = self._serdes[0] or context.config.default_key_serde
-        self.right_key_serde: Serde[Any] = self._serdes[1] or context.config.default_key_serde
+        self.right_key_serde: Serde[Any] = self._serdes[0] or context.config.default_key_serde
+        self.right_value_serde: Serde[Any] = self._serdes[1] or context.config.default_value_serde
+
+    def process(self, record: Record[Any, Any]) -> None:
+        data: bytes = record.value
+        instruction, flag = data[0], data[1]
+        digest, home, left_key = data[2:2 + _HASH_SIZE], data[2 + _HASH_SIZE:6 + _HASH_SIZE], data[6 + _HASH_SIZE:]
+        subs: KeyValueStore[bytes, bytes] = self.context.get_state_store(self.subscriptions)
+        composite = subscription(self.right_key_serde, record.key) + left_key
+        if instruction == _UNSUBSCRIBE:
+            subs.delete(composite, record.timestamp)
+            return
+        subs.put(composite, digest + home, record.timestamp)
+        right: KeyValueStore[Any, Any] = self.context.get_state_store(self.right_store)
+        value = self.right_value_serde.serialize(right.get(record.key))
+        self.context.forward(_answer(left_key, flag, digest + home, value, record.timestamp))
+
+
+class ForeignKeyRightProcessor(ForeignKeySubscriptionProcessor):
+    """The right side, for changes of the right table: answer every left row subscribed to
+    the changed row (in left-key order)."""
 
     def process(self, record: Record[Any, Any]) -> None:
         change: Change[Any] = record.value
-        left: KeyValueStore[Any, Any] = self.context.get_state_store(self.left_store)
         subs: KeyValueStore[bytes, bytes] = self.context.get_state_store(self.subscriptions)
         prefix = subscription(self.right_key_serde, record.key)
-        for composite, _ in subs.range(prefix, prefix + b"\xff" * 64):
-            if not composite.startswith(prefix):
-                continue
-            left_key = self.left_key_serde.deserialize(composite[len(prefix):])
-            value = left.get(left_key)
-            if value is None:
-                continue
-            new = None if change.new_value is None and self.kind == "inner" else self.joiner(value, change.new_value)
-            old = None if change.old_value is None and self.kind == "inner" else self.joiner(value, change.old_value)
-            if new is not None or old is not None:
-                self.context.forward(Record(key=left_key, value=Change(new, old), timestamp=record.timestamp))
+        value = self.right_value_serde.serialize(change.new_value)
+        flag = 0 if change.old_value is None else 1
+        for composite, stored in subs.range(prefix, prefix + b"\xff" * 64):
+            if composite.startswith(prefix):
+                self.context.forward(_answer(composite[len(prefix):], flag, stored, value, record.timestamp))
+
+
+def _answer(left_key: bytes, flag: int, subscribed: bytes, value: bytes | None, timestamp: int) -> Record[Any, Any]:
+    """A response: keyed by the left key, to the subscriber's partition, carrying the hash
+    it subscribed with and the right value."""
+    size = -1 if value is None else len(value)
+    (home,) = _SEQ.unpack_from(subscribed, _HASH_SIZE)
+    return Record(key=left_key, value=bytes((flag,)) + subscribed[:_HASH_SIZE] + _SEQ.pack(size) + (value or b""),
+                  timestamp=timestamp, partition=home)
+
+
+class ForeignKeyResponseProcessor(Processor):
+    """The left side's second half, for responses read from the response topic: join the
+    left row with the right value if the row is still the one that subscribed."""
+
+    def __init__(self, left_store: str, joiner: Callable[[Any, Any], Any], kind: JoinKind,
+                 left_value_serde: Serde[Any] | None, right_value_serde: Serde[Any] | None,
+                 result_store: str | None) -> None:
+        self.left_store, self.joiner, self.kind, self.result_store = left_store, joiner, kind, result_store
+        self._serdes = (left_value_serde, right_value_serde)
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.left_value_serde: Serde[Any] = self._serdes[0] or context.config.default_value_serde
+        self.right_value_serde: Serde[Any] = self._serdes[1] or context.config.default_value_serde
+
+    def process(self, record: Record[Any, Any]) -> None:
+        data: bytes = record.value
+        flag, digest = data[0], data[1:1 + _HASH_SIZE]
+        (size,) = _SEQ.unpack_from(data, 1 + _HASH_SIZE)
+        at = 5 + _HASH_SIZE
+        right = None if size < 0 else self.right_value_serde.deserialize(data[at:at + size])
+        left: KeyValueStore[Any, Any] = self.context.get_state_store(self.left_store)
+        value = left.get(record.key)
+        if value is None or _digest(self.left_value_serde.serialize(value)) != digest:
+            return  # the left row changed or went since it subscribed: a newer answer is coming
+        if right is not None or self.kind == "left":
+            result = self.joiner(value, right)
+        elif flag:
+            result = None
+        else:
+            return
+        _emit_fk_result(self.context, self.result_store, record.key, result, record.timestamp)
 
 
 def subscription(key_serde: Serde[Any], foreign_key: Any) -> bytes:

@@ -14,6 +14,7 @@ from tomyum.streams._joins import JoinKind
 from tomyum.streams._processors import StatelessProcessor, TableFilterProcessor, TableMapValuesProcessor
 from tomyum.streams.processor import Processor
 from tomyum.streams.serdes import Serde
+from tomyum.streams.topology import Materialized
 from tomyum.streams.windows import Suppressed
 
 if TYPE_CHECKING:
@@ -87,27 +88,56 @@ class KTable(Generic[K, V]):
         return KTable(self._builder, merged, self.key_serde, None)
 
     def join_foreign_key(self, other: KTable[Any, Any], foreign_key: Callable[[V], Any],
-                         joiner: Callable[[V, Any], V2], *, left: bool = False) -> KTable[K, V2]:
-        """Foreign-key table-table join: each row of this table with the row of ``other``
-        whose key is ``foreign_key(value)``; kept up to date as rows of either side change
-        (``left=True`` keeps rows whose foreign row is missing, with ``None``)."""
-        from tomyum.streams._joins import ForeignKeyLeftProcessor, ForeignKeyRightProcessor, PassThrough
-        from tomyum.streams.serdes import Serdes
+                         joiner: Callable[[V, Any], V2], *, left: bool = False,
+                         materialized: Materialized | None = None, name: str | None = None) -> KTable[K, V2]:
+        """Foreign-key table-table join (KIP-213): each row of this table with the row of
+        ``other`` whose key is ``foreign_key(value)``; kept up to date as rows of either side
+        change (``left=True`` keeps rows whose foreign row is missing, with ``None``).
+
+        The two tables need not be co-partitioned: subscriptions travel to the right row's
+        task through ``<application.id>-<name>-subscription-repartition`` and answers come back
+        through ``<name>-response-repartition``. The result forwards old values (and can be
+        queried or joined further) only when it is ``materialized`` — give the result's value
+        serde there — as in Kafka."""
+        from tomyum.streams._joins import (
+            ForeignKeyResponseProcessor,
+            ForeignKeyRightProcessor,
+            ForeignKeySubscribeProcessor,
+            ForeignKeySubscriptionProcessor,
+            PassThrough,
+        )
+        from tomyum.streams.serdes import RecordTimestampExtractor, Serdes
 
         mine, theirs = self.store_name, other.store_name
         if mine is None or theirs is None:
             raise ValueError("foreign-key joins need materialized tables (source tables or aggregation results)")
-        subs = self._builder.add_store(None, "key_value", Serdes.bytes(), Serdes.bytes())
+        b = self._builder
         kind: JoinKind = "left" if left else "inner"
-        lk, rk = self.key_serde, other.key_serde
-        this_side = self._builder.add(
-            "KTABLE-FK-JOIN-SUBSCRIBE",
-            lambda: ForeignKeyLeftProcessor(theirs, subs, foreign_key, joiner, kind, lk, rk), [self.node], (theirs, subs))
-        that_side = self._builder.add(
-            "KTABLE-FK-JOIN-RESPOND",
-            lambda: ForeignKeyRightProcessor(mine, subs, joiner, kind, lk, rk), [other.node], (mine, subs))
-        merged = self._builder.add("KTABLE-MERGE", PassThrough, [this_side, that_side])
-        return KTable(self._builder, merged, self.key_serde, None)
+        lk, lv, rk, rv = self.key_serde, self.value_serde, other.key_serde, other.value_serde
+        prefix = name or b.new_name("KTABLE-FK-JOIN")
+        result = None if materialized is None else b.add_store(materialized, "key_value", lk, None)
+        children: dict[str, str] = {}
+        subscribe = b.add("KTABLE-FK-JOIN-SUBSCRIBE", lambda: ForeignKeySubscribeProcessor(
+            foreign_key, joiner, kind, lk, lv, result, children), [self.node], () if result is None else (result,))
+        subscriptions = b.repartition(subscribe, rk, Serdes.bytes(), f"{prefix}-subscription")
+        children["subscribe"] = b.topology.nodes[subscribe].children[-1]
+        subs = b.add_store(None, "key_value", Serdes.bytes(), Serdes.bytes())
+        answer = b.add("KTABLE-FK-JOIN-SUBSCRIPTION", lambda: ForeignKeySubscriptionProcessor(theirs, subs, rk, rv),
+                       [subscriptions], (theirs, subs))
+        update = b.add("KTABLE-FK-JOIN-RIGHT", lambda: ForeignKeyRightProcessor(theirs, subs, rk, rv),
+                       [other.node], (theirs, subs))
+        responses = f"{prefix}-response-repartition"
+        b.topology.repartition_topics[responses] = None
+        for node in (answer, update):
+            b.sink(node, responses, Serdes.bytes(), Serdes.bytes(), _to_subscriber)
+        source = b.source([responses], lk, Serdes.bytes(), RecordTimestampExtractor)
+        respond = b.add("KTABLE-FK-JOIN-RESPONSE",
+                        lambda: ForeignKeyResponseProcessor(mine, joiner, kind, lv, rv, result), [source],
+                        (mine,) if result is None else (mine, result))
+        merged = b.add("KTABLE-MERGE", PassThrough, [subscribe, respond])
+        children["result"] = merged
+        return KTable(b, merged, self.key_serde, None if materialized is None else materialized.value_serde,
+                      store_name=result)
 
     def group_by(self, selector: Callable[[K, V], tuple[K2, V2]], *, key_serde: Serde[Any] | None = None,
                  value_serde: Serde[Any] | None = None, name: str | None = None) -> KGroupedTable[K2, V2]:
@@ -137,3 +167,9 @@ class KTable(Generic[K, V]):
 def _regrouped(key: Any, value: Any) -> tuple[Any, Any]:
     """The selector after repartitioning: the records are already keyed by group."""
     return key, value
+
+
+def _to_subscriber(record: Any) -> int | None:
+    """A foreign-key join's answer goes back to the partition (the task) that subscribed."""
+    partition: int | None = record.partition
+    return partition

@@ -344,7 +344,8 @@ class KafkaStreams:
                     value_serde: Serde[Any]) -> None:
             self._begin()
             producer.produce(self._topic(topic), key=record.key, value=record.value, timestamp=record.timestamp,
-                             headers=list(record.headers) or None)
+                             headers=list(record.headers) or None,
+                             partition=-1 if record.partition is None else record.partition)
             producer.poll(0)
             self._dirty = True
 
@@ -383,9 +384,11 @@ class KafkaStreams:
             metadata = consumer.list_topics(topic, timeout=30).topics[topic]
             parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions]
         consumer.assign(parts)
-        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in parts}
+        watermarks = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30) for tp in parts}
+        ends = {tp: high for tp, (low, high) in watermarks.items() if high > low}  # the partitions with records
         deadline = time.monotonic() + RESTORE_TIMEOUT_S
-        while any(p.offset < ends[(p.topic, p.partition)] for p in consumer.position(parts)):
+        while any(p.offset < ends[(p.topic, p.partition)] for p in consumer.position(parts)
+                  if (p.topic, p.partition) in ends):
             if time.monotonic() > deadline or self._stop.is_set():
                 raise TimeoutError(f"global tables not restored within {RESTORE_TIMEOUT_S:.0f} s")
             self._process_global(consumer, 0.2)
@@ -469,8 +472,8 @@ class KafkaStreams:
         try:
             for name in stores:
                 tp = TopicPartition(self.changelog_topic(name), partition)
-                _, end = reader.get_watermark_offsets(tp, timeout=30)
-                if end <= 0:
+                low, end = reader.get_watermark_offsets(tp, timeout=30)
+                if end <= low:
                     continue
                 reader.assign([TopicPartition(tp.topic, partition, OFFSET_BEGINNING)])
                 changes: list[tuple[bytes, bytes | None]] = []

@@ -104,12 +104,15 @@ class SourceProcessor(Processor):
 
 
 class SinkProcessor(Processor):
-    """Serializes records and hands them to the task's record collector."""
+    """Serializes records and hands them to the task's record collector, which partitions
+    them by key unless ``partition_of(record)`` names a partition."""
 
-    def __init__(self, topic: str, key_serde: Serde[Any] | None, value_serde: Serde[Any] | None) -> None:
+    def __init__(self, topic: str, key_serde: Serde[Any] | None, value_serde: Serde[Any] | None,
+                 partition_of: Callable[[Record[Any, Any]], int | None] | None = None) -> None:
         self.topic = topic
         self._key_serde = key_serde
         self._value_serde = value_serde
+        self.partition_of = partition_of
 
     def init(self, context: ProcessorContext) -> None:
         super().init(context)
@@ -125,7 +128,9 @@ class SinkProcessor(Processor):
             value = self.value_serde.serialize(record.value)
         except (TypeError, ValueError) as e:
             raise TypeError(f"cannot serialize a value for topic {self.topic}: {e}{self._hint('value')}") from e
-        self.context.send(self.topic, record.with_key(key).with_value(value), self.key_serde, self.value_serde)
+        partition = None if self.partition_of is None else self.partition_of(record)
+        raw = Record(key=key, value=value, timestamp=record.timestamp, headers=record.headers, partition=partition)
+        self.context.send(self.topic, raw, self.key_serde, self.value_serde)
 
     def _hint(self, part: str) -> str:
         if self.topic.endswith("-repartition"):
