@@ -11,8 +11,11 @@ the change of the result (its new and old value), so the result is itself a tabl
 from __future__ import annotations
 
 import hashlib
+import heapq
 import struct
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from tomyum.streams._record import Change, Record
@@ -83,6 +86,31 @@ class PassThrough(Processor):
         self.context.forward(record)
 
 
+@dataclass(slots=True)
+class _TimeIndex:
+    entries: list[tuple[int, bytes]]
+    """A heap of (timestamp, buffer key): the buffered records, oldest first."""
+    sequence: int
+
+
+_TIME_INDEXES: weakref.WeakKeyDictionary[Any, _TimeIndex] = weakref.WeakKeyDictionary()
+
+
+def _time_index(store: KeyValueStore[bytes, bytes]) -> _TimeIndex:
+    """The buffer's records by time, so that expiry looks only at what expires. Built from
+    the store the first time (after a restore, say), then kept up to date by the join's two
+    processors of the task, which share it through the store."""
+    index = _TIME_INDEXES.get(store)
+    if index is None:
+        entries, sequence = [], 0
+        for composite, _ in store.all():
+            entries.append((_TS.unpack_from(composite, len(composite) - 12)[0], composite))
+            sequence = max(sequence, _SEQ.unpack_from(composite, len(composite) - 4)[0])
+        heapq.heapify(entries)
+        index = _TIME_INDEXES[store] = _TimeIndex(entries, sequence)
+    return index
+
+
 class StreamStreamJoinProcessor(Processor):
     """One side of a windowed stream-stream join (Kafka's semantics since 3.1).
 
@@ -138,10 +166,13 @@ class StreamStreamJoinProcessor(Processor):
             other_ts = _TS.unpack_from(composite, len(composite) - 12)[0]
             joined = record.with_value(self._join(record.value, other_value))
             self.context.forward(joined.with_timestamp(max(record.timestamp, other_ts)))  # Kafka's rule
-        self._sequence += 1
+        heap = _time_index(mine)
+        self._sequence = max(self._sequence, heap.sequence) + 1
+        heap.sequence = self._sequence
         serialized = self.value_serde.serialize(record.value) or b""
-        mine.put(key + _TS.pack(record.timestamp) + _SEQ.pack(self._sequence & 0x7FFFFFFF),
-                 (b"\1" if matched else b"\0") + serialized, record.timestamp)
+        composite = key + _TS.pack(record.timestamp) + _SEQ.pack(self._sequence & 0x7FFFFFFF)
+        mine.put(composite, (b"\1" if matched else b"\0") + serialized, record.timestamp)
+        heapq.heappush(heap.entries, (record.timestamp, composite))
         self._expire(mine, record)
         self._expire(other, record, other_side=True)
 
@@ -155,9 +186,11 @@ class StreamStreamJoinProcessor(Processor):
         horizon = self.context.stream_time_ms - reach - self.grace_ms
         emits = self.emits_unmatched if not other_side else (
             self.kind == "outer" or (self.kind == "left" and not self.this_is_left))
-        for composite, stored in store.all():
-            ts = _TS.unpack_from(composite, len(composite) - 12)[0]
-            if ts >= horizon:
+        entries = _time_index(store).entries
+        while entries and entries[0][0] < horizon:
+            ts, composite = heapq.heappop(entries)
+            stored = store.get(composite)
+            if stored is None:
                 continue
             store.delete(composite, ts)
             if emits and stored[:1] == b"\0":
