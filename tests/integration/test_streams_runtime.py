@@ -89,16 +89,39 @@ def test_word_count_runs_commits_and_restores(broker: BrokerProcess, topic_name:
     finally:
         group.close()
 
-    # a new instance restores the counts from the changelog and resumes after the committed input
+    # the clean close left checkpoints: a new instance on the same state directory replays
+    # nothing, and resumes after the committed input with the counts it kept
+    checkpoints = sorted(tmp_path.glob("tomyum-streams/*/*/.checkpoint"))
+    assert [c.parent.name for c in checkpoints] == ["1_0", "1_1"]
+    restored: list[tuple[str, str, int]] = []
     again = KafkaStreams(word_count(text, counts).build(), config, bootstrap_servers=broker.bootstrap,
                          processing_guarantee=guarantee, commit_interval_ms=200)
+    again.set_restore_listener(lambda task, store, n: restored.append((task, store, n)))
     again.start()
     try:
         send("hello again")
         latest_counts(broker.bootstrap, counts, isolation, {"hello": 4, "again": 1, "world": 1})
+        assert sorted(restored) == [("1_0", "counts", 0), ("1_1", "counts", 0)]
+        assert not any(c.exists() for c in checkpoints)  # taken: a crash from here on restores in full
     finally:
         assert again.close(TIMEOUT)
     assert again.state == State.NOT_RUNNING
+
+    # without the local state (a new machine), the changelog brings the counts back
+    import shutil
+
+    shutil.rmtree(tmp_path / "tomyum-streams")
+    restored.clear()
+    third = KafkaStreams(word_count(text, counts).build(), config, bootstrap_servers=broker.bootstrap,
+                         processing_guarantee=guarantee, commit_interval_ms=200)
+    third.set_restore_listener(lambda task, store, n: restored.append((task, store, n)))
+    third.start()
+    try:
+        send("hello once more")
+        latest_counts(broker.bootstrap, counts, isolation, {"hello": 5, "once": 1, "more": 1, "world": 1})
+        assert sum(n for _, _, n in restored) >= 6  # every word counted so far, from the changelog
+    finally:
+        assert third.close(TIMEOUT)
 
 
 def test_an_uncaught_exception_stops_the_app_and_reaches_the_handler(broker: BrokerProcess, topic_name: str,

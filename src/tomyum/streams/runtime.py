@@ -23,8 +23,12 @@ gains is restored from its changelog partitions first.
   process id kept in the state directory, so that a restarted instance fences the one it
   replaces), committed every ``commit_interval_ms`` (default 100 ms); inputs and changelogs
   are read read_committed; a zombie's offsets are refused by the group's generation (KIP-447).
-* A task's local state is rebuilt from its changelog whenever the task is created on an
-  instance (the changelog, not the file, is the truth).
+* A task's local state comes from its changelog whenever the task is created on an
+  instance (the changelog, not the file, is the truth). A task closed cleanly leaves a
+  ``.checkpoint`` in its directory (the changelog offsets its persistent stores hold); the
+  next instance to open that directory restores only what came after. The checkpoint is
+  deleted when the task opens, so after a crash the state is rebuilt from the start of the
+  changelog (under exactly-once a store may hold uncommitted writes).
 * Wall-clock punctuators follow the system clock; stream time follows each task's records.
 * Interactive queries: :meth:`KafkaStreams.query` runs a read of a store across the tasks of
   this instance, on the streams thread, between records.
@@ -38,6 +42,7 @@ gains is restored from its changelog partitions first.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import queue
 import shutil
@@ -46,7 +51,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -127,6 +132,7 @@ class KafkaStreams:
         self.state_root = Path(config.state_dir or tempfile.gettempdir()) / "tomyum-streams"
         self.plan: Plan | None = None
         self._listeners: list[Callable[[State, State], None]] = []
+        self._restore_listeners: list[Callable[[str, str, int], None]] = []
         self._on_error: Callable[[BaseException], None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -148,6 +154,11 @@ class KafkaStreams:
     def set_state_listener(self, listener: Callable[[State, State], None]) -> None:
         """``listener(new_state, old_state)`` on every change, from the streams thread."""
         self._listeners.append(listener)
+
+    def set_restore_listener(self, listener: Callable[[str, str, int], None]) -> None:
+        """``listener(task_id, store, records)`` after each store of a task is restored from its
+        changelog (``records`` read: 0 when a checkpoint left nothing to replay)."""
+        self._restore_listeners.append(listener)
 
     def set_uncaught_exception_handler(self, handler: Callable[[BaseException], None]) -> None:
         self._on_error = handler
@@ -356,7 +367,6 @@ class KafkaStreams:
             producer.poll(0)
             self._dirty = True
 
-        shutil.rmtree(self.state_root / self.config.application_id / task_id, ignore_errors=True)
         return StreamTask(self.topology, self.config, task_id=task_id, state_dir=self.state_root, collector=collect,
                           changelog=changelog, wall_clock_ms=int(time.time() * 1000), nodes=nodes, stores=stores,
                           global_stores=self._global.stores if self._global is not None else None)
@@ -375,6 +385,7 @@ class KafkaStreams:
         if not self.topology.global_topics:
             return None
         stores = tuple(sorted(self.topology.global_stores))
+        shutil.rmtree(self._task_dir("global"), ignore_errors=True)
         self._global = self._new_task("global", self.topology.global_nodes(), stores, 0)
         consumer = Consumer(self._client("consumer", **{
             "group.id": f"{self.config.application_id}-global", "enable.auto.commit": False,
@@ -419,9 +430,12 @@ class KafkaStreams:
         for task_id, (sub, partition) in sorted(wanted.items()):
             if task_id not in self.tasks:
                 spec = self.plan.subtopologies[sub]
+                checkpoint = self._take_checkpoint(task_id, spec.stores, partition)
+                if checkpoint is None:
+                    shutil.rmtree(self._task_dir(task_id), ignore_errors=True)
                 task = self._new_task(task_id, spec.nodes, spec.stores, partition)
                 self.tasks[task_id] = task
-                self._restore(task, partition)
+                self._restore(task, partition, checkpoint or {})
         log.info("streams %s: tasks %s", self.config.application_id, sorted(self.tasks))
         self._set_state(State.RUNNING)
 
@@ -442,7 +456,7 @@ class KafkaStreams:
                     sorted(self.tasks))
         self._abort_if_open()
         for task_id in list(self.tasks):
-            self._close_task(task_id)
+            self._close_task(task_id, clean=False)
         self._positions.clear()
         self._committed.clear()
         if self.state is State.RUNNING:
@@ -457,12 +471,55 @@ class KafkaStreams:
             consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
         self._on_assign(consumer, assignment)
 
-    def _close_task(self, task_id: str) -> None:
-        self.tasks.pop(task_id).close()
+    def _close_task(self, task_id: str, *, clean: bool = True) -> None:
+        """Close a task; a clean close (after a commit) leaves a checkpoint of its persistent
+        stores' changelog offsets."""
+        task = self.tasks.pop(task_id)
+        task.close()
+        stores = self._checkpointed(task.stores)
+        if not clean or not stores or self._consumer is None:
+            return
+        offsets = {}
+        for name in stores:
+            tp = TopicPartition(self.changelog_topic(name), int(task_id.rsplit("_", 1)[1]))
+            offsets[tp.topic] = self._consumer.get_watermark_offsets(tp, timeout=30, cached=False)[1]
+        path = self._task_dir(task_id) / ".checkpoint"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(offsets))
+        temporary.replace(path)
 
-    def _restore(self, task: StreamTask, partition: int) -> None:
-        """Each logged store of ``task`` from its changelog partition, up to the end (committed
-        records only under exactly-once)."""
+    def _task_dir(self, task_id: str) -> Path:
+        return self.state_root / self.config.application_id / task_id
+
+    def _checkpointed(self, stores: Iterable[str]) -> list[str]:
+        """The stores a checkpoint covers: logged and on disk."""
+        return [name for name in stores if self.topology.stores[name].logging_enabled
+                and self.topology.stores[name].store_type == "persistent"]
+
+    def _take_checkpoint(self, task_id: str, stores: Iterable[str], partition: int) -> dict[str, int] | None:
+        """The task's checkpoint, if it covers every persistent store with offsets the
+        changelogs still hold; the file is removed either way (see the module docstring)."""
+        path = self._task_dir(task_id) / ".checkpoint"
+        try:
+            offsets = json.loads(path.read_text())
+            path.unlink()
+        except (OSError, ValueError):
+            return None
+        if not isinstance(offsets, dict) or self._consumer is None:
+            return None
+        for name in self._checkpointed(stores):
+            topic = self.changelog_topic(name)
+            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            if not isinstance(offsets.get(topic), int) or not low <= offsets[topic] <= high:
+                log.info("streams %s: checkpoint of task %s does not fit %s; restoring from the start",
+                         self.config.application_id, task_id, topic)
+                return None
+        return offsets
+
+    def _restore(self, task: StreamTask, partition: int, checkpoint: Mapping[str, int]) -> None:
+        """Each logged store of ``task`` from its changelog partition — from the checkpoint's
+        offset for a persistent store that has one — up to the end (committed records only
+        under exactly-once)."""
         stores = [name for name in task.stores if self.topology.stores[name].logging_enabled]
         if not stores:
             return
@@ -473,10 +530,12 @@ class KafkaStreams:
             for name in stores:
                 tp = TopicPartition(self.changelog_topic(name), partition)
                 low, end = reader.get_watermark_offsets(tp, timeout=30)
-                if end <= low:
-                    continue
-                reader.assign([TopicPartition(tp.topic, partition, OFFSET_BEGINNING)])
+                start = checkpoint.get(tp.topic) if name in self._checkpointed([name]) else None
                 changes: list[tuple[bytes, bytes | None]] = []
+                if end <= max(low, start or 0):
+                    self._restored(task.task_id, name, 0)
+                    continue
+                reader.assign([TopicPartition(tp.topic, partition, OFFSET_BEGINNING if start is None else start)])
                 deadline = time.monotonic() + RESTORE_TIMEOUT_S
                 while reader.position([tp])[0].offset < end:
                     if time.monotonic() > deadline or self._stop.is_set():
@@ -486,10 +545,15 @@ class KafkaStreams:
                         if m.error() is None and key is not None:
                             changes.append((key, m.value()))
                 task.stores[name].restore(changes)
-                log.info("streams %s: task %s restored %s from %d changelog records", self.config.application_id,
-                         task.task_id, name, len(changes))
+                self._restored(task.task_id, name, len(changes))
         finally:
             reader.close()
+
+    def _restored(self, task_id: str, store: str, records: int) -> None:
+        log.info("streams %s: task %s restored %s from %d changelog records", self.config.application_id, task_id,
+                 store, records)
+        for listener in self._restore_listeners:
+            listener(task_id, store, records)
 
     # processing -------------------------------------------------------------------------------------
 
