@@ -380,3 +380,35 @@ def test_joins_across_partitions_foreign_key_and_global_table(broker: BrokerProc
     finally:
         assert app.close(TIMEOUT)
     assert app.state == State.NOT_RUNNING
+
+
+def test_a_second_instance_on_the_same_state_directory_is_refused(broker: BrokerProcess, topic_name: str,
+                                                                  tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tomyum.streams import TopologyError
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic(f"{topic_name}-text", 1, 1), NewTopic(f"{topic_name}-counts", 1, 1)]).values():
+        f.result(TIMEOUT)
+    config = StreamsConfig(application_id=f"lock-{topic_name}", state_dir=str(tmp_path))
+    first = KafkaStreams(word_count(f"{topic_name}-text", f"{topic_name}-counts").build(), config,
+                         bootstrap_servers=broker.bootstrap)
+    second = KafkaStreams(word_count(f"{topic_name}-text", f"{topic_name}-counts").build(), config,
+                          bootstrap_servers=broker.bootstrap)
+    errors: list[BaseException] = []
+    second.set_uncaught_exception_handler(errors.append)
+    first.start()
+    try:
+        wait_until(lambda: first.state == State.RUNNING, TIMEOUT, what="the first instance to run")
+        second.start()
+        wait_until(lambda: second.state == State.ERROR, TIMEOUT, what="the second instance to stop")
+        assert isinstance(errors[0], TopologyError) and "in use by another instance" in str(errors[0])
+        assert first.state == State.RUNNING
+    finally:
+        assert first.close(TIMEOUT) and second.close(TIMEOUT)
+    again = KafkaStreams(word_count(f"{topic_name}-text", f"{topic_name}-counts").build(), config,
+                         bootstrap_servers=broker.bootstrap)
+    again.start()  # the lock went with the first instance
+    try:
+        wait_until(lambda: again.state == State.RUNNING, TIMEOUT, what="a later instance to run")
+    finally:
+        assert again.close(TIMEOUT)

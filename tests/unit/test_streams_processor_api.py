@@ -93,10 +93,11 @@ def test_process_needs_declared_stores() -> None:
 
 def test_public_names_are_pinned() -> None:
     assert tomyum.streams.__all__ == [
-        "BranchedKStream", "Cancellable", "Change", "Headers", "KGroupedStream", "KStream", "KTable",
+        "BranchedKStream", "Cancellable", "Change", "Headers", "JoinWindows", "KGroupedStream", "KGroupedTable",
+        "KStream", "KTable",
         "Materialized", "Processor", "ProcessorContext", "PunctuationType", "Punctuator", "Record",
         "RecordTimestampExtractor", "Serde", "Serdes", "SessionWindowedKStream", "SessionWindows",
         "StreamsBuilder", "StreamsConfig", "Suppressed", "TimeWindowedKStream", "TimeWindows",
-        "TimestampExtractor", "Topology", "TopologyTestDriver", "Window", "Windowed",
+        "TimestampExtractor", "Topology", "TopologyError", "TopologyTestDriver", "Window", "Windowed",
     ]
     assert all(hasattr(tomyum.streams, name) for name in tomyum.streams.__all__)

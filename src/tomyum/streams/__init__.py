@@ -12,14 +12,16 @@
     with TopologyTestDriver(builder.build()) as driver:
         driver.pipe_input("text", None, "hello world hello", timestamp=0)
 
-This release is the foundation: serdes, the topology model, KStream / KTable operators,
-grouped and windowed aggregations, suppression, state stores (in memory and SQLite, with
-changelog records) and the test driver. A runtime against a broker comes next (issue 10).
+Serdes, the topology model, KStream / KTable operators, grouped and windowed aggregations,
+suppression, joins, state stores (in memory and SQLite, logged to changelog topics), the test
+driver, and :class:`tomyum.streams.runtime.KafkaStreams` to run a topology against a broker
+(tasks per partition spread over an application's instances). The guide is docs/streams.md.
 """
 
 from tomyum.streams._record import Change, Headers, Record
 from tomyum.streams.builder import StreamsBuilder
-from tomyum.streams.grouped import KGroupedStream, SessionWindowedKStream, TimeWindowedKStream
+from tomyum.streams._plan import TopologyError
+from tomyum.streams.grouped import KGroupedStream, KGroupedTable, SessionWindowedKStream, TimeWindowedKStream
 from tomyum.streams.kstream import BranchedKStream, KStream
 from tomyum.streams.ktable import KTable
 from tomyum.streams.processor import Processor, ProcessorContext, StreamsConfig
@@ -27,14 +29,16 @@ from tomyum.streams.punctuation import Cancellable, PunctuationType, Punctuator
 from tomyum.streams.serdes import RecordTimestampExtractor, Serde, Serdes, TimestampExtractor
 from tomyum.streams.testing import TopologyTestDriver
 from tomyum.streams.topology import Materialized, Topology
-from tomyum.streams.windows import SessionWindows, Suppressed, TimeWindows, Window, Windowed
+from tomyum.streams.windows import JoinWindows, SessionWindows, Suppressed, TimeWindows, Window, Windowed
 
 __all__ = [
     "BranchedKStream",
     "Cancellable",
     "Change",
     "Headers",
+    "JoinWindows",
     "KGroupedStream",
+    "KGroupedTable",
     "KStream",
     "KTable",
     "Materialized",
@@ -55,6 +59,7 @@ __all__ = [
     "TimeWindows",
     "TimestampExtractor",
     "Topology",
+    "TopologyError",
     "TopologyTestDriver",
     "Window",
     "Windowed",

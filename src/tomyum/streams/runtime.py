@@ -88,9 +88,9 @@ class State(enum.Enum):
 
 class LocalStores:
     """What an interactive query reads: one store name across this instance's tasks. Keys
-    are partitioned over tasks, so ``get`` asks each task's store until one knows the key,
-    and the methods returning lists (``all``, ``range``, ``fetch``, ...) join the tasks'
-    answers (sorted by key where the stores sort)."""
+    are partitioned over tasks, so ``get`` asks each task's store until one knows the key;
+    the methods returning lists (``all``, ``range``, ``fetch``, ...) put the tasks' answers
+    one after another (each task's in its store's order), those returning counts add them up."""
 
     def __init__(self, stores: list[Any]) -> None:
         self.stores = stores
@@ -147,6 +147,7 @@ class KafkaStreams:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._admin: Any = None
+        self._lock: Any = None
         self._queries: queue.SimpleQueue[tuple[str, Callable[[Any], Any], Future[Any]]] = queue.SimpleQueue()
 
     # the application's view ----------------------------------------------------------------
@@ -281,6 +282,24 @@ class KafkaStreams:
                         raise
         return the_plan
 
+    def _lock_state_dir(self) -> None:
+        """Hold ``<state_dir>/tomyum-streams/<application.id>/.lock`` while running: two
+        instances of one application must not share a state directory (their tasks' files,
+        and the process id that names the exactly-once producer, would collide)."""
+        import fcntl
+
+        path = self.state_root / self.config.application_id / ".lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise TopologyError(
+                f"the state directory {path.parent} is in use by another instance of {self.config.application_id}; "
+                "give each instance on this machine its own StreamsConfig(state_dir=...)") from None
+        self._lock = handle
+
     def _process_id(self) -> str:
         """A stable id for this instance, kept in its state directory (as Kafka Streams does)."""
         path = self.state_root / self.config.application_id / "process-id"
@@ -295,6 +314,7 @@ class KafkaStreams:
         global_consumer: Consumer | None = None
         try:
             self._set_state(State.REBALANCING)
+            self._lock_state_dir()
             self.plan = self._prepare()
             producer_config = self._client("producer", **{"linger.ms": 5, "partitioner": "murmur2_random"})
             if self.eos:
@@ -333,6 +353,7 @@ class KafkaStreams:
             lambda: self._producer.flush(10) if self._producer else None,
             *[task.close for task in self.tasks.values()],
             *([self._global.close] if self._global else []),
+            lambda: self._lock.close() if self._lock else None,
         ]
         for step in steps:
             try:
