@@ -1,17 +1,15 @@
 """A word count on tomyum.streams with exactly_once_v2, run as a process by
-test_streams_runtime.py until SIGTERM (clean shutdown) or SIGKILL.
+test_streams_runtime.py with ``KafkaStreams.run`` until SIGTERM (clean shutdown) or SIGKILL.
 
     python streams_app.py BOOTSTRAP TEXT_TOPIC COUNTS_TOPIC APPLICATION_ID STATE_DIR
 """
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 
 from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
-from tomyum.streams.runtime import KafkaStreams, State
+from tomyum.streams.runtime import KafkaStreams
 
 
 def main() -> int:
@@ -27,15 +25,9 @@ def main() -> int:
                        bootstrap_servers=bootstrap, processing_guarantee="exactly_once_v2", commit_interval_ms=100,
                        # a killed instance's partitions move after 6 s rather than Kafka's default 45 s
                        client_config={"consumer.session.timeout.ms": 6000, "consumer.heartbeat.interval.ms": 1000})
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # "RUNNING 0_0,1_0": the state, and the tasks this instance runs (read by the tests)
     app.set_state_listener(lambda new, old: print(new.value, ",".join(sorted(app.tasks)), flush=True))
-    app.start()
-    while not stop.wait(0.1):
-        if app.state is State.ERROR:
-            return 1
-    return 0 if app.close(30) else 1
+    return app.run()  # until SIGINT or SIGTERM, then a clean close: 0
 
 
 if __name__ == "__main__":

@@ -412,3 +412,39 @@ def test_a_second_instance_on_the_same_state_directory_is_refused(broker: Broker
         wait_until(lambda: again.state == State.RUNNING, TIMEOUT, what="a later instance to run")
     finally:
         assert again.close(TIMEOUT)
+
+
+def test_internal_topics_are_created_with_kafkas_configs(broker: BrokerProcess, topic_name: str,
+                                                         tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A repartition topic as wide as its input, kept until purged; a key-value changelog
+    compacted; a window store's changelog compacted and deleted after the store's retention
+    plus a day; one changelog partition per task."""
+    from confluent_kafka.admin import ConfigResource
+
+    from tomyum.streams import TimeWindows
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 3, 1)])[topic_name].result(TIMEOUT)
+    b = StreamsBuilder()
+    grouped = b.stream(topic_name, value_serde=Serdes.string()).group_by(
+        lambda k, v: v, key_serde=Serdes.string(), value_serde=Serdes.string(), name="by-value")
+    grouped.count(Materialized(store_name="totals"))
+    grouped.windowed_by(TimeWindows.of_size_with_grace(60_000, 5_000)).count(Materialized(store_name="per-minute"))
+    app_id = f"cfg-{topic_name}"
+    app = KafkaStreams(b.build(), StreamsConfig(application_id=app_id, state_dir=str(tmp_path)),
+                       bootstrap_servers=broker.bootstrap)
+    app.start()
+    try:
+        wait_until(lambda: app.state == State.RUNNING, TIMEOUT, what="the app to run")
+        topics = {f"{app_id}-by-value-repartition": ("delete", "-1"), f"{app_id}-totals-changelog": ("compact", None),
+                  f"{app_id}-per-minute-changelog": ("compact,delete", str(65_000 + 86_400_000))}
+        metadata = admin.list_topics(timeout=TIMEOUT).topics
+        for topic, (policy, retention) in topics.items():
+            assert len(metadata[topic].partitions) == 3, topic
+            resource = ConfigResource("topic", topic)
+            config = admin.describe_configs([resource])[resource].result(TIMEOUT)
+            assert config["cleanup.policy"].value == policy, topic
+            if retention is not None:
+                assert config["retention.ms"].value == retention, topic
+    finally:
+        assert app.close(TIMEOUT)

@@ -260,11 +260,15 @@ class KafkaStreams:
         counts = {name: len(meta.partitions) for name, meta in metadata.topics.items() if meta.error is None}
         the_plan = plan(self.topology, counts)
         wanted: dict[str, tuple[int, dict[str, str]]] = {}
-        for name in self.topology.repartition_topics:
-            wanted[self._topic(name)] = (the_plan.partitions[name], {"cleanup.policy": "delete"})
+        for name in self.topology.repartition_topics:  # kept until purged (below what every task committed)
+            wanted[self._topic(name)] = (the_plan.partitions[name], {"cleanup.policy": "delete", "retention.ms": "-1"})
         for store, sub in the_plan.subtopology_of_store.items():
-            if self.topology.stores[store].logging_enabled:
-                wanted[self.changelog_topic(store)] = (the_plan.tasks[sub], {"cleanup.policy": "compact"})
+            spec = self.topology.stores[store]
+            if spec.logging_enabled:
+                config = {"cleanup.policy": "compact"}
+                if spec.kind in ("window", "session"):  # old windows leave the changelog too (Kafka's configs)
+                    config = {"cleanup.policy": "compact,delete", "retention.ms": str(spec.retention_ms + 86_400_000)}
+                wanted[self.changelog_topic(store)] = (the_plan.tasks[sub], config)
         existing = {t: n for t, n in counts.items() if t in wanted}
         for topic, have in existing.items():
             if have != wanted[topic][0]:
