@@ -42,6 +42,7 @@ gains is restored from its changelog partitions first.
 from __future__ import annotations
 
 import enum
+import heapq
 import json
 import logging
 import queue
@@ -590,21 +591,19 @@ class KafkaStreams:
         while not self._stop.is_set():
             if global_consumer is not None:
                 self._process_global(global_consumer, 0)
+            batch: dict[str, dict[tuple[str, int], list[Record[bytes | None, bytes | None]]]] = {}
             for m in consumer.consume(num_messages=500, timeout=0.05):
-                record = _record(m)
-                if record is None:
+                topic, partition = m.topic(), m.partition()
+                if m.error() is not None or topic is None or partition is None:
                     continue
-                topic = record.topic or ""
-                if topic.startswith(prefix) and topic[len(prefix):] in self.topology.repartition_topics:
-                    topic = topic[len(prefix):]
-                task = self.tasks.get(f"{self.plan.subtopology_of_topic[topic]}_{record.partition}")
-                if task is None:  # revoked within this batch
-                    continue
-                task.process(Record(key=record.key, value=record.value, timestamp=record.timestamp,
-                                    headers=record.headers, topic=topic, partition=record.partition,
-                                    offset=record.offset))
-                self._positions[(m.topic() or "", record.partition or 0)] = (record.offset or 0) + 1
-                self._dirty = True
+                name = topic[len(prefix):] if topic.startswith(prefix) and \
+                    topic[len(prefix):] in self.topology.repartition_topics else topic
+                record = _record(m, name)
+                if record is not None:
+                    task_id = f"{self.plan.subtopology_of_topic[name]}_{partition}"
+                    batch.setdefault(task_id, {}).setdefault((topic, partition), []).append(record)
+            for task_id, by_partition in batch.items():
+                self._process(task_id, by_partition)
             if self.state is not State.RUNNING:
                 continue
             self._answer_queries()
@@ -619,6 +618,23 @@ class KafkaStreams:
             if time.monotonic() - last_purge >= self.purge_interval_s:
                 self._purge_repartition_topics()
                 last_purge = time.monotonic()
+
+    def _process(self, task_id: str, by_partition: dict[tuple[str, int], list[Record[bytes | None, bytes | None]]]
+                 ) -> None:
+        """Run a task's share of a consumed batch. Records of several partitions are taken
+        lowest timestamp first, each partition in its order (Kafka's choice of the next record
+        among a task's partitions, within what has been fetched), so that joins and windows see
+        their inputs interleaved in time."""
+        task = self.tasks.get(task_id)
+        if task is None:  # revoked within this batch
+            return
+        lists = list(by_partition.values())
+        records = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=lambda r: r.timestamp)
+        for record in records:
+            task.process(record)
+        for (topic, partition), processed in by_partition.items():
+            self._positions[(topic, partition)] = (processed[-1].offset or 0) + 1
+        self._dirty = True
 
     def _commit(self, *, final: bool = False) -> bool:
         """Flush the stores, then commit outputs and input offsets (one transaction under
@@ -668,14 +684,15 @@ class KafkaStreams:
             log.info("streams %s: purging repartition topics failed (%s); will try again", self.config.application_id, e)
 
 
-def _record(m: Message) -> Record[bytes | None, bytes | None] | None:
-    topic, partition, offset = m.topic(), m.partition(), m.offset()
-    if m.error() is not None or topic is None or partition is None or offset is None:
+def _record(m: Message, topic: str | None = None) -> Record[bytes | None, bytes | None] | None:
+    """The consumed message as a record of ``topic`` (its own topic by default)."""
+    partition, offset = m.partition(), m.offset()
+    if m.error() is not None or partition is None or offset is None:
         return None
     _, timestamp = m.timestamp()
-    headers = m.headers() or []
-    return Record(key=m.key(), value=m.value(), timestamp=timestamp, headers=tuple(_headers(headers)),
-                  topic=topic, partition=partition, offset=offset)
+    headers = m.headers()
+    return Record(key=m.key(), value=m.value(), timestamp=timestamp, headers=tuple(_headers(headers)) if headers else (),
+                  topic=topic or m.topic(), partition=partition, offset=offset)
 
 
 def _headers(headers: Any) -> Iterator[tuple[str, bytes | None]]:
