@@ -96,7 +96,7 @@ def test_public_names_are_pinned() -> None:
         "BranchedKStream", "Cancellable", "Change", "Headers", "KGroupedStream", "KStream", "KTable",
         "Materialized", "Processor", "ProcessorContext", "PunctuationType", "Punctuator", "Record",
         "RecordTimestampExtractor", "Serde", "Serdes", "SessionWindowedKStream", "SessionWindows",
-        "StreamsBuilder", "StreamsConfig", "Suppressed", "TimeWindowedKStream", "TimeWindows",
+        "SlidingWindowedKStream", "SlidingWindows", "StreamsBuilder", "StreamsConfig", "Suppressed", "TimeWindowedKStream", "TimeWindows",
         "TimestampExtractor", "Topology", "TopologyTestDriver", "Window", "Windowed",
     ]
     assert all(hasattr(tomyum.streams, name) for name in tomyum.streams.__all__)

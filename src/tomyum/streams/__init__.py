@@ -19,7 +19,7 @@ changelog records) and the test driver. A runtime against a broker comes next (i
 
 from tomyum.streams._record import Change, Headers, Record
 from tomyum.streams.builder import StreamsBuilder
-from tomyum.streams.grouped import KGroupedStream, SessionWindowedKStream, TimeWindowedKStream
+from tomyum.streams.grouped import KGroupedStream, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream
 from tomyum.streams.kstream import BranchedKStream, KStream
 from tomyum.streams.ktable import KTable
 from tomyum.streams.processor import Processor, ProcessorContext, StreamsConfig
@@ -27,7 +27,7 @@ from tomyum.streams.punctuation import Cancellable, PunctuationType, Punctuator
 from tomyum.streams.serdes import RecordTimestampExtractor, Serde, Serdes, TimestampExtractor
 from tomyum.streams.testing import TopologyTestDriver
 from tomyum.streams.topology import Materialized, Topology
-from tomyum.streams.windows import SessionWindows, Suppressed, TimeWindows, Window, Windowed
+from tomyum.streams.windows import SessionWindows, SlidingWindows, Suppressed, TimeWindows, Window, Windowed
 
 __all__ = [
     "BranchedKStream",
@@ -48,6 +48,8 @@ __all__ = [
     "Serdes",
     "SessionWindowedKStream",
     "SessionWindows",
+    "SlidingWindowedKStream",
+    "SlidingWindows",
     "StreamsBuilder",
     "StreamsConfig",
     "Suppressed",
