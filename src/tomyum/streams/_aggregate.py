@@ -137,9 +137,10 @@ class SlidingWindowAggregateProcessor(_Aggregate):
       ``t`` falls in it and it does not exist yet.
 
     Records before ``d`` go into the window ``[0, d]`` instead of a left window. A record is
-    dropped (counted once) when even its right window would be closed
-    (``t + d < stream_time - grace``); otherwise each closed window it belongs in is
-    skipped and counted. Windows are read in reverse start order, as Kafka does with a
+    dropped whole (counted once) when every window containing it is closed
+    (``t + d < stream_time - grace``; as in Kafka, its right window is then not made even if
+    it would still be open); otherwise each closed window it belongs in is skipped and
+    counted. Windows are read in reverse start order, as Kafka does with a
     reverse iterator, so updates are forwarded in the same order as Kafka's; each update is
     stamped with the largest record timestamp of its window.
     """
@@ -163,7 +164,7 @@ class SlidingWindowAggregateProcessor(_Aggregate):
         close_time = self._close_time(self.store, t, self.windows.grace_ms)
         if t + d < close_time:
             self.context.record_dropped(
-                f"windows up to [{t + 1},{t + 1 + d}] closed at stream time {self.observed_stream_time}", record)
+                f"every window containing {t} closed at stream time {self.observed_stream_time}", record)
             return
         if t < d:
             self._process_early(record, close_time)

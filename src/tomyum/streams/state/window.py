@@ -112,13 +112,12 @@ class WindowStore(_RetainedStore[K, V]):
     ) -> None:
         super().__init__(inner, key_serde, value_serde, retention_ms, changelog)
         self.window_size_ms = window_size_ms
+        self.timestamped = False
+        """Whether each value is stored with a timestamp (see :meth:`keep_timestamps`)."""
 
     def _expiry_time(self, composite: bytes) -> int:
         start: int = _TIME.unpack(composite[-8:])[0]
         return start
-
-    timestamped = False
-    """Whether each value is stored with a timestamp (see :meth:`keep_timestamps`)."""
 
     def keep_timestamps(self) -> None:
         """Store a timestamp with every value from now on (call before any read or write:
