@@ -97,7 +97,8 @@ def test_public_names_are_pinned() -> None:
         "KStream", "KTable",
         "Materialized", "Processor", "ProcessorContext", "PunctuationType", "Punctuator", "Record",
         "RecordTimestampExtractor", "Serde", "Serdes", "SessionWindowedKStream", "SessionWindows",
-        "StreamsBuilder", "StreamsConfig", "Suppressed", "TimeWindowedKStream", "TimeWindows",
-        "TimestampExtractor", "Topology", "TopologyError", "TopologyTestDriver", "Window", "Windowed",
+        "SlidingWindowedKStream", "SlidingWindows", "StreamsBuilder", "StreamsConfig", "Suppressed",
+        "TimeWindowedKStream", "TimeWindows", "TimestampExtractor", "Topology", "TopologyError", "TopologyTestDriver",
+        "Window", "Windowed",
     ]
     assert all(hasattr(tomyum.streams, name) for name in tomyum.streams.__all__)

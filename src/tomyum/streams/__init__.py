@@ -21,7 +21,13 @@ driver, and :class:`tomyum.streams.runtime.KafkaStreams` to run a topology again
 from tomyum.streams._record import Change, Headers, Record
 from tomyum.streams.builder import StreamsBuilder
 from tomyum.streams._plan import TopologyError
-from tomyum.streams.grouped import KGroupedStream, KGroupedTable, SessionWindowedKStream, TimeWindowedKStream
+from tomyum.streams.grouped import (
+    KGroupedStream,
+    KGroupedTable,
+    SessionWindowedKStream,
+    SlidingWindowedKStream,
+    TimeWindowedKStream,
+)
 from tomyum.streams.kstream import BranchedKStream, KStream
 from tomyum.streams.ktable import KTable
 from tomyum.streams.processor import Processor, ProcessorContext, StreamsConfig
@@ -29,7 +35,7 @@ from tomyum.streams.punctuation import Cancellable, PunctuationType, Punctuator
 from tomyum.streams.serdes import RecordTimestampExtractor, Serde, Serdes, TimestampExtractor
 from tomyum.streams.testing import TopologyTestDriver
 from tomyum.streams.topology import Materialized, Topology
-from tomyum.streams.windows import JoinWindows, SessionWindows, Suppressed, TimeWindows, Window, Windowed
+from tomyum.streams.windows import JoinWindows, SessionWindows, SlidingWindows, Suppressed, TimeWindows, Window, Windowed
 
 __all__ = [
     "BranchedKStream",
@@ -52,6 +58,8 @@ __all__ = [
     "Serdes",
     "SessionWindowedKStream",
     "SessionWindows",
+    "SlidingWindowedKStream",
+    "SlidingWindows",
     "StreamsBuilder",
     "StreamsConfig",
     "Suppressed",

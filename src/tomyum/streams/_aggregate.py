@@ -1,11 +1,12 @@
-"""The stateful processors: aggregations (plain, time-windowed, session-windowed) and the
-final-results suppression buffer.
+"""The stateful processors: aggregations (plain, time-windowed, session-windowed,
+sliding-windowed) and the final-results suppression buffer.
 
 Windowed processors keep their own *observed stream time*, the largest timestamp they have
 seen, as Kafka's ``KStreamWindowAggregate`` does; a window is closed once
 ``end <= stream_time - grace`` (time windows, end exclusive) or ``end < stream_time - grace``
-(sessions, end inclusive), and records for closed windows are dropped and counted.
-Records with a ``None`` key or value are dropped and counted by every aggregation.
+(sessions and sliding windows, end inclusive), and records for closed windows are dropped
+and counted (once per closed window the record belonged in, as in Kafka). Records with a
+``None`` key or value are dropped and counted by every aggregation.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from tomyum.streams._record import Change, Record
-from tomyum.streams.processor import Processor
+from tomyum.streams.processor import Processor, ProcessorContext
+from tomyum.streams.punctuation import PunctuationType
 from tomyum.streams.state.base import KeyValueStore
-from tomyum.streams.state.window import SessionStore, WindowStore
-from tomyum.streams.windows import SessionWindows, TimeWindows, Window, Windowed
+from tomyum.streams.state.window import SessionStore, ValueAndTimestamp, WindowStore
+from tomyum.streams.windows import SessionWindows, SlidingWindows, TimeWindows, Window, Windowed
 
 AnyRecord = Record[Any, Any]
 Initializer = Callable[[], Any]
@@ -121,25 +123,201 @@ class SessionAggregateProcessor(_Aggregate):
         self.context.forward(Record(key=merged, value=Change(agg, old), timestamp=timestamp, headers=record.headers))
 
 
+class SlidingWindowAggregateProcessor(_Aggregate):
+    """Kafka's ``KStreamSlidingWindowAggregate`` (KIP-450). The store holds, per key, the
+    windows ``[start, start + d]`` (``d`` the time difference) that currently exist, each
+    with its aggregate and the largest timestamp of its records. A record at ``t``:
+
+    - is aggregated into every existing window that contains it;
+    - creates its left window ``[t - d, t]`` unless it exists, from the aggregate of the
+      records already in that range (the latest window ending before ``t`` holds them);
+    - creates its right window ``[t + 1, t + 1 + d]`` when records later than ``t`` fall in
+      it (out-of-order input): a copy of the window holding them, without the record;
+    - creates the right window of the record just before it, ``[p + 1, p + 1 + d]``, if
+      ``t`` falls in it and it does not exist yet.
+
+    Records before ``d`` go into the window ``[0, d]`` instead of a left window. A record is
+    dropped whole (counted once) when every window containing it is closed
+    (``t + d < stream_time - grace``; as in Kafka, its right window is then not made even if
+    it would still be open); otherwise each closed window it belongs in is skipped and
+    counted. Windows are read in reverse start order, as Kafka does with a
+    reverse iterator, so updates are forwarded in the same order as Kafka's; each update is
+    stamped with the largest record timestamp of its window.
+    """
+
+    store: WindowStore[Any, Any]
+
+    def __init__(self, store_name: str, windows: SlidingWindows, initializer: Initializer,
+                 aggregator: Aggregator) -> None:
+        super().__init__(store_name, initializer, aggregator)
+        self.windows = windows
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.store = context.get_state_store(self.store_name)
+        self.store.keep_timestamps()
+
+    def process(self, record: AnyRecord) -> None:
+        if not self._accept(record):
+            return
+        t, d = record.timestamp, self.windows.time_difference_ms
+        close_time = self._close_time(self.store, t, self.windows.grace_ms)
+        if t + d < close_time:
+            self.context.record_dropped(
+                f"every window containing {t} closed at stream time {self.observed_stream_time}", record)
+            return
+        if t < d:
+            self._process_early(record, close_time)
+        else:
+            self._process(record, close_time)
+
+    def _process(self, record: AnyRecord, close_time: int) -> None:
+        t, d = record.timestamp, self.windows.time_difference_ms
+        seen: set[int] = set()
+        left_agg: ValueAndTimestamp[Any] | None = None  # the latest window ending before t
+        right_agg: ValueAndTimestamp[Any] | None = None  # the latest window containing t
+        left_exists = right_exists = False
+        previous: int | None = None  # the latest record timestamp before t, when known
+        for start, current in reversed(self.store.fetch_range_with_timestamps(record.key, max(0, t - 2 * d), t + 1)):
+            seen.add(start)
+            end = start + d
+            if start == t + 1:
+                right_exists = True
+            elif end > t:
+                if right_agg is None:
+                    right_agg = current
+                self._update(record, start, current, close_time)
+            elif end == t:
+                left_exists = True
+                self._update(record, start, current, close_time)
+                if current.timestamp >= t:
+                    return  # an earlier record at t has made t's windows already
+                previous = current.timestamp
+            else:
+                left_agg, previous = current, current.timestamp
+                break
+        if previous is not None and previous + 1 not in seen and previous + 1 + d >= t:
+            self._create(record, previous + 1, self.initializer(), close_time)
+            # When previous == t - d - 1 that window is t's left window too: made once here
+            # (Kafka makes it twice, with the same value).
+            left_exists = left_exists or previous + 1 == t - d
+        if not left_exists:
+            if previous is not None and left_agg is not None and t - d <= previous:
+                self._create(record, t - d, left_agg.value, close_time)
+            else:
+                self._create(record, t - d, self.initializer(), close_time)
+        if not right_exists and right_agg is not None and right_agg.timestamp > t:
+            self._create_right_window(record, right_agg)
+
+    def _process_early(self, record: AnyRecord, close_time: int) -> None:
+        """A record before ``d``: the window ``[0, d]`` stands in for its left window."""
+        t = record.timestamp
+        seen: set[int] = set()
+        combined: ValueAndTimestamp[Any] | None = None
+        right_agg: ValueAndTimestamp[Any] | None = None
+        right_exists = False
+        previous: int | None = None
+        for start, current in self.store.fetch_range_with_timestamps(record.key, 0, t + 1):
+            seen.add(start)
+            if start == 0:
+                combined = current
+                if current.timestamp < t:
+                    previous = current.timestamp
+            elif start <= t:
+                right_agg = current
+                self._update(record, start, current, close_time)
+            else:
+                right_exists = True
+        if right_agg is None and combined is not None and combined.timestamp > t:
+            right_agg = combined  # then [0, d] holds only records later than t
+        if not right_exists and right_agg is not None and right_agg.timestamp > t:
+            self._create_right_window(record, right_agg)
+        if previous is not None and previous + 1 not in seen:
+            self._create(record, previous + 1, self.initializer(), close_time)
+        if combined is None:
+            self._create(record, 0, self.initializer(), close_time)
+        else:
+            self._update(record, 0, combined, close_time)
+
+    def _update(self, record: AnyRecord, start: int, current: ValueAndTimestamp[Any], close_time: int) -> None:
+        """Aggregate ``record`` into the existing window starting at ``start``."""
+        self._aggregate_into(record, start, current.value, current.value, max(record.timestamp, current.timestamp),
+                             close_time)
+
+    def _create(self, record: AnyRecord, start: int, base: Any, close_time: int) -> None:
+        """A new window starting at ``start``: ``base`` (the records already in it) plus ``record``."""
+        self._aggregate_into(record, start, base, None, record.timestamp, close_time)
+
+    def _aggregate_into(self, record: AnyRecord, start: int, base: Any, old: Any, timestamp: int,
+                        close_time: int) -> None:
+        window = Window(start, start + self.windows.time_difference_ms)
+        if window.end_ms < close_time:
+            self.context.record_dropped(f"window {window} closed at stream time {self.observed_stream_time}", record)
+            return
+        new = self.aggregator(record.key, record.value, base)
+        self.store.put(record.key, start, new, timestamp)
+        self._forward(record, window, Change(new, old), timestamp)
+
+    def _create_right_window(self, record: AnyRecord, right_agg: ValueAndTimestamp[Any]) -> None:
+        """``[t + 1, t + 1 + d]`` holds the later records of ``right_agg``'s window, not ``record``."""
+        start = record.timestamp + 1
+        self.store.put(record.key, start, right_agg.value, right_agg.timestamp)
+        self._forward(record, Window(start, start + self.windows.time_difference_ms),
+                      Change(right_agg.value, None), right_agg.timestamp)
+
+    def _forward(self, record: AnyRecord, window: Window, change: Change[Any], timestamp: int) -> None:
+        self.context.forward(Record(key=Windowed(record.key, window), value=change, timestamp=timestamp,
+                                    headers=record.headers))
+
+
 class SuppressProcessor(Processor):
     """``suppress(until_window_closes)`` (KIP-328): keeps the latest update per windowed key
     and forwards it once, when stream time reaches the window's end plus ``delay_ms`` (the
     grace period; for sessions the inactivity gap plus the grace period, since a session
-    can still grow until then). Deletes are not emitted: a window that was never emitted
-    needs no delete. Windows are emitted in order of their end, then of their first update."""
+    can still grow until then; for sliding windows, whose end is inclusive, the grace
+    period plus 1). Deletes are not emitted: a window that was never emitted needs no
+    delete. Windows are emitted in order of their end, then of their first update.
 
-    def __init__(self, delay_ms: int) -> None:
+    With ``idle_close_ms``, a wall-clock punctuator (every ``idle_close_ms``) moves this
+    processor's stream time on while no update arrives: to the stream time of the last
+    update plus the wall-clock time elapsed since it, once that is at least
+    ``idle_close_ms`` (see :class:`~tomyum.streams.windows.Suppressed`).
+    """
+
+    def __init__(self, delay_ms: int, idle_close_ms: int | None = None) -> None:
         self.delay_ms = delay_ms
+        self.idle_close_ms = idle_close_ms
         self.observed_stream_time = -1
         self.buffer: dict[Windowed[Any], AnyRecord] = {}
+        self._last_update_stream_time = -1
+        self._last_update_wall_clock_ms = 0
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        if self.idle_close_ms is not None:
+            self._last_update_wall_clock_ms = context.current_system_time_ms
+            context.schedule(self.idle_close_ms, PunctuationType.WALL_CLOCK_TIME, self._close_idle_windows)
 
     def process(self, record: AnyRecord) -> None:
         self.observed_stream_time = max(self.observed_stream_time, record.timestamp)
+        self._last_update_stream_time = self.observed_stream_time
+        self._last_update_wall_clock_ms = self.context.current_system_time_ms
         change: Change[Any] = record.value
         if change.new_value is None:
             self.buffer.pop(record.key, None)
         else:
             self.buffer[record.key] = record
+        self._emit_closed()
+
+    def _close_idle_windows(self, now_ms: int) -> None:
+        assert self.idle_close_ms is not None
+        idle_ms = now_ms - self._last_update_wall_clock_ms
+        if self._last_update_stream_time < 0 or idle_ms < self.idle_close_ms:
+            return
+        self.observed_stream_time = max(self.observed_stream_time, self._last_update_stream_time + idle_ms)
+        self._emit_closed()
+
+    def _emit_closed(self) -> None:
         expiry = self.observed_stream_time - self.delay_ms
         due = sorted(
             (key for key in self.buffer if key.window.end_ms <= expiry), key=lambda key: key.window.end_ms

@@ -1,5 +1,5 @@
 """Grouped streams and their aggregations (Kafka Streams' ``KGroupedStream``,
-``TimeWindowedKStream``, ``SessionWindowedKStream``): count, reduce and aggregate, each
+``TimeWindowedKStream``, ``SessionWindowedKStream``, ``SlidingWindowedKStream``): count, reduce and aggregate, each
 materialized in a state store and returned as a KTable of the running result.
 
 Every update is forwarded (there is no record cache yet, as with Kafka's
@@ -16,6 +16,7 @@ from tomyum.streams._aggregate import (
     Initializer,
     Merger,
     SessionAggregateProcessor,
+    SlidingWindowAggregateProcessor,
     StreamAggregateProcessor,
     WindowAggregateProcessor,
 )
@@ -23,13 +24,15 @@ from tomyum.streams._builder import InternalBuilder
 from tomyum.streams.ktable import KTable
 from tomyum.streams.serdes import Serde, Serdes
 from tomyum.streams.topology import Materialized
-from tomyum.streams.windows import SessionWindows, TimeWindows, Windowed
+from tomyum.streams.windows import SessionWindows, SlidingWindows, TimeWindows, Windowed
 
 K = TypeVar("K")
 V = TypeVar("V")
 A = TypeVar("A")
 
-__all__ = ["KGroupedStream", "KGroupedTable", "SessionWindowedKStream", "TimeWindowedKStream"]
+__all__ = [
+    "KGroupedStream", "KGroupedTable", "SessionWindowedKStream", "SlidingWindowedKStream", "TimeWindowedKStream",
+]
 
 
 def _count_aggregator(key: Any, value: Any, agg: int) -> int:
@@ -83,9 +86,16 @@ class KGroupedStream(_Grouped[K, V]):
     @overload
     def windowed_by(self, windows: SessionWindows) -> SessionWindowedKStream[K, V]: ...
 
-    def windowed_by(self, windows: TimeWindows | SessionWindows) -> TimeWindowedKStream[K, V] | SessionWindowedKStream[K, V]:
+    @overload
+    def windowed_by(self, windows: SlidingWindows) -> SlidingWindowedKStream[K, V]: ...
+
+    def windowed_by(
+        self, windows: TimeWindows | SessionWindows | SlidingWindows
+    ) -> TimeWindowedKStream[K, V] | SessionWindowedKStream[K, V] | SlidingWindowedKStream[K, V]:
         if isinstance(windows, TimeWindows):
             return TimeWindowedKStream(self._builder, self._node, self.key_serde, self.value_serde, windows)
+        if isinstance(windows, SlidingWindows):
+            return SlidingWindowedKStream(self._builder, self._node, self.key_serde, self.value_serde, windows)
         return SessionWindowedKStream(self._builder, self._node, self.key_serde, self.value_serde, windows)
 
 
@@ -115,6 +125,36 @@ class TimeWindowedKStream(_Grouped[K, V]):
             [self._node], (store,),
         )
         return KTable(self._builder, node, None, value_serde, store_name=store, suppress_delay_ms=windows.grace_ms)
+
+
+class SlidingWindowedKStream(_Grouped[K, V]):
+    """Aggregations per key and sliding window (KIP-450); results are keyed by
+    ``Windowed[K]`` with windows ``[start, start + time_difference_ms]``, both ends included
+    (``Serdes.time_windowed(inner, time_difference_ms)`` reads them back from a topic).
+    The window store keeps each window with its latest record time and retains windows for
+    :attr:`SlidingWindows.retention_ms`."""
+
+    def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
+                 value_serde: Serde[Any] | None, windows: SlidingWindows) -> None:
+        super().__init__(builder, node, key_serde, value_serde)
+        self.windows = windows
+
+    def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
+                  materialized: Materialized | None = None) -> KTable[Windowed[K], A]:
+        return self._aggregate(initializer, aggregator, _no_merger, None, materialized)
+
+    def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
+                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+        windows = self.windows
+        store = self._builder.add_store(materialized, "window", self.key_serde, value_serde,
+                                        window_size_ms=windows.size_ms, retention_ms=windows.retention_ms)
+        node = self._builder.add(
+            "KSTREAM-AGGREGATE",
+            lambda: SlidingWindowAggregateProcessor(store, windows, initializer, aggregator), [self._node], (store,),
+        )
+        # The end is inclusive: a window is still open at stream time end + grace, and
+        # closes (so its result is final) one millisecond later.
+        return KTable(self._builder, node, None, value_serde, store_name=store, suppress_delay_ms=windows.grace_ms + 1)
 
 
 class SessionWindowedKStream(_Grouped[K, V]):

@@ -60,7 +60,8 @@ class KTable(Generic[K, V]):
         if self._suppress_delay_ms is None:
             raise ValueError("suppress(until_window_closes) needs a windowed KTable")
         delay = self._suppress_delay_ms
-        return self._derive("KTABLE-SUPPRESS", lambda: SuppressProcessor(delay), self.value_serde)
+        return self._derive("KTABLE-SUPPRESS", lambda: SuppressProcessor(delay, suppressed.idle_close_ms),
+                            self.value_serde)
 
     def join(self, other: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KTable[K, V2]:
         """Inner table-table join: a value for a key while both tables have one."""

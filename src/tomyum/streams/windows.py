@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K")
 
-__all__ = ["SessionWindows", "Suppressed", "TimeWindows", "Window", "Windowed"]
+__all__ = ["SessionWindows", "SlidingWindows", "Suppressed", "TimeWindows", "Window", "Windowed"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -102,14 +102,74 @@ class SessionWindows:
         return self.inactivity_gap_ms + self.grace_ms
 
 
-@dataclass(frozen=True, slots=True)
-class Suppressed:
-    """``Suppressed.until_window_closes()``: hold a windowed KTable's updates and emit each
-    window's final result once, when the window closes (KIP-328). Unbounded buffer."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlidingWindows:
+    """Sliding windows (KIP-450): a window ``[start, end]`` (both ends included) of
+    ``time_difference_ms`` for every distinct set of records of a key that lie at most
+    ``time_difference_ms`` apart. Windows are not aligned to the epoch: each record at ``t``
+    has its *left window* ``[t - time_difference_ms, t]`` and, when later records fall
+    within ``time_difference_ms + 1`` of it, its *right window*
+    ``[t + 1, t + 1 + time_difference_ms]`` (the window just after it drops out).
+
+    Records before ``time_difference_ms`` (whose left window would start before 0) share
+    the window ``[0, time_difference_ms]``, as in Kafka. A window closes once
+    ``end + grace_ms < stream time``.
+    """
+
+    time_difference_ms: int
+    grace_ms: int
 
     @staticmethod
-    def until_window_closes() -> Suppressed:
-        return Suppressed()
+    def of_time_difference_with_grace(time_difference_ms: int, grace_ms: int) -> SlidingWindows:
+        _check("time_difference_ms", time_difference_ms, 0)
+        _check("grace_ms", grace_ms, 0)
+        return SlidingWindows(time_difference_ms=time_difference_ms, grace_ms=grace_ms)
+
+    of_time_difference_and_grace = of_time_difference_with_grace
+    """Kafka's name (``SlidingWindows.ofTimeDifferenceAndGrace``)."""
+
+    @staticmethod
+    def of_time_difference_no_grace(time_difference_ms: int) -> SlidingWindows:
+        return SlidingWindows.of_time_difference_with_grace(time_difference_ms, 0)
+
+    @property
+    def size_ms(self) -> int:
+        """The windows' size: ``end - start``, the time difference."""
+        return self.time_difference_ms
+
+    @property
+    def retention_ms(self) -> int:
+        """How long the window store keeps a window (by its start): long enough that every
+        window a record still within the grace period can read is there. Such a record is
+        at most ``time_difference_ms + grace_ms`` behind stream time and reads windows
+        starting up to two time differences before it. (Kafka's default, two time
+        differences plus grace, relies on its segmented stores keeping more than asked.)"""
+        return 3 * self.time_difference_ms + self.grace_ms + 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Suppressed:
+    """``Suppressed.until_window_closes()``: hold a windowed KTable's updates and emit each
+    window's final result once, when the window closes (KIP-328). Unbounded buffer.
+
+    ``idle_close_ms`` (default ``None``, off, as in Kafka): stream time moves only with
+    records, so without new records the last windows never close. With ``idle_close_ms``,
+    a wall-clock punctuator checks every ``idle_close_ms``; when no update has reached the
+    suppression for at least ``idle_close_ms`` of wall-clock time, the suppression's
+    stream time becomes the stream time of its last update plus the wall-clock time elapsed
+    since then, and the windows that would have closed by that time are emitted. This
+    assumes event time keeps pace with wall-clock time; an update that arrives afterwards
+    for a window closed this way is late by that clock and is emitted at once, a second
+    result for that window.
+    """
+
+    idle_close_ms: int | None = None
+
+    @staticmethod
+    def until_window_closes(*, idle_close_ms: int | None = None) -> Suppressed:
+        if idle_close_ms is not None:
+            _check("idle_close_ms", idle_close_ms, 1)
+        return Suppressed(idle_close_ms=idle_close_ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ and the typed key-value, window and session stores the DSL uses."""
 from tomyum.streams.state.base import BytesStore, ChangelogRecord, ChangelogSink, KeyValueStore
 from tomyum.streams.state.memory import InMemoryBytesStore
 from tomyum.streams.state.sqlite import SqliteBytesStore
-from tomyum.streams.state.window import SessionStore, WindowStore
+from tomyum.streams.state.window import SessionStore, ValueAndTimestamp, WindowStore
 
 __all__ = [
     "BytesStore",
@@ -14,5 +14,6 @@ __all__ = [
     "KeyValueStore",
     "SessionStore",
     "SqliteBytesStore",
+    "ValueAndTimestamp",
     "WindowStore",
 ]

@@ -8,11 +8,20 @@ are never negative, so byte order is time order). Entries older than the retenti
 from the engine in batches. Expiry is not logged: as in Kafka, a windowed store's changelog
 topic is ``cleanup.policy=compact,delete`` with a retention that covers the store's, so the
 topic forgets expired windows by itself.
+
+A window store can keep a timestamp with each value (Kafka's ``TimestampedWindowStore``):
+the sliding-window aggregation, which needs each window's latest record time, switches its
+store to that with :meth:`WindowStore.keep_timestamps` when it starts. The stored and
+logged value is then ``timestamp ‖ value`` (8-byte big-endian timestamp first, Kafka's
+``ValueAndTimestampSerializer`` layout), so restoring from the changelog brings the
+timestamps back; readers of values (``fetch``, ``fetch_range``, ``all``) never see them.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from tomyum.streams.serdes import Serde, Serdes
@@ -22,10 +31,18 @@ from tomyum.streams.windows import Window, Windowed
 K = TypeVar("K")
 V = TypeVar("V")
 
-__all__ = ["SessionStore", "WindowStore"]
+__all__ = ["SessionStore", "ValueAndTimestamp", "WindowStore"]
 
 _TIME = struct.Struct(">q")
 _MAX_TIME = _TIME.pack(2**63 - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueAndTimestamp(Generic[V]):
+    """A stored value and its timestamp (Kafka's ``ValueAndTimestamp``)."""
+
+    value: V
+    timestamp: int
 
 
 class _RetainedStore(Generic[K, V]):
@@ -68,6 +85,11 @@ class _RetainedStore(Generic[K, V]):
     def _expiry_time(self, composite: bytes) -> int:
         raise NotImplementedError
 
+    def restore(self, records: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Apply changelog records (composite key, value or ``None``) without logging them
+        again, as :meth:`KeyValueStore.restore` does."""
+        self.kv.restore(records)
+
     def flush(self) -> None:
         self.kv.flush()
 
@@ -90,41 +112,72 @@ class WindowStore(_RetainedStore[K, V]):
     ) -> None:
         super().__init__(inner, key_serde, value_serde, retention_ms, changelog)
         self.window_size_ms = window_size_ms
+        self.timestamped = False
+        """Whether each value is stored with a timestamp (see :meth:`keep_timestamps`)."""
 
     def _expiry_time(self, composite: bytes) -> int:
         start: int = _TIME.unpack(composite[-8:])[0]
         return start
 
+    def keep_timestamps(self) -> None:
+        """Store a timestamp with every value from now on (call before any read or write:
+        values stored without one are not readable afterwards)."""
+        self.timestamped = True
+
+    def _composite(self, key: K, window_start_ms: int) -> bytes:
+        return self._key(key) + _TIME.pack(window_start_ms)
+
+    def _decode(self, data: bytes) -> ValueAndTimestamp[V]:
+        if not self.timestamped:
+            return ValueAndTimestamp(self.kv.value_serde.deserializer(data), -1)
+        timestamp: int = _TIME.unpack(data[:8])[0]
+        return ValueAndTimestamp(self.kv.value_serde.deserializer(data[8:]), timestamp)
+
     def put(self, key: K, window_start_ms: int, value: V | None, timestamp: int) -> None:
         """Store (``None`` deletes) the value of ``key``'s window starting at
-        ``window_start_ms``; a window that has already expired is not stored."""
+        ``window_start_ms``; a window that has already expired is not stored. ``timestamp``
+        is the changelog record's and, in a timestamped store, the value's timestamp."""
         if window_start_ms < self.min_live_ms:
             return
-        self.kv.put(self._key(key) + _TIME.pack(window_start_ms), value, timestamp)
+        data = self.kv.value_serde.serialize(value)
+        if data is not None and self.timestamped:
+            data = _TIME.pack(timestamp) + data
+        self.kv.put_bytes(self._composite(key, window_start_ms), data, timestamp)
 
     def fetch(self, key: K, window_start_ms: int) -> V | None:
+        found = self.fetch_with_timestamp(key, window_start_ms)
+        return None if found is None else found.value
+
+    def fetch_with_timestamp(self, key: K, window_start_ms: int) -> ValueAndTimestamp[V] | None:
+        """The value and its timestamp (``-1`` unless the store keeps timestamps)."""
         if window_start_ms < self.min_live_ms:
             return None
-        return self.kv.get(self._key(key) + _TIME.pack(window_start_ms))
+        data = self.kv.inner.get(self._composite(key, window_start_ms))
+        return None if data is None else self._decode(data)
 
     def fetch_range(self, key: K, time_from_ms: int, time_to_ms: int) -> list[tuple[int, V]]:
         """``(window start, value)`` of ``key``'s windows starting within the bounds."""
+        return [(start, found.value) for start, found in self.fetch_range_with_timestamps(key, time_from_ms, time_to_ms)]
+
+    def fetch_range_with_timestamps(self, key: K, time_from_ms: int,
+                                    time_to_ms: int) -> list[tuple[int, ValueAndTimestamp[V]]]:
+        """``fetch_range`` with each value's timestamp, in start order."""
         prefix = self._key(key)
         low = _TIME.pack(max(time_from_ms, self.min_live_ms, 0))
         found = []
-        for composite, value in self.kv.range(prefix + low, prefix + _TIME.pack(time_to_ms)):
+        for composite, data in self.kv.inner.range(prefix + low, prefix + _TIME.pack(time_to_ms)):
             if len(composite) == len(prefix) + 8:
-                found.append((self._expiry_time(composite), value))
+                found.append((self._expiry_time(composite), self._decode(data)))
         return found
 
     def all(self) -> list[tuple[Windowed[K], V]]:
         """Every live window, in key then start order."""
         entries = []
-        for composite, value in self.kv.all():
+        for composite, data in self.kv.inner.range(None, None):
             start = self._expiry_time(composite)
             if start >= self.min_live_ms:
                 key = self.key_serde.deserializer(composite[:-8])
-                entries.append((Windowed(key, Window(start, start + self.window_size_ms)), value))
+                entries.append((Windowed(key, Window(start, start + self.window_size_ms)), self._decode(data).value))
         return entries
 
 
