@@ -5,6 +5,7 @@ restored counts — at_least_once and exactly_once_v2."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -448,3 +449,62 @@ def test_internal_topics_are_created_with_kafkas_configs(broker: BrokerProcess, 
                 assert config["retention.ms"].value == retention, topic
     finally:
         assert app.close(TIMEOUT)
+
+
+@pytest.mark.parametrize("windows", ["tumbling", "session", "sliding"])
+def test_windowed_counts_are_restored_from_their_changelogs(broker: BrokerProcess, topic_name: str, tmp_path,
+                                                            windows: str) -> None:  # type: ignore[no-untyped-def]
+    """A windowed count runs, stops, loses its state directory, and a new instance carries
+    on from the window store restored out of its changelog."""
+    import shutil
+
+    from tomyum.streams import SessionWindows, SlidingWindows, TimeWindows
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 2, 1)])[topic_name].result(TIMEOUT)
+    spec = {"tumbling": TimeWindows.of_size_with_grace(10_000, 60_000),
+            "session": SessionWindows.of_inactivity_gap_with_grace(10_000, 60_000),
+            "sliding": SlidingWindows.of_time_difference_with_grace(10_000, 60_000)}[windows]
+
+    def topology() -> Any:
+        b = StreamsBuilder()
+        b.stream(topic_name, key_serde=Serdes.string(), value_serde=Serdes.string()).group_by_key().windowed_by(
+            spec).count(Materialized(store_name="per-window"))  # type: ignore[call-overload]
+        return b.build()
+
+    p = Producer({"bootstrap.servers": broker.bootstrap, "partitioner": "murmur2_random"})
+
+    def send(*stamps: int) -> None:
+        for ts in stamps:
+            p.produce(topic_name, key=b"k", value=b"v", timestamp=ts)
+        assert p.flush(TIMEOUT) == 0
+
+    def count_at(app: KafkaStreams, ts: int) -> int | None:
+        def read(stores: Any) -> int | None:
+            if windows == "session":  # the session around ts
+                return max((v for _, v in stores.find_sessions("k", ts, ts)), default=None)
+            if windows == "sliding":  # the window ending at ts holds everything up to it
+                return max((v for _, v in stores.fetch_range("k", ts - 10_000, ts)), default=None)
+            count: int | None = stores.fetch("k", ts - ts % 10_000)
+            return count
+        return app.query("per-window", read)
+
+    base = 1_700_000_000_000
+    config = StreamsConfig(application_id=f"win-{windows}-{topic_name}", state_dir=str(tmp_path))
+    first = KafkaStreams(topology(), config, bootstrap_servers=broker.bootstrap, commit_interval_ms=100)
+    first.start()
+    try:
+        send(base + 1_000, base + 2_000, base + 3_000)
+        wait_until(lambda: first.state == State.RUNNING and count_at(first, base + 3_000) == 3, TIMEOUT,
+                   what="three records counted")
+    finally:
+        assert first.close(TIMEOUT)
+    shutil.rmtree(tmp_path / "tomyum-streams")
+    again = KafkaStreams(topology(), config, bootstrap_servers=broker.bootstrap, commit_interval_ms=100)
+    again.start()
+    try:
+        send(base + 4_000)
+        wait_until(lambda: again.state == State.RUNNING and count_at(again, base + 4_000) == 4, TIMEOUT,
+                   what="the fourth record counted on the restored window")
+    finally:
+        assert again.close(TIMEOUT)
