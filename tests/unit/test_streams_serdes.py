@@ -103,3 +103,21 @@ def test_windowed_results_to_a_topic() -> None:
         driver.pipe_input("in", "k", b"v", timestamp=12)
         (record,) = driver.read_output("out")
         assert (record.key, record.value) == (Windowed("k", Window(10, 20)), 1)
+
+
+def test_a_record_the_serdes_cannot_read_fails_by_default_and_is_skipped_on_request() -> None:
+    from tomyum.streams import Record, StreamsBuilder, StreamsConfig, TopologyTestDriver
+
+    b = StreamsBuilder()
+    b.stream("in", value_serde=Serdes.json()).map_values(lambda v: v["n"] * 2).to("out", value_serde=Serdes.long())
+    bad = Record(key=None, value=b"{not json", timestamp=0, topic="in", partition=0, offset=7)
+    with TopologyTestDriver(b.build(), StreamsConfig()) as driver, \
+            pytest.raises(ValueError, match=r"cannot deserialize the record at in\[0\] offset 7.*log_and_continue"):
+        driver.task.process(bad)
+    with TopologyTestDriver(b.build(), StreamsConfig(deserialization_exception_handler="log_and_continue")) as driver:
+        driver.task.process(bad)
+        driver.pipe_input("in", None, {"n": 21}, timestamp=1)
+        assert [r.value for r in driver.read_output("out")] == [42]
+        assert driver.metrics() == {"dropped-records-total": 1}
+    with pytest.raises(ValueError, match="log_and_fail or log_and_continue"):
+        StreamsConfig(deserialization_exception_handler="ignore")  # type: ignore[arg-type]

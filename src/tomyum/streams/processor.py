@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tomyum.streams._record import Record
 from tomyum.streams.punctuation import Cancellable, PunctuationType, Punctuator
@@ -36,6 +36,15 @@ class StreamsConfig:
     default_value_serde: Serde[Any] = Serdes.bytes()
     default_timestamp_extractor: TimestampExtractor = RecordTimestampExtractor
     state_dir: str | None = None
+    deserialization_exception_handler: Literal["log_and_fail", "log_and_continue"] = "log_and_fail"
+    """What a source does with a record its serdes cannot read (Kafka's
+    ``default.deserialization.exception.handler``): fail the application (the default, so that
+    nothing is skipped unnoticed), or log it, count it in ``dropped-records-total`` and go on."""
+
+    def __post_init__(self) -> None:
+        if self.deserialization_exception_handler not in ("log_and_fail", "log_and_continue"):
+            raise ValueError("deserialization_exception_handler must be log_and_fail or log_and_continue, not "
+                             f"{self.deserialization_exception_handler!r}")
 
 
 class ProcessorContext:

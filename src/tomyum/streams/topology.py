@@ -12,6 +12,7 @@ whole by every instance) are not part of any sub-topology.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,6 +20,8 @@ from typing import Any, Literal
 from tomyum.streams._record import Record
 from tomyum.streams.processor import Processor, ProcessorContext
 from tomyum.streams.serdes import Serde, TimestampExtractor
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Materialized", "NodeSpec", "SourceSpec", "StoreSpec", "SubTopology", "Topology"]
 
@@ -90,9 +93,19 @@ class SourceProcessor(Processor):
         self.extractor = self.spec.timestamp_extractor or config.default_timestamp_extractor
 
     def process(self, record: Record[Any, Any]) -> None:
-        decoded = record.with_key(self.key_serde.deserialize(record.key)).with_value(
-            self.value_serde.deserialize(record.value)
-        )
+        try:
+            decoded = record.with_key(self.key_serde.deserialize(record.key)).with_value(
+                self.value_serde.deserialize(record.value)
+            )
+        except Exception as e:
+            where = f"{record.topic}[{record.partition}] offset {record.offset}"
+            if self.context.config.deserialization_exception_handler == "log_and_continue":
+                log.warning("skipping a record that cannot be deserialized at %s: %s", where, e)
+                self.context.record_dropped("cannot be deserialized", record)
+                return
+            raise ValueError(f"cannot deserialize the record at {where}: {e} (give the source the right serdes, or "
+                             "StreamsConfig(deserialization_exception_handler='log_and_continue') to skip such "
+                             "records)") from e
         partition = record.partition or 0
         timestamp = self.extractor(decoded, self.partition_time.get(partition, -1))
         if timestamp < 0:
