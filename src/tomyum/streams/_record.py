@@ -7,7 +7,6 @@ partition and offset the record was read from), as Kafka Streams' ``Record`` doe
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -42,7 +41,8 @@ class Record(Generic[K, V]):
                       topic=self.topic, partition=self.partition, offset=self.offset)
 
     def with_timestamp(self, timestamp: int) -> Record[K, V]:
-        return dataclasses.replace(self, timestamp=timestamp)
+        return Record(key=self.key, value=self.value, timestamp=timestamp, headers=self.headers,
+                      topic=self.topic, partition=self.partition, offset=self.offset)
 
 
 @dataclass(frozen=True, slots=True)

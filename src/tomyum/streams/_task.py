@@ -58,6 +58,10 @@ class StreamTask:
         self.processors: dict[str, Processor] = {
             name: topology.nodes[name].supplier() for name in (topology.nodes if nodes is None else nodes)
         }
+        self._children: dict[str, list[Processor]] = {
+            name: [self.processors[c] for c in topology.nodes[name].children if c in self.processors]
+            for name in self.processors
+        }
         for name, processor in self.processors.items():
             processor.init(ProcessorContext(self, name))
 
@@ -96,9 +100,11 @@ class StreamTask:
         self._punctuations[PunctuationType.WALL_CLOCK_TIME].maybe_punctuate(self.wall_clock_ms)
 
     def forward(self, parent: str, record: Record[Any, Any], child: str | None) -> None:
-        children = self.topology.nodes[parent].children if child is None else [child]
-        for name in children:
-            self.processors[name].process(record)
+        if child is not None:
+            self.processors[child].process(record)
+            return
+        for processor in self._children[parent]:
+            processor.process(record)
 
     def send(self, topic: str, record: Record[bytes | None, bytes | None], key_serde: Serde[Any],
              value_serde: Serde[Any]) -> None:

@@ -377,25 +377,37 @@ class KafkaStreams:
         producer = self._producer
         assert producer is not None
 
+        topics: dict[str, str] = {}  # a topology's topic name -> the broker's
+
         def collect(topic: str, record: Record[bytes | None, bytes | None], key_serde: Serde[Any],
                     value_serde: Serde[Any]) -> None:
-            self._begin()
-            producer.produce(self._topic(topic), key=record.key, value=record.value, timestamp=record.timestamp,
-                             headers=list(record.headers) or None,
-                             partition=-1 if record.partition is None else record.partition)
-            producer.poll(0)
-            self._dirty = True
+            name = topics.get(topic)
+            if name is None:
+                name = topics[topic] = self._topic(topic)
+            self._produce(name, record.key, record.value, -1 if record.partition is None else record.partition,
+                          record.timestamp, list(record.headers) or None)
 
         def changelog(change: ChangelogRecord) -> None:
-            self._begin()
-            producer.produce(self.changelog_topic(change.store_name), key=change.key, value=change.value,
-                             partition=partition)
-            producer.poll(0)
-            self._dirty = True
+            self._produce(self.changelog_topic(change.store_name), change.key, change.value, partition, 0, None)
 
         return StreamTask(self.topology, self.config, task_id=task_id, state_dir=self.state_root, collector=collect,
                           changelog=changelog, wall_clock_ms=int(time.time() * 1000), nodes=nodes, stores=stores,
                           global_stores=self._global.stores if self._global is not None else None)
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int, timestamp: int,
+                 headers: list[tuple[str, str | bytes | None]] | None) -> None:
+        """Hand a record to the producer (delivery is checked at commit: flush, or the
+        transaction's commit); while its queue is full, let it send."""
+        producer = self._producer
+        assert producer is not None
+        self._begin()
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        self._dirty = True
 
     def _begin(self) -> None:
         if self.eos and not self._in_txn:
@@ -604,6 +616,8 @@ class KafkaStreams:
                     batch.setdefault(task_id, {}).setdefault((topic, partition), []).append(record)
             for task_id, by_partition in batch.items():
                 self._process(task_id, by_partition)
+            if self._producer is not None:
+                self._producer.poll(0)  # delivery reports and errors
             if self.state is not State.RUNNING:
                 continue
             self._answer_queries()

@@ -75,8 +75,16 @@ def _struct_serde(fmt: str, cast: Callable[[Any], T]) -> Serde[T]:
     return Serde(lambda value: packer.pack(value), deserialize)
 
 
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # made once: dumps() with options
+_JSON_DECODER = json.JSONDecoder()                                       # builds an encoder per call
+
+
 def _json_dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+    return _JSON_ENCODER.encode(value).encode()
+
+
+def _json_loads(data: bytes) -> Any:
+    return _JSON_DECODER.decode(data.decode())
 
 
 class Serdes:
@@ -108,7 +116,7 @@ class Serdes:
 
     @staticmethod
     def json() -> Serde[Any]:
-        return Serde(_json_dumps, json.loads)
+        return Serde(_json_dumps, _json_loads)
 
     @staticmethod
     def time_windowed(inner: Serde[T], window_size_ms: int) -> Serde[Windowed[T]]:

@@ -94,9 +94,9 @@ class SourceProcessor(Processor):
 
     def process(self, record: Record[Any, Any]) -> None:
         try:
-            decoded = record.with_key(self.key_serde.deserialize(record.key)).with_value(
-                self.value_serde.deserialize(record.value)
-            )
+            decoded = Record(key=self.key_serde.deserialize(record.key), value=self.value_serde.deserialize(record.value),
+                             timestamp=record.timestamp, headers=record.headers, topic=record.topic,
+                             partition=record.partition, offset=record.offset)
         except Exception as e:
             where = f"{record.topic}[{record.partition}] offset {record.offset}"
             if self.context.config.deserialization_exception_handler == "log_and_continue":
@@ -113,7 +113,7 @@ class SourceProcessor(Processor):
             return
         self.partition_time[partition] = max(self.partition_time.get(partition, -1), timestamp)
         self.context.advance_stream_time(timestamp)
-        self.context.forward(decoded.with_timestamp(timestamp))
+        self.context.forward(decoded if timestamp == decoded.timestamp else decoded.with_timestamp(timestamp))
 
 
 class SinkProcessor(Processor):
