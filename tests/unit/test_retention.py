@@ -162,3 +162,20 @@ def test_a_segment_being_sent_stays_readable_after_retention_deletes_it(tmp_path
         assert first.closed
 
     run(tmp_path, scenario)
+
+
+def test_segments_roll_on_record_time_so_old_records_share_a_segment(tmp_path: Path) -> None:
+    """Kafka's rule: a batch rolls the segment when its timestamp is segment.ms past the
+    segment's first batch — records stamped a month ago do not each get a segment (and a
+    file descriptor), and time still rolls segments when the records' time moves on."""
+    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+        month_ago = clock.time_ms() - 30 * 24 * HOUR
+        for i in range(50):
+            r = await store.append(TP, memoryview(build_batch([(b"k", b"v")], timestamp=month_ago + i)))
+            await store.wait_durable(TP, r.last_offset + 1)
+        assert seg_bases(store) == [0]
+        r = await store.append(TP, memoryview(build_batch([(b"k", b"v")], timestamp=month_ago + HOUR)))
+        assert seg_bases(store) == [0, 50]  # an hour of record time later: a new segment
+
+    run(tmp_path, scenario, **{"segment.ms": HOUR, "segment.bytes": 1 << 20, "retention.ms": -1,
+                               "message.timestamp.before.max.ms": 2**62})

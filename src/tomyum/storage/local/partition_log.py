@@ -221,7 +221,7 @@ class PartitionLog:
         base = self.log_end_offset
         first_base = base
         for h in headers:
-            self.maybe_roll(h.size, now_ms)
+            self.maybe_roll(h.size, now_ms, now_ms if log_append else h.max_timestamp)
             prefix = patch_header(h, records, base, LEADER_EPOCH, now_ms if log_append else None)
             parts: list[bytes | memoryview] = [prefix, records[h.position + len(prefix) : h.end]]
             self.active.append(parts, h, base, now_ms if log_append else h.max_timestamp)
@@ -244,17 +244,23 @@ class PartitionLog:
             raise KafkaError(f"timestamp {ts} is out of the range allowed by the topic",
                              ErrorCode.invalid_timestamp)
 
-    def maybe_roll(self, incoming: int, now_ms: int) -> None:
+    def maybe_roll(self, incoming: int, now_ms: int, incoming_timestamp: int) -> None:
+        """Roll before a batch of ``incoming`` bytes would overfill the active segment, or when
+        it is ``segment.ms`` younger than the segment's first batch (Kafka's rule: record time
+        against record time, so records stamped long ago do not each get a segment; a segment
+        whose first batch has no timestamp ages by the wall clock from its creation)."""
         seg = self.active
         if seg.size == 0:
             return
         too_big = seg.size + incoming > self.config["segment.bytes"]
-        rolled_at = seg.first_batch_timestamp if seg.first_batch_timestamp >= 0 else seg.created_ms
         segment_ms = self.config["segment.ms"]
         if "compact" in self.config["cleanup.policy"]:  # so the cleaner may meet max.compaction.lag.ms
             segment_ms = min(segment_ms, self.config["max.compaction.lag.ms"])
-        too_old = now_ms - rolled_at >= segment_ms
-        if too_big or too_old:
+        if seg.first_batch_timestamp >= 0:
+            waited = incoming_timestamp - seg.first_batch_timestamp
+        else:
+            waited = now_ms - seg.created_ms
+        if too_big or waited >= segment_ms:
             self.roll()
 
     def roll(self) -> LogSegment:
@@ -280,7 +286,7 @@ class PartitionLog:
                             timestamp=now_ms, producer_id=producer_id, producer_epoch=epoch,
                             transactional=True, control=True, partition_leader_epoch=LEADER_EPOCH)
         h = parse_header(batch)
-        self.maybe_roll(h.size, now_ms)
+        self.maybe_roll(h.size, now_ms, now_ms)
         seg = self.active
         seg.append([batch], h, base, now_ms)
         self.unsynced[seg] = None
