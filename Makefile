@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: install install-test serve test test-quick test-unit bench bench-lifecycle clean
+.PHONY: install install-test serve test test-quick test-unit bench bench-lifecycle bench-streams clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,17 @@ bench: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.throughput --messages-100b 500000 --messages-10k 50000 --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.service --write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.streams --write docs/benchmarks.md
 
 bench-lifecycle: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.lifecycle --write docs/benchmarks.md
 
+# tomyum.streams beside Quix Streams (also part of `make bench`, ~2.5 min); Quix gets its own
+# venv (.venv-quix, made by the benchmark): it pins confluent-kafka<2.13, tomyum needs >=2.16
+bench-streams: $(VENV)/.test-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.streams --write docs/benchmarks.md
+
 clean:
-	rm -rf $(VENV) $(KAFKAJS_DIR)/node_modules
+	rm -rf $(VENV) .venv-quix $(KAFKAJS_DIR)/node_modules
