@@ -11,9 +11,9 @@ The jobs themselves are in ``benchmarks/streams_jobs.py``, the two frameworks si
 
 One tomyum broker (``group.initial.rebalance.delay.ms=0``, as ``make serve``) is started; an
 input topic is filled once with ``--records`` JSON values of about 100 bytes, ``--keys``
-distinct keys and timestamps rising by ``--ms-per-record`` up to a minute ago (timestamps older
-than ``segment.ms``, 7 days, make the broker roll a segment per produce batch, as Kafka's
-``LogSegment.shouldRoll`` does; ``--first-timestamp-ms`` shows what that costs). Then, for each job and round, the
+distinct keys and timestamps rising by ``--ms-per-record`` up to a minute ago (or from
+``--first-timestamp-ms``; the broker rolls segments on record time as Kafka does, and timestamps
+older than ``retention.ms`` would be deleted by retention). Then, for each job and round, the
 two frameworks run one after the other (which goes first alternates), each as a process of its
 own with a fresh consumer group, state directory and output topic, at-least-once with the same
 commit interval. A run is done when
