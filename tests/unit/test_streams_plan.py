@@ -204,3 +204,21 @@ def test_a_materialized_foreign_key_join_keeps_its_result_and_forwards_old_value
         assert driver.get_key_value_store("joined").all() == [("o1", "pen/Zed")]
     assert changes == [("o1", Change("pen/Ann", None)), ("o1", Change("pen/Anna", "pen/Ann")),
                        ("o1", Change(None, "pen/Anna")), ("o1", Change("pen/Zed", None))]
+
+
+def test_an_explicit_repartition_reads_the_records_back_keyed_as_they_were() -> None:
+    b = StreamsBuilder()
+    (b.stream("in", key_serde=S, value_serde=S)
+        .map(lambda k, v: (v, k))          # key-changing: the repartition below is what makes it safe
+        .repartition(key_serde=S, value_serde=S, name="by-value")
+        .group_by_key()                   # no second repartition: the stream is keyed already
+        .count(Materialized(store_name="n"))
+        .to_stream().to("out", value_serde=Serdes.long()))
+    topology = b.build()
+    assert list(topology.repartition_topics) == ["by-value-repartition"]
+    with TopologyTestDriver(topology, StreamsConfig()) as driver:
+        for k, v in [("a", "x"), ("b", "x"), ("c", "y")]:
+            driver.pipe_input("in", k, v, timestamp=0)
+        assert [(r.key, r.value) for r in driver.read_output("by-value-repartition", key_serde=S, value_serde=S)] \
+            == [("x", "a"), ("x", "b"), ("y", "c")]
+        assert [(r.key, r.value) for r in driver.read_output("out")] == [("x", 1), ("x", 2), ("y", 1)]
