@@ -6,6 +6,7 @@ test_streams_runtime.py with ``KafkaStreams.run`` until SIGTERM (clean shutdown)
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
@@ -14,6 +15,7 @@ from tomyum.streams.runtime import KafkaStreams
 
 def main() -> int:
     bootstrap, text, counts, app_id, state_dir = sys.argv[1:6]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     builder = StreamsBuilder()
     (builder.stream(text, value_serde=Serdes.string())
         .flat_map_values(str.split)

@@ -220,8 +220,9 @@ class AppProcess:
         import threading
         from pathlib import Path
 
+        self.log = Path(args[4]).with_suffix(".log").open("w")  # beside its state directory  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "streams_app.py"), *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.tasks: set[str] = set()
         threading.Thread(target=lambda: [self.lines.put(line.strip()) for line in self.proc.stdout or []],
@@ -241,10 +242,22 @@ class AppProcess:
         wait_until(running, timeout, what=f"{count} tasks running")
         return self.tasks
 
+    def signal(self, sig: int) -> None:
+        import os
+
+        os.kill(self.proc.pid, sig)
+
     def stop(self, kill: bool = False) -> int:
         if self.proc.poll() is None:
             self.proc.kill() if kill else self.proc.terminate()
         return self.proc.wait(30)
+
+    def errors(self) -> str:
+        """The app's log lines at WARNING and above (for assertion messages)."""
+        from pathlib import Path
+
+        lines = Path(self.log.name).read_text(errors="replace").splitlines()
+        return "\n".join(line for line in lines if " WARNING " in line or " ERROR " in line or "Error" in line)[-3000:]
 
 
 def test_two_instances_split_the_tasks_and_take_over(broker: BrokerProcess, topic_name: str,
@@ -508,3 +521,59 @@ def test_windowed_counts_are_restored_from_their_changelogs(broker: BrokerProces
                    what="the fourth record counted on the restored window")
     finally:
         assert again.close(TIMEOUT)
+
+
+def test_a_paused_instance_is_fenced_and_rejoins_without_duplicates(broker: BrokerProcess, topic_name: str,
+                                                                    tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The zombie case of exactly-once: one of two instances is frozen (SIGSTOP) while it
+    works, the other takes its tasks over once its session runs out, and when the frozen one
+    wakes up (SIGCONT) it must not get anything in: its transaction was aborted and its
+    producer fenced, so it drops what it held, rejoins and the tasks split again. The counts
+    stay exact for a read_committed consumer."""
+    import signal as signals
+    from collections import Counter
+
+    text, counts = f"{topic_name}-text", f"{topic_name}-counts"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic(text, 2, 1), NewTopic(counts, 2, 1)]).values():
+        f.result(TIMEOUT)
+    expected: Counter[str] = Counter()
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+
+    def send(n: int, start_at: int) -> None:
+        for i in range(start_at, start_at + n):
+            line = f"w{i % 7} w{i % 11}"
+            expected.update(line.split())
+            p.produce(text, value=line.encode(), partition=i % 2)
+        assert p.flush(TIMEOUT) == 0
+
+    app_id = f"zombie-{topic_name}"
+    a = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / "a"))
+    b: AppProcess | None = None
+    try:
+        a.wait_running_with(4)
+        b = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / "b"))
+        b.wait_running_with(2)
+        a.wait_running_with(2)
+        send(300, 0)
+        latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+
+        send(400, 300)
+        a.signal(signals.SIGSTOP)  # frozen, most likely inside a transaction
+        assert b.wait_running_with(4, timeout=90) == {"0_0", "0_1", "1_0", "1_1"}
+        latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+
+        a.tasks = set()
+        a.signal(signals.SIGCONT)  # the zombie wakes up
+        a.wait_running_with(2, timeout=90)
+        b.wait_running_with(2, timeout=90)
+        send(300, 700)
+        got = latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+        assert got == dict(expected)
+        assert a.stop() == 0, a.errors()
+        assert b.stop() == 0, b.errors()
+    finally:
+        a.signal(signals.SIGCONT) if a.proc.poll() is None else None
+        a.stop(kill=True)
+        if b is not None:
+            b.stop(kill=True)

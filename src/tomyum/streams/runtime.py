@@ -57,7 +57,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka import admin as kafka_admin
 
 from tomyum.streams._plan import Plan, TopologyError, plan
@@ -146,6 +146,7 @@ class KafkaStreams:
         self._dirty = False
         self._in_txn = False
         self._consumer: Consumer | None = None
+        self._global_consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._admin: Any = None
         self._lock: Any = None
@@ -316,31 +317,24 @@ class KafkaStreams:
     # the streams thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        global_consumer: Consumer | None = None
         try:
             self._set_state(State.REBALANCING)
             self._lock_state_dir()
             self.plan = self._prepare()
-            producer_config = self._client("producer", **{"linger.ms": 5, "partitioner": "murmur2_random"})
-            if self.eos:
-                producer_config["transactional.id"] = f"{self.config.application_id}-{self._process_id()}"
-                producer_config.setdefault("transaction.timeout.ms", EOS_TRANSACTION_TIMEOUT_MS)
-            self._producer = Producer(producer_config)
-            if self.eos:
-                self._producer.init_transactions(60)  # fences an earlier run of this instance
-            global_consumer = self._start_global()
-            self._consumer = Consumer(self._client(
-                "consumer", **{"group.id": self.config.application_id, "enable.auto.commit": False,
-                               "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
-                               "isolation.level": "read_committed" if self.eos else "read_uncommitted"}))
-            topics = [self._topic(t) for t in self.plan.subtopology_of_topic]
-            self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                     on_lost=self._on_lost)
-            self._loop(global_consumer)
-            self._set_state(State.PENDING_SHUTDOWN)
-            self._commit(final=True)
-            for task_id in list(self.tasks):
-                self._close_task(task_id)
+            while True:
+                try:
+                    self._run_clients()
+                    break
+                except _Stopping:  # asked to stop while restoring: nothing to commit
+                    self._set_state(State.PENDING_SHUTDOWN)
+                    break
+                except _Fenced as e:
+                    # another instance owns our tasks now (we were paused or cut off past the
+                    # session timeout): drop what we did since our last commit and rejoin, as
+                    # Kafka Streams does on a TaskMigratedException
+                    log.warning("streams %s: fenced (%s); rejoining with new clients", self.config.application_id, e)
+                    self._set_state(State.REBALANCING)
+                    self._close_clients()
             self._set_state(State.NOT_RUNNING)
         except BaseException as e:  # noqa: BLE001 - the handler decides; the thread must not die silently
             log.exception("streams %s failed", self.config.application_id)
@@ -348,17 +342,44 @@ class KafkaStreams:
             if self._on_error is not None:
                 self._on_error(e)
         finally:
-            self._shutdown(global_consumer)
+            self._close_clients()
+            if self._lock is not None:
+                self._lock.close()
 
-    def _shutdown(self, global_consumer: Consumer | None) -> None:
+    def _run_clients(self) -> None:
+        """One life of this instance's clients: join, process until asked to stop, commit."""
+        assert self.plan is not None
+        producer_config = self._client("producer", **{"linger.ms": 5, "partitioner": "murmur2_random"})
+        if self.eos:
+            producer_config["transactional.id"] = f"{self.config.application_id}-{self._process_id()}"
+            producer_config.setdefault("transaction.timeout.ms", EOS_TRANSACTION_TIMEOUT_MS)
+        self._producer = Producer(producer_config)
+        if self.eos:
+            self._producer.init_transactions(60)  # fences an earlier run of this instance
+        self._global_consumer = self._start_global()
+        self._consumer = Consumer(self._client(
+            "consumer", **{"group.id": self.config.application_id, "enable.auto.commit": False,
+                           "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
+                           "isolation.level": "read_committed" if self.eos else "read_uncommitted"}))
+        topics = [self._topic(t) for t in self.plan.subtopology_of_topic]
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._loop(self._global_consumer)
+        self._set_state(State.PENDING_SHUTDOWN)
+        self._commit(final=True)
+        for task_id in list(self.tasks):
+            self._close_task(task_id)
+
+    def _close_clients(self) -> None:
+        """Close the clients and whatever tasks are still open (without checkpoints: they were
+        not committed)."""
+        consumer, global_consumer, producer = self._consumer, self._global_consumer, self._producer
         steps: list[Callable[[], object]] = [
-            lambda: self._consumer.close() if self._consumer else None,
+            lambda: consumer.close() if consumer else None,
             lambda: global_consumer.close() if global_consumer else None,
             self._abort_if_open,
-            lambda: self._producer.flush(10) if self._producer else None,
+            lambda: producer.flush(10) if producer else None,
             *[task.close for task in self.tasks.values()],
             *([self._global.close] if self._global else []),
-            lambda: self._lock.close() if self._lock else None,
         ]
         for step in steps:
             try:
@@ -366,6 +387,12 @@ class KafkaStreams:
             except Exception:  # noqa: BLE001 - closing after an error: log and go on closing
                 log.warning("streams %s: error while closing", self.config.application_id, exc_info=True)
         self.tasks.clear()
+        self._consumer = self._global_consumer = None
+        self._producer = None
+        self._global = None
+        self._in_txn = self._dirty = False
+        self._positions.clear()
+        self._committed.clear()
 
     def _abort_if_open(self) -> None:
         if self.eos and self._in_txn and self._producer is not None:
@@ -407,12 +434,21 @@ class KafkaStreams:
                 break
             except BufferError:
                 producer.poll(0.05)
+            except KafkaException as e:
+                if _fenced(e):
+                    raise _Fenced(str(e)) from e
+                raise
         self._dirty = True
 
     def _begin(self) -> None:
         if self.eos and not self._in_txn:
             assert self._producer is not None
-            self._producer.begin_transaction()
+            try:
+                self._producer.begin_transaction()
+            except KafkaException as e:
+                if _fenced(e):
+                    raise _Fenced(str(e)) from e
+                raise
             self._in_txn = True
 
     # global tables --------------------------------------------------------------------------------
@@ -438,7 +474,9 @@ class KafkaStreams:
         deadline = time.monotonic() + RESTORE_TIMEOUT_S
         while any(p.offset < ends[(p.topic, p.partition)] for p in consumer.position(parts)
                   if (p.topic, p.partition) in ends):
-            if time.monotonic() > deadline or self._stop.is_set():
+            if self._stop.is_set():
+                raise _Stopping
+            if time.monotonic() > deadline:
                 raise TimeoutError(f"global tables not restored within {RESTORE_TIMEOUT_S:.0f} s")
             self._process_global(consumer, 0.2)
         log.info("streams %s: global tables %s read", self.config.application_id, sorted(self.topology.global_topics))
@@ -576,7 +614,9 @@ class KafkaStreams:
                 reader.assign([TopicPartition(tp.topic, partition, OFFSET_BEGINNING if start is None else start)])
                 deadline = time.monotonic() + RESTORE_TIMEOUT_S
                 while reader.position([tp])[0].offset < end:
-                    if time.monotonic() > deadline or self._stop.is_set():
+                    if self._stop.is_set():
+                        raise _Stopping
+                    if time.monotonic() > deadline:
                         raise TimeoutError(f"{tp.topic}[{partition}] not restored within {RESTORE_TIMEOUT_S:.0f} s")
                     for m in reader.consume(num_messages=10_000, timeout=0.5):
                         key = m.key()
@@ -672,6 +712,8 @@ class KafkaStreams:
                 if offsets:
                     consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as e:
+            if _fenced(e):
+                raise _Fenced(str(e)) from e
             error = e.args[0] if e.args else None
             if error is not None and hasattr(error, "fatal") and error.fatal():
                 raise
@@ -696,6 +738,22 @@ class KafkaStreams:
             self._purged.update({(tp.topic, tp.partition): tp.offset for tp in done})
         except KafkaException as e:
             log.info("streams %s: purging repartition topics failed (%s); will try again", self.config.application_id, e)
+
+
+class _Stopping(Exception):
+    """``close()`` was called while a restore was under way."""
+
+
+class _Fenced(Exception):
+    """This instance's producer was fenced: its tasks belong to another instance now."""
+
+
+_FENCING_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+
+
+def _fenced(e: KafkaException) -> bool:
+    error = e.args[0] if e.args else None
+    return isinstance(error, KafkaError) and error.code() in _FENCING_CODES
 
 
 def _record(m: Message, topic: str | None = None) -> Record[bytes | None, bytes | None] | None:
