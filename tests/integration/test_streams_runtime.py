@@ -76,6 +76,7 @@ def test_word_count_runs_commits_and_restores(broker: BrokerProcess, topic_name:
         assert app.query("counts", lambda store: store.get("hello")) == 3  # interactive query
         assert dict(app.query("counts", lambda store: store.all())) == {"hello": 3, "world": 1, "kafka": 1,
                                                                         "streams": 1}
+        assert sorted(app.query("counts", lambda store: store.range("k", "t"))) == [("kafka", 1), ("streams", 1)]
     finally:
         assert app.close(TIMEOUT)
     assert states[:2] == [State.REBALANCING, State.RUNNING] and states[-1] == State.NOT_RUNNING
