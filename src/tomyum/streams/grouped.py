@@ -9,7 +9,7 @@ Every update is forwarded (there is no record cache yet, as with Kafka's
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from tomyum.streams._aggregate import (
     Aggregator,
@@ -22,6 +22,7 @@ from tomyum.streams._aggregate import (
 )
 from tomyum.streams._builder import InternalBuilder
 from tomyum.streams.ktable import KTable
+from tomyum.streams.processor import Processor
 from tomyum.streams.serdes import Serde, Serdes
 from tomyum.streams.topology import Materialized
 from tomyum.streams.windows import SessionWindows, SlidingWindows, TimeWindows, Windowed
@@ -106,8 +107,12 @@ def _no_merger(key: Any, a: Any, b: Any) -> Any:
 class TimeWindowedKStream(_Grouped[K, V]):
     """Aggregations per key and time window; results are keyed by ``Windowed[K]``."""
 
+    _processor: ClassVar[Callable[..., Processor]] = WindowAggregateProcessor
+    _closes_after_ms: ClassVar[int] = 0
+    """How long after ``end + grace`` (in stream time) a window's result is final."""
+
     def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
-                 value_serde: Serde[Any] | None, windows: TimeWindows) -> None:
+                 value_serde: Serde[Any] | None, windows: TimeWindows | SlidingWindows) -> None:
         super().__init__(builder, node, key_serde, value_serde)
         self.windows = windows
 
@@ -117,44 +122,27 @@ class TimeWindowedKStream(_Grouped[K, V]):
 
     def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
                    value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
-        windows = self.windows
+        windows, processor = self.windows, type(self)._processor
         store = self._builder.add_store(materialized, "window", self.key_serde, value_serde,
                                         window_size_ms=windows.size_ms, retention_ms=windows.retention_ms)
         node = self._builder.add(
-            "KSTREAM-AGGREGATE", lambda: WindowAggregateProcessor(store, windows, initializer, aggregator),
-            [self._node], (store,),
+            "KSTREAM-AGGREGATE", lambda: processor(store, windows, initializer, aggregator), [self._node], (store,),
         )
-        return KTable(self._builder, node, None, value_serde, store_name=store, suppress_delay_ms=windows.grace_ms)
+        return KTable(self._builder, node, None, value_serde, store_name=store,
+                      suppress_delay_ms=windows.grace_ms + self._closes_after_ms)
 
 
-class SlidingWindowedKStream(_Grouped[K, V]):
+class SlidingWindowedKStream(TimeWindowedKStream[K, V]):
     """Aggregations per key and sliding window (KIP-450); results are keyed by
     ``Windowed[K]`` with windows ``[start, start + time_difference_ms]``, both ends included
     (``Serdes.time_windowed(inner, time_difference_ms)`` reads them back from a topic).
     The window store keeps each window with its latest record time and retains windows for
     :attr:`SlidingWindows.retention_ms`."""
 
-    def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
-                 value_serde: Serde[Any] | None, windows: SlidingWindows) -> None:
-        super().__init__(builder, node, key_serde, value_serde)
-        self.windows = windows
-
-    def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
-                  materialized: Materialized | None = None) -> KTable[Windowed[K], A]:
-        return self._aggregate(initializer, aggregator, _no_merger, None, materialized)
-
-    def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
-        windows = self.windows
-        store = self._builder.add_store(materialized, "window", self.key_serde, value_serde,
-                                        window_size_ms=windows.size_ms, retention_ms=windows.retention_ms)
-        node = self._builder.add(
-            "KSTREAM-AGGREGATE",
-            lambda: SlidingWindowAggregateProcessor(store, windows, initializer, aggregator), [self._node], (store,),
-        )
-        # The end is inclusive: a window is still open at stream time end + grace, and
-        # closes (so its result is final) one millisecond later.
-        return KTable(self._builder, node, None, value_serde, store_name=store, suppress_delay_ms=windows.grace_ms + 1)
+    _processor = SlidingWindowAggregateProcessor
+    # The end is inclusive: a window is still open at stream time end + grace, and closes (so
+    # its result is final) one millisecond later.
+    _closes_after_ms = 1
 
 
 class SessionWindowedKStream(_Grouped[K, V]):

@@ -147,6 +147,8 @@ class KafkaStreams:
         self._in_txn = False
         self._consumer: Consumer | None = None
         self._global_consumer: Consumer | None = None
+        self._sources: dict[str, tuple[str, int]] = {}
+        """Source topic as on the broker -> (as in the topology, sub-topology)."""
         self._producer: Producer | None = None
         self._admin: Any = None
         self._lock: Any = None
@@ -286,6 +288,7 @@ class KafkaStreams:
                 except KafkaException as e:
                     if "TOPIC_ALREADY_EXISTS" not in str(e):
                         raise
+        self._sources = {self._topic(t): (t, sub) for t, sub in the_plan.subtopology_of_topic.items()}
         return the_plan
 
     def _lock_state_dir(self) -> None:
@@ -494,12 +497,9 @@ class KafkaStreams:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assert self.plan is not None
-        prefix = f"{self.config.application_id}-"
         wanted: dict[str, tuple[int, int]] = {}
         for tp in partitions:
-            topic = tp.topic[len(prefix):] if tp.topic.startswith(prefix) and tp.topic[len(prefix):] in \
-                self.topology.repartition_topics else tp.topic
-            sub = self.plan.subtopology_of_topic[topic]
+            sub = self._sources[tp.topic][1]
             wanted[f"{sub}_{tp.partition}"] = (sub, tp.partition)
         for task_id in [t for t in self.tasks if t not in wanted]:
             self._close_task(task_id)
@@ -638,7 +638,6 @@ class KafkaStreams:
     def _loop(self, global_consumer: Consumer | None) -> None:
         consumer = self._consumer
         assert consumer is not None and self.plan is not None
-        prefix = f"{self.config.application_id}-"
         last_commit = last_purge = time.monotonic()
         while not self._stop.is_set():
             if global_consumer is not None:
@@ -648,11 +647,10 @@ class KafkaStreams:
                 topic, partition = m.topic(), m.partition()
                 if m.error() is not None or topic is None or partition is None:
                     continue
-                name = topic[len(prefix):] if topic.startswith(prefix) and \
-                    topic[len(prefix):] in self.topology.repartition_topics else topic
+                name, sub = self._sources[topic]
                 record = _record(m, name)
                 if record is not None:
-                    task_id = f"{self.plan.subtopology_of_topic[name]}_{partition}"
+                    task_id = f"{sub}_{partition}"
                     batch.setdefault(task_id, {}).setdefault((topic, partition), []).append(record)
             for task_id, by_partition in batch.items():
                 self._process(task_id, by_partition)
@@ -726,10 +724,8 @@ class KafkaStreams:
 
     def _purge_repartition_topics(self) -> None:
         """Delete the records of repartition topics that every task has committed past."""
-        prefix = f"{self.config.application_id}-"
         done = [TopicPartition(t, p, o) for (t, p), o in self._committed.items()
-                if t.startswith(prefix) and t[len(prefix):] in self.topology.repartition_topics
-                and self._purged.get((t, p)) != o]
+                if self._sources[t][0] in self.topology.repartition_topics and self._purged.get((t, p)) != o]
         if not done or self._admin is None:
             return
         try:
