@@ -5,6 +5,7 @@ restored counts — at_least_once and exactly_once_v2."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -47,6 +48,25 @@ def latest_counts(bootstrap: str, topic: str, isolation: str, want: dict[str, in
         return latest
     finally:
         c.close()
+
+
+class WordFeed:
+    """Lines of words into the text topic's two partitions (alternately), with the count
+    each word must reach."""
+
+    def __init__(self, bootstrap: str, topic: str, line: Callable[[int], str]) -> None:
+        from collections import Counter
+
+        self.topic, self.line = topic, line
+        self.expected: Counter[str] = Counter()
+        self.producer = Producer({"bootstrap.servers": bootstrap})
+
+    def send(self, n: int, start_at: int) -> None:
+        for i in range(start_at, start_at + n):
+            line = self.line(i)
+            self.expected.update(line.split())
+            self.producer.produce(self.topic, value=line.encode(), partition=i % 2)
+        assert self.producer.flush(TIMEOUT) == 0
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once_v2"])
@@ -159,7 +179,6 @@ def test_exactly_once_word_count_through_kill_9_and_a_lost_state_directory(broke
     import shutil
     import subprocess
     import sys
-    from collections import Counter
     from pathlib import Path
 
     text, counts = f"{topic_name}-text", f"{topic_name}-counts"
@@ -174,15 +193,8 @@ def test_exactly_once_word_count_through_kill_9_and_a_lost_state_directory(broke
                                  str(state_dir)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
     words = ["alpha", "beta", "gamma", "delta"]
-    expected: Counter[str] = Counter()
-    p = Producer({"bootstrap.servers": broker.bootstrap})
-
-    def send(n: int, start_at: int) -> None:
-        for i in range(start_at, start_at + n):
-            line = " ".join(words[(i + j) % 4] for j in range(i % 3 + 1))
-            expected.update(line.split())
-            p.produce(text, value=line.encode(), partition=i % 2)
-        assert p.flush(TIMEOUT) == 0
+    feed = WordFeed(broker.bootstrap, text, lambda i: " ".join(words[(i + j) % 4] for j in range(i % 3 + 1)))
+    send, expected = feed.send, feed.expected
 
     app = start()
     try:
@@ -268,23 +280,14 @@ def test_two_instances_split_the_tasks_and_take_over(broker: BrokerProcess, topi
     of both; one is killed with SIGKILL and the other takes its tasks over, restoring their
     counts from the changelog; it comes back and they split again. The counts seen by a
     read_committed consumer are exact throughout."""
-    from collections import Counter
-
     text, counts = f"{topic_name}-text", f"{topic_name}-counts"
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     for f in admin.create_topics([NewTopic(text, 2, 1), NewTopic(counts, 2, 1)]).values():
         f.result(TIMEOUT)
     app_id = f"split-{topic_name}"
     words = ["alpha", "beta", "gamma", "delta", "epsilon"]
-    expected: Counter[str] = Counter()
-    p = Producer({"bootstrap.servers": broker.bootstrap})
-
-    def send(n: int, start_at: int) -> None:
-        for i in range(start_at, start_at + n):
-            line = " ".join(words[(i + j) % 5] for j in range(i % 4 + 1))
-            expected.update(line.split())
-            p.produce(text, value=line.encode(), partition=i % 2)
-        assert p.flush(TIMEOUT) == 0
+    feed = WordFeed(broker.bootstrap, text, lambda i: " ".join(words[(i + j) % 5] for j in range(i % 4 + 1)))
+    send, expected = feed.send, feed.expected
 
     def start(name: str) -> AppProcess:
         return AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / name))
@@ -532,21 +535,12 @@ def test_a_paused_instance_is_fenced_and_rejoins_without_duplicates(broker: Brok
     producer fenced, so it drops what it held, rejoins and the tasks split again. The counts
     stay exact for a read_committed consumer."""
     import signal as signals
-    from collections import Counter
-
     text, counts = f"{topic_name}-text", f"{topic_name}-counts"
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     for f in admin.create_topics([NewTopic(text, 2, 1), NewTopic(counts, 2, 1)]).values():
         f.result(TIMEOUT)
-    expected: Counter[str] = Counter()
-    p = Producer({"bootstrap.servers": broker.bootstrap})
-
-    def send(n: int, start_at: int) -> None:
-        for i in range(start_at, start_at + n):
-            line = f"w{i % 7} w{i % 11}"
-            expected.update(line.split())
-            p.produce(text, value=line.encode(), partition=i % 2)
-        assert p.flush(TIMEOUT) == 0
+    feed = WordFeed(broker.bootstrap, text, lambda i: f"w{i % 7} w{i % 11}")
+    send, expected = feed.send, feed.expected
 
     app_id = f"zombie-{topic_name}"
     a = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / "a"))
