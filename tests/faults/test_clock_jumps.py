@@ -13,7 +13,7 @@ from tomyum.coordinator.txn import TransactionCoordinator
 from tomyum.coordinator.txn.log import TxnState
 from tomyum.protocol.records import build_batch
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local import LocalLogStore
+from tomyum.testing.store import TopicStore
 from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("t", 0)
@@ -21,7 +21,7 @@ YEAR = 365 * 24 * 3_600_000
 
 
 def test_transaction_timeouts_ignore_wall_clock_jumps(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         pid, epoch = await txns.init_producer_id("app", 10_000)
         await txns.add_partitions("app", pid, epoch, [("t", 0)])
         await produce(store, clock, pid, epoch, 0)
@@ -40,7 +40,7 @@ def test_retention_deletes_nothing_early_when_the_clock_goes_back_and_the_time_i
     clock = FakeClock()
 
     async def main() -> None:
-        store = LocalLogStore(tmp_path / "d", BrokerConfig(), clock)
+        store = TopicStore(tmp_path / "d", BrokerConfig(), clock)
         await store.start()
         try:
             await store.create_topic("t", 1, {"retention.ms": 3_600_000, "segment.bytes": 1024,

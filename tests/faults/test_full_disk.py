@@ -16,7 +16,7 @@ from tomyum.config import BrokerConfig
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch, decode_records, iter_batches
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local import LocalLogStore
+from tomyum.testing.store import TopicStore
 from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("t", 0)
@@ -59,13 +59,13 @@ def test_a_full_disk_refuses_writes_and_recovers_without_a_restart(tmp_path: Pat
     disk = Disk(monkeypatch)
     clock = FakeClock()
 
-    async def produce(store: LocalLogStore, value: bytes) -> int:
+    async def produce(store: TopicStore, value: bytes) -> int:
         r = await store.append(TP, memoryview(build_batch([(b"k", value)], timestamp=clock.time_ms())))
         await store.wait_durable(TP, r.last_offset + 1)
         return r.base_offset
 
     async def main() -> None:
-        store = LocalLogStore(tmp_path / "d", BrokerConfig(), clock)
+        store = TopicStore(tmp_path / "d", BrokerConfig(), clock)
         await store.start()
         try:
             await store.create_topic("t", 1, {})
@@ -95,7 +95,7 @@ def test_a_full_disk_refuses_writes_and_recovers_without_a_restart(tmp_path: Pat
     asyncio.run(asyncio.wait_for(main(), 30))
 
     async def reopen() -> None:
-        store = LocalLogStore(tmp_path / "d", BrokerConfig(), clock)
+        store = TopicStore(tmp_path / "d", BrokerConfig(), clock)
         await store.start()
         try:
             seg = store._log(TP).segments[0]

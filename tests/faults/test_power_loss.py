@@ -17,7 +17,7 @@ import pytest
 from tomyum.config import BrokerConfig
 from tomyum.protocol.records import build_batch, decode_records, iter_batches
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local import LocalLogStore
+from tomyum.testing.store import TopicStore
 from tomyum.testing.clock import FakeClock
 
 TPS = [TopicPartition("t", p) for p in range(2)]
@@ -87,7 +87,7 @@ def test_acknowledged_records_survive_simulated_power_loss(tmp_path: Path, monke
     rng = random.Random(20261125)
 
     async def run_until_power_loss(round_no: int) -> None:
-        store = LocalLogStore(data_dir, BrokerConfig(), clock)
+        store = TopicStore(data_dir, BrokerConfig(), clock)
         await store.start()
         if "t" not in store.topics():
             await store.create_topic("t", len(TPS), TOPIC_CONFIGS)
@@ -108,7 +108,7 @@ def test_acknowledged_records_survive_simulated_power_loss(tmp_path: Path, monke
         for task in asyncio.all_tasks() - {asyncio.current_task()}:
             task.cancel()
 
-    def check_survivors(store: LocalLogStore) -> None:
+    def check_survivors(store: TopicStore) -> None:
         stored = {(t, o): v for t in TPS for o, v in read_all(store, t).items()} if "t" in store.topics() else {}
         for key, value in acked.items():
             assert stored.get(key) == value, f"acknowledged record {key} lost or changed"
@@ -121,7 +121,7 @@ def test_acknowledged_records_survive_simulated_power_loss(tmp_path: Path, monke
         damaged_logs += sum(".log:" in d for d in ledger.cut(data_dir, rng))
 
     async def final() -> None:
-        store = LocalLogStore(data_dir, BrokerConfig(), clock)
+        store = TopicStore(data_dir, BrokerConfig(), clock)
         await store.start()
         try:
             check_survivors(store)
@@ -133,7 +133,7 @@ def test_acknowledged_records_survive_simulated_power_loss(tmp_path: Path, monke
     assert damaged_logs > 5  # the power losses did cut unsynced log data
 
 
-def read_all(store: LocalLogStore, tp: TopicPartition) -> dict[int, bytes]:
+def read_all(store: TopicStore, tp: TopicPartition) -> dict[int, bytes]:
     plog = store._log(tp)
     out: dict[int, bytes] = {}
     offset = plog.log_start_offset

@@ -17,19 +17,19 @@ from tomyum.config import BrokerConfig
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch, decode_records, iter_batches
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local import LocalLogStore
+from tomyum.testing.store import TopicStore
 from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("t", 0)
 CONFIGS = {"segment.bytes": 2048, "index.interval.bytes": 200}
 CLOCK = FakeClock()
 
-Scenario = Callable[[LocalLogStore], Awaitable[None]]
+Scenario = Callable[[TopicStore], Awaitable[None]]
 
 
 def run(data_dir: Path, scenario: Scenario) -> None:
     async def main() -> None:
-        store = LocalLogStore(data_dir, BrokerConfig(), CLOCK)
+        store = TopicStore(data_dir, BrokerConfig(), CLOCK)
         await store.start()
         try:
             if "t" not in store.topics():
@@ -42,7 +42,7 @@ def run(data_dir: Path, scenario: Scenario) -> None:
 
 
 def fill(data_dir: Path, n: int = 60) -> None:
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         for i in range(n):
             r = await store.append(TP, memoryview(build_batch([(b"k", b"value-%03d" % i + b"." * 80)],
                                                               timestamp=CLOCK.time_ms())))
@@ -51,7 +51,7 @@ def fill(data_dir: Path, n: int = 60) -> None:
     run(data_dir, scenario)
 
 
-def read_values(store: LocalLogStore, start: int = 0) -> list[bytes]:
+def read_values(store: TopicStore, start: int = 0) -> list[bytes]:
     plog = store._log(TP)
     out: list[bytes] = []
     offset = start
@@ -85,7 +85,7 @@ def test_a_torn_tail_is_truncated_and_writing_goes_on(tmp_path: Path) -> None:
     with open(segments(d)[-1], "ab") as f:
         f.write(b"\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x01\x00garbage")
 
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         assert read_values(store) == expected()
         r = await store.append(TP, memoryview(build_batch([(b"k", b"after")], timestamp=CLOCK.time_ms())))
         assert r.base_offset == 60
@@ -108,7 +108,7 @@ def test_a_bad_crc_in_a_durable_segment_stops_the_partition_there(tmp_path: Path
     fill(d)  # a clean shutdown: older segments are loaded from their indexes, not scanned
     bad = corrupt_middle_of(segments(d)[1])
 
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         values = read_values(store)  # a consumer from the start gets everything before the damage
         assert values == expected()[:bad]
         with pytest.raises(KafkaError) as e:
@@ -133,7 +133,7 @@ def test_damage_to_durable_data_found_by_recovery_is_not_truncated_away(tmp_path
     sizes = [p.stat().st_size for p in segments(d)]
     bad = corrupt_middle_of(segments(d)[1])
 
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         assert store._log(TP).corrupt_at == bad
         assert read_values(store) == expected()[:bad]
 
@@ -149,7 +149,7 @@ def test_a_segment_torn_beyond_the_recovery_point_is_cut_with_what_follows(tmp_p
     bad = corrupt_middle_of(segments(d)[1])
     before = len(segments(d))
 
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         assert store._log(TP).corrupt_at is None
         assert read_values(store) == expected()[:bad]
         r = await store.append(TP, memoryview(build_batch([(b"k", b"new")], timestamp=CLOCK.time_ms())))
@@ -175,7 +175,7 @@ def test_damaged_index_files_are_rebuilt(tmp_path: Path, damage: str) -> None:
             entries = [struct.unpack_from(">ii", data, i) for i in range(0, len(data), 8)]
             index.write_bytes(b"".join(struct.pack(">ii", o, p + 7) for o, p in entries))
 
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         assert read_values(store) == expected()
         for start in (5, 17, 33, 59):
             assert read_values(store, start)[0] == expected()[start]
@@ -193,7 +193,7 @@ def test_missing_checkpoints_and_snapshots_are_rebuilt(tmp_path: Path) -> None:
     for snap in (d / "t-0").glob("*.snapshot"):
         snap.write_bytes(b"not a snapshot")
 
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         assert read_values(store) == expected()
         assert store.offsets(TP).high_watermark == 60
 

@@ -14,7 +14,7 @@ import pytest
 from tomyum.config import BrokerConfig
 from tomyum.protocol.records import Compression, Record, build_batch, decode_records, iter_batches, patch_header
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local import LocalLogStore
+from tomyum.testing.store import TopicStore
 from tomyum.storage.local import cleaner as cleaner_module
 from tomyum.storage.local.partition_log import LEADER_EPOCH
 from tomyum.testing.clock import FakeClock
@@ -24,13 +24,13 @@ HOUR = 3_600_000
 COMPACT = {"cleanup.policy": ["compact"], "segment.bytes": 2048, "index.interval.bytes": 256,
            "delete.retention.ms": HOUR}
 
-Scenario = Callable[[LocalLogStore, FakeClock], Awaitable[None]]
+Scenario = Callable[[TopicStore, FakeClock], Awaitable[None]]
 
 
 def run(tmp_path: Path, scenario: Scenario, **configs: Any) -> None:
     async def main() -> None:
         clock = FakeClock()
-        store = LocalLogStore(tmp_path / "data", BrokerConfig({"log.cleaner.enable": "false"}), clock)
+        store = TopicStore(tmp_path / "data", BrokerConfig({"log.cleaner.enable": "false"}), clock)
         await store.start()
         try:
             if "c" not in store.topics():
@@ -42,7 +42,7 @@ def run(tmp_path: Path, scenario: Scenario, **configs: Any) -> None:
     asyncio.run(asyncio.wait_for(main(), 60))
 
 
-async def append(store: LocalLogStore, batch: bytes) -> None:
+async def append(store: TopicStore, batch: bytes) -> None:
     r = await store.append(TP, memoryview(batch))
     await store.wait_durable(TP, r.last_offset + 1)
 
@@ -62,7 +62,7 @@ class History(dict[bytes, int]):
         return {k: o for k, o in self.writes if o < end}
 
 
-async def produce_updates(store: LocalLogStore, clock: FakeClock, n: int, keys: int, *,
+async def produce_updates(store: TopicStore, clock: FakeClock, n: int, keys: int, *,
                           codec: int = Compression.NONE, per_batch: int = 4,
                           history: History | None = None, prefix: bytes = b"key") -> History:
     """n records cycling over ``keys`` keys, value = the record's offset."""
@@ -78,7 +78,7 @@ async def produce_updates(store: LocalLogStore, clock: FakeClock, n: int, keys: 
     return latest
 
 
-async def everything(store: LocalLogStore) -> list[Record]:
+async def everything(store: TopicStore) -> list[Record]:
     out: list[Record] = []
     offset = store.offsets(TP).log_start_offset
     end = store.offsets(TP).high_watermark
@@ -111,7 +111,7 @@ def check_compacted(records: list[Record], latest: History, cleaned_end: int) ->
                                    Compression.LZ4, Compression.ZSTD],
                          ids=["none", "gzip", "snappy", "lz4", "zstd"])
 def test_cleaning_keeps_the_latest_value_per_key(tmp_path: Path, codec: int) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         latest = await produce_updates(store, clock, 600, 25, codec=codec)
         plog = store._log(TP)
         before = plog.size_in_bytes()
@@ -133,7 +133,7 @@ def test_cleaning_keeps_the_latest_value_per_key(tmp_path: Path, codec: int) -> 
 
 
 def test_min_dirty_ratio_and_min_compaction_lag(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         await produce_updates(store, clock, 300, 300)  # all distinct keys
         assert await store.clean_once() == 0  # too young for min.compaction.lag.ms
         clock.advance(HOUR + 1)
@@ -147,7 +147,7 @@ def test_min_dirty_ratio_and_min_compaction_lag(tmp_path: Path) -> None:
 
 
 def test_max_compaction_lag_forces_a_clean_below_the_ratio(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         await produce_updates(store, clock, 400, 400)
         assert await store.clean_once() == 1
         await produce_updates(store, clock, 40, 400)  # dirty, but far below the ratio
@@ -160,7 +160,7 @@ def test_max_compaction_lag_forces_a_clean_below_the_ratio(tmp_path: Path) -> No
 
 
 def test_tombstones_go_after_delete_retention_ms(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         latest = await produce_updates(store, clock, 200, 10)
         for k in range(5):  # delete keys 0-4
             key = b"key-%d" % k
@@ -185,7 +185,7 @@ def test_tombstones_go_after_delete_retention_ms(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
-def write_raw(store: LocalLogStore, batch: bytes) -> None:
+def write_raw(store: TopicStore, batch: bytes) -> None:
     """Append a batch as the broker itself would (control batches included)."""
     plog = store._log(TP)
     h = next(iter_batches(batch))
@@ -198,7 +198,7 @@ def write_raw(store: LocalLogStore, batch: bytes) -> None:
 
 
 def test_producer_state_and_transaction_markers_are_kept(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         ts = clock.time_ms()
         # an idempotent producer's last batch, all of whose records are superseded later
         await append(store, build_batch([(b"a", b"0"), (b"b", b"1")], timestamp=ts, producer_id=7,
@@ -230,7 +230,7 @@ def test_producer_state_and_transaction_markers_are_kept(tmp_path: Path) -> None
 
 
 def test_records_without_a_key_are_refused_by_a_compacted_topic(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         from tomyum.errors import ErrorCode, KafkaError
 
         with pytest.raises(KafkaError) as e:
@@ -244,7 +244,7 @@ def test_records_without_a_key_are_refused_by_a_compacted_topic(tmp_path: Path) 
 def test_a_crash_during_the_swap_leaves_a_consistent_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     latest = History()
 
-    async def first(store: LocalLogStore, clock: FakeClock) -> None:
+    async def first(store: TopicStore, clock: FakeClock) -> None:
         await produce_updates(store, clock, 600, 25, history=latest)
         real_replace, calls = os.replace, []
 
@@ -263,7 +263,7 @@ def test_a_crash_during_the_swap_leaves_a_consistent_log(tmp_path: Path, monkeyp
 
     run(tmp_path, first)
 
-    async def after_restart(store: LocalLogStore, clock: FakeClock) -> None:
+    async def after_restart(store: TopicStore, clock: FakeClock) -> None:
         assert not list(store._log(TP).directory.glob("*.cleaned"))
         check_compacted(await everything(store), latest, 0)
         assert store.offsets(TP).log_end_offset == 600

@@ -4,7 +4,6 @@ and topic configs falling back through them."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,10 @@ from tomyum.config import (
     validate_dynamic_broker_configs,
 )
 from tomyum.errors import ConfigError
-from tomyum.storage.local import LocalLogStore
+from tomyum.metadata import MetadataImage
+from tomyum.metadata.log import MetadataLog
+from tomyum.metadata.records import BROKER_RESOURCE, ConfigRecord
+from tomyum.testing.store import TopicStore
 
 
 def test_precedence_of_the_layers() -> None:
@@ -76,7 +78,7 @@ def test_topic_sources_follow_the_broker_layers() -> None:
 
 def test_dynamic_layers_persist_in_the_data_dir(tmp_path: Path) -> None:
     async def cycle(config: BrokerConfig, change: dict[str, dict[str, object]] | None = None) -> None:
-        store = LocalLogStore(tmp_path, config)
+        store = TopicStore(tmp_path, config)
         await store.start()
         for layer, values in (change or {}).items():
             await store.alter_broker_configs(layer, values)
@@ -84,17 +86,19 @@ def test_dynamic_layers_persist_in_the_data_dir(tmp_path: Path) -> None:
 
     asyncio.run(cycle(BrokerConfig(), {DYNAMIC_DEFAULT: {"log.retention.ms": 60_000},
                                        DYNAMIC_BROKER: {"message.max.bytes": 5000}}))
-    stored = json.loads((tmp_path / "topics.json").read_text())["broker_configs"]
-    assert stored == {DYNAMIC_BROKER: {"message.max.bytes": "5000"}, DYNAMIC_DEFAULT: {"log.retention.ms": "60000"}}
+    log = MetadataLog(tmp_path)
+    stored = MetadataImage()
+    for offset, record in log.recover().records:
+        stored.replay(record, offset)
+    assert stored.broker_configs == {"1": {"message.max.bytes": "5000"}, "": {"log.retention.ms": "60000"}}
     restarted = BrokerConfig({"log.retention.ms": "1000"})
     asyncio.run(cycle(restarted))
     assert restarted["log.retention.ms"] == 60_000 and restarted.source("log.retention.ms") == DYNAMIC_DEFAULT
     assert restarted["message.max.bytes"] == 5000 and restarted.source("message.max.bytes") == DYNAMIC_BROKER
 
     # a stored key that is no longer valid is dropped alone, with a warning
-    doc = json.loads((tmp_path / "topics.json").read_text())
-    doc["broker_configs"][DYNAMIC_DEFAULT]["log.retention.hours"] = "1"
-    (tmp_path / "topics.json").write_text(json.dumps(doc))
+    log.append([ConfigRecord(resource_type=BROKER_RESOURCE, resource_name="", name="log.retention.hours", value="1")])
+    log.close()
     again = BrokerConfig()
     asyncio.run(cycle(again))
     assert dict(again.dynamic(DYNAMIC_DEFAULT)) == {"log.retention.ms": 60_000}

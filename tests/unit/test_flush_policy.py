@@ -10,14 +10,14 @@ from typing import Any
 from tomyum.config import BrokerConfig
 from tomyum.protocol.records import build_batch
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local import LocalLogStore
+from tomyum.testing.store import TopicStore
 
 TP = TopicPartition("f", 0)
 
 
 def run(tmp_path: Path, configs: dict[str, Any], scenario: Any) -> None:
     async def main() -> None:
-        store = LocalLogStore(tmp_path / "data", BrokerConfig())
+        store = TopicStore(tmp_path / "data", BrokerConfig())
         await store.start()
         try:
             await store.create_topic("f", 1, configs)
@@ -28,7 +28,7 @@ def run(tmp_path: Path, configs: dict[str, Any], scenario: Any) -> None:
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
-def high_watermark_reaches(store: LocalLogStore, offset: int) -> asyncio.Future[None]:
+def high_watermark_reaches(store: TopicStore, offset: int) -> asyncio.Future[None]:
     fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def seen(tp: TopicPartition, hw: int) -> None:
@@ -39,13 +39,13 @@ def high_watermark_reaches(store: LocalLogStore, offset: int) -> asyncio.Future[
     return fut
 
 
-async def append(store: LocalLogStore, n: int) -> None:
+async def append(store: TopicStore, n: int) -> None:
     for _ in range(n):
         await store.append(TP, memoryview(build_batch([(b"k", b"v")], timestamp=1)))
 
 
 def test_by_default_unwaited_data_is_flushed_at_once(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         reached = high_watermark_reaches(store, 3)
         await append(store, 3)  # like acks=1: nobody waits
         await asyncio.wait_for(reached, 10)
@@ -54,7 +54,7 @@ def test_by_default_unwaited_data_is_flushed_at_once(tmp_path: Path) -> None:
 
 
 def test_flush_messages_holds_data_until_enough_is_unflushed(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         plog = store._log(TP)
         await append(store, 4)
         assert plog not in store._dirty and plog in store._flush_timers  # held: 4 < flush.messages
@@ -67,7 +67,7 @@ def test_flush_messages_holds_data_until_enough_is_unflushed(tmp_path: Path) -> 
 
 
 def test_flush_ms_flushes_held_data_in_time(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         reached = high_watermark_reaches(store, 2)
         await append(store, 2)
         assert store.offsets(TP).high_watermark == 0
@@ -77,7 +77,7 @@ def test_flush_ms_flushes_held_data_in_time(tmp_path: Path) -> None:
 
 
 def test_an_acks_all_waiter_flushes_whatever_the_policy(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         await append(store, 3)
         assert store.offsets(TP).high_watermark == 0
         await asyncio.wait_for(store.wait_durable(TP, 3), 10)

@@ -12,7 +12,7 @@ from tomyum.config import BrokerConfig, TopicConfig
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch, decode_records, iter_batches
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local import LocalLogStore
+from tomyum.testing.store import TopicStore
 from tomyum.storage.local.partition_log import PartitionLog
 
 TP = TopicPartition("t", 0)
@@ -148,7 +148,7 @@ def test_missing_indexes_of_sealed_segments_are_rebuilt(plog: PartitionLog, tmp_
 
 def test_store_group_commit_moves_the_high_watermark(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = LocalLogStore(tmp_path / "data", BrokerConfig())
+        store = TopicStore(tmp_path / "data", BrokerConfig())
         await store.start()
         try:
             await store.create_topic("t", 2, {"retention.ms": 1000})
@@ -161,13 +161,17 @@ def test_store_group_commit_moves_the_high_watermark(tmp_path: Path) -> None:
             assert seen == [(TP, 1)]
         finally:
             await store.close()
-        again = LocalLogStore(tmp_path / "data", BrokerConfig())
+        again = TopicStore(tmp_path / "data", BrokerConfig())
         await again.start()
         try:
             meta = again.topics()["t"]
-            assert meta.num_partitions == 2 and meta.configs == {"retention.ms": 1000}
+            assert meta.num_partitions == 2 and dict(meta.raw_configs) == {"retention.ms": "1000"}
             assert again.offsets(TP).log_end_offset == 1
             await again.delete_topic("t")
+            assert "t" not in again.topics()
+            deadline = asyncio.get_running_loop().time() + 10  # the directories go in the background
+            while list((tmp_path / "data").glob("t-*")) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
             assert not list((tmp_path / "data").glob("t-*"))
             assert "t" not in again.topics()
         finally:

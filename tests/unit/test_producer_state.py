@@ -13,7 +13,7 @@ from tomyum.config import BrokerConfig
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch, decode_records, iter_batches, parse_header
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local import LocalLogStore
+from tomyum.testing.store import TopicStore
 from tomyum.storage.local.producer_state import MAX_SEQUENCE, ProducerStateManager, read_txn_index
 from tomyum.testing.clock import FakeClock
 
@@ -139,12 +139,12 @@ def test_idle_producers_expire_but_not_with_an_open_transaction() -> None:
 
 # the local engine ---------------------------------------------------------------------------------
 
-Scenario = Callable[[LocalLogStore], Awaitable[None]]
+Scenario = Callable[[TopicStore], Awaitable[None]]
 
 
 def run(data_dir: Path, scenario: Scenario, clock: FakeClock | None = None, **configs: object) -> None:
     async def main() -> None:
-        store = LocalLogStore(data_dir, BrokerConfig(), clock or FakeClock())
+        store = TopicStore(data_dir, BrokerConfig(), clock or FakeClock())
         await store.start()
         try:
             if "t" not in store.topics():
@@ -156,13 +156,13 @@ def run(data_dir: Path, scenario: Scenario, clock: FakeClock | None = None, **co
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
-async def append(store: LocalLogStore, data: bytes) -> tuple[int, int]:
+async def append(store: TopicStore, data: bytes) -> tuple[int, int]:
     r = await store.append(TP, memoryview(data))
     await store.wait_durable(TP, r.last_offset + 1)
     return r.base_offset, r.last_offset
 
 
-def values(store: LocalLogStore) -> list[bytes | None]:
+def values(store: TopicStore) -> list[bytes | None]:
     plog = store._log(TP)
     data = b"".join(seg.read(0, seg.size) for seg in plog.segments)
     return [r.value for h in iter_batches(data) if not h.is_control
@@ -170,7 +170,7 @@ def values(store: LocalLogStore) -> list[bytes | None]:
 
 
 def test_a_retried_batch_is_not_written_twice_and_gets_its_offsets(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         assert await append(store, batch(3, 0, 0, 2, value=b"a")) == (0, 1)
         assert await append(store, batch(3, 0, 2, 1, value=b"b")) == (2, 2)
         assert await append(store, batch(3, 0, 0, 2, value=b"a")) == (0, 1)
@@ -185,14 +185,14 @@ def test_a_retried_batch_is_not_written_twice_and_gets_its_offsets(tmp_path: Pat
 def test_producer_state_survives_a_clean_restart_and_a_crash(tmp_path: Path) -> None:
     d = tmp_path / "d"
 
-    async def first(store: LocalLogStore) -> None:
+    async def first(store: TopicStore) -> None:
         await append(store, batch(4, 1, 0, 2))
         store._log(TP).roll()  # writes a snapshot at offset 2
         await append(store, batch(4, 1, 2, 2))  # replayed from the log after a crash
 
     run(d, first, **{"segment.bytes": 1 << 20})
 
-    async def after_clean(store: LocalLogStore) -> None:
+    async def after_clean(store: TopicStore) -> None:
         assert await append(store, batch(4, 1, 2, 2)) == (2, 3)  # a retry, recognised
         with pytest.raises(KafkaError) as e:
             await append(store, batch(4, 0, 4))
@@ -204,7 +204,7 @@ def test_producer_state_survives_a_clean_restart_and_a_crash(tmp_path: Path) -> 
             snap.unlink()
     (d / ".kafka_cleanshutdown").unlink(missing_ok=True)
 
-    async def after_crash(store: LocalLogStore) -> None:
+    async def after_crash(store: TopicStore) -> None:
         assert await append(store, batch(4, 1, 2, 2)) == (2, 3)
         assert await append(store, batch(4, 1, 4, 1)) == (4, 4)
 
@@ -214,7 +214,7 @@ def test_producer_state_survives_a_clean_restart_and_a_crash(tmp_path: Path) -> 
 def test_markers_open_and_close_transactions_and_aborts_are_indexed(tmp_path: Path) -> None:
     d = tmp_path / "d"
 
-    async def first(store: LocalLogStore) -> None:
+    async def first(store: TopicStore) -> None:
         await append(store, batch(5, 0, 0, 2, txn=True, value=b"aborted"))   # 0-1
         await append(store, batch(6, 0, 0, 1, txn=True, value=b"open"))      # 2
         assert store.offsets(TP).last_stable_offset == 0
@@ -228,7 +228,7 @@ def test_markers_open_and_close_transactions_and_aborts_are_indexed(tmp_path: Pa
     run(d, first)
     assert [a.last_offset for a in read_txn_index(d / "t-0" / "00000000000000000000.txnindex")] == [3]
 
-    async def after(store: LocalLogStore) -> None:
+    async def after(store: TopicStore) -> None:
         assert store.offsets(TP).last_stable_offset == 2  # producer 6 is still open after restart
         r = await store.append_marker(TP, 6, 0, True, 0)
         await store.wait_durable(TP, r.last_offset + 1)
@@ -241,7 +241,7 @@ def test_markers_open_and_close_transactions_and_aborts_are_indexed(tmp_path: Pa
 
 
 def test_an_idempotent_produce_with_two_batches_is_refused(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         with pytest.raises(KafkaError) as e:
             await append(store, batch(1, 0, 0) + batch(1, 0, 1))
         assert e.value.code == ErrorCode.invalid_record
@@ -250,7 +250,7 @@ def test_an_idempotent_produce_with_two_batches_is_refused(tmp_path: Path) -> No
 
 
 def test_the_cleaner_stops_at_the_last_stable_offset(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore) -> None:
+    async def scenario(store: TopicStore) -> None:
         await append(store, batch(8, 0, 0, 1, txn=True, value=b"undecided"))
         plog = store._log(TP)
         for i in range(3):

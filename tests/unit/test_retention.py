@@ -13,20 +13,20 @@ from tomyum.config import BrokerConfig
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local import LocalLogStore
+from tomyum.testing.store import TopicStore
 from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("t", 0)
 HOUR = 3_600_000
 SMALL = {"segment.bytes": 1024, "index.interval.bytes": 128}
 
-Scenario = Callable[[LocalLogStore, FakeClock], Awaitable[None]]
+Scenario = Callable[[TopicStore, FakeClock], Awaitable[None]]
 
 
 def run(tmp_path: Path, scenario: Scenario, **configs: Any) -> None:
     async def main() -> None:
         clock = FakeClock()
-        store = LocalLogStore(tmp_path / "data", BrokerConfig(), clock)
+        store = TopicStore(tmp_path / "data", BrokerConfig(), clock)
         await store.start()
         try:
             await store.create_topic("t", 1, {**SMALL, **configs})
@@ -37,18 +37,18 @@ def run(tmp_path: Path, scenario: Scenario, **configs: Any) -> None:
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
-async def produce(store: LocalLogStore, clock: FakeClock, n: int, value: bytes = b"v" * 100) -> None:
+async def produce(store: TopicStore, clock: FakeClock, n: int, value: bytes = b"v" * 100) -> None:
     for i in range(n):
         r = await store.append(TP, memoryview(build_batch([(b"k%d" % i, value)], timestamp=clock.time_ms())))
         await store.wait_durable(TP, r.last_offset + 1)
 
 
-def seg_bases(store: LocalLogStore) -> list[int]:
+def seg_bases(store: TopicStore) -> list[int]:
     return [s.base_offset for s in store._log(TP).segments]
 
 
 def test_time_retention_deletes_only_segments_older_than_retention_ms(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         await produce(store, clock, 20)          # offsets 0-19, at t0
         store._log(TP).roll()
         old_end = store.offsets(TP).log_end_offset
@@ -70,7 +70,7 @@ def test_time_retention_deletes_only_segments_older_than_retention_ms(tmp_path: 
 
 
 def test_an_expired_active_segment_is_rolled_and_deleted(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         await produce(store, clock, 3)
         clock.advance(2 * HOUR)
         assert await store.enforce_retention() == 1
@@ -83,7 +83,7 @@ def test_an_expired_active_segment_is_rolled_and_deleted(tmp_path: Path) -> None
 
 
 def test_size_retention_keeps_the_newest_segments_within_retention_bytes(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         await produce(store, clock, 60)
         plog = store._log(TP)
         before = plog.size_in_bytes()
@@ -99,7 +99,7 @@ def test_size_retention_keeps_the_newest_segments_within_retention_bytes(tmp_pat
 
 
 def test_compact_only_topics_are_not_deleted_by_retention(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         await produce(store, clock, 30)
         clock.advance(10 * HOUR)
         assert await store.enforce_retention() == 0
@@ -109,7 +109,7 @@ def test_compact_only_topics_are_not_deleted_by_retention(tmp_path: Path) -> Non
 
 
 def test_a_wall_clock_jump_backwards_deletes_nothing(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         await produce(store, clock, 30)
         clock.set_wall(clock.time_ms() - 30 * 24 * HOUR)
         assert await store.enforce_retention() == 0
@@ -119,7 +119,7 @@ def test_a_wall_clock_jump_backwards_deletes_nothing(tmp_path: Path) -> None:
 
 
 def test_delete_records_moves_the_log_start_durably(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         await produce(store, clock, 40)
         assert await store.delete_records(TP, 25) == 25
         assert seg_bases(store)[0] <= 25 < seg_bases(store)[0] + 40
@@ -136,7 +136,7 @@ def test_delete_records_moves_the_log_start_durably(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
     async def reopened() -> None:
-        store = LocalLogStore(tmp_path / "data", BrokerConfig(), FakeClock())
+        store = TopicStore(tmp_path / "data", BrokerConfig(), FakeClock())
         await store.start()
         try:
             offsets = store.offsets(TP)
@@ -148,7 +148,7 @@ def test_delete_records_moves_the_log_start_durably(tmp_path: Path) -> None:
 
 
 def test_a_segment_being_sent_stays_readable_after_retention_deletes_it(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         await produce(store, clock, 30)
         first = store._log(TP).segments[0]
         result = await store.read(TP, 0, 100_000, zero_copy_min=0)
@@ -168,7 +168,7 @@ def test_segments_roll_on_record_time_so_old_records_share_a_segment(tmp_path: P
     """Kafka's rule: a batch rolls the segment when its timestamp is segment.ms past the
     segment's first batch — records stamped a month ago do not each get a segment (and a
     file descriptor), and time still rolls segments when the records' time moves on."""
-    async def scenario(store: LocalLogStore, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, clock: FakeClock) -> None:
         month_ago = clock.time_ms() - 30 * 24 * HOUR
         for i in range(50):
             r = await store.append(TP, memoryview(build_batch([(b"k", b"v")], timestamp=month_ago + i)))

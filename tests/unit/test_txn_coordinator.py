@@ -17,11 +17,11 @@ from tomyum.coordinator.txn.log import TxnRecord, TxnState, parse_txn_value, txn
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local import LocalLogStore
+from tomyum.testing.store import TopicStore
 from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("t", 0)
-Scenario = Callable[[LocalLogStore, TransactionCoordinator, FakeClock], Awaitable[None]]
+Scenario = Callable[[TopicStore, TransactionCoordinator, FakeClock], Awaitable[None]]
 
 
 def run(data_dir: Path, scenario: Scenario, clock: FakeClock | None = None) -> None:
@@ -29,7 +29,7 @@ def run(data_dir: Path, scenario: Scenario, clock: FakeClock | None = None) -> N
 
     async def main() -> None:
         config = BrokerConfig()
-        store = LocalLogStore(data_dir, config, clock)
+        store = TopicStore(data_dir, config, clock)
         await store.start()
         offsets = OffsetStore(store, 3, clock)
         await offsets.start()
@@ -47,7 +47,7 @@ def run(data_dir: Path, scenario: Scenario, clock: FakeClock | None = None) -> N
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
-async def produce(store: LocalLogStore, clock: FakeClock, pid: int, epoch: int, seq: int) -> int:
+async def produce(store: TopicStore, clock: FakeClock, pid: int, epoch: int, seq: int) -> int:
     data = build_batch([(b"k", b"v")], producer_id=pid, producer_epoch=epoch, base_sequence=seq,
                        transactional=True, timestamp=clock.time_ms())
     r = await store.append(TP, memoryview(data))
@@ -65,7 +65,7 @@ def test_the_log_value_round_trips() -> None:
 
 
 def test_commit_writes_markers_and_moves_the_last_stable_offset(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         pid, epoch = await txns.init_producer_id("app", 60000)
         assert epoch == 0
         await txns.add_partitions("app", pid, epoch, [("t", 0)])
@@ -83,7 +83,7 @@ def test_commit_writes_markers_and_moves_the_last_stable_offset(tmp_path: Path) 
 
 
 def test_a_new_producer_fences_the_old_one_and_aborts_its_transaction(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         pid, old = await txns.init_producer_id("app", 60000)
         await txns.add_partitions("app", pid, old, [("t", 0)])
         await produce(store, clock, pid, old, 0)
@@ -107,7 +107,7 @@ def test_a_new_producer_fences_the_old_one_and_aborts_its_transaction(tmp_path: 
 
 
 def test_a_transaction_older_than_its_timeout_is_aborted_and_its_producer_fenced(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         pid, epoch = await txns.init_producer_id("slow", 10_000)
         await txns.add_partitions("slow", pid, epoch, [("t", 0)])
         await produce(store, clock, pid, epoch, 0)
@@ -125,7 +125,7 @@ def test_a_transaction_older_than_its_timeout_is_aborted_and_its_producer_fenced
 
 
 def test_invalid_timeouts_and_concurrent_transitions_are_refused(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         with pytest.raises(KafkaError) as e:
             await txns.init_producer_id("x", 900_001)
         assert code_of(e) == ErrorCode.invalid_transaction_timeout
@@ -141,7 +141,7 @@ def test_invalid_timeouts_and_concurrent_transitions_are_refused(tmp_path: Path)
 
 
 def test_transactional_offsets_apply_on_commit_and_vanish_on_abort(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         offsets = txns.offsets
         pid, epoch = await txns.init_producer_id("app", 60000)
         for commit, offset in ((False, 5), (True, 7)):
@@ -154,7 +154,7 @@ def test_transactional_offsets_apply_on_commit_and_vanish_on_abort(tmp_path: Pat
 
     run(tmp_path / "d", scenario)
     # and after a restart, the replay of __consumer_offsets gives the same answer
-    async def again(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def again(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         assert txns.offsets.fetch("g", "t", 0).offset == 7
 
     run(tmp_path / "d", again)
@@ -164,7 +164,7 @@ def test_a_transaction_prepared_before_a_crash_completes_on_start(tmp_path: Path
     d = tmp_path / "d"
     state: dict[str, int] = {}
 
-    async def prepare(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def prepare(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         pid, epoch = await txns.init_producer_id("app", 60000)
         await txns.add_partitions("app", pid, epoch, [("t", 0)])
         await txns.add_offsets("app", pid, epoch, "g")
@@ -179,7 +179,7 @@ def test_a_transaction_prepared_before_a_crash_completes_on_start(tmp_path: Path
 
     run(d, prepare)
 
-    async def recovered(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def recovered(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         assert txns.txns["app"].state == TxnState.COMPLETE_COMMIT
         assert store.offsets(TP).last_stable_offset == store.offsets(TP).high_watermark
         assert txns.offsets.fetch("g", "t", 0).offset == 1
@@ -190,7 +190,7 @@ def test_a_transaction_prepared_before_a_crash_completes_on_start(tmp_path: Path
 
 
 def test_idle_transactional_ids_expire(tmp_path: Path) -> None:
-    async def scenario(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         await txns.init_producer_id("old", 60000)
         clock.advance(txns.config["transactional.id.expiration.ms"])
         await txns.init_producer_id("new", 60000)
@@ -203,7 +203,7 @@ def test_idle_transactional_ids_expire(tmp_path: Path) -> None:
 def test_offsets_of_empty_groups_expire_after_the_retention(tmp_path: Path) -> None:
     hour = 3_600_000
 
-    async def scenario(store: LocalLogStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+    async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         offsets = txns.offsets
         for group in ("idle", "busy", "recent"):
             await offsets.commit(group, [("t", 0, CommittedOffset(3, -1, "", clock.time_ms()))])

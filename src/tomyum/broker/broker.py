@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tomyum import __version__
 from tomyum.broker.dispatch import load_handlers
 from tomyum.broker.listeners import Listener, parse_listeners
+from tomyum.broker.log_publisher import LogPublisher
 from tomyum.broker.waiters import FetchWaiters
+from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig, validate_topic_configs
 from tomyum.coordinator.group import GroupCoordinator
 from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.txn import TransactionCoordinator
-from tomyum.errors import ConfigError, ErrorCode, KafkaError
+from tomyum.errors import ConfigError, KafkaError
+from tomyum.metadata import DataDirLock, MetadataController, check_meta_properties, check_topic_name
+from tomyum.storage.engine import LogStore
 from tomyum.storage.local import LocalLogStore
 
 if TYPE_CHECKING:
@@ -28,34 +31,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
-MAX_TOPIC_NAME = 249
+#: makes the log engine for a data dir (the local one unless a test or a later mode says otherwise)
+EngineFactory = Callable[[Path, BrokerConfig, Clock], LogStore]
 
-
-def check_topic_name(name: str | None) -> str:
-    """Kafka's topic name rules; raises INVALID_TOPIC_EXCEPTION."""
-    if not name or name in (".", "..") or len(name) > MAX_TOPIC_NAME or not LEGAL_TOPIC.match(name):
-        raise KafkaError(f"invalid topic name {name!r}: use up to {MAX_TOPIC_NAME} of a-z A-Z 0-9 . _ -",
-                         ErrorCode.invalid_topic_exception)
-    return name
+__all__ = ["Broker", "check_topic_name"]
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, data_dir: Path) -> None:
+    def __init__(self, config: BrokerConfig, data_dir: Path, *, clock: Clock = SYSTEM_CLOCK,
+                 engine: EngineFactory = LocalLogStore) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.node_id = config.node_id
+        self.clock = clock
         self.listeners: list[Listener] = parse_listeners(config)
-        self.store = LocalLogStore(self.data_dir, config)
+        self.cluster_id = ""
+        self._dir_lock = DataDirLock(self.data_dir)
+        self.metadata = MetadataController(self.data_dir, config)
+        self.store: LogStore = engine(self.data_dir, config, clock)
+        self.publisher = LogPublisher(self.store, self.metadata)
+        self.metadata.logs = self.publisher
+        self._store_started = False
         self.waiters = FetchWaiters()
         self.store.on_high_watermark(self.waiters.notify)
         self.groups = GroupCoordinator(
             initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
             min_session_timeout_ms=config["group.min.session.timeout.ms"],
             max_session_timeout_ms=config["group.max.session.timeout.ms"])
-        self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"], self.store.clock)
+        self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"], clock, topics=self.metadata)
         self.groups.persist = self.offsets.store_group
-        self.transactions = TransactionCoordinator(self.store, self.offsets, config, self.store.clock)
+        self.transactions = TransactionCoordinator(self.store, self.offsets, config, clock, topics=self.metadata)
         self.consumer_groups = ConsumerGroupRuntime(
             heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
             session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics,
@@ -68,14 +73,17 @@ class Broker:
         self._topic_locks: dict[str, asyncio.Lock] = {}
         load_handlers()
 
-    @property
-    def cluster_id(self) -> str:
-        return self.store.cluster_id
-
     async def start(self, create_topics: Sequence[tuple[str, int, int]] = ()) -> None:
+        """Take the data dir (refused if another process holds it), recover the metadata log,
+        then the partition logs it names, then the coordinators; then listen. On an error,
+        call :meth:`abort_start`."""
         from tomyum.broker.server import KafkaConnection
 
-        await self.store.start()
+        self._dir_lock.acquire()
+        self.cluster_id = check_meta_properties(self.data_dir, self.config["cluster.id"], self.node_id)
+        await self.metadata.start()
+        await self.store.start(self.publisher.all_specs())
+        self._store_started = True
         await self.offsets.start()
         self.groups.restore(self.offsets.group_metadata)
         self.consumer_groups.restore(self.offsets.consumer_group_records())
@@ -84,11 +92,11 @@ class Broker:
         self.groups.start()
         await self.transactions.start()
         for name, partitions, replication in create_topics:
-            if name not in self.store.topics():
+            if name not in self.metadata.topics():
                 if replication != 1:
                     raise ConfigError("--create-topic", f"{name}: replication factor {replication} "
                                       "needs more brokers than this one")
-                await self.store.create_topic(check_topic_name(name), partitions, {})
+                await self.metadata.create_topic(check_topic_name(name), partitions, {})
         loop = asyncio.get_running_loop()
         for listener in self.listeners:
             server = await loop.create_server(
@@ -126,6 +134,17 @@ class Broker:
         for server in self._servers:
             await server.wait_closed()
         await self.store.close()
+        await self.metadata.close()
+        self._dir_lock.release()
+
+    async def abort_start(self) -> None:
+        """Undo a :meth:`start` that raised: close what it opened, release the data dir."""
+        for server in self._servers:
+            server.close()
+        if self._store_started:
+            await self.store.close()
+        self.metadata.log.close()
+        self._dir_lock.release()
 
     def active_groups(self) -> set[str]:
         """Groups with members, classic or consumer (their offsets never expire)."""
@@ -155,7 +174,7 @@ class Broker:
                     conn.close(f"idle for more than connections.max.idle.ms ({max_idle_s * 1000:.0f} ms)")
 
     def _subscribable_topics(self) -> dict[str, tuple[uuid.UUID, int]]:
-        return {name: (meta.topic_id, meta.num_partitions) for name, meta in self.store.topics().items()
+        return {name: (meta.topic_id, meta.num_partitions) for name, meta in self.metadata.topics().items()
                 if not meta.internal}
 
     def topic_lock(self, name: str) -> asyncio.Lock:
@@ -164,10 +183,10 @@ class Broker:
     async def auto_create_topic(self, name: str) -> None:
         """Create ``name`` with the broker defaults, as ``auto.create.topics.enable`` does."""
         async with self.topic_lock(name):
-            if name not in self.store.topics():
-                await self.store.create_topic(name, self.config["num.partitions"], {})
+            if name not in self.metadata.topics():
+                await self.metadata.create_topic(name, self.config["num.partitions"], {})
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str | None]) -> None:
         parsed = validate_topic_configs(configs)
         async with self.topic_lock(name):
-            await self.store.create_topic(name, partitions, parsed)
+            await self.metadata.create_topic(name, partitions, parsed)

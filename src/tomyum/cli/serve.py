@@ -71,7 +71,7 @@ async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[t
     try:
         await broker.start(create_topics)
     except BaseException:
-        await broker.store.close()
+        await broker.abort_start()
         raise
     print(broker.ready_line(), flush=True)
     await stop.wait()

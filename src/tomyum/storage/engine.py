@@ -17,9 +17,9 @@ complete without suspending. All methods are called from the broker's event loop
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 from tomyum.config import TopicConfig
 
@@ -34,12 +34,12 @@ class TopicPartition:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TopicMetadata:
-    name: str
+class PartitionSpec:
+    """What an engine needs to know of a partition it holds: the topic's id (a log left by
+    an older topic of the same name has another) and its configs."""
+
     topic_id: uuid.UUID
-    num_partitions: int
-    configs: Mapping[str, Any] = field(default_factory=dict)
-    internal: bool = False
+    config: TopicConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,10 +79,16 @@ class ProducerInfo:
 
 
 class ZeroCopyRecords(Protocol):
-    """Record bytes left in a file, for the server to send with ``sendfile`` (zero copy).
-    The holder calls :meth:`release` once they are sent (or dropped)."""
+    """Record bytes left in a file, for the server to send with ``sendfile`` (zero copy):
+    ``len(self)`` bytes of the file :meth:`fileno` from byte ``position``. The holder calls
+    :meth:`release` once they are sent (or dropped)."""
+
+    position: int
 
     def __len__(self) -> int: ...
+    def fileno(self) -> int: ...
+    def seek(self, offset: int, whence: int = 0) -> int: ...
+    def readinto(self, buf: bytearray | memoryview) -> int: ...
     def release(self) -> None: ...
     def read_all(self) -> bytes: ...
 
@@ -107,20 +113,22 @@ class OffsetAndTimestamp:
 class LogStore(Protocol):
     """A storage engine. Errors are :class:`tomyum.errors.KafkaError` subclasses."""
 
-    # topics -----------------------------------------------------------------------------
-    def topics(self) -> Mapping[str, TopicMetadata]: ...
-    def topic_config(self, name: str) -> TopicConfig: ...
-    async def create_topic(self, name: str, num_partitions: int, configs: Mapping[str, Any],
-                           *, internal: bool = False) -> TopicMetadata: ...
-    async def delete_topic(self, name: str) -> None: ...
-    async def create_partitions(self, name: str, total: int) -> None: ...
-    async def alter_topic_configs(self, name: str, configs: Mapping[str, Any]) -> None: ...
-    async def alter_broker_configs(self, layer: str, configs: Mapping[str, Any]) -> None:
-        """Replace a dynamic broker config layer (``config.DYNAMIC_*``) of the engine's
-        BrokerConfig, durably; every reader sees it at once. An engine applies the layers it
-        stored when it starts, before it opens any log, so that retention, rolling and
-        cleaning never run on values an operator has overridden."""
+    # partitions: which exist is decided by the metadata layer (tomyum.metadata), which tells
+    # the engine; the engine never decides on its own that a partition exists.
+    async def prepare_partitions(self, specs: Mapping[TopicPartition, PartitionSpec]) -> None:
+        """Create empty logs for ``specs``, durably, without serving them yet. All or nothing:
+        on an error (StorageError) none of them is left. A leftover in the way (a log of an
+        older topic id) is removed first."""
         ...
+    def publish_partitions(self, tps: Iterable[TopicPartition]) -> None:
+        """Serve prepared logs from now on (their creation is durable in the metadata log)."""
+        ...
+    async def remove_partitions(self, tps: Iterable[TopicPartition]) -> None:
+        """Stop serving ``tps`` (waiters fail with UNKNOWN_TOPIC_OR_PARTITION) and delete
+        their data; the files may go after this returns. Never raises: whatever is left is
+        removed at the next start."""
+        ...
+    def set_partition_config(self, tp: TopicPartition, config: TopicConfig) -> None: ...
 
     # data --------------------------------------------------------------------------------
     async def append(self, tp: TopicPartition, records: memoryview) -> AppendResult:
@@ -142,9 +150,6 @@ class LogStore(Protocol):
         :class:`ZeroCopyRecords`."""
         ...
     def producers(self, tp: TopicPartition) -> list[ProducerInfo]: ...
-    def allocate_producer_id(self) -> int:
-        """A producer id never handed out before by this engine."""
-        ...
     def offsets(self, tp: TopicPartition) -> PartitionOffsets: ...
     async def delete_records(self, tp: TopicPartition, offset: int) -> int:
         """Move the log start offset up to ``offset`` (-1: the high watermark), durably;
@@ -155,5 +160,9 @@ class LogStore(Protocol):
     def on_high_watermark(self, callback: Callable[[TopicPartition, int], None]) -> None: ...
 
     # lifecycle -----------------------------------------------------------------------------
-    async def start(self) -> None: ...
+    async def start(self, partitions: Mapping[TopicPartition, PartitionSpec]) -> None:
+        """Open (recovering) the logs of ``partitions``, and remove every other partition
+        log it finds (left by a deleted topic, a failed creation or an older topic id),
+        logging one line for each."""
+        ...
     async def close(self) -> None: ...

@@ -65,10 +65,10 @@ def _default_layer_configs(ctx: RequestContext, include_synonyms: bool) -> list[
 
 
 def _topic_configs(ctx: RequestContext, name: str, include_synonyms: bool) -> list[dict[str, Any]]:
-    store = ctx.broker.store
-    if name not in store.topics():
+    metadata = ctx.broker.metadata
+    if name not in metadata.topics():
         raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
-    cfg = store.topic_config(name)
+    cfg = metadata.topic_config(name)
     out = []
     for key, d in TOPIC_CONFIGS.items():
         if not d.supported:
@@ -161,20 +161,20 @@ def _apply_ops(current: Mapping[str, Any], ops: Any, defs: Mapping[str, ConfigDe
 
 
 async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, incremental: bool) -> None:
-    store, config = ctx.broker.store, ctx.broker.config
+    metadata, config = ctx.broker.metadata, ctx.broker.config
     try:
         if resource.resource_type == TOPIC:
             name = resource.resource_name
-            if name not in store.topics():
+            if name not in metadata.topics():
                 raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
-            cfg = store.topic_config(name)
+            cfg = metadata.topic_config(name)
             if incremental:
                 raw = _apply_ops(cfg.overrides, resource.configs, TOPIC_CONFIGS, cfg.__getitem__)
             else:
                 raw = {c.name: c.value for c in resource.configs if c.value is not None}
             parsed = validate_topic_configs(raw)
             if not validate_only:
-                await store.alter_topic_configs(name, parsed)
+                await metadata.alter_topic_configs(name, parsed)
         elif resource.resource_type == BROKER:
             layer = _check_broker_name(ctx, resource.resource_name)
             if incremental:
@@ -183,7 +183,7 @@ async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, increm
                 raw = {c.name: c.value for c in resource.configs}
             parsed = validate_dynamic_broker_configs(raw)
             if not validate_only:
-                await store.alter_broker_configs(layer, parsed)
+                await metadata.alter_broker_configs(layer, parsed)
         else:
             raise KafkaError(f"resource type {resource.resource_type} is not supported", ErrorCode.invalid_request)
     except ConfigError as e:

@@ -51,7 +51,7 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> dict[st
 @handles(69, versions=range(0, 2))
 async def consumer_group_describe(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
-    names = {meta.topic_id: name for name, meta in broker.store.topics().items()}
+    names = {meta.topic_id: name for name, meta in broker.metadata.topics().items()}
     groups = []
     for group_id in request.group_ids:
         if group_id in broker.consumer_groups:

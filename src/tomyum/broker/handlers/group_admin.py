@@ -114,7 +114,7 @@ async def offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
     consumer = ctx.broker.consumer_groups
     g = _known(ctx).get(request.group_id)
     if request.group_id in consumer:
-        busy = set(consumer.state.subscribed_topic_names(request.group_id, ctx.broker.store.topics()))
+        busy = set(consumer.state.subscribed_topic_names(request.group_id, ctx.broker.metadata.topics()))
     elif g is None:
         return {"error_code": ErrorCode.group_id_not_found, "throttle_time": 0, "topics": ()}
     else:

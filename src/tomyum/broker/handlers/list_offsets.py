@@ -18,7 +18,6 @@ from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.storage.engine import TopicPartition
-from tomyum.storage.local.partition_log import LEADER_EPOCH
 
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 
@@ -46,8 +45,9 @@ async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
     for topic in request.topics:
         parts = []
         for p in topic.partitions:
-            entry = {"partition_index": p.partition_index, "error_code": 0, "timestamp": -1,
-                     "offset": -1, "leader_epoch": LEADER_EPOCH, "old_style_offsets": ()}
+            entry = {"partition_index": p.partition_index, "error_code": 0, "timestamp": -1, "offset": -1,
+                     "leader_epoch": ctx.broker.metadata.leader_epoch(topic.name, p.partition_index),
+                     "old_style_offsets": ()}
             try:
                 entry["timestamp"], entry["offset"] = await _list_offset(
                     ctx, TopicPartition(topic.name, p.partition_index), p.timestamp,
@@ -70,13 +70,14 @@ async def offset_for_leader_epoch(ctx: RequestContext, request: Any) -> dict[str
             entry = {"error_code": 0, "partition": p.partition, "leader_epoch": -1, "end_offset": -1}
             try:
                 offsets = store.offsets(TopicPartition(topic.topic, p.partition))
-                if p.current_leader_epoch > LEADER_EPOCH:
+                epoch = ctx.broker.metadata.leader_epoch(topic.topic, p.partition)
+                if p.current_leader_epoch > epoch:
                     raise KafkaError(code=ErrorCode.unknown_leader_epoch)
-                if p.leader_epoch == LEADER_EPOCH:
-                    entry["leader_epoch"] = LEADER_EPOCH
+                if p.leader_epoch == epoch:
+                    entry["leader_epoch"] = epoch
                     entry["end_offset"] = offsets.log_end_offset
-                elif p.leader_epoch < LEADER_EPOCH:
-                    entry["leader_epoch"] = LEADER_EPOCH
+                elif p.leader_epoch < epoch:
+                    entry["leader_epoch"] = epoch
                     entry["end_offset"] = offsets.log_start_offset
             except KafkaError as e:
                 entry["error_code"] = e.code

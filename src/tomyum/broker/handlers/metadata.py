@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tomyum.broker.broker import check_topic_name
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.errors import ErrorCode, KafkaError
-from tomyum.storage.engine import TopicMetadata
-from tomyum.storage.local.partition_log import LEADER_EPOCH
+from tomyum.metadata import TopicImage, check_topic_name
 
 AUTHORIZED_OPERATIONS_UNKNOWN = -(2**31)
 
@@ -26,12 +24,13 @@ def broker_entry(ctx: RequestContext) -> dict[str, Any]:
             "host": ctx.listener.advertised_host, "port": ctx.listener.advertised_port, "rack": None}
 
 
-def topic_entry(ctx: RequestContext, meta: TopicMetadata) -> dict[str, Any]:
+def topic_entry(ctx: RequestContext, meta: TopicImage) -> dict[str, Any]:
     node = ctx.broker.node_id
+    partitions = ctx.broker.metadata.image.partitions(meta)
     return {
         "error_code": 0, "name": meta.name, "topic_id": meta.topic_id, "is_internal": meta.internal,
         "partitions": [
-            {"error_code": 0, "partition_index": p, "leader_id": node, "leader_epoch": LEADER_EPOCH,
+            {"error_code": 0, "partition_index": p, "leader_id": node, "leader_epoch": partitions[p].leader_epoch,
              "replica_nodes": (node,), "isr_nodes": (node,), "offline_replicas": ()}
             for p in range(meta.num_partitions)
         ],
@@ -47,17 +46,17 @@ def error_entry(name: str | None, code: ErrorCode) -> dict[str, Any]:
 @handles(3, versions=range(0, 13))
 async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
-    store = broker.store
+    topics_now = broker.metadata.topics
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
-        names: list[str | None] = [n for n, t in store.topics().items()]
+        names: list[str | None] = list(topics_now())
     else:
         names = [t.name for t in requested]
     allow_auto = getattr(request, "allow_auto_topic_creation", True) and broker.config["auto.create.topics.enable"]
     topics = []
     by_id = {}
     if any(n is None for n in names):  # v10+: topics asked for by id (a KIP-848 assignment carries ids)
-        by_id = {meta.topic_id: meta for meta in store.topics().values()}
+        by_id = {meta.topic_id: meta for meta in topics_now().values()}
     for i, name in enumerate(names):
         topic_id = getattr(requested[i], "topic_id", None) if name is None and requested else None
         if topic_id is not None:
@@ -65,14 +64,14 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
             topics.append(topic_entry(ctx, found) if found is not None
                           else {**error_entry(None, ErrorCode.unknown_topic_id), "topic_id": topic_id})
             continue
-        meta = store.topics().get(name) if name is not None else None
+        meta = topics_now().get(name) if name is not None else None
         if meta is None:
             try:
                 check_topic_name(name)
                 if not allow_auto or requested is None:
                     raise KafkaError(code=ErrorCode.unknown_topic_or_partition)
                 await broker.auto_create_topic(name)  # type: ignore[arg-type]
-                meta = store.topics()[name]  # type: ignore[index]
+                meta = topics_now()[name]  # type: ignore[index]
             except KafkaError as e:
                 topics.append(error_entry(name, e.code))
                 continue

@@ -49,7 +49,7 @@ def commit_offsets(ctx: RequestContext, request_topics: Any, group_code: ErrorCo
     now = int(time.time() * 1000)
     topics: list[dict[str, Any]] = []
     commits: list[tuple[str, int, CommittedOffset]] = []
-    known = ctx.broker.store.topics()
+    known = ctx.broker.metadata.topics()
     for t in request_topics:
         parts = []
         for p in t.partitions:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tomyum.broker.broker import check_topic_name
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import errors_into, handles
 from tomyum.config import format_value, validate_topic_configs
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
+from tomyum.metadata import check_topic_name
 
 log = logging.getLogger(__name__)
 INTERNAL_PREFIX = "__"
@@ -44,7 +44,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 raise KafkaError(f"topic {t.name} named twice", ErrorCode.invalid_request)
             seen.add(t.name)
             check_topic_name(t.name)
-            if t.name in broker.store.topics():
+            if t.name in broker.metadata.topics():
                 raise KafkaError(f"topic '{t.name}' already exists.", ErrorCode.topic_already_exists)
             partitions = len(t.assignments) if t.assignments else t.num_partitions
             if partitions == -1:
@@ -60,10 +60,10 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 raise KafkaError(str(e), ErrorCode.invalid_config) from None
             if not request.validate_only:
                 await broker.create_topic(t.name, partitions, raw)
-                result["topic_id"] = broker.store.topics()[t.name].topic_id
+                result["topic_id"] = broker.metadata.topics()[t.name].topic_id
             result["num_partitions"] = partitions
             result["replication_factor"] = 1
-            topic_config = broker.store.topic_config(t.name)
+            topic_config = broker.metadata.topic_config(t.name)
             result["configs"] = [
                 {"name": k, "value": format_value(parsed[k] if k in parsed else topic_config[k]),
                  "read_only": False, "config_source": 1 if k in parsed else 5, "is_sensitive": False}
@@ -75,12 +75,12 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 @handles(20, versions=range(1, 7))
 async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    store = ctx.broker.store
+    metadata = ctx.broker.metadata
     if hasattr(request, "topic_names"):
         wanted = [(name, None) for name in request.topic_names]
     else:
         wanted = [(t.name, t.topic_id) for t in request.topics]
-    by_id = {m.topic_id: m.name for m in store.topics().values()}
+    by_id = {m.topic_id: m.name for m in metadata.topics().values()}
     responses = []
     for name, topic_id in wanted:
         entry: dict[str, Any] = {"name": name, "topic_id": topic_id, "error_code": 0, "error_message": None}
@@ -90,26 +90,26 @@ async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 if name is None:
                     raise KafkaError(f"unknown topic id {topic_id}", ErrorCode.unknown_topic_id)
                 entry["name"] = name
-            meta = store.topics().get(name)  # type: ignore[arg-type]
+            meta = metadata.topics().get(name)  # type: ignore[arg-type]
             if meta is None:
                 raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
             if not ctx.broker.config["delete.topic.enable"]:
                 raise KafkaError("delete.topic.enable is false", ErrorCode.topic_deletion_disabled)
             entry["topic_id"] = meta.topic_id
             async with ctx.broker.topic_lock(meta.name):
-                await store.delete_topic(meta.name)
+                await metadata.delete_topic(meta.name)
         responses.append(entry)
     return {"throttle_time": 0, "responses": responses}
 
 
 @handles(37, versions=range(0, 4))
 async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    store = ctx.broker.store
+    metadata = ctx.broker.metadata
     results = []
     for t in request.topics:
         entry: dict[str, Any] = {"name": t.name, "error_code": 0, "error_message": None}
         with errors_into(entry):
-            meta = store.topics().get(t.name)
+            meta = metadata.topics().get(t.name)
             if meta is None:
                 raise KafkaError(f"unknown topic {t.name!r}", ErrorCode.unknown_topic_or_partition)
             if t.count <= meta.num_partitions:
@@ -123,7 +123,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]
                 _check_replicas(ctx, 1, t.assignments)
             if not request.validate_only:
                 async with ctx.broker.topic_lock(t.name):
-                    await store.create_partitions(t.name, t.count)
+                    await metadata.create_partitions(t.name, t.count)
         results.append(entry)
     return {"throttle_time": 0, "results": results}
 

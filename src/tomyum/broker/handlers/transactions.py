@@ -38,7 +38,7 @@ async def init_producer_id(ctx: RequestContext, request: Any) -> Any:
         if producer_id >= 0 and epoch >= 0:
             # KIP-360: an idempotent producer bumping its own epoch after an error
             return answer | {"producer_id": producer_id, "producer_epoch": (epoch + 1) % 32767}
-        return answer | {"producer_id": ctx.broker.store.allocate_producer_id(), "producer_epoch": 0}
+        return answer | {"producer_id": await ctx.broker.metadata.allocate_producer_id(), "producer_epoch": 0}
 
     async def init() -> dict[str, Any]:
         try:
@@ -52,7 +52,7 @@ async def init_producer_id(ctx: RequestContext, request: Any) -> Any:
 
 
 def _unknown_partitions(ctx: RequestContext, wanted: list[tuple[str, int]]) -> set[tuple[str, int]]:
-    topics = ctx.broker.store.topics()
+    topics = ctx.broker.metadata.topics()
     return {(t, p) for t, p in wanted if t not in topics or not 0 <= p < topics[t].num_partitions}
 
 

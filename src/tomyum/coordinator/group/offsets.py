@@ -14,6 +14,7 @@ import logging
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.coordinator.group.consumer import log as consumer_log
 from tomyum.coordinator.group.consumer.records import Record
+from tomyum.coordinator.topics import TopicDirectory
 from tomyum.protocol.records import build_batch, complete_length, control_marker, decode_records, iter_batches
 from tomyum.storage.engine import LogStore, TopicPartition
 from tomyum.coordinator.group.offsets_log import (
@@ -37,8 +38,12 @@ Key = tuple[str, str, int]  # group, topic, partition
 
 
 class OffsetStore:
-    def __init__(self, store: LogStore, num_partitions: int, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, store: LogStore, num_partitions: int, clock: Clock = SYSTEM_CLOCK, *,
+                 topics: TopicDirectory | None = None) -> None:
+        """``topics``: where the internal topic is looked up and created (default: ``store``,
+        for a test store that is both)."""
         self.store = store
+        self.topics: TopicDirectory = topics if topics is not None else store  # type: ignore[assignment]
         self.clock = clock
         self.num_partitions = num_partitions
         self.offsets: dict[Key, CommittedOffset] = {}
@@ -53,7 +58,7 @@ class OffsetStore:
         self.pending: dict[int, dict[Key, CommittedOffset]] = {}
 
     async def start(self) -> None:
-        meta = self.store.topics().get(OFFSETS_TOPIC)
+        meta = self.topics.topics().get(OFFSETS_TOPIC)
         if meta is None:
             return  # created on the first commit
         self.num_partitions = meta.num_partitions
@@ -153,9 +158,8 @@ class OffsetStore:
         return TopicPartition(OFFSETS_TOPIC, partition_for(group, self.num_partitions))
 
     async def ensure_topic(self) -> None:
-        if OFFSETS_TOPIC not in self.store.topics():
-            await self.store.create_topic(OFFSETS_TOPIC, self.num_partitions, {"cleanup.policy": ["compact"]},
-                                          internal=True)
+        if OFFSETS_TOPIC not in self.topics.topics():
+            await self.topics.create_topic(OFFSETS_TOPIC, self.num_partitions, {"cleanup.policy": ["compact"]})
 
     async def commit(self, group: str, commits: list[tuple[str, int, CommittedOffset]]) -> None:
         """Append the commits as one batch and wait until it is durable."""

@@ -31,6 +31,7 @@ from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC, partition_for
+from tomyum.coordinator.topics import TopicDirectory
 from tomyum.coordinator.txn.log import TXN_TOPIC, TxnRecord, TxnState, parse_txn_key, parse_txn_value, txn_key, txn_value
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch, complete_length, decode_records, iter_batches
@@ -66,8 +67,9 @@ class TxnView:
 
 class TransactionCoordinator:
     def __init__(self, store: LogStore, offsets: OffsetStore, config: BrokerConfig,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, *, topics: TopicDirectory | None = None) -> None:
         self.store = store
+        self.topics: TopicDirectory = topics if topics is not None else store  # type: ignore[assignment]
         self.offsets = offsets
         self.config = config
         self.clock = clock
@@ -83,7 +85,7 @@ class TransactionCoordinator:
     # lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        meta = self.store.topics().get(TXN_TOPIC)
+        meta = self.topics.topics().get(TXN_TOPIC)
         if meta is not None:
             self.num_partitions = meta.num_partitions
             for p in range(meta.num_partitions):
@@ -153,10 +155,9 @@ class TransactionCoordinator:
     async def _write(self, tid: str, rec: TxnRecord | None) -> None:
         """Append ``tid``'s new state (None: a tombstone) and wait until it is durable; only
         then does it become the state in memory."""
-        if TXN_TOPIC not in self.store.topics():
-            await self.store.create_topic(TXN_TOPIC, self.num_partitions,
-                                          {"cleanup.policy": ["compact"], "min.insync.replicas": 1},
-                                          internal=True)
+        if TXN_TOPIC not in self.topics.topics():
+            await self.topics.create_topic(TXN_TOPIC, self.num_partitions,
+                                           {"cleanup.policy": ["compact"], "min.insync.replicas": 1})
         tp = self.partition_of(tid)
         value = None if rec is None else txn_value(rec)
         batch = build_batch([(txn_key(tid), value)], timestamp=self.clock.time_ms())
@@ -174,7 +175,7 @@ class TransactionCoordinator:
     async def _write_markers(self, rec: TxnRecord, commit: bool) -> None:
         ends: list[tuple[TopicPartition, int]] = []
         offsets_partitions: list[TopicPartition] = []
-        topics = self.store.topics()
+        topics = self.topics.topics()
         for topic, parts in rec.partitions.items():
             meta = topics.get(topic)
             for p in sorted(parts):
@@ -253,7 +254,7 @@ class TransactionCoordinator:
                 rec = await self._fence_and_abort(tid, rec, "a new producer initialised the same transactional.id")
             now = self.clock.time_ms()
             if rec is None or rec.producer_epoch >= MAX_EPOCH - 1:
-                pid, epoch = self.store.allocate_producer_id(), 0
+                pid, epoch = await self.topics.allocate_producer_id(), 0
             else:
                 pid, epoch = rec.producer_id, rec.producer_epoch + 1
             await self._write(tid, TxnRecord(pid, epoch, timeout_ms, TxnState.EMPTY, {}, now, -1))

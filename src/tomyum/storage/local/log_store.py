@@ -18,44 +18,29 @@ always flushes its partition in the next round, whatever the policy.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
-from tomyum.config import (
-    DYNAMIC_BROKER,
-    DYNAMIC_DEFAULT,
-    TOPIC_CONFIGS,
-    BrokerConfig,
-    TopicConfig,
-    format_value,
-    parse_value,
-    validate_dynamic_broker_configs,
-)
-from tomyum.errors import ConfigError, ErrorCode, KafkaError, StorageError
+from tomyum.config import BrokerConfig, TopicConfig
+from tomyum.errors import ErrorCode, KafkaError, StorageError
 from tomyum.storage.engine import (
     AbortedTransaction,
     AppendResult,
     OffsetAndTimestamp,
     PartitionOffsets,
+    PartitionSpec,
     ProducerInfo,
     ReadResult,
-    TopicMetadata,
     TopicPartition,
 )
-from tomyum.storage.local.checkpoint import (
-    fsync_dir,
-    read_checkpoint,
-    write_atomically,
-    write_checkpoint,
-)
+from tomyum.storage.local.checkpoint import fsync_dir, read_checkpoint, write_atomically, write_checkpoint
 from tomyum.storage.local.cleaner import CleanPlan, clean, plan_cleaning, remove_leftovers
 from tomyum.storage.local.partition_log import PartitionLog
 from tomyum.storage.local.segment import LogSegment
@@ -65,7 +50,11 @@ log = logging.getLogger(__name__)
 RECOVERY_POINT = "recovery-point-offset-checkpoint"
 LOG_START = "log-start-offset-checkpoint"
 CLEANER_CHECKPOINT = "cleaner-offset-checkpoint"
-TOPICS_FILE = "topics.json"
+#: a partition log's directory, ``<topic>-<partition>``
+PARTITION_DIR = re.compile(r"^(.+)-(\d+)$")
+DELETE_SUFFIX = "-delete"
+#: directories in the data dir that are not partition logs of the engine's
+NOT_PARTITIONS = frozenset({"__cluster_metadata-0"})
 CHECKPOINT_INTERVAL_S = 60.0
 #: flush.ms longer than a day (Kafka's default is "never") waits a day at most
 MAX_FLUSH_DELAY_MS = 24 * 3600 * 1000
@@ -78,8 +67,10 @@ class LocalLogStore:
         self.data_dir = Path(data_dir)
         self.config = config
         self.clock = clock
-        self._topics: dict[str, TopicMetadata] = {}
         self._logs: dict[TopicPartition, PartitionLog] = {}
+        #: created, durable, not yet served (their metadata records are being written)
+        self._prepared: dict[TopicPartition, PartitionLog] = {}
+        self._removals: set[asyncio.Future[None]] = set()
         self._dirty: dict[PartitionLog, None] = {}
         #: partitions with unflushed acks=0/1 data waiting for flush.ms
         self._flush_timers: dict[PartitionLog, asyncio.TimerHandle] = {}
@@ -101,24 +92,22 @@ class LocalLogStore:
         self._sync_idle = asyncio.Event()
         self._sync_idle.set()
         self._closed = False
-        self.cluster_id = ""
-        self.next_producer_id = 0
-        self._producer_id_limit = 0
 
     # lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._load_meta_properties()
-        self._load_topics()
+    async def start(self, partitions: Mapping[TopicPartition, PartitionSpec]) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._remove_strays(partitions)
+        except OSError as e:
+            raise StorageError(f"cannot use data dir {self.data_dir}: {e.strerror or e}") from e
         recovery = read_checkpoint(self.data_dir / RECOVERY_POINT)
         starts = read_checkpoint(self.data_dir / LOG_START)
         clean = (self.data_dir / ".kafka_cleanshutdown").exists()
         self._first_dirty = read_checkpoint(self.data_dir / CLEANER_CHECKPOINT)
-        for meta in self._topics.values():
-            for p in range(meta.num_partitions):
-                tp = TopicPartition(meta.name, p)
-                self._open_log(tp, recovery.get(tp) if clean or tp in recovery else None, starts.get(tp))
+        for tp, spec in partitions.items():
+            self._logs[tp] = self._open_log(tp, spec, recovery.get(tp) if clean or tp in recovery else None,
+                                            starts.get(tp))
         # What recovery kept may not have reached stable storage before the crash: sync it
         # now, so that the high watermark we start with is durable.
         await self._sync_round(self._collect(list(self._logs.values())))
@@ -152,94 +141,49 @@ class LocalLogStore:
         for timer in self._flush_timers.values():
             timer.cancel()
         await self._sync_round(self._collect(list(self._logs.values())))
+        for plog in self._prepared.values():
+            plog.close_without_seal()
         for plog in self._logs.values():
             plog.close()
+        if self._removals:
+            await asyncio.gather(*self._removals, return_exceptions=True)
         self._write_checkpoints({tp: plog.log_end_offset for tp, plog in self._logs.items()})
         write_atomically(self.data_dir / ".kafka_cleanshutdown", b"")
         self._executor.shutdown(wait=True)
         self._cleaner_executor.shutdown(wait=True)
 
-    def _load_meta_properties(self) -> None:
-        path = self.data_dir / "meta.properties"
-        props: dict[str, str] = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if "=" in line and not line.startswith("#"):
-                    k, v = line.split("=", 1)
-                    props[k.strip()] = v.strip()
-        configured = self.config["cluster.id"]
-        if props.get("cluster.id") and configured and props["cluster.id"] != configured:
-            raise StorageError(f"{path} belongs to cluster {props['cluster.id']}, not {configured}")
-        if not props:
-            props = {
-                "version": "1",
-                "cluster.id": configured or _short_uuid(uuid.uuid4()),
-                "node.id": str(self.config.node_id),
-                "directory.id": _short_uuid(uuid.uuid4()),
-            }
-            write_atomically(path, "".join(f"{k}={v}\n" for k, v in props.items()).encode())
-        self.cluster_id = props["cluster.id"]
-
-    def _load_topics(self) -> None:
-        path = self.data_dir / TOPICS_FILE
-        if not path.exists():
-            return
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise StorageError(f"cannot read {path}: {e}") from e
-        self.next_producer_id = self._producer_id_limit = int(doc.get("producer_id_limit", 0))
-        for layer, raw in doc.get("broker_configs", {}).items():
-            if layer not in (DYNAMIC_BROKER, DYNAMIC_DEFAULT):
+    def _remove_strays(self, partitions: Mapping[TopicPartition, PartitionSpec]) -> None:
+        """Remove every partition directory that is not one of ``partitions``' (same topic
+        id): ``-delete`` directories, half-created ones, logs of deleted or older topics."""
+        for d in sorted(self.data_dir.iterdir()):
+            if not d.is_dir() or d.name in NOT_PARTITIONS:
                 continue
-            valid: dict[str, Any] = {}
-            for key, value in raw.items():  # one bad key (say, no longer dynamic) costs only itself
-                try:
-                    valid |= validate_dynamic_broker_configs({key: value})
-                except ConfigError as e:
-                    log.warning("ignoring a dynamic broker config stored in %s: %s", path, e)
-            self.config.set_dynamic(layer, valid)
-        for name, t in doc.get("topics", {}).items():
-            configs = {k: parse_value(TOPIC_CONFIGS[k], v) for k, v in t.get("configs", {}).items()
-                       if k in TOPIC_CONFIGS}
-            self._topics[name] = TopicMetadata(
-                name=name, topic_id=uuid.UUID(t["topic_id"]), num_partitions=int(t["partitions"]),
-                configs=configs, internal=bool(t.get("internal", False)))
+            if d.name.endswith(DELETE_SUFFIX):
+                log.info("removing %s, a deleted partition log", d.name)
+                _remove_dirs([d])
+                continue
+            m = PARTITION_DIR.match(d.name)
+            if m is None:
+                continue
+            spec = partitions.get(TopicPartition(m.group(1), int(m.group(2))))
+            topic_id = _stored_topic_id(d)
+            if spec is None or (topic_id is not None and topic_id != spec.topic_id):
+                log.info("removing %s, a partition log of %s", d.name,
+                         f"topic id {topic_id}, which no longer exists" if topic_id else "no known topic")
+                _remove_dirs([d])
 
-    def _save_topics(self) -> None:
-        doc = {
-            "version": 1,
-            "producer_id_limit": self._producer_id_limit,
-            "broker_configs": {
-                layer: {k: format_value(v) for k, v in self.config.dynamic(layer).items()}
-                for layer in (DYNAMIC_BROKER, DYNAMIC_DEFAULT)
-            },
-            "topics": {
-                t.name: {
-                    "topic_id": str(t.topic_id),
-                    "partitions": t.num_partitions,
-                    "configs": {k: format_value(v) for k, v in t.configs.items()},
-                    "internal": t.internal,
-                }
-                for t in self._topics.values()
-            },
-        }
-        try:
-            write_atomically(self.data_dir / TOPICS_FILE, json.dumps(doc, indent=1).encode())
-        except OSError as e:
-            raise StorageError(f"cannot write topic metadata: {e.strerror}") from e
-
-    def _open_log(self, tp: TopicPartition, recovery_point: int | None, log_start: int | None) -> PartitionLog:
+    def _open_log(self, tp: TopicPartition, spec: PartitionSpec, recovery_point: int | None,
+                  log_start: int | None) -> PartitionLog:
         directory = self.data_dir / f"{tp.topic}-{tp.partition}"
-        plog = PartitionLog(tp, directory, self.topic_config(tp.topic), self.clock)
+        plog = PartitionLog(tp, directory, spec.config, self.clock)
         try:
             if directory.exists():
                 remove_leftovers(directory)
             plog.open(recovery_point, log_start)
-            self._write_partition_metadata(directory, self._topics[tp.topic].topic_id)
+            self._write_partition_metadata(directory, spec.topic_id)
         except OSError as e:
+            plog.close_without_seal()
             raise StorageError(f"cannot open {directory}: {e.strerror}") from e
-        self._logs[tp] = plog
         return plog
 
     @staticmethod
@@ -251,47 +195,44 @@ class LocalLogStore:
         if not epochs.exists():
             write_atomically(epochs, b"0\n1\n0 0\n")
 
-    # topics ------------------------------------------------------------------------------
+    # partitions ---------------------------------------------------------------------------
 
-    def topics(self) -> Mapping[str, TopicMetadata]:
-        return self._topics
-
-    def topic_config(self, name: str) -> TopicConfig:
-        meta = self._topics.get(name)
-        return TopicConfig(self.config, meta.configs if meta else {})
-
-    async def create_topic(self, name: str, num_partitions: int, configs: Mapping[str, Any],
-                           *, internal: bool = False) -> TopicMetadata:
-        if name in self._topics:
-            raise KafkaError(f"topic {name!r} already exists", ErrorCode.topic_already_exists)
-        meta = TopicMetadata(name=name, topic_id=uuid.uuid4(), num_partitions=num_partitions,
-                             configs=dict(configs), internal=internal)
-        self._topics[name] = meta
+    async def prepare_partitions(self, specs: Mapping[TopicPartition, PartitionSpec]) -> None:
+        opened: list[PartitionLog] = []
         try:
-            for p in range(num_partitions):
-                self._open_log(TopicPartition(name, p), None, None)
-            self._save_topics()
-            fsync_dir(self.data_dir)
+            for tp, spec in specs.items():
+                if tp in self._logs or tp in self._prepared:
+                    raise StorageError(f"partition {tp} exists already")
+                directory = self.data_dir / f"{tp.topic}-{tp.partition}"
+                if directory.exists():  # a leftover of a failed creation or an older topic
+                    log.info("removing %s, left by an earlier topic of that name", directory.name)
+                    _remove_dirs([directory])
+                opened.append(self._open_log(tp, spec, None, None))
+            await asyncio.get_running_loop().run_in_executor(self._executor, fsync_dir, self.data_dir)
         except (StorageError, OSError) as e:
-            await self._drop_topic(name)
-            raise e if isinstance(e, StorageError) else StorageError(str(e)) from e
-        log.info("created topic %s with %d partitions%s", name, num_partitions,
-                 f" and configs {dict(configs)}" if configs else "")
-        return meta
+            for plog in opened:
+                plog.close_without_seal()
+                _remove_dirs([plog.directory])
+            raise e if isinstance(e, StorageError) else StorageError(f"cannot create partitions: {e}") from e
+        for plog in opened:
+            self._prepared[plog.tp] = plog
 
-    async def delete_topic(self, name: str) -> None:
-        if name not in self._topics:
-            raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
-        await self._drop_topic(name)
-        self._save_topics()
-        log.info("deleted topic %s", name)
+    def publish_partitions(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self._logs[tp] = self._prepared.pop(tp)
 
-    async def _drop_topic(self, name: str) -> None:
-        meta = self._topics.pop(name)
-        await self._sync_idle.wait()  # no fsync in flight may name a file we close
+    def set_partition_config(self, tp: TopicPartition, config: TopicConfig) -> None:
+        plog = self._logs.get(tp) or self._prepared.get(tp)
+        if plog is not None:
+            plog.config = config
+
+    async def remove_partitions(self, tps: Iterable[TopicPartition]) -> None:
         doomed: list[Path] = []
-        for tp in [tp for tp in self._logs if tp.topic == name]:  # only those that were opened
-            plog = self._logs.pop(tp)
+        plogs = [plog for tp in tps if (plog := self._logs.pop(tp, None) or self._prepared.pop(tp, None))]
+        if not plogs:
+            return
+        await self._sync_idle.wait()  # no fsync in flight may name a file we close
+        for plog in plogs:
             if plog in self._cleaning:
                 plan, done = self._cleaning[plog]
                 plan.stop.set()
@@ -300,59 +241,24 @@ class LocalLogStore:
             timer = self._flush_timers.pop(plog, None)
             if timer is not None:
                 timer.cancel()
-            plog.fail_waiters(KafkaError(f"topic {name} was deleted", ErrorCode.unknown_topic_or_partition))
+            plog.fail_waiters(KafkaError(f"topic {plog.tp.topic} was deleted", ErrorCode.unknown_topic_or_partition))
             plog.close_without_seal()
-            target = plog.directory.with_name(f"{plog.directory.name}.{uuid.uuid4().hex}-delete")
+            target = plog.directory.with_name(delete_dir_name(plog.tp))
             try:
                 plog.directory.rename(target)
                 doomed.append(target)
             except FileNotFoundError:
                 pass
+            except OSError as e:
+                log.error("cannot rename %s for deletion (it goes at the next start): %s", plog.directory, e)
         if doomed:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, _remove_dirs, doomed)
-
-    async def create_partitions(self, name: str, total: int) -> None:
-        meta = self._topics[name]
-        if total <= meta.num_partitions:
-            raise KafkaError(f"topic {name} already has {meta.num_partitions} partitions",
-                             ErrorCode.invalid_partitions)
-        new = TopicMetadata(name=name, topic_id=meta.topic_id, num_partitions=total,
-                            configs=meta.configs, internal=meta.internal)
-        self._topics[name] = new
-        for p in range(meta.num_partitions, total):
-            self._open_log(TopicPartition(name, p), None, None)
-        self._save_topics()
-        log.info("topic %s now has %d partitions", name, total)
-
-    async def alter_topic_configs(self, name: str, configs: Mapping[str, Any]) -> None:
-        meta = self._topics[name]
-        self._topics[name] = TopicMetadata(name=name, topic_id=meta.topic_id,
-                                           num_partitions=meta.num_partitions,
-                                           configs=dict(configs), internal=meta.internal)
-        self._save_topics()
-        for p in range(meta.num_partitions):
-            self._logs[TopicPartition(name, p)].config = self.topic_config(name)
-
-    async def alter_broker_configs(self, layer: str, configs: Mapping[str, Any]) -> None:
-        """Replace a dynamic broker config layer (parsed values); takes effect at once."""
-        before = dict(self.config.dynamic(layer))
-        self.config.set_dynamic(layer, configs)
-        try:
-            self._save_topics()
-        except StorageError:
-            self.config.set_dynamic(layer, before)
-            raise
-        log.info("dynamic broker configs (%s) now %s", layer, dict(configs))
-
-    def allocate_producer_id(self) -> int:
-        """A producer id never handed out before by this data directory."""
-        if self.next_producer_id >= self._producer_id_limit:
-            self._producer_id_limit = self.next_producer_id + 1000
-            self._save_topics()
-        pid = self.next_producer_id
-        self.next_producer_id += 1
-        return pid
+            try:
+                fsync_dir(self.data_dir)
+            except OSError as e:
+                log.error("cannot sync %s after renaming deleted logs: %s", self.data_dir, e)
+            fut = asyncio.get_running_loop().run_in_executor(self._cleaner_executor, _remove_dirs, doomed)
+            self._removals.add(fut)
+            fut.add_done_callback(self._removals.discard)
 
     # data --------------------------------------------------------------------------------
 
@@ -631,3 +537,25 @@ def _short_uuid(u: uuid.UUID) -> str:
     import base64
 
     return base64.urlsafe_b64encode(u.bytes).decode().rstrip("=")
+
+
+def _stored_topic_id(directory: Path) -> uuid.UUID | None:
+    """The topic id in a partition directory's ``partition.metadata`` (None: none readable)."""
+    import base64
+
+    try:
+        for line in (directory / "partition.metadata").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "topic_id":
+                text = value.strip()
+                return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def delete_dir_name(tp: TopicPartition) -> str:
+    """``<topic>-<partition>.<unique id>-delete``, the topic cut short (as Kafka does) so that
+    the name fits in 255 bytes whatever the topic's legal name."""
+    suffix = f"-{tp.partition}.{uuid.uuid4().hex}{DELETE_SUFFIX}"
+    return tp.topic[: 255 - len(suffix)] + suffix

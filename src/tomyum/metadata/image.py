@@ -1,0 +1,152 @@
+"""The metadata image: what exists, built only by replaying metadata records.
+
+:class:`MetadataImage` changes in exactly one way, :meth:`MetadataImage.replay`, and can
+describe itself as the records that rebuild it (:meth:`MetadataImage.records`, what a
+snapshot holds). Pure: no I/O, no clock. Not thread-safe: it lives on the broker's event loop.
+
+Topic configs are kept parsed (``retention.ms`` as an int); a stored key this build does not
+know, or a value it cannot parse, is left out of the parsed view (and logged by the caller
+that applies it), never fatal: the records stay as written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tomyum.metadata.records import (
+    BROKER_RESOURCE,
+    TOPIC_RESOURCE,
+    ConfigRecord,
+    FeatureLevelRecord,
+    MetadataRecord,
+    PartitionChangeRecord,
+    PartitionRecord,
+    ProducerIdsRecord,
+    RemoveTopicRecord,
+    TopicRecord,
+)
+
+#: topics that belong to the broker (Kafka's Topic.INTERNAL_TOPICS)
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicImage:
+    name: str
+    topic_id: uuid.UUID
+    num_partitions: int
+    #: the topic's own overrides, raw as stored (ConfigRecord values)
+    raw_configs: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def internal(self) -> bool:
+        return self.name in INTERNAL_TOPICS
+
+
+class MetadataImage:
+    def __init__(self) -> None:
+        self.topics: dict[str, TopicImage] = {}
+        self.topics_by_id: dict[uuid.UUID, TopicImage] = {}
+        #: partitions per topic id, as replayed (a topic's count is their number)
+        self._partitions: dict[uuid.UUID, dict[int, PartitionRecord]] = {}
+        #: dynamic broker configs by resource name ("" the cluster default, else a node id)
+        self.broker_configs: dict[str, dict[str, str]] = {}
+        #: configs of topics not (yet) known, kept until the topic appears (a snapshot
+        #: writes a topic's configs after its TopicRecord, so this stays empty in practice)
+        self._pending_configs: dict[str, dict[str, str]] = {}
+        self.next_producer_id = 0
+        self.features: dict[str, int] = {}
+        #: offset of the last record replayed (-1: none)
+        self.last_offset = -1
+
+    # replay -------------------------------------------------------------------------------
+
+    def replay(self, record: MetadataRecord, offset: int) -> None:
+        """Apply one record. Records that name what does not exist change nothing."""
+        self.last_offset = offset
+        if isinstance(record, TopicRecord):
+            topic = TopicImage(name=record.name, topic_id=record.topic_id, num_partitions=0,
+                               raw_configs=self._pending_configs.pop(record.name, {}))
+            self.topics[record.name] = topic
+            self.topics_by_id[record.topic_id] = topic
+            self._partitions[record.topic_id] = {}
+        elif isinstance(record, PartitionRecord):
+            parts = self._partitions.get(record.topic_id)
+            if parts is not None:
+                parts[record.partition_id] = record
+                self._put(replace(self.topics_by_id[record.topic_id], num_partitions=len(parts)))
+        elif isinstance(record, PartitionChangeRecord):
+            parts = self._partitions.get(record.topic_id)
+            old = parts.get(record.partition_id) if parts is not None else None
+            if parts is not None and old is not None:
+                parts[record.partition_id] = replace(
+                    old, isr=old.isr if record.isr is None else record.isr,
+                    replicas=old.replicas if record.replicas is None else record.replicas,
+                    leader=old.leader if record.leader == -2 else record.leader,
+                    leader_epoch=old.leader_epoch + (record.leader != -2),
+                    partition_epoch=old.partition_epoch + 1)
+        elif isinstance(record, RemoveTopicRecord):
+            gone = self.topics_by_id.pop(record.topic_id, None)
+            self._partitions.pop(record.topic_id, None)
+            if gone is not None:
+                del self.topics[gone.name]
+        elif isinstance(record, ConfigRecord):
+            self._replay_config(record)
+        elif isinstance(record, ProducerIdsRecord):
+            self.next_producer_id = max(self.next_producer_id, record.next_producer_id)
+        elif isinstance(record, FeatureLevelRecord):
+            self.features[record.name] = record.feature_level
+
+    def _put(self, topic: TopicImage) -> None:
+        self.topics[topic.name] = topic
+        self.topics_by_id[topic.topic_id] = topic
+
+    def _replay_config(self, r: ConfigRecord) -> None:
+        if r.resource_type == TOPIC_RESOURCE:
+            topic = self.topics.get(r.resource_name)
+            configs = dict(topic.raw_configs) if topic else self._pending_configs.setdefault(r.resource_name, {})
+            if r.value is None:
+                configs.pop(r.name, None)
+            else:
+                configs[r.name] = r.value
+            if topic is not None:
+                self._put(replace(topic, raw_configs=configs))
+        elif r.resource_type == BROKER_RESOURCE:
+            layer = self.broker_configs.setdefault(r.resource_name, {})
+            if r.value is None:
+                layer.pop(r.name, None)
+            else:
+                layer[r.name] = r.value
+
+    # reading ------------------------------------------------------------------------------
+
+    def partitions(self, topic: TopicImage) -> Mapping[int, PartitionRecord]:
+        return self._partitions.get(topic.topic_id, {})
+
+    def records(self) -> Iterator[MetadataRecord]:
+        """Records that rebuild this image from nothing (what a snapshot holds)."""
+        for name, level in sorted(self.features.items()):
+            yield FeatureLevelRecord(name=name, feature_level=level)
+        if self.next_producer_id:
+            yield ProducerIdsRecord(broker_id=-1, broker_epoch=-1, next_producer_id=self.next_producer_id)
+        for resource, layer in sorted(self.broker_configs.items()):
+            for key, value in sorted(layer.items()):
+                yield ConfigRecord(resource_type=BROKER_RESOURCE, resource_name=resource, name=key, value=value)
+        for topic in self.topics.values():
+            yield TopicRecord(name=topic.name, topic_id=topic.topic_id)
+            for _, p in sorted(self.partitions(topic).items()):
+                yield p
+            for key, value in sorted(topic.raw_configs.items()):
+                yield ConfigRecord(resource_type=TOPIC_RESOURCE, resource_name=topic.name, name=key, value=value)
+
+    def summary(self) -> dict[str, Any]:
+        """A comparable view of the whole image (for tests and recovery checks)."""
+        return {
+            "topics": {t.name: (t.topic_id, t.num_partitions, dict(t.raw_configs)) for t in self.topics.values()},
+            "broker_configs": {k: dict(v) for k, v in self.broker_configs.items() if v},
+            "next_producer_id": self.next_producer_id,
+            "features": dict(self.features),
+        }
