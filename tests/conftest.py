@@ -7,6 +7,7 @@ yourself (an Apache Kafka, say); tests that restart or kill the broker are then 
 from __future__ import annotations
 
 import os
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +17,23 @@ import pytest
 from tomyum.testing import BrokerProcess, ExternalBroker
 
 
+def data_dir(tmp_path: Path) -> Path:
+    """The test broker's data dir; with ``TOMYUM_TEST_MIGRATED=1``, seeded with a data dir of
+    the layout before the metadata log (topics.json), which the broker migrates at start."""
+    path = tmp_path / "data"
+    if os.environ.get("TOMYUM_TEST_MIGRATED"):
+        with tarfile.open(Path(__file__).parent / "data" / "legacy-topics-json-data-dir.tar.gz") as tar:
+            tar.extractall(tmp_path, filter="data")
+    return path
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerProcess | ExternalBroker]:
     external = os.environ.get("TOMYUM_TEST_BOOTSTRAP")
     if external:
         yield ExternalBroker(external)
         return
-    with BrokerProcess(tmp_path / "data") as b:
+    with BrokerProcess(data_dir(tmp_path)) as b:
         yield b
 
 
@@ -31,7 +42,7 @@ def own_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
     """A broker this test may kill and restart."""
     if os.environ.get("TOMYUM_TEST_BOOTSTRAP"):
         pytest.skip("needs a broker the test can restart")
-    with BrokerProcess(tmp_path / "data") as b:
+    with BrokerProcess(data_dir(tmp_path)) as b:
         yield b
 
 

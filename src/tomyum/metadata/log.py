@@ -179,9 +179,13 @@ class MetadataLog:
         """Cut whatever part of a failed append reached the file (truncating needs no space)."""
         try:
             os.ftruncate(self._fd, self._size)
-            os.fdatasync(self._fd)
         except OSError as e:
             log.error("cannot cut a failed append off the metadata log (recovery will): %s", e)
+            return
+        try:
+            os.fdatasync(self._fd)
+        except OSError as e:  # the cut is in the file; if it is lost, recovery cuts the torn tail
+            log.debug("cannot sync the cut of a failed append: %s", e)
 
     # snapshots ----------------------------------------------------------------------------
 

@@ -228,7 +228,11 @@ class LocalLogStore:
 
     async def remove_partitions(self, tps: Iterable[TopicPartition]) -> None:
         doomed: list[Path] = []
-        plogs = [plog for tp in tps if (plog := self._logs.pop(tp, None) or self._prepared.pop(tp, None))]
+        tps = list(tps)
+        for plog in [self._prepared.pop(tp) for tp in tps if tp in self._prepared]:
+            plog.close_without_seal()  # never served, empty: gone at once
+            _remove_dirs([plog.directory])
+        plogs = [self._logs.pop(tp) for tp in tps if tp in self._logs]
         if not plogs:
             return
         await self._sync_idle.wait()  # no fsync in flight may name a file we close
