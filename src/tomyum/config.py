@@ -92,6 +92,9 @@ def _defs(*defs: ConfigDef) -> dict[str, ConfigDef]:
 
 
 DAY_MS = 24 * 3600 * 1000
+#: KIP-1030 (Kafka 4.0): a segment is at least 1 MiB, so that no client can make the broker
+#: open a segment (and its files) per batch
+MIN_SEGMENT_BYTES = 1 << 20
 COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 
 BROKER_CONFIGS = _defs(
@@ -114,9 +117,15 @@ BROKER_CONFIGS = _defs(
     # a burst of connections waits in a longer queue instead of being refused
     # tomyum's own: the most partitions one topic may have (each is a directory and open files)
     ConfigDef("topic.max.partitions", "int", 10000, at_least(1)),
+    # tomyum's own: topics auto-created (Metadata, auto.create.topics.enable) get at most this
+    # many partitions a second, a burst of twice as many; over it the topic is not created
+    ConfigDef("auto.create.topics.partitions.per.second", "double", 10.0, at_least(0.001), dynamic=False),
+    # the most partitions this broker holds (the limit KIP-578 proposed): each is a directory
+    # and open files; a creation over it is POLICY_VIOLATION
+    ConfigDef("max.broker.partitions", "int", 20000, at_least(1)),
     ConfigDef("socket.listen.backlog.size", "int", 1024, at_least(1), dynamic=False),
     ConfigDef("socket.request.max.bytes", "int", 104857600, at_least(1), dynamic=False),
-    ConfigDef("log.segment.bytes", "int", 1073741824, at_least(14)),
+    ConfigDef("log.segment.bytes", "int", 1073741824, at_least(MIN_SEGMENT_BYTES)),
     ConfigDef("log.roll.ms", "long", None),
     ConfigDef("log.roll.hours", "int", 168, at_least(1), dynamic=False),
     ConfigDef("log.retention.ms", "long", None),
@@ -213,7 +222,10 @@ TOPIC_CONFIGS = _defs(
     ConfigDef("preallocate", "bool", False, synonym="log.preallocate"),
     ConfigDef("retention.bytes", "long", -1, synonym="log.retention.bytes"),
     ConfigDef("retention.ms", "long", 7 * DAY_MS, at_least(-1), synonym="log.retention.ms"),
-    ConfigDef("segment.bytes", "int", 1073741824, at_least(14), synonym="log.segment.bytes"),
+    ConfigDef("segment.bytes", "int", 1073741824, at_least(MIN_SEGMENT_BYTES), synonym="log.segment.bytes"),
+    # Kafka 4's internal override of segment.bytes below its 1 MiB minimum, for tests (KIP-1030);
+    # not listed by DescribeConfigs
+    ConfigDef("internal.segment.bytes", "int", None, at_least(14)),
     ConfigDef("segment.index.bytes", "int", 10485760, at_least(4), synonym="log.index.size.max.bytes"),
     ConfigDef("segment.jitter.ms", "long", 0, at_least(0)),
     ConfigDef("segment.ms", "long", 7 * DAY_MS, at_least(1), synonym="log.roll.ms"),
@@ -227,7 +239,8 @@ TOPIC_CONFIGS = _defs(
 )
 
 #: environment variables that belong to tomyum's tools, not to the broker's config
-NON_CONFIG_ENV = frozenset({"TOMYUM_BOOTSTRAP", "TOMYUM_TEST_BOOTSTRAP", "TOMYUM_LOG_LEVEL", "TOMYUM_DATA_DIR"})
+NON_CONFIG_ENV = frozenset({"TOMYUM_BOOTSTRAP", "TOMYUM_LOG_LEVEL", "TOMYUM_DATA_DIR", "TOMYUM_DEBUG",
+                            "TOMYUM_TIMEOUT"})
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -249,10 +262,12 @@ def read_properties(path: Path) -> dict[str, str]:
 
 
 def env_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """Broker configs from ``TOMYUM_*`` variables; those of tomyum's own tools (the CLI's, the
+    test kit's ``TOMYUM_TEST_*``) are not configs."""
     return {
         name[len("TOMYUM_"):].lower().replace("_", "."): value
         for name, value in environ.items()
-        if name.startswith("TOMYUM_") and name not in NON_CONFIG_ENV
+        if name.startswith("TOMYUM_") and name not in NON_CONFIG_ENV and not name.startswith("TOMYUM_TEST_")
     }
 
 
@@ -411,6 +426,8 @@ class TopicConfig:
     overrides: Mapping[str, Any]
 
     def __getitem__(self, key: str) -> Any:
+        if key == "segment.bytes" and self.overrides.get("internal.segment.bytes") is not None:
+            return self.overrides["internal.segment.bytes"]
         if key in self.overrides:
             return self.overrides[key]
         return self.broker.topic_default(key)

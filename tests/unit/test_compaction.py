@@ -21,7 +21,7 @@ from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("c", 0)
 HOUR = 3_600_000
-COMPACT = {"cleanup.policy": ["compact"], "segment.bytes": 2048, "index.interval.bytes": 256,
+COMPACT = {"cleanup.policy": ["compact"], "internal.segment.bytes": 2048, "index.interval.bytes": 256,
            "delete.retention.ms": HOUR}
 
 Scenario = Callable[[TopicStore, FakeClock], Awaitable[None]]

@@ -13,6 +13,7 @@ from tomyum.config import (
     DYNAMIC_DEFAULT,
     BrokerConfig,
     TopicConfig,
+    env_settings,
     validate_dynamic_broker_configs,
 )
 from tomyum.errors import ConfigError
@@ -66,11 +67,11 @@ def test_static_keys_are_refused_in_kafkas_words() -> None:
 
 
 def test_topic_sources_follow_the_broker_layers() -> None:
-    cfg = BrokerConfig({"log.segment.bytes": "5000"})
+    cfg = BrokerConfig({"log.segment.bytes": "5000000"})
     topic = TopicConfig(cfg, {"retention.ms": 1})
-    assert (topic["segment.bytes"], topic.source("segment.bytes")) == (5000, "static")
-    cfg.set_dynamic(DYNAMIC_BROKER, {"log.segment.bytes": 6000})
-    assert (topic["segment.bytes"], topic.source("segment.bytes")) == (6000, DYNAMIC_BROKER)
+    assert (topic["segment.bytes"], topic.source("segment.bytes")) == (5000000, "static")
+    cfg.set_dynamic(DYNAMIC_BROKER, {"log.segment.bytes": 6000000})
+    assert (topic["segment.bytes"], topic.source("segment.bytes")) == (6000000, DYNAMIC_BROKER)
     cfg.set_dynamic(DYNAMIC_BROKER, {"log.retention.ms": 2})
     assert (topic["retention.ms"], topic.source("retention.ms")) == (1, "topic")
     assert topic.source("max.message.bytes") == "default"
@@ -102,3 +103,12 @@ def test_dynamic_layers_persist_in_the_data_dir(tmp_path: Path) -> None:
     again = BrokerConfig()
     asyncio.run(cycle(again))
     assert dict(again.dynamic(DYNAMIC_DEFAULT)) == {"log.retention.ms": 60_000}
+
+
+def test_variables_of_tomyums_own_tools_are_not_broker_configs() -> None:
+    env = {"TOMYUM_DEBUG": "1", "TOMYUM_TIMEOUT": "5", "TOMYUM_TEST_MIGRATED": "1", "TOMYUM_BOOTSTRAP": "x:1",
+           "TOMYUM_LOG_RETENTION_MS": "1000", "PATH": "/bin"}
+    assert env_settings(env) == {"log.retention.ms": "1000"}
+    assert BrokerConfig.load(environ=env)["log.retention.ms"] == 1000
+    with pytest.raises(ConfigError, match="log.retenton.ms: unknown config key"):
+        BrokerConfig.load(environ={"TOMYUM_LOG_RETENTON_MS": "1"})  # a typo is still named

@@ -20,7 +20,7 @@ NOW = 1_700_000_000_000
 
 
 def small_config(**overrides: object) -> TopicConfig:
-    settings = {"segment.bytes": 1024, "index.interval.bytes": 128, "message.timestamp.after.max.ms": 2**62}
+    settings = {"internal.segment.bytes": 1024, "index.interval.bytes": 128, "message.timestamp.after.max.ms": 2**62}
     settings.update(overrides)  # type: ignore[arg-type]
     return TopicConfig(BrokerConfig(), settings)
 

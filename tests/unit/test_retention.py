@@ -18,7 +18,7 @@ from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("t", 0)
 HOUR = 3_600_000
-SMALL = {"segment.bytes": 1024, "index.interval.bytes": 128}
+SMALL = {"internal.segment.bytes": 1024, "index.interval.bytes": 128}
 
 Scenario = Callable[[TopicStore, FakeClock], Awaitable[None]]
 
@@ -177,5 +177,5 @@ def test_segments_roll_on_record_time_so_old_records_share_a_segment(tmp_path: P
         r = await store.append(TP, memoryview(build_batch([(b"k", b"v")], timestamp=month_ago + HOUR)))
         assert seg_bases(store) == [0, 50]  # an hour of record time later: a new segment
 
-    run(tmp_path, scenario, **{"segment.ms": HOUR, "segment.bytes": 1 << 20, "retention.ms": -1,
+    run(tmp_path, scenario, **{"segment.ms": HOUR, "internal.segment.bytes": 1 << 20, "retention.ms": -1,
                                "message.timestamp.before.max.ms": 2**62})

@@ -21,15 +21,19 @@ from tomyum.coordinator.group import GroupCoordinator
 from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.txn import TransactionCoordinator
-from tomyum.errors import ConfigError, KafkaError
+from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC
+from tomyum.coordinator.txn.log import TXN_TOPIC
+from tomyum.errors import ConfigError, ErrorCode, KafkaError
+from tomyum.log_limit import RateLimitedLog, TokenBucket
 from tomyum.metadata import DataDirLock, MetadataController, check_meta_properties, check_topic_name
 from tomyum.storage.engine import LogStore
 from tomyum.storage.local import LocalLogStore
 
 if TYPE_CHECKING:
-    from tomyum.broker.server import KafkaConnection
+    from tomyum.broker.server import Acceptor, KafkaConnection
 
 log = logging.getLogger(__name__)
+_limited = RateLimitedLog(log)
 
 #: makes the log engine for a data dir (the local one unless a test or a later mode says otherwise)
 EngineFactory = Callable[[Path, BrokerConfig, Clock], LogStore]
@@ -66,18 +70,19 @@ class Broker:
             session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics,
             persist=self.offsets.store_consumer_group_records)
         self.connections: set[KafkaConnection] = set()
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[Acceptor] = []
         self._offsets_expiry: asyncio.Task[None] | None = None
         self._idle_reaper: asyncio.Task[None] | None = None
         self.started_at = time.time()
-        self._topic_locks: dict[str, asyncio.Lock] = {}
+        rate = config["auto.create.topics.partitions.per.second"]
+        self._auto_create_bucket = TokenBucket(rate, 2 * rate, clock.monotonic)
         load_handlers()
 
     async def start(self, create_topics: Sequence[tuple[str, int, int]] = ()) -> None:
         """Take the data dir (refused if another process holds it), recover the metadata log,
         then the partition logs it names, then the coordinators; then listen. On an error,
         call :meth:`abort_start`."""
-        from tomyum.broker.server import KafkaConnection
+        from tomyum.broker.server import Acceptor, listen
 
         self._dir_lock.acquire()
         self.cluster_id = check_meta_properties(self.data_dir, self.config["cluster.id"], self.node_id)
@@ -97,19 +102,14 @@ class Broker:
                     raise ConfigError("--create-topic", f"{name}: replication factor {replication} "
                                       "needs more brokers than this one")
                 await self.metadata.create_topic(check_topic_name(name), partitions, {})
-        loop = asyncio.get_running_loop()
         for listener in self.listeners:
-            server = await loop.create_server(
-                lambda listener=listener: KafkaConnection(self, listener),  # type: ignore[misc]
-                host=listener.host or None, port=listener.port, reuse_address=True,
-                backlog=self.config["socket.listen.backlog.size"],
-            )
-            port = server.sockets[0].getsockname()[1]
+            acceptor = Acceptor(self, listener, listen(listener.host, listener.port,
+                                                       self.config["socket.listen.backlog.size"]))
+            self._servers.append(acceptor)
             if listener.port == 0:
-                listener.port = port
+                listener.port = acceptor.port
             if listener.advertised_port == 0:
-                listener.advertised_port = port
-            self._servers.append(server)
+                listener.advertised_port = acceptor.port
 
     def ready_line(self) -> str:
         where = ", ".join(f"{x.name}://{x.host or '0.0.0.0'}:{x.port}" for x in self.listeners)
@@ -131,8 +131,6 @@ class Broker:
             if task is not None:
                 task.cancel()
         await asyncio.gather(*(c.drain(timeout) for c in list(self.connections)), return_exceptions=True)
-        for server in self._servers:
-            await server.wait_closed()
         await self.store.close()
         await self.metadata.close()
         self._dir_lock.release()
@@ -177,16 +175,29 @@ class Broker:
         return {name: (meta.topic_id, meta.num_partitions) for name, meta in self.metadata.topics().items()
                 if not meta.internal}
 
-    def topic_lock(self, name: str) -> asyncio.Lock:
-        return self._topic_locks.setdefault(name, asyncio.Lock())
-
     async def auto_create_topic(self, name: str) -> None:
-        """Create ``name`` with the broker defaults, as ``auto.create.topics.enable`` does."""
-        async with self.topic_lock(name):
-            if name not in self.metadata.topics():
-                await self.metadata.create_topic(name, self.config["num.partitions"], {})
+        """Create ``name`` as ``auto.create.topics.enable`` does: an internal topic as its
+        coordinator makes it, any other with the broker defaults, at most
+        ``auto.create.topics.partitions.per.second`` partitions a second (a burst of twice that),
+        so that no client can flood the broker with topics; over it UNKNOWN_TOPIC_OR_PARTITION,
+        which clients retry."""
+        if name in self.metadata.topics():
+            return
+        if name == OFFSETS_TOPIC:
+            return await self.offsets.ensure_topic()
+        if name == TXN_TOPIC:
+            return await self.transactions.ensure_topic()
+        partitions = self.config["num.partitions"]
+        if not self._auto_create_bucket.take(partitions):
+            _limited.warning("auto-create", "auto-creation of topics throttled (more than %g partitions a second "
+                             "asked for, auto.create.topics.partitions.per.second); %r not created",
+                             self._auto_create_bucket.rate, name)
+            raise KafkaError(f"auto-creation of {name!r} throttled", ErrorCode.unknown_topic_or_partition)
+        try:
+            await self.metadata.create_topic(name, partitions, {})
+        except KafkaError as e:
+            if e.code != ErrorCode.topic_already_exists:  # created meanwhile: as good
+                raise
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str | None]) -> None:
-        parsed = validate_topic_configs(configs)
-        async with self.topic_lock(name):
-            await self.metadata.create_topic(name, partitions, parsed)
+        await self.metadata.create_topic(name, partitions, validate_topic_configs(configs))

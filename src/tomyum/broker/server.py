@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import logging
+import os
+import socket
 import struct
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import HANDLERS, NO_RESPONSE, Deferred, RawResponse, api_version_ranges
 from tomyum.errors import ErrorCode, ProtocolError, UnsupportedVersion
+from tomyum.log_limit import RateLimitedLog
 from tomyum.protocol.codec import (
     API_VERSIONS_KEY,
     RequestHeader,
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     from tomyum.broker.listeners import Listener
 
 log = logging.getLogger(__name__)
+_limited = RateLimitedLog(log)
 
 _I32 = struct.Struct(">i")
 READ_CHUNK = 256 * 1024
@@ -155,7 +160,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def close(self, why: str | None = None) -> None:
         if why:
-            log.warning("closing connection from %s on %s: %s", self.peer, self.listener.name, why)
+            _limited.warning(("close", self.listener.name, why.split(":")[0][:60]),
+                             "closing connection from %s on %s: %s", self.peer, self.listener.name, why)
         self._closing = True
         if self.transport is not None:
             self.transport.close()
@@ -316,3 +322,126 @@ def _release(buffers: list[Any]) -> None:
     for b in buffers:
         if hasattr(b, "fileno"):
             b.release()
+
+
+#: accept() errors that mean "out of descriptors or memory": refuse, wait, carry on
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: how long accepting pauses when the process is out of descriptors
+EXHAUSTED_PAUSE_S = 0.2
+
+
+class Acceptor:
+    """Accepts connections on one listening socket.
+
+    When the process runs out of file descriptors, the broker keeps serving the connections
+    it has: a spare descriptor held for the purpose is let go, the newcomer is accepted and
+    closed at once (so it sees a refusal, not a hang), the spare is taken back, and accepting
+    pauses for a moment; one log line per 10 s says so, never a traceback. Creating topics
+    meanwhile fails with KAFKA_STORAGE_ERROR from the log engine, which needs descriptors too.
+    """
+
+    def __init__(self, broker: Broker, listener: Listener, sock: socket.socket) -> None:
+        self.broker = broker
+        self.listener = listener
+        self.sock = sock
+        self.loop = asyncio.get_running_loop()
+        self._spare: int | None = _take_spare()
+        self._paused: asyncio.TimerHandle | None = None
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        self.loop.add_reader(sock.fileno(), self._accept)
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def _accept(self) -> None:
+        for _ in range(64):
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in _EXHAUSTED:
+                    self._exhausted(e)
+                    return
+                _limited.warning(("accept", e.errno), "cannot accept a connection on %s: %s",
+                                 self.listener.name, e)
+                continue
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = self.loop.create_task(self.loop.connect_accepted_socket(
+                lambda: KafkaConnection(self.broker, self.listener), conn))
+            self._pending.add(task)
+            task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[Any]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _limited.warning(("start", type(task.exception())), "cannot start a connection on %s: %s",
+                             self.listener.name, task.exception())
+
+    def _exhausted(self, e: OSError) -> None:
+        refused = 0
+        if self._spare is not None:  # let one newcomer in just to close it: a refusal, not a hang
+            os.close(self._spare)
+            try:
+                conn, _ = self.sock.accept()
+                conn.close()
+                refused = 1
+            except OSError:
+                pass
+            self._spare = _take_spare()
+        _limited.error(("exhausted", self.listener.name),
+                       "out of file descriptors (%s): refusing new connections on %s for now%s; "
+                       "existing connections are served", e.strerror, self.listener.name,
+                       " (one refused)" if refused else "")
+        self.loop.remove_reader(self.sock.fileno())
+        self._paused = self.loop.call_later(EXHAUSTED_PAUSE_S, self._resume)
+
+    def _resume(self) -> None:
+        self._paused = None
+        if self._closed:
+            return
+        if self._spare is None:
+            self._spare = _take_spare()
+        self.loop.add_reader(self.sock.fileno(), self._accept)
+
+    def close(self) -> None:
+        """Stop accepting (connections already made are the broker's to drain)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._paused is not None:
+            self._paused.cancel()
+        else:
+            self.loop.remove_reader(self.sock.fileno())
+        for task in self._pending:
+            task.cancel()
+        self.sock.close()
+        if self._spare is not None:
+            os.close(self._spare)
+            self._spare = None
+
+
+def _take_spare() -> int | None:
+    try:
+        return os.open(os.devnull, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def listen(host: str | None, port: int, backlog: int) -> socket.socket:
+    """A non-blocking listening TCP socket (SO_REUSEADDR, as asyncio's servers set it)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -40,7 +40,7 @@ from tomyum.config import (
     validate_dynamic_broker_configs,
 )
 from tomyum.errors import ConfigError, ErrorCode, KafkaError, StorageError
-from tomyum.metadata.image import INTERNAL_TOPICS, MetadataImage, TopicImage
+from tomyum.metadata.image import INTERNAL_TOPICS, RESERVED_TOPICS, MetadataImage, TopicImage
 from tomyum.metadata.log import MetadataLog
 from tomyum.metadata.records import (
     BROKER_RESOURCE,
@@ -109,6 +109,8 @@ class MetadataController:
         #: take a snapshot once this many bytes were appended since the last one
         self.snapshot_bytes = 4 << 20
         self._snapshotting: asyncio.Task[None] | None = None
+        #: parsed configs per topic, valid while the topic's image is the one cached
+        self._configs: dict[str, tuple[TopicImage, TopicConfig]] = {}
 
     # lifecycle ----------------------------------------------------------------------------
 
@@ -162,19 +164,28 @@ class MetadataController:
         return self.image.topics
 
     def topic_config(self, topic: str | TopicImage) -> TopicConfig:
-        """A topic's configs: its own overrides (parsed; stored keys this build does not know
-        are left out), then the broker's."""
+        """A topic's configs: its own overrides (parsed; a stored key this build does not know,
+        or a value it no longer accepts, is left out with one warning), then the broker's.
+        Cheap: parsed once per change of the topic."""
         image = self.image.topics.get(topic) if isinstance(topic, str) else topic
+        if image is None:
+            return TopicConfig(self.config, {})
+        cached = self._configs.get(image.name)
+        if cached is not None and cached[0] is image:
+            return cached[1]
         overrides: dict[str, Any] = {}
-        for key, raw in (image.raw_configs.items() if image else ()):
+        for key, raw in image.raw_configs.items():
             d = TOPIC_CONFIGS.get(key)
-            if d is None:
-                continue
             try:
+                if d is None:
+                    raise ConfigError(key, "unknown topic config")
                 overrides[key] = parse_value(d, raw)
             except ConfigError as e:
-                log.warning("topic %s: ignoring stored config %s", image.name if image else topic, e)
-        return TopicConfig(self.config, overrides)
+                log.warning("topic %s: ignoring stored config %s", image.name, e)
+        config = TopicConfig(self.config, overrides)
+        if image is self.image.topics.get(image.name):
+            self._configs[image.name] = (image, config)
+        return config
 
     def leader_epoch(self, topic: str, partition: int) -> int:
         """The partition's leader epoch (-1: no such partition)."""
@@ -188,6 +199,8 @@ class MetadataController:
         """Create ``name`` with ``configs`` (parsed values, already validated)."""
         async with self._lock:
             check_topic_name(name)
+            if name in RESERVED_TOPICS:
+                raise KafkaError(f"Creation of internal topic {name} is prohibited.", ErrorCode.invalid_request)
             if name in self.image.topics:
                 raise KafkaError(f"Topic '{name}' already exists.", ErrorCode.topic_already_exists)
             key = _collision_key(name)
@@ -195,6 +208,7 @@ class MetadataController:
             if clash is not None:
                 raise KafkaError(f"Topic '{name}' collides with existing topic: {clash}",
                                  ErrorCode.invalid_topic_exception)
+            self._check_partition_limit(num_partitions)
             raw = {k: v for k, v in ((k, format_value(v)) for k, v in configs.items()) if v is not None}
             topic = TopicImage(name=name, topic_id=uuid.uuid4(), num_partitions=num_partitions, raw_configs=raw)
             node = self.config.node_id
@@ -214,6 +228,7 @@ class MetadataController:
             if total <= topic.num_partitions:
                 raise KafkaError(f"Topic currently has {topic.num_partitions} partitions, {total} would not be "
                                  "an increase.", ErrorCode.invalid_partitions)
+            self._check_partition_limit(total - topic.num_partitions)
             node = self.config.node_id
             new = range(topic.num_partitions, total)
             records: list[MetadataRecord] = [
@@ -221,6 +236,13 @@ class MetadataController:
                 for p in new]
             await self._with_new_logs(topic, new, records)
         log.info("topic %s now has %d partitions", name, total)
+
+    def _check_partition_limit(self, more: int) -> None:
+        held = sum(t.num_partitions for t in self.image.topics.values())
+        limit = self.config["max.broker.partitions"]
+        if held + more > limit:
+            raise KafkaError(f"{more} more partitions would exceed max.broker.partitions ({limit}): this broker "
+                             f"holds {held}", ErrorCode.policy_violation)
 
     async def _with_new_logs(self, topic: TopicImage, partitions: range, records: list[MetadataRecord]) -> None:
         assert self.logs is not None
@@ -236,6 +258,7 @@ class MetadataController:
         async with self._lock:
             topic = self._topic(name)
             await self._append([RemoveTopicRecord(topic_id=topic.topic_id)])
+            self._configs.pop(name, None)
             assert self.logs is not None
             await self.logs.remove(topic, range(topic.num_partitions))
         log.info("deleted topic %s (id %s)", name, topic.topic_id)

@@ -29,8 +29,11 @@ from tomyum.metadata.records import (
     TopicRecord,
 )
 
-#: topics that belong to the broker (Kafka's Topic.INTERNAL_TOPICS)
+#: topics that belong to the broker (Kafka's Topic.INTERNAL_TOPICS): only the broker creates,
+#: writes, deletes, grows or reconfigures them
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+#: names no topic may have: the metadata log's directory is ``__cluster_metadata-0``
+RESERVED_TOPICS = frozenset({"__cluster_metadata"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

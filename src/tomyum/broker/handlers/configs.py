@@ -32,6 +32,7 @@ from tomyum.config import (
     validate_topic_configs,
 )
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
+from tomyum.metadata import INTERNAL_TOPICS
 
 TOPIC, BROKER = 2, 4
 SOURCE_TOPIC, SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 2, 3, 4, 5
@@ -71,7 +72,7 @@ def _topic_configs(ctx: RequestContext, name: str, include_synonyms: bool) -> li
     cfg = metadata.topic_config(name)
     out = []
     for key, d in TOPIC_CONFIGS.items():
-        if not d.supported:
+        if not d.supported or key.startswith("internal."):
             continue
         synonyms = []
         if include_synonyms:
@@ -167,6 +168,9 @@ async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, increm
             name = resource.resource_name
             if name not in metadata.topics():
                 raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
+            if name in INTERNAL_TOPICS:
+                raise KafkaError(f"internal topic {name} belongs to the broker: its configs are the broker's "
+                                 "to set", ErrorCode.policy_violation)
             cfg = metadata.topic_config(name)
             if incremental:
                 raw = _apply_ops(cfg.overrides, resource.configs, TOPIC_CONFIGS, cfg.__getitem__)

@@ -17,6 +17,7 @@ from typing import Any
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.errors import ErrorCode, KafkaError
+from tomyum.metadata import INTERNAL_TOPICS
 from tomyum.storage.engine import TopicPartition
 
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
@@ -94,6 +95,9 @@ async def delete_records(ctx: RequestContext, request: Any) -> dict[str, Any]:
         for p in topic.partitions:
             entry = {"partition_index": p.partition_index, "low_watermark": -1, "error_code": 0}
             try:
+                if topic.name in INTERNAL_TOPICS:
+                    raise KafkaError(f"Cannot delete records of internal topic {topic.name}",
+                                     ErrorCode.invalid_topic_exception)
                 entry["low_watermark"] = await ctx.broker.store.delete_records(
                     TopicPartition(topic.name, p.partition_index), p.offset)
             except KafkaError as e:

@@ -19,6 +19,8 @@ from typing import Any
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import NO_RESPONSE, Deferred, RawResponse, handles
 from tomyum.errors import ErrorCode, KafkaError
+from tomyum.log_limit import RateLimitedLog
+from tomyum.metadata import INTERNAL_TOPICS
 from tomyum.protocol.codec import ms
 from tomyum.protocol.produce_response import PartitionResult, encode_produce_response
 from tomyum.storage.engine import TopicPartition
@@ -26,6 +28,8 @@ from tomyum.storage.engine import TopicPartition
 log = logging.getLogger(__name__)
 
 QUIET_ERRORS = {ErrorCode.unknown_topic_or_partition}
+#: one line per error and topic every 10 s, whatever a client sends
+rejections = RateLimitedLog(log)
 
 
 @handles(0, versions=range(3, 10))
@@ -38,19 +42,20 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
     for topic in request.topic_data:
         parts: list[PartitionResult] = []
         results.append((topic.name, parts))
+        refusal = _refusal(ctx, topic.name, acks)
         for pdata in topic.partition_data:
             tp = TopicPartition(topic.name, pdata.index)
             try:
-                if acks not in (0, 1, -1):
-                    raise KafkaError(f"acks={acks} is not 0, 1 or -1", ErrorCode.invalid_required_acks)
+                if refusal is not None:
+                    raise refusal
                 if not pdata.records:
                     raise KafkaError("no records", ErrorCode.invalid_record)
                 r = await store.append(tp, memoryview(pdata.records))
             except KafkaError as e:
                 failed = True
                 if e.code not in QUIET_ERRORS:
-                    log.warning("produce to %s from client %r (%s) rejected: %s: %s", tp, ctx.client_id,
-                                ctx.client_address, e.code.name.upper(), e)
+                    rejections.warning((e.code, tp.topic), "produce to %s from client %r (%s) rejected: %s: %s", tp,
+                                       ctx.client_id, ctx.client_address, e.code.name.upper(), e)
                 parts.append(PartitionResult(pdata.index, e.code, error_message=str(e)))
                 continue
             parts.append(PartitionResult(pdata.index, 0, r.base_offset, r.log_append_time, r.log_start_offset))
@@ -63,6 +68,20 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
     if durable:
         return Deferred(_await_durable(ctx, request, results, durable))
     return RawResponse(encode_produce_response(ctx.api_version, results))
+
+
+def _refusal(ctx: RequestContext, topic: str, acks: int) -> KafkaError | None:
+    """Why no partition of ``topic`` takes this produce, as Kafka's ReplicaManager says it."""
+    if acks not in (0, 1, -1):
+        return KafkaError(f"acks={acks} is not 0, 1 or -1", ErrorCode.invalid_required_acks)
+    if topic in INTERNAL_TOPICS:
+        return KafkaError(f"Cannot append to internal topic {topic}", ErrorCode.invalid_topic_exception)
+    if acks == -1:
+        min_isr = ctx.broker.metadata.topic_config(topic)["min.insync.replicas"]
+        if min_isr > 1:  # one broker: the ISR is this broker alone
+            return KafkaError(f"The size of the current ISR (1) is insufficient to satisfy the min.isr "
+                              f"requirement of {min_isr} for topic {topic}", ErrorCode.not_enough_replicas)
+    return None
 
 
 async def _await_durable(

@@ -14,7 +14,7 @@ from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import errors_into, handles
 from tomyum.config import format_value, validate_topic_configs
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
-from tomyum.metadata import check_topic_name
+from tomyum.metadata import INTERNAL_TOPICS, RESERVED_TOPICS, check_topic_name
 
 log = logging.getLogger(__name__)
 INTERNAL_PREFIX = "__"
@@ -44,6 +44,8 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 raise KafkaError(f"topic {t.name} named twice", ErrorCode.invalid_request)
             seen.add(t.name)
             check_topic_name(t.name)
+            if t.name in INTERNAL_TOPICS | RESERVED_TOPICS:
+                raise KafkaError(f"Creation of internal topic {t.name} is prohibited.", ErrorCode.invalid_request)
             if t.name in broker.metadata.topics():
                 raise KafkaError(f"topic '{t.name}' already exists.", ErrorCode.topic_already_exists)
             partitions = len(t.assignments) if t.assignments else t.num_partitions
@@ -93,11 +95,11 @@ async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
             meta = metadata.topics().get(name)  # type: ignore[arg-type]
             if meta is None:
                 raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
+            _refuse_internal(meta.name, "deleted")
             if not ctx.broker.config["delete.topic.enable"]:
                 raise KafkaError("delete.topic.enable is false", ErrorCode.topic_deletion_disabled)
             entry["topic_id"] = meta.topic_id
-            async with ctx.broker.topic_lock(meta.name):
-                await metadata.delete_topic(meta.name)
+            await metadata.delete_topic(meta.name)
         responses.append(entry)
     return {"throttle_time": 0, "responses": responses}
 
@@ -112,6 +114,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]
             meta = metadata.topics().get(t.name)
             if meta is None:
                 raise KafkaError(f"unknown topic {t.name!r}", ErrorCode.unknown_topic_or_partition)
+            _refuse_internal(t.name, "given more partitions")
             if t.count <= meta.num_partitions:
                 raise KafkaError(f"topic currently has {meta.num_partitions} partitions, {t.count} would "
                                  "not be an increase.", ErrorCode.invalid_partitions)
@@ -122,10 +125,15 @@ async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]
                                      ErrorCode.invalid_replica_assignment)
                 _check_replicas(ctx, 1, t.assignments)
             if not request.validate_only:
-                async with ctx.broker.topic_lock(t.name):
-                    await metadata.create_partitions(t.name, t.count)
+                await metadata.create_partitions(t.name, t.count)
         results.append(entry)
     return {"throttle_time": 0, "results": results}
+
+
+def _refuse_internal(name: str, what: str) -> None:
+    if name in INTERNAL_TOPICS:
+        raise KafkaError(f"internal topic {name} belongs to the broker and cannot be {what} by a client",
+                         ErrorCode.invalid_topic_exception)
 
 
 def _check_partition_limit(ctx: RequestContext, partitions: int) -> None:

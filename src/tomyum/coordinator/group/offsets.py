@@ -10,11 +10,13 @@ reaches the partition: a commit marker makes them the group's offsets, an abort 
 from __future__ import annotations
 
 import logging
+import struct
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.coordinator.group.consumer import log as consumer_log
 from tomyum.coordinator.group.consumer.records import Record
 from tomyum.coordinator.topics import TopicDirectory
+from tomyum.errors import CorruptRecord, ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch, complete_length, control_marker, decode_records, iter_batches
 from tomyum.storage.engine import LogStore, TopicPartition
 from tomyum.coordinator.group.offsets_log import (
@@ -33,6 +35,8 @@ from tomyum.coordinator.group.offsets_log import (
 )
 
 log = logging.getLogger(__name__)
+#: what reading a record that was not written by the coordinator can raise
+UNREADABLE = (ValueError, KeyError, IndexError, TypeError, struct.error)
 
 Key = tuple[str, str, int]  # group, topic, partition
 
@@ -54,6 +58,8 @@ class OffsetStore:
         self._started_ms = clock.time_ms()
         #: KIP-848 consumer group records: the latest value of each key
         self.consumer_group_values: dict[bytes, bytes] = {}
+        #: records of the internal topic skipped at load because they could not be read
+        self.skipped_records = 0
         #: per producer id, offsets committed in its open transaction
         self.pending: dict[int, dict[Key, CommittedOffset]] = {}
 
@@ -83,11 +89,24 @@ class OffsetStore:
                     if marker is not None:
                         self.complete_txn(h.producer_id, marker[0])
                     continue
-                for r in decode_records(batch):
-                    if h.is_transactional:
-                        self._apply_pending(h.producer_id, r.key, r.value)
-                    else:
-                        self._apply(r.key, r.value)
+                try:
+                    records = decode_records(batch)
+                except CorruptRecord as e:
+                    self._skip(tp, h.base_offset, e)
+                    continue
+                for r in records:
+                    try:
+                        if h.is_transactional:
+                            self._apply_pending(h.producer_id, r.key, r.value)
+                        else:
+                            self._apply(r.key, r.value)
+                    except UNREADABLE as e:
+                        self._skip(tp, r.offset, e)
+
+    def _skip(self, tp: TopicPartition, offset: int, e: Exception) -> None:
+        """A record no build of tomyum wrote (or one from a newer one): skipped, never fatal."""
+        self.skipped_records += 1
+        log.warning("%s: skipping the record at offset %d, which cannot be read: %s", tp, offset, e or type(e).__name__)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None or len(key) < 2:
@@ -118,7 +137,18 @@ class OffsetStore:
         """The KIP-848 group records kept, in an order fit to replay: each key's latest value,
         groups before members, members before their assignments."""
         keyed = sorted(self.consumer_group_values.items(), key=lambda kv: int.from_bytes(kv[0][:2], "big"))
-        return [r for k, v in keyed if (r := consumer_log.decode(k, v)) is not None]
+        out = []
+        for k, v in keyed:
+            try:
+                r = consumer_log.decode(k, v)
+            except UNREADABLE as e:
+                self.skipped_records += 1
+                log.warning("%s: skipping a consumer group record that cannot be read (key %s): %s", OFFSETS_TOPIC,
+                            k[:40].hex(), e or type(e).__name__)
+                continue
+            if r is not None:
+                out.append(r)
+        return out
 
     async def store_consumer_group_records(self, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
         """Append a KIP-848 group's records (one batch) and wait until they are durable."""
@@ -158,8 +188,13 @@ class OffsetStore:
         return TopicPartition(OFFSETS_TOPIC, partition_for(group, self.num_partitions))
 
     async def ensure_topic(self) -> None:
+        """Create ``__consumer_offsets`` with the broker's partition count and configs, once."""
         if OFFSETS_TOPIC not in self.topics.topics():
-            await self.topics.create_topic(OFFSETS_TOPIC, self.num_partitions, {"cleanup.policy": ["compact"]})
+            try:
+                await self.topics.create_topic(OFFSETS_TOPIC, self.num_partitions, {"cleanup.policy": ["compact"]})
+            except KafkaError as e:
+                if e.code != ErrorCode.topic_already_exists:  # created meanwhile: as good
+                    raise
 
     async def commit(self, group: str, commits: list[tuple[str, int, CommittedOffset]]) -> None:
         """Append the commits as one batch and wait until it is durable."""

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig
-from tomyum.coordinator.group.offsets import OffsetStore
+from tomyum.coordinator.group.offsets import UNREADABLE, OffsetStore
 from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC, partition_for
 from tomyum.coordinator.topics import TopicDirectory
 from tomyum.coordinator.txn.log import TXN_TOPIC, TxnRecord, TxnState, parse_txn_key, parse_txn_value, txn_key, txn_value
-from tomyum.errors import ErrorCode, KafkaError
+from tomyum.errors import CorruptRecord, ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch, complete_length, decode_records, iter_batches
 from tomyum.storage.engine import LogStore, TopicPartition
 
@@ -135,29 +135,42 @@ class TransactionCoordinator:
                 break
             for h in iter_batches(records[: complete_length(records)]):
                 position = h.next_offset
-                for r in decode_records(records[h.position : h.end]):
-                    tid = parse_txn_key(r.key) if r.key else None
-                    if tid is None:
-                        continue
-                    if r.value is None:
-                        self.txns.pop(tid, None)
-                    else:
-                        try:
+                try:
+                    batch = decode_records(records[h.position : h.end])
+                except CorruptRecord as e:
+                    self.offsets._skip(tp, h.base_offset, e)
+                    continue
+                for r in batch:
+                    try:
+                        tid = parse_txn_key(r.key) if r.key else None
+                        if tid is None:
+                            continue
+                        if r.value is None:
+                            self.txns.pop(tid, None)
+                        else:
                             self.txns[tid] = parse_txn_value(r.value)
-                        except (ValueError, KeyError) as e:
-                            log.warning("%s: skipping the state of %r: %s", tp, tid, e)
+                    except UNREADABLE as e:
+                        self.offsets._skip(tp, r.offset, e)
 
     # writing ---------------------------------------------------------------------------------
 
     def partition_of(self, transactional_id: str) -> TopicPartition:
         return TopicPartition(TXN_TOPIC, partition_for(transactional_id, self.num_partitions))
 
+    async def ensure_topic(self) -> None:
+        """Create ``__transaction_state`` with the broker's partition count and configs, once."""
+        if TXN_TOPIC not in self.topics.topics():
+            try:
+                await self.topics.create_topic(TXN_TOPIC, self.num_partitions,
+                                               {"cleanup.policy": ["compact"], "min.insync.replicas": 1})
+            except KafkaError as e:
+                if e.code != ErrorCode.topic_already_exists:  # created meanwhile: as good
+                    raise
+
     async def _write(self, tid: str, rec: TxnRecord | None) -> None:
         """Append ``tid``'s new state (None: a tombstone) and wait until it is durable; only
         then does it become the state in memory."""
-        if TXN_TOPIC not in self.topics.topics():
-            await self.topics.create_topic(TXN_TOPIC, self.num_partitions,
-                                           {"cleanup.policy": ["compact"], "min.insync.replicas": 1})
+        await self.ensure_topic()
         tp = self.partition_of(tid)
         value = None if rec is None else txn_value(rec)
         batch = build_batch([(txn_key(tid), value)], timestamp=self.clock.time_ms())

@@ -207,7 +207,11 @@ class LocalLogStore:
                 if directory.exists():  # a leftover of a failed creation or an older topic
                     log.info("removing %s, left by an earlier topic of that name", directory.name)
                     _remove_dirs([directory])
-                opened.append(self._open_log(tp, spec, None, None))
+                try:
+                    opened.append(self._open_log(tp, spec, None, None))
+                except StorageError:
+                    _remove_dirs([directory])  # what the failed open made of it
+                    raise
             await asyncio.get_running_loop().run_in_executor(self._executor, fsync_dir, self.data_dir)
         except (StorageError, OSError) as e:
             for plog in opened:

@@ -48,7 +48,11 @@ class ConsumerGroupRuntime:
     def restore(self, records: Iterable[Record]) -> None:
         """Replay stored records (on start) and give every member a session to come back in."""
         for record in records:
-            self.state.replay(record)
+            try:
+                self.state.replay(record)
+            except (KeyError, ValueError, IndexError, TypeError) as e:  # a record out of place: skipped
+                log.warning("skipping a consumer group record that does not fit the groups replayed so far "
+                            "(%s): %s", type(record).__name__, e or type(e).__name__)
         for group_id, group in self.state.groups.items():
             for member_id in group.members:
                 self._arm(self._sessions, (group_id, member_id), self.session_timeout_ms,
