@@ -44,6 +44,7 @@ from tomyum.storage.local.checkpoint import fsync_dir, read_checkpoint, write_at
 from tomyum.storage.local.cleaner import CleanPlan, clean, plan_cleaning, remove_leftovers
 from tomyum.storage.local.partition_log import PartitionLog
 from tomyum.storage.local.segment import LogSegment
+from tomyum.storage.log_rules import producer_infos
 
 log = logging.getLogger(__name__)
 
@@ -325,10 +326,7 @@ class LocalLogStore:
                                 last_stable_offset=plog.last_stable_offset)
 
     def producers(self, tp: TopicPartition) -> list[ProducerInfo]:
-        return [ProducerInfo(producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,
-                             last_timestamp=e.last_timestamp, coordinator_epoch=e.coordinator_epoch,
-                             current_txn_start_offset=e.txn_first_offset)
-                for e in self._log(tp).producer_state.producers.values()]
+        return producer_infos(self._log(tp).producer_state)
 
     def expire_producers(self) -> None:
         now, max_age = self.clock.time_ms(), self.config["producer.id.expiration.ms"]
