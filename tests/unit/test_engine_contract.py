@@ -14,20 +14,16 @@ from typing import Any
 
 import pytest
 
-from tomyum.clock import Clock
 from tomyum.config import BrokerConfig, TopicConfig
 from tomyum.errors import ErrorCode, KafkaError, StorageError
 from tomyum.protocol.records import build_batch, complete_length, decode_records, iter_batches
 from tomyum.storage.engine import AbortedTransaction, AppendResult, LogStore, PartitionSpec, TopicPartition
-from tomyum.storage.local import LocalLogStore
-from tomyum.storage.memory import MemoryLogStore
 from tomyum.testing.clock import FakeClock
+from tomyum.testing.store import ENGINES
 
 TP = TopicPartition("t", 0)
 OTHER = TopicPartition("u", 0)
 NOW = 1_700_000_000_000
-Factory = Callable[[Path, BrokerConfig, Clock], LogStore]
-ENGINES: dict[str, Factory] = {"local": LocalLogStore, "memory": MemoryLogStore}
 
 
 @dataclass
