@@ -16,7 +16,7 @@ from tomyum.protocol.records import Compression, Record, build_batch, decode_rec
 from tomyum.storage.engine import TopicPartition
 from tomyum.testing.store import TopicStore
 from tomyum.storage.local import cleaner as cleaner_module
-from tomyum.storage.local.partition_log import LEADER_EPOCH
+from tomyum.storage.log_rules import LEADER_EPOCH
 from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("c", 0)

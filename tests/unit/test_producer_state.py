@@ -14,7 +14,8 @@ from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch, decode_records, iter_batches, parse_header
 from tomyum.storage.engine import TopicPartition
 from tomyum.testing.store import TopicStore
-from tomyum.storage.local.producer_state import MAX_SEQUENCE, ProducerStateManager, read_txn_index
+from tomyum.storage.local.producer_files import read_txn_index
+from tomyum.storage.producer_state import MAX_SEQUENCE, ProducerStateManager
 from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("t", 0)

@@ -1,5 +1,6 @@
-"""The transaction coordinator on the local engine with a fake clock: its state machine,
-fencing, timeouts, expiry, and recovery of transactions that were mid-commit."""
+"""The transaction coordinator with a fake clock: its state machine, fencing, timeouts, expiry,
+and recovery of transactions that were mid-commit. Scenarios within one broker life run on
+both log engines (the memory one keeps them fast); those across a restart on the local one."""
 
 from __future__ import annotations
 
@@ -17,19 +18,24 @@ from tomyum.coordinator.txn.log import TxnRecord, TxnState, parse_txn_value, txn
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch
 from tomyum.storage.engine import TopicPartition
-from tomyum.testing.store import TopicStore
+from tomyum.testing.store import ENGINES, TopicStore
 from tomyum.testing.clock import FakeClock
 
 TP = TopicPartition("t", 0)
 Scenario = Callable[[TopicStore, TransactionCoordinator, FakeClock], Awaitable[None]]
 
 
-def run(data_dir: Path, scenario: Scenario, clock: FakeClock | None = None) -> None:
+@pytest.fixture(params=sorted(ENGINES))
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def run(data_dir: Path, scenario: Scenario, clock: FakeClock | None = None, engine: str = "local") -> None:
     clock = clock or FakeClock()
 
     async def main() -> None:
         config = BrokerConfig()
-        store = TopicStore(data_dir, config, clock)
+        store = TopicStore(data_dir, config, clock, engine=ENGINES[engine](data_dir, config, clock))
         await store.start()
         offsets = OffsetStore(store, 3, clock)
         await offsets.start()
@@ -64,7 +70,7 @@ def test_the_log_value_round_trips() -> None:
     assert parse_txn_value(txn_value(rec)) == rec
 
 
-def test_commit_writes_markers_and_moves_the_last_stable_offset(tmp_path: Path) -> None:
+def test_commit_writes_markers_and_moves_the_last_stable_offset(tmp_path: Path, engine: str) -> None:
     async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         pid, epoch = await txns.init_producer_id("app", 60000)
         assert epoch == 0
@@ -79,10 +85,10 @@ def test_commit_writes_markers_and_moves_the_last_stable_offset(tmp_path: Path) 
             await txns.end_txn("app", pid, epoch, commit=False)
         assert code_of(e) == ErrorCode.invalid_txn_state
 
-    run(tmp_path / "d", scenario)
+    run(tmp_path / "d", scenario, engine=engine)
 
 
-def test_a_new_producer_fences_the_old_one_and_aborts_its_transaction(tmp_path: Path) -> None:
+def test_a_new_producer_fences_the_old_one_and_aborts_its_transaction(tmp_path: Path, engine: str) -> None:
     async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         pid, old = await txns.init_producer_id("app", 60000)
         await txns.add_partitions("app", pid, old, [("t", 0)])
@@ -103,10 +109,10 @@ def test_a_new_producer_fences_the_old_one_and_aborts_its_transaction(tmp_path: 
             await txns.end_txn("app", pid + 100, new, True)
         assert code_of(e) == ErrorCode.invalid_producer_id_mapping
 
-    run(tmp_path / "d", scenario)
+    run(tmp_path / "d", scenario, engine=engine)
 
 
-def test_a_transaction_older_than_its_timeout_is_aborted_and_its_producer_fenced(tmp_path: Path) -> None:
+def test_a_transaction_older_than_its_timeout_is_aborted_and_its_producer_fenced(tmp_path: Path, engine: str) -> None:
     async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         pid, epoch = await txns.init_producer_id("slow", 10_000)
         await txns.add_partitions("slow", pid, epoch, [("t", 0)])
@@ -121,10 +127,10 @@ def test_a_transaction_older_than_its_timeout_is_aborted_and_its_producer_fenced
             await txns.end_txn("slow", pid, epoch, True)
         assert code_of(e) == ErrorCode.producer_fenced
 
-    run(tmp_path / "d", scenario)
+    run(tmp_path / "d", scenario, engine=engine)
 
 
-def test_invalid_timeouts_and_concurrent_transitions_are_refused(tmp_path: Path) -> None:
+def test_invalid_timeouts_and_concurrent_transitions_are_refused(tmp_path: Path, engine: str) -> None:
     async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         with pytest.raises(KafkaError) as e:
             await txns.init_producer_id("x", 900_001)
@@ -137,7 +143,7 @@ def test_invalid_timeouts_and_concurrent_transitions_are_refused(tmp_path: Path)
         assert code_of(e) == ErrorCode.concurrent_transactions
         await first
 
-    run(tmp_path / "d", scenario)
+    run(tmp_path / "d", scenario, engine=engine)
 
 
 def test_transactional_offsets_apply_on_commit_and_vanish_on_abort(tmp_path: Path) -> None:
@@ -189,7 +195,7 @@ def test_a_transaction_prepared_before_a_crash_completes_on_start(tmp_path: Path
     run(d, recovered)
 
 
-def test_idle_transactional_ids_expire(tmp_path: Path) -> None:
+def test_idle_transactional_ids_expire(tmp_path: Path, engine: str) -> None:
     async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         await txns.init_producer_id("old", 60000)
         clock.advance(txns.config["transactional.id.expiration.ms"])
@@ -197,10 +203,10 @@ def test_idle_transactional_ids_expire(tmp_path: Path) -> None:
         assert await txns.expire_transactional_ids() == 1
         assert set(txns.txns) == {"new"}
 
-    run(tmp_path / "d", scenario)
+    run(tmp_path / "d", scenario, engine=engine)
 
 
-def test_offsets_of_empty_groups_expire_after_the_retention(tmp_path: Path) -> None:
+def test_offsets_of_empty_groups_expire_after_the_retention(tmp_path: Path, engine: str) -> None:
     hour = 3_600_000
 
     async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
@@ -218,4 +224,4 @@ def test_offsets_of_empty_groups_expire_after_the_retention(tmp_path: Path) -> N
         assert await offsets.expire(2 * hour, active={"busy"}) == 1
         assert offsets.groups() == {"busy"}
 
-    run(tmp_path / "d", scenario)
+    run(tmp_path / "d", scenario, engine=engine)

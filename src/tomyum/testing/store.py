@@ -1,14 +1,15 @@
 """A log engine with its metadata, in one object, for tests of storage and coordinators.
 
 :class:`TopicStore` starts a :class:`~tomyum.metadata.MetadataController` and a log engine
-(the local one unless another is given) on one data dir, joined as the broker joins them, and
+(the local one unless another is given: :data:`ENGINES` names every engine, for tests
+parametrized over them) on one data dir, joined as the broker joins them, and
 answers both the engine's methods (``append``, ``read``, ...) and the metadata ones
 (``create_topic``, ``topics``, ``allocate_producer_id``, ...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,13 @@ from tomyum.config import BrokerConfig, TopicConfig
 from tomyum.metadata import MetadataController, TopicImage
 from tomyum.storage.engine import LogStore
 from tomyum.storage.local import LocalLogStore
+from tomyum.storage.memory import MemoryLogStore
+
+#: every log engine by name, as the broker's ``engine`` factory takes them
+ENGINES: dict[str, Callable[[Path, BrokerConfig, Clock], LogStore]] = {
+    "local": LocalLogStore,
+    "memory": MemoryLogStore,
+}
 
 
 class TopicStore:

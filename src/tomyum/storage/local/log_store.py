@@ -28,22 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
-from tomyum.config import BrokerConfig, TopicConfig
+from tomyum.config import BrokerConfig
 from tomyum.errors import ErrorCode, KafkaError, StorageError
-from tomyum.storage.engine import (
-    AbortedTransaction,
-    AppendResult,
-    OffsetAndTimestamp,
-    PartitionOffsets,
-    PartitionSpec,
-    ProducerInfo,
-    ReadResult,
-    TopicPartition,
-)
+from tomyum.storage.engine import AppendResult, PartitionSpec, TopicPartition
 from tomyum.storage.local.checkpoint import fsync_dir, read_checkpoint, write_atomically, write_checkpoint
 from tomyum.storage.local.cleaner import CleanPlan, clean, plan_cleaning, remove_leftovers
 from tomyum.storage.local.partition_log import PartitionLog
 from tomyum.storage.local.segment import LogSegment
+from tomyum.storage.served_partitions import ServedPartitions
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +54,12 @@ MAX_FLUSH_DELAY_MS = 24 * 3600 * 1000
 _SyncItem = tuple[PartitionLog, int, list[tuple[LogSegment, int]], bool]
 
 
-class LocalLogStore:
+class LocalLogStore(ServedPartitions[PartitionLog]):
     def __init__(self, data_dir: Path, config: BrokerConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__()
         self.data_dir = Path(data_dir)
         self.config = config
         self.clock = clock
-        self._logs: dict[TopicPartition, PartitionLog] = {}
-        #: created, durable, not yet served (their metadata records are being written)
-        self._prepared: dict[TopicPartition, PartitionLog] = {}
         self._removals: set[asyncio.Future[None]] = set()
         self._dirty: dict[PartitionLog, None] = {}
         #: partitions with unflushed acks=0/1 data waiting for flush.ms
@@ -221,22 +211,13 @@ class LocalLogStore:
         for plog in opened:
             self._prepared[plog.tp] = plog
 
-    def publish_partitions(self, tps: Iterable[TopicPartition]) -> None:
-        for tp in tps:
-            self._logs[tp] = self._prepared.pop(tp)
-
-    def set_partition_config(self, tp: TopicPartition, config: TopicConfig) -> None:
-        plog = self._logs.get(tp) or self._prepared.get(tp)
-        if plog is not None:
-            plog.config = config
-
     async def remove_partitions(self, tps: Iterable[TopicPartition]) -> None:
         doomed: list[Path] = []
         tps = list(tps)
         for plog in [self._prepared.pop(tp) for tp in tps if tp in self._prepared]:
             plog.close_without_seal()  # never served, empty: gone at once
             _remove_dirs([plog.directory])
-        plogs = [self._logs.pop(tp) for tp in tps if tp in self._logs]
+        plogs = self._take(tps)
         if not plogs:
             return
         await self._sync_idle.wait()  # no fsync in flight may name a file we close
@@ -269,12 +250,6 @@ class LocalLogStore:
             fut.add_done_callback(self._removals.discard)
 
     # data --------------------------------------------------------------------------------
-
-    def _log(self, tp: TopicPartition) -> PartitionLog:
-        plog = self._logs.get(tp)
-        if plog is None:
-            raise KafkaError(f"unknown topic or partition {tp}", ErrorCode.unknown_topic_or_partition)
-        return plog
 
     async def append(self, tp: TopicPartition, records: memoryview) -> AppendResult:
         plog = self._log(tp)
@@ -311,33 +286,6 @@ class LocalLogStore:
             self._flush_soon(plog)  # someone waits: whatever the flush policy, sync it now
             await fut
 
-    async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True,
-                   zero_copy_min: int | None = None, read_committed: bool = False) -> ReadResult:
-        plog = self._log(tp)
-        lso = plog.last_stable_offset
-        records = plog.read(offset, max_bytes, min_one=min_one, zero_copy_min=zero_copy_min,
-                            upper=lso if read_committed else None)
-        aborted = None
-        if read_committed:
-            # every abort overlapping [offset, LSO): a superset of what was read, as Kafka sends
-            aborted = tuple(AbortedTransaction(a.producer_id, a.first_offset)
-                            for a in plog.aborted_transactions(offset, lso))
-        return ReadResult(records=records, high_watermark=plog.high_watermark,
-                          log_start_offset=plog.log_start_offset, last_stable_offset=lso, aborted=aborted)
-
-    def offsets(self, tp: TopicPartition) -> PartitionOffsets:
-        plog = self._log(tp)
-        return PartitionOffsets(log_start_offset=plog.log_start_offset,
-                                high_watermark=plog.high_watermark,
-                                log_end_offset=plog.log_end_offset,
-                                last_stable_offset=plog.last_stable_offset)
-
-    def producers(self, tp: TopicPartition) -> list[ProducerInfo]:
-        return [ProducerInfo(producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,
-                             last_timestamp=e.last_timestamp, coordinator_epoch=e.coordinator_epoch,
-                             current_txn_start_offset=e.txn_first_offset)
-                for e in self._log(tp).producer_state.producers.values()]
-
     def expire_producers(self) -> None:
         now, max_age = self.clock.time_ms(), self.config["producer.id.expiration.ms"]
         for plog in self._logs.values():
@@ -347,12 +295,6 @@ class LocalLogStore:
         while True:
             await asyncio.sleep(self.config["producer.id.expiration.check.interval.ms"] / 1000)
             self.expire_producers()
-
-    async def offset_for_timestamp(self, tp: TopicPartition, timestamp: int) -> OffsetAndTimestamp | None:
-        return self._log(tp).offset_for_timestamp(timestamp)
-
-    async def offset_of_max_timestamp(self, tp: TopicPartition) -> OffsetAndTimestamp | None:
-        return self._log(tp).offset_of_max_timestamp()
 
     async def delete_records(self, tp: TopicPartition, offset: int) -> int:
         plog = self._log(tp)

@@ -11,28 +11,15 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-from collections import deque
 from pathlib import Path
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import TopicConfig
 from tomyum.errors import ErrorCode, KafkaError
-from tomyum.protocol.records import (
-    BatchHeader,
-    build_batch,
-    control_key,
-    control_marker,
-    control_value,
-    iter_batches,
-    iter_raw_records,
-    parse_header,
-    patch_header,
-)
+from tomyum.protocol.records import BatchHeader, control_marker, parse_header, patch_header
 from tomyum.storage.engine import AppendResult, OffsetAndTimestamp, TopicPartition
 from tomyum.storage.local.checkpoint import write_atomically
-from tomyum.storage.local.producer_state import (
-    AbortedTxn,
-    ProducerStateManager,
+from tomyum.storage.local.producer_files import (
     append_txn_index,
     read_txn_index,
     snapshot_offsets,
@@ -40,10 +27,21 @@ from tomyum.storage.local.producer_state import (
     write_txn_index,
 )
 from tomyum.storage.local.segment import FileSlice, LogSegment
+from tomyum.storage.log_rules import (
+    LEADER_EPOCH,
+    DurableWaiters,
+    check_producers,
+    first_record_at,
+    log_append_time,
+    marker_batch,
+    new_log_start_offset,
+    record_of_max_timestamp,
+    validate_batches,
+)
+from tomyum.storage.producer_state import AbortedTxn, ProducerStateManager
 
 log = logging.getLogger(__name__)
 
-LEADER_EPOCH = 0
 #: producer snapshots kept per partition (older ones are deleted when a new one is written)
 SNAPSHOTS_KEPT = 2
 
@@ -62,7 +60,7 @@ class PartitionLog:
         self.unsynced: dict[LogSegment, None] = {}
         self.dir_unsynced = False
         self.messages_since_flush = 0
-        self._durable_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._durable_waiters = DurableWaiters()
         #: the cleaner is rewriting this partition's sealed segments: retention waits
         self.cleaning = False
         self.producer_state = ProducerStateManager()
@@ -183,41 +181,16 @@ class PartitionLog:
         All-or-nothing for validation: a bad batch rejects the whole request before anything
         is written.
         """
-        cfg = self.config
-        max_message = cfg["max.message.bytes"]
         if self.corrupt_at is not None:
             raise KafkaError(f"{self.tp} is offline: its log is corrupt at offset {self.corrupt_at}",
                              ErrorCode.kafka_storage_error)
-        headers = list(iter_batches(records))
-        if not headers:
-            raise KafkaError("produce request has no record batches", ErrorCode.invalid_record)
-        log_append = cfg["message.timestamp.type"] == "LogAppendTime"
-        compacted = "compact" in cfg["cleanup.policy"]
-        for h in headers:
-            if h.size > max_message:
-                raise KafkaError(f"batch of {h.size} bytes exceeds max.message.bytes {max_message}",
-                                 ErrorCode.message_too_large)
-            if h.is_control:
-                raise KafkaError("clients may not write control batches", ErrorCode.invalid_record)
-            if h.last_offset_delta != h.records_count - 1:
-                raise KafkaError("batch offsets are not sequential", ErrorCode.invalid_record)
-            if not log_append:
-                self._check_timestamp(h, now_ms)
-            if compacted:
-                _check_keys(h, records)
+        headers = validate_batches(records, self.config, now_ms)
+        log_append = log_append_time(self.config)
         state = self.producer_state
-        for h in headers:
-            if h.producer_id >= 0:
-                if len(headers) > 1:
-                    raise KafkaError("an idempotent or transactional produce must hold one batch per "
-                                     "partition", ErrorCode.invalid_record)
-                dup = state.check(h)
-                if dup is not None:
-                    log.info("%s: producer %d resent sequences %d-%d, already at offsets %d-%d",
-                             self.tp, h.producer_id, dup.first_seq, dup.last_seq, dup.first_offset,
-                             dup.last_offset)
-                    return AppendResult(base_offset=dup.first_offset, last_offset=dup.last_offset,
-                                        log_append_time=-1, log_start_offset=self.log_start_offset)
+        dup = check_producers(self.tp, state, headers)
+        if dup is not None:
+            return AppendResult(base_offset=dup.first_offset, last_offset=dup.last_offset,
+                                log_append_time=-1, log_start_offset=self.log_start_offset)
         base = self.log_end_offset
         first_base = base
         for h in headers:
@@ -233,16 +206,6 @@ class PartitionLog:
         return AppendResult(base_offset=first_base, last_offset=base - 1,
                             log_append_time=now_ms if log_append else -1,
                             log_start_offset=self.log_start_offset)
-
-    def _check_timestamp(self, h: BatchHeader, now_ms: int) -> None:
-        ts = h.max_timestamp
-        if ts < 0:
-            return
-        if now_ms - ts > self.config["message.timestamp.before.max.ms"] or (
-            ts - now_ms > self.config["message.timestamp.after.max.ms"]
-        ):
-            raise KafkaError(f"timestamp {ts} is out of the range allowed by the topic",
-                             ErrorCode.invalid_timestamp)
 
     def maybe_roll(self, incoming: int, now_ms: int, incoming_timestamp: int) -> None:
         """Roll before a batch of ``incoming`` bytes would overfill the active segment, or when
@@ -282,9 +245,7 @@ class PartitionLog:
         ``producer_id``'s transaction in this partition."""
         self.producer_state.check_marker(producer_id, epoch, coordinator_epoch)
         base = self.log_end_offset
-        batch = build_batch([(control_key(commit), control_value(coordinator_epoch))], base_offset=base,
-                            timestamp=now_ms, producer_id=producer_id, producer_epoch=epoch,
-                            transactional=True, control=True, partition_leader_epoch=LEADER_EPOCH)
+        batch = marker_batch(producer_id, epoch, commit, coordinator_epoch, base, now_ms)
         h = parse_header(batch)
         self.maybe_roll(h.size, now_ms, now_ms)
         seg = self.active
@@ -385,12 +346,7 @@ class PartitionLog:
     def delete_records(self, offset: int) -> int:
         """DeleteRecords: move the log start offset to ``offset`` (-1: the high watermark).
         Returns the new log start offset (the low watermark)."""
-        if offset == -1:
-            offset = self.high_watermark
-        if offset < 0 or offset > self.high_watermark:
-            raise KafkaError(f"cannot delete records before {offset}: {self.tp} has offsets up to "
-                             f"the high watermark {self.high_watermark}", ErrorCode.offset_out_of_range)
-        self.log_start_offset = max(self.log_start_offset, offset)
+        self.log_start_offset = new_log_start_offset(self.tp, offset, self.log_start_offset, self.high_watermark)
         return self.log_start_offset
 
     # durability ----------------------------------------------------------------------------
@@ -411,26 +367,15 @@ class PartitionLog:
         if end_offset <= self.high_watermark:
             return False
         self.high_watermark = min(end_offset, self.log_end_offset)
-        waiters = self._durable_waiters
-        while waiters and waiters[0][0] <= self.high_watermark:
-            _, fut = waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
+        self._durable_waiters.advance(self.high_watermark)
         return True
 
     def durable_future(self, offset: int) -> asyncio.Future[None] | None:
         """A future resolved once ``high_watermark >= offset`` (None if already so)."""
-        if offset <= self.high_watermark:
-            return None
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._durable_waiters.append((offset, fut))
-        return fut
+        return self._durable_waiters.wait_for(offset, self.high_watermark)
 
     def fail_waiters(self, error: Exception) -> None:
-        while self._durable_waiters:
-            _, fut = self._durable_waiters.popleft()
-            if not fut.done():
-                fut.set_exception(error)
+        self._durable_waiters.fail(error)
 
     # reading -------------------------------------------------------------------------------
 
@@ -496,23 +441,18 @@ class PartitionLog:
 
     def offset_for_timestamp(self, timestamp: int) -> OffsetAndTimestamp | None:
         """The first record with timestamp ``>= timestamp`` (below the high watermark)."""
-        from tomyum.protocol.records import decode_records
-
         for seg in self.segments:
             if seg.max_timestamp < timestamp:
                 continue
             h = seg.find_by_timestamp(timestamp, seg.durable_size)
             if h is None or h.base_offset >= self.high_watermark:
                 continue
-            batch = seg.read(h.position, h.size)
-            for r in decode_records(batch):
-                if r.timestamp >= timestamp and r.offset >= self.log_start_offset:
-                    return OffsetAndTimestamp(offset=r.offset, timestamp=r.timestamp)
+            found = first_record_at(seg.read(h.position, h.size), timestamp, self.log_start_offset)
+            if found is not None:
+                return found
         return None
 
     def offset_of_max_timestamp(self) -> OffsetAndTimestamp | None:
-        from tomyum.protocol.records import decode_records
-
         best: tuple[int, BatchHeader, LogSegment] | None = None
         for seg in self.segments:
             for h in seg.headers(0, seg.durable_size):
@@ -522,12 +462,8 @@ class PartitionLog:
                     best = (h.max_timestamp, h, seg)
         if best is None:
             return None
-        ts, h, seg = best
-        records = decode_records(seg.read(h.position, h.size))
-        for r in records:
-            if r.timestamp == ts:
-                return OffsetAndTimestamp(offset=r.offset, timestamp=ts)
-        return OffsetAndTimestamp(offset=h.last_offset, timestamp=ts)
+        _, h, seg = best
+        return record_of_max_timestamp(seg.read(h.position, h.size), h)
 
     # closing ---------------------------------------------------------------------------------
 
@@ -553,8 +489,3 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _check_keys(h: BatchHeader, records: memoryview) -> None:
-    """A compacted topic keeps the latest record per key: a record without one is refused."""
-    batch = bytes(records[h.position : h.end])
-    if any(r.key is None for r in iter_raw_records(batch, 64 * 1024 * 1024)):
-        raise KafkaError("compacted topic cannot accept a record without a key", ErrorCode.invalid_record)

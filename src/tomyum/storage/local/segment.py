@@ -90,7 +90,7 @@ class LogSegment:
         self.log_path = directory / segment_name(base_offset, ".log")
         self.index = OffsetIndex(directory / segment_name(base_offset, ".index"), base_offset)
         self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"), base_offset)
-        #: transactions aborted within this segment (see producer_state.py)
+        #: transactions aborted within this segment (see producer_files.py)
         self.txn_index_path = directory / segment_name(base_offset, ".txnindex")
         flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if create else 0)
         try:

@@ -19,22 +19,17 @@ control batch written by the transaction coordinator) closes it. The last stable
 consumers never read past it. Aborted transactions are kept, sorted by marker offset, for the
 aborted-transactions list of read_committed fetches.
 
-On disk, Kafka's files: ``<offset>.snapshot`` holds the state of every producer as of that
-offset (written when a segment rolls and at clean shutdown; recovery loads the newest one
-at or below the log end and replays the batches after it), and each segment's ``.txnindex``
-lists the transactions aborted within it. See FORMAT.md.
+Pure: no file is read or written here, so that every engine shares these rules. The local
+engine keeps the state in Kafka's files (:mod:`tomyum.storage.local.producer_files`).
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
-import os
 import struct
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import crc32c
 
@@ -46,12 +41,9 @@ log = logging.getLogger(__name__)
 #: how many batches per producer are remembered for duplicate detection (Kafka's constant)
 NUM_BATCHES_TO_RETAIN = 5
 MAX_SEQUENCE = 2**31 - 1
-SNAPSHOT_SUFFIX = ".snapshot"
-TXN_INDEX_SUFFIX = ".txnindex"
 
 _SNAPSHOT_HEAD = struct.Struct(">hIi")  # version, crc, entry count
 _SNAPSHOT_ENTRY = struct.Struct(">qhiqiqiq")
-_TXN_ENTRY = struct.Struct(">hqqqq")  # version, producer id, first, last, last stable offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,48 +267,3 @@ class ProducerStateManager:
             self.producers[pid] = entry
             if txn_first >= 0:
                 self.ongoing[pid] = txn_first
-
-
-# files -----------------------------------------------------------------------------------------
-
-def snapshot_path(directory: Path, offset: int) -> Path:
-    return directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
-
-
-def snapshot_offsets(directory: Path) -> list[int]:
-    return sorted(int(p.stem) for p in directory.glob(f"*{SNAPSHOT_SUFFIX}") if p.stem.isdigit())
-
-
-def encode_aborted(a: AbortedTxn) -> bytes:
-    return _TXN_ENTRY.pack(0, a.producer_id, a.first_offset, a.last_offset, a.last_stable_offset)
-
-
-def read_txn_index(path: Path) -> list[AbortedTxn]:
-    """The entries of a ``.txnindex`` file (a torn last entry is ignored)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    out = []
-    for pos in range(0, len(data) - _TXN_ENTRY.size + 1, _TXN_ENTRY.size):
-        version, pid, first, last, lso = _TXN_ENTRY.unpack_from(data, pos)
-        if version != 0:
-            break
-        out.append(AbortedTxn(pid, first, last, lso))
-    return out
-
-
-def write_txn_index(path: Path, entries: Iterable[AbortedTxn]) -> None:
-    data = b"".join(encode_aborted(a) for a in entries)
-    if not data:
-        path.unlink(missing_ok=True)
-        return
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def append_txn_index(path: Path, a: AbortedTxn) -> None:
-    with open(path, "ab") as f:
-        f.write(encode_aborted(a))

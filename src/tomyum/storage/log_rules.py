@@ -1,0 +1,184 @@
+"""What every log engine decides the same way, pure of any I/O: Kafka's rules for one partition.
+
+* :func:`validate_batches` is Kafka's LogValidator at append: a request's batches are all
+  checked before any is written (size, control batches, offset deltas, timestamps, keys on a
+  compacted topic), so a bad batch rejects the whole request;
+* :func:`check_producers` checks them against the partition's producer state (fencing,
+  sequences) and finds a retry of one of a producer's last five batches;
+* :func:`marker_batch` is the control batch a transaction coordinator's marker is written as;
+* :func:`new_log_start_offset` is DeleteRecords' bound (never past the high watermark);
+* :class:`DurableWaiters` holds the futures of ``wait_durable`` until the high watermark passes;
+* :func:`first_record_at` and :func:`record_of_max_timestamp` answer ListOffsets by timestamp
+  within one batch.
+
+An engine keeps its bytes as it likes; it calls these so that a client sees one behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+
+from tomyum.config import TopicConfig
+from tomyum.errors import ErrorCode, KafkaError
+from tomyum.protocol.records import (
+    BatchHeader,
+    build_batch,
+    control_key,
+    control_value,
+    decode_records,
+    iter_batches,
+    iter_raw_records,
+)
+from tomyum.storage.engine import OffsetAndTimestamp, ProducerInfo, TopicPartition
+from tomyum.storage.producer_state import BatchMeta, ProducerStateManager
+
+log = logging.getLogger(__name__)
+
+#: a single broker is the leader of every partition, in epoch 0
+LEADER_EPOCH = 0
+#: records decoded at most per batch when checking keys (a batch larger than this is refused)
+MAX_DECODED_BATCH = 64 * 1024 * 1024
+
+
+# appending ---------------------------------------------------------------------------------
+
+def validate_batches(records: memoryview, config: TopicConfig, now_ms: int) -> list[BatchHeader]:
+    """The headers of a produce request's batches for one partition, each checked as Kafka's
+    LogValidator does; raises before anything may be written."""
+    headers = list(iter_batches(records))
+    if not headers:
+        raise KafkaError("produce request has no record batches", ErrorCode.invalid_record)
+    max_message = config["max.message.bytes"]
+    log_append = log_append_time(config)
+    compacted = "compact" in config["cleanup.policy"]
+    for h in headers:
+        if h.size > max_message:
+            raise KafkaError(f"batch of {h.size} bytes exceeds max.message.bytes {max_message}",
+                             ErrorCode.message_too_large)
+        if h.is_control:
+            raise KafkaError("clients may not write control batches", ErrorCode.invalid_record)
+        if h.last_offset_delta != h.records_count - 1:
+            raise KafkaError("batch offsets are not sequential", ErrorCode.invalid_record)
+        if not log_append:
+            _check_timestamp(h, config, now_ms)
+        if compacted:
+            _check_keys(h, records)
+    return headers
+
+
+def log_append_time(config: TopicConfig) -> bool:
+    """True if the broker stamps batches (``message.timestamp.type=LogAppendTime``)."""
+    return bool(config["message.timestamp.type"] == "LogAppendTime")
+
+
+def _check_timestamp(h: BatchHeader, config: TopicConfig, now_ms: int) -> None:
+    ts = h.max_timestamp
+    if ts < 0:
+        return
+    if now_ms - ts > config["message.timestamp.before.max.ms"] or (
+        ts - now_ms > config["message.timestamp.after.max.ms"]
+    ):
+        raise KafkaError(f"timestamp {ts} is out of the range allowed by the topic", ErrorCode.invalid_timestamp)
+
+
+def _check_keys(h: BatchHeader, records: memoryview) -> None:
+    """A compacted topic keeps the latest record per key: a record without one is refused."""
+    batch = bytes(records[h.position : h.end])
+    if any(r.key is None for r in iter_raw_records(batch, MAX_DECODED_BATCH)):
+        raise KafkaError("compacted topic cannot accept a record without a key", ErrorCode.invalid_record)
+
+
+def check_producers(tp: TopicPartition, state: ProducerStateManager, headers: list[BatchHeader]) -> BatchMeta | None:
+    """Check the batches of idempotent or transactional producers against ``state`` (which
+    this does not change); returns the original batch if the request is a retry of one."""
+    for h in headers:
+        if h.producer_id < 0:
+            continue
+        if len(headers) > 1:
+            raise KafkaError("an idempotent or transactional produce must hold one batch per partition",
+                             ErrorCode.invalid_record)
+        dup = state.check(h)
+        if dup is not None:
+            log.info("%s: producer %d resent sequences %d-%d, already at offsets %d-%d", tp, h.producer_id,
+                     dup.first_seq, dup.last_seq, dup.first_offset, dup.last_offset)
+            return dup
+    return None
+
+
+def marker_batch(producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, base_offset: int,
+                 now_ms: int) -> bytes:
+    """The control batch ending ``producer_id``'s transaction, at ``base_offset``."""
+    return build_batch([(control_key(commit), control_value(coordinator_epoch))], base_offset=base_offset,
+                       timestamp=now_ms, producer_id=producer_id, producer_epoch=producer_epoch,
+                       transactional=True, control=True, partition_leader_epoch=LEADER_EPOCH)
+
+
+def producer_infos(state: ProducerStateManager) -> list[ProducerInfo]:
+    """Every producer ``state`` knows, as DescribeProducers answers them."""
+    return [ProducerInfo(producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,
+                         last_timestamp=e.last_timestamp, coordinator_epoch=e.coordinator_epoch,
+                         current_txn_start_offset=e.txn_first_offset)
+            for e in state.producers.values()]
+
+
+# offsets -----------------------------------------------------------------------------------
+
+def new_log_start_offset(tp: TopicPartition, offset: int, log_start_offset: int, high_watermark: int) -> int:
+    """DeleteRecords: the log start offset after deleting before ``offset`` (-1: the high
+    watermark); OFFSET_OUT_OF_RANGE beyond the high watermark. It never moves back."""
+    if offset == -1:
+        offset = high_watermark
+    if offset < 0 or offset > high_watermark:
+        raise KafkaError(f"cannot delete records before {offset}: {tp} has offsets up to "
+                         f"the high watermark {high_watermark}", ErrorCode.offset_out_of_range)
+    return max(log_start_offset, offset)
+
+
+class DurableWaiters:
+    """Futures of callers waiting for the high watermark to reach an offset, each resolved as
+    soon as it does, whatever order they came in. Used on the event loop only."""
+
+    def __init__(self) -> None:
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def wait_for(self, offset: int, high_watermark: int) -> asyncio.Future[None] | None:
+        """A future resolved once the high watermark reaches ``offset`` (None if it has)."""
+        if offset <= high_watermark:
+            return None
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (offset, next(self._order), fut))
+        return fut
+
+    def advance(self, high_watermark: int) -> None:
+        while self._waiters and self._waiters[0][0] <= high_watermark:
+            fut = heapq.heappop(self._waiters)[2]
+            if not fut.done():
+                fut.set_result(None)
+
+    def fail(self, error: Exception) -> None:
+        waiters, self._waiters = self._waiters, []
+        for _, _, fut in waiters:
+            if not fut.done():
+                fut.set_exception(error)
+
+
+# timestamps ----------------------------------------------------------------------------------
+
+def first_record_at(batch: bytes, timestamp: int, log_start_offset: int) -> OffsetAndTimestamp | None:
+    """The first record of ``batch`` stamped ``timestamp`` or later, at or after the log start."""
+    for r in decode_records(batch):
+        if r.timestamp >= timestamp and r.offset >= log_start_offset:
+            return OffsetAndTimestamp(offset=r.offset, timestamp=r.timestamp)
+    return None
+
+
+def record_of_max_timestamp(batch: bytes, h: BatchHeader) -> OffsetAndTimestamp:
+    """The first record of ``batch`` (header ``h``) stamped with the batch's max timestamp."""
+    for r in decode_records(batch):
+        if r.timestamp == h.max_timestamp:
+            return OffsetAndTimestamp(offset=r.offset, timestamp=h.max_timestamp)
+    return OffsetAndTimestamp(offset=h.last_offset, timestamp=h.max_timestamp)
