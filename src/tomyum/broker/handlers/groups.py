@@ -26,7 +26,13 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
     listener = ctx.listener
     found = []
     for key in keys:
-        if key_type in (0, 1):  # a group or a transactional id: this broker coordinates both
+        loaded = (ctx.broker.offsets.coordinates(key) if key_type == 0 else
+                  ctx.broker.transactions.coordinates(key) if key_type == 1 else True)
+        if key_type in (0, 1) and not loaded:
+            found.append({"key": key, "node_id": -1, "host": "", "port": -1,
+                          "error_code": ErrorCode.coordinator_not_available,
+                          "error_message": "its partition of the internal topic could not be loaded"})
+        elif key_type in (0, 1):  # a group or a transactional id: this broker coordinates both
             found.append({"key": key, "node_id": ctx.broker.node_id, "host": listener.advertised_host,
                           "port": listener.advertised_port, "error_code": 0, "error_message": None})
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Awaitable, Callable
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.coordinator.group.consumer import log as consumer_log
@@ -35,6 +36,18 @@ from tomyum.coordinator.group.offsets_log import (
 )
 
 log = logging.getLogger(__name__)
+
+
+async def load_or_fail(replay: Callable[[TopicPartition], Awaitable[None]], tp: TopicPartition,
+                       failed: set[int]) -> None:
+    """Replay one partition of an internal topic; if it cannot be read, note it and go on: its
+    groups or transactional ids are not served, everything else is."""
+    try:
+        await replay(tp)
+    except (KafkaError, OSError) as e:
+        failed.add(tp.partition)
+        log.error("cannot load %s (%s): what it coordinates answers COORDINATOR_NOT_AVAILABLE until it can "
+                  "be loaded; everything else is served", tp, e)
 #: what reading a record that was not written by the coordinator can raise
 UNREADABLE = (ValueError, KeyError, IndexError, TypeError, struct.error)
 
@@ -60,6 +73,9 @@ class OffsetStore:
         self.consumer_group_values: dict[bytes, bytes] = {}
         #: records of the internal topic skipped at load because they could not be read
         self.skipped_records = 0
+        #: partitions of the internal topic that could not be loaded: their groups answer
+        #: COORDINATOR_NOT_AVAILABLE (FindCoordinator), every other group is served
+        self.failed_partitions: set[int] = set()
         #: per producer id, offsets committed in its open transaction
         self.pending: dict[int, dict[Key, CommittedOffset]] = {}
 
@@ -69,7 +85,7 @@ class OffsetStore:
             return  # created on the first commit
         self.num_partitions = meta.num_partitions
         for p in range(meta.num_partitions):
-            await self._replay(TopicPartition(OFFSETS_TOPIC, p))
+            await load_or_fail(self._replay, TopicPartition(OFFSETS_TOPIC, p), self.failed_partitions)
         if self.offsets or self.group_metadata:
             log.info("restored %d committed offsets and %d classic groups from %s", len(self.offsets),
                      len(self.group_metadata), OFFSETS_TOPIC)
@@ -102,6 +118,10 @@ class OffsetStore:
                             self._apply(r.key, r.value)
                     except UNREADABLE as e:
                         self._skip(tp, r.offset, e)
+
+    def coordinates(self, group: str) -> bool:
+        """False if the group's partition of the internal topic could not be loaded."""
+        return partition_for(group, self.num_partitions) not in self.failed_partitions
 
     def _skip(self, tp: TopicPartition, offset: int, e: Exception) -> None:
         """A record no build of tomyum wrote (or one from a newer one): skipped, never fatal."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig
-from tomyum.coordinator.group.offsets import UNREADABLE, OffsetStore
+from tomyum.coordinator.group.offsets import UNREADABLE, OffsetStore, load_or_fail
 from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC, partition_for
 from tomyum.coordinator.topics import TopicDirectory
 from tomyum.coordinator.txn.log import TXN_TOPIC, TxnRecord, TxnState, parse_txn_key, parse_txn_value, txn_key, txn_value
@@ -75,6 +75,8 @@ class TransactionCoordinator:
         self.clock = clock
         self.num_partitions = config["transaction.state.log.num.partitions"]
         self.txns: dict[str, TxnRecord] = {}
+        #: partitions of __transaction_state that could not be loaded (their ids are not served)
+        self.failed_partitions: set[int] = set()
         #: ids with a transition being written (others get CONCURRENT_TRANSACTIONS meanwhile)
         self._busy: set[str] = set()
         #: per Ongoing transaction, when it times out on the monotonic clock (a wall clock jump
@@ -89,7 +91,7 @@ class TransactionCoordinator:
         if meta is not None:
             self.num_partitions = meta.num_partitions
             for p in range(meta.num_partitions):
-                await self._replay(TopicPartition(TXN_TOPIC, p))
+                await load_or_fail(self._replay, TopicPartition(TXN_TOPIC, p), self.failed_partitions)
             if self.txns:
                 log.info("restored %d transactional ids from %s", len(self.txns), TXN_TOPIC)
         now_ms, now = self.clock.time_ms(), self.clock.monotonic()
@@ -153,6 +155,10 @@ class TransactionCoordinator:
                         self.offsets._skip(tp, r.offset, e)
 
     # writing ---------------------------------------------------------------------------------
+
+    def coordinates(self, transactional_id: str) -> bool:
+        """False if the id's partition of ``__transaction_state`` could not be loaded."""
+        return self.partition_of(transactional_id).partition not in self.failed_partitions
 
     def partition_of(self, transactional_id: str) -> TopicPartition:
         return TopicPartition(TXN_TOPIC, partition_for(transactional_id, self.num_partitions))
