@@ -348,3 +348,24 @@ def test_a_classic_join_converts_an_empty_consumer_group(kbroker: BrokerProcess,
     kbroker.restart()
     admin = AdminClient({"bootstrap.servers": kbroker.bootstrap})
     assert groups() == [("turns-classic", ConsumerGroupType.CLASSIC)]
+
+
+def test_a_consumer_protocol_member_commits_offsets_in_a_transaction(kbroker: BrokerProcess, topic_name: str) -> None:
+    """TxnOffsetCommit by a member of a KIP-848 group is checked against that group (its
+    member epoch), not against the classic coordinator, which does not know the member."""
+    admin = AdminClient({"bootstrap.servers": kbroker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+    send(kbroker.bootstrap, topic_name, 0, 3, partitions=1)
+    member = Member(kbroker.bootstrap, "txn-848", topic_name)
+    producer = Producer({"bootstrap.servers": kbroker.bootstrap, "transactional.id": "txn-848-tid"})
+    try:
+        wait_until(lambda: member.poll() or len(member.got) == 3, TIMEOUT, interval=0, what="the records read")
+        producer.init_transactions(TIMEOUT)
+        producer.begin_transaction()
+        producer.send_offsets_to_transaction([TopicPartition(topic_name, 0, 3)],
+                                             member.consumer.consumer_group_metadata(), TIMEOUT)
+        producer.commit_transaction(TIMEOUT)
+        committed = member.consumer.committed([TopicPartition(topic_name, 0)], TIMEOUT)
+        assert committed[0].offset == 3
+    finally:
+        member.consumer.close()
