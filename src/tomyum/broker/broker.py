@@ -92,7 +92,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         for listener in self.listeners:
             server = await loop.create_server(
-                lambda listener=listener: KafkaConnection(self, listener),  # type: ignore[misc]
+                lambda listener=listener: KafkaConnection(self, listener),
                 host=listener.host or None, port=listener.port, reuse_address=True,
                 backlog=self.config["socket.listen.backlog.size"],
             )
