@@ -156,6 +156,7 @@ def test_a_killed_member_is_replaced_after_its_session_timeout(gbroker: BrokerPr
     finally:
         victim.kill()
         victim.wait(TIMEOUT)
+        victim.stdout.close()  # type: ignore[union-attr]
         survivor.close()
 
 
