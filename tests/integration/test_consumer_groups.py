@@ -253,6 +253,7 @@ def test_a_killed_member_is_fenced_after_its_session_timeout(tmp_path: Path, top
         finally:
             victim.kill()
             victim.wait(TIMEOUT)
+            victim.stdout.close()  # type: ignore[union-attr]
             survivor.consumer.close()
 
 
