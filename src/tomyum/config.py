@@ -271,6 +271,13 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+#: broker keys that stand in for one another, the one that wins first (Kafka's
+#: DynamicBrokerConfig.brokerConfigSynonyms): a time in ms, else in minutes, else in hours
+BROKER_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "log.retention.ms": ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
+    "log.roll.ms": ("log.roll.ms", "log.roll.hours"),
+}
+
 #: the layers of dynamic broker configs (AlterConfigs on a broker resource), highest first
 DYNAMIC_BROKER = "dynamic-broker"    # resource name = this broker's node id
 DYNAMIC_DEFAULT = "dynamic-default"  # resource name "" = the cluster-wide default
@@ -344,6 +351,19 @@ class BrokerConfig:
         if key in self._explicit:
             out.append(("static", self._values[key]))
         out.append(("default", BROKER_CONFIGS[key].default))
+        return out
+
+    def synonyms(self, key: str) -> list[tuple[str, str, Any]]:
+        """Every value set for ``key`` or a key that stands in for it (``log.retention.hours``
+        for ``log.retention.ms``), as Kafka lists a config's synonyms: layer by layer, highest
+        precedence first, within a layer ``key`` before its fallbacks; unset (None) values are
+        left out. [(name, source, value)]; the first is where the effective value comes from."""
+        names = BROKER_SYNONYMS.get(key, (key,))
+        out = [(n, layer, self._dynamic[layer][n]) for layer in (DYNAMIC_BROKER, DYNAMIC_DEFAULT)
+               for n in names if self._dynamic[layer].get(n) is not None]
+        out += [(n, "static", self._values[n]) for n in names
+                if n in self._explicit and self._values[n] is not None]
+        out += [(n, "default", BROKER_CONFIGS[n].default) for n in names if BROKER_CONFIGS[n].default is not None]
         return out
 
     def items(self) -> Iterable[tuple[str, Any]]:
@@ -438,4 +458,5 @@ class TopicConfig:
         if key in self.overrides:
             return "topic"
         d = TOPIC_CONFIGS[key]
-        return self.broker.source(d.synonym) if d.synonym else "default"
+        found = self.broker.synonyms(d.synonym) if d.synonym else []
+        return found[0][1] if found else "default"

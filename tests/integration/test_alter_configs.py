@@ -210,7 +210,7 @@ def test_sources_and_synonyms_in_order_of_precedence(tmp_path: Path, topic_name:
                                   ("log.retention.ms", "3600000", DYNAMIC_BROKER),
                                   ("log.retention.ms", "86400000", DYNAMIC_DEFAULT),
                                   ("log.retention.ms", "7200000", STATIC),
-                                  ("log.retention.ms", None, DEFAULT)]
+                                  ("log.retention.hours", "168", DEFAULT)]
         incremental(admin, ConfigResource(ResourceType.TOPIC, topic_name),
                     ("retention.ms", None, AlterConfigOpType.DELETE))
         assert (retention().value, retention().config_source) == ("3600000", DYNAMIC_BROKER)
@@ -224,6 +224,17 @@ def test_sources_and_synonyms_in_order_of_precedence(tmp_path: Path, topic_name:
         default = raw_describe(b, ResourceType.BROKER, "")
         assert [(c.name, c.value, c.config_source) for c in default.configs] == \
             [("log.retention.ms", "86400000", DYNAMIC_DEFAULT)]
+
+
+def test_retention_in_hours_is_the_topic_default_as_a_static_synonym(tmp_path: Path, topic_name: str) -> None:
+    """log.retention.hours=1 (no log.retention.ms): a topic's retention.ms is 3600000 from the
+    static broker config, its synonyms as Kafka lists them (the unset log.retention.ms absent)."""
+    with BrokerProcess(tmp_path / "data", settings={"log.retention.hours": "1"}) as b:
+        admin = admin_of(b)
+        admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+        (entry,) = raw_describe(b, ResourceType.TOPIC, topic_name, ("retention.ms",)).configs
+        assert (entry.value, entry.config_source) == ("3600000", STATIC)
+        assert sources(entry) == [("log.retention.hours", "1", STATIC), ("log.retention.hours", "168", DEFAULT)]
 
 
 def test_broker_names_other_than_empty_or_the_node_id(cbroker: BrokerProcess) -> None:

@@ -253,6 +253,7 @@ def test_a_killed_member_is_fenced_after_its_session_timeout(tmp_path: Path, top
         finally:
             victim.kill()
             victim.wait(TIMEOUT)
+            victim.stdout.close()  # type: ignore[union-attr]
             survivor.consumer.close()
 
 
@@ -319,3 +320,53 @@ def test_a_consumer_group_survives_a_broker_restart_without_a_rebalance(kbroker:
 def describe(admin: AdminClient, group: str) -> list[tuple[str, list[int]]]:
     d = admin.describe_consumer_groups([group])[group].result(TIMEOUT)
     return sorted((m.member_id, sorted(tp.partition for tp in m.assignment.topic_partitions)) for m in d.members)
+
+
+def test_a_classic_join_converts_an_empty_consumer_group(kbroker: BrokerProcess, topic_name: str) -> None:
+    """Kafka converts an empty consumer group (KIP-848) that a classic member joins into a
+    classic group: afterwards one group of that id exists, classic, and it stays so after a
+    restart (the consumer group's removal was stored)."""
+    admin = AdminClient({"bootstrap.servers": kbroker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+    modern = Member(kbroker.bootstrap, "turns-classic", topic_name)
+    settle([modern], [[0]], "the consumer-protocol member assigned")
+    modern.consumer.close()
+
+    def groups() -> list[tuple[str, ConsumerGroupType]]:
+        listed = admin.list_consumer_groups(request_timeout=TIMEOUT).result(TIMEOUT)
+        return [(g.group_id, g.type) for g in listed.valid if g.group_id == "turns-classic"]
+
+    wait_until(lambda: groups() == [("turns-classic", ConsumerGroupType.CONSUMER)], TIMEOUT,
+               what="the consumer group, empty")
+    classic = Consumer({"bootstrap.servers": kbroker.bootstrap, "group.id": "turns-classic"})
+    classic.subscribe([topic_name])
+    try:
+        wait_until(lambda: classic.poll(0.05) is None and bool(classic.assignment()), TIMEOUT, interval=0,
+                   what="the classic member assigned")
+        assert groups() == [("turns-classic", ConsumerGroupType.CLASSIC)]
+    finally:
+        classic.close()
+    kbroker.restart()
+    admin = AdminClient({"bootstrap.servers": kbroker.bootstrap})
+    assert groups() == [("turns-classic", ConsumerGroupType.CLASSIC)]
+
+
+def test_a_consumer_protocol_member_commits_offsets_in_a_transaction(kbroker: BrokerProcess, topic_name: str) -> None:
+    """TxnOffsetCommit by a member of a KIP-848 group is checked against that group (its
+    member epoch), not against the classic coordinator, which does not know the member."""
+    admin = AdminClient({"bootstrap.servers": kbroker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+    send(kbroker.bootstrap, topic_name, 0, 3, partitions=1)
+    member = Member(kbroker.bootstrap, "txn-848", topic_name)
+    producer = Producer({"bootstrap.servers": kbroker.bootstrap, "transactional.id": "txn-848-tid"})
+    try:
+        wait_until(lambda: member.poll() or len(member.got) == 3, TIMEOUT, interval=0, what="the records read")
+        producer.init_transactions(TIMEOUT)
+        producer.begin_transaction()
+        producer.send_offsets_to_transaction([TopicPartition(topic_name, 0, 3)],
+                                             member.consumer.consumer_group_metadata(), TIMEOUT)
+        producer.commit_transaction(TIMEOUT)
+        committed = member.consumer.committed([TopicPartition(topic_name, 0)], TIMEOUT)
+        assert committed[0].offset == 3
+    finally:
+        member.consumer.close()

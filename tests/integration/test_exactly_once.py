@@ -133,6 +133,7 @@ def test_transactional_consume_transform_produce_is_exactly_once(own_broker: Bro
     finally:
         a.kill()
         a.wait(timeout=10)
+        a.stdout.close()  # type: ignore[union-attr]
     assert any("ABORTED 2" in line for line in lines), lines
     committed_before = sum(int(line.split()[2]) for line in lines if line.startswith("COMMITTED"))
     assert committed_before > 0

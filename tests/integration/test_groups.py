@@ -156,6 +156,7 @@ def test_a_killed_member_is_replaced_after_its_session_timeout(gbroker: BrokerPr
     finally:
         victim.kill()
         victim.wait(TIMEOUT)
+        victim.stdout.close()  # type: ignore[union-attr]
         survivor.close()
 
 
@@ -494,3 +495,29 @@ def test_restored_members_that_do_not_come_back_expire_and_deleted_groups_stay_d
 
     wait_until(expired, 6 + 5, interval=0.2, what="the restored member expiring (session timeout 6 s)")
     assert "missed its session timeout" in gbroker.output()
+
+
+def test_stopping_while_a_group_forms_answers_the_waiting_joins_and_stops_promptly(tmp_path: Path) -> None:
+    """A JoinGroup parked in a forming group when the broker stops is answered with a
+    JoinGroup-shaped NOT_COORDINATOR (as Kafka answers when it unloads a group: the client
+    looks for the coordinator again), and the broker stops at once, with no error logged."""
+    import datetime
+
+    from kio.schema.join_group.v3 import request as jg
+
+    from tests.integration.test_bad_input import connect, decode_response, kio_request, read_frame
+
+    with BrokerProcess(tmp_path / "data", settings={"group.initial.rebalance.delay.ms": "30000"}) as b:
+        with connect(b) as s:
+            s.sendall(kio_request(11, 3, 7, jg.JoinGroupRequest(
+                group_id="forming", session_timeout=datetime.timedelta(seconds=10),
+                rebalance_timeout=datetime.timedelta(seconds=30), member_id="", protocol_type="consumer",
+                protocols=(jg.JoinGroupRequestProtocol(name="range", metadata=b"m"),))))
+            wait_until(lambda: "member" in b.output() and "joined" in b.output(), TIMEOUT, what="the join parked")
+            started = time.monotonic()
+            assert b.stop() == 0
+            took = time.monotonic() - started
+            answer = decode_response(11, 3, read_frame(s))
+        assert answer.error_code == 16  # type: ignore[attr-defined]  # NOT_COORDINATOR
+        assert took < 5, f"the broker took {took:.1f} s to stop"
+        assert "Traceback" not in b.output() and "TypeError" not in b.output(), b.output()

@@ -124,8 +124,9 @@ class Member:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.events.append(json.loads(line))
+        with self.proc.stdout:  # closed at the end of the child's output
+            for line in self.proc.stdout:
+                self.events.append(json.loads(line))
 
     def assigned(self) -> list[int] | None:
         """The partitions of the latest assignment (None before the first)."""

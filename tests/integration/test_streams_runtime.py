@@ -188,9 +188,9 @@ def test_exactly_once_word_count_through_kill_9_and_a_lost_state_directory(broke
     state_dir = tmp_path / "state"
     script = Path(__file__).parent / "streams_app.py"
 
-    def start() -> subprocess.Popen[str]:
+    def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, str(script), broker.bootstrap, text, counts, f"eos-{topic_name}",
-                                 str(state_dir)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                 str(state_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     words = ["alpha", "beta", "gamma", "delta"]
     feed = WordFeed(broker.bootstrap, text, lambda i: " ".join(words[(i + j) % 4] for j in range(i % 3 + 1)))
@@ -238,8 +238,13 @@ class AppProcess:
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.tasks: set[str] = set()
-        threading.Thread(target=lambda: [self.lines.put(line.strip()) for line in self.proc.stdout or []],
-                         daemon=True).start()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with self.proc.stdout:  # closed at the end of the app's output
+            for line in self.proc.stdout:
+                self.lines.put(line.strip())
 
     def wait_running_with(self, count: int, timeout: float = 60) -> set[str]:
         """Wait until the app reports RUNNING with ``count`` tasks; return them."""
@@ -263,7 +268,9 @@ class AppProcess:
     def stop(self, kill: bool = False) -> int:
         if self.proc.poll() is None:
             self.proc.kill() if kill else self.proc.terminate()
-        return self.proc.wait(30)
+        code = self.proc.wait(30)
+        self.log.close()
+        return code
 
     def errors(self) -> str:
         """The app's log lines at WARNING and above (for assertion messages)."""

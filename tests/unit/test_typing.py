@@ -1,5 +1,6 @@
 """mypy --strict holds for the pure cores (protocol/, storage/, the KIP-848 consumer group
-state machine), as configured in pyproject.toml."""
+state machine, the transaction coordinator), the broker (broker/: server, dispatch, handlers),
+the client and streams, as configured in pyproject.toml."""
 
 from __future__ import annotations
 

@@ -120,6 +120,8 @@ class Broker:
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight requests, flush and close every file."""
+        from tomyum.broker.server import settle_requests
+
         for server in self._servers:
             server.close()
         timeout = self.config["shutdown.timeout.ms"] / 1000
@@ -131,6 +133,7 @@ class Broker:
             if task is not None:
                 task.cancel()
         await asyncio.gather(*(c.drain(timeout) for c in list(self.connections)), return_exceptions=True)
+        await settle_requests(timeout)  # requests of clients that went away run to their end
         await self.store.close()
         await self.metadata.close()
         self._dir_lock.release()

@@ -4,6 +4,13 @@ Frames are read with :class:`asyncio.BufferedProtocol` into a reusable buffer. R
 one connection are handled one at a time, in order; a handler that must wait (a long-poll
 fetch, an acks=-1 produce) returns a :class:`Deferred`, and the connection goes on reading
 while responses still leave in request order (clients close the connection otherwise).
+
+A request, once read, runs to its end whatever becomes of its connection: a client that goes
+away (or is killed) mid-request loses only the response, never half of the request's effects
+(a transaction left in PrepareCommit, say). So closing a connection cancels nothing that runs
+a handler: the request being handled finishes, deferred responses finish and are dropped
+(:func:`settle_requests` waits for them at shutdown), and only frames not yet started are
+dropped, as if never sent.
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ READ_CHUNK = 256 * 1024
 INITIAL_BUFFER = 4 * 1024
 MIN_FREE = 4 * 1024
 MAX_PENDING_RESPONSES = 512
+
+#: requests of closed connections still running (a strong reference, so none is collected)
+_LINGERING: set[asyncio.Future[Any]] = set()
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -91,13 +101,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self.broker.connections.discard(self)
-        for task in self._tasks:
-            task.cancel()
-        for _, item in self._out:
-            if isinstance(item, asyncio.Future):
-                item.cancel()
-            elif isinstance(item, RawResponse) and isinstance(item.body, list):
-                _release(item.body)
+        # the request being handled runs on (the loop exits after it); unstarted frames go
+        self._frames.clear()
+        self._frames_ready.set()
+        process, write = self._tasks or (None, None)
+        if process is not None and not process.done():
+            _linger(process)
+        if write is not None:
+            write.cancel()  # it awaits deferred responses through a shield: they run on
+        while self._out:
+            _abandon(self._out.popleft()[1])
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -218,6 +231,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._idle.set()
 
     def _respond(self, header: RequestHeader, item: Any) -> None:
+        if self._closing:  # nothing more will be written
+            _abandon(item)
+            return
         self._idle.clear()
         self._out.append((header, item))
         self._out_ready.set()
@@ -236,7 +252,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             header, item = self._out[0]
             if isinstance(item, asyncio.Future):
                 try:
-                    item = await item
+                    item = await asyncio.shield(item)  # cancelling the writer leaves it running
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -315,6 +331,40 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except TimeoutError:
             log.warning("connection from %s still busy at shutdown; closing it", self.peer)
         self.close()
+
+
+def _linger(fut: asyncio.Future[Any]) -> None:
+    _LINGERING.add(fut)
+    fut.add_done_callback(_forget)
+
+
+def _abandon(item: Any) -> None:
+    """Drop the response ``item`` of a closed connection; a deferred one runs to its end."""
+    if isinstance(item, asyncio.Future):
+        _linger(item)
+    elif isinstance(item, RawResponse) and isinstance(item.body, list):
+        _release(item.body)
+
+
+def _forget(fut: asyncio.Future[Any]) -> None:
+    _LINGERING.discard(fut)
+    if fut.cancelled():
+        return
+    if (exc := fut.exception()) is not None:
+        log.error("a request of a closed connection failed", exc_info=exc)
+    elif isinstance(result := fut.result(), RawResponse) and isinstance(result.body, list):
+        _release(result.body)
+
+
+async def settle_requests(timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for the requests of closed connections, then cancel the rest."""
+    pending = set(_LINGERING)
+    if not pending:
+        return
+    _, late = await asyncio.wait(pending, timeout=timeout_s)
+    for fut in late:
+        log.warning("a request of a closed connection still runs at shutdown; cancelling it")
+        fut.cancel()
 
 
 def _release(buffers: list[Any]) -> None:

@@ -20,6 +20,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 READY = re.compile(r"accepting connections on (\w+)://([^\s,]+):(\d+)")
+#: what a broker must never print: a coroutine never awaited, a task's exception nobody
+#: retrieved, an exception raised where nothing could catch it, a warning from tomyum's code
+NEVER_IN_LOG = re.compile(r"was never awaited|Task exception was never retrieved|Exception ignored in"
+                          r"|/tomyum/\S+\.py:\d+: \w*Warning")
 
 
 def wait_until(
@@ -122,7 +126,8 @@ class BrokerProcess:
             self.proc.wait(timeout=10)
 
     def stop(self, timeout: float = 20.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit code."""
+        """SIGTERM and wait for a clean exit; returns the exit code. Raises AssertionError if
+        the broker's output shows a bug that no response did (see ``NEVER_IN_LOG``)."""
         if self.proc is None:
             return 0
         if self.proc.poll() is None:
@@ -133,7 +138,14 @@ class BrokerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
                 raise
+            self.check_output()
         return self.proc.returncode
+
+    def check_output(self) -> None:
+        """Fail if the output of the current process shows ``NEVER_IN_LOG``."""
+        bad = [line for line in self.output().splitlines() if NEVER_IN_LOG.search(line)]
+        if bad:
+            raise AssertionError(f"the broker's log ({self.log_path}) shows a bug:\n" + "\n".join(bad[:10]))
 
     def restart(self) -> BrokerProcess:
         self.stop()

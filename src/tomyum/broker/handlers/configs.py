@@ -53,8 +53,8 @@ def _entry(d: ConfigDef, value: Any, source: int, synonyms: list[dict[str, Any]]
 
 
 def _broker_synonyms(ctx: RequestContext, key: str) -> list[dict[str, Any]]:
-    return [{"name": key, "value": format_value(value), "source": SOURCES[source]}
-            for source, value in ctx.broker.config.layers(key)]
+    return [{"name": name, "value": format_value(value), "source": SOURCES[source]}
+            for name, source, value in ctx.broker.config.synonyms(key)]
 
 
 def _default_layer_configs(ctx: RequestContext, include_synonyms: bool) -> list[dict[str, Any]]:

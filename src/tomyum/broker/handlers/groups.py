@@ -49,11 +49,9 @@ async def join_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, 
     rebalance_ms = ms(getattr(request, "rebalance_timeout", None)) if ctx.api_version >= 1 else session_ms
 
     consumer = ctx.broker.consumer_groups
-    if request.group_id in consumer:
-        if consumer.state.groups[request.group_id].members:  # Kafka, without online migration
-            return {"throttle_time": 0, "error_code": ErrorCode.inconsistent_group_protocol, "generation_id": -1,
-                    "protocol_name": None, "leader": "", "member_id": request.member_id, "members": ()}
-        consumer.apply(consumer.state.delete(request.group_id))  # an empty consumer group turns classic
+    if request.group_id in consumer and not await consumer.convert_if_empty(request.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.inconsistent_group_protocol, "generation_id": -1,
+                "protocol_name": None, "leader": "", "member_id": request.member_id, "members": ()}
 
     async def answer() -> dict[str, Any]:
         result = await ctx.broker.groups.join(

@@ -32,14 +32,22 @@ MAX_METADATA = 4096
 async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     generation = getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1))
-    if request.group_id in broker.consumer_groups:
-        group_code = broker.consumer_groups.state.check_commit(request.group_id, request.member_id, generation,
-                                                               ctx.api_version)
-    else:
-        group_code = broker.groups.check_commit(request.group_id, generation, request.member_id,
-                                                getattr(request, "group_instance_id", None))
+    group_code = check_committer(ctx, request.group_id, request.member_id, generation,
+                                 getattr(request, "group_instance_id", None))
     return commit_offsets(ctx, request.topics, group_code,
                           lambda commits: broker.offsets.commit(request.group_id, commits))
+
+
+def check_committer(ctx: RequestContext, group_id: str, member_id: str, generation_or_epoch: int,
+                    group_instance_id: str | None, transactional: bool = False) -> ErrorCode:
+    """May this member commit offsets for ``group_id``? Checked by the coordinator of the
+    group's kind: the member epoch of a consumer group (KIP-848), the generation of a
+    classic one. OffsetCommit and TxnOffsetCommit both ask here."""
+    broker = ctx.broker
+    if group_id in broker.consumer_groups:
+        return broker.consumer_groups.state.check_commit(group_id, member_id, generation_or_epoch,
+                                                         ctx.api_version, transactional=transactional)
+    return broker.groups.check_commit(group_id, generation_or_epoch, member_id, group_instance_id)
 
 
 def commit_offsets(ctx: RequestContext, request_topics: Any, group_code: ErrorCode,

@@ -92,7 +92,7 @@ async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 if name is None:
                     raise KafkaError(f"unknown topic id {topic_id}", ErrorCode.unknown_topic_id)
                 entry["name"] = name
-            meta = metadata.topics().get(name)  # type: ignore[arg-type]
+            meta = metadata.topics().get(name)
             if meta is None:
                 raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
             _refuse_internal(meta.name, "deleted")

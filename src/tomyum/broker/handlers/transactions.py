@@ -17,7 +17,7 @@ from typing import Any
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import Deferred, handles
-from tomyum.broker.handlers.offset_commits import commit_offsets
+from tomyum.broker.handlers.offset_commits import check_committer, commit_offsets
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.codec import ms
 from tomyum.storage.engine import TopicPartition
@@ -116,8 +116,8 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
     elif txn.producer_epoch != request.producer_epoch:
         code = ErrorCode.producer_fenced if ctx.api_version >= 2 else ErrorCode.invalid_producer_epoch
     elif getattr(request, "generation_id", -1) >= 0 or getattr(request, "member_id", ""):
-        code = broker.groups.check_commit(request.group_id, request.generation_id, request.member_id,
-                                          getattr(request, "group_instance_id", None))
+        code = check_committer(ctx, request.group_id, request.member_id, request.generation_id,
+                               getattr(request, "group_instance_id", None), transactional=True)
     return commit_offsets(ctx, request.topics, code, lambda commits: broker.offsets.txn_commit(
         request.group_id, request.producer_id, request.producer_epoch, commits))
 

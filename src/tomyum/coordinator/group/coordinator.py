@@ -177,11 +177,16 @@ class GroupCoordinator:
             self._expiry_task.cancel()
         if self._pending_writes:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        # as Kafka answers when it unloads a group: the clients look for the coordinator again
         for g in self.groups.values():
+            if g.rebalance_timer:
+                g.rebalance_timer.cancel()
+                g.rebalance_timer = None
             for m in g.members.values():
-                for fut in (m.join_future, m.sync_future):
-                    if fut and not fut.done():
-                        fut.set_result(_error(ErrorCode.coordinator_not_available))
+                if m.join_future and not m.join_future.done():
+                    m.join_future.set_result(_join_error(ErrorCode.not_coordinator, m.member_id))
+                if m.sync_future and not m.sync_future.done():
+                    m.sync_future.set_result(_error(ErrorCode.not_coordinator))
 
     def group(self, group_id: str) -> Group:
         g = self.groups.get(group_id)

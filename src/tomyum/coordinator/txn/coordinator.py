@@ -8,7 +8,11 @@ transaction's life, Kafka's state machine:
 Every transition is appended to ``__transaction_state`` and durable before it is answered, so
 a restart replays that topic and finishes what was in flight: a transaction found in
 PrepareCommit or PrepareAbort gets its markers (again — a marker without an open transaction
-is harmless) and completes. An Ongoing transaction older than its ``transaction.timeout.ms``
+is harmless) and completes. Completing a prepared transaction is the coordinator's own task,
+not the request's: the EndTxn (or InitProducerId, or timeout) that prepared it waits for it, but
+the markers and Complete{Commit,Abort} are written whether or not that request's client is still
+there, and a completion that failed (a marker refused, a full disk) is tried again on the
+timeout timer until it succeeds, as Kafka's marker channel does. An Ongoing transaction older than its ``transaction.timeout.ms``
 is aborted with the epoch bumped, which fences the producer that left it (timed on the
 monotonic clock, so a wall clock jump changes nothing); InitProducerId on a
 transactional id with an Ongoing transaction does the same to the zombie before handing the
@@ -83,6 +87,8 @@ class TransactionCoordinator:
         #: neither aborts transactions early nor keeps them open longer)
         self._deadlines: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        #: completions of prepared transactions under way (markers, then Complete*), by id
+        self._completions: dict[str, asyncio.Task[None]] = {}
 
     # lifecycle ---------------------------------------------------------------------------------
 
@@ -110,13 +116,19 @@ class TransactionCoordinator:
                                             self.expire_transactional_ids), name="txn-expiry"),
         ]
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the timers; give completions under way ``timeout_s`` to finish (one cut short
+        is finished on the next start, from its Prepare* state)."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
+        if self._completions:
+            _, late = await asyncio.wait(list(self._completions.values()), timeout=timeout_s)
+            for task in late:
+                task.cancel()
+        for task in [*self._tasks, *self._completions.values()]:
             try:
                 await task
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, KafkaError):
                 pass
 
     async def _every(self, key: str, job: Callable[[], Awaitable[int]]) -> None:
@@ -226,12 +238,28 @@ class TransactionCoordinator:
         log.info("transaction of %r (producer %d, epoch %d) %s", tid, rec.producer_id, rec.producer_epoch,
                  "committed" if commit else "aborted")
 
+    def _completion(self, tid: str, rec: TxnRecord, commit: bool) -> asyncio.Task[None]:
+        """The coordinator's task completing ``tid``'s prepared transaction: it runs to its end
+        whoever waits for it (a caller cancelled — its client gone — stops only waiting)."""
+        task = self._completions.get(tid)
+        if task is None:
+            task = asyncio.create_task(self._complete(tid, rec, commit), name=f"txn-complete {tid}")
+            self._completions[tid] = task
+            task.add_done_callback(lambda t: self._completed(tid, t))
+        return task
+
+    def _completed(self, tid: str, task: asyncio.Task[None]) -> None:
+        if self._completions.get(tid) is task:
+            del self._completions[tid]
+        if not task.cancelled() and (e := task.exception()) is not None:
+            log.warning("cannot complete the transaction of %r yet (tried again later): %s", tid, e)
+
     async def _end(self, tid: str, rec: TxnRecord, commit: bool) -> None:
         prepared = TxnRecord(rec.producer_id, rec.producer_epoch, rec.timeout_ms,
                              TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT,
                              {t: set(p) for t, p in rec.partitions.items()}, self.clock.time_ms(), rec.start_ms)
         await self._write(tid, prepared)
-        await self._complete(tid, prepared, commit)
+        await asyncio.shield(self._completion(tid, prepared, commit))
 
     async def _fence_and_abort(self, tid: str, rec: TxnRecord, why: str) -> TxnRecord:
         """Abort ``tid``'s open transaction with the epoch bumped, so that the producer that
@@ -330,6 +358,9 @@ class TransactionCoordinator:
                 return
             if rec.state == TxnState.EMPTY and not commit:
                 return  # nothing was added: nothing to abort
+            if rec.state == (TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT):
+                raise _fail(ErrorCode.concurrent_transactions,  # a retry: the client asks again
+                            f"the transaction of {tid!r} is completing")
             raise _fail(ErrorCode.invalid_txn_state,
                         f"cannot {'commit' if commit else 'abort'} the transaction of {tid!r}: it is "
                         f"{rec.state.display}")
@@ -339,7 +370,14 @@ class TransactionCoordinator:
     # timers ------------------------------------------------------------------------------------
 
     async def abort_timed_out(self) -> int:
-        """Abort (and fence) every Ongoing transaction older than its timeout; returns how many."""
+        """Abort (and fence) every Ongoing transaction older than its timeout, and take up again
+        the completion of prepared transactions whose last attempt failed; returns how many
+        transactions were aborted."""
+        for tid, rec in list(self.txns.items()):
+            if (rec.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT)
+                    and tid not in self._completions and tid not in self._busy):
+                log.info("completing the transaction of %r (%s) again", tid, rec.state.display)
+                self._completion(tid, rec, rec.state == TxnState.PREPARE_COMMIT)
         now, aborted = self.clock.monotonic(), 0
         for tid, deadline in list(self._deadlines.items()):
             rec = self.txns[tid]

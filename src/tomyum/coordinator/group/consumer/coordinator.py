@@ -126,15 +126,17 @@ class ConsumerGroups:
 
     # offsets -----------------------------------------------------------------------------------
 
-    def check_commit(self, group_id: str, member_id: str, member_epoch: int, api_version: int) -> ErrorCode:
-        """Kafka's ConsumerGroup.validateOffsetCommit for a group of this kind."""
+    def check_commit(self, group_id: str, member_id: str, member_epoch: int, api_version: int,
+                     *, transactional: bool = False) -> ErrorCode:
+        """Kafka's ConsumerGroup.validateOffsetCommit for a group of this kind; a
+        TxnOffsetCommit (``transactional``) carries the member epoch at any version."""
         group = self.groups[group_id]
         if member_epoch < 0 and not group.members:
             return ErrorCode.none  # the admin client, or a consumer that does not use the group
         member = group.members.get(member_id)
         if member is None:
             return ErrorCode.unknown_member_id
-        if api_version < 9:
+        if api_version < 9 and not transactional:
             return ErrorCode.unsupported_version  # a KIP-848 member commits with its member epoch
         return ErrorCode.none if member_epoch == member.member_epoch else ErrorCode.stale_member_epoch
 

@@ -103,6 +103,21 @@ class ConsumerGroupRuntime:
         async with self._lock(group_id):
             await self.apply(self.state.delete(group_id))
 
+    async def convert_if_empty(self, group_id: str) -> bool:
+        """JoinGroup (classic protocol) for ``group_id``: an empty consumer group is deleted,
+        durably, so that a classic group can take its id (as Kafka converts it); False if it
+        has members (Kafka migrates them online, tomyum does not). True if there is no
+        consumer group of that id (any more)."""
+        async with self._lock(group_id):
+            group = self.state.groups.get(group_id)
+            if group is None:
+                return True
+            if group.members:
+                return False
+            await self.apply(self.state.delete(group_id))
+            log.info("group %s: empty consumer group converted to a classic group", group_id)
+            return True
+
     def _arm(self, timers: dict[Key, asyncio.TimerHandle], key: Key, delay_ms: int, why: str) -> None:
         if (old := timers.pop(key, None)) is not None:
             old.cancel()
