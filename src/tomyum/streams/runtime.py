@@ -43,9 +43,11 @@ state, the poll loop on the streams thread, the consumer's rebalance callbacks a
 from a fenced producer); it delegates the tasks — rebalancing, restoring, checkpoints,
 processing, commits — to :class:`tomyum.streams._task_manager.TaskManager`, and every write to
 :class:`tomyum.streams._record_collector.RecordCollector`, the producer and its transaction. All
-three read :class:`tomyum.streams._runtime_config.RuntimeConfig`. Thread-safety: ``start``,
-``close``, ``query`` and the listeners' registration may be called from any thread; everything
-else runs on the streams thread (``query`` hands its read over to it).
+three read :class:`tomyum.streams._runtime_config.RuntimeConfig`. The lifecycle calls the two
+parts, its consumers and its admin client; the parts never call back into it (the state changes
+around a rebalance are made here, after the task manager has done its part). Thread-safety:
+``start``, ``close``, ``query`` and reading ``state`` are for any thread (set the listeners before
+``start``); everything else runs on the streams thread (``query`` hands its read over to it).
 """
 
 from __future__ import annotations
