@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
 from tomyum.streams import Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams._plan import plan
@@ -86,3 +86,37 @@ def test_lost_partitions_abort_the_transaction_and_drop_the_tasks(tmp_path: Path
     assert producer.calls[0] == ("begin_transaction",) and producer.calls[-1] == ("abort_transaction",)
     assert tasks.tasks == {} and tasks.positions == {}
     assert tasks.commit() and consumer.commits == []
+
+
+class RewindingConsumer(FakeMainConsumer):
+    """Knows committed offsets (-1001: none) and writes down the seeks."""
+
+    def __init__(self, committed: dict[int, int]) -> None:
+        super().__init__()
+        self.committed_offsets = committed
+        self.seeks: list[tuple[str, int, int]] = []
+
+    def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.committed_offsets[tp.partition]) for tp in partitions]
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append((partition.topic, partition.partition, partition.offset))
+
+
+def test_a_failed_exactly_once_commit_is_rebuilt_from_the_committed_offsets(tmp_path: Path) -> None:
+    """The stale-generation path: the commit fails, the tasks are dropped (their transaction
+    aborted), the consumer goes back to what was committed, and the tasks are created again."""
+    tasks, producer, _ = manager(tmp_path, exactly_once=True)
+    consumer = tasks.consumer = RewindingConsumer({0: 3, 1: -1001})  # type: ignore[assignment]
+    assignment = [TopicPartition("in", 0), TopicPartition("in", 1)]
+    tasks.assign(assignment)
+    tasks.process_messages([message(0, 3, b"a")])
+    producer.fail["commit_transaction"] = KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "stale"))
+    assert not tasks.commit()
+    assert tasks.committed == {}
+    tasks.lose()
+    tasks.rewind(assignment)
+    tasks.assign(assignment)
+    assert producer.calls[-1] == ("abort_transaction",)
+    assert consumer.seeks == [("in", 0, 3), ("in", 1, OFFSET_BEGINNING)]
+    assert sorted(tasks.tasks) == ["0_0", "0_1"] and tasks.positions == {}
