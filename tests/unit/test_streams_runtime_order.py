@@ -32,7 +32,8 @@ def test_a_tasks_partitions_are_interleaved_by_timestamp_each_in_its_order() -> 
                 for i, t in enumerate(stamps)]
 
     # views arrive out of order within their partition: that order is kept
-    app._process("0_0", {("clicks", 0): records("clicks", 10, 30, 50), ("views", 0): records("views", 20, 5, 40)})
+    app._task_manager.process("0_0", {("clicks", 0): records("clicks", 10, 30, 50),
+                                      ("views", 0): records("views", 20, 5, 40)})
     assert recorder.seen == [("clicks", 10), ("views", 20), ("views", 5), ("clicks", 30), ("views", 40),
                              ("clicks", 50)]
-    assert app._positions == {("clicks", 0): 3, ("views", 0): 3}
+    assert app._task_manager.positions == {("clicks", 0): 3, ("views", 0): 3}

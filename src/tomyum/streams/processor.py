@@ -4,20 +4,22 @@ A processor receives records one at a time through :meth:`Processor.process` and
 records on with ``self.context.forward``; forwarding is a synchronous, depth-first call into
 the children, as in Kafka Streams. The DSL builds every operator from these; the public
 Processor API (``KStream.process`` with punctuators) will add to the same classes.
+
+Dependencies go one way: a task (:mod:`tomyum.streams._task`) imports this module and hands
+each context itself; this module knows the task only as :class:`ProcessorTask`, the few things
+a context reads and calls, so it imports neither the task nor the topology.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
 
 from tomyum.streams._record import Record
 from tomyum.streams.punctuation import Cancellable, PunctuationType, Punctuator
 from tomyum.streams.serdes import RecordTimestampExtractor, Serde, Serdes, TimestampExtractor
-
-if TYPE_CHECKING:
-    from tomyum.streams._task import StreamTask
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +49,38 @@ class StreamsConfig:
                              f"{self.deserialization_exception_handler!r}")
 
 
+class ProcessorTask(Protocol):
+    """What a :class:`ProcessorContext` needs from the task it runs in (the task is
+    :class:`tomyum.streams._task.StreamTask`): its identity and config, its stores and the
+    global ones, its clocks and dropped-records count, and forwarding, sending, scheduling."""
+
+    stream_time_ms: int
+    dropped_records: int
+
+    @property
+    def config(self) -> StreamsConfig: ...
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def stores(self) -> Mapping[str, Any]: ...
+    @property
+    def global_stores(self) -> Mapping[str, Any]: ...
+    @property
+    def wall_clock_ms(self) -> int: ...
+
+    def forward(self, parent: str, record: Record[Any, Any], child: str | None) -> None: ...
+
+    def send(self, topic: str, record: Record[bytes | None, bytes | None], key_serde: Serde[Any],
+             value_serde: Serde[Any]) -> None: ...
+
+    def schedule(self, node: str, interval_ms: int, kind: PunctuationType, punctuator: Punctuator) -> Cancellable: ...
+
+
 class ProcessorContext:
     """What a processor may use: forwarding to its children, the task's stores, stream
     time and wall-clock time, and the dropped-records metric."""
 
-    def __init__(self, task: StreamTask, node_name: str) -> None:
+    def __init__(self, task: ProcessorTask, node_name: str) -> None:
         self._task = task
         self.node_name = node_name
         self.config = task.config

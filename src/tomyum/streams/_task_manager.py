@@ -1,0 +1,394 @@
+"""The task manager: which tasks this instance runs, and their state (Kafka Streams'
+``TaskManager``, with its ``StateManager`` / ``StoreChangelogReader`` duties).
+
+* Rebalances: :meth:`assign` closes the tasks whose partitions went and creates those that
+  came (``<sub-topology>_<partition>``), each restored from its changelog partitions before it
+  processes anything (see :meth:`set_restore_listener`); :meth:`revoke` commits before
+  partitions go; :meth:`lose` drops every task without a commit (the session ran out, or an
+  exactly-once commit failed: the stale generation's work is aborted), and :meth:`rewind` puts
+  the consumer back at the committed offsets so that rebuilt tasks read again what was lost.
+* Checkpoints: a task closed cleanly leaves ``.checkpoint`` in its directory (the changelog
+  offsets its persistent stores hold); the next task to open that directory restores only what
+  came after, and deletes the file first, so after a crash the state is rebuilt from the start
+  (under exactly-once a store may hold uncommitted writes).
+* Processing: :meth:`process_messages` hands each task its share of a consumed batch and keeps
+  the consumed positions; :meth:`commit` flushes the stores, then has the record collector
+  commit outputs and offsets; :meth:`purge_repartition_topics` deletes what every task
+  committed past.
+* The global task (global tables): read whole before any task starts, then between batches.
+
+May call the consumer and the record collector it is given (``consumer``, ``collector``, set
+for each life of the clients), its own restore consumers, and the admin client it is handed. It
+raises :class:`Stopping` when the stop event is set during a restore, and lets the collector's
+``Fenced`` through. Not thread-safe: everything runs on the streams thread, the consumer's
+rebalance callbacks included.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+
+from tomyum.streams._plan import Plan
+from tomyum.streams._record import Record
+from tomyum.streams._record_collector import RecordCollector
+from tomyum.streams._runtime_config import RuntimeConfig
+from tomyum.streams._task import StreamTask
+from tomyum.streams.serdes import Serde
+from tomyum.streams.state.base import ChangelogRecord
+
+__all__ = ["RESTORE_TIMEOUT_S", "Stopping", "TaskManager"]
+
+log = logging.getLogger(__name__)
+
+RESTORE_TIMEOUT_S = 300.0
+RawRecord = Record[bytes | None, bytes | None]
+RestoreListener = Callable[[str, str, int], None]
+
+
+class Stopping(Exception):
+    """``close()`` was called while a restore was under way."""
+
+
+class TaskManager:
+    def __init__(self, config: RuntimeConfig, stop: threading.Event) -> None:
+        self.config = config
+        self.topology = config.topology
+        self.application_id = config.application_id
+        self._stop = stop
+        self.tasks: dict[str, StreamTask] = {}
+        """The active tasks of this instance by id."""
+        self.global_task: StreamTask | None = None
+        self.positions: dict[tuple[str, int], int] = {}
+        """Next offset to consume per input partition, as processed."""
+        self.committed: dict[tuple[str, int], int] = {}
+        self._purged: dict[tuple[str, int], int] = {}
+        self._dirty = False
+        self._restore_listeners: list[RestoreListener] = []
+        self.sources: dict[str, tuple[str, int]] = {}
+        """Source topic as on the broker -> (as in the topology, sub-topology)."""
+        self.plan: Plan | None = None
+        self.consumer: Consumer | None = None
+        self.collector: RecordCollector | None = None
+
+    def use_plan(self, the_plan: Plan) -> None:
+        self.plan = the_plan
+        self.sources = {self.config.topic(t): (t, sub) for t, sub in the_plan.subtopology_of_topic.items()}
+
+    def set_restore_listener(self, listener: RestoreListener) -> None:
+        """``listener(task_id, store, records)`` after each store of a task is restored from its
+        changelog (``records`` read: 0 when a checkpoint left nothing to replay)."""
+        self._restore_listeners.append(listener)
+
+    def open_tasks(self) -> list[StreamTask]:
+        """The active tasks, then the global task if there is one."""
+        return [*self.tasks.values(), *([self.global_task] if self.global_task is not None else [])]
+
+    # rebalancing ------------------------------------------------------------------------------------
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        """Run exactly the tasks of ``partitions``: close the others, create and restore the new."""
+        assert self.plan is not None
+        wanted: dict[str, tuple[int, int]] = {}
+        for tp in partitions:
+            sub = self.sources[tp.topic][1]
+            wanted[f"{sub}_{tp.partition}"] = (sub, tp.partition)
+        for task_id in [t for t in self.tasks if t not in wanted]:
+            self._close_task(task_id)
+        for task_id, (sub, partition) in sorted(wanted.items()):
+            if task_id not in self.tasks:
+                spec = self.plan.subtopologies[sub]
+                checkpoint = self._take_checkpoint(task_id, spec.stores, partition)
+                if checkpoint is None:
+                    shutil.rmtree(self.config.task_dir(task_id), ignore_errors=True)
+                task = self._new_task(task_id, spec.nodes, spec.stores, partition)
+                self.tasks[task_id] = task
+                self._restore(task, partition, checkpoint or {})
+        log.info("streams %s: tasks %s", self.application_id, sorted(self.tasks))
+
+    def revoke(self, partitions: list[TopicPartition]) -> None:
+        """Commit before the partitions go (the tasks wait, suspended, for the new assignment);
+        if the commit fails, the tasks are lost."""
+        if not self.commit():
+            self.lose()
+        for tp in partitions:
+            self.positions.pop((tp.topic, tp.partition), None)
+            self.committed.pop((tp.topic, tp.partition), None)
+
+    def lose(self) -> None:
+        """No commit is possible: drop the tasks and what they did since the last commit (the
+        open transaction aborted) — they are rebuilt from their changelogs."""
+        log.warning("streams %s: partitions lost; closing tasks %s without committing", self.application_id,
+                    sorted(self.tasks))
+        if self.collector is not None:
+            self.collector.abort_if_open()
+        for task_id in list(self.tasks):
+            self._close_task(task_id, clean=False)
+        self.positions.clear()
+        self.committed.clear()
+
+    def rewind(self, partitions: list[TopicPartition]) -> None:
+        """Seek the consumer back to the committed offsets of ``partitions`` (the beginning
+        where none is committed)."""
+        assert self.consumer is not None
+        for tp in self.consumer.committed(partitions, timeout=30):
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+
+    def close_all(self) -> None:
+        """After a commit: close every task cleanly (with checkpoints)."""
+        for task_id in list(self.tasks):
+            self._close_task(task_id)
+
+    def reset(self) -> None:
+        """Forget the tasks and positions once the clients are closed (the tasks closed by the
+        caller, without checkpoints: they were not committed)."""
+        self.tasks.clear()
+        self.global_task = None
+        self._dirty = False
+        self.positions.clear()
+        self.committed.clear()
+        self.consumer = None
+        self.collector = None
+
+    # tasks and their state --------------------------------------------------------------------------
+
+    def _new_task(self, task_id: str, nodes: tuple[str, ...] | None, stores: tuple[str, ...],
+                  partition: int) -> StreamTask:
+        collector = self.collector
+        assert collector is not None
+        topics: dict[str, str] = {}  # a topology's topic name -> the broker's
+
+        def collect(topic: str, record: RawRecord, key_serde: Serde[Any], value_serde: Serde[Any]) -> None:
+            name = topics.get(topic)
+            if name is None:
+                name = topics[topic] = self.config.topic(topic)
+            collector.send(name, record.key, record.value, -1 if record.partition is None else record.partition,
+                           record.timestamp, list(record.headers) or None)
+
+        def changelog(change: ChangelogRecord) -> None:
+            collector.send(self.config.changelog_topic(change.store_name), change.key, change.value, partition, 0,
+                           None)
+
+        return StreamTask(self.topology, self.config.config, task_id=task_id, state_dir=self.config.state_root,
+                          collector=collect, changelog=changelog, wall_clock_ms=int(time.time() * 1000), nodes=nodes,
+                          stores=stores, global_stores=None if self.global_task is None else self.global_task.stores)
+
+    def _close_task(self, task_id: str, *, clean: bool = True) -> None:
+        """Close a task; a clean close (after a commit) leaves a checkpoint of its persistent
+        stores' changelog offsets."""
+        task = self.tasks.pop(task_id)
+        task.close()
+        stores = self._checkpointed(task.stores)
+        if not clean or not stores or self.consumer is None:
+            return
+        offsets = {}
+        for name in stores:
+            tp = TopicPartition(self.config.changelog_topic(name), int(task_id.rsplit("_", 1)[1]))
+            offsets[tp.topic] = self.consumer.get_watermark_offsets(tp, timeout=30, cached=False)[1]
+        path = self.config.task_dir(task_id) / ".checkpoint"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(offsets))
+        temporary.replace(path)
+
+    def _checkpointed(self, stores: Iterable[str]) -> list[str]:
+        """The stores a checkpoint covers: logged and on disk."""
+        return [name for name in stores if self.topology.stores[name].logging_enabled
+                and self.topology.stores[name].store_type == "persistent"]
+
+    def _take_checkpoint(self, task_id: str, stores: Iterable[str], partition: int) -> dict[str, int] | None:
+        """The task's checkpoint, if it covers every persistent store with offsets the
+        changelogs still hold; the file is removed either way (see the module docstring)."""
+        path = self.config.task_dir(task_id) / ".checkpoint"
+        try:
+            offsets = json.loads(path.read_text())
+            path.unlink()
+        except (OSError, ValueError):
+            return None
+        if not isinstance(offsets, dict) or self.consumer is None:
+            return None
+        for name in self._checkpointed(stores):
+            topic = self.config.changelog_topic(name)
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            if not isinstance(offsets.get(topic), int) or not low <= offsets[topic] <= high:
+                log.info("streams %s: checkpoint of task %s does not fit %s; restoring from the start",
+                         self.application_id, task_id, topic)
+                return None
+        return offsets
+
+    def _restore(self, task: StreamTask, partition: int, checkpoint: Mapping[str, int]) -> None:
+        """Each logged store of ``task`` from its changelog partition — from the checkpoint's
+        offset for a persistent store that has one — up to the end (committed records only
+        under exactly-once)."""
+        stores = [name for name in task.stores if self.topology.stores[name].logging_enabled]
+        if not stores:
+            return
+        reader = Consumer(self.config.client("consumer", **{
+            "group.id": f"{self.application_id}-restore", "enable.auto.commit": False,
+            "isolation.level": self.config.isolation_level}))
+        try:
+            for name in stores:
+                tp = TopicPartition(self.config.changelog_topic(name), partition)
+                low, end = reader.get_watermark_offsets(tp, timeout=30)
+                start = checkpoint.get(tp.topic) if name in self._checkpointed([name]) else None
+                if end <= max(low, start or 0):
+                    self._restored(task.task_id, name, 0)
+                    continue
+                reader.assign([TopicPartition(tp.topic, partition, OFFSET_BEGINNING if start is None else start)])
+                changes = self._read_changelog(reader, tp, end)
+                task.stores[name].restore(changes)
+                self._restored(task.task_id, name, len(changes))
+        finally:
+            reader.close()
+
+    def _read_changelog(self, reader: Consumer, tp: TopicPartition, end: int) -> list[tuple[bytes, bytes | None]]:
+        """The changes ``reader`` reads from its position in ``tp`` up to ``end``."""
+        changes: list[tuple[bytes, bytes | None]] = []
+        deadline = time.monotonic() + RESTORE_TIMEOUT_S
+        while reader.position([tp])[0].offset < end:
+            if self._stop.is_set():
+                raise Stopping
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{tp.topic}[{tp.partition}] not restored within {RESTORE_TIMEOUT_S:.0f} s")
+            for m in reader.consume(num_messages=10_000, timeout=0.5):
+                key = m.key()
+                if m.error() is None and key is not None:
+                    changes.append((key, m.value()))
+        return changes
+
+    def _restored(self, task_id: str, store: str, records: int) -> None:
+        log.info("streams %s: task %s restored %s from %d changelog records", self.application_id, task_id, store,
+                 records)
+        for listener in self._restore_listeners:
+            listener(task_id, store, records)
+
+    # global tables ------------------------------------------------------------------------------------
+
+    def start_global(self) -> Consumer | None:
+        """Read every partition of the global tables' topics to their end into the global
+        task, before any other task starts; the consumer that goes on reading them (the
+        caller's to close), or None without global tables."""
+        if not self.topology.global_topics:
+            return None
+        stores = tuple(sorted(self.topology.global_stores))
+        shutil.rmtree(self.config.task_dir("global"), ignore_errors=True)
+        self.global_task = self._new_task("global", self.topology.global_nodes(), stores, 0)
+        consumer = Consumer(self.config.client("consumer", **{
+            "group.id": f"{self.application_id}-global", "enable.auto.commit": False,
+            "isolation.level": self.config.isolation_level}))
+        parts = []
+        for topic in sorted(self.topology.global_topics):
+            metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+            parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions]
+        consumer.assign(parts)
+        watermarks = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30) for tp in parts}
+        ends = {tp: high for tp, (low, high) in watermarks.items() if high > low}  # the partitions with records
+        deadline = time.monotonic() + RESTORE_TIMEOUT_S
+        while any(p.offset < ends[(p.topic, p.partition)] for p in consumer.position(parts)
+                  if (p.topic, p.partition) in ends):
+            if self._stop.is_set():
+                raise Stopping
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"global tables not restored within {RESTORE_TIMEOUT_S:.0f} s")
+            self.process_global(consumer, 0.2)
+        log.info("streams %s: global tables %s read", self.application_id, sorted(self.topology.global_topics))
+        return consumer
+
+    def process_global(self, consumer: Consumer, timeout: float) -> None:
+        """Read what the global tables' topics have (waiting up to ``timeout`` s) into the
+        global task."""
+        assert self.global_task is not None
+        for m in consumer.consume(num_messages=1000, timeout=timeout):
+            record = consumed_record(m)
+            if record is not None:
+                self.global_task.process(record)
+        self.global_task.commit()
+
+    # processing -------------------------------------------------------------------------------------
+
+    def process_messages(self, messages: Iterable[Message]) -> None:
+        """Hand each task its share of a consumed batch (see :meth:`process`)."""
+        batch: dict[str, dict[tuple[str, int], list[RawRecord]]] = {}
+        for m in messages:
+            topic, partition = m.topic(), m.partition()
+            if m.error() is not None or topic is None or partition is None:
+                continue
+            name, sub = self.sources[topic]
+            record = consumed_record(m, name)
+            if record is not None:
+                batch.setdefault(f"{sub}_{partition}", {}).setdefault((topic, partition), []).append(record)
+        for task_id, by_partition in batch.items():
+            self.process(task_id, by_partition)
+
+    def process(self, task_id: str, by_partition: dict[tuple[str, int], list[RawRecord]]) -> None:
+        """Run a task's share of a consumed batch. Records of several partitions are taken
+        lowest timestamp first, each partition in its order (Kafka's choice of the next record
+        among a task's partitions, within what has been fetched), so that joins and windows see
+        their inputs interleaved in time."""
+        task = self.tasks.get(task_id)
+        if task is None:  # revoked within this batch
+            return
+        lists = list(by_partition.values())
+        records = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=lambda r: r.timestamp)
+        for record in records:
+            task.process(record)
+        for (topic, partition), processed in by_partition.items():
+            self.positions[(topic, partition)] = (processed[-1].offset or 0) + 1
+        self._dirty = True
+
+    def punctuate(self, now_ms: int) -> None:
+        """Move the tasks' wall clocks to ``now_ms``, firing the punctuators that are due."""
+        for task in list(self.tasks.values()):
+            if now_ms > task.wall_clock_ms:
+                task.advance_wall_clock(now_ms - task.wall_clock_ms)
+
+    def commit(self, *, final: bool = False) -> bool:
+        """Flush the stores, then commit outputs and input offsets (one transaction under
+        exactly-once). False if the group moved on (the tasks must then be rebuilt)."""
+        collector, consumer = self.collector, self.consumer
+        if collector is None or consumer is None or not (self._dirty or collector.dirty or final):
+            return True
+        for task in self.tasks.values():
+            task.commit()
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
+        if not collector.commit(offsets, consumer):
+            return False
+        self._dirty = False
+        self.committed = dict(self.positions)
+        return True
+
+    def purge_repartition_topics(self, admin: Any) -> None:
+        """Delete the records of repartition topics that every task has committed past."""
+        done = [TopicPartition(t, p, o) for (t, p), o in self.committed.items()
+                if self.sources[t][0] in self.topology.repartition_topics and self._purged.get((t, p)) != o]
+        if not done or admin is None:
+            return
+        try:
+            for future in admin.delete_records(done).values():
+                future.result(10)
+            self._purged.update({(tp.topic, tp.partition): tp.offset for tp in done})
+        except KafkaException as e:
+            log.info("streams %s: purging repartition topics failed (%s); will try again", self.application_id, e)
+
+
+def consumed_record(m: Message, topic: str | None = None) -> RawRecord | None:
+    """The consumed message as a record of ``topic`` (its own topic by default)."""
+    partition, offset = m.partition(), m.offset()
+    if m.error() is not None or partition is None or offset is None:
+        return None
+    _, timestamp = m.timestamp()
+    headers = m.headers()
+    return Record(key=m.key(), value=m.value(), timestamp=timestamp, headers=tuple(_headers(headers)) if headers else (),
+                  topic=topic or m.topic(), partition=partition, offset=offset)
+
+
+def _headers(headers: Any) -> Iterator[tuple[str, bytes | None]]:
+    for k, v in (headers.items() if isinstance(headers, dict) else headers):
+        yield k, v if isinstance(v, bytes) or v is None else str(v).encode()

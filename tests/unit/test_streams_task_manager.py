@@ -1,0 +1,122 @@
+"""The task manager on its own (no broker): tasks follow the assignment, consumed records reach
+their task and advance the positions that a commit hands to the record collector, and lost
+partitions drop the tasks and abort the open transaction. The producer and consumer are fakes
+that write down what they are asked (those of the record collector's tests)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
+
+from tomyum.streams import Serdes, StreamsBuilder, StreamsConfig
+from tomyum.streams._plan import plan
+from tomyum.streams._record_collector import RecordCollector
+from tomyum.streams._runtime_config import RuntimeConfig
+from tomyum.streams._task_manager import TaskManager
+from tests.unit.test_streams_record_collector import FakeConsumer, FakeProducer
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeMainConsumer(FakeConsumer):
+    """The main consumer as the task manager sees it: a clean task close asks for watermarks."""
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = -1,
+                              cached: bool = False) -> tuple[int, int]:
+        return 0, 0
+
+
+def manager(tmp_path: Path, *, exactly_once: bool) -> tuple[TaskManager, FakeProducer, FakeMainConsumer]:
+    b = StreamsBuilder()
+    b.stream("in", value_serde=Serdes.string()).map_values(str.upper).to("out", value_serde=Serdes.string())
+    topology = b.build()
+    config = RuntimeConfig(topology=topology, config=StreamsConfig(application_id="app", state_dir=str(tmp_path)),
+                           bootstrap_servers="unused:9092", exactly_once=exactly_once, client_config={},
+                           state_root=tmp_path / "tomyum-streams")
+    tasks = TaskManager(config, threading.Event())
+    tasks.use_plan(plan(topology, {"in": 2, "out": 2}))
+    producer, consumer = FakeProducer(), FakeMainConsumer()
+    tasks.collector = RecordCollector(producer, exactly_once=exactly_once, application_id="app")
+    tasks.consumer = consumer  # type: ignore[assignment]  # a fake of confluent-kafka's Consumer
+    return tasks, producer, consumer
+
+
+def message(partition: int, offset: int, value: bytes) -> Message:
+    return Message(topic="in", partition=partition, offset=offset, key=None, value=value, timestamp=(1, offset))
+
+
+def test_tasks_follow_the_assignment(tmp_path: Path) -> None:
+    tasks, _, _ = manager(tmp_path, exactly_once=False)
+    tasks.assign([TopicPartition("in", 0), TopicPartition("in", 1)])
+    assert sorted(tasks.tasks) == ["0_0", "0_1"]
+    kept = tasks.tasks["0_0"]
+    tasks.assign([TopicPartition("in", 0)])
+    assert list(tasks.tasks) == ["0_0"] and tasks.tasks["0_0"] is kept
+
+
+def test_processed_records_are_committed_with_the_next_offsets(tmp_path: Path) -> None:
+    tasks, producer, consumer = manager(tmp_path, exactly_once=False)
+    tasks.assign([TopicPartition("in", 0), TopicPartition("in", 1)])
+    tasks.process_messages([message(0, 4, b"a"), message(1, 9, b"b"), message(0, 5, b"c")])
+    assert [call[3] for call in producer.calls] == [b"A", b"C", b"B"]  # task by task, each in its order
+    assert tasks.commit()
+    assert producer.calls[-1] == ("flush",)
+    assert consumer.commits == [[("in", 0, 6), ("in", 1, 10)]]
+    assert tasks.committed == {("in", 0): 6, ("in", 1): 10}
+    assert tasks.commit() and len(consumer.commits) == 1  # nothing new: nothing committed
+
+
+def test_revoking_commits_first_then_forgets_the_partitions(tmp_path: Path) -> None:
+    tasks, _, consumer = manager(tmp_path, exactly_once=False)
+    tasks.assign([TopicPartition("in", 0), TopicPartition("in", 1)])
+    tasks.process_messages([message(0, 0, b"a"), message(1, 0, b"b")])
+    tasks.revoke([TopicPartition("in", 1)])
+    assert consumer.commits == [[("in", 0, 1), ("in", 1, 1)]]
+    assert tasks.positions == {("in", 0): 1}
+
+
+def test_lost_partitions_abort_the_transaction_and_drop_the_tasks(tmp_path: Path) -> None:
+    tasks, producer, consumer = manager(tmp_path, exactly_once=True)
+    tasks.assign([TopicPartition("in", 0)])
+    tasks.process_messages([message(0, 0, b"a")])
+    tasks.lose()
+    assert producer.calls[0] == ("begin_transaction",) and producer.calls[-1] == ("abort_transaction",)
+    assert tasks.tasks == {} and tasks.positions == {}
+    assert tasks.commit() and consumer.commits == []
+
+
+class RewindingConsumer(FakeMainConsumer):
+    """Knows committed offsets (-1001: none) and writes down the seeks."""
+
+    def __init__(self, committed: dict[int, int]) -> None:
+        super().__init__()
+        self.committed_offsets = committed
+        self.seeks: list[tuple[str, int, int]] = []
+
+    def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.committed_offsets[tp.partition]) for tp in partitions]
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append((partition.topic, partition.partition, partition.offset))
+
+
+def test_a_failed_exactly_once_commit_is_rebuilt_from_the_committed_offsets(tmp_path: Path) -> None:
+    """The stale-generation path: the commit fails, the tasks are dropped (their transaction
+    aborted), the consumer goes back to what was committed, and the tasks are created again."""
+    tasks, producer, _ = manager(tmp_path, exactly_once=True)
+    consumer = tasks.consumer = RewindingConsumer({0: 3, 1: -1001})  # type: ignore[assignment]
+    assignment = [TopicPartition("in", 0), TopicPartition("in", 1)]
+    tasks.assign(assignment)
+    tasks.process_messages([message(0, 3, b"a")])
+    producer.fail["commit_transaction"] = KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "stale"))
+    assert not tasks.commit()
+    assert tasks.committed == {}
+    tasks.lose()
+    tasks.rewind(assignment)
+    tasks.assign(assignment)
+    assert producer.calls[-1] == ("abort_transaction",)
+    assert consumer.seeks == [("in", 0, 3), ("in", 1, OFFSET_BEGINNING)]
+    assert sorted(tasks.tasks) == ["0_0", "0_1"] and tasks.positions == {}
