@@ -10,7 +10,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tomyum.broker.dispatch import load_handlers
+from tomyum.broker.handlers import registry
 from tomyum.errors import KafkaError, ProtocolError
 from tomyum.protocol.codec import decode_request, read_header_prefix
 from tomyum.protocol.records import (
@@ -23,7 +23,7 @@ from tomyum.protocol.records import (
     iter_raw_records,
 )
 
-VERSIONS = sorted((h.api_key, v) for h in load_handlers().values() for v in range(h.min_version, h.max_version + 1))
+VERSIONS = sorted((h.api_key, v) for h in registry().values() for v in range(h.min_version, h.max_version + 1))
 SETTINGS = settings(max_examples=400, deadline=None)
 
 

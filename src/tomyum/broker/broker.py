@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tomyum import __version__
-from tomyum.broker.dispatch import load_handlers
+from tomyum.broker.handlers import registry
 from tomyum.broker.listeners import Listener, parse_listeners
 from tomyum.broker.log_publisher import LogPublisher
 from tomyum.broker.waiters import FetchWaiters
@@ -76,7 +76,7 @@ class Broker:
         self.started_at = time.time()
         rate = config["auto.create.topics.partitions.per.second"]
         self._auto_create_bucket = TokenBucket(rate, 2 * rate, clock.monotonic)
-        load_handlers()
+        registry()  # every handler registered
 
     async def start(self, create_topics: Sequence[tuple[str, int, int]] = ()) -> None:
         """Take the data dir (refused if another process holds it), recover the metadata log,

@@ -6,18 +6,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tomyum.broker.broker import Broker
     from tomyum.broker.listeners import Listener
-    from tomyum.broker.server import KafkaConnection
+    from tomyum.broker.services import BrokerServices, ClientConnection
 
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    broker: Broker
+    broker: BrokerServices
     listener: Listener
     api_key: int
     api_version: int
     correlation_id: int
     client_id: str | None
     client_address: str
-    connection: KafkaConnection
+    connection: ClientConnection

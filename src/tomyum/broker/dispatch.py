@@ -59,17 +59,12 @@ def handles(api_key: int, versions: range) -> Callable[[Handler], Handler]:
     return register
 
 
-def load_handlers() -> dict[int, ApiHandler]:
-    """Import every handler module (they register on import)."""
-    from tomyum.broker import handlers  # noqa: F401
-
-    return HANDLERS
-
-
 def api_version_ranges() -> list[dict[str, int]]:
+    """What ApiVersions answers: every registered API (the composition root imports
+    ``tomyum.broker.handlers``, which registers them all)."""
     return [
         {"api_key": h.api_key, "min_version": h.min_version, "max_version": h.max_version}
-        for h in sorted(load_handlers().values(), key=lambda h: h.api_key)
+        for h in sorted(HANDLERS.values(), key=lambda h: h.api_key)
     ]
 
 

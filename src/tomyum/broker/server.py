@@ -23,7 +23,7 @@ import os
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import HANDLERS, NO_RESPONSE, Deferred, RawResponse, api_version_ranges
@@ -40,7 +40,12 @@ from tomyum.protocol.codec import (
 )
 
 if TYPE_CHECKING:
-    from tomyum.broker.broker import Broker
+    from tomyum.broker.services import BrokerServices
+
+    class Broker(BrokerServices, Protocol):
+        """What a connection needs of the broker: its services and the set of live connections."""
+
+        connections: set[KafkaConnection]
     from tomyum.broker.listeners import Listener
 
 log = logging.getLogger(__name__)

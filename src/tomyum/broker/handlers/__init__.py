@@ -1,5 +1,6 @@
 """One module per API area; each registers its handlers with ``@handles`` on import."""
 
+from tomyum.broker.dispatch import HANDLERS, ApiHandler
 from tomyum.broker.handlers import (  # noqa: F401
     api_versions,
     configs,
@@ -14,3 +15,8 @@ from tomyum.broker.handlers import (  # noqa: F401
     topics,
     transactions,
 )
+
+
+def registry() -> dict[int, ApiHandler]:
+    """Every handler, by API key (all registered once this package is imported)."""
+    return HANDLERS

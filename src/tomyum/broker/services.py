@@ -1,0 +1,49 @@
+"""What a handler, and a connection, may use of the broker: the ``BrokerServices`` protocol.
+
+Handlers and connections are written against this protocol, never against the composition
+root (``broker.py``, imported by nothing in the broker package), so that a handler can be
+unit-tested with any object that has these parts, and so that the broker package has no
+import circle (checked by import-linter in ``make test``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tomyum.broker.waiters import FetchWaiters
+    from tomyum.config import BrokerConfig
+    from tomyum.coordinator.group import GroupCoordinator
+    from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
+    from tomyum.coordinator.group.offsets import OffsetStore
+    from tomyum.coordinator.txn import TransactionCoordinator
+    from tomyum.metadata import MetadataController
+    from tomyum.storage.engine import LogStore
+
+
+class ClientConnection(Protocol):
+    """The connection a request came in on, as a handler sees it."""
+
+    #: fetched ranges at least this big may leave by sendfile (None: never, e.g. on TLS)
+    zero_copy_min: int | None
+
+    def close(self, why: str | None = None) -> None: ...
+
+
+class BrokerServices(Protocol):
+    config: BrokerConfig
+    node_id: int
+    cluster_id: str
+    metadata: MetadataController
+    store: LogStore
+    waiters: FetchWaiters
+    groups: GroupCoordinator
+    offsets: OffsetStore
+    transactions: TransactionCoordinator
+    consumer_groups: ConsumerGroupRuntime
+
+    async def auto_create_topic(self, name: str) -> None:
+        """Create ``name`` as ``auto.create.topics.enable`` does (throttled; see Broker)."""
+        ...
+
+    async def create_topic(self, name: str, partitions: int, configs: dict[str, str | None]) -> None: ...
