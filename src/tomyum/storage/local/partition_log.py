@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import TopicConfig
-from tomyum.errors import ErrorCode, KafkaError
+from tomyum.errors import ErrorCode, KafkaError, RecordValidationError
 from tomyum.protocol.records import (
     BatchHeader,
     build_batch,
@@ -24,7 +24,6 @@ from tomyum.protocol.records import (
     control_marker,
     control_value,
     iter_batches,
-    iter_raw_records,
     parse_header,
     patch_header,
 )
@@ -40,6 +39,7 @@ from tomyum.storage.local.producer_state import (
     write_txn_index,
 )
 from tomyum.storage.local.segment import FileSlice, LogSegment
+from tomyum.storage.log_validator import TimestampPolicy, validate_batch
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,11 @@ class PartitionLog:
             raise KafkaError("produce request has no record batches", ErrorCode.invalid_record)
         log_append = cfg["message.timestamp.type"] == "LogAppendTime"
         compacted = "compact" in cfg["cleanup.policy"]
+        policy = TimestampPolicy(now_ms=now_ms, log_append_time=log_append,
+                                 before_max_ms=cfg["message.timestamp.before.max.ms"],
+                                 after_max_ms=cfg["message.timestamp.after.max.ms"])
+        max_timestamps: list[int] = []
+        index = 0
         for h in headers:
             if h.size > max_message:
                 raise KafkaError(f"batch of {h.size} bytes exceeds max.message.bytes {max_message}",
@@ -200,11 +205,12 @@ class PartitionLog:
             if h.is_control:
                 raise KafkaError("clients may not write control batches", ErrorCode.invalid_record)
             if h.last_offset_delta != h.records_count - 1:
-                raise KafkaError("batch offsets are not sequential", ErrorCode.invalid_record)
-            if not log_append:
-                self._check_timestamp(h, now_ms)
-            if compacted:
-                _check_keys(h, records)
+                raise RecordValidationError(
+                    f"inconsistent batch offset range [0, {h.last_offset_delta}] and count of records "
+                    f"{h.records_count}", ErrorCode.invalid_record)
+            max_timestamps.append(validate_batch(h, records, policy, compacted=compacted,
+                                                 topic_partition=str(self.tp), first_index=index))
+            index += h.records_count
         state = self.producer_state
         for h in headers:
             if h.producer_id >= 0:
@@ -220,11 +226,15 @@ class PartitionLog:
                                         log_append_time=-1, log_start_offset=self.log_start_offset)
         base = self.log_end_offset
         first_base = base
-        for h in headers:
-            self.maybe_roll(h.size, now_ms, now_ms if log_append else h.max_timestamp)
-            prefix = patch_header(h, records, base, LEADER_EPOCH, now_ms if log_append else None)
+        for h, max_timestamp in zip(headers, max_timestamps):
+            # the stored max_timestamp is the records' (Kafka's in-place assignment does the same)
+            rewrite = None if log_append or max_timestamp == h.max_timestamp else max_timestamp
+            if log_append:
+                max_timestamp = now_ms
+            self.maybe_roll(h.size, now_ms, max_timestamp)
+            prefix = patch_header(h, records, base, LEADER_EPOCH, now_ms if log_append else None, rewrite)
             parts: list[bytes | memoryview] = [prefix, records[h.position + len(prefix) : h.end]]
-            self.active.append(parts, h, base, now_ms if log_append else h.max_timestamp)
+            self.active.append(parts, h, base, max_timestamp)
             self.unsynced[self.active] = None
             if h.producer_id >= 0:
                 state.update(h, base, now_ms)
@@ -233,16 +243,6 @@ class PartitionLog:
         return AppendResult(base_offset=first_base, last_offset=base - 1,
                             log_append_time=now_ms if log_append else -1,
                             log_start_offset=self.log_start_offset)
-
-    def _check_timestamp(self, h: BatchHeader, now_ms: int) -> None:
-        ts = h.max_timestamp
-        if ts < 0:
-            return
-        if now_ms - ts > self.config["message.timestamp.before.max.ms"] or (
-            ts - now_ms > self.config["message.timestamp.after.max.ms"]
-        ):
-            raise KafkaError(f"timestamp {ts} is out of the range allowed by the topic",
-                             ErrorCode.invalid_timestamp)
 
     def maybe_roll(self, incoming: int, now_ms: int, incoming_timestamp: int) -> None:
         """Roll before a batch of ``incoming`` bytes would overfill the active segment, or when
@@ -552,9 +552,3 @@ def _fsync_path(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _check_keys(h: BatchHeader, records: memoryview) -> None:
-    """A compacted topic keeps the latest record per key: a record without one is refused."""
-    batch = bytes(records[h.position : h.end])
-    if any(r.key is None for r in iter_raw_records(batch, 64 * 1024 * 1024)):
-        raise KafkaError("compacted topic cannot accept a record without a key", ErrorCode.invalid_record)
