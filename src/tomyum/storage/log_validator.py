@@ -273,7 +273,9 @@ def _record_errors(h: BatchHeader, data: bytes, policy: TimestampPolicy, *, comp
 # template.
 
 _MIN_RUN = 8  # fewer records than this: walk them one by one
-_FIRST_PROBE = 64  # records checked by a run's first probe (doubling while runs hold)
+#: records a run's check covers at first; then twice the last run's, so that checks that fail
+#: early cost no more than the records they pass (linear in the batch, however its records vary)
+_MIN_PROBE = 256
 #: a timestamp delta byte (zig-zag) to an order-preserving byte: raw 0..127 → value + 64;
 #: a continuation byte (>= 0x80) → 0xff
 _ZIGZAG_ORDER = bytes([64 + ((r >> 1) ^ -(r & 1)) for r in range(128)] + [0xFF] * 128)
@@ -405,7 +407,7 @@ def scan_records(data: bytes, count: int) -> tuple[int, int, bool]:
     p = i = 0
     tmin, tmax = 1 << 64, -(1 << 64)
     no_key = False
-    probe, stretch = _FIRST_PROBE, _MIN_RUN
+    stretch, probe = _MIN_RUN, _MIN_PROBE
     while i < count:
         q, lo, hi, template_keyless = _walk(data, p, i, 1)
         size, template = q - p, p
@@ -422,7 +424,7 @@ def scan_records(data: bytes, count: int) -> tuple[int, int, bool]:
         if m:
             tmin, tmax = min(tmin, lo), max(tmax, hi)
             p, i = p + m * size, i + m
-        probe = probe * 2 if m == cap else _FIRST_PROBE
+        probe = max(_MIN_PROBE, 2 * m)
         if m >= _MIN_RUN:
             stretch = _MIN_RUN
         else:  # records that differ: walk some one by one, more each time this happens again
