@@ -150,9 +150,9 @@ def test_an_undecompressable_batch_is_corrupt() -> None:
 # The fast path gives the walk's answer ------------------------------------------------------
 
 
-def _outcome(fn: object, data: bytes, count: int) -> object:
+def _outcome(fn: object, data: bytes, count: int, **kw: int) -> object:
     try:
-        return fn(data, count)  # type: ignore[operator]
+        return fn(data, count, **kw)  # type: ignore[operator]
     except MalformedRecord as e:
         return ("malformed", e.index)
 
@@ -187,7 +187,14 @@ def test_scan_records_agrees_with_the_walk_on_mutated_batches(seed: int, n: int,
     count = n + rng.choice([0, 0, 0, -1, 1])
     if count < 1:
         return
-    assert _outcome(scan_records, bytes(data), count) == _outcome(walk_records, bytes(data), count)
+    expected = _outcome(walk_records, bytes(data), count)
+    assert _outcome(scan_records, bytes(data), count) == expected
+    # the records inside a larger buffer (a request's other batches around them): same answer
+    before, after = bytes(rng.randrange(256) for _ in range(rng.randrange(70))), bytes([rng.randrange(256)] * 99)
+    inside = before + bytes(data) + after
+    window = {"start": len(before), "end": len(before) + len(data)}
+    assert _outcome(scan_records, inside, count, **window) == expected
+    assert _outcome(walk_records, inside, count, **window) == expected
 
 
 def test_scan_records_on_a_large_uniform_batch_with_a_late_odd_record() -> None:
@@ -197,4 +204,6 @@ def test_scan_records_on_a_large_uniform_batch_with_a_late_odd_record() -> None:
     assert scan_records(data, 20_000) == walk_records(data, 20_000) == (-3, 49, True)
     b = build_batch([(None, b"x")] * 5000)
     h = parse_header(b)
-    assert scan_records(records_of(h, b), 5000) == (0, 0, True)
+    data, start, end = records_of(h, memoryview(b))
+    assert data is b and (start, end) == (61, len(b))  # no copy of an uncompressed batch
+    assert scan_records(data, 5000, start=start, end=end) == (0, 0, True)

@@ -83,26 +83,28 @@ def _uvarint(data: bytes, pos: int, max_bytes: int) -> tuple[int, int]:
 
 
 def walk_records(data: bytes, count: int, timestamp_deltas: list[int] | None = None,
-                 keyless: list[int] | None = None) -> tuple[int, int, bool]:
+                 keyless: list[int] | None = None, *, start: int = 0, end: int | None = None) -> tuple[int, int, bool]:
     """Walk ``count`` records that must exactly fill ``data`` (a batch's records, inflated).
 
     Returns the smallest and largest timestamp delta and whether a record has no key; with the
     lists given, also appends each record's timestamp delta and the index of each keyless
     record. Raises :class:`MalformedRecord` at the first record that breaks the format, or
-    with index ``count`` when bytes follow the last record.
+    with index ``count`` when bytes follow the last record. The records may be
+    ``data[start:end]`` (no copy).
     """
-    p, tmin, tmax, no_key = _walk(data, 0, 0, count, timestamp_deltas, keyless)
-    if p != len(data):
-        raise MalformedRecord(count, f"the batch declares {count} records but {len(data) - p} bytes follow "
+    end = len(data) if end is None else end
+    p, tmin, tmax, no_key = _walk(data, start, 0, count, end, timestamp_deltas, keyless)
+    if p != end:
+        raise MalformedRecord(count, f"the batch declares {count} records but {end - p} bytes follow "
                                      "the last one")
     return tmin, tmax, no_key
 
 
-def _walk(data: bytes, p: int, first: int, count: int, timestamp_deltas: list[int] | None = None,
+def _walk(data: bytes, p: int, first: int, count: int, end: int, timestamp_deltas: list[int] | None = None,
           keyless: list[int] | None = None) -> tuple[int, int, int, bool]:
     """Records ``first`` .. ``first + count - 1``, the first at ``p``, one by one: the position
-    after them, the smallest and largest timestamp delta, whether one has no key."""
-    end = len(data)
+    after them, the smallest and largest timestamp delta, whether one has no key. Nothing
+    at or after ``end`` belongs to the records."""
     i = first
     tmin, tmax = 1 << 64, -(1 << 64)
     no_key = False
@@ -196,12 +198,19 @@ def _skip_headers(data: bytes, p: int, record_end: int, index: int) -> int:
     return p
 
 
-def records_of(h: BatchHeader, buf: bytes | bytearray | memoryview) -> bytes:
-    """The records region of batch ``h`` in ``buf``, inflated if the batch is compressed."""
-    region = buf[h.position + BATCH_HEADER_SIZE : h.end]
+def records_of(h: BatchHeader, buf: bytes | bytearray | memoryview) -> tuple[bytes, int, int]:
+    """The records of batch ``h`` in ``buf`` as ``(data, start, end)``: inflated if the batch
+    is compressed; else, when ``buf`` is (a whole view of) a bytes object, that object itself —
+    copying a request's megabyte costs more than checking its records."""
+    start, end = h.position + BATCH_HEADER_SIZE, h.end
+    whole = buf.obj if isinstance(buf, memoryview) and buf.nbytes == len(buf.obj) else buf  # type: ignore[arg-type]
+    if h.compression == Compression.NONE and isinstance(whole, bytes):
+        return whole, start, end
+    region = bytes(buf[start:end])
     if h.compression == Compression.NONE:
-        return bytes(region)
-    return decompress(h.compression, bytes(region), INFLATED_LIMIT)
+        return region, 0, len(region)
+    data = decompress(h.compression, region, INFLATED_LIMIT)
+    return data, 0, len(data)
 
 
 def validate_batch(h: BatchHeader, buf: bytes | bytearray | memoryview, policy: TimestampPolicy, *,
@@ -209,9 +218,9 @@ def validate_batch(h: BatchHeader, buf: bytes | bytearray | memoryview, policy: 
     """Check every record of batch ``h`` (in ``buf``) as described above; return its true
     max timestamp (``-1`` when its records carry none). Raises :class:`RecordValidationError`
     (INVALID_RECORD, INVALID_TIMESTAMP) or :class:`~tomyum.errors.CorruptRecord`."""
-    data = records_of(h, buf)
+    data, start, end = records_of(h, buf)
     try:
-        tmin, tmax, no_key = scan_records(data, h.records_count)
+        tmin, tmax, no_key = scan_records(data, h.records_count, start=start, end=end)
     except MalformedRecord as e:
         raise RecordValidationError(
             f"{e} in topic partition {topic_partition}", ErrorCode.invalid_record,
@@ -224,7 +233,7 @@ def validate_batch(h: BatchHeader, buf: bytes | bytearray | memoryview, policy: 
             [RecordError(first_index + i, "producer should not set timestamp type to LogAppendTime")
              for i in range(h.records_count)])
     if (compacted and no_key) or (check_time and not (policy.allows(base + tmin) and policy.allows(base + tmax))):
-        _record_errors(h, data, policy, compacted=compacted, topic_partition=topic_partition,
+        _record_errors(h, data[start:end], policy, compacted=compacted, topic_partition=topic_partition,
                        first_index=first_index)
     return base + tmax
 
@@ -275,13 +284,13 @@ def _record_errors(h: BatchHeader, data: bytes, policy: TimestampPolicy, *, comp
 _MIN_RUN = 8  # fewer records than this: walk them one by one
 #: records a run's check covers at first; then twice the last run's, so that checks that fail
 #: early cost no more than the records they pass (linear in the batch, however its records vary)
-_MIN_PROBE = 256
+_MIN_PROBE = 1024
 #: a timestamp delta byte (zig-zag) to an order-preserving byte: raw 0..127 → value + 64;
 #: a continuation byte (>= 0x80) → 0xff
 _ZIGZAG_ORDER = bytes([64 + ((r >> 1) ^ -(r & 1)) for r in range(128)] + [0xFF] * 128)
 _CONTINUES = bytes([0] * 128 + [1] * 128)
-_AT_LEAST = [bytes(range(x)) for x in range(129)]  # deleting these leaves the bytes >= x
-_BELOW_NOT = [bytes(range(x, 256)) for x in range(129)]  # deleting these leaves the bytes < x
+_EIGHTH = bytes(b >> 3 for b in range(256))
+_BYTES = [bytes([b]) for b in range(256)]
 _offset_columns: dict[tuple[int, int], bytes] = {}
 
 
@@ -388,28 +397,31 @@ def _run(data: bytes, p: int, size: int, layout: tuple[list[int], int, int, int,
         m, ordered = bad, ordered[:bad]
         if m == 0:
             return 0, 0, 0
-    lo, hi = 0, 128  # the largest x with some byte >= x
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if ordered.translate(None, _AT_LEAST[mid]) else (lo, mid)
-    largest = lo
-    lo, hi = -1, 127  # the smallest x with some byte <= x
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if ordered.translate(None, _BELOW_NOT[mid + 1]) else (mid, hi)
-    return m, hi - 64, largest - 64
+    smallest, largest = _extremes(ordered)
+    return m, smallest - 64, largest - 64
 
 
-def scan_records(data: bytes, count: int) -> tuple[int, int, bool]:
+def _extremes(ordered: bytes) -> tuple[int, int]:
+    """The smallest and largest of bytes 0..127 (``min``/``max`` cost 15 ns a byte; this, a
+    translate and a few memchr): first their eighth of the range, then the byte."""
+    eighths = ordered.translate(_EIGHTH)
+    top = next(e for e in range(15, -1, -1) if _BYTES[e] in eighths)
+    bottom = next(e for e in range(16) if _BYTES[e] in eighths)
+    largest = next(v for v in range(8 * top + 7, 8 * top - 1, -1) if _BYTES[v] in ordered)
+    smallest = next(v for v in range(8 * bottom, 8 * bottom + 8) if _BYTES[v] in ordered)
+    return smallest, largest
+
+
+def scan_records(data: bytes, count: int, *, start: int = 0, end: int | None = None) -> tuple[int, int, bool]:
     """The verdict of :func:`walk_records` (same result, same :class:`MalformedRecord`), fast
     on runs of records laid out alike."""
-    end = len(data)
-    p = i = 0
+    end = len(data) if end is None else end
+    p, i = start, 0
     tmin, tmax = 1 << 64, -(1 << 64)
     no_key = False
     stretch, probe = _MIN_RUN, _MIN_PROBE
     while i < count:
-        q, lo, hi, template_keyless = _walk(data, p, i, 1)
+        q, lo, hi, template_keyless = _walk(data, p, i, 1, end)
         size, template = q - p, p
         p, i = q, i + 1
         tmin, tmax, no_key = min(tmin, lo), max(tmax, hi), no_key or template_keyless
@@ -430,7 +442,7 @@ def scan_records(data: bytes, count: int) -> tuple[int, int, bool]:
         else:  # records that differ: walk some one by one, more each time this happens again
             k = min(stretch, count - i)
             if k:
-                p, lo, hi, keyless = _walk(data, p, i, k)
+                p, lo, hi, keyless = _walk(data, p, i, k, end)
                 tmin, tmax, no_key = min(tmin, lo), max(tmax, hi), no_key or keyless
                 i += k
             stretch = min(2 * stretch, 512)
