@@ -122,6 +122,8 @@ def test_timestamps_out_of_bounds_are_refused_per_record() -> None:
 def test_records_without_timestamps_are_not_checked() -> None:
     policy = TimestampPolicy(now_ms=NOW, log_append_time=False, before_max_ms=1000, after_max_ms=1000)
     assert validate(batch([record(0), record(1)], base_timestamp=-1), policy) == -1
+    # base -1 and a delta of 1: the second record is stamped 0, long before now
+    assert indices(refused(batch([record(0), record(1, ts_delta=1)], base_timestamp=-1), policy=policy)) == [1]
 
 
 @pytest.mark.parametrize("codec", CODECS)

@@ -232,7 +232,10 @@ def validate_batch(h: BatchHeader, buf: bytes | bytearray | memoryview, policy: 
             "one or more records have been rejected due to invalid timestamp", ErrorCode.invalid_timestamp,
             [RecordError(first_index + i, "producer should not set timestamp type to LogAppendTime")
              for i in range(h.records_count)])
-    if (compacted and no_key) or (check_time and not (policy.allows(base + tmin) and policy.allows(base + tmax))):
+    # all timestamps in range when the extremes are (a record without one, -1, is judged alone)
+    in_range = (policy.now_ms - (base + tmin) <= policy.before_max_ms
+                and base + tmax - policy.now_ms <= policy.after_max_ms)
+    if (compacted and no_key) or (check_time and not in_range):
         _record_errors(h, data[start:end], policy, compacted=compacted, topic_partition=topic_partition,
                        first_index=first_index)
     return base + tmax
