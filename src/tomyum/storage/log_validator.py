@@ -26,6 +26,11 @@ data in the request (every client sends one batch per partition, so it is the in
 A record that cannot be parsed stops the walk there: its index is the one reported. An
 undecompressable batch is CORRUPT_MESSAGE (:func:`tomyum.protocol.records.decompress`).
 
+Where tomyum differs from Kafka: a batch whose records cannot be read also names the record in
+``record_errors`` (Kafka answers INVALID_RECORD with a message only); a key, value or header
+value length below -1 is refused (Kafka reads it as null); a non-idempotent request may hold
+several batches for a partition (Kafka 4 refuses that), their records indexed in sequence.
+
 Pure: no I/O, no clock (``now_ms`` is given). The hot path is :func:`scan_records`: records laid
 out alike are checked a column at a time with C-speed bytes operations (see below), others one
 by one by :func:`walk_records`' tight loop; the per-record error lists are built only for a
@@ -39,7 +44,8 @@ from dataclasses import dataclass
 from tomyum.errors import ErrorCode, RecordError, RecordValidationError
 from tomyum.protocol.records import BATCH_HEADER_SIZE, NO_TIMESTAMP, BatchHeader, Compression, decompress
 
-__all__ = ["INFLATED_LIMIT", "MalformedRecord", "TimestampPolicy", "scan_records", "validate_batch", "walk_records"]
+__all__ = ["INFLATED_LIMIT", "MalformedRecord", "TimestampPolicy", "records_of", "scan_records", "validate_batch",
+           "walk_records"]
 
 #: the most a compressed batch may inflate to on produce (a decompression bomb fails early)
 INFLATED_LIMIT = 64 << 20
