@@ -9,6 +9,7 @@
     └── KafkaError                   carries a Kafka error code; handlers raise, the
         │                            dispatcher turns it into a per-partition / per-request code
         ├── CorruptRecord            CRC mismatch, bad length or magic (code 2)
+        ├── RecordValidationError    records a batch may not hold (KIP-467: carries record_errors)
         ├── StorageError             an OSError inside storage, wrapped (code 56)
         └── ...                      one instance per code via ``KafkaError.of(code, message)``
 
@@ -18,6 +19,9 @@ number and whether it is retriable; :func:`for_code` maps a number back to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 from kio.schema.errors import ErrorCode
 
 __all__ = [
@@ -26,6 +30,8 @@ __all__ = [
     "ErrorCode",
     "KafkaError",
     "ProtocolError",
+    "RecordError",
+    "RecordValidationError",
     "StorageError",
     "TomyumError",
     "UnsupportedVersion",
@@ -77,6 +83,23 @@ class KafkaError(TomyumError):
 
 class CorruptRecord(KafkaError):
     code = ErrorCode.corrupt_message
+
+
+class RecordError(NamedTuple):
+    """KIP-467: one record that made its batch fail, by its index, and why."""
+
+    batch_index: int
+    message: str | None
+
+
+class RecordValidationError(KafkaError):
+    """Records of a produced batch that Kafka's LogValidator refuses (INVALID_RECORD, or
+    INVALID_TIMESTAMP); the whole batch fails and nothing of it is stored. ``record_errors``
+    name the records at fault, answered in the Produce response (v8+)."""
+
+    def __init__(self, message: str, code: ErrorCode, record_errors: Sequence[RecordError] = ()) -> None:
+        super().__init__(message, code)
+        self.record_errors = tuple(record_errors)
 
 
 class StorageError(KafkaError):

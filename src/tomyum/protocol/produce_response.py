@@ -20,6 +20,8 @@ class PartitionResult:
     log_append_time: int = -1
     log_start_offset: int = -1
     error_message: str | None = None
+    #: KIP-467: (batch_index, batch_index_error_message) of each record that failed the batch
+    record_errors: Sequence[tuple[int, str | None]] = ()
 
 
 def _uvarint(n: int) -> bytes:
@@ -53,7 +55,12 @@ def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[P
             if version >= 5:
                 out.append(_I64.pack(p.log_start_offset))
             if version >= 8:
-                out.append(_count(0, flexible))  # record_errors
+                out.append(_count(len(p.record_errors), flexible))
+                for batch_index, message in p.record_errors:
+                    out.append(_I32.pack(batch_index))
+                    out.append(short_string(message, flexible))
+                    if flexible:
+                        out.append(b"\0")
                 out.append(short_string(p.error_message, flexible))
             if flexible:
                 out.append(b"\0")

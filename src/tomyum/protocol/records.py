@@ -172,20 +172,25 @@ def check_batch(buf: bytes | bytearray | memoryview, pos: int, end: int, *, veri
 
 
 def patch_header(h: BatchHeader, buf: bytes | memoryview, base_offset: int, leader_epoch: int,
-                 log_append_time: int | None = None) -> bytes:
+                 log_append_time: int | None = None, max_timestamp: int | None = None) -> bytes:
     """The first bytes of the batch rewritten for the log: the batch as stored is this
     prefix followed by ``buf[h.position + len(prefix) : h.end]``, unchanged.
 
-    Without ``log_append_time`` only base_offset and partition_leader_epoch change (16
-    bytes, outside the CRC). With it, the timestamp type and max_timestamp are set as Kafka
-    does for ``LogAppendTime``, and the CRC is recomputed (61 bytes returned).
+    Without ``log_append_time`` or ``max_timestamp`` only base_offset and
+    partition_leader_epoch change (16 bytes, outside the CRC). With ``log_append_time``, the
+    timestamp type and max_timestamp are set as Kafka does for ``LogAppendTime``; with
+    ``max_timestamp``, max_timestamp is set (the records' true maximum, when the producer's
+    differs); either way the CRC is recomputed (61 bytes returned).
     """
-    if log_append_time is None:
+    if log_append_time is None and max_timestamp is None:
         return _OFFSET_LENGTH_EPOCH.pack(base_offset, h.batch_length, leader_epoch)
     header = bytearray(buf[h.position : h.position + BATCH_HEADER_SIZE])
     _OFFSET_LENGTH_EPOCH.pack_into(header, 0, base_offset, h.batch_length, leader_epoch)
-    _ATTR_TS.pack_into(header, 21, h.attributes | TIMESTAMP_TYPE_BIT, h.last_offset_delta,
-                       h.base_timestamp, log_append_time)
+    if log_append_time is not None:
+        attributes, max_timestamp = h.attributes | TIMESTAMP_TYPE_BIT, log_append_time
+    else:
+        attributes = h.attributes
+    _ATTR_TS.pack_into(header, 21, attributes, h.last_offset_delta, h.base_timestamp, max_timestamp)
     crc = _crc32c.crc32c(buf[h.position + BATCH_HEADER_SIZE : h.end], _crc32c.crc32c(header[21:]))
     struct.pack_into(">I", header, 17, crc)
     return bytes(header)

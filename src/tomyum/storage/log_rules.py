@@ -22,7 +22,7 @@ import itertools
 import logging
 
 from tomyum.config import TopicConfig
-from tomyum.errors import ErrorCode, KafkaError
+from tomyum.errors import ErrorCode, KafkaError, RecordValidationError
 from tomyum.protocol.records import (
     BatchHeader,
     build_batch,
@@ -30,30 +30,35 @@ from tomyum.protocol.records import (
     control_value,
     decode_records,
     iter_batches,
-    iter_raw_records,
 )
 from tomyum.storage.engine import OffsetAndTimestamp, ProducerInfo, TopicPartition
+from tomyum.storage.log_validator import TimestampPolicy, validate_batch
 from tomyum.storage.producer_state import BatchMeta, ProducerStateManager
 
 log = logging.getLogger(__name__)
 
 #: a single broker is the leader of every partition, in epoch 0
 LEADER_EPOCH = 0
-#: records decoded at most per batch when checking keys (a batch larger than this is refused)
-MAX_DECODED_BATCH = 64 * 1024 * 1024
 
 
 # appending ---------------------------------------------------------------------------------
 
-def validate_batches(records: memoryview, config: TopicConfig, now_ms: int) -> list[BatchHeader]:
-    """The headers of a produce request's batches for one partition, each checked as Kafka's
-    LogValidator does; raises before anything may be written."""
+def validate_batches(records: memoryview, config: TopicConfig, now_ms: int,
+                     topic_partition: str) -> list[tuple[BatchHeader, int]]:
+    """Each batch of a produce request for one partition with its records' true maximum
+    timestamp, every record checked as Kafka's LogValidator does (:mod:`log_validator`: counts,
+    offset deltas, lengths, headers, timestamps, keys on a compacted topic); raises before
+    anything may be written, so a bad batch rejects the whole request."""
     headers = list(iter_batches(records))
     if not headers:
         raise KafkaError("produce request has no record batches", ErrorCode.invalid_record)
     max_message = config["max.message.bytes"]
-    log_append = log_append_time(config)
+    policy = TimestampPolicy(now_ms=now_ms, log_append_time=log_append_time(config),
+                             before_max_ms=config["message.timestamp.before.max.ms"],
+                             after_max_ms=config["message.timestamp.after.max.ms"])
     compacted = "compact" in config["cleanup.policy"]
+    out: list[tuple[BatchHeader, int]] = []
+    index = 0
     for h in headers:
         if h.size > max_message:
             raise KafkaError(f"batch of {h.size} bytes exceeds max.message.bytes {max_message}",
@@ -61,34 +66,27 @@ def validate_batches(records: memoryview, config: TopicConfig, now_ms: int) -> l
         if h.is_control:
             raise KafkaError("clients may not write control batches", ErrorCode.invalid_record)
         if h.last_offset_delta != h.records_count - 1:
-            raise KafkaError("batch offsets are not sequential", ErrorCode.invalid_record)
-        if not log_append:
-            _check_timestamp(h, config, now_ms)
-        if compacted:
-            _check_keys(h, records)
-    return headers
+            raise RecordValidationError(
+                f"inconsistent batch offset range [0, {h.last_offset_delta}] and count of records "
+                f"{h.records_count}", ErrorCode.invalid_record)
+        out.append((h, validate_batch(h, records, policy, compacted=compacted, topic_partition=topic_partition,
+                                      first_index=index)))
+        index += h.records_count
+    return out
+
+
+def stored_timestamps(h: BatchHeader, max_timestamp: int, log_append: bool, now_ms: int) -> tuple[int, int | None]:
+    """The batch's max timestamp as stored, and the value to rewrite its header with (None: keep
+    it): LogAppendTime stamps now; a producer's wrong max_timestamp is replaced by the records'
+    own maximum, as Kafka's in-place validation does."""
+    if log_append:
+        return now_ms, None
+    return max_timestamp, (None if max_timestamp == h.max_timestamp else max_timestamp)
 
 
 def log_append_time(config: TopicConfig) -> bool:
     """True if the broker stamps batches (``message.timestamp.type=LogAppendTime``)."""
     return bool(config["message.timestamp.type"] == "LogAppendTime")
-
-
-def _check_timestamp(h: BatchHeader, config: TopicConfig, now_ms: int) -> None:
-    ts = h.max_timestamp
-    if ts < 0:
-        return
-    if now_ms - ts > config["message.timestamp.before.max.ms"] or (
-        ts - now_ms > config["message.timestamp.after.max.ms"]
-    ):
-        raise KafkaError(f"timestamp {ts} is out of the range allowed by the topic", ErrorCode.invalid_timestamp)
-
-
-def _check_keys(h: BatchHeader, records: memoryview) -> None:
-    """A compacted topic keeps the latest record per key: a record without one is refused."""
-    batch = bytes(records[h.position : h.end])
-    if any(r.key is None for r in iter_raw_records(batch, MAX_DECODED_BATCH)):
-        raise KafkaError("compacted topic cannot accept a record without a key", ErrorCode.invalid_record)
 
 
 def check_producers(tp: TopicPartition, state: ProducerStateManager, headers: list[BatchHeader]) -> BatchMeta | None:

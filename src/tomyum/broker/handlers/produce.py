@@ -3,8 +3,10 @@
 acks=0: no response at all; on an error the connection is closed, as Kafka does, so the
 client notices. acks=1: answered once the batches are written to the segment files.
 acks=-1: answered once the group commit has made them durable (the high watermark has
-passed them). Batches are validated per batch (CRC, size, offsets), never per record, and
-stored as received. A batch with a producer id is checked against the partition's producer
+passed them). Every record of every batch is checked as Kafka's LogValidator does
+(storage/log_validator.py); a batch with a bad record fails whole, nothing of it stored, with
+INVALID_RECORD or INVALID_TIMESTAMP and KIP-467 record_errors (v8+). Batches are stored as
+received. A batch with a producer id is checked against the partition's producer
 state (storage/local/producer_state.py): a retry of one of the producer's last five batches is
 answered with its original offsets, a fenced epoch gets INVALID_PRODUCER_EPOCH, a sequence gap
 OUT_OF_ORDER_SEQUENCE_NUMBER.
@@ -18,7 +20,7 @@ from typing import Any
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import NO_RESPONSE, Deferred, RawResponse, handles
-from tomyum.errors import ErrorCode, KafkaError
+from tomyum.errors import ErrorCode, KafkaError, RecordValidationError
 from tomyum.log_limit import RateLimitedLog
 from tomyum.metadata import INTERNAL_TOPICS
 from tomyum.protocol.codec import ms
@@ -56,7 +58,8 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
                 if e.code not in QUIET_ERRORS:
                     rejections.warning((e.code, tp.topic), "produce to %s from client %r (%s) rejected: %s: %s", tp,
                                        ctx.client_id, ctx.client_address, e.code.name.upper(), e)
-                parts.append(PartitionResult(pdata.index, e.code, error_message=str(e)))
+                record_errors = e.record_errors if isinstance(e, RecordValidationError) else ()
+                parts.append(PartitionResult(pdata.index, e.code, error_message=str(e), record_errors=record_errors))
                 continue
             parts.append(PartitionResult(pdata.index, 0, r.base_offset, r.log_append_time, r.log_start_offset))
             if acks == -1:

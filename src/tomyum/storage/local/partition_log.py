@@ -36,6 +36,7 @@ from tomyum.storage.log_rules import (
     marker_batch,
     new_log_start_offset,
     record_of_max_timestamp,
+    stored_timestamps,
     validate_batches,
 )
 from tomyum.storage.producer_state import AbortedTxn, ProducerStateManager
@@ -184,20 +185,21 @@ class PartitionLog:
         if self.corrupt_at is not None:
             raise KafkaError(f"{self.tp} is offline: its log is corrupt at offset {self.corrupt_at}",
                              ErrorCode.kafka_storage_error)
-        headers = validate_batches(records, self.config, now_ms)
+        checked = validate_batches(records, self.config, now_ms, str(self.tp))
         log_append = log_append_time(self.config)
         state = self.producer_state
-        dup = check_producers(self.tp, state, headers)
+        dup = check_producers(self.tp, state, [h for h, _ in checked])
         if dup is not None:
             return AppendResult(base_offset=dup.first_offset, last_offset=dup.last_offset,
                                 log_append_time=-1, log_start_offset=self.log_start_offset)
         base = self.log_end_offset
         first_base = base
-        for h in headers:
-            self.maybe_roll(h.size, now_ms, now_ms if log_append else h.max_timestamp)
-            prefix = patch_header(h, records, base, LEADER_EPOCH, now_ms if log_append else None)
+        for h, records_max_timestamp in checked:
+            max_timestamp, rewrite = stored_timestamps(h, records_max_timestamp, log_append, now_ms)
+            self.maybe_roll(h.size, now_ms, max_timestamp)
+            prefix = patch_header(h, records, base, LEADER_EPOCH, now_ms if log_append else None, rewrite)
             parts: list[bytes | memoryview] = [prefix, records[h.position + len(prefix) : h.end]]
-            self.active.append(parts, h, base, now_ms if log_append else h.max_timestamp)
+            self.active.append(parts, h, base, max_timestamp)
             self.unsynced[self.active] = None
             if h.producer_id >= 0:
                 state.update(h, base, now_ms)

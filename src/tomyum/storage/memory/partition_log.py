@@ -27,6 +27,7 @@ from tomyum.storage.log_rules import (
     marker_batch,
     new_log_start_offset,
     record_of_max_timestamp,
+    stored_timestamps,
     validate_batches,
 )
 from tomyum.storage.producer_state import AbortedTxn, ProducerStateManager
@@ -55,17 +56,18 @@ class MemoryPartitionLog:
 
     def append(self, records: memoryview, now_ms: int) -> AppendResult:
         """Validate every batch (all or nothing), then keep them with offsets from the log end."""
-        headers = validate_batches(records, self.config, now_ms)
+        checked = validate_batches(records, self.config, now_ms, str(self.tp))
         log_append = log_append_time(self.config)
         state = self.producer_state
-        dup = check_producers(self.tp, state, headers)
+        dup = check_producers(self.tp, state, [h for h, _ in checked])
         if dup is not None:
             return AppendResult(base_offset=dup.first_offset, last_offset=dup.last_offset,
                                 log_append_time=-1, log_start_offset=self.log_start_offset)
         first_base = self.log_end_offset
-        for h in headers:
+        for h, records_max_timestamp in checked:
             base = self.log_end_offset
-            prefix = patch_header(h, records, base, LEADER_EPOCH, now_ms if log_append else None)
+            _, rewrite = stored_timestamps(h, records_max_timestamp, log_append, now_ms)
+            prefix = patch_header(h, records, base, LEADER_EPOCH, now_ms if log_append else None, rewrite)
             self._keep(prefix + bytes(records[h.position + len(prefix) : h.end]))
             if h.producer_id >= 0:
                 state.update(h, base, now_ms)
