@@ -20,8 +20,8 @@ from tomyum.broker.dispatch import handles
 from tomyum.coordinator.group.consumer import HeartbeatRequest
 from tomyum.errors import ErrorCode
 from tomyum.protocol.codec import ms
+from tomyum.security.acls import ResourceType, authorized_operations
 
-AUTHORIZED_OPERATIONS_UNKNOWN = -(2**31)
 
 
 @handles(68, versions=range(0, 2))
@@ -61,5 +61,6 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> dict[str
             described = {"error_code": ErrorCode.group_id_not_found, "error_message": f"Group {group_id} {why}.",
                          "group_id": group_id, "group_state": "Dead", "group_epoch": -1, "assignment_epoch": -1,
                          "assignor_name": "", "members": ()}
-        groups.append({**described, "authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN})
+        groups.append({**described, "authorized_operations": authorized_operations(
+            ResourceType.GROUP, request.include_authorized_operations)})
     return {"throttle_time": 0, "groups": groups}

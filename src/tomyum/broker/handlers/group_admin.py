@@ -17,8 +17,8 @@ from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.coordinator.group.coordinator import Group, GroupState
 from tomyum.errors import ErrorCode
+from tomyum.security.acls import ResourceType, authorized_operations
 
-AUTHORIZED_OPERATIONS_UNKNOWN = -(2**31)
 
 
 def _known(ctx: RequestContext) -> dict[str, Group]:
@@ -66,7 +66,7 @@ async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
 def _described(name: str, g: Group | None) -> dict[str, Any]:
     if g is None:
         return {"error_code": 0, "group_id": name, "group_state": "Dead", "protocol_type": "",
-                "protocol_data": "", "members": (), "authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN}
+                "protocol_data": "", "members": ()}
     stable = g.state == GroupState.STABLE
     members = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
                 "client_host": m.client_host,
@@ -74,13 +74,15 @@ def _described(name: str, g: Group | None) -> dict[str, Any]:
                 "member_assignment": m.assignment if stable else b""} for m in g.members.values()]
     return {"error_code": 0, "group_id": name, "group_state": g.state.value,
             "protocol_type": g.protocol_type or "", "protocol_data": g.protocol_name or "",
-            "members": members, "authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN}
+            "members": members}
 
 
 @handles(15, versions=range(0, 6))
 async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     known = _known(ctx)
-    return {"throttle_time": 0, "groups": [_described(name, known.get(name)) for name in request.groups]}
+    operations = authorized_operations(ResourceType.GROUP, getattr(request, "include_authorized_operations", False))
+    return {"throttle_time": 0, "groups": [{**_described(name, known.get(name)), "authorized_operations": operations}
+                                           for name in request.groups]}
 
 
 @handles(42, versions=range(0, 3))

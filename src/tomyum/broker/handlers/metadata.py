@@ -15,8 +15,8 @@ from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.metadata import TopicImage, check_topic_name
+from tomyum.security.acls import AUTHORIZED_OPERATIONS_OMITTED, ResourceType, authorized_operations
 
-AUTHORIZED_OPERATIONS_UNKNOWN = -(2**31)
 
 
 def broker_entry(ctx: RequestContext) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def broker_entry(ctx: RequestContext) -> dict[str, Any]:
             "host": ctx.listener.advertised_host, "port": ctx.listener.advertised_port, "rack": None}
 
 
-def topic_entry(ctx: RequestContext, meta: TopicImage) -> dict[str, Any]:
+def topic_entry(ctx: RequestContext, meta: TopicImage, include_operations: bool = False) -> dict[str, Any]:
     node = ctx.broker.node_id
     partitions = ctx.broker.metadata.image.partitions(meta)
     return {
@@ -34,19 +34,20 @@ def topic_entry(ctx: RequestContext, meta: TopicImage) -> dict[str, Any]:
              "replica_nodes": (node,), "isr_nodes": (node,), "offline_replicas": ()}
             for p in range(meta.num_partitions)
         ],
-        "topic_authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN,
+        "topic_authorized_operations": authorized_operations(ResourceType.TOPIC, include_operations),
     }
 
 
 def error_entry(name: str | None, code: ErrorCode) -> dict[str, Any]:
     return {"error_code": code, "name": name, "topic_id": None, "is_internal": False,
-            "partitions": (), "topic_authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN}
+            "partitions": (), "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
 
 
 @handles(3, versions=range(0, 13))
 async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     topics_now = broker.metadata.topics
+    with_operations = bool(getattr(request, "include_topic_authorized_operations", False))
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
         names: list[str | None] = list(topics_now())
@@ -61,7 +62,7 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
         topic_id = getattr(requested[i], "topic_id", None) if name is None and requested else None
         if topic_id is not None:
             found = by_id.get(topic_id)
-            topics.append(topic_entry(ctx, found) if found is not None
+            topics.append(topic_entry(ctx, found, with_operations) if found is not None
                           else {**error_entry(None, ErrorCode.unknown_topic_id), "topic_id": topic_id})
             continue
         meta = topics_now().get(name) if name is not None else None
@@ -75,14 +76,15 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
             except KafkaError as e:
                 topics.append(error_entry(name, e.code))
                 continue
-        topics.append(topic_entry(ctx, meta))
+        topics.append(topic_entry(ctx, meta, with_operations))
     return {
         "throttle_time": 0,
         "brokers": [broker_entry(ctx)],
         "cluster_id": broker.cluster_id,
         "controller_id": broker.node_id,
         "topics": topics,
-        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN,
+        "cluster_authorized_operations": authorized_operations(
+            ResourceType.CLUSTER, getattr(request, "include_cluster_authorized_operations", False)),
     }
 
 
@@ -96,5 +98,6 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
         "throttle_time": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
         "cluster_id": ctx.broker.cluster_id, "controller_id": ctx.broker.node_id,
         "brokers": [broker_entry(ctx)],
-        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN,
+        "cluster_authorized_operations": authorized_operations(
+            ResourceType.CLUSTER, request.include_cluster_authorized_operations),
     }
