@@ -92,6 +92,7 @@ def _defs(*defs: ConfigDef) -> dict[str, ConfigDef]:
 
 
 DAY_MS = 24 * 3600 * 1000
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 #: KIP-1030 (Kafka 4.0): a segment is at least 1 MiB, so that no client can make the broker
 #: open a segment (and its files) per batch
 MIN_SEGMENT_BYTES = 1 << 20
@@ -178,6 +179,12 @@ BROKER_CONFIGS = _defs(
     # connection opens, so a dynamic change applies to new connections
     ConfigDef("fetch.zero.copy.min.bytes", "int", 65536, at_least(-1)),
     ConfigDef("request.timeout.ms", "int", 30000, at_least(0), dynamic=False),
+    # ACLs: Kafka's StandardAuthorizer (org.apache.kafka.metadata.authorizer.StandardAuthorizer);
+    # empty: no authorizer (ACL APIs answer SECURITY_DISABLED, everyone may do everything)
+    ConfigDef("authorizer.class.name", "string", "", one_of("", STANDARD_AUTHORIZER), dynamic=False),
+    # principals allowed everything, separated by ";" as Kafka writes them (User:admin;User:ops)
+    ConfigDef("super.users", "string", "", dynamic=False),
+    ConfigDef("allow.everyone.if.no.acl.found", "bool", False, dynamic=False),
     ConfigDef("shutdown.timeout.ms", "int", 10000, at_least(0), dynamic=False),
 )
 
@@ -195,7 +202,7 @@ UNSUPPORTED_BROKER_KEYS = frozenset({
     "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
     "ssl.truststore.location", "ssl.truststore.password", "ssl.client.auth",
     "sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol",
-    "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found",
+
     "metric.reporters", "confluent.support.metrics.enable",
 })
 

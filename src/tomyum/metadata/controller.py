@@ -49,9 +49,13 @@ from tomyum.metadata.records import (
     FeatureLevelRecord,
     MetadataRecord,
     PartitionRecord,
+    AccessControlEntryRecord,
     ProducerIdsRecord,
+    RemoveAccessControlEntryRecord,
     RemoveTopicRecord,
+    RemoveUserScramCredentialRecord,
     TopicRecord,
+    UserScramCredentialRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -296,6 +300,27 @@ class MetadataController:
             pid = self._next_producer_id
             self._next_producer_id += 1
             return pid
+
+    # security: ACLs and SCRAM credentials (validated by the caller; stored here) ------------
+
+    async def add_acls(self, entries: list[AccessControlEntryRecord]) -> None:
+        """Store ACL bindings, all in one batch (all or none)."""
+        if entries:
+            async with self._lock:
+                await self._append(list(entries))
+
+    async def remove_acls(self, ids: list[uuid.UUID]) -> None:
+        async with self._lock:
+            gone = [RemoveAccessControlEntryRecord(id=i) for i in ids if i in self.image.acls]
+            if gone:
+                await self._append(list(gone))
+
+    async def alter_scram_credentials(
+            self, changes: list[UserScramCredentialRecord | RemoveUserScramCredentialRecord]) -> None:
+        """Upsert and delete SCRAM credentials, all in one batch."""
+        if changes:
+            async with self._lock:
+                await self._append(list(changes))
 
     # the write path -----------------------------------------------------------------------
 

@@ -24,9 +24,13 @@ from tomyum.metadata.records import (
     MetadataRecord,
     PartitionChangeRecord,
     PartitionRecord,
+    AccessControlEntryRecord,
     ProducerIdsRecord,
+    RemoveAccessControlEntryRecord,
     RemoveTopicRecord,
+    RemoveUserScramCredentialRecord,
     TopicRecord,
+    UserScramCredentialRecord,
 )
 
 #: topics that belong to the broker (Kafka's Topic.INTERNAL_TOPICS): only the broker creates,
@@ -62,6 +66,10 @@ class MetadataImage:
         self._pending_configs: dict[str, dict[str, str]] = {}
         self.next_producer_id = 0
         self.features: dict[str, int] = {}
+        #: SCRAM credentials by (user, mechanism)
+        self.scram: dict[tuple[str, int], UserScramCredentialRecord] = {}
+        #: ACL bindings by id
+        self.acls: dict[uuid.UUID, AccessControlEntryRecord] = {}
         #: offset of the last record replayed (-1: none)
         self.last_offset = -1
 
@@ -102,6 +110,14 @@ class MetadataImage:
             self.next_producer_id = max(self.next_producer_id, record.next_producer_id)
         elif isinstance(record, FeatureLevelRecord):
             self.features[record.name] = record.feature_level
+        elif isinstance(record, UserScramCredentialRecord):
+            self.scram[(record.name, record.mechanism)] = record
+        elif isinstance(record, RemoveUserScramCredentialRecord):
+            self.scram.pop((record.name, record.mechanism), None)
+        elif isinstance(record, AccessControlEntryRecord):
+            self.acls[record.id] = record
+        elif isinstance(record, RemoveAccessControlEntryRecord):
+            self.acls.pop(record.id, None)
 
     def _put(self, topic: TopicImage) -> None:
         self.topics[topic.name] = topic
@@ -138,6 +154,8 @@ class MetadataImage:
         for resource, layer in sorted(self.broker_configs.items()):
             for key, value in sorted(layer.items()):
                 yield ConfigRecord(resource_type=BROKER_RESOURCE, resource_name=resource, name=key, value=value)
+        yield from (self.scram[k] for k in sorted(self.scram))
+        yield from self.acls.values()
         for topic in self.topics.values():
             yield TopicRecord(name=topic.name, topic_id=topic.topic_id)
             for _, p in sorted(self.partitions(topic).items()):
@@ -152,4 +170,6 @@ class MetadataImage:
             "broker_configs": {k: dict(v) for k, v in self.broker_configs.items() if v},
             "next_producer_id": self.next_producer_id,
             "features": dict(self.features),
+            "scram": dict(self.scram),
+            "acls": dict(self.acls),
         }

@@ -98,14 +98,61 @@ class ProducerIdsRecord:
     next_producer_id: int
 
 
-MetadataRecord = (TopicRecord | PartitionRecord | ConfigRecord | PartitionChangeRecord | RemoveTopicRecord
-                  | FeatureLevelRecord | ProducerIdsRecord)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserScramCredentialRecord:
+    """A SCRAM credential as Kafka stores it: never the password, only what verifies it."""
 
-#: Kafka's record types this broker reads. Room is kept for UserScramCredentialRecord (11),
-#: AccessControlEntryRecord (18), ClientQuotaRecord (14) and friends: add the class here.
+    API_KEY: ClassVar[int] = 11
+    TYPE: ClassVar[str] = "USER_SCRAM_CREDENTIAL_RECORD"
+    name: str
+    mechanism: int  # 1 SCRAM-SHA-256, 2 SCRAM-SHA-512 (Kafka's ScramMechanism)
+    salt: bytes
+    stored_key: bytes
+    server_key: bytes
+    iterations: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveUserScramCredentialRecord:
+    API_KEY: ClassVar[int] = 22
+    TYPE: ClassVar[str] = "REMOVE_USER_SCRAM_CREDENTIAL_RECORD"
+    name: str
+    mechanism: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessControlEntryRecord:
+    """One ACL binding; codes are Kafka's (ResourceType, PatternType, AclOperation, AclPermissionType)."""
+
+    API_KEY: ClassVar[int] = 18
+    TYPE: ClassVar[str] = "ACCESS_CONTROL_ENTRY_RECORD"
+    id: uuid.UUID
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission_type: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveAccessControlEntryRecord:
+    API_KEY: ClassVar[int] = 19
+    TYPE: ClassVar[str] = "REMOVE_ACCESS_CONTROL_ENTRY_RECORD"
+    id: uuid.UUID
+
+
+MetadataRecord = (TopicRecord | PartitionRecord | ConfigRecord | PartitionChangeRecord | RemoveTopicRecord
+                  | FeatureLevelRecord | ProducerIdsRecord | UserScramCredentialRecord
+                  | RemoveUserScramCredentialRecord | AccessControlEntryRecord | RemoveAccessControlEntryRecord)
+
+#: Kafka's record types this broker reads. Room is kept for ClientQuotaRecord (14),
+#: DelegationTokenRecord (10) and friends: add the class here.
 RECORD_TYPES: dict[str, type[Any]] = {cls.TYPE: cls for cls in (
     TopicRecord, PartitionRecord, ConfigRecord, PartitionChangeRecord, RemoveTopicRecord, FeatureLevelRecord,
-    ProducerIdsRecord)}
+    ProducerIdsRecord, UserScramCredentialRecord, RemoveUserScramCredentialRecord, AccessControlEntryRecord,
+    RemoveAccessControlEntryRecord)}
 
 #: resource types of ConfigRecord (Kafka's ConfigResource.Type)
 TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4
@@ -140,6 +187,8 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
 def _out(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return short_uuid(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
     if isinstance(value, tuple):
         return list(value)
     return value
@@ -160,6 +209,10 @@ def _in(hint: Any, value: Any, what: str) -> Any:
         if type(value) is not str:
             raise MetadataRecordError(f"{what} is not a topic id")
         return parse_short_uuid(value)
+    if hint is bytes:
+        if type(value) is not str:
+            raise MetadataRecordError(f"{what} is not base64 bytes")
+        return base64.b64decode(value, validate=True)
     if get_origin(hint) is tuple:
         if not isinstance(value, list) or not all(type(x) is int for x in value):
             raise MetadataRecordError(f"{what} is not a list of integers")

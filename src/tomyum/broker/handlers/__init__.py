@@ -2,6 +2,7 @@
 
 from tomyum.broker.dispatch import HANDLERS, ApiHandler
 from tomyum.broker.handlers import (  # noqa: F401
+    acls,
     api_versions,
     configs,
     consumer_groups,
@@ -12,6 +13,7 @@ from tomyum.broker.handlers import (  # noqa: F401
     metadata,
     offset_commits,
     produce,
+    scram,
     topics,
     transactions,
 )
