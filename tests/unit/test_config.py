@@ -193,3 +193,13 @@ def test_describe_configs_is_derived_from_the_definitions() -> None:
     assert broker["listeners"]["read_only"] and not broker["log.retention.ms"]["read_only"]
     assert broker["listeners"]["config_type"] == ConfigType.LIST and broker["listeners"]["documentation"] is None
     assert "num.network.threads" not in broker and "ssl.keystore.password" not in broker
+
+
+def test_broker_synonyms_are_listed_from_the_key_itself_on() -> None:
+    cfg = BrokerConfig({"log.retention.ms": "1000", "log.retention.hours": "2"})
+    assert cfg.synonyms("log.retention.ms") == [("log.retention.ms", "static", 1000),
+                                                ("log.retention.hours", "static", 2),
+                                                ("log.retention.hours", "default", 168)]
+    assert cfg.synonyms("log.retention.hours") == [("log.retention.hours", "static", 2),
+                                                   ("log.retention.hours", "default", 168)]
+    assert cfg.synonyms("num.partitions") == [("num.partitions", "default", 1)]

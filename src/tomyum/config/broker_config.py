@@ -149,8 +149,12 @@ class BrokerConfig:
 
     def synonyms(self, key: str) -> list[tuple[str, str, Any]]:
         """Every value set for ``key`` or a key that stands in for it (``log.retention.hours``
-        for ``log.retention.ms``), as Kafka lists a config's synonyms."""
-        return self.values_of(BROKER_SYNONYMS.get(key, (key,)))
+        for ``log.retention.ms``), as Kafka lists a broker config's synonyms: from the first
+        value of ``key`` itself on (so ``log.retention.hours`` does not open with
+        ``log.retention.ms``)."""
+        found = self.values_of(BROKER_SYNONYMS.get(key, (key,)))
+        first = next((i for i, (name, _, _) in enumerate(found) if name == key), len(found))
+        return found[first:]
 
     def values_of(self, names: Iterable[str]) -> list[tuple[str, str, Any]]:
         """The values set for ``names``, as Kafka lists synonyms: layer by layer, highest

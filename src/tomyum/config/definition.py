@@ -14,7 +14,7 @@ A bad value is a :class:`~tomyum.errors.ConfigError` in Kafka's ConfigException 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
@@ -121,13 +121,6 @@ class ConfigDef:
 
 def defs(*items: ConfigDef) -> dict[str, ConfigDef]:
     return {d.name: d for d in items}
-
-
-def not_implemented(*items: ConfigDef) -> Iterable[ConfigDef]:
-    """``items`` marked as accepted with a warning and ignored."""
-    for d in items:
-        yield ConfigDef(d.name, d.type, d.default, d.validator, doc=d.doc, importance=d.importance,
-                        synonyms=d.synonyms, implemented=False, dynamic=d.dynamic)
 
 
 _INT_RANGE = {ConfigType.INT: 32, ConfigType.SHORT: 16, ConfigType.LONG: 64}
