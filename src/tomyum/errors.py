@@ -3,7 +3,8 @@
 ::
 
     TomyumError                      anything tomyum raises on purpose
-    ├── ConfigError                  a bad configuration key or value (names the key)
+    ├── ConfigError                  a bad configuration key or value (names the key; a bad
+    │                                value in Kafka's ConfigException words)
     ├── ProtocolError                bytes that are not a valid Kafka frame or request
     │   └── UnsupportedVersion       an API version this broker does not speak
     └── KafkaError                   carries a Kafka error code; handlers raise, the
@@ -43,11 +44,18 @@ class TomyumError(Exception):
     """Base of every error tomyum raises on purpose."""
 
 
-class ConfigError(TomyumError, ValueError):
-    """A configuration key or value is invalid; the message names the key."""
+_NO_VALUE = object()
 
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
+
+class ConfigError(TomyumError, ValueError):
+    """A configuration key or value is invalid; the message names the key. Given ``value``, the
+    message is Kafka's ConfigException's: "Invalid value V for configuration K: reason"."""
+
+    def __init__(self, key: str, message: str, *, value: object = _NO_VALUE) -> None:
+        if value is _NO_VALUE:
+            super().__init__(f"{key}: {message}")
+        else:
+            super().__init__(f"Invalid value {value} for configuration {key}: {message}")
         self.key = key
 
 

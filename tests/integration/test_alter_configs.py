@@ -22,6 +22,7 @@ from confluent_kafka.admin import (
 )
 
 from tests.integration.test_bad_input import connect, decode_response, kio_request, read_frame
+from tomyum.config import TOPIC_CONFIGS
 from tomyum.testing import BrokerProcess, wait_until
 
 TIMEOUT = 20
@@ -76,11 +77,11 @@ def set_cluster_default(b: BrokerProcess, name: str, value: str) -> None:
 
 
 def raw_describe(b: BrokerProcess, resource_type: ResourceType, resource_name: str,
-                 keys: tuple[str, ...] | None = None) -> Any:
+                 keys: tuple[str, ...] | None = None, include_documentation: bool = False) -> Any:
     """DescribeConfigs v4 with synonyms, whose order the AdminClient (a dict by name) loses."""
     from kio.schema.describe_configs.v4 import request as req
 
-    body = req.DescribeConfigsRequest(include_synonyms=True, include_documentation=False, resources=(
+    body = req.DescribeConfigsRequest(include_synonyms=True, include_documentation=include_documentation, resources=(
         req.DescribeConfigsResource(resource_type=resource_type.value, resource_name=resource_name,
                                     configuration_keys=keys),))
     with connect(b) as s:
@@ -235,6 +236,9 @@ def test_retention_in_hours_is_the_topic_default_as_a_static_synonym(tmp_path: P
         (entry,) = raw_describe(b, ResourceType.TOPIC, topic_name, ("retention.ms",)).configs
         assert (entry.value, entry.config_source) == ("3600000", STATIC)
         assert sources(entry) == [("log.retention.hours", "1", STATIC), ("log.retention.hours", "168", DEFAULT)]
+        assert entry.documentation is None and entry.config_type == 5  # LONG
+        (documented,) = raw_describe(b, ResourceType.TOPIC, topic_name, ("retention.ms",), True).configs
+        assert documented.documentation == TOPIC_CONFIGS["retention.ms"].doc  # v3+, when asked
 
 
 def test_broker_names_other_than_empty_or_the_node_id(cbroker: BrokerProcess) -> None:

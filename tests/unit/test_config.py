@@ -4,18 +4,24 @@ and topic configs falling back through them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
 
 from tomyum.config import (
+    BROKER_CONFIGS,
     DYNAMIC_BROKER,
     DYNAMIC_DEFAULT,
+    TOPIC_CONFIGS,
     BrokerConfig,
+    ConfigType,
     TopicConfig,
     env_settings,
     validate_dynamic_broker_configs,
+    validate_topic_configs,
 )
+from tomyum.config.describe import describe_broker, describe_topic
 from tomyum.errors import ConfigError
 from tomyum.metadata import MetadataImage
 from tomyum.metadata.log import MetadataLog
@@ -112,3 +118,88 @@ def test_variables_of_tomyums_own_tools_are_not_broker_configs() -> None:
     assert BrokerConfig.load(environ=env)["log.retention.ms"] == 1000
     with pytest.raises(ConfigError, match="log.retenton.ms: unknown config key"):
         BrokerConfig.load(environ={"TOMYUM_LOG_RETENTON_MS": "1"})  # a typo is still named
+
+
+# the definitions as data -------------------------------------------------------------------------
+
+def test_every_definition_is_documented_and_its_synonyms_are_broker_keys() -> None:
+    for d in [*BROKER_CONFIGS.values(), *TOPIC_CONFIGS.values()]:
+        assert isinstance(d.type, ConfigType) and len(d.doc) > 20, d.name
+    for d in TOPIC_CONFIGS.values():
+        for i, synonym in enumerate(d.synonyms):
+            assert synonym.name in BROKER_CONFIGS, (d.name, synonym.name)
+            # as in Kafka, only the first of a chain changes at run time (log.retention.ms, not .hours)
+            assert i == 0 or not BROKER_CONFIGS[synonym.name].dynamic, (d.name, synonym.name)
+
+
+@pytest.mark.parametrize("settings, topic_key, value, source", [
+    ({}, "retention.ms", 168 * 3_600_000, "default"),
+    ({"log.retention.minutes": "2"}, "retention.ms", 120_000, "static"),
+    ({"log.retention.minutes": "2", "log.retention.ms": "5"}, "retention.ms", 5, "static"),
+    ({"log.roll.hours": "1"}, "segment.ms", 3_600_000, "static"),
+    ({"log.roll.jitter.hours": "1"}, "segment.jitter.ms", 3_600_000, "static"),
+    ({}, "flush.ms", 2**63 - 1, "default"),
+    ({"log.flush.scheduler.interval.ms": "5000"}, "flush.ms", 5000, "static"),  # Kafka's fallback
+    ({"log.flush.interval.ms": "7", "log.flush.scheduler.interval.ms": "5000"}, "flush.ms", 7, "static"),
+    ({"message.max.bytes": "2000"}, "max.message.bytes", 2000, "static"),
+    ({}, "message.timestamp.difference.max.ms", 2**63 - 1, "default"),  # no synonym: its own default
+])
+def test_topic_defaults_follow_the_declared_synonyms(settings: dict[str, str], topic_key: str, value: int,
+                                                      source: str) -> None:
+    topic = TopicConfig(BrokerConfig(settings), {})
+    assert (topic[topic_key], topic.source(topic_key)) == (value, source)
+
+
+@pytest.mark.parametrize("key, raw, message", [
+    ("segment.bytes", "3", "Invalid value 3 for configuration segment.bytes: Value must be at least 1048576"),
+    ("retention.ms", "soon", "Invalid value soon for configuration retention.ms: Not a number of type LONG"),
+    ("min.cleanable.dirty.ratio", "2", "Invalid value 2 for configuration min.cleanable.dirty.ratio: "
+                                       "Value must be no more than 1"),
+    ("preallocate", "yes", "Invalid value yes for configuration preallocate: "
+                           "Expected value to be either true or false"),
+    ("message.timestamp.type", "Now", "Invalid value Now for configuration message.timestamp.type: "
+                                      "String must be one of: CreateTime, LogAppendTime"),
+])
+def test_bad_values_are_refused_in_kafkas_words(key: str, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        validate_topic_configs({key: raw})
+    assert (str(e.value), e.value.key) == (message, key)
+
+
+def test_kafka_keys_tomyum_does_not_implement_are_accepted_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="tomyum.config"):
+        cfg = BrokerConfig({"num.network.threads": "8", "ssl.keystore.password": "secret"})
+        assert validate_topic_configs({"segment.jitter.ms": "10"}) == {"segment.jitter.ms": 10}
+    assert cfg["num.network.threads"] == 8
+    assert [r.getMessage() for r in caplog.records] == [
+        "broker config num.network.threads is not supported by tomyum and is ignored",
+        "broker config ssl.keystore.password is not supported by tomyum and is ignored",
+        "topic config segment.jitter.ms is not supported by tomyum and is ignored"]
+    with pytest.raises(ConfigError, match="Not a number of type INT"):
+        BrokerConfig({"num.network.threads": "many"})
+
+
+def test_describe_configs_is_derived_from_the_definitions() -> None:
+    cfg = BrokerConfig({"log.retention.hours": "1"})
+    topic = {e["name"]: e for e in describe_topic(TopicConfig(cfg, {"internal.segment.bytes": 100}),
+                                                  include_synonyms=True, include_documentation=True)}
+    assert "internal.segment.bytes" not in topic and "segment.jitter.ms" not in topic  # internal, not implemented
+    retention = topic["retention.ms"]
+    assert (retention["value"], retention["config_source"], retention["config_type"]) == ("3600000", 4, 5)
+    assert [(s["name"], s["source"]) for s in retention["synonyms"]] == \
+        [("log.retention.hours", 4), ("log.retention.hours", 5)]
+    assert retention["documentation"] == TOPIC_CONFIGS["retention.ms"].doc
+    broker = {e["name"]: e for e in describe_broker(cfg, include_synonyms=False)}
+    assert broker["listeners"]["read_only"] and not broker["log.retention.ms"]["read_only"]
+    assert broker["listeners"]["config_type"] == ConfigType.LIST and broker["listeners"]["documentation"] is None
+    assert "num.network.threads" not in broker and "ssl.keystore.password" not in broker
+
+
+def test_broker_synonyms_are_listed_from_the_key_itself_on() -> None:
+    cfg = BrokerConfig({"log.retention.ms": "1000", "log.retention.hours": "2"})
+    assert cfg.synonyms("log.retention.ms") == [("log.retention.ms", "static", 1000),
+                                                ("log.retention.hours", "static", 2),
+                                                ("log.retention.hours", "default", 168)]
+    assert cfg.synonyms("log.retention.hours") == [("log.retention.hours", "static", 2),
+                                                   ("log.retention.hours", "default", 168)]
+    assert cfg.synonyms("num.partitions") == [("num.partitions", "default", 1)]

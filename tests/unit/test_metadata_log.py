@@ -16,6 +16,10 @@ from tomyum.metadata import MetadataImage
 from tomyum.metadata.log import DIR_NAME, MetadataLog
 from tomyum.metadata.records import (
     BROKER_RESOURCE,
+    AccessControlEntryRecord,
+    RemoveAccessControlEntryRecord,
+    RemoveUserScramCredentialRecord,
+    UserScramCredentialRecord,
     RECORD_TYPES,
     TOPIC_RESOURCE,
     ConfigRecord,
@@ -43,6 +47,12 @@ EVERY_RECORD: list[MetadataRecord] = [
     ConfigRecord(resource_type=TOPIC_RESOURCE, resource_name="orders", name="retention.ms", value="1000"),
     ConfigRecord(resource_type=BROKER_RESOURCE, resource_name="", name="log.retention.ms", value=None),
     ProducerIdsRecord(broker_id=1, broker_epoch=-1, next_producer_id=2000),
+    UserScramCredentialRecord(name="alice", mechanism=1, salt=b"\x00salt", stored_key=b"s" * 32,
+                              server_key=b"k" * 32, iterations=4096),
+    RemoveUserScramCredentialRecord(name="bob", mechanism=2),
+    AccessControlEntryRecord(id=TID, resource_type=2, resource_name="orders", pattern_type=3,
+                             principal="User:alice", host="*", operation=3, permission_type=3),
+    RemoveAccessControlEntryRecord(id=uuid.UUID(int=7)),
     RemoveTopicRecord(topic_id=TID),
 ]
 
@@ -244,6 +254,7 @@ def test_a_failed_append_leaves_nothing_behind(tmp_path: Path, monkeypatch: pyte
 
 def test_the_image_applies_each_record_kind() -> None:
     image = image_of(list(enumerate(EVERY_RECORD[:-1])))
+    assert set(image.scram) == {("alice", 1)} and set(image.acls) == {TID}
     t = image.topics["orders"]
     assert (t.num_partitions, dict(t.raw_configs)) == (2, {"retention.ms": "1000"})
     assert image.partitions(t)[1].leader_epoch == 4  # one leader change on top of 3

@@ -1,10 +1,10 @@
 """DescribeConfigs (key 32) v1-4, AlterConfigs (key 33) v0-2, IncrementalAlterConfigs (key 44) v0-1.
 
 Resource type 2 is a topic, 4 a broker: its node id names the per-broker dynamic layer, ""
-the cluster-wide dynamic default (described, as in Kafka, by the keys it sets and nothing
-else); another name is INVALID_REQUEST. Sources follow Kafka: 1 dynamic topic config, 2 dynamic
-broker config, 3 dynamic default broker config, 4 static broker config, 5 default; synonyms
-(v1+) list every place a value comes from, highest precedence first.
+the cluster-wide dynamic default; another name is INVALID_REQUEST. What a resource's configs
+are — values, sources, synonyms (v1+), types and documentation (v3+) — is
+:mod:`tomyum.config.describe`'s, derived from the config definitions; this module shapes
+requests and responses.
 
 AlterConfigs replaces a resource's whole set of dynamic values; IncrementalAlterConfigs
 applies SET, DELETE, APPEND and SUBTRACT (the last two for list configs). Values are
@@ -26,70 +26,21 @@ from tomyum.config import (
     DYNAMIC_DEFAULT,
     TOPIC_CONFIGS,
     ConfigDef,
+    ConfigType,
     format_value,
     parse_value,
     validate_dynamic_broker_configs,
     validate_topic_configs,
 )
+from tomyum.config.describe import describe_broker, describe_cluster_default, describe_topic
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.metadata import INTERNAL_TOPICS
 
 TOPIC, BROKER = 2, 4
-SOURCE_TOPIC, SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 2, 3, 4, 5
-SOURCES = {"topic": SOURCE_TOPIC, DYNAMIC_BROKER: SOURCE_DYNAMIC_BROKER, DYNAMIC_DEFAULT: SOURCE_DYNAMIC_DEFAULT,
-           "static": SOURCE_STATIC_BROKER, "default": SOURCE_DEFAULT}
-TYPES = {"bool": 1, "string": 2, "int": 3, "long": 5, "double": 6, "list": 7}
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
 # DescribeConfigs ---------------------------------------------------------------------------------
-
-def _entry(d: ConfigDef, value: Any, source: int, synonyms: list[dict[str, Any]],
-           *, read_only: bool) -> dict[str, Any]:
-    return {"name": d.name, "value": None if d.sensitive else format_value(value),
-            "read_only": read_only, "is_default": source == SOURCE_DEFAULT,
-            "config_source": source, "is_sensitive": d.sensitive, "synonyms": synonyms,
-            "config_type": TYPES.get(d.type, 0), "documentation": None}
-
-
-def _broker_synonyms(ctx: RequestContext, key: str) -> list[dict[str, Any]]:
-    return [{"name": name, "value": format_value(value), "source": SOURCES[source]}
-            for name, source, value in ctx.broker.config.synonyms(key)]
-
-
-def _default_layer_configs(ctx: RequestContext, include_synonyms: bool) -> list[dict[str, Any]]:
-    """The broker resource "": as in Kafka, only what the cluster-wide dynamic default sets."""
-    return [_entry(BROKER_CONFIGS[key], value, SOURCE_DYNAMIC_DEFAULT,
-                   [{"name": key, "value": format_value(value), "source": SOURCE_DYNAMIC_DEFAULT}]
-                   if include_synonyms else [], read_only=False)
-            for key, value in ctx.broker.config.dynamic(DYNAMIC_DEFAULT).items()]
-
-
-def _topic_configs(ctx: RequestContext, name: str, include_synonyms: bool) -> list[dict[str, Any]]:
-    metadata = ctx.broker.metadata
-    if name not in metadata.topics():
-        raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
-    cfg = metadata.topic_config(name)
-    out = []
-    for key, d in TOPIC_CONFIGS.items():
-        if not d.supported or key.startswith("internal."):
-            continue
-        synonyms = []
-        if include_synonyms:
-            if key in cfg.overrides:
-                synonyms.append({"name": key, "value": format_value(cfg.overrides[key]), "source": SOURCE_TOPIC})
-            if d.synonym:
-                synonyms += _broker_synonyms(ctx, d.synonym)
-        out.append(_entry(d, cfg[key], SOURCES[cfg.source(key)], synonyms, read_only=False))
-    return out
-
-
-def _broker_configs(ctx: RequestContext, include_synonyms: bool) -> list[dict[str, Any]]:
-    cfg = ctx.broker.config
-    return [_entry(d, cfg[key], SOURCES[cfg.source(key)],
-                   _broker_synonyms(ctx, key) if include_synonyms else [], read_only=not d.dynamic)
-            for key, d in BROKER_CONFIGS.items()]
-
 
 def _check_broker_name(ctx: RequestContext, name: str) -> str:
     """The dynamic layer a broker resource name addresses ("" or this broker's id), else
@@ -106,6 +57,19 @@ def _check_broker_name(ctx: RequestContext, name: str) -> str:
     return DYNAMIC_BROKER
 
 
+def _describe(ctx: RequestContext, r: Any, **include: bool) -> list[dict[str, Any]]:
+    if r.resource_type == TOPIC:
+        metadata = ctx.broker.metadata
+        if r.resource_name not in metadata.topics():
+            raise KafkaError(f"unknown topic {r.resource_name!r}", ErrorCode.unknown_topic_or_partition)
+        return describe_topic(metadata.topic_config(r.resource_name), **include)
+    if r.resource_type == BROKER:
+        if _check_broker_name(ctx, r.resource_name) == DYNAMIC_DEFAULT:
+            return describe_cluster_default(ctx.broker.config, **include)
+        return describe_broker(ctx.broker.config, **include)
+    raise KafkaError(f"resource type {r.resource_type} is not supported", ErrorCode.invalid_request)
+
+
 @handles(32, versions=range(1, 5))
 async def describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
     results = []
@@ -113,16 +77,8 @@ async def describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
         entry: dict[str, Any] = {"error_code": 0, "error_message": None, "resource_type": r.resource_type,
                                  "resource_name": r.resource_name, "configs": ()}
         with errors_into(entry):
-            if r.resource_type == TOPIC:
-                configs = _topic_configs(ctx, r.resource_name, request.include_synonyms)
-            elif r.resource_type == BROKER:
-                if _check_broker_name(ctx, r.resource_name) == DYNAMIC_DEFAULT:
-                    configs = _default_layer_configs(ctx, request.include_synonyms)
-                else:
-                    configs = _broker_configs(ctx, request.include_synonyms)
-            else:
-                raise KafkaError(f"resource type {r.resource_type} is not supported",
-                                 ErrorCode.invalid_request)
+            configs = _describe(ctx, r, include_synonyms=request.include_synonyms,
+                                include_documentation=getattr(request, "include_documentation", False))
             if r.configuration_keys is not None:
                 keys = set(r.configuration_keys)
                 configs = [c for c in configs if c["name"] in keys]
@@ -146,7 +102,7 @@ def _apply_ops(current: Mapping[str, Any], ops: Any, defs: Mapping[str, ConfigDe
         elif op.config_operation == DELETE:
             raw.pop(op.name, None)
         elif op.config_operation in (APPEND, SUBTRACT):
-            if d.type != "list":
+            if d.type is not ConfigType.LIST:
                 raise ConfigError(op.name, "APPEND and SUBTRACT apply only to list configs")
             base = parse_value(d, raw[op.name]) if op.name in raw else list(effective(op.name) or [])
             items = parse_value(d, op.value or "")
