@@ -17,6 +17,8 @@ from tomyum.metadata.log import DIR_NAME, MetadataLog
 from tomyum.metadata.records import (
     BROKER_RESOURCE,
     AccessControlEntryRecord,
+    ClientQuotaRecord,
+    EntityData,
     RemoveAccessControlEntryRecord,
     RemoveUserScramCredentialRecord,
     UserScramCredentialRecord,
@@ -53,6 +55,9 @@ EVERY_RECORD: list[MetadataRecord] = [
     AccessControlEntryRecord(id=TID, resource_type=2, resource_name="orders", pattern_type=3,
                              principal="User:alice", host="*", operation=3, permission_type=3),
     RemoveAccessControlEntryRecord(id=uuid.UUID(int=7)),
+    ClientQuotaRecord(entity=(EntityData(entity_type="user", entity_name="alice"),
+                              EntityData(entity_type="client-id", entity_name=None)),
+                      key="producer_byte_rate", value=1024.0),
     RemoveTopicRecord(topic_id=TID),
 ]
 
@@ -89,7 +94,7 @@ def test_records_are_written_as_kafkas_json() -> None:
     (b'{"type":"TOPIC_RECORD","version":0,"data":{"name":"x"}}', "has no topicId"),
     (b'{"type":"TOPIC_RECORD","version":0,"data":{"name":3,"topicId":"bxwqjhERQiKDM5REVVVWZg"}}', "not a string"),
     (b'{"type":"PARTITION_RECORD","version":0,"data":{"partitionId":0,"topicId":"bxwqjhERQiKDM5REVVVWZg",'
-     b'"replicas":["a"],"isr":[1],"leader":1}}', "not a list of integers"),
+     b'"replicas":["a"],"isr":[1],"leader":1}}', "replicas\\[\\] is not an integer"),
     (b'{"type":"REMOVE_TOPIC_RECORD","version":0,"data":{"topicId":"!!"}}', None),
     (b"not json", "unreadable"),
 ])

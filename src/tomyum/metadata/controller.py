@@ -50,6 +50,7 @@ from tomyum.metadata.records import (
     MetadataRecord,
     PartitionRecord,
     AccessControlEntryRecord,
+    ClientQuotaRecord,
     ProducerIdsRecord,
     RemoveAccessControlEntryRecord,
     RemoveTopicRecord,
@@ -314,6 +315,12 @@ class MetadataController:
             gone = [RemoveAccessControlEntryRecord(id=i) for i in ids if i in self.image.acls]
             if gone:
                 await self._append(list(gone))
+
+    async def alter_client_quotas(self, changes: list[ClientQuotaRecord]) -> None:
+        """Set and remove client quotas, all in one batch."""
+        if changes:
+            async with self._lock:
+                await self._append(list(changes))
 
     async def alter_scram_credentials(
             self, changes: list[UserScramCredentialRecord | RemoveUserScramCredentialRecord]) -> None:

@@ -25,10 +25,12 @@ from tomyum.metadata.records import (
     PartitionChangeRecord,
     PartitionRecord,
     AccessControlEntryRecord,
+    ClientQuotaRecord,
     ProducerIdsRecord,
     RemoveAccessControlEntryRecord,
     RemoveTopicRecord,
     RemoveUserScramCredentialRecord,
+    EntityData,
     TopicRecord,
     UserScramCredentialRecord,
 )
@@ -70,6 +72,8 @@ class MetadataImage:
         self.scram: dict[tuple[str, int], UserScramCredentialRecord] = {}
         #: ACL bindings by id
         self.acls: dict[uuid.UUID, AccessControlEntryRecord] = {}
+        #: client quotas: entity ((type, name or None for the default), ...) → {key: value}
+        self.quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
         #: offset of the last record replayed (-1: none)
         self.last_offset = -1
 
@@ -118,6 +122,15 @@ class MetadataImage:
             self.acls[record.id] = record
         elif isinstance(record, RemoveAccessControlEntryRecord):
             self.acls.pop(record.id, None)
+        elif isinstance(record, ClientQuotaRecord):
+            entity = tuple(sorted((e.entity_type, e.entity_name) for e in record.entity))
+            values = self.quotas.setdefault(entity, {})
+            if record.remove:
+                values.pop(record.key, None)
+                if not values:
+                    del self.quotas[entity]
+            else:
+                values[record.key] = record.value
 
     def _put(self, topic: TopicImage) -> None:
         self.topics[topic.name] = topic
@@ -156,6 +169,10 @@ class MetadataImage:
                 yield ConfigRecord(resource_type=BROKER_RESOURCE, resource_name=resource, name=key, value=value)
         yield from (self.scram[k] for k in sorted(self.scram))
         yield from self.acls.values()
+        for entity, values in sorted(self.quotas.items(), key=lambda kv: repr(kv[0])):
+            for quota, amount in sorted(values.items()):
+                yield ClientQuotaRecord(entity=tuple(EntityData(entity_type=t, entity_name=n) for t, n in entity),
+                                        key=quota, value=amount)
         for topic in self.topics.values():
             yield TopicRecord(name=topic.name, topic_id=topic.topic_id)
             for _, p in sorted(self.partitions(topic).items()):
@@ -172,4 +189,5 @@ class MetadataImage:
             "features": dict(self.features),
             "scram": dict(self.scram),
             "acls": dict(self.acls),
+            "quotas": {k: dict(v) for k, v in self.quotas.items()},
         }

@@ -143,16 +143,35 @@ class RemoveAccessControlEntryRecord:
     id: uuid.UUID
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityData:
+    """One part of a quota entity: ``user``, ``client-id`` or ``ip``; a null name is the default."""
+
+    entity_type: str
+    entity_name: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientQuotaRecord:
+    API_KEY: ClassVar[int] = 14
+    TYPE: ClassVar[str] = "CLIENT_QUOTA_RECORD"
+    entity: tuple[EntityData, ...]
+    key: str
+    value: float
+    remove: bool = False
+
+
 MetadataRecord = (TopicRecord | PartitionRecord | ConfigRecord | PartitionChangeRecord | RemoveTopicRecord
                   | FeatureLevelRecord | ProducerIdsRecord | UserScramCredentialRecord
-                  | RemoveUserScramCredentialRecord | AccessControlEntryRecord | RemoveAccessControlEntryRecord)
+                  | RemoveUserScramCredentialRecord | AccessControlEntryRecord | RemoveAccessControlEntryRecord
+                  | ClientQuotaRecord)
 
-#: Kafka's record types this broker reads. Room is kept for ClientQuotaRecord (14),
-#: DelegationTokenRecord (10) and friends: add the class here.
+#: Kafka's record types this broker reads. Room is kept for DelegationTokenRecord (10) and
+#: friends: add the class here.
 RECORD_TYPES: dict[str, type[Any]] = {cls.TYPE: cls for cls in (
     TopicRecord, PartitionRecord, ConfigRecord, PartitionChangeRecord, RemoveTopicRecord, FeatureLevelRecord,
     ProducerIdsRecord, UserScramCredentialRecord, RemoveUserScramCredentialRecord, AccessControlEntryRecord,
-    RemoveAccessControlEntryRecord)}
+    RemoveAccessControlEntryRecord, ClientQuotaRecord)}
 
 #: resource types of ConfigRecord (Kafka's ConfigResource.Type)
 TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4
@@ -190,13 +209,18 @@ def _out(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, tuple):
-        return list(value)
+        return [_out(x) for x in value]
+    if dataclasses.is_dataclass(value):
+        return _fields_out(value)
     return value
 
 
+def _fields_out(obj: Any) -> dict[str, Any]:
+    return {_camel(f.name): _out(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
 def encode(record: MetadataRecord) -> bytes:
-    data = {_camel(f.name): _out(getattr(record, f.name)) for f in dataclasses.fields(record)}
-    return json.dumps({"type": record.TYPE, "version": 0, "data": data}, separators=(",", ":")).encode()
+    return json.dumps({"type": record.TYPE, "version": 0, "data": _fields_out(record)}, separators=(",", ":")).encode()
 
 
 def _in(hint: Any, value: Any, what: str) -> Any:
@@ -214,9 +238,16 @@ def _in(hint: Any, value: Any, what: str) -> Any:
             raise MetadataRecordError(f"{what} is not base64 bytes")
         return base64.b64decode(value, validate=True)
     if get_origin(hint) is tuple:
-        if not isinstance(value, list) or not all(type(x) is int for x in value):
-            raise MetadataRecordError(f"{what} is not a list of integers")
-        return tuple(value)
+        item = get_args(hint)[0]
+        if not isinstance(value, list):
+            raise MetadataRecordError(f"{what} is not a list")
+        return tuple(_in(item, x, f"{what}[]") for x in value)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise MetadataRecordError(f"{what} is not an object")
+        return _fields_in(hint, value, what)
+    if hint is float and type(value) in (int, float):
+        return float(value)
     if type(value) is not hint:
         raise MetadataRecordError(f"{what} is not a{'n integer' if hint is int else ' string'}")
     return value
@@ -231,16 +262,22 @@ def decode(raw: bytes) -> MetadataRecord:
         raise MetadataRecordError(f"unreadable metadata record: {e}") from None
     if cls is None:
         raise MetadataRecordError(f"unknown metadata record type {doc['type']!r} (written by a newer tomyum?)")
+    return _fields_in(cls, data, cls.TYPE)  # type: ignore[no-any-return]
+
+
+def _fields_in(cls: Any, data: Any, what: str) -> Any:
+    if not isinstance(data, dict):
+        raise MetadataRecordError(f"{what} is not an object")
     kwargs = {}
     for name, hint in _hints(cls).items():
         key = _camel(name)
         if key not in data:
             field = next(f for f in dataclasses.fields(cls) if f.name == name)
             if field.default is dataclasses.MISSING:
-                raise MetadataRecordError(f"{cls.TYPE} has no {key}")
+                raise MetadataRecordError(f"{what} has no {key}")
             continue
         try:
-            kwargs[name] = _in(hint, data[key], f"{cls.TYPE}.{key}")
+            kwargs[name] = _in(hint, data[key], f"{what}.{key}")
         except ValueError as e:
             raise MetadataRecordError(str(e)) from None
-    return cls(**kwargs)  # type: ignore[no-any-return]
+    return cls(**kwargs)

@@ -13,6 +13,7 @@ from tomyum.broker.handlers import (  # noqa: F401
     metadata,
     offset_commits,
     produce,
+    quotas,
     scram,
     topics,
     transactions,
