@@ -102,11 +102,13 @@ class ScramExchange:
             if self._round == 0:
                 self._round = 1
                 self._server.set_client_first(client.decode("utf-8"))
-                return self._server.get_server_first().encode()
+                first: str = self._server.get_server_first()
+                return first.encode()
             if self._round == 1:
                 self._round = 2
                 self._server.set_client_final(client.decode("utf-8"))
-                answer = self._server.get_server_final().encode()
+                final: str = self._server.get_server_final()
+                answer = final.encode()
                 self.principal = f"User:{self._user}"
                 return answer
         except (scramp.ScramException, UnicodeDecodeError, ValueError) as e:
@@ -159,7 +161,7 @@ class OAuthBearerExchange:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as e:
             raise AuthenticationFailed(f"malformed token: {e}") from None
-        options = {"require": ["exp"], "verify_aud": bool(s.expected_audience)}
+        options: Any = {"require": ["exp"], "verify_aud": bool(s.expected_audience)}
         if header.get("alg", "none") == "none":
             if not s.allow_unsecured or s.jwks is not None:
                 raise AuthenticationFailed("unsecured (unsigned) tokens are not accepted on this listener")
