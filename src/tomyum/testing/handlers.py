@@ -30,7 +30,7 @@ import datetime
 import io
 import struct
 import uuid
-from collections.abc import Awaitable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -248,6 +248,20 @@ class HandlerHarness:
             return None
         frame = encode_result(api_key, api_version, correlation_id, result)
         return decode_response(api_key, api_version, frame, correlation_id)
+
+    def start(self, api_key: int, api_version: int, request: Mapping[str, Any] | Any) -> asyncio.Task[Any]:
+        """:meth:`call` as a task, for a request that parks (JoinGroup, a long-poll Fetch) while
+        the test sends others; see :meth:`until`."""
+        return asyncio.ensure_future(self.call(api_key, api_version, request))
+
+    async def until(self, predicate: Callable[[], bool], what: str = "condition", max_turns: int = 1000) -> None:
+        """Let the broker's tasks run (no time passes: each turn is one pass of the event loop)
+        until ``predicate()`` holds; AssertionError after ``max_turns`` passes."""
+        for _ in range(max_turns):
+            if predicate():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError(f"{what} did not happen within {max_turns} turns of the event loop")
 
     async def create_topic(self, name: str, partitions: int = 1, configs: Mapping[str, str | None] | None = None) -> None:
         await self.bounded(self.broker.create_topic(name, partitions, dict(configs or {})))
