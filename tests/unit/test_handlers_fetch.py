@@ -9,6 +9,7 @@ import pytest
 
 from tomyum.errors import ErrorCode
 from tomyum.protocol.records import build_batch, decode_records, iter_batches
+from tomyum.storage.engine import TopicPartition
 from tomyum.storage.local import LocalLogStore
 from tomyum.testing.handlers import BlockingHarness
 
@@ -79,8 +80,17 @@ def test_fetch_of_a_partition_the_topic_lacks_is_unknown_topic_or_partition(kafk
 
 def test_a_parked_fetch_is_answered_when_records_arrive(kafka: BlockingHarness) -> None:
     kafka.create_topic("t")
-    fetched, _ = kafka.gather((FETCH, 12, fetch("t", max_wait=5000)), (PRODUCE, 9, produce("t", b"late")))
-    assert values(only_partition(fetched)) == [b"late"]
+    waiters = kafka.broker.waiters
+
+    async def scenario() -> Any:
+        h = kafka.harness
+        parked = h.start(FETCH, 12, fetch("t", max_wait=60_000))
+        await h.until(lambda: TopicPartition("t", 0) in waiters._by_tp, "the fetch to park")
+        assert not parked.done()
+        await h.call(PRODUCE, 9, produce("t", b"late"))
+        return await h.bounded(parked)  # long before max_wait: woken by the append
+
+    assert values(only_partition(kafka.run(scenario()))) == [b"late"]
 
 
 def test_a_parked_fetch_without_records_is_answered_empty_at_max_wait(kafka: BlockingHarness) -> None:

@@ -22,21 +22,18 @@ def _modules() -> list[ModuleType]:
 
 
 def _called_keys(module: ModuleType) -> set[int]:
-    """The API keys a module passes first to ``call(...)`` or in a ``gather(...)`` tuple."""
+    """The API keys a module passes first to ``call(...)`` or ``start(...)``."""
     keys: set[int] = set()
     for node in ast.walk(ast.parse(inspect.getsource(module))):
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
             continue
-        firsts = []
-        if node.func.attr == "call" and node.args:
-            firsts.append(node.args[0])
-        elif node.func.attr == "gather":
-            firsts += [a.elts[0] for a in node.args if isinstance(a, ast.Tuple) and a.elts]
-        for arg in firsts:
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, int):
-                keys.add(arg.value)
-            elif isinstance(arg, ast.Name) and isinstance(getattr(module, arg.id, None), int):
-                keys.add(getattr(module, arg.id))
+        if node.func.attr not in ("call", "start") or not node.args:
+            continue
+        arg = node.args[0]
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, int):
+            keys.add(arg.value)
+        elif isinstance(arg, ast.Name) and isinstance(getattr(module, arg.id, None), int):
+            keys.add(getattr(module, arg.id))
     return keys
 
 

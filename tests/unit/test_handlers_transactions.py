@@ -43,13 +43,15 @@ def add_partitions(kafka: BlockingHarness, version: int, producer_id: int, epoch
 
 def end_txn(kafka: BlockingHarness, version: int, producer_id: int, epoch: int, committed: bool = True,
             transactional_id: str = "tx") -> ErrorCode:
-    return kafka.call(END_TXN, version, {"transactional_id": transactional_id, "producer_id": producer_id,
-                                         "producer_epoch": epoch, "committed": committed}).error_code
+    r = kafka.call(END_TXN, version, {"transactional_id": transactional_id, "producer_id": producer_id,
+                                      "producer_epoch": epoch, "committed": committed})
+    return ErrorCode(r.error_code)
 
 
 def add_offsets(kafka: BlockingHarness, version: int, producer_id: int, epoch: int, group: str = "g") -> ErrorCode:
-    return kafka.call(ADD_OFFSETS_TO_TXN, version, {"transactional_id": "tx", "producer_id": producer_id,
-                                                    "producer_epoch": epoch, "group_id": group}).error_code
+    r = kafka.call(ADD_OFFSETS_TO_TXN, version, {"transactional_id": "tx", "producer_id": producer_id,
+                                                 "producer_epoch": epoch, "group_id": group})
+    return ErrorCode(r.error_code)
 
 
 def produce_in_txn(kafka: BlockingHarness, producer_id: int, epoch: int, *values: bytes, seq: int = 0) -> None:

@@ -269,8 +269,9 @@ class HandlerHarness:
 
 class BlockingHarness:
     """:class:`HandlerHarness` for synchronous tests: a context manager that owns an event
-    loop; :meth:`call` runs one request to its end, :meth:`gather` several at once (members
-    joining a group together), :meth:`run` any coroutine on the broker's loop."""
+    loop; :meth:`call` runs one request to its end, :meth:`run` any coroutine on the broker's
+    loop (a scenario of requests in flight together, with :attr:`harness`'s ``start`` and
+    ``until``)."""
 
     def __init__(self, data_dir: Path, **kwargs: Any) -> None:
         self.harness = HandlerHarness(data_dir, **kwargs)
@@ -311,12 +312,6 @@ class BlockingHarness:
 
     def call(self, api_key: int, api_version: int, request: Mapping[str, Any] | Any) -> Any:
         return self._runner.run(self.harness.call(api_key, api_version, request))
-
-    def gather(self, *calls: tuple[int, int, Mapping[str, Any]]) -> list[Any]:
-        """Several requests in flight together; their responses in the order given."""
-        async def all_of() -> list[Any]:
-            return list(await asyncio.gather(*(self.harness.call(*c) for c in calls)))
-        return self._runner.run(all_of())
 
     def create_topic(self, name: str, partitions: int = 1, configs: Mapping[str, str | None] | None = None) -> None:
         self._runner.run(self.harness.create_topic(name, partitions, configs))
