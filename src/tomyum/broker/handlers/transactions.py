@@ -152,7 +152,7 @@ async def describe_transactions(ctx: RequestContext, request: Any) -> dict[str, 
         view = ctx.broker.transactions.view(tid)
         if view is None:
             states.append({"error_code": ErrorCode.transactional_id_not_found, "transactional_id": tid,
-                           "transaction_state": "", "transaction_timeout": 0, "transaction_start_time": -1,
+                           "transaction_state": "", "transaction_timeout": 0, "transaction_start_time": 0,
                            "producer_id": -1, "producer_epoch": -1, "topics": []})
             continue
         states.append({"error_code": 0, "transactional_id": tid, "transaction_state": view.state,

@@ -1,0 +1,85 @@
+"""Metadata (3) and DescribeCluster (60) called below the socket."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tomyum.errors import ErrorCode
+from tomyum.testing.handlers import BlockingHarness
+
+METADATA, DESCRIBE_CLUSTER = 3, 60
+COVERS = {METADATA: "Metadata", DESCRIBE_CLUSTER: "DescribeCluster"}
+
+
+@pytest.mark.parametrize("version", [0, 12])
+def test_metadata_describes_a_topic_with_this_broker_leading_every_partition(kafka: BlockingHarness,
+                                                                          version: int) -> None:
+    kafka.create_topic("orders", 3)
+    r = kafka.call(METADATA, version, {"topics": [{"name": "orders"}]})
+    assert [(b.node_id, b.host, b.port) for b in r.brokers] == [
+        (kafka.broker.node_id, "127.0.0.1", kafka.broker.listeners[0].port)]
+    (topic,) = r.topics
+    assert (topic.name, topic.error_code) == ("orders", ErrorCode.none)
+    assert [p.partition_index for p in topic.partitions] == [0, 1, 2]
+    assert all(p.leader_id == kafka.broker.node_id and p.replica_nodes == (kafka.broker.node_id,)
+               for p in topic.partitions)
+
+
+def test_metadata_v12_carries_the_cluster_id_and_topic_id(kafka: BlockingHarness) -> None:
+    kafka.create_topic("orders")
+    r = kafka.call(METADATA, 12, {"topics": [{"name": "orders"}]})
+    assert r.cluster_id == kafka.broker.cluster_id
+    assert r.topics[0].topic_id == kafka.broker.metadata.topics()["orders"].topic_id
+
+
+def test_metadata_v0_with_no_topics_lists_every_topic(kafka: BlockingHarness) -> None:
+    kafka.create_topic("a")
+    kafka.create_topic("b")
+    assert {t.name for t in kafka.call(METADATA, 0, {"topics": []}).topics} >= {"a", "b"}
+
+
+def test_metadata_v1_and_later_with_an_empty_list_lists_no_topic(kafka: BlockingHarness) -> None:
+    kafka.create_topic("a")
+    assert kafka.call(METADATA, 12, {"topics": []}).topics == ()
+    assert {t.name for t in kafka.call(METADATA, 12, {"topics": None}).topics} >= {"a"}
+
+
+def test_metadata_auto_creates_a_missing_topic_when_the_request_allows_it(kafka: BlockingHarness) -> None:
+    r = kafka.call(METADATA, 12, {"topics": [{"name": "fresh"}], "allow_auto_topic_creation": True})
+    assert r.topics[0].error_code == ErrorCode.none
+    assert "fresh" in kafka.broker.metadata.topics()
+
+
+def test_metadata_answers_unknown_topic_when_auto_creation_is_not_allowed(kafka: BlockingHarness) -> None:
+    r = kafka.call(METADATA, 12, {"topics": [{"name": "absent"}], "allow_auto_topic_creation": False})
+    assert r.topics[0].error_code == ErrorCode.unknown_topic_or_partition
+    assert "absent" not in kafka.broker.metadata.topics()
+
+
+def test_metadata_answers_invalid_topic_for_an_illegal_name(kafka: BlockingHarness) -> None:
+    r = kafka.call(METADATA, 12, {"topics": [{"name": "bad/name"}], "allow_auto_topic_creation": True})
+    assert r.topics[0].error_code == ErrorCode.invalid_topic_exception
+
+
+def test_metadata_v12_finds_a_topic_by_id_and_answers_unknown_topic_id_otherwise(kafka: BlockingHarness) -> None:
+    kafka.create_topic("orders")
+    topic_id = kafka.broker.metadata.topics()["orders"].topic_id
+    other = uuid.uuid4()
+    r = kafka.call(METADATA, 12, {"topics": [{"name": None, "topic_id": topic_id},
+                                             {"name": None, "topic_id": other}]})
+    assert (r.topics[0].name, r.topics[0].error_code) == ("orders", ErrorCode.none)
+    assert (r.topics[1].topic_id, r.topics[1].error_code) == (other, ErrorCode.unknown_topic_id)
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_describe_cluster_names_this_broker_and_the_cluster(kafka: BlockingHarness, version: int) -> None:
+    r = kafka.call(DESCRIBE_CLUSTER, version, {"endpoint_type": 1})
+    assert r.error_code == ErrorCode.none
+    assert r.cluster_id == kafka.broker.cluster_id
+    assert [b.broker_id for b in r.brokers] == [kafka.broker.node_id]
+
+
+def test_describe_cluster_refuses_controller_endpoints(kafka: BlockingHarness) -> None:
+    assert kafka.call(DESCRIBE_CLUSTER, 1, {"endpoint_type": 2}).error_code == ErrorCode.unsupported_endpoint_type

@@ -1,0 +1,114 @@
+"""Produce (0) called below the socket; responses read through the hand-written encoder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tomyum.errors import ErrorCode
+from tomyum.protocol.records import build_batch
+from tomyum.storage.engine import TopicPartition
+from tomyum.testing.handlers import BlockingHarness
+
+PRODUCE = 0
+COVERS = {PRODUCE: "Produce"}
+
+
+def produce(topic: str, records: bytes, *, partition: int = 0, acks: int = -1) -> dict[str, Any]:
+    return {"acks": acks, "timeout": 5000,
+            "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": records}]}]}
+
+
+def partition_response(r: Any) -> Any:
+    (topic,) = r.responses
+    (part,) = topic.partition_responses
+    return part
+
+
+@pytest.mark.parametrize("version", [3, 9])
+@pytest.mark.parametrize("acks", [1, -1])
+def test_produce_appends_batches_at_consecutive_offsets(kafka: BlockingHarness, version: int, acks: int) -> None:
+    kafka.create_topic("t")
+    first = partition_response(kafka.call(PRODUCE, version, produce("t", build_batch([(b"k", b"a"), (None, b"b")]),
+                                                                     acks=acks)))
+    second = partition_response(kafka.call(PRODUCE, version, produce("t", build_batch([(None, b"c")]), acks=acks)))
+    assert (first.error_code, first.base_offset) == (ErrorCode.none, 0)
+    assert (second.error_code, second.base_offset) == (ErrorCode.none, 2)
+
+
+def test_produce_with_acks_0_sends_no_response(kafka: BlockingHarness) -> None:
+    kafka.create_topic("t")
+    assert kafka.call(PRODUCE, 9, produce("t", build_batch([(None, b"v")]), acks=0)) is None
+    assert kafka.connection.closes == []
+    assert kafka.broker.store.offsets(TopicPartition("t", 0)).log_end_offset == 1
+
+
+def test_a_failed_acks_0_produce_closes_the_connection_so_the_client_notices(kafka: BlockingHarness) -> None:
+    assert kafka.call(PRODUCE, 9, produce("absent", build_batch([(None, b"v")]), acks=0)) is None
+    assert len(kafka.connection.closes) == 1
+
+
+def test_produce_to_an_unknown_topic_is_unknown_topic_or_partition(kafka: BlockingHarness) -> None:
+    r = partition_response(kafka.call(PRODUCE, 9, produce("absent", build_batch([(None, b"v")]))))
+    assert r.error_code == ErrorCode.unknown_topic_or_partition
+
+
+def test_produce_to_a_partition_the_topic_lacks_is_unknown_topic_or_partition(kafka: BlockingHarness) -> None:
+    kafka.create_topic("t", 1)
+    r = partition_response(kafka.call(PRODUCE, 9, produce("t", build_batch([(None, b"v")]), partition=5)))
+    assert r.error_code == ErrorCode.unknown_topic_or_partition
+
+
+@pytest.mark.parametrize("internal", ["__consumer_offsets", "__transaction_state"])
+def test_produce_to_an_internal_topic_is_invalid_topic(kafka: BlockingHarness, internal: str) -> None:
+    r = partition_response(kafka.call(PRODUCE, 9, produce(internal, build_batch([(None, b"v")]))))
+    assert r.error_code == ErrorCode.invalid_topic_exception
+
+
+def test_produce_with_acks_other_than_0_1_or_minus_1_is_invalid_required_acks(kafka: BlockingHarness) -> None:
+    kafka.create_topic("t")
+    r = partition_response(kafka.call(PRODUCE, 9, produce("t", build_batch([(None, b"v")]), acks=2)))
+    assert r.error_code == ErrorCode.invalid_required_acks
+
+
+def test_produce_of_a_batch_with_a_bad_crc_is_corrupt_message(kafka: BlockingHarness) -> None:
+    kafka.create_topic("t")
+    batch = bytearray(build_batch([(None, b"value")]))
+    batch[-1] ^= 0xFF
+    r = partition_response(kafka.call(PRODUCE, 9, produce("t", bytes(batch))))
+    assert r.error_code == ErrorCode.corrupt_message
+
+
+def test_acks_all_with_min_insync_replicas_above_one_is_not_enough_replicas(kafka: BlockingHarness) -> None:
+    kafka.create_topic("t", 1, {"min.insync.replicas": "2"})
+    assert partition_response(kafka.call(PRODUCE, 9, produce("t", build_batch([(None, b"v")]), acks=-1))
+                              ).error_code == ErrorCode.not_enough_replicas
+    assert partition_response(kafka.call(PRODUCE, 9, produce("t", build_batch([(None, b"v")]), acks=1))
+                              ).error_code == ErrorCode.none
+
+
+def idempotent(seq: int, epoch: int = 0, producer_id: int = 1000) -> bytes:
+    return build_batch([(None, b"v")], producer_id=producer_id, producer_epoch=epoch, base_sequence=seq)
+
+
+def test_an_idempotent_retry_is_answered_with_its_original_offset(kafka: BlockingHarness) -> None:
+    kafka.create_topic("t")
+    first = partition_response(kafka.call(PRODUCE, 9, produce("t", idempotent(0))))
+    retry = partition_response(kafka.call(PRODUCE, 9, produce("t", idempotent(0))))
+    assert (retry.error_code, retry.base_offset) == (ErrorCode.none, first.base_offset)
+    assert kafka.broker.store.offsets(TopicPartition("t", 0)).log_end_offset == 1
+
+
+def test_an_idempotent_sequence_gap_is_out_of_order_sequence_number(kafka: BlockingHarness) -> None:
+    kafka.create_topic("t")
+    partition_response(kafka.call(PRODUCE, 9, produce("t", idempotent(0))))
+    r = partition_response(kafka.call(PRODUCE, 9, produce("t", idempotent(5))))
+    assert r.error_code == ErrorCode.out_of_order_sequence_number
+
+
+def test_an_idempotent_batch_of_an_older_epoch_is_invalid_producer_epoch(kafka: BlockingHarness) -> None:
+    kafka.create_topic("t")
+    partition_response(kafka.call(PRODUCE, 9, produce("t", idempotent(0, epoch=3))))
+    r = partition_response(kafka.call(PRODUCE, 9, produce("t", idempotent(1, epoch=2))))
+    assert r.error_code == ErrorCode.invalid_producer_epoch
