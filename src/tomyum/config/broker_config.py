@@ -36,6 +36,13 @@ NON_CONFIG_ENV = frozenset({"TOMYUM_BOOTSTRAP", "TOMYUM_LOG_LEVEL", "TOMYUM_DATA
 DYNAMIC_BROKER = "dynamic-broker"    # resource name = this broker's node id
 DYNAMIC_DEFAULT = "dynamic-default"  # resource name "" = the cluster-wide default
 _UNSET = object()
+LISTENER_PREFIX = "listener.name."
+#: broker keys a listener may override
+LISTENER_KEY_PREFIXES = ("ssl.", "sasl.", "connections.max.reauth.ms")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+#: keys that exist per listener and mechanism: listener.name.<l>.<mechanism>.<key>
+PER_MECHANISM_KEYS = frozenset({"sasl.jaas.config", "sasl.server.callback.handler.class",
+                                "connections.max.reauth.ms"})
 
 #: broker keys that stand in for one another, the one that wins first (Kafka's
 #: DynamicBrokerConfig.brokerConfigSynonyms), derived from the topic configs' synonyms:
@@ -90,6 +97,8 @@ class BrokerConfig:
         self._values: dict[str, Any] = {k: d.default for k, d in BROKER_CONFIGS.items()}
         self._explicit: set[str] = set()
         self._dynamic: dict[str, dict[str, Any]] = {DYNAMIC_BROKER: {}, DYNAMIC_DEFAULT: {}}
+        #: listener.name.<listener>.<key> overrides, by lower-case listener name
+        self._listener: dict[str, dict[str, Any]] = {}
         self.update(raw or {})
 
     @classmethod
@@ -108,6 +117,9 @@ class BrokerConfig:
 
     def update(self, raw: Mapping[str, Any]) -> None:
         for key, value in raw.items():
+            if key.startswith(LISTENER_PREFIX):
+                self._set_for_listener(key, value)
+                continue
             d = BROKER_CONFIGS.get(key)
             if d is None:
                 if key in TOPIC_CONFIGS:
@@ -119,6 +131,30 @@ class BrokerConfig:
                 _warn_not_implemented("broker", key)
             self._values[key] = parse_value(d, value)
             self._explicit.add(key)
+
+    def _set_for_listener(self, key: str, value: Any) -> None:
+        """``listener.name.<listener>.<key>``: a key for one listener (Kafka's per-listener
+        overrides): ssl.*, sasl.* and ``<mechanism>.sasl.jaas.config``."""
+        listener, _, rest = key[len(LISTENER_PREFIX):].partition(".")
+        if not listener or not rest:
+            raise ConfigError(key, "expected listener.name.<listener>.<config>")
+        mechanism, _, per_mechanism = rest.partition(".")
+        if per_mechanism in PER_MECHANISM_KEYS and mechanism.upper() in SASL_MECHANISMS:
+            self._listener.setdefault(listener.lower(), {})[rest.lower()] = str(value)
+            return
+        d = BROKER_CONFIGS.get(rest)
+        if d is None or not rest.startswith(LISTENER_KEY_PREFIXES):
+            raise ConfigError(key, f"{rest} cannot be set per listener (ssl.*, sasl.*, "
+                              "<mechanism>.sasl.jaas.config can)")
+        self._listener.setdefault(listener.lower(), {})[rest] = parse_value(d, value)
+
+    def for_listener(self, listener: str, key: str) -> Any:
+        """``key`` as the listener sees it: its ``listener.name.<listener>.`` override, else the
+        broker's value (``<mechanism>.sasl.jaas.config`` keys exist only per listener: None)."""
+        overrides = self._listener.get(listener.lower(), {})
+        if key in overrides:
+            return overrides[key]
+        return self[key] if key in BROKER_CONFIGS else None
 
     def __getitem__(self, key: str) -> Any:
         # one lookup per layer: set_dynamic swaps a layer whole while the cleaner thread reads

@@ -251,14 +251,51 @@ _IGNORED = (
             doc="The replication factor of the share-group state topic (KIP-932)."),
     ignored("share.coordinator.state.topic.min.isr", SHORT, 2,
             doc="The min.insync.replicas of the share-group state topic (KIP-932)."),
-    ignored("ssl.keystore.location", STRING, None, doc="The key store of SSL listeners."),
-    ignored("ssl.keystore.password", PASSWORD, None, doc="The password of the SSL key store."),
-    ignored("ssl.key.password", PASSWORD, None, doc="The password of the private key in the SSL key store."),
-    ignored("ssl.truststore.location", STRING, None, doc="The trust store of SSL listeners."),
-    ignored("ssl.truststore.password", PASSWORD, None, doc="The password of the SSL trust store."),
-    ignored("ssl.client.auth", STRING, "none", doc="Whether SSL listeners ask clients for a certificate "
-            "(none, requested, required)."),
-    ignored("sasl.enabled.mechanisms", LIST, ["GSSAPI"], doc="The SASL mechanisms the broker offers."),
+    # TLS (KIP-651 PEM stores): every ssl.* key may also be set per listener as
+    # listener.name.<listener>.ssl.*; the stores are read when the listener starts
+    static(ConfigDef("ssl.keystore.type", STRING, "PEM", one_of("PEM"), doc="The format of the key store: "
+                     "PEM (a certificate chain and its private key), the one tomyum reads.")),
+    static(ConfigDef("ssl.keystore.location", STRING, None, doc="A PEM file with the listener's certificate "
+                     "chain and private key.")),
+    static(ConfigDef("ssl.keystore.certificate.chain", PASSWORD, None, doc="The listener's certificate chain in "
+                     "PEM, given inline instead of ssl.keystore.location.")),
+    static(ConfigDef("ssl.keystore.key", PASSWORD, None, doc="The listener's private key in PEM, given inline.")),
+    static(ConfigDef("ssl.keystore.password", PASSWORD, None, doc="For PEM stores Kafka ignores it; so does "
+                     "tomyum.")),
+    static(ConfigDef("ssl.key.password", PASSWORD, None, doc="The password of an encrypted private key.")),
+    static(ConfigDef("ssl.truststore.type", STRING, "PEM", one_of("PEM"), doc="The format of the trust store: "
+                     "PEM certificates.")),
+    static(ConfigDef("ssl.truststore.location", STRING, None, doc="A PEM file of the CA certificates that client "
+                     "certificates are checked against (mTLS).")),
+    static(ConfigDef("ssl.truststore.certificates", PASSWORD, None, doc="The trusted CA certificates in PEM, "
+                     "given inline.")),
+    static(ConfigDef("ssl.truststore.password", PASSWORD, None, doc="For PEM stores Kafka ignores it; so does "
+                     "tomyum.")),
+    static(ConfigDef("ssl.client.auth", STRING, "none", one_of("none", "requested", "required"),
+                     doc="Whether SSL listeners ask clients for a certificate: none, requested (checked if "
+                     "given) or required (mTLS).")),
+    static(ConfigDef("ssl.enabled.protocols", LIST, ["TLSv1.2", "TLSv1.3"], each_of("TLSv1.2", "TLSv1.3"),
+                     doc="The TLS versions SSL listeners accept.")),
+    static(ConfigDef("ssl.cipher.suites", LIST, [], doc="The cipher suites SSL listeners offer (OpenSSL names); "
+                     "empty: the library's defaults.")),
+    static(ConfigDef("ssl.principal.mapping.rules", STRING, "DEFAULT", doc="How a client certificate's "
+                     "distinguished name becomes a principal: Kafka's RULE:pattern/replacement/[LU] rules, "
+                     "DEFAULT keeping the whole name.")),
+    static(ConfigDef("sasl.enabled.mechanisms", LIST, ["GSSAPI"], doc="The SASL mechanisms the broker offers: "
+                     "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER are implemented (GSSAPI is not).")),
+    static(ConfigDef("connections.max.reauth.ms", LONG, 0, at_least(0), doc="KIP-368: the longest a SASL "
+                     "session lasts before the client must re-authenticate (0: forever); a connection that "
+                     "does not is closed.")),
+    static(ConfigDef("sasl.oauthbearer.jwks.endpoint.url", STRING, None, doc="Where the keys that sign "
+                     "OAUTHBEARER tokens are published (https: or file:); unset, only unsecured tokens are "
+                     "accepted, as Kafka's development default.")),
+    static(ConfigDef("sasl.oauthbearer.expected.issuer", STRING, None, doc="The iss claim a token must carry.")),
+    static(ConfigDef("sasl.oauthbearer.expected.audience", LIST, [], doc="Audiences of which a token must name "
+                     "one.")),
+    static(ConfigDef("sasl.oauthbearer.sub.claim.name", STRING, "sub", doc="The claim that names the "
+                     "principal.")),
+    static(ConfigDef("sasl.oauthbearer.clock.skew.seconds", INT, 30, at_least(0), doc="How far the token's "
+                     "times may be off the broker's clock.")),
     ignored("sasl.mechanism.inter.broker.protocol", STRING, "GSSAPI", doc="The SASL mechanism brokers use "
             "with each other."),
     static(ConfigDef("authorizer.class.name", STRING, "", one_of("", STANDARD_AUTHORIZER),
