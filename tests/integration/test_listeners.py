@@ -38,12 +38,13 @@ def test_each_listener_advertises_its_own_address(tmp_path: Path) -> None:
         assert proc.wait(TIMEOUT) == 0, log.read_text()
 
 
-def test_unsupported_security_protocol_is_a_clear_error(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "tomyum", "serve", "--data-dir", str(tmp_path / "d"),
-                           "--set", "listeners=SSL://127.0.0.1:0"], capture_output=True, text=True,
-                          timeout=TIMEOUT)
-    assert proc.returncode == 2
-    assert "listener SSL uses SSL" in proc.stderr and "Traceback" not in proc.stderr
+def test_an_ssl_listener_without_a_key_store_or_an_unknown_protocol_is_a_clear_error(tmp_path: Path) -> None:
+    for listeners, expected in (("SSL://127.0.0.1:0", "an SSL listener needs a key store"),
+                                ("FOO://127.0.0.1:0", "listener FOO uses FOO; the security protocols are")):
+        proc = subprocess.run([sys.executable, "-m", "tomyum", "serve", "--data-dir", str(tmp_path / "d"),
+                               "--set", f"listeners={listeners}"], capture_output=True, text=True, timeout=TIMEOUT)
+        assert proc.returncode == 2
+        assert expected in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unknown_config_key_is_named(tmp_path: Path) -> None:

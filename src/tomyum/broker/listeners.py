@@ -7,10 +7,11 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
+from dataclasses import field
+
 from tomyum.config import BrokerConfig
 from tomyum.errors import ConfigError
-
-SUPPORTED_PROTOCOLS = ("PLAINTEXT",)
+from tomyum.security.listener import ListenerSecurity, listener_security
 
 
 @dataclass(slots=True)
@@ -21,6 +22,8 @@ class Listener:
     port: int
     advertised_host: str
     advertised_port: int
+    #: TLS and SASL as this listener's settings demand (PLAINTEXT: neither)
+    security: ListenerSecurity = field(default_factory=lambda: ListenerSecurity("PLAINTEXT"))
 
     def url(self) -> str:
         return f"{self.name}://{self.advertised_host}:{self.advertised_port}"
@@ -53,13 +56,11 @@ def parse_listeners(config: BrokerConfig) -> list[Listener]:
         if any(x.name == name for x in listeners):
             raise ConfigError("listeners", f"listener name {name} is used twice")
         proto = protocol_map.get(name, name)
-        if proto not in SUPPORTED_PROTOCOLS:
-            raise ConfigError("listeners", f"listener {name} uses {proto}; this tomyum supports "
-                              f"{', '.join(SUPPORTED_PROTOCOLS)} only (TLS and SASL are to come)")
+        security = listener_security(config, name, proto)
         adv_host, adv_port = advertised.get(name, (host, port))
         if adv_host in ("", "0.0.0.0", "::"):
             adv_host = socket.gethostname()
-        listeners.append(Listener(name, proto, host, port, adv_host, adv_port))
+        listeners.append(Listener(name, proto, host, port, adv_host, adv_port, security))
     unknown = set(advertised) - {x.name for x in listeners}
     if unknown:
         raise ConfigError("advertised.listeners", f"names listeners not in listeners: {', '.join(sorted(unknown))}")
