@@ -24,7 +24,9 @@ from kio.serial._introspect import EntityField, EntityTupleField, classify_field
 from kio.static.constants import EntityType
 
 from tomyum.errors import ProtocolError, UnsupportedVersion
-from tomyum.protocol.guard import Unknown, guard, strip_unknown_tags, uvarint
+from tomyum.protocol.guard import Unknown, guard, strip_unknown_tags
+from tomyum.protocol.primitives import MalformedVarint
+from tomyum.protocol.primitives import read_uvarint as uvarint
 
 _HEADER = struct.Struct(">hhi")
 _I16 = struct.Struct(">h")
@@ -105,10 +107,13 @@ def decode_request(frame: bytes) -> Request:
         raise UnsupportedVersion(header.api_key, header.api_version) from None
     (n,) = _I16.unpack_from(frame, 8)
     offset = 10 + max(n, 0)
-    if cls.__flexible__:
-        offset = _skip_tagged_fields(frame, offset)
     unknown: list[Unknown] = []
-    guard(cls)(frame, offset, len(frame), unknown)  # no hostile count may reach the native reader
+    try:
+        if cls.__flexible__:
+            offset = _skip_tagged_fields(frame, offset)
+        guard(cls)(frame, offset, len(frame), unknown)  # no hostile count may reach the native reader
+    except MalformedVarint as e:
+        raise ProtocolError(f"malformed request: {e}") from None
     if unknown:
         frame = strip_unknown_tags(frame, unknown)
     try:
