@@ -293,3 +293,21 @@ def test_the_fallback_uses_compact_encodings_nowhere() -> None:
     (out,) = read_frames(b"".join(conn.send_response(request, {"error_code": 0, "api_keys": [], "throttle_time": 0})))
     assert struct.unpack_from(">ih", out) == (77, 0)
     assert read_uvarint(out, 6, len(out)) == (1, 7)  # compact array of 0 keys, right after
+
+
+def test_strict_response_building_refuses_a_key_no_version_has() -> None:
+    conn = connection()
+    conn.receive_data(api_versions_v0(5))
+    (request,) = drain(conn)
+    with pytest.raises(LocalProtocolError, match=r"ApiVersionsResponse.throttle_time_ms: no version"):
+        conn.send_response(request, {"error_code": 0, "api_keys": [], "throttle_time_ms": 0})
+
+
+def test_strict_response_building_checks_nested_entities_and_allows_other_versions_fields() -> None:
+    from tomyum.protocol.codec import build_response
+
+    # throttle_time is not in v0 but is in later versions: dropped, not refused
+    build_response(API_VERSIONS_KEY, 0, {"error_code": 0, "throttle_time": 0,
+                                         "api_keys": [{"api_key": 0, "min_version": 0, "max_version": 1}]})
+    with pytest.raises(TypeError, match=r"api_keys\[0\].max: no version"):
+        build_response(API_VERSIONS_KEY, 0, {"error_code": 0, "api_keys": [{"api_key": 0, "max": 1}]})

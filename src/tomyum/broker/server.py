@@ -35,6 +35,7 @@ from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import HANDLERS, NO_RESPONSE, Deferred, RawResponse, load_handlers
 from tomyum.errors import ProtocolError
 from tomyum.log_limit import RateLimitedLog
+from tomyum.protocol.codec import strict_responses
 from tomyum.protocol.connection import (
     Connection,
     LocalProtocolError,
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 _limited = RateLimitedLog(log)
 
 MAX_PENDING_RESPONSES = 512
+
+if os.environ.get("TOMYUM_TEST_STRICT_RESPONSES"):  # the test suite's: a handler's unknown key raises
+    strict_responses(True)
 
 #: requests of closed connections still running (a strong reference, so none is collected)
 _LINGERING: set[asyncio.Future[Any]] = set()

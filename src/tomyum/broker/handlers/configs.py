@@ -47,7 +47,7 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 def _entry(d: ConfigDef, value: Any, source: int, synonyms: list[dict[str, Any]],
            *, read_only: bool) -> dict[str, Any]:
     return {"name": d.name, "value": None if d.sensitive else format_value(value),
-            "read_only": read_only, "is_default": source == SOURCE_DEFAULT,
+            "read_only": read_only,
             "config_source": source, "is_sensitive": d.sensitive, "synonyms": synonyms,
             "config_type": TYPES.get(d.type, 0), "documentation": None}
 
