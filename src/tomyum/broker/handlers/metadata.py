@@ -19,8 +19,9 @@ from tomyum.metadata import TopicImage, check_topic_name
 AUTHORIZED_OPERATIONS_UNKNOWN = -(2**31)
 
 
-def broker_entry(ctx: RequestContext) -> dict[str, Any]:
-    return {"node_id": ctx.broker.node_id, "broker_id": ctx.broker.node_id,
+def broker_entry(ctx: RequestContext, id_field: str) -> dict[str, Any]:
+    """This broker as Metadata (``id_field="node_id"``) or DescribeCluster (``"broker_id"``) lists it."""
+    return {id_field: ctx.broker.node_id,
             "host": ctx.listener.advertised_host, "port": ctx.listener.advertised_port, "rack": None}
 
 
@@ -78,7 +79,7 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
         topics.append(topic_entry(ctx, meta))
     return {
         "throttle_time": 0,
-        "brokers": [broker_entry(ctx)],
+        "brokers": [broker_entry(ctx, "node_id")],
         "cluster_id": broker.cluster_id,
         "controller_id": broker.node_id,
         "topics": topics,
@@ -95,6 +96,6 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {
         "throttle_time": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
         "cluster_id": ctx.broker.cluster_id, "controller_id": ctx.broker.node_id,
-        "brokers": [broker_entry(ctx)],
+        "brokers": [broker_entry(ctx, "broker_id")],
         "cluster_authorized_operations": AUTHORIZED_OPERATIONS_UNKNOWN,
     }
