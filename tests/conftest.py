@@ -2,6 +2,9 @@
 
 Set ``TOMYUM_TEST_BOOTSTRAP=host:port`` to run the client tests against a broker you run
 yourself (an Apache Kafka, say); tests that restart or kill the broker are then skipped.
+
+Response building is strict in the whole suite (``TOMYUM_TEST_STRICT_RESPONSES``, see
+:func:`tomyum.protocol.codec.strict_responses`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from tomyum.protocol.codec import strict_responses
 from tomyum.testing import BrokerProcess, ExternalBroker
+
+# Strict response building everywhere in the suite, brokers in child processes included: a
+# handler's key that no version of its response has raises instead of vanishing.
+os.environ.setdefault("TOMYUM_TEST_STRICT_RESPONSES", "1")
+strict_responses(True)
 
 
 def data_dir(tmp_path: Path) -> Path:

@@ -168,12 +168,12 @@ def test_bad_values_are_refused_in_kafkas_words(key: str, raw: str, message: str
 
 def test_kafka_keys_tomyum_does_not_implement_are_accepted_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="tomyum.config"):
-        cfg = BrokerConfig({"num.network.threads": "8", "ssl.keystore.password": "secret"})
+        cfg = BrokerConfig({"num.network.threads": "8", "replica.lag.time.max.ms": "30000"})
         assert validate_topic_configs({"segment.jitter.ms": "10"}) == {"segment.jitter.ms": 10}
     assert cfg["num.network.threads"] == 8
     assert [r.getMessage() for r in caplog.records] == [
         "broker config num.network.threads is not supported by tomyum and is ignored",
-        "broker config ssl.keystore.password is not supported by tomyum and is ignored",
+        "broker config replica.lag.time.max.ms is not supported by tomyum and is ignored",
         "topic config segment.jitter.ms is not supported by tomyum and is ignored"]
     with pytest.raises(ConfigError, match="Not a number of type INT"):
         BrokerConfig({"num.network.threads": "many"})
@@ -192,7 +192,8 @@ def test_describe_configs_is_derived_from_the_definitions() -> None:
     broker = {e["name"]: e for e in describe_broker(cfg, include_synonyms=False)}
     assert broker["listeners"]["read_only"] and not broker["log.retention.ms"]["read_only"]
     assert broker["listeners"]["config_type"] == ConfigType.LIST and broker["listeners"]["documentation"] is None
-    assert "num.network.threads" not in broker and "ssl.keystore.password" not in broker
+    assert "num.network.threads" not in broker  # not implemented: not described
+    assert broker["ssl.keystore.password"]["is_sensitive"] and broker["ssl.keystore.password"]["value"] is None
 
 
 def test_broker_synonyms_are_listed_from_the_key_itself_on() -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from tomyum.protocol.connection import RawResponse as RawResponse
+
 Handler = Callable[[Any, Any], Awaitable[Any]]
 
 
@@ -35,13 +37,6 @@ class Deferred:
 
     def __init__(self, awaitable: Awaitable[Any]) -> None:
         self.awaitable = awaitable
-
-
-@dataclass(frozen=True, slots=True)
-class RawResponse:
-    """A response body already encoded (hot-path handlers encode by hand), one buffer or a list."""
-
-    body: bytes | list[bytes]
 
 
 NO_RESPONSE = object()

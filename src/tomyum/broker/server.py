@@ -1,9 +1,15 @@
 """The only socket code: one asyncio protocol object per connection.
 
-Frames are read with :class:`asyncio.BufferedProtocol` into a reusable buffer. Requests of
-one connection are handled one at a time, in order; a handler that must wait (a long-poll
-fetch, an acks=-1 produce) returns a :class:`Deferred`, and the connection goes on reading
-while responses still leave in request order (clients close the connection otherwise).
+The protocol itself — framing, ``socket.request.max.bytes``, request decoding, the KIP-511
+ApiVersions fallback, responses in request order — is :class:`tomyum.protocol.connection.Connection`,
+a state machine with no I/O. This module is its asyncio adapter: it reads with
+:class:`asyncio.BufferedProtocol` straight into the state machine's reusable buffer, runs the
+handlers, writes what the state machine says may go (file slices by ``sendfile``), pauses
+reading while too many requests are pending, and tracks idleness.
+
+Requests of one connection are handled one at a time, in order; a handler that must wait (a
+long-poll fetch, an acks=-1 produce) returns a :class:`Deferred`, and the connection goes on
+reading while responses still leave in request order (clients close the connection otherwise).
 
 A request, once read, runs to its end whatever becomes of its connection: a client that goes
 away (or is killed) mid-request loses only the response, never half of the request's effects
@@ -18,25 +24,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
+import functools
 import logging
 import os
 import socket
-import struct
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tomyum.broker.context import RequestContext
-from tomyum.broker.dispatch import HANDLERS, NO_RESPONSE, Deferred, RawResponse, api_version_ranges
-from tomyum.errors import ErrorCode, ProtocolError, UnsupportedVersion
+from tomyum.broker.dispatch import HANDLERS, NO_RESPONSE, Deferred, RawResponse
+from tomyum.errors import ProtocolError
 from tomyum.log_limit import RateLimitedLog
-from tomyum.protocol.codec import (
-    API_VERSIONS_KEY,
-    RequestHeader,
-    build_response,
-    decode_request,
-    encode_response,
-    read_header_prefix,
-    response_header_flexible,
+from tomyum.protocol.codec import strict_responses
+from tomyum.protocol.connection import (
+    Connection,
+    LocalProtocolError,
+    RemoteProtocolError,
+    RequestReceived,
 )
 
 if TYPE_CHECKING:
@@ -51,33 +55,36 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _limited = RateLimitedLog(log)
 
-_I32 = struct.Struct(">i")
-READ_CHUNK = 256 * 1024
-#: a new connection's read buffer; it grows with what the client sends
-INITIAL_BUFFER = 4 * 1024
-MIN_FREE = 4 * 1024
 MAX_PENDING_RESPONSES = 512
+
+if os.environ.get("TOMYUM_TEST_STRICT_RESPONSES"):  # the test suite's: a handler's unknown key raises
+    strict_responses(True)
 
 #: requests of closed connections still running (a strong reference, so none is collected)
 _LINGERING: set[asyncio.Future[Any]] = set()
+
+
+@functools.cache
+def supported_versions() -> dict[int, tuple[int, int]]:
+    """Each registered API key's (min_version, max_version), for the protocol state machine."""
+    return {h.api_key: (h.min_version, h.max_version) for h in HANDLERS.values()}
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, broker: Broker, listener: Listener) -> None:
         self.broker = broker
         self.listener = listener
-        self.max_request = broker.config["socket.request.max.bytes"]
+        self.protocol = Connection(max_request_bytes=broker.config["socket.request.max.bytes"],
+                                   api_versions=supported_versions())
         zero_copy = broker.config["fetch.zero.copy.min.bytes"]
         #: fetched ranges this big leave by sendfile (plaintext only: TLS must copy anyway)
         self.zero_copy_min: int | None = (
             zero_copy if zero_copy >= 0 and listener.security_protocol == "PLAINTEXT" else None)
-        self._buf = bytearray(INITIAL_BUFFER)
-        self._len = 0
         #: when the connection last received a whole request or sent a response
         self.last_active = time.monotonic()
-        self._need = 0
-        self._frames: collections.deque[bytes] = collections.deque()
-        self._out: collections.deque[tuple[RequestHeader, Any]] = collections.deque()
+        #: buffers the state machine released, in order, for the writer
+        self._out: collections.deque[list[Any]] = collections.deque()
+        self._deferred: set[asyncio.Future[Any]] = set()
         self._frames_ready = asyncio.Event()
         self._out_ready = asyncio.Event()
         self._can_write = asyncio.Event()
@@ -107,15 +114,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._closing = True
         self.broker.connections.discard(self)
         # the request being handled runs on (the loop exits after it); unstarted frames go
-        self._frames.clear()
+        _release(self.protocol.abandon())
         self._frames_ready.set()
         process, write = self._tasks or (None, None)
         if process is not None and not process.done():
             _linger(process)
         if write is not None:
-            write.cancel()  # it awaits deferred responses through a shield: they run on
+            write.cancel()
+        for fut in self._deferred:  # they run on; their responses are dropped
+            _linger(fut)
+        self._deferred.clear()
         while self._out:
-            _abandon(self._out.popleft()[1])
+            _release(self._out.popleft())
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -124,51 +134,22 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._can_write.set()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        # The transport may still hold the previous view while we parse, so the buffer is
-        # never resized in place: a bigger one is allocated and the unread bytes copied. It at
-        # most doubles per read, so a client announcing a large frame costs only what it sends.
-        want = max(self._need, self._len + MIN_FREE)
-        if len(self._buf) < want:
-            bigger = bytearray(min(want, max(2 * len(self._buf), self._len + MIN_FREE)))
-            bigger[: self._len] = self._buf[: self._len]
-            self._buf = bigger
-        return memoryview(self._buf)[self._len :]
+        return self.protocol.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._len += nbytes
-        buf, pos, end = self._buf, 0, self._len
-        view = memoryview(buf)  # slicing a bytearray copies twice; a view's slice copies once
-        self._need = 0
-        while end - pos >= 4:
-            (size,) = _I32.unpack_from(buf, pos)
-            if size < 0 or size > self.max_request:
-                view.release()
-                self.close(f"request of {size} bytes exceeds socket.request.max.bytes "
-                           f"({self.max_request})")
-                return
-            if end - pos - 4 < size:
-                self._need = end - pos + (4 + size - (end - pos)) + READ_CHUNK // 4
-                break
-            self._frames.append(bytes(view[pos + 4 : pos + 4 + size]))
+        try:
+            framed = self.protocol.buffer_updated(nbytes)
+        except RemoteProtocolError as e:
+            self.close(str(e))
+            return
+        if framed:
             self.last_active = time.monotonic()
-            pos += 4 + size
-        view.release()
-        if pos:
-            rest = end - pos
-            if len(buf) > 4 * READ_CHUNK and self._need <= READ_CHUNK:
-                small = bytearray(READ_CHUNK)
-                small[:rest] = buf[pos:end]
-                self._buf = small
-            else:
-                buf[:rest] = buf[pos:end]
-            self._len = rest
-        if self._frames:
             self._idle.clear()
             self._frames_ready.set()
             self._maybe_pause()
 
     def _maybe_pause(self) -> None:
-        busy = len(self._frames) + len(self._out) > MAX_PENDING_RESPONSES
+        busy = self.protocol.pending_requests + len(self._out) > MAX_PENDING_RESPONSES
         if busy and not self._reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self._reading_paused = True
@@ -188,14 +169,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     async def _process_loop(self) -> None:
         while not self._closing:
-            if not self._frames:
+            try:
+                request = self.protocol.next_request()
+            except RemoteProtocolError as e:
+                self.close(str(e))
+                return
+            self._write(self.protocol.data_to_send())
+            if not isinstance(request, RequestReceived):  # NEED_DATA (EOF reaches connection_lost)
                 self._check_idle()
                 self._frames_ready.clear()
                 await self._frames_ready.wait()
                 continue
-            frame = self._frames.popleft()
             try:
-                await self._handle(frame)
+                await self._handle(request)
             except ProtocolError as e:
                 self.close(str(e))
                 return
@@ -205,45 +191,65 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 return
             self._maybe_pause()
 
-    async def _handle(self, frame: bytes) -> None:
-        header = read_header_prefix(frame)
-        handler = HANDLERS.get(header.api_key)
-        if header.api_key == API_VERSIONS_KEY and handler and header.api_version > handler.max_version:
-            # KIP-511: answer a v0 body with UNSUPPORTED_VERSION and our ranges
-            self._respond(RequestHeader(API_VERSIONS_KEY, 0, header.correlation_id, header.client_id),
-                          {"error_code": ErrorCode.unsupported_version, "api_keys": api_version_ranges()})
-            return
-        if handler is None:
-            raise ProtocolError(f"unknown API key {header.api_key} (client {header.client_id!r})")
-        if not handler.min_version <= header.api_version <= handler.max_version:
-            raise UnsupportedVersion(header.api_key, header.api_version)
-        request = decode_request(frame)
+    async def _handle(self, request: RequestReceived) -> None:
+        header = request.header
         ctx = RequestContext(self.broker, self.listener, header.api_key, header.api_version,
                              header.correlation_id, header.client_id, self.peer, self)
-        result = await handler.fn(ctx, request.body)
-        if result is NO_RESPONSE:
+        result = await HANDLERS[header.api_key].fn(ctx, request.body)
+        if not isinstance(result, Deferred):
+            self._respond(request, result)
             return
-        if isinstance(result, Deferred):
-            result = asyncio.ensure_future(result.awaitable)
-        self._respond(header, result)
+        fut = asyncio.ensure_future(result.awaitable)
+        if self._closing:
+            _linger(fut)
+        else:
+            self._deferred.add(fut)
+        fut.add_done_callback(functools.partial(self._completed, request))
+
+    def _completed(self, request: RequestReceived, fut: asyncio.Future[Any]) -> None:
+        """A deferred response is done (it may outlive its connection)."""
+        self._deferred.discard(fut)
+        if fut.cancelled():  # only settle_requests cancels, at shutdown
+            self.close()
+            return
+        if (exc := fut.exception()) is not None:
+            if self._closing:
+                log.error("a request of a closed connection failed", exc_info=exc)
+            else:
+                log.error("unexpected error completing a request from %s; closing", self.peer, exc_info=exc)
+                self.close()
+            return
+        self._respond(request, fut.result())
 
     def idle_for(self, now: float) -> float:
         """Seconds without a whole request or a response, 0 while a request is in flight."""
         return 0.0 if not self._idle.is_set() else now - self.last_active
 
     def _check_idle(self) -> None:
-        if not self._frames and not self._out:
+        if not self.protocol.pending_requests and not self._out:
             self._idle.set()
 
-    def _respond(self, header: RequestHeader, item: Any) -> None:
+    def _respond(self, request: RequestReceived, result: Any) -> None:
         if self._closing:  # nothing more will be written
-            _abandon(item)
+            _abandon(result)
             return
-        self._idle.clear()
-        self._out.append((header, item))
-        self._out_ready.set()
+        self.last_active = time.monotonic()
+        try:
+            data = self.protocol.send_response(request, None if result is NO_RESPONSE else result)
+        except LocalProtocolError:
+            log.exception("cannot answer a request from %s; closing", self.peer)
+            _abandon(result)
+            self.close()
+            return
+        self._write(data)
 
     # responses -----------------------------------------------------------------------------------
+
+    def _write(self, data: list[Any]) -> None:
+        if data:
+            self._idle.clear()
+            self._out.append(data)
+            self._out_ready.set()
 
     async def _write_loop(self) -> None:
         while True:
@@ -254,35 +260,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._out_ready.clear()
                 await self._out_ready.wait()
                 continue
-            header, item = self._out[0]
-            if isinstance(item, asyncio.Future):
-                try:
-                    item = await asyncio.shield(item)  # cancelling the writer leaves it running
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("unexpected error completing a request from %s; closing", self.peer)
-                    self.close()
-                    return
-            self._out.popleft()
-            self.last_active = time.monotonic()
-            if item is NO_RESPONSE:
-                continue
+            data = self._out.popleft()
             assert self.transport is not None
-            try:
-                data = self._encode(header, item)
-            except Exception:
-                log.exception("cannot encode the response to API %d v%d for %s; closing",
-                              header.api_key, header.api_version, self.peer)
-                self.close()
+            if all(type(b) is bytes for b in data):
+                self.transport.writelines(data)
+            elif not await self._send_with_files(data):
                 return
-            if isinstance(data, list):
-                if all(type(b) is bytes for b in data):
-                    self.transport.writelines(data)
-                elif not await self._send_with_files(data):
-                    return
-            else:
-                self.transport.write(data)
             self._maybe_pause()
             if not self._can_write.is_set():
                 await self._can_write.wait()
@@ -314,18 +297,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
         finally:
             _release(data)
 
-    def _encode(self, header: RequestHeader, item: Any) -> bytes | list[Any]:
-        key, version = header.api_key, header.api_version
-        if isinstance(item, RawResponse):
-            flexible = response_header_flexible(key, version)
-            head = _I32.pack(header.correlation_id) + (b"\0" if flexible else b"")
-            body = item.body if isinstance(item.body, list) else [item.body]
-            size = len(head) + sum(len(b) for b in body)
-            return [_I32.pack(size) + head, *body]
-        if isinstance(item, dict):
-            item = build_response(key, version, item)
-        return encode_response(key, version, header.correlation_id, item)
-
     async def drain(self, timeout_s: float) -> None:
         """Stop reading; finish the requests already read and send their responses."""
         if self.transport is not None and not self._reading_paused:
@@ -340,24 +311,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
 def _linger(fut: asyncio.Future[Any]) -> None:
     _LINGERING.add(fut)
-    fut.add_done_callback(_forget)
+    fut.add_done_callback(_LINGERING.discard)
 
 
-def _abandon(item: Any) -> None:
-    """Drop the response ``item`` of a closed connection; a deferred one runs to its end."""
-    if isinstance(item, asyncio.Future):
-        _linger(item)
-    elif isinstance(item, RawResponse) and isinstance(item.body, list):
-        _release(item.body)
-
-
-def _forget(fut: asyncio.Future[Any]) -> None:
-    _LINGERING.discard(fut)
-    if fut.cancelled():
-        return
-    if (exc := fut.exception()) is not None:
-        log.error("a request of a closed connection failed", exc_info=exc)
-    elif isinstance(result := fut.result(), RawResponse) and isinstance(result.body, list):
+def _abandon(result: Any) -> None:
+    """Drop the response ``result`` of a closed connection."""
+    if isinstance(result, RawResponse) and isinstance(result.body, list):
         _release(result.body)
 
 

@@ -58,7 +58,7 @@ def _entry(d: ConfigDef, value: Any, source: str, synonyms: list[dict[str, Any]]
            include_documentation: bool) -> dict[str, Any]:
     code = SOURCES[source]
     return {"name": d.name, "value": None if d.sensitive else format_value(value),
-            "read_only": read_only, "is_default": code == ConfigSource.DEFAULT_CONFIG,
+            "read_only": read_only,
             "config_source": code, "is_sensitive": d.sensitive, "synonyms": synonyms,
             "config_type": d.type.value, "documentation": d.doc if include_documentation else None}
 

@@ -4,6 +4,11 @@ Handlers describe a response once, as plain nested dicts with the union of every
 version's fields; :func:`build` turns that into the kio entity of the version the client
 asked for, dropping fields that version lacks and converting plain values (milliseconds,
 error-code numbers) into the types kio expects. That keeps handlers version-agnostic.
+
+Dropping what a version lacks would also drop a key no version has — a handler's typo, a field
+silently never sent. In strict mode (:func:`strict_responses`; on in the test suite through
+``TOMYUM_TEST_STRICT_RESPONSES=1``, off in production where it costs a dict walk per response)
+such a key raises :class:`TypeError` naming its path.
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from kio.index import load_payload_module
+from kio.index import KioIndexError, load_payload_module
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 from kio.serial._introspect import EntityField, EntityTupleField, classify_field, is_optional
 from kio.static.constants import EntityType
 
 from tomyum.errors import ProtocolError, UnsupportedVersion
-from tomyum.protocol.guard import Unknown, guard, strip_unknown_tags, uvarint
+from tomyum.protocol.guard import Unknown, guard, strip_unknown_tags
+from tomyum.protocol.primitives import MalformedVarint
+from tomyum.protocol.primitives import read_uvarint as uvarint
 
 _HEADER = struct.Struct(">hhi")
 _I16 = struct.Struct(">h")
@@ -105,10 +112,13 @@ def decode_request(frame: bytes) -> Request:
         raise UnsupportedVersion(header.api_key, header.api_version) from None
     (n,) = _I16.unpack_from(frame, 8)
     offset = 10 + max(n, 0)
-    if cls.__flexible__:
-        offset = _skip_tagged_fields(frame, offset)
     unknown: list[Unknown] = []
-    guard(cls)(frame, offset, len(frame), unknown)  # no hostile count may reach the native reader
+    try:
+        if cls.__flexible__:
+            offset = _skip_tagged_fields(frame, offset)
+        guard(cls)(frame, offset, len(frame), unknown)  # no hostile count may reach the native reader
+    except MalformedVarint as e:
+        raise ProtocolError(f"malformed request: {e}") from None
     if unknown:
         frame = strip_unknown_tags(frame, unknown)
     try:
@@ -199,6 +209,56 @@ def _convert(kind: str, nested: Any, value: Any) -> Any:
     return value
 
 
+_STRICT = False
+
+#: a response message's field names over all its versions; nested entities' fields below theirs
+_KeyTree = dict[str, "_KeyTree | None"]
+
+
+def strict_responses(enabled: bool) -> None:
+    """Make :func:`build_response` refuse keys that no version of the response knows."""
+    global _STRICT
+    _STRICT = enabled
+
+
+@cache
+def _known_keys(api_key: int) -> _KeyTree:
+    tree: _KeyTree = {}
+    for version in range(0, 64):
+        try:
+            cls = response_class(api_key, version)
+        except (KioIndexError, LookupError):  # versions kio has no schema for
+            continue
+        _merge_fields(tree, cls)
+    return tree
+
+
+def _merge_fields(tree: _KeyTree, cls: Any) -> None:
+    for f in dataclasses.fields(cls):
+        kind = classify_field(f)
+        if isinstance(kind, (EntityField, EntityTupleField)):
+            sub = tree.get(f.name) or {}
+            tree[f.name] = sub
+            _merge_fields(sub, kind.type_)
+        else:
+            tree.setdefault(f.name, None)
+
+
+def _check_keys(tree: _KeyTree, data: Mapping[str, Any], path: str) -> None:
+    for key, value in data.items():
+        if key not in tree:
+            raise TypeError(f"{path}.{key}: no version of this response has such a field")
+        sub = tree[key]
+        if sub is None or value is None:
+            continue
+        if isinstance(value, Mapping):
+            _check_keys(sub, value, f"{path}.{key}")
+        elif isinstance(value, (list, tuple)):
+            for i, element in enumerate(value):
+                if isinstance(element, Mapping):
+                    _check_keys(sub, element, f"{path}.{key}[{i}]")
+
+
 def build(cls: type, data: Mapping[str, Any]) -> Any:
     """Build entity ``cls`` from ``data``, ignoring keys ``cls`` does not have.
 
@@ -216,7 +276,12 @@ def build(cls: type, data: Mapping[str, Any]) -> Any:
 
 
 def build_response(api_key: int, api_version: int, data: Mapping[str, Any]) -> Any:
-    return build(response_class(api_key, api_version), data)
+    """The response entity of ``api_version`` from ``data`` (see :func:`build`); in strict mode,
+    a key that no version of the response has raises TypeError first."""
+    cls = response_class(api_key, api_version)
+    if _STRICT:
+        _check_keys(_known_keys(api_key), data, cls.__name__)
+    return build(cls, data)
 
 
 def ms(value: datetime.timedelta | datetime.datetime | int | None) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tomyum.protocol.produce_response import _count, short_string, _uvarint
+from tomyum.protocol.primitives import array_count, short_string, uvarint_bytes
 
 _PART = struct.Struct(">ihqq")  # partition_index, error_code, high_watermark, last_stable_offset
 _I32 = struct.Struct(">i")
@@ -43,10 +43,10 @@ def encode_fetch_response(
     head = bytearray(_I32.pack(0))
     if version >= 7:
         head += struct.pack(">hi", error_code, session_id)
-    head += _count(len(topics), flexible)
+    head += array_count(len(topics), flexible)
     for name, parts in topics:
         head += short_string(name, flexible)
-        head += _count(len(parts), flexible)
+        head += array_count(len(parts), flexible)
         for p in parts:
             head += _PART.pack(p.partition_index, p.error_code, p.high_watermark, p.last_stable_offset)
             if version >= 5:
@@ -55,7 +55,7 @@ def encode_fetch_response(
             if aborted is None:
                 head += b"\0" if flexible else b"\xff\xff\xff\xff"
             else:
-                head += _count(len(aborted), flexible)
+                head += array_count(len(aborted), flexible)
                 for producer_id, first_offset in aborted:
                     head += _ABORTED.pack(producer_id, first_offset)
                     if flexible:
@@ -63,7 +63,7 @@ def encode_fetch_response(
             if version >= 11:
                 head += _I32.pack(-1)  # preferred_read_replica
             records = p.records
-            head += _uvarint(len(records) + 1) if flexible else _I32.pack(len(records))
+            head += uvarint_bytes(len(records) + 1) if flexible else _I32.pack(len(records))
             if records:
                 out.append(bytes(head))
                 out.append(records)

@@ -6,6 +6,10 @@ process. The guard walks a request's schema (compiled once per request class fro
 dataclass metadata) and checks that every array count, string and bytes length fits in the
 bytes that are left — every element takes at least one byte — before the native reader sees
 the frame. It reads nothing else, so it costs a few microseconds per request.
+
+A check raises :class:`ProtocolError`, or :class:`~tomyum.protocol.primitives.MalformedVarint`
+for a bad varint (the caller, :func:`tomyum.protocol.codec.decode_request`, turns it into a
+``ProtocolError``; catching it there rather than per varint keeps the walk free of wrappers).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from kio.serial._introspect import (
 )
 
 from tomyum.errors import ProtocolError
+from tomyum.protocol.primitives import read_uvarint as uvarint
+from tomyum.protocol.primitives import uvarint_bytes
 
 #: an entity's tagged-field section that holds tags the schema does not know: where its count
 #: is (start, end), the count without them, and the (start, end) of each unknown entry
@@ -45,7 +51,7 @@ def strip_unknown_tags(frame: bytes, unknown: list[Unknown]) -> bytes:
     ignores them), each section's count lowered to match."""
     out, at = bytearray(), 0
     for count_at, count_end, count, cut in sorted(unknown):
-        out += frame[at:count_at] + _uvarint_bytes(count)
+        out += frame[at:count_at] + uvarint_bytes(count)
         at = count_end
         for start, stop in cut:
             out += frame[at:start]
@@ -53,30 +59,8 @@ def strip_unknown_tags(frame: bytes, unknown: list[Unknown]) -> bytes:
     return bytes(out + frame[at:])
 
 
-def _uvarint_bytes(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _fail(what: str) -> ProtocolError:
     return ProtocolError(f"malformed request: {what}")
-
-
-def uvarint(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= end or shift > 28:
-            raise _fail("bad unsigned varint")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
 
 
 def _length(buf: bytes | memoryview, pos: int, end: int, flexible: bool, wide: bool) -> tuple[int, int]:

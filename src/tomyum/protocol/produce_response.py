@@ -6,7 +6,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_I16 = struct.Struct(">h")
+from tomyum.protocol.primitives import array_count, short_string
+
 _I32 = struct.Struct(">i")
 _PART = struct.Struct(">ihqq")  # index, error_code, base_offset, log_append_time
 _I64 = struct.Struct(">q")
@@ -24,38 +25,18 @@ class PartitionResult:
     record_errors: Sequence[tuple[int, str | None]] = ()
 
 
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n & ~0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def short_string(s: str | None, flexible: bool) -> bytes:
-    if s is None:
-        return b"\0" if flexible else b"\xff\xff"
-    b = s.encode()
-    return (_uvarint(len(b) + 1) if flexible else _I16.pack(len(b))) + b
-
-
-def _count(n: int, flexible: bool) -> bytes:
-    return _uvarint(n + 1) if flexible else _I32.pack(n)
-
-
 def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[PartitionResult]]]) -> bytes:
     flexible = version >= 9
-    out = [_count(len(topics), flexible)]
+    out = [array_count(len(topics), flexible)]
     for name, parts in topics:
         out.append(short_string(name, flexible))
-        out.append(_count(len(parts), flexible))
+        out.append(array_count(len(parts), flexible))
         for p in parts:
             out.append(_PART.pack(p.index, p.error_code, p.base_offset, p.log_append_time))
             if version >= 5:
                 out.append(_I64.pack(p.log_start_offset))
             if version >= 8:
-                out.append(_count(len(p.record_errors), flexible))
+                out.append(array_count(len(p.record_errors), flexible))
                 for batch_index, message in p.record_errors:
                     out.append(_I32.pack(batch_index))
                     out.append(short_string(message, flexible))

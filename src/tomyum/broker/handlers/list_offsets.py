@@ -47,8 +47,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
         parts = []
         for p in topic.partitions:
             entry = {"partition_index": p.partition_index, "error_code": 0, "timestamp": -1, "offset": -1,
-                     "leader_epoch": ctx.broker.metadata.leader_epoch(topic.name, p.partition_index),
-                     "old_style_offsets": ()}
+                     "leader_epoch": ctx.broker.metadata.leader_epoch(topic.name, p.partition_index)}
             try:
                 entry["timestamp"], entry["offset"] = await _list_offset(
                     ctx, TopicPartition(topic.name, p.partition_index), p.timestamp,

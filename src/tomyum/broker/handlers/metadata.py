@@ -19,8 +19,9 @@ from tomyum.security.acls import AUTHORIZED_OPERATIONS_OMITTED, ResourceType, au
 
 
 
-def broker_entry(ctx: RequestContext) -> dict[str, Any]:
-    return {"node_id": ctx.broker.node_id, "broker_id": ctx.broker.node_id,
+def broker_entry(ctx: RequestContext, id_field: str) -> dict[str, Any]:
+    """This broker as Metadata (``id_field="node_id"``) or DescribeCluster (``"broker_id"``) lists it."""
+    return {id_field: ctx.broker.node_id,
             "host": ctx.listener.advertised_host, "port": ctx.listener.advertised_port, "rack": None}
 
 
@@ -79,7 +80,7 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
         topics.append(topic_entry(ctx, meta, with_operations))
     return {
         "throttle_time": 0,
-        "brokers": [broker_entry(ctx)],
+        "brokers": [broker_entry(ctx, "node_id")],
         "cluster_id": broker.cluster_id,
         "controller_id": broker.node_id,
         "topics": topics,
@@ -97,7 +98,7 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {
         "throttle_time": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
         "cluster_id": ctx.broker.cluster_id, "controller_id": ctx.broker.node_id,
-        "brokers": [broker_entry(ctx)],
+        "brokers": [broker_entry(ctx, "broker_id")],
         "cluster_authorized_operations": authorized_operations(
             ResourceType.CLUSTER, request.include_cluster_authorized_operations),
     }

@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from tomyum.protocol import primitives
+
 OFFSETS_TOPIC = "__consumer_offsets"
 
 
@@ -23,8 +25,7 @@ class CommittedOffset:
 
 
 def short_string(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack(">h", len(b)) + b
+    return primitives.short_string(s, False)
 
 
 def read_short_string(buf: bytes, pos: int) -> tuple[str, int]:

@@ -41,6 +41,7 @@ from tomyum.coordinator.group.consumer.records import (
     TargetAssignmentEpochRecord,
     TargetAssignmentMemberRecord,
 )
+from tomyum.protocol.primitives import read_uvarint, short_string, uvarint_bytes
 
 GROUP_EPOCH, SUBSCRIPTION, MEMBER, TARGET_EPOCH, TARGET_MEMBER, CURRENT = 3, 4, 5, 6, 7, 8
 KEY_VERSIONS = frozenset(range(3, 9))
@@ -57,10 +58,7 @@ class _Writer:
         return self
 
     def uvarint(self, n: int) -> _Writer:
-        while n >= 0x80:
-            self.buf.append((n & 0x7F) | 0x80)
-            n >>= 7
-        self.buf.append(n)
+        self.buf += uvarint_bytes(n)
         return self
 
     def string(self, s: str | None) -> _Writer:
@@ -101,14 +99,8 @@ class _Reader:
         return int(v)
 
     def uvarint(self) -> int:
-        shift = n = 0
-        while True:
-            b = self.buf[self.pos]
-            self.pos += 1
-            n |= (b & 0x7F) << shift
-            if b < 0x80:
-                return n
-            shift += 7
+        n, self.pos = read_uvarint(self.buf, self.pos, len(self.buf))
+        return n
 
     def string(self) -> str | None:
         n = self.uvarint()
@@ -144,13 +136,8 @@ class _Reader:
 
 
 def _key(version: int, group_id: str, member_id: str | None = None) -> bytes:
-    out = struct.pack(">h", version) + _short(group_id)
-    return out + _short(member_id) if member_id is not None else out
-
-
-def _short(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack(">h", len(b)) + b
+    out = struct.pack(">h", version) + short_string(group_id, False)
+    return out + short_string(member_id, False) if member_id is not None else out
 
 
 def encode(record: Record) -> list[tuple[bytes, bytes | None]]:
