@@ -94,3 +94,40 @@ def test_scram_credentials_are_upserted_described_and_deleted(kafka: BlockingHar
     assert missing.results[0].error_code == ErrorCode.resource_not_found
     kafka.call(ALTER_SCRAM, 0, {"deletions": [{"name": "alice", "mechanism": 1}], "upsertions": []})
     assert kafka.call(DESCRIBE_SCRAM, 0, {"users": None}).results == ()
+
+
+SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
+COVERS |= {SASL_HANDSHAKE: "SaslHandshake", SASL_AUTHENTICATE: "SaslAuthenticate"}
+JAAS = 'org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="pw";'
+
+
+@pytest.fixture
+def sasl(tmp_path: Path) -> Iterator[BlockingHarness]:
+    settings = {"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT",
+                "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256", "connections.max.reauth.ms": 60000,
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS}
+    with BlockingHarness(tmp_path / "sasl", settings=settings) as h:
+        yield h
+
+
+def test_sasl_handshake_offers_the_listeners_mechanisms(sasl: BlockingHarness, kafka: BlockingHarness) -> None:
+    ok = sasl.call(SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+    assert ok.error_code == ErrorCode.none and list(ok.mechanisms) == ["PLAIN", "SCRAM-SHA-256"]
+    unknown = sasl.call(SASL_HANDSHAKE, 1, {"mechanism": "GSSAPI"})
+    assert unknown.error_code == ErrorCode.unsupported_sasl_mechanism
+    assert kafka.call(SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"}).error_code == ErrorCode.illegal_sasl_state
+
+
+@pytest.mark.parametrize("version", [0, 2])
+def test_sasl_authenticate_plain_names_the_principal_or_fails_and_closes(sasl: BlockingHarness, version: int) -> None:
+    assert sasl.call(SASL_AUTHENTICATE, version, {"auth_bytes": b"\0alice\0pw"}).error_code == \
+        ErrorCode.illegal_sasl_state  # no handshake before it
+    sasl.call(SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+    ok = sasl.call(SASL_AUTHENTICATE, version, {"auth_bytes": b"\0alice\0pw"})
+    assert ok.error_code == ErrorCode.none and sasl.connection.principal == "User:alice"
+    if version >= 1:
+        assert ok.session_lifetime.total_seconds() == 60
+    sasl.call(SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+    bad = sasl.call(SASL_AUTHENTICATE, version, {"auth_bytes": b"\0alice\0nope"})
+    assert bad.error_code == ErrorCode.sasl_authentication_failed
+    assert sasl.connection.closes and "authentication failed" in str(sasl.connection.closes[-1])

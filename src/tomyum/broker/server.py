@@ -35,6 +35,9 @@ from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import HANDLERS, NO_RESPONSE, Deferred, RawResponse
 from tomyum.errors import ProtocolError
 from tomyum.log_limit import RateLimitedLog
+from tomyum.security.listener import ANONYMOUS
+from tomyum.security.sasl import Exchange
+from tomyum.security.tls import peer_distinguished_name
 from tomyum.protocol.codec import strict_responses
 from tomyum.protocol.connection import (
     Connection,
@@ -56,6 +59,8 @@ log = logging.getLogger(__name__)
 _limited = RateLimitedLog(log)
 
 MAX_PENDING_RESPONSES = 512
+#: what a client may send before it has authenticated: ApiVersions, SaslHandshake, SaslAuthenticate
+AUTHENTICATION_APIS = frozenset({18, 17, 36})
 
 if os.environ.get("TOMYUM_TEST_STRICT_RESPONSES"):  # the test suite's: a handler's unknown key raises
     strict_responses(True)
@@ -96,6 +101,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self._tasks: list[asyncio.Task[None]] = []
+        #: who the client is (a client certificate on SSL, a SASL exchange on SASL_*)
+        self.principal = ANONYMOUS
+        #: the SASL exchange under way, if any
+        self.authentication: Exchange | None = None
+        self._authenticated = not listener.security.sasl
+        #: monotonic time the SASL session ends (KIP-368), None: never
+        self._session_end: float | None = None
+        self._close_after: str | None = None
 
     # transport callbacks ---------------------------------------------------------------------
 
@@ -104,6 +117,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and not self.listener.security.sasl:
+            der = ssl_object.getpeercert(binary_form=True)
+            if der:
+                self.principal = self.listener.security.mapper.principal(peer_distinguished_name(der))
+                _limited.log(logging.INFO, ("principal", self.principal), "connection from %s on %s: principal %s",
+                             self.peer, self.listener.name, self.principal)
         self.broker.connections.add(self)
         self._tasks = [
             asyncio.create_task(self._process_loop(), name=f"process {self.peer}"),
@@ -193,6 +213,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     async def _handle(self, request: RequestReceived) -> None:
         header = request.header
+        if header.api_key not in AUTHENTICATION_APIS and not self._may_proceed(header.api_key):
+            return
         ctx = RequestContext(self.broker, self.listener, header.api_key, header.api_version,
                              header.correlation_id, header.client_id, self.peer, self)
         result = await HANDLERS[header.api_key].fn(ctx, request.body)
@@ -205,6 +227,33 @@ class KafkaConnection(asyncio.BufferedProtocol):
         else:
             self._deferred.add(fut)
         fut.add_done_callback(functools.partial(self._completed, request))
+
+    def _may_proceed(self, api_key: int) -> bool:
+        """On a SASL listener, only authenticated clients with a live session get past the
+        SASL APIs; the others are cut off (Kafka closes such a connection)."""
+        if not self._authenticated:
+            self.close(f"the client sent API {api_key} before authenticating (SASL)")
+            return False
+        if self._session_end is not None and time.monotonic() > self._session_end:
+            self.close(f"its SASL session expired (connections.max.reauth.ms) and it did not re-authenticate; "
+                       f"principal {self.principal}")
+            return False
+        return True
+
+    # authentication (what the SASL handlers may call; see services.ClientConnection) ----------
+
+    def begin_authentication(self, exchange: Exchange) -> None:
+        self.authentication = exchange
+
+    def authenticated(self, principal: str, session_lifetime_ms: int) -> None:
+        self.principal, self.authentication, self._authenticated = principal, None, True
+        self._session_end = time.monotonic() + session_lifetime_ms / 1000 if session_lifetime_ms else None
+        _limited.log(logging.INFO, ("authenticated", principal, self.listener.name),
+                     "connection from %s on %s authenticated: principal %s", self.peer, self.listener.name,
+                     principal)
+
+    def close_after_response(self, why: str) -> None:
+        self._close_after = why
 
     def _completed(self, request: RequestReceived, fut: asyncio.Future[Any]) -> None:
         """A deferred response is done (it may outlive its connection)."""
@@ -265,6 +314,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if all(type(b) is bytes for b in data):
                 self.transport.writelines(data)
             elif not await self._send_with_files(data):
+                return
+            if self._close_after is not None and not self._out:
+                self.close(self._close_after)  # written first: the transport flushes, then closes
                 return
             self._maybe_pause()
             if not self._can_write.is_set():
@@ -363,6 +415,9 @@ class Acceptor:
         self._paused: asyncio.TimerHandle | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self._closed = False
+        #: a TLS handshake must finish within connections.max.idle.ms (at most a minute)
+        idle_ms = broker.config["connections.max.idle.ms"]
+        self._handshake_timeout = min(idle_ms / 1000, 60.0) if idle_ms > 0 else 60.0
         self.loop.add_reader(sock.fileno(), self._accept)
 
     @property
@@ -384,8 +439,10 @@ class Acceptor:
                 continue
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            security = self.listener.security
             task = self.loop.create_task(self.loop.connect_accepted_socket(
-                lambda: KafkaConnection(self.broker, self.listener), conn))
+                lambda: KafkaConnection(self.broker, self.listener), conn, ssl=security.ssl_context,
+                ssl_handshake_timeout=self._handshake_timeout if security.ssl_context else None))
             self._pending.add(task)
             task.add_done_callback(self._started)
 

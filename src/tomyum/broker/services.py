@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from tomyum.clock import Clock
+    from tomyum.security.sasl import Exchange
     from tomyum.broker.waiters import FetchWaiters
     from tomyum.config import BrokerConfig
     from tomyum.coordinator.group import GroupCoordinator
@@ -26,12 +28,28 @@ class ClientConnection(Protocol):
 
     #: fetched ranges at least this big may leave by sendfile (None: never, e.g. on TLS)
     zero_copy_min: int | None
+    #: who the client is: ``User:ANONYMOUS`` until a SASL exchange or a client certificate says
+    principal: str
+    #: the SASL exchange under way (after SaslHandshake), if any
+    authentication: Exchange | None
 
     def close(self, why: str | None = None) -> None: ...
+
+    def close_after_response(self, why: str) -> None:
+        """Close once the response to the current request is written (a failed SASL login)."""
+        ...
+
+    def begin_authentication(self, exchange: Exchange) -> None: ...
+
+    def authenticated(self, principal: str, session_lifetime_ms: int) -> None:
+        """The exchange named ``principal``; past ``session_lifetime_ms`` (0: never) the client
+        must authenticate again before any other request (KIP-368)."""
+        ...
 
 
 class BrokerServices(Protocol):
     config: BrokerConfig
+    clock: Clock
     node_id: int
     cluster_id: str
     metadata: MetadataController

@@ -77,11 +77,9 @@ class BrokerProcess:
         return f"{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [
-            sys.executable, "-m", "tomyum", "serve",
-            "--listen", f"{self.host}:{self.port}",
-            "--data-dir", str(self.data_dir),
-        ]
+        cmd = [sys.executable, "-m", "tomyum", "serve", "--data-dir", str(self.data_dir)]
+        if "listeners" not in self.settings:  # listeners of its own: the first is the bootstrap
+            cmd += ["--listen", f"{self.host}:{self.port}"]
         for key, value in self.settings.items():
             cmd += ["--set", f"{key}={value}"]
         return cmd + self.extra_args

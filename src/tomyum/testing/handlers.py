@@ -53,6 +53,7 @@ from tomyum.protocol.codec import (
     response_header_flexible,
 )
 from tomyum.protocol.guard import uvarint
+from tomyum.security.sasl import Exchange
 from tomyum.storage.memory import MemoryLogStore
 from tomyum.testing.clock import FakeClock
 
@@ -77,9 +78,23 @@ class FakeConnection:
     def __init__(self, zero_copy_min: int | None = None) -> None:
         self.zero_copy_min = zero_copy_min
         self.closes: list[str | None] = []
+        self.principal = "User:ANONYMOUS"
+        self.authentication: Exchange | None = None
+        #: (principal, session lifetime ms) of each completed authentication
+        self.authentications: list[tuple[str, int]] = []
 
     def close(self, why: str | None = None) -> None:
         self.closes.append(why)
+
+    def close_after_response(self, why: str) -> None:
+        self.closes.append(why)
+
+    def begin_authentication(self, exchange: Exchange) -> None:
+        self.authentication = exchange
+
+    def authenticated(self, principal: str, session_lifetime_ms: int) -> None:
+        self.principal, self.authentication = principal, None
+        self.authentications.append((principal, session_lifetime_ms))
 
 
 # requests ------------------------------------------------------------------------------------

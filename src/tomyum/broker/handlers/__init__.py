@@ -14,6 +14,7 @@ from tomyum.broker.handlers import (  # noqa: F401
     offset_commits,
     produce,
     quotas,
+    sasl,
     scram,
     topics,
     transactions,
