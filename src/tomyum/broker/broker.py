@@ -61,7 +61,7 @@ class Broker:
         self.groups = GroupCoordinator(
             initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
             min_session_timeout_ms=config["group.min.session.timeout.ms"],
-            max_session_timeout_ms=config["group.max.session.timeout.ms"])
+            max_session_timeout_ms=config["group.max.session.timeout.ms"], clock=clock)
         self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"], clock, topics=self.metadata)
         self.groups.persist = self.offsets.store_group
         self.transactions = TransactionCoordinator(self.store, self.offsets, config, clock, topics=self.metadata)
