@@ -20,6 +20,7 @@ from tomyum.config import BrokerConfig, validate_topic_configs
 from tomyum.coordinator.group import GroupCoordinator
 from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
 from tomyum.coordinator.group.offsets import OffsetStore
+from tomyum.coordinator.group.service import GroupCoordinatorService
 from tomyum.coordinator.txn import TransactionCoordinator
 from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC
 from tomyum.coordinator.txn.log import TXN_TOPIC
@@ -69,6 +70,10 @@ class Broker:
             heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
             session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics,
             persist=self.offsets.store_consumer_group_records)
+        #: what the group handlers call: routing, commit checks and deletion for every group type
+        self.group_coordinator = GroupCoordinatorService(
+            classic=self.groups, consumer=self.consumer_groups, offsets=self.offsets,
+            topics=self.metadata.topics, clock=clock)
         self.connections: set[KafkaConnection] = set()
         self._servers: list[Acceptor] = []
         self._offsets_expiry: asyncio.Task[None] | None = None

@@ -353,6 +353,15 @@ class TransactionCoordinator:
         finally:
             self._busy.discard(tid)
 
+    def check_offset_commit(self, tid: str, producer_id: int, producer_epoch: int, api_version: int) -> ErrorCode:
+        """May this producer commit offsets in its transaction (TxnOffsetCommit)?"""
+        rec = self.txns.get(tid)
+        if rec is None or rec.producer_id != producer_id:
+            return ErrorCode.invalid_producer_id_mapping
+        if rec.producer_epoch != producer_epoch:
+            return ErrorCode.producer_fenced if api_version >= 2 else ErrorCode.invalid_producer_epoch
+        return ErrorCode.none
+
     # timers ------------------------------------------------------------------------------------
 
     async def abort_timed_out(self) -> int:
