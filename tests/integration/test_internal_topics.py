@@ -18,7 +18,8 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC, offset_key, partition_for
+from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC, offset_key
+from tomyum.coordinator.runtime import partition_for
 from tomyum.protocol.records import build_batch, iter_batches
 from tomyum.testing import BrokerProcess
 

@@ -43,7 +43,8 @@ def test_a_partition_that_cannot_be_loaded_fails_only_its_own_groups(tmp_path: P
     other group's offsets are restored."""
     from tomyum.config import BrokerConfig
     from tomyum.coordinator.group.offsets import OffsetStore
-    from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC, CommittedOffset, partition_for
+    from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC, CommittedOffset
+    from tomyum.coordinator.runtime import partition_for
     from tomyum.errors import StorageError
     from tomyum.storage.memory import MemoryLogStore
     from tomyum.testing.store import TopicStore

@@ -20,6 +20,7 @@ from tomyum.config import BrokerConfig, validate_topic_configs
 from tomyum.coordinator.group import GroupCoordinator
 from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
 from tomyum.coordinator.group.offsets import OffsetStore
+from tomyum.coordinator.group.service import GroupCoordinatorService
 from tomyum.coordinator.txn import TransactionCoordinator
 from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC
 from tomyum.coordinator.txn.log import TXN_TOPIC
@@ -61,7 +62,7 @@ class Broker:
         self.groups = GroupCoordinator(
             initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
             min_session_timeout_ms=config["group.min.session.timeout.ms"],
-            max_session_timeout_ms=config["group.max.session.timeout.ms"])
+            max_session_timeout_ms=config["group.max.session.timeout.ms"], clock=clock)
         self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"], clock, topics=self.metadata)
         self.groups.persist = self.offsets.store_group
         self.transactions = TransactionCoordinator(self.store, self.offsets, config, clock, topics=self.metadata)
@@ -69,6 +70,10 @@ class Broker:
             heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
             session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics,
             persist=self.offsets.store_consumer_group_records)
+        #: what the group handlers call: routing, commit checks and deletion for every group type
+        self.group_coordinator = GroupCoordinatorService(
+            classic=self.groups, consumer=self.consumer_groups, offsets=self.offsets,
+            topics=self.metadata.topics, clock=clock)
         self.connections: set[KafkaConnection] = set()
         self._servers: list[Acceptor] = []
         self._offsets_expiry: asyncio.Task[None] | None = None

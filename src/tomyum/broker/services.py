@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tomyum.coordinator.group import GroupCoordinator
     from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
     from tomyum.coordinator.group.offsets import OffsetStore
+    from tomyum.coordinator.group.service import GroupCoordinatorService
     from tomyum.coordinator.txn import TransactionCoordinator
     from tomyum.metadata import MetadataController
     from tomyum.storage.engine import LogStore
@@ -59,6 +60,7 @@ class BrokerServices(Protocol):
     offsets: OffsetStore
     transactions: TransactionCoordinator
     consumer_groups: ConsumerGroupRuntime
+    group_coordinator: GroupCoordinatorService
 
     async def auto_create_topic(self, name: str) -> None:
         """Create ``name`` as ``auto.create.topics.enable`` does (throttled; see Broker)."""

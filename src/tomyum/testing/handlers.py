@@ -52,7 +52,7 @@ from tomyum.protocol.codec import (
     response_class,
     response_header_flexible,
 )
-from tomyum.protocol.guard import uvarint
+from tomyum.protocol.primitives import read_uvarint as uvarint
 from tomyum.security.sasl import Exchange
 from tomyum.storage.memory import MemoryLogStore
 from tomyum.testing.clock import FakeClock

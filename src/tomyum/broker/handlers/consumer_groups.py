@@ -8,7 +8,8 @@ RE2/J). Server assignors: ``uniform`` (default) and ``range``. A group id held b
 group with members answers GROUP_ID_NOT_FOUND, as Kafka does without online migration; an
 empty classic group of that id is replaced. A heartbeat that changes the group is answered
 once its records are durable in ``__consumer_offsets``; after a restart members carry on with
-their epochs and assignments.
+their epochs and assignments. Which type a group id is, is the coordinator's to decide
+(coordinator/group/service.py).
 """
 
 from __future__ import annotations
@@ -26,17 +27,10 @@ from tomyum.security.acls import ResourceType, authorized_operations
 
 @handles(68, versions=range(0, 2))
 async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    broker = ctx.broker
-    classic = broker.groups.groups.get(request.group_id)
-    if classic is not None and classic.members:
-        return {"throttle_time": 0, "error_code": ErrorCode.group_id_not_found, "member_epoch": 0,
-                "error_message": f"Group {request.group_id} is not a consumer group.", "heartbeat_interval": 0}
-    if classic is not None:
-        await broker.groups.forget(request.group_id)
     owned = None
     if request.topic_partitions is not None:
         owned = {tp.topic_id: frozenset(tp.partitions) for tp in request.topic_partitions}
-    answer = await broker.consumer_groups.heartbeat(HeartbeatRequest(
+    answer = await ctx.broker.group_coordinator.consumer_group_heartbeat(HeartbeatRequest(
         group_id=request.group_id, member_id=request.member_id, member_epoch=request.member_epoch,
         instance_id=request.instance_id, rack_id=request.rack_id,
         rebalance_timeout_ms=ms(request.rebalance_timeout),

@@ -87,28 +87,9 @@ async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 @handles(42, versions=range(0, 3))
 async def delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    known = _known(ctx)
-    results = []
-    consumer = ctx.broker.consumer_groups
-    for name in request.groups_names:
-        g = known.get(name)
-        if name in consumer:
-            code = ErrorCode.non_empty_group if consumer.state.groups[name].members else ErrorCode.none
-            if code == ErrorCode.none:
-                offsets = ctx.broker.offsets
-                await offsets.delete(name, [(t, p) for t, ps in offsets.topics_of(name).items() for p in ps])
-                await consumer.delete(name)
-        elif g is None:
-            code = ErrorCode.group_id_not_found
-        elif g.members:
-            code = ErrorCode.non_empty_group
-        else:
-            offsets = ctx.broker.offsets
-            await offsets.delete(name, [(t, p) for t, ps in offsets.topics_of(name).items() for p in ps])
-            await ctx.broker.groups.forget(name)
-            code = ErrorCode.none
-        results.append({"group_id": name, "error_code": code})
-    return {"throttle_time": 0, "results": results}
+    names = list(request.groups_names)
+    codes = await ctx.broker.group_coordinator.delete_groups(names)
+    return {"throttle_time": 0, "results": [{"group_id": name, "error_code": code} for name, code in zip(names, codes)]}
 
 
 @handles(47, versions=range(0, 1))

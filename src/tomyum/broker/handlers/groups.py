@@ -6,7 +6,8 @@ array (batched keys); key type 1 (transactions) is not available until the trans
 coordinator exists. JoinGroup v4+ without a group instance id gets MEMBER_ID_REQUIRED with
 an id to come back with (KIP-394). JoinGroup and SyncGroup park until the rebalance moves on.
 JoinGroup for a consumer group (KIP-848) with members is INCONSISTENT_GROUP_PROTOCOL, as in
-Kafka without online migration; an empty one is replaced by a classic group.
+Kafka without online migration; an empty one is replaced by a classic group (the routing is
+the coordinator's: coordinator/group/service.py).
 """
 
 from __future__ import annotations
@@ -48,19 +49,15 @@ async def join_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, 
     session_ms = ms(request.session_timeout)
     rebalance_ms = ms(getattr(request, "rebalance_timeout", None)) if ctx.api_version >= 1 else session_ms
 
-    consumer = ctx.broker.consumer_groups
-    if request.group_id in consumer and not await consumer.convert_if_empty(request.group_id):
-        return {"throttle_time": 0, "error_code": ErrorCode.inconsistent_group_protocol, "generation_id": -1,
-                "protocol_name": None, "leader": "", "member_id": request.member_id, "members": ()}
+    joined = await ctx.broker.group_coordinator.join_group(
+        group_id=request.group_id, member_id=request.member_id,
+        group_instance_id=getattr(request, "group_instance_id", None), client_id=ctx.client_id or "",
+        client_host=ctx.client_address, session_timeout_ms=session_ms, rebalance_timeout_ms=rebalance_ms,
+        protocol_type=request.protocol_type, protocols=[(p.name, p.metadata) for p in request.protocols],
+        require_known_member_id=ctx.api_version >= 4)
 
     async def answer() -> dict[str, Any]:
-        result = await ctx.broker.groups.join(
-            group_id=request.group_id, member_id=request.member_id,
-            group_instance_id=getattr(request, "group_instance_id", None), client_id=ctx.client_id or "",
-            client_host=ctx.client_address, session_timeout_ms=session_ms, rebalance_timeout_ms=rebalance_ms,
-            protocol_type=request.protocol_type, protocols=[(p.name, p.metadata) for p in request.protocols],
-            require_known_member_id=ctx.api_version >= 4)
-        return {"throttle_time": 0, **result}
+        return {"throttle_time": 0, **await joined}
 
     return Deferred(answer())
 

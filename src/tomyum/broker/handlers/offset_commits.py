@@ -12,76 +12,46 @@ commit with OffsetCommit v9+ (UNSUPPORTED_VERSION below), an old epoch is STALE_
 OffsetFetch v9 that names a member is checked the same way. OffsetFetch v7+ with
 require_stable answers UNSTABLE_OFFSET_COMMIT for a partition an open transaction has
 committed an offset for (the client retries until the transaction ends).
+
+The rules are the group coordinator's (coordinator/group/service.py: check_commit,
+commit_offsets, check_fetch); this module decodes and encodes.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import Deferred, handles
-from tomyum.coordinator.group.offsets_log import CommittedOffset
-from tomyum.errors import ErrorCode, KafkaError
-
-MAX_METADATA = 4096
+from tomyum.coordinator.group.service import OffsetCommitEntry
+from tomyum.errors import ErrorCode
 
 
 @handles(8, versions=range(2, 10))
 async def offset_commit(ctx: RequestContext, request: Any) -> Any:
-    broker = ctx.broker
+    service = ctx.broker.group_coordinator
     generation = getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1))
-    group_code = check_committer(ctx, request.group_id, request.member_id, generation,
-                                 getattr(request, "group_instance_id", None))
-    return commit_offsets(ctx, request.topics, group_code,
-                          lambda commits: broker.offsets.commit(request.group_id, commits))
+    group_code = service.check_commit(request.group_id, request.member_id, generation,
+                                      getattr(request, "group_instance_id", None), ctx.api_version)
+    return commit_response(request.topics, service.commit_offsets(request.group_id, group_code,
+                                                                  commit_entries(request.topics)))
 
 
-def check_committer(ctx: RequestContext, group_id: str, member_id: str, generation_or_epoch: int,
-                    group_instance_id: str | None, transactional: bool = False) -> ErrorCode:
-    """May this member commit offsets for ``group_id``? Checked by the coordinator of the
-    group's kind: the member epoch of a consumer group (KIP-848), the generation of a
-    classic one. OffsetCommit and TxnOffsetCommit both ask here."""
-    broker = ctx.broker
-    if group_id in broker.consumer_groups:
-        return broker.consumer_groups.state.check_commit(group_id, member_id, generation_or_epoch,
-                                                         ctx.api_version, transactional=transactional)
-    return broker.groups.check_commit(group_id, generation_or_epoch, member_id, group_instance_id)
+def commit_entries(request_topics: Any) -> list[OffsetCommitEntry]:
+    """The partitions of an OffsetCommit or TxnOffsetCommit, decoded."""
+    return [OffsetCommitEntry(topic=t.name, partition=p.partition_index, offset=p.committed_offset,
+                              leader_epoch=getattr(p, "committed_leader_epoch", -1),
+                              metadata=p.committed_metadata or "")
+            for t in request_topics for p in t.partitions]
 
 
-def commit_offsets(ctx: RequestContext, request_topics: Any, group_code: ErrorCode,
-                   store: Callable[[list[tuple[str, int, CommittedOffset]]], Awaitable[None]]) -> Deferred:
-    """Check each partition of an OffsetCommit or TxnOffsetCommit, store the valid commits with
-    ``store`` and answer, per partition, once they are durable."""
-    now = int(time.time() * 1000)
-    topics: list[dict[str, Any]] = []
-    commits: list[tuple[str, int, CommittedOffset]] = []
-    known = ctx.broker.metadata.topics()
-    for t in request_topics:
-        parts = []
-        for p in t.partitions:
-            code = group_code
-            if code == ErrorCode.none:
-                if t.name not in known or not 0 <= p.partition_index < known[t.name].num_partitions:
-                    code = ErrorCode.unknown_topic_or_partition
-                elif len(p.committed_metadata or "") > MAX_METADATA:
-                    code = ErrorCode.offset_metadata_too_large
-                else:
-                    commits.append((t.name, p.partition_index, CommittedOffset(
-                        p.committed_offset, getattr(p, "committed_leader_epoch", -1),
-                        p.committed_metadata or "", now)))
-            parts.append({"partition_index": p.partition_index, "error_code": code})
-        topics.append({"name": t.name, "partitions": parts})
-
+def commit_response(request_topics: Any, stored: Awaitable[list[ErrorCode]]) -> Deferred:
+    """The response of an OffsetCommit or TxnOffsetCommit, once its commits are durable."""
     async def durable() -> dict[str, Any]:
-        try:
-            await store(commits)
-        except KafkaError as e:
-            for t in topics:
-                for p in t["partitions"]:
-                    if p["error_code"] == ErrorCode.none:
-                        p["error_code"] = e.code
+        codes = iter(await stored)
+        topics = [{"name": t.name, "partitions": [{"partition_index": p.partition_index, "error_code": next(codes)}
+                                                  for p in t.partitions]} for t in request_topics]
         return {"throttle_time": 0, "topics": topics}
 
     return Deferred(durable())
@@ -108,13 +78,10 @@ def _fetch_group(ctx: RequestContext, group_id: str, wanted: Any, require_stable
 
 
 def _fetch_groups(ctx: RequestContext, groups: Any, require_stable: bool) -> list[dict[str, Any]]:
-    consumer_groups = ctx.broker.consumer_groups
+    service = ctx.broker.group_coordinator
     out = []
     for g in groups:
-        code = ErrorCode.none
-        if g.group_id in consumer_groups:
-            code = consumer_groups.state.check_fetch(g.group_id, getattr(g, "member_id", None),
-                                                     getattr(g, "member_epoch", -1))
+        code = service.check_fetch(g.group_id, getattr(g, "member_id", None), getattr(g, "member_epoch", -1))
         topics = _fetch_group(ctx, g.group_id, g.topics, require_stable) if code == ErrorCode.none else []
         out.append({"group_id": g.group_id, "topics": topics, "error_code": code})
     return out

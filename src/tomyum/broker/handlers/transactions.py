@@ -11,13 +11,12 @@ INVALID_PRODUCER_EPOCH rather than PRODUCER_FENCED, as Kafka does for old client
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable
 from typing import Any
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import Deferred, handles
-from tomyum.broker.handlers.offset_commits import check_committer, commit_offsets
+from tomyum.broker.handlers.offset_commits import commit_entries, commit_response
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.codec import ms
 from tomyum.storage.engine import TopicPartition
@@ -108,18 +107,16 @@ async def end_txn(ctx: RequestContext, request: Any) -> Any:
 
 @handles(28, versions=range(0, 4))
 async def txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
-    broker = ctx.broker
-    code = ErrorCode.none
-    txn = broker.transactions.txns.get(request.transactional_id)
-    if txn is None or txn.producer_id != request.producer_id:
-        code = ErrorCode.invalid_producer_id_mapping
-    elif txn.producer_epoch != request.producer_epoch:
-        code = ErrorCode.producer_fenced if ctx.api_version >= 2 else ErrorCode.invalid_producer_epoch
-    elif getattr(request, "generation_id", -1) >= 0 or getattr(request, "member_id", ""):
-        code = check_committer(ctx, request.group_id, request.member_id, request.generation_id,
-                               getattr(request, "group_instance_id", None), transactional=True)
-    return commit_offsets(ctx, request.topics, code, lambda commits: broker.offsets.txn_commit(
-        request.group_id, request.producer_id, request.producer_epoch, commits))
+    service = ctx.broker.group_coordinator
+    code = ctx.broker.transactions.check_offset_commit(request.transactional_id, request.producer_id,
+                                                       request.producer_epoch, ctx.api_version)
+    if code == ErrorCode.none:
+        code = service.check_commit(request.group_id, getattr(request, "member_id", ""),
+                                    getattr(request, "generation_id", -1), getattr(request, "group_instance_id", None),
+                                    ctx.api_version, transactional=True)
+    return commit_response(request.topics, service.commit_offsets(
+        request.group_id, code, commit_entries(request.topics), producer_id=request.producer_id,
+        producer_epoch=request.producer_epoch))
 
 
 @handles(61, versions=range(0, 1))
@@ -170,7 +167,7 @@ async def list_transactions(ctx: RequestContext, request: Any) -> dict[str, Any]
     wanted_states = set(request.state_filters)
     wanted_pids = set(request.producer_id_filters)
     min_age = getattr(request, "duration_filter", -1)
-    now = int(time.time() * 1000)
+    now = ctx.broker.clock.time_ms()
     listed = []
     for view in ctx.broker.transactions.views():
         if wanted_states and view.state not in wanted_states:

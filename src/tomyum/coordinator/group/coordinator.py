@@ -19,6 +19,11 @@ Group metadata (generation, protocol, leader, members and their assignments) is 
 answers) and when a group empties, and restored on start: a stable group comes back stable,
 its members given a fresh session timeout to heartbeat in, so they carry on without a
 rebalance. Committed offsets live there too (see offsets.py).
+
+Time is the injected :class:`~tomyum.clock.Clock`'s: a member's session, the rebalance timeout
+and the initial delay are deadlines on its monotonic clock, and :meth:`GroupCoordinator.tick`
+expires what is due. The broker calls ``tick`` from a timer (every 250 ms, and at each
+rebalance deadline); tests move a fake clock and call it themselves.
 """
 
 from __future__ import annotations
@@ -26,12 +31,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.coordinator.group.offsets_log import GroupSnapshot, MemberSnapshot
 from tomyum.errors import ErrorCode, TomyumError
 
@@ -57,7 +62,8 @@ class Member:
     protocol_type: str
     protocols: list[tuple[str, bytes]]
     assignment: bytes = b""
-    last_heartbeat: float = field(default_factory=time.monotonic)
+    #: when it was last heard from, on the coordinator's monotonic clock
+    last_heartbeat: float = 0.0
     join_future: asyncio.Future[dict[str, Any]] | None = None
     sync_future: asyncio.Future[dict[str, Any]] | None = None
 
@@ -75,6 +81,9 @@ class Group:
     leader_id: str | None = None
     members: dict[str, Member] = field(default_factory=dict)
     pending_members: set[str] = field(default_factory=set)
+    #: when the rebalance under way stops waiting for members (monotonic clock), if one is
+    rebalance_deadline: float | None = None
+    #: the event loop's wake-up at that deadline (the deadline decides, not the wake-up)
     rebalance_timer: asyncio.TimerHandle | None = None
     #: the first rebalance of an empty group waits group.initial.rebalance.delay.ms
     initial_delay: bool = False
@@ -110,7 +119,8 @@ class GroupCoordinator:
     """All groups of this broker. Methods are called from the event loop."""
 
     def __init__(self, *, initial_rebalance_delay_ms: int, min_session_timeout_ms: int,
-                 max_session_timeout_ms: int) -> None:
+                 max_session_timeout_ms: int, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.groups: dict[str, Group] = {}
         self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
         self.min_session_timeout_ms = min_session_timeout_ms
@@ -122,12 +132,11 @@ class GroupCoordinator:
 
     # metadata ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def snapshot(g: Group) -> GroupSnapshot:
+    def snapshot(self, g: Group) -> GroupSnapshot:
         protocol = g.protocol_name
         return GroupSnapshot(
             protocol_type=g.protocol_type or "", generation=g.generation_id, protocol=protocol,
-            leader=g.leader_id, timestamp=int(time.time() * 1000),
+            leader=g.leader_id, timestamp=self.clock.time_ms(),
             members=tuple(MemberSnapshot(m.member_id, m.group_instance_id, m.client_id, m.client_host,
                                          m.rebalance_timeout_ms, m.session_timeout_ms,
                                          m.metadata_for(protocol) if protocol else b"", m.assignment)
@@ -136,7 +145,7 @@ class GroupCoordinator:
     def restore(self, snapshots: Mapping[str, GroupSnapshot]) -> None:
         """Rebuild groups from stored metadata: a stable group comes back stable, its members
         given a fresh session timeout to heartbeat in."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for group_id, snap in snapshots.items():
             g = self.group(group_id)
             g.generation_id, g.protocol_type = snap.generation, snap.protocol_type or None
@@ -179,9 +188,7 @@ class GroupCoordinator:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
         # as Kafka answers when it unloads a group: the clients look for the coordinator again
         for g in self.groups.values():
-            if g.rebalance_timer:
-                g.rebalance_timer.cancel()
-                g.rebalance_timer = None
+            self._clear_rebalance_deadline(g)
             for m in g.members.values():
                 if m.join_future and not m.join_future.done():
                     m.join_future.set_result(_join_error(ErrorCode.not_coordinator, m.member_id))
@@ -216,7 +223,7 @@ class GroupCoordinator:
                 member_id = self._replace_static_member(g, known, f"{group_instance_id}-{uuid.uuid4()}")
                 if g.state == GroupState.STABLE and g.protocol_name in {name for name, _ in protocols}:
                     known.protocols = protocols
-                    known.last_heartbeat = time.monotonic()
+                    known.last_heartbeat = self.clock.monotonic()
                     log.info("group %s: static member %s is back as %s; no rebalance", group_id,
                              group_instance_id, member_id)
                     self._store_later(g)
@@ -245,7 +252,7 @@ class GroupCoordinator:
         else:
             member.protocols, member.session_timeout_ms = protocols, session_timeout_ms
             member.rebalance_timeout_ms = rebalance_timeout_ms
-        member.last_heartbeat = time.monotonic()
+        member.last_heartbeat = self.clock.monotonic()
         g.protocol_type = protocol_type
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         if member.join_future is not None and not member.join_future.done():
@@ -279,23 +286,44 @@ class GroupCoordinator:
                 m.sync_future.set_result(_error(ErrorCode.rebalance_in_progress))
         g.state = GroupState.PREPARING_REBALANCE
         log.info("group %s: preparing to rebalance (%s)", g.group_id, reason)
-        loop = asyncio.get_running_loop()
         timeout_ms = max((m.rebalance_timeout_ms for m in g.members.values()), default=0)
-        delay_ms = min(self.initial_rebalance_delay_ms, timeout_ms) if initial else timeout_ms
+        self._set_rebalance_deadline(g, min(self.initial_rebalance_delay_ms, timeout_ms) if initial else timeout_ms)
+
+    def _set_rebalance_deadline(self, g: Group, delay_ms: int) -> None:
+        self._clear_rebalance_deadline(g)
+        g.rebalance_deadline = self.clock.monotonic() + delay_ms / 1000
+        g.rebalance_timer = asyncio.get_running_loop().call_later(delay_ms / 1000, self._wake_at_deadline, g)
+
+    def _clear_rebalance_deadline(self, g: Group) -> None:
+        g.rebalance_deadline = None
         if g.rebalance_timer:
             g.rebalance_timer.cancel()
-        g.rebalance_timer = loop.call_later(delay_ms / 1000, self._rebalance_deadline, g, initial)
+            g.rebalance_timer = None
 
-    def _rebalance_deadline(self, g: Group, initial: bool) -> None:
+    def _wake_at_deadline(self, g: Group) -> None:
+        """Run the deadline check when the deadline is due (the event loop's timer only wakes
+        the check; a wake-up a little early sets another)."""
         g.rebalance_timer = None
+        if g.rebalance_deadline is None:
+            return
+        left = g.rebalance_deadline - self.clock.monotonic()
+        if left > 0:
+            g.rebalance_timer = asyncio.get_running_loop().call_later(left, self._wake_at_deadline, g)
+        else:
+            self._rebalance_deadline(g)
+
+    def _rebalance_deadline(self, g: Group) -> None:
+        """The rebalance's deadline passed: the initial delay is over, or the members that did
+        not rejoin within the rebalance timeout are dropped and the rebalance completes."""
+        initial = g.initial_delay
+        self._clear_rebalance_deadline(g)
         if g.state != GroupState.PREPARING_REBALANCE:
             return
         g.initial_delay = False
         if initial and not g.all_joined():
             # the initial delay is over; now wait as long as the rebalance timeout allows
             timeout_ms = max((m.rebalance_timeout_ms for m in g.members.values()), default=0)
-            g.rebalance_timer = asyncio.get_running_loop().call_later(
-                timeout_ms / 1000, self._rebalance_deadline, g, False)
+            self._set_rebalance_deadline(g, timeout_ms)
             return
         for m in [m for m in g.members.values() if m.join_future is None]:
             log.info("group %s: member %s did not rejoin in time; removing it", g.group_id, m.member_id)
@@ -309,9 +337,7 @@ class GroupCoordinator:
             self._complete_join(g)
 
     def _complete_join(self, g: Group) -> None:
-        if g.rebalance_timer:
-            g.rebalance_timer.cancel()
-            g.rebalance_timer = None
+        self._clear_rebalance_deadline(g)
         g.generation_id += 1
         if not g.members:
             g.state, g.protocol_name, g.leader_id, g.protocol_type = GroupState.EMPTY, None, None, None
@@ -326,7 +352,7 @@ class GroupCoordinator:
                     "metadata": m.metadata_for(g.protocol_name)} for m in g.members.values()]
         for m in g.members.values():
             fut, m.join_future = m.join_future, None
-            m.last_heartbeat = time.monotonic()
+            m.last_heartbeat = self.clock.monotonic()
             if fut is not None and not fut.done():
                 fut.set_result({
                     "error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
@@ -348,7 +374,7 @@ class GroupCoordinator:
         if g.state == GroupState.PREPARING_REBALANCE:
             return _error(ErrorCode.rebalance_in_progress)
         member = g.members[member_id]
-        member.last_heartbeat = time.monotonic()
+        member.last_heartbeat = self.clock.monotonic()
         if g.state == GroupState.STABLE:
             return self._sync_result(g, member)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -380,7 +406,7 @@ class GroupCoordinator:
             return ErrorCode.unknown_member_id
         if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
             return code
-        g.members[member_id].last_heartbeat = time.monotonic()
+        g.members[member_id].last_heartbeat = self.clock.monotonic()
         if g.state == GroupState.PREPARING_REBALANCE:
             return ErrorCode.rebalance_in_progress
         if generation_id != g.generation_id:
@@ -413,9 +439,7 @@ class GroupCoordinator:
             self._prepare_rebalance(g, f"member {m.member_id} {why}")
             self._maybe_complete_join(g)
         else:
-            if g.rebalance_timer:
-                g.rebalance_timer.cancel()
-                g.rebalance_timer = None
+            self._clear_rebalance_deadline(g)
             g.state, g.leader_id, g.protocol_name = GroupState.EMPTY, None, None
             g.generation_id += 1
             self._store_later(g)
@@ -423,12 +447,20 @@ class GroupCoordinator:
     async def _expire_sessions(self) -> None:
         while True:
             await asyncio.sleep(0.25)
-            now = time.monotonic()
-            for g in list(self.groups.values()):
-                for m in list(g.members.values()):
-                    waiting = m.join_future is not None or m.sync_future is not None
-                    if not waiting and now - m.last_heartbeat > m.session_timeout_ms / 1000:
-                        self._remove(g, m, f"missed its session timeout ({m.session_timeout_ms} ms)")
+            self.tick()
+
+    def tick(self) -> None:
+        """Expire what is due on the clock: rebalances past their deadline (initial delay or
+        rebalance timeout), then members past their session timeout (a member waiting in
+        JoinGroup or SyncGroup is not timed out by its session)."""
+        now = self.clock.monotonic()
+        for g in list(self.groups.values()):
+            if g.rebalance_deadline is not None and now >= g.rebalance_deadline:
+                self._rebalance_deadline(g)
+            for m in list(g.members.values()):
+                waiting = m.join_future is not None or m.sync_future is not None
+                if not waiting and m.member_id in g.members and now - m.last_heartbeat > m.session_timeout_ms / 1000:
+                    self._remove(g, m, f"missed its session timeout ({m.session_timeout_ms} ms)")
 
     # offsets -------------------------------------------------------------------------------------
 
@@ -450,7 +482,7 @@ class GroupCoordinator:
         # (what it commits as it gives its partitions up); not while the leader assigns
         if g.state == GroupState.COMPLETING_REBALANCE:
             return ErrorCode.rebalance_in_progress
-        g.members[member_id].last_heartbeat = time.monotonic()
+        g.members[member_id].last_heartbeat = self.clock.monotonic()
         return ErrorCode.none
 
 

@@ -1,6 +1,9 @@
 """Committed offsets and group metadata: in memory for reads, appended durably to
 ``__consumer_offsets`` for restart, and rebuilt on start by replaying that topic.
 
+State changes only in :meth:`OffsetStore.replay`, of records made durable by the coordinator
+runtime's write path or read by its loader (coordinator/runtime.py).
+
 Offsets committed inside a transaction (TxnOffsetCommit) are written as a transactional batch
 of the producer and stay pending — invisible to OffsetFetch, which answers
 UNSTABLE_OFFSET_COMMIT to those who require stable offsets — until the transaction's marker
@@ -10,15 +13,13 @@ reaches the partition: a commit marker makes them the group's offsets, an abort 
 from __future__ import annotations
 
 import logging
-import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.coordinator.group.consumer import log as consumer_log
 from tomyum.coordinator.group.consumer.records import Record
+from tomyum.coordinator.runtime import UNREADABLE, CoordinatorRuntime
 from tomyum.coordinator.topics import TopicDirectory
-from tomyum.errors import CorruptRecord, ErrorCode, KafkaError
-from tomyum.protocol.records import build_batch, complete_length, control_marker, decode_records, iter_batches
 from tomyum.storage.engine import LogStore, TopicPartition
 from tomyum.coordinator.group.offsets_log import (
     OFFSETS_TOPIC,
@@ -32,37 +33,35 @@ from tomyum.coordinator.group.offsets_log import (
     parse_group_value,
     parse_offset_key,
     parse_offset_value,
-    partition_for,
+    read_short_string,
 )
 
 log = logging.getLogger(__name__)
 
-
-async def load_or_fail(replay: Callable[[TopicPartition], Awaitable[None]], tp: TopicPartition,
-                       failed: set[int]) -> None:
-    """Replay one partition of an internal topic; if it cannot be read, note it and go on: its
-    groups or transactional ids are not served, everything else is."""
-    try:
-        await replay(tp)
-    except (KafkaError, OSError) as e:
-        failed.add(tp.partition)
-        log.error("cannot load %s (%s): what it coordinates answers COORDINATOR_NOT_AVAILABLE until it can "
-                  "be loaded; everything else is served", tp, e)
-#: what reading a record that was not written by the coordinator can raise
-UNREADABLE = (ValueError, KeyError, IndexError, TypeError, struct.error)
-
 Key = tuple[str, str, int]  # group, topic, partition
 
 
+def _group_of(consumer_group_key: bytes) -> str:
+    """The group id of a KIP-848 record key (version int16, then the group id string)."""
+    try:
+        return read_short_string(consumer_group_key, 2)[0]
+    except UNREADABLE:
+        return ""
+
+
 class OffsetStore:
+    """The shard of ``__consumer_offsets``: committed offsets, classic group snapshots and the
+    KIP-848 group records, changed only by :meth:`replay` (through the runtime's write path
+    or its loader)."""
+
     def __init__(self, store: LogStore, num_partitions: int, clock: Clock = SYSTEM_CLOCK, *,
                  topics: TopicDirectory | None = None) -> None:
         """``topics``: where the internal topic is looked up and created (default: ``store``,
         for a test store that is both)."""
-        self.store = store
-        self.topics: TopicDirectory = topics if topics is not None else store  # type: ignore[assignment]
+        directory: TopicDirectory = topics if topics is not None else store  # type: ignore[assignment]
+        self.runtime = CoordinatorRuntime(store, directory, OFFSETS_TOPIC, num_partitions,
+                                          {"cleanup.policy": ["compact"]}, self, clock)
         self.clock = clock
-        self.num_partitions = num_partitions
         self.offsets: dict[Key, CommittedOffset] = {}
         #: group metadata as last stored (what a restart restores)
         self.group_metadata: dict[str, GroupSnapshot] = {}
@@ -71,68 +70,42 @@ class OffsetStore:
         self._started_ms = clock.time_ms()
         #: KIP-848 consumer group records: the latest value of each key
         self.consumer_group_values: dict[bytes, bytes] = {}
-        #: records of the internal topic skipped at load because they could not be read
-        self.skipped_records = 0
-        #: partitions of the internal topic that could not be loaded: their groups answer
-        #: COORDINATOR_NOT_AVAILABLE (FindCoordinator), every other group is served
-        self.failed_partitions: set[int] = set()
         #: per producer id, offsets committed in its open transaction
         self.pending: dict[int, dict[Key, CommittedOffset]] = {}
 
+    @property
+    def failed_partitions(self) -> set[int]:
+        return self.runtime.failed_partitions
+
+    @property
+    def skipped_records(self) -> int:
+        return self.runtime.skipped_records
+
     async def start(self) -> None:
-        meta = self.topics.topics().get(OFFSETS_TOPIC)
-        if meta is None:
-            return  # created on the first commit
-        self.num_partitions = meta.num_partitions
-        for p in range(meta.num_partitions):
-            await load_or_fail(self._replay, TopicPartition(OFFSETS_TOPIC, p), self.failed_partitions)
+        await self.runtime.load_all()
         if self.offsets or self.group_metadata:
             log.info("restored %d committed offsets and %d classic groups from %s", len(self.offsets),
                      len(self.group_metadata), OFFSETS_TOPIC)
 
-    async def _replay(self, tp: TopicPartition) -> None:
-        offsets = self.store.offsets(tp)
-        position = offsets.log_start_offset
-        while position < offsets.high_watermark:
-            result = await self.store.read(tp, position, 1 << 20)
-            if not result.records:
-                break
-            for h in iter_batches(result.records[: complete_length(result.records)]):
-                batch = result.records[h.position : h.end]
-                position = h.next_offset
-                if h.is_control:
-                    marker = control_marker(batch)
-                    if marker is not None:
-                        self.complete_txn(h.producer_id, marker[0])
-                    continue
-                try:
-                    records = decode_records(batch)
-                except CorruptRecord as e:
-                    self._skip(tp, h.base_offset, e)
-                    continue
-                for r in records:
-                    try:
-                        if h.is_transactional:
-                            self._apply_pending(h.producer_id, r.key, r.value)
-                        else:
-                            self._apply(r.key, r.value)
-                    except UNREADABLE as e:
-                        self._skip(tp, r.offset, e)
-
     def coordinates(self, group: str) -> bool:
         """False if the group's partition of the internal topic could not be loaded."""
-        return partition_for(group, self.num_partitions) not in self.failed_partitions
+        return self.runtime.coordinates(group)
 
-    def _skip(self, tp: TopicPartition, offset: int, e: Exception) -> None:
-        """A record no build of tomyum wrote (or one from a newer one): skipped, never fatal."""
-        self.skipped_records += 1
-        log.warning("%s: skipping the record at offset %d, which cannot be read: %s", tp, offset, e or type(e).__name__)
+    # replay: the only place the state changes ---------------------------------------------------
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+    def replay(self, partition: int, key: bytes | None, value: bytes | None, producer_id: int) -> None:
         if key is None or len(key) < 2:
             return
+        if producer_id >= 0:
+            parsed = parse_offset_key(key)
+            if parsed is not None and value is not None:
+                self.pending.setdefault(producer_id, {})[parsed] = parse_offset_value(value)
+            return
         if int.from_bytes(key[:2], "big", signed=True) in consumer_log.KEY_VERSIONS:
-            self._keep_consumer_group_record(key, value)
+            if value is None:
+                self.consumer_group_values.pop(key, None)
+            else:
+                self.consumer_group_values[key] = value
             return
         parsed = parse_offset_key(key)
         if parsed is None:
@@ -147,11 +120,31 @@ class OffsetStore:
         else:
             self.offsets[parsed] = parse_offset_value(value)
 
-    def _keep_consumer_group_record(self, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.consumer_group_values.pop(key, None)
-        else:
-            self.consumer_group_values[key] = value
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> None:
+        """The transaction of ``producer_id`` ended (its marker is in ``partition``): its
+        offsets committed to that partition's groups apply, or go."""
+        pending = self.pending.get(producer_id)
+        if pending is None:
+            return
+        mine = {k: c for k, c in pending.items() if self.runtime.partition_for(k[0]) == partition}
+        for k in mine:
+            del pending[k]
+        if not pending:
+            del self.pending[producer_id]
+        if commit:
+            self.offsets.update(mine)
+
+    def unload(self, partition: int) -> None:
+        ours: Callable[[str], bool] = lambda group: self.runtime.partition_for(group) == partition
+        self.offsets = {k: c for k, c in self.offsets.items() if not ours(k[0])}
+        self.group_metadata = {g: s for g, s in self.group_metadata.items() if not ours(g)}
+        self._last_active = {g: t for g, t in self._last_active.items() if not ours(g)}
+        self.consumer_group_values = {k: v for k, v in self.consumer_group_values.items()
+                                      if not ours(_group_of(k))}
+        for producer_id, pending in list(self.pending.items()):
+            self.pending[producer_id] = {k: c for k, c in pending.items() if not ours(k[0])}
+            if not self.pending[producer_id]:
+                del self.pending[producer_id]
 
     def consumer_group_records(self) -> list[Record]:
         """The KIP-848 group records kept, in an order fit to replay: each key's latest value,
@@ -162,7 +155,7 @@ class OffsetStore:
             try:
                 r = consumer_log.decode(k, v)
             except UNREADABLE as e:
-                self.skipped_records += 1
+                self.runtime.skipped_records += 1
                 log.warning("%s: skipping a consumer group record that cannot be read (key %s): %s", OFFSETS_TOPIC,
                             k[:40].hex(), e or type(e).__name__)
                 continue
@@ -172,14 +165,7 @@ class OffsetStore:
 
     async def store_consumer_group_records(self, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
         """Append a KIP-848 group's records (one batch) and wait until they are durable."""
-        await self._append(group, records)
-        for key, value in records:
-            self._keep_consumer_group_record(key, value)
-
-    def _apply_pending(self, producer_id: int, key: bytes | None, value: bytes | None) -> None:
-        parsed = parse_offset_key(key) if key is not None else None
-        if parsed is not None and value is not None:
-            self.pending.setdefault(producer_id, {})[parsed] = parse_offset_value(value)
+        await self.runtime.write(group, records)
 
     async def txn_commit(self, group: str, producer_id: int, producer_epoch: int,
                          commits: list[tuple[str, int, CommittedOffset]]) -> None:
@@ -188,16 +174,7 @@ class OffsetStore:
         if not commits:
             return
         records = [(offset_key(group, t, p), offset_value(c)) for t, p, c in commits]
-        await self._append(group, records, producer_id=producer_id, producer_epoch=producer_epoch)
-        pending = self.pending.setdefault(producer_id, {})
-        for t, p, c in commits:
-            pending[(group, t, p)] = c
-
-    def complete_txn(self, producer_id: int, commit: bool) -> None:
-        """The transaction of ``producer_id`` ended (its marker is in the log)."""
-        pending = self.pending.pop(producer_id, None)
-        if commit and pending:
-            self.offsets.update(pending)
+        await self.runtime.write(group, records, producer_id=producer_id, producer_epoch=producer_epoch)
 
     def unstable(self, group: str, topic: str, partition: int) -> bool:
         """Whether an open transaction has committed an offset for this partition."""
@@ -205,54 +182,31 @@ class OffsetStore:
         return any(key in p for p in self.pending.values())
 
     def partition_of(self, group: str) -> TopicPartition:
-        return TopicPartition(OFFSETS_TOPIC, partition_for(group, self.num_partitions))
+        return self.runtime.partition_of(group)
 
     async def ensure_topic(self) -> None:
         """Create ``__consumer_offsets`` with the broker's partition count and configs, once."""
-        if OFFSETS_TOPIC not in self.topics.topics():
-            try:
-                await self.topics.create_topic(OFFSETS_TOPIC, self.num_partitions, {"cleanup.policy": ["compact"]})
-            except KafkaError as e:
-                if e.code != ErrorCode.topic_already_exists:  # created meanwhile: as good
-                    raise
+        await self.runtime.ensure_topic()
 
     async def commit(self, group: str, commits: list[tuple[str, int, CommittedOffset]]) -> None:
         """Append the commits as one batch and wait until it is durable."""
         if not commits:
             return
         records = [(offset_key(group, t, p), offset_value(c)) for t, p, c in commits]
-        await self._append(group, records)
-        for t, p, c in commits:
-            self.offsets[(group, t, p)] = c
+        await self.runtime.write(group, records)
 
     async def store_group(self, group: str, snapshot: GroupSnapshot | None) -> None:
         """Store a group's metadata (None: a tombstone), durably."""
         if snapshot is None and group not in self.group_metadata:
             return
-        await self._append(group, [(group_key(group), None if snapshot is None else group_value(snapshot))])
-        if snapshot is None:
-            self.group_metadata.pop(group, None)
-        else:
-            self.group_metadata[group] = snapshot
-
-    async def _append(self, group: str, records: list[tuple[bytes, bytes | None]], *,
-                      producer_id: int = -1, producer_epoch: int = -1) -> None:
-        await self.ensure_topic()
-        tp = self.partition_of(group)
-        now = self.clock.time_ms()
-        batch = build_batch(records, timestamp=now, producer_id=producer_id, producer_epoch=producer_epoch,
-                            transactional=producer_id >= 0)
-        result = await self.store.append(tp, memoryview(batch))
-        await self.store.wait_durable(tp, result.last_offset + 1)
+        await self.runtime.write(group, [(group_key(group), None if snapshot is None else group_value(snapshot))])
 
     async def delete(self, group: str, keys: list[tuple[str, int]]) -> None:
         """Tombstone these committed offsets (durably) and forget them."""
         keys = [k for k in keys if (group, *k) in self.offsets]
         if not keys:
             return
-        await self._append(group, [(offset_key(group, t, p), None) for t, p in keys])
-        for t, p in keys:
-            self.offsets.pop((group, t, p), None)
+        await self.runtime.write(group, [(offset_key(group, t, p), None) for t, p in keys])
 
     async def expire(self, retention_ms: int, active: set[str]) -> int:
         """Delete the committed offsets of groups without members once ``retention_ms`` has

@@ -66,18 +66,6 @@ def parse_offset_value(value: bytes) -> CommittedOffset:
     return CommittedOffset(offset, leader_epoch, metadata, commit_timestamp)
 
 
-def java_string_hash(s: str) -> int:
-    """Java's String.hashCode, which Kafka uses to place a group on a partition."""
-    h = 0
-    for ch in s.encode("utf-16-be").decode("utf-16-be"):
-        h = (31 * h + ord(ch)) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-def partition_for(group: str, partitions: int) -> int:
-    return (java_string_hash(group) & 0x7FFFFFFF) % partitions
-
-
 # Group metadata ------------------------------------------------------------------------------------
 #
 # key   (version 2): group string

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig
-from tomyum.coordinator.group.offsets import UNREADABLE, OffsetStore, load_or_fail
-from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC, partition_for
+from tomyum.coordinator.group.offsets import OffsetStore
+from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC
+from tomyum.coordinator.runtime import CoordinatorRuntime
 from tomyum.coordinator.topics import TopicDirectory
 from tomyum.coordinator.txn.log import TXN_TOPIC, TxnRecord, TxnState, parse_txn_key, parse_txn_value, txn_key, txn_value
-from tomyum.errors import CorruptRecord, ErrorCode, KafkaError
-from tomyum.protocol.records import build_batch, complete_length, decode_records, iter_batches
+from tomyum.errors import ErrorCode, KafkaError
 from tomyum.storage.engine import LogStore, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,10 @@ class TransactionCoordinator:
         self.offsets = offsets
         self.config = config
         self.clock = clock
-        self.num_partitions = config["transaction.state.log.num.partitions"]
+        self.runtime = CoordinatorRuntime(store, self.topics, TXN_TOPIC,
+                                          config["transaction.state.log.num.partitions"],
+                                          {"cleanup.policy": ["compact"], "min.insync.replicas": 1}, self, clock)
         self.txns: dict[str, TxnRecord] = {}
-        #: partitions of __transaction_state that could not be loaded (their ids are not served)
-        self.failed_partitions: set[int] = set()
         #: ids with a transition being written (others get CONCURRENT_TRANSACTIONS meanwhile)
         self._busy: set[str] = set()
         #: per Ongoing transaction, when it times out on the monotonic clock (a wall clock jump
@@ -93,13 +93,9 @@ class TransactionCoordinator:
     # lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        meta = self.topics.topics().get(TXN_TOPIC)
-        if meta is not None:
-            self.num_partitions = meta.num_partitions
-            for p in range(meta.num_partitions):
-                await load_or_fail(self._replay, TopicPartition(TXN_TOPIC, p), self.failed_partitions)
-            if self.txns:
-                log.info("restored %d transactional ids from %s", len(self.txns), TXN_TOPIC)
+        await self.runtime.load_all()
+        if self.txns:
+            log.info("restored %d transactional ids from %s", len(self.txns), TXN_TOPIC)
         now_ms, now = self.clock.time_ms(), self.clock.monotonic()
         for tid, rec in self.txns.items():
             if rec.state == TxnState.ONGOING:  # what is left of its timeout, by the wall clock
@@ -139,73 +135,63 @@ class TransactionCoordinator:
             except KafkaError as e:
                 log.error("%s: %s", key, e)
 
-    async def _replay(self, tp: TopicPartition) -> None:
-        offsets = self.store.offsets(tp)
-        position = offsets.log_start_offset
-        while position < offsets.high_watermark:
-            result = await self.store.read(tp, position, 1 << 20)
-            records = bytes(result.records) if isinstance(result.records, bytes) else result.records.read_all()
-            if not records:
-                break
-            for h in iter_batches(records[: complete_length(records)]):
-                position = h.next_offset
-                try:
-                    batch = decode_records(records[h.position : h.end])
-                except CorruptRecord as e:
-                    self.offsets._skip(tp, h.base_offset, e)
-                    continue
-                for r in batch:
-                    try:
-                        tid = parse_txn_key(r.key) if r.key else None
-                        if tid is None:
-                            continue
-                        if r.value is None:
-                            self.txns.pop(tid, None)
-                        else:
-                            self.txns[tid] = parse_txn_value(r.value)
-                    except UNREADABLE as e:
-                        self.offsets._skip(tp, r.offset, e)
+    @property
+    def num_partitions(self) -> int:
+        return self.runtime.num_partitions
+
+    @num_partitions.setter
+    def num_partitions(self, n: int) -> None:
+        self.runtime.num_partitions = n
+
+    @property
+    def failed_partitions(self) -> set[int]:
+        """Partitions of ``__transaction_state`` that could not be loaded (their ids are not served)."""
+        return self.runtime.failed_partitions
+
+    # replay: the only place ``txns`` changes ---------------------------------------------------
+
+    def replay(self, partition: int, key: bytes | None, value: bytes | None, producer_id: int) -> None:
+        tid = parse_txn_key(key) if key else None
+        if tid is None:
+            return
+        if value is None:
+            self.txns.pop(tid, None)
+        else:
+            self.txns[tid] = parse_txn_value(value)
+
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> None:
+        """``__transaction_state`` holds no transactional batches: nothing to do."""
+
+    def unload(self, partition: int) -> None:
+        for tid in [t for t in self.txns if self.runtime.partition_for(t) == partition]:
+            del self.txns[tid]
+            self._deadlines.pop(tid, None)
 
     # writing ---------------------------------------------------------------------------------
 
     def coordinates(self, transactional_id: str) -> bool:
         """False if the id's partition of ``__transaction_state`` could not be loaded."""
-        return self.partition_of(transactional_id).partition not in self.failed_partitions
+        return self.runtime.coordinates(transactional_id)
 
     def partition_of(self, transactional_id: str) -> TopicPartition:
-        return TopicPartition(TXN_TOPIC, partition_for(transactional_id, self.num_partitions))
+        return self.runtime.partition_of(transactional_id)
 
     async def ensure_topic(self) -> None:
         """Create ``__transaction_state`` with the broker's partition count and configs, once."""
-        if TXN_TOPIC not in self.topics.topics():
-            try:
-                await self.topics.create_topic(TXN_TOPIC, self.num_partitions,
-                                               {"cleanup.policy": ["compact"], "min.insync.replicas": 1})
-            except KafkaError as e:
-                if e.code != ErrorCode.topic_already_exists:  # created meanwhile: as good
-                    raise
+        await self.runtime.ensure_topic()
 
     async def _write(self, tid: str, rec: TxnRecord | None) -> None:
         """Append ``tid``'s new state (None: a tombstone) and wait until it is durable; only
         then does it become the state in memory."""
-        await self.ensure_topic()
-        tp = self.partition_of(tid)
-        value = None if rec is None else txn_value(rec)
-        batch = build_batch([(txn_key(tid), value)], timestamp=self.clock.time_ms())
-        result = await self.store.append(tp, memoryview(batch))
-        await self.store.wait_durable(tp, result.last_offset + 1)
-        if rec is None:
-            self.txns.pop(tid, None)
-        else:
-            if rec.state == TxnState.ONGOING and tid not in self._deadlines:  # it just opened
-                self._deadlines[tid] = self.clock.monotonic() + rec.timeout_ms / 1000
-            self.txns[tid] = rec
+        await self.runtime.write(tid, [(txn_key(tid), None if rec is None else txn_value(rec))])
+        if rec is not None and rec.state == TxnState.ONGOING and tid not in self._deadlines:  # it just opened
+            self._deadlines[tid] = self.clock.monotonic() + rec.timeout_ms / 1000
         if rec is None or rec.state != TxnState.ONGOING:
             self._deadlines.pop(tid, None)
 
     async def _write_markers(self, rec: TxnRecord, commit: bool) -> None:
         ends: list[tuple[TopicPartition, int]] = []
-        offsets_partitions: list[TopicPartition] = []
+        offsets_partitions: list[int] = []
         topics = self.topics.topics()
         for topic, parts in rec.partitions.items():
             meta = topics.get(topic)
@@ -223,10 +209,10 @@ class TransactionCoordinator:
                     continue
                 ends.append((tp, result.last_offset + 1))
                 if topic == OFFSETS_TOPIC:
-                    offsets_partitions.append(tp)
+                    offsets_partitions.append(p)
         await asyncio.gather(*(self.store.wait_durable(tp, end) for tp, end in ends))
-        if offsets_partitions:
-            self.offsets.complete_txn(rec.producer_id, commit)
+        for p in offsets_partitions:  # the marker is durable there: replayed as the loader would
+            self.offsets.complete_txn(p, rec.producer_id, commit)
 
     async def _complete(self, tid: str, rec: TxnRecord, commit: bool) -> None:
         """Markers to every partition of the transaction, then Complete{Commit,Abort}."""
@@ -366,6 +352,15 @@ class TransactionCoordinator:
                         f"{rec.state.display}")
         finally:
             self._busy.discard(tid)
+
+    def check_offset_commit(self, tid: str, producer_id: int, producer_epoch: int, api_version: int) -> ErrorCode:
+        """May this producer commit offsets in its transaction (TxnOffsetCommit)?"""
+        rec = self.txns.get(tid)
+        if rec is None or rec.producer_id != producer_id:
+            return ErrorCode.invalid_producer_id_mapping
+        if rec.producer_epoch != producer_epoch:
+            return ErrorCode.producer_fenced if api_version >= 2 else ErrorCode.invalid_producer_epoch
+        return ErrorCode.none
 
     # timers ------------------------------------------------------------------------------------
 

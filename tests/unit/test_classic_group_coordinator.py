@@ -1,0 +1,238 @@
+"""The classic group state machine on a fake clock: join, sync, heartbeat, session expiry,
+rebalance timeout, static members and the initial delay. Time moves only when a test moves it
+(``clock.advance`` then ``groups.tick()``); nothing waits real seconds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tomyum.coordinator.group.coordinator import GroupCoordinator, GroupState
+from tomyum.coordinator.group.offsets_log import GroupSnapshot
+from tomyum.errors import ErrorCode
+from tomyum.testing.clock import FakeClock
+
+SESSION_MS, REBALANCE_MS = 10_000, 30_000
+Scenario = Callable[[GroupCoordinator, FakeClock], Awaitable[None]]
+
+
+def run(scenario: Scenario, initial_delay_ms: int = 0) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        groups = GroupCoordinator(initial_rebalance_delay_ms=initial_delay_ms, min_session_timeout_ms=6000,
+                                  max_session_timeout_ms=1_800_000, clock=clock)
+        try:
+            await scenario(groups, clock)
+        finally:
+            await groups.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+async def settle() -> None:
+    """Let the tasks that can run, run (no time passes)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def join(groups: GroupCoordinator, member_id: str = "", *, instance: str | None = None, client: str = "c",
+         protocols: list[tuple[str, bytes]] | None = None) -> asyncio.Task[dict[str, Any]]:
+    return asyncio.ensure_future(groups.join(
+        group_id="g", member_id=member_id, group_instance_id=instance, client_id=client, client_host="/127.0.0.1",
+        session_timeout_ms=SESSION_MS, rebalance_timeout_ms=REBALANCE_MS, protocol_type="consumer",
+        protocols=protocols or [("range", b"meta-" + client.encode())], require_known_member_id=False))
+
+
+def sync(groups: GroupCoordinator, member_id: str, generation: int,
+         assignments: list[tuple[str, bytes]] | None = None, instance: str | None = None) -> asyncio.Task[dict[str, Any]]:
+    return asyncio.ensure_future(groups.sync(group_id="g", generation_id=generation, member_id=member_id,
+                                             assignments=assignments or [], group_instance_id=instance))
+
+
+def heartbeat(groups: GroupCoordinator, member_id: str, generation: int, instance: str | None = None) -> ErrorCode:
+    return groups.heartbeat(group_id="g", generation_id=generation, member_id=member_id,
+                            group_instance_id=instance)
+
+
+async def stable_pair(groups: GroupCoordinator) -> tuple[str, str, int]:
+    """Two members, joined and synced: (leader, follower, generation)."""
+    ja, jb = await asyncio.gather(join(groups, client="a"), join(groups, client="b"))
+    assert ja["generation_id"] == jb["generation_id"] == 1  # both in the first generation
+    leader = ja["leader"]
+    assert leader == jb["leader"] and [r["member_id"] for r in (ja, jb) if r["members"]] == [leader]
+    gen = ja["generation_id"]
+    follower = jb["member_id"] if leader == ja["member_id"] else ja["member_id"]
+    sf = sync(groups, follower, gen)
+    sl = sync(groups, leader, gen, [(leader, b"A"), (follower, b"B")])
+    assert (await sl)["assignment"] == b"A" and (await sf)["assignment"] == b"B"
+    return leader, follower, gen
+
+
+def test_one_member_joins_syncs_and_heartbeats() -> None:
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        joined = await join(groups)
+        assert joined["error_code"] == 0 and joined["generation_id"] == 1
+        me = joined["member_id"]
+        assert joined["leader"] == me and [m["member_id"] for m in joined["members"]] == [me]
+        assert groups.groups["g"].state == GroupState.COMPLETING_REBALANCE
+        synced = await sync(groups, me, 1, [(me, b"all")])
+        assert synced == {"error_code": 0, "protocol_type": "consumer", "protocol_name": "range", "assignment": b"all"}
+        assert groups.groups["g"].state == GroupState.STABLE
+        assert heartbeat(groups, me, 1) == ErrorCode.none
+        assert heartbeat(groups, me, 0) == ErrorCode.illegal_generation
+        assert heartbeat(groups, "nobody", 1) == ErrorCode.unknown_member_id
+
+    run(scenario)
+
+
+def test_a_member_that_keeps_heartbeating_keeps_its_place() -> None:
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        me = (await join(groups))["member_id"]
+        await sync(groups, me, 1, [(me, b"x")])
+        for _ in range(10):  # 10 × 5 s: far past the session timeout, heartbeating all along
+            clock.advance(SESSION_MS // 2)
+            groups.tick()
+            assert heartbeat(groups, me, 1) == ErrorCode.none
+        assert groups.groups["g"].state == GroupState.STABLE
+
+    run(scenario)
+
+
+def test_a_member_that_misses_its_session_timeout_is_removed_and_the_group_rebalances() -> None:
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        leader, follower, gen = await stable_pair(groups)
+        clock.advance(SESSION_MS - 1000)
+        assert heartbeat(groups, leader, gen) == ErrorCode.none
+        clock.advance(1001)  # the follower's session has run out; the leader's has not
+        groups.tick()
+        g = groups.groups["g"]
+        assert set(g.members) == {leader}
+        assert g.state == GroupState.PREPARING_REBALANCE
+        assert heartbeat(groups, leader, gen) == ErrorCode.rebalance_in_progress
+        rejoined = await join(groups, leader, client="a")
+        assert rejoined["generation_id"] == gen + 1 and len(rejoined["members"]) == 1
+
+    run(scenario)
+
+
+def test_the_last_member_to_go_leaves_the_group_empty() -> None:
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        me = (await join(groups))["member_id"]
+        await sync(groups, me, 1, [(me, b"x")])
+        clock.advance(SESSION_MS + 1)
+        groups.tick()
+        g = groups.groups["g"]
+        assert g.state == GroupState.EMPTY and not g.members and g.generation_id == 2
+        assert g.leader_id is None and g.protocol_name is None
+
+    run(scenario)
+
+
+def test_a_member_that_does_not_rejoin_within_the_rebalance_timeout_is_dropped() -> None:
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        leader, follower, gen = await stable_pair(groups)
+        newcomer = join(groups, client="c")  # a rebalance: both old members must rejoin
+        await settle()
+        assert groups.groups["g"].state == GroupState.PREPARING_REBALANCE
+        again = join(groups, leader, client="a")  # the follower does not (it heartbeats, though)
+        await settle()
+        clock.advance(REBALANCE_MS - 1)
+        assert heartbeat(groups, follower, gen) == ErrorCode.rebalance_in_progress
+        groups.tick()
+        await settle()
+        assert not again.done() and not newcomer.done()
+        clock.advance(1)
+        groups.tick()
+        ja, jc = await again, await newcomer
+        assert ja["generation_id"] == jc["generation_id"] == gen + 1
+        assert {m["member_id"] for m in ja["members"]} == {leader, jc["member_id"]}
+        assert follower not in groups.groups["g"].members
+        assert heartbeat(groups, follower, gen) == ErrorCode.unknown_member_id
+
+    run(scenario)
+
+
+def test_the_first_rebalance_of_an_empty_group_waits_the_initial_delay() -> None:
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        a = join(groups, client="a")
+        await settle()
+        clock.advance(2000)
+        groups.tick()
+        b = join(groups, client="b")
+        await settle()
+        assert not a.done() and not b.done()  # everyone is here, but the delay runs
+        clock.advance(1000)
+        groups.tick()
+        ja, jb = await a, await b
+        assert ja["generation_id"] == jb["generation_id"] == 1
+        assert len([r for r in (ja, jb) if r["members"]]) == 1  # one leader, for both members
+
+    run(scenario, initial_delay_ms=3000)
+
+
+def test_after_the_initial_delay_the_rebalance_waits_for_known_members_up_to_the_rebalance_timeout() -> None:
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        groups.restore({"g": GroupSnapshot("consumer", 4, None, None, 0, ())})  # an empty group, gen 4
+        a = join(groups, client="a")
+        await settle()
+        clock.advance(3000)
+        groups.tick()
+        ja = await a  # alone and every member joined: the group forms at the end of the delay
+        assert ja["generation_id"] == 5
+
+    run(scenario, initial_delay_ms=3000)
+
+
+def test_a_static_member_that_restarts_takes_its_place_without_a_rebalance() -> None:
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        first = await join(groups, instance="i-1", client="a")
+        old = first["member_id"]
+        await sync(groups, old, 1, [(old, b"mine")], instance="i-1")
+        back = await join(groups, instance="i-1", client="a")
+        new = back["member_id"]
+        assert new != old and back["generation_id"] == 1 and back["leader"] == old and back["members"] == []
+        g = groups.groups["g"]
+        assert g.state == GroupState.STABLE and list(g.members) == [new]
+        assert heartbeat(groups, old, 1, instance="i-1") == ErrorCode.fenced_instance_id
+        assert heartbeat(groups, new, 1, instance="i-1") == ErrorCode.none
+        assert (await sync(groups, new, 1, instance="i-1"))["assignment"] == b"mine"
+        assert groups.leave("g", old, "i-1") == ErrorCode.fenced_instance_id
+        assert groups.leave("g", "", "i-1") == ErrorCode.none
+        assert g.state == GroupState.EMPTY
+
+    run(scenario)
+
+
+def test_a_static_member_restarting_is_timed_by_its_new_session() -> None:
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        old = (await join(groups, instance="i-1"))["member_id"]
+        await sync(groups, old, 1, [(old, b"mine")], instance="i-1")
+        clock.advance(SESSION_MS - 1)
+        new = (await join(groups, instance="i-1"))["member_id"]  # back just in time
+        clock.advance(SESSION_MS - 1)
+        groups.tick()
+        assert list(groups.groups["g"].members) == [new]
+        clock.advance(2)
+        groups.tick()
+        assert not groups.groups["g"].members
+
+    run(scenario)
+
+
+def test_commits_are_checked_against_the_generation() -> None:
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        assert groups.check_commit("g", -1, "") == ErrorCode.none  # standalone, no group
+        me = (await join(groups))["member_id"]
+        assert groups.check_commit("g", 1, me) == ErrorCode.rebalance_in_progress  # the leader assigns
+        await sync(groups, me, 1, [(me, b"x")])
+        assert groups.check_commit("g", 1, me) == ErrorCode.none
+        assert groups.check_commit("g", 0, me) == ErrorCode.illegal_generation
+        assert groups.check_commit("g", -1, "") == ErrorCode.unknown_member_id  # into a live group
+        clock.advance(SESSION_MS - 1)
+        assert groups.check_commit("g", 1, me) == ErrorCode.none  # a commit counts as a heartbeat
+        clock.advance(SESSION_MS - 1)
+        groups.tick()
+        assert me in groups.groups["g"].members
+
+    run(scenario)
