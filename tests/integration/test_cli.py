@@ -120,7 +120,7 @@ def test_topic_errors(bootstrap: str, topic_name: str) -> None:
     assert fails("topics", "delete", "no-such-topic", *b) == "error: unknown topic 'no-such-topic'"
     assert "can only raise" in fails("topics", "alter", topic_name, "-p", "1", *b)
     assert "nothing to alter" in fails("topics", "alter", topic_name, *b, code=2)
-    assert "'--partitions'" in fails("topics", "create", topic_name, "-p", "many", *b, code=2)
+    assert "--partitions: expected a whole number" in fails("topics", "create", topic_name, "-p", "many", *b, code=2)
     assert "Missing argument" in fails("topics", "create", *b, code=2)
     assert "No such command" in fails("topicz", code=2)
 
@@ -294,8 +294,8 @@ def test_unreachable_broker_is_one_line(topic_name: str) -> None:
     for cmd, proc in zip(commands, procs, strict=True):
         stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
         assert proc.returncode == 1, (cmd, stdout, stderr)
-        assert stderr == f"error: cannot reach a broker at {dead} within 1s: Connect to ipv4#{dead} failed: " \
-                         "Connection refused\n", (cmd, stderr)
+        assert stderr == f"error: nothing answers at {dead} (connection refused): start one with 'tomyum start', " \
+                         "or name another with --bootstrap HOST:PORT\n", (cmd, stderr)
 
 
 def test_bootstrap_from_the_environment(bootstrap: str, topic_name: str) -> None:
@@ -304,7 +304,7 @@ def test_bootstrap_from_the_environment(bootstrap: str, topic_name: str) -> None
 
 
 def test_bad_arguments_are_one_line() -> None:
-    assert "'--count'" in fails("consume", "t", "--count", "0", code=2)
+    assert "--count: must be at least 1" in fails("consume", "t", "--count", "0", code=2)
     assert "is not beginning, end" in fails("consume", "t", "--from", "yesterday", code=2)
     assert "--partition" in fails("consume", "t", "-g", "g", "-p", "0", code=2)
     assert fails("produce", "t", "-H", "novalue", code=2) == "error: --header: 'novalue' is not key=value"

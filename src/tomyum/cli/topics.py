@@ -11,6 +11,7 @@ import typer
 from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Admin, Bootstrap, CliError, Timeout, print_table, say
 from tomyum.cli.configs import ShowAll, alter_configs, show_configs
 from tomyum.cli.parsing import parse_pairs
+from tomyum.cli.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import TopicMetadata
@@ -99,7 +100,8 @@ def delete(
     existing = admin.metadata().topics
     missing = [t for t in topics if t not in existing]
     if missing and not if_exists:
-        raise CliError(f"unknown topic{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
+        hint = did_you_mean(missing[0], existing) if len(missing) == 1 else ""
+        raise CliError(f"unknown topic{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}{hint}")
     wanted = [t for t in topics if t in existing]
     if not wanted:
         return
