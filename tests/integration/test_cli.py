@@ -218,18 +218,19 @@ def test_groups_reset_offsets_and_delete(bootstrap: str, topic_name: str, group:
 
     dry = rows(ok("groups", "reset-offsets", group, "--to", "earliest", "--all-topics", "--dry-run", *b))
     assert dry == [["TOPIC", "PARTITION", "COMMITTED", "NEW"], [topic_name, "0", "4", "0"],
-                   [topic_name, "1", "2", "0"], ["dry", "run:", "nothing", "changed"]]
+                   [topic_name, "1", "2", "0"],
+                   ["nothing", "changed:", "this", "is", "a", "preview", "(--execute", "changes", "the", "offsets)"]]
     lag = [r[4] for r in rows(ok("groups", "describe", group, *b)) if r[0] == topic_name]
     assert lag == ["0", "0"]
 
-    out = ok("groups", "reset-offsets", group, "--to", "1", "--topic", f"{topic_name}:0", *b)
+    out = ok("groups", "reset-offsets", group, "--to", "1", "--topic", f"{topic_name}:0","--execute", *b)
     assert [topic_name, "0", "4", "1"] in rows(out) and f"reset offsets of group {group} on 1 partition" in out
     assert ok("consume", topic_name, "-g", group, "--no-follow", *b).splitlines() == ["b", "c", "d"]
-    out = ok("groups", "reset-offsets", group, "--to", "-1", "--topic", topic_name, *b)
+    out = ok("groups", "reset-offsets", group, "--to", "-1", "--topic", topic_name,"--execute", *b)
     assert [topic_name, "0", "4", "3"] in rows(out) and [topic_name, "1", "2", "1"] in rows(out)
-    out = ok("groups", "reset-offsets", group, "--to", "2000-01-01", "--topic", topic_name, *b)
+    out = ok("groups", "reset-offsets", group, "--to", "2000-01-01", "--topic", topic_name,"--execute", *b)
     assert [topic_name, "0", "3", "0"] in rows(out) and [topic_name, "1", "1", "0"] in rows(out)
-    out = ok("groups", "reset-offsets", group, "--to", "99", "--topic", topic_name, *b)
+    out = ok("groups", "reset-offsets", group, "--to", "99", "--topic", topic_name,"--execute", *b)
     assert [topic_name, "0", "0", "4"] in rows(out), "an offset past the end is clamped to it"
 
     assert "--all-topics" in fails("groups", "reset-offsets", group, "--to", "earliest", *b, code=2)

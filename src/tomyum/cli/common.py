@@ -32,7 +32,7 @@ DEFAULT_TIMEOUT = 10.0
 METADATA_SLICE = 0.25  # seconds between looks at why no broker answers
 
 Bootstrap = Annotated[str, typer.Option(
-    "--bootstrap", "-b", envvar="TOMYUM_BOOTSTRAP", metavar="HOST:PORT[,...]",
+    "--bootstrap", "-b", "--bootstrap-server", envvar="TOMYUM_BOOTSTRAP", metavar="HOST:PORT[,...]",
     help="a broker to start from: tomyum or Apache Kafka (env TOMYUM_BOOTSTRAP)")]
 Timeout = Annotated[float, typer.Option(
     "--timeout", min=0.1, envvar="TOMYUM_TIMEOUT", metavar="SECONDS",
@@ -74,6 +74,20 @@ def client_config(bootstrap: str, timeout: float, **extra: Any) -> dict[str, Any
     """Config for any confluent-kafka client: quiet, and giving up on a connection within ``timeout``."""
     return {"bootstrap.servers": bootstrap, "logger": librdkafka_log, "client.id": "tomyum-cli",
             "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)), **extra}
+
+
+TopicArgument = Annotated[str | None, typer.Argument(metavar="TOPIC", show_default=False)]
+TopicOption = Annotated[str | None, typer.Option("--topic", "-t", metavar="TOPIC",
+                                                 help="the topic, as Kafka's tools name it", show_default=False)]
+
+
+def one_topic(argument: str | None, option: str | None) -> str:
+    """The topic named as an argument or with ``--topic`` (Kafka's tools' way), not both differently."""
+    if argument and option and argument != option:
+        raise CliError(f"two topics named: {argument!r} and --topic {option!r}", 2)
+    if not (argument or option):
+        raise CliError("name the topic: TOPIC or --topic TOPIC", 2)
+    return argument or option  # type: ignore[return-value]
 
 
 def unreachable(bootstrap: str, timeout: float) -> CliError:

@@ -21,7 +21,8 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Bootstrap, CliError, Timeout, check_partitions
-from tomyum.cli.common import client_config, console, describe_error, kafka_error, topic_metadata
+from tomyum.cli.common import TopicArgument, TopicOption, client_config, console, describe_error, kafka_error
+from tomyum.cli.common import one_topic, topic_metadata
 from tomyum.cli.parsing import POSITION_HELP, Position, parse_position
 
 if TYPE_CHECKING:
@@ -37,10 +38,13 @@ class Format(str, enum.Enum):
 
 
 def consume(
-    topic: Annotated[str, typer.Argument(show_default=False)],
+    topic_argument: TopicArgument = None,
     start: Annotated[str | None, typer.Option("--from", "-o", metavar="POSITION",
                                               help=f"where to start: {POSITION_HELP} [default: end]",
                                               show_default=False)] = None,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="the same as --from beginning",
+                                                 show_default=False)] = False,
+    topic_option: TopicOption = None,
     group: Annotated[str | None, typer.Option("--group", "-g", help="consume as a member of GROUP and commit")]
     = None,
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="stop after N records")] = None,
@@ -59,6 +63,10 @@ def consume(
     """Print records of a topic, one per line."""
     from confluent_kafka import Consumer
 
+    topic = one_topic(topic_argument, topic_option)
+    if from_beginning and start is not None:
+        raise CliError("--from-beginning and --from: give one", 2)
+    start = "beginning" if from_beginning else start
     position = parse_position(start, "--from") if start is not None else Position(kind="latest")
     if group is not None and partitions:
         raise CliError("--partition reads partitions directly and cannot be used with --group", 2)
