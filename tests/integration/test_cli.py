@@ -121,7 +121,7 @@ def test_topic_errors(bootstrap: str, topic_name: str) -> None:
     assert "can only raise" in fails("topics", "alter", topic_name, "-p", "1", *b)
     assert "nothing to alter" in fails("topics", "alter", topic_name, *b, code=2)
     assert "--partitions: expected a whole number" in fails("topics", "create", topic_name, "-p", "many", *b, code=2)
-    assert "Missing argument" in fails("topics", "create", *b, code=2)
+    assert "name the topic: TOPIC or --topic TOPIC" in fails("topics", "create", *b, code=2)
     assert "No such command" in fails("topicz", code=2)
 
 

@@ -3,9 +3,11 @@ print them, until ``-n`` records, the end (``--no-follow``), Ctrl-C or SIGTERM.
 
 Without ``--group`` the consumer reads the partitions directly (assign) and commits nothing;
 ``--from`` says where, the end by default. With ``--group`` it joins the group and commits what
-it has printed; ``--from beginning|end`` then applies only where the group has no committed
-offset (auto.offset.reset), while an offset, ``-N`` or a time overrides the committed offsets
-of the partitions it is assigned.
+it has printed; it starts where the group's committed offsets are, and where it has none at
+``--from beginning|end`` (auto.offset.reset; the beginning by default, so that a new group reads
+what is there), while an offset, ``-N`` or a time overrides the committed offsets of the
+partitions it is assigned. With ``-n`` it stops after that many records or at the end of the
+log, whichever comes first, unless ``--follow`` says to wait for more.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class Format(str, enum.Enum):
 def consume(
     topic_argument: TopicArgument = None,
     start: Annotated[str | None, typer.Option("--from", "-o", metavar="POSITION",
-                                              help=f"where to start: {POSITION_HELP} [default: end]",
+                                              help=f"where to start: {POSITION_HELP} [default: the end; in a new group, "
+                                                   "the beginning]",
                                               show_default=False)] = None,
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="the same as --from beginning",
                                                  show_default=False)] = False,
@@ -55,8 +58,10 @@ def consume(
     partitions: Annotated[list[int], typer.Option("--partition", "-p", min=0,
                                                   help="only this partition (repeatable; not with --group)")]
     = [],  # noqa: B006
-    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="wait for new records, or stop at the end")]
-    = True,
+    follow: Annotated[bool | None, typer.Option("--follow/--no-follow", show_default=False,
+                                                help="wait for new records, or stop at the end "
+                                                     "[default: follow, but with -n stop at the end]")]
+    = None,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
@@ -67,7 +72,10 @@ def consume(
     if from_beginning and start is not None:
         raise CliError("--from-beginning and --from: give one", 2)
     start = "beginning" if from_beginning else start
-    position = parse_position(start, "--from") if start is not None else Position(kind="latest")
+    if follow is None:
+        follow = count is None
+    default = Position(kind="earliest" if group is not None else "latest")
+    position = parse_position(start, "--from") if start is not None else default
     if group is not None and partitions:
         raise CliError("--partition reads partitions directly and cannot be used with --group", 2)
     consumer = Consumer(client_config(bootstrap, timeout, **{
