@@ -255,8 +255,8 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], empty:
         return
     table = Table(box=None, show_edge=False, pad_edge=False,
                   header_style="bold", padding=(0, 2, 0, 0))
-    for header in headers:
-        table.add_column(header, no_wrap=True)
+    for header in headers:  # on a narrow terminal, long cells fold rather than lose their end to "…"
+        table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(Text("-" if cell is None else str(cell)) for cell in row))
     out = console()
@@ -283,13 +283,16 @@ def run(app: typer.Typer) -> int:
     """
     from typer._click import exceptions as click_exceptions
 
+    from tomyum.cli.help import humanize
+
     try:
-        code = app(prog_name="tomyum", standalone_mode=False)
+        code = humanize(typer.main.get_command(app)).main(prog_name="tomyum", standalone_mode=False)
         return code if isinstance(code, int) else 0
     except CliError as e:
         return _fail(str(e), e.exit_code)
-    except click_exceptions.NoArgsIsHelpError as e:
-        e.show()
+    except click_exceptions.NoArgsIsHelpError as e:  # bare `tomyum` (or `tomyum topics`): its help, on stdout
+        if e.ctx is not None:
+            typer.echo(e.ctx.get_help())
         return 0
     except click_exceptions.MissingParameter as e:
         return _fail(e.format_message() + _see_help(e), e.exit_code)

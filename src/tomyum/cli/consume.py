@@ -51,10 +51,12 @@ def consume(
     group: Annotated[str | None, typer.Option("--group", "-g", help="consume as a member of GROUP and commit")]
     = None,
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="stop after N records")] = None,
-    output: Annotated[Format, typer.Option("--format", help="value, kv (key SEP value) or json (with metadata)")]
+    output: Annotated[Format, typer.Option("--format", help="value, kv (key SEP value; null for none) or json "
+                                                            "(with metadata; JSON values as JSON)")]
     = Format.value,
     key_separator: Annotated[str, typer.Option("--key-separator", "-K", metavar="SEP",
-                                               help="between key and value with --format kv")] = "\t",
+                                               help="between key and value with --format kv",
+                                               show_default="tab")] = "\t",
     partitions: Annotated[list[int], typer.Option("--partition", "-p", min=0,
                                                   help="only this partition (repeatable; not with --group)")]
     = [],  # noqa: B006
@@ -197,16 +199,28 @@ def render(message: Message, output: Format, separator: bytes) -> bytes:
     value = message.value() or b""
     if output is Format.value:
         return value + b"\n"
-    if output is Format.kv:
-        return (message.key() or b"") + separator + value + b"\n"
+    if output is Format.kv:  # a null key or value is `null`, as kafka-console-consumer.sh prints it
+        key = message.key()
+        return (b"null" if key is None else key) + separator + \
+            (b"null" if message.value() is None else value) + b"\n"
     kind, timestamp = message.timestamp()
     record: dict[str, Any] = {
         "topic": message.topic(), "partition": message.partition(), "offset": message.offset(),
         "timestamp": timestamp, "timestamp_type": {1: "create", 2: "log_append"}.get(kind),
-        "key": _text(message.key()), "value": _text(message.value()),
+        "key": _text(message.key()), "value": _json_or_text(message.value()),
         "headers": [[k, _text(v)] for k, v in message.headers() or []],
     }
     return json.dumps(record, ensure_ascii=False).encode() + b"\n"
+
+
+def _json_or_text(data: bytes | None) -> Any:
+    """A value that is a JSON document as that document, any other as :func:`_text` has it."""
+    if data:
+        try:
+            return json.loads(data)
+        except ValueError:
+            pass
+    return _text(data)
 
 
 def _text(data: bytes | None) -> str | dict[str, str] | None:

@@ -38,6 +38,7 @@ LOG_FILE = "tomyum.log"
 STATE_FILE = "tomyum.state.json"
 NOT_RUNNING = 3
 READY = re.compile(r"tomyum (?P<version>\S+) accepting connections on \w+://(?P<host>[^\s,]*):(?P<port>\d+)")
+REBALANCE_DELAY = "group.initial.rebalance.delay.ms"
 DEFAULT_ADDRESS = "127.0.0.1:9092"  # where `tomyum start` and `make serve` listen
 LOCAL_HOSTS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "[::]": "[::1]"}
 
@@ -64,9 +65,20 @@ def start(
     config_file: Annotated[Path | None, typer.Option("--config", help="a server.properties file")] = None,
     settings: Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE",
                                                 help="a Kafka broker config (repeatable)")] = [],  # noqa: B006
+    advertised: Annotated[str | None, typer.Option("--advertised", metavar="HOST:PORT",
+                                                   help="where clients are told to connect")] = None,
+    create_topics: Annotated[list[str], typer.Option("--create-topic", metavar="NAME:PARTITIONS[:RF]",
+                                                     help="a topic to create at start if missing (repeatable)")]
+    = [],  # noqa: B006
+    log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL",
+                                           help="the broker log's level: DEBUG, INFO, WARNING, ERROR")] = "INFO",
     timeout: Wait = 30.0,
 ) -> None:
-    """Start a broker in the background (pid and log files in its data dir)."""
+    """Start a broker in the background (pid and log files in its data dir).
+
+    As `make serve` does, and Kafka's config/server.properties for development, it sets
+    group.initial.rebalance.delay.ms=0 (a new group forms at once) unless --set or --config
+    says otherwise."""
     data_dir = data_dir.resolve()
     created = not data_dir.exists()
     try:
@@ -80,6 +92,12 @@ def start(
     command = [sys.executable, "-m", "tomyum", "serve", "--data-dir", str(data_dir)]
     command += ["--listen", listen] if listen else []
     command += ["--config", str(config_file.resolve())] if config_file else []
+    command += ["--advertised", advertised] if advertised else []
+    command += ["--log-level", log_level]
+    for spec in create_topics:
+        command += ["--create-topic", spec]
+    if not _mentions(REBALANCE_DELAY, settings, config_file):
+        command += ["--set", f"{REBALANCE_DELAY}=0"]
     for setting in settings:
         command += ["--set", setting]
     proc: subprocess.Popen[bytes] | None = None
@@ -171,6 +189,17 @@ def status(
                         ("cluster", cluster.cluster_id), ("topics", f"{len(topics)}" + (f": {shown}" if topics else "")),
                         ("data dir", f"{data_dir} ({format_bytes(_disk_use(data_dir))})"), ("log", state.log_file)]:
         out.print(f"  {name:<9} {value}", markup=False)
+
+
+def _mentions(key: str, settings: list[str], config_file: Path | None) -> bool:
+    """Whether the user set ``key`` with --set or in the --config file."""
+    if any(s.partition("=")[0].strip() == key for s in settings):
+        return True
+    try:
+        return config_file is not None and re.search(rf"^\s*{re.escape(key)}\s*[=:]", config_file.read_text(),
+                                                     flags=re.M) is not None
+    except OSError:
+        return False
 
 
 def _answers(address: str) -> bool:
