@@ -70,6 +70,16 @@ librdkafka_log.addHandler(_last_failure)
 librdkafka_log.propagate = bool(os.environ.get("TOMYUM_DEBUG"))
 
 
+def last_failure() -> str:
+    """Why librdkafka last failed to connect (its log is read when a client polls), or ``""``."""
+    return _last_failure.reason
+
+
+def clear_failure() -> None:
+    """Forget the last failure: the broker answered since."""
+    _last_failure.reason = ""
+
+
 def client_config(bootstrap: str, timeout: float, **extra: Any) -> dict[str, Any]:
     """Config for any confluent-kafka client: quiet, and giving up on a connection within ``timeout``."""
     return {"bootstrap.servers": bootstrap, "logger": librdkafka_log, "client.id": "tomyum-cli",

@@ -15,8 +15,10 @@ from __future__ import annotations
 import base64
 import enum
 import json
+import os
 import signal
 import sys
+import threading
 import uuid
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
@@ -24,13 +26,14 @@ import typer
 
 from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Bootstrap, CliError, Timeout, check_partitions
 from tomyum.cli.common import TopicArgument, TopicOption, client_config, console, describe_error, kafka_error
-from tomyum.cli.common import one_topic, topic_metadata
+from tomyum.cli.common import clear_failure, last_failure, one_topic, refused, topic_metadata
 from tomyum.cli.parsing import POSITION_HELP, Position, parse_position
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, TopicPartition
 
 BATCH = 500  # records taken from the consumer at a time
+CLOSE_GRACE_S = 1.5  # after Ctrl-C, how long leaving the group may take (the broker may be gone)
 
 
 class Format(str, enum.Enum):
@@ -89,9 +92,11 @@ def consume(
         # The end is known from an empty fetch; without --follow, do not long-poll for it.
         "fetch.wait.max.ms": 500 if follow else 50,
     }))
-    # SIGTERM ends a follow as Ctrl-C does: the consumer leaves its group and commits what it printed.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     session = _Session(consumer, topic, position, bootstrap, timeout)
+    # Ctrl-C and SIGTERM only ask the loop to stop (at its next poll, within half a second): an
+    # exception raised inside librdkafka's callbacks would surface as a SystemError.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, session.interrupt)
     try:
         known = session.partitions()
         if group is not None:
@@ -102,8 +107,22 @@ def consume(
         printed = session.print_records(sys.stdout.buffer, output, key_separator.encode(), count, follow,
                                         store=group is not None)
     finally:
-        consumer.close()
-    console(stderr=True).print(f"consumed {printed} record{'s' if printed != 1 else ''}", markup=False)
+        closed = _close(consumer, CLOSE_GRACE_S if session.stopping else timeout)
+    consumed = f"consumed {printed} record{'s' if printed != 1 else ''}"
+    if not closed:  # the broker is gone: leaving the group and committing would wait for it
+        console(stderr=True).print(f"{consumed}; the broker did not answer, so the last offsets were not "
+                                   "committed (the group reads those records again)", markup=False)
+        sys.stdout.flush()
+        os._exit(130 if session.stopping else 1)
+    console(stderr=True).print(consumed, markup=False)
+
+
+def _close(consumer: Consumer, wait_s: float) -> bool:
+    """Closes the consumer (commit, leave the group) unless that takes more than ``wait_s``."""
+    closing = threading.Thread(target=consumer.close, daemon=True)
+    closing.start()
+    closing.join(wait_s)
+    return not closing.is_alive()
 
 
 class _Session:
@@ -117,6 +136,21 @@ class _Session:
         self.timeout = timeout
         self.assigned: set[int] = set()
         self.at_end: set[int] = set()
+        self.stopping: int = 0  # the signal that asked to stop
+        self.broker_gone = False
+
+    def interrupt(self, signum: int, frame: object) -> None:
+        if self.stopping:  # a second Ctrl-C: at once
+            os._exit(130)
+        self.stopping = signum
+
+    def check_broker(self) -> None:
+        """Says once that the broker went away (librdkafka keeps trying), and once that it is back."""
+        gone = refused(last_failure())
+        if gone and not self.broker_gone:
+            console(stderr=True).print(f"the broker at {self.bootstrap} is gone (connection refused); waiting for "
+                                       "it to come back (Ctrl-C to stop)", markup=False)
+        self.broker_gone = gone
 
     def partitions(self) -> list[int]:
         """The topic's partitions; fails on an unreachable broker or an unknown topic."""
@@ -164,8 +198,12 @@ class _Session:
 
         printed = 0
         try:
-            while count is None or printed < count:
-                for message in self._next_batch(min(BATCH, count - printed) if count else BATCH):
+            while (count is None or printed < count) and not self.stopping:
+                batch = self._next_batch(min(BATCH, count - printed) if count else BATCH)
+                if batch:
+                    clear_failure()
+                self.check_broker()
+                for message in batch:
                     error = message.error()
                     if error is not None and error.code() == KafkaError._PARTITION_EOF:
                         self.at_end.add(message.partition())
