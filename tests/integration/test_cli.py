@@ -120,8 +120,8 @@ def test_topic_errors(bootstrap: str, topic_name: str) -> None:
     assert fails("topics", "delete", "no-such-topic", *b) == "error: unknown topic 'no-such-topic'"
     assert "can only raise" in fails("topics", "alter", topic_name, "-p", "1", *b)
     assert "nothing to alter" in fails("topics", "alter", topic_name, *b, code=2)
-    assert "'--partitions'" in fails("topics", "create", topic_name, "-p", "many", *b, code=2)
-    assert "Missing argument" in fails("topics", "create", *b, code=2)
+    assert "--partitions: expected a whole number" in fails("topics", "create", topic_name, "-p", "many", *b, code=2)
+    assert "name the topic: TOPIC or --topic TOPIC" in fails("topics", "create", *b, code=2)
     assert "No such command" in fails("topicz", code=2)
 
 
@@ -218,18 +218,19 @@ def test_groups_reset_offsets_and_delete(bootstrap: str, topic_name: str, group:
 
     dry = rows(ok("groups", "reset-offsets", group, "--to", "earliest", "--all-topics", "--dry-run", *b))
     assert dry == [["TOPIC", "PARTITION", "COMMITTED", "NEW"], [topic_name, "0", "4", "0"],
-                   [topic_name, "1", "2", "0"], ["dry", "run:", "nothing", "changed"]]
+                   [topic_name, "1", "2", "0"],
+                   ["nothing", "changed:", "this", "is", "a", "preview", "(--execute", "changes", "the", "offsets)"]]
     lag = [r[4] for r in rows(ok("groups", "describe", group, *b)) if r[0] == topic_name]
     assert lag == ["0", "0"]
 
-    out = ok("groups", "reset-offsets", group, "--to", "1", "--topic", f"{topic_name}:0", *b)
+    out = ok("groups", "reset-offsets", group, "--to", "1", "--topic", f"{topic_name}:0","--execute", *b)
     assert [topic_name, "0", "4", "1"] in rows(out) and f"reset offsets of group {group} on 1 partition" in out
     assert ok("consume", topic_name, "-g", group, "--no-follow", *b).splitlines() == ["b", "c", "d"]
-    out = ok("groups", "reset-offsets", group, "--to", "-1", "--topic", topic_name, *b)
+    out = ok("groups", "reset-offsets", group, "--to", "-1", "--topic", topic_name,"--execute", *b)
     assert [topic_name, "0", "4", "3"] in rows(out) and [topic_name, "1", "2", "1"] in rows(out)
-    out = ok("groups", "reset-offsets", group, "--to", "2000-01-01", "--topic", topic_name, *b)
+    out = ok("groups", "reset-offsets", group, "--to", "2000-01-01", "--topic", topic_name,"--execute", *b)
     assert [topic_name, "0", "3", "0"] in rows(out) and [topic_name, "1", "1", "0"] in rows(out)
-    out = ok("groups", "reset-offsets", group, "--to", "99", "--topic", topic_name, *b)
+    out = ok("groups", "reset-offsets", group, "--to", "99", "--topic", topic_name,"--execute", *b)
     assert [topic_name, "0", "0", "4"] in rows(out), "an offset past the end is clamped to it"
 
     assert "--all-topics" in fails("groups", "reset-offsets", group, "--to", "earliest", *b, code=2)
@@ -294,8 +295,8 @@ def test_unreachable_broker_is_one_line(topic_name: str) -> None:
     for cmd, proc in zip(commands, procs, strict=True):
         stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
         assert proc.returncode == 1, (cmd, stdout, stderr)
-        assert stderr == f"error: cannot reach a broker at {dead} within 1s: Connect to ipv4#{dead} failed: " \
-                         "Connection refused\n", (cmd, stderr)
+        assert stderr == f"error: nothing answers at {dead} (connection refused): start one with 'tomyum start', " \
+                         "or name another with --bootstrap HOST:PORT\n", (cmd, stderr)
 
 
 def test_bootstrap_from_the_environment(bootstrap: str, topic_name: str) -> None:
@@ -304,7 +305,7 @@ def test_bootstrap_from_the_environment(bootstrap: str, topic_name: str) -> None
 
 
 def test_bad_arguments_are_one_line() -> None:
-    assert "'--count'" in fails("consume", "t", "--count", "0", code=2)
+    assert "--count: must be at least 1" in fails("consume", "t", "--count", "0", code=2)
     assert "is not beginning, end" in fails("consume", "t", "--from", "yesterday", code=2)
     assert "--partition" in fails("consume", "t", "-g", "g", "-p", "0", code=2)
     assert fails("produce", "t", "-H", "novalue", code=2) == "error: --header: 'novalue' is not key=value"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -14,6 +15,22 @@ from tomyum.cli.demo import demo_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="tomyum: a Kafka-compatible event streaming platform in Python.")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tomyum {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_show_version,
+                                          help="print tomyum's version and exit")] = False,
+) -> None:
+    """tomyum: a Kafka-compatible event streaming platform in Python."""
+
+
 app.command()(serve)
 app.command()(daemon.start)
 app.command()(daemon.stop)

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,9 +29,10 @@ if TYPE_CHECKING:
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_TIMEOUT = 10.0
+METADATA_SLICE = 0.25  # seconds between looks at why no broker answers
 
 Bootstrap = Annotated[str, typer.Option(
-    "--bootstrap", "-b", envvar="TOMYUM_BOOTSTRAP", metavar="HOST:PORT[,...]",
+    "--bootstrap", "-b", "--bootstrap-server", envvar="TOMYUM_BOOTSTRAP", metavar="HOST:PORT[,...]",
     help="a broker to start from: tomyum or Apache Kafka (env TOMYUM_BOOTSTRAP)")]
 Timeout = Annotated[float, typer.Option(
     "--timeout", min=0.1, envvar="TOMYUM_TIMEOUT", metavar="SECONDS",
@@ -68,21 +70,68 @@ librdkafka_log.addHandler(_last_failure)
 librdkafka_log.propagate = bool(os.environ.get("TOMYUM_DEBUG"))
 
 
+def last_failure() -> str:
+    """Why librdkafka last failed to connect (its log is read when a client polls), or ``""``."""
+    return _last_failure.reason
+
+
+def clear_failure() -> None:
+    """Forget the last failure: the broker answered since."""
+    _last_failure.reason = ""
+
+
 def client_config(bootstrap: str, timeout: float, **extra: Any) -> dict[str, Any]:
     """Config for any confluent-kafka client: quiet, and giving up on a connection within ``timeout``."""
     return {"bootstrap.servers": bootstrap, "logger": librdkafka_log, "client.id": "tomyum-cli",
             "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)), **extra}
 
 
+TopicArgument = Annotated[str | None, typer.Argument(metavar="TOPIC", show_default=False)]
+TopicOption = Annotated[str | None, typer.Option("--topic", "-t", metavar="TOPIC",
+                                                 help="the topic, as Kafka's tools name it", show_default=False)]
+
+
+def one_topic(argument: str | None, option: str | None) -> str:
+    """The topic named as an argument or with ``--topic`` (Kafka's tools' way), not both differently."""
+    if argument and option and argument != option:
+        raise CliError(f"two topics named: {argument!r} and --topic {option!r}", 2)
+    if not (argument or option):
+        raise CliError("name the topic: TOPIC or --topic TOPIC", 2)
+    return argument or option  # type: ignore[return-value]
+
+
 def unreachable(bootstrap: str, timeout: float) -> CliError:
-    reason = _last_failure.reason or "no answer"
-    return CliError(f"cannot reach a broker at {bootstrap} within {timeout:g}s: {reason}")
+    """``nothing answers at ADDRESS``, with why and what to do about it."""
+    reason = _last_failure.reason
+    if refused(reason):
+        why = "cannot resolve its host name" if "resolve" in reason else "connection refused"
+        what = f"nothing answers at {bootstrap} ({why})"
+    else:
+        what = f"no broker answered at {bootstrap} within {timeout:g}s" + (f" ({reason})" if reason else "")
+    return CliError(f"{what}: start one with 'tomyum start', or name another with --bootstrap HOST:PORT")
+
+
+def refused(reason: str) -> bool:
+    """Whether librdkafka's last connection failure says nobody listens (known at once, no need to wait)."""
+    return "Connection refused" in reason or "Failed to resolve" in reason
 
 
 def describe_error(error: KafkaError) -> str:
     """A Kafka error in words, with its code name: ``Unknown topic or partition (UNKNOWN_TOPIC_OR_PART)``."""
-    text = error.str().removeprefix("Broker: ").removeprefix("Local: ")
+    text = reword(error.str().removeprefix("Broker: ").removeprefix("Local: "))
     return text if error.name() in text else f"{text} ({error.name()})"
+
+
+_BAD_VALUE = re.compile(r"invalid value (?P<value>.*?) for an? (?P<type>\w+): .*?(?= \([A-Z_]+\)$|$)")
+_KINDS = {"int": "a whole number", "long": "a whole number", "short": "a whole number", "double": "a number",
+          "bool": "true or false", "boolean": "true or false"}
+
+
+def reword(message: str) -> str:
+    """A config error from tomyum's config module or a broker, without Python's words in it:
+    ``invalid value 'x' for a long: invalid literal for int() ...`` → ``invalid value 'x': expected a whole number``."""
+    return _BAD_VALUE.sub(lambda m: f"invalid value {m['value']}: expected {_KINDS.get(m['type'], 'a ' + m['type'])}",
+                          message)
 
 
 def kafka_error(error: KafkaError, what: str, bootstrap: str, timeout: float) -> CliError:
@@ -93,14 +142,23 @@ def kafka_error(error: KafkaError, what: str, bootstrap: str, timeout: float) ->
 
 def metadata(client: Any, bootstrap: str, timeout: float, topic: str | None = None) -> ClusterMetadata:
     """Cluster metadata from any client; the first call of every command, so an unreachable
-    broker is reported before anything else is tried."""
+    broker is reported before anything else is tried.
+
+    It asks in short slices and reads librdkafka's log between them: a refused connection (no
+    listener, an unknown host) is reported at once rather than after the whole ``timeout``."""
     from confluent_kafka import KafkaException
 
-    try:
-        return client.list_topics(topic, timeout=timeout)
-    except KafkaException as e:
-        client.poll(0)  # serves librdkafka's log lines, which say why no broker answered
-        raise kafka_error(e.args[0], "cannot read metadata", bootstrap, timeout) from None
+    _last_failure.reason = ""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return client.list_topics(topic, timeout=max(0.05, min(METADATA_SLICE, left)))
+        except KafkaException as e:
+            client.poll(0)  # serves librdkafka's log lines, which say why no broker answered
+            error = e.args[0]
+            if error.name() not in UNREACHABLE or refused(_last_failure.reason) or left <= METADATA_SLICE:
+                raise kafka_error(error, "cannot read metadata", bootstrap, timeout) from None
 
 
 def topic_metadata(client: Any, bootstrap: str, timeout: float, topic: str, create: bool = False) -> TopicMetadata:
@@ -114,10 +172,21 @@ def topic_metadata(client: Any, bootstrap: str, timeout: float, topic: str, crea
     t = metadata(client, bootstrap, timeout, topic if create else None).topics.get(topic)
     code = t.error.code() if t is not None and t.error is not None else None
     if t is None or code == KafkaError.UNKNOWN_TOPIC_OR_PART or (code is None and not t.partitions):
-        raise CliError(f"unknown topic {topic!r}")
+        raise unknown_topic(client, bootstrap, timeout, topic)
     if code is not None and code != KafkaError.LEADER_NOT_AVAILABLE:
         raise CliError(f"topic {topic!r}: {describe_error(t.error)}")
     return t
+
+
+def unknown_topic(client: Any, bootstrap: str, timeout: float, topic: str) -> CliError:
+    """``unknown topic 'ordres' (did you mean 'orders'?)``."""
+    from tomyum.cli.suggest import did_you_mean
+
+    try:
+        known = metadata(client, bootstrap, timeout).topics
+    except CliError:
+        known = {}
+    return CliError(f"unknown topic {topic!r}{did_you_mean(topic, known)}")
 
 
 def check_partitions(topic: str, existing: Iterable[int], wanted: Iterable[int]) -> None:
@@ -196,8 +265,8 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], empty:
         return
     table = Table(box=None, show_edge=False, pad_edge=False,
                   header_style="bold", padding=(0, 2, 0, 0))
-    for header in headers:
-        table.add_column(header, no_wrap=True)
+    for header in headers:  # on a narrow terminal, long cells fold rather than lose their end to "…"
+        table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(Text("-" if cell is None else str(cell)) for cell in row))
     out = console()
@@ -217,22 +286,30 @@ def say(message: str) -> None:
 def run(app: typer.Typer) -> int:
     """Run the typer app and turn every failure into one ``error:`` line and an exit code.
 
-    ``TOMYUM_DEBUG=1`` lets unexpected exceptions through with their traceback. (A closed
-    stdout, as in ``tomyum consume ... | head``, is click's: a quiet exit 1.)
+    No Python exception text reaches the user: usage errors are reworded (``--count: expected a
+    whole number, not 'abc'``), an ``OSError`` becomes its reason and file, anything else one
+    line that ``TOMYUM_DEBUG=1`` turns into a traceback. (A closed stdout, as in
+    ``tomyum consume ... | head``, is click's: a quiet exit 1.)
     """
     from typer._click import exceptions as click_exceptions
 
+    from tomyum.cli.help import humanize
+
     try:
-        code = app(prog_name="tomyum", standalone_mode=False)
+        code = humanize(typer.main.get_command(app)).main(prog_name="tomyum", standalone_mode=False)
         return code if isinstance(code, int) else 0
     except CliError as e:
         return _fail(str(e), e.exit_code)
-    except click_exceptions.NoArgsIsHelpError as e:
-        e.show()
-        return 2
+    except click_exceptions.NoArgsIsHelpError as e:  # bare `tomyum` (or `tomyum topics`): its help, on stdout
+        if e.ctx is not None:
+            typer.echo(e.ctx.get_help())
+        return 0
+    except click_exceptions.MissingParameter as e:
+        return _fail(e.format_message() + _see_help(e), e.exit_code)
+    except click_exceptions.BadParameter as e:
+        return _fail(bad_parameter(e) + _see_help(e), e.exit_code)
     except click_exceptions.UsageError as e:
-        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-        return _fail(e.format_message() + hint, e.exit_code)
+        return _fail(e.format_message() + _see_help(e), e.exit_code)
     except click_exceptions.ClickException as e:
         return _fail(e.format_message(), e.exit_code)
     except typer.Abort:
@@ -242,7 +319,47 @@ def run(app: typer.Typer) -> int:
     except Exception as e:
         if os.environ.get("TOMYUM_DEBUG"):
             raise
-        return _fail(f"{type(e).__name__}: {e} (TOMYUM_DEBUG=1 shows the traceback)", 1)
+        if isinstance(e, OSError):
+            return _fail(os_error(e), 1)
+        return _fail(f"unexpected failure, {' '.join(str(e).split()) or 'no details'} "
+                     "(TOMYUM_DEBUG=1 shows where)", 1)
+
+
+def os_error(e: OSError, what: str = "") -> str:
+    """``cannot use /path: permission denied``: the reason in words, never ``[Errno 13]``."""
+    reason = (e.strerror or str(e) or type(e).__name__).lower()
+    where = what or (f"cannot use {e.filename}" if e.filename else "")
+    return f"{where}: {reason}" if where else reason
+
+
+# typer's validation messages (pydantic's), in the CLI's words
+_VALIDATION = [
+    (re.compile(r"Input should be a valid integer.*"), "expected a whole number"),
+    (re.compile(r"Input should be a valid number.*"), "expected a number"),
+    (re.compile(r"Input should be a valid boolean.*"), "expected true or false"),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
+    (re.compile(r"Input should be greater than (\S+)"), r"must be more than \1"),
+    (re.compile(r"Value error, (.*) is not one of (.*?)\.?$"), r"\1 is not one of \2"),
+    (re.compile(r"invalid literal for int\(\) with base 10: (.*)"), r"\1 is not a whole number"),
+]
+
+
+def bad_parameter(e: Any) -> str:
+    """``--count: must be at least 1`` from click's ``Invalid value for '--count' / '-n': ...``."""
+    param = getattr(e, "param", None)
+    name = (param.opts[0] if param is not None and getattr(param, "param_type_name", "") == "option"
+            else (getattr(param, "metavar", None) or getattr(param, "name", None) or "value").upper())
+    message = str(getattr(e, "message", "") or e)
+    for pattern, words in _VALIDATION:
+        if pattern.search(message):
+            message = pattern.sub(words, message)
+            break
+    return f"{name}: {message}"
+
+
+def _see_help(e: Any) -> str:
+    return f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
 
 
 def _fail(message: str, exit_code: int) -> int:

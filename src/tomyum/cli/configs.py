@@ -15,6 +15,7 @@ import typer
 
 from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Admin, Bootstrap, CliError, Timeout, print_table, say
 from tomyum.cli.parsing import parse_pairs
+from tomyum.cli.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import ConfigResource
@@ -39,12 +40,15 @@ def resource(admin: Admin, entity: Entity, name: str | None) -> ConfigResource:
             raise CliError("name the topic", 2)
         admin.topic(name)
         return ConfigResource(ResourceType.TOPIC, name)
-    if name is None:
-        name = str(min(admin.metadata().brokers))
-    elif not name.isdigit():
+    if name is not None and not name.isdigit():
         raise CliError(f"{name!r} is not a broker id (the cluster-wide default cannot be named through "
                        "librdkafka; kafka-configs.sh --entity-default can)", 2)
-    return ConfigResource(ResourceType.BROKER, name)
+    brokers = sorted(admin.metadata().brokers)
+    if name is None:
+        name = str(brokers[0])
+    elif int(name) not in brokers:  # librdkafka would wait its whole timeout for a broker it does not know
+        raise CliError(f"there is no broker {int(name)} (brokers: {', '.join(map(str, brokers))})")
+    return ConfigResource(ResourceType.BROKER, str(int(name)))
 
 
 def label(r: ConfigResource) -> str:
@@ -65,14 +69,21 @@ def show_configs(admin: Admin, r: ConfigResource, show_all: bool) -> None:
 
 def alter_configs(admin: Admin, r: ConfigResource, settings: dict[str, str], deletes: list[str]) -> None:
     """Set and delete configs of ``r`` in one IncrementalAlterConfigs; the broker validates them."""
-    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ResourceType
+
+    from tomyum.config import BROKER_CONFIGS, TOPIC_CONFIGS
 
     for key, value in settings.items():
         r.add_incremental_config(ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET))
     for key in deletes:
         r.add_incremental_config(ConfigEntry(key, None, incremental_operation=AlterConfigOpType.DELETE))
-    admin.wait(admin.client.incremental_alter_configs([r], request_timeout=admin.timeout)[r],
-               f"cannot change configs of {label(r)}")
+    try:
+        admin.wait(admin.client.incremental_alter_configs([r], request_timeout=admin.timeout)[r],
+                   f"cannot change configs of {label(r)}")
+    except CliError as e:
+        known = TOPIC_CONFIGS if r.restype == ResourceType.TOPIC else BROKER_CONFIGS
+        unknown = [k for k in [*settings, *deletes] if k not in known]
+        raise CliError(f"{e}{did_you_mean(unknown[0], known)}" if unknown else str(e)) from None
     changes = [f"{k}={v}" for k, v in settings.items()] + [f"{k} (back to default)" for k in deletes]
     say(f"updated {label(r)}: {', '.join(changes)}")
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +29,7 @@ from typing import Annotated
 
 import typer
 
-from tomyum.cli.common import CliError, client_config, console, metadata, say
+from tomyum.cli.common import CliError, client_config, console, metadata, os_error, say
 from tomyum.cli.parsing import format_bytes, format_duration
 from tomyum.testing.broker import wait_until
 
@@ -36,6 +38,8 @@ LOG_FILE = "tomyum.log"
 STATE_FILE = "tomyum.state.json"
 NOT_RUNNING = 3
 READY = re.compile(r"tomyum (?P<version>\S+) accepting connections on \w+://(?P<host>[^\s,]*):(?P<port>\d+)")
+REBALANCE_DELAY = "group.initial.rebalance.delay.ms"
+DEFAULT_ADDRESS = "127.0.0.1:9092"  # where `tomyum start` and `make serve` listen
 LOCAL_HOSTS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "[::]": "[::1]"}
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the broker's data dir, where its pid and log files are")]
@@ -61,16 +65,39 @@ def start(
     config_file: Annotated[Path | None, typer.Option("--config", help="a server.properties file")] = None,
     settings: Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE",
                                                 help="a Kafka broker config (repeatable)")] = [],  # noqa: B006
+    advertised: Annotated[str | None, typer.Option("--advertised", metavar="HOST:PORT",
+                                                   help="where clients are told to connect")] = None,
+    create_topics: Annotated[list[str], typer.Option("--create-topic", metavar="NAME:PARTITIONS[:RF]",
+                                                     help="a topic to create at start if missing (repeatable)")]
+    = [],  # noqa: B006
+    log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL",
+                                           help="the broker log's level: DEBUG, INFO, WARNING, ERROR")] = "INFO",
     timeout: Wait = 30.0,
 ) -> None:
-    """Start a broker in the background (pid and log files in its data dir)."""
+    """Start a broker in the background (pid and log files in its data dir).
+
+    As `make serve` does, and Kafka's config/server.properties for development, it sets
+    group.initial.rebalance.delay.ms=0 (a new group forms at once) unless --set or --config
+    says otherwise."""
     data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    created = not data_dir.exists()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(os_error(e, f"cannot use data dir {data_dir}")) from None
+    if not data_dir.is_dir():
+        raise CliError(f"cannot use data dir {data_dir}: it is not a directory")
     stale = _claim_pid_file(data_dir)
     log_path = data_dir / LOG_FILE
     command = [sys.executable, "-m", "tomyum", "serve", "--data-dir", str(data_dir)]
     command += ["--listen", listen] if listen else []
     command += ["--config", str(config_file.resolve())] if config_file else []
+    command += ["--advertised", advertised] if advertised else []
+    command += ["--log-level", log_level]
+    for spec in create_topics:
+        command += ["--create-topic", spec]
+    if not _mentions(REBALANCE_DELAY, settings, config_file):
+        command += ["--set", f"{REBALANCE_DELAY}=0"]
     for setting in settings:
         command += ["--set", setting]
     proc: subprocess.Popen[bytes] | None = None
@@ -80,12 +107,14 @@ def start(
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         (data_dir / PID_FILE).write_text(f"{proc.pid}\n")
-        ready = _wait_ready(proc, log_path, log_offset, timeout)
+        ready = _wait_ready(proc, log_path, log_offset, timeout, keep_log=not created)
     except BaseException:  # a broker that failed, hung or was interrupted in its start leaves nothing behind
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait(10)
         _remove(data_dir)
+        if created:  # not even the data dir it made for the broker
+            shutil.rmtree(data_dir, ignore_errors=True)
         raise
     host = LOCAL_HOSTS.get(ready["host"], ready["host"])
     state = BrokerState(pid=proc.pid, address=f"{host}:{ready['port']}", version=ready["version"],
@@ -138,7 +167,9 @@ def status(
     pid = _read_pid(data_dir)
     if pid is None or not _is_broker(pid):
         stale = f" (a stale pid file names pid {pid}; start or stop removes it)" if pid is not None else ""
-        say(f"tomyum is not running from {data_dir}{stale}")
+        elsewhere = "" if stale or not _answers(DEFAULT_ADDRESS) else \
+            f"; a broker answers on {DEFAULT_ADDRESS} (started from another directory? --data-dir names it)"
+        say(f"tomyum is not running from {data_dir}{stale}{elsewhere}")
         raise typer.Exit(NOT_RUNNING)
     state = _read_state(data_dir, pid)
     if state is None:
@@ -158,6 +189,27 @@ def status(
                         ("cluster", cluster.cluster_id), ("topics", f"{len(topics)}" + (f": {shown}" if topics else "")),
                         ("data dir", f"{data_dir} ({format_bytes(_disk_use(data_dir))})"), ("log", state.log_file)]:
         out.print(f"  {name:<9} {value}", markup=False)
+
+
+def _mentions(key: str, settings: list[str], config_file: Path | None) -> bool:
+    """Whether the user set ``key`` with --set or in the --config file."""
+    if any(s.partition("=")[0].strip() == key for s in settings):
+        return True
+    try:
+        return config_file is not None and re.search(rf"^\s*{re.escape(key)}\s*[=:]", config_file.read_text(),
+                                                     flags=re.M) is not None
+    except OSError:
+        return False
+
+
+def _answers(address: str) -> bool:
+    """Whether something accepts connections on ``address`` (a quick look, not a Kafka request)."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
 
 
 def _claim_pid_file(data_dir: Path) -> int | None:
@@ -181,21 +233,23 @@ def _claim_pid_file(data_dir: Path) -> int | None:
     raise CliError(f"cannot claim {path}")
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], log_path: Path, offset: int, timeout: float) -> re.Match[str]:
+def _wait_ready(proc: subprocess.Popen[bytes], log_path: Path, offset: int, timeout: float,
+                keep_log: bool) -> re.Match[str]:
+    where = f" (log: {log_path})" if keep_log else ""
+
     def ready() -> re.Match[str] | None:
         output = _read_from(log_path, offset)
         if proc.poll() is not None:
             lines = [line for line in output.splitlines() if line.strip()]
             errors = [line for line in lines if line.startswith("error:")]
             reason = (errors or lines or [f"exit code {proc.returncode}"])[-1].removeprefix("error: ")
-            raise CliError(f"the broker did not start: {reason} (log: {log_path})")
+            raise CliError(f"the broker did not start: {reason}{where}")
         return READY.search(output)
 
     try:
         return wait_until(ready, timeout, interval=0.05, what="the broker to accept connections")
     except TimeoutError:
-        raise CliError(f"the broker did not accept connections within {timeout:g}s and was killed "
-                       f"(log: {log_path})") from None
+        raise CliError(f"the broker did not accept connections within {timeout:g}s and was killed{where}") from None
 
 
 def _read_from(path: Path, offset: int) -> str:
@@ -207,7 +261,7 @@ def _read_from(path: Path, offset: int) -> str:
 def _read_pid(data_dir: Path) -> int | None:
     try:
         text = (data_dir / PID_FILE).read_text().strip()
-    except FileNotFoundError:
+    except OSError:  # none, or the data dir is not a directory
         return None
     return int(text) if text.isdigit() else None
 

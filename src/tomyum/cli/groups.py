@@ -72,11 +72,15 @@ def reset_offsets(
                                               help="reset this topic, or these partitions of it (repeatable)")]
     = [],  # noqa: B006
     all_topics: Annotated[bool, typer.Option("--all-topics", help="every topic the group has offsets for")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="show the new offsets, change nothing")] = False,
+    execute: Annotated[bool, typer.Option("--execute", help="change the offsets (without it: only show them, "
+                                                           "as Kafka's tool does)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only show the new offsets: the default, "
+                                                           "kept for scripts that say it")] = False,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
-    """Move a group's committed offsets to the earliest, the latest, a time or an offset."""
+    """Show, and with --execute make, a move of a group's committed offsets to the earliest, the latest,
+    a time or an offset."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
@@ -98,8 +102,10 @@ def reset_offsets(
     target = {k: position.resolve(*marks[k], by_time.get(k)) for k in keys}
     print_table(["TOPIC", "PARTITION", "COMMITTED", "NEW"],
                 [(t, p, committed.get((t, p)), target[(t, p)]) for t, p in keys])
-    if dry_run:
-        say("dry run: nothing changed")
+    if dry_run and execute:
+        raise CliError("--dry-run and --execute: give one", 2)
+    if not execute:
+        say("nothing changed: this is a preview (--execute changes the offsets)")
         return
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o) for (t, p), o in target.items()])
     admin.wait(admin.client.alter_consumer_group_offsets([request], request_timeout=timeout)[group],

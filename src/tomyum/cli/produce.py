@@ -19,7 +19,8 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn
 
 from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Bootstrap, CliError, Timeout, say
-from tomyum.cli.common import check_partitions, client_config, console, describe_error, topic_metadata
+from tomyum.cli.common import TopicArgument, TopicOption, check_partitions, client_config, console, describe_error
+from tomyum.cli.common import one_topic, topic_metadata
 from tomyum.cli.parsing import parse_pairs
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class _Deliveries:
 
 
 def produce(
-    topic: Annotated[str, typer.Argument(show_default=False)],
+    topic_argument: TopicArgument = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", exists=True, dir_okay=False,
                                               help="read lines from FILE instead of stdin")] = None,
     key_separator: Annotated[str | None, typer.Option(
@@ -54,12 +55,14 @@ def produce(
     partition: Annotated[int | None, typer.Option("--partition", "-p", min=0,
                                                   help="send to this partition (default: by key)")] = None,
     json_values: Annotated[bool, typer.Option("--json", help="each value must be a JSON document")] = False,
+    topic_option: TopicOption = None,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Send lines from stdin or a file as records."""
     from confluent_kafka import Producer
 
+    topic = one_topic(topic_argument, topic_option)
     record_headers = [(k, v.encode()) for k, v in parse_pairs(headers, "--header").items()]
     separator = key_separator.encode() if key_separator else None
     delivery_timeout = max(timeout, MIN_DELIVERY_TIMEOUT)

@@ -7,8 +7,10 @@ loads, so that client-side commands start quickly.
 from __future__ import annotations
 
 import asyncio
+import errno
 import faulthandler
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -18,6 +20,22 @@ import typer
 
 if TYPE_CHECKING:
     from tomyum.config import BrokerConfig
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def config_error(e: Exception) -> str:
+    """A config error in the CLI's words: a suggestion for an unknown key, the expected kind of
+    value for a bad one (never Python's ``invalid literal for int()``)."""
+    from tomyum.cli.common import reword
+    from tomyum.cli.suggest import did_you_mean
+    from tomyum.config import BROKER_CONFIGS
+
+    message = str(e)
+    if message.endswith(": unknown config key"):
+        return message + did_you_mean(getattr(e, "key", ""), BROKER_CONFIGS)
+    return reword(message)
 
 
 def parse_create_topic(spec: str) -> tuple[str, int, int]:
@@ -93,6 +111,9 @@ def serve(
     """Run a broker in the foreground; SIGINT or SIGTERM stops it cleanly."""
     from tomyum.errors import TomyumError
 
+    if log_level.upper() not in LOG_LEVELS:
+        typer.echo(f"error: --log-level: {log_level!r} is not one of {', '.join(LOG_LEVELS)}", err=True)
+        raise typer.Exit(2)
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -100,8 +121,22 @@ def serve(
         topics = [parse_create_topic(s) for s in create_topic]
         asyncio.run(run_broker(config, directory, topics))
     except TomyumError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {config_error(e)}", err=True)
         raise typer.Exit(2) from None
     except OSError as e:
-        typer.echo(f"error: {e.strerror or e} ({getattr(e, 'filename', None) or 'listener'})", err=True)
+        typer.echo(f"error: {_os_error(e, listen)}", err=True)
         raise typer.Exit(1) from None
+
+
+def _os_error(e: OSError, listen: str | None) -> str:
+    """An OSError in words: the file it concerns, or the address a listener could not bind."""
+    from tomyum.cli.common import os_error
+
+    if e.filename:
+        return os_error(e)
+    bound = re.search(r"address \('?([^',]*)'?, (\d+)", str(e))
+    address = f"{bound[1]}:{bound[2]}" if bound else (listen or "the listener's address")
+    if e.errno == errno.EADDRINUSE:
+        return (f"cannot listen on {address}: the address is in use (another broker? 'tomyum status', "
+                "or --listen HOST:PORT elsewhere; port 0 picks a free one)")
+    return os_error(e, f"cannot listen on {address}")

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Admin, Bootstrap, CliError, Timeout, print_table, say
+from tomyum.cli.common import TopicArgument, TopicOption, console, one_topic
 from tomyum.cli.configs import ShowAll, alter_configs, show_configs
 from tomyum.cli.parsing import parse_pairs
+from tomyum.cli.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import TopicMetadata
@@ -39,7 +41,11 @@ def list_topics(
 
 @app.command("describe")
 def describe(
-    topics: Topics,
+    topics: Annotated[list[str] | None, typer.Argument(metavar="[TOPIC...]", show_default=False,
+                                                       help="default: every topic but the internal ones")] = None,
+    topic_options: Annotated[list[str], typer.Option("--topic", "-t", metavar="TOPIC",
+                                                     help="a topic, as Kafka's tools name it (repeatable)")]
+    = [],  # noqa: B006
     show_all: ShowAll = False,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
@@ -48,7 +54,11 @@ def describe(
     from confluent_kafka.admin import ConfigResource, ResourceType
 
     admin = Admin(bootstrap, timeout)
-    for i, name in enumerate(topics):
+    names = [*(topics or []), *topic_options] or \
+        sorted(name for name in admin.metadata().topics if not name.startswith("__"))
+    if not names:
+        console(stderr=True).print("no topics", markup=False)
+    for i, name in enumerate(names):
         topic = admin.topic(name)
         partitions = sorted(topic.partitions.values(), key=lambda p: p.id)
         marks = admin.watermarks((name, p.id) for p in partitions)
@@ -63,7 +73,8 @@ def describe(
 
 @app.command("create")
 def create(
-    topic: Annotated[str, typer.Argument(show_default=False)],
+    topic_argument: TopicArgument = None,
+    topic_option: TopicOption = None,
     partitions: Annotated[int | None, typer.Option("--partitions", "-p", min=1,
                                                   help="default: the broker's num.partitions")] = None,
     replication: Annotated[int | None, typer.Option("--replication-factor", "-r", min=1,
@@ -76,6 +87,7 @@ def create(
     """Create a topic."""
     from confluent_kafka.admin import NewTopic
 
+    topic = one_topic(topic_argument, topic_option)
     settings = parse_pairs(configs, "--config")
     admin = Admin(bootstrap, timeout)
     if topic in admin.metadata().topics and if_not_exists:
@@ -99,7 +111,8 @@ def delete(
     existing = admin.metadata().topics
     missing = [t for t in topics if t not in existing]
     if missing and not if_exists:
-        raise CliError(f"unknown topic{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
+        hint = did_you_mean(missing[0], existing) if len(missing) == 1 else ""
+        raise CliError(f"unknown topic{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}{hint}")
     wanted = [t for t in topics if t in existing]
     if not wanted:
         return

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +18,34 @@ from confluent_kafka import KafkaException
 from tomyum.client._errors import ClientError
 
 T = TypeVar("T")
+
+#: librdkafka's own log (connection failures, ...) goes to this Python logger, never raw to
+#: stderr; at WARNING, and with repeats of one line held back, so a broker that is gone is said
+#: once rather than on every reconnect attempt
+librdkafka_log = logging.getLogger("tomyum.client.librdkafka")
+librdkafka_log.setLevel(logging.WARNING)
+
+
+class _OncePerLine(logging.Filter):
+    """Lets each distinct librdkafka line (numbers aside) through once per ``every_s`` seconds."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self.last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()  # FAIL [rdkafka#consumer-1] [thrd:HOST:PORT/bootstrap]: ...: REASON
+        shape = re.sub(r"\d+", "N", message.rpartition(" failed: ")[2] or message)
+        shape = re.sub(r" \(after .*\)$", "", shape)
+        now = time.monotonic()
+        if now - self.last.get(shape, -self.every_s) < self.every_s:
+            return False
+        self.last[shape] = now
+        return True
+
+
+librdkafka_log.addFilter(_OncePerLine())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,7 +60,8 @@ class ClientConfig:
     def librdkafka(self, *layers: Mapping[str, Any] | None) -> dict[str, Any]:
         """librdkafka settings: bootstrap and client id, then ``layers`` in order, then the
         settings given to ``Kafka(config=...)``, which win."""
-        out: dict[str, Any] = {"bootstrap.servers": ",".join(self.brokers), "client.id": self.client_id}
+        out: dict[str, Any] = {"bootstrap.servers": ",".join(self.brokers), "client.id": self.client_id,
+                               "logger": librdkafka_log}
         for layer in layers:
             out.update(layer or {})
         out.update(self.settings)

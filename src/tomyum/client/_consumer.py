@@ -18,6 +18,7 @@ import functools
 import inspect
 import logging
 import re
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -40,6 +41,40 @@ EachBatch = Callable[[Batch], Awaitable[None] | None]
 POLL_TIMEOUT_S = 0.1
 #: the most messages one poll hands to the handlers
 MAX_POLL_MESSAGES = 500
+#: the longest ``disconnect`` waits for the broker to take the last commit and the leave; a
+#: broker that is gone would otherwise hold it for the session timeout
+CLOSE_TIMEOUT_S = 1.5
+
+
+async def _close_within(consumer: RdKafkaConsumer, seconds: float) -> bool:
+    """Closes ``consumer`` (commit, leave the group) in a daemon thread of its own, so that a
+    close still waiting for a gone broker holds neither ``disconnect`` nor the process's exit
+    longer than ``seconds``; whether it finished. The poll loop has ended: nothing else uses
+    the handle."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if not done.done():
+            done.set_result(None) if error is None else done.set_exception(error)
+
+    def close() -> None:
+        error: BaseException | None = None
+        try:
+            consumer.close()
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting loop
+            error = e
+        try:
+            loop.call_soon_threadsafe(settle, error)
+        except RuntimeError:  # the loop has closed: nobody waits any more
+            pass
+
+    threading.Thread(target=close, name="consumer-close", daemon=True).start()
+    try:
+        await asyncio.wait_for(asyncio.shield(done), seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _call(handler: Callable[[Any], Awaitable[None] | None], arg: Any) -> None:
@@ -276,7 +311,9 @@ class Consumer:
         self._consumer = self._thread = None
         if consumer is not None and thread is not None:
             try:
-                await thread.call(consumer.close)
+                if not await _close_within(consumer, CLOSE_TIMEOUT_S):
+                    log.warning("consumer of group %s: the broker did not answer within %gs; closed without "
+                                "committing the last offsets or leaving the group", self.group_id, CLOSE_TIMEOUT_S)
             except KafkaException as e:
                 log.warning("consumer of group %s: close: %s", self.group_id, e)
             finally:
