@@ -2,6 +2,9 @@
 
 Set ``TOMYUM_TEST_BOOTSTRAP=host:port`` to run the client tests against a broker you run
 yourself (an Apache Kafka, say); tests that restart or kill the broker are then skipped.
+``TOMYUM_TEST_PEER=kafka`` (set by ``make test-kafka``) says that broker is Apache Kafka: tests
+marked ``tomyum_only`` — tomyum's deliberate differences, listed in docs/compatibility.md — are
+then skipped too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,19 @@ def data_dir(tmp_path: Path) -> Path:
         with tarfile.open(Path(__file__).parent / "data" / "legacy-topics-json-data-dir.tar.gz") as tar:
             tar.extractall(tmp_path, filter="data")
     return path
+
+
+def against_kafka() -> bool:
+    return os.environ.get("TOMYUM_TEST_PEER") == "kafka"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not against_kafka():
+        return
+    for item in items:
+        marker = item.get_closest_marker("tomyum_only")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"tomyum only: {marker.kwargs['reason']}"))
 
 
 @pytest.fixture
