@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 import tarfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
 
 from tomyum.testing import BrokerProcess, ExternalBroker
+from tomyum.testing.kafka_peer import SERVER_SETTINGS as KAFKA_PEER_SETTINGS
+
+BrokerWith = Callable[[dict[str, str]], AbstractContextManager[BrokerProcess | ExternalBroker]]
 
 
 def data_dir(tmp_path: Path) -> Path:
@@ -51,6 +55,27 @@ def broker(tmp_path: Path) -> Iterator[BrokerProcess | ExternalBroker]:
         return
     with BrokerProcess(data_dir(tmp_path)) as b:
         yield b
+
+
+@pytest.fixture
+def broker_with(request: pytest.FixtureRequest, tmp_path: Path) -> BrokerWith:
+    """``with broker_with(settings) as b``: a tomyum broker started with these broker settings,
+    or the external broker when it is the Kafka peer started with them (``KafkaPeer``'s
+    ``SERVER_SETTINGS``). Tests marked ``restarts_broker`` get a tomyum broker only."""
+    @contextmanager
+    def start(settings: dict[str, str]) -> Iterator[BrokerProcess | ExternalBroker]:
+        external = os.environ.get("TOMYUM_TEST_BOOTSTRAP")
+        if not external:
+            with BrokerProcess(data_dir(tmp_path), settings=settings) as b:
+                yield b
+            return
+        if request.node.get_closest_marker("restarts_broker"):
+            pytest.skip("needs a broker the test can restart")
+        missing = {k: v for k, v in settings.items() if not against_kafka() or KAFKA_PEER_SETTINGS.get(k) != v}
+        if missing:
+            pytest.skip(f"needs a broker started with {missing}")
+        yield ExternalBroker(external)
+    return start
 
 
 @pytest.fixture

@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tomyum.testing import BrokerProcess, wait_until
+from tests.conftest import BrokerWith
+from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
 
 TIMEOUT = 30
 DAY_MS = 24 * 3600 * 1000
 
 
 @pytest.fixture
-def lbroker(tmp_path: Path) -> Iterator[BrokerProcess]:
+def lbroker(broker_with: BrokerWith) -> Iterator[BrokerProcess | ExternalBroker]:
     """A broker that checks retention and compaction often."""
-    settings = {"log.retention.check.interval.ms": "100", "log.cleaner.backoff.ms": "100"}
-    with BrokerProcess(tmp_path / "data", settings=settings) as b:
+    with broker_with({"log.retention.check.interval.ms": "100", "log.cleaner.backoff.ms": "100"}) as b:
         yield b
 
 

@@ -58,6 +58,7 @@ SERVER_SETTINGS: dict[str, str] = {
     "group.consumer.min.heartbeat.interval.ms": "500",
     "group.consumer.heartbeat.interval.ms": "500",
     "log.retention.check.interval.ms": "100",
+    "log.cleaner.backoff.ms": "100",
     "num.partitions": "1",
     "auto.create.topics.enable": "true",
 }

@@ -91,18 +91,20 @@ def _broker_configs(ctx: RequestContext, include_synonyms: bool) -> list[dict[st
             for key, d in BROKER_CONFIGS.items()]
 
 
-def _check_broker_name(ctx: RequestContext, name: str) -> str:
+def _check_broker_name(ctx: RequestContext, name: str, *, altering: bool = False) -> str:
     """The dynamic layer a broker resource name addresses ("" or this broker's id), else
-    INVALID_REQUEST in Kafka's words."""
+    INVALID_REQUEST in Kafka's words (Kafka 4.4 words a describe and an alter differently)."""
     if name == "":
         return DYNAMIC_DEFAULT
     try:
         node_id = int(name)
     except ValueError:
-        raise KafkaError(f"Broker id must be an integer, but it is: {name}", ErrorCode.invalid_request) from None
+        noun = "Node" if altering else "Broker"
+        raise KafkaError(f"{noun} id must be an integer, but it is: {name}", ErrorCode.invalid_request) from None
     if node_id != ctx.broker.node_id:
-        raise KafkaError(f"Unexpected broker id, expected {ctx.broker.node_id} or empty string, but received "
-                         f"{name}", ErrorCode.invalid_request)
+        expected = f"{ctx.broker.node_id}" if altering else f"{ctx.broker.node_id} or empty string"
+        raise KafkaError(f"Unexpected broker id, expected {expected}, but received {name}",
+                         ErrorCode.invalid_request)
     return DYNAMIC_BROKER
 
 
@@ -180,7 +182,7 @@ async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, increm
             if not validate_only:
                 await metadata.alter_topic_configs(name, parsed)
         elif resource.resource_type == BROKER:
-            layer = _check_broker_name(ctx, resource.resource_name)
+            layer = _check_broker_name(ctx, resource.resource_name, altering=True)
             if incremental:
                 raw = _apply_ops(config.dynamic(layer), resource.configs, BROKER_CONFIGS, config.__getitem__)
             else:
