@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: install install-test serve test test-quick test-unit bench bench-lifecycle bench-streams clean
+.PHONY: install install-test serve test test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ serve: install
 
 test: install-test
 	$(BIN)/python -m pytest -q tests
+
+# Apache Kafka (the version tests/peers/kafka/pom.xml pins; jars fetched with Maven on first use)
+# as the oracle: the client integration suite against it, tomyum-only tests skipped. Needs java, mvn.
+KAFKA_PEER := $(BIN)/python -m tomyum.testing.kafka_peer
+
+kafka: install
+	$(KAFKA_PEER) serve
+
+test-kafka: install-test
+	$(KAFKA_PEER) run -- $(BIN)/python -m pytest -q tests/integration
 
 test-unit: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q tests/unit

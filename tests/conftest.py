@@ -5,6 +5,9 @@ yourself (an Apache Kafka, say); tests that restart or kill the broker are then 
 
 Response building is strict in the whole suite (``TOMYUM_TEST_STRICT_RESPONSES``, see
 :func:`tomyum.protocol.codec.strict_responses`).
+``TOMYUM_TEST_PEER=kafka`` (set by ``make test-kafka``) says that broker is Apache Kafka: tests
+marked ``tomyum_only`` — tomyum's deliberate differences, listed in docs/compatibility.md — are
+then skipped too.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ from __future__ import annotations
 import os
 import tarfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
 
 from tomyum.protocol.codec import strict_responses
 from tomyum.testing import BrokerProcess, ExternalBroker
+from tomyum.testing.kafka_peer import SERVER_SETTINGS as KAFKA_PEER_SETTINGS
+
+BrokerWith = Callable[[dict[str, str]], AbstractContextManager[BrokerProcess | ExternalBroker]]
 
 # Strict response building everywhere in the suite, brokers in child processes included: a
 # handler's key that no version of its response has raises instead of vanishing.
@@ -36,6 +43,19 @@ def data_dir(tmp_path: Path) -> Path:
     return path
 
 
+def against_kafka() -> bool:
+    return os.environ.get("TOMYUM_TEST_PEER") == "kafka"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not against_kafka():
+        return
+    for item in items:
+        marker = item.get_closest_marker("tomyum_only")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"tomyum only: {marker.kwargs['reason']}"))
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerProcess | ExternalBroker]:
     external = os.environ.get("TOMYUM_TEST_BOOTSTRAP")
@@ -44,6 +64,27 @@ def broker(tmp_path: Path) -> Iterator[BrokerProcess | ExternalBroker]:
         return
     with BrokerProcess(data_dir(tmp_path)) as b:
         yield b
+
+
+@pytest.fixture
+def broker_with(request: pytest.FixtureRequest, tmp_path: Path) -> BrokerWith:
+    """``with broker_with(settings) as b``: a tomyum broker started with these broker settings,
+    or the external broker when it is the Kafka peer started with them (``KafkaPeer``'s
+    ``SERVER_SETTINGS``). Tests marked ``restarts_broker`` get a tomyum broker only."""
+    @contextmanager
+    def start(settings: dict[str, str]) -> Iterator[BrokerProcess | ExternalBroker]:
+        external = os.environ.get("TOMYUM_TEST_BOOTSTRAP")
+        if not external:
+            with BrokerProcess(data_dir(tmp_path), settings=settings) as b:
+                yield b
+            return
+        if request.node.get_closest_marker("restarts_broker"):
+            pytest.skip("needs a broker the test can restart")
+        missing = {k: v for k, v in settings.items() if not against_kafka() or KAFKA_PEER_SETTINGS.get(k) != v}
+        if missing:
+            pytest.skip(f"needs a broker started with {missing}")
+        yield ExternalBroker(external)
+    return start
 
 
 @pytest.fixture

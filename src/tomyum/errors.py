@@ -57,6 +57,8 @@ class ConfigError(TomyumError, ValueError):
         else:
             super().__init__(f"Invalid value {value} for configuration {key}: {message}")
         self.key = key
+        #: True if the value was wrong (not the key): Kafka answers INVALID_REQUEST for a broker's
+        self.bad_value = value is not _NO_VALUE
 
 
 class ProtocolError(TomyumError):

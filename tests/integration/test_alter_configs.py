@@ -22,8 +22,9 @@ from confluent_kafka.admin import (
 )
 
 from tests.integration.test_bad_input import connect, decode_response, kio_request, read_frame
+from tests.conftest import BrokerWith
 from tomyum.config import TOPIC_CONFIGS
-from tomyum.testing import BrokerProcess, wait_until
+from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
 
 TIMEOUT = 20
 SET, DELETE = AlterConfigOpType.SET.value, AlterConfigOpType.DELETE.value
@@ -37,8 +38,8 @@ DYNAMIC_TOPIC, DYNAMIC_BROKER, DYNAMIC_DEFAULT, STATIC, DEFAULT = (
 
 
 @pytest.fixture
-def cbroker(tmp_path: Path) -> Iterator[BrokerProcess]:
-    with BrokerProcess(tmp_path / "data", settings={"log.retention.check.interval.ms": "100"}) as b:
+def cbroker(broker_with: BrokerWith) -> Iterator[BrokerProcess | ExternalBroker]:
+    with broker_with({"log.retention.check.interval.ms": "100"}) as b:
         yield b
 
 
@@ -145,6 +146,7 @@ def test_bad_values_unknown_keys_and_validate_only(cbroker: BrokerProcess, topic
         KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
+@pytest.mark.restarts_broker
 def test_broker_configs_take_effect_at_once_and_survive_restart(cbroker: BrokerProcess, topic_name: str) -> None:
     admin = admin_of(cbroker)
     admin.create_topics([NewTopic(topic_name, 1, 1, config={"internal.segment.bytes": "1000"})])[topic_name].result(TIMEOUT)
@@ -170,7 +172,8 @@ def test_broker_configs_take_effect_at_once_and_survive_restart(cbroker: BrokerP
     assert err.code() == KafkaError.INVALID_CONFIG and "listeners" in err.str()
     assert "Cannot update these configs dynamically" in err.str()
     # the new retention applies without a restart: records from two hours ago go
-    p = Producer({"bootstrap.servers": cbroker.bootstrap, "acks": "all"})
+    # batches smaller than the topic's 1000-byte segments (Kafka refuses a larger one: RECORD_LIST_TOO_LARGE)
+    p = Producer({"bootstrap.servers": cbroker.bootstrap, "acks": "all", "batch.num.messages": 5})
     for _ in range(30):
         p.produce(topic_name, value=b"x" * 100, partition=0, timestamp=int(time.time() * 1000) - 2 * 3600_000)
     assert p.flush(TIMEOUT) == 0
@@ -242,18 +245,23 @@ def test_retention_in_hours_is_the_topic_default_as_a_static_synonym(tmp_path: P
 
 
 def test_broker_names_other_than_empty_or_the_node_id(cbroker: BrokerProcess) -> None:
-    for name, message in (("2", "Unexpected broker id, expected 1 or empty string, but received 2"),
-                          ("one", "Broker id must be an integer, but it is: one")):
+    # what the cluster was formatted with (Kafka 4 sets min.insync.replicas cluster-wide, KIP-966)
+    initial = raw_describe(cbroker, ResourceType.BROKER, "").configs
+    for name, altering, describing in (
+            ("2", "Unexpected broker id, expected 1, but received 2",
+             "Unexpected broker id, expected 1 or empty string, but received 2"),
+            ("one", "Node id must be an integer, but it is: one", "Broker id must be an integer, but it is: one")):
         response = raw_incremental(cbroker, name, ("log.retention.ms", "1000", SET))
-        assert (response.error_code, response.error_message) == (INVALID_REQUEST, message)
+        assert (response.error_code, response.error_message) == (INVALID_REQUEST, altering)
         described = raw_describe(cbroker, ResourceType.BROKER, name)
-        assert (described.error_code, described.error_message, described.configs) == (INVALID_REQUEST, message, ())
-    assert raw_describe(cbroker, ResourceType.BROKER, "").configs == ()  # nothing set cluster-wide yet
+        assert (described.error_code, described.error_message, described.configs) == (INVALID_REQUEST, describing, ())
+    assert raw_describe(cbroker, ResourceType.BROKER, "").configs == initial  # nothing set cluster-wide
 
 
 @LEGACY_ALTER
 def test_broker_validate_only_and_legacy_replace(cbroker: BrokerProcess) -> None:
     admin = admin_of(cbroker)
+    initial = raw_describe(cbroker, ResourceType.BROKER, "").configs  # as formatted (KIP-966 on Kafka)
     me = ConfigResource(ResourceType.BROKER, "1")
     incremental(admin, ConfigResource(ResourceType.BROKER, "1"),
                 ("message.max.bytes", "200000", AlterConfigOpType.SET),
@@ -262,9 +270,9 @@ def test_broker_validate_only_and_legacy_replace(cbroker: BrokerProcess) -> None
                 ("message.max.bytes", "1", AlterConfigOpType.SET), validate_only=True)
     assert raw_incremental(cbroker, "", ("message.max.bytes", "2", SET), validate_only=True).error_code == 0
     assert describe(admin, me)["message.max.bytes"].value == "200000"
-    assert raw_describe(cbroker, ResourceType.BROKER, "").configs == ()
+    assert raw_describe(cbroker, ResourceType.BROKER, "").configs == initial
     bad = raw_incremental(cbroker, "", ("message.max.bytes", "lots", SET))
-    assert bad.error_code == KafkaError.INVALID_CONFIG and "message.max.bytes" in bad.error_message
+    assert bad.error_code == INVALID_REQUEST and "message.max.bytes" in bad.error_message  # Kafka's code
     # AlterConfigs replaces the broker's whole dynamic layer
     legacy = ConfigResource(ResourceType.BROKER, "1", set_config={"log.segment.bytes": "2000000"})
     admin.alter_configs([legacy])[legacy].result(TIMEOUT)

@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tomyum.testing import BrokerProcess, wait_until
+from tests.conftest import BrokerWith
+from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
 
 TIMEOUT = 30
 DAY_MS = 24 * 3600 * 1000
 
 
 @pytest.fixture
-def lbroker(tmp_path: Path) -> Iterator[BrokerProcess]:
+def lbroker(broker_with: BrokerWith) -> Iterator[BrokerProcess | ExternalBroker]:
     """A broker that checks retention and compaction often."""
-    settings = {"log.retention.check.interval.ms": "100", "log.cleaner.backoff.ms": "100"}
-    with BrokerProcess(tmp_path / "data", settings=settings) as b:
+    with broker_with({"log.retention.check.interval.ms": "100", "log.cleaner.backoff.ms": "100"}) as b:
         yield b
 
 
@@ -33,10 +32,14 @@ def create(bootstrap: str, topic: str, partitions: int = 1, **configs: str) -> A
 
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]],
             timestamp: int = 0, **extra: object) -> None:
+    """Every record acknowledged (a delivery error fails the test, not only an undelivered record)."""
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, **extra})
+    errors: list[object] = []
     for key, value in records:
-        p.produce(topic, key=key, value=value, partition=0, timestamp=timestamp)
+        p.produce(topic, key=key, value=value, partition=0, timestamp=timestamp,
+                  on_delivery=lambda err, _: err is not None and errors.append(err))
     assert p.flush(TIMEOUT) == 0
+    assert errors == []
 
 
 def read_all(bootstrap: str, topic: str, want_end: int) -> list[tuple[int, bytes | None, bytes | None]]:
@@ -68,7 +71,8 @@ def watermarks(bootstrap: str, topic: str) -> tuple[int, int]:
 
 def test_delete_records_moves_the_low_watermark(broker: BrokerProcess, topic_name: str) -> None:
     admin = create(broker.bootstrap, topic_name, **{"internal.segment.bytes": "2000"})
-    produce(broker.bootstrap, topic_name, [(None, b"x" * 100)] * 100)
+    # Kafka refuses a batch larger than a segment (RECORD_LIST_TOO_LARGE): keep batches smaller
+    produce(broker.bootstrap, topic_name, [(None, b"x" * 100)] * 100, **{"batch.size": 1500})
     result = admin.delete_records([TopicPartition(topic_name, 0, 60)])
     deleted = result[TopicPartition(topic_name, 0)].result(TIMEOUT)
     assert deleted.low_watermark == 60
@@ -85,7 +89,7 @@ def test_delete_records_moves_the_low_watermark(broker: BrokerProcess, topic_nam
 def test_time_retention_in_a_running_broker(lbroker: BrokerProcess, topic_name: str) -> None:
     create(lbroker.bootstrap, topic_name, **{"internal.segment.bytes": "2000", "retention.ms": str(DAY_MS)})
     old = int(time.time() * 1000) - 3 * DAY_MS
-    produce(lbroker.bootstrap, topic_name, [(None, b"o" * 100)] * 50, timestamp=old)
+    produce(lbroker.bootstrap, topic_name, [(None, b"o" * 100)] * 50, timestamp=old, **{"batch.size": 1500})
     produce(lbroker.bootstrap, topic_name, [(None, b"n" * 100)] * 10)  # recent: a new segment
     # the old records' segments go; the segment with recent records stays
     wait_until(lambda: watermarks(lbroker.bootstrap, topic_name)[0] >= 40, TIMEOUT,

@@ -215,6 +215,16 @@ def test_set_partition_config_takes_effect_on_the_next_append(engine: str, tmp_p
     run(engine, tmp_path, scenario)
 
 
+def test_a_batch_larger_than_a_segment_is_refused_as_kafka_does(engine: str, tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        with pytest.raises(KafkaError) as e:
+            await h.append(batch(*[b"x" * 100] * 30))
+        assert code(e) == ErrorCode.record_list_too_large
+        await h.append(batch(b"x" * 100))
+
+    run(engine, tmp_path, scenario, **{"internal.segment.bytes": 2000})
+
+
 # idempotent and transactional producers ----------------------------------------------------------
 
 def test_an_idempotent_retry_is_answered_with_its_original_offsets_and_not_written_again(

@@ -53,6 +53,7 @@ def validate_batches(records: memoryview, config: TopicConfig, now_ms: int,
     if not headers:
         raise KafkaError("produce request has no record batches", ErrorCode.invalid_record)
     max_message = config["max.message.bytes"]
+    segment_bytes = config["segment.bytes"]
     policy = TimestampPolicy(now_ms=now_ms, log_append_time=log_append_time(config),
                              before_max_ms=config["message.timestamp.before.max.ms"],
                              after_max_ms=config["message.timestamp.after.max.ms"])
@@ -63,6 +64,9 @@ def validate_batches(records: memoryview, config: TopicConfig, now_ms: int,
         if h.size > max_message:
             raise KafkaError(f"batch of {h.size} bytes exceeds max.message.bytes {max_message}",
                              ErrorCode.message_too_large)
+        if h.size > segment_bytes:  # a batch never spans segments, so it must fit in one
+            raise KafkaError(f"batch of {h.size} bytes exceeds the segment size {segment_bytes} of "
+                             f"{topic_partition}", ErrorCode.record_list_too_large)
         if h.is_control:
             raise KafkaError("clients may not write control batches", ErrorCode.invalid_record)
         if h.last_offset_delta != h.records_count - 1:

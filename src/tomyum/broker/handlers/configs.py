@@ -42,18 +42,20 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 # DescribeConfigs ---------------------------------------------------------------------------------
 
-def _check_broker_name(ctx: RequestContext, name: str) -> str:
+def _check_broker_name(ctx: RequestContext, name: str, *, altering: bool = False) -> str:
     """The dynamic layer a broker resource name addresses ("" or this broker's id), else
-    INVALID_REQUEST in Kafka's words."""
+    INVALID_REQUEST in Kafka's words (Kafka 4.4 words a describe and an alter differently)."""
     if name == "":
         return DYNAMIC_DEFAULT
     try:
         node_id = int(name)
     except ValueError:
-        raise KafkaError(f"Broker id must be an integer, but it is: {name}", ErrorCode.invalid_request) from None
+        noun = "Node" if altering else "Broker"
+        raise KafkaError(f"{noun} id must be an integer, but it is: {name}", ErrorCode.invalid_request) from None
     if node_id != ctx.broker.node_id:
-        raise KafkaError(f"Unexpected broker id, expected {ctx.broker.node_id} or empty string, but received "
-                         f"{name}", ErrorCode.invalid_request)
+        expected = f"{ctx.broker.node_id}" if altering else f"{ctx.broker.node_id} or empty string"
+        raise KafkaError(f"Unexpected broker id, expected {expected}, but received {name}",
+                         ErrorCode.invalid_request)
     return DYNAMIC_BROKER
 
 
@@ -136,12 +138,16 @@ async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, increm
             if not validate_only:
                 await metadata.alter_topic_configs(name, parsed)
         elif resource.resource_type == BROKER:
-            layer = _check_broker_name(ctx, resource.resource_name)
+            layer = _check_broker_name(ctx, resource.resource_name, altering=True)
             if incremental:
                 raw = _apply_ops(config.dynamic(layer), resource.configs, BROKER_CONFIGS, config.__getitem__)
             else:
                 raw = {c.name: c.value for c in resource.configs}
-            parsed = validate_dynamic_broker_configs(raw)
+            try:
+                parsed = validate_dynamic_broker_configs(raw)
+            except ConfigError as e:  # Kafka: a bad value is INVALID_REQUEST, a bad key INVALID_CONFIG
+                raise KafkaError(str(e), ErrorCode.invalid_request if e.bad_value else ErrorCode.invalid_config) \
+                    from None
             if not validate_only:
                 await metadata.alter_broker_configs(layer, parsed)
         else:

@@ -80,9 +80,13 @@ def _refusal(ctx: RequestContext, topic: str, acks: int) -> KafkaError | None:
     if topic in INTERNAL_TOPICS:
         return KafkaError(f"Cannot append to internal topic {topic}", ErrorCode.invalid_topic_exception)
     if acks == -1:
-        min_isr = ctx.broker.metadata.topic_config(topic)["min.insync.replicas"]
-        if min_isr > 1:  # one broker: the ISR is this broker alone
-            return KafkaError(f"The size of the current ISR (1) is insufficient to satisfy the min.isr "
+        # KIP-966 (eligible leader replicas, on in every cluster Kafka 4.x formats): the
+        # effective min ISR is min(min.insync.replicas, replication factor). One broker: the
+        # replicas and the ISR are this broker alone, so acks=-1 is always satisfiable.
+        replication_factor = isr_size = 1
+        min_isr = min(ctx.broker.metadata.topic_config(topic)["min.insync.replicas"], replication_factor)
+        if isr_size < min_isr:
+            return KafkaError(f"The size of the current ISR ({isr_size}) is insufficient to satisfy the min.isr "
                               f"requirement of {min_isr} for topic {topic}", ErrorCode.not_enough_replicas)
     return None
 
