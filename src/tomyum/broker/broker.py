@@ -26,6 +26,7 @@ from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC
 from tomyum.coordinator.txn.log import TXN_TOPIC
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.log_limit import RateLimitedLog, TokenBucket
+from tomyum.security.authorizer import AclBinding, StandardAuthorizer, binding_of
 from tomyum.metadata import DataDirLock, MetadataController, check_meta_properties, check_topic_name
 from tomyum.storage.engine import LogStore
 from tomyum.storage.local import LocalLogStore
@@ -49,6 +50,12 @@ class Broker:
         self.data_dir = Path(data_dir)
         self.node_id = config.node_id
         self.clock = clock
+        self.authorizer: StandardAuthorizer | None = None
+        self._acl_cache: tuple[int, list[AclBinding]] | None = None
+        if config["authorizer.class.name"]:
+            self.authorizer = StandardAuthorizer(
+                self._acl_bindings, super_users=[u.strip() for u in (config["super.users"] or "").split(";") if u.strip()],
+                allow_everyone_if_no_acl_found=config["allow.everyone.if.no.acl.found"])
         self.listeners: list[Listener] = parse_listeners(config)
         self.cluster_id = ""
         self._dir_lock = DataDirLock(self.data_dir)
@@ -182,6 +189,13 @@ class Broker:
     def _subscribable_topics(self) -> dict[str, tuple[uuid.UUID, int]]:
         return {name: (meta.topic_id, meta.num_partitions) for name, meta in self.metadata.topics().items()
                 if not meta.internal}
+
+    def _acl_bindings(self) -> list[AclBinding]:
+        """The ACLs in the metadata image, as the authorizer reads them (cached per image change)."""
+        image = self.metadata.image
+        if self._acl_cache is None or self._acl_cache[0] != image.acls_version:
+            self._acl_cache = (image.acls_version, [binding_of(r) for r in image.acls.values()])
+        return self._acl_cache[1]
 
     async def auto_create_topic(self, name: str) -> None:
         """Create ``name`` as ``auto.create.topics.enable`` does: an internal topic as its

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tomyum.coordinator.group.service import GroupCoordinatorService
     from tomyum.coordinator.txn import TransactionCoordinator
     from tomyum.metadata import MetadataController
+    from tomyum.security.authorizer import StandardAuthorizer
     from tomyum.storage.engine import LogStore
 
 
@@ -61,6 +62,8 @@ class BrokerServices(Protocol):
     transactions: TransactionCoordinator
     consumer_groups: ConsumerGroupRuntime
     group_coordinator: GroupCoordinatorService
+    #: Kafka's StandardAuthorizer over the ACLs in the metadata log; None without authorizer.class.name
+    authorizer: StandardAuthorizer | None
 
     async def auto_create_topic(self, name: str) -> None:
         """Create ``name`` as ``auto.create.topics.enable`` does (throttled; see Broker)."""

@@ -70,8 +70,9 @@ class MetadataImage:
         self.features: dict[str, int] = {}
         #: SCRAM credentials by (user, mechanism)
         self.scram: dict[tuple[str, int], UserScramCredentialRecord] = {}
-        #: ACL bindings by id
+        #: ACL bindings by id, and a counter that moves with every change to them
         self.acls: dict[uuid.UUID, AccessControlEntryRecord] = {}
+        self.acls_version = 0
         #: client quotas: entity ((type, name or None for the default), ...) → {key: value}
         self.quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
         #: offset of the last record replayed (-1: none)
@@ -120,8 +121,10 @@ class MetadataImage:
             self.scram.pop((record.name, record.mechanism), None)
         elif isinstance(record, AccessControlEntryRecord):
             self.acls[record.id] = record
+            self.acls_version += 1
         elif isinstance(record, RemoveAccessControlEntryRecord):
             self.acls.pop(record.id, None)
+            self.acls_version += 1
         elif isinstance(record, ClientQuotaRecord):
             entity = tuple(sorted((e.entity_type, e.entity_name) for e in record.entity))
             values = self.quotas.setdefault(entity, {})

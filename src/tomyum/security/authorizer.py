@@ -20,6 +20,7 @@ import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from tomyum.metadata.records import AccessControlEntryRecord
 from tomyum.security.acls import AclOperation, ResourceType
 
 
@@ -91,6 +92,13 @@ class AclBindingFilter:
                 and (self.host is None or b.host == self.host)
                 and (self.operation == AclOperation.ANY or b.operation == self.operation)
                 and (self.permission_type == AclPermissionType.ANY or b.permission_type == self.permission_type))
+
+
+def binding_of(record: AccessControlEntryRecord) -> AclBinding:
+    """The binding an AccessControlEntryRecord of the metadata log stores."""
+    return AclBinding(resource_type=record.resource_type, resource_name=record.resource_name,
+                      pattern_type=record.pattern_type, principal=record.principal, host=record.host,
+                      operation=record.operation, permission_type=record.permission_type)
 
 
 def _resource_matches(b: AclBinding, name: str) -> bool:

@@ -17,15 +17,9 @@ from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.errors import ErrorCode
 from tomyum.metadata.records import AccessControlEntryRecord
-from tomyum.security.authorizer import AclBinding, AclBindingFilter, check_binding
+from tomyum.security.authorizer import AclBinding, AclBindingFilter, binding_of, check_binding
 
 DISABLED = "No Authorizer is configured on the broker (authorizer.class.name)"
-
-
-def binding_of(record: AccessControlEntryRecord) -> AclBinding:
-    return AclBinding(resource_type=record.resource_type, resource_name=record.resource_name,
-                      pattern_type=record.pattern_type, principal=record.principal, host=record.host,
-                      operation=record.operation, permission_type=record.permission_type)
 
 
 def _filter(f: Any) -> AclBindingFilter:
