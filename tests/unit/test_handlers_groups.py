@@ -170,9 +170,6 @@ def test_a_rebalance_is_announced_by_heartbeat_and_ends_when_every_member_rejoin
     assert {m.member_id for m in first_join.members} == {first_join.member_id, second_join.member_id}
 
 
-@pytest.mark.xfail(strict=True, reason="broker bug: the classic coordinator answers REBALANCE_IN_PROGRESS before "
-                   "checking the generation; Kafka (GroupMetadataManager.validateClassicGroupHeartbeat) checks "
-                   "the generation first")
 def test_heartbeat_of_another_generation_during_a_rebalance_is_illegal_generation(kafka: BlockingHarness) -> None:
     _, beat, _, _ = rebalance_with_heartbeat(kafka, 5)
     assert beat.error_code == ErrorCode.illegal_generation

@@ -406,11 +406,11 @@ class GroupCoordinator:
             return ErrorCode.unknown_member_id
         if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
             return code
+        if generation_id != g.generation_id:  # Kafka checks the generation first
+            return ErrorCode.illegal_generation
         g.members[member_id].last_heartbeat = self.clock.monotonic()
         if g.state == GroupState.PREPARING_REBALANCE:
             return ErrorCode.rebalance_in_progress
-        if generation_id != g.generation_id:
-            return ErrorCode.illegal_generation
         return ErrorCode.none
 
     def leave(self, group_id: str, member_id: str, group_instance_id: str | None) -> ErrorCode:
