@@ -236,3 +236,38 @@ def test_commits_are_checked_against_the_generation() -> None:
         assert me in groups.groups["g"].members
 
     run(scenario)
+
+
+def test_a_member_told_member_id_required_that_never_returns_does_not_hold_the_rebalance() -> None:
+    """KIP-394's pending member expires after its session timeout, and the first rebalance of a
+    new group completes then, not at the rebalance timeout."""
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        first = join(groups, client="a")
+        ghost = await asyncio.ensure_future(groups.join(
+            group_id="g", member_id="", group_instance_id=None, client_id="ghost", client_host="/127.0.0.1",
+            session_timeout_ms=SESSION_MS, rebalance_timeout_ms=REBALANCE_MS, protocol_type="consumer",
+            protocols=[("range", b"x")], require_known_member_id=True))
+        assert ghost["error_code"] == ErrorCode.member_id_required
+        clock.advance(3100)  # past the initial delay: the pending member still holds it
+        groups.tick()
+        await settle()
+        assert not first.done()
+        clock.advance(SESSION_MS - 3000)  # its session timeout: it is forgotten
+        groups.tick()
+        await settle()
+        assert first.done() and first.result()["error_code"] == ErrorCode.none
+        assert SESSION_MS < REBALANCE_MS  # long before the rebalance timeout would have ended it
+
+    run(scenario, initial_delay_ms=3000)
+
+
+def test_a_commit_outside_a_group_is_accepted_whatever_member_id_it_carries() -> None:
+    """librdkafka commits after assign() with generation -1 and its member id (KIP-848 on):
+    Kafka accepts any commit with a negative generation on an empty or missing group."""
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        assert groups.check_commit("nobody-home", -1, "rdkafka-member-1") == ErrorCode.none
+        assert groups.check_commit("nobody-home", -1, "") == ErrorCode.none
+        leader, _, _ = await stable_pair(groups)
+        assert groups.check_commit("g", -1, "rdkafka-member-1") == ErrorCode.unknown_member_id  # a live group
+
+    run(scenario)

@@ -126,3 +126,21 @@ def test_only_empty_groups_are_deleted_with_their_offsets(tmp_path: Path) -> Non
         assert service.offsets.fetch("idle", "t", 0) is None
 
     run(tmp_path, scenario)
+
+
+def test_a_static_member_past_its_session_is_gone_when_its_group_is_deleted(tmp_path: Path) -> None:
+    """A static member closed without leaving is removed exactly at its session timeout (Kafka's
+    per-member timer): DeleteGroups just after it finds the group empty, with no sweep between."""
+    async def scenario(service: GroupCoordinatorService, clock: FakeClock) -> None:
+        classic = service.classic
+        joined = await classic.join(group_id="g", member_id="", group_instance_id="static-1", client_id="c",
+                                    client_host="/h", session_timeout_ms=6000, rebalance_timeout_ms=10_000,
+                                    protocol_type="consumer", protocols=[("range", b"m")],
+                                    require_known_member_id=False)
+        await classic.sync(group_id="g", generation_id=joined["generation_id"], member_id=joined["member_id"],
+                           assignments=[(joined["member_id"], b"a")], group_instance_id="static-1")
+        assert await service.delete_groups(["g"]) == [ErrorCode.non_empty_group]
+        clock.advance(6001)  # past the session timeout; no tick of the sweep
+        assert await service.delete_groups(["g"]) == [ErrorCode.none]
+
+    run(tmp_path, scenario)

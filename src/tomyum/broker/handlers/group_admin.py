@@ -22,7 +22,9 @@ from tomyum.security.acls import ResourceType, authorized_operations
 
 
 def _known(ctx: RequestContext) -> dict[str, Group]:
-    """Classic groups, and groups known only by their offsets (as empty classic groups)."""
+    """Classic groups, and groups known only by their offsets (as empty classic groups); members
+    past their session timeout are expired first, exactly when it is due (Kafka's per-member timer)."""
+    ctx.broker.groups.tick()
     consumer = ctx.broker.consumer_groups
     groups = {g.group_id: g for g in ctx.broker.groups.groups.values() if g.state != GroupState.DEAD}
     for name in ctx.broker.offsets.groups():

@@ -80,7 +80,9 @@ class Group:
     protocol_name: str | None = None
     leader_id: str | None = None
     members: dict[str, Member] = field(default_factory=dict)
-    pending_members: set[str] = field(default_factory=set)
+    #: KIP-394: members told MEMBER_ID_REQUIRED, by the time they must be back by (their
+    #: session timeout; a client that never comes back does not hold the rebalance open)
+    pending_members: dict[str, float] = field(default_factory=dict)
     #: when the rebalance under way stops waiting for members (monotonic clock), if one is
     rebalance_deadline: float | None = None
     #: the event loop's wake-up at that deadline (the deadline decides, not the wake-up)
@@ -238,11 +240,11 @@ class GroupCoordinator:
         elif member_id == "":
             member_id = f"{client_id}-{uuid.uuid4()}"
             if require_known_member_id:  # KIP-394: the client must come back with this id
-                g.pending_members.add(member_id)
+                g.pending_members[member_id] = self.clock.monotonic() + session_timeout_ms / 1000
                 return _join_error(ErrorCode.member_id_required, member_id)
         elif member_id not in g.members and member_id not in g.pending_members:
             return _join_error(ErrorCode.unknown_member_id, member_id)
-        g.pending_members.discard(member_id)
+        g.pending_members.pop(member_id, None)
         member = g.members.get(member_id)
         if member is None:
             member = Member(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
@@ -455,6 +457,13 @@ class GroupCoordinator:
         JoinGroup or SyncGroup is not timed out by its session)."""
         now = self.clock.monotonic()
         for g in list(self.groups.values()):
+            expired = [pending for pending, deadline in g.pending_members.items() if now >= deadline]
+            if expired:
+                for pending in expired:
+                    del g.pending_members[pending]
+                log.info("group %s: %d member(s) told MEMBER_ID_REQUIRED never came back within their session "
+                         "timeout", g.group_id, len(expired))
+                self._maybe_complete_join(g)
             if g.rebalance_deadline is not None and now >= g.rebalance_deadline:
                 self._rebalance_deadline(g)
             for m in list(g.members.values()):
@@ -468,7 +477,7 @@ class GroupCoordinator:
                      group_instance_id: str | None = None) -> ErrorCode:
         """May this member commit offsets for this group now (Kafka's rules)?"""
         g = self.groups.get(group_id)
-        if generation_id < 0 and not member_id:
+        if generation_id < 0:  # a commit outside a group (librdkafka's after assign(), member id or not)
             if g is not None and g.members:
                 return ErrorCode.unknown_member_id  # a standalone commit into a live group
             return ErrorCode.none
