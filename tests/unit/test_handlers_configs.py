@@ -150,3 +150,37 @@ def test_incremental_alter_configs_of_the_offsets_topic_is_a_policy_violation(ka
 def test_incremental_alter_configs_of_an_unknown_operation_is_invalid_request(kafka: BlockingHarness) -> None:
     kafka.create_topic("orders")
     assert incremental(kafka, 1, "orders", ("retention.ms", 9, "5")).error_code == ErrorCode.invalid_request
+
+
+GROUP = 32
+
+
+def test_group_configs_are_described_altered_and_bounded(kafka: BlockingHarness) -> None:
+    """Resource type 32 (KIP-848's group configs): the broker's group settings by default, an
+    override per group within Kafka's bounds; share-group keys accepted and ignored."""
+    described = by_name(describe(kafka, 4, GROUP, "g1", synonyms=True))
+    assert (described["consumer.session.timeout.ms"].value, described["consumer.session.timeout.ms"].config_source) \
+        == ("45000", SOURCE_DEFAULT)
+    ok = kafka.call(INCREMENTAL_ALTER_CONFIGS, 1, {"resources": [{"resource_type": GROUP, "resource_name": "g1",
+                                                                  "configs": [{"name": "consumer.session.timeout.ms",
+                                                                               "config_operation": SET,
+                                                                               "value": "50000"}]}]})
+    assert ok.responses[0].error_code == ErrorCode.none
+    described = by_name(describe(kafka, 4, GROUP, "g1", synonyms=True))
+    entry = described["consumer.session.timeout.ms"]
+    assert (entry.value, entry.config_source) == ("50000", 8)
+    assert [s.name for s in entry.synonyms] == ["consumer.session.timeout.ms", "group.consumer.session.timeout.ms"]
+    bad = kafka.call(INCREMENTAL_ALTER_CONFIGS, 1, {"resources": [{"resource_type": GROUP, "resource_name": "g1",
+                                                                   "configs": [{"name": "consumer.session.timeout.ms",
+                                                                                "config_operation": SET,
+                                                                                "value": "1"}]}]})
+    assert bad.responses[0].error_code == ErrorCode.invalid_config
+    assert describe(kafka, 4, GROUP, "g2").error_code == ErrorCode.none  # any group id, configured or not
+
+
+def test_a_kafka_broker_key_tomyum_does_not_implement_is_accepted_at_run_time(kafka: BlockingHarness) -> None:
+    r = kafka.call(INCREMENTAL_ALTER_CONFIGS, 1, {"resources": [{"resource_type": 4, "resource_name": "1",
+                                                                 "configs": [{"name": "num.io.threads",
+                                                                              "config_operation": SET,
+                                                                              "value": "16"}]}]})
+    assert r.responses[0].error_code == ErrorCode.none

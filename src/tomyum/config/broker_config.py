@@ -251,14 +251,16 @@ def validate_dynamic_broker_configs(raw: Mapping[str, str | None]) -> dict[str, 
     unknown = [key for key in raw if key not in BROKER_CONFIGS]
     if unknown:
         raise ConfigError(unknown[0], "unknown broker config")
-    static = [key for key in raw if not BROKER_CONFIGS[key].dynamic]
+    # a Kafka key tomyum does not implement is accepted with a warning and ignored, at run time too
+    static = [key for key in raw if not BROKER_CONFIGS[key].dynamic and BROKER_CONFIGS[key].implemented]
     if static:
         raise ConfigError(", ".join(static), "Cannot update these configs dynamically (static broker "
                           "configs: set them in the config file or with --set and restart)")
     for key in raw:
         if not BROKER_CONFIGS[key].implemented:
             _warn_not_implemented("broker", key)
-    return {key: parse_value(BROKER_CONFIGS[key], value) for key, value in raw.items() if value is not None}
+    return {key: parse_value(BROKER_CONFIGS[key], value) for key, value in raw.items()
+            if value is not None and BROKER_CONFIGS[key].implemented}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ wraps them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tomyum.config.broker_config import DYNAMIC_BROKER, DYNAMIC_DEFAULT, BrokerConfig, TopicConfig
@@ -36,12 +36,16 @@ class ConfigSource(enum.IntEnum):
     DYNAMIC_DEFAULT_BROKER_CONFIG = 3
     STATIC_BROKER_CONFIG = 4
     DEFAULT_CONFIG = 5
+    DYNAMIC_BROKER_LOGGER_CONFIG = 6
+    CLIENT_METRICS_CONFIG = 7
+    DYNAMIC_GROUP_CONFIG = 8
 
 
 #: tomyum's names of the places a value comes from, as Kafka's codes
 SOURCES = {"topic": ConfigSource.DYNAMIC_TOPIC_CONFIG, DYNAMIC_BROKER: ConfigSource.DYNAMIC_BROKER_CONFIG,
            DYNAMIC_DEFAULT: ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
-           "static": ConfigSource.STATIC_BROKER_CONFIG, "default": ConfigSource.DEFAULT_CONFIG}
+           "static": ConfigSource.STATIC_BROKER_CONFIG, "default": ConfigSource.DEFAULT_CONFIG,
+           "group": ConfigSource.DYNAMIC_GROUP_CONFIG}
 
 
 def describable(d: ConfigDef) -> bool:
@@ -89,5 +93,27 @@ def describe_cluster_default(config: BrokerConfig, *, include_synonyms: bool,
         d = BROKER_CONFIGS[key]
         synonyms = _synonyms([(key, DYNAMIC_DEFAULT, value)], d) if include_synonyms else []
         out.append(_entry(d, value, DYNAMIC_DEFAULT, synonyms, read_only=False,
+                          include_documentation=include_documentation))
+    return out
+
+
+def describe_group(config: BrokerConfig, overrides: Mapping[str, str], *, include_synonyms: bool,
+                   include_documentation: bool = False) -> list[dict[str, Any]]:
+    """A group's configs (resource type 32): its override, else the broker key it stands for."""
+    from tomyum.config.group_defs import GROUP_CONFIGS
+
+    out = []
+    for key, d in GROUP_CONFIGS.items():
+        if not describable(d):
+            continue
+        broker_key = d.synonyms[0].name if d.synonyms else None
+        found: list[tuple[str, str, Any]] = []
+        if key in overrides:
+            found.append((key, "group", overrides[key]))
+        if broker_key is not None:
+            found.append((broker_key, config.source(broker_key), config[broker_key]))
+        value = overrides[key] if key in overrides else (config[broker_key] if broker_key else d.default)
+        source = "group" if key in overrides else "default"
+        out.append(_entry(d, value, source, _synonyms(found, d) if include_synonyms else [], read_only=False,
                           include_documentation=include_documentation))
     return out

@@ -44,6 +44,7 @@ from tomyum.metadata.image import INTERNAL_TOPICS, RESERVED_TOPICS, MetadataImag
 from tomyum.metadata.log import MetadataLog
 from tomyum.metadata.records import (
     BROKER_RESOURCE,
+    GROUP_RESOURCE,
     TOPIC_RESOURCE,
     ConfigRecord,
     FeatureLevelRecord,
@@ -291,6 +292,14 @@ class MetadataController:
                 await self._append(records)
                 self._apply_broker_configs()
         log.info("dynamic broker configs (%s) now %s", layer, dict(configs))
+
+    async def alter_group_configs(self, group: str, configs: Mapping[str, Any]) -> None:
+        """Replace a group's config overrides (parsed, validated values)."""
+        async with self._lock:
+            raw = {k: v for k, v in ((k, format_value(v)) for k, v in configs.items()) if v is not None}
+            records = _config_diff(GROUP_RESOURCE, group, self.image.group_configs.get(group, {}), raw)
+            if records:
+                await self._append(records)
 
     async def allocate_producer_id(self) -> int:
         """A producer id never handed out before by this data directory."""

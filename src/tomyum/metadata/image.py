@@ -18,6 +18,7 @@ from typing import Any
 
 from tomyum.metadata.records import (
     BROKER_RESOURCE,
+    GROUP_RESOURCE,
     TOPIC_RESOURCE,
     ConfigRecord,
     FeatureLevelRecord,
@@ -63,6 +64,8 @@ class MetadataImage:
         self._partitions: dict[uuid.UUID, dict[int, PartitionRecord]] = {}
         #: dynamic broker configs by resource name ("" the cluster default, else a node id)
         self.broker_configs: dict[str, dict[str, str]] = {}
+        #: group configs (KIP-848's GroupConfig) by group id
+        self.group_configs: dict[str, dict[str, str]] = {}
         #: configs of topics not (yet) known, kept until the topic appears (a snapshot
         #: writes a topic's configs after its TopicRecord, so this stays empty in practice)
         self._pending_configs: dict[str, dict[str, str]] = {}
@@ -149,8 +152,9 @@ class MetadataImage:
                 configs[r.name] = r.value
             if topic is not None:
                 self._put(replace(topic, raw_configs=configs))
-        elif r.resource_type == BROKER_RESOURCE:
-            layer = self.broker_configs.setdefault(r.resource_name, {})
+        elif r.resource_type in (BROKER_RESOURCE, GROUP_RESOURCE):
+            layers = self.broker_configs if r.resource_type == BROKER_RESOURCE else self.group_configs
+            layer = layers.setdefault(r.resource_name, {})
             if r.value is None:
                 layer.pop(r.name, None)
             else:
@@ -167,9 +171,10 @@ class MetadataImage:
             yield FeatureLevelRecord(name=name, feature_level=level)
         if self.next_producer_id:
             yield ProducerIdsRecord(broker_id=-1, broker_epoch=-1, next_producer_id=self.next_producer_id)
-        for resource, layer in sorted(self.broker_configs.items()):
-            for key, value in sorted(layer.items()):
-                yield ConfigRecord(resource_type=BROKER_RESOURCE, resource_name=resource, name=key, value=value)
+        for kind, layers in ((BROKER_RESOURCE, self.broker_configs), (GROUP_RESOURCE, self.group_configs)):
+            for resource, layer in sorted(layers.items()):
+                for key, value in sorted(layer.items()):
+                    yield ConfigRecord(resource_type=kind, resource_name=resource, name=key, value=value)
         yield from (self.scram[k] for k in sorted(self.scram))
         yield from self.acls.values()
         for entity, values in sorted(self.quotas.items(), key=lambda kv: repr(kv[0])):
@@ -188,6 +193,7 @@ class MetadataImage:
         return {
             "topics": {t.name: (t.topic_id, t.num_partitions, dict(t.raw_configs)) for t in self.topics.values()},
             "broker_configs": {k: dict(v) for k, v in self.broker_configs.items() if v},
+            "group_configs": {k: dict(v) for k, v in self.group_configs.items() if v},
             "next_producer_id": self.next_producer_id,
             "features": dict(self.features),
             "scram": dict(self.scram),

@@ -174,7 +174,7 @@ RECORD_TYPES: dict[str, type[Any]] = {cls.TYPE: cls for cls in (
     RemoveAccessControlEntryRecord, ClientQuotaRecord)}
 
 #: resource types of ConfigRecord (Kafka's ConfigResource.Type)
-TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4
+TOPIC_RESOURCE, BROKER_RESOURCE, GROUP_RESOURCE = 2, 4, 32
 
 
 def _camel(name: str) -> str:

@@ -32,11 +32,13 @@ from tomyum.config import (
     validate_dynamic_broker_configs,
     validate_topic_configs,
 )
+from tomyum.config.describe import describe_group
+from tomyum.config.group_defs import GROUP_CONFIGS, validate_group_configs
 from tomyum.config.describe import describe_broker, describe_cluster_default, describe_topic
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.metadata import INTERNAL_TOPICS
 
-TOPIC, BROKER = 2, 4
+TOPIC, BROKER, GROUP = 2, 4, 32
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
@@ -69,6 +71,9 @@ def _describe(ctx: RequestContext, r: Any, **include: bool) -> list[dict[str, An
         if _check_broker_name(ctx, r.resource_name) == DYNAMIC_DEFAULT:
             return describe_cluster_default(ctx.broker.config, **include)
         return describe_broker(ctx.broker.config, **include)
+    if r.resource_type == GROUP:
+        return describe_group(ctx.broker.config, ctx.broker.metadata.image.group_configs.get(r.resource_name, {}),
+                              **include)
     raise KafkaError(f"resource type {r.resource_type} is not supported", ErrorCode.invalid_request)
 
 
@@ -150,6 +155,17 @@ async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, increm
                     from None
             if not validate_only:
                 await metadata.alter_broker_configs(layer, parsed)
+        elif resource.resource_type == GROUP:
+            group = resource.resource_name
+            current = {k: parse_value(GROUP_CONFIGS[k], v)
+                       for k, v in metadata.image.group_configs.get(group, {}).items() if k in GROUP_CONFIGS}
+            if incremental:
+                raw = _apply_ops(current, resource.configs, GROUP_CONFIGS, lambda key: None)
+            else:
+                raw = {c.name: c.value for c in resource.configs if c.value is not None}
+            parsed = validate_group_configs(raw)
+            if not validate_only:
+                await metadata.alter_group_configs(group, parsed)
         else:
             raise KafkaError(f"resource type {resource.resource_type} is not supported", ErrorCode.invalid_request)
     except ConfigError as e:
