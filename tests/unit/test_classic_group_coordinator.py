@@ -271,3 +271,22 @@ def test_a_commit_outside_a_group_is_accepted_whatever_member_id_it_carries() ->
         assert groups.check_commit("g", -1, "rdkafka-member-1") == ErrorCode.unknown_member_id  # a live group
 
     run(scenario)
+
+
+def test_an_assignment_that_cannot_be_stored_is_not_handed_out() -> None:
+    """Group metadata too large to store (or any store error): SyncGroup answers Kafka's error
+    and the group rebalances, so that no member works from an assignment a restart would lose."""
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        from tomyum.errors import KafkaError
+
+        async def too_large(group_id: str, snapshot: GroupSnapshot | None) -> None:
+            raise KafkaError("the group's metadata is larger than max.message.bytes", ErrorCode.message_too_large)
+
+        groups.persist = too_large
+        joined = await join(groups, client="a")
+        synced = await sync(groups, joined["member_id"], joined["generation_id"],
+                            [(joined["member_id"], b"x" * 100)])
+        assert synced["error_code"] == ErrorCode.unknown_server_error and synced["assignment"] == b""
+        assert groups.groups["g"].state == GroupState.PREPARING_REBALANCE
+
+    run(scenario)

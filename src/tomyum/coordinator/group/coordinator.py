@@ -130,7 +130,7 @@ class GroupCoordinator:
         self._expiry_task: asyncio.Task[None] | None = None
         #: stores a group's metadata durably (None: forget the group); set by the broker
         self.persist: Callable[[str, GroupSnapshot | None], Awaitable[None]] | None = None
-        self._pending_writes: set[asyncio.Task[None]] = set()
+        self._pending_writes: set[asyncio.Task[ErrorCode]] = set()
 
     # metadata ---------------------------------------------------------------------------------
 
@@ -161,13 +161,18 @@ class GroupCoordinator:
             if not g.members:
                 g.protocol_name = g.leader_id = g.protocol_type = None
 
-    async def _store(self, g: Group, forget: bool = False) -> None:
+    async def _store(self, g: Group, forget: bool = False) -> ErrorCode:
+        """Store the group's metadata; the error a member is told if it could not be stored
+        (Kafka's mapping of storeGroup's errors), NONE if it was."""
         if self.persist is None:
-            return
+            return ErrorCode.none
         try:
             await self.persist(g.group_id, None if forget else self.snapshot(g))
         except TomyumError as e:
             log.error("group %s: cannot store its metadata: %s", g.group_id, e)
+            code = getattr(e, "code", ErrorCode.unknown_server_error)
+            return STORE_ERRORS.get(code, ErrorCode.unknown_server_error)
+        return ErrorCode.none
 
     def _store_later(self, g: Group) -> None:
         task = asyncio.ensure_future(self._store(g))
@@ -386,8 +391,17 @@ class GroupCoordinator:
             for m in g.members.values():
                 m.assignment = given.get(m.member_id, b"")
             g.state = GroupState.STABLE
+            code = await self._store(g)  # as Kafka does, before the members learn their assignment
+            if code != ErrorCode.none:  # nobody gets an assignment that a restart would not know
+                g.state = GroupState.COMPLETING_REBALANCE
+                for m in g.members.values():
+                    m.assignment = b""
+                    if m.sync_future is not None and not m.sync_future.done():
+                        m.sync_future.set_result(_error(code))
+                    m.sync_future = None
+                self._prepare_rebalance(g, f"its assignment could not be stored ({code.name})")
+                return await fut
             log.info("group %s: generation %d is stable", g.group_id, g.generation_id)
-            await self._store(g)  # as Kafka does, before the members learn their assignment
             for m in g.members.values():
                 if m.sync_future is not None and not m.sync_future.done():
                     m.sync_future.set_result(self._sync_result(g, m))
@@ -493,6 +507,18 @@ class GroupCoordinator:
             return ErrorCode.rebalance_in_progress
         g.members[member_id].last_heartbeat = self.clock.monotonic()
         return ErrorCode.none
+
+
+#: what a member is told when its group's metadata cannot be stored (Kafka's storeGroup mapping)
+STORE_ERRORS = {
+    ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
+    ErrorCode.not_enough_replicas: ErrorCode.coordinator_not_available,
+    ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
+    ErrorCode.kafka_storage_error: ErrorCode.not_coordinator,
+    ErrorCode.request_timed_out: ErrorCode.rebalance_in_progress,
+    ErrorCode.message_too_large: ErrorCode.unknown_server_error,
+    ErrorCode.record_list_too_large: ErrorCode.unknown_server_error,
+}
 
 
 def _error(code: ErrorCode) -> dict[str, Any]:
