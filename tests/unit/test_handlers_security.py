@@ -28,7 +28,8 @@ EVERYTHING = {"resource_type_filter": ANY, "resource_name_filter": None, "patter
 
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[BlockingHarness]:
-    with BlockingHarness(tmp_path / "secured", settings={"authorizer.class.name": STANDARD_AUTHORIZER}) as h:
+    settings = {"authorizer.class.name": STANDARD_AUTHORIZER, "super.users": "User:ANONYMOUS"}
+    with BlockingHarness(tmp_path / "secured", settings=settings) as h:
         yield h
 
 

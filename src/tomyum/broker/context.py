@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from tomyum.errors import ErrorCode, KafkaError
 from tomyum.security.acls import AclOperation, ResourceType
+
+#: the one cluster resource's name (Kafka's CLUSTER_NAME)
+CLUSTER = "kafka-cluster"
 
 if TYPE_CHECKING:
     from tomyum.broker.listeners import Listener
@@ -37,6 +42,37 @@ class RequestContext:
         authorizer = self.broker.authorizer
         return authorizer is None or authorizer.authorize(self.principal, self.client_host, operation,
                                                            resource_type, name)
+
+    def authorize(self, operation: AclOperation, resource_type: ResourceType, name: str, code: ErrorCode) -> None:
+        """:meth:`authorized`, or raise a KafkaError with ``code`` (a ``*_AUTHORIZATION_FAILED``)."""
+        if not self.authorized(operation, resource_type, name):
+            raise KafkaError(f"{self.principal} may not {operation.name} {resource_type.name} {name}", code)
+
+    def authorize_topic(self, operation: AclOperation, topic: str) -> None:
+        self.authorize(operation, ResourceType.TOPIC, topic, ErrorCode.topic_authorization_failed)
+
+    def authorize_group(self, operation: AclOperation, group_id: str) -> None:
+        self.authorize(operation, ResourceType.GROUP, group_id, ErrorCode.group_authorization_failed)
+
+    def authorize_cluster(self, operation: AclOperation) -> None:
+        self.authorize(operation, ResourceType.CLUSTER, CLUSTER, ErrorCode.cluster_authorization_failed)
+
+    def authorize_transactional_id(self, operation: AclOperation, transactional_id: str) -> None:
+        self.authorize(operation, ResourceType.TRANSACTIONAL_ID, transactional_id,
+                       ErrorCode.transactional_id_authorization_failed)
+
+    def authorized_names(self, operation: AclOperation, resource_type: ResourceType,
+                         names: Iterable[str | None]) -> set[str]:
+        """Those of ``names`` this principal may perform ``operation`` on (each asked once), as
+        Kafka's ``filterByAuthorized``."""
+        return {n for n in set(names) if n is not None and self.authorized(operation, resource_type, n)}
+
+    def authorized_by_resource_type(self, operation: AclOperation, resource_type: ResourceType) -> bool:
+        """May this principal perform ``operation`` on some resource of the type? (Kafka's
+        ``authorizeByResourceType``: an idempotent producer with WRITE on any topic.)"""
+        authorizer = self.broker.authorizer
+        return authorizer is None or authorizer.authorize_by_resource_type(self.principal, self.client_host,
+                                                                           operation, resource_type)
 
     def operations(self, resource_type: ResourceType, name: str, requested: bool) -> int:
         """KIP-430's authorized operations of this principal on the resource (when ``requested``)."""

@@ -158,6 +158,39 @@ class StandardAuthorizer:
             return self.allow_if_no_acl
         return allowed
 
+    def authorize_by_resource_type(self, principal: str, host: str, operation: AclOperation,
+                                   resource_type: ResourceType) -> bool:
+        """Kafka's ``Authorizer.authorizeByResourceType``: is some resource of the type allowed?
+        True if an ALLOW for the principal (or ``User:*``) and host names ``operation`` or ALL on
+        a literal name or prefix that no matching DENY covers (a literal ``*`` DENY covers all)."""
+        if principal in self.super_users:
+            return True
+        denied_literals: set[str] = set()
+        denied_prefixes: set[str] = set()
+        allowed: list[AclBinding] = []
+        found = False
+        for b in self._bindings():
+            if b.resource_type != resource_type:
+                continue
+            found = True
+            if b.principal not in (principal, WILDCARD_PRINCIPAL) or b.host not in (host, WILDCARD_HOST) \
+                    or b.operation not in (operation, AclOperation.ALL):
+                continue
+            if b.permission_type == AclPermissionType.DENY:
+                (denied_literals if b.pattern_type == PatternType.LITERAL else denied_prefixes).add(b.resource_name)
+            elif b.permission_type == AclPermissionType.ALLOW:
+                allowed.append(b)
+        if not found:
+            return self.allow_if_no_acl
+        if WILDCARD_RESOURCE in denied_literals:
+            return False
+        for b in allowed:
+            if any(b.resource_name.startswith(p) for p in denied_prefixes):
+                continue
+            if b.pattern_type == PatternType.PREFIXED or b.resource_name not in denied_literals:
+                return True
+        return False
+
     def authorized_operations(self, principal: str, host: str, resource_type: ResourceType,
                               resource_name: str, supported: Iterable[AclOperation]) -> list[AclOperation]:
         """KIP-430: the operations of ``supported`` this principal may perform on the resource."""

@@ -5,7 +5,8 @@ answered; the authorizer (``security/authorizer.py``, Kafka's StandardAuthorizer
 reads them from the image. Without ``authorizer.class.name`` every one of these APIs answers
 SECURITY_DISABLED, as Kafka does. CreateAcls stores the valid bindings of a request in one
 batch and answers each creation with its own error; DeleteAcls answers each filter with the
-bindings it removed.
+bindings it removed. DescribeAcls needs DESCRIBE on the cluster, CreateAcls and DeleteAcls
+ALTER (CLUSTER_AUTHORIZATION_FAILED), as Kafka's AclApis.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tomyum.broker.context import RequestContext
+from tomyum.broker.context import CLUSTER, RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.errors import ErrorCode
 from tomyum.metadata.records import AccessControlEntryRecord
+from tomyum.security.acls import AclOperation, ResourceType
 from tomyum.security.authorizer import AclBinding, AclBindingFilter, binding_of, check_binding
 
 DISABLED = "No Authorizer is configured on the broker (authorizer.class.name)"
@@ -37,6 +39,9 @@ async def describe_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if not _enabled(ctx):
         return {"throttle_time": 0, "error_code": ErrorCode.security_disabled, "error_message": DISABLED,
                 "resources": ()}
+    if not ctx.authorized(AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "error_message": None,
+                "resources": ()}
     wanted = _filter(request)
     by_resource: dict[tuple[int, str, int], list[dict[str, Any]]] = {}
     for record in ctx.broker.metadata.image.acls.values():
@@ -55,6 +60,9 @@ async def create_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if not _enabled(ctx):
         return {"throttle_time": 0, "results": [{"error_code": ErrorCode.security_disabled, "error_message": DISABLED}
                                                 for _ in request.creations]}
+    if not ctx.authorized(AclOperation.ALTER, ResourceType.CLUSTER, CLUSTER):
+        return {"throttle_time": 0, "results": [{"error_code": ErrorCode.cluster_authorization_failed,
+                                                 "error_message": None} for _ in request.creations]}
     results: list[dict[str, Any]] = []
     records: list[AccessControlEntryRecord] = []
     for c in request.creations:
@@ -80,6 +88,10 @@ async def delete_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if not _enabled(ctx):
         return {"throttle_time": 0, "filter_results": [
             {"error_code": ErrorCode.security_disabled, "error_message": DISABLED, "matching_acls": ()}
+            for _ in request.filters]}
+    if not ctx.authorized(AclOperation.ALTER, ResourceType.CLUSTER, CLUSTER):
+        return {"throttle_time": 0, "filter_results": [
+            {"error_code": ErrorCode.cluster_authorization_failed, "error_message": None, "matching_acls": ()}
             for _ in request.filters]}
     acls = ctx.broker.metadata.image.acls
     results, doomed = [], []

@@ -11,6 +11,10 @@ applies SET, DELETE, APPEND and SUBTRACT (the last two for list configs). Values
 validated with the broker's own parsers — a bad one is INVALID_CONFIG naming the key — and
 take effect at once, for topics and brokers alike, and survive restarts. ``validate_only``
 checks and changes nothing.
+
+With an authorizer (Kafka's checks): describing needs DESCRIBE_CONFIGS, altering ALTER_CONFIGS,
+on the topic (TOPIC_AUTHORIZATION_FAILED) or, for a broker, on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from tomyum.config.group_defs import GROUP_CONFIGS, validate_group_configs
 from tomyum.config.describe import describe_broker, describe_cluster_default, describe_topic
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.metadata import INTERNAL_TOPICS
+from tomyum.security.acls import AclOperation
 
 TOPIC, BROKER, GROUP = 2, 4, 32
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -61,7 +66,15 @@ def _check_broker_name(ctx: RequestContext, name: str, *, altering: bool = False
     return DYNAMIC_BROKER
 
 
+def _authorize(ctx: RequestContext, operation: AclOperation, resource: Any) -> None:
+    if resource.resource_type == TOPIC:
+        ctx.authorize_topic(operation, resource.resource_name)
+    elif resource.resource_type == BROKER:
+        ctx.authorize_cluster(operation)
+
+
 def _describe(ctx: RequestContext, r: Any, **include: bool) -> list[dict[str, Any]]:
+    _authorize(ctx, AclOperation.DESCRIBE_CONFIGS, r)
     if r.resource_type == TOPIC:
         metadata = ctx.broker.metadata
         if r.resource_name not in metadata.topics():
@@ -126,6 +139,7 @@ def _apply_ops(current: Mapping[str, Any], ops: Any, defs: Mapping[str, ConfigDe
 
 async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, incremental: bool) -> None:
     metadata, config = ctx.broker.metadata, ctx.broker.config
+    _authorize(ctx, AclOperation.ALTER_CONFIGS, resource)
     try:
         if resource.resource_type == TOPIC:
             name = resource.resource_name

@@ -9,7 +9,9 @@ group with members answers GROUP_ID_NOT_FOUND, as Kafka does without online migr
 empty classic group of that id is replaced. A heartbeat that changes the group is answered
 once its records are durable in ``__consumer_offsets``; after a restart members carry on with
 their epochs and assignments. Which type a group id is, is the coordinator's to decide
-(coordinator/group/service.py).
+(coordinator/group/service.py). With an authorizer (Kafka's checks): a heartbeat needs READ
+on the group (GROUP_AUTHORIZATION_FAILED) and DESCRIBE on every topic it subscribes to by name
+(TOPIC_AUTHORIZATION_FAILED); ConsumerGroupDescribe DESCRIBE on each group.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from tomyum.broker.dispatch import handles
 from tomyum.coordinator.group.consumer import HeartbeatRequest
 from tomyum.errors import ErrorCode
 from tomyum.protocol.codec import ms
-from tomyum.security.acls import ResourceType, authorized_operations
-
+from tomyum.security.acls import AclOperation, ResourceType
 
 
 @handles(68, versions=range(0, 2))
 async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    refusal = _refusal(ctx, request)
+    if refusal is not None:
+        return {"throttle_time": 0, "error_code": refusal[0], "error_message": refusal[1], "member_epoch": 0,
+                "heartbeat_interval": 0}
     owned = None
     if request.topic_partitions is not None:
         owned = {tp.topic_id: frozenset(tp.partitions) for tp in request.topic_partitions}
@@ -42,19 +47,33 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> dict[st
     return {"throttle_time": 0, **answer}
 
 
+def _refusal(ctx: RequestContext, request: Any) -> tuple[ErrorCode, str] | None:
+    if not ctx.authorized(AclOperation.READ, ResourceType.GROUP, request.group_id):
+        return ErrorCode.group_authorization_failed, f"Not authorized to read group {request.group_id}"
+    names = request.subscribed_topic_names or ()
+    hidden = sorted(set(names) - ctx.authorized_names(AclOperation.DESCRIBE, ResourceType.TOPIC, names))
+    if hidden:
+        return ErrorCode.topic_authorization_failed, f"Not authorized to describe topics {hidden}"
+    return None
+
+
 @handles(69, versions=range(0, 2))
 async def consumer_group_describe(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     names = {meta.topic_id: name for name, meta in broker.metadata.topics().items()}
     groups = []
     for group_id in request.group_ids:
-        if group_id in broker.consumer_groups:
+        if not ctx.authorized(AclOperation.DESCRIBE, ResourceType.GROUP, group_id):
+            described = {"error_code": ErrorCode.group_authorization_failed, "error_message": None,
+                         "group_id": group_id, "group_state": "", "group_epoch": -1, "assignment_epoch": -1,
+                         "assignor_name": "", "members": ()}
+        elif group_id in broker.consumer_groups:
             described = broker.consumer_groups.state.describe(group_id, names)
         else:
             why = "is not a consumer group" if group_id in broker.groups.groups else "not found"
             described = {"error_code": ErrorCode.group_id_not_found, "error_message": f"Group {group_id} {why}.",
                          "group_id": group_id, "group_state": "Dead", "group_epoch": -1, "assignment_epoch": -1,
                          "assignor_name": "", "members": ()}
-        groups.append({**described, "authorized_operations": authorized_operations(
-            ResourceType.GROUP, request.include_authorized_operations)})
+        groups.append({**described, "authorized_operations": ctx.operations(
+            ResourceType.GROUP, group_id, request.include_authorized_operations)})
     return {"throttle_time": 0, "groups": groups}

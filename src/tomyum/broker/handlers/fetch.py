@@ -6,7 +6,8 @@ passes. ``max_bytes`` bounds the response and ``partition_max_bytes`` each parti
 that the first batch of the response is returned whole (KIP-74). Fetch sessions (KIP-227)
 are answered with session id 0, so every requested partition is in every response.
 isolation_level=1 (read_committed) reads up to the last stable offset and answers the aborted
-transactions among what it reads, so the client drops their records.
+transactions among what it reads, so the client drops their records. With an authorizer a
+topic needs READ (TOPIC_AUTHORIZATION_FAILED for each of its partitions), as in Kafka.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tomyum.broker.dispatch import Deferred, RawResponse, handles
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.codec import ms
 from tomyum.protocol.fetch_response import FetchPartition, encode_fetch_response
+from tomyum.security.acls import AclOperation, ResourceType
 from tomyum.storage.engine import TopicPartition
 
 
@@ -29,6 +31,7 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
     total, errors = 0, False
     read_committed = request.isolation_level == 1
     topics: list[tuple[str, list[FetchPartition]]] = []
+    readable = ctx.authorized_names(AclOperation.READ, ResourceType.TOPIC, (t.topic for t in request.topics))
     for topic in request.topics:
         parts: list[FetchPartition] = []
         topics.append((topic.topic, parts))
@@ -37,6 +40,8 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
             out = FetchPartition(p.partition)
             parts.append(out)
             try:
+                if topic.topic not in readable:
+                    raise KafkaError(code=ErrorCode.topic_authorization_failed)
                 limit = min(p.partition_max_bytes, remaining)
                 result = await store.read(tp, p.fetch_offset, limit, min_one=total == 0,
                                           zero_copy_min=zero_copy_min, read_committed=read_committed)

@@ -6,6 +6,11 @@ Stable); DescribeGroups, a classic API, answers Dead for them (ConsumerGroupDesc
 describes them). DeleteGroups refuses a group
 with members (NON_EMPTY_GROUP); OffsetDelete refuses a topic the group's members subscribe to
 (GROUP_SUBSCRIBED_TO_TOPIC), reading the consumer protocol's subscription.
+
+With an authorizer (Kafka's checks): ListGroups lists every group with DESCRIBE on the cluster,
+else those with DESCRIBE on the group; DescribeGroups needs DESCRIBE, DeleteGroups DELETE on
+each group (GROUP_AUTHORIZATION_FAILED); OffsetDelete DELETE on the group and READ on each
+topic (TOPIC_AUTHORIZATION_FAILED for its partitions).
 """
 
 from __future__ import annotations
@@ -13,12 +18,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from tomyum.broker.context import RequestContext
+from tomyum.broker.context import CLUSTER, RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.coordinator.group.coordinator import Group, GroupState
 from tomyum.errors import ErrorCode
-from tomyum.security.acls import ResourceType, authorized_operations
-
+from tomyum.security.acls import AUTHORIZED_OPERATIONS_OMITTED, AclOperation, ResourceType
 
 
 def _known(ctx: RequestContext) -> dict[str, Group]:
@@ -59,9 +63,11 @@ async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     listed = [(g.group_id, g.protocol_type or "consumer", g.state.value, "classic") for g in _known(ctx).values()]
     listed += [(group_id, "consumer", cg.state(), "consumer")
                for group_id, cg in ctx.broker.consumer_groups.state.groups.items()]
+    everything = ctx.authorized(AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER)
     groups = [{"group_id": group_id, "protocol_type": protocol_type, "group_state": state, "group_type": kind}
               for group_id, protocol_type, state, kind in listed
-              if (not states or state.lower() in states) and (not types or kind in types)]
+              if (not states or state.lower() in states) and (not types or kind in types)
+              and (everything or ctx.authorized(AclOperation.DESCRIBE, ResourceType.GROUP, group_id))]
     return {"throttle_time": 0, "error_code": 0, "groups": groups}
 
 
@@ -82,21 +88,33 @@ def _described(name: str, g: Group | None) -> dict[str, Any]:
 @handles(15, versions=range(0, 6))
 async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     known = _known(ctx)
-    operations = authorized_operations(ResourceType.GROUP, getattr(request, "include_authorized_operations", False))
-    return {"throttle_time": 0, "groups": [{**_described(name, known.get(name)), "authorized_operations": operations}
-                                           for name in request.groups]}
+    wanted = getattr(request, "include_authorized_operations", False)
+    return {"throttle_time": 0, "groups": [
+        {**_described(name, known.get(name)), "authorized_operations": ctx.operations(ResourceType.GROUP, name, wanted)}
+        if ctx.authorized(AclOperation.DESCRIBE, ResourceType.GROUP, name) else _refused(name)
+        for name in request.groups]}
+
+
+def _refused(name: str) -> dict[str, Any]:
+    return {"error_code": ErrorCode.group_authorization_failed, "group_id": name, "group_state": "",
+            "protocol_type": "", "protocol_data": "", "members": (), "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
 
 
 @handles(42, versions=range(0, 3))
 async def delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     names = list(request.groups_names)
-    codes = await ctx.broker.group_coordinator.delete_groups(names)
-    return {"throttle_time": 0, "results": [{"group_id": name, "error_code": code} for name, code in zip(names, codes)]}
+    allowed = ctx.authorized_names(AclOperation.DELETE, ResourceType.GROUP, names)
+    codes = iter(await ctx.broker.group_coordinator.delete_groups([n for n in names if n in allowed]))
+    return {"throttle_time": 0, "results": [
+        {"group_id": name, "error_code": next(codes) if name in allowed else ErrorCode.group_authorization_failed}
+        for name in names]}
 
 
 @handles(47, versions=range(0, 1))
 async def offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
     consumer = ctx.broker.consumer_groups
+    if not ctx.authorized(AclOperation.DELETE, ResourceType.GROUP, request.group_id):
+        return {"error_code": ErrorCode.group_authorization_failed, "throttle_time": 0, "topics": ()}
     g = _known(ctx).get(request.group_id)
     if request.group_id in consumer:
         busy = set(consumer.state.subscribed_topic_names(request.group_id, ctx.broker.metadata.topics()))
@@ -105,10 +123,12 @@ async def offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
     else:
         busy = subscribed_topics(g) if g.members else set()
     deletable, topics = [], []
+    readable = ctx.authorized_names(AclOperation.READ, ResourceType.TOPIC, (t.name for t in request.topics))
     for t in request.topics:
         parts = []
         for p in t.partitions:
-            code = ErrorCode.group_subscribed_to_topic if t.name in busy else ErrorCode.none
+            code = (ErrorCode.topic_authorization_failed if t.name not in readable else
+                    ErrorCode.group_subscribed_to_topic if t.name in busy else ErrorCode.none)
             if code == ErrorCode.none:
                 deletable.append((t.name, p.partition_index))
             parts.append({"partition_index": p.partition_index, "error_code": code})

@@ -7,7 +7,9 @@ coordinator exists. JoinGroup v4+ without a group instance id gets MEMBER_ID_REQ
 an id to come back with (KIP-394). JoinGroup and SyncGroup park until the rebalance moves on.
 JoinGroup for a consumer group (KIP-848) with members is INCONSISTENT_GROUP_PROTOCOL, as in
 Kafka without online migration; an empty one is replaced by a classic group (the routing is
-the coordinator's: coordinator/group/service.py).
+the coordinator's: coordinator/group/service.py). With an authorizer (Kafka's checks):
+FindCoordinator needs DESCRIBE on the group or transactional id, the other four READ on the
+group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import Deferred, handles
 from tomyum.errors import ErrorCode
 from tomyum.protocol.codec import ms
+from tomyum.security.acls import AclOperation, ResourceType
+
+#: what FindCoordinator needs for each key type, and its error without it
+_KEY_RESOURCES = {0: (ResourceType.GROUP, ErrorCode.group_authorization_failed),
+                  1: (ResourceType.TRANSACTIONAL_ID, ErrorCode.transactional_id_authorization_failed)}
 
 
 @handles(10, versions=range(0, 7))
@@ -29,7 +36,11 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
     for key in keys:
         loaded = (ctx.broker.offsets.coordinates(key) if key_type == 0 else
                   ctx.broker.transactions.coordinates(key) if key_type == 1 else True)
-        if key_type in (0, 1) and not loaded:
+        resource = _KEY_RESOURCES.get(key_type)
+        if resource is not None and not ctx.authorized(AclOperation.DESCRIBE, resource[0], key):
+            found.append({"key": key, "node_id": -1, "host": "", "port": -1, "error_code": resource[1],
+                          "error_message": None})
+        elif key_type in (0, 1) and not loaded:
             found.append({"key": key, "node_id": -1, "host": "", "port": -1,
                           "error_code": ErrorCode.coordinator_not_available,
                           "error_message": "its partition of the internal topic could not be loaded"})
@@ -48,6 +59,9 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
 async def join_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, Any]:
     session_ms = ms(request.session_timeout)
     rebalance_ms = ms(getattr(request, "rebalance_timeout", None)) if ctx.api_version >= 1 else session_ms
+    if not _readable(ctx, request.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed, "generation_id": -1,
+                "protocol_name": None, "leader": "", "member_id": request.member_id, "members": ()}
 
     joined = await ctx.broker.group_coordinator.join_group(
         group_id=request.group_id, member_id=request.member_id,
@@ -63,7 +77,10 @@ async def join_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, 
 
 
 @handles(14, versions=range(0, 6))
-async def sync_group(ctx: RequestContext, request: Any) -> Deferred:
+async def sync_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, Any]:
+    if not _readable(ctx, request.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed, "assignment": b""}
+
     async def answer() -> dict[str, Any]:
         result = await ctx.broker.groups.sync(
             group_id=request.group_id, generation_id=request.generation_id, member_id=request.member_id,
@@ -76,6 +93,8 @@ async def sync_group(ctx: RequestContext, request: Any) -> Deferred:
 
 @handles(12, versions=range(0, 5))
 async def heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not _readable(ctx, request.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed}
     code = ctx.broker.groups.heartbeat(group_id=request.group_id, generation_id=request.generation_id,
                                        member_id=request.member_id,
                                        group_instance_id=getattr(request, "group_instance_id", None))
@@ -85,6 +104,8 @@ async def heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
 @handles(13, versions=range(0, 6))
 async def leave_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
+    if not _readable(ctx, request.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed, "members": ()}
     if hasattr(request, "members"):
         results = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
                     "error_code": groups.leave(request.group_id, m.member_id, m.group_instance_id)}
@@ -92,3 +113,7 @@ async def leave_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return {"throttle_time": 0, "error_code": 0, "members": results}
     code = groups.leave(request.group_id, request.member_id, None)
     return {"throttle_time": 0, "error_code": code, "members": ()}
+
+
+def _readable(ctx: RequestContext, group_id: str) -> bool:
+    return ctx.authorized(AclOperation.READ, ResourceType.GROUP, group_id)

@@ -8,6 +8,8 @@ offset; a later epoch is unknown (-1, -1), as Kafka answers.
 DeleteRecords moves a partition's log start offset (the low watermark) up to the given
 offset (-1: the high watermark); segments wholly below it are deleted at once, and the new
 log start offset is checkpointed before the answer.
+With an authorizer (Kafka's checks): ListOffsets and OffsetForLeaderEpoch need DESCRIBE on the
+topic, DeleteRecords DELETE (else TOPIC_AUTHORIZATION_FAILED for each of its partitions).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.metadata import INTERNAL_TOPICS
+from tomyum.security.acls import AclOperation
 from tomyum.storage.engine import TopicPartition
 
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
@@ -49,6 +52,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
             entry = {"partition_index": p.partition_index, "error_code": 0, "timestamp": -1, "offset": -1,
                      "leader_epoch": ctx.broker.metadata.leader_epoch(topic.name, p.partition_index)}
             try:
+                ctx.authorize_topic(AclOperation.DESCRIBE, topic.name)
                 entry["timestamp"], entry["offset"] = await _list_offset(
                     ctx, TopicPartition(topic.name, p.partition_index), p.timestamp,
                     getattr(request, "isolation_level", 0) == 1)
@@ -69,6 +73,7 @@ async def offset_for_leader_epoch(ctx: RequestContext, request: Any) -> dict[str
         for p in topic.partitions:
             entry = {"error_code": 0, "partition": p.partition, "leader_epoch": -1, "end_offset": -1}
             try:
+                ctx.authorize_topic(AclOperation.DESCRIBE, topic.topic)
                 offsets = store.offsets(TopicPartition(topic.topic, p.partition))
                 epoch = ctx.broker.metadata.leader_epoch(topic.topic, p.partition)
                 if p.current_leader_epoch > epoch:
@@ -94,6 +99,7 @@ async def delete_records(ctx: RequestContext, request: Any) -> dict[str, Any]:
         for p in topic.partitions:
             entry = {"partition_index": p.partition_index, "low_watermark": -1, "error_code": 0}
             try:
+                ctx.authorize_topic(AclOperation.DELETE, topic.name)
                 if topic.name in INTERNAL_TOPICS:
                     raise KafkaError(f"Cannot delete records of internal topic {topic.name}",
                                      ErrorCode.invalid_topic_exception)

@@ -3,7 +3,9 @@
 Notes: v0 empty topic list = all topics, v1+ null = all and empty = none. Topics missing
 and allowed to be auto-created (request flag, v4+, and ``auto.create.topics.enable``) are
 created synchronously and returned complete (KafkaJS fails the whole call on any topic
-error). One broker leads every partition with the constant leader epoch 0. The broker
+error). With an authorizer (Kafka's checks): a topic needs DESCRIBE — one asked for and not
+authorized is TOPIC_AUTHORIZATION_FAILED, a listing of all topics leaves it out — and
+auto-creation CREATE on the cluster or the topic (else TOPIC_AUTHORIZATION_FAILED). One broker leads every partition with the constant leader epoch 0. The broker
 address is the one advertised for the listener the request came in on.
 """
 
@@ -11,12 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tomyum.broker.context import RequestContext
+from tomyum.broker.context import CLUSTER, RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.metadata import TopicImage, check_topic_name
-from tomyum.security.acls import AUTHORIZED_OPERATIONS_OMITTED, ResourceType, authorized_operations
-
+from tomyum.security.acls import AUTHORIZED_OPERATIONS_OMITTED, AclOperation, ResourceType
 
 
 def broker_entry(ctx: RequestContext, id_field: str) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def topic_entry(ctx: RequestContext, meta: TopicImage, include_operations: bool 
              "replica_nodes": (node,), "isr_nodes": (node,), "offline_replicas": ()}
             for p in range(meta.num_partitions)
         ],
-        "topic_authorized_operations": authorized_operations(ResourceType.TOPIC, include_operations),
+        "topic_authorized_operations": ctx.operations(ResourceType.TOPIC, meta.name, include_operations),
     }
 
 
@@ -51,7 +52,8 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
     with_operations = bool(getattr(request, "include_topic_authorized_operations", False))
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
-        names: list[str | None] = list(topics_now())
+        names: list[str | None] = [n for n in topics_now()
+                                   if ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, n)]
     else:
         names = [t.name for t in requested]
     allow_auto = getattr(request, "allow_auto_topic_creation", True) and broker.config["auto.create.topics.enable"]
@@ -63,8 +65,15 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
         topic_id = getattr(requested[i], "topic_id", None) if name is None and requested else None
         if topic_id is not None:
             found = by_id.get(topic_id)
-            topics.append(topic_entry(ctx, found, with_operations) if found is not None
-                          else {**error_entry(None, ErrorCode.unknown_topic_id), "topic_id": topic_id})
+            if found is None:
+                topics.append({**error_entry(None, ErrorCode.unknown_topic_id), "topic_id": topic_id})
+            elif not ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, found.name):
+                topics.append({**error_entry(None, ErrorCode.topic_authorization_failed), "topic_id": topic_id})
+            else:
+                topics.append(topic_entry(ctx, found, with_operations))
+            continue
+        if name is not None and not ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, name):
+            topics.append(error_entry(name, ErrorCode.topic_authorization_failed))
             continue
         meta = topics_now().get(name) if name is not None else None
         if meta is None:
@@ -72,6 +81,8 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 check_topic_name(name)
                 if not allow_auto or requested is None:
                     raise KafkaError(code=ErrorCode.unknown_topic_or_partition)
+                if not _may_create(ctx, name):  # type: ignore[arg-type]
+                    raise KafkaError(code=ErrorCode.topic_authorization_failed)
                 await broker.auto_create_topic(name)  # type: ignore[arg-type]
                 meta = topics_now()[name]  # type: ignore[index]
             except KafkaError as e:
@@ -84,9 +95,22 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
         "cluster_id": broker.cluster_id,
         "controller_id": broker.node_id,
         "topics": topics,
-        "cluster_authorized_operations": authorized_operations(
-            ResourceType.CLUSTER, getattr(request, "include_cluster_authorized_operations", False)),
+        "cluster_authorized_operations": _cluster_operations(
+            ctx, getattr(request, "include_cluster_authorized_operations", False)),
     }
+
+
+def _may_create(ctx: RequestContext, topic: str) -> bool:
+    """CREATE on the cluster or the topic (Kafka's check for CreateTopics and auto-creation)."""
+    return ctx.authorized(AclOperation.CREATE, ResourceType.CLUSTER, CLUSTER) or \
+        ctx.authorized(AclOperation.CREATE, ResourceType.TOPIC, topic)
+
+
+def _cluster_operations(ctx: RequestContext, requested: bool) -> int:
+    """KIP-430 for the cluster: none at all without DESCRIBE on it, as Kafka answers."""
+    if requested and not ctx.authorized(AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER):
+        return 0
+    return ctx.operations(ResourceType.CLUSTER, CLUSTER, requested)
 
 
 @handles(60, versions=range(0, 2))
@@ -99,6 +123,6 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
         "throttle_time": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
         "cluster_id": ctx.broker.cluster_id, "controller_id": ctx.broker.node_id,
         "brokers": [broker_entry(ctx, "broker_id")],
-        "cluster_authorized_operations": authorized_operations(
-            ResourceType.CLUSTER, request.include_cluster_authorized_operations),
+        "cluster_authorized_operations": ctx.operations(
+            ResourceType.CLUSTER, CLUSTER, request.include_cluster_authorized_operations),
     }

@@ -15,27 +15,51 @@ committed an offset for (the client retries until the transaction ends).
 
 The rules are the group coordinator's (coordinator/group/service.py: check_commit,
 commit_offsets, check_fetch); this module decodes and encodes.
+
+With an authorizer (Kafka's checks): OffsetCommit needs READ on the group (else every
+partition is GROUP_AUTHORIZATION_FAILED) and READ on each topic (TOPIC_AUTHORIZATION_FAILED for
+its partitions); OffsetFetch DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) and DESCRIBE on
+a topic asked for by name (its partitions TOPIC_AUTHORIZATION_FAILED) — asked for all, a group's
+topics without DESCRIBE are left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import Deferred, handles
 from tomyum.coordinator.group.service import OffsetCommitEntry
 from tomyum.errors import ErrorCode
+from tomyum.security.acls import AclOperation, ResourceType
 
 
 @handles(8, versions=range(2, 10))
 async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     service = ctx.broker.group_coordinator
     generation = getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1))
-    group_code = service.check_commit(request.group_id, request.member_id, generation,
-                                      getattr(request, "group_instance_id", None), ctx.api_version)
-    return commit_response(request.topics, service.commit_offsets(request.group_id, group_code,
-                                                                  commit_entries(request.topics)))
+    group_code = ErrorCode.group_authorization_failed
+    if ctx.authorized(AclOperation.READ, ResourceType.GROUP, request.group_id):
+        group_code = service.check_commit(request.group_id, request.member_id, generation,
+                                          getattr(request, "group_instance_id", None), ctx.api_version)
+    return commit_response(request.topics, authorized_commit(
+        ctx, commit_entries(request.topics), lambda allowed: service.commit_offsets(request.group_id, group_code,
+                                                                                    allowed)))
+
+
+def authorized_commit(ctx: RequestContext, entries: list[OffsetCommitEntry],
+                      commit: Any) -> Awaitable[list[ErrorCode]]:
+    """``commit(entries)`` of the entries whose topics this principal may READ; the others are
+    answered TOPIC_AUTHORIZATION_FAILED (OffsetCommit and TxnOffsetCommit, as Kafka)."""
+    readable = ctx.authorized_names(AclOperation.READ, ResourceType.TOPIC, (e.topic for e in entries))
+    stored: Awaitable[Sequence[ErrorCode]] = commit([e for e in entries if e.topic in readable])
+
+    async def merged() -> list[ErrorCode]:
+        codes = iter(await stored)
+        return [next(codes) if e.topic in readable else ErrorCode.topic_authorization_failed for e in entries]
+
+    return merged()
 
 
 def commit_entries(request_topics: Any) -> list[OffsetCommitEntry]:
@@ -60,18 +84,22 @@ def commit_response(request_topics: Any, stored: Awaitable[list[ErrorCode]]) -> 
 def _fetch_group(ctx: RequestContext, group_id: str, wanted: Any, require_stable: bool = False) -> list[dict[str, Any]]:
     offsets = ctx.broker.offsets
     if wanted is None:
-        requested = sorted(offsets.topics_of(group_id).items())
+        requested = [(t, ps) for t, ps in sorted(offsets.topics_of(group_id).items())
+                     if ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, t)]
     else:
         requested = [(t.name, list(t.partition_indexes)) for t in wanted]
+    described = ctx.authorized_names(AclOperation.DESCRIBE, ResourceType.TOPIC, (t for t, _ in requested))
     topics = []
     for name, partitions in requested:
         parts = []
         for p in sorted(partitions):
-            c = offsets.fetch(group_id, name, p)
+            c = offsets.fetch(group_id, name, p) if name in described else None
             parts.append({"partition_index": p, "committed_offset": c.offset if c else -1,
                           "committed_leader_epoch": c.leader_epoch if c else -1,
                           "metadata": c.metadata if c else "", "error_code": 0})
-            if require_stable and offsets.unstable(group_id, name, p):
+            if name not in described:
+                parts[-1]["error_code"] = ErrorCode.topic_authorization_failed
+            elif require_stable and offsets.unstable(group_id, name, p):
                 parts[-1]["error_code"] = ErrorCode.unstable_offset_commit
         topics.append({"name": name, "partitions": parts})
     return topics
@@ -81,7 +109,9 @@ def _fetch_groups(ctx: RequestContext, groups: Any, require_stable: bool) -> lis
     service = ctx.broker.group_coordinator
     out = []
     for g in groups:
-        code = service.check_fetch(g.group_id, getattr(g, "member_id", None), getattr(g, "member_epoch", -1))
+        code = ErrorCode.group_authorization_failed
+        if ctx.authorized(AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id):
+            code = service.check_fetch(g.group_id, getattr(g, "member_id", None), getattr(g, "member_epoch", -1))
         topics = _fetch_group(ctx, g.group_id, g.topics, require_stable) if code == ErrorCode.none else []
         out.append({"group_id": g.group_id, "topics": topics, "error_code": code})
     return out
@@ -92,5 +122,12 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
     require_stable = getattr(request, "require_stable", False)
     if hasattr(request, "groups"):
         return {"throttle_time": 0, "groups": _fetch_groups(ctx, request.groups, require_stable)}
+    if not ctx.authorized(AclOperation.DESCRIBE, ResourceType.GROUP, request.group_id):
+        refused = ErrorCode.group_authorization_failed  # v1 has no top-level error: on each partition
+        return {"throttle_time": 0, "error_code": refused, "topics": [
+            {"name": t.name, "partitions": [{"partition_index": p, "committed_offset": -1, "metadata": "",
+                                             "committed_leader_epoch": -1, "error_code": refused}
+                                            for p in t.partition_indexes]}
+            for t in request.topics or ()] if ctx.api_version < 2 else ()}
     return {"throttle_time": 0, "error_code": 0,
             "topics": _fetch_group(ctx, request.group_id, request.topics, require_stable)}

@@ -10,6 +10,10 @@ received. A batch with a producer id is checked against the partition's producer
 state (storage/local/producer_state.py): a retry of one of the producer's last five batches is
 answered with its original offsets, a fenced epoch gets INVALID_PRODUCER_EPOCH, a sequence gap
 OUT_OF_ORDER_SEQUENCE_NUMBER.
+
+With an authorizer (Kafka's checks): a request with transactional batches needs WRITE on its
+transactional id (else every partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each topic
+WRITE (TOPIC_AUTHORIZATION_FAILED). An idempotent producer is checked once, at InitProducerId.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from tomyum.errors import ErrorCode, KafkaError, RecordValidationError
 from tomyum.log_limit import RateLimitedLog
 from tomyum.metadata import INTERNAL_TOPICS
 from tomyum.protocol.codec import ms
+from tomyum.protocol.records import BATCH_HEADER_SIZE, MAGIC, parse_header
 from tomyum.protocol.produce_response import PartitionResult, encode_produce_response
+from tomyum.security.acls import AclOperation, ResourceType
 from tomyum.storage.engine import TopicPartition
 
 log = logging.getLogger(__name__)
@@ -41,10 +47,11 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
     results: list[tuple[str, list[PartitionResult]]] = []
     durable: list[tuple[TopicPartition, int, list[PartitionResult], int]] = []
     failed = False
+    txn_refusal = _transactional_refusal(ctx, request)
     for topic in request.topic_data:
         parts: list[PartitionResult] = []
         results.append((topic.name, parts))
-        refusal = _refusal(ctx, topic.name, acks)
+        refusal = txn_refusal or _refusal(ctx, topic.name, acks)
         for pdata in topic.partition_data:
             tp = TopicPartition(topic.name, pdata.index)
             try:
@@ -77,6 +84,8 @@ def _refusal(ctx: RequestContext, topic: str, acks: int) -> KafkaError | None:
     """Why no partition of ``topic`` takes this produce, as Kafka's ReplicaManager says it."""
     if acks not in (0, 1, -1):
         return KafkaError(f"acks={acks} is not 0, 1 or -1", ErrorCode.invalid_required_acks)
+    if not ctx.authorized(AclOperation.WRITE, ResourceType.TOPIC, topic):
+        return KafkaError(f"{ctx.principal} may not write to {topic}", ErrorCode.topic_authorization_failed)
     if topic in INTERNAL_TOPICS:
         return KafkaError(f"Cannot append to internal topic {topic}", ErrorCode.invalid_topic_exception)
     if acks == -1:
@@ -89,6 +98,26 @@ def _refusal(ctx: RequestContext, topic: str, acks: int) -> KafkaError | None:
             return KafkaError(f"The size of the current ISR ({isr_size}) is insufficient to satisfy the min.isr "
                               f"requirement of {min_isr} for topic {topic}", ErrorCode.not_enough_replicas)
     return None
+
+
+def _transactional_refusal(ctx: RequestContext, request: Any) -> KafkaError | None:
+    """Transactional batches need WRITE on the request's transactional id (Kafka checks the first
+    batch of each partition, as RequestUtils.hasTransactionalRecords)."""
+    if ctx.broker.authorizer is None or not any(
+            _transactional(p.records) for t in request.topic_data for p in t.partition_data):
+        return None
+    tid = request.transactional_id
+    if tid is not None and ctx.authorized(AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, tid):
+        return None
+    return KafkaError(f"{ctx.principal} may not write as transactional id {tid}",
+                      ErrorCode.transactional_id_authorization_failed)
+
+
+def _transactional(records: Any) -> bool:
+    if not records or len(records) < BATCH_HEADER_SIZE:
+        return False
+    header = parse_header(memoryview(records))
+    return header.magic == MAGIC and header.is_transactional
 
 
 async def _await_durable(

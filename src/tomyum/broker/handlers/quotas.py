@@ -6,16 +6,19 @@ they are answered. Keys as Kafka's: ``producer_byte_rate``, ``consumer_byte_rate
 ``request_percentage``, ``controller_mutation_rate`` for users and client ids,
 ``connection_creation_rate`` for IPs. An entry of AlterClientQuotas is refused whole with
 INVALID_REQUEST if an entity type or key is unknown or a value is not a positive number.
+With an authorizer: DescribeClientQuotas needs DESCRIBE_CONFIGS on the cluster,
+AlterClientQuotas ALTER_CONFIGS (CLUSTER_AUTHORIZATION_FAILED), as in Kafka.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tomyum.broker.context import RequestContext
+from tomyum.broker.context import CLUSTER, RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.metadata.records import ClientQuotaRecord, EntityData
+from tomyum.security.acls import AclOperation, ResourceType
 
 USER_KEYS = frozenset({"producer_byte_rate", "consumer_byte_rate", "request_percentage", "controller_mutation_rate"})
 KEYS = {"user": USER_KEYS, "client-id": USER_KEYS, "ip": frozenset({"connection_creation_rate"})}
@@ -57,11 +60,14 @@ def _changes(entity: Entity, ops: Any) -> list[ClientQuotaRecord]:
 @handles(49, versions=range(0, 2))
 async def alter_client_quotas(ctx: RequestContext, request: Any) -> dict[str, Any]:
     entries, changes = [], []
+    allowed = ctx.authorized(AclOperation.ALTER_CONFIGS, ResourceType.CLUSTER, CLUSTER)
     for e in request.entries:
         result: dict[str, Any] = {"error_code": 0, "error_message": None,
                                   "entity": [{"entity_type": p.entity_type, "entity_name": p.entity_name}
                                              for p in e.entity]}
         try:
+            if not allowed:
+                raise KafkaError(code=ErrorCode.cluster_authorization_failed)
             changes += _changes(_entity(e.entity), e.ops)
         except KafkaError as err:
             result["error_code"], result["error_message"] = err.code, str(err)
@@ -88,6 +94,9 @@ def _matches(entity: Entity, components: Any, strict: bool) -> bool:
 
 @handles(48, versions=range(0, 2))
 async def describe_client_quotas(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not ctx.authorized(AclOperation.DESCRIBE_CONFIGS, ResourceType.CLUSTER, CLUSTER):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "entries": None,
+                "error_message": None}
     bad = [c.entity_type for c in request.components if c.entity_type not in KEYS]
     if bad or len({c.entity_type for c in request.components}) != len(request.components):
         return {"throttle_time": 0, "error_code": ErrorCode.invalid_request, "entries": None,

@@ -3,7 +3,9 @@
 Credentials are stored as Kafka stores them — salt, iterations, StoredKey and ServerKey (RFC
 5802), never the password — as UserScramCredentialRecords in the metadata log, durable before
 they are answered. A client sends the salted password; the broker derives the keys.
-Iterations must be 4096-16384 (Kafka's bounds); each user gets one result.
+Iterations must be 4096-16384 (Kafka's bounds); each user gets one result. With an
+authorizer: describing needs DESCRIBE on the cluster, altering ALTER
+(CLUSTER_AUTHORIZATION_FAILED), as in Kafka.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import hmac
 from collections import Counter
 from typing import Any
 
-from tomyum.broker.context import RequestContext
+from tomyum.broker.context import CLUSTER, RequestContext
 from tomyum.broker.dispatch import handles
 from tomyum.errors import ErrorCode
 from tomyum.metadata.records import RemoveUserScramCredentialRecord, UserScramCredentialRecord
+from tomyum.security.acls import AclOperation, ResourceType
 
 #: Kafka's ScramMechanism codes
 MECHANISMS = {1: "sha256", 2: "sha512"}
@@ -33,6 +36,9 @@ def scram_keys(mechanism: int, salted_password: bytes) -> tuple[bytes, bytes]:
 @handles(50, versions=range(0, 1))
 async def describe_user_scram_credentials(ctx: RequestContext, request: Any) -> dict[str, Any]:
     creds = ctx.broker.metadata.image.scram
+    if not ctx.authorized(AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "error_message": None,
+                "results": ()}
     # null or empty: every user with a credential (Kafka's ScramImage.describe)
     users = [u.name for u in request.users or ()] or sorted({name for name, _ in creds})
     counts = Counter(users)
@@ -68,6 +74,9 @@ def _problem(ctx: RequestContext, name: str, mechanism: int, iterations: int | N
 @handles(51, versions=range(0, 1))
 async def alter_user_scram_credentials(ctx: RequestContext, request: Any) -> dict[str, Any]:
     names = [d.name for d in request.deletions] + [u.name for u in request.upsertions]
+    if not ctx.authorized(AclOperation.ALTER, ResourceType.CLUSTER, CLUSTER):
+        return {"throttle_time": 0, "results": [{"user": n, "error_code": ErrorCode.cluster_authorization_failed,
+                                                 "error_message": None} for n in dict.fromkeys(names)]}
     counts = Counter(names)
     errors: dict[str, tuple[ErrorCode, str]] = {
         n: (ErrorCode.duplicate_resource, "A user credential cannot be altered twice in the same request")

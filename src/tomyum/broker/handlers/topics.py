@@ -3,6 +3,12 @@
 One broker: a replication factor above 1 is INVALID_REPLICATION_FACTOR, manual replica
 assignments may name only this broker. ``validate_only`` checks everything and creates
 nothing. DeleteTopics v6 may name topics by id.
+
+With an authorizer (Kafka's checks, ControllerApis): CreateTopics needs CREATE on the cluster or
+the topic (TOPIC_AUTHORIZATION_FAILED), and answers a topic's configs only with DESCRIBE_CONFIGS
+on it (else topic_config_error_code TOPIC_AUTHORIZATION_FAILED); DeleteTopics DELETE on the
+cluster or the topic, naming a topic given by id only to who may DESCRIBE it; CreatePartitions
+ALTER on the topic.
 """
 
 from __future__ import annotations
@@ -10,11 +16,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tomyum.broker.context import RequestContext
+from tomyum.broker.context import CLUSTER, RequestContext
 from tomyum.broker.dispatch import errors_into, handles
 from tomyum.config import format_value, validate_topic_configs
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.metadata import INTERNAL_TOPICS, RESERVED_TOPICS, check_topic_name
+from tomyum.security.acls import AclOperation, ResourceType
 
 log = logging.getLogger(__name__)
 INTERNAL_PREFIX = "__"
@@ -35,6 +42,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     results = []
     seen: set[str] = set()
+    creator = ctx.authorized(AclOperation.CREATE, ResourceType.CLUSTER, CLUSTER)
     for t in request.topics:
         result: dict[str, Any] = {"name": t.name, "topic_id": None, "error_code": 0, "error_message": None,
                                   "topic_config_error_code": 0, "num_partitions": -1,
@@ -43,6 +51,8 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
             if t.name in seen:
                 raise KafkaError(f"topic {t.name} named twice", ErrorCode.invalid_request)
             seen.add(t.name)
+            if not creator:
+                ctx.authorize_topic(AclOperation.CREATE, t.name)
             check_topic_name(t.name)
             if t.name in INTERNAL_TOPICS | RESERVED_TOPICS:
                 raise KafkaError(f"Creation of internal topic {t.name} is prohibited.", ErrorCode.invalid_request)
@@ -63,6 +73,10 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
             if not request.validate_only:
                 await broker.create_topic(t.name, partitions, raw)
                 result["topic_id"] = broker.metadata.topics()[t.name].topic_id
+            if not ctx.authorized(AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, t.name):
+                result["topic_config_error_code"] = ErrorCode.topic_authorization_failed
+                results.append(result)
+                continue
             result["num_partitions"] = partitions
             result["replication_factor"] = 1
             topic_config = broker.metadata.topic_config(t.name)
@@ -83,6 +97,7 @@ async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
     else:
         wanted = [(t.name, t.topic_id) for t in request.topics]
     by_id = {m.topic_id: m.name for m in metadata.topics().values()}
+    everything = ctx.authorized(AclOperation.DELETE, ResourceType.CLUSTER, CLUSTER)
     responses = []
     for name, topic_id in wanted:
         entry: dict[str, Any] = {"name": name, "topic_id": topic_id, "error_code": 0, "error_message": None}
@@ -91,10 +106,15 @@ async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 name = by_id.get(topic_id)
                 if name is None:
                     raise KafkaError(f"unknown topic id {topic_id}", ErrorCode.unknown_topic_id)
-                entry["name"] = name
+                if everything or ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, name):
+                    entry["name"] = name
+            elif not everything:
+                ctx.authorize_topic(AclOperation.DESCRIBE, name)
             meta = metadata.topics().get(name)
             if meta is None:
                 raise KafkaError(f"unknown topic {name!r}", ErrorCode.unknown_topic_or_partition)
+            if not everything:
+                ctx.authorize_topic(AclOperation.DELETE, meta.name)
             _refuse_internal(meta.name, "deleted")
             if not ctx.broker.config["delete.topic.enable"]:
                 raise KafkaError("delete.topic.enable is false", ErrorCode.topic_deletion_disabled)
@@ -111,6 +131,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]
     for t in request.topics:
         entry: dict[str, Any] = {"name": t.name, "error_code": 0, "error_message": None}
         with errors_into(entry):
+            ctx.authorize_topic(AclOperation.ALTER, t.name)
             meta = metadata.topics().get(t.name)
             if meta is None:
                 raise KafkaError(f"unknown topic {t.name!r}", ErrorCode.unknown_topic_or_partition)

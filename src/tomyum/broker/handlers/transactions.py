@@ -7,6 +7,13 @@ used before (or bumps its epoch, KIP-360); with one, the transaction coordinator
 (coordinator/txn) answers. Versions 4 and up of AddPartitionsToTxn are broker-to-broker
 (KIP-890) and not offered. Before version 2 of the transaction APIs a fenced producer is told
 INVALID_PRODUCER_EPOCH rather than PRODUCER_FENCED, as Kafka does for old clients.
+
+With an authorizer (Kafka's checks): the transaction APIs need WRITE on the transactional id
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent InitProducerId IDEMPOTENT_WRITE on the
+cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED); AddPartitionsToTxn WRITE on each
+topic, AddOffsetsToTxn and TxnOffsetCommit READ on the group, TxnOffsetCommit READ on each topic;
+DescribeProducers READ on the topic; DescribeTransactions DESCRIBE on the transactional id (and
+shows only topics the principal may DESCRIBE); ListTransactions lists only those it may DESCRIBE.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ from typing import Any
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import Deferred, handles
-from tomyum.broker.handlers.offset_commits import commit_entries, commit_response
+from tomyum.broker.handlers.offset_commits import authorized_commit, commit_entries, commit_response
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.codec import ms
+from tomyum.security.acls import AclOperation, ResourceType
 from tomyum.storage.engine import TopicPartition
 
 
@@ -33,6 +41,13 @@ async def init_producer_id(ctx: RequestContext, request: Any) -> Any:
     producer_id = getattr(request, "producer_id", -1)
     epoch = getattr(request, "producer_epoch", -1)
     answer = {"throttle_time": 0, "error_code": 0, "producer_id": -1, "producer_epoch": -1}
+    try:
+        if request.transactional_id is not None:
+            ctx.authorize_transactional_id(AclOperation.WRITE, request.transactional_id)
+        elif not ctx.authorized_by_resource_type(AclOperation.WRITE, ResourceType.TOPIC):
+            ctx.authorize_cluster(AclOperation.IDEMPOTENT_WRITE)
+    except KafkaError as e:
+        return answer | {"error_code": e.code}
     if request.transactional_id is None:
         if producer_id >= 0 and epoch >= 0:
             # KIP-360: an idempotent producer bumping its own epoch after an error
@@ -58,7 +73,10 @@ def _unknown_partitions(ctx: RequestContext, wanted: list[tuple[str, int]]) -> s
 @handles(24, versions=range(0, 4))
 async def add_partitions_to_txn(ctx: RequestContext, request: Any) -> Any:
     wanted = [(t.name, p) for t in request.v3_and_below_topics for p in t.partitions]
-    unknown = _unknown_partitions(ctx, wanted)
+    writable = ctx.authorized_names(AclOperation.WRITE, ResourceType.TOPIC, (t for t, _ in wanted))
+    refused = {(t, p): ErrorCode.topic_authorization_failed for t, p in wanted if t not in writable}
+    refused |= {tp: ErrorCode.unknown_topic_or_partition for tp in _unknown_partitions(ctx, wanted)
+                if tp not in refused}
 
     def answer(code_of: Any) -> dict[str, Any]:
         by_topic: dict[str, list[dict[str, Any]]] = {}
@@ -68,9 +86,10 @@ async def add_partitions_to_txn(ctx: RequestContext, request: Any) -> Any:
                 "results_by_topic_v3_and_below": [{"name": t, "results_by_partition": parts}
                                                   for t, parts in by_topic.items()]}
 
-    if unknown:  # Kafka's answer: the unknown ones by name, the rest not attempted
-        return answer(lambda t, p: ErrorCode.unknown_topic_or_partition if (t, p) in unknown
-                      else ErrorCode.operation_not_attempted)
+    if not ctx.authorized(AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, request.v3_and_below_transactional_id):
+        return answer(lambda t, p: ErrorCode.transactional_id_authorization_failed)
+    if refused:  # Kafka's answer: the refused ones with their errors, the rest not attempted
+        return answer(lambda t, p: refused.get((t, p), ErrorCode.operation_not_attempted))
 
     async def add() -> dict[str, Any]:
         try:
@@ -95,12 +114,19 @@ async def _answer(ctx: RequestContext, call: Awaitable[None]) -> dict[str, Any]:
 
 @handles(25, versions=range(0, 4))
 async def add_offsets_to_txn(ctx: RequestContext, request: Any) -> Any:
+    try:
+        ctx.authorize_transactional_id(AclOperation.WRITE, request.transactional_id)
+        ctx.authorize_group(AclOperation.READ, request.group_id)
+    except KafkaError as e:
+        return {"throttle_time": 0, "error_code": e.code}
     return Deferred(_answer(ctx, ctx.broker.transactions.add_offsets(
         request.transactional_id, request.producer_id, request.producer_epoch, request.group_id)))
 
 
 @handles(26, versions=range(0, 4))
 async def end_txn(ctx: RequestContext, request: Any) -> Any:
+    if not ctx.authorized(AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.transactional_id_authorization_failed}
     return Deferred(_answer(ctx, ctx.broker.transactions.end_txn(
         request.transactional_id, request.producer_id, request.producer_epoch, request.committed)))
 
@@ -108,15 +134,20 @@ async def end_txn(ctx: RequestContext, request: Any) -> Any:
 @handles(28, versions=range(0, 4))
 async def txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
     service = ctx.broker.group_coordinator
-    code = ctx.broker.transactions.check_offset_commit(request.transactional_id, request.producer_id,
-                                                       request.producer_epoch, ctx.api_version)
+    if not ctx.authorized(AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id):
+        code = ErrorCode.transactional_id_authorization_failed
+    elif not ctx.authorized(AclOperation.READ, ResourceType.GROUP, request.group_id):
+        code = ErrorCode.group_authorization_failed
+    else:
+        code = ctx.broker.transactions.check_offset_commit(request.transactional_id, request.producer_id,
+                                                           request.producer_epoch, ctx.api_version)
     if code == ErrorCode.none:
         code = service.check_commit(request.group_id, getattr(request, "member_id", ""),
                                     getattr(request, "generation_id", -1), getattr(request, "group_instance_id", None),
                                     ctx.api_version, transactional=True)
-    return commit_response(request.topics, service.commit_offsets(
-        request.group_id, code, commit_entries(request.topics), producer_id=request.producer_id,
-        producer_epoch=request.producer_epoch))
+    return commit_response(request.topics, authorized_commit(
+        ctx, commit_entries(request.topics), lambda allowed: service.commit_offsets(
+            request.group_id, code, allowed, producer_id=request.producer_id, producer_epoch=request.producer_epoch)))
 
 
 @handles(61, versions=range(0, 1))
@@ -129,6 +160,7 @@ async def describe_producers(ctx: RequestContext, request: Any) -> dict[str, Any
             entry: dict[str, Any] = {"partition_index": p, "error_code": 0, "error_message": None,
                                      "active_producers": []}
             try:
+                ctx.authorize_topic(AclOperation.READ, t.name)
                 entry["active_producers"] = [
                     {"producer_id": s.producer_id, "producer_epoch": s.producer_epoch,
                      "last_sequence": s.last_sequence, "last_timestamp": s.last_timestamp,
@@ -146,16 +178,19 @@ async def describe_producers(ctx: RequestContext, request: Any) -> dict[str, Any
 async def describe_transactions(ctx: RequestContext, request: Any) -> dict[str, Any]:
     states = []
     for tid in request.transactional_ids:
-        view = ctx.broker.transactions.view(tid)
+        allowed = ctx.authorized(AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, tid)
+        view = ctx.broker.transactions.view(tid) if allowed else None
         if view is None:
-            states.append({"error_code": ErrorCode.transactional_id_not_found, "transactional_id": tid,
+            code = ErrorCode.transactional_id_not_found if allowed else ErrorCode.transactional_id_authorization_failed
+            states.append({"error_code": code, "transactional_id": tid,
                            "transaction_state": "", "transaction_timeout": 0, "transaction_start_time": 0,
                            "producer_id": -1, "producer_epoch": -1, "topics": []})
             continue
         states.append({"error_code": 0, "transactional_id": tid, "transaction_state": view.state,
                        "transaction_timeout": view.timeout_ms, "transaction_start_time": view.start_ms,
                        "producer_id": view.producer_id, "producer_epoch": view.producer_epoch,
-                       "topics": [{"topic": t, "partitions": ps} for t, ps in sorted(view.partitions.items())]})
+                       "topics": [{"topic": t, "partitions": ps} for t, ps in sorted(view.partitions.items())
+                                  if ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, t)]})
     return {"throttle_time": 0, "transaction_states": states}
 
 
@@ -173,6 +208,8 @@ async def list_transactions(ctx: RequestContext, request: Any) -> dict[str, Any]
         if wanted_states and view.state not in wanted_states:
             continue
         if wanted_pids and view.producer_id not in wanted_pids:
+            continue
+        if not ctx.authorized(AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, view.transactional_id):
             continue
         if min_age >= 0 and (view.start_ms < 0 or now - view.start_ms < min_age):
             continue
