@@ -3,6 +3,7 @@ connection limits (broker/connection_quotas.py), on a fake clock."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -148,3 +149,42 @@ def test_connection_creation_rates_of_the_listener_and_of_an_ip_quota() -> None:
     assert sum(quotas.accept("A", "10.0.0.7") is None for _ in range(100)) == 30
     clock.advance(30_000)
     assert quotas.accept("A", "10.0.0.1") is None
+
+
+def ms(t: timedelta) -> int:
+    return round(t.total_seconds() * 1000)
+
+
+def set_quota(kafka: Any, entity: dict[str, str | None], key: str, value: float) -> None:
+    r = kafka.call(49, 1, {"validate_only": False, "entries": [
+        {"entity": [{"entity_type": t, "entity_name": n} for t, n in entity.items()],
+         "ops": [{"key": key, "value": value, "remove": False}]}]})
+    assert [e.error_code for e in r.entries] == [0]
+
+
+def test_a_produce_over_the_quota_answers_throttle_time_ms_and_mutes_the_connection(kafka: Any) -> None:
+    from tomyum.protocol.records import build_batch
+
+    kafka.create_topic("t")
+    set_quota(kafka, {"user": None}, P, 300.0)  # 3,000 bytes in the first 10 s
+    request = {"acks": 1, "timeout": 5000,
+               "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": build_batch([(None, b"v" * 2000)])}]}]}
+    assert kafka.call(0, 9, request).throttle_time == timedelta(0)  # within the first 10 s burst
+    r = kafka.call(0, 9, request)
+    assert r.throttle_time > timedelta(0) and kafka.connection.throttled == [ms(r.throttle_time)]
+    assert r.responses[0].partition_responses[0].error_code == 0  # still appended (Kafka's order)
+
+
+def test_a_fetch_over_the_quota_answers_no_records_and_throttle_time_ms(kafka: Any) -> None:
+    from tomyum.protocol.records import build_batch
+
+    kafka.create_topic("t")
+    kafka.call(0, 9, {"acks": 1, "timeout": 5000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": 0, "records": build_batch([(None, b"v" * 5000)])}]}]})
+    set_quota(kafka, {"client-id": None}, "consumer_byte_rate", 100.0)
+    fetch = {"max_wait": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0, "topics": [
+        {"topic": "t", "partitions": [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20,
+                                       "log_start_offset": -1, "current_leader_epoch": -1}]}]}
+    r = kafka.call(1, 11, fetch)
+    assert r.throttle_time > timedelta(0) and kafka.connection.throttled == [ms(r.throttle_time)]
+    assert not r.responses[0].partitions[0].records
