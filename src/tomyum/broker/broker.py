@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tomyum import __version__
+from tomyum.broker.client_quotas import QuotaManagers
+from tomyum.broker.connection_quotas import ConnectionQuotas
 from tomyum.broker.handlers import registry
 from tomyum.broker.listeners import Listener, parse_listeners
 from tomyum.broker.log_publisher import LogPublisher
@@ -82,6 +84,9 @@ class Broker:
             classic=self.groups, consumer=self.consumer_groups, offsets=self.offsets,
             topics=self.metadata.topics, clock=clock)
         self.connections: set[KafkaConnection] = set()
+        window = dict(samples=config["quota.window.num"], window_s=config["quota.window.size.seconds"])
+        self.quotas = QuotaManagers(lambda: self.metadata.image, clock, **window)
+        self.connection_quotas = ConnectionQuotas(config, lambda: self.metadata.image.quotas, clock, **window)
         self._servers: list[Acceptor] = []
         self._offsets_expiry: asyncio.Task[None] | None = None
         self._idle_reaper: asyncio.Task[None] | None = None

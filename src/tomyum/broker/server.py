@@ -53,6 +53,8 @@ if TYPE_CHECKING:
         """What a connection needs of the broker: its services and the set of live connections."""
 
         connections: set[KafkaConnection]
+        connection_quotas: ConnectionQuotas
+    from tomyum.broker.connection_quotas import ConnectionQuotas
     from tomyum.broker.listeners import Listener
 
 log = logging.getLogger(__name__)
@@ -76,9 +78,15 @@ def supported_versions() -> dict[int, tuple[int, int]]:
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
-    def __init__(self, broker: Broker, listener: Listener) -> None:
+    def __init__(self, broker: Broker, listener: Listener, counted_ip: str | None = None) -> None:
         self.broker = broker
         self.listener = listener
+        #: the address ConnectionQuotas counted this connection under (released when it ends)
+        self.counted_ip = counted_ip
+        #: KIP-219: set while the connection is muted for a quota's throttle time
+        self._unmuted = asyncio.Event()
+        self._unmuted.set()
+        self._unmute: asyncio.TimerHandle | None = None
         self.protocol = Connection(max_request_bytes=broker.config["socket.request.max.bytes"],
                                    api_versions=supported_versions())
         zero_copy = broker.config["fetch.zero.copy.min.bytes"]
@@ -133,6 +141,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self.broker.connections.discard(self)
+        if self.counted_ip is not None:
+            self.broker.connection_quotas.release(self.counted_ip)
+            self.counted_ip = None
+        if self._unmute is not None:
+            self._unmute.cancel()
+        self._unmuted.set()
         # the request being handled runs on (the loop exits after it); unstarted frames go
         _release(self.protocol.abandon())
         self._frames_ready.set()
@@ -169,7 +183,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._maybe_pause()
 
     def _maybe_pause(self) -> None:
-        busy = self.protocol.pending_requests + len(self._out) > MAX_PENDING_RESPONSES
+        busy = (self.protocol.pending_requests + len(self._out) > MAX_PENDING_RESPONSES
+                or not self._unmuted.is_set())
         if busy and not self._reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self._reading_paused = True
@@ -200,6 +215,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._frames_ready.clear()
                 await self._frames_ready.wait()
                 continue
+            if not self._unmuted.is_set():  # muted (KIP-219): the next request waits its turn
+                await self._unmuted.wait()
+                if self._closing:
+                    return
             try:
                 await self._handle(request)
             except ProtocolError as e:
@@ -239,6 +258,28 @@ class KafkaConnection(asyncio.BufferedProtocol):
                        f"principal {self.principal}")
             return False
         return True
+
+    # quotas (see services.ClientConnection.throttle) ------------------------------------------
+
+    def throttle(self, throttle_ms: int) -> None:
+        """KIP-219: stop reading and handling requests for ``throttle_ms`` (a longer throttle
+        extends the mute, a shorter one leaves it); responses already due still leave."""
+        if throttle_ms <= 0 or self._closing:
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + throttle_ms / 1000
+        if self._unmute is not None:
+            if self._unmute.when() >= until:
+                return
+            self._unmute.cancel()
+        self._unmuted.clear()
+        self._unmute = loop.call_at(until, self._end_mute)
+        self._maybe_pause()
+
+    def _end_mute(self) -> None:
+        self._unmute = None
+        self._unmuted.set()
+        self._maybe_pause()
 
     # authentication (what the SASL handlers may call; see services.ClientConnection) ----------
 
@@ -427,7 +468,7 @@ class Acceptor:
     def _accept(self) -> None:
         for _ in range(64):
             try:
-                conn, _ = self.sock.accept()
+                conn, address = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -437,17 +478,26 @@ class Acceptor:
                 _limited.warning(("accept", e.errno), "cannot accept a connection on %s: %s",
                                  self.listener.name, e)
                 continue
+            ip = str(address[0]) if isinstance(address, tuple) else "?"
+            refused = self.broker.connection_quotas.accept(self.listener.name, ip)
+            if refused is not None:
+                conn.close()
+                _limited.warning(("refused", self.listener.name, refused.split(" (")[0]),
+                                 "refused a connection from %s on %s: %s", ip, self.listener.name, refused)
+                continue
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             security = self.listener.security
             task = self.loop.create_task(self.loop.connect_accepted_socket(
-                lambda: KafkaConnection(self.broker, self.listener), conn, ssl=security.ssl_context,
+                functools.partial(KafkaConnection, self.broker, self.listener, ip), conn, ssl=security.ssl_context,
                 ssl_handshake_timeout=self._handshake_timeout if security.ssl_context else None))
             self._pending.add(task)
-            task.add_done_callback(self._started)
+            task.add_done_callback(functools.partial(self._started, ip))
 
-    def _started(self, task: asyncio.Task[Any]) -> None:
+    def _started(self, ip: str, task: asyncio.Task[Any]) -> None:
         self._pending.discard(task)
+        if task.cancelled() or task.exception() is not None:  # no connection: it counts no more
+            self.broker.connection_quotas.release(ip)
         if not task.cancelled() and task.exception() is not None:
             _limited.warning(("start", type(task.exception())), "cannot start a connection on %s: %s",
                              self.listener.name, task.exception())

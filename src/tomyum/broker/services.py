@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from tomyum.broker.client_quotas import QuotaManagers
     from tomyum.clock import Clock
     from tomyum.security.sasl import Exchange
     from tomyum.broker.waiters import FetchWaiters
@@ -36,6 +37,11 @@ class ClientConnection(Protocol):
     authentication: Exchange | None
 
     def close(self, why: str | None = None) -> None: ...
+
+    def throttle(self, throttle_ms: int) -> None:
+        """KIP-219: mute the connection for ``throttle_ms`` (a quota was exceeded): the response
+        under way still leaves at once, then nothing more is read or handled until it ends."""
+        ...
 
     def close_after_response(self, why: str) -> None:
         """Close once the response to the current request is written (a failed SASL login)."""
@@ -64,6 +70,8 @@ class BrokerServices(Protocol):
     group_coordinator: GroupCoordinatorService
     #: Kafka's StandardAuthorizer over the ACLs in the metadata log; None without authorizer.class.name
     authorizer: StandardAuthorizer | None
+    #: client quotas on produce and fetch bandwidth (broker/client_quotas.py)
+    quotas: QuotaManagers
 
     async def auto_create_topic(self, name: str) -> None:
         """Create ``name`` as ``auto.create.topics.enable`` does (throttled; see Broker)."""

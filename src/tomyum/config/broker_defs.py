@@ -75,6 +75,25 @@ _SERVER = (
                      doc="The largest request the broker reads; a larger frame closes the connection.")),
     static(ConfigDef("connections.max.idle.ms", LONG, 600000,
                      doc="A connection that has sent nothing for this long is closed.")),
+    ConfigDef("max.connections", INT, 2**31 - 1, at_least(0),
+              doc="The most connections the broker holds, over all listeners; a connection over it is "
+              "closed as soon as it is accepted (Kafka waits for one to close instead; tomyum refuses at once)."),
+    ConfigDef("max.connections.per.ip", INT, 2**31 - 1, at_least(0),
+              doc="The most connections from one IP address; a connection over it is closed as soon as it "
+              "is accepted, and the broker goes on serving the connections it has."),
+    ConfigDef("max.connections.per.ip.overrides", STRING, "",
+              doc="Per-IP exceptions to max.connections.per.ip, as host:count pairs separated by commas "
+              "(127.0.0.1:200,10.0.0.5:0)."),
+    ConfigDef("max.connection.creation.rate", INT, 2**31 - 1, at_least(0),
+              doc="The most new connections a second on each listener (Kafka's rate over quota.window.num "
+              "windows); a connection over it is closed as soon as it is accepted. The ip entity's "
+              "connection_creation_rate quota (AlterClientQuotas) limits one address the same way."),
+    static(ConfigDef("quota.window.num", INT, 11, at_least(1),
+                     doc="How many samples client quota rates are measured over (produce, fetch, connection "
+                     "creation).")),
+    static(ConfigDef("quota.window.size.seconds", INT, 1, at_least(1),
+                     doc="The length of one sample of a client quota rate; the rate is measured over "
+                     "quota.window.num of them, and the throttle time is how long the excess takes to drain.")),
     # tomyum's own: fetched record ranges of at least this many bytes leave by sendfile
     # (zero copy) on plaintext listeners; read when a connection opens
     ConfigDef("fetch.zero.copy.min.bytes", INT, 65536, at_least(-1),

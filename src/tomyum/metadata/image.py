@@ -78,6 +78,8 @@ class MetadataImage:
         self.acls_version = 0
         #: client quotas: entity ((type, name or None for the default), ...) → {key: value}
         self.quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
+        #: moves with every change to the quotas (the quota managers cache their resolutions by it)
+        self.quotas_version = 0
         #: offset of the last record replayed (-1: none)
         self.last_offset = -1
 
@@ -130,6 +132,7 @@ class MetadataImage:
             self.acls_version += 1
         elif isinstance(record, ClientQuotaRecord):
             entity = tuple(sorted((e.entity_type, e.entity_name) for e in record.entity))
+            self.quotas_version += 1
             values = self.quotas.setdefault(entity, {})
             if record.remove:
                 values.pop(record.key, None)

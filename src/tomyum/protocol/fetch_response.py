@@ -35,12 +35,13 @@ def encode_fetch_response(
     *,
     error_code: int = 0,
     session_id: int = 0,
+    throttle_time_ms: int = 0,
 ) -> list[Any]:
     """The response body as a list of buffers (join or ``writelines`` them); record ranges
     appear as given (a zero-copy slice stays a slice)."""
     flexible = version >= 12
     out: list[Any] = []
-    head = bytearray(_I32.pack(0))
+    head = bytearray(_I32.pack(throttle_time_ms))
     if version >= 7:
         head += struct.pack(">hi", error_code, session_id)
     head += array_count(len(topics), flexible)

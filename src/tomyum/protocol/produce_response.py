@@ -25,7 +25,8 @@ class PartitionResult:
     record_errors: Sequence[tuple[int, str | None]] = ()
 
 
-def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[PartitionResult]]]) -> bytes:
+def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[PartitionResult]]],
+                            throttle_time_ms: int = 0) -> bytes:
     flexible = version >= 9
     out = [array_count(len(topics), flexible)]
     for name, parts in topics:
@@ -47,7 +48,7 @@ def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[P
                 out.append(b"\0")
         if flexible:
             out.append(b"\0")
-    out.append(_I32.pack(0))  # throttle_time_ms
+    out.append(_I32.pack(throttle_time_ms))
     if flexible:
         out.append(b"\0")
     return b"".join(out)

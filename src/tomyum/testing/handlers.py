@@ -82,9 +82,14 @@ class FakeConnection:
         self.authentication: Exchange | None = None
         #: (principal, session lifetime ms) of each completed authentication
         self.authentications: list[tuple[str, int]] = []
+        #: the throttle time of each ``throttle`` (KIP-219 mute) a handler asks for
+        self.throttled: list[int] = []
 
     def close(self, why: str | None = None) -> None:
         self.closes.append(why)
+
+    def throttle(self, throttle_ms: int) -> None:
+        self.throttled.append(throttle_ms)
 
     def close_after_response(self, why: str) -> None:
         self.closes.append(why)

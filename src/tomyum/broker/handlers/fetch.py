@@ -61,7 +61,8 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
 
 
 def _respond(ctx: RequestContext, topics: list[tuple[str, list[FetchPartition]]]) -> RawResponse:
-    return RawResponse(encode_fetch_response(ctx.api_version, topics))
+    throttle_ms = ctx.broker.quotas.fetch.throttle_fetch(ctx.principal, ctx.client_id, topics, ctx.connection.throttle)
+    return RawResponse(encode_fetch_response(ctx.api_version, topics, throttle_time_ms=throttle_ms))
 
 
 @handles(1, versions=range(4, 13))

@@ -22,6 +22,7 @@ import asyncio
 import logging
 from typing import Any
 
+from tomyum.broker.client_quotas import produce_bytes
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import NO_RESPONSE, Deferred, RawResponse, handles
 from tomyum.errors import ErrorCode, KafkaError, RecordValidationError
@@ -71,13 +72,15 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
             parts.append(PartitionResult(pdata.index, 0, r.base_offset, r.log_append_time, r.log_start_offset))
             if acks == -1:
                 durable.append((tp, r.last_offset + 1, parts, len(parts) - 1))
+    throttle_ms = ctx.broker.quotas.produce.throttle(ctx.principal, ctx.client_id, lambda: produce_bytes(request),
+                                                     ctx.connection.throttle)
     if acks == 0:
         if failed:
             ctx.connection.close("an acks=0 produce failed; closing so that the client notices")
         return NO_RESPONSE
     if durable:
-        return Deferred(_await_durable(ctx, request, results, durable))
-    return RawResponse(encode_produce_response(ctx.api_version, results))
+        return Deferred(_await_durable(ctx, request, results, durable, throttle_ms))
+    return RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms))
 
 
 def _refusal(ctx: RequestContext, topic: str, acks: int) -> KafkaError | None:
@@ -125,6 +128,7 @@ async def _await_durable(
     request: Any,
     results: list[tuple[str, list[PartitionResult]]],
     durable: list[tuple[TopicPartition, int, list[PartitionResult], int]],
+    throttle_ms: int,
 ) -> RawResponse:
     store = ctx.broker.store
     timeout_s = max(ms(request.timeout), 0) / 1000
@@ -143,4 +147,4 @@ async def _await_durable(
             continue
         log.warning("produce to %s not acknowledged: %s", tp, message)
         parts[i] = PartitionResult(parts[i].index, code, error_message=message)
-    return RawResponse(encode_produce_response(ctx.api_version, results))
+    return RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms))

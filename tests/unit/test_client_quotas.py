@@ -1,0 +1,190 @@
+"""Client quota resolution, Kafka's rate and throttle time (broker/client_quotas.py) and the
+connection limits (broker/connection_quotas.py), on a fake clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tomyum.broker.client_quotas import ClientQuotaManager, Entity, Rate, resolve, throttle_time_ms
+from tomyum.broker.connection_quotas import ConnectionQuotas, parse_overrides
+from tomyum.testing.clock import FakeClock
+
+P = "producer_byte_rate"
+U, C = ("user", "alice"), ("client-id", "app")
+DU, DC = ("user", None), ("client-id", None)
+#: Kafka's order, most specific first (entities as the metadata image sorts them)
+ORDER: list[Entity] = [(C, U), (DC, U), (U,), (C, DU), (DC, DU), (DU,), (C,), (DC,)]
+
+
+@pytest.mark.parametrize("winner", range(len(ORDER)))
+def test_the_most_specific_entity_wins_in_kafkas_order(winner: int) -> None:
+    quotas = {entity: {P: float(i + 1)} for i, entity in enumerate(ORDER) if i >= winner}
+    found = resolve(quotas, P, "alice", "app")
+    assert found is not None and found[1] == winner + 1
+
+
+def test_an_entity_without_the_key_does_not_count() -> None:
+    quotas: dict[Entity, dict[str, float]] = {(C, U): {"consumer_byte_rate": 1.0}, (DC,): {P: 7.0}}
+    assert resolve(quotas, P, "alice", "app") == (("", "app"), 7.0)
+    assert resolve({}, P, "alice", "app") is None
+
+
+def test_a_user_quota_is_shared_by_its_clients_and_a_client_quota_by_its_users() -> None:
+    assert resolve({(U,): {P: 1.0}}, P, "alice", "app")[0] == ("alice", "")  # type: ignore[index]
+    assert resolve({(DU,): {P: 1.0}}, P, "alice", "app")[0] == ("alice", "")  # type: ignore[index]
+    assert resolve({(DC, U): {P: 1.0}}, P, "alice", "app")[0] == ("alice", "app")  # type: ignore[index]
+    assert resolve({(C,): {P: 1.0}}, P, "bob", "app")[0] == ("", "app")  # type: ignore[index]
+
+
+def test_throttle_time_is_kafkas_excess_over_quota_times_the_window() -> None:
+    assert throttle_time_ms(100.0, 100.0, 11_000) == 0
+    assert throttle_time_ms(150.0, 100.0, 10_000) == 5_000
+    assert throttle_time_ms(1100.0, 1000.0, 10_500) == 1_050
+
+
+def test_a_new_rate_is_measured_over_at_least_samples_minus_one_windows() -> None:
+    rate = Rate(11, 1000, now_ms=0)
+    rate.record(10_000, 0)
+    assert rate.window_size_ms(0) == 10_000
+    assert rate.measure(0) == pytest.approx(1000.0)
+    assert rate.window_size_ms(500) == 10_500
+
+
+def test_old_samples_expire_after_the_whole_window() -> None:
+    rate = Rate(11, 1000, now_ms=0)
+    rate.record(5000, 0)
+    for t in range(1000, 11_000, 1000):
+        rate.record(0, t)
+    assert rate.measure(10_999) > 0
+    rate.record(0, 11_000)  # the first sample is overwritten by the ring now
+    rate.record(0, 12_000)
+    assert rate.measure(12_000) == 0
+
+
+class Image:
+    def __init__(self) -> None:
+        self.quotas: dict[Entity, dict[str, float]] = {}
+        self.quotas_version = 0
+
+    def set(self, entity: Entity, value: float) -> None:
+        self.quotas.setdefault(entity, {})[P] = value
+        self.quotas_version += 1
+
+
+def test_over_the_quota_the_throttle_time_drains_the_excess() -> None:
+    clock, image = FakeClock(monotonic=0.0), Image()
+    manager = ClientQuotaManager(P, lambda: image, clock)
+    assert manager.record("User:alice", "app", 1e9) == 0  # no quota: nothing measured
+    image.set((U,), 1000.0)
+    assert manager.record("User:alice", "app", 10_000) == 0  # a 10 s burst is within the quota
+    assert manager.record("User:alice", "other", 5_000) == 5_000  # shared by the user's clients
+    clock.advance(5_000)  # the window is still taken as 10 s (Kafka's minimum): 1500/s, 50% over
+    assert manager.record("User:alice", "app", 0) == 5_000
+    clock.advance(10_000)
+    assert manager.record("User:alice", "app", 0) == 0
+    assert manager.record("User:bob", "app", 1e9) == 0  # no quota for bob
+
+
+def test_a_steady_client_throttled_as_told_keeps_to_its_quota() -> None:
+    clock, image = FakeClock(monotonic=0.0), Image()
+    image.set((C,), 50_000.0)
+    manager = ClientQuotaManager(P, lambda: image, clock)
+    sent, start = 0.0, clock.monotonic()
+    while clock.monotonic() - start < 60:
+        sent += 20_000
+        throttle_ms = manager.record("User:ANONYMOUS", "app", 20_000)
+        clock.advance(max(throttle_ms, 10))
+    rate = sent / (clock.monotonic() - start)
+    assert rate == pytest.approx(50_000, rel=0.2)
+
+
+def test_a_throttled_fetch_answers_no_records_and_mutes() -> None:
+    from tomyum.protocol.fetch_response import FetchPartition
+
+    clock, image = FakeClock(monotonic=0.0), Image()
+    image.quotas[(U,)] = {"consumer_byte_rate": 100.0}
+    manager = ClientQuotaManager("consumer_byte_rate", lambda: image, clock)
+    muted: list[int] = []
+    topics = [("t", [FetchPartition(0, records=b"x" * 5000)])]
+    assert manager.throttle_fetch("User:alice", None, topics, muted.append) > 0
+    assert topics[0][1][0].records == b"" and muted
+
+
+class Config(dict[str, Any]):
+    def __init__(self, **kw: Any) -> None:
+        super().__init__({"max.connections": 2**31 - 1, "max.connections.per.ip": 2**31 - 1,
+                          "max.connections.per.ip.overrides": "", "max.connection.creation.rate": 2**31 - 1})
+        self.update({k.replace("_", "."): v for k, v in kw.items()})
+
+
+def test_max_connections_per_ip_with_overrides() -> None:
+    assert parse_overrides("127.0.0.1:3, ::1:5") == {"127.0.0.1": 3, "::1": 5}
+    quotas = ConnectionQuotas(Config(max_connections_per_ip=2, **{"max.connections.per.ip.overrides": "10.0.0.9:3"}),
+                              dict, FakeClock())
+    assert [quotas.accept("PLAINTEXT", "10.0.0.1") for _ in range(3)][2] is not None
+    assert [quotas.accept("PLAINTEXT", "10.0.0.9") for _ in range(4)] == [None, None, None, quotas.accept(
+        "PLAINTEXT", "10.0.0.9")]
+    quotas.release("10.0.0.1")
+    assert quotas.accept("PLAINTEXT", "10.0.0.1") is None
+
+
+def test_max_connections_counts_every_ip() -> None:
+    quotas = ConnectionQuotas(Config(max_connections=2), dict, FakeClock())
+    assert quotas.accept("A", "1.1.1.1") is None and quotas.accept("A", "2.2.2.2") is None
+    assert "max.connections" in (quotas.accept("B", "3.3.3.3") or "")
+
+
+def test_connection_creation_rates_of_the_listener_and_of_an_ip_quota() -> None:
+    clock = FakeClock(monotonic=0.0)
+    quotas = ConnectionQuotas(Config(**{"max.connection.creation.rate": 2}), dict, clock)
+    accepted = sum(quotas.accept("A", f"10.0.0.{i}") is None for i in range(100))
+    assert accepted == 20  # 2 a second over the minimum 10 s window
+    ip_quotas: dict[Entity, dict[str, float]] = {(("ip", None),): {"connection_creation_rate": 1.0},
+                                                 (("ip", "10.0.0.7"),): {"connection_creation_rate": 3.0}}
+    quotas = ConnectionQuotas(Config(), lambda: ip_quotas, clock)
+    assert sum(quotas.accept("A", "10.0.0.1") is None for _ in range(100)) == 10
+    assert sum(quotas.accept("A", "10.0.0.7") is None for _ in range(100)) == 30
+    clock.advance(30_000)
+    assert quotas.accept("A", "10.0.0.1") is None
+
+
+def ms(t: timedelta) -> int:
+    return round(t.total_seconds() * 1000)
+
+
+def set_quota(kafka: Any, entity: dict[str, str | None], key: str, value: float) -> None:
+    r = kafka.call(49, 1, {"validate_only": False, "entries": [
+        {"entity": [{"entity_type": t, "entity_name": n} for t, n in entity.items()],
+         "ops": [{"key": key, "value": value, "remove": False}]}]})
+    assert [e.error_code for e in r.entries] == [0]
+
+
+def test_a_produce_over_the_quota_answers_throttle_time_ms_and_mutes_the_connection(kafka: Any) -> None:
+    from tomyum.protocol.records import build_batch
+
+    kafka.create_topic("t")
+    set_quota(kafka, {"user": None}, P, 300.0)  # 3,000 bytes in the first 10 s
+    request = {"acks": 1, "timeout": 5000,
+               "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": build_batch([(None, b"v" * 2000)])}]}]}
+    assert kafka.call(0, 9, request).throttle_time == timedelta(0)  # within the first 10 s burst
+    r = kafka.call(0, 9, request)
+    assert r.throttle_time > timedelta(0) and kafka.connection.throttled == [ms(r.throttle_time)]
+    assert r.responses[0].partition_responses[0].error_code == 0  # still appended (Kafka's order)
+
+
+def test_a_fetch_over_the_quota_answers_no_records_and_throttle_time_ms(kafka: Any) -> None:
+    from tomyum.protocol.records import build_batch
+
+    kafka.create_topic("t")
+    kafka.call(0, 9, {"acks": 1, "timeout": 5000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": 0, "records": build_batch([(None, b"v" * 5000)])}]}]})
+    set_quota(kafka, {"client-id": None}, "consumer_byte_rate", 100.0)
+    fetch = {"max_wait": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0, "topics": [
+        {"topic": "t", "partitions": [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20,
+                                       "log_start_offset": -1, "current_leader_epoch": -1}]}]}
+    r = kafka.call(1, 11, fetch)
+    assert r.throttle_time > timedelta(0) and kafka.connection.throttled == [ms(r.throttle_time)]
+    assert not r.responses[0].partitions[0].records
