@@ -92,7 +92,8 @@ def client_config(bootstrap: str, timeout: float, command_config: Path | None = 
 
     security = properties.load(command_config) if command_config is not None else {}
     return {"bootstrap.servers": bootstrap, "logger": librdkafka_log, "client.id": "tomyum-cli",
-            "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)), **security, **extra}
+            "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)), **security,
+            "bootstrap.servers": bootstrap, **extra}  # --bootstrap wins, as in Kafka's tools
 
 
 def new_client(cls: Any, config: dict[str, Any]) -> Any:
@@ -126,8 +127,14 @@ def one_topic(argument: str | None, option: str | None) -> str:
 def unreachable(bootstrap: str, timeout: float) -> CliError:
     """``nothing answers at ADDRESS``, with why and what to do about it."""
     reason = _last_failure.reason
+    if "SASL authentication error" in reason or "Authentication failed" in reason:
+        return CliError(f"cannot authenticate at {bootstrap}: {reason.removeprefix('SASL authentication error: ')} "
+                        "(check the user and password of --command-config's sasl.jaas.config)")
+    if "SSL" in reason:
+        return CliError(f"no TLS connection with {bootstrap} ({reason}): check that --bootstrap names a listener "
+                        "of --command-config's security.protocol, and its ssl.truststore.location")
     if refused(reason):
-        why = "cannot resolve its host name" if "resolve" in reason else "connection refused"
+        why = "cannot resolve its host name" if "resolve" in reason else "connection refused"  # the only two left
         what = f"nothing answers at {bootstrap} ({why})"
     else:
         what = f"no broker answered at {bootstrap} within {timeout:g}s" + (f" ({reason})" if reason else "")
@@ -135,8 +142,10 @@ def unreachable(bootstrap: str, timeout: float) -> CliError:
 
 
 def refused(reason: str) -> bool:
-    """Whether librdkafka's last connection failure says nobody listens (known at once, no need to wait)."""
-    return "Connection refused" in reason or "Failed to resolve" in reason
+    """Whether librdkafka's last connection failure is final (nobody listens, the credentials or
+    the TLS handshake are refused): known at once, no need to wait."""
+    return any(final in reason for final in ("Connection refused", "Failed to resolve", "SASL authentication error",
+                                             "SSL handshake failed", "certificate verify failed"))
 
 
 def describe_error(error: KafkaError) -> str:
