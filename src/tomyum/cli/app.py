@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tomyum import __version__
-from tomyum.cli import configs, consume, daemon, groups, produce, topics
+from tomyum.cli import acls, configs, consume, daemon, groups, produce, quotas, topics, users
 from tomyum.cli.common import run
 from tomyum.cli.serve import serve
 from tomyum.cli.demo import demo_app
@@ -40,6 +40,9 @@ app.command()(produce.produce)
 app.command()(consume.consume)
 app.add_typer(groups.app, name="groups")
 app.add_typer(configs.app, name="configs")
+app.add_typer(users.app, name="users")
+app.add_typer(acls.app, name="acls")
+app.add_typer(quotas.app, name="quotas")
 
 
 @app.command()

@@ -16,6 +16,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -37,6 +38,9 @@ Bootstrap = Annotated[str, typer.Option(
 Timeout = Annotated[float, typer.Option(
     "--timeout", min=0.1, envvar="TOMYUM_TIMEOUT", metavar="SECONDS",
     help="how long to wait for the broker (env TOMYUM_TIMEOUT)")]
+CommandConfig = Annotated[Path | None, typer.Option(
+    "--command-config", envvar="TOMYUM_COMMAND_CONFIG", metavar="FILE", show_default=False, dir_okay=False,
+    help="Kafka's client properties file: security.protocol, sasl.*, ssl.* (env TOMYUM_COMMAND_CONFIG)")]
 
 # librdkafka errors that mean "no broker answered", as opposed to an answer with an error.
 UNREACHABLE = {"_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN", "_RESOLVE", "_WAIT_COORD"}
@@ -80,10 +84,30 @@ def clear_failure() -> None:
     _last_failure.reason = ""
 
 
-def client_config(bootstrap: str, timeout: float, **extra: Any) -> dict[str, Any]:
-    """Config for any confluent-kafka client: quiet, and giving up on a connection within ``timeout``."""
+def client_config(bootstrap: str, timeout: float, command_config: Path | None = None, **extra: Any) -> dict[str, Any]:
+    """Config for any confluent-kafka client: quiet, giving up on a connection within ``timeout``,
+    with the settings of ``--command-config`` (Kafka's client properties, translated) over the
+    defaults and ``extra`` (what the command itself needs) over both."""
+    from tomyum.cli import command_config as properties
+
+    security = properties.load(command_config) if command_config is not None else {}
     return {"bootstrap.servers": bootstrap, "logger": librdkafka_log, "client.id": "tomyum-cli",
-            "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)), **extra}
+            "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)), **security,
+            "bootstrap.servers": bootstrap, **extra}  # --bootstrap wins, as in Kafka's tools
+
+
+def new_client(cls: Any, config: dict[str, Any]) -> Any:
+    """``cls(config)``, a setting librdkafka refuses (a misspelt key, an unreadable certificate)
+    being one :class:`CliError` line."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return cls(config)
+    except (KafkaException, ValueError, TypeError) as e:
+        error = e.args[0] if e.args else e
+        text = error.str() if hasattr(error, "str") else str(error)
+        hint = " (a key of --command-config? use librdkafka's name for it)" if "No such configuration" in text else ""
+        raise CliError(f"cannot create a client: {text}{hint}", 2) from None
 
 
 TopicArgument = Annotated[str | None, typer.Argument(metavar="TOPIC", show_default=False)]
@@ -103,8 +127,14 @@ def one_topic(argument: str | None, option: str | None) -> str:
 def unreachable(bootstrap: str, timeout: float) -> CliError:
     """``nothing answers at ADDRESS``, with why and what to do about it."""
     reason = _last_failure.reason
+    if "SASL authentication error" in reason or "Authentication failed" in reason:
+        return CliError(f"cannot authenticate at {bootstrap}: {reason.removeprefix('SASL authentication error: ')} "
+                        "(check the user and password of --command-config's sasl.jaas.config)")
+    if "SSL" in reason:
+        return CliError(f"no TLS connection with {bootstrap} ({reason}): check that --bootstrap names a listener "
+                        "of --command-config's security.protocol, and its ssl.truststore.location")
     if refused(reason):
-        why = "cannot resolve its host name" if "resolve" in reason else "connection refused"
+        why = "cannot resolve its host name" if "resolve" in reason else "connection refused"  # the only two left
         what = f"nothing answers at {bootstrap} ({why})"
     else:
         what = f"no broker answered at {bootstrap} within {timeout:g}s" + (f" ({reason})" if reason else "")
@@ -112,8 +142,10 @@ def unreachable(bootstrap: str, timeout: float) -> CliError:
 
 
 def refused(reason: str) -> bool:
-    """Whether librdkafka's last connection failure says nobody listens (known at once, no need to wait)."""
-    return "Connection refused" in reason or "Failed to resolve" in reason
+    """Whether librdkafka's last connection failure is final (nobody listens, the credentials or
+    the TLS handshake are refused): known at once, no need to wait."""
+    return any(final in reason for final in ("Connection refused", "Failed to resolve", "SASL authentication error",
+                                             "SSL handshake failed", "certificate verify failed"))
 
 
 def describe_error(error: KafkaError) -> str:
@@ -205,12 +237,13 @@ class Admin:
     wait on its futures after dropping it.
     """
 
-    def __init__(self, bootstrap: str, timeout: float) -> None:
+    def __init__(self, bootstrap: str, timeout: float, command_config: Path | None = None) -> None:
         from confluent_kafka.admin import AdminClient
 
         self.bootstrap = bootstrap
         self.timeout = timeout
-        self.client: AdminClient = AdminClient(client_config(bootstrap, timeout))
+        self.config = client_config(bootstrap, timeout, command_config)
+        self.client: AdminClient = new_client(AdminClient, self.config)
 
     def wait(self, future: concurrent.futures.Future[Any], what: str) -> Any:
         """The future's result; a Kafka error or a timeout becomes a :class:`CliError` naming ``what``."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Admin, Bootstrap, CliError, Timeout, print_table, say
+from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, CommandConfig, Admin, Bootstrap, CliError, Timeout, print_table, say
 from tomyum.cli.parsing import parse_pairs
 from tomyum.cli.suggest import did_you_mean
 
@@ -95,9 +95,10 @@ def describe(
     show_all: ShowAll = False,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    command_config: CommandConfig = None,
 ) -> None:
     """Show a topic's or a broker's configs with where each value comes from."""
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     show_configs(admin, resource(admin, entity, name), show_all)
 
 
@@ -110,6 +111,7 @@ def set_configs(
                                               help="return KEY to its default (repeatable)")] = [],  # noqa: B006
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    command_config: CommandConfig = None,
 ) -> None:
     """Set configs of a topic or a broker (and return others to their defaults with --delete)."""
     args = args or []
@@ -117,5 +119,5 @@ def set_configs(
     settings = parse_pairs(args[1:] if name is not None else args, "KEY=VALUE")
     if not settings and not delete:
         raise CliError("nothing to change: give KEY=VALUE or --delete KEY", 2)
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     alter_configs(admin, resource(admin, entity, name), settings, delete)

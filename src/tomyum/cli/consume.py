@@ -24,8 +24,8 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Bootstrap, CliError, Timeout, check_partitions
-from tomyum.cli.common import TopicArgument, TopicOption, client_config, console, describe_error, kafka_error
+from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, CommandConfig, Bootstrap, CliError, Timeout, check_partitions
+from tomyum.cli.common import TopicArgument, TopicOption, client_config, console, describe_error, kafka_error, new_client
 from tomyum.cli.common import clear_failure, last_failure, one_topic, refused, topic_metadata
 from tomyum.cli.parsing import POSITION_HELP, Position, parse_position
 
@@ -69,6 +69,7 @@ def consume(
     = None,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    command_config: CommandConfig = None,
 ) -> None:
     """Print records of a topic, one per line."""
     from confluent_kafka import Consumer
@@ -83,7 +84,7 @@ def consume(
     position = parse_position(start, "--from") if start is not None else default
     if group is not None and partitions:
         raise CliError("--partition reads partitions directly and cannot be used with --group", 2)
-    consumer = Consumer(client_config(bootstrap, timeout, **{
+    consumer = new_client(Consumer, client_config(bootstrap, timeout, command_config, **{
         "group.id": group or f"tomyum-cli-{uuid.uuid4()}",
         "enable.auto.commit": group is not None,
         "enable.auto.offset.store": False,

@@ -73,6 +73,8 @@ def start(
     log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL",
                                            help="the broker log's level: DEBUG, INFO, WARNING, ERROR")] = "INFO",
     timeout: Wait = 30.0,
+    secure_dev: Annotated[bool, typer.Option("--secure-dev", help="TLS, SCRAM and ACLs for development "
+                                             "(see 'tomyum serve --help')")] = False,
 ) -> None:
     """Start a broker in the background (pid and log files in its data dir).
 
@@ -94,6 +96,7 @@ def start(
     command += ["--config", str(config_file.resolve())] if config_file else []
     command += ["--advertised", advertised] if advertised else []
     command += ["--log-level", log_level]
+    command += ["--secure-dev"] if secure_dev else []
     for spec in create_topics:
         command += ["--create-topic", spec]
     if not _mentions(REBALANCE_DELAY, settings, config_file):
@@ -124,6 +127,22 @@ def start(
         say(f"removed a stale pid file (pid {stale})")
     say(f"tomyum {state.version} started (pid {state.pid}), accepting connections on {state.address}; "
         f"data in {data_dir}, log in {log_path}")
+    if secure_dev:
+        _say_secure_dev(log_path, log_offset)
+
+
+def _say_secure_dev(log_path: Path, log_offset: int) -> None:
+    """The lines of a --secure-dev start a user needs: the admin password (first start only)
+    and the SASL_SSL address."""
+    with open(log_path, "rb") as log:
+        log.seek(log_offset)
+        lines = log.read().decode(errors="replace").splitlines()
+    for line in lines:
+        if line.startswith("created the super user"):
+            say(line)
+        elif "accepting connections on" in line and (secure := re.search(r"SASL_SSL://(\S+?),? ", line)):
+            say(f"SASL_SSL (SCRAM) on {secure[1]}: tomyum topics list --bootstrap {secure[1]} "
+                f"--command-config {log_path.parent / 'client.properties'}")
 
 
 def stop(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Admin, Bootstrap, CliError, Timeout, check_partitions
+from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, CommandConfig, Admin, Bootstrap, CliError, Timeout, check_partitions
 from tomyum.cli.common import print_table, say
 from tomyum.cli.parsing import POSITION_HELP, parse_position, parse_topic_partitions
 
@@ -26,9 +26,10 @@ Key = tuple[str, int]
 
 
 @app.command("list")
-def list_groups(bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
+def list_groups(bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, timeout: Timeout = DEFAULT_TIMEOUT,
+        command_config: CommandConfig = None) -> None:
     """List consumer groups with their state and protocol (classic or consumer)."""
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     admin.metadata()
     listing = admin.wait(admin.client.list_consumer_groups(request_timeout=timeout), "cannot list groups")
     rows = [(g.group_id, _name(g.state), _name(g.type)) for g in sorted(listing.valid, key=lambda g: g.group_id)]
@@ -36,9 +37,10 @@ def list_groups(bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, timeout: Timeout = DEF
 
 
 @app.command("describe")
-def describe(groups: Groups, bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
+def describe(groups: Groups, bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, timeout: Timeout = DEFAULT_TIMEOUT,
+        command_config: CommandConfig = None) -> None:
     """Members and their assignments, committed offsets and lag per partition."""
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     admin.metadata()
     for i, group in enumerate(groups):
         description = _describe(admin, group)
@@ -78,6 +80,7 @@ def reset_offsets(
                                                            "kept for scripts that say it")] = False,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    command_config: CommandConfig = None,
 ) -> None:
     """Show, and with --execute make, a move of a group's committed offsets to the earliest, the latest,
     a time or an offset."""
@@ -88,7 +91,7 @@ def reset_offsets(
     if bool(topics) == all_topics:
         raise CliError("name the partitions: --topic TOPIC[:P,P...] (repeatable) or --all-topics", 2)
     specs = [parse_topic_partitions(t, "--topic") for t in topics]
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     admin.metadata()
     description = _describe(admin, group)
     if description.members:
@@ -114,9 +117,10 @@ def reset_offsets(
 
 
 @app.command("delete")
-def delete(groups: Groups, bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
+def delete(groups: Groups, bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, timeout: Timeout = DEFAULT_TIMEOUT,
+        command_config: CommandConfig = None) -> None:
     """Delete groups without members, and their committed offsets."""
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     admin.metadata()
     futures = admin.client.delete_consumer_groups(groups, request_timeout=timeout)
     for group in groups:

@@ -18,8 +18,8 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn
 
-from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Bootstrap, CliError, Timeout, say
-from tomyum.cli.common import TopicArgument, TopicOption, check_partitions, client_config, console, describe_error
+from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, CommandConfig, Bootstrap, CliError, Timeout, say
+from tomyum.cli.common import TopicArgument, TopicOption, check_partitions, client_config, new_client, console, describe_error
 from tomyum.cli.common import one_topic, topic_metadata
 from tomyum.cli.parsing import parse_pairs
 
@@ -58,6 +58,7 @@ def produce(
     topic_option: TopicOption = None,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    command_config: CommandConfig = None,
 ) -> None:
     """Send lines from stdin or a file as records."""
     from confluent_kafka import Producer
@@ -66,7 +67,7 @@ def produce(
     record_headers = [(k, v.encode()) for k, v in parse_pairs(headers, "--header").items()]
     separator = key_separator.encode() if key_separator else None
     delivery_timeout = max(timeout, MIN_DELIVERY_TIMEOUT)
-    producer = Producer(client_config(bootstrap, timeout, **{
+    producer = new_client(Producer, client_config(bootstrap, timeout, command_config, **{
         "acks": "all", "linger.ms": 5, "message.timeout.ms": int(delivery_timeout * 1000)}))
     known = topic_metadata(producer, bootstrap, timeout, topic, create=True).partitions  # as Kafka's producers do
     if partition is not None and known:

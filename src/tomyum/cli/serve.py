@@ -76,7 +76,8 @@ def build_config(listen: str | None, advertised: str | None, data_dir: Path | No
     return config, data_dir
 
 
-async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[tuple[str, int, int]]) -> None:
+async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[tuple[str, int, int]],
+                     secure_dev: bool = False) -> None:
     from tomyum.broker.broker import Broker
 
     broker = Broker(config, data_dir)
@@ -91,6 +92,13 @@ async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[t
     except BaseException:
         await broker.abort_start()
         raise
+    if secure_dev:
+        from tomyum.cli import secure_dev as dev
+
+        password = await dev.ensure_admin(broker, data_dir)
+        if password is not None:
+            print(f"created the super user {dev.ADMIN!r} with password {password} (shown once; "
+                  f"{data_dir / dev.PROPERTIES} has it for --command-config)", flush=True)
     print(broker.ready_line(), flush=True)
     await stop.wait()
     logging.getLogger("tomyum").info("shutting down")
@@ -107,9 +115,11 @@ def serve(
     create_topic: list[str] = typer.Option([], "--create-topic",
                                            help="NAME:PARTITIONS[:REPLICATION] to create at start if missing"),
     log_level: str = typer.Option("INFO", "--log-level", envvar="TOMYUM_LOG_LEVEL"),
+    secure_dev: bool = typer.Option(False, "--secure-dev", help="TLS, SCRAM and ACLs for development: a local CA, "
+                                    "SASL_SSL on the port after --listen's, the super user admin"),
 ) -> None:
     """Run a broker in the foreground; SIGINT or SIGTERM stops it cleanly."""
-    from tomyum.errors import TomyumError
+    from tomyum.errors import ConfigError, TomyumError
 
     if log_level.upper() not in LOG_LEVELS:
         typer.echo(f"error: --log-level: {log_level!r} is not one of {', '.join(LOG_LEVELS)}", err=True)
@@ -118,8 +128,16 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config, directory = build_config(listen, advertised, data_dir, config_file, settings)
+        if secure_dev:
+            from tomyum.cli.secure_dev import settings as secure_settings
+
+            if advertised:
+                raise ConfigError("--advertised", "not with --secure-dev (it advertises the addresses it listens on)")
+            directory.mkdir(parents=True, exist_ok=True)
+            config, directory = build_config(None, None, directory, config_file,
+                                             secure_settings(directory, listen) + settings)
         topics = [parse_create_topic(s) for s in create_topic]
-        asyncio.run(run_broker(config, directory, topics))
+        asyncio.run(run_broker(config, directory, topics, secure_dev))
     except TomyumError as e:
         typer.echo(f"error: {config_error(e)}", err=True)
         raise typer.Exit(2) from None

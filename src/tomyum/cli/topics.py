@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, Admin, Bootstrap, CliError, Timeout, print_table, say
+from tomyum.cli.common import DEFAULT_BOOTSTRAP, DEFAULT_TIMEOUT, CommandConfig, Admin, Bootstrap, CliError, Timeout, print_table, say
 from tomyum.cli.common import TopicArgument, TopicOption, console, one_topic
 from tomyum.cli.configs import ShowAll, alter_configs, show_configs
 from tomyum.cli.parsing import parse_pairs
@@ -30,9 +30,10 @@ def list_topics(
     = False,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    command_config: CommandConfig = None,
 ) -> None:
     """List topics with their partition counts."""
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     topics = admin.metadata().topics
     rows = [(name, len(t.partitions), _replication(t)) for name, t in sorted(topics.items())
             if internal or not name.startswith("__")]
@@ -49,11 +50,12 @@ def describe(
     show_all: ShowAll = False,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    command_config: CommandConfig = None,
 ) -> None:
     """Partitions (leader, replicas, in-sync replicas, low and high watermarks) and configs of topics."""
     from confluent_kafka.admin import ConfigResource, ResourceType
 
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     names = [*(topics or []), *topic_options] or \
         sorted(name for name in admin.metadata().topics if not name.startswith("__"))
     if not names:
@@ -83,13 +85,14 @@ def create(
     if_not_exists: Annotated[bool, typer.Option("--if-not-exists", help="succeed if the topic exists")] = False,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    command_config: CommandConfig = None,
 ) -> None:
     """Create a topic."""
     from confluent_kafka.admin import NewTopic
 
     topic = one_topic(topic_argument, topic_option)
     settings = parse_pairs(configs, "--config")
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     if topic in admin.metadata().topics and if_not_exists:
         say(f"topic {topic} already exists")
         return
@@ -105,9 +108,10 @@ def delete(
     if_exists: Annotated[bool, typer.Option("--if-exists", help="succeed for topics that do not exist")] = False,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    command_config: CommandConfig = None,
 ) -> None:
     """Delete topics and all their records."""
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     existing = admin.metadata().topics
     missing = [t for t in topics if t not in existing]
     if missing and not if_exists:
@@ -133,6 +137,7 @@ def alter(
     = [],  # noqa: B006
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    command_config: CommandConfig = None,
 ) -> None:
     """Add partitions to a topic or change its configs."""
     from confluent_kafka.admin import ConfigResource, NewPartitions, ResourceType
@@ -140,7 +145,7 @@ def alter(
     settings = parse_pairs(configs, "--config")
     if partitions is None and not settings and not delete_configs:
         raise CliError("nothing to alter: give --partitions, --config or --delete-config", 2)
-    admin = Admin(bootstrap, timeout)
+    admin = Admin(bootstrap, timeout, command_config)
     current = len(admin.topic(topic).partitions)
     if partitions is not None:
         if partitions <= current:
