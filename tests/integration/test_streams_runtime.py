@@ -16,6 +16,9 @@ from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams.runtime import KafkaStreams, State
 from tomyum.testing import BrokerProcess, wait_until
 
+#: processes started, killed and restarted: minutes of them (make test-slow; CI runs it)
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 60
 
 

@@ -21,12 +21,14 @@ N = 3000
 def fill(bootstrap: str, topic: str) -> list[bytes]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, 1, 1, config={"internal.segment.bytes": "200000"})])[topic].result(TIMEOUT)
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    # batches smaller than a segment: Kafka refuses a larger one (RECORD_LIST_TOO_LARGE)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "batch.size": 65536})
     values = [(b"%06d" % i) * 170 for i in range(N)]  # ~1 KiB each
+    failed: list[object] = []
     for v in values:
-        p.produce(topic, value=v, partition=0)
+        p.produce(topic, value=v, partition=0, on_delivery=lambda err, msg: err and failed.append(err))
         p.poll(0)
-    assert p.flush(TIMEOUT) == 0
+    assert p.flush(TIMEOUT) == 0 and not failed, failed[:3]
     return values
 
 
