@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from tomyum.streams._record_collector import Fenced, RecordCollector
+from tomyum.streams._record_collector import Fenced, RecordCollector, SendFailed
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -22,6 +22,7 @@ class FakeProducer:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.fail: dict[str, BaseException] = {}
+        self.reports: list[tuple[Any, str]] = []
 
     def _call(self, name: str, *args: Any) -> None:
         self.calls.append((name, *args))
@@ -30,8 +31,16 @@ class FakeProducer:
             raise error
 
     def produce(self, topic: str, *, key: bytes | None, value: bytes | None, partition: int, timestamp: int,
-                headers: list[tuple[str, str | bytes | None]] | None) -> None:
+                headers: list[tuple[str, str | bytes | None]] | None, on_delivery: Any = None) -> None:
         self._call("produce", topic, key, value, partition)
+        self.reports.append((on_delivery, topic))
+
+    def report(self, error: Any = None) -> None:
+        """Deliver the reports of what was produced (``error``: each failed so)."""
+        for callback, topic in self.reports:
+            if callback is not None:
+                callback(error, FakeMessage(topic))
+        self.reports.clear()
 
     def poll(self, timeout: float) -> int:
         self._call("poll", timeout)
@@ -54,6 +63,14 @@ class FakeProducer:
 
     def abort_transaction(self, timeout: float) -> None:
         self._call("abort_transaction")
+
+
+class FakeMessage:
+    def __init__(self, topic: str) -> None:
+        self._topic = topic
+
+    def topic(self) -> str:
+        return self._topic
 
 
 class FakeConsumer:
@@ -155,3 +172,27 @@ def test_a_fatal_error_is_raised_as_it_is() -> None:
     c.send("out", b"k", b"v", -1, 0, None)
     with pytest.raises(KafkaException):
         c.commit(OFFSETS, FakeConsumer())
+
+
+def test_an_undelivered_record_fails_the_at_least_once_commit_before_offsets_are_committed() -> None:
+    """Kafka Streams' default production handler: the input whose results are missing is not
+    committed (it is processed again after a restart), and the next send fails too."""
+    c, producer = collector(exactly_once=False)
+    consumer = FakeConsumer()
+    c.send("out", None, b"v", 0, 5, None)
+    producer.report(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large"))
+    with pytest.raises(SendFailed, match="sending a record to out failed"):
+        c.commit(OFFSETS, consumer)
+    assert consumer.commits == []
+    with pytest.raises(SendFailed):
+        c.send("out", None, b"next", 0, 6, None)
+
+
+def test_records_still_queued_when_the_flush_gives_up_fail_the_commit() -> None:
+    c, producer = collector(exactly_once=False)
+    consumer = FakeConsumer()
+    c.send("out", None, b"v", 0, 5, None)
+    producer.flush = lambda timeout: 1  # type: ignore[method-assign]
+    with pytest.raises(SendFailed, match="1 records still undelivered"):
+        c.commit(OFFSETS, consumer)
+    assert consumer.commits == []

@@ -14,7 +14,11 @@ what was written (Kafka Streams' ``RecordCollectorImpl`` and ``StreamsProducer``
   logged, and under exactly-once reported (``commit`` returns False) so that the tasks are
   rebuilt.
 * Delivery: records are checked at commit (the flush, or the transaction's commit); between
-  commits :meth:`poll` serves the producer's delivery reports.
+  commits :meth:`poll` serves the producer's delivery reports. Under at-least-once a record
+  the producer could not deliver (or still holds when the flush gives up) fails the commit
+  with :class:`SendFailed` before the input offsets are committed, and the next send too, as
+  Kafka Streams' default production exception handler does: the input is processed again
+  after a restart rather than lost.
 
 Calls only its producer and, at commit, the consumer it is given. Not thread-safe: one
 instance per life of an application's clients, used from the streams thread.
@@ -54,7 +58,7 @@ class TransactionalProducer(Protocol):
     """What the collector uses of confluent-kafka's ``Producer``."""
 
     def produce(self, topic: str, *, key: bytes | None, value: bytes | None, partition: int, timestamp: int,
-                headers: Headers | None) -> None: ...
+                headers: Headers | None, on_delivery: Any = None) -> None: ...
     def poll(self, timeout: float) -> int: ...
     def flush(self, timeout: float) -> int: ...
     def begin_transaction(self) -> None: ...
@@ -71,12 +75,20 @@ class GroupConsumer(Protocol):
     def commit(self, *, offsets: list[TopicPartition], asynchronous: Literal[False]) -> list[TopicPartition]: ...
 
 
+class SendFailed(Exception):
+    """A record could not be delivered under at-least-once: the application stops before it
+    commits input whose results are missing (Kafka Streams' default production handler)."""
+
+
 class RecordCollector:
     def __init__(self, producer: TransactionalProducer, *, exactly_once: bool, application_id: str) -> None:
         self.producer = producer
         self.exactly_once = exactly_once
         self.application_id = application_id
         self.in_transaction = False
+        #: the first record the producer could not deliver (at-least-once), raised at the next
+        #: send or commit
+        self._send_error: str | None = None
         self.dirty = False
         """Records handed to the producer since the last commit."""
 
@@ -98,11 +110,12 @@ class RecordCollector:
              headers: Headers | None) -> None:
         """Hand a record to the producer (``partition`` -1: the producer's partitioner picks;
         delivery is checked at commit); while its queue is full, let it send."""
+        self._check_delivery()
         self._begin()
         while True:
             try:
                 self.producer.produce(topic, key=key, value=value, partition=partition, timestamp=timestamp,
-                                      headers=headers)
+                                      headers=headers, on_delivery=self._delivered)
                 break
             except BufferError:
                 self.producer.poll(0.05)
@@ -129,7 +142,10 @@ class RecordCollector:
                     self.producer.commit_transaction(30)
                     self.in_transaction = False
             else:
-                self.producer.flush(30)
+                left = self.producer.flush(30)
+                if left:
+                    self._send_error = self._send_error or f"{left} records still undelivered after 30 s"
+                self._check_delivery()
                 if offsets:
                     consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as e:
@@ -143,6 +159,15 @@ class RecordCollector:
                 return False
         self.dirty = False
         return True
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is not None and self._send_error is None and not self.exactly_once:
+            self._send_error = f"sending a record to {msg.topic()} failed: {err}"
+
+    def _check_delivery(self) -> None:
+        if self._send_error is not None:
+            raise SendFailed(f"streams {self.application_id}: {self._send_error}; the input offsets are not "
+                             "committed (they are processed again after a restart)")
 
     def abort_if_open(self) -> None:
         """Abort the open transaction, if any: its records are never read committed."""
