@@ -11,13 +11,13 @@ A data dir written for another cluster or node is refused with an error saying w
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import os
 import uuid
 from pathlib import Path
 
 from tomyum.errors import StorageError
+from tomyum.metadata.records import short_uuid
 
 LOCK_FILE = ".lock"
 META_PROPERTIES = "meta.properties"
@@ -57,10 +57,6 @@ class DataDirLock:
             self._fd = -1
 
 
-def _short_uuid() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
 def read_properties(path: Path) -> dict[str, str]:
     props: dict[str, str] = {}
     for line in path.read_text().splitlines():
@@ -77,8 +73,8 @@ def check_meta_properties(data_dir: Path, cluster_id: str | None, node_id: int) 
     try:
         props = read_properties(path) if path.exists() else {}
         if not props:
-            props = {"version": "1", "cluster.id": cluster_id or _short_uuid(), "node.id": str(node_id),
-                     "directory.id": _short_uuid()}
+            props = {"version": "1", "cluster.id": cluster_id or short_uuid(uuid.uuid4()), "node.id": str(node_id),
+                     "directory.id": short_uuid(uuid.uuid4())}
             tmp = path.with_name(path.name + ".tmp")
             with open(tmp, "w") as f:
                 f.write("".join(f"{k}={v}\n" for k, v in props.items()))
