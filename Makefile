@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: install install-test serve test test-slow test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams clean
+.PHONY: install install-test serve test test-slow test-interop test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,15 @@ serve: install
 # the suite but its long runs (kill -9 cycles, the 100,000-frame fuzz, the streams process
 # tests: `make test-slow`, which CI runs too), so that it stays under 15 minutes on 2 cores
 test: install-test
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/interop tests
 
 test-slow: install-test
-	$(BIN)/python -m pytest -q -m slow tests
+	$(BIN)/python -m pytest -q -m slow --ignore=tests/interop tests
+
+# clients in other languages (Java kafka-clients, Kafka's tools and Streams; Go's franz-go,
+# sarama, kafka-go) against tomyum; their jars and modules are fetched on first use
+test-interop: install-test
+	$(BIN)/python -m pytest -q tests/interop
 
 # Apache Kafka (the version tests/peers/kafka/pom.xml pins; jars fetched with Maven on first use)
 # as the oracle: the client integration suite against it, tomyum-only tests skipped. Needs java, mvn.
