@@ -1,0 +1,299 @@
+"""Java kafka-clients 4.4 and Kafka Streams 4.4 against a real tomyum broker (issue 20).
+
+The programs are ``tests/interop/java/src/*.java``, compiled once per session against the jars
+``tests/interop/java/pom.xml`` names (fetched with Maven on first use, never committed). Each
+prints JSON lines that these tests assert on. Test names are ``test_<capability>`` for the
+compatibility matrix (docs/compatibility.md).
+"""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.interop.java.harness import Event, Java, JavaProcess, build
+from tomyum.protocol.records import Compression, parse_header
+from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
+
+TIMEOUT = 30
+Broker = BrokerProcess | ExternalBroker
+RECORD_BATCH_OVERHEAD = 61
+QUICK_GROUPS = {"group.initial.rebalance.delay.ms": "0"}
+
+
+@pytest.fixture(scope="session")
+def java_classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build(tmp_path_factory.mktemp("java-classes"))
+
+
+@pytest.fixture
+def java(java_classpath: str, tmp_path: Path) -> Java:
+    return Java(java_classpath, tmp_path)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[JavaProcess]]:
+    """Long-running programs a test starts; whatever is still running at its end is killed."""
+    started: list[JavaProcess] = []
+    yield started
+    for process in started:
+        process.kill()
+
+
+def create_topic(broker: Broker, name: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(TIMEOUT)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def one(events: list[Event], **match: Any) -> Event:
+    found = [e for e in events if all(e.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, f"expected one event {match} in {events}"
+    return found[0]
+
+
+# --- producer and consumer ------------------------------------------------------------------
+
+def round_trip(java: Java, broker: Broker, topic: str, codec: str, idempotent: bool, count: int) -> list[Event]:
+    events = java.run("RoundTrip", broker.bootstrap, topic, codec, str(idempotent).lower(), count)
+    records = one(events, event="consumed")["records"]
+    assert sorted((key, value, header) for _, _, key, value, header in records) == sorted(
+        (f"k{i}", f"v{i}-" + "x" * (i % 50), str(i)) for i in range(count))
+    by_partition = collections.defaultdict(list)
+    for partition, offset, *_ in records:
+        by_partition[partition].append(offset)
+    assert all(offsets == list(range(len(offsets))) for offsets in by_partition.values())
+    return events
+
+
+def stored_codecs(broker: BrokerProcess, topic: str) -> set[int]:
+    """The compression codec of every batch in the topic's segment files (a segment may be
+    preallocated: its batches end at the first zero length)."""
+    codecs = set()
+    for log in broker.data_dir.glob(f"{topic}-*/*.log"):
+        data, position = log.read_bytes(), 0
+        while position + RECORD_BATCH_OVERHEAD <= len(data):
+            header = parse_header(data, position)
+            if header.batch_length == 0:
+                break
+            codecs.add(header.compression)
+            position = header.end
+    return codecs
+
+
+def test_roundtrip(java: Java, broker: Broker) -> None:
+    """Keys, values and headers through the Java producer and back through the Java consumer,
+    over three partitions, each partition's offsets dense from 0."""
+    topic = unique("java-rt")
+    create_topic(broker, topic, 3)
+    events = round_trip(java, broker, topic, "none", idempotent=False, count=300)
+    assert one(events, event="produced")["count"] == 300
+
+
+def check_compression(java: Java, broker: Broker, codec: str) -> None:
+    """The Java producer's batches compressed with ``codec`` are stored as they came (the codec
+    in each batch's attributes) and read back by the Java consumer and by librdkafka."""
+    topic = unique(f"java-{codec}")
+    create_topic(broker, topic, 1)
+    round_trip(java, broker, topic, codec, idempotent=False, count=200)
+    if isinstance(broker, BrokerProcess):
+        assert stored_codecs(broker, topic) == {getattr(Compression, codec.upper())}
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("rd"),
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        values: list[bytes] = []
+        while len(values) < 200:
+            message = consumer.poll(TIMEOUT)
+            assert message is not None and message.error() is None, message and message.error()
+            values.append(message.value())
+        assert sorted(values) == sorted(f"v{i}-{'x' * (i % 50)}".encode() for i in range(200))
+    finally:
+        consumer.close()
+
+
+def test_compression_gzip(java: Java, broker: Broker) -> None:
+    check_compression(java, broker, "gzip")
+
+
+def test_compression_snappy(java: Java, broker: Broker) -> None:
+    check_compression(java, broker, "snappy")
+
+
+def test_compression_lz4(java: Java, broker: Broker) -> None:
+    check_compression(java, broker, "lz4")
+
+
+def test_compression_zstd(java: Java, broker: Broker) -> None:
+    check_compression(java, broker, "zstd")
+
+
+def test_idempotence(java: Java, broker: Broker) -> None:
+    """An idempotent producer (acks=all, 5 requests in flight): every record once, in order,
+    and the broker's producer state (DescribeProducers) holds its id and last sequence."""
+    topic = unique("java-idem")
+    create_topic(broker, topic, 2)
+    events = round_trip(java, broker, topic, "lz4", idempotent=True, count=2000)
+    last_offsets = one(events, event="produced")["last_offsets"]
+    states = one(events, event="producers")["partitions"]
+    assert states.keys() == last_offsets.keys()
+    producer_ids = set()
+    for partition, producers in states.items():
+        assert len(producers) == 1
+        (state,) = producers
+        assert state["epoch"] == 0
+        # sequences start at 0 per partition: the last is the count of records less one
+        assert state["last_sequence"] == last_offsets[partition]
+        producer_ids.add(state["producer_id"])
+    assert len(producer_ids) == 1 and producer_ids.pop() >= 0
+
+
+# --- consumer groups ------------------------------------------------------------------------
+
+def assignment(member: JavaProcess) -> set[int] | None:
+    """The member's current assignment (None before its first)."""
+    found = [e["partitions"] for e in member.snapshot() if e["event"] == "assignment"]
+    return set(found[-1]) if found else None
+
+
+def wait_split(members: list[JavaProcess], partitions: int, what: str) -> list[set[int]]:
+    """Wait until ``members`` own every partition between them, each at least one, none twice."""
+    def split() -> list[set[int]] | None:
+        for m in members:
+            assert m.proc.poll() is None, f"a member exited with {m.proc.returncode}:\n{m.stderr()}"
+        owned = [assignment(m) or set() for m in members]
+        complete = set().union(*owned) == set(range(partitions)) and sum(map(len, owned)) == partitions
+        return owned if complete and all(owned) else None
+    return wait_until(split, timeout=60, interval=0.1, what=what)
+
+
+def consumed(members: list[JavaProcess]) -> list[tuple[int, int, str]]:
+    return [tuple(r) for m in members for e in m.snapshot() if e["event"] == "records" for r in e["records"]]
+
+
+def committed(members: list[JavaProcess]) -> dict[int, int]:
+    offsets: dict[int, int] = {}
+    for m in members:
+        for e in m.snapshot():
+            if e["event"] == "committed":
+                offsets.update({int(p): o for p, o in e["offsets"].items()})
+    return offsets
+
+
+def produce_to_partitions(broker: Broker, topic: str, partitions: int, per_partition: int, tag: str) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
+    for p in range(partitions):
+        for i in range(per_partition):
+            producer.produce(topic, value=f"{tag}-{p}-{i}".encode(), partition=p)
+    assert producer.flush(TIMEOUT) == 0
+
+
+def check_group(java: Java, broker_with: Any, processes: list[JavaProcess], protocol: str) -> None:
+    """Two members split four partitions; a third joins and takes its share; one leaves and
+    its partitions move to the others; records are consumed once and committed; a member that
+    starts after the others closed resumes at the committed offsets."""
+    with broker_with(QUICK_GROUPS) as broker:
+        topic, group, partitions = unique(f"java-{protocol}"), unique("g"), 4
+        create_topic(broker, topic, partitions)
+
+        def member() -> JavaProcess:
+            process = java.start("GroupMember", broker.bootstrap, topic, group, protocol)
+            processes.append(process)
+            return process
+
+        a = member()
+        wait_split([a], partitions, "the first member to own every partition")
+        b = member()
+        wait_split([a, b], partitions, "two members to split the partitions")
+        c = member()
+        wait_split([a, b, c], partitions, "a third member to take its share")
+        assert a.close() == 0 and a.snapshot()[-1]["event"] == "closed"
+        wait_split([b, c], partitions, "the leaver's partitions to move to the others")
+
+        produce_to_partitions(broker, topic, partitions, 10, "first")
+        wait_until(lambda: committed([b, c]) == {p: 10 for p in range(partitions)}, timeout=60, interval=0.1,
+                   what="the two members to consume and commit 10 records a partition")
+        seen = consumed([b, c])
+        assert sorted(seen) == sorted((p, i, f"first-{p}-{i}") for p in range(partitions) for i in range(10))
+        assert b.close() == 0 and c.close() == 0
+
+        produce_to_partitions(broker, topic, partitions, 5, "second")
+        d = member()
+        wait_until(lambda: committed([d]) == {p: 15 for p in range(partitions)}, timeout=60, interval=0.1,
+                   what="a restarted member to consume what was produced since")
+        assert sorted(consumed([d])) == sorted(
+            (p, 10 + i, f"second-{p}-{i}") for p in range(partitions) for i in range(5))
+        assert d.close() == 0
+
+
+def test_group_classic(java: Java, broker_with: Any, processes: list[JavaProcess]) -> None:
+    check_group(java, broker_with, processes, "classic")
+
+
+def test_group_consumer_protocol(java: Java, broker_with: Any, processes: list[JavaProcess]) -> None:
+    check_group(java, broker_with, processes, "consumer")
+
+
+# --- admin ----------------------------------------------------------------------------------
+
+def test_admin(java: Java, broker: Broker) -> None:
+    topic, group = unique("java-admin"), unique("admin-group")
+    steps = {e["step"]: e for e in java.run("AdminOps", broker.bootstrap, topic, group)}
+    described = steps["describe_topics"]
+    assert described["name"] == topic and described["internal"] is False
+    assert [p["partition"] for p in described["partitions"]] == [0, 1, 2]
+    assert all(p["replicas"] == p["isr"] == 1 for p in described["partitions"])
+    assert steps["create_partitions"]["partitions"] == 5
+    cluster = steps["describe_cluster"]
+    assert [(n["host"], n["port"]) for n in cluster["nodes"]] == [(broker.host, broker.port)]
+    assert cluster["controller"] == cluster["nodes"][0]["id"] and cluster["cluster_id"]
+    configs = steps["describe_configs"]["configs"]
+    assert configs["retention.ms"] == {"value": "7200000", "source": "DYNAMIC_TOPIC_CONFIG"}
+    assert configs["max.message.bytes"] == {"value": "200000", "source": "DYNAMIC_TOPIC_CONFIG"}
+    assert configs["cleanup.policy"] == {"value": "delete,compact", "source": "DYNAMIC_TOPIC_CONFIG"}
+    assert configs["segment.ms"]["source"] == "DEFAULT_CONFIG"
+    assert steps["subtract_config"]["cleanup.policy"] == "delete"
+    # ten records, timestamps rising to offset 7 and falling after it
+    assert steps["list_offsets"]["offsets"] == {"earliest": 0, "latest": 10, "max_timestamp": 7, "for_timestamp": 3}
+    assert steps["delete_records"]["offsets"] == {"earliest": 4, "latest": 10, "max_timestamp": 7,
+                                                  "for_timestamp": 4}
+    groups = [g for g in steps["list_consumer_groups"]["groups"] if g["group_id"] == group]
+    assert groups == [{"group_id": group, "type": "CLASSIC", "state": "EMPTY"}]
+    assert steps["describe_consumer_groups"]["state"] == "EMPTY"
+    assert steps["describe_consumer_groups"]["members"] == 0
+    assert steps["list_consumer_group_offsets"]["offsets"] == {f"{topic}-0": {"offset": 6, "metadata": "admin-test"}}
+    assert steps["deleted"] == {"step": "deleted", "topic_listed": False, "group_listed": False}
+
+
+# --- transactions ---------------------------------------------------------------------------
+
+def test_transactions(java: Java, broker: Broker) -> None:
+    """Commit, abort, commit: read_committed sees exactly the committed records and
+    read_uncommitted all of them; then consume-transform-produce with sendOffsetsToTransaction,
+    its first transaction aborted: each input once in the output, the group's offsets at the end."""
+    topic = unique("java-txn")
+    create_topic(broker, topic, 2)
+    reads = {e["isolation"]: e["values"] for e in java.run(
+        "Transactions", "commit-abort", broker.bootstrap, topic, unique("txn"))}
+    assert reads["read_committed"] == ["c1", "c2", "c3", "c4", "c5"]
+    assert reads["read_uncommitted"] == ["a1", "a2", "a3", "c1", "c2", "c3", "c4", "c5"]
+
+    source, sink, group, count = unique("java-ctp-in"), unique("java-ctp-out"), unique("ctp"), 50
+    create_topic(broker, source, 2)
+    create_topic(broker, sink, 2)
+    events = java.run("Transactions", "ctp", broker.bootstrap, source, sink, group, unique("txn"), count)
+    run = one(events, event="ctp")
+    assert run["aborted"] == 1 and run["processed"] == count and run["transactions"] >= 2
+    offsets = one(events, event="committed")["offsets"]
+    assert sum(offsets.values()) == count
+    assert one(events, event="read")["values"] == sorted(f"V{i}" for i in range(count))
