@@ -268,8 +268,8 @@ def test_admin(java: Java, broker: Broker) -> None:
     assert steps["delete_records"]["offsets"] == {"earliest": 4, "latest": 10, "max_timestamp": 7,
                                                   "for_timestamp": 4}
     groups = [g for g in steps["list_consumer_groups"]["groups"] if g["group_id"] == group]
-    assert groups == [{"group_id": group, "type": "CLASSIC", "state": "EMPTY"}]
-    assert steps["describe_consumer_groups"]["state"] == "EMPTY"
+    assert groups == [{"group_id": group, "type": "Classic", "state": "Empty"}]
+    assert steps["describe_consumer_groups"]["state"] == "Empty"
     assert steps["describe_consumer_groups"]["members"] == 0
     assert steps["list_consumer_group_offsets"]["offsets"] == {f"{topic}-0": {"offset": 6, "metadata": "admin-test"}}
     assert steps["deleted"] == {"step": "deleted", "topic_listed": False, "group_listed": False}

@@ -61,6 +61,7 @@ public final class Transactions {
             for (String[] values : transactions) {
                 producer.beginTransaction();
                 for (String v : values) producer.send(new ProducerRecord<>(topic, v, v));
+                producer.flush();  // in the log before the abort (an abort drops unsent batches)
                 if (values[0].startsWith("a")) producer.abortTransaction();
                 else producer.commitTransaction();
             }
@@ -115,6 +116,7 @@ public final class Transactions {
                 producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
                 transactions++;
                 if (aborted == 0) {
+                    producer.flush();
                     producer.abortTransaction();
                     aborted++;
                     for (TopicPartition tp : polled.partitions()) {  // back to what the group committed
