@@ -9,6 +9,7 @@ compatibility matrix (docs/compatibility.md).
 from __future__ import annotations
 
 import collections
+import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,3 +298,97 @@ def test_transactions(java: Java, broker: Broker) -> None:
     offsets = one(events, event="committed")["offsets"]
     assert sum(offsets.values()) == count
     assert one(events, event="read")["values"] == sorted(f"V{i}" for i in range(count))
+
+
+# --- Kafka Streams, exactly once ------------------------------------------------------------
+
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+         "kilo", "lima", "mike", "november", "oscar", "papa"]
+
+
+def lines(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(5)) for _ in range(count)]
+
+
+def feed(broker: Broker, topic: str, chunk: list[str]) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    for i, line in enumerate(chunk):
+        producer.produce(topic, key=str(i).encode(), value=line.encode())
+    assert producer.flush(TIMEOUT) == 0
+
+
+class CountsReader:
+    """Reads the word count's output as it grows, with ``isolation.level`` as given: every
+    update of each word's count, in order."""
+
+    def __init__(self, broker: Broker, topic: str, isolation: str) -> None:
+        self.consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("counts"),
+                                  "isolation.level": isolation, "enable.auto.commit": False,
+                                  "auto.offset.reset": "earliest"})
+        self.consumer.subscribe([topic])
+        self.updates: dict[str, list[int]] = collections.defaultdict(list)
+        self.total = 0
+
+    def read(self) -> CountsReader:
+        for message in self.consumer.consume(1000, timeout=0.2):
+            assert message.error() is None, message.error()
+            self.updates[message.key().decode()].append(int(message.value()))
+            self.total += 1
+        return self
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@pytest.mark.timeout(400)
+def test_streams_eos(java: Java, broker_with: Any, processes: list[JavaProcess], tmp_path: Path) -> None:
+    """Kafka Streams' word count with exactly_once_v2, fed in three chunks and killed with -9
+    twice while it works: the committed counts (read_committed) are exact — each word's updates
+    1, 2, ..., n, none counted twice, none lost."""
+    with broker_with(QUICK_GROUPS) as broker:
+        source, sink, app = unique("wc-lines"), unique("wc-counts"), unique("wordcount")
+        create_topic(broker, source, 2)
+        create_topic(broker, sink, 2)
+        chunks = [lines(seed, 1500) for seed in range(3)]
+        expected = collections.Counter(word for chunk in chunks for line in chunk for word in line.split())
+        uncommitted = CountsReader(broker, sink, "read_uncommitted")
+        committed = CountsReader(broker, sink, "read_committed")
+        state_dir = tmp_path / "streams-state"
+
+        def start() -> JavaProcess:
+            process = java.start("WordCount", broker.bootstrap, app, source, sink, state_dir)
+            processes.append(process)
+            return process
+
+        try:
+            for round_, chunk in enumerate(chunks):
+                feed(broker, source, chunk)
+                streams = start()
+                if round_ == len(chunks) - 1:
+                    break
+                # kill it mid-stream: once its output has grown by a quarter of this chunk's words
+                target = uncommitted.read().total + len(chunk) * 5 // 4
+                wait_until(lambda: uncommitted.read().total >= target or streams.proc.poll() is not None,
+                           timeout=120, interval=0.05, what="the word count to process part of its input")
+                assert streams.proc.poll() is None, streams.stderr()
+                streams.kill()
+
+            def done() -> bool:
+                assert streams.proc.poll() is None, streams.stderr()
+                counts = committed.read().updates
+                return all(counts[w] and counts[w][-1] >= n for w, n in expected.items())
+            wait_until(done, timeout=240, interval=0.1, what="the committed counts to reach the input's")
+            for word, n in expected.items():
+                assert committed.updates[word] == list(range(1, n + 1)), word
+            assert set(committed.updates) == set(expected)
+            # the kills cut transactions short: their updates, aborted, were read uncommitted only
+            wait_until(lambda: uncommitted.read().total > committed.total, timeout=30, interval=0.05,
+                       what="aborted updates, read uncommitted")
+            print(f"updates: {committed.total} committed, {uncommitted.read().total} read uncommitted")
+            states = [e["state"] for e in streams.snapshot() if e["event"] == "state"]
+            assert "RUNNING" in states and "ERROR" not in states
+            assert streams.close() == 0
+        finally:
+            uncommitted.close()
+            committed.close()

@@ -11,8 +11,6 @@ import json
 import shutil
 import subprocess
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,25 +101,6 @@ class JavaProcess:
     def snapshot(self) -> list[Event]:
         with self._lock:
             return list(self.events)
-
-    def wait_for(self, predicate: Callable[[list[Event]], Any], timeout: float, what: str) -> Any:
-        """Poll ``predicate(events so far)`` until truthy; fail with the program's stderr after
-        ``timeout`` seconds or if the program exits first."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate(self.snapshot())
-            if value:
-                return value
-            if self.proc.poll() is not None:
-                self._reader.join(timeout=5)
-                value = predicate(self.snapshot())
-                if value:
-                    return value
-                raise AssertionError(f"exited with {self.proc.returncode} before {what}:\n{self.stderr()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; events "
-                                     f"{self.snapshot()[-5:]}\n{self.stderr()}")
-            time.sleep(0.05)
 
     def stderr(self) -> str:
         self._err.flush()
