@@ -26,7 +26,8 @@ from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
 TIMEOUT = 30
 Broker = BrokerProcess | ExternalBroker
 RECORD_BATCH_OVERHEAD = 61
-QUICK_GROUPS = {"group.initial.rebalance.delay.ms": "0"}
+#: groups that form at once; KIP-848 members that learn of a new assignment within half a second
+QUICK_GROUPS = {"group.initial.rebalance.delay.ms": "0", "group.consumer.heartbeat.interval.ms": "500"}
 
 
 @pytest.fixture(scope="session")
