@@ -200,6 +200,12 @@ def produce_to_partitions(broker: Broker, topic: str, partitions: int, per_parti
     assert producer.flush(TIMEOUT) == 0
 
 
+def described_as(java: Java, broker: Broker, group: str, owned: list[set[int]]) -> Event | None:
+    """The group as the Java Admin describes it, if its members own ``owned``."""
+    (described,) = java.run("AdminOps", "describe-group", broker.bootstrap, group)
+    return described if sorted(m["partitions"] for m in described["members"]) == sorted(map(sorted, owned)) else None
+
+
 def check_group(java: Java, broker_with: Any, processes: list[JavaProcess], protocol: str) -> None:
     """Two members split four partitions; a third joins and takes its share; one leaves and
     its partitions move to the others; records are consumed once and committed; a member that
@@ -218,7 +224,12 @@ def check_group(java: Java, broker_with: Any, processes: list[JavaProcess], prot
         b = member()
         wait_split([a, b], partitions, "two members to split the partitions")
         c = member()
-        wait_split([a, b, c], partitions, "a third member to take its share")
+        owned = wait_split([a, b, c], partitions, "a third member to take its share")
+        # the coordinator's view (DescribeGroups, or ConsumerGroupDescribe for KIP-848) is the members'
+        expected_type = {"classic": "Classic", "consumer": "Consumer"}[protocol]
+        described = wait_until(lambda: described_as(java, broker, group, owned), timeout=30, interval=0.2,
+                               what="the coordinator to describe the members' assignment")
+        assert described["type"] == expected_type and described["state"] == "Stable"
         assert a.close() == 0 and a.snapshot()[-1]["event"] == "closed"
         wait_split([b, c], partitions, "the leaver's partitions to move to the others")
 
@@ -285,10 +296,17 @@ def test_transactions(java: Java, broker: Broker) -> None:
     its first transaction aborted: each input once in the output, the group's offsets at the end."""
     topic = unique("java-txn")
     create_topic(broker, topic, 2)
-    reads = {e["isolation"]: e["values"] for e in java.run(
-        "Transactions", "commit-abort", broker.bootstrap, topic, unique("txn"))}
+    events = java.run("Transactions", "commit-abort", broker.bootstrap, topic, unique("txn"))
+    reads = {e["isolation"]: e["values"] for e in events if e["event"] == "read"}
     assert reads["read_committed"] == ["c1", "c2", "c3", "c4", "c5"]
     assert reads["read_uncommitted"] == ["a1", "a2", "a3", "c1", "c2", "c3", "c4", "c5"]
+    ongoing, complete = (e for e in events if e["event"] == "described")
+    assert ongoing["state"] == "Ongoing" and ongoing["started"] and ongoing["partitions"]
+    assert complete["state"] == "CompleteCommit" and complete["partitions"] == []
+    # the same producer; Kafka 4.4 (transaction.version 2, KIP-890) bumps the epoch at each end
+    assert ongoing["producer_id"] == complete["producer_id"] and complete["epoch"] >= ongoing["epoch"]
+    assert one(events, event="listed")["transactions"] == [
+        {"state": "CompleteCommit", "producer_id": complete["producer_id"]}]
 
     source, sink, group, count = unique("java-ctp-in"), unique("java-ctp-out"), unique("ctp"), 50
     create_topic(broker, source, 2)

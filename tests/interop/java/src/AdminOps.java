@@ -13,6 +13,7 @@ import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListGroupsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
+import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -36,9 +37,17 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * (earliest, latest, max timestamp), delete records before offset 4, list offsets again, a group
  * commits offsets, list and describe consumer groups, list the group's offsets, delete the group
  * and the topic, list topics.
+ *
+ * <p>AdminOps describe-group BOOTSTRAP GROUP: the group as its coordinator describes it (for a
+ * KIP-848 group through ConsumerGroupDescribe), {"step": "describe_group", "type": ..., "state":
+ * ..., "members": [{"member_id", "client_id", "partitions"}, ...]}.
  */
 public final class AdminOps {
     public static void main(String[] args) throws Exception {
+        if (args[0].equals("describe-group")) {
+            describeGroup(args[1], args[2]);
+            return;
+        }
         String bootstrap = args[0], topic = args[1], group = args[2];
         try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
             admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1)
@@ -130,6 +139,21 @@ public final class AdminOps {
             List<String> groupIds = new ArrayList<>();
             admin.listGroups().all().get().forEach(g -> groupIds.add(g.groupId()));
             Json.emit("step", "deleted", "topic_listed", listed, "group_listed", groupIds.contains(group));
+        }
+    }
+
+    private static void describeGroup(String bootstrap, String group) throws Exception {
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
+            ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+            List<Object> members = new ArrayList<>();
+            for (MemberDescription m : d.members()) {
+                List<Integer> partitions = new ArrayList<>();
+                m.assignment().topicPartitions().forEach(tp -> partitions.add(tp.partition()));
+                partitions.sort(null);
+                members.add(Map.of("member_id", m.consumerId(), "client_id", m.clientId(), "partitions", partitions));
+            }
+            Json.emit("step", "describe_group", "type", d.type().toString(), "state", d.groupState().toString(),
+                    "members", members);
         }
     }
 

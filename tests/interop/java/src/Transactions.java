@@ -4,6 +4,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.TransactionDescription;
+import org.apache.kafka.clients.admin.TransactionListing;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -18,7 +21,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * Transactions commit-abort BOOTSTRAP TOPIC TXN_ID
  *   Three transactions to TOPIC's partitions (committed "c1".."c3", aborted "a1".."a3",
  *   committed "c4", "c5"), then everything read back with read_committed and with
- *   read_uncommitted: {"event": "read", "isolation": ..., "values": [...]}.
+ *   read_uncommitted: {"event": "read", "isolation": ..., "values": [...]}. The last transaction
+ *   is described by the Admin client while open and once committed ({"event": "described"}), and
+ *   looked for in the transactions it lists ({"event": "listed"}).
  *
  * Transactions ctp BOOTSTRAP INPUT OUTPUT GROUP TXN_ID COUNT
  *   Consume-transform-produce: COUNT records to INPUT, then group GROUP (read_committed) reads
@@ -55,20 +60,44 @@ public final class Transactions {
     }
 
     static void commitAbort(String bootstrap, String topic, String txnId) throws Exception {
-        try (KafkaProducer<String, String> producer = producer(bootstrap, txnId)) {
+        try (KafkaProducer<String, String> producer = producer(bootstrap, txnId);
+             Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
             producer.initTransactions();
             String[][] transactions = {{"c1", "c2", "c3"}, {"a1", "a2", "a3"}, {"c4", "c5"}};
             for (String[] values : transactions) {
                 producer.beginTransaction();
                 for (String v : values) producer.send(new ProducerRecord<>(topic, v, v));
                 producer.flush();  // in the log before the abort (an abort drops unsent batches)
+                if (values[0].equals("c4")) describe(admin, txnId, "Ongoing");
                 if (values[0].startsWith("a")) producer.abortTransaction();
                 else producer.commitTransaction();
             }
+            describe(admin, txnId, "CompleteCommit");
+            List<Object> listed = new ArrayList<>();
+            for (TransactionListing t : admin.listTransactions().all().get()) {
+                if (t.transactionalId().equals(txnId)) listed.add(Map.of("state", t.state().toString(), "producer_id", t.producerId()));
+            }
+            Json.emit("event", "listed", "transactions", listed);
         }
         for (String isolation : List.of("read_committed", "read_uncommitted")) {
             Json.emit("event", "read", "isolation", isolation, "values", readAll(bootstrap, topic, isolation));
         }
+    }
+
+    /** Describe the transaction (DescribeTransactions) once it is in ``state`` (markers are
+     * written after EndTxn is answered), or after 15 s in whatever state it is. */
+    static void describe(Admin admin, String txnId, String state) throws Exception {
+        long deadline = System.currentTimeMillis() + 15_000;
+        TransactionDescription d = admin.describeTransactions(List.of(txnId)).all().get().get(txnId);
+        while (!d.state().toString().equals(state) && System.currentTimeMillis() < deadline) {
+            Thread.sleep(50);
+            d = admin.describeTransactions(List.of(txnId)).all().get().get(txnId);
+        }
+        List<Integer> partitions = new ArrayList<>();
+        d.topicPartitions().forEach(tp -> partitions.add(tp.partition()));
+        partitions.sort(null);
+        Json.emit("event", "described", "state", d.state().toString(), "producer_id", d.producerId(),
+                "epoch", d.producerEpoch(), "partitions", partitions, "started", d.transactionStartTimeMs().isPresent());
     }
 
     /** Every value of TOPIC up to its end offsets (the last stable offsets for read_committed). */
