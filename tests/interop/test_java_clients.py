@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,6 +159,50 @@ def test_idempotence(java: Java, broker: Broker) -> None:
         assert state["last_sequence"] == last_offsets[partition]
         producer_ids.add(state["producer_id"])
     assert len(producer_ids) == 1 and producer_ids.pop() >= 0
+
+
+def read_values(broker: Broker, topic: str, partitions: int, count: int) -> dict[int, list[int]]:
+    """Every value of ``topic`` (``count`` in all), by partition, in offset order, via librdkafka."""
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("rd"),
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    values: dict[int, list[int]] = collections.defaultdict(list)
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        deadline = time.monotonic() + 60
+        while sum(map(len, values.values())) < count and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                assert message.error() is None, message.error()
+                values[message.partition()].append(int(message.value()))
+        # anything more (a duplicate) would be here by now: the high watermarks say
+        ends = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT)[1] for p in range(partitions)]
+        assert sum(ends) == count, f"{sum(ends)} records stored for {count} sent"
+    finally:
+        consumer.close()
+    return values
+
+
+@pytest.mark.tomyum_only(reason="restarts the broker")
+def test_idempotence_across_broker_restart(java: Java, own_broker: BrokerProcess, processes: list[JavaProcess]) -> None:
+    """The broker killed with -9 and restarted while an idempotent producer sends: the producer
+    retries what was not acknowledged, and every value is stored exactly once, in order (the
+    producer state is rebuilt from the log, so a retried batch the log already holds is a
+    duplicate, not a second copy)."""
+    topic, partitions, count = unique("java-idem-restart"), 2, 50000
+    create_topic(own_broker, topic, partitions)
+    producer = java.start("PacedProducer", own_broker.bootstrap, topic, partitions, count)
+    processes.append(producer)
+    wait_until(lambda: any(e["event"] == "acked" for e in producer.snapshot()) or producer.proc.poll() is not None,
+               timeout=60, interval=0.02, what="the producer's first thousand acknowledgements")
+    own_broker.kill()
+    own_broker.start()
+    wait_until(lambda: any(e["event"] == "done" for e in producer.snapshot()) or producer.proc.poll() not in (None, 0),
+               timeout=100, interval=0.1, what="the producer to finish")
+    done = one(producer.snapshot(), event="done")
+    assert done == {"event": "done", "acked": count, "failed": 0, "error": None}
+    assert producer.close() == 0
+    values = read_values(own_broker, topic, partitions, count)
+    for p in range(partitions):
+        assert values[p] == list(range(p, count, partitions)), f"partition {p}"
 
 
 # --- consumer groups ------------------------------------------------------------------------
