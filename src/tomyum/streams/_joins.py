@@ -5,7 +5,8 @@ A stream-table join looks each stream record's key up in the table's store *as i
 the record arrives* (no windowing, no waiting: a record that finds nothing is dropped by an
 inner join, joined with ``None`` by a left join; table updates alone produce nothing). A
 table-table join recomputes the result for a key whenever either side changes, and forwards
-the change of the result (its new and old value), so the result is itself a table.
+the change of the result (its new and old value), so the result is itself a table; each
+result carries the later of the two sides' timestamps for the key.
 """
 
 from __future__ import annotations
@@ -74,15 +75,33 @@ class TableTableJoinProcessor(Processor):
     def process(self, record: Record[Any, Any]) -> None:
         change: Change[Any] = record.value
         store: KeyValueStore[Any, Any] = self.context.get_state_store(self.other_store)
-        other = store.get(record.key)
+        stored = store.get_with_timestamp(record.key)
+        other = None if stored is None else stored.value
         new, old = self._result(change.new_value, other), self._result(change.old_value, other)
         if new is None and old is None:
             return
-        self.context.forward(record.with_value(Change(new, old)))
+        # Kafka's KTableKTableJoin: the later of the two sides' timestamps, the changed
+        # side's alone while the other side has no value
+        timestamp = record.timestamp if stored is None else max(record.timestamp, stored.timestamp)
+        self.context.forward(record.with_value(Change(new, old)).with_timestamp(timestamp))
 
 
 class PassThrough(Processor):
     def process(self, record: Record[Any, Any]) -> None:
+        self.context.forward(record)
+
+
+class TableJoinMergeProcessor(Processor):
+    """Where a table-table join's two sides meet (Kafka's ``KTableKTableJoinMerger``): with
+    a result store, each result is stored (with its timestamp) before it is forwarded."""
+
+    def __init__(self, store_name: str | None) -> None:
+        self.store_name = store_name
+
+    def process(self, record: Record[Any, Any]) -> None:
+        if self.store_name is not None:
+            store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
+            store.put(record.key, record.value.new_value, record.timestamp)
         self.context.forward(record)
 
 
