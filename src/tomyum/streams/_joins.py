@@ -328,8 +328,11 @@ class ForeignKeySubscriptionProcessor(Processor):
             return
         subs.put(composite, digest + home, record.timestamp)
         right: KeyValueStore[Any, Any] = self.context.get_state_store(self.right_store)
-        value = self.right_value_serde.serialize(right.get(record.key))
-        self.context.forward(_answer(left_key, flag, digest + home, value, record.timestamp))
+        stored = right.get_with_timestamp(record.key)
+        value = None if stored is None else self.right_value_serde.serialize(stored.value)
+        # Kafka's SubscriptionJoinProcessor: the later of the subscription's and the right row's time
+        timestamp = record.timestamp if stored is None else max(record.timestamp, stored.timestamp)
+        self.context.forward(_answer(left_key, flag, digest + home, value, timestamp))
 
 
 class ForeignKeyRightProcessor(ForeignKeySubscriptionProcessor):

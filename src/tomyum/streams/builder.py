@@ -49,7 +49,7 @@ class StreamsBuilder:
                      value_serde: Serde[Any] | None = None,
                      materialized: Materialized | None = None) -> KTable[Any, Any]:
         """A table of every partition of ``topic``, for joins that look it up by any key
-        (Kafka's GlobalKTable: ``stream.join_global(table, key_selector, joiner)``). Every
+        (Kafka's GlobalKTable: ``stream.join(table, joiner, key_selector=...)``). Every
         instance of an application reads the whole topic into its own copy, outside the
         consumer group, before it starts processing, and keeps it up to date; the topic is the
         table's changelog, so the store logs nothing."""
