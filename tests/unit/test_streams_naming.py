@@ -147,3 +147,25 @@ def test_joins_say_which_arguments_they_need() -> None:
         stream.join(global_table, lambda x, y: x)
     with pytest.raises(ValueError, match="for joins with a global table"):
         stream.left_join(table, lambda x, y: x, key_selector=lambda k, v: v)
+
+
+def test_name_names_operators_and_materialized_stores_derived_tables() -> None:
+    b = StreamsBuilder()
+    words = (b.stream("text").flat_map_values(str.split, name="split").filter(lambda k, w: w != "x", name="no-x")
+             .map_values(str.upper, name="upper"))
+    words.group_by_key().count(name="count").to_stream(name="counts").to("out", value_serde=Serdes.long(),
+                                                                            name="sink")
+    plans = b.table("plans")
+    pro = plans.filter(lambda k, v: v == "pro", materialized=Materialized(store_name="pro"), name="only-pro")
+    pro.map_values(len, materialized=Materialized(store_name="lengths", value_serde=Serdes.long()), name="len")
+    topology = b.build()
+    assert {"split", "no-x", "upper", "count", "counts", "sink", "only-pro", "only-pro-materialize", "len",
+            "len-materialize"} <= set(topology.nodes)
+    with TopologyTestDriver(topology, CONFIG) as driver:
+        driver.pipe_input("plans", "ann", "pro", timestamp=1)
+        driver.pipe_input("plans", "bob", "free", timestamp=2)
+        driver.pipe_input("plans", "ann", "free", timestamp=3)   # no longer passes: deleted from "pro"
+        driver.pipe_input("plans", "cid", "pro", timestamp=4)
+        assert driver.get_key_value_store("pro").all() == [("cid", "pro")]
+        assert driver.get_key_value_store("lengths").all() == [("cid", 3)]
+        assert driver.get_key_value_store("pro").get_with_timestamp("cid").timestamp == 4  # type: ignore[union-attr]

@@ -27,9 +27,9 @@ class InternalBuilder:
         return self.topology.add_node(name or self.new_name(prefix), supplier, parents, stores, sink_topic)
 
     def sink(self, parent: str, topic: str, key_serde: Serde[Any] | None, value_serde: Serde[Any] | None,
-             partition_of: Callable[[Any], int | None] | None = None) -> str:
+             partition_of: Callable[[Any], int | None] | None = None, *, name: str | None = None) -> str:
         node = self.add("KSTREAM-SINK", lambda: SinkProcessor(topic, key_serde, value_serde, partition_of), [parent],
-                        sink_topic=topic)
+                        sink_topic=topic, name=name)
         self.topology.sink_topics.add(topic)
         return node
 

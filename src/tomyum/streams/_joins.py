@@ -91,20 +91,6 @@ class PassThrough(Processor):
         self.context.forward(record)
 
 
-class TableJoinMergeProcessor(Processor):
-    """Where a table-table join's two sides meet (Kafka's ``KTableKTableJoinMerger``): with
-    a result store, each result is stored (with its timestamp) before it is forwarded."""
-
-    def __init__(self, store_name: str | None) -> None:
-        self.store_name = store_name
-
-    def process(self, record: Record[Any, Any]) -> None:
-        if self.store_name is not None:
-            store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
-            store.put(record.key, record.value.new_value, record.timestamp)
-        self.context.forward(record)
-
-
 @dataclass(slots=True)
 class _TimeIndex:
     entries: list[tuple[int, bytes]]

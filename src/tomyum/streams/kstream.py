@@ -50,55 +50,57 @@ class KStream(Generic[K, V]):
         self.repartition_required = repartition_required
         """True after a key-changing operator: a stateful operator repartitions first."""
 
-    def _stateless(self, prefix: str, fn: Callable[[AnyRecord], Iterable[AnyRecord]], *,
+    def _stateless(self, prefix: str, fn: Callable[[AnyRecord], Iterable[AnyRecord]], name: str | None, *,
                    keeps_key: bool = True, keeps_value: bool = True) -> KStream[Any, Any]:
-        node = self._builder.add(prefix, lambda: StatelessProcessor(fn), [self.node])
+        node = self._builder.add(prefix, lambda: StatelessProcessor(fn), [self.node], name=name)
         return KStream(self._builder, node, self.key_serde if keeps_key else None,
                        self.value_serde if keeps_value else None, self.repartition_required or not keeps_key)
 
-    def filter(self, predicate: Callable[[K, V], bool]) -> KStream[K, V]:
-        return self._stateless("KSTREAM-FILTER", lambda r: (r,) if predicate(r.key, r.value) else ())
+    def filter(self, predicate: Callable[[K, V], bool], *, name: str | None = None) -> KStream[K, V]:
+        return self._stateless("KSTREAM-FILTER", lambda r: (r,) if predicate(r.key, r.value) else (), name)
 
-    def filter_not(self, predicate: Callable[[K, V], bool]) -> KStream[K, V]:
-        return self._stateless("KSTREAM-FILTER", lambda r: () if predicate(r.key, r.value) else (r,))
+    def filter_not(self, predicate: Callable[[K, V], bool], *, name: str | None = None) -> KStream[K, V]:
+        return self._stateless("KSTREAM-FILTER", lambda r: () if predicate(r.key, r.value) else (r,), name)
 
-    def map(self, mapper: Callable[[K, V], tuple[K2, V2]]) -> KStream[K2, V2]:
+    def map(self, mapper: Callable[[K, V], tuple[K2, V2]], *, name: str | None = None) -> KStream[K2, V2]:
         def fn(r: AnyRecord) -> tuple[AnyRecord]:
             key, value = mapper(r.key, r.value)
             return (r.with_key(key).with_value(value),)
-        return self._stateless("KSTREAM-MAP", fn, keeps_key=False, keeps_value=False)
+        return self._stateless("KSTREAM-MAP", fn, name, keeps_key=False, keeps_value=False)
 
-    def map_values(self, mapper: Callable[[V], V2]) -> KStream[K, V2]:
-        return self._stateless("KSTREAM-MAPVALUES", lambda r: (r.with_value(mapper(r.value)),), keeps_value=False)
+    def map_values(self, mapper: Callable[[V], V2], *, name: str | None = None) -> KStream[K, V2]:
+        return self._stateless("KSTREAM-MAPVALUES", lambda r: (r.with_value(mapper(r.value)),), name, keeps_value=False)
 
-    def flat_map(self, mapper: Callable[[K, V], Iterable[tuple[K2, V2]]]) -> KStream[K2, V2]:
+    def flat_map(self, mapper: Callable[[K, V], Iterable[tuple[K2, V2]]], *, name: str | None = None) -> KStream[K2, V2]:
         return self._stateless(
-            "KSTREAM-FLATMAP", lambda r: [r.with_key(k).with_value(v) for k, v in mapper(r.key, r.value)],
+            "KSTREAM-FLATMAP", lambda r: [r.with_key(k).with_value(v) for k, v in mapper(r.key, r.value)], name,
             keeps_key=False, keeps_value=False,
         )
 
-    def flat_map_values(self, mapper: Callable[[V], Iterable[V2]]) -> KStream[K, V2]:
+    def flat_map_values(self, mapper: Callable[[V], Iterable[V2]], *, name: str | None = None) -> KStream[K, V2]:
         return self._stateless(
-            "KSTREAM-FLATMAPVALUES", lambda r: [r.with_value(v) for v in mapper(r.value)], keeps_value=False
+            "KSTREAM-FLATMAPVALUES", lambda r: [r.with_value(v) for v in mapper(r.value)], name, keeps_value=False
         )
 
-    def select_key(self, mapper: Callable[[K, V], K2]) -> KStream[K2, V]:
-        return self._stateless("KSTREAM-KEY-SELECT", lambda r: (r.with_key(mapper(r.key, r.value)),), keeps_key=False)
+    def select_key(self, mapper: Callable[[K, V], K2], *, name: str | None = None) -> KStream[K2, V]:
+        return self._stateless("KSTREAM-KEY-SELECT", lambda r: (r.with_key(mapper(r.key, r.value)),), name,
+                               keeps_key=False)
 
-    def peek(self, action: Callable[[K, V], None]) -> KStream[K, V]:
+    def peek(self, action: Callable[[K, V], None], *, name: str | None = None) -> KStream[K, V]:
         def fn(r: AnyRecord) -> tuple[AnyRecord]:
             action(r.key, r.value)
             return (r,)
-        return self._stateless("KSTREAM-PEEK", fn)
+        return self._stateless("KSTREAM-PEEK", fn, name)
 
-    def foreach(self, action: Callable[[K, V], None]) -> None:
+    def foreach(self, action: Callable[[K, V], None], *, name: str | None = None) -> None:
         """A terminal operation: ``action`` is called for each record, nothing is forwarded."""
         def fn(r: AnyRecord) -> tuple[()]:
             action(r.key, r.value)
             return ()
-        self._stateless("KSTREAM-FOREACH", fn)
+        self._stateless("KSTREAM-FOREACH", fn, name)
 
-    def process(self, supplier: Callable[[], Processor], *, stores: Sequence[str] = ()) -> KStream[Any, Any]:
+    def process(self, supplier: Callable[[], Processor], *, stores: Sequence[str] = (),
+                name: str | None = None) -> KStream[Any, Any]:
         """The Processor API: a node running a processor from ``supplier`` (called once per
         task), with access to the named stores (added with
         :meth:`~tomyum.streams.StreamsBuilder.add_state_store`) and to punctuators via
@@ -106,7 +108,7 @@ class KStream(Generic[K, V]):
         for name in stores:
             if name not in self._builder.topology.stores:
                 raise ValueError(f"no state store named {name}; add it with add_state_store first")
-        node = self._builder.add("KSTREAM-PROCESSOR", supplier, [self.node], tuple(stores))
+        node = self._builder.add("KSTREAM-PROCESSOR", supplier, [self.node], tuple(stores), name=name)
         return KStream(self._builder, node, None, None, repartition_required=True)
 
     def repartition(self, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None,
@@ -126,8 +128,9 @@ class KStream(Generic[K, V]):
         """Route each record to the first branch whose predicate holds (KIP-418)."""
         return BranchedKStream(self, prefix)
 
-    def merge(self, other: KStream[K, V]) -> KStream[K, V]:
-        node = self._builder.add("KSTREAM-MERGE", lambda: StatelessProcessor(lambda r: (r,)), [self.node, other.node])
+    def merge(self, other: KStream[K, V], *, name: str | None = None) -> KStream[K, V]:
+        node = self._builder.add("KSTREAM-MERGE", lambda: StatelessProcessor(lambda r: (r,)), [self.node, other.node],
+                                 name=name)
         return KStream(self._builder, node, self.key_serde, self.value_serde,
                        self.repartition_required or other.repartition_required)
 
@@ -246,10 +249,13 @@ class KStream(Generic[K, V]):
                                  [self.node], (store,), name=name)
         return KStream(self._builder, node, self.key_serde, None)
 
-    def to(self, topic: str, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None) -> None:
-        """Write to ``topic`` with the given serdes, else the stream's, else the defaults."""
+    def to(self, topic: str, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None,
+           name: str | None = None) -> None:
+        """Write to ``topic`` with the given serdes, else the stream's, else the defaults
+        (Kafka's ``Produced``; ``name`` names the sink processor). The topic must exist: only
+        internal topics are created by the application."""
         ks, vs = key_serde or self.key_serde, value_serde or self.value_serde
-        self._builder.sink(self.node, topic, ks, vs)
+        self._builder.sink(self.node, topic, ks, vs, name=name)
 
     def group_by_key(self, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None,
                      name: str | None = None) -> KGroupedStream[K, V]:
