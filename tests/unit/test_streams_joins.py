@@ -190,3 +190,44 @@ def test_a_windowed_join_buffer_survives_a_restart_without_losing_records(tmp_pa
     assert run([("left", "k", "b", 100), ("right", "k", "x", 104)]) == [("k", "a+x"), ("k", "b+x")]
     # both were matched, so when their window closes neither comes out as unmatched; y was not
     assert run([("left", "y", "c", 150), ("left", "w", "d", 300)]) == [("y", "c+None")]
+
+
+def test_left_joins_keep_records_with_a_none_key_as_kafka_does_since_kip_962() -> None:
+    from tomyum.streams import JoinWindows
+
+    b = StreamsBuilder()
+    table = b.table("t", key_serde=S, value_serde=S)
+    left, right = b.stream("left", key_serde=S, value_serde=S), b.stream("right", key_serde=S, value_serde=S)
+    left.left_join(table, lambda v, t: f"{v}/{t}").to("stream-table", value_serde=S)
+    left.join(table, lambda v, t: f"{v}/{t}").to("inner", value_serde=S)
+    left.left_join(right, lambda x, y: f"{x}+{y}", JoinWindows.of_time_difference_with_no_grace(10)).to(
+        "stream-stream", value_serde=S)
+    with TopologyTestDriver(b.build(), StreamsConfig(application_id="nulls")) as driver:
+        driver.pipe_input("t", "k", "T", timestamp=0)
+        driver.pipe_input("left", None, "a", timestamp=5)
+        driver.pipe_input("right", None, "x", timestamp=6)   # the right side of a left join drops it
+        assert [(r.key, r.value, r.timestamp) for r in driver.read_output("stream-table")] == [(None, "a/None", 5)]
+        assert driver.read_output("inner") == []
+        assert [(r.key, r.value, r.timestamp) for r in driver.read_output("stream-stream")] == [(None, "a+None", 5)]
+        # dropped: by the inner stream-table join, and the right side of the stream-stream join
+        assert driver.metrics() == {"dropped-records-total": 2}
+
+
+def test_records_with_a_none_key_move_a_stream_stream_join_s_stream_time() -> None:
+    """Kafka's KStreamKStreamJoin advances its time tracker before it drops a record with a
+    None key, so such a record can close the windows of records waiting for a partner."""
+    from tomyum.streams import JoinWindows
+
+    b = StreamsBuilder()
+    left, right = b.stream("left", key_serde=S, value_serde=S), b.stream("right", key_serde=S, value_serde=S)
+    left.left_join(right, lambda x, y: f"{x}+{y}", JoinWindows.of_time_difference_with_no_grace(10)).to(
+        "out", value_serde=S)
+    with TopologyTestDriver(b.build(), StreamsConfig(application_id="nulls")) as driver:
+        driver.pipe_input("left", "k", "a", timestamp=100)
+        driver.pipe_input("right", None, "x", timestamp=200)   # dropped, but join time is 200 now
+        driver.pipe_input("right", "j", "y", timestamp=150)    # late for time 200: dropped
+        driver.pipe_input("right", "j", "z", timestamp=195)    # in time, but not at stream time: emits nothing
+        assert driver.read_output("out") == []
+        driver.pipe_input("right", "j", "w", timestamp=200)    # at stream time: what expired comes out
+        assert [(r.key, r.value, r.timestamp) for r in driver.read_output("out")] == [("k", "a+None", 100)]
+        assert driver.metrics() == {"dropped-records-total": 2}

@@ -231,3 +231,33 @@ def test_suppress_needs_a_windowed_table() -> None:
     builder = StreamsBuilder()
     with pytest.raises(ValueError, match="windowed"):
         builder.stream("in").group_by_key().count().suppress(Suppressed.until_window_closes())
+
+
+def test_records_with_a_none_key_move_the_task_s_stream_time_but_close_no_window() -> None:
+    """Kafka's partition time moves with every record read (RecordQueue), whatever its key, so
+    stream-time punctuators fire; an aggregation drops such a record before it observes its
+    timestamp (KStreamWindowAggregate), so its windows stay open."""
+    from tomyum.streams import Processor, PunctuationType
+
+    fired: list[int] = []
+
+    class Tick(Processor):
+        def init(self, context: Any) -> None:
+            super().init(context)
+            context.schedule(100, PunctuationType.STREAM_TIME, fired.append)
+
+        def process(self, record: Record[Any, Any]) -> None:
+            pass
+
+    b = StreamsBuilder()
+    clicks = b.stream("clicks")
+    clicks.process(Tick)
+    (clicks.group_by_key().windowed_by(TimeWindows.of_size_with_no_grace(10)).count().to_stream()
+        .to("out", key_serde=Serdes.time_windowed(Serdes.string(), 10), value_serde=Serdes.long()))
+    with TopologyTestDriver(b.build(), STRINGS) as driver:
+        driver.pipe_input("clicks", "k", "a", timestamp=5)
+        driver.pipe_input("clicks", None, "b", timestamp=500)   # dropped by the aggregation
+        driver.pipe_input("clicks", "k", "c", timestamp=6)      # its window [0, 10) is still open
+        assert [(r.key.window.start_ms, r.value) for r in driver.read_output("out")] == [(0, 1), (0, 2)]
+        assert driver.metrics() == {"dropped-records-total": 1}
+    assert fired == [5, 500]
