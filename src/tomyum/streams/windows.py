@@ -4,7 +4,12 @@
 Time is event time in milliseconds. A time window ``[start, end)`` excludes its end; a
 session window ``[start, end]`` includes both (its bounds are record timestamps). A window
 *closes* when stream time (the largest timestamp the processor has seen) passes its end
-plus the grace period; records for a closed window are dropped and counted.
+plus the grace period (for a session, its end plus the inactivity gap and the grace
+period); records for a closed window are dropped and counted.
+
+Factories carry Kafka's names in snake_case (``TimeWindows.ofSizeAndGrace`` is
+:meth:`TimeWindows.of_size_and_grace`); the names of earlier releases still work for this
+release, with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
