@@ -3,10 +3,14 @@ sliding-windowed) and the final-results suppression buffer.
 
 Windowed processors keep their own *observed stream time*, the largest timestamp they have
 seen, as Kafka's ``KStreamWindowAggregate`` does; a window is closed once
-``end <= stream_time - grace`` (time windows, end exclusive) or ``end < stream_time - grace``
-(sessions and sliding windows, end inclusive), and records for closed windows are dropped
-and counted (once per closed window the record belonged in, as in Kafka). Records with a
-``None`` key or value are dropped and counted by every aggregation.
+``end <= stream_time - grace`` (time windows, end exclusive), ``end < stream_time - grace``
+(sliding windows, end inclusive) or ``end < stream_time - gap - grace`` (sessions, which
+can grow until then), and records for closed windows are dropped and counted (once per
+closed window the record belonged in, as in Kafka). Records with a ``None`` key or value
+are dropped and counted by every aggregation.
+
+Results carry Kafka's timestamps (KIP-258): an aggregate's result the largest timestamp of
+the records in it (for a session, its end).
 """
 
 from __future__ import annotations
@@ -48,46 +52,67 @@ class _Aggregate(Processor):
 
 
 class StreamAggregateProcessor(_Aggregate):
-    """count / reduce / aggregate of a grouped stream into a key-value store."""
+    """count / reduce / aggregate of a grouped stream into a key-value store. Each result
+    carries the largest timestamp of the records aggregated so far (Kafka's
+    ``KStreamAggregate``: the new record's, or the stored aggregate's if later)."""
 
     def process(self, record: AnyRecord) -> None:
         if not self._accept(record):
             return
         store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
-        old = store.get(record.key)
-        new = self.aggregator(record.key, record.value, self.initializer() if old is None else old)
-        store.put(record.key, new, record.timestamp)
-        self.context.forward(record.with_value(Change(new, old)))
+        stored = store.get_with_timestamp(record.key)
+        old, timestamp = (None, record.timestamp) if stored is None else (
+            stored.value, max(record.timestamp, stored.timestamp))
+        new = self.aggregator(record.key, record.value, self.initializer() if stored is None else old)
+        store.put(record.key, new, timestamp)
+        self.context.forward(record.with_value(Change(new, old)).with_timestamp(timestamp))
 
 
 class WindowAggregateProcessor(_Aggregate):
-    """Aggregates each record into every time window containing it that is still open."""
+    """Aggregates each record into every time window containing it that is still open.
+    Each window's result carries the largest timestamp of its records (Kafka's
+    ``KStreamWindowAggregate``), kept with the window in the store."""
 
     def __init__(self, store_name: str, windows: TimeWindows, initializer: Initializer,
                  aggregator: Aggregator) -> None:
         super().__init__(store_name, initializer, aggregator)
         self.windows = windows
 
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.store: WindowStore[Any, Any] = context.get_state_store(self.store_name)
+        self.store.keep_timestamps()
+
     def process(self, record: AnyRecord) -> None:
         if not self._accept(record):
             return
-        store: WindowStore[Any, Any] = self.context.get_state_store(self.store_name)
+        store = self.store
         close_time = self._close_time(store, record.timestamp, self.windows.grace_ms)
         for window in self.windows.windows_for(record.timestamp):
             if window.end_ms <= close_time:
                 self.context.record_dropped(f"window {window} closed at stream time {self.observed_stream_time}", record)
                 continue
-            old = store.fetch(record.key, window.start_ms)
-            new = self.aggregator(record.key, record.value, self.initializer() if old is None else old)
-            store.put(record.key, window.start_ms, new, record.timestamp)
+            stored = store.fetch_with_timestamp(record.key, window.start_ms)
+            old, timestamp = (None, record.timestamp) if stored is None else (
+                stored.value, max(record.timestamp, stored.timestamp))
+            new = self.aggregator(record.key, record.value, self.initializer() if stored is None else old)
+            store.put(record.key, window.start_ms, new, timestamp)
             self.context.forward(Record(key=Windowed(record.key, window), value=Change(new, old),
-                                        timestamp=record.timestamp, headers=record.headers))
+                                        timestamp=timestamp, headers=record.headers))
 
 
 class SessionAggregateProcessor(_Aggregate):
-    """Kafka's ``KStreamSessionWindowAggregate``: the record's session ``[t, t]`` absorbs
-    every session of its key within the inactivity gap; merged-away sessions are deleted
-    and forwarded as deletes (``Change(None, old)``), then the merged session is forwarded."""
+    """Kafka's ``KStreamSessionWindowAggregate``. A record at ``t`` finds its key's
+    sessions that end at or after ``t - gap`` and start at or before ``t + gap`` (records
+    at most ``gap`` apart share a session) among those the store still keeps: sessions
+    whose end is after ``stream time - (gap + grace)``, stream time being the one *before*
+    this record (as Kafka's store, whose clock moves when a session is written). The record's
+    session ``[t, t]`` absorbs them all; it is dropped (and counted) if the merged session
+    ends before ``stream time - (gap + grace)``, stream time now including the record.
+    Otherwise, unless the merged session is just ``[t, t]``, every session found is removed
+    and forwarded as a delete (``Change(None, old)``, stamped with that session's end); then
+    the merged session is stored and forwarded as ``Change(agg, None)``, stamped with its
+    end — the largest timestamp of its records."""
 
     def __init__(self, store_name: str, windows: SessionWindows, initializer: Initializer,
                  aggregator: Aggregator, merger: Merger) -> None:
@@ -100,27 +125,26 @@ class SessionAggregateProcessor(_Aggregate):
             return
         store: SessionStore[Any, Any] = self.context.get_state_store(self.store_name)
         timestamp, gap = record.timestamp, self.windows.inactivity_gap_ms
-        close_time = self._close_time(store, timestamp, self.windows.grace_ms)
-        overlapping = store.find_sessions(record.key, timestamp - gap, timestamp + gap)
+        found = store.find_sessions(record.key, timestamp - gap, timestamp + gap)
+        self.observed_stream_time = max(self.observed_stream_time, timestamp)
+        close_time = self.observed_stream_time - self.windows.grace_ms - gap
         start, end, agg = timestamp, timestamp, self.initializer()
-        for session, value in overlapping:
+        for session, value in found:
             start, end = min(start, session.window.start_ms), max(end, session.window.end_ms)
             agg = self.merger(record.key, agg, value)
         merged = Windowed(record.key, Window(start, end))
         if end < close_time:
             self.context.record_dropped(f"session {merged.window} closed at stream time {self.observed_stream_time}", record)
             return
-        old = None
-        for session, value in overlapping:
-            if session == merged:
-                old = value
-                continue
-            store.put(session, None, timestamp)
-            self.context.forward(Record(key=session, value=Change(None, value), timestamp=timestamp,
-                                        headers=record.headers))
+        if merged.window != Window(timestamp, timestamp):
+            for session, value in found:
+                store.put(session, None, session.window.end_ms)
+                self.context.forward(Record(key=session, value=Change(None, value), timestamp=session.window.end_ms,
+                                            headers=record.headers))
         agg = self.aggregator(record.key, record.value, agg)
-        store.put(merged, agg, timestamp)
-        self.context.forward(Record(key=merged, value=Change(agg, old), timestamp=timestamp, headers=record.headers))
+        store.put(merged, agg, end)
+        store.observe(self.observed_stream_time)
+        self.context.forward(Record(key=merged, value=Change(agg, None), timestamp=end, headers=record.headers))
 
 
 class SlidingWindowAggregateProcessor(_Aggregate):
@@ -328,9 +352,12 @@ class SuppressProcessor(Processor):
 
 
 class TableAggregateProcessor(Processor):
-    """KGroupedTable's aggregations: each change of the source table moves a value between
-    groups — the old value is subtracted from its old group, the new one added to its new
-    group — and each group's aggregate change is forwarded (``Change(new, old)``)."""
+    """KGroupedTable's aggregations (Kafka's ``KTableAggregate`` / ``KTableReduce``): each
+    change of the source table moves a value between groups — the old value is subtracted
+    from its group's aggregate, the new one added to its group's — and each group's
+    aggregate change is forwarded (``Change(new, old)``), once per group: a change that
+    stays in its group is one update. A result carries the larger of the change's timestamp
+    and the stored aggregate's."""
 
     def __init__(self, store_name: str, selector: Callable[[Any, Any], tuple[Any, Any]],
                  initializer: Initializer, adder: Aggregator, subtractor: Aggregator) -> None:
@@ -340,21 +367,35 @@ class TableAggregateProcessor(Processor):
         self.adder = adder
         self.subtractor = subtractor
 
-    def _apply(self, record: AnyRecord, value: Any, fold: Aggregator) -> None:
+    def _select(self, record: AnyRecord, value: Any) -> tuple[Any, Any] | None:
+        if value is None:
+            return None
         group, grouped_value = self.selector(record.key, value)
         if group is None:
             self.context.record_dropped("the group_by selector returned a None key", record)
-            return
+            return None
+        return group, grouped_value
+
+    def _update(self, record: AnyRecord, group: Any, old_value: Any, new_value: Any) -> None:
         store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
-        old = store.get(group)
-        new = fold(group, grouped_value, self.initializer() if old is None else old)
-        store.put(group, new, record.timestamp)
-        self.context.forward(Record(key=group, value=Change(new, old), timestamp=record.timestamp,
-                                    headers=record.headers))
+        stored = store.get_with_timestamp(group)
+        old, timestamp = (None, record.timestamp) if stored is None else (
+            stored.value, max(record.timestamp, stored.timestamp))
+        agg = old
+        if old_value is not None and stored is not None:
+            agg = self.subtractor(group, old_value, agg)
+        if new_value is not None:
+            agg = self.adder(group, new_value, self.initializer() if agg is None else agg)
+        store.put(group, agg, timestamp)
+        self.context.forward(Record(key=group, value=Change(agg, old), timestamp=timestamp, headers=record.headers))
 
     def process(self, record: AnyRecord) -> None:
         change: Change[Any] = record.value
-        if change.old_value is not None:
-            self._apply(record, change.old_value, self.subtractor)
-        if change.new_value is not None:
-            self._apply(record, change.new_value, self.adder)
+        old, new = self._select(record, change.old_value), self._select(record, change.new_value)
+        if old is not None and new is not None and old[0] == new[0]:
+            self._update(record, old[0], old[1], new[1])
+            return
+        if old is not None:
+            self._update(record, old[0], old[1], None)
+        if new is not None:
+            self._update(record, new[0], None, new[1])

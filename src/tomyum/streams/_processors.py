@@ -58,6 +58,22 @@ class TableSourceProcessor(Processor):
         self.context.forward(record.with_value(Change(record.value, old)))
 
 
+class TableMaterializeProcessor(Processor):
+    """Stores each change's new value (``None`` deletes) with its timestamp in a table's
+    store, then forwards the change: a derived table or a table-table join's result made
+    queryable with ``materialized=`` (as Kafka's ``KTableFilter``/``KTableMapValues`` with
+    a queryable name, and ``KTableKTableJoinMerger``, do). Without a store, it only forwards."""
+
+    def __init__(self, store_name: str | None) -> None:
+        self.store_name = store_name
+
+    def process(self, record: AnyRecord) -> None:
+        if self.store_name is not None:
+            store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
+            store.put(record.key, record.value.new_value, record.timestamp)
+        self.context.forward(record)
+
+
 class TableFilterProcessor(Processor):
     """KTable.filter: a value that fails the predicate becomes a delete downstream; an update
     that is a delete both before and after filtering is not forwarded."""

@@ -80,7 +80,7 @@ class StreamTask:
                                retention_ms=spec.retention_ms, changelog=sink)
         if spec.kind == "session":
             return SessionStore(inner, key_serde, value_serde, spec.retention_ms, sink)
-        return KeyValueStore(inner, key_serde, value_serde, sink)
+        return KeyValueStore(inner, key_serde, value_serde, sink, timestamped=spec.timestamped)
 
     def process(self, record: Record[bytes | None, bytes | None]) -> None:
         """Run one consumed record (raw bytes, with topic, partition and offset) through."""

@@ -53,31 +53,35 @@ class _Grouped(Generic[K, V]):
         self.key_serde = key_serde
         self.value_serde = value_serde
 
-    def count(self, materialized: Materialized | None = None) -> KTable[Any, int]:
-        return self._aggregate(lambda: 0, _count_aggregator, lambda k, a, b: a + b, Serdes.long(), materialized)
+    def count(self, materialized: Materialized | None = None, *, name: str | None = None) -> KTable[Any, int]:
+        return self._aggregate(lambda: 0, _count_aggregator, lambda k, a, b: a + b, Serdes.long(), materialized, name)
 
-    def reduce(self, reducer: Callable[[V, V], V], materialized: Materialized | None = None) -> KTable[Any, V]:
+    def reduce(self, reducer: Callable[[V, V], V], materialized: Materialized | None = None, *,
+               name: str | None = None) -> KTable[Any, V]:
         initializer, aggregator = _reducing(reducer)
         merger: Merger = lambda k, a, b: b if a is None else reducer(a, b)  # noqa: E731
-        return self._aggregate(initializer, aggregator, merger, self.value_serde, materialized)
+        return self._aggregate(initializer, aggregator, merger, self.value_serde, materialized, name)
 
     def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+                   value_serde: Serde[Any] | None, materialized: Materialized | None,
+                   name: str | None = None) -> KTable[Any, Any]:
         raise NotImplementedError
 
 
 class KGroupedStream(_Grouped[K, V]):
     def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
-                  materialized: Materialized | None = None) -> KTable[K, A]:
+                  materialized: Materialized | None = None, *, name: str | None = None) -> KTable[K, A]:
         """Fold each key's values into an aggregate, starting from ``initializer()``; give
         the aggregate's serde in ``materialized`` unless it is the default value serde."""
-        return self._aggregate(initializer, aggregator, _no_merger, None, materialized)
+        return self._aggregate(initializer, aggregator, _no_merger, None, materialized, name)
 
     def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
-        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde)
+                   value_serde: Serde[Any] | None, materialized: Materialized | None,
+                   name: str | None = None) -> KTable[Any, Any]:
+        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde, timestamped=True)
         node = self._builder.add(
-            "KSTREAM-AGGREGATE", lambda: StreamAggregateProcessor(store, initializer, aggregator), [self._node], (store,)
+            "KSTREAM-AGGREGATE", lambda: StreamAggregateProcessor(store, initializer, aggregator), [self._node], (store,),
+            name=name,
         )
         return KTable(self._builder, node, self.key_serde, value_serde, store_name=store)
 
@@ -117,16 +121,19 @@ class TimeWindowedKStream(_Grouped[K, V]):
         self.windows = windows
 
     def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
-                  materialized: Materialized | None = None) -> KTable[Windowed[K], A]:
-        return self._aggregate(initializer, aggregator, _no_merger, None, materialized)
+                  materialized: Materialized | None = None, *,
+                  name: str | None = None) -> KTable[Windowed[K], A]:
+        return self._aggregate(initializer, aggregator, _no_merger, None, materialized, name)
 
     def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+                   value_serde: Serde[Any] | None, materialized: Materialized | None,
+                   name: str | None = None) -> KTable[Any, Any]:
         windows, processor = self.windows, type(self)._processor
         store = self._builder.add_store(materialized, "window", self.key_serde, value_serde,
                                         window_size_ms=windows.size_ms, retention_ms=windows.retention_ms)
         node = self._builder.add(
             "KSTREAM-AGGREGATE", lambda: processor(store, windows, initializer, aggregator), [self._node], (store,),
+            name=name,
         )
         return KTable(self._builder, node, None, value_serde, store_name=store,
                       suppress_delay_ms=windows.grace_ms + self._closes_after_ms)
@@ -155,17 +162,20 @@ class SessionWindowedKStream(_Grouped[K, V]):
         self.windows = windows
 
     def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
-                  merger: Callable[[K, A, A], A], materialized: Materialized | None = None) -> KTable[Windowed[K], A]:
-        return self._aggregate(initializer, aggregator, merger, None, materialized)
+                  merger: Callable[[K, A, A], A], materialized: Materialized | None = None, *,
+                  name: str | None = None) -> KTable[Windowed[K], A]:
+        return self._aggregate(initializer, aggregator, merger, None, materialized, name)
 
     def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+                   value_serde: Serde[Any] | None, materialized: Materialized | None,
+                   name: str | None = None) -> KTable[Any, Any]:
         windows = self.windows
         store = self._builder.add_store(materialized, "session", self.key_serde, value_serde,
                                         retention_ms=windows.retention_ms)
         node = self._builder.add(
             "KSTREAM-SESSION-AGGREGATE",
             lambda: SessionAggregateProcessor(store, windows, initializer, aggregator, merger), [self._node], (store,),
+            name=name,
         )
         delay = windows.inactivity_gap_ms + windows.grace_ms
         return KTable(self._builder, node, None, value_serde, store_name=store, suppress_delay_ms=delay)
@@ -184,27 +194,30 @@ class KGroupedTable(Generic[K, V]):
         self.key_serde = key_serde
         self.value_serde = value_serde
 
-    def count(self, materialized: Materialized | None = None) -> KTable[K, int]:
-        return self._aggregate(lambda: 0, lambda k, v, a: a + 1, lambda k, v, a: a - 1, Serdes.long(), materialized)
+    def count(self, materialized: Materialized | None = None, *, name: str | None = None) -> KTable[K, int]:
+        return self._aggregate(lambda: 0, lambda k, v, a: a + 1, lambda k, v, a: a - 1, Serdes.long(), materialized,
+                               name)
 
     def reduce(self, adder: Callable[[V, V], V], subtractor: Callable[[V, V], V],
-               materialized: Materialized | None = None) -> KTable[K, V]:
+               materialized: Materialized | None = None, *, name: str | None = None) -> KTable[K, V]:
         """``adder(aggregate, value)`` and ``subtractor(aggregate, value)``; a group's first
         value is its aggregate."""
         return self._aggregate(lambda: None, lambda k, v, a: v if a is None else adder(a, v),
-                               lambda k, v, a: subtractor(a, v), self.value_serde, materialized)
+                               lambda k, v, a: subtractor(a, v), self.value_serde, materialized, name)
 
     def aggregate(self, initializer: Callable[[], A], adder: Callable[[K, V, A], A],
-                  subtractor: Callable[[K, V, A], A], materialized: Materialized | None = None) -> KTable[K, A]:
-        return self._aggregate(initializer, adder, subtractor, None, materialized)
+                  subtractor: Callable[[K, V, A], A], materialized: Materialized | None = None, *,
+                  name: str | None = None) -> KTable[K, A]:
+        return self._aggregate(initializer, adder, subtractor, None, materialized, name)
 
     def _aggregate(self, initializer: Initializer, adder: Aggregator, subtractor: Aggregator,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+                   value_serde: Serde[Any] | None, materialized: Materialized | None,
+                   name: str | None = None) -> KTable[Any, Any]:
         from tomyum.streams._aggregate import TableAggregateProcessor
 
-        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde)
+        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde, timestamped=True)
         selector = self._selector
         node = self._builder.add("KTABLE-AGGREGATE",
                                  lambda: TableAggregateProcessor(store, selector, initializer, adder, subtractor),
-                                 [self._node], (store,))
+                                 [self._node], (store,), name=name)
         return KTable(self._builder, node, self.key_serde, value_serde, store_name=store)

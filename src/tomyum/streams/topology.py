@@ -53,6 +53,8 @@ class StoreSpec:
     logging_enabled: bool
     window_size_ms: int = 0
     retention_ms: int = 0
+    timestamped: bool = False
+    """A key-value store that keeps each value's timestamp (tables and aggregations)."""
 
     @property
     def changelog_topic(self) -> str:

@@ -4,17 +4,24 @@
 Time is event time in milliseconds. A time window ``[start, end)`` excludes its end; a
 session window ``[start, end]`` includes both (its bounds are record timestamps). A window
 *closes* when stream time (the largest timestamp the processor has seen) passes its end
-plus the grace period; records for a closed window are dropped and counted.
+plus the grace period (for a session, its end plus the inactivity gap and the grace
+period); records for a closed window are dropped and counted.
+
+Factories carry Kafka's names in snake_case (``TimeWindows.ofSizeAndGrace`` is
+:meth:`TimeWindows.of_size_and_grace`); the names of earlier releases still work for this
+release, with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
+
+from tomyum.streams._deprecation import warn_deprecated
 
 K = TypeVar("K")
 
-__all__ = ["SessionWindows", "SlidingWindows", "Suppressed", "TimeWindows", "Window", "Windowed"]
+__all__ = ["JoinWindows", "SessionWindows", "SlidingWindows", "Suppressed", "TimeWindows", "Window", "Windowed"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -48,14 +55,29 @@ class TimeWindows:
     grace_ms: int
 
     @staticmethod
-    def of_size_with_grace(size_ms: int, grace_ms: int) -> TimeWindows:
+    def of_size_and_grace(size_ms: int, grace_ms: int) -> TimeWindows:
+        """Tumbling windows of ``size_ms`` that accept records up to ``grace_ms`` after
+        their end (Kafka's ``TimeWindows.ofSizeAndGrace``)."""
         _check("size_ms", size_ms, 1)
         _check("grace_ms", grace_ms, 0)
         return TimeWindows(size_ms=size_ms, advance_ms=size_ms, grace_ms=grace_ms)
 
     @staticmethod
+    def of_size_with_no_grace(size_ms: int) -> TimeWindows:
+        """``of_size_and_grace(size_ms, 0)`` (Kafka's ``TimeWindows.ofSizeWithNoGrace``)."""
+        return TimeWindows.of_size_and_grace(size_ms, 0)
+
+    @staticmethod
+    def of_size_with_grace(size_ms: int, grace_ms: int) -> TimeWindows:
+        """Deprecated: :meth:`of_size_and_grace`."""
+        warn_deprecated("TimeWindows.of_size_with_grace", "TimeWindows.of_size_and_grace")
+        return TimeWindows.of_size_and_grace(size_ms, grace_ms)
+
+    @staticmethod
     def of_size_no_grace(size_ms: int) -> TimeWindows:
-        return TimeWindows.of_size_with_grace(size_ms, 0)
+        """Deprecated: :meth:`of_size_with_no_grace`."""
+        warn_deprecated("TimeWindows.of_size_no_grace", "TimeWindows.of_size_with_no_grace")
+        return TimeWindows.of_size_and_grace(size_ms, 0)
 
     def advance_by(self, advance_ms: int) -> TimeWindows:
         """Hopping windows; ``0 < advance_ms <= size_ms``."""
@@ -81,21 +103,39 @@ class TimeWindows:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionWindows:
-    """Sessions of activity per key: records less than ``inactivity_gap_ms`` apart join one
-    session; a record that bridges two sessions merges them."""
+    """Sessions of activity per key: records at most ``inactivity_gap_ms`` apart share a
+    session (gap 10: records at 0 and 10 make one session ``[0, 10]``); a record that
+    bridges two sessions merges them. A session is kept, and can still grow, while its end
+    is after ``stream time - (inactivity_gap_ms + grace_ms)`` (Kafka's
+    ``KStreamSessionWindowAggregate``; see :class:`~tomyum.streams._aggregate.SessionAggregateProcessor`
+    for the exact rule)."""
 
     inactivity_gap_ms: int
     grace_ms: int
 
     @staticmethod
-    def of_inactivity_gap_with_grace(inactivity_gap_ms: int, grace_ms: int) -> SessionWindows:
+    def of_inactivity_gap_and_grace(inactivity_gap_ms: int, grace_ms: int) -> SessionWindows:
+        """Kafka's ``SessionWindows.ofInactivityGapAndGrace``."""
         _check("inactivity_gap_ms", inactivity_gap_ms, 1)
         _check("grace_ms", grace_ms, 0)
         return SessionWindows(inactivity_gap_ms=inactivity_gap_ms, grace_ms=grace_ms)
 
     @staticmethod
+    def of_inactivity_gap_with_no_grace(inactivity_gap_ms: int) -> SessionWindows:
+        """Kafka's ``SessionWindows.ofInactivityGapWithNoGrace``."""
+        return SessionWindows.of_inactivity_gap_and_grace(inactivity_gap_ms, 0)
+
+    @staticmethod
+    def of_inactivity_gap_with_grace(inactivity_gap_ms: int, grace_ms: int) -> SessionWindows:
+        """Deprecated: :meth:`of_inactivity_gap_and_grace`."""
+        warn_deprecated("SessionWindows.of_inactivity_gap_with_grace", "SessionWindows.of_inactivity_gap_and_grace")
+        return SessionWindows.of_inactivity_gap_and_grace(inactivity_gap_ms, grace_ms)
+
+    @staticmethod
     def of_inactivity_gap_no_grace(inactivity_gap_ms: int) -> SessionWindows:
-        return SessionWindows.of_inactivity_gap_with_grace(inactivity_gap_ms, 0)
+        """Deprecated: :meth:`of_inactivity_gap_with_no_grace`."""
+        warn_deprecated("SessionWindows.of_inactivity_gap_no_grace", "SessionWindows.of_inactivity_gap_with_no_grace")
+        return SessionWindows.of_inactivity_gap_and_grace(inactivity_gap_ms, 0)
 
     @property
     def retention_ms(self) -> int:
@@ -120,17 +160,28 @@ class SlidingWindows:
     grace_ms: int
 
     @staticmethod
-    def of_time_difference_with_grace(time_difference_ms: int, grace_ms: int) -> SlidingWindows:
+    def of_time_difference_and_grace(time_difference_ms: int, grace_ms: int) -> SlidingWindows:
+        """Kafka's ``SlidingWindows.ofTimeDifferenceAndGrace``."""
         _check("time_difference_ms", time_difference_ms, 0)
         _check("grace_ms", grace_ms, 0)
         return SlidingWindows(time_difference_ms=time_difference_ms, grace_ms=grace_ms)
 
-    of_time_difference_and_grace = of_time_difference_with_grace
-    """Kafka's name (``SlidingWindows.ofTimeDifferenceAndGrace``)."""
+    @staticmethod
+    def of_time_difference_with_no_grace(time_difference_ms: int) -> SlidingWindows:
+        """Kafka's ``SlidingWindows.ofTimeDifferenceWithNoGrace``."""
+        return SlidingWindows.of_time_difference_and_grace(time_difference_ms, 0)
+
+    @staticmethod
+    def of_time_difference_with_grace(time_difference_ms: int, grace_ms: int) -> SlidingWindows:
+        """Deprecated: :meth:`of_time_difference_and_grace`."""
+        warn_deprecated("SlidingWindows.of_time_difference_with_grace", "SlidingWindows.of_time_difference_and_grace")
+        return SlidingWindows.of_time_difference_and_grace(time_difference_ms, grace_ms)
 
     @staticmethod
     def of_time_difference_no_grace(time_difference_ms: int) -> SlidingWindows:
-        return SlidingWindows.of_time_difference_with_grace(time_difference_ms, 0)
+        """Deprecated: :meth:`of_time_difference_with_no_grace`."""
+        warn_deprecated("SlidingWindows.of_time_difference_no_grace", "SlidingWindows.of_time_difference_with_no_grace")
+        return SlidingWindows.of_time_difference_and_grace(time_difference_ms, 0)
 
     @property
     def size_ms(self) -> int:
@@ -176,7 +227,9 @@ class Suppressed:
 class JoinWindows:
     """How far apart in time two records of a stream-stream join may be: a right record
     joins a left record at ``t`` if its timestamp is within ``[t - before_ms, t + after_ms]``.
-    Records later than ``grace_ms`` behind stream time are dropped."""
+    The factories make symmetric windows (``before_ms == after_ms``); :meth:`before` and
+    :meth:`after` change one side, as Kafka's ``JoinWindows.before/after`` do. Records
+    later than ``grace_ms`` behind stream time are dropped."""
 
     before_ms: int
     after_ms: int
@@ -184,10 +237,32 @@ class JoinWindows:
 
     @staticmethod
     def of_time_difference_and_grace(difference_ms: int, grace_ms: int) -> JoinWindows:
+        """Kafka's ``JoinWindows.ofTimeDifferenceAndGrace``: ``[t - difference, t + difference]``."""
         _check("difference_ms", difference_ms, 0)
         _check("grace_ms", grace_ms, 0)
         return JoinWindows(before_ms=difference_ms, after_ms=difference_ms, grace_ms=grace_ms)
 
     @staticmethod
-    def of_time_difference_without_grace(difference_ms: int) -> JoinWindows:
+    def of_time_difference_with_no_grace(difference_ms: int) -> JoinWindows:
+        """Kafka's ``JoinWindows.ofTimeDifferenceWithNoGrace``."""
         return JoinWindows.of_time_difference_and_grace(difference_ms, 0)
+
+    @staticmethod
+    def of_time_difference_without_grace(difference_ms: int) -> JoinWindows:
+        """Deprecated: :meth:`of_time_difference_with_no_grace`."""
+        warn_deprecated("JoinWindows.of_time_difference_without_grace", "JoinWindows.of_time_difference_with_no_grace")
+        return JoinWindows.of_time_difference_and_grace(difference_ms, 0)
+
+    def before(self, time_difference_ms: int) -> JoinWindows:
+        """These windows with the start moved: a right record joins a left record at ``t``
+        from ``t - time_difference_ms`` on (negative: after ``t``), the end kept."""
+        return self._with(time_difference_ms, self.after_ms)
+
+    def after(self, time_difference_ms: int) -> JoinWindows:
+        """These windows with the end moved: up to ``t + time_difference_ms``, the start kept."""
+        return self._with(self.before_ms, time_difference_ms)
+
+    def _with(self, before_ms: int, after_ms: int) -> JoinWindows:
+        if before_ms + after_ms < 0:
+            raise ValueError(f"the window's length (before_ms + after_ms = {before_ms + after_ms}) must not be negative")
+        return replace(self, before_ms=before_ms, after_ms=after_ms)

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from tomyum.streams.serdes import Serde, Serdes
-from tomyum.streams.state.base import BytesStore, ChangelogSink, KeyValueStore
+from tomyum.streams.state.base import BytesStore, ChangelogSink, KeyValueStore, ValueAndTimestamp
 from tomyum.streams.windows import Window, Windowed
 
 K = TypeVar("K")
@@ -35,14 +34,6 @@ __all__ = ["SessionStore", "ValueAndTimestamp", "WindowStore"]
 
 _TIME = struct.Struct(">q")
 _MAX_TIME = _TIME.pack(2**63 - 1)
-
-
-@dataclass(frozen=True, slots=True)
-class ValueAndTimestamp(Generic[V]):
-    """A stored value and its timestamp (Kafka's ``ValueAndTimestamp``)."""
-
-    value: V
-    timestamp: int
 
 
 class _RetainedStore(Generic[K, V]):
@@ -193,7 +184,10 @@ class SessionStore(_RetainedStore[K, V]):
         return self._key(session.key) + _TIME.pack(window.end_ms) + _TIME.pack(window.start_ms)
 
     def put(self, session: Windowed[K], value: V | None, timestamp: int) -> None:
-        """Store (``None`` removes) the aggregate of one session."""
+        """Store (``None`` removes) the aggregate of one session; a session that has already
+        expired (its end before :attr:`min_live_ms`) is not stored, as in Kafka."""
+        if session.window.end_ms < self.min_live_ms:
+            return
         self.kv.put(self._composite(session), value, timestamp)
 
     def fetch_session(self, session: Windowed[K]) -> V | None:
