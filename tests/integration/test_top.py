@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import socket
 import sys
 import time
 import urllib.error
@@ -177,3 +178,16 @@ def test_top_finds_the_metrics_listener_the_broker_names(tmp_path: Path) -> None
         out = ok("top", "--once", "--interval", "0.2", "-b", broker.bootstrap)
     assert "no metrics listener" not in out
     assert "REQUEST" in out and "DescribeConfigs" in out, out
+
+
+def test_a_metrics_listener_on_a_taken_port_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = tomyum_cmd("serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"),
+                          "--set", f"metrics.listener=127.0.0.1:{port}")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (f"error: metrics.listener: cannot listen on 127.0.0.1:{port}: "
+                                            "the address is in use (port 0 picks a free one)"), proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -18,6 +18,8 @@ request line and headers of at most 8 KiB read within 5 s, then the connection i
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import logging
 import time
 from collections import Counter
@@ -100,7 +102,14 @@ class MetricsListener:
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port)
+        try:
+            self._server = await asyncio.start_server(self._serve, host, port)
+        except OSError as e:  # in use, or not an address of this machine: said as the key's fault
+            if e.errno == errno.EADDRINUSE:
+                reason = "the address is in use (port 0 picks a free one)"
+            else:
+                reason = (os.strerror(e.errno) if e.errno else str(e)).lower()
+            raise ConfigError("metrics.listener", f"cannot listen on {host}:{port}: {reason}") from None
         self.host = host
         self.port = int(self._server.sockets[0].getsockname()[1])
 
