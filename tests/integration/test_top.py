@@ -142,17 +142,19 @@ def test_top_without_a_metrics_listener_shows_groups_and_says_why_not_more(
     assert [group, "empty", "classic", "0", "0"] in [line.split() for line in out.splitlines()], out
 
 
-def test_top_live_refreshes_and_stops_on_ctrl_c(metered: tuple[BrokerProcess, str]) -> None:
+def test_top_live_refreshes_says_when_the_broker_goes_and_stops_on_ctrl_c(metered: tuple[BrokerProcess, str]) -> None:
     broker, url = metered
     child = pexpect.spawn(sys.executable, ["-m", "tomyum", "top", "-b", broker.bootstrap, "--metrics",
                                            url.removeprefix("http://")],
-                          env=_env({"COLUMNS": "100"}), encoding="utf-8", timeout=30, dimensions=(40, 100))
+                          env=_env({"COLUMNS": "160"}), encoding="utf-8", timeout=30, dimensions=(40, 160))
     child.logfile_read = io.StringIO()
     child.expect_exact("REQUEST")  # the first measured frame
     uptimes: set[str] = set()
     while len(uptimes) < 2:  # and refreshed: the uptime moves on
         child.expect(r"up (\dh\d\dm\d\ds)")
         uptimes.add(child.match.group(1))
+    broker.stop()  # said in the frame, and looked for again, until Ctrl-C
+    child.expect_exact(f"cannot read metrics from {url}: connection refused (looking again every 1s;")
     interrupt(child)
 
 

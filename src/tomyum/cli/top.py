@@ -209,8 +209,13 @@ def top(
                   screen=False, transient=False) as live:
             while True:
                 time.sleep(interval)
-                after = scrape(url) if url else None
-                live.update(frame(bootstrap, url, before, after, group_rows(admin), interval), refresh=True)
+                try:
+                    after = scrape(url) if url else None
+                    live.update(frame(bootstrap, url, before, after, group_rows(admin), interval), refresh=True)
+                except CliError as e:  # the broker went away, say: say so, and keep looking
+                    after = None
+                    live.update(Text(f"{e} (looking again every {interval:g}s; Ctrl-C to stop)", style="red"),
+                                refresh=True)
                 before = after
     except KeyboardInterrupt:
         return
