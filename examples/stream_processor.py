@@ -23,7 +23,7 @@ from tomyum.streams import Processor, Record, Serdes, StreamsBuilder, StreamsCon
 from tomyum.streams.runtime import KafkaStreams, State
 
 #: the longest a stop waits for the broker to take the last commit (a gone broker would hold it)
-CLOSE_TIMEOUT_S = 1.5
+CLOSE_TIMEOUT_S = 1.0
 
 
 class UpperCase(Processor):
@@ -87,7 +87,10 @@ def main() -> int:
 
     app.set_uncaught_exception_handler(on_crash)
     app.start()
-    stop.wait()
+    # In slices: Python runs a signal handler in the main thread only, and a signal the kernel
+    # hands to another thread would not wake a main thread blocked in one long wait.
+    while not stop.wait(0.2):
+        pass
     crashed = app.state is State.ERROR
     if not app.close(CLOSE_TIMEOUT_S):
         print(f"processor: the broker did not take the last commit within {CLOSE_TIMEOUT_S:g}s; "

@@ -14,6 +14,7 @@ meanwhile wait for it. Ctrl-D finishes; Ctrl-C stops, giving undelivered records
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -164,6 +165,9 @@ class _BrokerWatch:
             sys.stderr.flush()
 
     def _run(self) -> None:
+        # Ctrl-C is the main thread's: a signal the kernel handed to this thread would leave the
+        # main thread blocked in its read of the terminal.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         while not self._stop.wait(WATCH_EVERY_S):
             self.producer.poll(0)
             gone = refused(last_failure())
