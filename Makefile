@@ -31,7 +31,7 @@ $(VENV)/.clients-installed: $(KAFKAJS_DIR)/package-lock.json
 install-test: $(VENV)/.test-installed $(VENV)/.clients-installed
 
 serve: install
-	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0
+	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0 --set metrics.listener=127.0.0.1:9644
 
 # the suite but its long runs (kill -9 cycles, the 100,000-frame fuzz, the streams process
 # tests: `make test-slow`, which CI runs too), so that it stays under 15 minutes on 2 cores

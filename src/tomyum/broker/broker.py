@@ -16,6 +16,8 @@ from tomyum.broker.connection_quotas import ConnectionQuotas
 from tomyum.broker.handlers import registry
 from tomyum.broker.listeners import Listener, parse_listeners
 from tomyum.broker.log_publisher import LogPublisher
+from tomyum.broker.metrics import BrokerCollector, MetricsListener, new_registry, parse_metrics_listener
+from tomyum.broker.stats import BrokerStats, request_name
 from tomyum.broker.waiters import FetchWaiters
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig, validate_topic_configs
@@ -88,12 +90,15 @@ class Broker:
         self.quotas = QuotaManagers(lambda: self.metadata.image, clock, **window)
         self.connection_quotas = ConnectionQuotas(config, lambda: self.metadata.image.quotas, clock, **window)
         self._servers: list[Acceptor] = []
+        self.stats = BrokerStats()
+        self.metrics: MetricsListener | None = None
         self._offsets_expiry: asyncio.Task[None] | None = None
         self._idle_reaper: asyncio.Task[None] | None = None
         self.started_at = time.time()
         rate = config["auto.create.topics.partitions.per.second"]
         self._auto_create_bucket = TokenBucket(rate, 2 * rate, clock.monotonic)
-        registry()  # every handler registered
+        handlers = registry()  # every handler registered
+        self._request_names = {key: request_name(h.name) for key, h in handlers.items()}
 
     async def start(self, create_topics: Sequence[tuple[str, int, int]] = ()) -> None:
         """Take the data dir (refused if another process holds it), recover the metadata log,
@@ -127,13 +132,18 @@ class Broker:
                 listener.port = acceptor.port
             if listener.advertised_port == 0:
                 listener.advertised_port = acceptor.port
+        if self.config["metrics.listener"]:
+            collector = BrokerCollector(self.stats, lambda: self.connections, self._request_names, self.started_at)
+            self.metrics = MetricsListener(new_registry(collector))
+            await self.metrics.start(*parse_metrics_listener(self.config["metrics.listener"]))
 
     def ready_line(self) -> str:
         where = ", ".join(f"{x.name}://{x.host or '0.0.0.0'}:{x.port}" for x in self.listeners)
         adv = ", ".join(x.url() for x in self.listeners)
+        metrics = f", metrics on {self.metrics.url()}" if self.metrics is not None else ""
         return (f"tomyum {__version__} accepting connections on {where} "
                 f"(advertised {adv}), data dir {self.data_dir.resolve()}, node {self.node_id}, "
-                f"cluster {self.cluster_id}")
+                f"cluster {self.cluster_id}{metrics}")
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight requests, flush and close every file."""
@@ -141,6 +151,8 @@ class Broker:
 
         for server in self._servers:
             server.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         timeout = self.config["shutdown.timeout.ms"] / 1000
         self.waiters.wake_all()
         await self.groups.stop()
@@ -159,6 +171,8 @@ class Broker:
         """Undo a :meth:`start` that raised: close what it opened, release the data dir."""
         for server in self._servers:
             server.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         if self._store_started:
             await self.store.close()
         self.metadata.log.close()

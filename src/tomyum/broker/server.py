@@ -133,6 +133,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 _limited.log(logging.INFO, ("principal", self.principal), "connection from %s on %s: principal %s",
                              self.peer, self.listener.name, self.principal)
         self.broker.connections.add(self)
+        self.broker.stats.connections_accepted[self.listener.name] += 1
         self._tasks = [
             asyncio.create_task(self._process_loop(), name=f"process {self.peer}"),
             asyncio.create_task(self._write_loop(), name=f"write {self.peer}"),
@@ -234,6 +235,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         header = request.header
         if header.api_key not in AUTHENTICATION_APIS and not self._may_proceed(header.api_key):
             return
+        self.broker.stats.requests[header.api_key] += 1
         ctx = RequestContext(self.broker, self.listener, header.api_key, header.api_version,
                              header.correlation_id, header.client_id, self.peer, self)
         result = await HANDLERS[header.api_key].fn(ctx, request.body)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from tomyum.broker.client_quotas import QuotaManagers
+    from tomyum.broker.stats import BrokerStats
     from tomyum.clock import Clock
     from tomyum.security.sasl import Exchange
     from tomyum.broker.waiters import FetchWaiters
@@ -72,6 +73,8 @@ class BrokerServices(Protocol):
     authorizer: StandardAuthorizer | None
     #: client quotas on produce and fetch bandwidth (broker/client_quotas.py)
     quotas: QuotaManagers
+    #: what the broker has served: requests per API, bytes in and out per topic (broker/stats.py)
+    stats: BrokerStats
 
     async def auto_create_topic(self, name: str) -> None:
         """Create ``name`` as ``auto.create.topics.enable`` does (throttled; see Broker)."""

@@ -100,6 +100,12 @@ _SERVER = (
               doc="tomyum's own: fetched record ranges of at least this many bytes are sent with sendfile "
               "(zero copy) on plaintext listeners; -1 reads them into memory. A change applies to new "
               "connections."),
+    # tomyum's own: Prometheus' /metrics over HTTP (broker/metrics.py); issue 23's key
+    static(ConfigDef("metrics.listener", STRING, "",
+                     doc="tomyum's own: HOST:PORT of an HTTP listener answering GET /metrics in Prometheus' text "
+                     "format (request counts per API, bytes and records in and out per topic, connections per "
+                     "listener); empty: none. Port 0 picks a free port, named in the line the broker prints "
+                     "when it is ready.")),
     ignored("request.timeout.ms", INT, 30000, doc="A client's key, not a broker's: accepted so that "
             "existing tomyum config files load, and ignored."),
     static(ConfigDef("shutdown.timeout.ms", INT, 10000, at_least(0),

@@ -61,6 +61,8 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
 
 
 def _respond(ctx: RequestContext, topics: list[tuple[str, list[FetchPartition]]]) -> RawResponse:
+    for name, parts in topics:
+        ctx.broker.stats.fetched(name, sum(len(p.records) for p in parts))
     throttle_ms = ctx.broker.quotas.fetch.throttle_fetch(ctx.principal, ctx.client_id, topics, ctx.connection.throttle)
     return RawResponse(encode_fetch_response(ctx.api_version, topics, throttle_time_ms=throttle_ms))
 
