@@ -11,6 +11,8 @@ import re
 import socket
 import ssl
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +159,10 @@ def test_a_bad_keystore_is_refused_and_nothing_changes(tls_broker: BrokerProcess
     garbage.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
     code, message = refused_code(admin, node, garbage)
     assert code == KafkaError.INVALID_REQUEST and "SSLFactory" in message, message
+    cli = subprocess.run([sys.executable, "-m", "tomyum", "configs", "set", "broker", node,
+                          f"{KEYSTORE}={garbage}", "--bootstrap", tls_broker.bootstrap],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode != 0 and len(cli.stderr.strip().splitlines()) == 1 and "SSLFactory" in cli.stderr, cli.stderr
     code, message = refused_code(admin, node, tmp_path / "missing.pem")
     assert code == KafkaError.INVALID_REQUEST, message
     # another subject (or fewer alternative names) is not the same broker: Kafka refuses it
