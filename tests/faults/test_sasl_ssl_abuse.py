@@ -15,7 +15,6 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -66,8 +65,9 @@ class SecureBroker:
                 "sasl.username": "alice", "sasl.password": "alice-secret"}
 
 
-@pytest.fixture
-def secure(tmp_path: Path) -> Iterator[SecureBroker]:
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    tmp_path = tmp_path_factory.mktemp("sasl-ssl-abuse")
     ca = LocalCA(tmp_path / "ca")
     proxy = CuttingProxy(record=True)
     settings = {"listeners": "PLAINTEXT://127.0.0.1:0,SECURE://127.0.0.1:0",

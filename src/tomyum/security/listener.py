@@ -140,7 +140,8 @@ def reconfigured(security: ListenerSecurity, setting: Callable[[str], Any]) -> L
             raise ConfigError("ssl.truststore.location", "Cannot add SSL truststore to an existing listener for "
                               "which no truststore was configured.")
     except ConfigError as e:  # Kafka's words and INVALID_REQUEST, whatever the store's fault
-        raise ConfigError(e.key, f"Validation of dynamic config update of SSLFactory failed: {e}",
+        reason = str(e).removeprefix(f"{e.key}: ")
+        raise ConfigError(e.key, f"Validation of dynamic config update of SSLFactory failed: {reason}",
                           refused=True) from None
     return replace(security, ssl_context=context, certificate=certificate, stores=stores)
 
