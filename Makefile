@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: install install-test serve test test-slow test-interop test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams clean
+.PHONY: install install-test serve test test-slow test-interop test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-security clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks.throughput --messages-100b 500000 --messages-10k 50000 --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.service --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.streams --write docs/benchmarks.md
+
+# produce/consume over PLAINTEXT, SSL and SASL_SSL (~3 min; not part of `make bench`)
+bench-security: $(VENV)/.test-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.security --write docs/benchmarks.md
 
 bench-lifecycle: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'

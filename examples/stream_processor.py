@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from lifecycle import arguments
+from lifecycle import arguments, client_config
 from tomyum.streams import Processor, Record, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams.runtime import KafkaStreams, State
 
@@ -54,11 +54,11 @@ def main() -> int:
         .to(args.sink, value_serde=Serdes.string()))
     app = KafkaStreams(builder.build(), StreamsConfig(application_id=args.group), bootstrap_servers=args.bootstrap,
                        processing_guarantee="exactly_once_v2" if args.exactly_once else "at_least_once",
-                       commit_interval_ms=100 if args.exactly_once else 1000)
+                       commit_interval_ms=100 if args.exactly_once else 1000, client_config=client_config(args))
 
     def on_state(new: State, old: State) -> None:
         if new is State.RUNNING:  # the line the demo waits for (see examples/lifecycle.py)
-            topic = AdminClient({"bootstrap.servers": args.bootstrap}).list_topics(args.source, timeout=10)
+            topic = AdminClient({"bootstrap.servers": args.bootstrap, **client_config(args)}).list_topics(args.source, timeout=10)
             partitions = sorted(topic.topics[args.source].partitions)
             print(f"processor: joined group {args.group}, partitions {args.source}{partitions}", flush=True)
         else:

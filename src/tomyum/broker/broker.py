@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tomyum import __version__
 from tomyum.broker.client_quotas import QuotaManagers
@@ -31,6 +32,7 @@ from tomyum.coordinator.txn.log import TXN_TOPIC
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.log_limit import RateLimitedLog, TokenBucket
 from tomyum.security.authorizer import AclBinding, StandardAuthorizer, binding_of
+from tomyum.security.listener import reconfigured
 from tomyum.metadata import DataDirLock, MetadataController, check_meta_properties, check_topic_name
 from tomyum.storage.engine import LogStore
 from tomyum.storage.local import LocalLogStore
@@ -109,6 +111,7 @@ class Broker:
         self._dir_lock.acquire()
         self.cluster_id = check_meta_properties(self.data_dir, self.config["cluster.id"], self.node_id)
         await self.metadata.start()
+        self.reconfigure_listeners()  # the stores set at run time before this start
         await self.store.start(self.publisher.all_specs())
         self._store_started = True
         await self.offsets.start()
@@ -239,6 +242,29 @@ class Broker:
         except KafkaError as e:
             if e.code != ErrorCode.topic_already_exists:  # created meanwhile: as good
                 raise
+
+    def check_listener_reconfiguration(self, dynamic: Mapping[str, Any] | None) -> None:
+        """Whether every listener's stores, with ``dynamic`` as the per-broker dynamic layer
+        (None: the current one), load and fit (ConfigError if not); changes nothing."""
+        for listener in self.listeners:
+            reconfigured(listener.security, functools.partial(self.config.for_listener, listener.name,
+                                                              dynamic=dynamic))
+
+    def reconfigure_listeners(self) -> None:
+        """Give each listener the stores its settings name now: new TLS connections use them,
+        connections made before keep theirs. A store that no longer loads (at a restart, say)
+        leaves the listener as it was, with a log line."""
+        for listener in self.listeners:
+            try:
+                security = reconfigured(listener.security, functools.partial(self.config.for_listener, listener.name))
+            except ConfigError as e:
+                log.error("listener %s keeps its TLS stores: %s", listener.name, e)
+                continue
+            if security is not listener.security:
+                listener.security = security
+                log.info("listener %s: new TLS connections use the key store of %s (serial %x, valid until %s)",
+                         listener.name, security.certificate.subject.rfc4514_string(),
+                         security.certificate.serial_number, security.certificate.not_valid_after_utc)
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str | None]) -> None:
         await self.metadata.create_topic(name, partitions, validate_topic_configs(configs))

@@ -8,7 +8,8 @@ import circle (checked by import-linter in ``make test``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tomyum.broker.client_quotas import QuotaManagers
@@ -81,3 +82,12 @@ class BrokerServices(Protocol):
         ...
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str | None]) -> None: ...
+
+    def check_listener_reconfiguration(self, dynamic: Mapping[str, Any] | None) -> None:
+        """ConfigError unless every listener's stores, with ``dynamic`` as the per-broker dynamic
+        config layer (None: the current one), load and fit (Kafka's SslFactory checks)."""
+        ...
+
+    def reconfigure_listeners(self) -> None:
+        """Listeners take up the stores their settings name now (for new connections)."""
+        ...

@@ -277,11 +277,13 @@ _IGNORED = (
     ignored("share.coordinator.state.topic.min.isr", SHORT, 2,
             doc="The min.insync.replicas of the share-group state topic (KIP-932)."),
     # TLS (KIP-651 PEM stores): every ssl.* key may also be set per listener as
-    # listener.name.<listener>.ssl.*; the stores are read when the listener starts
+    # listener.name.<listener>.ssl.*; the stores are read when the listener starts, and the
+    # listener-prefixed store keys (DYNAMIC_LISTENER_KEYS) may change at run time, per broker
     static(ConfigDef("ssl.keystore.type", STRING, "PEM", one_of("PEM"), doc="The format of the key store: "
                      "PEM (a certificate chain and its private key), the one tomyum reads.")),
     static(ConfigDef("ssl.keystore.location", STRING, None, doc="A PEM file with the listener's certificate "
-                     "chain and private key.")),
+                     "chain and private key. The store keys may change at run time per broker with the listener "
+                     "prefix (listener.name.<l>.ssl.keystore.location): new TLS connections use the new store.")),
     static(ConfigDef("ssl.keystore.certificate.chain", PASSWORD, None, doc="The listener's certificate chain in "
                      "PEM, given inline instead of ssl.keystore.location.")),
     static(ConfigDef("ssl.keystore.key", PASSWORD, None, doc="The listener's private key in PEM, given inline.")),
@@ -303,6 +305,10 @@ _IGNORED = (
                      doc="The TLS versions SSL listeners accept.")),
     static(ConfigDef("ssl.cipher.suites", LIST, [], doc="The cipher suites SSL listeners offer (OpenSSL names); "
                      "empty: the library's defaults.")),
+    static(ConfigDef("ssl.allow.dn.changes", BOOLEAN, False, doc="Whether a key store changed at run time "
+                     "may hold a certificate with another distinguished name than the one it replaces.")),
+    static(ConfigDef("ssl.allow.san.changes", BOOLEAN, False, doc="Whether a key store changed at run time "
+                     "may hold a certificate without all the subject alternative names of the one it replaces.")),
     static(ConfigDef("ssl.principal.mapping.rules", STRING, "DEFAULT", doc="How a client certificate's "
                      "distinguished name becomes a principal: Kafka's RULE:pattern/replacement/[LU] rules, "
                      "DEFAULT keeping the whole name.")),
