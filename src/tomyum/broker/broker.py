@@ -142,7 +142,7 @@ class Broker:
         for server in self._servers:
             server.close()
         timeout = self.config["shutdown.timeout.ms"] / 1000
-        self.waiters.wake_all()
+        self.waiters.close()
         await self.groups.stop()
         self.consumer_groups.stop()
         await self.transactions.stop()
