@@ -51,8 +51,8 @@ func kafkagoProduce(ctx context.Context, o *opts) error {
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("produce: %w", err)
 	}
-	for _, m := range msgs {
-		emit("produced", map[string]any{"partition": m.Partition, "offset": -1, "value": string(m.Value)})
+	for _, r := range o.records() { // the Writer reports no offsets: -1
+		emit("produced", map[string]any{"partition": r.partition, "offset": -1, "value": r.value})
 	}
 	return nil
 }

@@ -50,6 +50,10 @@ func saramaConfig(o *opts) (*sarama.Config, error) {
 	if o.isolation == "read_committed" {
 		cfg.Consumer.IsolationLevel = sarama.ReadCommitted
 	}
+	// sarama shares one connection between the member's fetches and its commits, so a commit
+	// waits behind a parked fetch (as it would with Kafka); the default 500 ms makes every
+	// commit take about a second
+	cfg.Consumer.MaxWaitTime = 100 * time.Millisecond
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.AutoCommit.Enable = false
 	cfg.Consumer.Group.Session.Timeout = 6 * time.Second
