@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupType, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.conftest import BrokerWith
@@ -260,6 +260,10 @@ def group(exe: Path, client: str, broker: Broker, topic: str, members: list[Memb
     first, second = member(), member()
     wait_until(lambda: sorted(m.assigned() or [9] for m in (first, second)) == [[0], [1]], 60, interval=0.05,
                what="one partition for each member")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    described = admin.describe_consumer_groups([group_id])[group_id].result(30)
+    kind = ConsumerGroupType.CONSUMER if protocol == "consumer" else ConsumerGroupType.CLASSIC
+    assert described.type == kind and len(described.members) == 2, "the group does not use the protocol asked for"
     send(0, 20)
     wait_until(lambda: all(m.committed(m.assigned()[0]) == 10 for m in (first, second)), 30, interval=0.05,
                what="each member committing its 10 records")
@@ -408,7 +412,8 @@ def admin(exe: Path, client: str, broker: Broker, topic: str) -> None:
     (group_offsets,) = of(events, "group_offsets")  # -1: no commit (sarama lists those too)
     assert {p: offset for p, offset in group_offsets["offsets"].items() if offset != -1} == {"0": 5}
     assert of(events, "topic_deleted") == [{"event": "topic_deleted", "still_listed": False}]
-    assert topic not in AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=30).topics
+    admin_client = AdminClient({"bootstrap.servers": broker.bootstrap})
+    assert topic not in admin_client.list_topics(timeout=30).topics
 
 
 def test_franz_admin(interop: Path, broker: Broker, topic_name: str) -> None:
