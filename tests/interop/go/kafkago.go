@@ -18,6 +18,7 @@ var kafkagoCommands = map[string]command{
 	"produce": kafkagoProduce,
 	"consume": kafkagoConsume,
 	"member":  kafkagoMember,
+	"admin":   kafkagoAdmin,
 }
 
 var kafkagoCodecs = map[string]kafka.Compression{
