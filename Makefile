@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: install install-test serve test test-slow test-interop test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-security clean
+.PHONY: install install-test serve test test-slow test-interop compatibility test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-security clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,18 +33,26 @@ install-test: $(VENV)/.test-installed $(VENV)/.clients-installed
 serve: install
 	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0 --set metrics.listener=127.0.0.1:9644
 
+# each test target also leaves its results in build/junit/, which `make compatibility` reads
+JUNIT := build/junit
+
 # the suite but its long runs (kill -9 cycles, the 100,000-frame fuzz, the streams process
 # tests: `make test-slow`, which CI runs too), so that it stays under 15 minutes on 2 cores
 test: install-test
-	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/interop tests
+	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/interop --junitxml=$(JUNIT)/test.xml tests
 
 test-slow: install-test
-	$(BIN)/python -m pytest -q -m slow --ignore=tests/interop tests
+	$(BIN)/python -m pytest -q -m slow --ignore=tests/interop --junitxml=$(JUNIT)/test-slow.xml tests
 
 # clients in other languages (Java kafka-clients, Kafka's tools and Streams; Go's franz-go,
 # sarama, kafka-go) against tomyum; their jars and modules are fetched on first use
 test-interop: install-test
-	$(BIN)/python -m pytest -q tests/interop
+	$(BIN)/python -m pytest -q --junitxml=$(JUNIT)/interop.xml tests/interop
+
+# docs/compatibility.md's client × capability matrix from the results the test targets left
+# (run `make test test-interop` first; test-slow's are used when there)
+compatibility: $(VENV)/.test-installed
+	$(BIN)/python -m tests.interop.matrix --write docs/compatibility.md $(wildcard $(JUNIT)/*.xml)
 
 # Apache Kafka (the version tests/peers/kafka/pom.xml pins; jars fetched with Maven on first use)
 # as the oracle: the client integration suite against it, tomyum-only tests skipped. Needs java, mvn.

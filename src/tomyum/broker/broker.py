@@ -157,7 +157,7 @@ class Broker:
         if self.metrics is not None:
             await self.metrics.close()
         timeout = self.config["shutdown.timeout.ms"] / 1000
-        self.waiters.wake_all()
+        self.waiters.close()
         await self.groups.stop()
         self.consumer_groups.stop()
         await self.transactions.stop()

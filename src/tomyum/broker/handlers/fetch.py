@@ -71,7 +71,7 @@ def _respond(ctx: RequestContext, topics: list[tuple[str, list[FetchPartition]]]
 async def fetch(ctx: RequestContext, request: Any) -> Any:
     topics, total, errors = await _read_all(ctx, request)
     max_wait_s = max(ms(request.max_wait), 0) / 1000
-    if total >= request.min_bytes or errors or max_wait_s == 0:
+    if total >= request.min_bytes or errors or max_wait_s == 0 or ctx.broker.waiters.closed:
         return _respond(ctx, topics)
     seen = {TopicPartition(name, p.partition_index): p.high_watermark for name, parts in topics for p in parts}
     return Deferred(_long_poll(ctx, request, max_wait_s, seen))
@@ -93,7 +93,7 @@ async def _long_poll(ctx: RequestContext, request: Any, max_wait_s: float,
         finally:
             waiter.cancel()
         topics, total, errors = await _read_all(ctx, request)
-        if not woken or total >= request.min_bytes or errors or loop.time() >= deadline:
+        if not woken or total >= request.min_bytes or errors or loop.time() >= deadline or waiters.closed:
             return _respond(ctx, topics)
         seen = {TopicPartition(name, p.partition_index): p.high_watermark for name, parts in topics for p in parts}
 
