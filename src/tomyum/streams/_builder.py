@@ -73,5 +73,6 @@ class InternalBuilder:
             key_serde=m.key_serde or key_serde, value_serde=m.value_serde or value_serde,
             store_type=m.store_type, logging_enabled=m.logging_enabled,
             window_size_ms=window_size_ms, retention_ms=retention_ms, timestamped=timestamped,
+            history_retention_ms=m.history_retention_ms if kind == "key_value" else None,
         ))
         return name

@@ -10,6 +10,7 @@ from tomyum.streams._record import Change, Record
 from tomyum.streams.processor import Processor, ProcessorContext
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import KeyValueStore
+from tomyum.streams.state.versioned import PUT_RETURN_CODE_VALID_TO_UNDEFINED, VersionedKeyValueStore
 
 AnyRecord = Record[Any, Any]
 
@@ -41,7 +42,9 @@ class BranchProcessor(Processor):
 
 class TableSourceProcessor(Processor):
     """Materializes a changelog topic into a KTable: upserts, deletes on ``None``, and
-    forwards each ``Change``. Records with a ``None`` key are dropped."""
+    forwards each ``Change``. Records with a ``None`` key are dropped. In a versioned store,
+    an update older than the key's latest version (out of order) or than the history is
+    not forwarded (Kafka's processors drop such non-latest changes, KIP-914)."""
 
     def __init__(self, store_name: str) -> None:
         self.store_name = store_name
@@ -50,9 +53,16 @@ class TableSourceProcessor(Processor):
         if record.key is None:
             self.context.record_dropped("null key", record)
             return
-        store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
-        old = store.get(record.key)
-        store.put(record.key, record.value, record.timestamp)
+        store: KeyValueStore[Any, Any] | VersionedKeyValueStore[Any, Any] = self.context.get_state_store(
+            self.store_name)
+        if isinstance(store, VersionedKeyValueStore):
+            latest = store.get(record.key)
+            old = None if latest is None else latest.value
+            if store.put(record.key, record.value, record.timestamp) != PUT_RETURN_CODE_VALID_TO_UNDEFINED:
+                return  # out of order (KIP-914): in the history, for temporal joins, but not forwarded
+        else:
+            old = store.get(record.key)
+            store.put(record.key, record.value, record.timestamp)
         if old is None and record.value is None:
             return
         self.context.forward(record.with_value(Change(record.value, old)))

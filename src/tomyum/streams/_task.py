@@ -20,6 +20,7 @@ from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import BytesStore, ChangelogSink, KeyValueStore
 from tomyum.streams.state.memory import InMemoryBytesStore
 from tomyum.streams.state.sqlite import SqliteBytesStore
+from tomyum.streams.state.versioned import VersionedKeyValueStore
 from tomyum.streams.state.window import SessionStore, WindowStore
 from tomyum.streams.topology import StoreSpec, Topology
 
@@ -80,6 +81,8 @@ class StreamTask:
                                retention_ms=spec.retention_ms, changelog=sink)
         if spec.kind == "session":
             return SessionStore(inner, key_serde, value_serde, spec.retention_ms, sink)
+        if spec.history_retention_ms is not None:
+            return VersionedKeyValueStore(inner, key_serde, value_serde, spec.history_retention_ms, sink)
         return KeyValueStore(inner, key_serde, value_serde, sink, timestamped=spec.timestamped)
 
     def process(self, record: Record[bytes | None, bytes | None]) -> None:

@@ -280,6 +280,8 @@ class KafkaStreams:
                 config = {"cleanup.policy": "compact"}
                 if spec.kind in ("window", "session"):  # old windows leave the changelog too (Kafka's configs)
                     config = {"cleanup.policy": "compact,delete", "retention.ms": str(spec.retention_ms + 86_400_000)}
+                elif spec.history_retention_ms is not None:  # versions within the history outlive compaction
+                    config["min.compaction.lag.ms"] = str(spec.history_retention_ms + 86_400_000)
                 wanted[self.changelog_topic(store)] = (the_plan.tasks[sub], config)
         return wanted
 

@@ -29,6 +29,7 @@ from tomyum.streams._task import StreamTask
 from tomyum.streams.processor import StreamsConfig
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import ChangelogRecord, KeyValueStore
+from tomyum.streams.state.versioned import VersionedKeyValueStore
 from tomyum.streams.state.window import SessionStore, WindowStore
 from tomyum.streams.topology import Topology
 
@@ -124,6 +125,9 @@ class TopologyTestDriver:
 
     def get_key_value_store(self, name: str) -> KeyValueStore[Any, Any]:
         return self._store(name, KeyValueStore)
+
+    def get_versioned_key_value_store(self, name: str) -> VersionedKeyValueStore[Any, Any]:
+        return self._store(name, VersionedKeyValueStore)
 
     def get_window_store(self, name: str) -> WindowStore[Any, Any]:
         return self._store(name, WindowStore)
