@@ -102,9 +102,10 @@ class LocalStores:
     def __init__(self, stores: list[Any]) -> None:
         self.stores = stores
 
-    def get(self, key: Any) -> Any:
+    def get(self, key: Any, *args: Any) -> Any:
+        """``get(key)``; a versioned store's ``get(key, as_of_timestamp)`` too."""
         for store in self.stores:
-            value = store.get(key)
+            value = store.get(key, *args)
             if value is not None:
                 return value
         return None
