@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tomyum.streams._processors import TupleForwarder
 from tomyum.streams._record import Change, Record
 from tomyum.streams.processor import Processor, ProcessorContext
 from tomyum.streams.punctuation import PunctuationType
@@ -88,16 +89,19 @@ class StreamAggregateProcessor(_Aggregate):
     carries the largest timestamp of the records aggregated so far (Kafka's
     ``KStreamAggregate``: the new record's, or the stored aggregate's if later)."""
 
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.store: KeyValueStore[Any, Any] = context.get_state_store(self.store_name)
+        self.forwarder = TupleForwarder(context, self.store)
+
     def process(self, record: AnyRecord) -> None:
         if not self._accept(record):
             return
-        store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
-        stored = store.get_with_timestamp(record.key)
+        stored = self.store.get_with_timestamp(record.key)
         old, timestamp = (None, record.timestamp) if stored is None else (
             stored.value, max(record.timestamp, stored.timestamp))
         new = self.aggregator(record.key, record.value, self.initializer() if stored is None else old)
-        store.put(record.key, new, timestamp)
-        self.context.forward(record.with_value(Change(new, old)).with_timestamp(timestamp))
+        self.forwarder.put(record.with_value(Change(new, old)).with_timestamp(timestamp))
 
 
 class WindowAggregateProcessor(_Aggregate):
@@ -481,9 +485,13 @@ class TableAggregateProcessor(Processor):
             return None
         return group, grouped_value
 
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.store: KeyValueStore[Any, Any] = context.get_state_store(self.store_name)
+        self.forwarder = TupleForwarder(context, self.store)
+
     def _update(self, record: AnyRecord, group: Any, old_value: Any, new_value: Any) -> None:
-        store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
-        stored = store.get_with_timestamp(group)
+        stored = self.store.get_with_timestamp(group)
         old, timestamp = (None, record.timestamp) if stored is None else (
             stored.value, max(record.timestamp, stored.timestamp))
         agg = old
@@ -491,8 +499,7 @@ class TableAggregateProcessor(Processor):
             agg = self.subtractor(group, old_value, agg)
         if new_value is not None:
             agg = self.adder(group, new_value, self.initializer() if agg is None else agg)
-        store.put(group, agg, timestamp)
-        self.context.forward(Record(key=group, value=Change(agg, old), timestamp=timestamp, headers=record.headers))
+        self.forwarder.put(Record(key=group, value=Change(agg, old), timestamp=timestamp, headers=record.headers))
 
     def process(self, record: AnyRecord) -> None:
         change: Change[Any] = record.value

@@ -10,6 +10,7 @@ from tomyum.streams._record import Change, Record
 from tomyum.streams.processor import Processor, ProcessorContext
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import KeyValueStore
+from tomyum.streams.state.caching import CachingKeyValueStore
 from tomyum.streams.state.versioned import PUT_RETURN_CODE_VALID_TO_UNDEFINED, VersionedKeyValueStore
 
 AnyRecord = Record[Any, Any]
@@ -40,6 +41,29 @@ class BranchProcessor(Processor):
                 return
 
 
+class TupleForwarder:
+    """Kafka's ``TimestampedTupleForwarder``: a processor that writes a table's row and
+    forwards the row's change. Behind the record cache the change is forwarded when the
+    cache flushes the row (deduplicated, with the old value then in the store); otherwise
+    at once."""
+
+    def __init__(self, context: ProcessorContext, store: Any) -> None:
+        self.context = context
+        self.store = store
+        self.cached = isinstance(store, CachingKeyValueStore)
+        if isinstance(store, CachingKeyValueStore):
+            store.set_flush_listener(context.forward)
+
+    def put(self, record: AnyRecord) -> None:
+        """Store ``record.value.new_value`` under ``record.key`` at ``record.timestamp`` and
+        forward the record (its value a ``Change``), now or at the flush."""
+        if isinstance(self.store, CachingKeyValueStore):
+            self.store.put(record.key, record.value.new_value, record.timestamp, record.headers)
+            return
+        self.store.put(record.key, record.value.new_value, record.timestamp)
+        self.context.forward(record)
+
+
 class TableSourceProcessor(Processor):
     """Materializes a changelog topic into a KTable: upserts, deletes on ``None``, and
     forwards each ``Change``. Records with a ``None`` key are dropped. In a versioned store,
@@ -49,12 +73,19 @@ class TableSourceProcessor(Processor):
     def __init__(self, store_name: str) -> None:
         self.store_name = store_name
 
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.forwarder = TupleForwarder(context, context.get_state_store(self.store_name))
+
     def process(self, record: AnyRecord) -> None:
         if record.key is None:
             self.context.record_dropped("null key", record)
             return
         store: KeyValueStore[Any, Any] | VersionedKeyValueStore[Any, Any] = self.context.get_state_store(
             self.store_name)
+        if self.forwarder.cached:
+            self.forwarder.put(record.with_value(Change(record.value, None)))
+            return
         if isinstance(store, VersionedKeyValueStore):
             latest = store.get(record.key)
             old = None if latest is None else latest.value

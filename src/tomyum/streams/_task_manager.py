@@ -44,6 +44,7 @@ from tomyum.streams._runtime_config import RuntimeConfig
 from tomyum.streams._task import StreamTask
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import ChangelogRecord
+from tomyum.streams.state.caching import ThreadCache
 
 __all__ = ["RESTORE_TIMEOUT_S", "Stopping", "TaskManager"]
 
@@ -67,6 +68,8 @@ class TaskManager:
         self.tasks: dict[str, StreamTask] = {}
         """The active tasks of this instance by id."""
         self.global_task: StreamTask | None = None
+        self.cache = ThreadCache(config.config.cache_max_bytes)
+        """The record cache this instance's tasks share (``statestore.cache.max.bytes``)."""
         self.positions: dict[tuple[str, int], int] = {}
         """Next offset to consume per input partition, as processed."""
         self.committed: dict[tuple[str, int], int] = {}
@@ -179,7 +182,8 @@ class TaskManager:
 
         return StreamTask(self.topology, self.config.config, task_id=task_id, state_dir=self.config.state_root,
                           collector=collect, changelog=changelog, wall_clock_ms=int(time.time() * 1000), nodes=nodes,
-                          stores=stores, global_stores=None if self.global_task is None else self.global_task.stores)
+                          stores=stores, global_stores=None if self.global_task is None else self.global_task.stores,
+                          cache=self.cache)
 
     def _close_task(self, task_id: str, *, clean: bool = True) -> None:
         """Close a task; a clean close (after a commit) leaves a checkpoint of its persistent

@@ -81,7 +81,8 @@ class KGroupedStream(_Grouped[K, V]):
     def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
                    value_serde: Serde[Any] | None, materialized: Materialized | None,
                    name: str | None = None) -> KTable[Any, Any]:
-        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde, timestamped=True)
+        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde, timestamped=True,
+                                        cacheable=True)
         node = self._builder.add(
             "KSTREAM-AGGREGATE", lambda: StreamAggregateProcessor(store, initializer, aggregator), [self._node], (store,),
             name=name,
@@ -242,7 +243,8 @@ class KGroupedTable(Generic[K, V]):
                    name: str | None = None) -> KTable[Any, Any]:
         from tomyum.streams._aggregate import TableAggregateProcessor
 
-        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde, timestamped=True)
+        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde, timestamped=True,
+                                        cacheable=True)
         selector = self._selector
         node = self._builder.add("KTABLE-AGGREGATE",
                                  lambda: TableAggregateProcessor(store, selector, initializer, adder, subtractor),

@@ -63,6 +63,9 @@ class StoreSpec:
     """A key-value store that keeps each value's timestamp (tables and aggregations)."""
     history_retention_ms: int | None = None
     """A versioned key-value store's history retention; ``None`` for any other store."""
+    cacheable: bool = False
+    """A key-value store of an aggregation or a source table: behind the record cache when
+    ``statestore.cache.max.bytes`` is above 0 (Kafka's caching-enabled stores)."""
 
     @property
     def changelog_topic(self) -> str:
