@@ -46,6 +46,11 @@ class StreamsConfig:
     cache_max_bytes_buffering: int | None = None
     """Kafka's older name of ``statestore.cache.max.bytes`` (deprecated there since 3.4):
     used when given and ``statestore_cache_max_bytes`` is not."""
+    max_task_idle_ms: int = 0
+    """Kafka's ``max.task.idle.ms``: how long (wall clock) a task with several input
+    partitions waits for one that has nothing buffered before it processes the others
+    (-1: never waits; see :mod:`tomyum.streams._partition_group`, and how 0 differs from
+    Kafka there). The test driver processes each record as it is piped, so it never waits."""
     deserialization_exception_handler: Literal["log_and_fail", "log_and_continue"] = "log_and_fail"
     """What a source does with a record its serdes cannot read (Kafka's
     ``default.deserialization.exception.handler``): fail the application (the default, so that
@@ -61,6 +66,8 @@ class StreamsConfig:
     def __post_init__(self) -> None:
         if self.cache_max_bytes_buffering is not None:
             warn_deprecated("StreamsConfig(cache_max_bytes_buffering=)", "StreamsConfig(statestore_cache_max_bytes=)")
+        if self.max_task_idle_ms < -1:
+            raise ValueError(f"max_task_idle_ms must be -1 or more, got {self.max_task_idle_ms}")
         if self.cache_max_bytes < 0:
             raise ValueError(f"statestore_cache_max_bytes must be at least 0, got {self.cache_max_bytes}")
         if self.deserialization_exception_handler not in ("log_and_fail", "log_and_continue"):
