@@ -16,6 +16,7 @@ the records in it (for a session, its end).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -347,6 +348,8 @@ class _Buffered:
     prior: Any
     """The value before the first buffered update (the emitted change's old value)."""
     size: int
+    seq: int
+    """Order of the first buffered update among entries of the same time."""
 
 
 class SuppressProcessor(Processor):
@@ -380,6 +383,10 @@ class SuppressProcessor(Processor):
         self._value_serde = value_serde
         self.observed_stream_time = -1
         self.buffer: dict[Any, _Buffered] = {}
+        self._order: list[tuple[int, int, Any]] = []
+        """A heap of ``(time, seq, key)``, one per entry put in the buffer; stale ones (the
+        entry gone, or replaced by a newer one) are skipped as they come up."""
+        self._seq = 0
         self.buffer_bytes = 0
         self._last_update_stream_time = -1
         self._last_update_wall_clock_ms = 0
@@ -410,10 +417,14 @@ class SuppressProcessor(Processor):
                 del self.buffer[record.key]
         else:
             size = self._size(record.key, change) if self.buffer_config.bytes_limit is not None else 0
-            time = record.key.window.end_ms if self.final_results else record.timestamp
-            entry = _Buffered(time, record, change.old_value, size) if previous is None else _Buffered(
-                previous.time, record, previous.prior, size)
-            self.buffer[record.key] = entry  # an updated key keeps its first update's place
+            if previous is None:
+                self._seq += 1
+                time = record.key.window.end_ms if self.final_results else record.timestamp
+                entry = _Buffered(time, record, change.old_value, size, self._seq)
+                heapq.heappush(self._order, (time, self._seq, record.key))
+            else:  # an updated key keeps its first update's place
+                entry = _Buffered(previous.time, record, previous.prior, size, previous.seq)
+            self.buffer[record.key] = entry
             self.buffer_bytes += size
         self._emit_due()
         self._enforce_bounds()
@@ -431,10 +442,8 @@ class SuppressProcessor(Processor):
                 f"suppression buffer of {self.context.node_name} exceeded its bound: {len(self.buffer)} records "
                 f"(max {self.buffer_config.records_limit}), {self.buffer_bytes} bytes "
                 f"(max {self.buffer_config.bytes_limit})")
-        for key in self._in_time_order():
-            if not self._over_bounds():
-                break
-            self._emit(key)
+        while self._over_bounds() and self._emit_oldest(None):
+            pass
 
     def _close_idle_windows(self, now_ms: int) -> None:
         assert self.idle_close_ms is not None
@@ -444,15 +453,25 @@ class SuppressProcessor(Processor):
         self.observed_stream_time = max(self.observed_stream_time, self._last_update_stream_time + idle_ms)
         self._emit_due()
 
-    def _in_time_order(self) -> list[Any]:
-        return sorted(self.buffer, key=lambda key: self.buffer[key].time)
+    def _emit_oldest(self, up_to_time: int | None) -> bool:
+        """Emit the entry buffered longest (if its time is at most ``up_to_time``); False if none."""
+        while self._order:
+            time, seq, key = self._order[0]
+            entry = self.buffer.get(key)
+            if entry is None or entry.seq != seq:
+                heapq.heappop(self._order)  # stale
+                continue
+            if up_to_time is not None and time > up_to_time:
+                return False
+            heapq.heappop(self._order)
+            self._emit(key)
+            return True
+        return False
 
     def _emit_due(self) -> None:
         expiry = self.observed_stream_time - self.delay_ms
-        for key in self._in_time_order():
-            if self.buffer[key].time > expiry:
-                break
-            self._emit(key)
+        while self._emit_oldest(expiry):
+            pass
 
     def _emit(self, key: Any) -> None:
         entry = self.buffer.pop(key)

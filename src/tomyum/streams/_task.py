@@ -121,6 +121,11 @@ class StreamTask:
              value_serde: Serde[Any]) -> None:
         self._collector(topic, record, key_serde, value_serde)
 
+    @property
+    def cache_dirty(self) -> bool:
+        """Whether the record cache holds writes of this task's stores not yet flushed."""
+        return any(store.dirty for store in self.stores.values() if isinstance(store, CachingKeyValueStore))
+
     def commit(self) -> None:
         """Flush the record cache (what it forwards may fill another store's, so until every
         one is clean), then the stores."""

@@ -369,8 +369,9 @@ class TaskManager:
         """Flush the stores, then commit outputs and input offsets (one transaction under
         exactly-once). False if the group moved on (the tasks must then be rebuilt)."""
         collector, consumer = self.collector, self.consumer
-        if collector is None or consumer is None or not (self._dirty or collector.dirty or final):
-            return True
+        if collector is None or consumer is None or not (
+                self._dirty or collector.dirty or final or any(task.cache_dirty for task in self.tasks.values())):
+            return True  # (a punctuator may have written to a cached store without producing)
         for task in self.tasks.values():
             task.commit()
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
