@@ -2,8 +2,9 @@
 ``TimeWindowedKStream``, ``SessionWindowedKStream``, ``SlidingWindowedKStream``): count, reduce and aggregate, each
 materialized in a state store and returned as a KTable of the running result.
 
-Every update is forwarded (there is no record cache yet, as with Kafka's
-``statestore.cache.max.bytes=0``); for a windowed result's final values use
+Every update is forwarded, unless ``statestore_cache_max_bytes`` puts the key-value stores
+of ``count`` / ``reduce`` / ``aggregate`` behind the record cache
+(:mod:`tomyum.streams.state.caching`); for a windowed result's final values use
 ``emit_strategy(EmitStrategy.on_window_close())`` before the aggregation, or ``suppress``
 after it.
 """
