@@ -59,7 +59,7 @@ class InternalBuilder:
 
     def add_store(self, materialized: Materialized | None, kind: str, key_serde: Serde[Any] | None,
                   value_serde: Serde[Any] | None, *, window_size_ms: int = 0, retention_ms: int = 0,
-                  timestamped: bool = False) -> str:
+                  timestamped: bool = False, cacheable: bool = False) -> str:
         """Register the store an operator materializes into; returns its name. Serdes given
         in ``materialized`` win over the ones the operator infers."""
         m = materialized or Materialized()
@@ -73,5 +73,7 @@ class InternalBuilder:
             key_serde=m.key_serde or key_serde, value_serde=m.value_serde or value_serde,
             store_type=m.store_type, logging_enabled=m.logging_enabled,
             window_size_ms=window_size_ms, retention_ms=retention_ms, timestamped=timestamped,
+            history_retention_ms=m.history_retention_ms if kind == "key_value" else None,
+            cacheable=cacheable and m.history_retention_ms is None,
         ))
         return name

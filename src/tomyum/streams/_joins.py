@@ -23,13 +23,25 @@ from tomyum.streams._record import Change, Record
 from tomyum.streams.processor import Processor, ProcessorContext
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import KeyValueStore
+from tomyum.streams.state.versioned import VersionedKeyValueStore
 
 JoinKind = Literal["inner", "left", "outer"]
 
 
+def table_value_at(store: KeyValueStore[Any, Any] | VersionedKeyValueStore[Any, Any], key: Any, timestamp: int) -> Any:
+    """A table's value for ``key`` as a stream record at ``timestamp`` sees it: the value
+    valid at ``timestamp`` in a versioned table (a temporal join, KIP-914; none if older
+    than its history), else the current one."""
+    if isinstance(store, VersionedKeyValueStore):
+        found = store.get(key, timestamp)
+        return None if found is None else found.value
+    return store.get(key)
+
+
 class StreamTableJoinProcessor(Processor):
     """Stream-table join; with ``key_selector``, a stream-global-table join that looks the
-    table up by ``key_selector(key, value)`` instead of the record's key."""
+    table up by ``key_selector(key, value)`` instead of the record's key. Against a
+    versioned table, each record joins the table's value as of its timestamp."""
 
     def __init__(self, table_store: str, joiner: Callable[[Any, Any], Any], kind: JoinKind,
                  key_selector: Callable[[Any, Any], Any] | None = None) -> None:
@@ -45,12 +57,13 @@ class StreamTableJoinProcessor(Processor):
         if self.kind == "left" and record.key is None and record.value is not None:
             # KIP-962 (Kafka 3.7): a left join keeps a record with a None key, joined with
             # what its lookup key finds (None without a global table's key selector)
-            self.context.forward(record.with_value(self.joiner(record.value, None if lookup is None else store.get(lookup))))
+            other = None if lookup is None else table_value_at(store, lookup, record.timestamp)
+            self.context.forward(record.with_value(self.joiner(record.value, other)))
             return
         if lookup is None or record.value is None:
             self.context.record_dropped("null key or value in a stream-table join", record)
             return
-        other = store.get(lookup)
+        other = table_value_at(store, lookup, record.timestamp)
         if other is None and self.kind == "inner":
             return
         self.context.forward(record.with_value(self.joiner(record.value, other)))

@@ -41,7 +41,8 @@ class StreamsBuilder:
         table is materialized in a store (Kafka may skip that for source tables whose
         topic can serve as the changelog; here the store also logs, for now)."""
         source = self._source([topic], key_serde, value_serde, timestamp_extractor)
-        store = self._builder.add_store(materialized, "key_value", key_serde, value_serde, timestamped=True)
+        store = self._builder.add_store(materialized, "key_value", key_serde, value_serde, timestamped=True,
+                                        cacheable=True)
         node = self._builder.add("KTABLE-SOURCE", lambda: TableSourceProcessor(store), [source], (store,))
         return KTable(self._builder, node, key_serde, value_serde, store_name=store)
 

@@ -38,7 +38,7 @@ __all__ = ["KTable"]
 class KTable(Generic[K, V]):
     def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
                  value_serde: Serde[Any] | None, *, store_name: str | None = None,
-                 suppress_delay_ms: int | None = None) -> None:
+                 suppress_delay_ms: int | None = None, window_key_serde: Serde[Any] | None = None) -> None:
         self._builder = builder
         self.node = node
         self.key_serde = key_serde
@@ -46,6 +46,8 @@ class KTable(Generic[K, V]):
         self.store_name = store_name
         """The store that holds this table (for ``get_key_value_store``), if it has one."""
         self._suppress_delay_ms = suppress_delay_ms
+        self._window_key_serde = window_key_serde
+        """A windowed table's record-key serde (its keys are ``Windowed``), for sizing suppression buffers."""
 
     def _derive(self, prefix: str, supplier: Callable[[], Processor], value_serde: Serde[Any] | None,
                 name: str | None = None, materialized: Materialized | None = None) -> KTable[Any, Any]:
@@ -59,7 +61,7 @@ class KTable(Generic[K, V]):
                                      name=None if name is None else f"{name}-materialize")
             value_serde = materialized.value_serde or value_serde
         return KTable(self._builder, node, self.key_serde, value_serde, store_name=store,
-                      suppress_delay_ms=self._suppress_delay_ms)
+                      suppress_delay_ms=self._suppress_delay_ms, window_key_serde=self._window_key_serde)
 
     def filter(self, predicate: Callable[[K, V], bool], *, materialized: Materialized | None = None,
                name: str | None = None) -> KTable[K, V]:
@@ -80,12 +82,18 @@ class KTable(Generic[K, V]):
         return self._derive("KTABLE-MAPVALUES", lambda: TableMapValuesProcessor(mapper), None, name, materialized)
 
     def suppress(self, suppressed: Suppressed, *, name: str | None = None) -> KTable[K, V]:
-        """Final results only: each window's last value, once, when it closes. Only for
-        windowed tables (the results of ``windowed_by`` aggregations)."""
-        if self._suppress_delay_ms is None:
+        """Fewer updates (see :class:`~tomyum.streams.windows.Suppressed`): final results
+        (``until_window_closes``, windowed tables only: the results of ``windowed_by``
+        aggregations) or each key's latest update after a time limit (``until_time_limit``)."""
+        if suppressed.time_to_wait_ms is not None:
+            delay = suppressed.time_to_wait_ms
+        elif self._suppress_delay_ms is None:
             raise ValueError("suppress(until_window_closes) needs a windowed KTable")
-        delay = self._suppress_delay_ms
-        return self._derive("KTABLE-SUPPRESS", lambda: SuppressProcessor(delay, suppressed.idle_close_ms),
+        else:
+            delay = self._suppress_delay_ms
+        key_serde = self._window_key_serde if self._suppress_delay_ms is not None else self.key_serde
+        value_serde = self.value_serde
+        return self._derive("KTABLE-SUPPRESS", lambda: SuppressProcessor(suppressed, delay, key_serde, value_serde),
                             self.value_serde, name)
 
     def join(self, other: KTable[Any, Any], joiner: Callable[[V, Any], V2], *,

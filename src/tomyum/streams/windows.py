@@ -21,7 +21,10 @@ from tomyum.streams._deprecation import warn_deprecated
 
 K = TypeVar("K")
 
-__all__ = ["JoinWindows", "SessionWindows", "SlidingWindows", "Suppressed", "TimeWindows", "Window", "Windowed"]
+__all__ = [
+    "BufferConfig", "EmitStrategy", "JoinWindows", "SessionWindows", "SlidingWindows", "Suppressed", "TimeWindows", "Window",
+    "Windowed",
+]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -199,28 +202,134 @@ class SlidingWindows:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Suppressed:
-    """``Suppressed.until_window_closes()``: hold a windowed KTable's updates and emit each
-    window's final result once, when the window closes (KIP-328). Unbounded buffer.
+class BufferConfig:
+    """How much a suppression may hold, and what happens when it would hold more (Kafka's
+    ``Suppressed.BufferConfig``): at most ``records_limit`` keys and ``bytes_limit`` bytes
+    (``None``: no bound). Bytes are each buffered key's and its new and old values'
+    serialized sizes plus 8 for the timestamp (Kafka counts its own serialized layout, so
+    its numbers differ a little). When an update would take the buffer over a bound, it
+    either **emits early** (the default for bounded buffers: the oldest entries are
+    forwarded before their time until it fits, so those results are not final) or **shuts
+    down** (the task fails with ``SuppressionBufferFullError``; nothing is emitted early)."""
 
-    ``idle_close_ms`` (default ``None``, off, as in Kafka): stream time moves only with
-    records, so without new records the last windows never close. With ``idle_close_ms``,
-    a wall-clock punctuator checks every ``idle_close_ms``; when no update has reached the
-    suppression for at least ``idle_close_ms`` of wall-clock time, the suppression's
-    stream time becomes the stream time of its last update plus the wall-clock time elapsed
-    since then, and the windows that would have closed by that time are emitted. This
-    assumes event time keeps pace with wall-clock time; an update that arrives afterwards
-    for a window closed this way is late by that clock and is emitted at once, a second
-    result for that window.
+    records_limit: int | None = None
+    bytes_limit: int | None = None
+    shut_down: bool = False
+
+    @staticmethod
+    def max_records(records: int) -> BufferConfig:
+        """Kafka's ``BufferConfig.maxRecords``: at most ``records`` keys, emitting early when full."""
+        return BufferConfig().with_max_records(records)
+
+    @staticmethod
+    def max_bytes(bytes_: int) -> BufferConfig:
+        """Kafka's ``BufferConfig.maxBytes``: at most ``bytes_`` bytes, emitting early when full."""
+        return BufferConfig().with_max_bytes(bytes_)
+
+    @staticmethod
+    def unbounded() -> BufferConfig:
+        """Kafka's ``BufferConfig.unbounded()``: no bound (strict: it never emits early)."""
+        return BufferConfig(shut_down=True)
+
+    def with_max_records(self, records: int) -> BufferConfig:
+        _check("records", records, 1)
+        return replace(self, records_limit=records)
+
+    def with_max_bytes(self, bytes_: int) -> BufferConfig:
+        _check("bytes", bytes_, 1)
+        return replace(self, bytes_limit=bytes_)
+
+    def with_no_bound(self) -> BufferConfig:
+        return BufferConfig(shut_down=True)
+
+    def emit_early_when_full(self) -> BufferConfig:
+        """Kafka's ``emitEarlyWhenFull``."""
+        return replace(self, shut_down=False)
+
+    def shut_down_when_full(self) -> BufferConfig:
+        """Kafka's ``shutDownWhenFull``."""
+        return replace(self, shut_down=True)
+
+    @property
+    def strict(self) -> bool:
+        """Never emits early: unbounded, or shutting down when full (Kafka's ``StrictBufferConfig``)."""
+        return self.shut_down or (self.records_limit is None and self.bytes_limit is None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Suppressed:
+    """Hold a KTable's updates and forward fewer of them (KIP-328):
+
+    - ``Suppressed.until_window_closes(buffer_config)`` (windowed tables only): each
+      window's final result once, when the window closes; deletes are not emitted. The
+      buffer must be strict (:meth:`BufferConfig.unbounded`, the default, or bounded with
+      ``shut_down_when_full()``), since emitting early would break the promise of final
+      results — Kafka enforces this with types, here it is a ``ValueError``.
+    - ``Suppressed.until_time_limit(time_to_wait_ms, buffer_config)`` (any table): a key's
+      latest update once stream time reaches the timestamp of the first update buffered for
+      it plus ``time_to_wait_ms`` (rate limiting); deletes are buffered and forwarded too.
+
+    An emitted update is ``Change(latest new value, the value before the first buffered
+    update)``. Entries leave in order of their buffer time (the window's end, or the first
+    update's timestamp), then of their first update.
+
+    ``idle_close_ms`` (``until_window_closes`` only; default ``None``, off, as in Kafka):
+    stream time moves only with records, so without new records the last windows never
+    close. With ``idle_close_ms``, a wall-clock punctuator checks every ``idle_close_ms``;
+    when no update has reached the suppression for at least ``idle_close_ms`` of wall-clock
+    time, the suppression's stream time becomes the stream time of its last update plus the
+    wall-clock time elapsed since then, and the windows that would have closed by that time
+    are emitted. This assumes event time keeps pace with wall-clock time; an update that
+    arrives afterwards for a window closed this way is late by that clock and is emitted at
+    once, a second result for that window.
     """
 
     idle_close_ms: int | None = None
+    buffer_config: BufferConfig = BufferConfig(shut_down=True)
+    time_to_wait_ms: int | None = None
+    """``None`` for ``until_window_closes``."""
 
     @staticmethod
-    def until_window_closes(*, idle_close_ms: int | None = None) -> Suppressed:
+    def until_window_closes(buffer_config: BufferConfig | None = None, *,
+                            idle_close_ms: int | None = None) -> Suppressed:
         if idle_close_ms is not None:
             _check("idle_close_ms", idle_close_ms, 1)
-        return Suppressed(idle_close_ms=idle_close_ms)
+        config = BufferConfig.unbounded() if buffer_config is None else buffer_config
+        if not config.strict:
+            raise ValueError("until_window_closes needs a strict buffer (BufferConfig.unbounded() or a bounded "
+                             "buffer with shut_down_when_full()): emitting early would not give final results")
+        return Suppressed(idle_close_ms=idle_close_ms, buffer_config=config)
+
+    @staticmethod
+    def until_time_limit(time_to_wait_ms: int, buffer_config: BufferConfig) -> Suppressed:
+        """Kafka's ``Suppressed.untilTimeLimit``."""
+        _check("time_to_wait_ms", time_to_wait_ms, 0)
+        return Suppressed(buffer_config=buffer_config, time_to_wait_ms=time_to_wait_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class EmitStrategy:
+    """When a windowed aggregation forwards its results (Kafka's ``EmitStrategy``, KIP-825),
+    given to ``TimeWindowedKStream`` / ``SlidingWindowedKStream`` /
+    ``SessionWindowedKStream.emit_strategy``:
+
+    - :meth:`on_window_update` (the default): every update of a window, at once;
+    - :meth:`on_window_close`: nothing while a window is open; once stream time closes it
+      (``end + grace``, and the gap too for sessions), its final aggregate, once, as
+      ``Change(value, None)`` stamped with the window's result timestamp. Unlike
+      ``suppress``, no second buffer: the final results are read from the aggregation's own
+      window store.
+    """
+
+    on_close: bool
+
+    @staticmethod
+    def on_window_close() -> EmitStrategy:
+        return EmitStrategy(on_close=True)
+
+    @staticmethod
+    def on_window_update() -> EmitStrategy:
+        return EmitStrategy(on_close=False)
 
 
 @dataclass(frozen=True, slots=True)
