@@ -159,8 +159,9 @@ class MetricsListener:
 
     async def start(self, host: str, port: int) -> None:
         try:
-            self._server = await asyncio.start_server(self._serve, host, port, ssl=self._tls,
-                                                      ssl_handshake_timeout=READ_TIMEOUT_S)
+            tls: dict[str, Any] = {} if self._tls is None else {"ssl": self._tls,
+                                                                  "ssl_handshake_timeout": READ_TIMEOUT_S}
+            self._server = await asyncio.start_server(self._serve, host, port, **tls)
         except OSError as e:  # in use, or not an address of this machine: said as the key's fault
             if e.errno == errno.EADDRINUSE:
                 reason = "the address is in use (port 0 picks a free one)"
