@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tomyum.broker.exporter import StateCollector
+from tomyum.broker.exposition import text_exposition
 from tomyum.broker.metrics import BrokerCollector, MetricsListener, new_registry, parse_basic_auth_users
 from tomyum.broker.stats import BrokerStats, Histogram
 from tomyum.errors import ConfigError
@@ -128,3 +129,20 @@ def test_basic_auth_answers_401_without_the_right_password() -> None:
 def test_basic_auth_users_that_are_not_user_password_pairs_are_a_config_error(value: str) -> None:
     with pytest.raises(ConfigError, match="metrics.basic.auth.users"):
         parse_basic_auth_users(value)
+
+
+def test_the_fast_exposition_writes_what_prometheus_client_writes(kafka: BlockingHarness) -> None:
+    """broker/exposition.py against prometheus-client's generate_latest, on every family the
+    broker makes, with label values that need escaping."""
+    kafka.create_topic("t", 3)
+    kafka.call(0, 9, produce("t", b"a"))
+    commit(kafka, 8, {("t", 1): 0}, group='odd"group\\name\n')
+    stats = kafka.broker.stats
+    stats.answered(0, 0.01)
+    stats.authentication_failures[("PLAIN", "SASL\nPLAINTEXT")] += 1
+    registry = new_registry(StateCollector(kafka.broker, lambda: "127.0.0.1:9092"),
+                            BrokerCollector(stats, lambda: (), {0: "Produce"}, 0.0))
+
+    def lines(text: bytes) -> list[str]:  # the uptime moves between two scrapes
+        return [line for line in text.decode().splitlines() if not line.startswith("tomyum_uptime_seconds ")]
+    assert lines(text_exposition(registry)) == lines(generate_latest(registry))

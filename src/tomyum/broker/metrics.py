@@ -38,10 +38,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from tomyum.broker.exposition import text_exposition
 from tomyum.broker.stats import BrokerStats, Histogram, request_name
 from tomyum.errors import ConfigError
 
@@ -204,7 +205,7 @@ class MetricsListener:
             return "401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"tomyum metrics\"", b"", "text/plain"
         if path not in (b"/metrics", b"/"):
             return "404 Not Found", b"try /metrics\n", "text/plain"
-        return "200 OK", generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return "200 OK", text_exposition(self.registry), CONTENT_TYPE_LATEST
 
 
     def _authorized(self, head: bytes) -> bool:
