@@ -32,6 +32,9 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_cli import free_port
+from tests.integration.test_client_quotas import alter_quotas
+from tests.integration.test_quota_enforcement import produce_for
+from tests.integration.test_security import PLAIN_JAAS, listeners, ports
 from tomyum.security.certs import LocalCA
 from tomyum.testing import BrokerProcess, wait_until
 
@@ -290,3 +293,38 @@ def test_the_metrics_listener_over_mtls(tmp_path: Path) -> None:
         with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
             scrape(url, {}, foreign)
         assert "kafka_brokers 1.0" in scrape(url, {}, with_cert)  # still served after the refusals
+
+
+def values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_authentication_failures_and_quota_throttling_are_counted(tmp_path: Path) -> None:
+    """A SASL login with a wrong password (confluent-kafka) counts per mechanism and listener; a
+    producer over its producer_byte_rate counts its throttled responses and their time."""
+    settings = {**listeners(PLAIN="PLAINTEXT", SASL="SASL_PLAINTEXT"), "sasl.enabled.mechanisms": "PLAIN",
+                "listener.name.sasl.plain.sasl.jaas.config": PLAIN_JAAS, "metrics.listener": "127.0.0.1:0"}
+    with BrokerProcess(tmp_path / "data", settings=settings) as broker:
+        found = METRICS.search(broker.output())
+        assert found, broker.output()
+        url = found[1]
+        sasl = ports(broker)["SASL"]
+        intruder = Producer({"bootstrap.servers": f"127.0.0.1:{sasl}", "security.protocol": "SASL_PLAINTEXT",
+                             "sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "wrong",
+                             "error_cb": lambda _: None, "reconnect.backoff.ms": 1000})
+        failed = ("tomyum_authentication_failures_total", (("listener", "SASL"), ("mechanism", "PLAIN")))
+        try:
+            wait_until(lambda: (intruder.poll(0.1), values(scrape(url, {})).get(failed, 0) >= 1)[1], timeout=TIMEOUT,
+                       what="a failed SASL login counted")
+        finally:
+            intruder.purge()
+            intruder.flush(0)
+        assert [r.error_code for r in alter_quotas(broker, ({"client-id": "slow"}, {"producer_byte_rate": 50_000.0}))] \
+            == [0]
+        produce_for(broker, "slow", "quotas", 2)
+        counted = values(scrape(url, {}))
+    quota = (("quota", "producer_byte_rate"),)
+    assert counted[("tomyum_quota_throttled_responses_total", quota)] >= 1
+    assert counted[("tomyum_quota_throttle_time_seconds_total", quota)] > 0
+    assert counted[("tomyum_quota_throttled_responses_total", (("quota", "consumer_byte_rate"),))] == 0
