@@ -32,6 +32,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_cli import free_port
+from tests.integration.test_cli_errors import one_error_line
 from tests.integration.test_client_quotas import alter_quotas
 from tests.integration.test_quota_enforcement import produce_for
 from tests.integration.test_security import PLAIN_JAAS, listeners, ports
@@ -328,3 +329,17 @@ def test_authentication_failures_and_quota_throttling_are_counted(tmp_path: Path
     assert counted[("tomyum_quota_throttled_responses_total", quota)] >= 1
     assert counted[("tomyum_quota_throttle_time_seconds_total", quota)] > 0
     assert counted[("tomyum_quota_throttled_responses_total", (("quota", "consumer_byte_rate"),))] == 0
+
+
+def test_metrics_listener_settings_that_cannot_work_are_one_error_line(tmp_path: Path) -> None:
+    serve = ["serve", "--listen", "127.0.0.1:0"]
+    cases = {
+        ("metrics.listener=https://127.0.0.1:0",):
+            "error: listener.name.metrics.ssl.keystore.location: metrics.listener is https: an SSL listener needs "
+            "a key store: ssl.keystore.location, or ssl.keystore.certificate.chain and ssl.keystore.key",
+        ("metrics.listener=127.0.0.1:0", "metrics.basic.auth.users=prometheus"):
+            "error: metrics.basic.auth.users: expected USER:PASSWORD pairs, comma-separated",
+    }
+    for i, (settings, expected) in enumerate(cases.items()):
+        args = [*serve, "--data-dir", str(tmp_path / f"d{i}")] + [a for s in settings for a in ("--set", s)]
+        assert one_error_line(args) == expected

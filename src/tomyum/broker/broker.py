@@ -143,7 +143,13 @@ class Broker:
         """The metrics listener (``metrics.listener``; see broker/metrics.py)."""
         host, port = parse_metrics_listener(where)
         users = parse_basic_auth_users(self.config["metrics.basic.auth.users"])
-        tls = server_context(lambda key: self.config.for_listener("metrics", key)) if metrics_uses_tls(where) else None
+        tls = None
+        if metrics_uses_tls(where):
+            try:
+                tls = server_context(lambda key: self.config.for_listener("metrics", key))
+            except ConfigError as e:  # said as the metrics listener's key
+                raise ConfigError(f"listener.name.metrics.{e.key}", f"metrics.listener is https: "
+                                  f"{str(e).removeprefix(e.key + ': ')}") from None
         counters = BrokerCollector(self.stats, lambda: self.connections, self._request_names, self.started_at)
         state = StateCollector(self, lambda: self.listeners[0].url().partition("://")[2])
         self.metrics = MetricsListener(new_registry(state, counters), users=users, tls=tls)
