@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
 
 from tomyum.broker.client_quotas import QuotaManagers
 from tomyum.coordinator.group import GroupCoordinator
@@ -115,15 +116,11 @@ class StateCollector:
                     offsets = store.offsets(TopicPartition(name, p))
                 except KafkaError:  # created in the image, not yet served by the engine
                     continue
-                labels = [name, str(p)]
+                labels = {"topic": name, "partition": str(p)}  # one dict for the partition's samples
                 high_watermarks[(name, p)] = offsets.high_watermark
-                current.add_metric(labels, offsets.high_watermark)
-                oldest.add_metric(labels, offsets.log_start_offset)
-                leader.add_metric(labels, node)
-                replicas.add_metric(labels, 1)
-                in_sync.add_metric(labels, 1)
-                preferred.add_metric(labels, 1)
-                under.add_metric(labels, 0)
+                for family, value in ((current, offsets.high_watermark), (oldest, offsets.log_start_offset),
+                                      (leader, node), (replicas, 1), (in_sync, 1), (preferred, 1), (under, 0)):
+                    family.samples.append(Sample(family.name, labels, value, None))
         yield from (partitions, current, oldest, leader, replicas, in_sync, preferred, under)
 
     def _consumer_groups(self, high_watermarks: Mapping[tuple[str, int], int]) -> Iterator[Metric]:
@@ -159,17 +156,14 @@ class StateCollector:
                 end = high_watermarks.get((topic, p))
                 if end is None:
                     continue
-                labels = [group, topic, str(p)]
+                labels = {"consumergroup": group, "topic": topic, "partition": str(p)}
                 offset = by_partition.get(p, -1)
-                if offset < 0:
-                    current.add_metric(labels, -1)
-                    lag.add_metric(labels, -1)
-                    continue
-                behind = max(end - offset, 0)
-                current.add_metric(labels, offset)
-                lag.add_metric(labels, behind)
-                offsets_total += offset
-                lags_total += behind
+                behind = -1 if offset < 0 else max(end - offset, 0)
+                current.samples.append(Sample(current.name, labels, max(offset, -1), None))
+                lag.samples.append(Sample(lag.name, labels, behind, None))
+                if offset >= 0:
+                    offsets_total += offset
+                    lags_total += behind
             current_sum.add_metric([group, topic], offsets_total)
             lag_sum.add_metric([group, topic], lags_total)
         yield from (current, current_sum, lag, lag_sum)
