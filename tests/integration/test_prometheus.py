@@ -343,3 +343,27 @@ def test_metrics_listener_settings_that_cannot_work_are_one_error_line(tmp_path:
     for i, (settings, expected) in enumerate(cases.items()):
         args = [*serve, "--data-dir", str(tmp_path / f"d{i}")] + [a for s in settings for a in ("--set", s)]
         assert one_error_line(args) == expected
+
+
+def test_transaction_states_rebalances_and_disk_follow_what_clients_did(
+        metered: tuple[BrokerProcess, str], topic_name: str) -> None:
+    broker, url = metered
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": f"tx-{topic_name}"})
+    producer.init_transactions(TIMEOUT)
+    producer.begin_transaction()
+    producer.produce(topic_name, b"in a transaction")
+    producer.commit_transaction(TIMEOUT)
+    consume_and_commit(broker.bootstrap, topic_name, f"g-{topic_name}", 1, 1, "classic").close()
+
+    def settled() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        now = values(scrape(url))  # the coordinator completes the commit after answering EndTxn
+        return now if now[("tomyum_transactions", (("state", "CompleteCommit"),))] == 1 else None
+    now = wait_until(settled, timeout=TIMEOUT, what="the transaction complete")
+    assert now[("tomyum_transactions", (("state", "Ongoing"),))] == 0
+    assert now[("tomyum_group_rebalances_total", (("type", "classic"),))] >= 1
+    assert now[("tomyum_request_latency_seconds_count", (("request", "EndTxn"),))] == 1
+    partition = (("partition", "0"), ("topic", topic_name))
+    assert now[("tomyum_partition_segments", partition)] == 1
+    assert now[("tomyum_partition_size_bytes", partition)] > 0
+    assert now[("kafka_topic_partition_current_offset", partition)] == 2  # the record and its commit marker
+    assert now[("kafka_consumergroup_lag", ((("consumergroup", f"g-{topic_name}"),) + partition))] == 1
