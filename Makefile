@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: install install-test serve test test-slow test-interop compatibility test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-security clean
+.PHONY: prometheus-tools install install-test serve test test-slow test-interop compatibility test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-security clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,15 @@ $(VENV)/.clients-installed: $(KAFKAJS_DIR)/package-lock.json
 	cd $(KAFKAJS_DIR) && npm ci --no-audit --no-fund --silent
 	@touch $@
 
-install-test: $(VENV)/.test-installed $(VENV)/.clients-installed
+# prometheus and promtool (Debian's prometheus package) for the /metrics tests
+# (tests/integration/test_prometheus.py); checked on every run, installed when missing
+prometheus-tools:
+	@if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+
+install-test: $(VENV)/.test-installed $(VENV)/.clients-installed prometheus-tools
 
 serve: install
 	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0 --set metrics.listener=127.0.0.1:9644

@@ -75,4 +75,3 @@ def test_the_collector_answers_counters_and_open_connections_per_listener() -> N
     assert samples[("tomyum_topic_bytes_out_total", ("orders",))] == 240
     assert samples[("tomyum_connections", ("PLAINTEXT",))] == 1
     assert samples[("tomyum_connections_accepted_total", ("PLAINTEXT",))] == 2
-    assert samples[("kafka_brokers", ())] == 1

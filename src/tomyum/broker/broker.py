@@ -17,7 +17,9 @@ from tomyum.broker.connection_quotas import ConnectionQuotas
 from tomyum.broker.handlers import registry
 from tomyum.broker.listeners import Listener, parse_listeners
 from tomyum.broker.log_publisher import LogPublisher
-from tomyum.broker.metrics import BrokerCollector, MetricsListener, new_registry, parse_metrics_listener
+from tomyum.broker.exporter import StateCollector
+from tomyum.broker.metrics import (BrokerCollector, MetricsListener, metrics_uses_tls, new_registry,
+                                   parse_basic_auth_users, parse_metrics_listener)
 from tomyum.broker.stats import BrokerStats, request_name
 from tomyum.broker.waiters import FetchWaiters
 from tomyum.clock import SYSTEM_CLOCK, Clock
@@ -33,6 +35,7 @@ from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.log_limit import RateLimitedLog, TokenBucket
 from tomyum.security.authorizer import AclBinding, StandardAuthorizer, binding_of
 from tomyum.security.listener import reconfigured
+from tomyum.security.tls import server_context
 from tomyum.metadata import DataDirLock, MetadataController, check_meta_properties, check_topic_name
 from tomyum.storage.engine import LogStore
 from tomyum.storage.local import LocalLogStore
@@ -93,6 +96,7 @@ class Broker:
         self.connection_quotas = ConnectionQuotas(config, lambda: self.metadata.image.quotas, clock, **window)
         self._servers: list[Acceptor] = []
         self.stats = BrokerStats()
+        self.store.on_sync(self.stats.synced)
         self.metrics: MetricsListener | None = None
         self._offsets_expiry: asyncio.Task[None] | None = None
         self._idle_reaper: asyncio.Task[None] | None = None
@@ -136,9 +140,23 @@ class Broker:
             if listener.advertised_port == 0:
                 listener.advertised_port = acceptor.port
         if self.config["metrics.listener"]:
-            collector = BrokerCollector(self.stats, lambda: self.connections, self._request_names, self.started_at)
-            self.metrics = MetricsListener(new_registry(collector))
-            await self.metrics.start(*parse_metrics_listener(self.config["metrics.listener"]))
+            await self._start_metrics(self.config["metrics.listener"])
+
+    async def _start_metrics(self, where: str) -> None:
+        """The metrics listener (``metrics.listener``; see broker/metrics.py)."""
+        host, port = parse_metrics_listener(where)
+        users = parse_basic_auth_users(self.config["metrics.basic.auth.users"])
+        tls = None
+        if metrics_uses_tls(where):
+            try:
+                tls = server_context(lambda key: self.config.for_listener("metrics", key))
+            except ConfigError as e:  # said as the metrics listener's key
+                raise ConfigError(f"listener.name.metrics.{e.key}", f"metrics.listener is https: "
+                                  f"{str(e).removeprefix(e.key + ': ')}") from None
+        counters = BrokerCollector(self.stats, lambda: self.connections, self._request_names, self.started_at)
+        state = StateCollector(self, lambda: self.listeners[0].url().partition("://")[2])
+        self.metrics = MetricsListener(new_registry(state, counters), users=users, tls=tls)
+        await self.metrics.start(host, port)
 
     def ready_line(self) -> str:
         where = ", ".join(f"{x.name}://{x.host or '0.0.0.0'}:{x.port}" for x in self.listeners)

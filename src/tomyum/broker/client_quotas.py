@@ -159,6 +159,9 @@ class ClientQuotaManager:
         self._version = -1
         self._resolved: dict[tuple[str, str | None], tuple[SensorKey, float] | None] = {}
         self._rates: dict[SensorKey, Rate] = {}
+        #: responses throttled since start, and their throttle time in ms (for /metrics)
+        self.throttled = 0
+        self.throttle_time_ms = 0
 
     def _now_ms(self) -> int:
         return int(self._clock.monotonic() * 1000)
@@ -203,8 +206,13 @@ class ClientQuotaManager:
             return 0
         throttle_ms = self.record(principal, client_id, value())
         if throttle_ms > 0:
+            self._count(throttle_ms)
             mute(throttle_ms)
         return throttle_ms
+
+    def _count(self, throttle_ms: int) -> None:
+        self.throttled += 1
+        self.throttle_time_ms += throttle_ms
 
     def throttle_fetch(self, principal: str, client_id: str | None,
                        topics: Sequence[tuple[str, Sequence[FetchPartition]]], mute: Callable[[int], None]) -> int:
@@ -215,6 +223,7 @@ class ClientQuotaManager:
         size = sum(len(p.records) for _, parts in topics for p in parts)
         throttle_ms = self.record(principal, client_id, size)
         if throttle_ms > 0:
+            self._count(throttle_ms)
             self.unrecord(principal, client_id, size)
             for _, parts in topics:
                 for p in parts:

@@ -237,7 +237,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         header = request.header
         if header.api_key not in AUTHENTICATION_APIS and not self._may_proceed(header.api_key):
             return
-        self.broker.stats.requests[header.api_key] += 1
+        stats = self.broker.stats
+        stats.requests[header.api_key] += 1
+        started = time.perf_counter()
         ctx = RequestContext(self.broker, self.listener, header.api_key, header.api_version,
                              header.correlation_id, header.client_id, self.peer, self)
         started_ns = time.perf_counter_ns()
@@ -249,8 +251,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.throttle(throttle_ms)
         if not isinstance(result, Deferred):
             self._respond(request, _with_throttle(result, throttle_ms))
+            stats.answered(header.api_key, time.perf_counter() - started)
             return
         fut = asyncio.ensure_future(result.awaitable)
+        fut.add_done_callback(lambda _: stats.answered(header.api_key, time.perf_counter() - started))
         if self._closing:
             _linger(fut)
         else:

@@ -102,10 +102,17 @@ _SERVER = (
               "connections."),
     # tomyum's own: Prometheus' /metrics over HTTP (broker/metrics.py); issue 23's key
     static(ConfigDef("metrics.listener", STRING, "",
-                     doc="tomyum's own: HOST:PORT of an HTTP listener answering GET /metrics in Prometheus' text "
-                     "format (request counts per API, bytes and records in and out per topic, connections per "
-                     "listener); empty: none. Port 0 picks a free port, named in the line the broker prints "
-                     "when it is ready.")),
+                     doc="tomyum's own: HOST:PORT (or http://HOST:PORT, https://HOST:PORT) of an HTTP listener "
+                     "answering GET /metrics in Prometheus' text format: kafka_exporter's families and tomyum's "
+                     "own (docs/monitoring.md); empty: none. Port 0 picks a free port, named in the line the "
+                     "broker prints when it is ready. https:// serves TLS with the ssl.* keys as the listener "
+                     "named metrics sees them (listener.name.metrics.ssl.keystore.location, ...; "
+                     "listener.name.metrics.ssl.client.auth=required asks for a client certificate: mTLS).")),
+    static(ConfigDef("metrics.basic.auth.users", PASSWORD, None,
+                     doc="tomyum's own: USER:PASSWORD pairs, comma-separated, that the metrics listener accepts "
+                     "as HTTP basic authentication (RFC 7617); any other request is answered 401. Empty: no "
+                     "password asked. Use it with https:// so that the passwords do not cross the network "
+                     "in the clear.")),
     ignored("request.timeout.ms", INT, 30000, doc="A client's key, not a broker's: accepted so that "
             "existing tomyum config files load, and ignored."),
     static(ConfigDef("shutdown.timeout.ms", INT, 10000, at_least(0),
