@@ -69,6 +69,7 @@ def page(browser: Any) -> Iterator[Any]:
     errors: list[str] = []
     p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     p.on("pageerror", lambda e: errors.append(str(e)))
+    p.on("response", lambda r: errors.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None)
     p.on("dialog", lambda d: d.accept())
     yield p
     context.close()

@@ -210,6 +210,15 @@ class Cluster:
     def create_topic(self, name: str, partitions: int, replication: int, configs: dict[str, str]) -> None:
         topic = ck.NewTopic(name, partitions, replication, config=configs)
         self.admin.create_topics([topic], request_timeout=self.timeout)[name].result(self.timeout)
+        # Apache Kafka answers once the controller has the topic; its brokers learn of it a moment
+        # later. The topic's page comes next: wait (bounded) until metadata has every partition led.
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            meta = self.admin.list_topics(timeout=self.timeout).topics.get(name)
+            if meta is not None and len(meta.partitions) == partitions and \
+                    all(p.leader >= 0 for p in meta.partitions.values()):
+                return
+            time.sleep(0.05)
 
     def delete_topic(self, name: str) -> None:
         self.admin.delete_topics([name], request_timeout=self.timeout)[name].result(self.timeout)
