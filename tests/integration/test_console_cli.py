@@ -30,16 +30,21 @@ def get(url: str) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
+def start_console(bootstrap: str, *args: str) -> tuple[pexpect.spawn, str]:
+    """``tomyum console`` on a free port, at a terminal (Ctrl-C stops it), and its URL."""
+    child = pexpect.spawn(sys.executable, ["-m", "tomyum", "console", "-b", bootstrap, "--listen", "127.0.0.1:0", *args],
+                          env=_env(), encoding="utf-8", timeout=30)
+    child.logfile_read = io.StringIO()
+    child.expect(r"console on (http://[\d.]+:\d+) for ")
+    return child, child.match.group(1)
+
+
 def test_console_serves_the_pages_of_any_broker_and_stops_on_ctrl_c(broker: BrokerProcess | ExternalBroker) -> None:
     topic = f"console-{uuid.uuid4().hex[:6]}"
     p = Producer({"bootstrap.servers": broker.bootstrap})
     p.produce(topic, key="k", value='{"hello": "console"}', headers=[("trace", "t-1")])
     assert p.flush(10) == 0
-    child = pexpect.spawn(sys.executable, ["-m", "tomyum", "console", "-b", broker.bootstrap, "--listen", "127.0.0.1:0"],
-                          env=_env(), encoding="utf-8", timeout=30)
-    child.logfile_read = io.StringIO()
-    child.expect(r"console on (http://[\d.]+:\d+) for ")
-    url = child.match.group(1)
+    child, url = start_console(broker.bootstrap)
     for path in ("/", "/topics", f"/topics/{topic}", "/groups", "/brokers", "/security"):
         status, _ = get(url + path)
         assert status == 200, path

@@ -452,6 +452,16 @@ class Cluster:
         return list(self.admin.describe_acls(f, request_timeout=self.timeout).result(self.timeout))
 
     def users(self) -> dict[str, Any]:
+        # Kafka answers DescribeUserScramCredentials only with Describe on the cluster, and
+        # confluent-kafka 2.16 aborts the process (munmap_chunk) on that refusal: a principal
+        # (SASL) asks only when the cluster's authorized operations say it may.
+        d = self.admin.describe_cluster(request_timeout=self.timeout,
+                                        include_authorized_operations=True).result(self.timeout)
+        ops = d.authorized_operations
+        allowed = ops is not None and bool({op.name for op in ops} & {"DESCRIBE", "ALTER", "ALL"})
+        if not allowed and (ops is not None or any(k.startswith("sasl.") for k in self.settings)):
+            raise KafkaException(KafkaError(KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                                            "the broker does not say that this principal may describe the cluster"))
         future: Any = self.admin.describe_user_scram_credentials(request_timeout=self.timeout)  # all users: one future
         return dict(future.result(self.timeout))
 
