@@ -17,7 +17,7 @@ function sparkline() {
   setInterval(async () => {
     const response = await fetch(svg.dataset.src);
     if (response.ok) drawSparkline(svg, (await response.json()).rates);
-  }, 5000);
+  }, 3000);
 }
 
 function confirmations() {
