@@ -206,6 +206,7 @@ def test_reset_a_stopped_groups_offsets_to_a_timestamp(served: tuple[BrokerProce
         consumer.commit(asynchronous=False)
         page.goto(f"{url}/groups/{group}")
         expect(page.locator("#group-state")).to_have_text("STABLE")
+        expect(page.locator("#members")).to_contain_text(f"{topic}-0")  # the member's assignment
         expect(page.locator("#total-lag")).to_have_text("0")
         page.select_option("#reset [name=to]", "timestamp")
         page.fill("#reset [name=value]", iso_seconds(base + 50_000))
