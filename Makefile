@@ -19,11 +19,12 @@ $(VENV)/.test-installed: $(BIN)/tomyum pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-# kcat (Debian package) and KafkaJS (npm) for the real-client tests.
+# kcat (Debian package), Debian's chromium (the console's browser tests; Playwright drives it,
+# never a browser of its own) and KafkaJS (npm) for the real-client tests.
 $(VENV)/.clients-installed: $(KAFKAJS_DIR)/package-lock.json
-	@if ! command -v kcat >/dev/null 2>&1; then \
+	@if ! command -v kcat >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat chromium; \
 	fi
 	cd $(KAFKAJS_DIR) && npm ci --no-audit --no-fund --silent
 	@touch $@
@@ -39,7 +40,7 @@ prometheus-tools:
 install-test: $(VENV)/.test-installed $(VENV)/.clients-installed prometheus-tools
 
 serve: install
-	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0 --set metrics.listener=127.0.0.1:9644
+	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0 --set metrics.listener=127.0.0.1:9644 --set console.listener=127.0.0.1:9645
 
 # each test target also leaves its results in build/junit/, which `make compatibility` reads
 JUNIT := build/junit

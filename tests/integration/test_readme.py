@@ -38,7 +38,8 @@ def make_serve_command(data_dir: Path) -> list[str]:
     words = recipe[1].replace("$(BIN)/tomyum", "tomyum").split()
     assert words[:2] == ["tomyum", "serve"] and "127.0.0.1:9092" in words and "./data" in words, words
     free = {"127.0.0.1:9092": "127.0.0.1:0", "./data": str(data_dir),
-            "metrics.listener=127.0.0.1:9644": "metrics.listener=127.0.0.1:0"}
+            "metrics.listener=127.0.0.1:9644": "metrics.listener=127.0.0.1:0",
+            "console.listener=127.0.0.1:9645": "console.listener=127.0.0.1:0"}
     return [sys.executable, "-m", "tomyum", *[free.get(w, w) for w in words[1:]]]
 
 

@@ -100,6 +100,11 @@ _SERVER = (
               doc="tomyum's own: fetched record ranges of at least this many bytes are sent with sendfile "
               "(zero copy) on plaintext listeners; -1 reads them into memory. A change applies to new "
               "connections."),
+    # tomyum's own: the web console (tomyum.console), started by `tomyum serve` as a client of the broker
+    static(ConfigDef("console.listener", STRING, "",
+                     doc="tomyum's own: HOST:PORT of the web console's HTTP listener (topics, messages, consumer "
+                     "groups, configs), a Kafka client of this broker's first listener; empty: none. Port 0 "
+                     "picks a free port, named in the line printed before the broker's ready line.")),
     # tomyum's own: Prometheus' /metrics over HTTP (broker/metrics.py); issue 23's key
     static(ConfigDef("metrics.listener", STRING, "",
                      doc="tomyum's own: HOST:PORT (or http://HOST:PORT, https://HOST:PORT) of an HTTP listener "
