@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: prometheus-tools install install-test serve test test-slow test-interop compatibility test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-security clean
+.PHONY: system-tools install install-test serve test test-slow test-interop compatibility test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-security clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,25 +19,23 @@ $(VENV)/.test-installed: $(BIN)/tomyum pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-# kcat (Debian package), Debian's chromium (the console's browser tests; Playwright drives it,
-# never a browser of its own) and KafkaJS (npm) for the real-client tests.
+# KafkaJS (npm) for the real-client tests.
 $(VENV)/.clients-installed: $(KAFKAJS_DIR)/package-lock.json
-	@if ! command -v kcat >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat chromium; \
-	fi
 	cd $(KAFKAJS_DIR) && npm ci --no-audit --no-fund --silent
 	@touch $@
 
-# prometheus and promtool (Debian's prometheus package) for the /metrics tests
-# (tests/integration/test_prometheus.py); checked on every run, installed when missing
-prometheus-tools:
-	@if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
+# Debian packages the tests drive: kcat (a real client), chromium (the console's browser
+# tests; Playwright drives it, never a browser of its own), prometheus and promtool (the /metrics tests); checked on every run, installed
+# when one is missing
+system-tools:
+	@if ! command -v kcat >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 \
+		|| ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat chromium \
+		&& $$SUDO apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 
-install-test: $(VENV)/.test-installed $(VENV)/.clients-installed prometheus-tools
+install-test: $(VENV)/.test-installed $(VENV)/.clients-installed system-tools
 
 serve: install
 	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0 --set metrics.listener=127.0.0.1:9644 --set console.listener=127.0.0.1:9645
