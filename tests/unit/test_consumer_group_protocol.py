@@ -158,6 +158,8 @@ def test_the_runtime_fences_a_member_that_does_not_revoke_within_its_rebalance_t
     import asyncio
 
     from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
+    from tomyum.coordinator.timer import CoordinatorTimer
+    from tomyum.testing.clock import FakeClock
 
     stored: list[tuple[bytes, bytes | None]] = []
 
@@ -165,8 +167,9 @@ def test_the_runtime_fences_a_member_that_does_not_revoke_within_its_rebalance_t
         stored.extend(records)
 
     async def main() -> None:
+        clock = FakeClock()
         rt = ConsumerGroupRuntime(heartbeat_interval_ms=500, session_timeout_ms=60_000, topics=lambda: TOPICS,
-                                  persist=persist)
+                                  timer=CoordinatorTimer(clock), persist=persist)
         try:
             def join(member: str, timeout_ms: int) -> HeartbeatRequest:
                 return HeartbeatRequest(group_id="g", member_id=member, member_epoch=0, rebalance_timeout_ms=timeout_ms,
@@ -181,13 +184,14 @@ def test_the_runtime_fences_a_member_that_does_not_revoke_within_its_rebalance_t
             await rt.heartbeat(HeartbeatRequest(group_id="g", member_id="a", member_epoch=a["member_epoch"],
                                                 owned=owned))
             assert rt.state.groups["g"].members["a"].state == MemberState.UNREVOKED_PARTITIONS
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 5
-            while "a" in rt.state.groups["g"].members and loop.time() < deadline:
-                await asyncio.sleep(0.02)
+            clock.advance(199)
+            await rt.timer.run_due()
+            assert "a" in rt.state.groups["g"].members  # not yet
+            clock.advance(1)
+            await rt.timer.run_due()
             assert "a" not in rt.state.groups["g"].members
             assert any(v is None for _, v in stored)  # its removal was stored (tombstones)
         finally:
-            rt.stop()
+            rt.timer.stop()
 
     asyncio.run(asyncio.wait_for(main(), 10))

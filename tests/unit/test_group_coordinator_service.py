@@ -12,6 +12,7 @@ from tomyum.coordinator.group.consumer import ConsumerGroupRuntime, HeartbeatReq
 from tomyum.coordinator.group.coordinator import GroupCoordinator
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.service import GroupCoordinatorService, OffsetCommitEntry
+from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.errors import ErrorCode
 from tomyum.storage.memory import MemoryLogStore
 from tomyum.testing.clock import FakeClock
@@ -27,18 +28,19 @@ def run(tmp_path: Path, scenario: Scenario) -> None:
         await store.start()
         await store.create_topic("t", 2, {})
         offsets = OffsetStore(store, 3, clock)
+        timer = CoordinatorTimer(clock)
         classic = GroupCoordinator(initial_rebalance_delay_ms=0, min_session_timeout_ms=6000,
-                                   max_session_timeout_ms=60_000, clock=clock)
-        classic.persist = offsets.store_group
-        consumer = ConsumerGroupRuntime(heartbeat_interval_ms=5000, session_timeout_ms=45_000,
-                                        topics=lambda: {}, persist=offsets.store_consumer_group_records)
+                                   max_session_timeout_ms=60_000, write=offsets.runtime.write, clock=clock, timer=timer)
+        offsets.classic = classic
+        consumer = ConsumerGroupRuntime(heartbeat_interval_ms=5000, session_timeout_ms=45_000, topics=lambda: {},
+                                        timer=timer, persist=offsets.store_consumer_group_records)
         service = GroupCoordinatorService(classic=classic, consumer=consumer, offsets=offsets,
                                           topics=store.topics, clock=clock)
         try:
             await scenario(service, clock)
         finally:
             await classic.stop()
-            consumer.stop()
+            timer.stop()
             await store.close()
 
     asyncio.run(asyncio.wait_for(main(), 30))

@@ -23,6 +23,7 @@ from tomyum.coordinator.group import GroupCoordinator
 from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.service import GroupCoordinatorService
+from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.coordinator.txn import TransactionCoordinator
 from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC
 from tomyum.coordinator.txn.log import TXN_TOPIC
@@ -68,17 +69,20 @@ class Broker:
         self._store_started = False
         self.waiters = FetchWaiters()
         self.store.on_high_watermark(self.waiters.notify)
+        #: the coordinators' timers (sessions, rebalances), on the injected clock
+        self.coordinator_timer = CoordinatorTimer(clock)
+        self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"], clock, topics=self.metadata)
         self.groups = GroupCoordinator(
             initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
             min_session_timeout_ms=config["group.min.session.timeout.ms"],
-            max_session_timeout_ms=config["group.max.session.timeout.ms"], clock=clock)
-        self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"], clock, topics=self.metadata)
-        self.groups.persist = self.offsets.store_group
+            max_session_timeout_ms=config["group.max.session.timeout.ms"], write=self.offsets.runtime.write,
+            clock=clock, timer=self.coordinator_timer)
+        self.offsets.classic = self.groups
         self.transactions = TransactionCoordinator(self.store, self.offsets, config, clock, topics=self.metadata)
         self.consumer_groups = ConsumerGroupRuntime(
             heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
             session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics,
-            persist=self.offsets.store_consumer_group_records)
+            timer=self.coordinator_timer, persist=self.offsets.store_consumer_group_records)
         #: what the group handlers call: routing, commit checks and deletion for every group type
         self.group_coordinator = GroupCoordinatorService(
             classic=self.groups, consumer=self.consumer_groups, offsets=self.offsets,
@@ -106,12 +110,10 @@ class Broker:
         await self.metadata.start()
         await self.store.start(self.publisher.all_specs())
         self._store_started = True
-        await self.offsets.start()
-        self.groups.restore(self.offsets.group_metadata)
+        await self.offsets.start()  # replays the classic groups into self.groups
         self.consumer_groups.restore(self.offsets.consumer_group_records())
         self._offsets_expiry = asyncio.create_task(self._expire_offsets(), name="offsets-expiry")
         self._idle_reaper = asyncio.create_task(self._close_idle_connections(), name="idle-connections")
-        self.groups.start()
         await self.transactions.start()
         for name, partitions, replication in create_topics:
             if name not in self.metadata.topics():
@@ -144,7 +146,7 @@ class Broker:
         timeout = self.config["shutdown.timeout.ms"] / 1000
         self.waiters.wake_all()
         await self.groups.stop()
-        self.consumer_groups.stop()
+        self.coordinator_timer.stop()
         await self.transactions.stop()
         for task in (self._offsets_expiry, self._idle_reaper):
             if task is not None:

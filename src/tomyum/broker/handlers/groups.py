@@ -108,10 +108,10 @@ async def leave_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed, "members": ()}
     if hasattr(request, "members"):
         results = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
-                    "error_code": groups.leave(request.group_id, m.member_id, m.group_instance_id)}
+                    "error_code": await groups.leave(request.group_id, m.member_id, m.group_instance_id)}
                    for m in request.members]
         return {"throttle_time": 0, "error_code": 0, "members": results}
-    code = groups.leave(request.group_id, request.member_id, None)
+    code = await groups.leave(request.group_id, request.member_id, None)
     return {"throttle_time": 0, "error_code": code, "members": ()}
 
 

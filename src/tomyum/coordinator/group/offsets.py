@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.coordinator.group.consumer import log as consumer_log
@@ -25,8 +26,6 @@ from tomyum.coordinator.group.offsets_log import (
     OFFSETS_TOPIC,
     CommittedOffset,
     GroupSnapshot,
-    group_key,
-    group_value,
     offset_key,
     offset_value,
     parse_group_key,
@@ -41,6 +40,14 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, int]  # group, topic, partition
 
 
+class ClassicGroups(Protocol):
+    """Where group metadata records are replayed (the classic group coordinator)."""
+
+    def replay(self, group_id: str, snapshot: GroupSnapshot | None) -> None: ...
+
+    def unload(self, belongs: Callable[[str], bool]) -> None: ...
+
+
 def _group_of(consumer_group_key: bytes) -> str:
     """The group id of a KIP-848 record key (version int16, then the group id string)."""
     try:
@@ -50,9 +57,9 @@ def _group_of(consumer_group_key: bytes) -> str:
 
 
 class OffsetStore:
-    """The shard of ``__consumer_offsets``: committed offsets, classic group snapshots and the
-    KIP-848 group records, changed only by :meth:`replay` (through the runtime's write path
-    or its loader)."""
+    """The shard of ``__consumer_offsets``: committed offsets, classic groups (replayed into
+    :attr:`classic`) and the KIP-848 group records, changed only by :meth:`replay` (through the
+    runtime's write path or its loader)."""
 
     def __init__(self, store: LogStore, num_partitions: int, clock: Clock = SYSTEM_CLOCK, *,
                  topics: TopicDirectory | None = None) -> None:
@@ -63,8 +70,8 @@ class OffsetStore:
                                           {"cleanup.policy": ["compact"]}, self, clock)
         self.clock = clock
         self.offsets: dict[Key, CommittedOffset] = {}
-        #: group metadata as last stored (what a restart restores)
-        self.group_metadata: dict[str, GroupSnapshot] = {}
+        #: the classic groups, which group metadata records are replayed into (set by the broker)
+        self.classic: ClassicGroups | None = None
         #: when each group was last seen with members (offsets of an empty group expire after)
         self._last_active: dict[str, int] = {}
         self._started_ms = clock.time_ms()
@@ -83,9 +90,8 @@ class OffsetStore:
 
     async def start(self) -> None:
         await self.runtime.load_all()
-        if self.offsets or self.group_metadata:
-            log.info("restored %d committed offsets and %d classic groups from %s", len(self.offsets),
-                     len(self.group_metadata), OFFSETS_TOPIC)
+        if self.offsets:
+            log.info("restored %d committed offsets from %s", len(self.offsets), OFFSETS_TOPIC)
 
     def coordinates(self, group: str) -> bool:
         """False if the group's partition of the internal topic could not be loaded."""
@@ -110,10 +116,8 @@ class OffsetStore:
         parsed = parse_offset_key(key)
         if parsed is None:
             group = parse_group_key(key)
-            if group is not None and value is None:
-                self.group_metadata.pop(group, None)
-            elif group is not None and value is not None:
-                self.group_metadata[group] = parse_group_value(value)
+            if group is not None and self.classic is not None:
+                self.classic.replay(group, None if value is None else parse_group_value(value))
             return
         if value is None:
             self.offsets.pop(parsed, None)
@@ -137,7 +141,8 @@ class OffsetStore:
     def unload(self, partition: int) -> None:
         ours: Callable[[str], bool] = lambda group: self.runtime.partition_for(group) == partition
         self.offsets = {k: c for k, c in self.offsets.items() if not ours(k[0])}
-        self.group_metadata = {g: s for g, s in self.group_metadata.items() if not ours(g)}
+        if self.classic is not None:
+            self.classic.unload(ours)
         self._last_active = {g: t for g, t in self._last_active.items() if not ours(g)}
         self.consumer_group_values = {k: v for k, v in self.consumer_group_values.items()
                                       if not ours(_group_of(k))}
@@ -194,12 +199,6 @@ class OffsetStore:
             return
         records = [(offset_key(group, t, p), offset_value(c)) for t, p, c in commits]
         await self.runtime.write(group, records)
-
-    async def store_group(self, group: str, snapshot: GroupSnapshot | None) -> None:
-        """Store a group's metadata (None: a tombstone), durably."""
-        if snapshot is None and group not in self.group_metadata:
-            return
-        await self.runtime.write(group, [(group_key(group), None if snapshot is None else group_value(snapshot))])
 
     async def delete(self, group: str, keys: list[tuple[str, int]]) -> None:
         """Tombstone these committed offsets (durably) and forget them."""

@@ -136,7 +136,7 @@ class GroupCoordinatorService:
     async def delete_groups(self, group_ids: Iterable[str]) -> list[ErrorCode]:
         """DeleteGroups: a group with members is NON_EMPTY_GROUP, an unknown one
         GROUP_ID_NOT_FOUND; an empty group goes with its committed offsets."""
-        self.classic.tick()  # members past their session timeout are gone now, not at the next sweep
+        await self.classic.timer.run_due()  # members past their session timeout are gone now
         return [await self._delete_group(group_id) for group_id in group_ids]
 
     async def _delete_group(self, group_id: str) -> ErrorCode:
@@ -154,8 +154,7 @@ class GroupCoordinatorService:
         if classic is not None and classic.members:
             return ErrorCode.non_empty_group
         await self._delete_offsets(group_id)
-        await self.classic.forget(group_id)
-        return ErrorCode.none
+        return await self.classic.forget(group_id)
 
     async def _delete_offsets(self, group_id: str) -> None:
         await self.offsets.delete(group_id, [(t, p) for t, ps in self.offsets.topics_of(group_id).items() for p in ps])

@@ -2,7 +2,8 @@
 ``__consumer_offsets`` (durably, before answering), replays them into the groups, and keeps
 the timers — a member's session (``group.consumer.session.timeout.ms``, restarted by each
 heartbeat) and its rebalance timeout while it has partitions to revoke. Either expiring
-fences the member, as Kafka's coordinator does. Operations on one group run one at a time.
+fences the member, as Kafka's coordinator does. The timers are the coordinator timers
+(coordinator/timer.py), on the injected clock. Operations on one group run one at a time.
 
 On start the groups are rebuilt from the records ``__consumer_offsets`` kept (the latest value
 of each key, replayed kind by kind), and every restored member gets a fresh session: one that
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from tomyum.coordinator.group.consumer.coordinator import ConsumerGroups, HeartbeatRequest, Result, Topics
 from tomyum.coordinator.group.consumer.log import encode
 from tomyum.coordinator.group.consumer.records import MemberRemovedRecord, MemberState, Record
+from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.errors import ErrorCode, KafkaError
 
 log = logging.getLogger(__name__)
@@ -32,15 +34,13 @@ async def _not_persisted(group_id: str, records: list[tuple[bytes, bytes | None]
 
 class ConsumerGroupRuntime:
     def __init__(self, *, heartbeat_interval_ms: int, session_timeout_ms: int, topics: Callable[[], Topics],
-                 persist: Persist = _not_persisted) -> None:
+                 timer: CoordinatorTimer, persist: Persist = _not_persisted) -> None:
         self.state = ConsumerGroups(heartbeat_interval_ms=heartbeat_interval_ms)
         self.session_timeout_ms = session_timeout_ms
         self.topics = topics
         self.persist = persist
-        self._sessions: dict[Key, asyncio.TimerHandle] = {}
-        self._revocations: dict[Key, asyncio.TimerHandle] = {}
+        self.timer = timer
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def __contains__(self, group_id: str) -> bool:
         return group_id in self.state.groups
@@ -55,7 +55,7 @@ class ConsumerGroupRuntime:
                             "(%s): %s", type(record).__name__, e or type(e).__name__)
         for group_id, group in self.state.groups.items():
             for member_id in group.members:
-                self._arm(self._sessions, (group_id, member_id), self.session_timeout_ms,
+                self._arm(SESSION, (group_id, member_id), self.session_timeout_ms,
                           "did not come back after the restart within its session timeout")
         if self.state.groups:
             log.info("restored %d consumer groups (%d members) from __consumer_offsets", len(self.state.groups),
@@ -75,14 +75,14 @@ class ConsumerGroupRuntime:
             response = result.response
             if response["error_code"] == ErrorCode.none and response["member_epoch"] != -1:
                 key = (req.group_id, str(response["member_id"]))
-                self._arm(self._sessions, key, self.session_timeout_ms, "missed its session timeout")
+                self._arm(SESSION, key, self.session_timeout_ms, "missed its session timeout")
                 member = self.state.groups[req.group_id].members.get(key[1])
                 if member is not None and member.state == MemberState.UNREVOKED_PARTITIONS:
-                    if key not in self._revocations:
-                        self._arm(self._revocations, key, member.metadata.rebalance_timeout_ms,
+                    if not self.timer.is_scheduled(_timer_key(REVOCATION, key)):
+                        self._arm(REVOCATION, key, member.metadata.rebalance_timeout_ms,
                                   "did not revoke its partitions within its rebalance timeout")
-                elif key in self._revocations:
-                    self._revocations.pop(key).cancel()
+                else:
+                    self.timer.cancel(_timer_key(REVOCATION, key))
             return response
 
     async def apply(self, result: Result) -> None:
@@ -94,9 +94,8 @@ class ConsumerGroupRuntime:
         for record in result.records:
             self.state.replay(record)
             if isinstance(record, MemberRemovedRecord):
-                for timers in (self._sessions, self._revocations):
-                    if (timer := timers.pop((record.group_id, record.member_id), None)) is not None:
-                        timer.cancel()
+                for kind in (SESSION, REVOCATION):
+                    self.timer.cancel(_timer_key(kind, (record.group_id, record.member_id)))
                 log.info("group %s: member %s removed", record.group_id, record.member_id)
 
     async def delete(self, group_id: str) -> None:
@@ -118,29 +117,21 @@ class ConsumerGroupRuntime:
             log.info("group %s: empty consumer group converted to a classic group", group_id)
             return True
 
-    def _arm(self, timers: dict[Key, asyncio.TimerHandle], key: Key, delay_ms: int, why: str) -> None:
-        if (old := timers.pop(key, None)) is not None:
-            old.cancel()
-        timers[key] = asyncio.get_running_loop().call_later(delay_ms / 1000, self._expire, timers, key, why)
+    def _arm(self, kind: str, key: Key, delay_ms: int, why: str) -> None:
+        self.timer.schedule(_timer_key(kind, key), delay_ms, lambda: self._fence(key, why))
 
-    def _expire(self, timers: dict[Key, asyncio.TimerHandle], key: Key, why: str) -> None:
-        timers.pop(key, None)
+    async def _fence(self, key: Key, why: str) -> None:
         log.info("group %s: member %s %s", key[0], key[1], why)
-        task = asyncio.get_running_loop().create_task(self._fence(key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _fence(self, key: Key) -> None:
         async with self._lock(key[0]):
             try:
                 await self.apply(self.state.remove_member(*key))
             except KafkaError as e:
                 log.error("group %s: cannot store the removal of member %s: %s", key[0], key[1], e)
 
-    def stop(self) -> None:
-        for timers in (self._sessions, self._revocations):
-            for timer in timers.values():
-                timer.cancel()
-            timers.clear()
-        for task in self._tasks:
-            task.cancel()
+
+#: the kinds of timer of a member (Kafka's names)
+SESSION, REVOCATION = "session-timeout", "rebalance-timeout"
+
+
+def _timer_key(kind: str, key: Key) -> str:
+    return f"{kind}-{key[0]}-{key[1]}"
