@@ -33,7 +33,8 @@ def run(tmp_path: Path, scenario: Scenario) -> None:
                                    max_session_timeout_ms=60_000, write=offsets.runtime.write, clock=clock, timer=timer)
         offsets.classic = classic
         consumer = ConsumerGroupRuntime(heartbeat_interval_ms=5000, session_timeout_ms=45_000, topics=lambda: {},
-                                        timer=timer, persist=offsets.store_consumer_group_records)
+                                        timer=timer, write=offsets.runtime.write)
+        offsets.consumer = consumer.state
         service = GroupCoordinatorService(classic=classic, consumer=consumer, offsets=offsets,
                                           topics=store.topics, clock=clock)
         try:

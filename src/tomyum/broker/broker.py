@@ -82,7 +82,8 @@ class Broker:
         self.consumer_groups = ConsumerGroupRuntime(
             heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
             session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics,
-            timer=self.coordinator_timer, persist=self.offsets.store_consumer_group_records)
+            timer=self.coordinator_timer, write=self.offsets.runtime.write)
+        self.offsets.consumer = self.consumer_groups.state
         #: what the group handlers call: routing, commit checks and deletion for every group type
         self.group_coordinator = GroupCoordinatorService(
             classic=self.groups, consumer=self.consumer_groups, offsets=self.offsets,
@@ -110,8 +111,8 @@ class Broker:
         await self.metadata.start()
         await self.store.start(self.publisher.all_specs())
         self._store_started = True
-        await self.offsets.start()  # replays the classic groups into self.groups
-        self.consumer_groups.restore(self.offsets.consumer_group_records())
+        await self.offsets.start()  # the loader: replays offsets, classic and consumer groups
+        self.consumer_groups.restore()
         self._offsets_expiry = asyncio.create_task(self._expire_offsets(), name="offsets-expiry")
         self._idle_reaper = asyncio.create_task(self._close_idle_connections(), name="idle-connections")
         await self.transactions.start()

@@ -19,7 +19,7 @@ from typing import Protocol
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.coordinator.group.consumer import log as consumer_log
 from tomyum.coordinator.group.consumer.records import Record
-from tomyum.coordinator.runtime import UNREADABLE, CoordinatorRuntime
+from tomyum.coordinator.runtime import CoordinatorRuntime
 from tomyum.coordinator.topics import TopicDirectory
 from tomyum.storage.engine import LogStore, TopicPartition
 from tomyum.coordinator.group.offsets_log import (
@@ -32,12 +32,19 @@ from tomyum.coordinator.group.offsets_log import (
     parse_group_value,
     parse_offset_key,
     parse_offset_value,
-    read_short_string,
 )
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, int]  # group, topic, partition
+
+
+class ConsumerGroupsState(Protocol):
+    """Where KIP-848 group records are replayed (the consumer groups' state)."""
+
+    def replay(self, record: Record) -> None: ...
+
+    def unload(self, belongs: Callable[[str], bool]) -> None: ...
 
 
 class ClassicGroups(Protocol):
@@ -48,18 +55,10 @@ class ClassicGroups(Protocol):
     def unload(self, belongs: Callable[[str], bool]) -> None: ...
 
 
-def _group_of(consumer_group_key: bytes) -> str:
-    """The group id of a KIP-848 record key (version int16, then the group id string)."""
-    try:
-        return read_short_string(consumer_group_key, 2)[0]
-    except UNREADABLE:
-        return ""
-
-
 class OffsetStore:
     """The shard of ``__consumer_offsets``: committed offsets, classic groups (replayed into
-    :attr:`classic`) and the KIP-848 group records, changed only by :meth:`replay` (through the
-    runtime's write path or its loader)."""
+    :attr:`classic`) and KIP-848 groups (replayed into :attr:`consumer`), changed only by
+    :meth:`replay` (through the runtime's write path or its loader)."""
 
     def __init__(self, store: LogStore, num_partitions: int, clock: Clock = SYSTEM_CLOCK, *,
                  topics: TopicDirectory | None = None) -> None:
@@ -75,8 +74,8 @@ class OffsetStore:
         #: when each group was last seen with members (offsets of an empty group expire after)
         self._last_active: dict[str, int] = {}
         self._started_ms = clock.time_ms()
-        #: KIP-848 consumer group records: the latest value of each key
-        self.consumer_group_values: dict[bytes, bytes] = {}
+        #: the KIP-848 groups, which their records are replayed into (set by the broker)
+        self.consumer: ConsumerGroupsState | None = None
         #: per producer id, offsets committed in its open transaction
         self.pending: dict[int, dict[Key, CommittedOffset]] = {}
 
@@ -108,10 +107,9 @@ class OffsetStore:
                 self.pending.setdefault(producer_id, {})[parsed] = parse_offset_value(value)
             return
         if int.from_bytes(key[:2], "big", signed=True) in consumer_log.KEY_VERSIONS:
-            if value is None:
-                self.consumer_group_values.pop(key, None)
-            else:
-                self.consumer_group_values[key] = value
+            record = consumer_log.decode(key, value)
+            if record is not None and self.consumer is not None:
+                self.consumer.replay(record)
             return
         parsed = parse_offset_key(key)
         if parsed is None:
@@ -144,33 +142,12 @@ class OffsetStore:
         if self.classic is not None:
             self.classic.unload(ours)
         self._last_active = {g: t for g, t in self._last_active.items() if not ours(g)}
-        self.consumer_group_values = {k: v for k, v in self.consumer_group_values.items()
-                                      if not ours(_group_of(k))}
+        if self.consumer is not None:
+            self.consumer.unload(ours)
         for producer_id, pending in list(self.pending.items()):
             self.pending[producer_id] = {k: c for k, c in pending.items() if not ours(k[0])}
             if not self.pending[producer_id]:
                 del self.pending[producer_id]
-
-    def consumer_group_records(self) -> list[Record]:
-        """The KIP-848 group records kept, in an order fit to replay: each key's latest value,
-        groups before members, members before their assignments."""
-        keyed = sorted(self.consumer_group_values.items(), key=lambda kv: int.from_bytes(kv[0][:2], "big"))
-        out = []
-        for k, v in keyed:
-            try:
-                r = consumer_log.decode(k, v)
-            except UNREADABLE as e:
-                self.runtime.skipped_records += 1
-                log.warning("%s: skipping a consumer group record that cannot be read (key %s): %s", OFFSETS_TOPIC,
-                            k[:40].hex(), e or type(e).__name__)
-                continue
-            if r is not None:
-                out.append(r)
-        return out
-
-    async def store_consumer_group_records(self, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
-        """Append a KIP-848 group's records (one batch) and wait until they are durable."""
-        await self.runtime.write(group, records)
 
     async def txn_commit(self, group: str, producer_id: int, producer_epoch: int,
                          commits: list[tuple[str, int, CommittedOffset]]) -> None:

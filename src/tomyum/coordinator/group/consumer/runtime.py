@@ -1,58 +1,53 @@
-"""The I/O around the consumer group state machine: it stores each operation's records in
-``__consumer_offsets`` (durably, before answering), replays them into the groups, and keeps
-the timers — a member's session (``group.consumer.session.timeout.ms``, restarted by each
+"""The I/O around the consumer group state machine: it hands each operation's records to the
+coordinator runtime's write path of ``__consumer_offsets`` (append → durable → replay into the
+groups, before answering), and keeps the timers — a member's session (``group.consumer.session.timeout.ms``, restarted by each
 heartbeat) and its rebalance timeout while it has partitions to revoke. Either expiring
 fences the member, as Kafka's coordinator does. The timers are the coordinator timers
 (coordinator/timer.py), on the injected clock. Operations on one group run one at a time.
 
-On start the groups are rebuilt from the records ``__consumer_offsets`` kept (the latest value
-of each key, replayed kind by kind), and every restored member gets a fresh session: one that
-does not come back is fenced when it runs out, one that does carries on with its epoch.
+On start the runtime's loader replays the records ``__consumer_offsets`` kept into the groups
+(the same replay), and :meth:`ConsumerGroupRuntime.restore` gives every restored member a fresh
+session: one that does not come back is fenced when it runs out, one that does carries on with
+its epoch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Sequence
 
 from tomyum.coordinator.group.consumer.coordinator import ConsumerGroups, HeartbeatRequest, Result, Topics
 from tomyum.coordinator.group.consumer.log import encode
-from tomyum.coordinator.group.consumer.records import MemberRemovedRecord, MemberState, Record
+from tomyum.coordinator.group.consumer.records import MemberRemovedRecord, MemberState
 from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.errors import ErrorCode, KafkaError
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # group id, member id
-Persist = Callable[[str, list[tuple[bytes, bytes | None]]], Awaitable[None]]
-
-
-async def _not_persisted(group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
-    return None
+#: the coordinator runtime's write path: append the records to the group's partition, wait until
+#: they are durable, replay them (into :attr:`ConsumerGroupRuntime.state`, through the shard)
+Write = Callable[[str, Sequence[tuple[bytes, bytes | None]]], Awaitable[None]]
 
 
 class ConsumerGroupRuntime:
     def __init__(self, *, heartbeat_interval_ms: int, session_timeout_ms: int, topics: Callable[[], Topics],
-                 timer: CoordinatorTimer, persist: Persist = _not_persisted) -> None:
+                 timer: CoordinatorTimer, write: Write) -> None:
+        """``write`` must replay what it stores into :attr:`state` (the shard of
+        ``__consumer_offsets`` does, once its ``consumer`` is this state)."""
         self.state = ConsumerGroups(heartbeat_interval_ms=heartbeat_interval_ms)
         self.session_timeout_ms = session_timeout_ms
         self.topics = topics
-        self.persist = persist
+        self.write = write
         self.timer = timer
         self._locks: dict[str, asyncio.Lock] = {}
 
     def __contains__(self, group_id: str) -> bool:
         return group_id in self.state.groups
 
-    def restore(self, records: Iterable[Record]) -> None:
-        """Replay stored records (on start) and give every member a session to come back in."""
-        for record in records:
-            try:
-                self.state.replay(record)
-            except (KeyError, ValueError, IndexError, TypeError) as e:  # a record out of place: skipped
-                log.warning("skipping a consumer group record that does not fit the groups replayed so far "
-                            "(%s): %s", type(record).__name__, e or type(e).__name__)
+    def restore(self) -> None:
+        """Give every member the loader restored a session to come back in (on start)."""
         for group_id, group in self.state.groups.items():
             for member_id in group.members:
                 self._arm(SESSION, (group_id, member_id), self.session_timeout_ms,
@@ -86,13 +81,13 @@ class ConsumerGroupRuntime:
             return response
 
     async def apply(self, result: Result) -> None:
-        """Store the result's records durably, then replay them."""
+        """Store the result's records through the write path (which replays them), then stop
+        the timers of the members they removed."""
         if not result.records:
             return
         group_id = result.records[0].group_id
-        await self.persist(group_id, [kv for record in result.records for kv in encode(record)])
+        await self.write(group_id, [kv for record in result.records for kv in encode(record)])
         for record in result.records:
-            self.state.replay(record)
             if isinstance(record, MemberRemovedRecord):
                 for kind in (SESSION, REVOCATION):
                     self.timer.cancel(_timer_key(kind, (record.group_id, record.member_id)))
