@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from tomyum.config import BrokerConfig
-from tomyum.coordinator.group.coordinator import GroupCoordinator, GroupState
+from tomyum.coordinator.group.classic_group import GroupState
+from tomyum.coordinator.group.coordinator import GroupCoordinator
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.offsets_log import GroupSnapshot
 from tomyum.errors import ErrorCode

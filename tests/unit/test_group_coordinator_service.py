@@ -14,6 +14,7 @@ from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.service import GroupCoordinatorService, OffsetCommitEntry
 from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.errors import ErrorCode
+from tomyum.protocol.records import iter_batches
 from tomyum.storage.memory import MemoryLogStore
 from tomyum.testing.clock import FakeClock
 from tomyum.testing.store import TopicStore
@@ -145,5 +146,30 @@ def test_a_static_member_past_its_session_is_gone_when_its_group_is_deleted(tmp_
         assert await service.delete_groups(["g"]) == [ErrorCode.non_empty_group]
         clock.advance(6001)  # past the session timeout; no tick of the sweep
         assert await service.delete_groups(["g"]) == [ErrorCode.none]
+
+    run(tmp_path, scenario)
+
+
+def test_a_deleted_group_goes_with_its_offsets_in_one_batch_and_stays_gone_after_a_load(tmp_path: Path) -> None:
+    """Kafka writes a group's deletion as one batch: its metadata tombstone and its offsets'."""
+    async def scenario(service: GroupCoordinatorService, clock: FakeClock) -> None:
+        me = await classic_member(service, "g")
+        await service.commit_offsets("g", service.check_commit("g", me, 1, None, 8), [entry(0, 5), entry(1, 7)])
+        assert await service.classic.leave("g", me, None) == ErrorCode.none
+        runtime = service.offsets.runtime
+        tp = runtime.partition_of("g")
+        before = runtime.store.offsets(tp).high_watermark
+        assert await service.delete_groups(["g"]) == [ErrorCode.none]
+        assert runtime.store.offsets(tp).high_watermark == before + 3  # 2 offset tombstones + the group's
+        read = await runtime.store.read(tp, before, 1 << 20)
+        data = read.records if isinstance(read.records, bytes) else read.records.read_all()
+        assert len(list(iter_batches(data))) == 1  # in one batch
+        assert "g" not in service.classic.groups and service.offsets.fetch("g", "t", 0) is None
+        offsets = OffsetStore(runtime.store, 3, clock)
+        reloaded = GroupCoordinator(initial_rebalance_delay_ms=0, min_session_timeout_ms=6000,
+                                    max_session_timeout_ms=60_000, write=offsets.runtime.write, clock=clock)
+        offsets.classic = reloaded
+        await offsets.start()
+        assert "g" not in reloaded.groups and offsets.groups() == set()
 
     run(tmp_path, scenario)

@@ -20,7 +20,7 @@ from typing import Any
 
 from tomyum.broker.context import CLUSTER, RequestContext
 from tomyum.broker.dispatch import handles
-from tomyum.coordinator.group.coordinator import Group, GroupState
+from tomyum.coordinator.group.classic_group import Group, GroupState
 from tomyum.errors import ErrorCode
 from tomyum.security.acls import AUTHORIZED_OPERATIONS_OMITTED, AclOperation, ResourceType
 

@@ -36,14 +36,21 @@ and poll the timers.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
+from tomyum.coordinator.group.classic_group import (
+    STORE_ERRORS,
+    Group,
+    GroupState,
+    Member,
+    answer_waiting,
+    error,
+    join_error,
+)
 from tomyum.coordinator.group.offsets_log import GroupSnapshot, MemberSnapshot, group_key, group_value
 from tomyum.coordinator.runtime import KeyValue
 from tomyum.coordinator.timer import CoordinatorTimer
@@ -54,74 +61,6 @@ log = logging.getLogger(__name__)
 #: the coordinator runtime's write path: ``write(group_id, records)`` appends the records to the
 #: group's partition of ``__consumer_offsets``, waits until they are durable, replays them
 Write = Callable[[str, Sequence[KeyValue]], Awaitable[None]]
-
-
-class GroupState(enum.Enum):
-    EMPTY = "Empty"
-    PREPARING_REBALANCE = "PreparingRebalance"
-    COMPLETING_REBALANCE = "CompletingRebalance"
-    STABLE = "Stable"
-    DEAD = "Dead"
-
-
-@dataclass(eq=False)
-class Member:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    protocol_type: str
-    protocols: list[tuple[str, bytes]]
-    assignment: bytes = b""
-    join_future: asyncio.Future[dict[str, Any]] | None = None
-    sync_future: asyncio.Future[dict[str, Any]] | None = None
-
-    def metadata_for(self, protocol: str) -> bytes:
-        return next(m for name, m in self.protocols if name == protocol)
-
-
-@dataclass(eq=False)
-class Group:
-    group_id: str
-    state: GroupState = GroupState.EMPTY
-    generation_id: int = 0
-    protocol_type: str | None = None
-    protocol_name: str | None = None
-    leader_id: str | None = None
-    members: dict[str, Member] = field(default_factory=dict)
-    #: KIP-394: members told MEMBER_ID_REQUIRED, each with a timer of its session timeout (a
-    #: client that never comes back does not hold the rebalance open)
-    pending_members: set[str] = field(default_factory=set)
-    #: the first rebalance of an empty group waits group.initial.rebalance.delay.ms
-    initial_delay: bool = False
-
-    def static_member(self, group_instance_id: str) -> Member | None:
-        return next((m for m in self.members.values() if m.group_instance_id == group_instance_id), None)
-
-    def check_member(self, member_id: str, group_instance_id: str | None) -> ErrorCode:
-        """UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID (an old id of a static member), or NONE."""
-        if group_instance_id is not None:
-            known = self.static_member(group_instance_id)
-            if known is not None and known.member_id != member_id:
-                return ErrorCode.fenced_instance_id
-        return ErrorCode.none if member_id in self.members else ErrorCode.unknown_member_id
-
-    def candidate_protocols(self) -> set[str]:
-        sets = [{name for name, _ in m.protocols} for m in self.members.values()]
-        return set.intersection(*sets) if sets else set()
-
-    def select_protocol(self) -> str:
-        candidates = self.candidate_protocols()
-        votes: dict[str, int] = {}
-        for m in self.members.values():
-            choice = next(name for name, _ in m.protocols if name in candidates)
-            votes[choice] = votes.get(choice, 0) + 1
-        return max(sorted(votes), key=lambda name: votes[name])
-
-    def all_joined(self) -> bool:
-        return all(m.join_future is not None for m in self.members.values()) and not self.pending_members
 
 
 class GroupCoordinator:
@@ -225,7 +164,7 @@ class GroupCoordinator:
             members[ms.member_id] = m
         for gone in [m for mid, m in g.members.items() if mid not in members]:
             self.timer.cancel(_heartbeat_key(group_id, gone.member_id))
-            _answer_waiting(gone, ErrorCode.unknown_member_id)
+            answer_waiting(gone, ErrorCode.unknown_member_id)
         g.members = members
         g.generation_id, g.protocol_type = snapshot.generation, snapshot.protocol_type or None
         g.protocol_name, g.leader_id = (snapshot.protocol, snapshot.leader) if members else (None, None)
@@ -238,21 +177,22 @@ class GroupCoordinator:
             g = self.groups.pop(group_id)
             self._forget_timers(g)
             for m in g.members.values():
-                _answer_waiting(m, ErrorCode.not_coordinator)
+                answer_waiting(m, ErrorCode.not_coordinator)
 
-    async def forget(self, group_id: str) -> ErrorCode:
-        """DeleteGroups: tombstone an empty group's metadata; replaying it drops the group."""
+    async def forget(self, group_id: str, offsets: Sequence[KeyValue] = ()) -> ErrorCode:
+        """DeleteGroups: tombstone an empty group's metadata, with ``offsets`` (the tombstones of
+        its committed offsets) in the same batch, as Kafka deletes a group; replaying the
+        tombstone drops the group."""
         async with self._lock(group_id):
-            if group_id not in self.groups:
-                return ErrorCode.none
-            return await self._apply(group_id, [(group_key(group_id), None)])
+            tombstone = [(group_key(group_id), None)] if group_id in self.groups else []
+            return await self._apply(group_id, [*offsets, *tombstone])
 
     async def stop(self) -> None:
         """As Kafka answers when it unloads a group: the clients look for the coordinator again."""
         for g in self.groups.values():
             self._forget_timers(g)
             for m in g.members.values():
-                _answer_waiting(m, ErrorCode.not_coordinator)
+                answer_waiting(m, ErrorCode.not_coordinator)
 
     # timers ------------------------------------------------------------------------------------
 
@@ -303,14 +243,14 @@ class GroupCoordinator:
                    protocol_type: str, protocols: list[tuple[str, bytes]],
                    require_known_member_id: bool) -> dict[str, Any]:
         if not group_id:
-            return _join_error(ErrorCode.invalid_group_id, member_id)
+            return join_error(ErrorCode.invalid_group_id, member_id)
         if not self.min_session_timeout_ms <= session_timeout_ms <= self.max_session_timeout_ms:
-            return _join_error(ErrorCode.invalid_session_timeout, member_id)
+            return join_error(ErrorCode.invalid_session_timeout, member_id)
         async with self._lock(group_id):
             g = self.group(group_id)
             if not protocols or (g.members and (protocol_type != g.protocol_type or not (
                     g.candidate_protocols() & {name for name, _ in protocols}))):
-                return _join_error(ErrorCode.inconsistent_group_protocol, member_id)
+                return join_error(ErrorCode.inconsistent_group_protocol, member_id)
             if group_instance_id is not None:
                 known = g.static_member(group_instance_id)
                 if known is not None and member_id == "":
@@ -321,7 +261,7 @@ class GroupCoordinator:
                     self._rename(g, known, new_id)
                     member_id = new_id
                 elif known is not None and member_id != known.member_id:
-                    return _join_error(ErrorCode.fenced_instance_id, member_id)
+                    return join_error(ErrorCode.fenced_instance_id, member_id)
                 elif member_id == "":
                     member_id = f"{group_instance_id}-{uuid.uuid4()}"
             elif member_id == "":
@@ -331,9 +271,9 @@ class GroupCoordinator:
                     new = member_id
                     self.timer.schedule(_pending_key(group_id, new), session_timeout_ms,
                                         lambda: self._on_pending_timeout(group_id, new))
-                    return _join_error(ErrorCode.member_id_required, member_id)
+                    return join_error(ErrorCode.member_id_required, member_id)
             elif member_id not in g.members and member_id not in g.pending_members:
-                return _join_error(ErrorCode.unknown_member_id, member_id)
+                return join_error(ErrorCode.unknown_member_id, member_id)
             if member_id in g.pending_members:
                 g.pending_members.discard(member_id)
                 self.timer.cancel(_pending_key(group_id, member_id))
@@ -350,7 +290,7 @@ class GroupCoordinator:
             g.protocol_type = protocol_type
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             if member.join_future is not None and not member.join_future.done():
-                member.join_future.set_result(_join_error(ErrorCode.rebalance_in_progress, member_id))
+                member.join_future.set_result(join_error(ErrorCode.rebalance_in_progress, member_id))
             member.join_future = fut
             self._prepare_rebalance(g, f"member {member_id} joined")
             await self._apply(group_id, self._maybe_complete_join(g))
@@ -364,7 +304,7 @@ class GroupCoordinator:
         leader = g.leader_id
         code = await self._apply(g.group_id, [self._record(g, rename=(known, new_id, protocols))])
         if code != ErrorCode.none:
-            return _join_error(code, "")
+            return join_error(code, "")
         known.protocols = protocols
         self._heartbeat(g, known)
         log.info("group %s: static member %s is back as %s; no rebalance", g.group_id, known.group_instance_id, new_id)
@@ -378,7 +318,7 @@ class GroupCoordinator:
         old_id = m.member_id
         for fut in (m.join_future, m.sync_future):
             if fut is not None and not fut.done():
-                fut.set_result(_join_error(ErrorCode.fenced_instance_id, old_id))
+                fut.set_result(join_error(ErrorCode.fenced_instance_id, old_id))
         m.join_future = m.sync_future = None
         self.timer.cancel(_heartbeat_key(g.group_id, old_id))
         g.members = {(new_id if k == old_id else k): v for k, v in g.members.items()}
@@ -394,7 +334,7 @@ class GroupCoordinator:
         g.initial_delay = initial
         for m in g.members.values():  # cut short a sync in progress
             if m.sync_future is not None and not m.sync_future.done():
-                m.sync_future.set_result(_error(ErrorCode.rebalance_in_progress))
+                m.sync_future.set_result(error(ErrorCode.rebalance_in_progress))
         g.state = GroupState.PREPARING_REBALANCE
         log.info("group %s: preparing to rebalance (%s)", g.group_id, reason)
         timeout_ms = max((m.rebalance_timeout_ms for m in g.members.values()), default=0)
@@ -462,13 +402,13 @@ class GroupCoordinator:
         async with self._lock(group_id):
             g = self.groups.get(group_id)
             if g is None:
-                return _error(ErrorCode.unknown_member_id)
+                return error(ErrorCode.unknown_member_id)
             if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
-                return _error(code)
+                return error(code)
             if generation_id != g.generation_id:
-                return _error(ErrorCode.illegal_generation)
+                return error(ErrorCode.illegal_generation)
             if g.state == GroupState.PREPARING_REBALANCE:
-                return _error(ErrorCode.rebalance_in_progress)
+                return error(ErrorCode.rebalance_in_progress)
             member = g.members[member_id]
             self._heartbeat(g, member)
             if g.state == GroupState.STABLE:
@@ -483,7 +423,7 @@ class GroupCoordinator:
                     log.info("group %s: generation %d is stable", g.group_id, g.generation_id)
                 for m in g.members.values():  # nobody gets an assignment that a restart would not know
                     if m.sync_future is not None and not m.sync_future.done():
-                        m.sync_future.set_result(self._sync_result(g, m) if code == ErrorCode.none else _error(code))
+                        m.sync_future.set_result(self._sync_result(g, m) if code == ErrorCode.none else error(code))
                     m.sync_future = None
                 if code != ErrorCode.none:
                     self._prepare_rebalance(g, f"its assignment could not be stored ({code.name})")
@@ -535,7 +475,7 @@ class GroupCoordinator:
         del g.members[m.member_id]
         self.timer.cancel(_heartbeat_key(g.group_id, m.member_id))
         log.info("group %s: member %s %s", g.group_id, m.member_id, why)
-        _answer_waiting(m, ErrorCode.unknown_member_id)
+        answer_waiting(m, ErrorCode.unknown_member_id)
         if g.members:
             self._prepare_rebalance(g, f"member {m.member_id} {why}")
             return self._maybe_complete_join(g)
@@ -577,34 +517,3 @@ def _pending_key(group_id: str, member_id: str) -> str:
 
 def _join_key(group_id: str) -> str:
     return f"join-{group_id}"
-
-
-def _answer_waiting(m: Member, code: ErrorCode) -> None:
-    """Answer a member's JoinGroup or SyncGroup that waits, with ``code``."""
-    if m.join_future is not None and not m.join_future.done():
-        m.join_future.set_result(_join_error(code, m.member_id))
-    if m.sync_future is not None and not m.sync_future.done():
-        m.sync_future.set_result(_error(code))
-    m.join_future = m.sync_future = None
-
-
-#: what a member is told when its group's metadata cannot be stored (Kafka's storeGroup mapping)
-STORE_ERRORS = {
-    ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
-    ErrorCode.not_enough_replicas: ErrorCode.coordinator_not_available,
-    ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
-    ErrorCode.kafka_storage_error: ErrorCode.not_coordinator,
-    ErrorCode.request_timed_out: ErrorCode.rebalance_in_progress,
-    ErrorCode.message_too_large: ErrorCode.unknown_server_error,
-    ErrorCode.record_list_too_large: ErrorCode.unknown_server_error,
-}
-
-
-def _error(code: ErrorCode) -> dict[str, Any]:
-    return {"error_code": code, "protocol_type": None, "protocol_name": None, "assignment": b""}
-
-
-def _join_error(code: ErrorCode, member_id: str) -> dict[str, Any]:
-    return {"error_code": code, "generation_id": -1, "protocol_type": None, "protocol_name": None,
-            "leader": "", "member_id": member_id, "members": [], "skip_assignment": False}
-

@@ -19,7 +19,7 @@ from typing import Protocol
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.coordinator.group.consumer import log as consumer_log
 from tomyum.coordinator.group.consumer.records import Record
-from tomyum.coordinator.runtime import CoordinatorRuntime
+from tomyum.coordinator.runtime import CoordinatorRuntime, KeyValue
 from tomyum.coordinator.topics import TopicDirectory
 from tomyum.storage.engine import LogStore, TopicPartition
 from tomyum.coordinator.group.offsets_log import (
@@ -176,6 +176,11 @@ class OffsetStore:
             return
         records = [(offset_key(group, t, p), offset_value(c)) for t, p, c in commits]
         await self.runtime.write(group, records)
+
+    def offset_tombstones(self, group: str) -> list[KeyValue]:
+        """The tombstones of every offset ``group`` has committed (Kafka's deleteAllOffsets),
+        for the group's deletion to write with its own."""
+        return [(offset_key(group, t, p), None) for g, t, p in self.offsets if g == group]
 
     async def delete(self, group: str, keys: list[tuple[str, int]]) -> None:
         """Tombstone these committed offsets (durably) and forget them."""

@@ -19,7 +19,8 @@ from typing import Any
 
 from tomyum.clock import Clock
 from tomyum.coordinator.group.consumer import ConsumerGroupRuntime, HeartbeatRequest
-from tomyum.coordinator.group.coordinator import GroupCoordinator, GroupState
+from tomyum.coordinator.group.classic_group import GroupState
+from tomyum.coordinator.group.coordinator import GroupCoordinator
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.offsets_log import CommittedOffset
 from tomyum.errors import ErrorCode, KafkaError
@@ -135,7 +136,8 @@ class GroupCoordinatorService:
 
     async def delete_groups(self, group_ids: Iterable[str]) -> list[ErrorCode]:
         """DeleteGroups: a group with members is NON_EMPTY_GROUP, an unknown one
-        GROUP_ID_NOT_FOUND; an empty group goes with its committed offsets."""
+        GROUP_ID_NOT_FOUND; an empty group goes with its committed offsets, in one batch of
+        tombstones (the group's and its offsets', as Kafka writes them)."""
         await self.classic.timer.run_due()  # members past their session timeout are gone now
         return [await self._delete_group(group_id) for group_id in group_ids]
 
@@ -143,8 +145,10 @@ class GroupCoordinatorService:
         if group_id in self.consumer:
             if self.consumer.state.groups[group_id].members:
                 return ErrorCode.non_empty_group
-            await self._delete_offsets(group_id)
-            await self.consumer.delete(group_id)
+            try:
+                await self.consumer.delete(group_id, self.offsets.offset_tombstones(group_id))
+            except KafkaError as e:
+                return e.code
             return ErrorCode.none
         classic = self.classic.groups.get(group_id)
         if classic is not None and classic.state == GroupState.DEAD:
@@ -153,11 +157,7 @@ class GroupCoordinatorService:
             return ErrorCode.group_id_not_found
         if classic is not None and classic.members:
             return ErrorCode.non_empty_group
-        await self._delete_offsets(group_id)
-        return await self.classic.forget(group_id)
-
-    async def _delete_offsets(self, group_id: str) -> None:
-        await self.offsets.delete(group_id, [(t, p) for t, ps in self.offsets.topics_of(group_id).items() for p in ps])
+        return await self.classic.forget(group_id, self.offsets.offset_tombstones(group_id))
 
 
 async def _answer(response: dict[str, Any]) -> dict[str, Any]:

@@ -80,22 +80,24 @@ class ConsumerGroupRuntime:
                     self.timer.cancel(_timer_key(REVOCATION, key))
             return response
 
-    async def apply(self, result: Result) -> None:
-        """Store the result's records through the write path (which replays them), then stop
-        the timers of the members they removed."""
+    async def apply(self, result: Result, also: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
+        """Store the result's records (after ``also``, in one batch) through the write path
+        (which replays them), then stop the timers of the members they removed."""
         if not result.records:
             return
         group_id = result.records[0].group_id
-        await self.write(group_id, [kv for record in result.records for kv in encode(record)])
+        await self.write(group_id, [*also, *(kv for record in result.records for kv in encode(record))])
         for record in result.records:
             if isinstance(record, MemberRemovedRecord):
                 for kind in (SESSION, REVOCATION):
                     self.timer.cancel(_timer_key(kind, (record.group_id, record.member_id)))
                 log.info("group %s: member %s removed", record.group_id, record.member_id)
 
-    async def delete(self, group_id: str) -> None:
+    async def delete(self, group_id: str, offsets: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
+        """DeleteGroups of an empty consumer group: its records' tombstones and ``offsets`` (the
+        tombstones of its committed offsets) in one batch, as Kafka deletes a group."""
         async with self._lock(group_id):
-            await self.apply(self.state.delete(group_id))
+            await self.apply(self.state.delete(group_id), also=offsets)
 
     async def convert_if_empty(self, group_id: str) -> bool:
         """JoinGroup (classic protocol) for ``group_id``: an empty consumer group is deleted,
