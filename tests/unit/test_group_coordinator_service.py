@@ -173,3 +173,25 @@ def test_a_deleted_group_goes_with_its_offsets_in_one_batch_and_stays_gone_after
         assert "g" not in reloaded.groups and offsets.groups() == set()
 
     run(tmp_path, scenario)
+
+
+def test_offsets_of_groups_without_members_expire_on_the_coordinator_timer(tmp_path: Path) -> None:
+    """offsets.retention.check.interval.ms on the fake clock: each check expires the committed
+    offsets of empty groups past offsets.retention.minutes; a group with members keeps them."""
+    async def scenario(service: GroupCoordinatorService, clock: FakeClock) -> None:
+        me = await classic_member(service, "busy")
+        await service.commit_offsets("busy", service.check_commit("busy", me, 1, None, 8), [entry(0, 3)])
+        await service.commit_offsets("idle", ErrorCode.none, [entry(0, 1)])
+        service.schedule_offsets_expiry(retention_ms=60_000, interval_ms=10_000)
+        for _ in range(5):  # 50 s: not yet; the busy member heartbeats
+            clock.advance(10_000)
+            assert service.classic.heartbeat(group_id="busy", generation_id=1, member_id=me) == ErrorCode.none
+            await service.classic.timer.run_due()
+        assert service.offsets.fetch("idle", "t", 0) is not None
+        clock.advance(10_000)
+        assert service.classic.heartbeat(group_id="busy", generation_id=1, member_id=me) == ErrorCode.none
+        await service.classic.timer.run_due()
+        assert service.offsets.fetch("idle", "t", 0) is None
+        assert service.offsets.fetch("busy", "t", 0) is not None
+
+    run(tmp_path, scenario)

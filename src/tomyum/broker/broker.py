@@ -93,7 +93,6 @@ class Broker:
         self.quotas = QuotaManagers(lambda: self.metadata.image, clock, **window)
         self.connection_quotas = ConnectionQuotas(config, lambda: self.metadata.image.quotas, clock, **window)
         self._servers: list[Acceptor] = []
-        self._offsets_expiry: asyncio.Task[None] | None = None
         self._idle_reaper: asyncio.Task[None] | None = None
         self.started_at = time.time()
         rate = config["auto.create.topics.partitions.per.second"]
@@ -113,7 +112,8 @@ class Broker:
         self._store_started = True
         await self.offsets.start()  # the loader: replays offsets, classic and consumer groups
         self.consumer_groups.restore()
-        self._offsets_expiry = asyncio.create_task(self._expire_offsets(), name="offsets-expiry")
+        self.group_coordinator.schedule_offsets_expiry(self.config["offsets.retention.minutes"] * 60_000,
+                                                       self.config["offsets.retention.check.interval.ms"])
         self._idle_reaper = asyncio.create_task(self._close_idle_connections(), name="idle-connections")
         await self.transactions.start()
         for name, partitions, replication in create_topics:
@@ -149,9 +149,8 @@ class Broker:
         await self.groups.stop()
         self.coordinator_timer.stop()
         await self.transactions.stop()
-        for task in (self._offsets_expiry, self._idle_reaper):
-            if task is not None:
-                task.cancel()
+        if self._idle_reaper is not None:
+            self._idle_reaper.cancel()
         await asyncio.gather(*(c.drain(timeout) for c in list(self.connections)), return_exceptions=True)
         await settle_requests(timeout)  # requests of clients that went away run to their end
         await self.store.close()
@@ -166,20 +165,6 @@ class Broker:
             await self.store.close()
         self.metadata.log.close()
         self._dir_lock.release()
-
-    def active_groups(self) -> set[str]:
-        """Groups with members, classic or consumer (their offsets never expire)."""
-        classic = {g.group_id for g in self.groups.groups.values() if g.members}
-        return classic | {gid for gid, g in self.consumer_groups.state.groups.items() if g.members}
-
-    async def _expire_offsets(self) -> None:
-        retention_ms = self.config["offsets.retention.minutes"] * 60_000
-        while True:
-            await asyncio.sleep(self.config["offsets.retention.check.interval.ms"] / 1000)
-            try:
-                await self.offsets.expire(retention_ms, self.active_groups())
-            except KafkaError as e:
-                log.error("cannot expire committed offsets: %s", e)
 
     async def _close_idle_connections(self) -> None:
         """Close connections that sent no whole request and got no response for

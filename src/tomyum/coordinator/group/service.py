@@ -13,6 +13,7 @@ group of the other type is replaced.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,11 @@ from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.offsets_log import CommittedOffset
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.metadata import TopicImage
+
+log = logging.getLogger(__name__)
+
+#: the timer key of the periodic expiry of committed offsets (Kafka's group metadata expiration)
+OFFSETS_EXPIRY = "expire-group-metadata"
 
 #: the longest metadata string a commit may carry (Kafka's offset.metadata.max.bytes)
 MAX_METADATA = 4096
@@ -124,6 +130,26 @@ class GroupCoordinatorService:
         except KafkaError as e:
             return [e.code if c == ErrorCode.none else c for c in codes]
         return codes
+
+    def active_groups(self) -> set[str]:
+        """Groups with members, classic or consumer (their offsets never expire)."""
+        classic = {g.group_id for g in self.classic.groups.values() if g.members}
+        return classic | {gid for gid, g in self.consumer.state.groups.items() if g.members}
+
+    def schedule_offsets_expiry(self, retention_ms: int, interval_ms: int) -> None:
+        """Every ``interval_ms`` (offsets.retention.check.interval.ms), on the coordinator timer,
+        expire the committed offsets of groups without members after ``retention_ms``
+        (offsets.retention.minutes), as Kafka's coordinator schedules its group metadata
+        expiration."""
+        async def expire() -> None:
+            try:
+                await self.offsets.expire(retention_ms, self.active_groups())
+            except KafkaError as e:
+                log.error("cannot expire committed offsets: %s", e)
+            finally:
+                self.schedule_offsets_expiry(retention_ms, interval_ms)
+
+        self.classic.timer.schedule(OFFSETS_EXPIRY, interval_ms, expire)
 
     def check_fetch(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode:
         """May this member read the group's committed offsets (OffsetFetch v9 names members of
