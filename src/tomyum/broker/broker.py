@@ -78,7 +78,8 @@ class Broker:
             max_session_timeout_ms=config["group.max.session.timeout.ms"], write=self.offsets.runtime.write,
             clock=clock, timer=self.coordinator_timer)
         self.offsets.classic = self.groups
-        self.transactions = TransactionCoordinator(self.store, self.offsets, config, clock, topics=self.metadata)
+        self.transactions = TransactionCoordinator(self.store, self.offsets, config, clock, topics=self.metadata,
+                                                   timer=self.coordinator_timer)
         self.consumer_groups = ConsumerGroupRuntime(
             heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
             session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics,

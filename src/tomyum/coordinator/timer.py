@@ -1,6 +1,8 @@
 """The coordinators' timers, on the injected :class:`~tomyum.clock.Clock` (Kafka's
-``CoordinatorTimer``): a member's session, a rebalance's deadline, a KIP-848 member's
-revocation timeout — every timeout of ``coordinator/`` is one of these.
+``CoordinatorTimer``): a classic member's session, a KIP-394 pending member's, a rebalance's
+deadline, a KIP-848 member's session and revocation timeout, and the periodic checks (committed
+offsets' expiry, the transaction coordinator's timeout and expiry checks) — every timeout of
+``coordinator/`` is one of these.
 
 Deadlines are whole milliseconds of the clock's monotonic time (as Kafka's timers count), so
 that a fake clock moved by whole milliseconds makes a timer due exactly when a test expects.
