@@ -70,8 +70,9 @@ def sync(groups: GroupCoordinator, member_id: str, generation: int,
 
 
 def heartbeat(groups: GroupCoordinator, member_id: str, generation: int, instance: str | None = None) -> ErrorCode:
-    return groups.heartbeat(group_id="g", generation_id=generation, member_id=member_id,
-                            group_instance_id=instance)
+    result = groups.heartbeat(group_id="g", generation_id=generation, member_id=member_id, group_instance_id=instance)
+    assert not result.records  # a heartbeat stores nothing
+    return result.response
 
 
 async def stable_pair(groups: GroupCoordinator) -> tuple[str, str, int]:

@@ -185,11 +185,11 @@ def test_offsets_of_groups_without_members_expire_on_the_coordinator_timer(tmp_p
         service.schedule_offsets_expiry(retention_ms=60_000, interval_ms=10_000)
         for _ in range(5):  # 50 s: not yet; the busy member heartbeats
             clock.advance(10_000)
-            assert service.classic.heartbeat(group_id="busy", generation_id=1, member_id=me) == ErrorCode.none
+            assert service.classic.heartbeat(group_id="busy", generation_id=1, member_id=me).response == ErrorCode.none
             await service.classic.timer.run_due()
         assert service.offsets.fetch("idle", "t", 0) is not None
         clock.advance(10_000)
-        assert service.classic.heartbeat(group_id="busy", generation_id=1, member_id=me) == ErrorCode.none
+        assert service.classic.heartbeat(group_id="busy", generation_id=1, member_id=me).response == ErrorCode.none
         await service.classic.timer.run_due()
         assert service.offsets.fetch("idle", "t", 0) is None
         assert service.offsets.fetch("busy", "t", 0) is not None

@@ -95,10 +95,10 @@ async def sync_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, 
 async def heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if not _readable(ctx, request.group_id):
         return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed}
-    code = ctx.broker.groups.heartbeat(group_id=request.group_id, generation_id=request.generation_id,
-                                       member_id=request.member_id,
-                                       group_instance_id=getattr(request, "group_instance_id", None))
-    return {"throttle_time": 0, "error_code": code}
+    result = ctx.broker.groups.heartbeat(group_id=request.group_id, generation_id=request.generation_id,
+                                         member_id=request.member_id,
+                                         group_instance_id=getattr(request, "group_instance_id", None))
+    return {"throttle_time": 0, "error_code": result.response}
 
 
 @handles(13, versions=range(0, 6))

@@ -17,7 +17,11 @@ group is stable and its protocol still fits — and the old id is fenced (FENCED
 Kafka's shape (GroupMetadataManager's classic groups): what is stored — generation, protocol,
 leader, members and their assignments (Kafka's GroupMetadataValue in ``__consumer_offsets``) —
 changes only in :meth:`GroupCoordinator.replay`, of records that an operation hands to the
-coordinator runtime's one write path (append → durable → replay → answer). A group's record is
+coordinator runtime's one write path (append → durable → replay → answer): each operation
+(join, sync, heartbeat, leave, a timer's expiry, deletion) is a step that returns
+``Result(records, response)`` (coordinator/runtime.py), run under its group's lock by
+``GroupCoordinator._run``. Replaying the record of a SyncGroup makes the group Stable and
+answers the members waiting for their assignment. A group's record is
 written when a generation becomes stable (before SyncGroup answers; an assignment that cannot
 be stored is not handed out), when a static member comes back into a stable group, when a group
 empties, and as a tombstone when it is deleted. What Kafka keeps only in memory stays in memory:
@@ -39,7 +43,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.coordinator.group.classic_group import (
@@ -52,7 +56,7 @@ from tomyum.coordinator.group.classic_group import (
     join_error,
 )
 from tomyum.coordinator.group.offsets_log import GroupSnapshot, MemberSnapshot, group_key, group_value
-from tomyum.coordinator.runtime import KeyValue
+from tomyum.coordinator.runtime import KeyValue, Result
 from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.errors import ErrorCode, TomyumError
 
@@ -61,6 +65,13 @@ log = logging.getLogger(__name__)
 #: the coordinator runtime's write path: ``write(group_id, records)`` appends the records to the
 #: group's partition of ``__consumer_offsets``, waits until they are durable, replays them
 Write = Callable[[str, Sequence[KeyValue]], Awaitable[None]]
+
+T = TypeVar("T")
+#: what JoinGroup and SyncGroup answer: at once, or when the rebalance moves on
+JoinAnswer = dict[str, Any] | asyncio.Future[dict[str, Any]]
+SyncAnswer = JoinAnswer
+#: an operation that changes nothing stored and answers nothing
+NOTHING: Result[None] = Result((), None)
 
 
 class GroupCoordinator:
@@ -121,19 +132,24 @@ class GroupCoordinator:
     def _metadata(group_id: str, snapshot: GroupSnapshot) -> KeyValue:
         return group_key(group_id), group_value(snapshot)
 
-    async def _apply(self, group_id: str, records: Sequence[KeyValue]) -> ErrorCode:
-        """Store ``records`` through the runtime's write path (append → durable → replay); the
-        error a member is told if they could not be stored (Kafka's mapping of storeGroup's
-        errors), NONE if they were. A failed write changes nothing."""
-        if not records:
-            return ErrorCode.none
-        try:
-            await self.write(group_id, records)
-        except TomyumError as e:
-            log.error("group %s: cannot store its metadata: %s", group_id, e)
-            code = getattr(e, "code", ErrorCode.unknown_server_error)
-            return STORE_ERRORS.get(code, ErrorCode.unknown_server_error)
-        return ErrorCode.none
+    async def _run(self, group_id: str, step: Callable[[], Result[T]],
+                   failed: Callable[[ErrorCode], T] | None = None) -> T:
+        """Run one operation on a group, in Kafka's shape: under the group's lock, ``step``
+        computes its records and its response from the state; the records go through the
+        runtime's write path (append → durable → replay into :meth:`replay`); then the response
+        is given. A failed write changes nothing stored: the response is then ``failed(code)``
+        with ``code`` Kafka's mapping of the write's error (storeGroup's), or the step's own."""
+        async with self._lock(group_id):
+            result = step()
+            if not result.records:
+                return result.response
+            try:
+                await self.write(group_id, result.records)
+            except TomyumError as e:
+                log.error("group %s: cannot store its metadata: %s", group_id, e)
+                code = STORE_ERRORS.get(getattr(e, "code", ErrorCode.unknown_server_error), ErrorCode.unknown_server_error)
+                return failed(code) if failed is not None else result.response
+            return result.response
 
     def replay(self, group_id: str, snapshot: GroupSnapshot | None) -> None:
         """Apply a group metadata record (Kafka's ``replay(GroupMetadataKey, GroupMetadataValue)``):
@@ -169,6 +185,13 @@ class GroupCoordinator:
         g.generation_id, g.protocol_type = snapshot.generation, snapshot.protocol_type or None
         g.protocol_name, g.leader_id = (snapshot.protocol, snapshot.leader) if members else (None, None)
         g.state = GroupState.STABLE if members else GroupState.EMPTY
+        waiting = [m for m in members.values() if m.sync_future is not None]
+        if waiting:  # the members waiting in SyncGroup learn their assignment, now that it is stored
+            log.info("group %s: generation %d is stable", group_id, g.generation_id)
+        for m in waiting:
+            if m.sync_future is not None and not m.sync_future.done():
+                m.sync_future.set_result(self._sync_result(g, m))
+            m.sync_future = None
 
     def unload(self, belongs: Callable[[str], bool]) -> None:
         """Drop the groups of an unloaded partition; their waiting members are told
@@ -183,9 +206,11 @@ class GroupCoordinator:
         """DeleteGroups: tombstone an empty group's metadata, with ``offsets`` (the tombstones of
         its committed offsets) in the same batch, as Kafka deletes a group; replaying the
         tombstone drops the group."""
-        async with self._lock(group_id):
+        def step() -> Result[ErrorCode]:
             tombstone = [(group_key(group_id), None)] if group_id in self.groups else []
-            return await self._apply(group_id, [*offsets, *tombstone])
+            return Result((*offsets, *tombstone), ErrorCode.none)
+
+        return await self._run(group_id, step, failed=lambda code: code)
 
     async def stop(self) -> None:
         """As Kafka answers when it unloads a group: the clients look for the coordinator again."""
@@ -209,32 +234,38 @@ class GroupCoordinator:
             self.timer.cancel(_pending_key(g.group_id, member_id))
 
     async def _on_session_timeout(self, group_id: str, member_id: str) -> None:
-        async with self._lock(group_id):
-            g = self.groups.get(group_id)
-            m = g.members.get(member_id) if g is not None else None
-            if g is None or m is None or self.timer.is_scheduled(_heartbeat_key(group_id, member_id)):
-                return  # gone, or heard from since
-            if m.join_future is not None or m.sync_future is not None:
-                self._heartbeat(g, m)  # waiting in JoinGroup or SyncGroup: not timed out by its session
-                return
-            await self._apply(group_id, self._remove(g, m, f"missed its session timeout ({m.session_timeout_ms} ms)"))
+        await self._run(group_id, lambda: self._session_timeout(group_id, member_id))
+
+    def _session_timeout(self, group_id: str, member_id: str) -> Result[None]:
+        g = self.groups.get(group_id)
+        m = g.members.get(member_id) if g is not None else None
+        if g is None or m is None or self.timer.is_scheduled(_heartbeat_key(group_id, member_id)):
+            return NOTHING  # gone, or heard from since
+        if m.join_future is not None or m.sync_future is not None:
+            self._heartbeat(g, m)  # waiting in JoinGroup or SyncGroup: not timed out by its session
+            return NOTHING
+        return self._remove(g, m, f"missed its session timeout ({m.session_timeout_ms} ms)")
 
     async def _on_pending_timeout(self, group_id: str, member_id: str) -> None:
-        async with self._lock(group_id):
-            g = self.groups.get(group_id)
-            if g is None or member_id not in g.pending_members:
-                return
-            g.pending_members.discard(member_id)
-            log.info("group %s: member %s told MEMBER_ID_REQUIRED never came back within its session timeout",
-                     group_id, member_id)
-            await self._apply(group_id, self._maybe_complete_join(g))
+        await self._run(group_id, lambda: self._pending_timeout(group_id, member_id))
+
+    def _pending_timeout(self, group_id: str, member_id: str) -> Result[None]:
+        g = self.groups.get(group_id)
+        if g is None or member_id not in g.pending_members:
+            return NOTHING
+        g.pending_members.discard(member_id)
+        log.info("group %s: member %s told MEMBER_ID_REQUIRED never came back within its session timeout",
+                 group_id, member_id)
+        return self._maybe_complete_join(g)
 
     async def _on_rebalance_deadline(self, group_id: str) -> None:
-        async with self._lock(group_id):
-            g = self.groups.get(group_id)
-            if g is None or g.state != GroupState.PREPARING_REBALANCE or self.timer.is_scheduled(_join_key(group_id)):
-                return  # completed, or another deadline set since
-            await self._apply(group_id, self._rebalance_deadline(g))
+        await self._run(group_id, lambda: self._rebalance_deadline_passed(group_id))
+
+    def _rebalance_deadline_passed(self, group_id: str) -> Result[None]:
+        g = self.groups.get(group_id)
+        if g is None or g.state != GroupState.PREPARING_REBALANCE or self.timer.is_scheduled(_join_key(group_id)):
+            return NOTHING  # completed, or another deadline set since
+        return self._rebalance_deadline(g)
 
     # JoinGroup --------------------------------------------------------------------------
 
@@ -246,72 +277,80 @@ class GroupCoordinator:
             return join_error(ErrorCode.invalid_group_id, member_id)
         if not self.min_session_timeout_ms <= session_timeout_ms <= self.max_session_timeout_ms:
             return join_error(ErrorCode.invalid_session_timeout, member_id)
-        async with self._lock(group_id):
-            g = self.group(group_id)
-            if not protocols or (g.members and (protocol_type != g.protocol_type or not (
-                    g.candidate_protocols() & {name for name, _ in protocols}))):
-                return join_error(ErrorCode.inconsistent_group_protocol, member_id)
-            if group_instance_id is not None:
-                known = g.static_member(group_instance_id)
-                if known is not None and member_id == "":
-                    # KIP-345: a static member restarted; it takes the old member's place
-                    new_id = f"{group_instance_id}-{uuid.uuid4()}"
-                    if g.state == GroupState.STABLE and g.protocol_name in {name for name, _ in protocols}:
-                        return await self._static_member_back(g, known, new_id, protocols)
-                    self._rename(g, known, new_id)
-                    member_id = new_id
-                elif known is not None and member_id != known.member_id:
-                    return join_error(ErrorCode.fenced_instance_id, member_id)
-                elif member_id == "":
-                    member_id = f"{group_instance_id}-{uuid.uuid4()}"
-            elif member_id == "":
-                member_id = f"{client_id}-{uuid.uuid4()}"
-                if require_known_member_id:  # KIP-394: the client must come back with this id
-                    g.pending_members.add(member_id)
-                    new = member_id
-                    self.timer.schedule(_pending_key(group_id, new), session_timeout_ms,
-                                        lambda: self._on_pending_timeout(group_id, new))
-                    return join_error(ErrorCode.member_id_required, member_id)
-            elif member_id not in g.members and member_id not in g.pending_members:
-                return join_error(ErrorCode.unknown_member_id, member_id)
-            if member_id in g.pending_members:
-                g.pending_members.discard(member_id)
-                self.timer.cancel(_pending_key(group_id, member_id))
-            member = g.members.get(member_id)
-            if member is None:
-                member = Member(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
-                                rebalance_timeout_ms, protocol_type, protocols)
-                g.members[member_id] = member
-                log.info("group %s: member %s (client %s) joined", group_id, member_id, client_id)
-            else:
-                member.protocols, member.session_timeout_ms = protocols, session_timeout_ms
-                member.rebalance_timeout_ms = rebalance_timeout_ms
-            self._heartbeat(g, member)
-            g.protocol_type = protocol_type
-            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            if member.join_future is not None and not member.join_future.done():
-                member.join_future.set_result(join_error(ErrorCode.rebalance_in_progress, member_id))
-            member.join_future = fut
-            self._prepare_rebalance(g, f"member {member_id} joined")
-            await self._apply(group_id, self._maybe_complete_join(g))
-        return await fut
 
-    async def _static_member_back(self, g: Group, known: Member, new_id: str,
-                                  protocols: list[tuple[str, bytes]]) -> dict[str, Any]:
+        def step() -> Result[JoinAnswer]:
+            return self._join(group_id=group_id, member_id=member_id, group_instance_id=group_instance_id,
+                              client_id=client_id, client_host=client_host, session_timeout_ms=session_timeout_ms,
+                              rebalance_timeout_ms=rebalance_timeout_ms, protocol_type=protocol_type,
+                              protocols=protocols, require_known_member_id=require_known_member_id)
+
+        answer = await self._run(group_id, step, failed=lambda code: join_error(code, ""))
+        return await answer if isinstance(answer, asyncio.Future) else answer
+
+    def _join(self, *, group_id: str, member_id: str, group_instance_id: str | None, client_id: str,
+              client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int, protocol_type: str,
+              protocols: list[tuple[str, bytes]], require_known_member_id: bool) -> Result[JoinAnswer]:
+        g = self.group(group_id)
+        if not protocols or (g.members and (protocol_type != g.protocol_type or not (
+                g.candidate_protocols() & {name for name, _ in protocols}))):
+            return Result((), join_error(ErrorCode.inconsistent_group_protocol, member_id))
+        if group_instance_id is not None:
+            known = g.static_member(group_instance_id)
+            if known is not None and member_id == "":
+                # KIP-345: a static member restarted; it takes the old member's place
+                new_id = f"{group_instance_id}-{uuid.uuid4()}"
+                if g.state == GroupState.STABLE and g.protocol_name in {name for name, _ in protocols}:
+                    return self._static_member_back(g, known, new_id, protocols)
+                self._rename(g, known, new_id)
+                member_id = new_id
+            elif known is not None and member_id != known.member_id:
+                return Result((), join_error(ErrorCode.fenced_instance_id, member_id))
+            elif member_id == "":
+                member_id = f"{group_instance_id}-{uuid.uuid4()}"
+        elif member_id == "":
+            member_id = f"{client_id}-{uuid.uuid4()}"
+            if require_known_member_id:  # KIP-394: the client must come back with this id
+                g.pending_members.add(member_id)
+                new = member_id
+                self.timer.schedule(_pending_key(group_id, new), session_timeout_ms,
+                                    lambda: self._on_pending_timeout(group_id, new))
+                return Result((), join_error(ErrorCode.member_id_required, member_id))
+        elif member_id not in g.members and member_id not in g.pending_members:
+            return Result((), join_error(ErrorCode.unknown_member_id, member_id))
+        if member_id in g.pending_members:
+            g.pending_members.discard(member_id)
+            self.timer.cancel(_pending_key(group_id, member_id))
+        member = g.members.get(member_id)
+        if member is None:
+            member = Member(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
+                            rebalance_timeout_ms, protocol_type, protocols)
+            g.members[member_id] = member
+            log.info("group %s: member %s (client %s) joined", group_id, member_id, client_id)
+        else:
+            member.protocols, member.session_timeout_ms = protocols, session_timeout_ms
+            member.rebalance_timeout_ms = rebalance_timeout_ms
+        self._heartbeat(g, member)
+        g.protocol_type = protocol_type
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if member.join_future is not None and not member.join_future.done():
+            member.join_future.set_result(join_error(ErrorCode.rebalance_in_progress, member_id))
+        member.join_future = fut
+        self._prepare_rebalance(g, f"member {member_id} joined")
+        return Result(self._maybe_complete_join(g).records, fut)
+
+    def _static_member_back(self, g: Group, known: Member, new_id: str,
+                            protocols: list[tuple[str, bytes]]) -> Result[JoinAnswer]:
         """A static member restarted into a stable group whose protocol it still offers: it takes
         its place under ``new_id`` without a rebalance, once that is stored (Kafka writes the
-        group's metadata before answering); the old id is fenced from then on."""
-        leader = g.leader_id
-        code = await self._apply(g.group_id, [self._record(g, rename=(known, new_id, protocols))])
-        if code != ErrorCode.none:
-            return join_error(code, "")
+        group's metadata before answering; replaying it renames the member and fences the old
+        id)."""
+        record = self._record(g, rename=(known, new_id, protocols))
         known.protocols = protocols
-        self._heartbeat(g, known)
         log.info("group %s: static member %s is back as %s; no rebalance", g.group_id, known.group_instance_id, new_id)
         # the old leader id, so that the new member never assigns in a stable group
-        return {"error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
-                "protocol_name": g.protocol_name, "leader": leader, "member_id": new_id,
-                "members": [], "skip_assignment": False}
+        return Result((record,), {"error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
+                                  "protocol_name": g.protocol_name, "leader": g.leader_id, "member_id": new_id,
+                                  "members": [], "skip_assignment": False})
 
     def _rename(self, g: Group, m: Member, new_id: str) -> None:
         """Give static member ``m`` a new member id; the old one is fenced from now on."""
@@ -344,7 +383,7 @@ class GroupCoordinator:
         group_id = g.group_id
         self.timer.schedule(_join_key(group_id), delay_ms, lambda: self._on_rebalance_deadline(group_id))
 
-    def _rebalance_deadline(self, g: Group) -> list[KeyValue]:
+    def _rebalance_deadline(self, g: Group) -> Result[None]:
         """The rebalance's deadline passed: the initial delay is over, or the members that did
         not rejoin within the rebalance timeout are dropped and the rebalance completes."""
         initial = g.initial_delay
@@ -353,7 +392,7 @@ class GroupCoordinator:
             # the initial delay is over; now wait as long as the rebalance timeout allows
             timeout_ms = max((m.rebalance_timeout_ms for m in g.members.values()), default=0)
             self._set_rebalance_deadline(g, timeout_ms)
-            return []
+            return NOTHING
         for m in [m for m in g.members.values() if m.join_future is None]:
             log.info("group %s: member %s did not rejoin in time; removing it", g.group_id, m.member_id)
             del g.members[m.member_id]
@@ -363,18 +402,18 @@ class GroupCoordinator:
         g.pending_members.clear()
         return self._complete_join(g)
 
-    def _maybe_complete_join(self, g: Group) -> list[KeyValue]:
+    def _maybe_complete_join(self, g: Group) -> Result[None]:
         """Complete the rebalance once every member is back, unless the initial delay runs."""
         if g.state == GroupState.PREPARING_REBALANCE and g.all_joined() and not g.initial_delay:
             return self._complete_join(g)
-        return []
+        return NOTHING
 
-    def _complete_join(self, g: Group) -> list[KeyValue]:
+    def _complete_join(self, g: Group) -> Result[None]:
         """The next generation: in memory while the leader assigns (as in Kafka); a group left
         with no members is stored empty."""
         self.timer.cancel(_join_key(g.group_id))
         if not g.members:
-            return [self._empty_record(g)]
+            return Result((self._empty_record(g),), None)
         g.generation_id += 1
         g.protocol_name = g.select_protocol()
         if g.leader_id not in g.members:
@@ -393,41 +432,50 @@ class GroupCoordinator:
                     "protocol_name": g.protocol_name, "leader": g.leader_id, "member_id": m.member_id,
                     "members": members if m.member_id == g.leader_id else [], "skip_assignment": False,
                 })
-        return []
+        return NOTHING
 
     # SyncGroup ----------------------------------------------------------------------------
 
     async def sync(self, *, group_id: str, generation_id: int, member_id: str,
                    assignments: Iterable[tuple[str, bytes]], group_instance_id: str | None = None) -> dict[str, Any]:
-        async with self._lock(group_id):
-            g = self.groups.get(group_id)
-            if g is None:
-                return error(ErrorCode.unknown_member_id)
-            if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
-                return error(code)
-            if generation_id != g.generation_id:
-                return error(ErrorCode.illegal_generation)
-            if g.state == GroupState.PREPARING_REBALANCE:
-                return error(ErrorCode.rebalance_in_progress)
-            member = g.members[member_id]
-            self._heartbeat(g, member)
-            if g.state == GroupState.STABLE:
-                return self._sync_result(g, member)
-            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            member.sync_future = fut
-            if member_id == g.leader_id:
-                # stored before the members learn their assignment (Kafka); replaying it makes
-                # the group Stable
-                code = await self._apply(group_id, [self._record(g, assignments=dict(assignments))])
-                if code == ErrorCode.none:
-                    log.info("group %s: generation %d is stable", g.group_id, g.generation_id)
-                for m in g.members.values():  # nobody gets an assignment that a restart would not know
-                    if m.sync_future is not None and not m.sync_future.done():
-                        m.sync_future.set_result(self._sync_result(g, m) if code == ErrorCode.none else error(code))
-                    m.sync_future = None
-                if code != ErrorCode.none:
-                    self._prepare_rebalance(g, f"its assignment could not be stored ({code.name})")
-        return await fut
+        answer = await self._run(
+            group_id, lambda: self._sync(group_id, generation_id, member_id, assignments, group_instance_id),
+            failed=lambda code: self._sync_failed(group_id, code))
+        return await answer if isinstance(answer, asyncio.Future) else answer
+
+    def _sync(self, group_id: str, generation_id: int, member_id: str, assignments: Iterable[tuple[str, bytes]],
+              group_instance_id: str | None) -> Result[SyncAnswer]:
+        """The leader's assignment is the group's record (stored before anyone learns it, as
+        Kafka does; replaying it makes the group Stable and answers the members waiting)."""
+        g = self.groups.get(group_id)
+        if g is None:
+            return Result((), error(ErrorCode.unknown_member_id))
+        if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
+            return Result((), error(code))
+        if generation_id != g.generation_id:
+            return Result((), error(ErrorCode.illegal_generation))
+        if g.state == GroupState.PREPARING_REBALANCE:
+            return Result((), error(ErrorCode.rebalance_in_progress))
+        member = g.members[member_id]
+        self._heartbeat(g, member)
+        if g.state == GroupState.STABLE:
+            return Result((), self._sync_result(g, member))
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        member.sync_future = fut
+        if member_id != g.leader_id:
+            return Result((), fut)
+        return Result((self._record(g, assignments=dict(assignments)),), fut)
+
+    def _sync_failed(self, group_id: str, code: ErrorCode) -> dict[str, Any]:
+        """The assignment could not be stored: nobody gets an assignment that a restart would not
+        know; every member waiting is told Kafka's error and the group rebalances."""
+        g = self.groups[group_id]
+        for m in g.members.values():
+            if m.sync_future is not None and not m.sync_future.done():
+                m.sync_future.set_result(error(code))
+            m.sync_future = None
+        self._prepare_rebalance(g, f"its assignment could not be stored ({code.name})")
+        return error(code)
 
     @staticmethod
     def _sync_result(g: Group, m: Member) -> dict[str, Any]:
@@ -437,39 +485,40 @@ class GroupCoordinator:
     # Heartbeat, LeaveGroup ---------------------------------------------------------------------
 
     def heartbeat(self, *, group_id: str, generation_id: int, member_id: str,
-                  group_instance_id: str | None = None) -> ErrorCode:
+                  group_instance_id: str | None = None) -> Result[ErrorCode]:
         """A heartbeat writes nothing (as in Kafka): it restarts the member's session timer."""
         g = self.groups.get(group_id)
         if g is None:
-            return ErrorCode.unknown_member_id
+            return Result((), ErrorCode.unknown_member_id)
         if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
-            return code
+            return Result((), code)
         if generation_id != g.generation_id:  # Kafka checks the generation first
-            return ErrorCode.illegal_generation
+            return Result((), ErrorCode.illegal_generation)
         self._heartbeat(g, g.members[member_id])
         if g.state == GroupState.PREPARING_REBALANCE:
-            return ErrorCode.rebalance_in_progress
-        return ErrorCode.none
+            return Result((), ErrorCode.rebalance_in_progress)
+        return Result((), ErrorCode.none)
 
     async def leave(self, group_id: str, member_id: str, group_instance_id: str | None) -> ErrorCode:
-        async with self._lock(group_id):
-            g = self.groups.get(group_id)
-            if g is None:
-                return ErrorCode.unknown_member_id
-            if group_instance_id is not None:
-                known = g.static_member(group_instance_id)
-                if known is None:
-                    return ErrorCode.unknown_member_id
-                if member_id not in ("", known.member_id):
-                    return ErrorCode.fenced_instance_id
-                member_id = known.member_id
-            if member_id not in g.members:
-                return ErrorCode.unknown_member_id
-            # the member is gone whether or not an emptied group's record could be stored
-            await self._apply(group_id, self._remove(g, g.members[member_id], "left the group"))
-        return ErrorCode.none
+        # the member is gone whether or not an emptied group's record could be stored
+        return await self._run(group_id, lambda: self._leave(group_id, member_id, group_instance_id))
 
-    def _remove(self, g: Group, m: Member, why: str) -> list[KeyValue]:
+    def _leave(self, group_id: str, member_id: str, group_instance_id: str | None) -> Result[ErrorCode]:
+        g = self.groups.get(group_id)
+        if g is None:
+            return Result((), ErrorCode.unknown_member_id)
+        if group_instance_id is not None:
+            known = g.static_member(group_instance_id)
+            if known is None:
+                return Result((), ErrorCode.unknown_member_id)
+            if member_id not in ("", known.member_id):
+                return Result((), ErrorCode.fenced_instance_id)
+            member_id = known.member_id
+        if member_id not in g.members:
+            return Result((), ErrorCode.unknown_member_id)
+        return Result(self._remove(g, g.members[member_id], "left the group").records, ErrorCode.none)
+
+    def _remove(self, g: Group, m: Member, why: str) -> Result[None]:
         """Remove a member (in memory, as Kafka does); the records to store: a group left with
         no members is stored empty, in its next generation."""
         del g.members[m.member_id]
@@ -480,7 +529,7 @@ class GroupCoordinator:
             self._prepare_rebalance(g, f"member {m.member_id} {why}")
             return self._maybe_complete_join(g)
         self.timer.cancel(_join_key(g.group_id))
-        return [self._empty_record(g)]
+        return Result((self._empty_record(g),), None)
 
     # offsets -------------------------------------------------------------------------------------
 
