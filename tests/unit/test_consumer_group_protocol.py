@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from tomyum.coordinator.group.consumer import ConsumerGroups, HeartbeatRequest
@@ -134,13 +135,13 @@ def test_records_survive_their_kafka_encoding_and_a_compacted_replay_rebuilds_th
         groups.replay(r)
     settle([a, b])
     latest: dict[bytes, bytes] = {}
-    for k, v in log:  # what compaction leaves: the latest value per key, tombstones gone
-        if v is None:
-            latest.pop(k, None)
-        else:
+    for k, v in log:  # what compaction leaves: the latest value per key at its place in the log, tombstones gone
+        latest.pop(k, None)
+        if v is not None:
             latest[k] = v
+    assert [k[:2] for k in latest] != sorted(k[:2] for k in latest)  # not in the order they were first written
     restored = ConsumerGroups(heartbeat_interval_ms=500)
-    for k, v in sorted(latest.items(), key=lambda kv: kv[0][:2]):
+    for k, v in latest.items():  # replayed in log order, as the loader does
         record = decode(k, v)
         assert record is not None
         restored.replay(record)
@@ -154,19 +155,31 @@ def test_records_survive_their_kafka_encoding_and_a_compacted_replay_rebuilds_th
     assert after.owners == before.owners
 
 
-def test_the_runtime_fences_a_member_that_does_not_revoke_within_its_rebalance_timeout() -> None:
+def test_the_runtime_fences_a_member_that_does_not_revoke_within_its_rebalance_timeout(tmp_path: Path) -> None:
+    """On a fake clock, through the coordinator runtime's write path (the in-memory log engine):
+    the member is fenced exactly at its rebalance timeout, and its removal is stored (a restart
+    does not bring it back)."""
     import asyncio
 
+    from tomyum.config import BrokerConfig
     from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
+    from tomyum.coordinator.group.offsets import OffsetStore
+    from tomyum.coordinator.timer import CoordinatorTimer
+    from tomyum.storage.memory import MemoryLogStore
+    from tomyum.testing.clock import FakeClock
+    from tomyum.testing.store import TopicStore
 
-    stored: list[tuple[bytes, bytes | None]] = []
-
-    async def persist(group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
-        stored.extend(records)
+    def runtime(offsets: OffsetStore, clock: FakeClock) -> ConsumerGroupRuntime:
+        rt = ConsumerGroupRuntime(heartbeat_interval_ms=500, session_timeout_ms=60_000, topics=lambda: TOPICS,
+                                  timer=CoordinatorTimer(clock), write=offsets.runtime.write)
+        offsets.consumer = rt.state
+        return rt
 
     async def main() -> None:
-        rt = ConsumerGroupRuntime(heartbeat_interval_ms=500, session_timeout_ms=60_000, topics=lambda: TOPICS,
-                                  persist=persist)
+        clock = FakeClock()
+        store = TopicStore(tmp_path, BrokerConfig(), clock, engine=MemoryLogStore(tmp_path, BrokerConfig(), clock))
+        await store.start()
+        rt = runtime(OffsetStore(store, 3, clock), clock)
         try:
             def join(member: str, timeout_ms: int) -> HeartbeatRequest:
                 return HeartbeatRequest(group_id="g", member_id=member, member_epoch=0, rebalance_timeout_ms=timeout_ms,
@@ -181,13 +194,20 @@ def test_the_runtime_fences_a_member_that_does_not_revoke_within_its_rebalance_t
             await rt.heartbeat(HeartbeatRequest(group_id="g", member_id="a", member_epoch=a["member_epoch"],
                                                 owned=owned))
             assert rt.state.groups["g"].members["a"].state == MemberState.UNREVOKED_PARTITIONS
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 5
-            while "a" in rt.state.groups["g"].members and loop.time() < deadline:
-                await asyncio.sleep(0.02)
+            clock.advance(199)
+            await rt.timer.run_due()
+            assert "a" in rt.state.groups["g"].members  # not yet
+            clock.advance(1)
+            await rt.timer.run_due()
             assert "a" not in rt.state.groups["g"].members
-            assert any(v is None for _, v in stored)  # its removal was stored (tombstones)
+            rt.timer.stop()
+
+            offsets = OffsetStore(store, 3, clock)
+            rt = runtime(offsets, clock)
+            await offsets.start()  # the loader replays what was stored
+            assert set(rt.state.groups["g"].members) == {"b"}
         finally:
-            rt.stop()
+            rt.timer.stop()
+            await store.close()
 
     asyncio.run(asyncio.wait_for(main(), 10))

@@ -12,7 +12,9 @@ from tomyum.coordinator.group.consumer import ConsumerGroupRuntime, HeartbeatReq
 from tomyum.coordinator.group.coordinator import GroupCoordinator
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.service import GroupCoordinatorService, OffsetCommitEntry
+from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.errors import ErrorCode
+from tomyum.protocol.records import iter_batches
 from tomyum.storage.memory import MemoryLogStore
 from tomyum.testing.clock import FakeClock
 from tomyum.testing.store import TopicStore
@@ -27,18 +29,20 @@ def run(tmp_path: Path, scenario: Scenario) -> None:
         await store.start()
         await store.create_topic("t", 2, {})
         offsets = OffsetStore(store, 3, clock)
+        timer = CoordinatorTimer(clock)
         classic = GroupCoordinator(initial_rebalance_delay_ms=0, min_session_timeout_ms=6000,
-                                   max_session_timeout_ms=60_000, clock=clock)
-        classic.persist = offsets.store_group
-        consumer = ConsumerGroupRuntime(heartbeat_interval_ms=5000, session_timeout_ms=45_000,
-                                        topics=lambda: {}, persist=offsets.store_consumer_group_records)
+                                   max_session_timeout_ms=60_000, write=offsets.runtime.write, clock=clock, timer=timer)
+        offsets.classic = classic
+        consumer = ConsumerGroupRuntime(heartbeat_interval_ms=5000, session_timeout_ms=45_000, topics=lambda: {},
+                                        timer=timer, write=offsets.runtime.write)
+        offsets.consumer = consumer.state
         service = GroupCoordinatorService(classic=classic, consumer=consumer, offsets=offsets,
                                           topics=store.topics, clock=clock)
         try:
             await scenario(service, clock)
         finally:
             await classic.stop()
-            consumer.stop()
+            timer.stop()
             await store.close()
 
     asyncio.run(asyncio.wait_for(main(), 30))
@@ -142,5 +146,52 @@ def test_a_static_member_past_its_session_is_gone_when_its_group_is_deleted(tmp_
         assert await service.delete_groups(["g"]) == [ErrorCode.non_empty_group]
         clock.advance(6001)  # past the session timeout; no tick of the sweep
         assert await service.delete_groups(["g"]) == [ErrorCode.none]
+
+    run(tmp_path, scenario)
+
+
+def test_a_deleted_group_goes_with_its_offsets_in_one_batch_and_stays_gone_after_a_load(tmp_path: Path) -> None:
+    """Kafka writes a group's deletion as one batch: its metadata tombstone and its offsets'."""
+    async def scenario(service: GroupCoordinatorService, clock: FakeClock) -> None:
+        me = await classic_member(service, "g")
+        await service.commit_offsets("g", service.check_commit("g", me, 1, None, 8), [entry(0, 5), entry(1, 7)])
+        assert await service.classic.leave("g", me, None) == ErrorCode.none
+        runtime = service.offsets.runtime
+        tp = runtime.partition_of("g")
+        before = runtime.store.offsets(tp).high_watermark
+        assert await service.delete_groups(["g"]) == [ErrorCode.none]
+        assert runtime.store.offsets(tp).high_watermark == before + 3  # 2 offset tombstones + the group's
+        read = await runtime.store.read(tp, before, 1 << 20)
+        data = read.records if isinstance(read.records, bytes) else read.records.read_all()
+        assert len(list(iter_batches(data))) == 1  # in one batch
+        assert "g" not in service.classic.groups and service.offsets.fetch("g", "t", 0) is None
+        offsets = OffsetStore(runtime.store, 3, clock)
+        reloaded = GroupCoordinator(initial_rebalance_delay_ms=0, min_session_timeout_ms=6000,
+                                    max_session_timeout_ms=60_000, write=offsets.runtime.write, clock=clock)
+        offsets.classic = reloaded
+        await offsets.start()
+        assert "g" not in reloaded.groups and offsets.groups() == set()
+
+    run(tmp_path, scenario)
+
+
+def test_offsets_of_groups_without_members_expire_on_the_coordinator_timer(tmp_path: Path) -> None:
+    """offsets.retention.check.interval.ms on the fake clock: each check expires the committed
+    offsets of empty groups past offsets.retention.minutes; a group with members keeps them."""
+    async def scenario(service: GroupCoordinatorService, clock: FakeClock) -> None:
+        me = await classic_member(service, "busy")
+        await service.commit_offsets("busy", service.check_commit("busy", me, 1, None, 8), [entry(0, 3)])
+        await service.commit_offsets("idle", ErrorCode.none, [entry(0, 1)])
+        service.schedule_offsets_expiry(retention_ms=60_000, interval_ms=10_000)
+        for _ in range(5):  # 50 s: not yet; the busy member heartbeats
+            clock.advance(10_000)
+            assert service.classic.heartbeat(group_id="busy", generation_id=1, member_id=me).response == ErrorCode.none
+            await service.classic.timer.run_due()
+        assert service.offsets.fetch("idle", "t", 0) is not None
+        clock.advance(10_000)
+        assert service.classic.heartbeat(group_id="busy", generation_id=1, member_id=me).response == ErrorCode.none
+        await service.classic.timer.run_due()
+        assert service.offsets.fetch("idle", "t", 0) is None
+        assert service.offsets.fetch("busy", "t", 0) is not None
 
     run(tmp_path, scenario)

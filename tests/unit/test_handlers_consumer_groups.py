@@ -104,9 +104,6 @@ def test_a_first_heartbeat_without_a_subscription_is_invalid_request(kafka: Bloc
     assert heartbeat(kafka, 1, member_id=str(uuid.uuid4()), topics=None).error_code == ErrorCode.invalid_request
 
 
-@pytest.mark.xfail(strict=True, reason="broker bug: v1 (KIP-1082) accepts an empty member id and makes one up; "
-                   "Kafka (GroupCoordinatorService.throwIfConsumerGroupHeartbeatRequestIsInvalid) answers "
-                   "INVALID_REQUEST 'MemberId can't be empty.'")
 def test_a_heartbeat_v1_without_a_member_id_is_invalid_request(kafka: BlockingHarness) -> None:
     kafka.create_topic("t")
     assert heartbeat(kafka, 1, member_id="", topics=["t"]).error_code == ErrorCode.invalid_request

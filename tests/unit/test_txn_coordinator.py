@@ -112,6 +112,23 @@ def test_a_new_producer_fences_the_old_one_and_aborts_its_transaction(tmp_path: 
     run(tmp_path / "d", scenario, engine=engine)
 
 
+def test_the_periodic_timeout_check_runs_on_the_coordinator_timer(tmp_path: Path, engine: str) -> None:
+    """transaction.abort.timed.out.transaction.cleanup.interval.ms (10 s by default) on the fake
+    clock: the check that runs after the transaction's timeout aborts it, with no real wait."""
+    async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
+        pid, epoch = await txns.init_producer_id("slow", 15_000)
+        await txns.add_partitions("slow", pid, epoch, [("t", 0)])
+        await produce(store, clock, pid, epoch, 0)
+        clock.advance(10_000)  # the first check: not timed out yet
+        await txns.timer.run_due()
+        assert txns.txns["slow"].state == TxnState.ONGOING
+        clock.advance(10_000)  # the second: 20 s > 15 s
+        await txns.timer.run_due()
+        assert txns.txns["slow"].state == TxnState.COMPLETE_ABORT
+
+    run(tmp_path / "d", scenario, engine=engine)
+
+
 def test_a_transaction_older_than_its_timeout_is_aborted_and_its_producer_fenced(tmp_path: Path, engine: str) -> None:
     async def scenario(store: TopicStore, txns: TransactionCoordinator, clock: FakeClock) -> None:
         pid, epoch = await txns.init_producer_id("slow", 10_000)

@@ -28,6 +28,7 @@ from tomyum.coordinator.group import GroupCoordinator
 from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.service import GroupCoordinatorService
+from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.coordinator.txn import TransactionCoordinator
 from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC
 from tomyum.coordinator.txn.log import TXN_TOPIC
@@ -75,17 +76,22 @@ class Broker:
         self._store_started = False
         self.waiters = FetchWaiters()
         self.store.on_high_watermark(self.waiters.notify)
+        #: the coordinators' timers (sessions, rebalances), on the injected clock
+        self.coordinator_timer = CoordinatorTimer(clock)
+        self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"], clock, topics=self.metadata)
         self.groups = GroupCoordinator(
             initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
             min_session_timeout_ms=config["group.min.session.timeout.ms"],
-            max_session_timeout_ms=config["group.max.session.timeout.ms"], clock=clock)
-        self.offsets = OffsetStore(self.store, config["offsets.topic.num.partitions"], clock, topics=self.metadata)
-        self.groups.persist = self.offsets.store_group
-        self.transactions = TransactionCoordinator(self.store, self.offsets, config, clock, topics=self.metadata)
+            max_session_timeout_ms=config["group.max.session.timeout.ms"], write=self.offsets.runtime.write,
+            clock=clock, timer=self.coordinator_timer)
+        self.offsets.classic = self.groups
+        self.transactions = TransactionCoordinator(self.store, self.offsets, config, clock, topics=self.metadata,
+                                                   timer=self.coordinator_timer)
         self.consumer_groups = ConsumerGroupRuntime(
             heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
             session_timeout_ms=config["group.consumer.session.timeout.ms"], topics=self._subscribable_topics,
-            persist=self.offsets.store_consumer_group_records)
+            timer=self.coordinator_timer, write=self.offsets.runtime.write)
+        self.offsets.consumer = self.consumer_groups.state
         #: what the group handlers call: routing, commit checks and deletion for every group type
         self.group_coordinator = GroupCoordinatorService(
             classic=self.groups, consumer=self.consumer_groups, offsets=self.offsets,
@@ -98,7 +104,6 @@ class Broker:
         self.stats = BrokerStats()
         self.store.on_sync(self.stats.synced)
         self.metrics: MetricsListener | None = None
-        self._offsets_expiry: asyncio.Task[None] | None = None
         self._idle_reaper: asyncio.Task[None] | None = None
         self.started_at = time.time()
         rate = config["auto.create.topics.partitions.per.second"]
@@ -118,12 +123,11 @@ class Broker:
         self.reconfigure_listeners()  # the stores set at run time before this start
         await self.store.start(self.publisher.all_specs())
         self._store_started = True
-        await self.offsets.start()
-        self.groups.restore(self.offsets.group_metadata)
-        self.consumer_groups.restore(self.offsets.consumer_group_records())
-        self._offsets_expiry = asyncio.create_task(self._expire_offsets(), name="offsets-expiry")
+        await self.offsets.start()  # the loader: replays offsets, classic and consumer groups
+        self.consumer_groups.restore()
+        self.group_coordinator.schedule_offsets_expiry(self.config["offsets.retention.minutes"] * 60_000,
+                                                       self.config["offsets.retention.check.interval.ms"])
         self._idle_reaper = asyncio.create_task(self._close_idle_connections(), name="idle-connections")
-        self.groups.start()
         await self.transactions.start()
         for name, partitions, replication in create_topics:
             if name not in self.metadata.topics():
@@ -177,11 +181,10 @@ class Broker:
         timeout = self.config["shutdown.timeout.ms"] / 1000
         self.waiters.close()
         await self.groups.stop()
-        self.consumer_groups.stop()
+        self.coordinator_timer.stop()
         await self.transactions.stop()
-        for task in (self._offsets_expiry, self._idle_reaper):
-            if task is not None:
-                task.cancel()
+        if self._idle_reaper is not None:
+            self._idle_reaper.cancel()
         await asyncio.gather(*(c.drain(timeout) for c in list(self.connections)), return_exceptions=True)
         await settle_requests(timeout)  # requests of clients that went away run to their end
         await self.store.close()
@@ -198,20 +201,6 @@ class Broker:
             await self.store.close()
         self.metadata.log.close()
         self._dir_lock.release()
-
-    def active_groups(self) -> set[str]:
-        """Groups with members, classic or consumer (their offsets never expire)."""
-        classic = {g.group_id for g in self.groups.groups.values() if g.members}
-        return classic | {gid for gid, g in self.consumer_groups.state.groups.items() if g.members}
-
-    async def _expire_offsets(self) -> None:
-        retention_ms = self.config["offsets.retention.minutes"] * 60_000
-        while True:
-            await asyncio.sleep(self.config["offsets.retention.check.interval.ms"] / 1000)
-            try:
-                await self.offsets.expire(retention_ms, self.active_groups())
-            except KafkaError as e:
-                log.error("cannot expire committed offsets: %s", e)
 
     async def _close_idle_connections(self) -> None:
         """Close connections that sent no whole request and got no response for

@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from tomyum.clock import Clock
 from tomyum.coordinator.topics import TopicDirectory
@@ -56,6 +57,19 @@ UNREADABLE = (ValueError, KeyError, IndexError, TypeError, struct.error)
 
 #: one record of an internal topic: key, value (None: a tombstone)
 KeyValue = tuple[bytes, bytes | None]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Result(Generic[T]):
+    """What a coordinator operation returns (Kafka's ``CoordinatorResult``): the records to
+    store through :meth:`CoordinatorRuntime.write` (none when nothing stored changes) and the
+    response, given once they are durable and replayed."""
+
+    records: tuple[KeyValue, ...]
+    response: T
+
 
 #: how much of a partition one read brings in at load
 READ_BYTES = 1 << 20

@@ -1,6 +1,8 @@
 """Kafka's wire primitives, in one place: unsigned varints (flexible versions' lengths, counts
-and tagged fields) and the length-prefixed strings and array counts of both the classic and the
-flexible (compact) encodings.
+and tagged fields), signed zig-zag varints (the fields of a record in a batch, as Kafka's
+``ByteUtils.writeVarint``/``writeVarlong``) and the length-prefixed strings and array counts of
+both the classic and the flexible (compact) encodings. Every varint of tomyum is read and written
+here.
 
 Contracts:
 
@@ -11,10 +13,8 @@ Contracts:
   ``ValueError``): a request decoder turns it into a ``ProtocolError``, a log reader into a
   record it skips.
 - An unsigned varint is at most 5 bytes (a 32-bit value), as Kafka's
-  ``ByteUtils.readUnsignedVarint`` reads it.
-
-``protocol/records.py`` still has its own zigzag (record-field) varints: it is being edited
-elsewhere, and they move here with its next change.
+  ``ByteUtils.readUnsignedVarint`` reads it, unless a caller allows more (``max_bytes``: 10 for
+  the raw form of a zig-zag varlong). A zig-zag varint is at most 10 bytes (a varlong).
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ __all__ = [
     "MalformedVarint",
     "array_count",
     "read_uvarint",
+    "read_varint",
     "short_string",
     "uvarint_bytes",
+    "varint_bytes",
 ]
 
 _I16 = struct.Struct(">h")
@@ -50,11 +52,12 @@ def uvarint_bytes(n: int) -> bytes:
     return bytes(out)
 
 
-def read_uvarint(buf: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[int, int]:
-    """The unsigned varint at ``pos`` (at most 5 bytes) and the position after it."""
+def read_uvarint(buf: bytes | bytearray | memoryview, pos: int, end: int, max_bytes: int = 5) -> tuple[int, int]:
+    """The unsigned varint at ``pos`` (at most ``max_bytes`` bytes) and the position after it."""
     value = shift = 0
+    limit = 7 * max_bytes
     while True:
-        if pos >= end or shift > 28:
+        if pos >= end or shift >= limit:
             raise MalformedVarint("bad unsigned varint")
         b = buf[pos]
         pos += 1
@@ -62,6 +65,20 @@ def read_uvarint(buf: bytes | bytearray | memoryview, pos: int, end: int) -> tup
         if not b & 0x80:
             return value, pos
         shift += 7
+
+
+def varint_bytes(value: int) -> bytes:
+    """``value`` (a signed 64-bit integer) as a zig-zag varint."""
+    return uvarint_bytes((value << 1) ^ (value >> 63))
+
+
+def read_varint(buf: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[int, int]:
+    """The zig-zag varint at ``pos`` (at most 10 bytes: a varlong) and the position after it."""
+    b = buf[pos] if pos < end else 0x80
+    if b < 0x80:  # nearly every record field: one byte, no loop
+        return (b >> 1) ^ -(b & 1), pos + 1
+    raw, pos = read_uvarint(buf, pos, end, 10)
+    return (raw >> 1) ^ -(raw & 1), pos
 
 
 def short_string(s: str | None, flexible: bool) -> bytes:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import crc32c as _crc32c
 
 from tomyum.errors import CorruptRecord, ErrorCode, KafkaError
+from tomyum.protocol.primitives import MalformedVarint, read_uvarint, read_varint, varint_bytes
 
 __all__ = [
     "BATCH_HEADER_SIZE",
@@ -215,16 +216,11 @@ class Record:
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    shift = raw = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise CorruptRecord("truncated or oversized varint in record")
-        b = buf[pos]
-        pos += 1
-        raw |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (raw >> 1) ^ -(raw & 1), pos
-        shift += 7
+    """The zig-zag varint at ``pos`` (primitives.read_varint), a bad one a corrupt record."""
+    try:
+        return read_varint(buf, pos, len(buf))
+    except MalformedVarint:
+        raise CorruptRecord("truncated or oversized varint in record") from None
 
 
 def _bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
@@ -300,13 +296,10 @@ def _snappy_decompress(data: bytes, limit: int) -> bytes:
 
 def _varint_unsigned(data: bytes) -> int:
     """The unsigned varint at the start of ``data`` (a raw snappy block's inflated length)."""
-    n = shift = 0
-    for b in data[:5]:
-        n |= (b & 0x7F) << shift
-        if b < 0x80:
-            return n
-        shift += 7
-    raise CorruptRecord("snappy block without a length")
+    try:
+        return read_uvarint(data, 0, len(data))[0]
+    except MalformedVarint:
+        raise CorruptRecord("snappy block without a length") from None
 
 
 def decode_records(batch: bytes | memoryview, limit: int = 1 << 30) -> list[Record]:
@@ -337,11 +330,7 @@ def decode_records(batch: bytes | memoryview, limit: int = 1 << 30) -> list[Reco
 
 
 def _put_varint(out: bytearray, value: int) -> None:
-    raw = (value << 1) ^ (value >> 63)
-    while raw & ~0x7F:
-        out.append((raw & 0x7F) | 0x80)
-        raw >>= 7
-    out.append(raw)
+    out += varint_bytes(value)
 
 
 def _put_bytes(out: bytearray, value: bytes | None) -> None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tomyum.errors import ErrorCode, RecordError, RecordValidationError
+from tomyum.protocol.primitives import read_uvarint
 from tomyum.protocol.records import BATCH_HEADER_SIZE, NO_TIMESTAMP, BatchHeader, Compression, decompress
 
 __all__ = ["INFLATED_LIMIT", "MalformedRecord", "TimestampPolicy", "records_of", "scan_records", "validate_batch",
@@ -77,15 +78,9 @@ class MalformedRecord(Exception):
 
 
 def _uvarint(data: bytes, pos: int, max_bytes: int) -> tuple[int, int]:
-    """The unsigned (still zig-zag encoded) varint at ``pos``, and the position after it."""
-    raw = shift = 0
-    for i in range(pos, pos + max_bytes):
-        b = data[i]  # IndexError: truncated, reported by the walk
-        raw |= (b & 0x7F) << shift
-        if b < 0x80:
-            return raw, i + 1
-        shift += 7
-    raise ValueError(f"varint longer than {max_bytes} bytes")
+    """The unsigned (still zig-zag encoded) varint at ``pos``, and the position after it (the
+    one-byte case is inlined by the walk; longer ones are read by protocol.primitives)."""
+    return read_uvarint(data, pos, len(data), max_bytes)
 
 
 def walk_records(data: bytes, count: int, timestamp_deltas: list[int] | None = None,

@@ -3,7 +3,7 @@ group protocol of KIP-848 (librdkafka's ``group.protocol=consumer``), thin adapt
 :mod:`tomyum.coordinator.group.consumer`.
 
 v0 names a joining member that sends no member id; v1 (KIP-1082) expects the client to name
-itself and adds ``SubscribedTopicRegex`` (matched here with Python's ``re``, whole names, not
+itself (an empty member id is INVALID_REQUEST "MemberId can't be empty.", as Kafka answers) and adds ``SubscribedTopicRegex`` (matched here with Python's ``re``, whole names, not
 RE2/J). Server assignors: ``uniform`` (default) and ``range``. A group id held by a classic
 group with members answers GROUP_ID_NOT_FOUND, as Kafka does without online migration; an
 empty classic group of that id is replaced. A heartbeat that changes the group is answered
@@ -43,7 +43,7 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> dict[st
         else tuple(request.subscribed_topic_names),
         subscribed_topic_regex=getattr(request, "subscribed_topic_regex", None),
         server_assignor=request.server_assignor, owned=owned, client_id=ctx.client_id or "",
-        client_host=ctx.client_address))
+        client_host=ctx.client_address, api_version=ctx.api_version))
     return {"throttle_time": 0, **answer}
 
 

@@ -20,15 +20,15 @@ from typing import Any
 
 from tomyum.broker.context import CLUSTER, RequestContext
 from tomyum.broker.dispatch import handles
-from tomyum.coordinator.group.coordinator import Group, GroupState
+from tomyum.coordinator.group.classic_group import Group, GroupState
 from tomyum.errors import ErrorCode
 from tomyum.security.acls import AUTHORIZED_OPERATIONS_OMITTED, AclOperation, ResourceType
 
 
-def _known(ctx: RequestContext) -> dict[str, Group]:
+async def _known(ctx: RequestContext) -> dict[str, Group]:
     """Classic groups, and groups known only by their offsets (as empty classic groups); members
     past their session timeout are expired first, exactly when it is due (Kafka's per-member timer)."""
-    ctx.broker.groups.tick()
+    await ctx.broker.groups.timer.run_due()
     consumer = ctx.broker.consumer_groups
     groups = {g.group_id: g for g in ctx.broker.groups.groups.values() if g.state != GroupState.DEAD}
     for name in ctx.broker.offsets.groups():
@@ -60,7 +60,7 @@ def subscribed_topics(g: Group) -> set[str]:
 async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     states = {s.lower() for s in getattr(request, "states_filter", ())}
     types = {t.lower() for t in getattr(request, "types_filter", ())}
-    listed = [(g.group_id, g.protocol_type or "consumer", g.state.value, "classic") for g in _known(ctx).values()]
+    listed = [(g.group_id, g.protocol_type or "consumer", g.state.value, "classic") for g in (await _known(ctx)).values()]
     listed += [(group_id, "consumer", cg.state(), "consumer")
                for group_id, cg in ctx.broker.consumer_groups.state.groups.items()]
     everything = ctx.authorized(AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER)
@@ -87,7 +87,7 @@ def _described(name: str, g: Group | None) -> dict[str, Any]:
 
 @handles(15, versions=range(0, 6))
 async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    known = _known(ctx)
+    known = await _known(ctx)
     wanted = getattr(request, "include_authorized_operations", False)
     return {"throttle_time": 0, "groups": [
         {**_described(name, known.get(name)), "authorized_operations": ctx.operations(ResourceType.GROUP, name, wanted)}
@@ -115,7 +115,7 @@ async def offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
     consumer = ctx.broker.consumer_groups
     if not ctx.authorized(AclOperation.DELETE, ResourceType.GROUP, request.group_id):
         return {"error_code": ErrorCode.group_authorization_failed, "throttle_time": 0, "topics": ()}
-    g = _known(ctx).get(request.group_id)
+    g = (await _known(ctx)).get(request.group_id)
     if request.group_id in consumer:
         busy = set(consumer.state.subscribed_topic_names(request.group_id, ctx.broker.metadata.topics()))
     elif g is None:

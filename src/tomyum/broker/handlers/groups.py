@@ -95,10 +95,10 @@ async def sync_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, 
 async def heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if not _readable(ctx, request.group_id):
         return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed}
-    code = ctx.broker.groups.heartbeat(group_id=request.group_id, generation_id=request.generation_id,
-                                       member_id=request.member_id,
-                                       group_instance_id=getattr(request, "group_instance_id", None))
-    return {"throttle_time": 0, "error_code": code}
+    result = ctx.broker.groups.heartbeat(group_id=request.group_id, generation_id=request.generation_id,
+                                         member_id=request.member_id,
+                                         group_instance_id=getattr(request, "group_instance_id", None))
+    return {"throttle_time": 0, "error_code": result.response}
 
 
 @handles(13, versions=range(0, 6))
@@ -108,10 +108,10 @@ async def leave_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed, "members": ()}
     if hasattr(request, "members"):
         results = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
-                    "error_code": groups.leave(request.group_id, m.member_id, m.group_instance_id)}
+                    "error_code": await groups.leave(request.group_id, m.member_id, m.group_instance_id)}
                    for m in request.members]
         return {"throttle_time": 0, "error_code": 0, "members": results}
-    code = groups.leave(request.group_id, request.member_id, None)
+    code = await groups.leave(request.group_id, request.member_id, None)
     return {"throttle_time": 0, "error_code": code, "members": ()}
 
 

@@ -14,202 +14,261 @@ Static members (KIP-345, ``group.instance.id``): a static member that restarts a
 with no member id takes its old place under a new member id — without a rebalance if the
 group is stable and its protocol still fits — and the old id is fenced (FENCED_INSTANCE_ID).
 
-Group metadata (generation, protocol, leader, members and their assignments) is stored in
-``__consumer_offsets`` in Kafka's layout when a generation becomes stable (before SyncGroup
-answers) and when a group empties, and restored on start: a stable group comes back stable,
-its members given a fresh session timeout to heartbeat in, so they carry on without a
-rebalance. Committed offsets live there too (see offsets.py).
+Kafka's shape (GroupMetadataManager's classic groups): what is stored — generation, protocol,
+leader, members and their assignments (Kafka's GroupMetadataValue in ``__consumer_offsets``) —
+changes only in :meth:`GroupCoordinator.replay`, of records that an operation hands to the
+coordinator runtime's one write path (append → durable → replay → answer): each operation
+(join, sync, heartbeat, leave, a timer's expiry, deletion) is a step that returns
+``Result(records, response)`` (coordinator/runtime.py), run under its group's lock by
+``GroupCoordinator._run``. Replaying the record of a SyncGroup makes the group Stable and
+answers the members waiting for their assignment. A group's record is
+written when a generation becomes stable (before SyncGroup answers; an assignment that cannot
+be stored is not handed out), when a static member comes back into a stable group, when a group
+empties, and as a tombstone when it is deleted. What Kafka keeps only in memory stays in memory:
+the members of a rebalance under way, the protocols they offer, their waiting JoinGroup and
+SyncGroup, pending members. On start the loader replays the same records: a stable group comes
+back stable, its members given a fresh session timeout to heartbeat in, so they carry on
+without a rebalance. Committed offsets live in the same topic (see offsets.py).
 
-Time is the injected :class:`~tomyum.clock.Clock`'s: a member's session, the rebalance timeout
-and the initial delay are deadlines on its monotonic clock, and :meth:`GroupCoordinator.tick`
-expires what is due. The broker calls ``tick`` from a timer (every 250 ms, and at each
-rebalance deadline); tests move a fake clock and call it themselves.
+Time is the coordinator timers' (coordinator/timer.py), on the injected clock: a member's
+session (restarted by each heartbeat, join, sync and commit), a KIP-394 pending member's
+session, and a rebalance's deadline (the initial delay, then the rebalance timeout) are timers
+whose operations take the group's lock and write what they change. Tests move a fake clock
+and poll the timers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
-from tomyum.coordinator.group.offsets_log import GroupSnapshot, MemberSnapshot
+from tomyum.coordinator.group.classic_group import (
+    STORE_ERRORS,
+    Group,
+    GroupState,
+    Member,
+    answer_waiting,
+    error,
+    join_error,
+)
+from tomyum.coordinator.group.offsets_log import GroupSnapshot, MemberSnapshot, group_key, group_value
+from tomyum.coordinator.runtime import KeyValue, Result
+from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.errors import ErrorCode, TomyumError
 
 log = logging.getLogger(__name__)
 
+#: the coordinator runtime's write path: ``write(group_id, records)`` appends the records to the
+#: group's partition of ``__consumer_offsets``, waits until they are durable, replays them
+Write = Callable[[str, Sequence[KeyValue]], Awaitable[None]]
 
-class GroupState(enum.Enum):
-    EMPTY = "Empty"
-    PREPARING_REBALANCE = "PreparingRebalance"
-    COMPLETING_REBALANCE = "CompletingRebalance"
-    STABLE = "Stable"
-    DEAD = "Dead"
-
-
-@dataclass(eq=False)
-class Member:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    protocol_type: str
-    protocols: list[tuple[str, bytes]]
-    assignment: bytes = b""
-    #: when it was last heard from, on the coordinator's monotonic clock
-    last_heartbeat: float = 0.0
-    join_future: asyncio.Future[dict[str, Any]] | None = None
-    sync_future: asyncio.Future[dict[str, Any]] | None = None
-
-    def metadata_for(self, protocol: str) -> bytes:
-        return next(m for name, m in self.protocols if name == protocol)
-
-
-@dataclass(eq=False)
-class Group:
-    group_id: str
-    state: GroupState = GroupState.EMPTY
-    generation_id: int = 0
-    protocol_type: str | None = None
-    protocol_name: str | None = None
-    leader_id: str | None = None
-    members: dict[str, Member] = field(default_factory=dict)
-    #: KIP-394: members told MEMBER_ID_REQUIRED, by the time they must be back by (their
-    #: session timeout; a client that never comes back does not hold the rebalance open)
-    pending_members: dict[str, float] = field(default_factory=dict)
-    #: when the rebalance under way stops waiting for members (monotonic clock), if one is
-    rebalance_deadline: float | None = None
-    #: the event loop's wake-up at that deadline (the deadline decides, not the wake-up)
-    rebalance_timer: asyncio.TimerHandle | None = None
-    #: the first rebalance of an empty group waits group.initial.rebalance.delay.ms
-    initial_delay: bool = False
-
-    def static_member(self, group_instance_id: str) -> Member | None:
-        return next((m for m in self.members.values() if m.group_instance_id == group_instance_id), None)
-
-    def check_member(self, member_id: str, group_instance_id: str | None) -> ErrorCode:
-        """UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID (an old id of a static member), or NONE."""
-        if group_instance_id is not None:
-            known = self.static_member(group_instance_id)
-            if known is not None and known.member_id != member_id:
-                return ErrorCode.fenced_instance_id
-        return ErrorCode.none if member_id in self.members else ErrorCode.unknown_member_id
-
-    def candidate_protocols(self) -> set[str]:
-        sets = [{name for name, _ in m.protocols} for m in self.members.values()]
-        return set.intersection(*sets) if sets else set()
-
-    def select_protocol(self) -> str:
-        candidates = self.candidate_protocols()
-        votes: dict[str, int] = {}
-        for m in self.members.values():
-            choice = next(name for name, _ in m.protocols if name in candidates)
-            votes[choice] = votes.get(choice, 0) + 1
-        return max(sorted(votes), key=lambda name: votes[name])
-
-    def all_joined(self) -> bool:
-        return all(m.join_future is not None for m in self.members.values()) and not self.pending_members
+T = TypeVar("T")
+#: what JoinGroup and SyncGroup answer: at once, or when the rebalance moves on
+JoinAnswer = dict[str, Any] | asyncio.Future[dict[str, Any]]
+SyncAnswer = JoinAnswer
+#: an operation that changes nothing stored and answers nothing
+NOTHING: Result[None] = Result((), None)
 
 
 class GroupCoordinator:
-    """All groups of this broker. Methods are called from the event loop."""
+    """All classic groups of this broker. Methods are called from the event loop; the operations
+    on one group that may write records run one at a time (a lock per group), so that a record
+    is replayed into the state it was computed from."""
 
     def __init__(self, *, initial_rebalance_delay_ms: int, min_session_timeout_ms: int,
-                 max_session_timeout_ms: int, clock: Clock = SYSTEM_CLOCK) -> None:
+                 max_session_timeout_ms: int, write: Write, clock: Clock = SYSTEM_CLOCK,
+                 timer: CoordinatorTimer | None = None) -> None:
+        """``write``: the coordinator runtime's write path of ``__consumer_offsets`` (append →
+        durable → replay into :meth:`replay`); ``timer``: the coordinator timers (shared with
+        the other coordinators of the broker, or one of its own on ``clock``)."""
         self.clock = clock
+        self.timer = timer if timer is not None else CoordinatorTimer(clock)
+        self.write = write
         self.groups: dict[str, Group] = {}
         self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
         self.min_session_timeout_ms = min_session_timeout_ms
         self.max_session_timeout_ms = max_session_timeout_ms
-        self._expiry_task: asyncio.Task[None] | None = None
-        #: stores a group's metadata durably (None: forget the group); set by the broker
-        self.persist: Callable[[str, GroupSnapshot | None], Awaitable[None]] | None = None
-        self._pending_writes: set[asyncio.Task[ErrorCode]] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
         #: rebalances completed since start (a new generation with members; Kafka's
         #: group-coordinator-metrics rebalance count)
         self.rebalances = 0
-
-    # metadata ---------------------------------------------------------------------------------
-
-    def snapshot(self, g: Group) -> GroupSnapshot:
-        protocol = g.protocol_name
-        return GroupSnapshot(
-            protocol_type=g.protocol_type or "", generation=g.generation_id, protocol=protocol,
-            leader=g.leader_id, timestamp=self.clock.time_ms(),
-            members=tuple(MemberSnapshot(m.member_id, m.group_instance_id, m.client_id, m.client_host,
-                                         m.rebalance_timeout_ms, m.session_timeout_ms,
-                                         m.metadata_for(protocol) if protocol else b"", m.assignment)
-                          for m in g.members.values()))
-
-    def restore(self, snapshots: Mapping[str, GroupSnapshot]) -> None:
-        """Rebuild groups from stored metadata: a stable group comes back stable, its members
-        given a fresh session timeout to heartbeat in."""
-        now = self.clock.monotonic()
-        for group_id, snap in snapshots.items():
-            g = self.group(group_id)
-            g.generation_id, g.protocol_type = snap.generation, snap.protocol_type or None
-            g.protocol_name, g.leader_id = snap.protocol, snap.leader
-            for ms in snap.members:
-                g.members[ms.member_id] = Member(
-                    ms.member_id, ms.group_instance_id, ms.client_id, ms.client_host, ms.session_timeout_ms,
-                    ms.rebalance_timeout_ms, snap.protocol_type, [(snap.protocol or "", ms.subscription)],
-                    assignment=ms.assignment, last_heartbeat=now)
-            g.state = GroupState.STABLE if g.members else GroupState.EMPTY
-            if not g.members:
-                g.protocol_name = g.leader_id = g.protocol_type = None
-
-    async def _store(self, g: Group, forget: bool = False) -> ErrorCode:
-        """Store the group's metadata; the error a member is told if it could not be stored
-        (Kafka's mapping of storeGroup's errors), NONE if it was."""
-        if self.persist is None:
-            return ErrorCode.none
-        try:
-            await self.persist(g.group_id, None if forget else self.snapshot(g))
-        except TomyumError as e:
-            log.error("group %s: cannot store its metadata: %s", g.group_id, e)
-            code = getattr(e, "code", ErrorCode.unknown_server_error)
-            return STORE_ERRORS.get(code, ErrorCode.unknown_server_error)
-        return ErrorCode.none
-
-    def _store_later(self, g: Group) -> None:
-        task = asyncio.ensure_future(self._store(g))
-        self._pending_writes.add(task)
-        task.add_done_callback(self._pending_writes.discard)
-
-    async def forget(self, group_id: str) -> None:
-        """DeleteGroups: drop an empty group and tombstone its metadata."""
-        g = self.groups.pop(group_id, None)
-        if g is not None:
-            await self._store(g, forget=True)
-
-    def start(self) -> None:
-        self._expiry_task = asyncio.create_task(self._expire_sessions(), name="group-sessions")
-
-    async def stop(self) -> None:
-        if self._expiry_task:
-            self._expiry_task.cancel()
-        if self._pending_writes:
-            await asyncio.gather(*self._pending_writes, return_exceptions=True)
-        # as Kafka answers when it unloads a group: the clients look for the coordinator again
-        for g in self.groups.values():
-            self._clear_rebalance_deadline(g)
-            for m in g.members.values():
-                if m.join_future and not m.join_future.done():
-                    m.join_future.set_result(_join_error(ErrorCode.not_coordinator, m.member_id))
-                if m.sync_future and not m.sync_future.done():
-                    m.sync_future.set_result(_error(ErrorCode.not_coordinator))
 
     def group(self, group_id: str) -> Group:
         g = self.groups.get(group_id)
         if g is None:
             g = self.groups[group_id] = Group(group_id)
         return g
+
+    def _lock(self, group_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(group_id, asyncio.Lock())
+
+    # records: the write path and replay --------------------------------------------------------
+
+    def _record(self, g: Group, *, assignments: Mapping[str, bytes] | None = None,
+                rename: tuple[Member, str, list[tuple[str, bytes]]] | None = None) -> KeyValue:
+        """The group's metadata record as it is to be stored (Kafka's GroupMetadataValue): its
+        members with ``assignments`` (at the end of a SyncGroup), or static member ``rename[0]``
+        under id ``rename[1]`` with protocols ``rename[2]`` (a restart into a stable group)."""
+        protocol = g.protocol_name
+        members = []
+        for m in g.members.values():
+            member_id, protocols = (rename[1], rename[2]) if rename and rename[0] is m else (m.member_id, m.protocols)
+            subscription = next((meta for name, meta in protocols if name == protocol), b"")
+            assignment = m.assignment if assignments is None else assignments.get(m.member_id, b"")
+            members.append(MemberSnapshot(member_id, m.group_instance_id, m.client_id, m.client_host,
+                                          m.rebalance_timeout_ms, m.session_timeout_ms, subscription, assignment))
+        leader = rename[1] if rename and g.leader_id == rename[0].member_id else g.leader_id
+        return self._metadata(g.group_id, GroupSnapshot(g.protocol_type or "", g.generation_id, protocol, leader,
+                                                        self.clock.time_ms(), tuple(members)))
+
+    def _empty_record(self, g: Group) -> KeyValue:
+        """The record of ``g`` emptied: the next generation, no members (Kafka writes it when
+        a group's last member goes)."""
+        return self._metadata(g.group_id, GroupSnapshot(g.protocol_type or "", g.generation_id + 1, None, None,
+                                                        self.clock.time_ms(), ()))
+
+    @staticmethod
+    def _metadata(group_id: str, snapshot: GroupSnapshot) -> KeyValue:
+        return group_key(group_id), group_value(snapshot)
+
+    async def _run(self, group_id: str, step: Callable[[], Result[T]],
+                   failed: Callable[[ErrorCode], T] | None = None) -> T:
+        """Run one operation on a group, in Kafka's shape: under the group's lock, ``step``
+        computes its records and its response from the state; the records go through the
+        runtime's write path (append → durable → replay into :meth:`replay`); then the response
+        is given. A failed write changes nothing stored: the response is then ``failed(code)``
+        with ``code`` Kafka's mapping of the write's error (storeGroup's), or the step's own."""
+        async with self._lock(group_id):
+            result = step()
+            if not result.records:
+                return result.response
+            try:
+                await self.write(group_id, result.records)
+            except TomyumError as e:
+                log.error("group %s: cannot store its metadata: %s", group_id, e)
+                code = STORE_ERRORS.get(getattr(e, "code", ErrorCode.unknown_server_error), ErrorCode.unknown_server_error)
+                return failed(code) if failed is not None else result.response
+            return result.response
+
+    def replay(self, group_id: str, snapshot: GroupSnapshot | None) -> None:
+        """Apply a group metadata record (Kafka's ``replay(GroupMetadataKey, GroupMetadataValue)``):
+        the only place a group's stored state — generation, protocol, leader, members and their
+        assignments, Stable or Empty — changes. A tombstone drops the group. Into a live group
+        (the record of one of its own operations) the members keep what only memory holds (the
+        protocols they offered, their waiting requests); a static member stored under a new id
+        is renamed, its old id fenced. A member new to memory (a load) gets a fresh session."""
+        if snapshot is None:
+            g = self.groups.pop(group_id, None)
+            if g is not None:
+                self._forget_timers(g)
+            return
+        g = self.group(group_id)
+        static = {m.group_instance_id: m for m in g.members.values() if m.group_instance_id is not None}
+        members: dict[str, Member] = {}
+        for ms in snapshot.members:
+            m = g.members.get(ms.member_id)
+            if m is None and ms.group_instance_id is not None and (m := static.get(ms.group_instance_id)) is not None:
+                self._rename(g, m, ms.member_id)
+            if m is None:
+                m = Member(ms.member_id, ms.group_instance_id, ms.client_id, ms.client_host, ms.session_timeout_ms,
+                           ms.rebalance_timeout_ms, snapshot.protocol_type,
+                           [(snapshot.protocol or "", ms.subscription)])
+                self._heartbeat(g, m)
+            m.assignment = ms.assignment
+            m.session_timeout_ms, m.rebalance_timeout_ms = ms.session_timeout_ms, ms.rebalance_timeout_ms
+            members[ms.member_id] = m
+        for gone in [m for mid, m in g.members.items() if mid not in members]:
+            self.timer.cancel(_heartbeat_key(group_id, gone.member_id))
+            answer_waiting(gone, ErrorCode.unknown_member_id)
+        g.members = members
+        g.generation_id, g.protocol_type = snapshot.generation, snapshot.protocol_type or None
+        g.protocol_name, g.leader_id = (snapshot.protocol, snapshot.leader) if members else (None, None)
+        g.state = GroupState.STABLE if members else GroupState.EMPTY
+        waiting = [m for m in members.values() if m.sync_future is not None]
+        if waiting:  # the members waiting in SyncGroup learn their assignment, now that it is stored
+            log.info("group %s: generation %d is stable", group_id, g.generation_id)
+        for m in waiting:
+            if m.sync_future is not None and not m.sync_future.done():
+                m.sync_future.set_result(self._sync_result(g, m))
+            m.sync_future = None
+
+    def unload(self, belongs: Callable[[str], bool]) -> None:
+        """Drop the groups of an unloaded partition; their waiting members are told
+        NOT_COORDINATOR (they look for the coordinator again)."""
+        for group_id in [gid for gid in self.groups if belongs(gid)]:
+            g = self.groups.pop(group_id)
+            self._forget_timers(g)
+            for m in g.members.values():
+                answer_waiting(m, ErrorCode.not_coordinator)
+
+    async def forget(self, group_id: str, offsets: Sequence[KeyValue] = ()) -> ErrorCode:
+        """DeleteGroups: tombstone an empty group's metadata, with ``offsets`` (the tombstones of
+        its committed offsets) in the same batch, as Kafka deletes a group; replaying the
+        tombstone drops the group."""
+        def step() -> Result[ErrorCode]:
+            tombstone = [(group_key(group_id), None)] if group_id in self.groups else []
+            return Result((*offsets, *tombstone), ErrorCode.none)
+
+        return await self._run(group_id, step, failed=lambda code: code)
+
+    async def stop(self) -> None:
+        """As Kafka answers when it unloads a group: the clients look for the coordinator again."""
+        for g in self.groups.values():
+            self._forget_timers(g)
+            for m in g.members.values():
+                answer_waiting(m, ErrorCode.not_coordinator)
+
+    # timers ------------------------------------------------------------------------------------
+
+    def _heartbeat(self, g: Group, m: Member) -> None:
+        """The member was heard from: its session starts again (Kafka's heartbeat timer)."""
+        group_id, member_id = g.group_id, m.member_id
+        self.timer.schedule(_heartbeat_key(group_id, member_id), m.session_timeout_ms,
+                            lambda: self._on_session_timeout(group_id, member_id))
+
+    def _forget_timers(self, g: Group) -> None:
+        self.timer.cancel(_join_key(g.group_id))
+        for member_id in [*g.members, *g.pending_members]:
+            self.timer.cancel(_heartbeat_key(g.group_id, member_id))
+            self.timer.cancel(_pending_key(g.group_id, member_id))
+
+    async def _on_session_timeout(self, group_id: str, member_id: str) -> None:
+        await self._run(group_id, lambda: self._session_timeout(group_id, member_id))
+
+    def _session_timeout(self, group_id: str, member_id: str) -> Result[None]:
+        g = self.groups.get(group_id)
+        m = g.members.get(member_id) if g is not None else None
+        if g is None or m is None or self.timer.is_scheduled(_heartbeat_key(group_id, member_id)):
+            return NOTHING  # gone, or heard from since
+        if m.join_future is not None or m.sync_future is not None:
+            self._heartbeat(g, m)  # waiting in JoinGroup or SyncGroup: not timed out by its session
+            return NOTHING
+        return self._remove(g, m, f"missed its session timeout ({m.session_timeout_ms} ms)")
+
+    async def _on_pending_timeout(self, group_id: str, member_id: str) -> None:
+        await self._run(group_id, lambda: self._pending_timeout(group_id, member_id))
+
+    def _pending_timeout(self, group_id: str, member_id: str) -> Result[None]:
+        g = self.groups.get(group_id)
+        if g is None or member_id not in g.pending_members:
+            return NOTHING
+        g.pending_members.discard(member_id)
+        log.info("group %s: member %s told MEMBER_ID_REQUIRED never came back within its session timeout",
+                 group_id, member_id)
+        return self._maybe_complete_join(g)
+
+    async def _on_rebalance_deadline(self, group_id: str) -> None:
+        await self._run(group_id, lambda: self._rebalance_deadline_passed(group_id))
+
+    def _rebalance_deadline_passed(self, group_id: str) -> Result[None]:
+        g = self.groups.get(group_id)
+        if g is None or g.state != GroupState.PREPARING_REBALANCE or self.timer.is_scheduled(_join_key(group_id)):
+            return NOTHING  # completed, or another deadline set since
+        return self._rebalance_deadline(g)
 
     # JoinGroup --------------------------------------------------------------------------
 
@@ -218,41 +277,52 @@ class GroupCoordinator:
                    protocol_type: str, protocols: list[tuple[str, bytes]],
                    require_known_member_id: bool) -> dict[str, Any]:
         if not group_id:
-            return _join_error(ErrorCode.invalid_group_id, member_id)
+            return join_error(ErrorCode.invalid_group_id, member_id)
         if not self.min_session_timeout_ms <= session_timeout_ms <= self.max_session_timeout_ms:
-            return _join_error(ErrorCode.invalid_session_timeout, member_id)
+            return join_error(ErrorCode.invalid_session_timeout, member_id)
+
+        def step() -> Result[JoinAnswer]:
+            return self._join(group_id=group_id, member_id=member_id, group_instance_id=group_instance_id,
+                              client_id=client_id, client_host=client_host, session_timeout_ms=session_timeout_ms,
+                              rebalance_timeout_ms=rebalance_timeout_ms, protocol_type=protocol_type,
+                              protocols=protocols, require_known_member_id=require_known_member_id)
+
+        answer = await self._run(group_id, step, failed=lambda code: join_error(code, ""))
+        return await answer if isinstance(answer, asyncio.Future) else answer
+
+    def _join(self, *, group_id: str, member_id: str, group_instance_id: str | None, client_id: str,
+              client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int, protocol_type: str,
+              protocols: list[tuple[str, bytes]], require_known_member_id: bool) -> Result[JoinAnswer]:
         g = self.group(group_id)
         if not protocols or (g.members and (protocol_type != g.protocol_type or not (
                 g.candidate_protocols() & {name for name, _ in protocols}))):
-            return _join_error(ErrorCode.inconsistent_group_protocol, member_id)
+            return Result((), join_error(ErrorCode.inconsistent_group_protocol, member_id))
         if group_instance_id is not None:
             known = g.static_member(group_instance_id)
             if known is not None and member_id == "":
                 # KIP-345: a static member restarted; it takes the old member's place
-                leader = g.leader_id
-                member_id = self._replace_static_member(g, known, f"{group_instance_id}-{uuid.uuid4()}")
+                new_id = f"{group_instance_id}-{uuid.uuid4()}"
                 if g.state == GroupState.STABLE and g.protocol_name in {name for name, _ in protocols}:
-                    known.protocols = protocols
-                    known.last_heartbeat = self.clock.monotonic()
-                    log.info("group %s: static member %s is back as %s; no rebalance", group_id,
-                             group_instance_id, member_id)
-                    self._store_later(g)
-                    # the old leader id, so that the new member never assigns in a stable group
-                    return {"error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
-                            "protocol_name": g.protocol_name, "leader": leader, "member_id": member_id,
-                            "members": [], "skip_assignment": False}
+                    return self._static_member_back(g, known, new_id, protocols)
+                self._rename(g, known, new_id)
+                member_id = new_id
             elif known is not None and member_id != known.member_id:
-                return _join_error(ErrorCode.fenced_instance_id, member_id)
+                return Result((), join_error(ErrorCode.fenced_instance_id, member_id))
             elif member_id == "":
                 member_id = f"{group_instance_id}-{uuid.uuid4()}"
         elif member_id == "":
             member_id = f"{client_id}-{uuid.uuid4()}"
             if require_known_member_id:  # KIP-394: the client must come back with this id
-                g.pending_members[member_id] = self.clock.monotonic() + session_timeout_ms / 1000
-                return _join_error(ErrorCode.member_id_required, member_id)
+                g.pending_members.add(member_id)
+                new = member_id
+                self.timer.schedule(_pending_key(group_id, new), session_timeout_ms,
+                                    lambda: self._on_pending_timeout(group_id, new))
+                return Result((), join_error(ErrorCode.member_id_required, member_id))
         elif member_id not in g.members and member_id not in g.pending_members:
-            return _join_error(ErrorCode.unknown_member_id, member_id)
-        g.pending_members.pop(member_id, None)
+            return Result((), join_error(ErrorCode.unknown_member_id, member_id))
+        if member_id in g.pending_members:
+            g.pending_members.discard(member_id)
+            self.timer.cancel(_pending_key(group_id, member_id))
         member = g.members.get(member_id)
         if member is None:
             member = Member(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
@@ -262,29 +332,42 @@ class GroupCoordinator:
         else:
             member.protocols, member.session_timeout_ms = protocols, session_timeout_ms
             member.rebalance_timeout_ms = rebalance_timeout_ms
-        member.last_heartbeat = self.clock.monotonic()
+        self._heartbeat(g, member)
         g.protocol_type = protocol_type
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         if member.join_future is not None and not member.join_future.done():
-            member.join_future.set_result(_join_error(ErrorCode.rebalance_in_progress, member_id))
+            member.join_future.set_result(join_error(ErrorCode.rebalance_in_progress, member_id))
         member.join_future = fut
         self._prepare_rebalance(g, f"member {member_id} joined")
-        self._maybe_complete_join(g)
-        return await fut
+        return Result(self._maybe_complete_join(g).records, fut)
 
-    @staticmethod
-    def _replace_static_member(g: Group, m: Member, new_id: str) -> str:
+    def _static_member_back(self, g: Group, known: Member, new_id: str,
+                            protocols: list[tuple[str, bytes]]) -> Result[JoinAnswer]:
+        """A static member restarted into a stable group whose protocol it still offers: it takes
+        its place under ``new_id`` without a rebalance, once that is stored (Kafka writes the
+        group's metadata before answering; replaying it renames the member and fences the old
+        id)."""
+        record = self._record(g, rename=(known, new_id, protocols))
+        known.protocols = protocols
+        log.info("group %s: static member %s is back as %s; no rebalance", g.group_id, known.group_instance_id, new_id)
+        # the old leader id, so that the new member never assigns in a stable group
+        return Result((record,), {"error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
+                                  "protocol_name": g.protocol_name, "leader": g.leader_id, "member_id": new_id,
+                                  "members": [], "skip_assignment": False})
+
+    def _rename(self, g: Group, m: Member, new_id: str) -> None:
         """Give static member ``m`` a new member id; the old one is fenced from now on."""
         old_id = m.member_id
         for fut in (m.join_future, m.sync_future):
             if fut is not None and not fut.done():
-                fut.set_result(_join_error(ErrorCode.fenced_instance_id, old_id))
+                fut.set_result(join_error(ErrorCode.fenced_instance_id, old_id))
         m.join_future = m.sync_future = None
+        self.timer.cancel(_heartbeat_key(g.group_id, old_id))
         g.members = {(new_id if k == old_id else k): v for k, v in g.members.items()}
         m.member_id = new_id
         if g.leader_id == old_id:
             g.leader_id = new_id
-        return new_id
+        self._heartbeat(g, m)
 
     def _prepare_rebalance(self, g: Group, reason: str) -> None:
         if g.state == GroupState.PREPARING_REBALANCE:
@@ -293,65 +376,48 @@ class GroupCoordinator:
         g.initial_delay = initial
         for m in g.members.values():  # cut short a sync in progress
             if m.sync_future is not None and not m.sync_future.done():
-                m.sync_future.set_result(_error(ErrorCode.rebalance_in_progress))
+                m.sync_future.set_result(error(ErrorCode.rebalance_in_progress))
         g.state = GroupState.PREPARING_REBALANCE
         log.info("group %s: preparing to rebalance (%s)", g.group_id, reason)
         timeout_ms = max((m.rebalance_timeout_ms for m in g.members.values()), default=0)
         self._set_rebalance_deadline(g, min(self.initial_rebalance_delay_ms, timeout_ms) if initial else timeout_ms)
 
     def _set_rebalance_deadline(self, g: Group, delay_ms: int) -> None:
-        self._clear_rebalance_deadline(g)
-        g.rebalance_deadline = self.clock.monotonic() + delay_ms / 1000
-        g.rebalance_timer = asyncio.get_running_loop().call_later(delay_ms / 1000, self._wake_at_deadline, g)
+        group_id = g.group_id
+        self.timer.schedule(_join_key(group_id), delay_ms, lambda: self._on_rebalance_deadline(group_id))
 
-    def _clear_rebalance_deadline(self, g: Group) -> None:
-        g.rebalance_deadline = None
-        if g.rebalance_timer:
-            g.rebalance_timer.cancel()
-            g.rebalance_timer = None
-
-    def _wake_at_deadline(self, g: Group) -> None:
-        """Run the deadline check when the deadline is due (the event loop's timer only wakes
-        the check; a wake-up a little early sets another)."""
-        g.rebalance_timer = None
-        if g.rebalance_deadline is None:
-            return
-        left = g.rebalance_deadline - self.clock.monotonic()
-        if left > 0:
-            g.rebalance_timer = asyncio.get_running_loop().call_later(left, self._wake_at_deadline, g)
-        else:
-            self._rebalance_deadline(g)
-
-    def _rebalance_deadline(self, g: Group) -> None:
+    def _rebalance_deadline(self, g: Group) -> Result[None]:
         """The rebalance's deadline passed: the initial delay is over, or the members that did
         not rejoin within the rebalance timeout are dropped and the rebalance completes."""
         initial = g.initial_delay
-        self._clear_rebalance_deadline(g)
-        if g.state != GroupState.PREPARING_REBALANCE:
-            return
         g.initial_delay = False
         if initial and not g.all_joined():
             # the initial delay is over; now wait as long as the rebalance timeout allows
             timeout_ms = max((m.rebalance_timeout_ms for m in g.members.values()), default=0)
             self._set_rebalance_deadline(g, timeout_ms)
-            return
+            return NOTHING
         for m in [m for m in g.members.values() if m.join_future is None]:
             log.info("group %s: member %s did not rejoin in time; removing it", g.group_id, m.member_id)
             del g.members[m.member_id]
+            self.timer.cancel(_heartbeat_key(g.group_id, m.member_id))
+        for pending in g.pending_members:
+            self.timer.cancel(_pending_key(g.group_id, pending))
         g.pending_members.clear()
-        self._complete_join(g)
+        return self._complete_join(g)
 
-    def _maybe_complete_join(self, g: Group) -> None:
+    def _maybe_complete_join(self, g: Group) -> Result[None]:
         """Complete the rebalance once every member is back, unless the initial delay runs."""
         if g.state == GroupState.PREPARING_REBALANCE and g.all_joined() and not g.initial_delay:
-            self._complete_join(g)
+            return self._complete_join(g)
+        return NOTHING
 
-    def _complete_join(self, g: Group) -> None:
-        self._clear_rebalance_deadline(g)
-        g.generation_id += 1
+    def _complete_join(self, g: Group) -> Result[None]:
+        """The next generation: in memory while the leader assigns (as in Kafka); a group left
+        with no members is stored empty."""
+        self.timer.cancel(_join_key(g.group_id))
         if not g.members:
-            g.state, g.protocol_name, g.leader_id, g.protocol_type = GroupState.EMPTY, None, None, None
-            return
+            return Result((self._empty_record(g),), None)
+        g.generation_id += 1
         self.rebalances += 1
         g.protocol_name = g.select_protocol()
         if g.leader_id not in g.members:
@@ -363,54 +429,57 @@ class GroupCoordinator:
                     "metadata": m.metadata_for(g.protocol_name)} for m in g.members.values()]
         for m in g.members.values():
             fut, m.join_future = m.join_future, None
-            m.last_heartbeat = self.clock.monotonic()
+            self._heartbeat(g, m)
             if fut is not None and not fut.done():
                 fut.set_result({
                     "error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
                     "protocol_name": g.protocol_name, "leader": g.leader_id, "member_id": m.member_id,
                     "members": members if m.member_id == g.leader_id else [], "skip_assignment": False,
                 })
+        return NOTHING
 
     # SyncGroup ----------------------------------------------------------------------------
 
     async def sync(self, *, group_id: str, generation_id: int, member_id: str,
                    assignments: Iterable[tuple[str, bytes]], group_instance_id: str | None = None) -> dict[str, Any]:
+        answer = await self._run(
+            group_id, lambda: self._sync(group_id, generation_id, member_id, assignments, group_instance_id),
+            failed=lambda code: self._sync_failed(group_id, code))
+        return await answer if isinstance(answer, asyncio.Future) else answer
+
+    def _sync(self, group_id: str, generation_id: int, member_id: str, assignments: Iterable[tuple[str, bytes]],
+              group_instance_id: str | None) -> Result[SyncAnswer]:
+        """The leader's assignment is the group's record (stored before anyone learns it, as
+        Kafka does; replaying it makes the group Stable and answers the members waiting)."""
         g = self.groups.get(group_id)
         if g is None:
-            return _error(ErrorCode.unknown_member_id)
+            return Result((), error(ErrorCode.unknown_member_id))
         if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
-            return _error(code)
+            return Result((), error(code))
         if generation_id != g.generation_id:
-            return _error(ErrorCode.illegal_generation)
+            return Result((), error(ErrorCode.illegal_generation))
         if g.state == GroupState.PREPARING_REBALANCE:
-            return _error(ErrorCode.rebalance_in_progress)
+            return Result((), error(ErrorCode.rebalance_in_progress))
         member = g.members[member_id]
-        member.last_heartbeat = self.clock.monotonic()
+        self._heartbeat(g, member)
         if g.state == GroupState.STABLE:
-            return self._sync_result(g, member)
+            return Result((), self._sync_result(g, member))
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         member.sync_future = fut
-        if member_id == g.leader_id:
-            given = dict(assignments)
-            for m in g.members.values():
-                m.assignment = given.get(m.member_id, b"")
-            g.state = GroupState.STABLE
-            code = await self._store(g)  # as Kafka does, before the members learn their assignment
-            if code != ErrorCode.none:  # nobody gets an assignment that a restart would not know
-                g.state = GroupState.COMPLETING_REBALANCE
-                for m in g.members.values():
-                    m.assignment = b""
-                    if m.sync_future is not None and not m.sync_future.done():
-                        m.sync_future.set_result(_error(code))
-                    m.sync_future = None
-                self._prepare_rebalance(g, f"its assignment could not be stored ({code.name})")
-                return await fut
-            log.info("group %s: generation %d is stable", g.group_id, g.generation_id)
-            for m in g.members.values():
-                if m.sync_future is not None and not m.sync_future.done():
-                    m.sync_future.set_result(self._sync_result(g, m))
-                m.sync_future = None
-        return await fut
+        if member_id != g.leader_id:
+            return Result((), fut)
+        return Result((self._record(g, assignments=dict(assignments)),), fut)
+
+    def _sync_failed(self, group_id: str, code: ErrorCode) -> dict[str, Any]:
+        """The assignment could not be stored: nobody gets an assignment that a restart would not
+        know; every member waiting is told Kafka's error and the group rebalances."""
+        g = self.groups[group_id]
+        for m in g.members.values():
+            if m.sync_future is not None and not m.sync_future.done():
+                m.sync_future.set_result(error(code))
+            m.sync_future = None
+        self._prepare_rebalance(g, f"its assignment could not be stored ({code.name})")
+        return error(code)
 
     @staticmethod
     def _sync_result(g: Group, m: Member) -> dict[str, Any]:
@@ -420,80 +489,58 @@ class GroupCoordinator:
     # Heartbeat, LeaveGroup ---------------------------------------------------------------------
 
     def heartbeat(self, *, group_id: str, generation_id: int, member_id: str,
-                  group_instance_id: str | None = None) -> ErrorCode:
+                  group_instance_id: str | None = None) -> Result[ErrorCode]:
+        """A heartbeat writes nothing (as in Kafka): it restarts the member's session timer."""
         g = self.groups.get(group_id)
         if g is None:
-            return ErrorCode.unknown_member_id
+            return Result((), ErrorCode.unknown_member_id)
         if (code := g.check_member(member_id, group_instance_id)) != ErrorCode.none:
-            return code
+            return Result((), code)
         if generation_id != g.generation_id:  # Kafka checks the generation first
-            return ErrorCode.illegal_generation
-        g.members[member_id].last_heartbeat = self.clock.monotonic()
+            return Result((), ErrorCode.illegal_generation)
+        self._heartbeat(g, g.members[member_id])
         if g.state == GroupState.PREPARING_REBALANCE:
-            return ErrorCode.rebalance_in_progress
-        return ErrorCode.none
+            return Result((), ErrorCode.rebalance_in_progress)
+        return Result((), ErrorCode.none)
 
-    def leave(self, group_id: str, member_id: str, group_instance_id: str | None) -> ErrorCode:
+    async def leave(self, group_id: str, member_id: str, group_instance_id: str | None) -> ErrorCode:
+        # the member is gone whether or not an emptied group's record could be stored
+        return await self._run(group_id, lambda: self._leave(group_id, member_id, group_instance_id))
+
+    def _leave(self, group_id: str, member_id: str, group_instance_id: str | None) -> Result[ErrorCode]:
         g = self.groups.get(group_id)
         if g is None:
-            return ErrorCode.unknown_member_id
+            return Result((), ErrorCode.unknown_member_id)
         if group_instance_id is not None:
             known = g.static_member(group_instance_id)
             if known is None:
-                return ErrorCode.unknown_member_id
+                return Result((), ErrorCode.unknown_member_id)
             if member_id not in ("", known.member_id):
-                return ErrorCode.fenced_instance_id
+                return Result((), ErrorCode.fenced_instance_id)
             member_id = known.member_id
         if member_id not in g.members:
-            return ErrorCode.unknown_member_id
-        self._remove(g, g.members[member_id], "left the group")
-        return ErrorCode.none
+            return Result((), ErrorCode.unknown_member_id)
+        return Result(self._remove(g, g.members[member_id], "left the group").records, ErrorCode.none)
 
-    def _remove(self, g: Group, m: Member, why: str) -> None:
+    def _remove(self, g: Group, m: Member, why: str) -> Result[None]:
+        """Remove a member (in memory, as Kafka does); the records to store: a group left with
+        no members is stored empty, in its next generation."""
         del g.members[m.member_id]
+        self.timer.cancel(_heartbeat_key(g.group_id, m.member_id))
         log.info("group %s: member %s %s", g.group_id, m.member_id, why)
-        for fut in (m.join_future, m.sync_future):
-            if fut is not None and not fut.done():
-                fut.set_result(_join_error(ErrorCode.unknown_member_id, m.member_id))
+        answer_waiting(m, ErrorCode.unknown_member_id)
         if g.members:
             self._prepare_rebalance(g, f"member {m.member_id} {why}")
-            self._maybe_complete_join(g)
-        else:
-            self._clear_rebalance_deadline(g)
-            g.state, g.leader_id, g.protocol_name = GroupState.EMPTY, None, None
-            g.generation_id += 1
-            self._store_later(g)
-
-    async def _expire_sessions(self) -> None:
-        while True:
-            await asyncio.sleep(0.25)
-            self.tick()
-
-    def tick(self) -> None:
-        """Expire what is due on the clock: rebalances past their deadline (initial delay or
-        rebalance timeout), then members past their session timeout (a member waiting in
-        JoinGroup or SyncGroup is not timed out by its session)."""
-        now = self.clock.monotonic()
-        for g in list(self.groups.values()):
-            expired = [pending for pending, deadline in g.pending_members.items() if now >= deadline]
-            if expired:
-                for pending in expired:
-                    del g.pending_members[pending]
-                log.info("group %s: %d member(s) told MEMBER_ID_REQUIRED never came back within their session "
-                         "timeout", g.group_id, len(expired))
-                self._maybe_complete_join(g)
-            if g.rebalance_deadline is not None and now >= g.rebalance_deadline:
-                self._rebalance_deadline(g)
-            for m in list(g.members.values()):
-                waiting = m.join_future is not None or m.sync_future is not None
-                if not waiting and m.member_id in g.members and now - m.last_heartbeat > m.session_timeout_ms / 1000:
-                    self._remove(g, m, f"missed its session timeout ({m.session_timeout_ms} ms)")
+            return self._maybe_complete_join(g)
+        self.timer.cancel(_join_key(g.group_id))
+        return Result((self._empty_record(g),), None)
 
     # offsets -------------------------------------------------------------------------------------
 
     def check_commit(self, group_id: str, generation_id: int, member_id: str,
                      group_instance_id: str | None = None) -> ErrorCode:
-        """May this member commit offsets for this group now (Kafka's rules)?"""
+        """May this member commit offsets for this group now (Kafka's rules)? A commit counts
+        as a heartbeat."""
         g = self.groups.get(group_id)
         if generation_id < 0:  # a commit outside a group (librdkafka's after assign(), member id or not)
             if g is not None and g.members:
@@ -509,27 +556,17 @@ class GroupCoordinator:
         # (what it commits as it gives its partitions up); not while the leader assigns
         if g.state == GroupState.COMPLETING_REBALANCE:
             return ErrorCode.rebalance_in_progress
-        g.members[member_id].last_heartbeat = self.clock.monotonic()
+        self._heartbeat(g, g.members[member_id])
         return ErrorCode.none
 
 
-#: what a member is told when its group's metadata cannot be stored (Kafka's storeGroup mapping)
-STORE_ERRORS = {
-    ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
-    ErrorCode.not_enough_replicas: ErrorCode.coordinator_not_available,
-    ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
-    ErrorCode.kafka_storage_error: ErrorCode.not_coordinator,
-    ErrorCode.request_timed_out: ErrorCode.rebalance_in_progress,
-    ErrorCode.message_too_large: ErrorCode.unknown_server_error,
-    ErrorCode.record_list_too_large: ErrorCode.unknown_server_error,
-}
+def _heartbeat_key(group_id: str, member_id: str) -> str:
+    return f"heartbeat-{group_id}-{member_id}"
 
 
-def _error(code: ErrorCode) -> dict[str, Any]:
-    return {"error_code": code, "protocol_type": None, "protocol_name": None, "assignment": b""}
+def _pending_key(group_id: str, member_id: str) -> str:
+    return f"pending-member-{group_id}-{member_id}"
 
 
-def _join_error(code: ErrorCode, member_id: str) -> dict[str, Any]:
-    return {"error_code": code, "generation_id": -1, "protocol_type": None, "protocol_name": None,
-            "leader": "", "member_id": member_id, "members": [], "skip_assignment": False}
-
+def _join_key(group_id: str) -> str:
+    return f"join-{group_id}"

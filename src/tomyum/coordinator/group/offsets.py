@@ -14,26 +14,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.coordinator.group.consumer import log as consumer_log
 from tomyum.coordinator.group.consumer.records import Record
-from tomyum.coordinator.runtime import UNREADABLE, CoordinatorRuntime
+from tomyum.coordinator.runtime import CoordinatorRuntime, KeyValue
 from tomyum.coordinator.topics import TopicDirectory
 from tomyum.storage.engine import LogStore, TopicPartition
 from tomyum.coordinator.group.offsets_log import (
     OFFSETS_TOPIC,
     CommittedOffset,
     GroupSnapshot,
-    group_key,
-    group_value,
     offset_key,
     offset_value,
     parse_group_key,
     parse_group_value,
     parse_offset_key,
     parse_offset_value,
-    read_short_string,
 )
 
 log = logging.getLogger(__name__)
@@ -41,18 +39,26 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, int]  # group, topic, partition
 
 
-def _group_of(consumer_group_key: bytes) -> str:
-    """The group id of a KIP-848 record key (version int16, then the group id string)."""
-    try:
-        return read_short_string(consumer_group_key, 2)[0]
-    except UNREADABLE:
-        return ""
+class ConsumerGroupsState(Protocol):
+    """Where KIP-848 group records are replayed (the consumer groups' state)."""
+
+    def replay(self, record: Record) -> None: ...
+
+    def unload(self, belongs: Callable[[str], bool]) -> None: ...
+
+
+class ClassicGroups(Protocol):
+    """Where group metadata records are replayed (the classic group coordinator)."""
+
+    def replay(self, group_id: str, snapshot: GroupSnapshot | None) -> None: ...
+
+    def unload(self, belongs: Callable[[str], bool]) -> None: ...
 
 
 class OffsetStore:
-    """The shard of ``__consumer_offsets``: committed offsets, classic group snapshots and the
-    KIP-848 group records, changed only by :meth:`replay` (through the runtime's write path
-    or its loader)."""
+    """The shard of ``__consumer_offsets``: committed offsets, classic groups (replayed into
+    :attr:`classic`) and KIP-848 groups (replayed into :attr:`consumer`), changed only by
+    :meth:`replay` (through the runtime's write path or its loader)."""
 
     def __init__(self, store: LogStore, num_partitions: int, clock: Clock = SYSTEM_CLOCK, *,
                  topics: TopicDirectory | None = None) -> None:
@@ -63,13 +69,13 @@ class OffsetStore:
                                           {"cleanup.policy": ["compact"]}, self, clock)
         self.clock = clock
         self.offsets: dict[Key, CommittedOffset] = {}
-        #: group metadata as last stored (what a restart restores)
-        self.group_metadata: dict[str, GroupSnapshot] = {}
+        #: the classic groups, which group metadata records are replayed into (set by the broker)
+        self.classic: ClassicGroups | None = None
         #: when each group was last seen with members (offsets of an empty group expire after)
         self._last_active: dict[str, int] = {}
         self._started_ms = clock.time_ms()
-        #: KIP-848 consumer group records: the latest value of each key
-        self.consumer_group_values: dict[bytes, bytes] = {}
+        #: the KIP-848 groups, which their records are replayed into (set by the broker)
+        self.consumer: ConsumerGroupsState | None = None
         #: per producer id, offsets committed in its open transaction
         self.pending: dict[int, dict[Key, CommittedOffset]] = {}
 
@@ -83,9 +89,8 @@ class OffsetStore:
 
     async def start(self) -> None:
         await self.runtime.load_all()
-        if self.offsets or self.group_metadata:
-            log.info("restored %d committed offsets and %d classic groups from %s", len(self.offsets),
-                     len(self.group_metadata), OFFSETS_TOPIC)
+        if self.offsets:
+            log.info("restored %d committed offsets from %s", len(self.offsets), OFFSETS_TOPIC)
 
     def coordinates(self, group: str) -> bool:
         """False if the group's partition of the internal topic could not be loaded."""
@@ -102,18 +107,15 @@ class OffsetStore:
                 self.pending.setdefault(producer_id, {})[parsed] = parse_offset_value(value)
             return
         if int.from_bytes(key[:2], "big", signed=True) in consumer_log.KEY_VERSIONS:
-            if value is None:
-                self.consumer_group_values.pop(key, None)
-            else:
-                self.consumer_group_values[key] = value
+            record = consumer_log.decode(key, value)
+            if record is not None and self.consumer is not None:
+                self.consumer.replay(record)
             return
         parsed = parse_offset_key(key)
         if parsed is None:
             group = parse_group_key(key)
-            if group is not None and value is None:
-                self.group_metadata.pop(group, None)
-            elif group is not None and value is not None:
-                self.group_metadata[group] = parse_group_value(value)
+            if group is not None and self.classic is not None:
+                self.classic.replay(group, None if value is None else parse_group_value(value))
             return
         if value is None:
             self.offsets.pop(parsed, None)
@@ -137,35 +139,15 @@ class OffsetStore:
     def unload(self, partition: int) -> None:
         ours: Callable[[str], bool] = lambda group: self.runtime.partition_for(group) == partition
         self.offsets = {k: c for k, c in self.offsets.items() if not ours(k[0])}
-        self.group_metadata = {g: s for g, s in self.group_metadata.items() if not ours(g)}
+        if self.classic is not None:
+            self.classic.unload(ours)
         self._last_active = {g: t for g, t in self._last_active.items() if not ours(g)}
-        self.consumer_group_values = {k: v for k, v in self.consumer_group_values.items()
-                                      if not ours(_group_of(k))}
+        if self.consumer is not None:
+            self.consumer.unload(ours)
         for producer_id, pending in list(self.pending.items()):
             self.pending[producer_id] = {k: c for k, c in pending.items() if not ours(k[0])}
             if not self.pending[producer_id]:
                 del self.pending[producer_id]
-
-    def consumer_group_records(self) -> list[Record]:
-        """The KIP-848 group records kept, in an order fit to replay: each key's latest value,
-        groups before members, members before their assignments."""
-        keyed = sorted(self.consumer_group_values.items(), key=lambda kv: int.from_bytes(kv[0][:2], "big"))
-        out = []
-        for k, v in keyed:
-            try:
-                r = consumer_log.decode(k, v)
-            except UNREADABLE as e:
-                self.runtime.skipped_records += 1
-                log.warning("%s: skipping a consumer group record that cannot be read (key %s): %s", OFFSETS_TOPIC,
-                            k[:40].hex(), e or type(e).__name__)
-                continue
-            if r is not None:
-                out.append(r)
-        return out
-
-    async def store_consumer_group_records(self, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
-        """Append a KIP-848 group's records (one batch) and wait until they are durable."""
-        await self.runtime.write(group, records)
 
     async def txn_commit(self, group: str, producer_id: int, producer_epoch: int,
                          commits: list[tuple[str, int, CommittedOffset]]) -> None:
@@ -195,11 +177,10 @@ class OffsetStore:
         records = [(offset_key(group, t, p), offset_value(c)) for t, p, c in commits]
         await self.runtime.write(group, records)
 
-    async def store_group(self, group: str, snapshot: GroupSnapshot | None) -> None:
-        """Store a group's metadata (None: a tombstone), durably."""
-        if snapshot is None and group not in self.group_metadata:
-            return
-        await self.runtime.write(group, [(group_key(group), None if snapshot is None else group_value(snapshot))])
+    def offset_tombstones(self, group: str) -> list[KeyValue]:
+        """The tombstones of every offset ``group`` has committed (Kafka's deleteAllOffsets),
+        for the group's deletion to write with its own."""
+        return [(offset_key(group, t, p), None) for g, t, p in self.offsets if g == group]
 
     async def delete(self, group: str, keys: list[tuple[str, int]]) -> None:
         """Tombstone these committed offsets (durably) and forget them."""

@@ -13,17 +13,24 @@ group of the other type is replaced.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tomyum.clock import Clock
 from tomyum.coordinator.group.consumer import ConsumerGroupRuntime, HeartbeatRequest
-from tomyum.coordinator.group.coordinator import GroupCoordinator, GroupState
+from tomyum.coordinator.group.classic_group import GroupState
+from tomyum.coordinator.group.coordinator import GroupCoordinator
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.offsets_log import CommittedOffset
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.metadata import TopicImage
+
+log = logging.getLogger(__name__)
+
+#: the timer key of the periodic expiry of committed offsets (Kafka's group metadata expiration)
+OFFSETS_EXPIRY = "expire-group-metadata"
 
 #: the longest metadata string a commit may carry (Kafka's offset.metadata.max.bytes)
 MAX_METADATA = 4096
@@ -124,6 +131,26 @@ class GroupCoordinatorService:
             return [e.code if c == ErrorCode.none else c for c in codes]
         return codes
 
+    def active_groups(self) -> set[str]:
+        """Groups with members, classic or consumer (their offsets never expire)."""
+        classic = {g.group_id for g in self.classic.groups.values() if g.members}
+        return classic | {gid for gid, g in self.consumer.state.groups.items() if g.members}
+
+    def schedule_offsets_expiry(self, retention_ms: int, interval_ms: int) -> None:
+        """Every ``interval_ms`` (offsets.retention.check.interval.ms), on the coordinator timer,
+        expire the committed offsets of groups without members after ``retention_ms``
+        (offsets.retention.minutes), as Kafka's coordinator schedules its group metadata
+        expiration."""
+        async def expire() -> None:
+            try:
+                await self.offsets.expire(retention_ms, self.active_groups())
+            except KafkaError as e:
+                log.error("cannot expire committed offsets: %s", e)
+            finally:
+                self.schedule_offsets_expiry(retention_ms, interval_ms)
+
+        self.classic.timer.schedule(OFFSETS_EXPIRY, interval_ms, expire)
+
     def check_fetch(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode:
         """May this member read the group's committed offsets (OffsetFetch v9 names members of
         consumer groups)?"""
@@ -135,16 +162,19 @@ class GroupCoordinatorService:
 
     async def delete_groups(self, group_ids: Iterable[str]) -> list[ErrorCode]:
         """DeleteGroups: a group with members is NON_EMPTY_GROUP, an unknown one
-        GROUP_ID_NOT_FOUND; an empty group goes with its committed offsets."""
-        self.classic.tick()  # members past their session timeout are gone now, not at the next sweep
+        GROUP_ID_NOT_FOUND; an empty group goes with its committed offsets, in one batch of
+        tombstones (the group's and its offsets', as Kafka writes them)."""
+        await self.classic.timer.run_due()  # members past their session timeout are gone now
         return [await self._delete_group(group_id) for group_id in group_ids]
 
     async def _delete_group(self, group_id: str) -> ErrorCode:
         if group_id in self.consumer:
             if self.consumer.state.groups[group_id].members:
                 return ErrorCode.non_empty_group
-            await self._delete_offsets(group_id)
-            await self.consumer.delete(group_id)
+            try:
+                await self.consumer.delete(group_id, self.offsets.offset_tombstones(group_id))
+            except KafkaError as e:
+                return e.code
             return ErrorCode.none
         classic = self.classic.groups.get(group_id)
         if classic is not None and classic.state == GroupState.DEAD:
@@ -153,12 +183,7 @@ class GroupCoordinatorService:
             return ErrorCode.group_id_not_found
         if classic is not None and classic.members:
             return ErrorCode.non_empty_group
-        await self._delete_offsets(group_id)
-        await self.classic.forget(group_id)
-        return ErrorCode.none
-
-    async def _delete_offsets(self, group_id: str) -> None:
-        await self.offsets.delete(group_id, [(t, p) for t, ps in self.offsets.topics_of(group_id).items() for p in ps])
+        return await self.classic.forget(group_id, self.offsets.offset_tombstones(group_id))
 
 
 async def _answer(response: dict[str, Any]) -> dict[str, Any]:

@@ -36,12 +36,17 @@ from tomyum.config import BrokerConfig
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.group.offsets_log import OFFSETS_TOPIC
 from tomyum.coordinator.runtime import CoordinatorRuntime
+from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.coordinator.topics import TopicDirectory
 from tomyum.coordinator.txn.log import TXN_TOPIC, TxnRecord, TxnState, parse_txn_key, parse_txn_value, txn_key, txn_value
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.storage.engine import LogStore, TopicPartition
 
 log = logging.getLogger(__name__)
+
+#: the periodic checks' timer keys, by their interval's config key
+ABORT_TIMED_OUT = "transaction.abort.timed.out.transaction.cleanup.interval.ms"
+EXPIRE_IDS = "transaction.remove.expired.transaction.cleanup.interval.ms"
 
 MAX_EPOCH = 32767
 #: a single broker is the only coordinator there has been
@@ -71,7 +76,10 @@ class TxnView:
 
 class TransactionCoordinator:
     def __init__(self, store: LogStore, offsets: OffsetStore, config: BrokerConfig,
-                 clock: Clock = SYSTEM_CLOCK, *, topics: TopicDirectory | None = None) -> None:
+                 clock: Clock = SYSTEM_CLOCK, *, topics: TopicDirectory | None = None,
+                 timer: CoordinatorTimer | None = None) -> None:
+        """``timer``: the coordinator timers that run the periodic timeout and expiry checks
+        (the broker's, shared with the group coordinators, or one of its own on ``clock``)."""
         self.store = store
         self.topics: TopicDirectory = topics if topics is not None else store  # type: ignore[assignment]
         self.offsets = offsets
@@ -86,7 +94,8 @@ class TransactionCoordinator:
         #: per Ongoing transaction, when it times out on the monotonic clock (a wall clock jump
         #: neither aborts transactions early nor keeps them open longer)
         self._deadlines: dict[str, float] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self.timer = timer if timer is not None else CoordinatorTimer(clock)
+        self._stopping = False
         #: completions of prepared transactions under way (markers, then Complete*), by id
         self._completions: dict[str, asyncio.Task[None]] = {}
 
@@ -105,35 +114,38 @@ class TransactionCoordinator:
             if rec.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 log.info("transaction of %r was %s when the broker stopped: completing it", tid, rec.state.display)
                 await self._complete(tid, rec, rec.state == TxnState.PREPARE_COMMIT)
-        self._tasks = [
-            asyncio.create_task(self._every("transaction.abort.timed.out.transaction.cleanup.interval.ms",
-                                            self.abort_timed_out), name="txn-timeouts"),
-            asyncio.create_task(self._every("transaction.remove.expired.transaction.cleanup.interval.ms",
-                                            self.expire_transactional_ids), name="txn-expiry"),
-        ]
+        self._every(ABORT_TIMED_OUT, self.abort_timed_out)
+        self._every(EXPIRE_IDS, self.expire_transactional_ids)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the timers; give completions under way ``timeout_s`` to finish (one cut short
         is finished on the next start, from its Prepare* state)."""
-        for task in self._tasks:
-            task.cancel()
+        self._stopping = True
+        for key in (ABORT_TIMED_OUT, EXPIRE_IDS):
+            self.timer.cancel(key)
         if self._completions:
             _, late = await asyncio.wait(list(self._completions.values()), timeout=timeout_s)
             for task in late:
                 task.cancel()
-        for task in [*self._tasks, *self._completions.values()]:
+        for task in self._completions.values():
             try:
                 await task
             except (asyncio.CancelledError, KafkaError):
                 pass
 
-    async def _every(self, key: str, job: Callable[[], Awaitable[int]]) -> None:
-        while True:
-            await asyncio.sleep(self.config[key] / 1000)
+    def _every(self, key: str, job: Callable[[], Awaitable[int]]) -> None:
+        """Run ``job`` every ``config[key]`` ms on the coordinator timer (Kafka runs these two
+        checks periodically on its scheduler)."""
+        async def run() -> None:
             try:
                 await job()
             except KafkaError as e:
                 log.error("%s: %s", key, e)
+            finally:
+                if not self._stopping:
+                    self.timer.schedule(key, self.config[key], run)
+
+        self.timer.schedule(key, self.config[key], run)
 
     @property
     def num_partitions(self) -> int:

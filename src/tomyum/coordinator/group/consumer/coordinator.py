@@ -20,7 +20,7 @@ import copy
 import re
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,12 @@ class HeartbeatRequest:
     owned: Assignment | None = None
     client_id: str = ""
     client_host: str = ""
+    #: the request's version: from v1 (KIP-1082) the client names itself, always
+    api_version: int = 0
+
+
+#: the first ConsumerGroupHeartbeat version whose clients generate their member id (KIP-1082)
+CONSUMER_GENERATED_MEMBER_ID_REQUIRED_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +98,23 @@ class ConsumerGroups:
         self.rebalances = 0
 
     def replay(self, record: Record) -> None:
+        """Apply one record (from the runtime's write path or its loader): the only place the
+        groups change."""
         if isinstance(record, GroupRemovedRecord):
             self.groups.pop(record.group_id, None)
             return
         group = self.groups.get(record.group_id)
         if group is None:
+            if isinstance(record, MemberRemovedRecord):
+                return  # the tombstones of a member of a group removed since
             group = self.groups[record.group_id] = ConsumerGroup(record.group_id)
         if isinstance(record, GroupEpochRecord) and record.epoch > group.group_epoch:
             self.rebalances += 1
         group.replay(record)
+
+    def unload(self, belongs: Callable[[str], bool]) -> None:
+        """Forget the groups of an unloaded partition."""
+        self.groups = {group_id: g for group_id, g in self.groups.items() if not belongs(group_id)}
 
     # ConsumerGroupHeartbeat ----------------------------------------------------------------
 
@@ -190,7 +204,7 @@ def _validate(req: HeartbeatRequest) -> None:
         raise invalid(f"MemberEpoch {req.member_epoch} is invalid.")
     if req.member_epoch == STATIC_LEAVE_EPOCH and req.instance_id is None:
         raise invalid("InstanceId can't be null when leaving as a static member.")
-    if req.member_epoch != 0 and not req.member_id:
+    if (req.member_epoch != 0 or req.api_version >= CONSUMER_GENERATED_MEMBER_ID_REQUIRED_VERSION) and not req.member_id:
         raise invalid("MemberId can't be empty.")
     if req.member_epoch == 0:
         if req.rebalance_timeout_ms < 0:
@@ -242,7 +256,7 @@ class _Heartbeat:
         req = self.req
         if req.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
             return self.leave()
-        member_id = req.member_id or str(uuid.uuid4())  # v0: the coordinator names a joining member
+        member_id = req.member_id or str(uuid.uuid4())  # v0 only: the coordinator names a joining member
         member = self.join(member_id) if req.member_epoch == 0 else self.known(member_id)
         before = member.assigned
         self.update_metadata(member)

@@ -1,6 +1,7 @@
 """A consumer group's state (KIP-848) and how each record changes it.
 
-The state changes only in :meth:`ConsumerGroup.replay`. A group has a *group epoch* (bumped
+The state changes only in :meth:`ConsumerGroup.replay`, which takes records in any order a
+compacted log keeps them (a member's assignment before its metadata, as Kafka allows). A group has a *group epoch* (bumped
 when its members, their subscriptions or the subscribed topics change), a *target
 assignment* computed by the server-side assignor for an *assignment epoch*, and per member
 the *current assignment* it is reconciling towards the target (see reconciliation.py).
@@ -106,7 +107,9 @@ class ConsumerGroup:
                 raise ValueError("a removed group is dropped by its owner, not replayed into")
 
     def _replay_current(self, r: CurrentAssignmentRecord) -> None:
-        member = self.members[r.member_id]
+        member = self.members.get(r.member_id)
+        if member is None:  # loaded before its metadata record (compaction keeps only the latest of each key)
+            member = self.members[r.member_id] = ConsumerGroupMember(r.member_id, _unknown_metadata(r))
         member.member_epoch, member.previous_member_epoch = r.member_epoch, r.previous_member_epoch
         member.state, member.assigned, member.pending_revocation = r.state, r.assigned, r.pending_revocation
         self._release(r.member_id)
@@ -118,6 +121,13 @@ class ConsumerGroup:
     def _release(self, member_id: str) -> None:
         for key in [k for k, owner in self.owners.items() if owner == member_id]:
             del self.owners[key]
+
+
+def _unknown_metadata(r: CurrentAssignmentRecord) -> MemberMetadataRecord:
+    """A member's metadata until its own record is replayed (Kafka's getOrMaybeCreateMember)."""
+    return MemberMetadataRecord(group_id=r.group_id, member_id=r.member_id, instance_id=None, rack_id=None,
+                                client_id="", client_host="", subscribed_topic_names=(), subscribed_topic_regex=None,
+                                server_assignor=None, rebalance_timeout_ms=-1)
 
 
 def partitions_of(a: Assignment) -> set[tuple[uuid.UUID, int]]:

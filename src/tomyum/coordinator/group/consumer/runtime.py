@@ -1,62 +1,57 @@
-"""The I/O around the consumer group state machine: it stores each operation's records in
-``__consumer_offsets`` (durably, before answering), replays them into the groups, and keeps
-the timers — a member's session (``group.consumer.session.timeout.ms``, restarted by each
+"""The I/O around the consumer group state machine: it hands each operation's records to the
+coordinator runtime's write path of ``__consumer_offsets`` (append → durable → replay into the
+groups, before answering), and keeps the timers — a member's session (``group.consumer.session.timeout.ms``, restarted by each
 heartbeat) and its rebalance timeout while it has partitions to revoke. Either expiring
-fences the member, as Kafka's coordinator does. Operations on one group run one at a time.
+fences the member, as Kafka's coordinator does. The timers are the coordinator timers
+(coordinator/timer.py), on the injected clock. Operations on one group run one at a time.
 
-On start the groups are rebuilt from the records ``__consumer_offsets`` kept (the latest value
-of each key, replayed kind by kind), and every restored member gets a fresh session: one that
-does not come back is fenced when it runs out, one that does carries on with its epoch.
+On start the runtime's loader replays the records ``__consumer_offsets`` kept into the groups
+(the same replay), and :meth:`ConsumerGroupRuntime.restore` gives every restored member a fresh
+session: one that does not come back is fenced when it runs out, one that does carries on with
+its epoch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Sequence
 
 from tomyum.coordinator.group.consumer.coordinator import ConsumerGroups, HeartbeatRequest, Result, Topics
 from tomyum.coordinator.group.consumer.log import encode
-from tomyum.coordinator.group.consumer.records import MemberRemovedRecord, MemberState, Record
+from tomyum.coordinator.group.consumer.records import MemberRemovedRecord, MemberState
+from tomyum.coordinator.timer import CoordinatorTimer
 from tomyum.errors import ErrorCode, KafkaError
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # group id, member id
-Persist = Callable[[str, list[tuple[bytes, bytes | None]]], Awaitable[None]]
-
-
-async def _not_persisted(group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
-    return None
+#: the coordinator runtime's write path: append the records to the group's partition, wait until
+#: they are durable, replay them (into :attr:`ConsumerGroupRuntime.state`, through the shard)
+Write = Callable[[str, Sequence[tuple[bytes, bytes | None]]], Awaitable[None]]
 
 
 class ConsumerGroupRuntime:
     def __init__(self, *, heartbeat_interval_ms: int, session_timeout_ms: int, topics: Callable[[], Topics],
-                 persist: Persist = _not_persisted) -> None:
+                 timer: CoordinatorTimer, write: Write) -> None:
+        """``write`` must replay what it stores into :attr:`state` (the shard of
+        ``__consumer_offsets`` does, once its ``consumer`` is this state)."""
         self.state = ConsumerGroups(heartbeat_interval_ms=heartbeat_interval_ms)
         self.session_timeout_ms = session_timeout_ms
         self.topics = topics
-        self.persist = persist
-        self._sessions: dict[Key, asyncio.TimerHandle] = {}
-        self._revocations: dict[Key, asyncio.TimerHandle] = {}
+        self.write = write
+        self.timer = timer
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def __contains__(self, group_id: str) -> bool:
         return group_id in self.state.groups
 
-    def restore(self, records: Iterable[Record]) -> None:
-        """Replay stored records (on start) and give every member a session to come back in."""
-        for record in records:
-            try:
-                self.state.replay(record)
-            except (KeyError, ValueError, IndexError, TypeError) as e:  # a record out of place: skipped
-                log.warning("skipping a consumer group record that does not fit the groups replayed so far "
-                            "(%s): %s", type(record).__name__, e or type(e).__name__)
+    def restore(self) -> None:
+        """Give every member the loader restored a session to come back in (on start)."""
         self.state.rebalances = 0  # counted from the start, as the classic coordinator's
         for group_id, group in self.state.groups.items():
             for member_id in group.members:
-                self._arm(self._sessions, (group_id, member_id), self.session_timeout_ms,
+                self._arm(SESSION, (group_id, member_id), self.session_timeout_ms,
                           "did not come back after the restart within its session timeout")
         if self.state.groups:
             log.info("restored %d consumer groups (%d members) from __consumer_offsets", len(self.state.groups),
@@ -76,33 +71,34 @@ class ConsumerGroupRuntime:
             response = result.response
             if response["error_code"] == ErrorCode.none and response["member_epoch"] != -1:
                 key = (req.group_id, str(response["member_id"]))
-                self._arm(self._sessions, key, self.session_timeout_ms, "missed its session timeout")
+                self._arm(SESSION, key, self.session_timeout_ms, "missed its session timeout")
                 member = self.state.groups[req.group_id].members.get(key[1])
                 if member is not None and member.state == MemberState.UNREVOKED_PARTITIONS:
-                    if key not in self._revocations:
-                        self._arm(self._revocations, key, member.metadata.rebalance_timeout_ms,
+                    if not self.timer.is_scheduled(_timer_key(REVOCATION, key)):
+                        self._arm(REVOCATION, key, member.metadata.rebalance_timeout_ms,
                                   "did not revoke its partitions within its rebalance timeout")
-                elif key in self._revocations:
-                    self._revocations.pop(key).cancel()
+                else:
+                    self.timer.cancel(_timer_key(REVOCATION, key))
             return response
 
-    async def apply(self, result: Result) -> None:
-        """Store the result's records durably, then replay them."""
+    async def apply(self, result: Result, also: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
+        """Store the result's records (after ``also``, in one batch) through the write path
+        (which replays them), then stop the timers of the members they removed."""
         if not result.records:
             return
         group_id = result.records[0].group_id
-        await self.persist(group_id, [kv for record in result.records for kv in encode(record)])
+        await self.write(group_id, [*also, *(kv for record in result.records for kv in encode(record))])
         for record in result.records:
-            self.state.replay(record)
             if isinstance(record, MemberRemovedRecord):
-                for timers in (self._sessions, self._revocations):
-                    if (timer := timers.pop((record.group_id, record.member_id), None)) is not None:
-                        timer.cancel()
+                for kind in (SESSION, REVOCATION):
+                    self.timer.cancel(_timer_key(kind, (record.group_id, record.member_id)))
                 log.info("group %s: member %s removed", record.group_id, record.member_id)
 
-    async def delete(self, group_id: str) -> None:
+    async def delete(self, group_id: str, offsets: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
+        """DeleteGroups of an empty consumer group: its records' tombstones and ``offsets`` (the
+        tombstones of its committed offsets) in one batch, as Kafka deletes a group."""
         async with self._lock(group_id):
-            await self.apply(self.state.delete(group_id))
+            await self.apply(self.state.delete(group_id), also=offsets)
 
     async def convert_if_empty(self, group_id: str) -> bool:
         """JoinGroup (classic protocol) for ``group_id``: an empty consumer group is deleted,
@@ -119,29 +115,21 @@ class ConsumerGroupRuntime:
             log.info("group %s: empty consumer group converted to a classic group", group_id)
             return True
 
-    def _arm(self, timers: dict[Key, asyncio.TimerHandle], key: Key, delay_ms: int, why: str) -> None:
-        if (old := timers.pop(key, None)) is not None:
-            old.cancel()
-        timers[key] = asyncio.get_running_loop().call_later(delay_ms / 1000, self._expire, timers, key, why)
+    def _arm(self, kind: str, key: Key, delay_ms: int, why: str) -> None:
+        self.timer.schedule(_timer_key(kind, key), delay_ms, lambda: self._fence(key, why))
 
-    def _expire(self, timers: dict[Key, asyncio.TimerHandle], key: Key, why: str) -> None:
-        timers.pop(key, None)
+    async def _fence(self, key: Key, why: str) -> None:
         log.info("group %s: member %s %s", key[0], key[1], why)
-        task = asyncio.get_running_loop().create_task(self._fence(key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _fence(self, key: Key) -> None:
         async with self._lock(key[0]):
             try:
                 await self.apply(self.state.remove_member(*key))
             except KafkaError as e:
                 log.error("group %s: cannot store the removal of member %s: %s", key[0], key[1], e)
 
-    def stop(self) -> None:
-        for timers in (self._sessions, self._revocations):
-            for timer in timers.values():
-                timer.cancel()
-            timers.clear()
-        for task in self._tasks:
-            task.cancel()
+
+#: the kinds of timer of a member (Kafka's names)
+SESSION, REVOCATION = "session-timeout", "rebalance-timeout"
+
+
+def _timer_key(kind: str, key: Key) -> str:
+    return f"{kind}-{key[0]}-{key[1]}"
