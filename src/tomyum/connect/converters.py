@@ -106,7 +106,8 @@ def _to_epoch_days(value: Any) -> int:
         value = value.date()
     if isinstance(value, datetime.date):
         return (value - datetime.date(1970, 1, 1)).days
-    return int(value)
+    days: int = int(value)
+    return days
 
 
 def _to_millis(value: Any, logical: str) -> int:
@@ -114,7 +115,7 @@ def _to_millis(value: Any, logical: str) -> int:
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)
         delta = value - EPOCH
-        millis = (delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000)
+        millis: int = delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
         return millis if logical == TIMESTAMP_LOGICAL_NAME else millis % 86_400_000
     if isinstance(value, datetime.time):
         return ((value.hour * 60 + value.minute) * 60 + value.second) * 1000 + value.microsecond // 1000

@@ -544,9 +544,9 @@ class MaskField(Transformation):
             return r
         if schema is None:
             m = dict(_require_map(value, "masking"))
-            for f in self.fields:
-                if f in m:
-                    m[f] = self._masked(m[f], None)
+            for name in self.fields:
+                if name in m:
+                    m[name] = self._masked(m[name], None)
             return self.new_record(r, None, m)
         struct = _require_struct(value, "masking")
         out = Struct(schema)

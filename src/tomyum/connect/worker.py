@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from tomyum.connect import plugins
 from tomyum.connect.connector import (
@@ -290,7 +290,9 @@ class Worker:
 
     def admin(self, conn_props: Mapping[str, str] | None = None) -> AdminClient:
         base = {"bootstrap.servers": self.config.bootstrap_servers}
-        return AdminClient(_client_config(base, self.config.with_prefix("admin."), conn_props or {}, "admin.override."))
+        config: dict[str, str | int | float | bool] = {}
+        config.update(_client_config(base, self.config.with_prefix("admin."), conn_props or {}, "admin.override."))
+        return AdminClient(config)
 
     # --- offsets (KIP-875) --------------------------------------------------------------------
     def source_offsets(self, connector: str) -> list[dict[str, Any]]:
@@ -641,7 +643,7 @@ class WorkerSinkTask(WorkerTask):
     def _produce_dlq(self, topic: str, key: bytes | None, value: bytes | None,
                      headers: list[tuple[str, bytes | None]]) -> None:
         assert self.dlq_producer is not None
-        self.dlq_producer.produce(topic, key=key, value=value, headers=headers or None)
+        self.dlq_producer.produce(topic, key=key, value=value, headers=list(headers) or None)
         self.dlq_producer.poll(0)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -668,23 +670,24 @@ class WorkerSinkTask(WorkerTask):
     def iteration(self) -> None:
         assert self.consumer is not None
         if self.retry_batch is not None:
-            batch, self.retry_batch = self.retry_batch, None
+            retry, self.retry_batch = self.retry_batch, None
             self.consumer.consume(0, 0)  # keep the group membership alive
-            self.deliver(batch)
+            self.deliver(retry)
             return
         messages = self.consumer.consume(self.BATCH, 0.5)
         batch: list[SinkRecord] = []
         for m in messages:
-            if m.error() is not None:
-                if m.error().code() == KafkaError._PARTITION_EOF:
+            error = m.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise ConnectError(f"Consumer error: {m.error()}")
+                raise ConnectError(f"Consumer error: {error}")
             record = self.convert(m)
-            tp = (m.topic(), m.partition())
-            self.current[tp] = m.offset() + 1
-            if m.topic() not in self.topics_seen:
-                self.topics_seen.add(m.topic())
-                self.worker.listener.on_topic_used(self.task_id.connector, m.topic())
+            topic, partition, offset = str(m.topic()), int(m.partition() or 0), int(m.offset() or 0)
+            self.current[(topic, partition)] = offset + 1
+            if topic not in self.topics_seen:
+                self.topics_seen.add(topic)
+                self.worker.listener.on_topic_used(self.task_id.connector, topic)
             if record is not None:
                 batch.append(record)
         if batch or messages:
@@ -697,9 +700,9 @@ class WorkerSinkTask(WorkerTask):
 
     def convert(self, m: Any) -> SinkRecord | None:
         raw_headers: list[tuple[str, bytes | None]] = list(m.headers() or [])
-        ctx = lambda stage, cls: ProcessingContext(  # noqa: E731
-            topic=m.topic(), partition=m.partition(), offset=m.offset(), key=m.key(), value=m.value(),
-            headers=raw_headers, stage=stage, executing_class=cls)
+        def ctx(stage: Stage, cls: str) -> ProcessingContext:
+            return ProcessingContext(topic=m.topic(), partition=m.partition(), offset=m.offset(), key=m.key(),
+                                     value=m.value(), headers=raw_headers, stage=stage, executing_class=cls)
         key = self.operator.execute(lambda: self.key_conv.to_connect_data(m.topic(), m.key()),
                                     ctx(Stage.KEY_CONVERTER, plugins.kafka_name(plugins.CONVERTER, type(self.key_conv))))
         if key is SKIPPED:
