@@ -35,6 +35,9 @@ class Connect:
         self.bootstrap = bootstrap
         self.workdir = workdir
 
+    def close(self) -> None:
+        self.http.close()
+
     def status(self, name: str) -> dict[str, Any]:
         r = self.http.get(f"/connectors/{name}/status")
         assert r.status_code == 200, r.text
