@@ -213,7 +213,7 @@ def test_restart_variants(connect: Connect, topic_name: str) -> None:
 
 def test_validate(connect: Connect) -> None:
     bad = connect.http.put(f"/connector-plugins/FileStreamSourceConnector/config/validate",
-                           json={"connector.class": SOURCE, "file": "/tmp/x"})
+                           json={"connector.class": SOURCE, "file": "/tmp/x", "name": "n"})
     assert bad.status_code == 200
     body = bad.json()
     assert body["name"] == SOURCE and body["error_count"] == 1
@@ -226,7 +226,7 @@ def test_validate(connect: Connect) -> None:
                             json={"connector.class": SOURCE, "topic": "t", "name": "n"})
     assert good.status_code == 200 and good.json()["error_count"] == 0
 
-    sink = connect.http.put(f"/connector-plugins/{SINK}/config/validate", json={"connector.class": SINK})
+    sink = connect.http.put(f"/connector-plugins/{SINK}/config/validate", json={"connector.class": SINK, "name": "n"})
     sink_errors = {c["value"]["name"]: c["value"]["errors"] for c in sink.json()["configs"]}
     assert sink_errors["topics"] and sink_errors["topics.regex"]
 
