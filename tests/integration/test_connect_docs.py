@@ -88,7 +88,7 @@ def test_the_guide_runs(broker: BrokerProcess | ExternalBroker, tmp_path: Path) 
             wait_until(lambda: http.get("/connectors/counter/offsets").json()["offsets"] ==
                        [{"partition": {"counter": "counts"}, "offset": {"next": 5}}], timeout=30, what="offset 5")
             valid = http.put("/connector-plugins/counter.CounterSourceConnector/config/validate",
-                             json={"connector.class": "counter.CounterSourceConnector", "topic": "t"}).json()
+                             json={"connector.class": "counter.CounterSourceConnector", "name": "c", "topic": "t"}).json()
             assert valid["error_count"] == 0
     assert [json.loads(m.value())["payload"] for m in records] == [1, 2, 3, 4, 5]
     assert len(_consume(broker.bootstrap, "counts", 5)) == 5
