@@ -54,6 +54,7 @@ def _worker(workdir: Path, command: list[str]) -> ConnectProcess:
     return ConnectProcess.for_files(workdir, files[0], files[1:])
 
 
+@pytest.mark.slow  # ~25 s: three workers, one after another
 def test_the_guide_runs(broker: BrokerProcess | ExternalBroker, tmp_path: Path) -> None:
     _write_files(tmp_path, broker.bootstrap)
     commands = _commands()
