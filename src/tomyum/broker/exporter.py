@@ -37,7 +37,7 @@ from prometheus_client.samples import Sample
 from tomyum.broker.client_quotas import QuotaManagers
 from tomyum.coordinator.group import GroupCoordinator
 from tomyum.coordinator.group.consumer import ConsumerGroupRuntime
-from tomyum.coordinator.group.coordinator import GroupState
+from tomyum.coordinator.group.classic_group import GroupState
 from tomyum.coordinator.group.offsets import OffsetStore
 from tomyum.coordinator.txn import TransactionCoordinator
 from tomyum.coordinator.txn.log import TxnState
