@@ -81,6 +81,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.throughput --messages-100b 500000 --messages-10k 50000 --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.service --write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.small_requests --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.streams --write docs/benchmarks.md
 
 # produce/consume over PLAINTEXT, SSL and SASL_SSL (~3 min; not part of `make bench`)

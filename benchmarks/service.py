@@ -49,14 +49,14 @@ VALUE = 1024
 
 # end-to-end latency ----------------------------------------------------------------------------
 
-def _consume_latencies(bootstrap: str, topic: str, count: int, ready: mp.Event, out: mp.Queue) -> None:
+def _consume_latencies(bootstrap: str, topic: str, count: int, rate: int, ready: mp.Event, out: mp.Queue) -> None:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "latency", "enable.auto.commit": False,
                   "fetch.wait.max.ms": 100, "fetch.queue.backoff.ms": 0})
     c.assign([TopicPartition(topic, 0, 0)])
     c.consume(num_messages=1, timeout=0.5)  # connected and fetching
     ready.set()
     latencies: list[float] = []
-    deadline = time.monotonic() + count / RATE + 30
+    deadline = time.monotonic() + count / rate + 30
     while len(latencies) < count and time.monotonic() < deadline:
         m = c.poll(0.1)  # each record as soon as it is there (consume(n) would wait for n)
         if m is not None and m.error() is None:
@@ -65,20 +65,21 @@ def _consume_latencies(bootstrap: str, topic: str, count: int, ready: mp.Event, 
     out.put(latencies)
 
 
-def latency(bootstrap: str, seconds: float) -> dict[str, float]:
-    topic = "latency"
+def latency(bootstrap: str, seconds: float, rate: int = RATE) -> dict[str, float]:
+    """p50/p99/p99.9 in ms of ``rate`` msg/s of 1 KiB for ``seconds``, acks=all, linger.ms=1."""
+    topic = f"latency-{rate}"
     create_topic(bootstrap, topic, 1)
-    count = int(RATE * seconds)
+    count = int(rate * seconds)
     ctx = mp.get_context("spawn")
     ready, out = ctx.Event(), ctx.Queue()
-    consumer = ctx.Process(target=_consume_latencies, args=(bootstrap, topic, count, ready, out))
+    consumer = ctx.Process(target=_consume_latencies, args=(bootstrap, topic, count, rate, ready, out))
     consumer.start()
     ready.wait(30)
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 1, "enable.idempotence": False})
     pad = os.urandom(VALUE - 8)
     started = time.perf_counter()
     for i in range(count):
-        due = started + i / RATE
+        due = started + i / rate
         while (now := time.perf_counter()) < due:
             if due - now > 0.002:
                 time.sleep(due - now - 0.001)

@@ -86,6 +86,7 @@ def test_every_error_path_is_one_line_in_words(broker: BrokerProcess, tmp_path: 
         ["configs", "describe", "group", "x"], ["configs", "describe", "broker", "default"],
         ["configs", "set", "topic", topic_name], ["configs", "set", "topic", topic_name, "=1"],
         ["serve", "--log-level", "LOUD", "--data-dir", str(tmp_path / "d0")],
+        ["serve", "--event-loop", "trio", "--data-dir", str(tmp_path / "d0")],
         ["serve", "--data-dir", str(tmp_path / "d0"), "--set", "novalue"],
         ["serve", "--data-dir", str(tmp_path / "d0"), "--set", "num.partitions=many"],
         ["serve", "--data-dir", str(tmp_path / "d0"), "--set", "num.partition=3"],

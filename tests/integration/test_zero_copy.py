@@ -66,10 +66,14 @@ def consume_kafka_python(bootstrap: str, topic: str) -> list[bytes]:
     return out
 
 
-@pytest.mark.parametrize("zero_copy_min", ["0", "65536", "-1"], ids=["always", "large", "never"])
+# sendfile needs the standard library's event loop; on uvloop (the default) every range is copied
+@pytest.mark.parametrize(("zero_copy_min", "event_loop"),
+                         [("0", "asyncio"), ("65536", "asyncio"), ("-1", "asyncio"), ("65536", "uvloop")],
+                         ids=["always", "large", "never", "uvloop"])
 def test_consumers_read_the_same_bytes_with_and_without_sendfile(tmp_path: Path, topic_name: str,
-                                                                   zero_copy_min: str) -> None:
-    with BrokerProcess(tmp_path / "data", settings={"fetch.zero.copy.min.bytes": zero_copy_min}) as b:
+                                                                   zero_copy_min: str, event_loop: str) -> None:
+    with BrokerProcess(tmp_path / "data", settings={"fetch.zero.copy.min.bytes": zero_copy_min},
+                       extra_args=["--event-loop", event_loop]) as b:
         values = fill(b.bootstrap, topic_name)
         assert consume_confluent(b.bootstrap, topic_name) == values
         assert consume_kafka_python(b.bootstrap, topic_name) == values

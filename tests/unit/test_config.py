@@ -48,6 +48,8 @@ def test_topic_configs_see_dynamic_broker_defaults() -> None:
     assert topic["retention.ms"] == 7 * 24 * 3600 * 1000 and topic.source("retention.ms") == "default"
     cfg.set_dynamic(DYNAMIC_DEFAULT, {"log.retention.ms": 60_000})
     assert topic["retention.ms"] == 60_000 and topic.source("retention.ms") == DYNAMIC_DEFAULT
+    cfg.set_dynamic(DYNAMIC_DEFAULT, {})  # the remembered defaults go with the change
+    assert topic["retention.ms"] == 7 * 24 * 3600 * 1000 and topic.source("retention.ms") == "default"
     assert TopicConfig(cfg, {"retention.ms": 5})["retention.ms"] == 5
 
 

@@ -29,7 +29,7 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import HANDLERS, NO_RESPONSE, Deferred, RawResponse
@@ -94,7 +94,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         zero_copy = broker.config["fetch.zero.copy.min.bytes"]
         #: fetched ranges this big leave by sendfile (plaintext only: TLS must copy anyway)
         self.zero_copy_min: int | None = (
-            zero_copy if zero_copy >= 0 and listener.security_protocol == "PLAINTEXT" else None)
+            zero_copy if zero_copy >= 0 and listener.security_protocol == "PLAINTEXT" and _has_sendfile() else None)
         #: when the connection last received a whole request or sent a response
         self.last_active = time.monotonic()
         #: buffers the state machine released, in order, for the writer
@@ -123,8 +123,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # transport callbacks ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport (uvloop's are not subclasses of asyncio.Transport)
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         ssl_object = transport.get_extra_info("ssl_object")
@@ -414,6 +414,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except TimeoutError:
             log.warning("connection from %s still busy at shutdown; closing it", self.peer)
         self.close()
+
+
+def _has_sendfile() -> bool:
+    """True if the running loop has ``loop.sendfile`` (the standard library's loops; uvloop has not)."""
+    return isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop)
 
 
 def _with_throttle(result: Any, throttle_ms: int) -> Any:

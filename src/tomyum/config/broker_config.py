@@ -105,6 +105,9 @@ class BrokerConfig:
         self._dynamic: dict[str, dict[str, Any]] = {DYNAMIC_BROKER: {}, DYNAMIC_DEFAULT: {}}
         #: listener.name.<listener>.<key> overrides, by lower-case listener name
         self._listener: dict[str, dict[str, Any]] = {}
+        #: topic_default and topic_default_source answers, read on every append: dropped whole
+        #: by every change (a reader on another thread fills the dict it started with)
+        self._topic_memo: dict[tuple[str, str], Any] = {}
         self.update(raw or {})
 
     @classmethod
@@ -137,6 +140,7 @@ class BrokerConfig:
                 _warn_not_implemented("broker", key)
             self._values[key] = parse_value(d, value)
             self._explicit.add(key)
+        self._topic_memo = {}
 
     def _set_for_listener(self, key: str, value: Any) -> None:
         """``listener.name.<listener>.<key>``: a key for one listener (Kafka's per-listener
@@ -224,6 +228,7 @@ class BrokerConfig:
     def set_dynamic(self, layer: str, values: Mapping[str, Any]) -> None:
         """Replace a dynamic layer with parsed ``values`` (see :func:`validate_dynamic_broker_configs`)."""
         self._dynamic[layer] = dict(values)
+        self._topic_memo = {}
 
     # Derived values, computed the way Kafka computes them.
 
@@ -234,6 +239,25 @@ class BrokerConfig:
     def topic_default(self, topic_key: str) -> Any:
         """The broker-level default of a topic config: its first synonym that is set,
         converted to the topic config's unit, else the topic config's own default."""
+        memo = self._topic_memo
+        try:
+            return memo[("value", topic_key)]
+        except KeyError:
+            value = memo[("value", topic_key)] = self._topic_default(topic_key)
+            return value
+
+    def topic_default_source(self, topic_key: str) -> str:
+        """Where the broker-level default of a topic config comes from: the source of its
+        first synonym that is set (a dynamic layer, "static", "default"), else "default"."""
+        memo = self._topic_memo
+        try:
+            return str(memo[("source", topic_key)])
+        except KeyError:
+            found = self.values_of(s.name for s in TOPIC_CONFIGS[topic_key].synonyms)
+            source = memo[("source", topic_key)] = found[0][1] if found else "default"
+            return source
+
+    def _topic_default(self, topic_key: str) -> Any:
         d = TOPIC_CONFIGS[topic_key]
         for synonym in d.synonyms:
             value = self[synonym.name]
@@ -332,5 +356,4 @@ class TopicConfig:
     def source(self, key: str) -> str:
         """"topic" for an override, else where the broker's synonym comes from
         (a dynamic layer, "static" or "default")."""
-        found = self.synonyms(key)
-        return found[0][1] if found else "default"
+        return "topic" if key in self.overrides else self.broker.topic_default_source(key)

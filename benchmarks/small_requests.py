@@ -1,0 +1,164 @@
+"""Small requests: what each request costs the broker when every record travels alone,
+tomyum (on disk, acks=all answered after the group commit's fsync) beside Tansu (memory
+engine) when its binary is there, each broker fresh, alternating:
+
+* produce: ``--clients`` producer processes (confluent-kafka with ``batch.num.messages=1``,
+  ``linger.ms=0``, 5 requests in flight) send 100 B records to one partition, so that each
+  Produce request carries one record; acks=all and acks=1;
+* end-to-end latency of 1 KiB records, acks=all, linger.ms=1, at 1,000 and 5,000 msg/s
+  (``benchmarks.service.latency``).
+
+Broker CPU per request is the broker process's CPU time (user + system, psutil) over the
+phase divided by the requests it served: the figure to compare before/after on a shared
+machine, where rates move with the load and CPU time much less.
+
+    python -m benchmarks.small_requests [--messages 10000] [--clients 3] [--rounds 3] [--write docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from benchmarks.service import latency
+from benchmarks.throughput import TANSU, cpu, create_topic, machine_line, tansu_broker, tomyum_broker, write_section
+
+VALUE = 100
+LATENCY_RATES = (1000, 5000)
+
+
+@dataclass
+class Phase:
+    requests: int
+    seconds: float
+    broker_cpu: float
+
+    @property
+    def per_s(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        return self.broker_cpu / self.requests * 1e6
+
+
+def _produce_alone(bootstrap: str, topic: str, count: int, acks: str) -> tuple[float, float]:
+    """One producer sends ``count`` records of 100 B, each in a request of its own; (start, end)."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 0, "batch.num.messages": 1,
+                  "max.in.flight.requests.per.connection": 5, "enable.idempotence": False})
+    p.list_topics(topic, timeout=10)  # connected, metadata known: not part of the timing
+    value = os.urandom(VALUE)
+    t0 = time.monotonic()
+    for _ in range(count):
+        while True:
+            try:
+                p.produce(topic, value=value, partition=0)
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    assert p.flush(120) == 0, "produce did not finish"
+    return t0, time.monotonic()
+
+
+def _parallel(pid: int, fn: Callable[..., tuple[float, float]], args: list[tuple[object, ...]]) -> tuple[float, float]:
+    """``fn`` in one process per argument tuple at once; (wall s first start to last end, broker CPU s)."""
+    b0 = cpu(pid)
+    with mp.get_context("spawn").Pool(len(args)) as pool:
+        spans = pool.starmap(fn, args)
+    return max(s[1] for s in spans) - min(s[0] for s in spans), cpu(pid) - b0
+
+
+def run_broker(broker: Callable[[], AbstractContextManager[tuple[str, int]]], messages: int,
+               clients: int) -> dict[str, Phase]:
+    """Produce acks=all, then produce acks=1, on one fresh broker."""
+    out: dict[str, Phase] = {}
+    with broker() as (bootstrap, pid):
+        for acks in ("all", "1"):
+            topic = f"small-{acks}"
+            create_topic(bootstrap, topic, 1)
+            seconds, broker_cpu = _parallel(pid, _produce_alone, [(bootstrap, topic, messages, acks)] * clients)
+            out[f"produce acks={acks}"] = Phase(messages * clients, seconds, broker_cpu)
+    return out
+
+
+def brokers() -> Iterator[tuple[str, Callable[[], AbstractContextManager[tuple[str, int]]]]]:
+    yield "tomyum", tomyum_broker
+    if TANSU.exists():
+        yield "tansu", tansu_broker
+
+
+def median_phase(runs: list[Phase]) -> Phase:
+    return sorted(runs, key=lambda p: p.cpu_us)[len(runs) // 2]
+
+
+def tables(phases: dict[str, dict[str, Phase]], lat: dict[str, dict[int, dict[str, float]]]) -> str:
+    names = list(phases)
+    ratio = len(names) == 2
+    head = "| workload | " + " | ".join(f"{n} req/s | {n} broker CPU µs/req" for n in names)
+    head += " | tomyum/Tansu req/s | tomyum/Tansu CPU/req |" if ratio else " |"
+    rows = [head, "|---|" + "---:|" * (2 * len(names) + (2 if ratio else 0))]
+    for workload in phases[names[0]]:
+        ps = [phases[n][workload] for n in names]
+        cells = " | ".join(f"{p.per_s:,.0f} | {p.cpu_us:,.0f}" for p in ps)
+        extra = f" | {ps[0].per_s / ps[1].per_s:.2f} | {ps[0].cpu_us / ps[1].cpu_us:.2f} |" if ratio else " |"
+        rows.append(f"| {workload} | {cells}{extra}")
+    rows += ["", "| end-to-end latency, 1 KiB, acks=all, linger.ms=1 | " + " | ".join(
+        f"{n} p50 / p99 / p99.9 ms" for n in names) + " |", "|---|" + "---:|" * len(names)]
+    for rate in LATENCY_RATES:
+        cells = " | ".join(
+            f"{lat[n][rate]['p50']:.1f} / {lat[n][rate]['p99']:.1f} / {lat[n][rate]['p99.9']:.1f}" for n in names)
+        rows.append(f"| {rate:,} msg/s | {cells} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=10_000, help="records each producer sends")
+    ap.add_argument("--clients", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="fresh brokers per broker kind; the median is shown")
+    ap.add_argument("--latency-seconds", type=float, default=10.0)
+    ap.add_argument("--write", type=Path)
+    args = ap.parse_args()
+    load = os.getloadavg()[0]
+    runs: dict[str, dict[str, list[Phase]]] = {}
+    for _ in range(args.rounds):
+        for name, broker in brokers():
+            for workload, phase in run_broker(broker, args.messages, args.clients).items():
+                runs.setdefault(name, {}).setdefault(workload, []).append(phase)
+                print(f"{name} {workload}: {phase.per_s:,.0f} req/s, {phase.cpu_us:,.0f} µs broker CPU/req",
+                      flush=True)
+    phases = {n: {w: median_phase(r) for w, r in ws.items()} for n, ws in runs.items()}
+    lat: dict[str, dict[int, dict[str, float]]] = {}
+    for rate in LATENCY_RATES:
+        for name, broker in brokers():
+            with broker() as (bootstrap, _):
+                lat.setdefault(name, {})[rate] = latency(bootstrap, args.latency_seconds, rate)
+            print(f"latency {name} {rate}/s: {lat[name][rate]}", flush=True)
+    out = tables(phases, lat)
+    print(out)
+    if args.write:
+        command = "python -m benchmarks.small_requests " + " ".join(sys.argv[1:])
+        peers = "Tansu (memory engine) beside it" if "tansu" in phases else "Tansu's binary was not there: tomyum alone"
+        write_section(args.write, "Small requests",
+                      f"Machine: {machine_line()}; load average {load:.1f} at the start (other engineers' work\n"
+                      "shares the two cores: rates are noisy, broker CPU per request much less).  \n"
+                      f"Command: `{command}` (also `make bench`).\n\n"
+                      f"{args.clients} producer processes each send {args.messages:,} records of 100 B to one partition,\n"
+                      "each record its own Produce request (`batch.num.messages=1`, `linger.ms=0`, 5 in flight).\n"
+                      "Broker CPU is the broker process's user + system time over the phase per request served. "
+                      f"{peers}; median of {args.rounds} fresh brokers.\n\n" + out)
+
+
+if __name__ == "__main__":
+    main()
