@@ -28,7 +28,16 @@ $(VENV)/.clients-installed: $(KAFKAJS_DIR)/package-lock.json
 	cd $(KAFKAJS_DIR) && npm ci --no-audit --no-fund --silent
 	@touch $@
 
-install-test: $(VENV)/.test-installed $(VENV)/.clients-installed
+# PostgreSQL (Debian package) for the tomyum connect PostgreSQL tests: each test starts its own
+# server (initdb + postgres, wal_level=logical) on a free port in a temp dir
+$(VENV)/.postgres-installed:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql; \
+	fi
+	@touch $@
+
+install-test: $(VENV)/.test-installed $(VENV)/.clients-installed $(VENV)/.postgres-installed
 
 serve: install
 	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0
