@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 
 from tomyum.connect.postgres.envelope import Table, TableColumn
+from tomyum.connect.postgres.pgoutput import Relation
 from tomyum.connect.postgres.types import ColumnType
 
 _COLUMNS = """
@@ -81,3 +82,19 @@ def ensure_publication(conn: psycopg.Connection[tuple[object, ...]], name: str, 
         raise LookupError(f"no table matches table.include.list for publication {name}")
     conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(name),
                                                                       sql.SQL(", ").join(tables)))
+
+
+def table_from_relation(conn: psycopg.Connection[tuple[object, ...]], relation: Relation) -> Table:
+    """The table as a Relation message describes it — its columns as of that point of the WAL,
+    which the catalog may have moved past (a column added since) — with the NOT NULL flags and
+    the primary key the catalog gives for those columns."""
+    now = table_by_oid(conn, relation.oid)
+    current = {c.name: c.type for c in now.columns}
+    oids = [c.type_oid for c in relation.columns]
+    names = dict(conn.execute("SELECT oid, typname FROM pg_type WHERE oid = ANY(%s)", (oids,)).fetchall())
+    columns = tuple(TableColumn(name=c.name, type=ColumnType(
+        type_name=str(names.get(c.type_oid, "text")), type_modifier=c.type_modifier,
+        optional=current[c.name].optional if c.name in current else True)) for c in relation.columns)
+    key = tuple(k for k in now.primary_key if any(c.name == k for c in columns))
+    return Table(schema=relation.namespace, name=relation.name, columns=columns, primary_key=key,
+                 replica_identity=relation.replica_identity)

@@ -250,7 +250,7 @@ class PostgresCdc:
             self._begin, self._txn = message, []
         elif isinstance(message, pgoutput.Relation):
             assert self._query is not None
-            self._relations[message.oid] = catalog.table_by_oid(self._query, message.oid)
+            self._relations[message.oid] = catalog.table_from_relation(self._query, message)
         elif isinstance(message, (pgoutput.Insert, pgoutput.Update, pgoutput.Delete, pgoutput.Truncate)):
             self._txn.append((lsn, message))
         elif isinstance(message, pgoutput.Commit):
