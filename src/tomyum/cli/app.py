@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tomyum import __version__
-from tomyum.cli import acls, configs, consume, daemon, groups, produce, quotas, topics, users
+from tomyum.cli import acls, configs, connect, consume, daemon, groups, produce, quotas, topics, users
 from tomyum.cli.common import run
 from tomyum.cli.serve import serve
 from tomyum.cli.demo import demo_app
@@ -43,6 +43,7 @@ app.add_typer(configs.app, name="configs")
 app.add_typer(users.app, name="users")
 app.add_typer(acls.app, name="acls")
 app.add_typer(quotas.app, name="quotas")
+app.add_typer(connect.app, name="connect")
 
 
 @app.command()

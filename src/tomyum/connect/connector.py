@@ -1,0 +1,165 @@
+"""The connector API (Kafka's ``org.apache.kafka.connect.{connector,source,sink}``).
+
+A connector is configured once (``start``), splits its work into ``task_configs(max_tasks)``
+and declares its keys in ``config()`` (a :class:`ConfigDef`, used by ``/config/validate``).
+Tasks run in a thread of their own, started and stopped by the worker:
+
+- a :class:`SourceTask` returns batches of :class:`SourceRecord` from ``poll()`` (``[]`` or
+  ``None`` when it has nothing); the worker converts, transforms and produces them, and
+  periodically stores the last ``source_offset`` of each ``source_partition`` that Kafka has
+  acknowledged; ``commit()`` is called after that, ``commit_record`` per acknowledged record.
+  ``context.offset_storage_reader.offset(partition)`` reads what was stored.
+- a :class:`SinkTask` gets batches in ``put(records)``; ``flush(offsets)`` / ``pre_commit`` are
+  called before the worker commits consumer offsets.
+
+Raise :class:`RetriableError` for a transient failure: the worker retries (source: poll again;
+sink: redeliver the batch). Any other exception fails the task (its status becomes FAILED with
+the trace), as in Kafka.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from tomyum.connect.config import ConfigDef, ConfigValue
+from tomyum.connect.data import SinkRecord, SourceRecord
+
+
+class ConnectError(Exception):
+    """Kafka's ConnectException: the connector or task cannot go on."""
+
+
+class RetriableError(ConnectError):
+    """Kafka's RetriableException: the operation may succeed if retried."""
+
+
+class OffsetStorageReader(Protocol):
+    def offset(self, partition: Mapping[str, Any]) -> Mapping[str, Any] | None: ...
+
+    def offsets(self, partitions: list[Mapping[str, Any]]) -> dict[str, Mapping[str, Any] | None]: ...
+
+
+class ConnectorContext(Protocol):
+    def request_task_reconfiguration(self) -> None: ...
+
+    def raise_error(self, error: BaseException) -> None: ...
+
+
+class SourceTaskContext(Protocol):
+    @property
+    def offset_storage_reader(self) -> OffsetStorageReader: ...
+
+    def configs(self) -> Mapping[str, str]: ...
+
+
+class SinkTaskContext(Protocol):
+    def configs(self) -> Mapping[str, str]: ...
+
+    def assignment(self) -> set[tuple[str, int]]: ...
+
+    def offset(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
+
+    def request_commit(self) -> None: ...
+
+    def pause(self, *partitions: tuple[str, int]) -> None: ...
+
+    def resume(self, *partitions: tuple[str, int]) -> None: ...
+
+
+class Connector(abc.ABC):
+    """Kafka's Connector. ``version`` is reported by ``/connector-plugins``."""
+
+    version: str = "unknown"
+    context: ConnectorContext | None = None
+
+    def initialize(self, context: ConnectorContext) -> None:
+        self.context = context
+
+    @abc.abstractmethod
+    def start(self, props: Mapping[str, str]) -> None: ...
+
+    @abc.abstractmethod
+    def task_class(self) -> type[Task]: ...
+
+    @abc.abstractmethod
+    def task_configs(self, max_tasks: int) -> list[dict[str, str]]: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    def config(self) -> ConfigDef:
+        return ConfigDef()
+
+    def validate(self, props: Mapping[str, str]) -> dict[str, ConfigValue]:
+        """Kafka's Connector.validate: the declared keys' values and errors."""
+        return self.config().validate(props)
+
+
+class Task(abc.ABC):
+    version: str = "unknown"
+
+    @abc.abstractmethod
+    def start(self, props: Mapping[str, str]) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+
+class SourceTask(Task):
+    context: SourceTaskContext
+
+    def initialize(self, context: SourceTaskContext) -> None:
+        self.context = context
+
+    @abc.abstractmethod
+    def poll(self) -> list[SourceRecord] | None:
+        """Records available now, or None/[]; may block briefly, must return soon after ``stop``."""
+
+    def commit(self) -> None:
+        """Called after the worker has stored the offsets of what Kafka acknowledged."""
+
+    def commit_record(self, record: SourceRecord, metadata: Any) -> None:
+        """Called for each record Kafka acknowledged (``metadata`` None if it was filtered out)."""
+
+
+class SinkTask(Task):
+    context: SinkTaskContext
+
+    def initialize(self, context: SinkTaskContext) -> None:
+        self.context = context
+
+    @abc.abstractmethod
+    def put(self, records: list[SinkRecord]) -> None: ...
+
+    def flush(self, current_offsets: Mapping[tuple[str, int], int]) -> None:
+        """Make everything ``put`` so far durable in the target."""
+
+    def pre_commit(self, current_offsets: Mapping[tuple[str, int], int]) -> Mapping[tuple[str, int], int]:
+        """The offsets safe to commit (next offset to read, per partition); flushes by default."""
+        self.flush(current_offsets)
+        return current_offsets
+
+    def open(self, partitions: list[tuple[str, int]]) -> None:
+        pass
+
+    def close(self, partitions: list[tuple[str, int]]) -> None:
+        pass
+
+
+class SourceConnector(Connector):
+    def alter_offsets(self, connector_config: Mapping[str, str],
+                      offsets: Mapping[Mapping[str, Any], Mapping[str, Any] | None]) -> bool:
+        """KIP-875: may check the offsets (raise ConnectError to refuse); True if the connector
+        keeps no offsets of its own elsewhere."""
+        return False
+
+
+class SinkConnector(Connector):
+    TOPICS_CONFIG = "topics"
+    TOPICS_REGEX_CONFIG = "topics.regex"
+
+    def alter_offsets(self, connector_config: Mapping[str, str],
+                      offsets: Mapping[tuple[str, int], int | None]) -> bool:
+        return False

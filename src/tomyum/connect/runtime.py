@@ -1,0 +1,108 @@
+"""``tomyum connect standalone``: wire a worker, a standalone herder and the REST server.
+
+The REST server listens on the first of ``listeners`` (Kafka's default ``http://:8083``); the
+worker id is that ``host:port``, as Kafka's. Connectors given as property files are created
+before the server serves requests; one that does not validate stops the start with its error.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tomyum.connect import plugins
+from tomyum.connect.connector import ConnectError
+from tomyum.connect.herder import RestError
+from tomyum.connect.offsets import FileOffsetBackingStore, MemoryOffsetBackingStore, OffsetBackingStore
+from tomyum.connect.standalone import StandaloneHerder
+from tomyum.connect.worker import Worker, WorkerConfig
+
+log = logging.getLogger("tomyum.connect")
+
+DEFAULT_LISTENER = "http://:8083"
+
+
+def parse_listener(listeners: str) -> tuple[str, int]:
+    """(host, port) of the first listener; an empty host means every interface."""
+    first = listeners.split(",")[0].strip()
+    parts = urlsplit(first)
+    if parts.scheme not in ("http", "https"):
+        raise ConnectError(f"Invalid listener {first!r}: expected http://host:port")
+    if parts.scheme == "https":
+        raise ConnectError("https listeners are not supported yet; use http://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConnectError(f"Invalid listener {first!r}: bad port") from None
+    return parts.hostname or "", 8083 if port is None else port
+
+
+def _cluster_id(worker: Worker) -> str | None:
+    try:
+        admin = worker.admin()  # kept alive until the answer is in
+        cluster_id: str | None = admin.describe_cluster(request_timeout=10).result(timeout=15).cluster_id
+        return cluster_id
+    except Exception as e:  # noqa: BLE001 - the REST root reports null, as when Kafka cannot be asked
+        log.warning("Could not look up the Kafka cluster id: %s", e)
+        return None
+
+
+class StandaloneRuntime:
+    """A standalone worker with its REST server; ``run()`` serves until SIGINT/SIGTERM."""
+
+    def __init__(self, worker_props: Mapping[str, str], connector_configs: list[dict[str, str]]) -> None:
+        self.worker_props = dict(worker_props)
+        self.connector_configs = connector_configs
+        self.host, port = parse_listener(self.worker_props.get("listeners", DEFAULT_LISTENER))
+        # bound now, so that port 0 (an ephemeral port, for tests) gives the worker id its real port
+        self.socket = socket.create_server((self.host, port), reuse_port=False)
+        self.port = self.socket.getsockname()[1]
+        plugins.add_plugin_path(p.strip() for p in self.worker_props.get("plugin.path", "").split(",") if p.strip())
+        advertised = self.worker_props.get("rest.advertised.host.name") or self.host or socket.gethostname()
+        self.worker_id = f"{advertised}:{self.port}"
+        filename = self.worker_props.get("offset.storage.file.filename", "").strip()
+        store: OffsetBackingStore = FileOffsetBackingStore(Path(filename)) if filename else MemoryOffsetBackingStore()
+        config = WorkerConfig.from_props(self.worker_props, self.worker_id)
+        self.herder = StandaloneHerder(Worker(config, store, listener=_NoListener()))
+
+    def start_connectors(self) -> None:
+        self.herder.kafka_cluster_id = _cluster_id(self.herder.worker)
+        for config in self.connector_configs:
+            name = config.get("name", "").strip()
+            if not name:
+                raise ConnectError("Connector configuration is missing its name")
+            try:
+                self.herder.put_connector_config(name, config, allow_replace=False)
+            except RestError as e:
+                raise ConnectError(e.message) from None
+        self.herder.start()
+
+    def run(self) -> None:
+        import uvicorn
+
+        from tomyum.connect.rest import create_app
+
+        server = uvicorn.Server(uvicorn.Config(create_app(self.herder), log_level="warning", access_log=False,
+                                               lifespan="off"))
+        try:
+            self.start_connectors()
+            log.info("REST server listening on http://%s:%d/", self.host or "0.0.0.0", self.port)
+            log.info("Kafka Connect started")
+            server.run(sockets=[self.socket])
+        finally:
+            self.socket.close()
+            self.herder.stop()
+
+
+class _NoListener:
+    def on_connector_state(self, *args: object) -> None:
+        pass
+
+    def on_task_state(self, *args: object) -> None:
+        pass
+
+    def on_topic_used(self, *args: object) -> None:
+        pass

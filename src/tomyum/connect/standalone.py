@@ -1,0 +1,298 @@
+"""Standalone mode (Kafka's StandaloneHerder): one worker is the whole cluster; connector
+configurations live in memory (given at start from connector.properties files, or by REST),
+source offsets in ``offset.storage.file.filename``.
+
+Every operation runs under one lock, synchronously: when a REST call returns, the connector has
+been (re)configured and its tasks started or stopped. Restarts with ``includeTasks`` answer with
+the RESTARTING plan and restart in the background, as Kafka does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from tomyum.connect import plugins
+from tomyum.connect.connector import ConnectError, SinkConnector
+from tomyum.connect.herder import AbstractHerder, AlreadyExistsError, BadRequestError, NotFoundError, Status
+from tomyum.connect.worker import State, TargetState, TaskId, Worker
+
+log = logging.getLogger("tomyum.connect.standalone")
+
+ALTERED = "The offsets for this connector have been altered successfully"
+ALTERED_FRAMEWORK = ("The Connect framework-managed offsets for this connector have been altered successfully. "
+                     "However, if this connector manages offsets externally, they will need to be manually altered "
+                     "in the system that the connector uses.")
+RESET = "The offsets for this connector have been reset successfully"
+RESET_FRAMEWORK = ("The Connect framework-managed offsets for this connector have been reset successfully. "
+                   "However, if this connector manages offsets externally, they will need to be manually reset "
+                   "in the system that the connector uses.")
+
+
+class StandaloneHerder(AbstractHerder):
+    def __init__(self, worker: Worker, kafka_cluster_id: str | None = None) -> None:
+        super().__init__(worker, kafka_cluster_id)
+        worker.listener = self
+        worker.on_reconfiguration_request = self._reconfigure_async
+        self._configs: dict[str, dict[str, str]] = {}
+        self._targets: dict[str, TargetState] = {}
+        self._task_configs: dict[str, list[dict[str, str]]] = {}
+
+    # config state ---------------------------------------------------------------------------
+    def connectors(self) -> list[str]:
+        with self.lock:
+            return sorted(self._configs)
+
+    def connector_config(self, name: str) -> dict[str, str]:
+        with self.lock:
+            return dict(self._configs[name])
+
+    def target_state(self, name: str) -> TargetState:
+        with self.lock:
+            return self._targets[name]
+
+    def task_configs(self, name: str) -> list[dict[str, str]]:
+        with self.lock:
+            return [dict(c) for c in self._task_configs.get(name, [])]
+
+    # lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.ready = True
+
+    def stop(self) -> None:
+        with self.lock:
+            self.worker.stop()
+
+    def put_connector_config(self, name: str, config: Mapping[str, str], allow_replace: bool,
+                             initial_state: TargetState = TargetState.STARTED) -> tuple[bool, dict[str, Any]]:
+        """Create or replace; returns (created, ConnectorInfo)."""
+        config = {str(k): str(v) for k, v in config.items()}
+        if not name or name.strip() != name or any(ord(c) < 32 for c in name):
+            raise BadRequestError("Connector name configuration (name) is invalid: " + repr(name))
+        with self.lock:
+            exists = name in self._configs
+            if exists and not allow_replace:
+                raise AlreadyExistsError(f"Connector {name} already exists")
+            self.check_valid(config)
+            if exists:
+                self._stop_connector(name)
+            else:
+                self._targets[name] = initial_state
+            self._configs[name] = config
+            self._start_connector(name)
+            return not exists, self.connector_info(name)
+
+    def patch_connector_config(self, name: str, patch: Mapping[str, str | None]) -> dict[str, Any]:
+        with self.lock:
+            config = self._require(name)
+            for k, v in patch.items():
+                if v is None:
+                    config.pop(k, None)
+                else:
+                    config[k] = str(v)
+            if config.get("name", name) != name:
+                raise BadRequestError(f"Connector name configuration ({config['name']}) doesn't match connector "
+                                      f"name in the URL ({name})")
+            return self.put_connector_config(name, config, True)[1]
+
+    def delete_connector(self, name: str) -> None:
+        with self.lock:
+            self._require(name)
+            self._stop_connector(name)
+            del self._configs[name]
+            self._targets.pop(name, None)
+            self._task_configs.pop(name, None)
+            self.connector_status.pop(name, None)
+            for t in [t for t in self.task_status if t.connector == name]:
+                del self.task_status[t]
+            self.active_topics.pop(name, None)
+
+    def _start_connector(self, name: str) -> None:
+        config = self._configs[name]
+        target = self._targets[name]
+        if not self.worker.start_connector(name, config, target):
+            self._task_configs[name] = []
+            return
+        if target is TargetState.STOPPED:
+            self._task_configs[name] = []
+            return
+        self._update_task_configs(name)
+        self._start_tasks(name)
+
+    def _update_task_configs(self, name: str) -> None:
+        config = self._configs[name]
+        try:
+            self._task_configs[name] = self.worker.connector_task_configs(name, int(config.get("tasks.max", "1")))
+        except Exception as e:
+            log.error("Failed to reconfigure connector's tasks (%s)", name, exc_info=e)
+            self.worker.listener.on_connector_state(name, State.FAILED, str(e))
+            self._task_configs[name] = []
+
+    def _start_tasks(self, name: str, only: list[int] | None = None) -> None:
+        target = self._targets[name]
+        for i, task_config in enumerate(self._task_configs.get(name, [])):
+            if only is None or i in only:
+                self.worker.start_task(TaskId(name, i), self._configs[name], task_config, target)
+
+    def _stop_connector(self, name: str) -> None:
+        self.worker.stop_tasks(self.worker.task_ids(name))
+        self.worker.stop_connector(name)
+
+    def _reconfigure_async(self, name: str) -> None:
+        threading.Thread(target=self._reconfigure, args=(name,), daemon=True, name=f"reconfigure-{name}").start()
+
+    def _reconfigure(self, name: str) -> None:
+        with self.lock:
+            if name not in self._configs or self._targets[name] is TargetState.STOPPED:
+                return
+            old = self._task_configs.get(name, [])
+            self._update_task_configs(name)
+            if self._task_configs[name] != old:
+                self.worker.stop_tasks(self.worker.task_ids(name))
+                self._start_tasks(name)
+
+    # target states --------------------------------------------------------------------------
+    def pause(self, name: str) -> None:
+        self._set_target(name, TargetState.PAUSED)
+
+    def resume(self, name: str) -> None:
+        self._set_target(name, TargetState.STARTED)
+
+    def stop_connector(self, name: str) -> None:
+        self._set_target(name, TargetState.STOPPED)
+
+    def _set_target(self, name: str, target: TargetState) -> None:
+        with self.lock:
+            self._require(name)
+            previous = self._targets[name]
+            self._targets[name] = target
+            if target is TargetState.STOPPED:
+                if previous is not TargetState.STOPPED:
+                    self._stop_connector(name)
+                    self._task_configs[name] = []
+                    for t in [t for t in self.task_status if t.connector == name]:
+                        del self.task_status[t]
+                    self.worker.start_connector(name, self._configs[name], TargetState.STOPPED)
+                return
+            if previous is TargetState.STOPPED:
+                self._stop_connector(name)
+                self._start_connector(name)
+                return
+            self.worker.set_target_state(name, target)
+            if target is TargetState.PAUSED and self.worker.is_running(name):
+                self.on_connector_state(name, State.PAUSED, None)
+
+    # restarts -------------------------------------------------------------------------------
+    def restart_connector(self, name: str) -> None:
+        with self.lock:
+            self._require(name)
+            self.worker.stop_connector(name)
+            if self._targets[name] is TargetState.STOPPED:
+                self.worker.start_connector(name, self._configs[name], TargetState.STOPPED)
+                return
+            self.worker.start_connector(name, self._configs[name], self._targets[name])
+
+    def restart_task(self, name: str, task: int) -> None:
+        with self.lock:
+            self._require(name)
+            configs = self._task_configs.get(name, [])
+            if task >= len(configs):
+                raise NotFoundError(f"Task {name}-{task} not found")
+            tid = TaskId(name, task)
+            self.worker.stop_tasks([tid])
+            self.worker.start_task(tid, self._configs[name], configs[task], self._targets[name])
+
+    def restart_connector_and_tasks(self, name: str, include_tasks: bool, only_failed: bool) -> dict[str, Any]:
+        """Kafka's RestartRequest: the plan (RESTARTING states) now, the restarts in the background."""
+        with self.lock:
+            status = self.connector_status_json(name)
+            restart_connector = not only_failed or status["connector"]["state"] == State.FAILED.value
+            tasks = [t["id"] for t in status["tasks"]
+                     if include_tasks and (not only_failed or t["state"] == State.FAILED.value)]
+            if restart_connector:
+                self.connector_status[name] = Status(State.RESTARTING, self.worker_id)
+                status["connector"]["state"] = State.RESTARTING.value
+                status["connector"].pop("trace", None)
+            for t in status["tasks"]:
+                if t["id"] in tasks:
+                    self.task_status[TaskId(name, t["id"])] = Status(State.RESTARTING, self.worker_id)
+                    t["state"] = State.RESTARTING.value
+                    t.pop("trace", None)
+
+        def run() -> None:
+            with self.lock:
+                if name not in self._configs:
+                    return
+                self.worker.stop_tasks([TaskId(name, t) for t in tasks])
+                if restart_connector:
+                    self.worker.stop_connector(name)
+                    self.worker.start_connector(name, self._configs[name], self._targets[name])
+                for t in tasks:
+                    configs = self._task_configs.get(name, [])
+                    if t < len(configs):
+                        self.worker.start_task(TaskId(name, t), self._configs[name], configs[t], self._targets[name])
+        if restart_connector or tasks:
+            threading.Thread(target=run, daemon=True, name=f"restart-{name}").start()
+        return status
+
+    # offsets (KIP-875) ----------------------------------------------------------------------
+    def _is_sink(self, config: Mapping[str, str]) -> bool:
+        try:
+            return issubclass(plugins.connector_class(config["connector.class"]), SinkConnector)
+        except (ConnectError, KeyError):
+            return False
+
+    def offsets(self, name: str) -> dict[str, Any]:
+        config = self._require(name)
+        if self._is_sink(config):
+            return {"offsets": self.worker.sink_offsets(name, config)}
+        return {"offsets": self.worker.source_offsets(name)}
+
+    def _check_stopped(self, name: str) -> dict[str, str]:
+        config = self._require(name)
+        if self._targets[name] is not TargetState.STOPPED or self._task_configs.get(name):
+            raise BadRequestError("Connectors must be in the STOPPED state before their offsets can be modified. "
+                                  "This can be done for the specified connector by issuing a 'PUT' request to the "
+                                  f"'/connectors/{name}/stop' endpoint")
+        return config
+
+    def alter_offsets(self, name: str, offsets: list[dict[str, Any]]) -> str:
+        with self.lock:
+            config = self._check_stopped(name)
+            try:
+                if self._is_sink(config):
+                    parsed = []
+                    for entry in offsets:
+                        p, o = entry.get("partition"), entry.get("offset")
+                        if not isinstance(p, dict) or "kafka_topic" not in p or "kafka_partition" not in p:
+                            raise BadRequestError("Partitions / offsets need to be provided for an alter offsets request")
+                        offset = None if o is None else o.get("kafka_offset")
+                        if offset is not None and (not isinstance(offset, int) or offset < 0):
+                            raise BadRequestError("Kafka offsets must be non-negative integers")
+                        parsed.append((str(p["kafka_topic"]), int(p["kafka_partition"]), offset))
+                    managed = self.worker.alter_sink_offsets(name, config, parsed)
+                else:
+                    pairs = []
+                    for entry in offsets:
+                        p, o = entry.get("partition"), entry.get("offset")
+                        if not isinstance(p, dict) or (o is not None and not isinstance(o, dict)):
+                            raise BadRequestError("Partitions / offsets need to be provided for an alter offsets request")
+                        pairs.append((p, o))
+                    managed = self.worker.alter_source_offsets(name, config, pairs)
+            except ConnectError as e:
+                raise BadRequestError(f"Failed to alter offsets for connector {name}: {e}") from e
+            return ALTERED if managed else ALTERED_FRAMEWORK
+
+    def reset_offsets(self, name: str) -> str:
+        with self.lock:
+            config = self._check_stopped(name)
+            try:
+                if self._is_sink(config):
+                    managed = self.worker.reset_sink_offsets(name, config)
+                else:
+                    managed = self.worker.reset_source_offsets(name, config)
+            except ConnectError as e:
+                raise BadRequestError(f"Failed to reset offsets for connector {name}: {e}") from e
+            return RESET if managed else RESET_FRAMEWORK

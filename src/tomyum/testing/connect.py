@@ -1,0 +1,81 @@
+"""A real ``tomyum connect standalone`` worker in a child process, for integration tests.
+
+It listens on an ephemeral loopback port (``listeners=http://127.0.0.1:0``) and is found by the
+line it logs when its REST server is up; its output goes to a log file. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tomyum.testing.broker import wait_until
+
+READY = re.compile(r"REST server listening on http://([^\s:]+):(\d+)/")
+
+
+def write_properties(path: Path, props: Mapping[str, str]) -> Path:
+    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()), encoding="utf-8")
+    return path
+
+
+class ConnectProcess:
+    """``with ConnectProcess(workdir, bootstrap) as w: w.url`` — started, stopped, bounded."""
+
+    def __init__(self, workdir: Path, bootstrap: str, *, worker: Mapping[str, str] | None = None,
+                 connectors: Sequence[Mapping[str, str]] = (), start_timeout: float = 60.0) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        props = {"bootstrap.servers": bootstrap, "listeners": "http://127.0.0.1:0",
+                 "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+                 "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                 "offset.storage.file.filename": str(workdir / "connect.offsets"),
+                 "offset.flush.interval.ms": "1000"}
+        props.update(worker or {})
+        self.worker_file = write_properties(workdir / "worker.properties", props)
+        self.connector_files = [write_properties(workdir / f"connector-{i}.properties", c)
+                                for i, c in enumerate(connectors)]
+        self.log_path = workdir / "connect.log"
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> ConnectProcess:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tomyum", "connect", "standalone", str(self.worker_file),
+                 *map(str, self.connector_files)], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+
+        def ready() -> re.Match[str] | None:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"connect worker exited with {self.process.returncode}:\n{self.output()}")
+            return READY.search(self.output())
+        match = wait_until(ready, timeout=self.start_timeout, interval=0.05, what="the connect worker's REST server")
+        self.url = f"http://{match[1]}:{match[2]}"
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+    def __enter__(self) -> ConnectProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
