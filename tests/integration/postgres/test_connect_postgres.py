@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tomyum.connect.converters import decimal_to_bytes
 from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
@@ -171,6 +172,10 @@ def test_jdbc_source_to_jdbc_sink_through_the_broker(broker: BrokerProcess | Ext
     sink = {"name": "jdbc-sink", "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
             "connection.url": dst, "topics": "pg-events", "tasks.max": "1", "insert.mode": "upsert",
             "pk.mode": "record_value", "pk.fields": "id", "auto.create": "true", "table.name.format": "events"}
+    # the sink's consumer would not see a topic created after it subscribed until its next
+    # metadata refresh: create it first
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("pg-events", 1, 1)])["pg-events"].result(30)
     late = psycopg.connect(src)
     try:
         with ConnectProcess(tmp_path / "worker", broker.bootstrap, connectors=[source, sink],
