@@ -91,7 +91,8 @@ def table_from_relation(conn: psycopg.Connection[tuple[object, ...]], relation: 
     now = table_by_oid(conn, relation.oid)
     current = {c.name: c.type for c in now.columns}
     oids = [c.type_oid for c in relation.columns]
-    names = dict(conn.execute("SELECT oid, typname FROM pg_type WHERE oid = ANY(%s)", (oids,)).fetchall())
+    names = {int(str(oid)): str(name) for oid, name in
+             conn.execute("SELECT oid, typname FROM pg_type WHERE oid = ANY(%s)", (oids,)).fetchall()}
     columns = tuple(TableColumn(name=c.name, type=ColumnType(
         type_name=str(names.get(c.type_oid, "text")), type_modifier=c.type_modifier,
         optional=current[c.name].optional if c.name in current else True)) for c in relation.columns)

@@ -184,7 +184,7 @@ class PostgresSink:
                 known.add(name)
 
     @staticmethod
-    def statement(row: _Row, insert_mode: str) -> tuple[sql.Composable, list[Any]]:
+    def statement(row: _Row, insert_mode: str) -> tuple[sql.Composed, list[Any]]:
         """The SQL for one row and its parameters."""
         table = sql.Identifier(row.table)
         keys = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in row.key_columns]

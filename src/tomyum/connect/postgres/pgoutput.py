@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+from collections.abc import Callable
 
 # microseconds between 1970-01-01 and 2000-01-01
 PG_EPOCH_OFFSET_US = 946_684_800_000_000
@@ -124,6 +125,13 @@ class LogicalMessage:
 Message = Begin | Commit | Origin | Relation | TypeMessage | Insert | Update | Delete | Truncate | LogicalMessage
 
 
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DecodeError(f"not UTF-8: {e}") from None
+
+
 class _Reader:
     __slots__ = ("data", "pos")
 
@@ -164,7 +172,7 @@ class _Reader:
         end = self.data.find(b"\0", self.pos)
         if end < 0:
             raise DecodeError(f"unterminated string at byte {self.pos}")
-        value = self.data[self.pos:end].decode("utf-8")
+        value = _utf8(self.data[self.pos:end])
         self.pos = end + 1
         return value
 
@@ -184,7 +192,7 @@ class _Reader:
             elif kind == "u":
                 values.append(UNCHANGED_TOAST)
             elif kind == "t":
-                values.append(self.raw(self.int32()).decode("utf-8"))
+                values.append(_utf8(self.raw(self.int32())))
             else:
                 raise DecodeError(f"unknown tuple value kind {kind!r}")
         return tuple(values)
@@ -255,7 +263,7 @@ def _message(r: _Reader) -> LogicalMessage:
     return LogicalMessage(transactional=bool(flags & 1), lsn=lsn, prefix=prefix, content=r.raw(r.int32()))
 
 
-_DECODERS = {"B": _begin, "C": _commit, "O": _origin, "R": _relation, "Y": _type, "I": _insert,
+_DECODERS: dict[str, Callable[[_Reader], Message]] = {"B": _begin, "C": _commit, "O": _origin, "R": _relation, "Y": _type, "I": _insert,
              "U": _update, "D": _delete, "T": _truncate, "M": _message}
 
 

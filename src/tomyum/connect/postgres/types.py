@@ -210,7 +210,8 @@ def parse_array(text: str) -> list[str | None]:
     """The elements of a one-dimensional PostgreSQL array literal (``{1,2,NULL,"a,b"}``)."""
     if not (text.startswith("{") and text.endswith("}")):
         raise ValueError(f"not an array literal: {text!r}")
-    body, items, i = text[1:-1], [], 0
+    body, i = text[1:-1], 0
+    items: list[str | None] = []
     if not body:
         return []
     while i <= len(body):
