@@ -20,7 +20,7 @@ from tomyum.connect.config import ConfigDef, ConfigError, ConfigType, Importance
 from tomyum.connect.connector import (
     ConnectError, SinkConnector, SinkTask, SourceConnector, SourceTask, Task,
 )
-from tomyum.connect.data import STRING_SCHEMA, SinkRecord, SourceRecord
+from tomyum.connect.data import STRING_SCHEMA, SinkRecord, SourceRecord, Struct
 
 VERSION = "4.4.0"
 FILE_CONFIG = "file"
@@ -188,11 +188,23 @@ class FileStreamSinkConnector(SinkConnector):
         return True  # the sink keeps no offsets of its own
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
+def java_string(value: Any) -> str:
+    """A value as Java's ``String.valueOf`` prints it (what Kafka's sink writes): maps ``{k=v, …}``,
+    lists ``[a, b]``, ``true``/``false``, ``null``, structs ``Struct{a=1,b=x}``."""
     if value is None:
         return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        from tomyum.connect.transforms import _java_float_str
+        return _java_float_str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{java_string(k)}={java_string(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(java_string(v) for v in value) + "]"
+    if isinstance(value, Struct):
+        return "Struct{" + ",".join(f"{f.name}={java_string(value.get(f.name))}" for f in value.schema.fields
+                                    if value.get(f.name) is not None) + "}"
     return str(value)
 
 
@@ -210,7 +222,7 @@ class FileStreamSinkTask(SinkTask):
     def put(self, records: list[SinkRecord]) -> None:
         assert self._out is not None
         for r in records:
-            self._out.write(_text(r.value) + "\n")
+            self._out.write(java_string(r.value) + "\n")
 
     def flush(self, current_offsets: Mapping[tuple[str, int], int]) -> None:
         if self._out is not None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tomyum.connect import plugins
-from tomyum.connect.config import ConfigDef, ConfigType, ConfigValue, Importance
+from tomyum.connect.config import NO_DEFAULT, ConfigDef, ConfigType, ConfigValue, Importance
 from tomyum.connect.connector import ConnectError, SinkConnector
 from tomyum.connect.transforms import TransformationChain
 from tomyum.connect.worker import State, TargetState, TaskId, Worker
@@ -67,9 +67,9 @@ def _common_config(sink: bool) -> ConfigDef:
     """ConnectorConfig's (and SinkConnectorConfig's) own keys, grouped as Kafka groups them."""
     d = ConfigDef()
     common, errs = "Common", "Error Handling"
-    d.define("name", ConfigType.STRING, None, Importance.HIGH,
+    d.define("name", ConfigType.STRING, NO_DEFAULT, Importance.HIGH,
              "Globally unique name to use for this connector.", group=common, order=1, display_name="Connector name")
-    d.define("connector.class", ConfigType.STRING, None, Importance.HIGH,
+    d.define("connector.class", ConfigType.STRING, NO_DEFAULT, Importance.HIGH,
              "Name or alias of the class for this connector.", group=common, order=2, display_name="Connector class")
     d.define("tasks.max", ConfigType.INT, 1, Importance.HIGH, "Maximum number of tasks to use for this connector.",
              group=common, order=3, display_name="Tasks max",

@@ -4,8 +4,7 @@ Paths, status codes and bodies are those of Kafka's ConnectorsResource, Connecto
 RootResource and LoggingResource: 201 + Location for a created connector, 202 for pause, resume
 and a restart with ``includeTasks``/``onlyFailed`` (its body the restart plan), 204 for stop,
 delete, task restart and a plain connector restart; errors as ``{"error_code": <status>,
-"message": …}``. The OpenAPI document is served at ``/openapi.json`` (docs/connect-openapi.yaml
-is the same, in YAML).
+"message": …}``. The OpenAPI document (:mod:`tomyum.connect.openapi`) is served at ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,10 +23,10 @@ from starlette.routing import Route
 
 from tomyum import __version__
 from tomyum.connect.herder import BadRequestError, RestError
+from tomyum.connect.openapi import document as openapi_document
 from tomyum.connect.standalone import StandaloneHerder
 from tomyum.connect.worker import TargetState
 
-OPENAPI_PATH = Path(__file__).parent / "openapi.json"
 KAFKA_VERSION = "4.4.0"
 
 
@@ -233,7 +231,7 @@ def create_app(herder: StandaloneHerder) -> Starlette:
         return JSONResponse(changed)
 
     async def openapi(request: Request) -> Response:
-        return Response(OPENAPI_PATH.read_bytes(), media_type="application/json")
+        return JSONResponse(openapi_document(KAFKA_VERSION))
 
     c = "/connectors/{name}"
     routes = [
@@ -277,8 +275,9 @@ def create_app(herder: StandaloneHerder) -> Starlette:
                                                        exc_info=exc)
         return _error(500, str(exc))
 
-    return Starlette(routes=routes, exception_handlers={RestError: rest_error, HTTPException: http_error,
+    app = Starlette(routes=routes, exception_handlers={RestError: rest_error, HTTPException: http_error,
                                                         Exception: server_error})
+    return app
 
 
 def _check_name(name: str, config: dict[str, str]) -> None:

@@ -679,9 +679,10 @@ class WorkerSinkTask(WorkerTask):
         for m in messages:
             error = m.error()
             if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise ConnectError(f"Consumer error: {error}")
+                if error.fatal():
+                    raise ConnectError(f"Consumer error: {error}")
+                log.warning("%s consumer: %s", self.task_id, error)  # librdkafka recovers from the others
+                continue
             record = self.convert(m)
             topic, partition, offset = str(m.topic()), int(m.partition() or 0), int(m.offset() or 0)
             self.current[(topic, partition)] = offset + 1

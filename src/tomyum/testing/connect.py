@@ -44,6 +44,16 @@ class ConnectProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
+    @classmethod
+    def for_files(cls, workdir: Path, worker_file: Path, connector_files: Sequence[Path],
+                  start_timeout: float = 60.0) -> ConnectProcess:
+        """A worker started on property files as they are (their ``listeners`` must be port 0)."""
+        self = cls.__new__(cls)
+        self.workdir, self.worker_file, self.connector_files = workdir, worker_file, list(connector_files)
+        self.log_path = workdir / f"connect-{len(list(workdir.glob('connect*.log')))}.log"
+        self.start_timeout, self.process, self.url = start_timeout, None, ""
+        return self
+
     def start(self) -> ConnectProcess:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(

@@ -1,0 +1,100 @@
+"""tomyum.connect's converters give Kafka's bytes: JsonConverter's envelope and schema layout
+(as Kafka's JsonConverter writes them with Jackson), StringConverter, ByteArrayConverter."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+
+import pytest
+
+from tomyum.connect.converters import ByteArrayConverter, JsonConverter, StringConverter
+from tomyum.connect.data import (
+    BOOLEAN_SCHEMA, BYTES_SCHEMA, FLOAT64_SCHEMA, INT32_SCHEMA, INT64_SCHEMA, OPTIONAL_STRING_SCHEMA,
+    STRING_SCHEMA, DataError, SchemaBuilder, Struct, date_schema, decimal_schema, timestamp_schema,
+)
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def json_converter(schemas: bool = True) -> JsonConverter:
+    c = JsonConverter()
+    c.configure({"schemas.enable": str(schemas).lower()}, False)
+    return c
+
+
+@pytest.mark.parametrize(("schema", "value", "expected"), [
+    (BOOLEAN_SCHEMA, True, b'{"schema":{"type":"boolean","optional":false},"payload":true}'),
+    (INT32_SCHEMA, 42, b'{"schema":{"type":"int32","optional":false},"payload":42}'),
+    (INT64_SCHEMA, -1, b'{"schema":{"type":"int64","optional":false},"payload":-1}'),
+    (FLOAT64_SCHEMA, 12.5, b'{"schema":{"type":"double","optional":false},"payload":12.5}'),
+    (STRING_SCHEMA, "ünï", '{"schema":{"type":"string","optional":false},"payload":"ünï"}'.encode()),
+    (BYTES_SCHEMA, b"\x00\x01", b'{"schema":{"type":"bytes","optional":false},"payload":"AAE="}'),
+    (OPTIONAL_STRING_SCHEMA, None, b'{"schema":{"type":"string","optional":true},"payload":null}'),
+    (date_schema(), datetime.date(1970, 1, 11),
+     b'{"schema":{"type":"int32","optional":false,"name":"org.apache.kafka.connect.data.Date","version":1},"payload":10}'),
+    (timestamp_schema(), datetime.datetime(1970, 1, 1, 0, 0, 1, tzinfo=datetime.timezone.utc),
+     b'{"schema":{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1},"payload":1000}'),
+    (decimal_schema(2), decimal.Decimal("1.56"),
+     b'{"schema":{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,'
+     b'"parameters":{"scale":"2"}},"payload":"AJw="}'),
+])
+def test_json_with_schemas_is_kafkas_bytes(schema: object, value: object, expected: bytes) -> None:
+    c = json_converter()
+    assert c.from_connect_data("t", schema, value) == expected  # type: ignore[arg-type]
+    back_schema, back = c.to_connect_data("t", expected)
+    assert back == value or (isinstance(value, datetime.date) and back is not None)
+
+
+def test_json_struct_array_map_layout() -> None:
+    inner = SchemaBuilder.array(INT32_SCHEMA).optional().build()
+    schema = (SchemaBuilder.struct().name("com.example.Row").version(3).doc("a row")
+              .field("id", INT64_SCHEMA).field("tags", inner)
+              .field("attrs", SchemaBuilder.map(STRING_SCHEMA, INT32_SCHEMA).build())
+              .field("pairs", SchemaBuilder.map(INT32_SCHEMA, STRING_SCHEMA).build()).build())
+    value = Struct(schema).put("id", 7).put("tags", [1, 2]).put("attrs", {"a": 1}).put("pairs", {1: "x"})
+    data = json_converter().from_connect_data("t", schema, value)
+    assert data == (
+        b'{"schema":{"type":"struct","fields":['
+        b'{"type":"int64","optional":false,"field":"id"},'
+        b'{"type":"array","items":{"type":"int32","optional":false},"optional":true,"field":"tags"},'
+        b'{"type":"map","keys":{"type":"string","optional":false},"values":{"type":"int32","optional":false},'
+        b'"optional":false,"field":"attrs"},'
+        b'{"type":"map","keys":{"type":"int32","optional":false},"values":{"type":"string","optional":false},'
+        b'"optional":false,"field":"pairs"}],'
+        b'"optional":false,"name":"com.example.Row","version":3,"doc":"a row"},'
+        b'"payload":{"id":7,"tags":[1,2],"attrs":{"a":1},"pairs":[[1,"x"]]}}')
+    back_schema, back = json_converter().to_connect_data("t", data)
+    assert back_schema == schema and back == value
+
+
+def test_json_without_schemas_and_tombstones() -> None:
+    c = json_converter(schemas=False)
+    assert c.from_connect_data("t", None, {"a": [1, "b", None], "c": True}) == b'{"a":[1,"b",null],"c":true}'
+    assert c.from_connect_data("t", STRING_SCHEMA, "x") == b'"x"'
+    assert c.from_connect_data("t", None, None) is None
+    assert json_converter().from_connect_data("t", None, None) is None
+    assert c.to_connect_data("t", b'{"n":1,"f":1.5}') == (None, {"n": 1, "f": 1.5})
+    assert c.to_connect_data("t", None) == (None, None)
+
+
+def test_json_refuses_what_kafka_refuses() -> None:
+    with pytest.raises(DataError, match="requires \"schema\" and \"payload\" fields"):
+        json_converter().to_connect_data("t", b'{"a":1}')
+    with pytest.raises(DataError, match="Converting byte\\[\\] to Kafka Connect data failed"):
+        json_converter(schemas=False).to_connect_data("t", b"not json")
+    with pytest.raises(DataError, match="null value for field that is required"):
+        json_converter().from_connect_data("t", STRING_SCHEMA, None)
+
+
+def test_string_and_byte_array_converters() -> None:
+    s = StringConverter()
+    s.configure({}, False)
+    assert s.from_connect_data("t", STRING_SCHEMA, "héllo") == "héllo".encode()
+    assert s.from_connect_data("t", None, 12) == b"12"
+    assert s.from_connect_data("t", None, None) is None
+    assert s.to_connect_data("t", b"abc") == (OPTIONAL_STRING_SCHEMA, "abc")
+    b = ByteArrayConverter()
+    assert b.from_connect_data("t", BYTES_SCHEMA, b"\x01") == b"\x01"
+    with pytest.raises(DataError):
+        b.from_connect_data("t", STRING_SCHEMA, "x")
