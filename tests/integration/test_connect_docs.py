@@ -54,6 +54,7 @@ def _worker(workdir: Path, command: list[str]) -> ConnectProcess:
     return ConnectProcess.for_files(workdir, files[0], files[1:])
 
 
+@pytest.mark.slow  # ~25 s: three workers, one after another
 def test_the_guide_runs(broker: BrokerProcess | ExternalBroker, tmp_path: Path) -> None:
     _write_files(tmp_path, broker.bootstrap)
     commands = _commands()
@@ -88,7 +89,7 @@ def test_the_guide_runs(broker: BrokerProcess | ExternalBroker, tmp_path: Path) 
             wait_until(lambda: http.get("/connectors/counter/offsets").json()["offsets"] ==
                        [{"partition": {"counter": "counts"}, "offset": {"next": 5}}], timeout=30, what="offset 5")
             valid = http.put("/connector-plugins/counter.CounterSourceConnector/config/validate",
-                             json={"connector.class": "counter.CounterSourceConnector", "topic": "t"}).json()
+                             json={"connector.class": "counter.CounterSourceConnector", "name": "c", "topic": "t"}).json()
             assert valid["error_count"] == 0
     assert [json.loads(m.value())["payload"] for m in records] == [1, 2, 3, 4, 5]
     assert len(_consume(broker.bootstrap, "counts", 5)) == 5

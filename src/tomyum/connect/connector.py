@@ -121,7 +121,8 @@ class SourceTask(Task):
         """Called after the worker has stored the offsets of what Kafka acknowledged."""
 
     def commit_record(self, record: SourceRecord, metadata: Any) -> None:
-        """Called for each record Kafka acknowledged (``metadata`` None if it was filtered out)."""
+        """Called for each record once Kafka has acknowledged it (or it was filtered out);
+        ``metadata`` is None: tomyum does not hand over the RecordMetadata yet."""
 
 
 class SinkTask(Task):

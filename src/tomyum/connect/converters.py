@@ -377,16 +377,18 @@ def _infer_type(value: Any) -> Type:
     raise DataError(f"Java class {type(value).__name__} does not have corresponding schema type.")
 
 
-def dumps(doc: Any) -> bytes:
-    """Compact JSON as Jackson writes it (no spaces, UTF-8, non-ASCII unescaped)."""
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      default=_json_default).encode("utf-8")
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return float(value)
     raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default)
+
+
+def dumps(doc: Any) -> bytes:
+    """Compact JSON as Jackson writes it (no spaces, UTF-8, non-ASCII unescaped)."""
+    return _ENCODER.encode(doc).encode("utf-8")
 
 
 PRIMITIVE_SCHEMAS = {"int8": INT8_SCHEMA, "int16": INT16_SCHEMA, "int32": INT32_SCHEMA, "int64": INT64_SCHEMA,

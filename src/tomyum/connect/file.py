@@ -136,17 +136,20 @@ class FileStreamSourceTask(SourceTask):
         if chunk:
             self._buffer += chunk
         records: list[SourceRecord] = []
+        start = 0
         while len(records) < self._batch_size:
-            nl = self._buffer.find(b"\n")
+            nl = self._buffer.find(b"\n", start)
             if nl < 0:
                 break
-            raw, self._buffer = self._buffer[:nl], self._buffer[nl + 1:]
-            self._position += nl + 1
+            raw = self._buffer[start:nl]
+            self._position += nl + 1 - start
+            start = nl + 1
             line = raw[:-1] if raw.endswith(b"\r") else raw
             records.append(SourceRecord(
                 source_partition={FILENAME_FIELD: self._filename}, source_offset={POSITION_FIELD: self._position},
                 topic=self._topic, value_schema=STRING_SCHEMA, value=line.decode("utf-8"),
                 timestamp=int(time.time() * 1000)))
+        self._buffer = self._buffer[start:]
         if not records and not chunk:
             self._stopped.wait(1.0)
         return records or None

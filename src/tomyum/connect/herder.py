@@ -126,6 +126,8 @@ class AbstractHerder:
         self.worker_id = worker.config.worker_id
         self.kafka_cluster_id = kafka_cluster_id
         self.lock = threading.RLock()
+        #: guards the statuses only; tasks report through it while the herder holds ``lock``
+        self.status_lock = threading.RLock()
         self.connector_status: dict[str, Status] = {}
         self.task_status: dict[TaskId, Status] = {}
         self.active_topics: dict[str, set[str]] = {}
@@ -133,21 +135,21 @@ class AbstractHerder:
 
     # StatusListener -------------------------------------------------------------------------
     def on_connector_state(self, connector: str, state: State, trace: str | None) -> None:
-        with self.lock:
+        with self.status_lock:
             current = self.connector_status.get(connector)
             if state is State.UNASSIGNED and current is not None and current.state is State.FAILED:
                 return
             self.connector_status[connector] = Status(state, self.worker_id, trace)
 
     def on_task_state(self, task: TaskId, state: State, trace: str | None) -> None:
-        with self.lock:
+        with self.status_lock:
             current = self.task_status.get(task)
             if state is State.UNASSIGNED and current is not None and current.state is State.FAILED:
                 return
             self.task_status[task] = Status(state, self.worker_id, trace)
 
     def on_topic_used(self, connector: str, topic: str) -> None:
-        with self.lock:
+        with self.status_lock:
             self.active_topics.setdefault(connector, set()).add(topic)
 
     # to be provided by the subclass ---------------------------------------------------------
@@ -184,7 +186,7 @@ class AbstractHerder:
 
     def connector_status_json(self, name: str) -> dict[str, Any]:
         config = self._require(name)
-        with self.lock:
+        with self.status_lock:
             status = self.connector_status.get(name, Status(State.UNASSIGNED, self.worker_id))
             tasks = sorted((t, s) for t, s in self.task_status.items() if t.connector == name)
         count = len(self.task_configs(name))
@@ -194,7 +196,7 @@ class AbstractHerder:
 
     def task_status_json(self, name: str, task: int) -> dict[str, Any]:
         self._require(name)
-        with self.lock:
+        with self.status_lock:
             status = self.task_status.get(TaskId(name, task))
         if status is None or task >= len(self.task_configs(name)):
             raise NotFoundError(f"No status found for task {name}-{task}")
@@ -206,13 +208,13 @@ class AbstractHerder:
 
     def topics(self, name: str) -> dict[str, Any]:
         self._require(name)
-        with self.lock:
+        with self.status_lock:
             topics = sorted(self.active_topics.get(name, set()))
         return {name: {"connector": name, "topics": topics}}
 
     def reset_topics(self, name: str) -> None:
         self._require(name)
-        with self.lock:
+        with self.status_lock:
             self.active_topics.pop(name, None)
 
     # validation ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 from tomyum.connect import plugins
 from tomyum.connect.connector import ConnectError, SinkConnector
-from tomyum.connect.herder import AbstractHerder, AlreadyExistsError, BadRequestError, NotFoundError, Status
+from tomyum.connect.herder import AbstractHerder, AlreadyExistsError, BadRequestError, NotFoundError
 from tomyum.connect.worker import State, TargetState, TaskId, Worker
 
 log = logging.getLogger("tomyum.connect.standalone")
@@ -104,10 +104,11 @@ class StandaloneHerder(AbstractHerder):
             del self._configs[name]
             self._targets.pop(name, None)
             self._task_configs.pop(name, None)
-            self.connector_status.pop(name, None)
-            for t in [t for t in self.task_status if t.connector == name]:
-                del self.task_status[t]
-            self.active_topics.pop(name, None)
+            with self.status_lock:
+                self.connector_status.pop(name, None)
+                for t in [t for t in self.task_status if t.connector == name]:
+                    del self.task_status[t]
+                self.active_topics.pop(name, None)
 
     def _start_connector(self, name: str) -> None:
         config = self._configs[name]
@@ -172,8 +173,9 @@ class StandaloneHerder(AbstractHerder):
                 if previous is not TargetState.STOPPED:
                     self._stop_connector(name)
                     self._task_configs[name] = []
-                    for t in [t for t in self.task_status if t.connector == name]:
-                        del self.task_status[t]
+                    with self.status_lock:
+                        for t in [t for t in self.task_status if t.connector == name]:
+                            del self.task_status[t]
                     self.worker.start_connector(name, self._configs[name], TargetState.STOPPED)
                 return
             if previous is TargetState.STOPPED:
@@ -212,12 +214,12 @@ class StandaloneHerder(AbstractHerder):
             tasks = [t["id"] for t in status["tasks"]
                      if include_tasks and (not only_failed or t["state"] == State.FAILED.value)]
             if restart_connector:
-                self.connector_status[name] = Status(State.RESTARTING, self.worker_id)
+                self.on_connector_state(name, State.RESTARTING, None)
                 status["connector"]["state"] = State.RESTARTING.value
                 status["connector"].pop("trace", None)
             for t in status["tasks"]:
                 if t["id"] in tasks:
-                    self.task_status[TaskId(name, t["id"])] = Status(State.RESTARTING, self.worker_id)
+                    self.on_task_state(TaskId(name, t["id"]), State.RESTARTING, None)
                     t["state"] = State.RESTARTING.value
                     t.pop("trace", None)
 

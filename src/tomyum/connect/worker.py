@@ -260,6 +260,13 @@ class Worker:
             if t.is_alive():
                 log.error("Graceful stop of task %s failed.", t.task_id)
 
+    def is_current(self, task: WorkerTask) -> bool:
+        """Whether ``task`` may report its state: it is the running instance of its id, or no
+        instance is (a task stopped late must not overwrite the state of its replacement)."""
+        with self._lock:
+            current = self._tasks.get(task.task_id)
+            return current is None or current is task
+
     def task_ids(self, connector: str | None = None) -> list[TaskId]:
         with self._lock:
             return sorted(i for i in self._tasks if connector is None or i.connector == connector)
@@ -280,7 +287,7 @@ class Worker:
 
     # --- clients ------------------------------------------------------------------------------
     def producer_config(self, conn_props: Mapping[str, str]) -> dict[str, str]:
-        base = {"bootstrap.servers": self.config.bootstrap_servers, "acks": "all", "linger.ms": "0"}
+        base = {"bootstrap.servers": self.config.bootstrap_servers, "acks": "all"}
         return _client_config(base, self.config.with_prefix("producer."), conn_props, "producer.override.")
 
     def consumer_config(self, connector: str, conn_props: Mapping[str, str]) -> dict[str, str]:
@@ -408,7 +415,15 @@ class WorkerTask(threading.Thread):
         self._target_changed.set()
 
     def run(self) -> None:
-        listener = self.worker.listener
+        worker = self.worker
+        this = self
+
+        class _Guarded:
+            def on_task_state(self, task: TaskId, state: State, trace: str | None) -> None:
+                with worker._lock:  # checked and reported at once: no replacement can start between
+                    if worker.is_current(this):
+                        worker.listener.on_task_state(task, state, trace)
+        listener = _Guarded()
         try:
             self.initialize_and_start()
             paused_reported = running_reported = False
@@ -613,6 +628,8 @@ class WorkerSinkTask(WorkerTask):
         self.rewinds: dict[tuple[str, int], int] = {}
         self.topics_seen: set[str] = set()
         self.retry_batch: list[SinkRecord] | None = None
+        self.key_conv_name = plugins.kafka_name(plugins.CONVERTER, type(self.key_conv))
+        self.value_conv_name = plugins.kafka_name(plugins.CONVERTER, type(self.value_conv))
 
     def initialize_and_start(self) -> None:
         if self.errors.dlq_topic:
@@ -705,11 +722,11 @@ class WorkerSinkTask(WorkerTask):
             return ProcessingContext(topic=m.topic(), partition=m.partition(), offset=m.offset(), key=m.key(),
                                      value=m.value(), headers=raw_headers, stage=stage, executing_class=cls)
         key = self.operator.execute(lambda: self.key_conv.to_connect_data(m.topic(), m.key()),
-                                    ctx(Stage.KEY_CONVERTER, plugins.kafka_name(plugins.CONVERTER, type(self.key_conv))))
+                                    ctx(Stage.KEY_CONVERTER, self.key_conv_name))
         if key is SKIPPED:
             return None
         value = self.operator.execute(lambda: self.value_conv.to_connect_data(m.topic(), m.value()),
-                                      ctx(Stage.VALUE_CONVERTER, plugins.kafka_name(plugins.CONVERTER, type(self.value_conv))))
+                                      ctx(Stage.VALUE_CONVERTER, self.value_conv_name))
         if value is SKIPPED:
             return None
         headers = Headers()
