@@ -25,13 +25,16 @@ $(VENV)/.clients-installed: $(KAFKAJS_DIR)/package-lock.json
 	@touch $@
 
 # Debian packages the tests drive: kcat (a real client), chromium (the console's browser
-# tests; Playwright drives it, never a browser of its own), prometheus and promtool (the /metrics tests); checked on every run, installed
-# when one is missing
+# tests; Playwright drives it, never a browser of its own), prometheus and promtool (the
+# /metrics tests), PostgreSQL (tomyum connect's PostgreSQL tests: each starts its own server,
+# initdb + postgres with wal_level=logical, on a free port in a temp dir); checked on every
+# run, installed when one is missing
 system-tools:
 	@if ! command -v kcat >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 \
-		|| ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
+		|| ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1 \
+		|| ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat chromium \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat chromium postgresql \
 		&& $$SUDO apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 

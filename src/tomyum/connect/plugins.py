@@ -52,6 +52,10 @@ def _ensure_builtins() -> None:
              "tomyum.connect.file:FileStreamSourceConnector")
     register(CONNECTOR, "org.apache.kafka.connect.file.FileStreamSinkConnector",
              "tomyum.connect.file:FileStreamSinkConnector")
+    pg = "tomyum.connect.postgres.connector"
+    register(CONNECTOR, "io.debezium.connector.postgresql.PostgresConnector", f"{pg}:PostgresConnector")
+    register(CONNECTOR, "io.confluent.connect.jdbc.JdbcSourceConnector", f"{pg}:JdbcSourceConnector")
+    register(CONNECTOR, "io.confluent.connect.jdbc.JdbcSinkConnector", f"{pg}:JdbcSinkConnector")
     from tomyum.connect import transforms
     for name, attr in transforms.KAFKA_NAMES.items():
         register(TRANSFORMATION, name, f"tomyum.connect.transforms:{attr}")

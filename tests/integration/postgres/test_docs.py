@@ -1,0 +1,84 @@
+"""docs/connect-postgres.md's connector configurations, run as written (only the PostgreSQL
+address, user and the broker's are the test's): CDC in five minutes, and the JDBC source and
+sink examples."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
+from tomyum.testing.connect import ConnectProcess
+from tomyum.testing.postgres import PostgresServer
+from tests.integration.postgres.test_connect_postgres import Reader
+
+pytestmark = pytest.mark.timeout(120)
+DOC = Path(__file__).resolve().parents[3] / "docs" / "connect-postgres.md"
+
+
+def blocks(pg: PostgresServer) -> list[dict[str, str]]:
+    """The doc's ``properties`` blocks, pointed at the test's PostgreSQL."""
+    text = DOC.read_text(encoding="utf-8")
+    text = (text.replace("127.0.0.1:5432", f"127.0.0.1:{pg.port}").replace("database.port=5432", f"database.port={pg.port}")
+            .replace("postgres@", "tomyum@").replace("database.user=postgres", "database.user=tomyum"))
+    out = []
+    for body in re.findall(r"```properties\n(.*?)```", text, re.S):
+        out.append(dict(line.split("=", 1) for line in body.splitlines() if line and not line.startswith("#")))
+    return out
+
+
+def test_postgres_cdc_in_five_minutes(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
+                                      postgres: PostgresServer) -> None:
+    worker, cdc, _source, _sink = blocks(postgres)
+    dsn = postgres.create_database("inventory")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
+        c.execute("CREATE TABLE ignored (id int PRIMARY KEY)")
+    worker = {**worker, "bootstrap.servers": broker.bootstrap, "listeners": "http://127.0.0.1:0"}
+    reader = Reader(broker.bootstrap, ["dbserver1.public.customers"])
+    try:
+        with ConnectProcess(tmp_path / "w", broker.bootstrap, worker=worker, connectors=[cdc]):
+            wait_until(lambda: _slot(dsn), timeout=30, what="the replication slot")
+            with psycopg.connect(dsn, autocommit=True) as c:
+                c.execute("INSERT INTO ignored VALUES (1)")
+                c.execute("INSERT INTO customers VALUES (1, 'ann')")
+                c.execute("UPDATE customers SET name = 'anne' WHERE id = 1")
+                c.execute("DELETE FROM customers WHERE id = 1")
+            got = reader.until(4)
+    finally:
+        reader.close()
+    assert [(k, v and v["op"]) for _, k, v in got] == [({"id": 1}, "c"), ({"id": 1}, "u"), ({"id": 1}, "d"),
+                                                       ({"id": 1}, None)]
+    assert got[1][2]["after"] == {"id": 1, "name": "anne"}
+
+
+def _slot(dsn: str) -> bool:
+    with psycopg.connect(dsn) as c:
+        return c.execute("SELECT 1 FROM pg_replication_slots").fetchone() is not None
+
+
+def test_jdbc_source_and_sink_examples(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
+                                       postgres: PostgresServer) -> None:
+    worker, _cdc, source, sink = blocks(postgres)
+    app, warehouse = postgres.create_database("app"), postgres.create_database("warehouse")
+    with psycopg.connect(app, autocommit=True) as c:
+        c.execute("CREATE TABLE events (id serial PRIMARY KEY, ts timestamp NOT NULL DEFAULT clock_timestamp(), "
+                  "payload text)")
+        c.execute("INSERT INTO events (payload) VALUES ('a'), ('b')")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # kept alive until the topic exists
+    admin.create_topics([NewTopic("pg-events", 1, 1)])["pg-events"].result(30)
+    worker = {**worker, "bootstrap.servers": broker.bootstrap, "listeners": "http://127.0.0.1:0",
+              "consumer.auto.offset.reset": "earliest"}
+    with ConnectProcess(tmp_path / "w", broker.bootstrap, worker=worker, connectors=[source, sink]) as w:
+        def copied() -> list[tuple[object, ...]] | None:
+            with psycopg.connect(warehouse) as c:
+                if c.execute("SELECT to_regclass('events')").fetchone() == (None,):
+                    return None
+                rows = c.execute("SELECT id, payload FROM events ORDER BY id").fetchall()
+            return rows if len(rows) == 2 else None
+        assert wait_until(copied, timeout=60, interval=0.2, what=f"the copy\n{w.output()[-2000:]}") == [
+            (1, "a"), (2, "b")]
