@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: install install-test serve test test-slow test-interop test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams clean
+.PHONY: install install-test serve test test-slow test-interop test-differential test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ test-slow: install-test
 # sarama, kafka-go) against tomyum; their jars and modules are fetched on first use
 test-interop: install-test
 	$(BIN)/python -m pytest -q tests/interop
+
+# the differential protocol harness alone (also part of test-interop): every API key tomyum serves,
+# at its lowest and highest version, in scripted raw sessions sent to tomyum and to Apache Kafka
+# side by side, answers compared field by field (tests/interop/differential). Needs java, mvn.
+test-differential: install-test
+	$(BIN)/python -m pytest -q tests/interop/differential
 
 # Apache Kafka (the version tests/peers/kafka/pom.xml pins; jars fetched with Maven on first use)
 # as the oracle: the client integration suite against it, tomyum-only tests skipped. Needs java, mvn.
