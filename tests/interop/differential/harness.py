@@ -259,7 +259,6 @@ ID_KINDS = {
     "cluster_id": "cluster", "node_id": "node", "leader_id": "node", "controller_id": "node",
     "broker_id": "node", "replica_nodes": "node", "isr_nodes": "node", "offline_replicas": "node",
     "coordinator_id": "node", "host": "host", "port": "port", "session_id": "fetch-session",
-    "active_producers": None,
 }
 #: fields that are clocks: compared as "set" (≥ 0) or not
 CLOCKS = {"last_timestamp", "transaction_start_time_ms", "transaction_start_time"}

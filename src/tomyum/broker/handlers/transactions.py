@@ -140,7 +140,7 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
         code = ErrorCode.group_authorization_failed
     else:
         code = ctx.broker.transactions.check_offset_commit(request.transactional_id, request.producer_id,
-                                                           request.producer_epoch, ctx.api_version, request.group_id)
+                                                           request.producer_epoch, request.group_id)
     if code == ErrorCode.none:
         code = service.check_commit(request.group_id, getattr(request, "member_id", ""),
                                     getattr(request, "generation_id", -1), getattr(request, "group_instance_id", None),

@@ -353,7 +353,7 @@ class TransactionCoordinator:
         finally:
             self._busy.discard(tid)
 
-    def check_offset_commit(self, tid: str, producer_id: int, producer_epoch: int, api_version: int,
+    def check_offset_commit(self, tid: str, producer_id: int, producer_epoch: int,
                             group_id: str | None = None) -> ErrorCode:
         """May this producer commit offsets in its transaction (TxnOffsetCommit)? Only for a group
         whose offsets partition AddOffsetsToTxn added (else INVALID_TXN_STATE, as Kafka's
