@@ -712,18 +712,21 @@ def alter_configs_session(c: Conn, v: int, p: str) -> None:
     alter("bad value", {"retention.ms": "soon"})
     alter("null value", {"retention.ms": None})
     alter("unknown topic", {"retention.ms": "1"}, name=f"{p}-missing")
-    describe_keys(c, t, ["retention.ms", "segment.bytes"])
+    describe_keys(c, t, ["retention.ms", "segment.bytes"], lambda v: v["segment.bytes"][1] == 1)
 
 
-def describe_keys(c: Conn, topic: str, keys: list[str], label: str = "what is set") -> None:
-    deadline = time.monotonic() + 2.0  # Kafka's broker applies an alteration just after answering it
+def describe_keys(c: Conn, topic: str, keys: list[str], applied: Callable[[dict[str, Any]], bool],
+                  label: str = "what is set") -> None:
+    """Note ``keys`` of ``topic`` once ``applied(values)`` holds: Kafka's broker applies an
+    alteration just after the controller answers it."""
+    deadline = time.monotonic() + READY_TIMEOUT
     while True:
         r = c.send(32, 4, record=False, resources=[
             {"resource_type": 2, "resource_name": topic, "configuration_keys": keys}])
-        if time.monotonic() > deadline:
+        values = {e["name"]: (e["value"], e["config_source"]) for e in r["results"][0]["configs"]}
+        if applied(values) or time.monotonic() > deadline:
             break
-        time.sleep(0.1)
-    values = {e["name"]: (e["value"], e["config_source"]) for e in r["results"][0]["configs"]}
+        time.sleep(0.05)
     c.note(label, values)
 
 
@@ -750,7 +753,8 @@ def incremental_alter_configs_session(c: Conn, v: int, p: str) -> None:
     alter("another broker", ("log.retention.ms", 0, "1"), name="77", kind=4)
     alter("a group's config", ("consumer.session.timeout.ms", 0, "50000"), name=f"{p}-g", kind=32)
     alter("a group's config out of bounds", ("consumer.session.timeout.ms", 0, "1"), name=f"{p}-g", kind=32)
-    describe_keys(c, t, ["retention.ms", "segment.bytes", "cleanup.policy"])
+    describe_keys(c, t, ["retention.ms", "segment.bytes", "cleanup.policy"],
+                  lambda v: v["cleanup.policy"] == ("compact", 1))
 
 
 # Cluster, security, quotas -------------------------------------------------------------------
@@ -818,7 +822,7 @@ def client_quotas_session(c: Conn, v: int, p: str) -> None:
     c.send(49, v, "bad entity type", entries=[{"entity": [{"entity_type": "planet", "entity_name": "x"}],
                                                "ops": [{"key": "producer_byte_rate", "value": 1.0, "remove": False}]}],
            validate_only=False)
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + READY_TIMEOUT
     while True:
         r = c.send(48, v, record=False, components=[{"entity_type": "user", "match_type": 0, "match": user}],
                    strict=False)
@@ -841,7 +845,7 @@ def scram_session(c: Conn, v: int, p: str) -> None:
         "name": f"{user}2", "mechanism": 1, "iterations": 1, "salt": b"salt", "salted_password": b"p" * 32}])
     c.send(51, v, "unknown mechanism", deletions=[], upsertions=[{
         "name": f"{user}3", "mechanism": 9, "iterations": 4096, "salt": b"salt", "salted_password": b"p" * 32}])
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + READY_TIMEOUT
     while True:
         r = c.send(50, v, record=False, users=[{"name": user}])
         if r["results"][0]["error_code"] == 0 or time.monotonic() > deadline:
