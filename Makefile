@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: install install-test serve test test-slow test-interop test-differential test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams clean
+.PHONY: system-tools install install-test serve test test-slow test-interop test-differential compatibility test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-security clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,32 +19,47 @@ $(VENV)/.test-installed: $(BIN)/tomyum pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-# kcat (Debian package) and KafkaJS (npm) for the real-client tests.
+# KafkaJS (npm) for the real-client tests.
 $(VENV)/.clients-installed: $(KAFKAJS_DIR)/package-lock.json
-	@if ! command -v kcat >/dev/null 2>&1; then \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat; \
-	fi
 	cd $(KAFKAJS_DIR) && npm ci --no-audit --no-fund --silent
 	@touch $@
 
-install-test: $(VENV)/.test-installed $(VENV)/.clients-installed
+# Debian packages the tests drive: kcat (a real client), chromium (the console's browser
+# tests; Playwright drives it, never a browser of its own), prometheus and promtool (the /metrics tests); checked on every run, installed
+# when one is missing
+system-tools:
+	@if ! command -v kcat >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 \
+		|| ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat chromium \
+		&& $$SUDO apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+
+install-test: $(VENV)/.test-installed $(VENV)/.clients-installed system-tools
 
 serve: install
-	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0
+	$(BIN)/tomyum serve --listen 127.0.0.1:9092 --data-dir ./data --set group.initial.rebalance.delay.ms=0 --set metrics.listener=127.0.0.1:9644 --set console.listener=127.0.0.1:9645
+
+# each test target also leaves its results in build/junit/, which `make compatibility` reads
+JUNIT := build/junit
 
 # the suite but its long runs (kill -9 cycles, the 100,000-frame fuzz, the streams process
 # tests: `make test-slow`, which CI runs too), so that it stays under 15 minutes on 2 cores
 test: install-test
-	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/interop tests
+	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/interop --junitxml=$(JUNIT)/test.xml tests
 
 test-slow: install-test
-	$(BIN)/python -m pytest -q -m slow --ignore=tests/interop tests
+	$(BIN)/python -m pytest -q -m slow --ignore=tests/interop --junitxml=$(JUNIT)/test-slow.xml tests
 
 # clients in other languages (Java kafka-clients, Kafka's tools and Streams; Go's franz-go,
 # sarama, kafka-go) against tomyum; their jars and modules are fetched on first use
 test-interop: install-test
-	$(BIN)/python -m pytest -q tests/interop
+	$(BIN)/python -m pytest -q --junitxml=$(JUNIT)/interop.xml tests/interop
+
+# docs/compatibility.md's client × capability matrix from the results the test targets left
+# (run `make test test-interop` first; test-slow's are used when there)
+compatibility: $(VENV)/.test-installed
+	$(BIN)/python -m tests.interop.matrix --write docs/compatibility.md $(wildcard $(JUNIT)/*.xml)
 
 # the differential protocol harness alone (also part of test-interop): every API key tomyum serves,
 # at its lowest and highest version, in scripted raw sessions sent to tomyum and to Apache Kafka
@@ -73,6 +88,11 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks.throughput --messages-100b 500000 --messages-10k 50000 --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.service --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.streams --write docs/benchmarks.md
+
+# produce/consume over PLAINTEXT, SSL and SASL_SSL (~3 min; not part of `make bench`)
+bench-security: $(VENV)/.test-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.security --write docs/benchmarks.md
 
 bench-lifecycle: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -57,7 +57,7 @@ def run_tomyum(job: str, bootstrap: str, source: str, sink: str, group: str, sta
         stream.filter(lambda key, value: keep(value)).map_values(enrich).to(sink, value_serde=Serdes.json())
     else:
         (stream.group_by_key()
-            .windowed_by(TimeWindows.of_size_with_grace(window_ms, grace_ms))
+            .windowed_by(TimeWindows.of_size_and_grace(window_ms, grace_ms))
             .count()
             .to_stream()
             .map(lambda wk, count: (wk.key, {"start": wk.window.start_ms, "end": wk.window.end_ms, "value": count}))

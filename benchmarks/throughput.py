@@ -110,13 +110,13 @@ def cpu(pid: int) -> float:
 
 
 def _produce(bootstrap: str, topic: str, partitions: int, value_bytes: int, count: int, acks: str,
-             offset: int = 0) -> tuple[float, float, float]:
+             offset: int = 0, conf: dict[str, str] | None = None) -> tuple[float, float, float]:
     """One producer sends ``count`` values with produce_batch; (start, end, CPU s) on the
-    system-wide monotonic clock."""
+    system-wide monotonic clock. ``conf``: more client settings (security)."""
     value = os.urandom(value_bytes)
     producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
                          "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
-                         "queue.buffering.max.kbytes": 2_000_000, "enable.idempotence": False})
+                         "queue.buffering.max.kbytes": 2_000_000, "enable.idempotence": False, **(conf or {})})
     chunk = 1000
     c0, t0 = time.process_time(), time.monotonic()
     for start in range(0, count, chunk):
@@ -134,12 +134,13 @@ def _produce(bootstrap: str, topic: str, partitions: int, value_bytes: int, coun
     return t0, time.monotonic(), time.process_time() - c0
 
 
-def _consume(bootstrap: str, topic: str, partitions: int, count: int) -> tuple[float, float, float]:
+def _consume(bootstrap: str, topic: str, partitions: int, count: int,
+             conf: dict[str, str] | None = None) -> tuple[float, float, float]:
     """One consumer reads ``count`` records from the start; (start, end, CPU s)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
                          "queued.min.messages": 1_000_000, "fetch.queue.backoff.ms": 0,
                          "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760,
-                         "fetch.wait.max.ms": 100})
+                         "fetch.wait.max.ms": 100, **(conf or {})})
     c0, t0 = time.process_time(), time.monotonic()
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     got, deadline = 0, time.monotonic() + 120
@@ -165,18 +166,19 @@ def _in_parallel(clients: int, fn: Callable[..., tuple[float, float, float]],
 
 
 def produce_phase(bootstrap: str, pid: int, topic: str, partitions: int, value_bytes: int, count: int,
-                  *, acks: str = "all", clients: int = 1) -> tuple[float, float, float]:
+                  *, acks: str = "all", clients: int = 1,
+                  conf: dict[str, str] | None = None) -> tuple[float, float, float]:
     """``clients`` producers send ``count`` values between them; (seconds, client CPU s, broker CPU s)."""
     share = count // clients
-    args = [(bootstrap, topic, partitions, value_bytes, share + (count % clients if i == 0 else 0), acks, i * share)
-            for i in range(clients)]
+    args = [(bootstrap, topic, partitions, value_bytes, share + (count % clients if i == 0 else 0), acks, i * share,
+             conf) for i in range(clients)]
     return _in_parallel(clients, _produce, args, pid)
 
 
 def consume_phase(bootstrap: str, pid: int, topic: str, partitions: int, count: int,
-                  *, clients: int = 1) -> tuple[float, float, float]:
+                  *, clients: int = 1, conf: dict[str, str] | None = None) -> tuple[float, float, float]:
     """``clients`` consumers each read all ``count`` records; (seconds, client CPU s, broker CPU s)."""
-    return _in_parallel(clients, _consume, [(bootstrap, topic, partitions, count)] * clients, pid)
+    return _in_parallel(clients, _consume, [(bootstrap, topic, partitions, count, conf)] * clients, pid)
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-from lifecycle import arguments, consume_until_stopped, describe, run
+from lifecycle import arguments, client_config, consume_until_stopped, describe, run
 
 from tomyum.client import Kafka, Message
 
 
 async def main(args: argparse.Namespace) -> int:
-    kafka = Kafka(client_id=f"consumer-{args.name}", brokers=[args.bootstrap])
+    kafka = Kafka(client_id=f"consumer-{args.name}", brokers=[args.bootstrap], config=client_config(args))
     consumer = kafka.consumer(group_id=args.group_id)
 
     # Called once per message, in offset order within a partition. When it returns, the

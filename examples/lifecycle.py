@@ -16,20 +16,28 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
-from tomyum.client import ClientError, Consumer, ConsumerEvent, EachBatch, EachMessage, Message
+from tomyum.client import ClientError, Consumer, ConsumerEvent, EachBatch, EachMessage, Message, client_properties
 
 
 def arguments(doc: str | None, *, topic: str | None = None, sends: bool = False) -> argparse.ArgumentParser:
-    """A parser with the program's docstring as help and --bootstrap; --topic if the program
-    has a ``topic`` (its default); --count and --interval if it ``sends`` messages."""
+    """A parser with the program's docstring as help, --bootstrap and --command-config; --topic
+    if the program has a ``topic`` (its default); --count and --interval if it ``sends`` messages."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bootstrap", default="localhost:9092", help="a broker's host:port")
+    parser.add_argument("--command-config", metavar="FILE",
+                        help="Kafka's client properties file, for a secured broker (security.protocol, sasl.*, ssl.*)")
     if topic:
         parser.add_argument("--topic", default=topic)
     if sends:
         parser.add_argument("--count", type=int, default=20, help="how many messages to send")
         parser.add_argument("--interval", type=float, default=0.2, help="seconds between messages")
     return parser
+
+
+def client_config(args: argparse.Namespace) -> dict[str, str]:
+    """The client settings of --command-config (Kafka's client properties, as librdkafka names
+    them), or none: what a program gives ``Kafka(config=...)`` to talk to a secured broker."""
+    return client_properties(args.command_config) if args.command_config else {}
 
 
 def run(main: Callable[[argparse.Namespace], Coroutine[Any, Any, int]], args: argparse.Namespace) -> NoReturn:

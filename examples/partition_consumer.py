@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 
-from lifecycle import arguments, consume_until_stopped, describe, run
+from lifecycle import arguments, client_config, consume_until_stopped, describe, run
 
 from tomyum.client import Batch, Kafka
 
 
 async def main(args: argparse.Namespace) -> int:
-    kafka = Kafka(client_id=f"partition-consumer-{args.name}", brokers=[args.bootstrap])
+    kafka = Kafka(client_id=f"partition-consumer-{args.name}", brokers=[args.bootstrap], config=client_config(args))
 
     # Create the topic with its partitions if it is not there yet (a consumer subscribing to a
     # missing topic would otherwise create it with the broker's default, one partition).

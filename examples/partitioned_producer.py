@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from lifecycle import arguments, run
+from lifecycle import arguments, client_config, run
 
 from tomyum.client import Kafka
 
 
 async def main(args: argparse.Namespace) -> int:
-    kafka = Kafka(client_id="partitioned-producer", brokers=[args.bootstrap])
+    kafka = Kafka(client_id="partitioned-producer", brokers=[args.bootstrap], config=client_config(args))
 
     # An admin client creates the topic with the partitions we want (False: it existed).
     admin = kafka.admin()

@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from lifecycle import arguments, run
+from lifecycle import arguments, client_config, run
 
 from tomyum.client import Kafka
 
 
 async def main(args: argparse.Namespace) -> int:
-    kafka = Kafka(client_id="producer", brokers=[args.bootstrap])
+    kafka = Kafka(client_id="producer", brokers=[args.bootstrap], config=client_config(args))
     producer = kafka.producer()
     await producer.connect()
     try:

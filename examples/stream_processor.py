@@ -10,6 +10,7 @@ restarted processor resumes (at-least-once; pass --exactly-once for transactions
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -17,9 +18,12 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from lifecycle import arguments
+from lifecycle import arguments, client_config
 from tomyum.streams import Processor, Record, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams.runtime import KafkaStreams, State
+
+#: the longest a stop waits for the broker to take the last commit (a gone broker would hold it)
+CLOSE_TIMEOUT_S = 1.0
 
 
 class UpperCase(Processor):
@@ -50,19 +54,32 @@ def main() -> int:
         .to(args.sink, value_serde=Serdes.string()))
     app = KafkaStreams(builder.build(), StreamsConfig(application_id=args.group), bootstrap_servers=args.bootstrap,
                        processing_guarantee="exactly_once_v2" if args.exactly_once else "at_least_once",
-                       commit_interval_ms=100 if args.exactly_once else 1000)
+                       commit_interval_ms=100 if args.exactly_once else 1000, client_config=client_config(args))
 
     def on_state(new: State, old: State) -> None:
         if new is State.RUNNING:  # the line the demo waits for (see examples/lifecycle.py)
-            topic = AdminClient({"bootstrap.servers": args.bootstrap}).list_topics(args.source, timeout=10)
+            topic = AdminClient({"bootstrap.servers": args.bootstrap, **client_config(args)}).list_topics(args.source, timeout=10)
             partitions = sorted(topic.topics[args.source].partitions)
             print(f"processor: joined group {args.group}, partitions {args.source}{partitions}", flush=True)
         else:
             print(f"processor: {new.value.lower().replace('_', ' ')}", flush=True)
 
+    # A clean shutdown on Ctrl-C or SIGTERM: commit, then close. That needs the broker: if it
+    # is gone, the close is given up after CLOSE_TIMEOUT_S (nothing is lost: the records not
+    # committed are processed again after a restart), and a second Ctrl-C quits at once.
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # a clean shutdown: commit, then close
-        signal.signal(sig, lambda *_: stop.set())
+    interrupts = 0
+
+    def on_interrupt(*_: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            print("processor: quitting without waiting", flush=True)
+            os._exit(130)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     app.set_state_listener(on_state)
     def on_crash(error: BaseException) -> None:
         print(f"processor: crashed: {error}", flush=True)
@@ -70,9 +87,14 @@ def main() -> int:
 
     app.set_uncaught_exception_handler(on_crash)
     app.start()
-    stop.wait()
+    # In slices: Python runs a signal handler in the main thread only, and a signal the kernel
+    # hands to another thread would not wake a main thread blocked in one long wait.
+    while not stop.wait(0.2):
+        pass
     crashed = app.state is State.ERROR
-    app.close(30)
+    if not app.close(CLOSE_TIMEOUT_S):
+        print(f"processor: the broker did not take the last commit within {CLOSE_TIMEOUT_S:g}s; "
+              "stopped without it", flush=True)
     return 1 if crashed else 0
 
 

@@ -51,14 +51,15 @@ class ConfigError(TomyumError, ValueError):
     """A configuration key or value is invalid; the message names the key. Given ``value``, the
     message is Kafka's ConfigException's: "Invalid value V for configuration K: reason"."""
 
-    def __init__(self, key: str, message: str, *, value: object = _NO_VALUE) -> None:
+    def __init__(self, key: str, message: str, *, value: object = _NO_VALUE, refused: bool = False) -> None:
         if value is _NO_VALUE:
             super().__init__(f"{key}: {message}")
         else:
             super().__init__(f"Invalid value {value} for configuration {key}: {message}")
         self.key = key
-        #: True if the value was wrong (not the key): Kafka answers INVALID_REQUEST for a broker's
-        self.bad_value = value is not _NO_VALUE
+        #: True if the value was wrong (not the key), or the change was ``refused`` as Kafka's
+        #: dynamic broker config validation refuses one: Kafka answers INVALID_REQUEST for a broker's
+        self.bad_value = value is not _NO_VALUE or refused
 
 
 class ProtocolError(TomyumError):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import resource
 import socket
 import struct
+import threading
+import time
 from pathlib import Path
 
 from tests.integration.test_bad_input import connect, read_frame, request, still_serving
@@ -26,6 +28,17 @@ def rss_bytes(pid: int) -> int:
 def api_versions_ok(s: socket.socket, correlation_id: int) -> None:
     s.sendall(request(18, 0, correlation_id))
     assert struct.unpack_from(">ih", read_frame(s)) == (correlation_id, 0)
+
+
+def keep_asking(s: socket.socket, stop: threading.Event, slowest: list[float]) -> None:
+    """A bystander: ApiVersions over ``s`` every 0.1 s until ``stop``; its longest wait in ``slowest[0]``."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        started = time.monotonic()
+        api_versions_ok(s, n)
+        slowest[0] = max(slowest[0], time.monotonic() - started)
+        stop.wait(0.1)
 
 
 def closed_by_peer(s: socket.socket) -> bool:

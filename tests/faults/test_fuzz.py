@@ -23,7 +23,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.faults.test_connection_abuse import api_versions_ok, rss_bytes
+from tests.faults.test_connection_abuse import keep_asking, rss_bytes
 from tests.integration.test_bad_input import connect, kio_request, still_serving
 from tomyum.protocol.codec import request_class
 from tomyum.protocol.records import BATCH_HEADER_SIZE, parse_header
@@ -184,13 +184,7 @@ def test_a_hundred_thousand_mutated_frames(tmp_path: Path) -> None:
 
         def bystander() -> None:
             with connect(broker) as s:
-                n = 0
-                while not stop.is_set():
-                    n += 1
-                    started = time.monotonic()
-                    api_versions_ok(s, n)
-                    slowest[0] = max(slowest[0], time.monotonic() - started)
-                    stop.wait(0.1)
+                keep_asking(s, stop, slowest)
 
         threads = [threading.Thread(target=fuzz, args=(n,), daemon=True) for n in range(WORKERS)]
         watcher = threading.Thread(target=bystander, daemon=True)

@@ -14,7 +14,7 @@ import pexpect
 import pytest
 
 from tests.integration.test_cli import _env, ok
-from tomyum.testing import BrokerProcess
+from tomyum.testing import BrokerProcess, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_WITHIN_S = 2.0
@@ -72,3 +72,45 @@ def test_example_consumer_when_the_broker_goes(own_broker: BrokerProcess, topic_
     except pexpect.TIMEOUT:
         pass
     interrupt_and_finish(child)
+
+
+def test_tomyum_produce_at_a_terminal_prompts_and_sends_each_line_at_once(own_broker: BrokerProcess,
+                                                                          topic_name: str) -> None:
+    with own_broker as broker:
+        child = spawn("-m", "tomyum", "produce", topic_name, "-K:", "-b", broker.bootstrap)
+        child.expect_exact("type records, one per line; Ctrl-D to finish, Ctrl-C to stop")
+        child.expect_exact(f"{topic_name}> ")
+        child.sendline("k1:hello")
+        child.expect_exact(f"{topic_name}> ")
+        # sent as typed, before the input ends
+        assert ok("consume", topic_name, "--from", "beginning", "-n", "1", "--format", "kv",
+                  "-b", broker.bootstrap) == "k1\thello\n"
+        child.sendline("k2:world")
+        child.expect_exact(f"{topic_name}> ")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+        child.close()
+    out = child.before or ""
+    assert child.exitstatus == 0, out
+    assert "produced 2 records to " + topic_name in out
+    assert "Traceback" not in out
+
+
+def test_tomyum_produce_at_a_terminal_says_at_once_when_the_broker_goes(own_broker: BrokerProcess,
+                                                                        topic_name: str) -> None:
+    """Without waiting for the input to end: one line as soon as the broker is gone; what is typed
+    then waits; Ctrl-C exits within 2 s and says how many records did not leave."""
+    with own_broker as broker:
+        child = spawn("-m", "tomyum", "produce", topic_name, "-b", broker.bootstrap)
+        child.expect_exact(f"{topic_name}> ")
+        child.sendline("one")
+        child.expect_exact(f"{topic_name}> ")
+        wait_until(lambda: ok("consume", topic_name, "--from", "beginning", "-n", "1", "-b", broker.bootstrap),
+                   timeout=30, what="the first record to be delivered")
+    child.expect_exact(f"the broker at {broker.bootstrap} is gone (connection refused); what you type waits for "
+                       "it to come back", timeout=30)
+    child.expect_exact(f"{topic_name}> ")
+    child.sendline("two")
+    child.expect_exact(f"{topic_name}> ")
+    out = interrupt_and_finish(child)
+    assert f"error: 1 record was not delivered to '{topic_name}' within 1.5s (1 delivered)" in out, out

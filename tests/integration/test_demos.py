@@ -49,6 +49,15 @@ def finish(proc: subprocess.Popen[str]) -> str:
         raise
 
 
+def process_group_gone(pgid: int) -> bool:
+    """Whether no process of process group ``pgid`` is left."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def demo(*args: str) -> str:
     proc = start_demo(*args, "--messages", "20")
     out = finish(proc)
@@ -98,15 +107,7 @@ def test_ctrl_c_stops_everything() -> None:
     assert proc.returncode == 130, out
     assert "stopped early: interrupted" in out
     assert re.search(r"consumer · carol │ disconnected", out), out
-
-    def group_gone() -> bool:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    wait_until(group_gone, timeout=10, what="the demo's programs to exit")
+    wait_until(lambda: process_group_gone(proc.pid), timeout=10, what="the demo's programs to exit")
     address = re.search(r"▶ broker: tomyum serve on ([\d.]+):(\d+)", out)
     assert address, out
     with pytest.raises(ConnectionRefusedError):

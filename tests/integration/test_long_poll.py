@@ -37,3 +37,22 @@ def test_parked_fetch_wakes_on_append(broker: BrokerProcess, topic_name: str) ->
     assert msg is not None and msg.error() is None and msg.value() == b"wake up"
     # answered by the append: well before the fetch's max wait could have expired
     assert received_at - sent_at[0] < MAX_WAIT_MS / 1000 / 2
+
+
+def test_a_stopping_broker_answers_parked_fetches_at_once(own_broker: BrokerProcess, topic_name: str) -> None:
+    """Stopping does not wait for parked fetches to run out their max wait (Kafka drops its
+    fetch purgatory at shutdown): a fetch woken because the broker stops answers with what it
+    has instead of parking again. Found with franz-go, whose fetches park 5 s."""
+    admin = AdminClient({"bootstrap.servers": own_broker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(20)
+    consumer = Consumer({"bootstrap.servers": own_broker.bootstrap, "group.id": "lp", "enable.auto.commit": False,
+                         "fetch.wait.max.ms": MAX_WAIT_MS, "fetch.min.bytes": 1,
+                         "socket.timeout.ms": MAX_WAIT_MS + 10_000})
+    try:
+        consumer.assign([TopicPartition(topic_name, 0, 0)])
+        assert consumer.poll(1.0) is None  # the consumer is now parked in a long fetch
+        started = time.monotonic()
+        assert own_broker.stop() == 0
+        assert time.monotonic() - started < 5, "the broker waited for the parked fetch's max wait"
+    finally:
+        consumer.close()

@@ -1,5 +1,5 @@
 """The README's command block, run literally, top to bottom, against a broker started as
-``make serve`` starts it (on a free port: ``TOMYUM_BOOTSTRAP`` names it), each line ending within
+``make serve`` starts it (on free ports: ``TOMYUM_BOOTSTRAP`` names it), each line ending within
 its timeout and printing what its comment in the README says."""
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ def make_serve_command(data_dir: Path) -> list[str]:
     assert recipe, "the Makefile has a serve target"
     words = recipe[1].replace("$(BIN)/tomyum", "tomyum").split()
     assert words[:2] == ["tomyum", "serve"] and "127.0.0.1:9092" in words and "./data" in words, words
-    return [sys.executable, "-m", "tomyum", *[{"127.0.0.1:9092": "127.0.0.1:0", "./data": str(data_dir)}.get(w, w)
-                                                 for w in words[1:]]]
+    free = {"127.0.0.1:9092": "127.0.0.1:0", "./data": str(data_dir),
+            "metrics.listener=127.0.0.1:9644": "metrics.listener=127.0.0.1:0",
+            "console.listener=127.0.0.1:9645": "console.listener=127.0.0.1:0"}
+    return [sys.executable, "-m", "tomyum", *[free.get(w, w) for w in words[1:]]]
 
 
 @pytest.fixture

@@ -362,12 +362,12 @@ def test_joins_across_partitions_foreign_key_and_global_table(broker: BrokerProc
     send(currencies, ("EUR", "euro"), ("NOK", "krone"))
     b = StreamsBuilder()
     (b.table(orders, key_serde=S, value_serde=S)
-        .join_foreign_key(b.table(customers, key_serde=S, value_serde=S), lambda o: o.split(":")[0],
-                          lambda o, c: f"{o.split(':')[1]} for {c}")
+        .join(b.table(customers, key_serde=S, value_serde=S), lambda o, c: f"{o.split(':')[1]} for {c}",
+              foreign_key=lambda o: o.split(":")[0])
         .to_stream().to(out_orders, value_serde=S))
     rates = b.global_table(currencies, key_serde=S, value_serde=S)
     (b.stream(payments, key_serde=S, value_serde=S)
-        .join_global(rates, lambda k, v: v.split(" ")[1], lambda v, name: f"{v.split(' ')[0]} {name}", left=True)
+        .left_join(rates, lambda v, name: f"{v.split(' ')[0]} {name}", key_selector=lambda k, v: v.split(" ")[1])
         .to(out_payments, value_serde=S))
     app = KafkaStreams(b.build(), StreamsConfig(application_id=f"joins-{topic_name}", state_dir=str(tmp_path)),
                        bootstrap_servers=broker.bootstrap, commit_interval_ms=200)
@@ -457,7 +457,7 @@ def test_internal_topics_are_created_with_kafkas_configs(broker: BrokerProcess, 
     grouped = b.stream(topic_name, value_serde=Serdes.string()).group_by(
         lambda k, v: v, key_serde=Serdes.string(), value_serde=Serdes.string(), name="by-value")
     grouped.count(Materialized(store_name="totals"))
-    grouped.windowed_by(TimeWindows.of_size_with_grace(60_000, 5_000)).count(Materialized(store_name="per-minute"))
+    grouped.windowed_by(TimeWindows.of_size_and_grace(60_000, 5_000)).count(Materialized(store_name="per-minute"))
     app_id = f"cfg-{topic_name}"
     app = KafkaStreams(b.build(), StreamsConfig(application_id=app_id, state_dir=str(tmp_path)),
                        bootstrap_servers=broker.bootstrap)
@@ -489,9 +489,9 @@ def test_windowed_counts_are_restored_from_their_changelogs(broker: BrokerProces
 
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     admin.create_topics([NewTopic(topic_name, 2, 1)])[topic_name].result(TIMEOUT)
-    spec = {"tumbling": TimeWindows.of_size_with_grace(10_000, 60_000),
-            "session": SessionWindows.of_inactivity_gap_with_grace(10_000, 60_000),
-            "sliding": SlidingWindows.of_time_difference_with_grace(10_000, 60_000)}[windows]
+    spec = {"tumbling": TimeWindows.of_size_and_grace(10_000, 60_000),
+            "session": SessionWindows.of_inactivity_gap_and_grace(10_000, 60_000),
+            "sliding": SlidingWindows.of_time_difference_and_grace(10_000, 60_000)}[windows]
 
     def topology() -> Any:
         b = StreamsBuilder()

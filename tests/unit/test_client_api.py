@@ -13,7 +13,8 @@ from tomyum.client import ConsumerEvent, Kafka
 def test_exports() -> None:
     assert tomyum.client.__all__ == [
         "Admin", "Batch", "ClientError", "Consumer", "ConsumerEvent", "ConsumerEvents", "EachBatch",
-        "EachMessage", "Kafka", "Message", "OutgoingMessage", "Producer", "RecordMetadata", "TopicSpec",
+        "EachMessage", "Kafka", "Message", "OutgoingMessage", "Producer", "PropertiesError", "RecordMetadata",
+        "TopicSpec", "client_properties",
     ]
     for name in tomyum.client.__all__:
         assert getattr(tomyum.client, name) is not None

@@ -113,6 +113,28 @@ def test_a_throttled_fetch_answers_no_records_and_mutes() -> None:
     assert topics[0][1][0].records == b"" and muted
 
 
+def test_request_time_counts_as_a_percentage_of_one_thread_and_its_throttle_is_at_most_a_window() -> None:
+    from tomyum.broker.client_quotas import QuotaManagers
+
+    clock, image = FakeClock(monotonic=0.0), Image()
+    quotas = QuotaManagers(lambda: image, clock)
+    assert quotas.record_request_time("User:alice", "app", 10**9) == 0  # no quota: nothing measured
+    image.quotas[(C,)] = {"request_percentage": 10.0}  # a tenth of one thread
+    image.quotas_version += 1
+    # 1 s of handler time: 100 %-seconds; measured over Kafka's 10 s minimum window, 10 %: at the quota
+    assert quotas.record_request_time("User:alice", "app", 10**9) == 0
+    assert quotas.record_request_time("User:bob", "other", 10**9) == 0  # another client id: no quota
+    # a further 10 s of handler time at once: 110 % over 10 s, far over; the throttle stops at one window
+    assert quotas.record_request_time("User:alice", "app", 10 * 10**9) == 1000
+    # a client throttled as told keeps to its share of one thread
+    clock.advance(100)
+    busy_ns, start = 0, clock.monotonic()
+    while clock.monotonic() - start < 120:
+        busy_ns += 5_000_000  # 5 ms requests
+        clock.advance(5 + quotas.record_request_time("User:alice", "app", 5_000_000))
+    assert busy_ns / 1e9 / (clock.monotonic() - start) == pytest.approx(0.10, rel=0.2)
+
+
 class Config(dict[str, Any]):
     def __init__(self, **kw: Any) -> None:
         super().__init__({"max.connections": 2**31 - 1, "max.connections.per.ip": 2**31 - 1,

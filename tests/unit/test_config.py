@@ -204,3 +204,23 @@ def test_broker_synonyms_are_listed_from_the_key_itself_on() -> None:
     assert cfg.synonyms("log.retention.hours") == [("log.retention.hours", "static", 2),
                                                    ("log.retention.hours", "default", 168)]
     assert cfg.synonyms("num.partitions") == [("num.partitions", "default", 1)]
+
+
+def test_a_listeners_stores_change_at_run_time_per_broker_with_the_listener_prefix_only() -> None:
+    parsed = validate_dynamic_broker_configs({"listener.name.TLS.ssl.keystore.location": "/new.pem"})
+    assert parsed == {"listener.name.tls.ssl.keystore.location": "/new.pem"}
+    cfg = BrokerConfig({"ssl.keystore.location": "/static.pem", "listener.name.tls.ssl.keystore.location": "/l.pem"})
+    assert cfg.for_listener("TLS", "ssl.keystore.location") == "/l.pem"
+    cfg.set_dynamic(DYNAMIC_BROKER, parsed)
+    assert cfg.for_listener("TLS", "ssl.keystore.location") == "/new.pem"
+    assert cfg.for_listener("TLS", "ssl.keystore.location", dynamic={}) == "/l.pem"
+    assert cfg.for_listener("OTHER", "ssl.keystore.location") == "/static.pem"
+    entries = {e["name"]: e for e in describe_broker(cfg, include_synonyms=True)}
+    assert entries["listener.name.tls.ssl.keystore.location"]["value"] == "/new.pem"
+    with pytest.raises(ConfigError, match="default cluster level") as e:
+        validate_dynamic_broker_configs({"listener.name.tls.ssl.keystore.location": "/x.pem"}, per_broker=False)
+    assert e.value.bad_value  # INVALID_REQUEST, as Kafka
+    with pytest.raises(ConfigError, match="listener prefix"):
+        validate_dynamic_broker_configs({"ssl.keystore.location": "/x.pem"})
+    with pytest.raises(ConfigError, match="unknown broker config"):  # not a store key: not dynamic
+        validate_dynamic_broker_configs({"listener.name.tls.ssl.client.auth": "required"})

@@ -367,6 +367,20 @@ def test_offset_for_timestamp_is_the_first_record_at_or_after_it(engine: str, tm
     run(engine, tmp_path, scenario)
 
 
+def test_offset_for_timestamp_skips_a_matching_batch_below_the_log_start(engine: str, tmp_path: Path) -> None:
+    """The first batch stamped late enough lies wholly below the log start (deleted records):
+    the search goes on to the next batch, as Kafka's searchForTimestamp does (found by the Java
+    Admin's listOffsets after deleteRecords, tests/interop/test_java_clients.py::test_admin)."""
+    async def scenario(h: Harness) -> None:
+        for i in range(6):
+            await h.durable(batch(b"v", ts=NOW + 10 * i))
+        await h.engine.delete_records(TP, 4)
+        found = await h.engine.offset_for_timestamp(TP, NOW + 25)
+        assert found is not None and (found.offset, found.timestamp) == (4, NOW + 40)
+
+    run(engine, tmp_path, scenario)
+
+
 def test_offset_of_max_timestamp_is_the_record_with_the_largest_timestamp(engine: str, tmp_path: Path) -> None:
     async def scenario(h: Harness) -> None:
         assert await h.engine.offset_of_max_timestamp(TP) is None

@@ -178,3 +178,16 @@ def test_describe_names_nodes_like_kafka() -> None:
         "KSTREAM-FILTER-0000000001 -> KSTREAM-SINK-0000000002",
         "KSTREAM-SINK-0000000002 -> (none)",
     ]
+
+
+def test_a_tombstone_for_a_key_the_table_does_not_hold_is_not_forwarded() -> None:
+    """As Kafka Streams with its default record cache (CachingKeyValueStore forwards only a
+    change with a new or an old value)."""
+    builder = StreamsBuilder()
+    builder.table("t").to_stream().to("out")
+    with TopologyTestDriver(builder.build(), STRINGS) as driver:
+        driver.pipe_input("t", "ghost", None, timestamp=1)
+        driver.pipe_input("t", "k", "v", timestamp=2)
+        driver.pipe_input("t", "k", None, timestamp=3)
+        driver.pipe_input("t", "k", None, timestamp=4)   # already deleted
+        assert [(r.key, r.value, r.timestamp) for r in driver.read_output("out")] == [("k", "v", 2), ("k", None, 3)]

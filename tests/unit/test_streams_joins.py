@@ -69,8 +69,8 @@ def windowed(kind: str, steps: list[tuple[str, str, str, int]]) -> list[tuple[st
     b = StreamsBuilder()
     left = b.stream("left", key_serde=S, value_serde=S)
     right = b.stream("right", key_serde=S, value_serde=S)
-    left.join_windowed(right, lambda x, y: f"{x}+{y}", JoinWindows.of_time_difference_and_grace(10, 5),
-                       kind=kind).to("out", value_serde=S)  # type: ignore[arg-type]
+    method = {"inner": left.join, "left": left.left_join, "outer": left.outer_join}[kind]
+    method(right, lambda x, y: f"{x}+{y}", JoinWindows.of_time_difference_and_grace(10, 5)).to("out", value_serde=S)
     with TopologyTestDriver(b.build(), StreamsConfig(application_id="ss")) as driver:
         for topic, key, value, ts in steps:
             driver.pipe_input(topic, key, value, timestamp=ts)
@@ -124,17 +124,19 @@ def test_a_regrouped_table_aggregates_and_reduces() -> None:
     with TopologyTestDriver(b.build(), StreamsConfig(application_id="scores")) as driver:
         for player, score in [("amy", 3), ("al", 4), ("amy", 10)]:
             driver.pipe_input("scores", player, score, timestamp=0)
-        assert [r.value for r in driver.read_output("out", value_serde=Serdes.long())] == [3, 7, 4, 14]
+        # amy's 3 -> 10 stays in group "a": one update (subtract, then add), as Kafka's
+        # KTableAggregate/KTableReduce make it since KIP-904
+        assert [r.value for r in driver.read_output("out", value_serde=Serdes.long())] == [3, 7, 14]
 
 
 def test_a_stream_global_table_join_looks_up_by_a_selected_key() -> None:
     b = StreamsBuilder()
     products = b.global_table("products", key_serde=S, value_serde=S)
     orders = b.stream("orders", key_serde=S, value_serde=S)  # key: order id, value: "product:qty"
-    orders.join_global(products, lambda order, line: line.split(":")[0],
-                       lambda line, name: f"{line.split(':')[1]} x {name}").to("out", value_serde=S)
-    orders.join_global(products, lambda order, line: line.split(":")[0],
-                       lambda line, name: f"{name}", left=True).to("all", value_serde=S)
+    orders.join(products, lambda line, name: f"{line.split(':')[1]} x {name}",
+                key_selector=lambda order, line: line.split(":")[0]).to("out", value_serde=S)
+    orders.left_join(products, lambda line, name: f"{name}",
+                     key_selector=lambda order, line: line.split(":")[0]).to("all", value_serde=S)
     with TopologyTestDriver(b.build(), StreamsConfig(application_id="shop")) as driver:
         driver.pipe_input("products", "p1", "pen", timestamp=1)
         driver.pipe_input("orders", "o1", "p1:3", timestamp=2)
@@ -150,9 +152,9 @@ def test_a_foreign_key_join_follows_both_tables(left: bool) -> None:
     b = StreamsBuilder()
     customers = b.table("customers", key_serde=S, value_serde=S)
     orders = b.table("orders", key_serde=S, value_serde=S)
-    orders.join_foreign_key(customers, lambda order: order.split(":")[0],
-                            lambda order, name: f"{order.split(':')[1]} for {name}",
-                            left=left).to_stream().to("out", value_serde=S)
+    join = orders.left_join if left else orders.join
+    join(customers, lambda order, name: f"{order.split(':')[1]} for {name}",
+         foreign_key=lambda order: order.split(":")[0]).to_stream().to("out", value_serde=S)
     steps = [("customers", "c1", "Ann", 1), ("orders", "o1", "c1:pen", 2), ("orders", "o2", "c2:ink", 3),
              ("customers", "c2", "Bob", 4), ("customers", "c1", "Anna", 5), ("orders", "o1", "c2:pen", 6),
              ("customers", "c2", None, 7)]
@@ -177,8 +179,8 @@ def test_a_windowed_join_buffer_survives_a_restart_without_losing_records(tmp_pa
         b = StreamsBuilder()
         left = b.stream("left", key_serde=S, value_serde=S)
         right = b.stream("right", key_serde=S, value_serde=S)
-        left.join_windowed(right, lambda x, y: f"{x}+{y}", JoinWindows.of_time_difference_and_grace(10, 5),
-                           kind="left").to("out", value_serde=S)
+        left.left_join(right, lambda x, y: f"{x}+{y}", JoinWindows.of_time_difference_and_grace(10, 5)).to(
+            "out", value_serde=S)
         with TopologyTestDriver(b.build(), StreamsConfig(application_id="ss", state_dir=str(tmp_path))) as driver:
             for topic, key, value, ts in steps:
                 driver.pipe_input(topic, key, value, timestamp=ts)
@@ -188,3 +190,44 @@ def test_a_windowed_join_buffer_survives_a_restart_without_losing_records(tmp_pa
     assert run([("left", "k", "b", 100), ("right", "k", "x", 104)]) == [("k", "a+x"), ("k", "b+x")]
     # both were matched, so when their window closes neither comes out as unmatched; y was not
     assert run([("left", "y", "c", 150), ("left", "w", "d", 300)]) == [("y", "c+None")]
+
+
+def test_left_joins_keep_records_with_a_none_key_as_kafka_does_since_kip_962() -> None:
+    from tomyum.streams import JoinWindows
+
+    b = StreamsBuilder()
+    table = b.table("t", key_serde=S, value_serde=S)
+    left, right = b.stream("left", key_serde=S, value_serde=S), b.stream("right", key_serde=S, value_serde=S)
+    left.left_join(table, lambda v, t: f"{v}/{t}").to("stream-table", value_serde=S)
+    left.join(table, lambda v, t: f"{v}/{t}").to("inner", value_serde=S)
+    left.left_join(right, lambda x, y: f"{x}+{y}", JoinWindows.of_time_difference_with_no_grace(10)).to(
+        "stream-stream", value_serde=S)
+    with TopologyTestDriver(b.build(), StreamsConfig(application_id="nulls")) as driver:
+        driver.pipe_input("t", "k", "T", timestamp=0)
+        driver.pipe_input("left", None, "a", timestamp=5)
+        driver.pipe_input("right", None, "x", timestamp=6)   # the right side of a left join drops it
+        assert [(r.key, r.value, r.timestamp) for r in driver.read_output("stream-table")] == [(None, "a/None", 5)]
+        assert driver.read_output("inner") == []
+        assert [(r.key, r.value, r.timestamp) for r in driver.read_output("stream-stream")] == [(None, "a+None", 5)]
+        # dropped: by the inner stream-table join, and the right side of the stream-stream join
+        assert driver.metrics() == {"dropped-records-total": 2}
+
+
+def test_records_with_a_none_key_move_a_stream_stream_join_s_stream_time() -> None:
+    """Kafka's KStreamKStreamJoin advances its time tracker before it drops a record with a
+    None key, so such a record can close the windows of records waiting for a partner."""
+    from tomyum.streams import JoinWindows
+
+    b = StreamsBuilder()
+    left, right = b.stream("left", key_serde=S, value_serde=S), b.stream("right", key_serde=S, value_serde=S)
+    left.left_join(right, lambda x, y: f"{x}+{y}", JoinWindows.of_time_difference_with_no_grace(10)).to(
+        "out", value_serde=S)
+    with TopologyTestDriver(b.build(), StreamsConfig(application_id="nulls")) as driver:
+        driver.pipe_input("left", "k", "a", timestamp=100)
+        driver.pipe_input("right", None, "x", timestamp=200)   # dropped, but join time is 200 now
+        driver.pipe_input("right", "j", "y", timestamp=150)    # late for time 200: dropped
+        driver.pipe_input("right", "j", "z", timestamp=195)    # in time, but not at stream time: emits nothing
+        assert driver.read_output("out") == []
+        driver.pipe_input("right", "j", "w", timestamp=200)    # at stream time: what expired comes out
+        assert [(r.key, r.value, r.timestamp) for r in driver.read_output("out")] == [("k", "a+None", 100)]
+        assert driver.metrics() == {"dropped-records-total": 2}

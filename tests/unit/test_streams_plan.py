@@ -114,7 +114,7 @@ def test_stream_stream_joins_put_both_sides_in_one_sub_topology() -> None:
     b = StreamsBuilder()
     left = b.stream("left", key_serde=S, value_serde=S)
     right = b.stream("right", key_serde=S, value_serde=S).select_key(lambda k, v: v)
-    left.join_windowed(right, lambda x, y: x + y, JoinWindows.of_time_difference_and_grace(10, 0)).to("out")
+    left.join(right, lambda x, y: x + y, JoinWindows.of_time_difference_and_grace(10, 0)).to("out")
     topology = b.build()
     p = plan(topology, {"left": 2, "right": 6})
     assert p.tasks[p.subtopology_of_topic["left"]] == 2
@@ -140,7 +140,7 @@ def test_a_table_group_by_repartitions_its_changes() -> None:
 def test_global_tables_stay_out_of_the_sub_topologies() -> None:
     b = StreamsBuilder()
     customers = b.global_table("customers", key_serde=S, value_serde=S)
-    b.stream("orders", key_serde=S, value_serde=S).join_global(customers, lambda k, v: v, lambda o, c: c).to("out")
+    b.stream("orders", key_serde=S, value_serde=S).join(customers, lambda o, c: c, key_selector=lambda k, v: v).to("out")
     topology = b.build()
     (only,) = topology.subtopologies()
     assert only.source_topics == ("orders",) and not only.stores
@@ -167,7 +167,7 @@ def test_a_foreign_key_join_needs_no_co_partitioning() -> None:
     b = StreamsBuilder()
     customers = b.table("customers", key_serde=S, value_serde=S)
     orders = b.table("orders", key_serde=S, value_serde=S)
-    orders.join_foreign_key(customers, lambda o: o.split(":")[0], lambda o, c: f"{o}/{c}", name="fk").to_stream().to("out")
+    orders.join(customers, lambda o, c: f"{o}/{c}", foreign_key=lambda o: o.split(":")[0], name="fk").to_stream().to("out")
     topology = b.build()
     p = plan(topology, {"customers": 2, "orders": 3})
     assert p.partitions["fk-subscription-repartition"] == 2  # to the customers' tasks
@@ -183,8 +183,8 @@ def test_a_materialized_foreign_key_join_keeps_its_result_and_forwards_old_value
     customers = b.table("customers", key_serde=S, value_serde=S)
     orders = b.table("orders", key_serde=S, value_serde=S)
     changes: list[tuple[str, Change[str]]] = []
-    joined = orders.join_foreign_key(customers, lambda o: o.split(":")[0], lambda o, c: f"{o.split(':')[1]}/{c}",
-                                     materialized=Materialized(store_name="joined", value_serde=S))
+    joined = orders.join(customers, lambda o, c: f"{o.split(':')[1]}/{c}", foreign_key=lambda o: o.split(":")[0],
+                         materialized=Materialized(store_name="joined", value_serde=S))
     joined.to_stream().to("out", value_serde=S)
     b.build().nodes[joined.node].children.clear()  # observe the changes themselves instead
     from tomyum.streams import Processor, Record

@@ -93,7 +93,7 @@ def test_process_needs_declared_stores() -> None:
 
 def test_public_names_are_pinned() -> None:
     assert tomyum.streams.__all__ == [
-        "BranchedKStream", "Cancellable", "Change", "Headers", "JoinWindows", "KGroupedStream", "KGroupedTable",
+        "BranchedKStream", "BufferConfig", "Cancellable", "Change", "EmitStrategy", "Headers", "JoinWindows", "KGroupedStream", "KGroupedTable",
         "KStream", "KTable",
         "Materialized", "Processor", "ProcessorContext", "PunctuationType", "Punctuator", "Record",
         "RecordTimestampExtractor", "Serde", "Serdes", "SessionWindowedKStream", "SessionWindows",

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tomyum.streams import Record, StreamsBuilder, StreamsConfig
+from tomyum.streams._partition_group import PartitionGroup
 from tomyum.streams.runtime import KafkaStreams
 
 pytestmark = pytest.mark.timeout(30)
@@ -32,8 +33,11 @@ def test_a_tasks_partitions_are_interleaved_by_timestamp_each_in_its_order() -> 
                 for i, t in enumerate(stamps)]
 
     # views arrive out of order within their partition: that order is kept
-    app._task_manager.process("0_0", {("clicks", 0): records("clicks", 10, 30, 50),
-                                      ("views", 0): records("views", 20, 5, 40)})
+    group = PartitionGroup([("clicks", 0), ("views", 0)], max_task_idle_ms=0)
+    group.add(("clicks", 0), records("clicks", 10, 30, 50))
+    group.add(("views", 0), records("views", 20, 5, 40))
+    app._task_manager.partition_groups["0_0"] = group
+    app._task_manager.process_ready()
     assert recorder.seen == [("clicks", 10), ("views", 20), ("views", 5), ("clicks", 30), ("views", 40),
                              ("clicks", 50)]
     assert app._task_manager.positions == {("clicks", 0): 3, ("views", 0): 3}

@@ -97,7 +97,7 @@ def test_windowed_serdes_in_kafka_layout() -> None:
 def test_windowed_results_to_a_topic() -> None:
     builder = StreamsBuilder()
     builder.stream("in", key_serde=Serdes.string()).group_by_key().windowed_by(
-        TimeWindows.of_size_no_grace(10)
+        TimeWindows.of_size_with_no_grace(10)
     ).count().to_stream().to("out", key_serde=Serdes.time_windowed(Serdes.string(), 10), value_serde=Serdes.long())
     with TopologyTestDriver(builder.build()) as driver:
         driver.pipe_input("in", "k", b"v", timestamp=12)

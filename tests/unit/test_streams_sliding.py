@@ -37,7 +37,7 @@ def sliding(builder: StreamsBuilder, d: int, grace_ms: int, value_serde: Any = N
     return (
         builder.stream("events", value_serde=value_serde)
         .group_by_key()
-        .windowed_by(SlidingWindows.of_time_difference_with_grace(d, grace_ms))
+        .windowed_by(SlidingWindows.of_time_difference_and_grace(d, grace_ms))
     )
 
 
@@ -50,18 +50,18 @@ def updates(records: list[Record[Any, Any]]) -> list[tuple[str, Any]]:
 
 
 def test_sliding_windows_validate_and_size_their_retention() -> None:
-    windows = SlidingWindows.of_time_difference_with_grace(10, 5)
+    windows = SlidingWindows.of_time_difference_and_grace(10, 5)
     assert (windows.time_difference_ms, windows.grace_ms, windows.size_ms) == (10, 5, 10)
     assert SlidingWindows.of_time_difference_and_grace(10, 5) == windows
-    assert SlidingWindows.of_time_difference_no_grace(10).grace_ms == 0
-    assert SlidingWindows.of_time_difference_no_grace(0).time_difference_ms == 0  # Kafka allows 0
+    assert SlidingWindows.of_time_difference_with_no_grace(10).grace_ms == 0
+    assert SlidingWindows.of_time_difference_with_no_grace(0).time_difference_ms == 0  # Kafka allows 0
     # a record 10 + 5 behind stream time is still admitted and reads windows from 2 × 10
     # before itself: 35 behind stream time, so 36 ms of starts are kept
     assert windows.retention_ms == 36
     with pytest.raises(ValueError, match="time_difference_ms"):
-        SlidingWindows.of_time_difference_with_grace(-1, 0)
+        SlidingWindows.of_time_difference_and_grace(-1, 0)
     with pytest.raises(ValueError, match="grace_ms"):
-        SlidingWindows.of_time_difference_with_grace(10, -1)
+        SlidingWindows.of_time_difference_and_grace(10, -1)
     with pytest.raises(ValueError, match="idle_close_ms"):
         Suppressed.until_window_closes(idle_close_ms=0)
     with pytest.raises(ValueError, match="retention_ms"):
@@ -253,7 +253,7 @@ def test_idle_close_works_for_time_windows_too() -> None:
     (
         builder.stream("events")
         .group_by_key()
-        .windowed_by(TimeWindows.of_size_with_grace(10, 0))
+        .windowed_by(TimeWindows.of_size_and_grace(10, 0))
         .count()
         .suppress(Suppressed.until_window_closes(idle_close_ms=100))
         .to_stream()

@@ -119,8 +119,10 @@ def test_driver_collects_changelog_records(store_type: str) -> None:
     with TopologyTestDriver(word_count(store_type).build(), config) as driver:
         driver.pipe_input("text", None, "a b a", timestamp=9)
         log = driver.read_changelog("counts")
-    assert [(c.store_name, c.key, Serdes.long().deserialize(c.value), c.timestamp) for c in log] == [
-        ("counts", b"a", 1, 9), ("counts", b"b", 1, 9), ("counts", b"a", 2, 9)
+    # an aggregation's store is timestamped: each value is logged as timestamp ‖ value
+    assert [(c.store_name, c.key, c.value[:8], Serdes.long().deserialize(c.value[8:]), c.timestamp) for c in log] == [
+        ("counts", b"a", (9).to_bytes(8, "big"), 1, 9), ("counts", b"b", (9).to_bytes(8, "big"), 1, 9),
+        ("counts", b"a", (9).to_bytes(8, "big"), 2, 9),
     ]
     assert driver.topology.stores["counts"].changelog_topic == "counts-changelog"
 
@@ -163,7 +165,7 @@ def test_session_store_layout() -> None:
 
 def test_windowed_stores_are_sqlite_by_default(tmp_path: Path) -> None:
     builder = StreamsBuilder()
-    builder.stream("in").group_by_key().windowed_by(TimeWindows.of_size_no_grace(10)).count(
+    builder.stream("in").group_by_key().windowed_by(TimeWindows.of_size_with_no_grace(10)).count(
         Materialized(store_name="w")
     )
     config = StreamsConfig(application_id="win", state_dir=str(tmp_path))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
-from tomyum.streams import Serdes, StreamsBuilder, StreamsConfig
+from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams._plan import plan
 from tomyum.streams._record_collector import RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
@@ -121,6 +121,71 @@ def test_a_failed_exactly_once_commit_is_rebuilt_from_the_committed_offsets(tmp_
     assert consumer.seeks == [("in", 0, 3), ("in", 1, OFFSET_BEGINNING)]
     assert sorted(tasks.tasks) == ["0_0", "0_1"] and tasks.positions == {}
 
+
+def joined_manager(tmp_path: Path, max_task_idle_ms: int) -> tuple[TaskManager, FakeProducer, list[int]]:
+    """A stream-table join (``orders`` with the table ``rates``) whose task has two partitions."""
+    b = StreamsBuilder()
+    S = Serdes.string()
+    (b.stream("orders", key_serde=S, value_serde=S)
+        .join(b.table("rates", key_serde=S, value_serde=S,
+                      materialized=Materialized(store_type="in_memory", logging_enabled=False)),  # nothing to restore
+              lambda o, r: f"{o}@{r}").to("out", value_serde=S))
+    topology = b.build()
+    config = RuntimeConfig(topology=topology, config=StreamsConfig(application_id="app", state_dir=str(tmp_path),
+                                                                   max_task_idle_ms=max_task_idle_ms),
+                           bootstrap_servers="unused:9092", exactly_once=False, client_config={},
+                           state_root=tmp_path / "tomyum-streams")
+    tasks = TaskManager(config, threading.Event())
+    tasks.use_plan(plan(topology, {"orders": 1, "rates": 1, "out": 1}))
+    producer = FakeProducer()
+    tasks.collector = RecordCollector(producer, exactly_once=False, application_id="app")
+    tasks.consumer = FakeMainConsumer()  # type: ignore[assignment]
+    now = [0]
+    tasks.clock_ms = lambda: now[0]
+    tasks.assign([TopicPartition("orders", 0), TopicPartition("rates", 0)])
+    return tasks, producer, now
+
+
+def keyed(topic: str, offset: int, value: bytes, timestamp: int) -> Message:
+    return Message(topic=topic, partition=0, offset=offset, key=b"k", value=value, timestamp=(1, timestamp))
+
+
+def test_a_join_waits_up_to_max_task_idle_ms_for_its_empty_side(tmp_path: Path) -> None:
+    tasks, producer, now = joined_manager(tmp_path, max_task_idle_ms=1000)
+    tasks.process_messages([keyed("orders", 0, b"o1", 20)])
+    now[0] = 999
+    tasks.process_messages([])
+    assert producer.calls == [] and tasks.positions == {}  # waiting for the table side
+    tasks.process_messages([keyed("rates", 0, b"r1", 10)])  # the late table record arrives in time
+    # r1 (earlier) goes into the table; the table side is empty again, so o1 waits again, as in
+    # Kafka (a partition that runs dry starts a new wait)
+    assert producer.calls == [] and tasks.positions == {("rates", 0): 1}
+    now[0] = 1999
+    tasks.process_messages([])
+    assert [call[3] for call in producer.calls] == [b"o1@r1"]
+    assert tasks.positions == {("orders", 0): 1, ("rates", 0): 1}
+    assert tasks.partition_groups["0_0"].enforced_processing == 1
+
+
+def test_without_waiting_the_join_misses_a_late_table_record(tmp_path: Path) -> None:
+    tasks, producer, _ = joined_manager(tmp_path, max_task_idle_ms=-1)
+    tasks.process_messages([keyed("orders", 0, b"o1", 20)])
+    tasks.process_messages([keyed("rates", 0, b"r1", 10)])
+    assert producer.calls == []  # the inner join found no rate for o1
+
+
+def test_records_of_both_sides_are_taken_in_timestamp_order(tmp_path: Path) -> None:
+    tasks, producer, _ = joined_manager(tmp_path, max_task_idle_ms=0)
+    tasks.process_messages([keyed("orders", 0, b"o1", 20), keyed("orders", 1, b"o2", 40),
+                            keyed("rates", 0, b"r1", 10), keyed("rates", 1, b"r2", 30)])
+    assert [call[3] for call in producer.calls] == [b"o1@r1", b"o2@r2"]
+
+
+def test_revoked_partitions_leave_their_buffers(tmp_path: Path) -> None:
+    tasks, producer, now = joined_manager(tmp_path, max_task_idle_ms=1000)
+    tasks.process_messages([keyed("orders", 0, b"o1", 20)])
+    tasks.revoke([TopicPartition("orders", 0), TopicPartition("rates", 0)])
+    assert tasks.partition_groups["0_0"].buffered == 0
 
 class NotLedYet:
     """A consumer whose broker has not taken a new partition up for ``misses`` requests (Kafka

@@ -35,18 +35,18 @@ def windowed_to_strings(key: Windowed[str], value: Any) -> tuple[str, Any]:
 
 
 def test_windows_for_tumbling_and_hopping() -> None:
-    tumbling = TimeWindows.of_size_no_grace(10)
+    tumbling = TimeWindows.of_size_with_no_grace(10)
     assert tumbling.windows_for(0) == [Window(0, 10)]
     assert tumbling.windows_for(9) == [Window(0, 10)]
     assert tumbling.windows_for(10) == [Window(10, 20)]
-    hopping = TimeWindows.of_size_with_grace(10, 0).advance_by(5)
+    hopping = TimeWindows.of_size_and_grace(10, 0).advance_by(5)
     assert hopping.windows_for(3) == [Window(0, 10)]
     assert hopping.windows_for(7) == [Window(0, 10), Window(5, 15)]
     assert hopping.windows_for(10) == [Window(5, 15), Window(10, 20)]
     with pytest.raises(ValueError):
         hopping.advance_by(11)
     with pytest.raises(ValueError):
-        TimeWindows.of_size_with_grace(0, 1)
+        TimeWindows.of_size_and_grace(0, 1)
 
 
 def tumbling_counts(grace_ms: int) -> tuple[StreamsBuilder, str]:
@@ -54,7 +54,7 @@ def tumbling_counts(grace_ms: int) -> tuple[StreamsBuilder, str]:
     table = (
         builder.stream("clicks")
         .group_by_key()
-        .windowed_by(TimeWindows.of_size_with_grace(10, grace_ms))
+        .windowed_by(TimeWindows.of_size_and_grace(10, grace_ms))
         .count(Materialized(store_name="clicks-per-10ms"))
     )
     table.to_stream().map(windowed_to_strings).to("counts", value_serde=Serdes.long())
@@ -94,7 +94,7 @@ def test_hopping_windows_count_a_record_in_each_window() -> None:
     (
         builder.stream("clicks")
         .group_by_key()
-        .windowed_by(TimeWindows.of_size_with_grace(10, 0).advance_by(5))
+        .windowed_by(TimeWindows.of_size_and_grace(10, 0).advance_by(5))
         .count()
         .to_stream()
         .map(windowed_to_strings)
@@ -112,7 +112,7 @@ def test_hopping_windows_count_a_record_in_each_window() -> None:
 def test_windowed_reduce_and_aggregate() -> None:
     builder = StreamsBuilder()
     windowed = builder.stream("temps", value_serde=Serdes.double()).group_by_key().windowed_by(
-        TimeWindows.of_size_no_grace(60_000)
+        TimeWindows.of_size_with_no_grace(60_000)
     )
     windowed.reduce(max).to_stream().map(windowed_to_strings).to("max", value_serde=Serdes.double())
     windowed.aggregate(lambda: [], lambda k, v, agg: [*agg, v], Materialized(value_serde=Serdes.json())).to_stream().map(
@@ -129,7 +129,7 @@ def session_counts(builder: StreamsBuilder, gap_ms: int, grace_ms: int) -> Any:
     return (
         builder.stream("clicks")
         .group_by_key()
-        .windowed_by(SessionWindows.of_inactivity_gap_with_grace(gap_ms, grace_ms))
+        .windowed_by(SessionWindows.of_inactivity_gap_and_grace(gap_ms, grace_ms))
         .count(Materialized(store_name="sessions"))
     )
 
@@ -185,7 +185,7 @@ def test_suppress_emits_each_window_once_when_it_closes() -> None:
     (
         builder.stream("clicks")
         .group_by_key()
-        .windowed_by(TimeWindows.of_size_with_grace(10, 2))
+        .windowed_by(TimeWindows.of_size_and_grace(10, 2))
         .count()
         .suppress(Suppressed.until_window_closes())
         .to_stream()
@@ -231,3 +231,33 @@ def test_suppress_needs_a_windowed_table() -> None:
     builder = StreamsBuilder()
     with pytest.raises(ValueError, match="windowed"):
         builder.stream("in").group_by_key().count().suppress(Suppressed.until_window_closes())
+
+
+def test_records_with_a_none_key_move_the_task_s_stream_time_but_close_no_window() -> None:
+    """Kafka's partition time moves with every record read (RecordQueue), whatever its key, so
+    stream-time punctuators fire; an aggregation drops such a record before it observes its
+    timestamp (KStreamWindowAggregate), so its windows stay open."""
+    from tomyum.streams import Processor, PunctuationType
+
+    fired: list[int] = []
+
+    class Tick(Processor):
+        def init(self, context: Any) -> None:
+            super().init(context)
+            context.schedule(100, PunctuationType.STREAM_TIME, fired.append)
+
+        def process(self, record: Record[Any, Any]) -> None:
+            pass
+
+    b = StreamsBuilder()
+    clicks = b.stream("clicks")
+    clicks.process(Tick)
+    (clicks.group_by_key().windowed_by(TimeWindows.of_size_with_no_grace(10)).count().to_stream()
+        .to("out", key_serde=Serdes.time_windowed(Serdes.string(), 10), value_serde=Serdes.long()))
+    with TopologyTestDriver(b.build(), STRINGS) as driver:
+        driver.pipe_input("clicks", "k", "a", timestamp=5)
+        driver.pipe_input("clicks", None, "b", timestamp=500)   # dropped by the aggregation
+        driver.pipe_input("clicks", "k", "c", timestamp=6)      # its window [0, 10) is still open
+        assert [(r.key.window.start_ms, r.value) for r in driver.read_output("out")] == [(0, 1), (0, 2)]
+        assert driver.metrics() == {"dropped-records-total": 1}
+    assert fired == [5, 500]

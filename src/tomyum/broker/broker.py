@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tomyum import __version__
 from tomyum.broker.client_quotas import QuotaManagers
@@ -16,6 +17,10 @@ from tomyum.broker.connection_quotas import ConnectionQuotas
 from tomyum.broker.handlers import registry
 from tomyum.broker.listeners import Listener, parse_listeners
 from tomyum.broker.log_publisher import LogPublisher
+from tomyum.broker.exporter import StateCollector
+from tomyum.broker.metrics import (BrokerCollector, MetricsListener, metrics_uses_tls, new_registry,
+                                   parse_basic_auth_users, parse_metrics_listener)
+from tomyum.broker.stats import BrokerStats, request_name
 from tomyum.broker.waiters import FetchWaiters
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig, validate_topic_configs
@@ -29,6 +34,8 @@ from tomyum.coordinator.txn.log import TXN_TOPIC
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.log_limit import RateLimitedLog, TokenBucket
 from tomyum.security.authorizer import AclBinding, StandardAuthorizer, binding_of
+from tomyum.security.listener import reconfigured
+from tomyum.security.tls import server_context
 from tomyum.metadata import DataDirLock, MetadataController, check_meta_properties, check_topic_name
 from tomyum.storage.engine import LogStore
 from tomyum.storage.local import LocalLogStore
@@ -88,12 +95,16 @@ class Broker:
         self.quotas = QuotaManagers(lambda: self.metadata.image, clock, **window)
         self.connection_quotas = ConnectionQuotas(config, lambda: self.metadata.image.quotas, clock, **window)
         self._servers: list[Acceptor] = []
+        self.stats = BrokerStats()
+        self.store.on_sync(self.stats.synced)
+        self.metrics: MetricsListener | None = None
         self._offsets_expiry: asyncio.Task[None] | None = None
         self._idle_reaper: asyncio.Task[None] | None = None
         self.started_at = time.time()
         rate = config["auto.create.topics.partitions.per.second"]
         self._auto_create_bucket = TokenBucket(rate, 2 * rate, clock.monotonic)
-        registry()  # every handler registered
+        handlers = registry()  # every handler registered
+        self._request_names = {key: request_name(h.name) for key, h in handlers.items()}
 
     async def start(self, create_topics: Sequence[tuple[str, int, int]] = ()) -> None:
         """Take the data dir (refused if another process holds it), recover the metadata log,
@@ -104,6 +115,7 @@ class Broker:
         self._dir_lock.acquire()
         self.cluster_id = check_meta_properties(self.data_dir, self.config["cluster.id"], self.node_id)
         await self.metadata.start()
+        self.reconfigure_listeners()  # the stores set at run time before this start
         await self.store.start(self.publisher.all_specs())
         self._store_started = True
         await self.offsets.start()
@@ -127,13 +139,32 @@ class Broker:
                 listener.port = acceptor.port
             if listener.advertised_port == 0:
                 listener.advertised_port = acceptor.port
+        if self.config["metrics.listener"]:
+            await self._start_metrics(self.config["metrics.listener"])
+
+    async def _start_metrics(self, where: str) -> None:
+        """The metrics listener (``metrics.listener``; see broker/metrics.py)."""
+        host, port = parse_metrics_listener(where)
+        users = parse_basic_auth_users(self.config["metrics.basic.auth.users"])
+        tls = None
+        if metrics_uses_tls(where):
+            try:
+                tls = server_context(lambda key: self.config.for_listener("metrics", key))
+            except ConfigError as e:  # said as the metrics listener's key
+                raise ConfigError(f"listener.name.metrics.{e.key}", f"metrics.listener is https: "
+                                  f"{str(e).removeprefix(e.key + ': ')}") from None
+        counters = BrokerCollector(self.stats, lambda: self.connections, self._request_names, self.started_at)
+        state = StateCollector(self, lambda: self.listeners[0].url().partition("://")[2])
+        self.metrics = MetricsListener(new_registry(state, counters), users=users, tls=tls)
+        await self.metrics.start(host, port)
 
     def ready_line(self) -> str:
         where = ", ".join(f"{x.name}://{x.host or '0.0.0.0'}:{x.port}" for x in self.listeners)
         adv = ", ".join(x.url() for x in self.listeners)
+        metrics = f", metrics on {self.metrics.url()}" if self.metrics is not None else ""
         return (f"tomyum {__version__} accepting connections on {where} "
                 f"(advertised {adv}), data dir {self.data_dir.resolve()}, node {self.node_id}, "
-                f"cluster {self.cluster_id}")
+                f"cluster {self.cluster_id}{metrics}")
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight requests, flush and close every file."""
@@ -141,8 +172,10 @@ class Broker:
 
         for server in self._servers:
             server.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         timeout = self.config["shutdown.timeout.ms"] / 1000
-        self.waiters.wake_all()
+        self.waiters.close()
         await self.groups.stop()
         self.consumer_groups.stop()
         await self.transactions.stop()
@@ -159,6 +192,8 @@ class Broker:
         """Undo a :meth:`start` that raised: close what it opened, release the data dir."""
         for server in self._servers:
             server.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         if self._store_started:
             await self.store.close()
         self.metadata.log.close()
@@ -225,6 +260,29 @@ class Broker:
         except KafkaError as e:
             if e.code != ErrorCode.topic_already_exists:  # created meanwhile: as good
                 raise
+
+    def check_listener_reconfiguration(self, dynamic: Mapping[str, Any] | None) -> None:
+        """Whether every listener's stores, with ``dynamic`` as the per-broker dynamic layer
+        (None: the current one), load and fit (ConfigError if not); changes nothing."""
+        for listener in self.listeners:
+            reconfigured(listener.security, functools.partial(self.config.for_listener, listener.name,
+                                                              dynamic=dynamic))
+
+    def reconfigure_listeners(self) -> None:
+        """Give each listener the stores its settings name now: new TLS connections use them,
+        connections made before keep theirs. A store that no longer loads (at a restart, say)
+        leaves the listener as it was, with a log line."""
+        for listener in self.listeners:
+            try:
+                security = reconfigured(listener.security, functools.partial(self.config.for_listener, listener.name))
+            except ConfigError as e:
+                log.error("listener %s keeps its TLS stores: %s", listener.name, e)
+                continue
+            if security is not listener.security:
+                listener.security = security
+                log.info("listener %s: new TLS connections use the key store of %s (serial %x, valid until %s)",
+                         listener.name, security.certificate.subject.rfc4514_string(),
+                         security.certificate.serial_number, security.certificate.not_valid_after_utc)
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str | None]) -> None:
         await self.metadata.create_topic(name, partitions, validate_topic_configs(configs))

@@ -1,6 +1,7 @@
 """Client quotas on produce and fetch bandwidth, as Kafka's ClientQuotaManager (KIP-13, KIP-55,
-KIP-219): which quota applies to a request, the rate it is measured against, and how long the
-client is throttled when over it.
+KIP-219), and on request handling time, as its ClientRequestQuotaManager (KIP-124): which quota
+applies to a request, the rate it is measured against, and how long the client is throttled
+when over it.
 
 Resolution (Kafka's DefaultQuotaCallback): of the quotas set with AlterClientQuotas (kept in the
 metadata image), the most specific entity with the quota's key wins, in this order —
@@ -17,7 +18,13 @@ may send a first burst of up to about that many seconds of its quota.
 
 Throttle time (Kafka's ``QuotaUtils.throttleTime``): when the observed rate exceeds the quota,
 ``(observed - quota) / quota * window_ms``, rounded: how long the excess takes to drain at the
-quota. Nothing caps it, as in Kafka for bandwidth quotas.
+quota. Nothing caps it for bandwidth quotas; a request quota's is capped at one
+``quota.window.size.seconds`` (Kafka's ``boundedThrottleTime``).
+
+Request quotas (``request_percentage``): each request records the time its handler took as a
+percentage of one thread for a second (Kafka's ``nanosToPercentage``), so the rate is the share
+of one thread the client keeps busy; ``request_percentage=50`` is half of one thread. Every
+request counts except the SASL exchange (Kafka's network layer handles it before any quota).
 
 Where tomyum differs: the value recorded for a produce is the bytes of its record batches, for a
 fetch those of the records returned (Kafka counts whole request and response sizes; the
@@ -38,6 +45,9 @@ from tomyum.protocol.fetch_response import FetchPartition
 
 PRODUCER_BYTE_RATE = "producer_byte_rate"
 CONSUMER_BYTE_RATE = "consumer_byte_rate"
+REQUEST_PERCENTAGE = "request_percentage"
+#: Kafka's ClientRequestQuotaManager.NanosToPercentagePerSecond
+NANOS_TO_PERCENTAGE = 100.0 / 1e9
 
 Entity = tuple[tuple[str, str | None], ...]
 #: the rate a client records into: (user or "", client id or ""), Kafka's metric tags
@@ -139,14 +149,19 @@ class ClientQuotaManager:
     Not thread-safe: the event loop's."""
 
     def __init__(self, key: str, image: QuotaImageSource, clock: Clock, *, samples: int = 11,
-                 window_s: int = 1) -> None:
+                 window_s: int = 1, max_throttle_ms: int | None = None) -> None:
         self.key = key
+        #: the longest throttle (None: unbounded, as for bandwidth quotas)
+        self.max_throttle_ms = max_throttle_ms
         self._image = image
         self._clock = clock
         self.samples, self.window_ms = samples, window_s * 1000
         self._version = -1
         self._resolved: dict[tuple[str, str | None], tuple[SensorKey, float] | None] = {}
         self._rates: dict[SensorKey, Rate] = {}
+        #: responses throttled since start, and their throttle time in ms (for /metrics)
+        self.throttled = 0
+        self.throttle_time_ms = 0
 
     def _now_ms(self) -> int:
         return int(self._clock.monotonic() * 1000)
@@ -180,7 +195,8 @@ class ClientQuotaManager:
         observed = rate.measure(now_ms)
         if observed <= quota:
             return 0
-        return throttle_time_ms(observed, quota, rate.window_size_ms(now_ms))
+        throttle_ms = throttle_time_ms(observed, quota, rate.window_size_ms(now_ms))
+        return throttle_ms if self.max_throttle_ms is None else min(throttle_ms, self.max_throttle_ms)
 
     def throttle(self, principal: str, client_id: str | None, value: Callable[[], float],
                  mute: Callable[[int], None]) -> int:
@@ -190,8 +206,13 @@ class ClientQuotaManager:
             return 0
         throttle_ms = self.record(principal, client_id, value())
         if throttle_ms > 0:
+            self._count(throttle_ms)
             mute(throttle_ms)
         return throttle_ms
+
+    def _count(self, throttle_ms: int) -> None:
+        self.throttled += 1
+        self.throttle_time_ms += throttle_ms
 
     def throttle_fetch(self, principal: str, client_id: str | None,
                        topics: Sequence[tuple[str, Sequence[FetchPartition]]], mute: Callable[[int], None]) -> int:
@@ -202,6 +223,7 @@ class ClientQuotaManager:
         size = sum(len(p.records) for _, parts in topics for p in parts)
         throttle_ms = self.record(principal, client_id, size)
         if throttle_ms > 0:
+            self._count(throttle_ms)
             self.unrecord(principal, client_id, size)
             for _, parts in topics:
                 for p in parts:
@@ -238,8 +260,18 @@ def produce_bytes(request: Any) -> int:
 
 
 class QuotaManagers:
-    """Kafka's QuotaManagers, the bandwidth part: one manager for produce, one for fetch."""
+    """Kafka's QuotaManagers, the client part: one manager for produce bandwidth, one for fetch
+    bandwidth, one for request time (its throttle at most one window)."""
 
     def __init__(self, image: QuotaImageSource, clock: Clock, *, samples: int = 11, window_s: int = 1) -> None:
         self.produce = ClientQuotaManager(PRODUCER_BYTE_RATE, image, clock, samples=samples, window_s=window_s)
         self.fetch = ClientQuotaManager(CONSUMER_BYTE_RATE, image, clock, samples=samples, window_s=window_s)
+        self.request = ClientQuotaManager(REQUEST_PERCENTAGE, image, clock, samples=samples, window_s=window_s,
+                                          max_throttle_ms=window_s * 1000)
+
+    def record_request_time(self, principal: str, client_id: str | None, elapsed_ns: int) -> int:
+        """Record a request's handler time (KIP-124); the throttle time in ms (0: within the
+        client's ``request_percentage``, or none set)."""
+        if self.request.quota_of(principal, client_id) is None:
+            return 0
+        return self.request.record(principal, client_id, elapsed_ns * NANOS_TO_PERCENTAGE)

@@ -63,6 +63,8 @@ _limited = RateLimitedLog(log)
 MAX_PENDING_RESPONSES = 512
 #: what a client may send before it has authenticated: ApiVersions, SaslHandshake, SaslAuthenticate
 AUTHENTICATION_APIS = frozenset({18, 17, 36})
+#: the SASL exchange, which no quota counts (Kafka's network layer handles it)
+SASL_APIS = frozenset({17, 36})
 
 if os.environ.get("TOMYUM_TEST_STRICT_RESPONSES"):  # the test suite's: a handler's unknown key raises
     strict_responses(True)
@@ -133,6 +135,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 _limited.log(logging.INFO, ("principal", self.principal), "connection from %s on %s: principal %s",
                              self.peer, self.listener.name, self.principal)
         self.broker.connections.add(self)
+        self.broker.stats.connections_accepted[self.listener.name] += 1
         self._tasks = [
             asyncio.create_task(self._process_loop(), name=f"process {self.peer}"),
             asyncio.create_task(self._write_loop(), name=f"write {self.peer}"),
@@ -234,18 +237,29 @@ class KafkaConnection(asyncio.BufferedProtocol):
         header = request.header
         if header.api_key not in AUTHENTICATION_APIS and not self._may_proceed(header.api_key):
             return
+        stats = self.broker.stats
+        stats.requests[header.api_key] += 1
+        started = time.perf_counter()
         ctx = RequestContext(self.broker, self.listener, header.api_key, header.api_version,
                              header.correlation_id, header.client_id, self.peer, self)
+        started_ns = time.perf_counter_ns()
         result = await HANDLERS[header.api_key].fn(ctx, request.body)
+        throttle_ms = 0
+        if header.api_key not in SASL_APIS:  # KIP-124: the handler's time counts against request_percentage
+            throttle_ms = self.broker.quotas.record_request_time(self.principal, header.client_id,
+                                                                 time.perf_counter_ns() - started_ns)
+            self.throttle(throttle_ms)
         if not isinstance(result, Deferred):
-            self._respond(request, result)
+            self._respond(request, _with_throttle(result, throttle_ms))
+            stats.answered(header.api_key, time.perf_counter() - started)
             return
         fut = asyncio.ensure_future(result.awaitable)
+        fut.add_done_callback(lambda _: stats.answered(header.api_key, time.perf_counter() - started))
         if self._closing:
             _linger(fut)
         else:
             self._deferred.add(fut)
-        fut.add_done_callback(functools.partial(self._completed, request))
+        fut.add_done_callback(functools.partial(self._completed, request, throttle_ms))
 
     def _may_proceed(self, api_key: int) -> bool:
         """On a SASL listener, only authenticated clients with a live session get past the
@@ -296,7 +310,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def close_after_response(self, why: str) -> None:
         self._close_after = why
 
-    def _completed(self, request: RequestReceived, fut: asyncio.Future[Any]) -> None:
+    def _completed(self, request: RequestReceived, throttle_ms: int, fut: asyncio.Future[Any]) -> None:
         """A deferred response is done (it may outlive its connection)."""
         self._deferred.discard(fut)
         if fut.cancelled():  # only settle_requests cancels, at shutdown
@@ -309,7 +323,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 log.error("unexpected error completing a request from %s; closing", self.peer, exc_info=exc)
                 self.close()
             return
-        self._respond(request, fut.result())
+        self._respond(request, _with_throttle(fut.result(), throttle_ms))
 
     def idle_for(self, now: float) -> float:
         """Seconds without a whole request or a response, 0 while a request is in flight."""
@@ -400,6 +414,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except TimeoutError:
             log.warning("connection from %s still busy at shutdown; closing it", self.peer)
         self.close()
+
+
+def _with_throttle(result: Any, throttle_ms: int) -> Any:
+    """``result`` answering ``throttle_ms`` of throttle (KIP-124) if that is longer than its own
+    (Kafka answers the longer of a request's bandwidth and request-time throttles). Produce and
+    fetch responses are encoded by their handlers: they answer their bandwidth throttle, and the
+    connection is muted for the longer one all the same."""
+    if throttle_ms and isinstance(result, dict) and result.get("throttle_time", throttle_ms) < throttle_ms:
+        result["throttle_time"] = throttle_ms
+    return result
 
 
 def _linger(fut: asyncio.Future[Any]) -> None:

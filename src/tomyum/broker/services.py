@@ -8,10 +8,12 @@ import circle (checked by import-linter in ``make test``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tomyum.broker.client_quotas import QuotaManagers
+    from tomyum.broker.stats import BrokerStats
     from tomyum.clock import Clock
     from tomyum.security.sasl import Exchange
     from tomyum.broker.waiters import FetchWaiters
@@ -72,9 +74,20 @@ class BrokerServices(Protocol):
     authorizer: StandardAuthorizer | None
     #: client quotas on produce and fetch bandwidth (broker/client_quotas.py)
     quotas: QuotaManagers
+    #: what the broker has served: requests per API, bytes in and out per topic (broker/stats.py)
+    stats: BrokerStats
 
     async def auto_create_topic(self, name: str) -> None:
         """Create ``name`` as ``auto.create.topics.enable`` does (throttled; see Broker)."""
         ...
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str | None]) -> None: ...
+
+    def check_listener_reconfiguration(self, dynamic: Mapping[str, Any] | None) -> None:
+        """ConfigError unless every listener's stores, with ``dynamic`` as the per-broker dynamic
+        config layer (None: the current one), load and fit (Kafka's SslFactory checks)."""
+        ...
+
+    def reconfigure_listeners(self) -> None:
+        """Listeners take up the stores their settings name now (for new connections)."""
+        ...

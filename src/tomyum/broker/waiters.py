@@ -38,6 +38,8 @@ class Waiter:
 class FetchWaiters:
     def __init__(self) -> None:
         self._by_tp: dict[TopicPartition, set[Waiter]] = {}
+        #: set by :meth:`close`: the broker is stopping, no fetch parks any more
+        self.closed = False
 
     def register(self, tps: Iterable[TopicPartition]) -> Waiter:
         waiter = Waiter(self, list(tps))
@@ -60,6 +62,9 @@ class FetchWaiters:
             if not waiter.future.done():
                 waiter.future.set_result(None)
 
-    def wake_all(self) -> None:
+    def close(self) -> None:
+        """The broker is stopping: wake every parked fetch, and have fetches answer with what
+        they have instead of parking (again), as Kafka drops its fetch purgatory at shutdown."""
+        self.closed = True
         for tp in list(self._by_tp):
             self.notify(tp)

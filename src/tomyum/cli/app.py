@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tomyum import __version__
-from tomyum.cli import acls, configs, consume, daemon, groups, produce, quotas, topics, users
+from tomyum.cli import acls, configs, console, consume, daemon, groups, produce, quotas, top, topics, users
 from tomyum.cli.common import run
 from tomyum.cli.serve import serve
 from tomyum.cli.demo import demo_app
@@ -35,6 +35,8 @@ app.command()(serve)
 app.command()(daemon.start)
 app.command()(daemon.stop)
 app.command()(daemon.status)
+app.command()(top.top)
+app.command()(console.console)
 app.add_typer(topics.app, name="topics")
 app.command()(produce.produce)
 app.command()(consume.consume)

@@ -71,7 +71,7 @@ def alter_configs(admin: Admin, r: ConfigResource, settings: dict[str, str], del
     """Set and delete configs of ``r`` in one IncrementalAlterConfigs; the broker validates them."""
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ResourceType
 
-    from tomyum.config import BROKER_CONFIGS, TOPIC_CONFIGS
+    from tomyum.config import BROKER_CONFIGS, TOPIC_CONFIGS, broker_config_def
 
     for key, value in settings.items():
         r.add_incremental_config(ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET))
@@ -82,7 +82,8 @@ def alter_configs(admin: Admin, r: ConfigResource, settings: dict[str, str], del
                    f"cannot change configs of {label(r)}")
     except CliError as e:
         known = TOPIC_CONFIGS if r.restype == ResourceType.TOPIC else BROKER_CONFIGS
-        unknown = [k for k in [*settings, *deletes] if k not in known]
+        unknown = [k for k in [*settings, *deletes] if k not in known
+                   and (r.restype == ResourceType.TOPIC or broker_config_def(k) is None)]
         raise CliError(f"{e}{did_you_mean(unknown[0], known)}" if unknown else str(e)) from None
     changes = [f"{k}={v}" for k, v in settings.items()] + [f"{k} (back to default)" for k in deletes]
     say(f"updated {label(r)}: {', '.join(changes)}")

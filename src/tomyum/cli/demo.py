@@ -1,7 +1,8 @@
 """``tomyum demo``: the classic Kafka lessons, run for you with the programs in ``examples/``.
 
 Each demo starts a broker of its own (``tomyum serve`` on a free loopback port, data in a
-temporary directory) unless ``--bootstrap`` names one, creates fresh topics, runs its example
+temporary directory) unless ``--bootstrap`` names one (a secured one with ``--command-config``,
+Kafka's client properties, which every program is given too), creates fresh topics, runs its example
 programs as child processes with their output prefixed and coloured, stops them all (SIGTERM,
 so they disconnect cleanly) when the lesson is shown, after ``--timeout``, or on Ctrl-C, and
 ends with a summary of what each consumer received. Exit status: 0 when the summary shows the
@@ -32,6 +33,8 @@ from rich.console import Console
 from rich.text import Text
 
 import tomyum
+from tomyum.cli.command_config import load as command_config_settings
+from tomyum.cli.common import CliError, CommandConfig
 from tomyum.client import ClientError, Kafka
 
 demo_app = typer.Typer(no_args_is_help=True, help="Learn Kafka with tomyum: run a classic demo end to end.")
@@ -87,9 +90,12 @@ class Stage:
     """Runs the programs of one demo: starts them, prints their lines with a coloured prefix,
     waits for what they report, and stops them all."""
 
-    def __init__(self, console: Console, bootstrap: str, timeout: float) -> None:
+    def __init__(self, console: Console, bootstrap: str, timeout: float, command_config: Path | None = None) -> None:
         self.console = console
         self.bootstrap = bootstrap
+        #: what every program is given to reach the broker: --bootstrap, and --command-config if any
+        self.connection = ("--bootstrap", bootstrap) + (("--command-config", str(command_config))
+                                                        if command_config is not None else ())
         self.timeout = timeout
         self._deadline = asyncio.get_running_loop().time() + timeout
         self.programs: list[Program] = []
@@ -106,12 +112,12 @@ class Stage:
 
     async def start(self, label: str, style: str, script: str, *args: str, name: str | None = None,
                     may_exit: bool = False) -> Program:
-        """Run ``examples/<script> args... --bootstrap B``. ``name``: the name the program puts
-        in front of its lines (the prefix shows it already); ``may_exit`` for programs that end
-        by themselves (producers)."""
-        self.say(f"▶ {label}: python examples/{script} {' '.join(args)} --bootstrap {self.bootstrap}")
+        """Run ``examples/<script> args... --bootstrap B [--command-config F]``. ``name``: the name
+        the program puts in front of its lines (the prefix shows it already); ``may_exit`` for
+        programs that end by themselves (producers)."""
+        self.say(f"▶ {label}: python examples/{script} {' '.join((*args, *self.connection))}")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(EXAMPLES / script), *args, "--bootstrap", self.bootstrap,
+            sys.executable, str(EXAMPLES / script), *args, *self.connection,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"))
         program = Program(label=label, style=style, proc=proc, may_exit=may_exit, name=name)
@@ -266,12 +272,14 @@ async def create_topics(kafka: Kafka, topics: dict[str, int]) -> None:
         await admin.disconnect()
 
 
-async def play(demo: Demo, console: Console, bootstrap: str, count: int, timeout: float) -> int:
-    stage = Stage(console, bootstrap, timeout)
+async def play(demo: Demo, console: Console, bootstrap: str, count: int, timeout: float,
+               command_config: Path | None = None) -> int:
+    stage = Stage(console, bootstrap, timeout, command_config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stage.interrupt)
-    kafka = Kafka(client_id="tomyum-demo", brokers=[bootstrap])
+    kafka = Kafka(client_id="tomyum-demo", brokers=[bootstrap],
+                  config=command_config_settings(command_config) if command_config is not None else None)
     try:
         outcome = await demo(stage, kafka, count)
     except ClientError as e:
@@ -317,7 +325,12 @@ def broker_for(console: Console, bootstrap: str | None) -> Iterator[str]:
                 broker.kill()
 
 
-def run_demo(demo: Demo, bootstrap: str | None, count: int, timeout: float) -> None:
+def run_demo(demo: Demo, bootstrap: str | None, count: int, timeout: float, command_config: Path | None) -> None:
+    if command_config is not None:
+        if not bootstrap:
+            raise CliError("--command-config is for a secured broker named with --bootstrap (the demo's own "
+                           "broker is a plaintext one)", 2)
+        command_config_settings(command_config)  # a bad file is one line before anything starts
     if not EXAMPLES.is_dir():
         typer.echo(f"error: the demos run the programs in examples/ of a tomyum source checkout; "
                    f"there is none at {EXAMPLES}", err=True)
@@ -327,26 +340,26 @@ def run_demo(demo: Demo, bootstrap: str | None, count: int, timeout: float) -> N
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
     console = Console(highlight=False)
     with broker_for(console, bootstrap) as address:
-        status = asyncio.run(play(demo, console, address, count, timeout))
+        status = asyncio.run(play(demo, console, address, count, timeout, command_config))
     raise typer.Exit(status)
 
 
 @demo_app.command("consumer-groups")
 def consumer_groups_command(bootstrap: str = BootstrapOption, messages: int = MessagesOption,
-                            timeout: float = TimeoutOption) -> None:
+                            timeout: float = TimeoutOption, command_config: CommandConfig = None) -> None:
     """One producer, two consumers in different groups: each group receives every message."""
-    run_demo(consumer_groups, bootstrap, messages, timeout)
+    run_demo(consumer_groups, bootstrap, messages, timeout, command_config)
 
 
 @demo_app.command("partitions")
 def partitions_command(bootstrap: str = BootstrapOption, messages: int = MessagesOption,
-                       timeout: float = TimeoutOption) -> None:
+                       timeout: float = TimeoutOption, command_config: CommandConfig = None) -> None:
     """A 2-partition topic and two consumers in one group: each reads one partition."""
-    run_demo(partitions, bootstrap, messages, timeout)
+    run_demo(partitions, bootstrap, messages, timeout, command_config)
 
 
 @demo_app.command("streams")
 def streams_command(bootstrap: str = BootstrapOption, messages: int = MessagesOption,
-                    timeout: float = TimeoutOption) -> None:
+                    timeout: float = TimeoutOption, command_config: CommandConfig = None) -> None:
     """Producer → stream processor (upper-cases) → consumer."""
-    run_demo(streams, bootstrap, messages, timeout)
+    run_demo(streams, bootstrap, messages, timeout, command_config)

@@ -1,10 +1,15 @@
 """Requests librdkafka has no API for (AlterClientQuotas, DescribeClientQuotas), sent as Kafka's
 own tools send them: one connection to the bootstrap broker, with the security settings of
-``--command-config`` (TLS, SASL PLAIN, SCRAM-SHA-256/512) and kio's codecs.
+``--command-config`` (TLS, SASL PLAIN, SCRAM-SHA-256/512, OAUTHBEARER's unsecured tokens) and
+kio's codecs.
 
 Only the librdkafka keys this needs are read: ``security.protocol``, ``sasl.mechanism(s)``,
 ``sasl.username``, ``sasl.password``, ``ssl.ca.location``, ``ssl.certificate.location``,
-``ssl.key.location``, ``ssl.endpoint.identification.algorithm``. OAUTHBEARER is not offered here.
+``ssl.key.location``, ``ssl.endpoint.identification.algorithm``, and for OAUTHBEARER
+``enable.sasl.oauthbearer.unsecure.jwt`` with ``sasl.oauthbearer.config`` (``principal=NAME``,
+``lifeSeconds=N``: librdkafka's unsecured JWT, what ``--command-config`` makes of Kafka's
+``OAuthBearerLoginModule`` with ``unsecuredLoginStringClaim_sub``). Tokens from an identity
+provider (``sasl.oauthbearer.method=oidc``) are not fetched here: one line says so.
 """
 
 from __future__ import annotations
@@ -63,8 +68,13 @@ class RawConnection:
         c = self.config
         mechanism = str(c.get("sasl.mechanism") or c.get("sasl.mechanisms") or "GSSAPI").upper()
         user, password = c.get("sasl.username"), c.get("sasl.password")
-        if mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") or user is None or password is None:
-            raise CliError(f"this command authenticates with PLAIN or SCRAM and a username and password, not {mechanism}")
+        token = unsecured_token(c) if mechanism == "OAUTHBEARER" else None
+        if token is not None:
+            user = token[1]
+        elif mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") or user is None or password is None:
+            raise CliError(f"this command authenticates with PLAIN or SCRAM and a username and password, or "
+                           f"OAUTHBEARER with an unsecured token, not {mechanism}"
+                           + (" from an identity provider" if mechanism == "OAUTHBEARER" else ""))
         from kio.schema.sasl_authenticate.v2 import request as authenticate
         from kio.schema.sasl_handshake.v1 import request as handshake
 
@@ -80,6 +90,10 @@ class RawConnection:
                                f"{r.error_message or 'bad credentials'}")
             return bytes(r.auth_bytes)
 
+        if token is not None:  # RFC 7628's client first message
+            step(b"n,,\x01auth=Bearer " + token[0].encode() + b"\x01\x01")
+            return
+        assert user is not None and password is not None
         if mechanism == "PLAIN":
             step(b"\0" + user.encode() + b"\0" + password.encode())
             return
@@ -130,3 +144,26 @@ class RawConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def unsecured_token(config: dict[str, Any]) -> tuple[str, str] | None:
+    """librdkafka's unsecured JWT (``alg: none``) for ``sasl.oauthbearer.config``'s principal,
+    and that principal; None unless ``enable.sasl.oauthbearer.unsecure.jwt`` is on."""
+    import base64
+    import json
+    import time
+
+    if str(config.get("enable.sasl.oauthbearer.unsecure.jwt", "false")).lower() != "true":
+        return None
+    options = dict(item.partition("=")[::2] for item in str(config.get("sasl.oauthbearer.config", "")).split())
+    principal = options.get("principal")
+    if not principal:
+        raise CliError("OAUTHBEARER's unsecured token needs sasl.oauthbearer.config=principal=NAME "
+                       "(unsecuredLoginStringClaim_sub in Kafka's OAuthBearerLoginModule)")
+    now = int(time.time())
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    claims = {"sub": principal, "iat": now, "exp": now + int(options.get("lifeSeconds", "3600"))}
+    return f"{part({'alg': 'none'})}.{part(claims)}.", principal

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from tomyum.broker.broker import Broker
     from tomyum.config import BrokerConfig
+    from tomyum.console import ConsoleServer
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -99,11 +101,39 @@ async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[t
         if password is not None:
             print(f"created the super user {dev.ADMIN!r} with password {password} (shown once; "
                   f"{data_dir / dev.PROPERTIES} has it for --command-config)", flush=True)
+    try:
+        console = await start_console(config, broker)
+    except BaseException:
+        await broker.stop()
+        raise
     print(broker.ready_line(), flush=True)
     await stop.wait()
     logging.getLogger("tomyum").info("shutting down")
+    if console is not None:
+        await console.stop()
     await broker.stop()
     logging.getLogger("tomyum").info("stopped cleanly")
+
+
+async def start_console(config: BrokerConfig, broker: Broker) -> ConsoleServer | None:
+    """The web console on ``console.listener``, a client of the broker's first listener (as a
+    super user would be: the broker's own client settings for it are not known here, so on a
+    secured first listener it shows what an anonymous client may see)."""
+    listen = config["console.listener"]
+    if not listen:
+        return None
+    from tomyum.console import ConsoleServer
+    from tomyum.errors import ConfigError
+
+    first = broker.listeners[0]
+    host = first.host if first.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    try:
+        console = ConsoleServer(f"{host}:{first.port}", listen)
+    except ValueError as e:
+        raise ConfigError("console.listener", str(e)) from None
+    await console.start()
+    print(f"console on {console.url}", flush=True)
+    return console
 
 
 def serve(

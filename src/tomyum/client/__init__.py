@@ -21,7 +21,9 @@
 
 Blocking librdkafka calls run in worker threads, never on the event loop. It is a facade,
 not a new client: anything librdkafka can be configured to do, ``config={...}`` passes on, and
-it works against Apache Kafka as well as tomyum.
+it works against Apache Kafka as well as tomyum. A secured cluster's Kafka client properties
+file (the one ``kafka-topics.sh --command-config`` and ``tomyum --command-config`` read) gives
+the same settings: ``Kafka(brokers=[...], config=client_properties("client.properties"))``.
 """
 
 from tomyum.client._admin import Admin, TopicSpec
@@ -31,6 +33,7 @@ from tomyum.client._events import ConsumerEvent, ConsumerEvents
 from tomyum.client._kafka import Kafka
 from tomyum.client._message import Batch, Message, RecordMetadata
 from tomyum.client._producer import OutgoingMessage, Producer
+from tomyum.client._properties import PropertiesError, client_properties
 
 __all__ = [
     "Admin",
@@ -45,6 +48,8 @@ __all__ = [
     "Message",
     "OutgoingMessage",
     "Producer",
+    "PropertiesError",
     "RecordMetadata",
     "TopicSpec",
+    "client_properties",
 ]

@@ -43,7 +43,10 @@ POLL_TIMEOUT_S = 0.1
 MAX_POLL_MESSAGES = 500
 #: the longest ``disconnect`` waits for the broker to take the last commit and the leave; a
 #: broker that is gone would otherwise hold it for the session timeout
-CLOSE_TIMEOUT_S = 1.5
+CLOSE_TIMEOUT_S = 1.0
+#: the same while librdkafka says every broker is down (nothing received since): a Ctrl-C then
+#: ends the program at once rather than after a wait that cannot succeed
+BROKERS_DOWN_CLOSE_TIMEOUT_S = 0.2
 
 
 async def _close_within(consumer: RdKafkaConsumer, seconds: float) -> bool:
@@ -113,6 +116,8 @@ class Consumer:
         # Set in the worker thread (rebalance and error callbacks), read by the loop after a poll.
         self._joins: list[dict[str, Any]] = []
         self._fatal: RdKafkaError | None = None
+        #: librdkafka said every broker is down, and nothing was received since
+        self._brokers_down = False
 
     def on(self, name: str, listener: Listener) -> Callable[[], None]:
         """Call ``listener(event)`` on each ``name`` event; returns a function that removes it."""
@@ -212,6 +217,8 @@ class Consumer:
         else is already fetched."""
         first = consumer.poll(POLL_TIMEOUT_S)
         raw = [] if first is None else [first, *consumer.consume(MAX_POLL_MESSAGES - 1, timeout=0)]
+        if raw:
+            self._brokers_down = False
         joins, self._joins = self._joins, []
         return joins, [Message.from_rdkafka(m) for m in raw if self._usable(m)]
 
@@ -269,6 +276,7 @@ class Consumer:
     def _on_assign(self, consumer: RdKafkaConsumer, partitions: list[TopicPartition]) -> None:
         """Rebalance callback (worker thread): start ``from_beginning`` partitions without a
         committed offset at their first offset, assign, and queue a ``consumer.group_join``."""
+        self._brokers_down = False
         starts = [p for p in partitions if self._reads_from_beginning(p.topic)]
         if starts:
             try:
@@ -304,6 +312,8 @@ class Consumer:
         if err.fatal():
             self._fatal = err
         else:  # librdkafka logs these itself
+            if err.code() == RdKafkaError._ALL_BROKERS_DOWN:
+                self._brokers_down = True
             log.debug("consumer of group %s: %s", self.group_id, err.str())
 
     async def _close(self, error: Exception | None) -> None:
@@ -311,9 +321,10 @@ class Consumer:
         self._consumer = self._thread = None
         if consumer is not None and thread is not None:
             try:
-                if not await _close_within(consumer, CLOSE_TIMEOUT_S):
+                wait_s = BROKERS_DOWN_CLOSE_TIMEOUT_S if self._brokers_down else CLOSE_TIMEOUT_S
+                if not await _close_within(consumer, wait_s):
                     log.warning("consumer of group %s: the broker did not answer within %gs; closed without "
-                                "committing the last offsets or leaving the group", self.group_id, CLOSE_TIMEOUT_S)
+                                "committing the last offsets or leaving the group", self.group_id, wait_s)
             except KafkaException as e:
                 log.warning("consumer of group %s: close: %s", self.group_id, e)
             finally:

@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tomyum.config.broker_defs import BROKER_CONFIGS
-from tomyum.config.definition import parse_value
+from tomyum.config.definition import ConfigDef, parse_value
 from tomyum.config.topic_defs import TOPIC_CONFIGS
 from tomyum.errors import ConfigError
 
@@ -39,6 +39,12 @@ _UNSET = object()
 LISTENER_PREFIX = "listener.name."
 #: broker keys a listener may override
 LISTENER_KEY_PREFIXES = ("ssl.", "sasl.", "connections.max.reauth.ms")
+#: the listener keys that may change at run time, per broker only, as
+#: ``listener.name.<listener>.<key>`` (Kafka's SslConfigs.RECONFIGURABLE_CONFIGS): the stores
+DYNAMIC_LISTENER_KEYS = frozenset({
+    "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+    "ssl.keystore.certificate.chain", "ssl.keystore.key", "ssl.truststore.type", "ssl.truststore.location",
+    "ssl.truststore.password", "ssl.truststore.certificates"})
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
 #: keys that exist per listener and mechanism: listener.name.<l>.<mechanism>.<key>
 PER_MECHANISM_KEYS = frozenset({"sasl.jaas.config", "sasl.server.callback.handler.class",
@@ -148,9 +154,14 @@ class BrokerConfig:
                               "<mechanism>.sasl.jaas.config can)")
         self._listener.setdefault(listener.lower(), {})[rest] = parse_value(d, value)
 
-    def for_listener(self, listener: str, key: str) -> Any:
-        """``key`` as the listener sees it: its ``listener.name.<listener>.`` override, else the
-        broker's value (``<mechanism>.sasl.jaas.config`` keys exist only per listener: None)."""
+    def for_listener(self, listener: str, key: str, dynamic: Mapping[str, Any] | None = None) -> Any:
+        """``key`` as the listener sees it: its dynamic ``listener.name.<listener>.`` value (in the
+        per-broker layer, or in ``dynamic`` standing in for that layer), else its static override,
+        else the broker's value (``<mechanism>.sasl.jaas.config`` keys exist only per listener: None)."""
+        layer = self._dynamic[DYNAMIC_BROKER] if dynamic is None else dynamic
+        prefixed = f"{LISTENER_PREFIX}{listener.lower()}.{key}"
+        if prefixed in layer:
+            return layer[prefixed]
         overrides = self._listener.get(listener.lower(), {})
         if key in overrides:
             return overrides[key]
@@ -244,13 +255,47 @@ def validate_topic_configs(raw: Mapping[str, str | None]) -> dict[str, Any]:
     return out
 
 
-def validate_dynamic_broker_configs(raw: Mapping[str, str | None]) -> dict[str, Any]:
-    """Parse broker configs set at run time. ConfigError names the first unknown key, or every
-    key that cannot change while running (in Kafka's words), or the first bad value. A None
-    value is dropped."""
-    unknown = [key for key in raw if key not in BROKER_CONFIGS]
+def dynamic_listener_key(key: str) -> tuple[str, str] | None:
+    """(listener, key) if ``key`` is ``listener.name.<listener>.<key>`` with a key that may change
+    at run time (:data:`DYNAMIC_LISTENER_KEYS`), the listener's name in lower case; else None."""
+    if not key.startswith(LISTENER_PREFIX):
+        return None
+    listener, _, base = key[len(LISTENER_PREFIX):].partition(".")
+    return (listener.lower(), base) if listener and base in DYNAMIC_LISTENER_KEYS else None
+
+
+def broker_config_def(key: str) -> ConfigDef | None:
+    """The definition of a broker key, or of a listener-prefixed key that may change at run
+    time (named as given); None for an unknown key."""
+    found = dynamic_listener_key(key)
+    if found is not None:
+        return replace(BROKER_CONFIGS[found[1]], name=key)
+    return BROKER_CONFIGS.get(key)
+
+
+def validate_dynamic_broker_configs(raw: Mapping[str, str | None], *, per_broker: bool = True) -> dict[str, Any]:
+    """Parse broker configs set at run time (``per_broker``: for this broker, not the
+    cluster-wide default). ConfigError names the first unknown key, or every key that cannot
+    change while running (in Kafka's words), or the first bad value. A None value is dropped.
+
+    A listener's stores change only per broker and with the listener prefix
+    (``listener.name.<l>.ssl.keystore.location``), as in Kafka; the key comes back with the
+    listener's name in lower case. Whether the new store fits the listener is the broker's to
+    check (:func:`tomyum.security.listener.reconfigured`)."""
+    listener_keys = {key: found for key in raw if (found := dynamic_listener_key(key)) is not None}
+    unknown = [key for key in raw if key not in BROKER_CONFIGS and key not in listener_keys]
     if unknown:
         raise ConfigError(unknown[0], "unknown broker config")
+    unprefixed = sorted(key for key in raw if key in DYNAMIC_LISTENER_KEYS)
+    if unprefixed:
+        raise ConfigError(", ".join(unprefixed), "These security configs can be dynamically updated only "
+                          "per-listener using the listener prefix", refused=True)
+    if listener_keys and not per_broker:
+        raise ConfigError(", ".join(sorted(listener_keys)), "Cannot update these configs at default cluster "
+                          "level, broker id must be specified", refused=True)
+    listener_values = {f"{LISTENER_PREFIX}{listener}.{base}": parse_value(BROKER_CONFIGS[base], raw[key])
+                       for key, (listener, base) in listener_keys.items() if raw[key] is not None}
+    raw = {key: value for key, value in raw.items() if key not in listener_keys}
     # a Kafka key tomyum does not implement is accepted with a warning and ignored, at run time too
     static = [key for key in raw if not BROKER_CONFIGS[key].dynamic and BROKER_CONFIGS[key].implemented]
     if static:
@@ -260,7 +305,7 @@ def validate_dynamic_broker_configs(raw: Mapping[str, str | None]) -> dict[str, 
         if not BROKER_CONFIGS[key].implemented:
             _warn_not_implemented("broker", key)
     return {key: parse_value(BROKER_CONFIGS[key], value) for key, value in raw.items()
-            if value is not None and BROKER_CONFIGS[key].implemented}
+            if value is not None and BROKER_CONFIGS[key].implemented} | listener_values
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,24 @@ _SERVER = (
               doc="tomyum's own: fetched record ranges of at least this many bytes are sent with sendfile "
               "(zero copy) on plaintext listeners; -1 reads them into memory. A change applies to new "
               "connections."),
+    # tomyum's own: the web console (tomyum.console), started by `tomyum serve` as a client of the broker
+    static(ConfigDef("console.listener", STRING, "",
+                     doc="tomyum's own: HOST:PORT of the web console's HTTP listener (topics, messages, consumer "
+                     "groups, configs), a Kafka client of this broker's first listener; empty: none. Port 0 "
+                     "picks a free port, named in the line printed before the broker's ready line.")),
+    # tomyum's own: Prometheus' /metrics over HTTP (broker/metrics.py); issue 23's key
+    static(ConfigDef("metrics.listener", STRING, "",
+                     doc="tomyum's own: HOST:PORT (or http://HOST:PORT, https://HOST:PORT) of an HTTP listener "
+                     "answering GET /metrics in Prometheus' text format: kafka_exporter's families and tomyum's "
+                     "own (docs/monitoring.md); empty: none. Port 0 picks a free port, named in the line the "
+                     "broker prints when it is ready. https:// serves TLS with the ssl.* keys as the listener "
+                     "named metrics sees them (listener.name.metrics.ssl.keystore.location, ...; "
+                     "listener.name.metrics.ssl.client.auth=required asks for a client certificate: mTLS).")),
+    static(ConfigDef("metrics.basic.auth.users", PASSWORD, None,
+                     doc="tomyum's own: USER:PASSWORD pairs, comma-separated, that the metrics listener accepts "
+                     "as HTTP basic authentication (RFC 7617); any other request is answered 401. Empty: no "
+                     "password asked. Use it with https:// so that the passwords do not cross the network "
+                     "in the clear.")),
     ignored("request.timeout.ms", INT, 30000, doc="A client's key, not a broker's: accepted so that "
             "existing tomyum config files load, and ignored."),
     static(ConfigDef("shutdown.timeout.ms", INT, 10000, at_least(0),
@@ -271,11 +289,13 @@ _IGNORED = (
     ignored("share.coordinator.state.topic.min.isr", SHORT, 2,
             doc="The min.insync.replicas of the share-group state topic (KIP-932)."),
     # TLS (KIP-651 PEM stores): every ssl.* key may also be set per listener as
-    # listener.name.<listener>.ssl.*; the stores are read when the listener starts
+    # listener.name.<listener>.ssl.*; the stores are read when the listener starts, and the
+    # listener-prefixed store keys (DYNAMIC_LISTENER_KEYS) may change at run time, per broker
     static(ConfigDef("ssl.keystore.type", STRING, "PEM", one_of("PEM"), doc="The format of the key store: "
                      "PEM (a certificate chain and its private key), the one tomyum reads.")),
     static(ConfigDef("ssl.keystore.location", STRING, None, doc="A PEM file with the listener's certificate "
-                     "chain and private key.")),
+                     "chain and private key. The store keys may change at run time per broker with the listener "
+                     "prefix (listener.name.<l>.ssl.keystore.location): new TLS connections use the new store.")),
     static(ConfigDef("ssl.keystore.certificate.chain", PASSWORD, None, doc="The listener's certificate chain in "
                      "PEM, given inline instead of ssl.keystore.location.")),
     static(ConfigDef("ssl.keystore.key", PASSWORD, None, doc="The listener's private key in PEM, given inline.")),
@@ -297,6 +317,10 @@ _IGNORED = (
                      doc="The TLS versions SSL listeners accept.")),
     static(ConfigDef("ssl.cipher.suites", LIST, [], doc="The cipher suites SSL listeners offer (OpenSSL names); "
                      "empty: the library's defaults.")),
+    static(ConfigDef("ssl.allow.dn.changes", BOOLEAN, False, doc="Whether a key store changed at run time "
+                     "may hold a certificate with another distinguished name than the one it replaces.")),
+    static(ConfigDef("ssl.allow.san.changes", BOOLEAN, False, doc="Whether a key store changed at run time "
+                     "may hold a certificate without all the subject alternative names of the one it replaces.")),
     static(ConfigDef("ssl.principal.mapping.rules", STRING, "DEFAULT", doc="How a client certificate's "
                      "distinguished name becomes a principal: Kafka's RULE:pattern/replacement/[LU] rules, "
                      "DEFAULT keeping the whole name.")),

@@ -21,7 +21,13 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tomyum.config.broker_config import DYNAMIC_BROKER, DYNAMIC_DEFAULT, BrokerConfig, TopicConfig
+from tomyum.config.broker_config import (
+    DYNAMIC_BROKER,
+    DYNAMIC_DEFAULT,
+    BrokerConfig,
+    TopicConfig,
+    broker_config_def,
+)
 from tomyum.config.broker_defs import BROKER_CONFIGS
 from tomyum.config.definition import ConfigDef, format_value
 from tomyum.config.topic_defs import TOPIC_CONFIGS
@@ -78,11 +84,19 @@ def describe_topic(config: TopicConfig, *, include_synonyms: bool,
 
 def describe_broker(config: BrokerConfig, *, include_synonyms: bool,
                     include_documentation: bool = False) -> list[dict[str, Any]]:
-    """This broker's configs (the resource named by its node id), in the table's order."""
-    return [_entry(d, config[key], config.source(key),
-                   _synonyms(config.synonyms(key), d) if include_synonyms else [],
-                   read_only=not d.dynamic, include_documentation=include_documentation)
-            for key, d in BROKER_CONFIGS.items() if describable(d)]
+    """This broker's configs (the resource named by its node id), in the table's order, then the
+    listener-prefixed ones its dynamic layer sets (a listener's stores)."""
+    out = [_entry(d, config[key], config.source(key),
+                  _synonyms(config.synonyms(key), d) if include_synonyms else [],
+                  read_only=not d.dynamic, include_documentation=include_documentation)
+           for key, d in BROKER_CONFIGS.items() if describable(d)]
+    for key, value in config.dynamic(DYNAMIC_BROKER).items():
+        prefixed = broker_config_def(key)
+        if key not in BROKER_CONFIGS and prefixed is not None:
+            synonyms = _synonyms([(key, DYNAMIC_BROKER, value)], prefixed) if include_synonyms else []
+            out.append(_entry(prefixed, value, DYNAMIC_BROKER, synonyms, read_only=False,
+                              include_documentation=include_documentation))
+    return out
 
 
 def describe_cluster_default(config: BrokerConfig, *, include_synonyms: bool,

@@ -369,7 +369,7 @@ class MetadataController:
             valid: dict[str, Any] = {}
             for key, value in self.image.broker_configs.get(resource, {}).items():
                 try:  # one bad key (say, no longer dynamic) costs only itself
-                    valid |= validate_dynamic_broker_configs({key: value})
+                    valid |= validate_dynamic_broker_configs({key: value}, per_broker=layer == DYNAMIC_BROKER)
                 except ConfigError as e:
                     if warn:
                         log.warning("ignoring a stored dynamic broker config: %s", e)

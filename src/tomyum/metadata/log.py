@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tomyum.durable import fsync_dir
 from tomyum.errors import CorruptRecord, StorageError
 from tomyum.metadata.records import MetadataRecord, MetadataRecordError, decode, encode
 from tomyum.protocol.records import build_batch, decode_records, iter_batches
@@ -49,14 +50,6 @@ class Recovered:
     next_offset: int
     #: offset the snapshot was taken at (-1: none)
     snapshot_offset: int
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _batches(data: bytes, where: str) -> Iterator[tuple[int, int, list[MetadataRecord]]]:
@@ -136,7 +129,7 @@ class MetadataLog:
         if not logs:
             base, path = next_offset, self.directory / f"{next_offset:020d}.log"
             path.touch()
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
             logs = [(base, path)]
         self._active = logs[-1][1]
         self._fd = os.open(self._active, os.O_WRONLY | os.O_APPEND)
@@ -212,7 +205,7 @@ class MetadataLog:
                 fd = os.open(new_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 os.close(self._fd)
                 self._fd, self._size, self._active = fd, 0, new_log
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise StorageError(f"cannot write a metadata snapshot: {e.strerror or e}") from e

@@ -16,6 +16,7 @@ import os
 import uuid
 from pathlib import Path
 
+from tomyum.durable import write_atomically
 from tomyum.errors import StorageError
 from tomyum.metadata.records import short_uuid
 
@@ -75,12 +76,7 @@ def check_meta_properties(data_dir: Path, cluster_id: str | None, node_id: int) 
         if not props:
             props = {"version": "1", "cluster.id": cluster_id or short_uuid(uuid.uuid4()), "node.id": str(node_id),
                      "directory.id": short_uuid(uuid.uuid4())}
-            tmp = path.with_name(path.name + ".tmp")
-            with open(tmp, "w") as f:
-                f.write("".join(f"{k}={v}\n" for k, v in props.items()))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            write_atomically(path, "".join(f"{k}={v}\n" for k, v in props.items()).encode())
     except OSError as e:
         raise StorageError(f"cannot use {path}: {e.strerror or e}") from e
     stored = props.get("cluster.id")

@@ -5,6 +5,7 @@
 mechanisms offered on SASL_PLAINTEXT/SASL_SSL with what each needs (PLAIN's JAAS users, the
 OAUTHBEARER validation settings), the re-authentication interval (KIP-368) and the principal
 mapping for client certificates. :meth:`ListenerSecurity.exchange` starts one authentication.
+:func:`reconfigured` is the same listener with the key and trust stores changed at run time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import ssl
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tomyum.config import BrokerConfig
@@ -28,7 +29,13 @@ from tomyum.security.sasl import (
     ScramExchange,
     jaas_options,
 )
-from tomyum.security.tls import PrincipalMapper, server_context
+from tomyum.security.tls import (
+    PrincipalMapper,
+    ensure_compatible,
+    keystore_certificate,
+    server_context,
+    store_files_changed,
+)
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 ANONYMOUS = "User:ANONYMOUS"
@@ -43,6 +50,10 @@ class ListenerSecurity:
     oauth: OAuthSettings = field(default_factory=OAuthSettings)
     reauth_ms: int = 0
     mapper: PrincipalMapper = field(default_factory=lambda: PrincipalMapper("DEFAULT"))
+    #: the listener's own certificate (an x509 certificate), for the checks of a new key store
+    certificate: Any = None
+    #: the store settings (and store files' modification times) ssl_context was made from
+    stores: tuple[Any, ...] = ()
 
     @property
     def sasl(self) -> bool:
@@ -65,10 +76,13 @@ def listener_security(config: BrokerConfig, name: str, protocol: str) -> Listene
     def setting(key: str) -> Any:
         return config.for_listener(name, key)
 
-    context = server_context(setting) if protocol.endswith("SSL") else None
+    tls: dict[str, Any] = {}
+    if protocol.endswith("SSL"):
+        tls = dict(ssl_context=server_context(setting), certificate=keystore_certificate(setting),
+                   stores=_stores(setting))
     mapper = PrincipalMapper(setting("ssl.principal.mapping.rules") or "DEFAULT")
     if not protocol.startswith("SASL_"):
-        return ListenerSecurity(protocol, context, mapper=mapper)
+        return ListenerSecurity(protocol, mapper=mapper, **tls)
     mechanisms = tuple(m.upper() for m in setting("sasl.enabled.mechanisms"))
     unknown = [m for m in mechanisms if m not in MECHANISMS]
     if unknown or not mechanisms:
@@ -90,7 +104,46 @@ def listener_security(config: BrokerConfig, name: str, protocol: str) -> Listene
                               sub_claim_name=setting("sasl.oauthbearer.sub.claim.name"),
                               clock_skew_s=setting("sasl.oauthbearer.clock.skew.seconds"),
                               allow_unsecured=not url)
-    return ListenerSecurity(protocol, context, mechanisms, users, oauth, setting("connections.max.reauth.ms"), mapper)
+    return ListenerSecurity(protocol, mechanisms=mechanisms, plain_users=users, oauth=oauth,
+                            reauth_ms=setting("connections.max.reauth.ms"), mapper=mapper, **tls)
+
+
+#: the keys that name a listener's stores (what may change at run time, less the ignored types and
+#: PEM store passwords)
+STORE_KEYS = ("ssl.keystore.location", "ssl.keystore.certificate.chain", "ssl.keystore.key", "ssl.key.password",
+              "ssl.truststore.location", "ssl.truststore.certificates")
+
+
+def _stores(setting: Callable[[str], Any]) -> tuple[Any, ...]:
+    return tuple(setting(k) for k in STORE_KEYS) + store_files_changed(setting)
+
+
+def reconfigured(security: ListenerSecurity, setting: Callable[[str], Any]) -> ListenerSecurity:
+    """The listener's security with the stores ``setting`` names now (Kafka's
+    SslFactory.reconfigure): ``security`` itself if they are the ones it has (and their files
+    are unchanged), else a copy with a new SSL context. ConfigError (refused) if the new stores
+    do not load, or the new certificate does not fit (:func:`ensure_compatible`), or a trust
+    store appears where there was none."""
+    if security.ssl_context is None:
+        return security
+    stores = _stores(setting)
+    if stores == security.stores:
+        return security
+    try:
+        context = server_context(setting)
+        certificate = keystore_certificate(setting)
+        ensure_compatible(security.certificate, certificate, allow_dn_changes=setting("ssl.allow.dn.changes"),
+                          allow_san_changes=setting("ssl.allow.san.changes"))
+        had_trust = security.stores[STORE_KEYS.index("ssl.truststore.location")] or \
+            security.stores[STORE_KEYS.index("ssl.truststore.certificates")]
+        if not had_trust and (setting("ssl.truststore.location") or setting("ssl.truststore.certificates")):
+            raise ConfigError("ssl.truststore.location", "Cannot add SSL truststore to an existing listener for "
+                              "which no truststore was configured.")
+    except ConfigError as e:  # Kafka's words and INVALID_REQUEST, whatever the store's fault
+        reason = str(e).removeprefix(f"{e.key}: ")
+        raise ConfigError(e.key, f"Validation of dynamic config update of SSLFactory failed: {reason}",
+                          refused=True) from None
+    return replace(security, ssl_context=context, certificate=certificate, stores=stores)
 
 
 def _load_jwks(url: str) -> Mapping[str, Any]:

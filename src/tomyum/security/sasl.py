@@ -37,6 +37,8 @@ class AuthenticationFailed(Exception):
 
 class Exchange(Protocol):
     principal: str | None
+    #: the SASL mechanism's name (``PLAIN``, ``SCRAM-SHA-256``, ``OAUTHBEARER``)
+    mechanism: str
 
     def step(self, client: bytes) -> bytes: ...
 
@@ -58,6 +60,8 @@ def jaas_options(config: str) -> dict[str, str]:
 
 
 class PlainExchange:
+    mechanism = "PLAIN"
+
     def __init__(self, users: Mapping[str, str]) -> None:
         self.users = users
         self.principal: str | None = None
@@ -80,6 +84,7 @@ class ScramExchange:
     """A SCRAM server conversation: client-first → server-first, client-final → server-final."""
 
     def __init__(self, mechanism: str, credential: Callable[[str], ScramCredential | None]) -> None:
+        self.mechanism = mechanism
         import scramp
 
         self.principal: str | None = None
@@ -136,6 +141,8 @@ class OAuthSettings:
 
 
 class OAuthBearerExchange:
+    mechanism = "OAUTHBEARER"
+
     def __init__(self, settings: OAuthSettings, now: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.now = now

@@ -5,7 +5,9 @@ store as a file (``ssl.keystore.location``) or inline PEM (``ssl.keystore.certif
 and ``ssl.keystore.key``), an encrypted key's ``ssl.key.password``, the trust store for client
 certificates, ``ssl.client.auth`` (none / requested / required), ``ssl.enabled.protocols`` and
 ``ssl.cipher.suites``. Every key may be set per listener (``listener.name.<l>.ssl.*``).
-A bad store is a :class:`~tomyum.errors.ConfigError` naming the key.
+A bad store is a :class:`~tomyum.errors.ConfigError` naming the key. :func:`ensure_compatible`
+is Kafka's check of a key store changed at run time (same distinguished name and subject
+alternative names unless ``ssl.allow.dn.changes`` / ``ssl.allow.san.changes``).
 
 :class:`PrincipalMapper` turns a client certificate's distinguished name into the principal
 (``User:<name>``) with ``ssl.principal.mapping.rules`` in Kafka's syntax: ``DEFAULT`` keeps the
@@ -21,6 +23,7 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tomyum.errors import ConfigError
@@ -117,6 +120,64 @@ class PrincipalMapper:
                 name = name.lower() if rule.case == "L" else name.upper() if rule.case == "U" else name
                 return f"User:{name}"
         return f"User:{distinguished_name}"  # no rule applies: Kafka keeps the name
+
+
+def keystore_certificate(setting: Callable[[str], Any]) -> Any:
+    """The listener's own certificate (a ``cryptography`` x509 certificate: the first of the key
+    store's chain), or None without a key store. ConfigError if it cannot be read."""
+    from cryptography import x509
+
+    location, chain = setting("ssl.keystore.location"), setting("ssl.keystore.certificate.chain")
+    try:
+        pem = Path(location).read_bytes() if location else chain.encode() if chain else None
+        return x509.load_pem_x509_certificates(pem)[0] if pem else None
+    except (OSError, ValueError) as e:
+        raise ConfigError("ssl.keystore.location", f"cannot read the key store's certificate: {e}") from None
+
+
+def store_files_changed(setting: Callable[[str], Any]) -> tuple[float, ...]:
+    """The modification times of the listener's store files (0: none), so that a file replaced
+    in place is read again when its location is set again (as Kafka's key store reload)."""
+    out = []
+    for key in ("ssl.keystore.location", "ssl.truststore.location"):
+        try:
+            out.append(os.stat(setting(key)).st_mtime if setting(key) else 0.0)
+        except OSError:
+            out.append(-1.0)
+    return tuple(out)
+
+
+def ensure_compatible(old: Any, new: Any, *, allow_dn_changes: bool, allow_san_changes: bool) -> None:
+    """Kafka's check of a key store changed at run time: the new certificate keeps the old one's
+    distinguished name (compared as RFC 2253 text, ignoring case) unless ``allow_dn_changes``, and
+    every subject alternative name of the old one unless ``allow_san_changes``."""
+    if old is None:
+        if new is not None:
+            raise ConfigError("ssl.keystore.location", "Cannot add SSL keystore to an existing listener for which "
+                              "no keystore was configured.")
+        return
+    if new is None:
+        raise ConfigError("ssl.keystore.location", "Cannot remove the SSL keystore from an existing listener for "
+                          "which a keystore was configured.")
+    old_dn, new_dn = old.subject.rfc4514_string(), new.subject.rfc4514_string()
+    if not allow_dn_changes and old_dn.lower() != new_dn.lower():
+        raise ConfigError("ssl.keystore.location", f"Keystore DistinguishedName does not match: existing={old_dn}, "
+                          f"new={new_dn} (set ssl.allow.dn.changes=true to allow it)")
+    old_sans, new_sans = _subject_alt_names(old), _subject_alt_names(new)
+    if not allow_san_changes and not old_sans <= new_sans:
+        raise ConfigError("ssl.keystore.location", f"Keystore SubjectAltNames do not match: existing="
+                          f"{sorted(old_sans)}, new={sorted(new_sans)} (set ssl.allow.san.changes=true to allow "
+                          "it)")
+
+
+def _subject_alt_names(cert: Any) -> set[str]:
+    from cryptography import x509
+
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {f"{type(n).__name__}:{n.value}" for n in names}
 
 
 def peer_distinguished_name(der: bytes) -> str:

@@ -110,6 +110,22 @@ class OffsetAndTimestamp:
     timestamp: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncRound:
+    """One group commit: how long its fsyncs took, and how much they made durable."""
+    seconds: float
+    #: offsets (records and control records) made durable by this round
+    records: int
+    #: partitions (logs) whose files were synced
+    partitions: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiskUsage:
+    size_in_bytes: int
+    segments: int
+
+
 class LogStore(Protocol):
     """A storage engine. Errors are :class:`tomyum.errors.KafkaError` subclasses."""
 
@@ -158,6 +174,16 @@ class LogStore(Protocol):
     async def offset_for_timestamp(self, tp: TopicPartition, timestamp: int) -> OffsetAndTimestamp | None: ...
     async def offset_of_max_timestamp(self, tp: TopicPartition) -> OffsetAndTimestamp | None: ...
     def on_high_watermark(self, callback: Callable[[TopicPartition, int], None]) -> None: ...
+
+    # what the engine reports (for the broker's metrics; plain numbers, no broker import) -----
+    def on_sync(self, callback: Callable[[SyncRound], None]) -> None:
+        """Call ``callback`` after each group commit (fsync round), from the event loop's
+        thread. An engine without fsync never calls it."""
+        ...
+    def disk_usage(self) -> dict[TopicPartition, DiskUsage]:
+        """Bytes on disk and segment count of every partition served (an engine that keeps
+        nothing on disk: an empty dict). Cheap: sizes the engine already holds, no ``stat``."""
+        ...
 
     # lifecycle -----------------------------------------------------------------------------
     async def start(self, partitions: Mapping[TopicPartition, PartitionSpec]) -> None:

@@ -35,12 +35,24 @@ from tomyum.streams.punctuation import Cancellable, PunctuationType, Punctuator
 from tomyum.streams.serdes import RecordTimestampExtractor, Serde, Serdes, TimestampExtractor
 from tomyum.streams.testing import TopologyTestDriver
 from tomyum.streams.topology import Materialized, Topology
-from tomyum.streams.windows import JoinWindows, SessionWindows, SlidingWindows, Suppressed, TimeWindows, Window, Windowed
+from tomyum.streams.windows import (
+    BufferConfig,
+    EmitStrategy,
+    JoinWindows,
+    SessionWindows,
+    SlidingWindows,
+    Suppressed,
+    TimeWindows,
+    Window,
+    Windowed,
+)
 
 __all__ = [
     "BranchedKStream",
+    "BufferConfig",
     "Cancellable",
     "Change",
+    "EmitStrategy",
     "Headers",
     "JoinWindows",
     "KGroupedStream",

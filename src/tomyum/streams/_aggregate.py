@@ -1,25 +1,34 @@
 """The stateful processors: aggregations (plain, time-windowed, session-windowed,
-sliding-windowed) and the final-results suppression buffer.
+sliding-windowed, each forwarding every update or, with ``EmitStrategy.on_window_close``,
+final results) and the suppression buffer.
 
 Windowed processors keep their own *observed stream time*, the largest timestamp they have
 seen, as Kafka's ``KStreamWindowAggregate`` does; a window is closed once
-``end <= stream_time - grace`` (time windows, end exclusive) or ``end < stream_time - grace``
-(sessions and sliding windows, end inclusive), and records for closed windows are dropped
-and counted (once per closed window the record belonged in, as in Kafka). Records with a
-``None`` key or value are dropped and counted by every aggregation.
+``end <= stream_time - grace`` (time windows, end exclusive), ``end < stream_time - grace``
+(sliding windows, end inclusive) or ``end < stream_time - gap - grace`` (sessions, which
+can grow until then), and records for closed windows are dropped and counted (once per
+closed window the record belonged in, as in Kafka). Records with a ``None`` key or value
+are dropped and counted by every aggregation.
+
+Results carry Kafka's timestamps (KIP-258): an aggregate's result the largest timestamp of
+the records in it (for a session, its end).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from tomyum.streams._processors import TupleForwarder
 from tomyum.streams._record import Change, Record
 from tomyum.streams.processor import Processor, ProcessorContext
 from tomyum.streams.punctuation import PunctuationType
+from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import KeyValueStore
 from tomyum.streams.state.window import SessionStore, ValueAndTimestamp, WindowStore
-from tomyum.streams.windows import SessionWindows, SlidingWindows, TimeWindows, Window, Windowed
+from tomyum.streams.windows import SessionWindows, SlidingWindows, Suppressed, TimeWindows, Window, Windowed
 
 AnyRecord = Record[Any, Any]
 Initializer = Callable[[], Any]
@@ -28,17 +37,46 @@ Merger = Callable[[Any, Any, Any], Any]
 
 
 class _Aggregate(Processor):
-    def __init__(self, store_name: str, initializer: Initializer, aggregator: Aggregator) -> None:
+    end_inclusive = True
+    """Whether a window's end is in it (sliding windows, sessions): it then closes once its
+    end is *before* the close time, else (time windows) once its end is at or before it."""
+
+    def __init__(self, store_name: str, initializer: Initializer, aggregator: Aggregator, *,
+                 emit_final: bool = False) -> None:
         self.store_name = store_name
         self.initializer = initializer
         self.aggregator = aggregator
         self.observed_stream_time = -1
+        self.emit_final = emit_final
+        self.last_emit_close_time = -1
 
-    def _close_time(self, store: WindowStore[Any, Any] | SessionStore[Any, Any], timestamp: int, grace_ms: int) -> int:
-        """Observe ``timestamp``; windows ending before the returned time are closed."""
-        self.observed_stream_time = max(self.observed_stream_time, timestamp)
+    def _close_time(self, store: WindowStore[Any, Any], record: AnyRecord, grace_ms: int) -> int:
+        """Observe the record's timestamp; windows ending before the returned time are closed
+        (and, emitting final results, forwarded now)."""
+        self.observed_stream_time = max(self.observed_stream_time, record.timestamp)
+        close_time = self.observed_stream_time - grace_ms
+        self._emit_final(store, close_time, record)
         store.observe(self.observed_stream_time)
-        return self.observed_stream_time - grace_ms
+        return close_time
+
+    def _forward_update(self, record: AnyRecord) -> None:
+        """An update of a window: forwarded at once unless emitting final results only."""
+        if not self.emit_final:
+            self.context.forward(record)
+
+    def _emit_final(self, store: WindowStore[Any, Any] | SessionStore[Any, Any], close_time: int,
+                    record: AnyRecord) -> None:
+        """``EmitStrategy.on_window_close`` (KIP-825): forward each window that ``close_time``
+        closes and the last emission's did not, read from the store before it forgets them
+        (a closed window is already past the store's retention). Kafka throttles this check
+        to once a second of wall-clock time; here it runs whenever the close time moves."""
+        if not self.emit_final or close_time <= self.last_emit_close_time:
+            return
+        shift = 1 if self.end_inclusive else 0
+        for windowed, found in store.fetch_all_ending(self.last_emit_close_time - shift, close_time - shift):
+            self.context.forward(Record(key=windowed, value=Change(found.value, None), timestamp=found.timestamp,
+                                        headers=record.headers))
+        self.last_emit_close_time = close_time
 
     def _accept(self, record: AnyRecord) -> bool:
         if record.key is None or record.value is None:
@@ -48,50 +86,76 @@ class _Aggregate(Processor):
 
 
 class StreamAggregateProcessor(_Aggregate):
-    """count / reduce / aggregate of a grouped stream into a key-value store."""
+    """count / reduce / aggregate of a grouped stream into a key-value store. Each result
+    carries the largest timestamp of the records aggregated so far (Kafka's
+    ``KStreamAggregate``: the new record's, or the stored aggregate's if later)."""
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.store: KeyValueStore[Any, Any] = context.get_state_store(self.store_name)
+        self.forwarder = TupleForwarder(context, self.store)
 
     def process(self, record: AnyRecord) -> None:
         if not self._accept(record):
             return
-        store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
-        old = store.get(record.key)
-        new = self.aggregator(record.key, record.value, self.initializer() if old is None else old)
-        store.put(record.key, new, record.timestamp)
-        self.context.forward(record.with_value(Change(new, old)))
+        stored = self.store.get_with_timestamp(record.key)
+        old, timestamp = (None, record.timestamp) if stored is None else (
+            stored.value, max(record.timestamp, stored.timestamp))
+        new = self.aggregator(record.key, record.value, self.initializer() if stored is None else old)
+        self.forwarder.put(record.with_value(Change(new, old)).with_timestamp(timestamp))
 
 
 class WindowAggregateProcessor(_Aggregate):
-    """Aggregates each record into every time window containing it that is still open."""
+    """Aggregates each record into every time window containing it that is still open.
+    Each window's result carries the largest timestamp of its records (Kafka's
+    ``KStreamWindowAggregate``), kept with the window in the store."""
+
+    end_inclusive = False
 
     def __init__(self, store_name: str, windows: TimeWindows, initializer: Initializer,
-                 aggregator: Aggregator) -> None:
-        super().__init__(store_name, initializer, aggregator)
+                 aggregator: Aggregator, *, emit_final: bool = False) -> None:
+        super().__init__(store_name, initializer, aggregator, emit_final=emit_final)
         self.windows = windows
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.store: WindowStore[Any, Any] = context.get_state_store(self.store_name)
+        self.store.keep_timestamps()
 
     def process(self, record: AnyRecord) -> None:
         if not self._accept(record):
             return
-        store: WindowStore[Any, Any] = self.context.get_state_store(self.store_name)
-        close_time = self._close_time(store, record.timestamp, self.windows.grace_ms)
+        store = self.store
+        close_time = self._close_time(store, record, self.windows.grace_ms)
         for window in self.windows.windows_for(record.timestamp):
             if window.end_ms <= close_time:
                 self.context.record_dropped(f"window {window} closed at stream time {self.observed_stream_time}", record)
                 continue
-            old = store.fetch(record.key, window.start_ms)
-            new = self.aggregator(record.key, record.value, self.initializer() if old is None else old)
-            store.put(record.key, window.start_ms, new, record.timestamp)
-            self.context.forward(Record(key=Windowed(record.key, window), value=Change(new, old),
-                                        timestamp=record.timestamp, headers=record.headers))
+            stored = store.fetch_with_timestamp(record.key, window.start_ms)
+            old, timestamp = (None, record.timestamp) if stored is None else (
+                stored.value, max(record.timestamp, stored.timestamp))
+            new = self.aggregator(record.key, record.value, self.initializer() if stored is None else old)
+            store.put(record.key, window.start_ms, new, timestamp)
+            self._forward_update(Record(key=Windowed(record.key, window), value=Change(new, old),
+                                        timestamp=timestamp, headers=record.headers))
 
 
 class SessionAggregateProcessor(_Aggregate):
-    """Kafka's ``KStreamSessionWindowAggregate``: the record's session ``[t, t]`` absorbs
-    every session of its key within the inactivity gap; merged-away sessions are deleted
-    and forwarded as deletes (``Change(None, old)``), then the merged session is forwarded."""
+    """Kafka's ``KStreamSessionWindowAggregate``. A record at ``t`` finds its key's
+    sessions that end at or after ``t - gap`` and start at or before ``t + gap`` (records
+    at most ``gap`` apart share a session) among those the store still keeps: sessions
+    whose end is after ``stream time - (gap + grace)``, stream time being the one *before*
+    this record (as Kafka's store, whose clock moves when a session is written). The record's
+    session ``[t, t]`` absorbs them all; it is dropped (and counted) if the merged session
+    ends before ``stream time - (gap + grace)``, stream time now including the record.
+    Otherwise, unless the merged session is just ``[t, t]``, every session found is removed
+    and forwarded as a delete (``Change(None, old)``, stamped with that session's end); then
+    the merged session is stored and forwarded as ``Change(agg, None)``, stamped with its
+    end — the largest timestamp of its records."""
 
     def __init__(self, store_name: str, windows: SessionWindows, initializer: Initializer,
-                 aggregator: Aggregator, merger: Merger) -> None:
-        super().__init__(store_name, initializer, aggregator)
+                 aggregator: Aggregator, merger: Merger, *, emit_final: bool = False) -> None:
+        super().__init__(store_name, initializer, aggregator, emit_final=emit_final)
         self.windows = windows
         self.merger = merger
 
@@ -100,27 +164,27 @@ class SessionAggregateProcessor(_Aggregate):
             return
         store: SessionStore[Any, Any] = self.context.get_state_store(self.store_name)
         timestamp, gap = record.timestamp, self.windows.inactivity_gap_ms
-        close_time = self._close_time(store, timestamp, self.windows.grace_ms)
-        overlapping = store.find_sessions(record.key, timestamp - gap, timestamp + gap)
+        found = store.find_sessions(record.key, timestamp - gap, timestamp + gap)
+        self.observed_stream_time = max(self.observed_stream_time, timestamp)
+        close_time = self.observed_stream_time - self.windows.grace_ms - gap
+        self._emit_final(store, close_time, record)
         start, end, agg = timestamp, timestamp, self.initializer()
-        for session, value in overlapping:
+        for session, value in found:
             start, end = min(start, session.window.start_ms), max(end, session.window.end_ms)
             agg = self.merger(record.key, agg, value)
         merged = Windowed(record.key, Window(start, end))
         if end < close_time:
             self.context.record_dropped(f"session {merged.window} closed at stream time {self.observed_stream_time}", record)
             return
-        old = None
-        for session, value in overlapping:
-            if session == merged:
-                old = value
-                continue
-            store.put(session, None, timestamp)
-            self.context.forward(Record(key=session, value=Change(None, value), timestamp=timestamp,
-                                        headers=record.headers))
+        if merged.window != Window(timestamp, timestamp):
+            for session, value in found:
+                store.put(session, None, session.window.end_ms)
+                self._forward_update(Record(key=session, value=Change(None, value), timestamp=session.window.end_ms,
+                                            headers=record.headers))
         agg = self.aggregator(record.key, record.value, agg)
-        store.put(merged, agg, timestamp)
-        self.context.forward(Record(key=merged, value=Change(agg, old), timestamp=timestamp, headers=record.headers))
+        store.put(merged, agg, end)
+        store.observe(self.observed_stream_time)
+        self._forward_update(Record(key=merged, value=Change(agg, None), timestamp=end, headers=record.headers))
 
 
 class SlidingWindowAggregateProcessor(_Aggregate):
@@ -148,8 +212,8 @@ class SlidingWindowAggregateProcessor(_Aggregate):
     store: WindowStore[Any, Any]
 
     def __init__(self, store_name: str, windows: SlidingWindows, initializer: Initializer,
-                 aggregator: Aggregator) -> None:
-        super().__init__(store_name, initializer, aggregator)
+                 aggregator: Aggregator, *, emit_final: bool = False) -> None:
+        super().__init__(store_name, initializer, aggregator, emit_final=emit_final)
         self.windows = windows
 
     def init(self, context: ProcessorContext) -> None:
@@ -161,7 +225,7 @@ class SlidingWindowAggregateProcessor(_Aggregate):
         if not self._accept(record):
             return
         t, d = record.timestamp, self.windows.time_difference_ms
-        close_time = self._close_time(self.store, t, self.windows.grace_ms)
+        close_time = self._close_time(self.store, record, self.windows.grace_ms)
         if t + d < close_time:
             self.context.record_dropped(
                 f"every window containing {t} closed at stream time {self.observed_stream_time}", record)
@@ -266,17 +330,42 @@ class SlidingWindowAggregateProcessor(_Aggregate):
                       Change(right_agg.value, None), right_agg.timestamp)
 
     def _forward(self, record: AnyRecord, window: Window, change: Change[Any], timestamp: int) -> None:
-        self.context.forward(Record(key=Windowed(record.key, window), value=change, timestamp=timestamp,
+        self._forward_update(Record(key=Windowed(record.key, window), value=change, timestamp=timestamp,
                                     headers=record.headers))
 
 
+class SuppressionBufferFullError(RuntimeError):
+    """A suppression buffer configured with ``shut_down_when_full()`` went over its bound
+    (Kafka's ``StreamsException`` "buffer exceeded its max capacity"): the task fails."""
+
+
+@dataclass(slots=True)
+class _Buffered:
+    time: int
+    """The buffer time: the window's end, or the first buffered update's timestamp."""
+    record: AnyRecord
+    """The latest update, its value a ``Change``."""
+    prior: Any
+    """The value before the first buffered update (the emitted change's old value)."""
+    size: int
+    seq: int
+    """Order of the first buffered update among entries of the same time."""
+
+
 class SuppressProcessor(Processor):
-    """``suppress(until_window_closes)`` (KIP-328): keeps the latest update per windowed key
-    and forwards it once, when stream time reaches the window's end plus ``delay_ms`` (the
-    grace period; for sessions the inactivity gap plus the grace period, since a session
-    can still grow until then; for sliding windows, whose end is inclusive, the grace
-    period plus 1). Deletes are not emitted: a window that was never emitted needs no
-    delete. Windows are emitted in order of their end, then of their first update.
+    """``suppress`` (KIP-328, Kafka's ``KTableSuppressProcessor``): keeps the latest update
+    per key and forwards it once stream time reaches its buffer time plus ``delay_ms``.
+
+    - final results (``time_to_wait_ms is None``): the buffer time is the window's end and
+      ``delay_ms`` the grace period (for sessions the inactivity gap plus the grace period,
+      since a session can still grow until then; for sliding windows, whose end is
+      inclusive, the grace period plus 1). Deletes are not emitted: a window that was never
+      emitted needs no delete.
+    - a time limit: the buffer time is the timestamp of the key's first buffered update and
+      ``delay_ms`` the time to wait; deletes are emitted like any update.
+
+    After each update, a buffer over its :class:`BufferConfig` bound emits its oldest
+    entries early or raises :class:`SuppressionBufferFullError`.
 
     With ``idle_close_ms``, a wall-clock punctuator (every ``idle_close_ms``) moves this
     processor's stream time on while no update arrives: to the stream time of the last
@@ -284,30 +373,77 @@ class SuppressProcessor(Processor):
     ``idle_close_ms`` (see :class:`~tomyum.streams.windows.Suppressed`).
     """
 
-    def __init__(self, delay_ms: int, idle_close_ms: int | None = None) -> None:
+    def __init__(self, suppressed: Suppressed, delay_ms: int, key_serde: Serde[Any] | None,
+                 value_serde: Serde[Any] | None) -> None:
+        self.final_results = suppressed.time_to_wait_ms is None
         self.delay_ms = delay_ms
-        self.idle_close_ms = idle_close_ms
+        self.buffer_config = suppressed.buffer_config
+        self.idle_close_ms = suppressed.idle_close_ms
+        self._key_serde = key_serde
+        self._value_serde = value_serde
         self.observed_stream_time = -1
-        self.buffer: dict[Windowed[Any], AnyRecord] = {}
+        self.buffer: dict[Any, _Buffered] = {}
+        self._order: list[tuple[int, int, Any]] = []
+        """A heap of ``(time, seq, key)``, one per entry put in the buffer; stale ones (the
+        entry gone, or replaced by a newer one) are skipped as they come up."""
+        self._seq = 0
+        self.buffer_bytes = 0
         self._last_update_stream_time = -1
         self._last_update_wall_clock_ms = 0
 
     def init(self, context: ProcessorContext) -> None:
         super().init(context)
+        self.key_serde = self._key_serde or context.config.default_key_serde
+        self.value_serde = self._value_serde or context.config.default_value_serde
         if self.idle_close_ms is not None:
             self._last_update_wall_clock_ms = context.current_system_time_ms
             context.schedule(self.idle_close_ms, PunctuationType.WALL_CLOCK_TIME, self._close_idle_windows)
+
+    def _size(self, key: Any, change: Change[Any]) -> int:
+        inner, extra = (key.key, 16) if isinstance(key, Windowed) else (key, 0)
+        values = (self.value_serde.serialize(v) for v in (change.new_value, change.old_value))
+        return len(self.key_serde.serialize(inner) or b"") + extra + 8 + sum(len(v or b"") for v in values)
 
     def process(self, record: AnyRecord) -> None:
         self.observed_stream_time = max(self.observed_stream_time, record.timestamp)
         self._last_update_stream_time = self.observed_stream_time
         self._last_update_wall_clock_ms = self.context.current_system_time_ms
         change: Change[Any] = record.value
-        if change.new_value is None:
-            self.buffer.pop(record.key, None)
+        previous = self.buffer.get(record.key)
+        if previous is not None:
+            self.buffer_bytes -= previous.size
+        if change.new_value is None and self.final_results:
+            if previous is not None:  # a window never emitted needs no delete
+                del self.buffer[record.key]
         else:
-            self.buffer[record.key] = record
-        self._emit_closed()
+            size = self._size(record.key, change) if self.buffer_config.bytes_limit is not None else 0
+            if previous is None:
+                self._seq += 1
+                time = record.key.window.end_ms if self.final_results else record.timestamp
+                entry = _Buffered(time, record, change.old_value, size, self._seq)
+                heapq.heappush(self._order, (time, self._seq, record.key))
+            else:  # an updated key keeps its first update's place
+                entry = _Buffered(previous.time, record, previous.prior, size, previous.seq)
+            self.buffer[record.key] = entry
+            self.buffer_bytes += size
+        self._emit_due()
+        self._enforce_bounds()
+
+    def _over_bounds(self) -> bool:
+        config = self.buffer_config
+        return ((config.records_limit is not None and len(self.buffer) > config.records_limit)
+                or (config.bytes_limit is not None and self.buffer_bytes > config.bytes_limit))
+
+    def _enforce_bounds(self) -> None:
+        if not self._over_bounds():
+            return
+        if self.buffer_config.shut_down:
+            raise SuppressionBufferFullError(
+                f"suppression buffer of {self.context.node_name} exceeded its bound: {len(self.buffer)} records "
+                f"(max {self.buffer_config.records_limit}), {self.buffer_bytes} bytes "
+                f"(max {self.buffer_config.bytes_limit})")
+        while self._over_bounds() and self._emit_oldest(None):
+            pass
 
     def _close_idle_windows(self, now_ms: int) -> None:
         assert self.idle_close_ms is not None
@@ -315,22 +451,41 @@ class SuppressProcessor(Processor):
         if self._last_update_stream_time < 0 or idle_ms < self.idle_close_ms:
             return
         self.observed_stream_time = max(self.observed_stream_time, self._last_update_stream_time + idle_ms)
-        self._emit_closed()
+        self._emit_due()
 
-    def _emit_closed(self) -> None:
+    def _emit_oldest(self, up_to_time: int | None) -> bool:
+        """Emit the entry buffered longest (if its time is at most ``up_to_time``); False if none."""
+        while self._order:
+            time, seq, key = self._order[0]
+            entry = self.buffer.get(key)
+            if entry is None or entry.seq != seq:
+                heapq.heappop(self._order)  # stale
+                continue
+            if up_to_time is not None and time > up_to_time:
+                return False
+            heapq.heappop(self._order)
+            self._emit(key)
+            return True
+        return False
+
+    def _emit_due(self) -> None:
         expiry = self.observed_stream_time - self.delay_ms
-        due = sorted(
-            (key for key in self.buffer if key.window.end_ms <= expiry), key=lambda key: key.window.end_ms
-        )
-        for key in due:
-            final = self.buffer.pop(key)
-            self.context.forward(final.with_value(Change(final.value.new_value, None)))
+        while self._emit_oldest(expiry):
+            pass
+
+    def _emit(self, key: Any) -> None:
+        entry = self.buffer.pop(key)
+        self.buffer_bytes -= entry.size
+        self.context.forward(entry.record.with_value(Change(entry.record.value.new_value, entry.prior)))
 
 
 class TableAggregateProcessor(Processor):
-    """KGroupedTable's aggregations: each change of the source table moves a value between
-    groups — the old value is subtracted from its old group, the new one added to its new
-    group — and each group's aggregate change is forwarded (``Change(new, old)``)."""
+    """KGroupedTable's aggregations (Kafka's ``KTableAggregate`` / ``KTableReduce``): each
+    change of the source table moves a value between groups — the old value is subtracted
+    from its group's aggregate, the new one added to its group's — and each group's
+    aggregate change is forwarded (``Change(new, old)``), once per group: a change that
+    stays in its group is one update. A result carries the larger of the change's timestamp
+    and the stored aggregate's."""
 
     def __init__(self, store_name: str, selector: Callable[[Any, Any], tuple[Any, Any]],
                  initializer: Initializer, adder: Aggregator, subtractor: Aggregator) -> None:
@@ -340,21 +495,38 @@ class TableAggregateProcessor(Processor):
         self.adder = adder
         self.subtractor = subtractor
 
-    def _apply(self, record: AnyRecord, value: Any, fold: Aggregator) -> None:
+    def _select(self, record: AnyRecord, value: Any) -> tuple[Any, Any] | None:
+        if value is None:
+            return None
         group, grouped_value = self.selector(record.key, value)
         if group is None:
             self.context.record_dropped("the group_by selector returned a None key", record)
-            return
-        store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
-        old = store.get(group)
-        new = fold(group, grouped_value, self.initializer() if old is None else old)
-        store.put(group, new, record.timestamp)
-        self.context.forward(Record(key=group, value=Change(new, old), timestamp=record.timestamp,
-                                    headers=record.headers))
+            return None
+        return group, grouped_value
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.store: KeyValueStore[Any, Any] = context.get_state_store(self.store_name)
+        self.forwarder = TupleForwarder(context, self.store)
+
+    def _update(self, record: AnyRecord, group: Any, old_value: Any, new_value: Any) -> None:
+        stored = self.store.get_with_timestamp(group)
+        old, timestamp = (None, record.timestamp) if stored is None else (
+            stored.value, max(record.timestamp, stored.timestamp))
+        agg = old
+        if old_value is not None and stored is not None:
+            agg = self.subtractor(group, old_value, agg)
+        if new_value is not None:
+            agg = self.adder(group, new_value, self.initializer() if agg is None else agg)
+        self.forwarder.put(Record(key=group, value=Change(agg, old), timestamp=timestamp, headers=record.headers))
 
     def process(self, record: AnyRecord) -> None:
         change: Change[Any] = record.value
-        if change.old_value is not None:
-            self._apply(record, change.old_value, self.subtractor)
-        if change.new_value is not None:
-            self._apply(record, change.new_value, self.adder)
+        old, new = self._select(record, change.old_value), self._select(record, change.new_value)
+        if old is not None and new is not None and old[0] == new[0]:
+            self._update(record, old[0], old[1], new[1])
+            return
+        if old is not None:
+            self._update(record, old[0], old[1], None)
+        if new is not None:
+            self._update(record, new[0], None, new[1])

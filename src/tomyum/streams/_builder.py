@@ -22,13 +22,14 @@ class InternalBuilder:
         return name
 
     def add(self, prefix: str, supplier: Callable[[], Processor], parents: Sequence[str],
-            stores: tuple[str, ...] = (), sink_topic: str | None = None) -> str:
-        return self.topology.add_node(self.new_name(prefix), supplier, parents, stores, sink_topic)
+            stores: tuple[str, ...] = (), sink_topic: str | None = None, *, name: str | None = None) -> str:
+        """Add a node named ``name`` (Kafka's ``Named``), else a generated name from ``prefix``."""
+        return self.topology.add_node(name or self.new_name(prefix), supplier, parents, stores, sink_topic)
 
     def sink(self, parent: str, topic: str, key_serde: Serde[Any] | None, value_serde: Serde[Any] | None,
-             partition_of: Callable[[Any], int | None] | None = None) -> str:
+             partition_of: Callable[[Any], int | None] | None = None, *, name: str | None = None) -> str:
         node = self.add("KSTREAM-SINK", lambda: SinkProcessor(topic, key_serde, value_serde, partition_of), [parent],
-                        sink_topic=topic)
+                        sink_topic=topic, name=name)
         self.topology.sink_topics.add(topic)
         return node
 
@@ -57,7 +58,8 @@ class InternalBuilder:
         return self.source([topic], key_serde, value_serde, RecordTimestampExtractor)
 
     def add_store(self, materialized: Materialized | None, kind: str, key_serde: Serde[Any] | None,
-                  value_serde: Serde[Any] | None, *, window_size_ms: int = 0, retention_ms: int = 0) -> str:
+                  value_serde: Serde[Any] | None, *, window_size_ms: int = 0, retention_ms: int = 0,
+                  timestamped: bool = False, cacheable: bool = False) -> str:
         """Register the store an operator materializes into; returns its name. Serdes given
         in ``materialized`` win over the ones the operator infers."""
         m = materialized or Materialized()
@@ -70,6 +72,8 @@ class InternalBuilder:
             name=name, kind=kind,  # type: ignore[arg-type]
             key_serde=m.key_serde or key_serde, value_serde=m.value_serde or value_serde,
             store_type=m.store_type, logging_enabled=m.logging_enabled,
-            window_size_ms=window_size_ms, retention_ms=retention_ms,
+            window_size_ms=window_size_ms, retention_ms=retention_ms, timestamped=timestamped,
+            history_retention_ms=m.history_retention_ms if kind == "key_value" else None,
+            cacheable=cacheable and m.history_retention_ms is None,
         ))
         return name

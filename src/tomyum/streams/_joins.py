@@ -5,7 +5,8 @@ A stream-table join looks each stream record's key up in the table's store *as i
 the record arrives* (no windowing, no waiting: a record that finds nothing is dropped by an
 inner join, joined with ``None`` by a left join; table updates alone produce nothing). A
 table-table join recomputes the result for a key whenever either side changes, and forwards
-the change of the result (its new and old value), so the result is itself a table.
+the change of the result (its new and old value), so the result is itself a table; each
+result carries the later of the two sides' timestamps for the key.
 """
 
 from __future__ import annotations
@@ -22,13 +23,25 @@ from tomyum.streams._record import Change, Record
 from tomyum.streams.processor import Processor, ProcessorContext
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import KeyValueStore
+from tomyum.streams.state.versioned import VersionedKeyValueStore
 
 JoinKind = Literal["inner", "left", "outer"]
 
 
+def table_value_at(store: KeyValueStore[Any, Any] | VersionedKeyValueStore[Any, Any], key: Any, timestamp: int) -> Any:
+    """A table's value for ``key`` as a stream record at ``timestamp`` sees it: the value
+    valid at ``timestamp`` in a versioned table (a temporal join, KIP-914; none if older
+    than its history), else the current one."""
+    if isinstance(store, VersionedKeyValueStore):
+        found = store.get(key, timestamp)
+        return None if found is None else found.value
+    return store.get(key)
+
+
 class StreamTableJoinProcessor(Processor):
     """Stream-table join; with ``key_selector``, a stream-global-table join that looks the
-    table up by ``key_selector(key, value)`` instead of the record's key."""
+    table up by ``key_selector(key, value)`` instead of the record's key. Against a
+    versioned table, each record joins the table's value as of its timestamp."""
 
     def __init__(self, table_store: str, joiner: Callable[[Any, Any], Any], kind: JoinKind,
                  key_selector: Callable[[Any, Any], Any] | None = None) -> None:
@@ -40,11 +53,17 @@ class StreamTableJoinProcessor(Processor):
     def process(self, record: Record[Any, Any]) -> None:
         lookup = record.key if self.key_selector is None or record.value is None else self.key_selector(
             record.key, record.value)
+        store: KeyValueStore[Any, Any] = self.context.get_state_store(self.table_store)
+        if self.kind == "left" and record.key is None and record.value is not None:
+            # KIP-962 (Kafka 3.7): a left join keeps a record with a None key, joined with
+            # what its lookup key finds (None without a global table's key selector)
+            other = None if lookup is None else table_value_at(store, lookup, record.timestamp)
+            self.context.forward(record.with_value(self.joiner(record.value, other)))
+            return
         if lookup is None or record.value is None:
             self.context.record_dropped("null key or value in a stream-table join", record)
             return
-        store: KeyValueStore[Any, Any] = self.context.get_state_store(self.table_store)
-        other = store.get(lookup)
+        other = table_value_at(store, lookup, record.timestamp)
         if other is None and self.kind == "inner":
             return
         self.context.forward(record.with_value(self.joiner(record.value, other)))
@@ -74,11 +93,15 @@ class TableTableJoinProcessor(Processor):
     def process(self, record: Record[Any, Any]) -> None:
         change: Change[Any] = record.value
         store: KeyValueStore[Any, Any] = self.context.get_state_store(self.other_store)
-        other = store.get(record.key)
+        stored = store.get_with_timestamp(record.key)
+        other = None if stored is None else stored.value
         new, old = self._result(change.new_value, other), self._result(change.old_value, other)
         if new is None and old is None:
             return
-        self.context.forward(record.with_value(Change(new, old)))
+        # Kafka's KTableKTableJoin: the later of the two sides' timestamps, the changed
+        # side's alone while the other side has no value
+        timestamp = record.timestamp if stored is None else max(record.timestamp, stored.timestamp)
+        self.context.forward(record.with_value(Change(new, old)).with_timestamp(timestamp))
 
 
 class PassThrough(Processor):
@@ -94,6 +117,17 @@ class _TimeIndex:
 
 
 _TIME_INDEXES: weakref.WeakKeyDictionary[Any, _TimeIndex] = weakref.WeakKeyDictionary()
+_JOIN_TIMES: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDictionary()
+
+
+def _join_time(left_buffer: KeyValueStore[bytes, bytes]) -> list[int]:
+    """The join's own stream time (Kafka's shared ``TimeTracker``), shared by its two
+    processors of a task through the left side's buffer: the largest timestamp of the
+    records that reached either side, ``[-1]`` at first."""
+    tracker = _JOIN_TIMES.get(left_buffer)
+    if tracker is None:
+        tracker = _JOIN_TIMES[left_buffer] = [-1]
+    return tracker
 
 
 def _time_index(store: KeyValueStore[bytes, bytes]) -> _TimeIndex:
@@ -119,7 +153,13 @@ class StreamStreamJoinProcessor(Processor):
     the window. For a left or outer join, a record that never found a partner is emitted with
     ``None`` once stream time has passed its window and the grace period — never early, so no
     spurious ``(left, None)`` precedes a later match. Records older than stream time minus the
-    grace period are dropped (counted)."""
+    grace period are dropped (counted).
+
+    Stream time here is the join's own, as Kafka's ``KStreamKStreamJoin`` keeps it: the
+    largest timestamp of the records that reached the join, on either side, those with a
+    ``None`` key or value included (they advance it, then are dropped — or, on a side that
+    emits unmatched records, a ``None`` key with a value is emitted at once with ``None`` for
+    the other side, KIP-962)."""
 
     def __init__(self, this_store: str, other_store: str, joiner: Callable[[Any, Any], Any], kind: JoinKind,
                  this_is_left: bool, before_ms: int, after_ms: int, grace_ms: int,
@@ -145,10 +185,15 @@ class StreamStreamJoinProcessor(Processor):
         return self.joiner(mine, other) if self.this_is_left else self.joiner(other, mine)
 
     def process(self, record: Record[Any, Any]) -> None:
+        left_buffer = self.this_store if self.this_is_left else self.other_store
+        time = _join_time(self.context.get_state_store(left_buffer))
+        time[0] = stream_time = max(time[0], record.timestamp)
+        if self.emits_unmatched and record.key is None and record.value is not None:
+            self.context.forward(record.with_value(self._join(record.value, None)))
+            return
         if record.key is None or record.value is None:
             self.context.record_dropped("null key or value in a stream-stream join", record)
             return
-        stream_time = self.context.stream_time_ms
         if record.timestamp < stream_time - (self.lower + self.upper) - self.grace_ms:
             self.context.record_dropped("too late for the join window", record)
             return
@@ -173,17 +218,17 @@ class StreamStreamJoinProcessor(Processor):
         composite = key + _TS.pack(record.timestamp) + _SEQ.pack(self._sequence & 0x7FFFFFFF)
         mine.put(composite, (b"\1" if matched else b"\0") + serialized, record.timestamp)
         heapq.heappush(heap.entries, (record.timestamp, composite))
-        self._expire(mine, record)
-        self._expire(other, record, other_side=True)
+        if record.timestamp == stream_time:  # as Kafka, only a record at stream time emits what expired
+            self._expire(mine, stream_time)
+            self._expire(other, stream_time, other_side=True)
 
-    def _expire(self, store: KeyValueStore[bytes, bytes], trigger: Record[Any, Any], *,
-                other_side: bool = False) -> None:
+    def _expire(self, store: KeyValueStore[bytes, bytes], stream_time: int, *, other_side: bool = False) -> None:
         """Drop buffered records whose window and grace have passed; emit the unmatched ones of
         a side that keeps them."""
         # a buffered record can still meet a partner until stream time passes its window's far
         # end (from its own side) plus the grace period
         reach = self.lower if other_side else self.upper
-        horizon = self.context.stream_time_ms - reach - self.grace_ms
+        horizon = stream_time - reach - self.grace_ms
         emits = self.emits_unmatched if not other_side else (
             self.kind == "outer" or (self.kind == "left" and not self.this_is_left))
         entries = _time_index(store).entries
@@ -309,8 +354,11 @@ class ForeignKeySubscriptionProcessor(Processor):
             return
         subs.put(composite, digest + home, record.timestamp)
         right: KeyValueStore[Any, Any] = self.context.get_state_store(self.right_store)
-        value = self.right_value_serde.serialize(right.get(record.key))
-        self.context.forward(_answer(left_key, flag, digest + home, value, record.timestamp))
+        stored = right.get_with_timestamp(record.key)
+        value = None if stored is None else self.right_value_serde.serialize(stored.value)
+        # Kafka's SubscriptionJoinProcessor: the later of the subscription's and the right row's time
+        timestamp = record.timestamp if stored is None else max(record.timestamp, stored.timestamp)
+        self.context.forward(_answer(left_key, flag, digest + home, value, timestamp))
 
 
 class ForeignKeyRightProcessor(ForeignKeySubscriptionProcessor):

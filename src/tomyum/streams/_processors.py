@@ -10,6 +10,8 @@ from tomyum.streams._record import Change, Record
 from tomyum.streams.processor import Processor, ProcessorContext
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import KeyValueStore
+from tomyum.streams.state.caching import CachingKeyValueStore
+from tomyum.streams.state.versioned import PUT_RETURN_CODE_VALID_TO_UNDEFINED, VersionedKeyValueStore
 
 AnyRecord = Record[Any, Any]
 
@@ -39,23 +41,78 @@ class BranchProcessor(Processor):
                 return
 
 
+class TupleForwarder:
+    """Kafka's ``TimestampedTupleForwarder``: a processor that writes a table's row and
+    forwards the row's change. Behind the record cache the change is forwarded when the
+    cache flushes the row (deduplicated, with the old value then in the store); otherwise
+    at once."""
+
+    def __init__(self, context: ProcessorContext, store: Any) -> None:
+        self.context = context
+        self.store = store
+        self.cached = isinstance(store, CachingKeyValueStore)
+        if isinstance(store, CachingKeyValueStore):
+            store.set_flush_listener(context.forward)
+
+    def put(self, record: AnyRecord) -> None:
+        """Store ``record.value.new_value`` under ``record.key`` at ``record.timestamp`` and
+        forward the record (its value a ``Change``), now or at the flush."""
+        if isinstance(self.store, CachingKeyValueStore):
+            self.store.put(record.key, record.value.new_value, record.timestamp, record.headers)
+            return
+        self.store.put(record.key, record.value.new_value, record.timestamp)
+        self.context.forward(record)
+
+
 class TableSourceProcessor(Processor):
     """Materializes a changelog topic into a KTable: upserts, deletes on ``None``, and
-    forwards each ``Change``. Records with a ``None`` key are dropped."""
+    forwards each ``Change``. Records with a ``None`` key are dropped. In a versioned store,
+    an update older than the key's latest version (out of order) or than the history is
+    not forwarded (Kafka's processors drop such non-latest changes, KIP-914)."""
 
     def __init__(self, store_name: str) -> None:
         self.store_name = store_name
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.forwarder = TupleForwarder(context, context.get_state_store(self.store_name))
 
     def process(self, record: AnyRecord) -> None:
         if record.key is None:
             self.context.record_dropped("null key", record)
             return
-        store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
-        old = store.get(record.key)
-        store.put(record.key, record.value, record.timestamp)
+        store: KeyValueStore[Any, Any] | VersionedKeyValueStore[Any, Any] = self.context.get_state_store(
+            self.store_name)
+        if self.forwarder.cached:
+            self.forwarder.put(record.with_value(Change(record.value, None)))
+            return
+        if isinstance(store, VersionedKeyValueStore):
+            latest = store.get(record.key)
+            old = None if latest is None else latest.value
+            if store.put(record.key, record.value, record.timestamp) != PUT_RETURN_CODE_VALID_TO_UNDEFINED:
+                return  # out of order (KIP-914): in the history, for temporal joins, but not forwarded
+        else:
+            old = store.get(record.key)
+            store.put(record.key, record.value, record.timestamp)
         if old is None and record.value is None:
             return
         self.context.forward(record.with_value(Change(record.value, old)))
+
+
+class TableMaterializeProcessor(Processor):
+    """Stores each change's new value (``None`` deletes) with its timestamp in a table's
+    store, then forwards the change: a derived table or a table-table join's result made
+    queryable with ``materialized=`` (as Kafka's ``KTableFilter``/``KTableMapValues`` with
+    a queryable name, and ``KTableKTableJoinMerger``, do). Without a store, it only forwards."""
+
+    def __init__(self, store_name: str | None) -> None:
+        self.store_name = store_name
+
+    def process(self, record: AnyRecord) -> None:
+        if self.store_name is not None:
+            store: KeyValueStore[Any, Any] = self.context.get_state_store(self.store_name)
+            store.put(record.key, record.value.new_value, record.timestamp)
+        self.context.forward(record)
 
 
 class TableFilterProcessor(Processor):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tomyum.client._connection import librdkafka_log
 from tomyum.streams.processor import StreamsConfig
 from tomyum.streams.topology import Topology
 
@@ -45,8 +46,9 @@ class RuntimeConfig:
 
     def client(self, kind: str, **settings: Any) -> dict[str, Any]:
         """The settings of a ``kind`` client (``consumer``, ``producer``, ``admin``): ours, then
-        ``client_config``'s unprefixed keys and those with ``kind``'s prefix."""
-        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, **settings}
+        ``client_config``'s unprefixed keys and those with ``kind``'s prefix. librdkafka's own
+        log goes to tomyum.client's logger (WARNING, each line once a minute), never raw to stderr."""
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "logger": librdkafka_log, **settings}
         for key, value in self.client_config.items():
             prefix, _, rest = key.partition(".")
             if prefix in CLIENT_KINDS and rest:

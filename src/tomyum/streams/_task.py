@@ -3,8 +3,9 @@ a time. The test driver runs one task (``0_0``) holding the whole topology; a ru
 one per sub-topology and input partition, and one "global" task for the global tables, whose
 stores every other task of the instance reads.
 
-Not thread-safe: a task runs on one thread. Stores are created in ``__init__``; ``commit``
-flushes them (the point where a runtime also commits offsets); ``close`` closes them.
+Not thread-safe: a task runs on one thread. Stores are created in ``__init__`` (the cacheable
+ones behind the instance's record cache, when it has one); ``commit`` flushes the cache and
+the stores (the point where a runtime also commits offsets); ``close`` closes them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from tomyum.streams.processor import Processor, ProcessorContext, StreamsConfig
 from tomyum.streams.punctuation import Cancellable, PunctuationQueue, PunctuationType, Punctuator
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import BytesStore, ChangelogSink, KeyValueStore
+from tomyum.streams.state.caching import CachingKeyValueStore, ThreadCache
 from tomyum.streams.state.memory import InMemoryBytesStore
 from tomyum.streams.state.sqlite import SqliteBytesStore
+from tomyum.streams.state.versioned import VersionedKeyValueStore
 from tomyum.streams.state.window import SessionStore, WindowStore
 from tomyum.streams.topology import StoreSpec, Topology
 
@@ -40,6 +43,7 @@ class StreamTask:
         nodes: Sequence[str] | None = None,
         stores: Sequence[str] | None = None,
         global_stores: Mapping[str, Any] | None = None,
+        cache: ThreadCache | None = None,
     ) -> None:
         self.topology = topology
         self.config = config
@@ -50,6 +54,7 @@ class StreamTask:
         self.dropped_records = 0
         self._collector = collector
         self._punctuations = {kind: PunctuationQueue() for kind in PunctuationType}
+        self._cache = cache
         self.stores: dict[str, Any] = {
             name: self._make_store(topology.stores[name], changelog)
             for name in (topology.stores if stores is None else stores)
@@ -80,7 +85,13 @@ class StreamTask:
                                retention_ms=spec.retention_ms, changelog=sink)
         if spec.kind == "session":
             return SessionStore(inner, key_serde, value_serde, spec.retention_ms, sink)
-        return KeyValueStore(inner, key_serde, value_serde, sink)
+        if spec.history_retention_ms is not None:
+            return VersionedKeyValueStore(inner, key_serde, value_serde, spec.history_retention_ms, sink)
+        store = KeyValueStore(inner, key_serde, value_serde, sink, timestamped=spec.timestamped)
+        if spec.cacheable and self._cache is not None and self._cache.max_bytes > 0 \
+                and spec.name not in self.topology.global_stores:
+            return CachingKeyValueStore(store, self._cache)
+        return store
 
     def process(self, record: Record[bytes | None, bytes | None]) -> None:
         """Run one consumed record (raw bytes, with topic, partition and offset) through."""
@@ -110,7 +121,18 @@ class StreamTask:
              value_serde: Serde[Any]) -> None:
         self._collector(topic, record, key_serde, value_serde)
 
+    @property
+    def cache_dirty(self) -> bool:
+        """Whether the record cache holds writes of this task's stores not yet flushed."""
+        return any(store.dirty for store in self.stores.values() if isinstance(store, CachingKeyValueStore))
+
     def commit(self) -> None:
+        """Flush the record cache (what it forwards may fill another store's, so until every
+        one is clean), then the stores."""
+        cached = [store for store in self.stores.values() if isinstance(store, CachingKeyValueStore)]
+        while any(store.dirty for store in cached):
+            for store in cached:
+                store.flush_cache()
         for store in self.stores.values():
             store.flush()
 

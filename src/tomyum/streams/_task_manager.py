@@ -26,7 +26,6 @@ rebalance callbacks included.
 
 from __future__ import annotations
 
-import heapq
 import json
 import logging
 import shutil
@@ -37,6 +36,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from tomyum.streams._partition_group import PartitionGroup
 from tomyum.streams._plan import Plan
 from tomyum.streams._record import Record
 from tomyum.streams._record_collector import RecordCollector
@@ -44,6 +44,7 @@ from tomyum.streams._runtime_config import RuntimeConfig
 from tomyum.streams._task import StreamTask
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import ChangelogRecord
+from tomyum.streams.state.caching import ThreadCache
 
 __all__ = ["RESTORE_TIMEOUT_S", "Stopping", "TaskManager"]
 
@@ -88,6 +89,12 @@ class TaskManager:
         self.tasks: dict[str, StreamTask] = {}
         """The active tasks of this instance by id."""
         self.global_task: StreamTask | None = None
+        self.partition_groups: dict[str, PartitionGroup] = {}
+        """Each active task's buffered input records (``max.task.idle.ms``)."""
+        self.clock_ms: Callable[[], int] = lambda: int(time.monotonic() * 1000)
+        """Wall-clock milliseconds for ``max.task.idle.ms`` (a test may replace it)."""
+        self.cache = ThreadCache(config.config.cache_max_bytes)
+        """The record cache this instance's tasks share (``statestore.cache.max.bytes``)."""
         self.positions: dict[tuple[str, int], int] = {}
         """Next offset to consume per input partition, as processed."""
         self.committed: dict[tuple[str, int], int] = {}
@@ -119,9 +126,11 @@ class TaskManager:
         """Run exactly the tasks of ``partitions``: close the others, create and restore the new."""
         assert self.plan is not None
         wanted: dict[str, tuple[int, int]] = {}
+        inputs: dict[str, list[tuple[str, int]]] = {}
         for tp in partitions:
             sub = self.sources[tp.topic][1]
             wanted[f"{sub}_{tp.partition}"] = (sub, tp.partition)
+            inputs.setdefault(f"{sub}_{tp.partition}", []).append((tp.topic, tp.partition))
         for task_id in [t for t in self.tasks if t not in wanted]:
             self._close_task(task_id)
         for task_id, (sub, partition) in sorted(wanted.items()):
@@ -132,6 +141,7 @@ class TaskManager:
                     shutil.rmtree(self.config.task_dir(task_id), ignore_errors=True)
                 task = self._new_task(task_id, spec.nodes, spec.stores, partition)
                 self.tasks[task_id] = task
+                self.partition_groups[task_id] = PartitionGroup(inputs[task_id], self.config.config.max_task_idle_ms)
                 self._restore(task, partition, checkpoint or {})
         log.info("streams %s: tasks %s", self.application_id, sorted(self.tasks))
 
@@ -143,6 +153,8 @@ class TaskManager:
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
             self.committed.pop((tp.topic, tp.partition), None)
+        for group in self.partition_groups.values():  # the next owner reads them again
+            group.clear([(tp.topic, tp.partition) for tp in partitions])
 
     def lose(self) -> None:
         """No commit is possible: drop the tasks and what they did since the last commit (the
@@ -160,6 +172,8 @@ class TaskManager:
         """Seek the consumer back to the committed offsets of ``partitions`` (the beginning
         where none is committed)."""
         assert self.consumer is not None
+        for group in self.partition_groups.values():
+            group.clear()
         for tp in self.consumer.committed(partitions, timeout=30):
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
 
@@ -200,12 +214,14 @@ class TaskManager:
 
         return StreamTask(self.topology, self.config.config, task_id=task_id, state_dir=self.config.state_root,
                           collector=collect, changelog=changelog, wall_clock_ms=int(time.time() * 1000), nodes=nodes,
-                          stores=stores, global_stores=None if self.global_task is None else self.global_task.stores)
+                          stores=stores, global_stores=None if self.global_task is None else self.global_task.stores,
+                          cache=self.cache)
 
     def _close_task(self, task_id: str, *, clean: bool = True) -> None:
         """Close a task; a clean close (after a commit) leaves a checkpoint of its persistent
         stores' changelog offsets."""
         task = self.tasks.pop(task_id)
+        self.partition_groups.pop(task_id, None)
         task.close()
         stores = self._checkpointed(task.stores)
         if not clean or not stores or self.consumer is None:
@@ -335,34 +351,34 @@ class TaskManager:
     # processing -------------------------------------------------------------------------------------
 
     def process_messages(self, messages: Iterable[Message]) -> None:
-        """Hand each task its share of a consumed batch (see :meth:`process`)."""
-        batch: dict[str, dict[tuple[str, int], list[RawRecord]]] = {}
+        """Buffer a consumed batch in each task's partition group, then run every task that
+        is ready (see :meth:`process_ready`)."""
         for m in messages:
             topic, partition = m.topic(), m.partition()
             if m.error() is not None or topic is None or partition is None:
                 continue
             name, sub = self.sources[topic]
             record = consumed_record(m, name)
-            if record is not None:
-                batch.setdefault(f"{sub}_{partition}", {}).setdefault((topic, partition), []).append(record)
-        for task_id, by_partition in batch.items():
-            self.process(task_id, by_partition)
+            group = self.partition_groups.get(f"{sub}_{partition}")
+            if record is not None and group is not None:  # None: revoked within this batch
+                group.add((topic, partition), (record,))
+        self.process_ready()
 
-    def process(self, task_id: str, by_partition: dict[tuple[str, int], list[RawRecord]]) -> None:
-        """Run a task's share of a consumed batch. Records of several partitions are taken
-        lowest timestamp first, each partition in its order (Kafka's choice of the next record
-        among a task's partitions, within what has been fetched), so that joins and windows see
-        their inputs interleaved in time."""
-        task = self.tasks.get(task_id)
-        if task is None:  # revoked within this batch
-            return
-        lists = list(by_partition.values())
-        records = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=lambda r: r.timestamp)
-        for record in records:
-            task.process(record)
-        for (topic, partition), processed in by_partition.items():
-            self.positions[(topic, partition)] = (processed[-1].offset or 0) + 1
-        self._dirty = True
+    def process_ready(self) -> None:
+        """Run each task while its partition group is ready: records of several partitions
+        are taken lowest timestamp first, each partition in its order (Kafka's choice of the
+        next record among a task's partitions), so that joins and windows see their inputs
+        interleaved in time; a task with an empty input partition waits up to
+        ``max.task.idle.ms`` for it (see :mod:`tomyum.streams._partition_group`). Called after
+        each poll, also an empty one, so that waiting tasks go on when their time is up."""
+        now_ms = self.clock_ms()
+        for task_id, group in list(self.partition_groups.items()):
+            task = self.tasks[task_id]
+            while group.ready(now_ms):
+                tp, record = group.next_record()
+                task.process(record)
+                self.positions[tp] = (record.offset or 0) + 1
+                self._dirty = True
 
     def punctuate(self, now_ms: int) -> None:
         """Move the tasks' wall clocks to ``now_ms``, firing the punctuators that are due."""
@@ -374,8 +390,9 @@ class TaskManager:
         """Flush the stores, then commit outputs and input offsets (one transaction under
         exactly-once). False if the group moved on (the tasks must then be rebuilt)."""
         collector, consumer = self.collector, self.consumer
-        if collector is None or consumer is None or not (self._dirty or collector.dirty or final):
-            return True
+        if collector is None or consumer is None or not (
+                self._dirty or collector.dirty or final or any(task.cache_dirty for task in self.tasks.values())):
+            return True  # (a punctuator may have written to a cached store without producing)
         for task in self.tasks.values():
             task.commit()
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]

@@ -41,7 +41,8 @@ class StreamsBuilder:
         table is materialized in a store (Kafka may skip that for source tables whose
         topic can serve as the changelog; here the store also logs, for now)."""
         source = self._source([topic], key_serde, value_serde, timestamp_extractor)
-        store = self._builder.add_store(materialized, "key_value", key_serde, value_serde)
+        store = self._builder.add_store(materialized, "key_value", key_serde, value_serde, timestamped=True,
+                                        cacheable=True)
         node = self._builder.add("KTABLE-SOURCE", lambda: TableSourceProcessor(store), [source], (store,))
         return KTable(self._builder, node, key_serde, value_serde, store_name=store)
 
@@ -49,7 +50,7 @@ class StreamsBuilder:
                      value_serde: Serde[Any] | None = None,
                      materialized: Materialized | None = None) -> KTable[Any, Any]:
         """A table of every partition of ``topic``, for joins that look it up by any key
-        (Kafka's GlobalKTable: ``stream.join_global(table, key_selector, joiner)``). Every
+        (Kafka's GlobalKTable: ``stream.join(table, joiner, key_selector=...)``). Every
         instance of an application reads the whole topic into its own copy, outside the
         consumer group, before it starts processing, and keeps it up to date; the topic is the
         table's changelog, so the store logs nothing."""

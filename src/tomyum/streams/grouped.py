@@ -2,12 +2,16 @@
 ``TimeWindowedKStream``, ``SessionWindowedKStream``, ``SlidingWindowedKStream``): count, reduce and aggregate, each
 materialized in a state store and returned as a KTable of the running result.
 
-Every update is forwarded (there is no record cache yet, as with Kafka's
-``statestore.cache.max.bytes=0``); use ``suppress`` on a windowed result for final values.
+Every update is forwarded, unless ``statestore_cache_max_bytes`` puts the key-value stores
+of ``count`` / ``reduce`` / ``aggregate`` behind the record cache
+(:mod:`tomyum.streams.state.caching`); for a windowed result's final values use
+``emit_strategy(EmitStrategy.on_window_close())`` before the aggregation, or ``suppress``
+after it.
 """
 
 from __future__ import annotations
 
+import copy as copy_module
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
@@ -25,7 +29,7 @@ from tomyum.streams.ktable import KTable
 from tomyum.streams.processor import Processor
 from tomyum.streams.serdes import Serde, Serdes
 from tomyum.streams.topology import Materialized
-from tomyum.streams.windows import SessionWindows, SlidingWindows, TimeWindows, Windowed
+from tomyum.streams.windows import EmitStrategy, SessionWindows, SlidingWindows, TimeWindows, Windowed
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -53,31 +57,36 @@ class _Grouped(Generic[K, V]):
         self.key_serde = key_serde
         self.value_serde = value_serde
 
-    def count(self, materialized: Materialized | None = None) -> KTable[Any, int]:
-        return self._aggregate(lambda: 0, _count_aggregator, lambda k, a, b: a + b, Serdes.long(), materialized)
+    def count(self, materialized: Materialized | None = None, *, name: str | None = None) -> KTable[Any, int]:
+        return self._aggregate(lambda: 0, _count_aggregator, lambda k, a, b: a + b, Serdes.long(), materialized, name)
 
-    def reduce(self, reducer: Callable[[V, V], V], materialized: Materialized | None = None) -> KTable[Any, V]:
+    def reduce(self, reducer: Callable[[V, V], V], materialized: Materialized | None = None, *,
+               name: str | None = None) -> KTable[Any, V]:
         initializer, aggregator = _reducing(reducer)
         merger: Merger = lambda k, a, b: b if a is None else reducer(a, b)  # noqa: E731
-        return self._aggregate(initializer, aggregator, merger, self.value_serde, materialized)
+        return self._aggregate(initializer, aggregator, merger, self.value_serde, materialized, name)
 
     def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+                   value_serde: Serde[Any] | None, materialized: Materialized | None,
+                   name: str | None = None) -> KTable[Any, Any]:
         raise NotImplementedError
 
 
 class KGroupedStream(_Grouped[K, V]):
     def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
-                  materialized: Materialized | None = None) -> KTable[K, A]:
+                  materialized: Materialized | None = None, *, name: str | None = None) -> KTable[K, A]:
         """Fold each key's values into an aggregate, starting from ``initializer()``; give
         the aggregate's serde in ``materialized`` unless it is the default value serde."""
-        return self._aggregate(initializer, aggregator, _no_merger, None, materialized)
+        return self._aggregate(initializer, aggregator, _no_merger, None, materialized, name)
 
     def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
-        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde)
+                   value_serde: Serde[Any] | None, materialized: Materialized | None,
+                   name: str | None = None) -> KTable[Any, Any]:
+        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde, timestamped=True,
+                                        cacheable=True)
         node = self._builder.add(
-            "KSTREAM-AGGREGATE", lambda: StreamAggregateProcessor(store, initializer, aggregator), [self._node], (store,)
+            "KSTREAM-AGGREGATE", lambda: StreamAggregateProcessor(store, initializer, aggregator), [self._node], (store,),
+            name=name,
         )
         return KTable(self._builder, node, self.key_serde, value_serde, store_name=store)
 
@@ -100,6 +109,15 @@ class KGroupedStream(_Grouped[K, V]):
         return SessionWindowedKStream(self._builder, self._node, self.key_serde, self.value_serde, windows)
 
 
+W = TypeVar("W", "TimeWindowedKStream[Any, Any]", "SessionWindowedKStream[Any, Any]")
+
+
+def _with_emit_strategy(windowed: W, strategy: EmitStrategy) -> W:
+    copy = copy_module.copy(windowed)
+    copy._emit_final = strategy.on_close
+    return copy
+
+
 def _no_merger(key: Any, a: Any, b: Any) -> Any:
     raise AssertionError("merger used outside session windows")
 
@@ -115,21 +133,31 @@ class TimeWindowedKStream(_Grouped[K, V]):
                  value_serde: Serde[Any] | None, windows: TimeWindows | SlidingWindows) -> None:
         super().__init__(builder, node, key_serde, value_serde)
         self.windows = windows
+        self._emit_final = False
+
+    def emit_strategy(self, strategy: EmitStrategy) -> TimeWindowedKStream[K, V]:
+        """When the aggregation forwards results (KIP-825): every update
+        (``EmitStrategy.on_window_update()``, the default) or each window's final result
+        once it closes (``EmitStrategy.on_window_close()``)."""
+        return _with_emit_strategy(self, strategy)
 
     def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
-                  materialized: Materialized | None = None) -> KTable[Windowed[K], A]:
-        return self._aggregate(initializer, aggregator, _no_merger, None, materialized)
+                  materialized: Materialized | None = None, *,
+                  name: str | None = None) -> KTable[Windowed[K], A]:
+        return self._aggregate(initializer, aggregator, _no_merger, None, materialized, name)
 
     def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
-        windows, processor = self.windows, type(self)._processor
+                   value_serde: Serde[Any] | None, materialized: Materialized | None,
+                   name: str | None = None) -> KTable[Any, Any]:
+        windows, processor, emit_final = self.windows, type(self)._processor, self._emit_final
         store = self._builder.add_store(materialized, "window", self.key_serde, value_serde,
                                         window_size_ms=windows.size_ms, retention_ms=windows.retention_ms)
         node = self._builder.add(
-            "KSTREAM-AGGREGATE", lambda: processor(store, windows, initializer, aggregator), [self._node], (store,),
+            "KSTREAM-AGGREGATE", lambda: processor(store, windows, initializer, aggregator, emit_final=emit_final),
+            [self._node], (store,), name=name,
         )
         return KTable(self._builder, node, None, value_serde, store_name=store,
-                      suppress_delay_ms=windows.grace_ms + self._closes_after_ms)
+                      suppress_delay_ms=windows.grace_ms + self._closes_after_ms, window_key_serde=self.key_serde)
 
 
 class SlidingWindowedKStream(TimeWindowedKStream[K, V]):
@@ -153,22 +181,33 @@ class SessionWindowedKStream(_Grouped[K, V]):
                  value_serde: Serde[Any] | None, windows: SessionWindows) -> None:
         super().__init__(builder, node, key_serde, value_serde)
         self.windows = windows
+        self._emit_final = False
+
+    def emit_strategy(self, strategy: EmitStrategy) -> SessionWindowedKStream[K, V]:
+        """As :meth:`TimeWindowedKStream.emit_strategy`: with ``on_window_close`` each
+        session's final aggregate once stream time passes its end plus gap plus grace, and
+        no updates or deletes of merged sessions before that."""
+        return _with_emit_strategy(self, strategy)
 
     def aggregate(self, initializer: Callable[[], A], aggregator: Callable[[K, V, A], A],
-                  merger: Callable[[K, A, A], A], materialized: Materialized | None = None) -> KTable[Windowed[K], A]:
-        return self._aggregate(initializer, aggregator, merger, None, materialized)
+                  merger: Callable[[K, A, A], A], materialized: Materialized | None = None, *,
+                  name: str | None = None) -> KTable[Windowed[K], A]:
+        return self._aggregate(initializer, aggregator, merger, None, materialized, name)
 
     def _aggregate(self, initializer: Initializer, aggregator: Aggregator, merger: Merger,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
-        windows = self.windows
+                   value_serde: Serde[Any] | None, materialized: Materialized | None,
+                   name: str | None = None) -> KTable[Any, Any]:
+        windows, emit_final = self.windows, self._emit_final
         store = self._builder.add_store(materialized, "session", self.key_serde, value_serde,
                                         retention_ms=windows.retention_ms)
         node = self._builder.add(
             "KSTREAM-SESSION-AGGREGATE",
-            lambda: SessionAggregateProcessor(store, windows, initializer, aggregator, merger), [self._node], (store,),
+            lambda: SessionAggregateProcessor(store, windows, initializer, aggregator, merger, emit_final=emit_final),
+            [self._node], (store,), name=name,
         )
         delay = windows.inactivity_gap_ms + windows.grace_ms
-        return KTable(self._builder, node, None, value_serde, store_name=store, suppress_delay_ms=delay)
+        return KTable(self._builder, node, None, value_serde, store_name=store, suppress_delay_ms=delay,
+                      window_key_serde=self.key_serde)
 
 
 class KGroupedTable(Generic[K, V]):
@@ -184,27 +223,31 @@ class KGroupedTable(Generic[K, V]):
         self.key_serde = key_serde
         self.value_serde = value_serde
 
-    def count(self, materialized: Materialized | None = None) -> KTable[K, int]:
-        return self._aggregate(lambda: 0, lambda k, v, a: a + 1, lambda k, v, a: a - 1, Serdes.long(), materialized)
+    def count(self, materialized: Materialized | None = None, *, name: str | None = None) -> KTable[K, int]:
+        return self._aggregate(lambda: 0, lambda k, v, a: a + 1, lambda k, v, a: a - 1, Serdes.long(), materialized,
+                               name)
 
     def reduce(self, adder: Callable[[V, V], V], subtractor: Callable[[V, V], V],
-               materialized: Materialized | None = None) -> KTable[K, V]:
+               materialized: Materialized | None = None, *, name: str | None = None) -> KTable[K, V]:
         """``adder(aggregate, value)`` and ``subtractor(aggregate, value)``; a group's first
         value is its aggregate."""
         return self._aggregate(lambda: None, lambda k, v, a: v if a is None else adder(a, v),
-                               lambda k, v, a: subtractor(a, v), self.value_serde, materialized)
+                               lambda k, v, a: subtractor(a, v), self.value_serde, materialized, name)
 
     def aggregate(self, initializer: Callable[[], A], adder: Callable[[K, V, A], A],
-                  subtractor: Callable[[K, V, A], A], materialized: Materialized | None = None) -> KTable[K, A]:
-        return self._aggregate(initializer, adder, subtractor, None, materialized)
+                  subtractor: Callable[[K, V, A], A], materialized: Materialized | None = None, *,
+                  name: str | None = None) -> KTable[K, A]:
+        return self._aggregate(initializer, adder, subtractor, None, materialized, name)
 
     def _aggregate(self, initializer: Initializer, adder: Aggregator, subtractor: Aggregator,
-                   value_serde: Serde[Any] | None, materialized: Materialized | None) -> KTable[Any, Any]:
+                   value_serde: Serde[Any] | None, materialized: Materialized | None,
+                   name: str | None = None) -> KTable[Any, Any]:
         from tomyum.streams._aggregate import TableAggregateProcessor
 
-        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde)
+        store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde, timestamped=True,
+                                        cacheable=True)
         selector = self._selector
         node = self._builder.add("KTABLE-AGGREGATE",
                                  lambda: TableAggregateProcessor(store, selector, initializer, adder, subtractor),
-                                 [self._node], (store,))
+                                 [self._node], (store,), name=name)
         return KTable(self._builder, node, self.key_serde, value_serde, store_name=store)

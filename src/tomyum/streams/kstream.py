@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tomyum.streams._builder import InternalBuilder
+from tomyum.streams._deprecation import warn_deprecated
 from tomyum.streams._joins import JoinKind
 from tomyum.streams._processors import AnyRecord, BranchProcessor, StatelessProcessor
 from tomyum.streams.processor import Processor
@@ -49,55 +50,57 @@ class KStream(Generic[K, V]):
         self.repartition_required = repartition_required
         """True after a key-changing operator: a stateful operator repartitions first."""
 
-    def _stateless(self, prefix: str, fn: Callable[[AnyRecord], Iterable[AnyRecord]], *,
+    def _stateless(self, prefix: str, fn: Callable[[AnyRecord], Iterable[AnyRecord]], name: str | None, *,
                    keeps_key: bool = True, keeps_value: bool = True) -> KStream[Any, Any]:
-        node = self._builder.add(prefix, lambda: StatelessProcessor(fn), [self.node])
+        node = self._builder.add(prefix, lambda: StatelessProcessor(fn), [self.node], name=name)
         return KStream(self._builder, node, self.key_serde if keeps_key else None,
                        self.value_serde if keeps_value else None, self.repartition_required or not keeps_key)
 
-    def filter(self, predicate: Callable[[K, V], bool]) -> KStream[K, V]:
-        return self._stateless("KSTREAM-FILTER", lambda r: (r,) if predicate(r.key, r.value) else ())
+    def filter(self, predicate: Callable[[K, V], bool], *, name: str | None = None) -> KStream[K, V]:
+        return self._stateless("KSTREAM-FILTER", lambda r: (r,) if predicate(r.key, r.value) else (), name)
 
-    def filter_not(self, predicate: Callable[[K, V], bool]) -> KStream[K, V]:
-        return self._stateless("KSTREAM-FILTER", lambda r: () if predicate(r.key, r.value) else (r,))
+    def filter_not(self, predicate: Callable[[K, V], bool], *, name: str | None = None) -> KStream[K, V]:
+        return self._stateless("KSTREAM-FILTER", lambda r: () if predicate(r.key, r.value) else (r,), name)
 
-    def map(self, mapper: Callable[[K, V], tuple[K2, V2]]) -> KStream[K2, V2]:
+    def map(self, mapper: Callable[[K, V], tuple[K2, V2]], *, name: str | None = None) -> KStream[K2, V2]:
         def fn(r: AnyRecord) -> tuple[AnyRecord]:
             key, value = mapper(r.key, r.value)
             return (r.with_key(key).with_value(value),)
-        return self._stateless("KSTREAM-MAP", fn, keeps_key=False, keeps_value=False)
+        return self._stateless("KSTREAM-MAP", fn, name, keeps_key=False, keeps_value=False)
 
-    def map_values(self, mapper: Callable[[V], V2]) -> KStream[K, V2]:
-        return self._stateless("KSTREAM-MAPVALUES", lambda r: (r.with_value(mapper(r.value)),), keeps_value=False)
+    def map_values(self, mapper: Callable[[V], V2], *, name: str | None = None) -> KStream[K, V2]:
+        return self._stateless("KSTREAM-MAPVALUES", lambda r: (r.with_value(mapper(r.value)),), name, keeps_value=False)
 
-    def flat_map(self, mapper: Callable[[K, V], Iterable[tuple[K2, V2]]]) -> KStream[K2, V2]:
+    def flat_map(self, mapper: Callable[[K, V], Iterable[tuple[K2, V2]]], *, name: str | None = None) -> KStream[K2, V2]:
         return self._stateless(
-            "KSTREAM-FLATMAP", lambda r: [r.with_key(k).with_value(v) for k, v in mapper(r.key, r.value)],
+            "KSTREAM-FLATMAP", lambda r: [r.with_key(k).with_value(v) for k, v in mapper(r.key, r.value)], name,
             keeps_key=False, keeps_value=False,
         )
 
-    def flat_map_values(self, mapper: Callable[[V], Iterable[V2]]) -> KStream[K, V2]:
+    def flat_map_values(self, mapper: Callable[[V], Iterable[V2]], *, name: str | None = None) -> KStream[K, V2]:
         return self._stateless(
-            "KSTREAM-FLATMAPVALUES", lambda r: [r.with_value(v) for v in mapper(r.value)], keeps_value=False
+            "KSTREAM-FLATMAPVALUES", lambda r: [r.with_value(v) for v in mapper(r.value)], name, keeps_value=False
         )
 
-    def select_key(self, mapper: Callable[[K, V], K2]) -> KStream[K2, V]:
-        return self._stateless("KSTREAM-KEY-SELECT", lambda r: (r.with_key(mapper(r.key, r.value)),), keeps_key=False)
+    def select_key(self, mapper: Callable[[K, V], K2], *, name: str | None = None) -> KStream[K2, V]:
+        return self._stateless("KSTREAM-KEY-SELECT", lambda r: (r.with_key(mapper(r.key, r.value)),), name,
+                               keeps_key=False)
 
-    def peek(self, action: Callable[[K, V], None]) -> KStream[K, V]:
+    def peek(self, action: Callable[[K, V], None], *, name: str | None = None) -> KStream[K, V]:
         def fn(r: AnyRecord) -> tuple[AnyRecord]:
             action(r.key, r.value)
             return (r,)
-        return self._stateless("KSTREAM-PEEK", fn)
+        return self._stateless("KSTREAM-PEEK", fn, name)
 
-    def foreach(self, action: Callable[[K, V], None]) -> None:
+    def foreach(self, action: Callable[[K, V], None], *, name: str | None = None) -> None:
         """A terminal operation: ``action`` is called for each record, nothing is forwarded."""
         def fn(r: AnyRecord) -> tuple[()]:
             action(r.key, r.value)
             return ()
-        self._stateless("KSTREAM-FOREACH", fn)
+        self._stateless("KSTREAM-FOREACH", fn, name)
 
-    def process(self, supplier: Callable[[], Processor], *, stores: Sequence[str] = ()) -> KStream[Any, Any]:
+    def process(self, supplier: Callable[[], Processor], *, stores: Sequence[str] = (),
+                name: str | None = None) -> KStream[Any, Any]:
         """The Processor API: a node running a processor from ``supplier`` (called once per
         task), with access to the named stores (added with
         :meth:`~tomyum.streams.StreamsBuilder.add_state_store`) and to punctuators via
@@ -105,7 +108,7 @@ class KStream(Generic[K, V]):
         for name in stores:
             if name not in self._builder.topology.stores:
                 raise ValueError(f"no state store named {name}; add it with add_state_store first")
-        node = self._builder.add("KSTREAM-PROCESSOR", supplier, [self.node], tuple(stores))
+        node = self._builder.add("KSTREAM-PROCESSOR", supplier, [self.node], tuple(stores), name=name)
         return KStream(self._builder, node, None, None, repartition_required=True)
 
     def repartition(self, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None,
@@ -125,32 +128,90 @@ class KStream(Generic[K, V]):
         """Route each record to the first branch whose predicate holds (KIP-418)."""
         return BranchedKStream(self, prefix)
 
-    def merge(self, other: KStream[K, V]) -> KStream[K, V]:
-        node = self._builder.add("KSTREAM-MERGE", lambda: StatelessProcessor(lambda r: (r,)), [self.node, other.node])
+    def merge(self, other: KStream[K, V], *, name: str | None = None) -> KStream[K, V]:
+        node = self._builder.add("KSTREAM-MERGE", lambda: StatelessProcessor(lambda r: (r,)), [self.node, other.node],
+                                 name=name)
         return KStream(self._builder, node, self.key_serde, self.value_serde,
                        self.repartition_required or other.repartition_required)
 
-    def join(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KStream[K, V2]:
-        """Inner stream-table join: each record with the table's current value for its key
-        (records whose key is not in the table are dropped)."""
-        return self._join_table(table, joiner, "inner")
+    def join(self, other: KStream[K, Any] | KTable[Any, Any], joiner: Callable[[V, Any], V2],
+             windows: JoinWindows | None = None, *, key_selector: Callable[[K, V], Any] | None = None,
+             this_store: Materialized | None = None, other_store: Materialized | None = None,
+             name: str | None = None) -> KStream[K, V2]:
+        """Inner join, as Kafka's ``KStream.join``, by what ``other`` is:
 
-    def left_join(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KStream[K, V2]:
-        """Left stream-table join: each record with the table's current value, or ``None``."""
-        return self._join_table(table, joiner, "left")
+        - a stream, with ``windows``: records of both sides whose timestamps are within the
+          windows (see :meth:`_join_stream`); ``this_store``/``other_store`` name the buffers;
+        - a table: each record with the table's current value for its key (records whose key
+          is not in the table are dropped);
+        - a global table, with ``key_selector``: each record with the table's value for
+          ``key_selector(key, value)``.
+
+        ``name`` names the join's processors (Kafka's ``Named`` / ``StreamJoined.withName``)."""
+        return self._join_any(other, joiner, windows, "inner", key_selector, this_store, other_store, name)
+
+    def left_join(self, other: KStream[K, Any] | KTable[Any, Any], joiner: Callable[[V, Any], V2],
+                  windows: JoinWindows | None = None, *, key_selector: Callable[[K, V], Any] | None = None,
+                  this_store: Materialized | None = None, other_store: Materialized | None = None,
+                  name: str | None = None) -> KStream[K, V2]:
+        """Left join (Kafka's ``leftJoin``), with the same forms as :meth:`join`: every record
+        of this stream is kept, joined with ``None`` when it finds no partner (for a stream,
+        once its window has closed)."""
+        return self._join_any(other, joiner, windows, "left", key_selector, this_store, other_store, name)
+
+    def outer_join(self, other: KStream[K, Any], joiner: Callable[[Any, Any], V2], windows: JoinWindows, *,
+                   this_store: Materialized | None = None, other_store: Materialized | None = None,
+                   name: str | None = None) -> KStream[K, V2]:
+        """Outer stream-stream join (Kafka's ``outerJoin``): records of either side that find
+        no partner are emitted with ``None`` on the other side once their window has closed."""
+        return self._join_any(other, joiner, windows, "outer", None, this_store, other_store, name)
 
     def join_windowed(self, other: KStream[K, Any], joiner: Callable[[V, Any], V2], windows: JoinWindows, *,
                       kind: JoinKind = "inner", this_store: Materialized | None = None,
                       other_store: Materialized | None = None) -> KStream[K, V2]:
+        """Deprecated: :meth:`join`, :meth:`left_join` or :meth:`outer_join` with windows."""
+        warn_deprecated("KStream.join_windowed", "KStream.join / left_join / outer_join with JoinWindows")
+        return self._join_stream(other, joiner, windows, kind, this_store, other_store, None)
+
+    def join_global(self, table: KTable[Any, Any], key_selector: Callable[[K, V], Any],
+                    joiner: Callable[[V, Any], V2], *, left: bool = False) -> KStream[K, V2]:
+        """Deprecated: ``join(table, joiner, key_selector=...)`` or ``left_join(...)``."""
+        warn_deprecated("KStream.join_global", "KStream.join / left_join with key_selector=")
+        return self._join_any(table, joiner, None, "left" if left else "inner", key_selector, None, None, None)
+
+    def _join_any(self, other: KStream[K, Any] | KTable[Any, Any], joiner: Callable[[V, Any], V2],
+                  windows: JoinWindows | None, kind: JoinKind, key_selector: Callable[[K, V], Any] | None,
+                  this_store: Materialized | None, other_store: Materialized | None,
+                  name: str | None) -> KStream[K, V2]:
+        if isinstance(other, KStream):
+            if windows is None:
+                raise ValueError("a stream-stream join needs JoinWindows")
+            if key_selector is not None:
+                raise ValueError("key_selector is for joins with a global table")
+            return self._join_stream(other, joiner, windows, kind, this_store, other_store, name)
+        if windows is not None or this_store is not None or other_store is not None:
+            raise ValueError("windows, this_store and other_store are for stream-stream joins")
+        is_global = other.store_name in self._builder.topology.global_stores
+        if is_global and key_selector is None:
+            raise ValueError("a join with a global table needs key_selector")
+        if key_selector is not None and not is_global:
+            raise ValueError("key_selector is for joins with a global table")
+        if kind == "outer":
+            raise ValueError("a stream-table join is inner or left")
+        return self._join_table(other, joiner, kind, key_selector, name)
+
+    def _join_stream(self, other: KStream[K, Any], joiner: Callable[[V, Any], V2], windows: JoinWindows,
+                     kind: JoinKind, this_store: Materialized | None, other_store: Materialized | None,
+                     name: str | None) -> KStream[K, V2]:
         """Stream-stream join (Kafka's ``join`` / ``leftJoin`` / ``outerJoin`` with
-        JoinWindows): ``kind`` is ``inner``, ``left`` or ``outer``. Both sides are buffered in
-        window stores for the window plus grace; unmatched records of a left (outer) join are
-        emitted with ``None`` once their window has closed."""
+        JoinWindows). Both sides are buffered in window stores for the window plus grace;
+        unmatched records of a left (outer) join are emitted with ``None`` once their window
+        has closed. A joined pair carries the later of the two timestamps."""
         from tomyum.streams._joins import PassThrough, StreamStreamJoinProcessor
 
         if self.repartition_required or other.repartition_required:
-            return self._repartitioned().join_windowed(other._repartitioned(), joiner, windows, kind=kind,
-                                                       this_store=this_store, other_store=other_store)
+            return self._repartitioned()._join_stream(other._repartitioned(), joiner, windows, kind, this_store,
+                                                      other_store, name)
         retention = windows.before_ms + windows.after_ms + windows.grace_ms + 1
         stores = [self._builder.add_store(m, "key_value", None, None) for m in (this_store, other_store)]
         for store in stores:  # buffers: bytes in, bytes out
@@ -165,34 +226,36 @@ class KStream(Generic[K, V]):
                 this, that, joiner, kind, is_left, windows.before_ms, windows.after_ms, windows.grace_ms,
                 key_serde, left_serde if is_left else right_serde, right_serde if is_left else left_serde)
 
-        left = self._builder.add("KSTREAM-JOINTHIS", side(mine, theirs, True), [self.node], (mine, theirs))
-        right = self._builder.add("KSTREAM-JOINOTHER", side(theirs, mine, False), [other.node], (mine, theirs))
-        merged = self._builder.add("KSTREAM-MERGE", PassThrough, [left, right])
+        def named(suffix: str) -> str | None:
+            return None if name is None else f"{name}{suffix}"
+
+        left = self._builder.add("KSTREAM-JOINTHIS", side(mine, theirs, True), [self.node], (mine, theirs),
+                                 name=named("-this-join"))
+        right = self._builder.add("KSTREAM-JOINOTHER", side(theirs, mine, False), [other.node], (mine, theirs),
+                                  name=named("-other-join"))
+        merged = self._builder.add("KSTREAM-MERGE", PassThrough, [left, right], name=named("-merge"))
         return KStream(self._builder, merged, self.key_serde, None)
 
-    def join_global(self, table: KTable[Any, Any], key_selector: Callable[[K, V], Any],
-                    joiner: Callable[[V, Any], V2], *, left: bool = False) -> KStream[K, V2]:
-        """Stream-global-table join: each record with the global table's value for
-        ``key_selector(key, value)`` (``left=True`` keeps records that find none, with ``None``)."""
-        return self._join_table(table, joiner, "left" if left else "inner", key_selector)
-
     def _join_table(self, table: KTable[K, Any], joiner: Callable[[V, Any], V2], kind: JoinKind,
-                    key_selector: Callable[[K, V], Any] | None = None) -> KStream[K, V2]:
+                    key_selector: Callable[[K, V], Any] | None = None, name: str | None = None) -> KStream[K, V2]:
         from tomyum.streams._joins import StreamTableJoinProcessor
 
         store = table.store_name
         if store is None:
             raise ValueError("join needs a materialized table (a source table or an aggregation's result)")
         if key_selector is None and self.repartition_required:
-            return self._repartitioned()._join_table(table, joiner, kind)
+            return self._repartitioned()._join_table(table, joiner, kind, None, name)
         node = self._builder.add("KSTREAM-JOIN", lambda: StreamTableJoinProcessor(store, joiner, kind, key_selector),
-                                 [self.node], (store,))
+                                 [self.node], (store,), name=name)
         return KStream(self._builder, node, self.key_serde, None)
 
-    def to(self, topic: str, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None) -> None:
-        """Write to ``topic`` with the given serdes, else the stream's, else the defaults."""
+    def to(self, topic: str, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None,
+           name: str | None = None) -> None:
+        """Write to ``topic`` with the given serdes, else the stream's, else the defaults
+        (Kafka's ``Produced``; ``name`` names the sink processor). The topic must exist: only
+        internal topics are created by the application."""
         ks, vs = key_serde or self.key_serde, value_serde or self.value_serde
-        self._builder.sink(self.node, topic, ks, vs)
+        self._builder.sink(self.node, topic, ks, vs, name=name)
 
     def group_by_key(self, *, key_serde: Serde[Any] | None = None, value_serde: Serde[Any] | None = None,
                      name: str | None = None) -> KGroupedStream[K, V]:

@@ -10,8 +10,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tomyum.streams._aggregate import SuppressProcessor
 from tomyum.streams._builder import InternalBuilder
+from tomyum.streams._deprecation import warn_deprecated
 from tomyum.streams._joins import JoinKind
-from tomyum.streams._processors import StatelessProcessor, TableFilterProcessor, TableMapValuesProcessor
+from tomyum.streams._processors import (
+    StatelessProcessor,
+    TableFilterProcessor,
+    TableMapValuesProcessor,
+    TableMaterializeProcessor,
+)
 from tomyum.streams.processor import Processor
 from tomyum.streams.serdes import Serde
 from tomyum.streams.topology import Materialized
@@ -32,7 +38,7 @@ __all__ = ["KTable"]
 class KTable(Generic[K, V]):
     def __init__(self, builder: InternalBuilder, node: str, key_serde: Serde[Any] | None,
                  value_serde: Serde[Any] | None, *, store_name: str | None = None,
-                 suppress_delay_ms: int | None = None) -> None:
+                 suppress_delay_ms: int | None = None, window_key_serde: Serde[Any] | None = None) -> None:
         self._builder = builder
         self.node = node
         self.key_serde = key_serde
@@ -40,60 +46,118 @@ class KTable(Generic[K, V]):
         self.store_name = store_name
         """The store that holds this table (for ``get_key_value_store``), if it has one."""
         self._suppress_delay_ms = suppress_delay_ms
+        self._window_key_serde = window_key_serde
+        """A windowed table's record-key serde (its keys are ``Windowed``), for sizing suppression buffers."""
 
-    def _derive(self, prefix: str, supplier: Callable[[], Processor], value_serde: Serde[Any] | None) -> KTable[Any, Any]:
-        node = self._builder.add(prefix, supplier, [self.node])
-        return KTable(self._builder, node, self.key_serde, value_serde, suppress_delay_ms=self._suppress_delay_ms)
+    def _derive(self, prefix: str, supplier: Callable[[], Processor], value_serde: Serde[Any] | None,
+                name: str | None = None, materialized: Materialized | None = None) -> KTable[Any, Any]:
+        """A table derived node by node; ``materialized`` stores it (with a node after
+        ``name``'s, ``<name>-materialize``), so that it can be queried and joined."""
+        node = self._builder.add(prefix, supplier, [self.node], name=name)
+        store = None
+        if materialized is not None:
+            store = self._builder.add_store(materialized, "key_value", self.key_serde, value_serde, timestamped=True)
+            node = self._builder.add("KTABLE-MATERIALIZE", lambda: TableMaterializeProcessor(store), [node], (store,),
+                                     name=None if name is None else f"{name}-materialize")
+            value_serde = materialized.value_serde or value_serde
+        return KTable(self._builder, node, self.key_serde, value_serde, store_name=store,
+                      suppress_delay_ms=self._suppress_delay_ms, window_key_serde=self._window_key_serde)
 
-    def filter(self, predicate: Callable[[K, V], bool]) -> KTable[K, V]:
-        return self._derive("KTABLE-FILTER", lambda: TableFilterProcessor(predicate, False), self.value_serde)
+    def filter(self, predicate: Callable[[K, V], bool], *, materialized: Materialized | None = None,
+               name: str | None = None) -> KTable[K, V]:
+        """The rows that pass ``predicate``; a row that stops passing becomes a delete.
+        ``materialized`` stores the result (Kafka's ``filter(predicate, Named, Materialized)``)."""
+        return self._derive("KTABLE-FILTER", lambda: TableFilterProcessor(predicate, False), self.value_serde, name,
+                            materialized)
 
-    def filter_not(self, predicate: Callable[[K, V], bool]) -> KTable[K, V]:
-        return self._derive("KTABLE-FILTER", lambda: TableFilterProcessor(predicate, True), self.value_serde)
+    def filter_not(self, predicate: Callable[[K, V], bool], *, materialized: Materialized | None = None,
+                   name: str | None = None) -> KTable[K, V]:
+        return self._derive("KTABLE-FILTER", lambda: TableFilterProcessor(predicate, True), self.value_serde, name,
+                            materialized)
 
-    def map_values(self, mapper: Callable[[V], V2]) -> KTable[K, V2]:
-        return self._derive("KTABLE-MAPVALUES", lambda: TableMapValuesProcessor(mapper), None)
+    def map_values(self, mapper: Callable[[V], V2], *, materialized: Materialized | None = None,
+                   name: str | None = None) -> KTable[K, V2]:
+        """Each value through ``mapper``; give the new values' serde in ``materialized`` when
+        storing them."""
+        return self._derive("KTABLE-MAPVALUES", lambda: TableMapValuesProcessor(mapper), None, name, materialized)
 
-    def suppress(self, suppressed: Suppressed) -> KTable[K, V]:
-        """Final results only: each window's last value, once, when it closes. Only for
-        windowed tables (the results of ``windowed_by`` aggregations)."""
-        if self._suppress_delay_ms is None:
+    def suppress(self, suppressed: Suppressed, *, name: str | None = None) -> KTable[K, V]:
+        """Fewer updates (see :class:`~tomyum.streams.windows.Suppressed`): final results
+        (``until_window_closes``, windowed tables only: the results of ``windowed_by``
+        aggregations) or each key's latest update after a time limit (``until_time_limit``)."""
+        if suppressed.time_to_wait_ms is not None:
+            delay = suppressed.time_to_wait_ms
+        elif self._suppress_delay_ms is None:
             raise ValueError("suppress(until_window_closes) needs a windowed KTable")
-        delay = self._suppress_delay_ms
-        return self._derive("KTABLE-SUPPRESS", lambda: SuppressProcessor(delay, suppressed.idle_close_ms),
-                            self.value_serde)
+        else:
+            delay = self._suppress_delay_ms
+        key_serde = self._window_key_serde if self._suppress_delay_ms is not None else self.key_serde
+        value_serde = self.value_serde
+        return self._derive("KTABLE-SUPPRESS", lambda: SuppressProcessor(suppressed, delay, key_serde, value_serde),
+                            self.value_serde, name)
 
-    def join(self, other: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KTable[K, V2]:
-        """Inner table-table join: a value for a key while both tables have one."""
-        return self._join(other, joiner, "inner")
+    def join(self, other: KTable[Any, Any], joiner: Callable[[V, Any], V2], *,
+             foreign_key: Callable[[V], Any] | None = None, materialized: Materialized | None = None,
+             name: str | None = None) -> KTable[K, V2]:
+        """Inner table-table join (Kafka's ``KTable.join``): a value for a key while both
+        tables have one. With ``foreign_key``, a foreign-key join (see
+        :meth:`_join_foreign_key`): each row with the row of ``other`` whose key is
+        ``foreign_key(value)``. ``materialized`` stores the result (so it can be queried
+        and joined further); ``name`` names the join's processors (Kafka's ``Named``)."""
+        if foreign_key is not None:
+            return self._join_foreign_key(other, foreign_key, joiner, "inner", materialized, name)
+        return self._join(other, joiner, "inner", materialized, name)
 
-    def left_join(self, other: KTable[K, Any], joiner: Callable[[V, Any], V2]) -> KTable[K, V2]:
-        """Left table-table join: a value while this table has one (the other's or ``None``)."""
-        return self._join(other, joiner, "left")
+    def left_join(self, other: KTable[Any, Any], joiner: Callable[[V, Any], V2], *,
+                  foreign_key: Callable[[V], Any] | None = None, materialized: Materialized | None = None,
+                  name: str | None = None) -> KTable[K, V2]:
+        """Left table-table join: a value while this table has one (the other's or ``None``);
+        ``foreign_key``, ``materialized`` and ``name`` as for :meth:`join`."""
+        if foreign_key is not None:
+            return self._join_foreign_key(other, foreign_key, joiner, "left", materialized, name)
+        return self._join(other, joiner, "left", materialized, name)
 
-    def outer_join(self, other: KTable[K, Any], joiner: Callable[[Any, Any], V2]) -> KTable[K, V2]:
-        """Outer table-table join: a value while either table has one."""
-        return self._join(other, joiner, "outer")
-
-    def _join(self, other: KTable[K, Any], joiner: Callable[[Any, Any], V2], kind: JoinKind) -> KTable[K, V2]:
-        from tomyum.streams._joins import PassThrough, TableTableJoinProcessor
-
-        mine, theirs = self.store_name, other.store_name
-        if mine is None or theirs is None:
-            raise ValueError("table-table joins need materialized tables (source tables or aggregation results)")
-        left = self._builder.add("KTABLE-JOINTHIS", lambda: TableTableJoinProcessor(theirs, joiner, kind, True),
-                                 [self.node], (theirs,))
-        right = self._builder.add("KTABLE-JOINOTHER", lambda: TableTableJoinProcessor(mine, joiner, kind, False),
-                                  [other.node], (mine,))
-        merged = self._builder.add("KTABLE-MERGE", PassThrough, [left, right])
-        return KTable(self._builder, merged, self.key_serde, None)
+    def outer_join(self, other: KTable[K, Any], joiner: Callable[[Any, Any], V2], *,
+                   materialized: Materialized | None = None, name: str | None = None) -> KTable[K, V2]:
+        """Outer table-table join: a value while either table has one; ``materialized`` and
+        ``name`` as for :meth:`join`."""
+        return self._join(other, joiner, "outer", materialized, name)
 
     def join_foreign_key(self, other: KTable[Any, Any], foreign_key: Callable[[V], Any],
                          joiner: Callable[[V, Any], V2], *, left: bool = False,
                          materialized: Materialized | None = None, name: str | None = None) -> KTable[K, V2]:
+        """Deprecated: ``join(other, joiner, foreign_key=...)`` or ``left_join(...)``."""
+        warn_deprecated("KTable.join_foreign_key", "KTable.join / left_join with foreign_key=")
+        return self._join_foreign_key(other, foreign_key, joiner, "left" if left else "inner", materialized, name)
+
+    def _join(self, other: KTable[K, Any], joiner: Callable[[Any, Any], V2], kind: JoinKind,
+              materialized: Materialized | None, name: str | None) -> KTable[K, V2]:
+        """A table-table join; each result carries the larger of the two sides' timestamps
+        for the key (the changed side's alone while the other has no value), as Kafka's
+        ``KTableKTableJoin`` (KIP-258)."""
+        from tomyum.streams._joins import TableTableJoinProcessor
+
+        mine, theirs = self.store_name, other.store_name
+        if mine is None or theirs is None:
+            raise ValueError("table-table joins need materialized tables (source tables or aggregation results)")
+        b = self._builder
+        result = None if materialized is None else b.add_store(materialized, "key_value", self.key_serde, None,
+                                                               timestamped=True)
+        left = b.add("KTABLE-JOINTHIS", lambda: TableTableJoinProcessor(theirs, joiner, kind, True),
+                     [self.node], (theirs,), name=None if name is None else f"{name}-join-this")
+        right = b.add("KTABLE-JOINOTHER", lambda: TableTableJoinProcessor(mine, joiner, kind, False),
+                      [other.node], (mine,), name=None if name is None else f"{name}-join-other")
+        merged = b.add("KTABLE-MERGE", lambda: TableMaterializeProcessor(result), [left, right],
+                       () if result is None else (result,), name=name)
+        return KTable(b, merged, self.key_serde, None if materialized is None else materialized.value_serde,
+                      store_name=result)
+
+    def _join_foreign_key(self, other: KTable[Any, Any], foreign_key: Callable[[V], Any],
+                          joiner: Callable[[V, Any], V2], kind: JoinKind, materialized: Materialized | None,
+                          name: str | None) -> KTable[K, V2]:
         """Foreign-key table-table join (KIP-213): each row of this table with the row of
         ``other`` whose key is ``foreign_key(value)``; kept up to date as rows of either side
-        change (``left=True`` keeps rows whose foreign row is missing, with ``None``).
+        change (a left join keeps rows whose foreign row is missing, with ``None``).
 
         The two tables need not be co-partitioned: subscriptions travel to the right row's
         task through ``<application.id>-<name>-subscription-repartition`` and answers come back
@@ -113,10 +177,9 @@ class KTable(Generic[K, V]):
         if mine is None or theirs is None:
             raise ValueError("foreign-key joins need materialized tables (source tables or aggregation results)")
         b = self._builder
-        kind: JoinKind = "left" if left else "inner"
         lk, lv, rk, rv = self.key_serde, self.value_serde, other.key_serde, other.value_serde
         prefix = name or b.new_name("KTABLE-FK-JOIN")
-        result = None if materialized is None else b.add_store(materialized, "key_value", lk, None)
+        result = None if materialized is None else b.add_store(materialized, "key_value", lk, None, timestamped=True)
         children: dict[str, str] = {}
         subscribe = b.add("KTABLE-FK-JOIN-SUBSCRIBE", lambda: ForeignKeySubscribeProcessor(
             foreign_key, joiner, kind, lk, lv, result, children), [self.node], () if result is None else (result,))
@@ -157,11 +220,11 @@ class KTable(Generic[K, V]):
         decoded = builder.add("KTABLE-CHANGE-DECODE", lambda: ChangeDecoder(value_serde), [source])
         return KGroupedTable(builder, decoded, _regrouped, key_serde, value_serde)
 
-    def to_stream(self) -> KStream[K, V]:
+    def to_stream(self, *, name: str | None = None) -> KStream[K, V]:
         from tomyum.streams.kstream import KStream
 
         node = self._builder.add("KTABLE-TOSTREAM", lambda: StatelessProcessor(lambda r: (r.with_value(r.value.new_value),)),
-                                 [self.node])
+                                 [self.node], name=name)
         return KStream(self._builder, node, self.key_serde, self.value_serde)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
+from tomyum.streams._deprecation import warn_deprecated
 from tomyum.streams._record import Record
 from tomyum.streams.punctuation import Cancellable, PunctuationType, Punctuator
 from tomyum.streams.serdes import RecordTimestampExtractor, Serde, Serdes, TimestampExtractor
@@ -38,12 +39,37 @@ class StreamsConfig:
     default_value_serde: Serde[Any] = Serdes.bytes()
     default_timestamp_extractor: TimestampExtractor = RecordTimestampExtractor
     state_dir: str | None = None
+    statestore_cache_max_bytes: int = 0
+    """Kafka's ``statestore.cache.max.bytes``: the record cache's size per instance (see
+    :mod:`tomyum.streams.state.caching`). 0 (no cache, every update forwarded) by default
+    here; Kafka's default is 10 MiB."""
+    cache_max_bytes_buffering: int | None = None
+    """Kafka's older name of ``statestore.cache.max.bytes`` (deprecated there since 3.4):
+    used when given and ``statestore_cache_max_bytes`` is not."""
+    max_task_idle_ms: int = 0
+    """Kafka's ``max.task.idle.ms``: how long (wall clock) a task with several input
+    partitions waits for one that has nothing buffered before it processes the others
+    (-1: never waits; see :mod:`tomyum.streams._partition_group`, and how 0 differs from
+    Kafka there). The test driver processes each record as it is piped, so it never waits."""
     deserialization_exception_handler: Literal["log_and_fail", "log_and_continue"] = "log_and_fail"
     """What a source does with a record its serdes cannot read (Kafka's
     ``default.deserialization.exception.handler``): fail the application (the default, so that
     nothing is skipped unnoticed), or log it, count it in ``dropped-records-total`` and go on."""
 
+    @property
+    def cache_max_bytes(self) -> int:
+        """The record cache's size: ``statestore_cache_max_bytes``, else the old name's."""
+        if self.statestore_cache_max_bytes == 0 and self.cache_max_bytes_buffering is not None:
+            return self.cache_max_bytes_buffering
+        return self.statestore_cache_max_bytes
+
     def __post_init__(self) -> None:
+        if self.cache_max_bytes_buffering is not None:
+            warn_deprecated("StreamsConfig(cache_max_bytes_buffering=)", "StreamsConfig(statestore_cache_max_bytes=)")
+        if self.max_task_idle_ms < -1:
+            raise ValueError(f"max_task_idle_ms must be -1 or more, got {self.max_task_idle_ms}")
+        if self.cache_max_bytes < 0:
+            raise ValueError(f"statestore_cache_max_bytes must be at least 0, got {self.cache_max_bytes}")
         if self.deserialization_exception_handler not in ("log_and_fail", "log_and_continue"):
             raise ValueError("deserialization_exception_handler must be log_and_fail or log_and_continue, not "
                              f"{self.deserialization_exception_handler!r}")

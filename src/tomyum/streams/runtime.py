@@ -102,9 +102,10 @@ class LocalStores:
     def __init__(self, stores: list[Any]) -> None:
         self.stores = stores
 
-    def get(self, key: Any) -> Any:
+    def get(self, key: Any, *args: Any) -> Any:
+        """``get(key)``; a versioned store's ``get(key, as_of_timestamp)`` too."""
         for store in self.stores:
-            value = store.get(key)
+            value = store.get(key, *args)
             if value is not None:
                 return value
         return None
@@ -280,6 +281,8 @@ class KafkaStreams:
                 config = {"cleanup.policy": "compact"}
                 if spec.kind in ("window", "session"):  # old windows leave the changelog too (Kafka's configs)
                     config = {"cleanup.policy": "compact,delete", "retention.ms": str(spec.retention_ms + 86_400_000)}
+                elif spec.history_retention_ms is not None:  # versions within the history outlive compaction
+                    config["min.compaction.lag.ms"] = str(spec.history_retention_ms + 86_400_000)
                 wanted[self.changelog_topic(store)] = (the_plan.tasks[sub], config)
         return wanted
 

@@ -1,7 +1,8 @@
 """TopologyTestDriver: run a topology with no broker (Kafka Streams' test driver).
 
 Deterministic: one task (``0_0``), records processed one at a time, synchronously, in the
-order piped; the task commits (flushes its stores) after each input record. Wall-clock time
+order piped; the task commits (flushes its record cache, if ``statestore_cache_max_bytes``
+gives it one, and its stores) after each input record. Wall-clock time
 is a number the test moves with :meth:`advance_wall_clock_time`, which fires wall-clock
 punctuators; it stamps records piped without a timestamp. Stream-time punctuators fire
 after each input record. Output topics are modelled as one partition (0). Records written
@@ -29,6 +30,8 @@ from tomyum.streams._task import StreamTask
 from tomyum.streams.processor import StreamsConfig
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import ChangelogRecord, KeyValueStore
+from tomyum.streams.state.caching import CachingKeyValueStore, ThreadCache
+from tomyum.streams.state.versioned import VersionedKeyValueStore
 from tomyum.streams.state.window import SessionStore, WindowStore
 from tomyum.streams.topology import Topology
 
@@ -58,7 +61,8 @@ class TopologyTestDriver:
         self.topology = topology
         self.task = StreamTask(topology, self.config, task_id="0_0", state_dir=state_dir,
                                collector=self._collect, changelog=self._log_change,
-                               wall_clock_ms=initial_wall_clock_time_ms)
+                               wall_clock_ms=initial_wall_clock_time_ms,
+                               cache=ThreadCache(self.config.cache_max_bytes))
 
     def _collect(self, topic: str, record: Record[bytes | None, bytes | None], key_serde: Serde[Any],
                  value_serde: Serde[Any]) -> None:
@@ -101,9 +105,12 @@ class TopologyTestDriver:
         self._drain()
 
     def _drain(self) -> None:
-        while self._pending:
-            self.task.process(self._pending.popleft())
-        self.task.commit()
+        while True:
+            while self._pending:
+                self.task.process(self._pending.popleft())
+            self.task.commit()  # what the record cache forwards may be piped back in
+            if not self._pending:
+                return
 
     def read_output(self, topic: str, *, key_serde: Serde[Any] | None = None,
                     value_serde: Serde[Any] | None = None) -> list[Record[Any, Any]]:
@@ -122,8 +129,14 @@ class TopologyTestDriver:
         """Every write the store logged so far, as its changelog topic would receive them."""
         return list(self._changelogs.get(store_name, []))
 
-    def get_key_value_store(self, name: str) -> KeyValueStore[Any, Any]:
+    def get_key_value_store(self, name: str) -> KeyValueStore[Any, Any] | CachingKeyValueStore[Any, Any]:
+        store = self.task.stores.get(name)
+        if isinstance(store, CachingKeyValueStore):
+            return store
         return self._store(name, KeyValueStore)
+
+    def get_versioned_key_value_store(self, name: str) -> VersionedKeyValueStore[Any, Any]:
+        return self._store(name, VersionedKeyValueStore)
 
     def get_window_store(self, name: str) -> WindowStore[Any, Any]:
         return self._store(name, WindowStore)

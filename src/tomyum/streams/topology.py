@@ -33,7 +33,12 @@ class Materialized:
     """How an aggregation or table is stored (Kafka's ``Materialized``): a name (generated
     when ``None``), serdes (the stream's or the config's defaults when ``None``), the engine
     (``persistent`` is SQLite, Kafka's default being persistent too), whether writes go to a
-    changelog, and for window stores the retention (default: window size plus grace)."""
+    changelog, and for window stores the retention (default: window size plus grace).
+
+    ``history_retention_ms`` makes a table's store a versioned one (KIP-889, Kafka's
+    ``Stores.persistentVersionedKeyValueStore(name, historyRetention)``): every value a key
+    had, readable as of a time within the history (see
+    :class:`~tomyum.streams.state.versioned.VersionedKeyValueStore`)."""
 
     store_name: str | None = None
     key_serde: Serde[Any] | None = None
@@ -41,6 +46,7 @@ class Materialized:
     store_type: StoreType = "persistent"
     logging_enabled: bool = True
     retention_ms: int | None = None
+    history_retention_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +59,13 @@ class StoreSpec:
     logging_enabled: bool
     window_size_ms: int = 0
     retention_ms: int = 0
+    timestamped: bool = False
+    """A key-value store that keeps each value's timestamp (tables and aggregations)."""
+    history_retention_ms: int | None = None
+    """A versioned key-value store's history retention; ``None`` for any other store."""
+    cacheable: bool = False
+    """A key-value store of an aggregation or a source table: behind the record cache when
+    ``statestore.cache.max.bytes`` is above 0 (Kafka's caching-enabled stores)."""
 
     @property
     def changelog_topic(self) -> str:

@@ -79,21 +79,24 @@ logger.kafka.request.level = WARN
 """
 
 
-def pinned_version() -> str:
-    """The Kafka version ``pom.xml`` pins (its ``kafka.version`` property)."""
-    text = POM.read_text()
+def pinned_version(pom: Path = POM) -> str:
+    """The Kafka version ``pom`` pins (its ``kafka.version`` property)."""
+    text = pom.read_text()
     start = text.index("<kafka.version>") + len("<kafka.version>")
     return text[start:text.index("</kafka.version>", start)].strip()
 
 
-def fetch_jars(cache: Path | None = None, timeout: float = 600.0) -> Path:
-    """The directory of the pinned Kafka's jars, fetched with Maven on first use.
+def fetch_jars(cache: Path | None = None, timeout: float = 600.0, *, pom: Path = POM) -> Path:
+    """The directory of the jars ``pom`` depends on (by default the pinned Kafka broker's and
+    tools'), fetched with Maven on first use into ``cache`` (by default ``TOMYUM_KAFKA_CACHE`` or
+    ``tests/peers/kafka/cache``).
 
-    Keyed by the digest of ``pom.xml``, so a version bump fetches afresh; a fetch that fails
-    leaves nothing that looks complete."""
+    Keyed by the pom's artifact id and digest, so a version bump fetches afresh; a fetch that
+    fails leaves nothing that looks complete."""
     cache = Path(cache or os.environ.get("TOMYUM_KAFKA_CACHE") or DEFAULT_CACHE)
-    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
-    libs = cache / f"kafka-{pinned_version()}-{digest}" / "libs"
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
+    name = "kafka" if pom == POM else pom.parent.name
+    libs = cache / f"{name}-{pinned_version(pom)}-{digest}" / "libs"
     if (libs / ".complete").exists():
         return libs
     mvn = shutil.which("mvn")
@@ -101,9 +104,9 @@ def fetch_jars(cache: Path | None = None, timeout: float = 600.0) -> Path:
         raise RuntimeError("Maven (mvn) is needed to fetch Apache Kafka's jars")
     partial = libs.with_name("libs.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    print(f"fetching Apache Kafka {pinned_version()}'s jars with Maven into {libs}", file=sys.stderr, flush=True)
+    print(f"fetching the jars of {pom} with Maven into {libs}", file=sys.stderr, flush=True)
     done = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={partial}"],
+        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={partial}"],
         capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )
     if done.returncode != 0:

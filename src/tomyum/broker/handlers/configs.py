@@ -12,6 +12,14 @@ validated with the broker's own parsers — a bad one is INVALID_CONFIG naming t
 take effect at once, for topics and brokers alike, and survive restarts. ``validate_only``
 checks and changes nothing.
 
+A listener's key and trust stores change per broker with the listener prefix
+(``listener.name.<l>.ssl.keystore.location`` and the other store keys, as Kafka allows): the
+new stores must load and, unless ``ssl.allow.dn.changes`` / ``ssl.allow.san.changes``, the new
+certificate must keep the old one's distinguished name and subject alternative names, else
+INVALID_REQUEST (Kafka's answer to a dynamic broker config that fails validation) and nothing
+changes. New TLS connections then use the new stores; existing ones keep theirs. Setting the
+same location again re-reads a file changed in place.
+
 With an authorizer (Kafka's checks): describing needs DESCRIBE_CONFIGS, altering ALTER_CONFIGS,
 on the topic (TOPIC_AUTHORIZATION_FAILED) or, for a broker, on the cluster
 (CLUSTER_AUTHORIZATION_FAILED).
@@ -19,18 +27,18 @@ on the topic (TOPIC_AUTHORIZATION_FAILED) or, for a broker, on the cluster
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import errors_into, handles
 from tomyum.config import (
-    BROKER_CONFIGS,
     DYNAMIC_BROKER,
     DYNAMIC_DEFAULT,
     TOPIC_CONFIGS,
     ConfigDef,
     ConfigType,
+    broker_config_def,
     format_value,
     parse_value,
     validate_dynamic_broker_configs,
@@ -109,12 +117,12 @@ async def describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 # AlterConfigs and IncrementalAlterConfigs ---------------------------------------------------------
 
-def _apply_ops(current: Mapping[str, Any], ops: Any, defs: Mapping[str, ConfigDef],
+def _apply_ops(current: Mapping[str, Any], ops: Any, definition: Callable[[str], ConfigDef | None],
                effective: Any) -> dict[str, str | None]:
     """The raw (string) values of a resource after IncrementalAlterConfigs ``ops``."""
     raw: dict[str, str | None] = {k: format_value(v) for k, v in current.items()}
     for op in ops:
-        d = defs.get(op.name)
+        d = definition(op.name)
         if d is None:
             raise ConfigError(op.name, "unknown config")
         if op.config_operation == SET:
@@ -156,7 +164,7 @@ async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, increm
                                  "to set", ErrorCode.policy_violation)
             cfg = metadata.topic_config(name)
             if incremental:
-                raw = _apply_ops(cfg.overrides, resource.configs, TOPIC_CONFIGS, cfg.__getitem__)
+                raw = _apply_ops(cfg.overrides, resource.configs, TOPIC_CONFIGS.get, cfg.__getitem__)
             else:
                 raw = {c.name: c.value for c in resource.configs}
             parsed = validate_topic_configs(raw)
@@ -165,22 +173,25 @@ async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, increm
         elif resource.resource_type == BROKER:
             layer = _check_broker_name(ctx, resource.resource_name, altering=True)
             if incremental:
-                raw = _apply_ops(config.dynamic(layer), resource.configs, BROKER_CONFIGS, config.__getitem__)
+                raw = _apply_ops(config.dynamic(layer), resource.configs, broker_config_def, config.__getitem__)
             else:
                 raw = {c.name: c.value for c in resource.configs}
             try:
-                parsed = validate_dynamic_broker_configs(raw)
+                parsed = validate_dynamic_broker_configs(raw, per_broker=layer == DYNAMIC_BROKER)
+                # a listener's new stores must load and fit (Kafka's SslFactory.validateReconfiguration)
+                ctx.broker.check_listener_reconfiguration(parsed if layer == DYNAMIC_BROKER else None)
             except ConfigError as e:  # Kafka: a bad value is INVALID_REQUEST, a bad key INVALID_CONFIG
                 raise KafkaError(str(e), ErrorCode.invalid_request if e.bad_value else ErrorCode.invalid_config) \
                     from None
             if not validate_only:
                 await metadata.alter_broker_configs(layer, parsed)
+                ctx.broker.reconfigure_listeners()
         elif resource.resource_type == GROUP:
             group = resource.resource_name
             current = {k: parse_value(GROUP_CONFIGS[k], v)
                        for k, v in metadata.image.group_configs.get(group, {}).items() if k in GROUP_CONFIGS}
             if incremental:
-                raw = _apply_ops(current, resource.configs, GROUP_CONFIGS, lambda key: None)
+                raw = _apply_ops(current, resource.configs, GROUP_CONFIGS.get, lambda key: None)
             else:
                 raw = {c.name: c.value for c in resource.configs}
             parsed = validate_group_configs(raw)

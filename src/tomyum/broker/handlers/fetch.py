@@ -66,6 +66,8 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
 
 
 def _respond(ctx: RequestContext, topics: list[tuple[str, list[FetchPartition]]]) -> RawResponse:
+    for name, parts in topics:
+        ctx.broker.stats.fetched(name, sum(len(p.records) for p in parts))
     throttle_ms = ctx.broker.quotas.fetch.throttle_fetch(ctx.principal, ctx.client_id, topics, ctx.connection.throttle)
     return RawResponse(encode_fetch_response(ctx.api_version, topics, throttle_time_ms=throttle_ms))
 
@@ -74,7 +76,7 @@ def _respond(ctx: RequestContext, topics: list[tuple[str, list[FetchPartition]]]
 async def fetch(ctx: RequestContext, request: Any) -> Any:
     topics, total, errors = await _read_all(ctx, request)
     max_wait_s = max(ms(request.max_wait), 0) / 1000
-    if total >= request.min_bytes or errors or max_wait_s == 0:
+    if total >= request.min_bytes or errors or max_wait_s == 0 or ctx.broker.waiters.closed:
         return _respond(ctx, topics)
     seen = {TopicPartition(name, p.partition_index): p.high_watermark for name, parts in topics for p in parts}
     return Deferred(_long_poll(ctx, request, max_wait_s, seen))
@@ -96,7 +98,7 @@ async def _long_poll(ctx: RequestContext, request: Any, max_wait_s: float,
         finally:
             waiter.cancel()
         topics, total, errors = await _read_all(ctx, request)
-        if not woken or total >= request.min_bytes or errors or loop.time() >= deadline:
+        if not woken or total >= request.min_bytes or errors or loop.time() >= deadline or waiters.closed:
             return _respond(ctx, topics)
         seen = {TopicPartition(name, p.partition_index): p.high_watermark for name, parts in topics for p in parts}
 

@@ -73,6 +73,7 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
                     parts.append(PartitionResult(pdata.index, e.code, error_message=str(e)))
                 continue
             parts.append(PartitionResult(pdata.index, 0, r.base_offset, r.log_append_time, r.log_start_offset))
+            ctx.broker.stats.produced(tp.topic, len(pdata.records), r.last_offset - r.base_offset + 1)
             if acks == -1:
                 durable.append((tp, r.last_offset + 1, parts, len(parts) - 1))
     throttle_ms = ctx.broker.quotas.produce.throttle(ctx.principal, ctx.client_id, lambda: produce_bytes(request),

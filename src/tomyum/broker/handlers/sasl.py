@@ -50,6 +50,7 @@ async def sasl_authenticate(ctx: RequestContext, request: Any) -> dict[str, Any]
     try:
         answer["auth_bytes"] = exchange.step(bytes(request.auth_bytes))
     except AuthenticationFailed as e:
+        ctx.broker.stats.authentication_failures[(exchange.mechanism, ctx.listener.name)] += 1
         ctx.connection.close_after_response(f"authentication failed: {e}")
         return {**answer, "error_code": ErrorCode.sasl_authentication_failed, "error_message": str(e)}
     if exchange.principal is not None:

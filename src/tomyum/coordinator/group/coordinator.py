@@ -131,6 +131,9 @@ class GroupCoordinator:
         #: stores a group's metadata durably (None: forget the group); set by the broker
         self.persist: Callable[[str, GroupSnapshot | None], Awaitable[None]] | None = None
         self._pending_writes: set[asyncio.Task[ErrorCode]] = set()
+        #: rebalances completed since start (a new generation with members; Kafka's
+        #: group-coordinator-metrics rebalance count)
+        self.rebalances = 0
 
     # metadata ---------------------------------------------------------------------------------
 
@@ -366,6 +369,7 @@ class GroupCoordinator:
         if not g.members:
             g.state, g.protocol_name, g.leader_id, g.protocol_type = GroupState.EMPTY, None, None, None
             return
+        self.rebalances += 1
         g.protocol_name = g.select_protocol()
         if g.leader_id not in g.members:
             g.leader_id = next(iter(g.members))

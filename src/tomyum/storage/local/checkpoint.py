@@ -7,33 +7,15 @@ unreadable file reads as empty, which makes recovery scan more, never lose data.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from tomyum.durable import fsync_dir, write_atomically
 from tomyum.storage.engine import TopicPartition
 
+__all__ = ["fsync_dir", "read_checkpoint", "write_atomically", "write_checkpoint"]
+
 log = logging.getLogger(__name__)
-
-
-def write_atomically(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if sync_dir:
-        fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_checkpoint(path: Path, offsets: Mapping[TopicPartition, int]) -> None:

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from pathlib import Path
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig
 from tomyum.errors import ErrorCode, KafkaError, StorageError
-from tomyum.storage.engine import AppendResult, PartitionSpec, TopicPartition
+from tomyum.storage.engine import AppendResult, DiskUsage, PartitionSpec, SyncRound, TopicPartition
 from tomyum.storage.local.checkpoint import fsync_dir, read_checkpoint, write_atomically, write_checkpoint
 from tomyum.storage.local.cleaner import CleanPlan, clean, plan_cleaning, remove_leftovers
 from tomyum.storage.local.partition_log import PartitionLog
@@ -66,6 +67,7 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
         self._flush_timers: dict[PartitionLog, asyncio.TimerHandle] = {}
         self._wake = asyncio.Event()
         self._hw_callbacks: list[Callable[[TopicPartition, int], None]] = []
+        self._sync_callbacks: list[Callable[[SyncRound], None]] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
         self._sync_task: asyncio.Task[None] | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
@@ -407,6 +409,13 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
     def on_high_watermark(self, callback: Callable[[TopicPartition, int], None]) -> None:
         self._hw_callbacks.append(callback)
 
+    def on_sync(self, callback: Callable[[SyncRound], None]) -> None:
+        self._sync_callbacks.append(callback)
+
+    def disk_usage(self) -> dict[TopicPartition, DiskUsage]:
+        return {tp: DiskUsage(size_in_bytes=plog.size_in_bytes(), segments=len(plog.segments))
+                for tp, plog in self._logs.items()}
+
     # group commit --------------------------------------------------------------------------
 
     def _collect(self, logs: list[PartitionLog]) -> list[_SyncItem]:
@@ -441,16 +450,22 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
                 seg.pin()  # retention may retire a segment meanwhile: its fd stays open
             dirs = [plog.directory for plog, _, _, dir_sync in items if dir_sync]
             try:
-                await loop.run_in_executor(self._executor, _sync_files, [s.fd for s in pinned], dirs)
+                seconds = await loop.run_in_executor(self._executor, _sync_files, [s.fd for s in pinned], dirs)
             finally:
                 for seg in pinned:
                     seg.unpin()
         finally:
             self._sync_idle.set()
+        records = 0
         for plog, end, segs, _ in items:
+            before = plog.high_watermark
             if plog.mark_durable(end, segs):
+                records += plog.high_watermark - before
                 for cb in self._hw_callbacks:
                     cb(plog.tp, plog.high_watermark)
+        done = SyncRound(seconds=seconds, records=records, partitions=len(items))
+        for sync_cb in self._sync_callbacks:
+            sync_cb(done)
 
     async def _checkpoint_loop(self) -> None:
         while True:
@@ -468,7 +483,9 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
                          {tp: plog.log_start_offset for tp, plog in list(self._logs.items())})
 
 
-def _sync_files(fds: list[int], dirs: list[Path]) -> None:
+def _sync_files(fds: list[int], dirs: list[Path]) -> float:
+    """fdatasync ``fds`` and fsync ``dirs``; the seconds it took."""
+    started = time.perf_counter()
     try:
         for fd in fds:
             os.fdatasync(fd)
@@ -476,6 +493,7 @@ def _sync_files(fds: list[int], dirs: list[Path]) -> None:
             fsync_dir(d)
     except OSError as e:
         raise StorageError(f"fsync failed: {e.strerror}") from e
+    return time.perf_counter() - started
 
 
 def _remove_dirs(dirs: list[Path]) -> None:

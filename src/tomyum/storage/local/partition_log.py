@@ -446,12 +446,14 @@ class PartitionLog:
         for seg in self.segments:
             if seg.max_timestamp < timestamp:
                 continue
-            h = seg.find_by_timestamp(timestamp, seg.durable_size)
-            if h is None or h.base_offset >= self.high_watermark:
-                continue
-            found = first_record_at(seg.read(h.position, h.size), timestamp, self.log_start_offset)
-            if found is not None:
-                return found
+            for h in seg.batches_by_timestamp(timestamp, seg.durable_size):
+                if h.base_offset >= self.high_watermark:
+                    return None
+                if h.last_offset < self.log_start_offset:
+                    continue
+                found = first_record_at(seg.read(h.position, h.size), timestamp, self.log_start_offset)
+                if found is not None:
+                    return found
         return None
 
     def offset_of_max_timestamp(self) -> OffsetAndTimestamp | None:

@@ -209,13 +209,14 @@ class LogSegment:
             self.bytes_since_index += h.size
         return self.index.lookup(offset)[1]
 
-    def find_by_timestamp(self, timestamp: int, end: int | None = None) -> BatchHeader | None:
-        """The first batch whose max timestamp is ``>= timestamp``."""
+    def batches_by_timestamp(self, timestamp: int, end: int | None = None) -> Iterator[BatchHeader]:
+        """In offset order, each batch whose max timestamp is ``>= timestamp``, from where the
+        time index says the first may be: the candidates Kafka's ``searchForTimestamp`` opens
+        (the first may hold no record both late enough and at or after the log start)."""
         start_offset = self.time_index.lookup(timestamp)
         for h in self.headers(self._indexed_position(start_offset), end):
             if h.max_timestamp >= timestamp:
-                return h
-        return None
+                yield h
 
     # verification ---------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig
 from tomyum.errors import ErrorCode, KafkaError, StorageError
-from tomyum.storage.engine import AppendResult, LogStore, PartitionSpec, TopicPartition
+from tomyum.storage.engine import AppendResult, DiskUsage, LogStore, PartitionSpec, SyncRound, TopicPartition
 from tomyum.storage.memory.partition_log import MemoryPartitionLog
 from tomyum.storage.served_partitions import ServedPartitions
 
@@ -111,6 +111,12 @@ class MemoryLogStore(ServedPartitions[MemoryPartitionLog]):
 
     def on_high_watermark(self, callback: Callable[[TopicPartition, int], None]) -> None:
         self._hw_callbacks.append(callback)
+
+    def on_sync(self, callback: Callable[[SyncRound], None]) -> None:
+        """Never called: nothing here is fsynced."""
+
+    def disk_usage(self) -> dict[TopicPartition, DiskUsage]:
+        return {}
 
     # maintenance (run when called: the memory engine has no background tasks) -------------
 

@@ -15,6 +15,7 @@ store belongs to one task, and a task runs on one thread.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -24,7 +25,17 @@ from tomyum.streams.serdes import Serde
 K = TypeVar("K")
 V = TypeVar("V")
 
-__all__ = ["BytesStore", "ChangelogRecord", "ChangelogSink", "KeyValueStore"]
+__all__ = ["BytesStore", "ChangelogRecord", "ChangelogSink", "KeyValueStore", "ValueAndTimestamp"]
+
+_TIME = struct.Struct(">q")
+
+
+@dataclass(frozen=True, slots=True)
+class ValueAndTimestamp(Generic[V]):
+    """A stored value and its timestamp (Kafka's ``ValueAndTimestamp``)."""
+
+    value: V
+    timestamp: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,7 +79,14 @@ class KeyValueStore(Generic[K, V]):
     """A typed key-value store over a :class:`BytesStore`, logging every write.
 
     ``timestamp`` on writes is the changelog record's timestamp (the timestamp of the record
-    being processed); readers never see it.
+    being processed). A *timestamped* store (Kafka's ``TimestampedKeyValueStore``: the stores
+    of source tables and aggregations) also keeps it with the value, for
+    :meth:`get_with_timestamp`; the engine then holds ``timestamp ‖ value`` (8-byte big-endian
+    timestamp first, Kafka's ``ValueAndTimestampSerializer`` layout), and so does the
+    changelog, so that a restore brings the timestamps back (Kafka logs the plain value and
+    puts the timestamp in the changelog record's timestamp; a producer cannot send timestamp 0
+    as such, so it travels in the value here). Readers of values (``get``, ``range``, ``all``)
+    never see timestamps.
     """
 
     def __init__(
@@ -77,12 +95,19 @@ class KeyValueStore(Generic[K, V]):
         key_serde: Serde[K],
         value_serde: Serde[V],
         changelog: ChangelogSink | None = None,
+        *,
+        timestamped: bool = False,
     ) -> None:
         self.inner = inner
         self.name = inner.name
         self.key_serde = key_serde
         self.value_serde = value_serde
         self._changelog = changelog
+        self.timestamped = timestamped
+
+    def _plain(self, stored: bytes | None) -> bytes | None:
+        """The value bytes of what the engine holds (without the timestamp)."""
+        return stored[8:] if stored is not None and self.timestamped else stored
 
     def _key(self, key: K) -> bytes:
         data = self.key_serde.serialize(key)
@@ -91,7 +116,16 @@ class KeyValueStore(Generic[K, V]):
         return data
 
     def get(self, key: K) -> V | None:
-        return self.value_serde.deserialize(self.inner.get(self._key(key)))
+        return self.value_serde.deserialize(self._plain(self.inner.get(self._key(key))))
+
+    def get_with_timestamp(self, key: K) -> ValueAndTimestamp[V] | None:
+        """The value and its timestamp (``-1`` unless the store is timestamped)."""
+        stored = self.inner.get(self._key(key))
+        if stored is None:
+            return None
+        if not self.timestamped:
+            return ValueAndTimestamp(self.value_serde.deserializer(stored), -1)
+        return ValueAndTimestamp(self.value_serde.deserializer(stored[8:]), _TIME.unpack_from(stored)[0])
 
     def put(self, key: K, value: V | None, timestamp: int = 0) -> None:
         """Store ``value`` (``None`` deletes) and log the write."""
@@ -100,6 +134,8 @@ class KeyValueStore(Generic[K, V]):
         self.put_bytes(key_bytes, value_bytes, timestamp)
 
     def put_bytes(self, key: bytes, value: bytes | None, timestamp: int) -> None:
+        if value is not None and self.timestamped:
+            value = _TIME.pack(timestamp) + value
         if value is None:
             self.inner.delete(key)
         else:
@@ -123,7 +159,7 @@ class KeyValueStore(Generic[K, V]):
         """Entries with ``lower <= key <= upper`` in serialized-key order."""
         low = None if lower is None else self._key(lower)
         high = None if upper is None else self._key(upper)
-        return [self._decode(k, v) for k, v in self.inner.range(low, high)]
+        return [self._decode(k, v[8:] if self.timestamped else v) for k, v in self.inner.range(low, high)]
 
     def all(self) -> list[tuple[K, V]]:
         return self.range(None, None)

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from tomyum.streams.serdes import Serde, Serdes
-from tomyum.streams.state.base import BytesStore, ChangelogSink, KeyValueStore
+from tomyum.streams.state.base import BytesStore, ChangelogSink, KeyValueStore, ValueAndTimestamp
 from tomyum.streams.windows import Window, Windowed
 
 K = TypeVar("K")
@@ -35,14 +34,6 @@ __all__ = ["SessionStore", "ValueAndTimestamp", "WindowStore"]
 
 _TIME = struct.Struct(">q")
 _MAX_TIME = _TIME.pack(2**63 - 1)
-
-
-@dataclass(frozen=True, slots=True)
-class ValueAndTimestamp(Generic[V]):
-    """A stored value and its timestamp (Kafka's ``ValueAndTimestamp``)."""
-
-    value: V
-    timestamp: int
 
 
 class _RetainedStore(Generic[K, V]):
@@ -78,8 +69,10 @@ class _RetainedStore(Generic[K, V]):
         self.observed_stream_time = max(self.observed_stream_time, stream_time)
         if self.observed_stream_time >= self._next_cleanup_ms:
             self._next_cleanup_ms = self.observed_stream_time + max(1, self.retention_ms // 2)
+            # One millisecond kept beyond retention: a session expires (invisible to reads) one
+            # millisecond before it closes, and emit-final aggregations read it when it closes.
             for composite, _ in self.kv.inner.range(None, None):
-                if self._expiry_time(composite) < self.min_live_ms:
+                if self._expiry_time(composite) < self.min_live_ms - 1:
                     self.kv.inner.delete(composite)
 
     def _expiry_time(self, composite: bytes) -> int:
@@ -170,6 +163,19 @@ class WindowStore(_RetainedStore[K, V]):
                 found.append((self._expiry_time(composite), self._decode(data)))
         return found
 
+    def fetch_all_ending(self, after_end_ms: int, up_to_end_ms: int) -> list[tuple[Windowed[K], ValueAndTimestamp[V]]]:
+        """Every window the engine still holds whose end is in ``(after_end_ms,
+        up_to_end_ms]``, expired or not (emit-final reads windows as they close, which is
+        when they leave the retention period), in start then key order."""
+        entries = []
+        for composite, data in self.kv.inner.range(None, None):
+            start = self._expiry_time(composite)
+            if after_end_ms < start + self.window_size_ms <= up_to_end_ms:
+                entries.append((start, composite, data))
+        entries.sort()
+        return [(Windowed(self.key_serde.deserializer(composite[:-8]), Window(start, start + self.window_size_ms)),
+                 self._decode(data)) for start, composite, data in entries]
+
     def all(self) -> list[tuple[Windowed[K], V]]:
         """Every live window, in key then start order."""
         entries = []
@@ -193,7 +199,12 @@ class SessionStore(_RetainedStore[K, V]):
         return self._key(session.key) + _TIME.pack(window.end_ms) + _TIME.pack(window.start_ms)
 
     def put(self, session: Windowed[K], value: V | None, timestamp: int) -> None:
-        """Store (``None`` removes) the aggregate of one session."""
+        """Store (``None`` removes) the aggregate of one session; a session that has already
+        expired (its end before :attr:`min_live_ms`) is not stored, as in Kafka — except
+        for one that ends one millisecond before: it expires before it closes, so an
+        emit-final aggregation still needs it (reads do not see it)."""
+        if session.window.end_ms < self.min_live_ms - 1:
+            return
         self.kv.put(self._composite(session), value, timestamp)
 
     def fetch_session(self, session: Windowed[K]) -> V | None:
@@ -212,6 +223,19 @@ class SessionStore(_RetainedStore[K, V]):
             if start <= latest_start_ms:
                 found.append((Windowed(key, Window(start, end)), value))
         return found
+
+    def fetch_all_ending(self, after_end_ms: int, up_to_end_ms: int) -> list[tuple[Windowed[K], ValueAndTimestamp[V]]]:
+        """Every session the engine still holds whose end is in ``(after_end_ms,
+        up_to_end_ms]``, expired or not, in end then key order; each value stamped with
+        its session's end."""
+        entries = []
+        for composite, data in self.kv.inner.range(None, None):
+            end, start = _TIME.unpack(composite[-16:-8])[0], _TIME.unpack(composite[-8:])[0]
+            if after_end_ms < end <= up_to_end_ms:
+                entries.append((end, composite[:-16], start, data))
+        entries.sort()
+        return [(Windowed(self.key_serde.deserializer(key), Window(start, end)),
+                 ValueAndTimestamp(self.kv.value_serde.deserializer(data), end)) for end, key, start, data in entries]
 
     def all(self) -> list[tuple[Windowed[K], V]]:
         """Every live session, in key then end order."""

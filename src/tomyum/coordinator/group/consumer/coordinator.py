@@ -87,6 +87,9 @@ class ConsumerGroups:
     def __init__(self, *, heartbeat_interval_ms: int) -> None:
         self.groups: dict[str, ConsumerGroup] = {}
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        #: group epoch bumps replayed (KIP-848 rebalances: a member joined or left, a
+        #: subscription changed); the runtime zeroes it after the start-up replay
+        self.rebalances = 0
 
     def replay(self, record: Record) -> None:
         if isinstance(record, GroupRemovedRecord):
@@ -95,6 +98,8 @@ class ConsumerGroups:
         group = self.groups.get(record.group_id)
         if group is None:
             group = self.groups[record.group_id] = ConsumerGroup(record.group_id)
+        if isinstance(record, GroupEpochRecord) and record.epoch > group.group_epoch:
+            self.rebalances += 1
         group.replay(record)
 
     # ConsumerGroupHeartbeat ----------------------------------------------------------------

@@ -53,6 +53,7 @@ class ConsumerGroupRuntime:
             except (KeyError, ValueError, IndexError, TypeError) as e:  # a record out of place: skipped
                 log.warning("skipping a consumer group record that does not fit the groups replayed so far "
                             "(%s): %s", type(record).__name__, e or type(e).__name__)
+        self.state.rebalances = 0  # counted from the start, as the classic coordinator's
         for group_id, group in self.state.groups.items():
             for member_id in group.members:
                 self._arm(self._sessions, (group_id, member_id), self.session_timeout_ms,

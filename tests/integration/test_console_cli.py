@@ -1,0 +1,75 @@
+"""``tomyum console --bootstrap``: the web console as a command, a plain Kafka client of any
+broker (issue 23); its pages over HTTP, its errors in one line, Ctrl-C. The pages in a
+browser: test_console_browser.py."""
+
+from __future__ import annotations
+
+import io
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pexpect
+import pytest
+from confluent_kafka import Producer
+
+from tests.integration.test_cli import _env, fails, tomyum_cmd
+from tests.integration.test_interrupts import interrupt
+from tomyum.testing import BrokerProcess, ExternalBroker
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=20) as response:  # noqa: S310 - the test's own console
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def start_console(bootstrap: str, *args: str) -> tuple[pexpect.spawn, str]:
+    """``tomyum console`` on a free port, at a terminal (Ctrl-C stops it), and its URL."""
+    child = pexpect.spawn(sys.executable, ["-m", "tomyum", "console", "-b", bootstrap, "--listen", "127.0.0.1:0", *args],
+                          env=_env(), encoding="utf-8", timeout=30)
+    child.logfile_read = io.StringIO()
+    child.expect(r"console on (http://[\d.]+:\d+) for ")
+    return child, child.match.group(1)
+
+
+def test_console_serves_the_pages_of_any_broker_and_stops_on_ctrl_c(broker: BrokerProcess | ExternalBroker) -> None:
+    topic = f"console-{uuid.uuid4().hex[:6]}"
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce(topic, key="k", value='{"hello": "console"}', headers=[("trace", "t-1")])
+    assert p.flush(10) == 0
+    child, url = start_console(broker.bootstrap)
+    for path in ("/", "/topics", f"/topics/{topic}", "/groups", "/brokers", "/security"):
+        status, _ = get(url + path)
+        assert status == 200, path
+    status, html = get(f"{url}/topics/{topic}/messages?q=t-1")
+    assert status == 200 and "trace=t-1" in html and "&#34;hello&#34;: &#34;console&#34;" in html
+    status, html = get(f"{url}/topics/no-such-{topic}")
+    assert status == 502 and "UNKNOWN_TOPIC_OR_PART" in html
+    status, html = get(f"{url}/topics/{topic}/messages?start=timestamp&value=yesterday")
+    assert status == 200 and "is neither milliseconds nor" in html
+    interrupt(child)
+
+
+def test_console_with_an_unreachable_broker_says_so_in_one_line() -> None:
+    line = fails("console", "-b", "127.0.0.1:1", "--timeout", "1")
+    assert "127.0.0.1:1" in line
+
+
+def test_console_with_a_bad_listen_address_says_so_in_one_line(broker: BrokerProcess | ExternalBroker) -> None:
+    assert fails("console", "-b", broker.bootstrap, "--listen", "nowhere", code=2) == \
+        "error: --listen: 'nowhere' is not HOST:PORT"
+
+
+def test_serve_with_a_bad_console_listener_says_so_in_one_line(tmp_path: Path) -> None:
+    proc = tomyum_cmd("serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"),
+                      "--set", "console.listener=nowhere")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == "error: console.listener: 'nowhere' is not HOST:PORT", proc.stderr
+    assert "Traceback" not in proc.stderr
