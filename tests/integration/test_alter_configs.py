@@ -54,8 +54,16 @@ def describe(admin: AdminClient, resource: ConfigResource) -> dict[str, ConfigEn
 def describe_once(admin: AdminClient, resource: ConfigResource, applied: Any) -> dict[str, ConfigEntry]:
     """DescribeConfigs once ``applied(configs)`` holds: Kafka answers an alteration once the
     controller has committed it, and its broker applies the record a moment later."""
-    return wait_until(lambda: (lambda c: c if applied(c) else None)(describe(admin, resource)),
-                      timeout=TIMEOUT, what=f"the alteration of {resource} applied")
+    def once() -> dict[str, ConfigEntry] | None:
+        try:
+            configs = describe(admin, resource)
+        except KafkaException as e:  # Kafka's broker may not know a topic just created yet
+            if e.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+            return None
+        return configs if applied(configs) else None
+
+    return wait_until(once, timeout=TIMEOUT, what=f"the alteration of {resource} applied")
 
 
 def incremental(admin: AdminClient, resource: ConfigResource, *entries: tuple[str, str | None, AlterConfigOpType],
