@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: system-tools install install-test serve test test-slow test-interop compatibility test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-security clean
+.PHONY: system-tools install install-test serve test test-slow test-interop test-differential compatibility test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-security clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ test-interop: install-test
 # (run `make test test-interop` first; test-slow's are used when there)
 compatibility: $(VENV)/.test-installed
 	$(BIN)/python -m tests.interop.matrix --write docs/compatibility.md $(wildcard $(JUNIT)/*.xml)
+
+# the differential protocol harness alone (also part of test-interop): every API key tomyum serves,
+# at its lowest and highest version, in scripted raw sessions sent to tomyum and to Apache Kafka
+# side by side, answers compared field by field (tests/interop/differential). Needs java, mvn.
+test-differential: install-test
+	$(BIN)/python -m pytest -q tests/interop/differential
 
 # Apache Kafka (the version tests/peers/kafka/pom.xml pins; jars fetched with Maven on first use)
 # as the oracle: the client integration suite against it, tomyum-only tests skipped. Needs java, mvn.

@@ -363,3 +363,34 @@ def test_a_restart_replays_stored_groups_and_restored_members_expire_on_their_se
             await store.close()
 
     asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_a_member_joining_again_with_the_same_protocols_gets_the_current_generation(tmp_path: Path) -> None:
+    """Kafka's classicGroupJoinExistingMember: before SyncGroup (it may have lost the answer), or as a
+    follower of a stable group, the same protocols are answered with the generation there is; the
+    leader rejoining a stable group, or a member with new metadata, starts a rebalance."""
+    async def scenario(groups: GroupCoordinator, clock: FakeClock) -> None:
+        first = await join(groups, client="a")
+        again = await join(groups, first["member_id"], client="a")
+        assert again == first and groups.groups["g"].state == GroupState.COMPLETING_REBALANCE
+        await sync(groups, first["member_id"], 1, [(first["member_id"], b"A")])
+        leader, follower, gen = await stable_pair_after(groups, first["member_id"])
+        same = await join(groups, follower, client="b")
+        assert (same["generation_id"], same["members"], same["leader"]) == (gen, [], leader)
+        assert groups.groups["g"].state == GroupState.STABLE
+        changed = join(groups, follower, client="b", protocols=[("range", b"new metadata")])
+        rejoined = join(groups, leader, client="a")
+        assert (await changed)["generation_id"] == (await rejoined)["generation_id"] == gen + 1
+
+    async def stable_pair_after(groups: GroupCoordinator, leader: str) -> tuple[str, str, int]:
+        jb = join(groups, client="b")
+        await settle()
+        ja = await join(groups, leader, client="a")  # the group is rebalancing: the leader comes back
+        jb_done = await jb
+        gen = ja["generation_id"]
+        sf = sync(groups, jb_done["member_id"], gen)
+        await sync(groups, leader, gen, [(leader, b"A"), (jb_done["member_id"], b"B")])
+        await sf
+        return leader, jb_done["member_id"], gen
+
+    run(tmp_path, scenario)

@@ -100,6 +100,24 @@ def test_alter_configs_with_a_bad_value_is_invalid_config(kafka: BlockingHarness
     assert alter(kafka, 2, TOPIC, "orders", {"no.such.key": "1"}).error_code == ErrorCode.invalid_config
 
 
+@pytest.mark.parametrize("resource_type", [TOPIC, BROKER])
+def test_alter_configs_with_a_null_value_is_invalid_request_and_changes_nothing(
+        kafka: BlockingHarness, resource_type: int) -> None:
+    kafka.create_topic("orders", 1, {"retention.ms": "1000"})
+    name = "orders" if resource_type == TOPIC else str(kafka.broker.node_id)
+    entry = alter(kafka, 2, resource_type, name, {"segment.ms": "5000", "retention.ms": None})
+    assert (entry.error_code, entry.error_message) == (ErrorCode.invalid_request, "Null value not supported for : retention.ms")
+    assert dict(kafka.broker.metadata.topic_config("orders").overrides) == {"retention.ms": 1000}
+
+
+def test_incremental_alter_configs_naming_a_key_twice_is_invalid_request_and_changes_nothing(
+        kafka: BlockingHarness) -> None:
+    kafka.create_topic("orders")
+    entry = incremental(kafka, 1, "orders", ("retention.ms", SET, "5"), ("retention.ms", SET, "6"))
+    assert (entry.error_code, entry.error_message) == (ErrorCode.invalid_request, "Error due to duplicate config keys")
+    assert not kafka.broker.metadata.topic_config("orders").overrides
+
+
 def test_alter_configs_of_an_unknown_topic_is_unknown_topic_or_partition(kafka: BlockingHarness) -> None:
     assert alter(kafka, 2, TOPIC, "absent", {"retention.ms": "5"}).error_code == ErrorCode.unknown_topic_or_partition
 

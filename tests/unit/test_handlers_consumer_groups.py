@@ -96,8 +96,10 @@ def test_consumer_group_describe_describes_members_and_their_assignments(kafka: 
 
 
 def test_consumer_group_describe_of_an_unknown_group_is_group_id_not_found(kafka: BlockingHarness) -> None:
-    (g,) = kafka.call(CONSUMER_GROUP_DESCRIBE, 1, {"group_ids": ["nobody"]}).groups
+    (g,) = kafka.call(CONSUMER_GROUP_DESCRIBE, 1, {"group_ids": ["nobody"], "include_authorized_operations": True}).groups
     assert g.error_code == ErrorCode.group_id_not_found
+    # Kafka's answer: the error and defaults, no state nor operations (the differential harness)
+    assert (g.group_state, g.group_epoch, g.assignment_epoch, g.authorized_operations) == ("", 0, 0, -2147483648)
 
 
 def test_a_first_heartbeat_without_a_subscription_is_invalid_request(kafka: BlockingHarness) -> None:

@@ -67,9 +67,12 @@ def test_fetch_past_the_log_end_is_offset_out_of_range(kafka: BlockingHarness) -
     assert only_partition(kafka.call(FETCH, 12, fetch("t", 5))).error_code == ErrorCode.offset_out_of_range
 
 
-def test_fetch_of_an_unknown_topic_is_unknown_topic_or_partition(kafka: BlockingHarness) -> None:
-    part = only_partition(kafka.call(FETCH, 12, fetch("absent")))
+@pytest.mark.parametrize("version", [4, 12])
+def test_fetch_of_an_unknown_topic_is_unknown_topic_or_partition(kafka: BlockingHarness, version: int) -> None:
+    part = only_partition(kafka.call(FETCH, version, fetch("absent")))
     assert part.error_code == ErrorCode.unknown_topic_or_partition
+    # as Kafka answers a partition it refuses before reading a log: no aborted transactions, not null
+    assert (part.aborted_transactions, part.high_watermark) == ((), -1)
 
 
 def test_fetch_of_a_partition_the_topic_lacks_is_unknown_topic_or_partition(kafka: BlockingHarness) -> None:

@@ -78,6 +78,7 @@ def test_describe_groups_describes_a_stable_group_and_its_members(kafka: Blockin
         ErrorCode.none, "Stable", "consumer", "range")
     assert [(m.member_id, m.member_assignment) for m in g.members] == [(member_id, b"a")]
     assert g.members[0].member_metadata == subscription("t")
+    assert g.members[0].client_host == "/127.0.0.1"  # the address as Kafka shows it, without the port
 
 
 def test_describe_groups_of_an_unknown_group_answers_dead(kafka: BlockingHarness) -> None:

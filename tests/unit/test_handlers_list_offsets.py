@@ -46,7 +46,10 @@ def test_list_offsets_by_timestamp_finds_the_first_record_at_or_after_it(kafka: 
     fill(kafka, "t", 1000, 2000, 3000)
     found = list_offsets(kafka, version, "t", 1500)
     assert (found.offset, found.timestamp) == (1, 2000)
-    assert list_offsets(kafka, version, "t", 5000).offset == -1
+    after_all = list_offsets(kafka, version, "t", 5000)
+    assert (after_all.offset, after_all.timestamp, after_all.leader_epoch if version >= 4 else -1) == (-1, -1, -1)
+    if version >= 4:
+        assert found.leader_epoch == 0
 
 
 def test_list_offsets_v7_max_timestamp_finds_the_record_with_the_largest_timestamp(kafka: BlockingHarness) -> None:

@@ -34,6 +34,17 @@ def test_metadata_v12_carries_the_cluster_id_and_topic_id(kafka: BlockingHarness
     assert r.topics[0].topic_id == kafka.broker.metadata.topics()["orders"].topic_id
 
 
+def test_metadata_reports_the_operations_of_an_unknown_topic_too(kafka: BlockingHarness) -> None:
+    """KIP-430 as Kafka answers it: the operations of every topic it describes, error or not
+    (without an authorizer, all eight of a topic's)."""
+    kafka.create_topic("orders")
+    r = kafka.call(METADATA, 12, {"topics": [{"name": "orders"}, {"name": "absent"}, {"name": "bad/name"}],
+                                  "allow_auto_topic_creation": False, "include_topic_authorized_operations": True})
+    assert [t.error_code for t in r.topics] == [ErrorCode.none, ErrorCode.unknown_topic_or_partition,
+                                                ErrorCode.invalid_topic_exception]
+    assert {t.topic_authorized_operations for t in r.topics} == {3576}
+
+
 def test_metadata_v0_with_no_topics_lists_every_topic(kafka: BlockingHarness) -> None:
     kafka.create_topic("a")
     kafka.create_topic("b")
@@ -81,5 +92,9 @@ def test_describe_cluster_names_this_broker_and_the_cluster(kafka: BlockingHarne
     assert [b.broker_id for b in r.brokers] == [kafka.broker.node_id]
 
 
-def test_describe_cluster_refuses_controller_endpoints(kafka: BlockingHarness) -> None:
-    assert kafka.call(DESCRIBE_CLUSTER, 1, {"endpoint_type": 2}).error_code == ErrorCode.unsupported_endpoint_type
+def test_describe_cluster_refuses_controller_and_unknown_endpoints_as_kafka_does(kafka: BlockingHarness) -> None:
+    controllers = kafka.call(DESCRIBE_CLUSTER, 1, {"endpoint_type": 2})
+    unknown = kafka.call(DESCRIBE_CLUSTER, 1, {"endpoint_type": 9})
+    assert (controllers.error_code, unknown.error_code) == (ErrorCode.mismatched_endpoint_type,
+                                                            ErrorCode.unsupported_endpoint_type)
+    assert {(r.cluster_id, r.endpoint_type) for r in (controllers, unknown)} == {("", 1)}

@@ -146,9 +146,25 @@ def test_txn_offset_commit_of_an_unknown_transactional_id_is_invalid_producer_id
         ErrorCode.invalid_producer_id_mapping]
 
 
-@pytest.mark.parametrize(("version", "code"), [(0, ErrorCode.invalid_producer_epoch), (1, ErrorCode.invalid_producer_epoch),
-                                               (2, ErrorCode.producer_fenced), (3, ErrorCode.producer_fenced)])
-def test_txn_offset_commit_of_an_old_epoch_is_fenced(kafka: BlockingHarness, version: int, code: ErrorCode) -> None:
+@pytest.mark.parametrize("version", [0, 3])
+def test_txn_offset_commit_for_a_group_the_transaction_did_not_add_is_invalid_txn_state(
+        kafka: BlockingHarness, version: int) -> None:
+    """As Kafka (4.4, differential harness): TxnOffsetCommit is verified against the transaction,
+    which must hold the group's offsets partition (AddOffsetsToTxn)."""
+    kafka.create_topic("t")
+    offsets = kafka.broker.offsets
+    other = next(f"group {i}" for i in range(100) if offsets.partition_of(f"group {i}") != offsets.partition_of("g"))
+    producer_id, epoch = open_transaction(kafka, group=other)
+    assert txn_commit(kafka, version, producer_id, epoch, {("t", 0): 1}) == [ErrorCode.invalid_txn_state]
+    kafka.call(ADD_OFFSETS_TO_TXN, 3, {"transactional_id": "tx", "producer_id": producer_id,
+                                       "producer_epoch": epoch, "group_id": "g"})
+    assert txn_commit(kafka, version, producer_id, epoch, {("t", 0): 1}) == [ErrorCode.none]
+
+
+@pytest.mark.parametrize("version", [0, 1, 2, 3])
+def test_txn_offset_commit_of_another_epoch_is_invalid_producer_epoch(kafka: BlockingHarness, version: int) -> None:
+    """As Kafka 4.4 answers (the differential harness): INVALID_PRODUCER_EPOCH at every version."""
     kafka.create_topic("t")
     producer_id, epoch = open_transaction(kafka)
-    assert txn_commit(kafka, version, producer_id, epoch - 1, {("t", 0): 1}) == [code]
+    for other in (epoch - 1, epoch + 3):
+        assert txn_commit(kafka, version, producer_id, other, {("t", 0): 1}) == [ErrorCode.invalid_producer_epoch]

@@ -115,3 +115,16 @@ def test_an_idempotent_batch_of_an_older_epoch_is_invalid_producer_epoch(kafka: 
     partition_response(kafka.call(PRODUCE, 9, produce("t", idempotent(0, epoch=3))))
     r = partition_response(kafka.call(PRODUCE, 9, produce("t", idempotent(1, epoch=2))))
     assert r.error_code == ErrorCode.invalid_producer_epoch
+
+
+def test_records_refused_by_validation_answer_the_log_start_offset_as_kafka_does(kafka: BlockingHarness) -> None:
+    """Kafka's ReplicaManager answers a RecordValidationException (KIP-467) with the partition's log
+    start offset; other refusals (unknown partition, too large) with -1 (the differential harness)."""
+    kafka.create_topic("c", 1, {"cleanup.policy": "compact"})
+    kafka.call(PRODUCE, 9, produce("c", build_batch([(b"k", b"a"), (b"k", b"b")])))
+    kafka.run(kafka.broker.store.delete_records(TopicPartition("c", 0), 1))
+    refused = partition_response(kafka.call(PRODUCE, 9, produce("c", build_batch([(None, b"no key")]))))
+    assert (refused.error_code, refused.log_start_offset) == (ErrorCode.invalid_record, 1)
+    assert [e.batch_index for e in refused.record_errors] == [0]
+    unknown = partition_response(kafka.call(PRODUCE, 9, produce("c", build_batch([(b"k", b"v")]), partition=3)))
+    assert (unknown.error_code, unknown.log_start_offset) == (ErrorCode.unknown_topic_or_partition, -1)

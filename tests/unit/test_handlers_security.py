@@ -75,8 +75,11 @@ def test_client_quotas_are_set_and_described(kafka: BlockingHarness, version: in
     described = kafka.call(DESCRIBE_QUOTAS, version, {"components": [
         {"entity_type": "user", "match_type": 0, "match": "alice"}], "strict": True})
     assert [(v.key, v.value) for v in described.entries[0].values] == [("producer_byte_rate", 1024.0)]
+    # an entity type Kafka does not know: UNSUPPORTED_VERSION, as its ClientQuotaManager answers
     bad = kafka.call(DESCRIBE_QUOTAS, version, {"components": [{"entity_type": "team", "match_type": 2}]})
-    assert bad.error_code == ErrorCode.invalid_request
+    assert (bad.error_code, bad.error_message) == (ErrorCode.unsupported_version, "Custom entity type 'team' not supported")
+    twice = kafka.call(DESCRIBE_QUOTAS, version, {"components": [{"entity_type": "user", "match_type": 2}] * 2})
+    assert twice.error_code == ErrorCode.invalid_request
 
 
 def test_scram_credentials_are_upserted_described_and_deleted(kafka: BlockingHarness) -> None:

@@ -38,8 +38,17 @@ def test_create_topics_v7_answers_the_topic_id_partitions_and_replication(kafka:
 
 
 def test_create_topics_validate_only_creates_nothing(kafka: BlockingHarness) -> None:
-    assert create(kafka, 7, "orders", 2, validate_only=True).error_code == ErrorCode.none
+    checked = create(kafka, 7, "orders", 2, validate_only=True)
+    assert checked.error_code == ErrorCode.none and checked.topic_id is not None  # Kafka makes one up too
     assert "orders" not in kafka.broker.metadata.topics()
+
+
+def test_create_topics_v7_answers_every_config_of_the_topic_with_its_source(kafka: BlockingHarness) -> None:
+    """As Kafka (v5+, KIP-525): the new topic's whole configuration, overrides and defaults."""
+    configs = {c.name: (c.value, c.config_source) for c in create(kafka, 7, "orders", 1,
+                                                                  configs={"retention.ms": "1000"}).configs}
+    assert configs["retention.ms"] == ("1000", 1)
+    assert configs["cleanup.policy"] == ("delete", 5) and "segment.bytes" in configs and len(configs) > 10
 
 
 def test_create_topics_of_an_existing_topic_is_topic_already_exists(kafka: BlockingHarness) -> None:
@@ -70,10 +79,25 @@ def test_create_topics_with_a_bad_config_value_is_invalid_config(kafka: Blocking
     assert "orders" not in kafka.broker.metadata.topics()
 
 
-def test_create_topics_naming_a_topic_twice_is_invalid_request(kafka: BlockingHarness) -> None:
+def test_create_topics_naming_a_topic_twice_answers_it_once_invalid_request_and_creates_nothing(
+        kafka: BlockingHarness) -> None:
     topic = {"name": "orders", "num_partitions": 1, "replication_factor": 1}
-    r = kafka.call(CREATE_TOPICS, 7, {"timeout": 5000, "topics": [topic, topic]})
-    assert [t.error_code for t in r.topics][-1] == ErrorCode.invalid_request
+    other = topic | {"name": "other"}
+    r = kafka.call(CREATE_TOPICS, 7, {"timeout": 5000, "topics": [topic, other, topic]})
+    assert [(t.name, t.error_code, t.error_message) for t in r.topics] == [
+        ("orders", ErrorCode.invalid_request, "Duplicate topic name."), ("other", ErrorCode.none, None)]
+    assert set(kafka.broker.metadata.topics()) == {"other"}
+
+
+def test_create_partitions_naming_a_topic_twice_answers_it_once_invalid_request_and_grows_nothing(
+        kafka: BlockingHarness) -> None:
+    kafka.create_topic("orders")
+    grow = {"name": "orders", "count": 3, "assignments": None}
+    r = kafka.call(CREATE_PARTITIONS, 3, {"timeout": 5000, "validate_only": False,
+                                          "topics": [grow, grow | {"count": 4}]})
+    assert [(t.name, t.error_code, t.error_message) for t in r.results] == [
+        ("orders", ErrorCode.invalid_request, "Duplicate topic name.")]
+    assert kafka.broker.metadata.topics()["orders"].num_partitions == 1
 
 
 @pytest.mark.parametrize("version", [1, 6])

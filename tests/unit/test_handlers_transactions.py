@@ -193,6 +193,7 @@ def test_describe_transactions_describes_an_ongoing_transaction(kafka: BlockingH
     # Kafka's answer for an unknown id leaves TransactionStartTimeMs at its default, 0 (a -1 there
     # was a bug: kio, as a client, cannot parse a negative timestamp)
     assert (unknown.error_code, unknown.transaction_start_time) == (ErrorCode.transactional_id_not_found, EPOCH)
+    assert (unknown.producer_id, unknown.producer_epoch) == (0, 0)  # Kafka's defaults too (the harness)
 
 
 @pytest.mark.parametrize("version", [0, 1])

@@ -15,7 +15,7 @@ from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams._plan import plan
 from tomyum.streams._record_collector import RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
-from tomyum.streams._task_manager import TaskManager
+from tomyum.streams._task_manager import TaskManager, watermark_offsets
 from tests.unit.test_streams_record_collector import FakeConsumer, FakeProducer
 
 pytestmark = pytest.mark.timeout(30)
@@ -186,3 +186,29 @@ def test_revoked_partitions_leave_their_buffers(tmp_path: Path) -> None:
     tasks.process_messages([keyed("orders", 0, b"o1", 20)])
     tasks.revoke([TopicPartition("orders", 0), TopicPartition("rates", 0)])
     assert tasks.partition_groups["0_0"].buffered == 0
+
+class NotLedYet:
+    """A consumer whose broker has not taken a new partition up for ``misses`` requests (Kafka
+    just after CreateTopics), then knows its watermarks."""
+
+    def __init__(self, misses: int, code: int = KafkaError.NOT_LEADER_FOR_PARTITION) -> None:
+        self.misses, self.code, self.asked = misses, code, 0
+
+    def get_watermark_offsets(self, tp: TopicPartition, timeout: float, cached: bool) -> tuple[int, int]:
+        self.asked += 1
+        if self.asked <= self.misses:
+            raise KafkaException(KafkaError(self.code))
+        return (0, 7)
+
+
+def test_watermarks_are_asked_again_while_the_partition_is_not_led_yet() -> None:
+    consumer = NotLedYet(misses=2)
+    assert watermark_offsets(consumer, TopicPartition("changelog", 0), timeout=10) == (0, 7)
+    assert consumer.asked == 3
+
+
+def test_watermarks_fail_at_once_on_an_error_that_is_not_about_leadership() -> None:
+    consumer = NotLedYet(misses=1, code=KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    with pytest.raises(KafkaException):
+        watermark_offsets(consumer, TopicPartition("changelog", 0), timeout=10)
+    assert consumer.asked == 1

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from tomyum.streams._partition_group import PartitionGroup
 from tomyum.streams._plan import Plan
@@ -53,6 +53,27 @@ log = logging.getLogger(__name__)
 RESTORE_TIMEOUT_S = 300.0
 RawRecord = Record[bytes | None, bytes | None]
 RestoreListener = Callable[[str, str, int], None]
+
+
+
+#: what a broker answers for a partition it has not taken up yet (a topic just created, on Kafka
+#: whose brokers learn of it from the metadata log a moment after the controller answers)
+NOT_YET_LED = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                         KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION})
+
+
+def watermark_offsets(consumer: Any, tp: TopicPartition, timeout: float = 30.0) -> tuple[int, int]:
+    """``tp``'s (low, high) watermarks from the broker, asked again while it is not led yet, as
+    Kafka Streams retries retriable errors; anything else, or the timeout, raises."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 0.1), cached=False)
+            return int(low), int(high)
+        except KafkaException as e:
+            if e.args[0].code() not in NOT_YET_LED or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)  # a backoff between two requests, as librdkafka's retry.backoff.ms
 
 
 class Stopping(Exception):
@@ -208,7 +229,7 @@ class TaskManager:
         offsets = {}
         for name in stores:
             tp = TopicPartition(self.config.changelog_topic(name), int(task_id.rsplit("_", 1)[1]))
-            offsets[tp.topic] = self.consumer.get_watermark_offsets(tp, timeout=30, cached=False)[1]
+            offsets[tp.topic] = watermark_offsets(self.consumer, tp)[1]
         path = self.config.task_dir(task_id) / ".checkpoint"
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(offsets))
@@ -232,7 +253,7 @@ class TaskManager:
             return None
         for name in self._checkpointed(stores):
             topic = self.config.changelog_topic(name)
-            low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            low, high = watermark_offsets(self.consumer, TopicPartition(topic, partition))
             if not isinstance(offsets.get(topic), int) or not low <= offsets[topic] <= high:
                 log.info("streams %s: checkpoint of task %s does not fit %s; restoring from the start",
                          self.application_id, task_id, topic)
@@ -252,7 +273,7 @@ class TaskManager:
         try:
             for name in stores:
                 tp = TopicPartition(self.config.changelog_topic(name), partition)
-                low, end = reader.get_watermark_offsets(tp, timeout=30)
+                low, end = watermark_offsets(reader, tp)
                 start = checkpoint.get(tp.topic) if name in self._checkpointed([name]) else None
                 if end <= max(low, start or 0):
                     self._restored(task.task_id, name, 0)
@@ -304,7 +325,7 @@ class TaskManager:
             metadata = consumer.list_topics(topic, timeout=30).topics[topic]
             parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions]
         consumer.assign(parts)
-        watermarks = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30) for tp in parts}
+        watermarks = {(tp.topic, tp.partition): watermark_offsets(consumer, tp) for tp in parts}
         ends = {tp: high for tp, (low, high) in watermarks.items() if high > low}  # the partitions with records
         deadline = time.monotonic() + RESTORE_TIMEOUT_S
         while any(p.offset < ends[(p.topic, p.partition)] for p in consumer.position(parts)

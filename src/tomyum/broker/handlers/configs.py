@@ -148,6 +148,12 @@ def _apply_ops(current: Mapping[str, Any], ops: Any, definition: Callable[[str],
 async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, incremental: bool) -> None:
     metadata, config = ctx.broker.metadata, ctx.broker.config
     _authorize(ctx, AclOperation.ALTER_CONFIGS, resource)
+    names = [c.name for c in resource.configs]
+    if incremental and len(set(names)) < len(names):  # as Kafka's ConfigAdminManager
+        raise KafkaError("Error due to duplicate config keys", ErrorCode.invalid_request)
+    nulls = [c.name for c in resource.configs if c.value is None]
+    if not incremental and nulls:  # the legacy request replaces the set: a null has no meaning
+        raise KafkaError(f"Null value not supported for : {', '.join(nulls)}", ErrorCode.invalid_request)
     try:
         if resource.resource_type == TOPIC:
             name = resource.resource_name
@@ -160,7 +166,7 @@ async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, increm
             if incremental:
                 raw = _apply_ops(cfg.overrides, resource.configs, TOPIC_CONFIGS.get, cfg.__getitem__)
             else:
-                raw = {c.name: c.value for c in resource.configs if c.value is not None}
+                raw = {c.name: c.value for c in resource.configs}
             parsed = validate_topic_configs(raw)
             if not validate_only:
                 await metadata.alter_topic_configs(name, parsed)
@@ -187,7 +193,7 @@ async def _alter(ctx: RequestContext, resource: Any, validate_only: bool, increm
             if incremental:
                 raw = _apply_ops(current, resource.configs, GROUP_CONFIGS.get, lambda key: None)
             else:
-                raw = {c.name: c.value for c in resource.configs if c.value is not None}
+                raw = {c.name: c.value for c in resource.configs}
             parsed = validate_group_configs(raw)
             if not validate_only:
                 await metadata.alter_group_configs(group, parsed)

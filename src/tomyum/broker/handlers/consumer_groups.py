@@ -43,7 +43,7 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> dict[st
         else tuple(request.subscribed_topic_names),
         subscribed_topic_regex=getattr(request, "subscribed_topic_regex", None),
         server_assignor=request.server_assignor, owned=owned, client_id=ctx.client_id or "",
-        client_host=ctx.client_address, api_version=ctx.api_version))
+        client_host=f"/{ctx.client_host}", api_version=ctx.api_version))  # host as Kafka shows it (InetAddress.toString)
     return {"throttle_time": 0, **answer}
 
 
@@ -64,16 +64,20 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> dict[str
     groups = []
     for group_id in request.group_ids:
         if not ctx.authorized(AclOperation.DESCRIBE, ResourceType.GROUP, group_id):
-            described = {"error_code": ErrorCode.group_authorization_failed, "error_message": None,
-                         "group_id": group_id, "group_state": "", "group_epoch": -1, "assignment_epoch": -1,
-                         "assignor_name": "", "members": ()}
+            groups.append(_described_error(group_id, ErrorCode.group_authorization_failed, None))
         elif group_id in broker.consumer_groups:
-            described = broker.consumer_groups.state.describe(group_id, names)
+            groups.append({**broker.consumer_groups.state.describe(group_id, names),
+                           "authorized_operations": ctx.operations(
+                               ResourceType.GROUP, group_id, request.include_authorized_operations)})
         else:
             why = "is not a consumer group" if group_id in broker.groups.groups else "not found"
-            described = {"error_code": ErrorCode.group_id_not_found, "error_message": f"Group {group_id} {why}.",
-                         "group_id": group_id, "group_state": "Dead", "group_epoch": -1, "assignment_epoch": -1,
-                         "assignor_name": "", "members": ()}
-        groups.append({**described, "authorized_operations": ctx.operations(
-            ResourceType.GROUP, group_id, request.include_authorized_operations)})
+            groups.append(_described_error(group_id, ErrorCode.group_id_not_found, f"Group {group_id} {why}."))
     return {"throttle_time": 0, "groups": groups}
+
+
+def _described_error(group_id: str, code: ErrorCode, message: str | None) -> dict[str, Any]:
+    """A group ConsumerGroupDescribe cannot describe: only the error, every other field at its
+    default (no state, epochs 0, no operations), as Kafka answers it."""
+    return {"error_code": code, "error_message": message, "group_id": group_id, "group_state": "",
+            "group_epoch": 0, "assignment_epoch": 0, "assignor_name": "", "members": (),
+            "authorized_operations": -2147483648}

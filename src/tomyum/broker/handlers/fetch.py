@@ -24,6 +24,9 @@ from tomyum.security.acls import AclOperation, ResourceType
 from tomyum.storage.engine import TopicPartition
 
 
+_REFUSED_BEFORE_THE_LOG = frozenset({ErrorCode.unknown_topic_or_partition, ErrorCode.topic_authorization_failed})
+
+
 async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, list[FetchPartition]]], int, bool]:
     store = ctx.broker.store
     remaining = request.max_bytes if ctx.api_version >= 3 else 2**31 - 1
@@ -53,6 +56,8 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
                 out.records = result.records
             except KafkaError as e:
                 out.error_code = e.code
+                if e.code in _REFUSED_BEFORE_THE_LOG:  # Kafka: an empty list there, null from the log
+                    out.aborted_transactions = ()
                 errors = True
                 continue
             total += len(out.records)

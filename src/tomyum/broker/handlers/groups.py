@@ -66,7 +66,7 @@ async def join_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, 
     joined = await ctx.broker.group_coordinator.join_group(
         group_id=request.group_id, member_id=request.member_id,
         group_instance_id=getattr(request, "group_instance_id", None), client_id=ctx.client_id or "",
-        client_host=ctx.client_address, session_timeout_ms=session_ms, rebalance_timeout_ms=rebalance_ms,
+        client_host=f"/{ctx.client_host}", session_timeout_ms=session_ms, rebalance_timeout_ms=rebalance_ms,
         protocol_type=request.protocol_type, protocols=[(p.name, p.metadata) for p in request.protocols],
         require_known_member_id=ctx.api_version >= 4)
 

@@ -56,6 +56,8 @@ async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 entry["timestamp"], entry["offset"] = await _list_offset(
                     ctx, TopicPartition(topic.name, p.partition_index), p.timestamp,
                     getattr(request, "isolation_level", 0) == 1)
+                if entry["offset"] == -1:  # no record at or after the time: Kafka names no epoch
+                    entry["leader_epoch"] = -1
             except KafkaError as e:
                 entry["error_code"] = e.code
                 entry["leader_epoch"] = -1

@@ -86,7 +86,11 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 await broker.auto_create_topic(name)  # type: ignore[arg-type]
                 meta = topics_now()[name]  # type: ignore[index]
             except KafkaError as e:
-                topics.append(error_entry(name, e.code))
+                entry = error_entry(name, e.code)
+                if e.code != ErrorCode.topic_authorization_failed and with_operations:
+                    # Kafka: every topic it describes gets its operations, the unknown ones too
+                    entry["topic_authorized_operations"] = ctx.operations(ResourceType.TOPIC, name or "", True)
+                topics.append(entry)
                 continue
         topics.append(topic_entry(ctx, meta, with_operations))
     return {
@@ -115,10 +119,13 @@ def _cluster_operations(ctx: RequestContext, requested: bool) -> int:
 
 @handles(60, versions=range(0, 2))
 async def describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    if getattr(request, "endpoint_type", 1) != 1:
-        return {"error_code": ErrorCode.unsupported_endpoint_type, "error_message": "only brokers",
-                "cluster_id": ctx.broker.cluster_id, "brokers": (), "throttle_time": 0,
-                "endpoint_type": request.endpoint_type}
+    endpoint_type = getattr(request, "endpoint_type", 1)
+    if endpoint_type != 1:  # KIP-919: controllers are asked on their own listener, as Kafka answers
+        mismatched = endpoint_type == 2
+        return {"error_code": ErrorCode.mismatched_endpoint_type if mismatched else ErrorCode.unsupported_endpoint_type,
+                "error_message": "The request was sent to an endpoint of type BROKER, but we wanted an endpoint "
+                                 "of type CONTROLLER" if mismatched else f"unsupported endpoint type {endpoint_type}",
+                "cluster_id": "", "brokers": (), "throttle_time": 0, "endpoint_type": 1}
     return {
         "throttle_time": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
         "cluster_id": ctx.broker.cluster_id, "controller_id": ctx.broker.node_id,

@@ -66,8 +66,11 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
                 if e.code not in QUIET_ERRORS:
                     rejections.warning((e.code, tp.topic), "produce to %s from client %r (%s) rejected: %s: %s", tp,
                                        ctx.client_id, ctx.client_address, e.code.name.upper(), e)
-                record_errors = e.record_errors if isinstance(e, RecordValidationError) else ()
-                parts.append(PartitionResult(pdata.index, e.code, error_message=str(e), record_errors=record_errors))
+                if isinstance(e, RecordValidationError):  # Kafka tells the log start offset there too
+                    parts.append(PartitionResult(pdata.index, e.code, log_start_offset=store.offsets(tp).log_start_offset,
+                                                 error_message=str(e), record_errors=e.record_errors))
+                else:
+                    parts.append(PartitionResult(pdata.index, e.code, error_message=str(e)))
                 continue
             parts.append(PartitionResult(pdata.index, 0, r.base_offset, r.log_append_time, r.log_start_offset))
             ctx.broker.stats.produced(tp.topic, len(pdata.records), r.last_offset - r.base_offset + 1)

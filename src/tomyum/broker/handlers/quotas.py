@@ -98,9 +98,12 @@ async def describe_client_quotas(ctx: RequestContext, request: Any) -> dict[str,
         return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "entries": None,
                 "error_message": None}
     bad = [c.entity_type for c in request.components if c.entity_type not in KEYS]
-    if bad or len({c.entity_type for c in request.components}) != len(request.components):
+    if bad:  # Kafka's ClientQuotaManager: UnsupportedVersionException
+        return {"throttle_time": 0, "error_code": ErrorCode.unsupported_version, "entries": None,
+                "error_message": f"Custom entity type '{bad[0]}' not supported"}
+    if len({c.entity_type for c in request.components}) != len(request.components):
         return {"throttle_time": 0, "error_code": ErrorCode.invalid_request, "entries": None,
-                "error_message": f"invalid entity types in the filter: {bad or 'a type named twice'}"}
+                "error_message": "invalid entity types in the filter: a type named twice"}
     entries = [{"entity": [{"entity_type": t, "entity_name": n} for t, n in entity],
                 "values": [{"key": k, "value": v} for k, v in sorted(values.items())]}
                for entity, values in ctx.broker.metadata.image.quotas.items()

@@ -2,7 +2,8 @@
 
 One broker: a replication factor above 1 is INVALID_REPLICATION_FACTOR, manual replica
 assignments may name only this broker. ``validate_only`` checks everything and creates
-nothing. DeleteTopics v6 may name topics by id.
+nothing. DeleteTopics v6 may name topics by id. A topic named twice in CreateTopics or
+CreatePartitions is answered once, INVALID_REQUEST, and left alone (Kafka's ControllerApis).
 
 With an authorizer (Kafka's checks, ControllerApis): CreateTopics needs CREATE on the cluster or
 the topic (TOPIC_AUTHORIZATION_FAILED), and answers a topic's configs only with DESCRIBE_CONFIGS
@@ -14,11 +15,15 @@ ALTER on the topic.
 from __future__ import annotations
 
 import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from tomyum.broker.context import CLUSTER, RequestContext
 from tomyum.broker.dispatch import errors_into, handles
-from tomyum.config import format_value, validate_topic_configs
+from tomyum.config import TopicConfig, validate_topic_configs
+from tomyum.config.describe import describe_topic
 from tomyum.errors import ConfigError, ErrorCode, KafkaError
 from tomyum.metadata import INTERNAL_TOPICS, RESERVED_TOPICS, check_topic_name
 from tomyum.security.acls import AclOperation, ResourceType
@@ -41,16 +46,18 @@ def _check_replicas(ctx: RequestContext, replication_factor: int, assignments: A
 async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     results = []
-    seen: set[str] = set()
+    duplicates, seen = _duplicates(t.name for t in request.topics), set()
     creator = ctx.authorized(AclOperation.CREATE, ResourceType.CLUSTER, CLUSTER)
     for t in request.topics:
         result: dict[str, Any] = {"name": t.name, "topic_id": None, "error_code": 0, "error_message": None,
                                   "topic_config_error_code": 0, "num_partitions": -1,
                                   "replication_factor": -1, "configs": ()}
+        if t.name in seen:
+            continue
+        seen.add(t.name)
         with errors_into(result):
-            if t.name in seen:
-                raise KafkaError(f"topic {t.name} named twice", ErrorCode.invalid_request)
-            seen.add(t.name)
+            if t.name in duplicates:
+                raise KafkaError("Duplicate topic name.", ErrorCode.invalid_request)
             if not creator:
                 ctx.authorize_topic(AclOperation.CREATE, t.name)
             check_topic_name(t.name)
@@ -73,18 +80,18 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
             if not request.validate_only:
                 await broker.create_topic(t.name, partitions, raw)
                 result["topic_id"] = broker.metadata.topics()[t.name].topic_id
+            else:  # Kafka answers a validate-only creation with an id too, one nothing will have
+                result["topic_id"] = uuid.uuid4()
             if not ctx.authorized(AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, t.name):
                 result["topic_config_error_code"] = ErrorCode.topic_authorization_failed
                 results.append(result)
                 continue
             result["num_partitions"] = partitions
             result["replication_factor"] = 1
-            topic_config = broker.metadata.topic_config(t.name)
+            # v5+: every config of the new topic with its source, as DescribeConfigs would (Kafka)
             result["configs"] = [
-                {"name": k, "value": format_value(parsed[k] if k in parsed else topic_config[k]),
-                 "read_only": False, "config_source": 1 if k in parsed else 5, "is_sensitive": False}
-                for k in sorted(set(parsed))
-            ]
+                {k: c[k] for k in ("name", "value", "read_only", "config_source", "is_sensitive")}
+                for c in describe_topic(TopicConfig(broker.config, parsed), include_synonyms=False)]
         results.append(result)
     return {"throttle_time": 0, "topics": results}
 
@@ -128,9 +135,15 @@ async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
 async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]:
     metadata = ctx.broker.metadata
     results = []
+    duplicates, seen = _duplicates(t.name for t in request.topics), set()
     for t in request.topics:
         entry: dict[str, Any] = {"name": t.name, "error_code": 0, "error_message": None}
+        if t.name in seen:
+            continue
+        seen.add(t.name)
         with errors_into(entry):
+            if t.name in duplicates:
+                raise KafkaError("Duplicate topic name.", ErrorCode.invalid_request)
             ctx.authorize_topic(AclOperation.ALTER, t.name)
             meta = metadata.topics().get(t.name)
             if meta is None:
@@ -149,6 +162,12 @@ async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]
                 await metadata.create_partitions(t.name, t.count)
         results.append(entry)
     return {"throttle_time": 0, "results": results}
+
+
+def _duplicates(names: Iterable[str]) -> set[str]:
+    """Names given more than once: Kafka answers each once, INVALID_REQUEST, and acts on none."""
+    counts = Counter(names)
+    return {name for name, n in counts.items() if n > 1}
 
 
 def _refuse_internal(name: str, what: str) -> None:

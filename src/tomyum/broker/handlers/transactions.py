@@ -140,7 +140,7 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
         code = ErrorCode.group_authorization_failed
     else:
         code = ctx.broker.transactions.check_offset_commit(request.transactional_id, request.producer_id,
-                                                           request.producer_epoch, ctx.api_version)
+                                                           request.producer_epoch, request.group_id)
     if code == ErrorCode.none:
         code = service.check_commit(request.group_id, getattr(request, "member_id", ""),
                                     getattr(request, "generation_id", -1), getattr(request, "group_instance_id", None),
@@ -184,7 +184,7 @@ async def describe_transactions(ctx: RequestContext, request: Any) -> dict[str, 
             code = ErrorCode.transactional_id_not_found if allowed else ErrorCode.transactional_id_authorization_failed
             states.append({"error_code": code, "transactional_id": tid,
                            "transaction_state": "", "transaction_timeout": 0, "transaction_start_time": 0,
-                           "producer_id": -1, "producer_epoch": -1, "topics": []})
+                           "producer_id": 0, "producer_epoch": 0, "topics": []})  # Kafka's zeros
             continue
         states.append({"error_code": 0, "transactional_id": tid, "transaction_state": view.state,
                        "transaction_timeout": view.timeout_ms, "transaction_start_time": view.start_ms,

@@ -324,6 +324,14 @@ class GroupCoordinator:
             g.pending_members.discard(member_id)
             self.timer.cancel(_pending_key(group_id, member_id))
         member = g.members.get(member_id)
+        if member is not None and member.protocols == protocols and (
+                g.state == GroupState.COMPLETING_REBALANCE
+                or (g.state == GroupState.STABLE and member_id != g.leader_id)):
+            # as Kafka: a member that joins again with the same protocols (it lost the answer,
+            # say) gets the current generation; only the leader rejoining a stable group, or a
+            # member whose metadata changed, starts a rebalance
+            self._heartbeat(g, member)
+            return Result((), self._current_generation(g, member))
         if member is None:
             member = Member(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
                             rebalance_timeout_ms, protocol_type, protocols)
@@ -340,6 +348,16 @@ class GroupCoordinator:
         member.join_future = fut
         self._prepare_rebalance(g, f"member {member_id} joined")
         return Result(self._maybe_complete_join(g).records, fut)
+
+    @staticmethod
+    def _current_generation(g: Group, m: Member) -> dict[str, Any]:
+        """JoinGroup's answer to ``m`` for the generation there is (the members for the leader)."""
+        assert g.protocol_name is not None
+        members = [{"member_id": x.member_id, "group_instance_id": x.group_instance_id,
+                    "metadata": x.metadata_for(g.protocol_name)} for x in g.members.values()]
+        return {"error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
+                "protocol_name": g.protocol_name, "leader": g.leader_id, "member_id": m.member_id,
+                "members": members if m.member_id == g.leader_id else [], "skip_assignment": False}
 
     def _static_member_back(self, g: Group, known: Member, new_id: str,
                             protocols: list[tuple[str, bytes]]) -> Result[JoinAnswer]:
@@ -425,17 +443,11 @@ class GroupCoordinator:
         g.state = GroupState.COMPLETING_REBALANCE
         log.info("group %s: generation %d with %d members, protocol %s, leader %s", g.group_id,
                  g.generation_id, len(g.members), g.protocol_name, g.leader_id)
-        members = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
-                    "metadata": m.metadata_for(g.protocol_name)} for m in g.members.values()]
         for m in g.members.values():
             fut, m.join_future = m.join_future, None
             self._heartbeat(g, m)
             if fut is not None and not fut.done():
-                fut.set_result({
-                    "error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
-                    "protocol_name": g.protocol_name, "leader": g.leader_id, "member_id": m.member_id,
-                    "members": members if m.member_id == g.leader_id else [], "skip_assignment": False,
-                })
+                fut.set_result(self._current_generation(g, m))
         return NOTHING
 
     # SyncGroup ----------------------------------------------------------------------------

@@ -365,13 +365,21 @@ class TransactionCoordinator:
         finally:
             self._busy.discard(tid)
 
-    def check_offset_commit(self, tid: str, producer_id: int, producer_epoch: int, api_version: int) -> ErrorCode:
-        """May this producer commit offsets in its transaction (TxnOffsetCommit)?"""
+    def check_offset_commit(self, tid: str, producer_id: int, producer_epoch: int,
+                            group_id: str | None = None) -> ErrorCode:
+        """May this producer commit offsets in its transaction (TxnOffsetCommit)? Only for a group
+        whose offsets partition AddOffsetsToTxn added (else INVALID_TXN_STATE, as Kafka's
+        verification of the transaction answers)."""
         rec = self.txns.get(tid)
         if rec is None or rec.producer_id != producer_id:
             return ErrorCode.invalid_producer_id_mapping
         if rec.producer_epoch != producer_epoch:
-            return ErrorCode.producer_fenced if api_version >= 2 else ErrorCode.invalid_producer_epoch
+            # Kafka verifies a TxnOffsetCommit against the transaction and answers a fenced
+            # producer INVALID_PRODUCER_EPOCH at every version (differential harness, Kafka 4.4)
+            return ErrorCode.invalid_producer_epoch
+        if group_id is not None and (rec.state != TxnState.ONGOING or self.offsets.partition_of(group_id).partition
+                                     not in rec.partitions.get(OFFSETS_TOPIC, ())):
+            return ErrorCode.invalid_txn_state
         return ErrorCode.none
 
     # timers ------------------------------------------------------------------------------------

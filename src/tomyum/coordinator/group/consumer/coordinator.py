@@ -183,7 +183,8 @@ class ConsumerGroups:
             "member_epoch": m.member_epoch, "client_id": m.metadata.client_id,
             "client_host": m.metadata.client_host,
             "subscribed_topic_names": list(m.metadata.subscribed_topic_names),
-            "subscribed_topic_regex": m.metadata.subscribed_topic_regex, "assignment": assignment(m.assigned),
+            "subscribed_topic_regex": m.metadata.subscribed_topic_regex or "",  # Kafka: "", not null
+            "assignment": assignment(m.assigned),
             "target_assignment": assignment(group.target.get(m.member_id, {})), "member_type": 1,
         } for m in group.members.values()]
         return {"error_code": 0, "error_message": None, "group_id": group_id, "group_state": group.state(),
