@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import against_kafka
 from tests.integration.test_cli import _env, free_port, ok, tomyum_cmd
 from tests.integration.test_interrupts import interrupt
 from tomyum.testing import BrokerProcess
@@ -132,6 +133,8 @@ def test_top_once_shows_throughput_requests_and_lag(metered: tuple[BrokerProcess
     assert "Traceback" not in out
 
 
+@pytest.mark.skipif(against_kafka(), reason="the shared Kafka broker holds the groups of earlier tests, and top "
+                    "shows the 12 with the most lag")
 def test_top_without_a_metrics_listener_shows_groups_and_says_why_not_more(
         broker: BrokerProcess, topic_name: str) -> None:
     group = f"g-{uuid.uuid4().hex[:8]}"

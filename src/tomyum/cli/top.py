@@ -178,9 +178,12 @@ def frame(bootstrap: str, url: str | None, before: Scrape | None, after: Scrape 
             requests.add_row(request, f"{rate:.1f}", f"{totals.get(request, 0):.0f}")
         parts += [Text(""), topics if topics.row_count else Text("no topic traffic"), Text(""), requests]
     table = _table("GROUP", "STATE", "TYPE", "MEMBERS", "LAG")
-    for g in list(groups)[:MAX_ROWS]:
+    rows = list(groups)
+    for g in rows[:MAX_ROWS]:
         table.add_row(g.group, g.state, g.protocol, str(g.members), "-" if g.lag is None else str(g.lag))
     parts += [Text(""), table if table.row_count else Text("no consumer groups")]
+    if len(rows) > MAX_ROWS:
+        parts.append(Text(f"and {len(rows) - MAX_ROWS} more groups with less lag"))
     return Group(*parts)
 
 
