@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -51,6 +52,7 @@ def read_log(bootstrap: str, topic: str) -> list[tuple[int, bytes, bytes]]:
         c.close()
 
 
+@pytest.mark.slow  # over 9 s: make test-slow
 def test_kill9_during_compaction_leaves_a_consistent_log(tmp_path: Path) -> None:
     topic = "compacted"
     latest: dict[bytes, bytes] = {}

@@ -67,6 +67,7 @@ def test_no_such_broker_is_said_at_once(broker: BrokerProcess) -> None:
     assert time.monotonic() - began < 5
 
 
+@pytest.mark.slow  # over 9 s: make test-slow
 def test_every_error_path_is_one_line_in_words(broker: BrokerProcess, tmp_path: Path, topic_name: str) -> None:
     b = ["-b", broker.bootstrap]
     ok("topics", "create", topic_name, "-p", "2", *b)

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -115,6 +116,7 @@ def wait_for_line(proc: subprocess.Popen[str], word: str, lines: list[str]) -> N
     wait_until(seen, timeout=60, what=word)
 
 
+@pytest.mark.slow  # over 9 s: make test-slow
 def test_transactional_consume_transform_produce_is_exactly_once(own_broker: BrokerProcess, topic_name: str) -> None:
     inp, out = f"{topic_name}-in", f"{topic_name}-out"
     bs = own_broker.bootstrap

@@ -57,6 +57,7 @@ def produce_for(b: BrokerProcess, client_id: str, topic: str, seconds: float) ->
     return acked[0] / seconds, throttles
 
 
+@pytest.mark.slow  # over 9 s: make test-slow
 def test_a_producer_over_its_quota_is_throttled_to_it_and_others_are_not(tmp_path: Path) -> None:
     with BrokerProcess(data_dir(tmp_path)) as b:
         results = alter_quotas(b, ({"client-id": "slow"}, {"producer_byte_rate": float(QUOTA)}))
