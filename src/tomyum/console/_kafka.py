@@ -13,8 +13,9 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -30,6 +31,7 @@ from confluent_kafka.admin import AdminClient
 
 # confluent-kafka's admin types, untyped for mypy (the package re-exports them without __all__)
 ck: Any = _admin
+T = TypeVar("T")
 
 INACTIVE_STATES = {"EMPTY", "DEAD"}  # Kafka resets a group's offsets only in these
 SAMPLES = 60  # throughput samples kept for the sparkline
@@ -84,6 +86,13 @@ def _pretty(value: str | None) -> str | None:
         return None
 
 
+# What a cluster answers for a moment while a partition moves or a new topic settles (Kafka's
+# InvalidMetadataException family): the console asks again, within its timeout, before it shows an error.
+TRANSIENT = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_FOR_PARTITION,
+             KafkaError.REPLICA_NOT_AVAILABLE, KafkaError._TRANSPORT, KafkaError.NOT_COORDINATOR,
+             KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE}
+
+
 def _check(error: Any) -> None:
     if error is not None and error.code() != KafkaError.NO_ERROR:
         raise KafkaException(error)
@@ -128,14 +137,25 @@ class Cluster:
 
     # --- offsets and throughput ---
 
+    def settled(self, call: Callable[[], T]) -> T:
+        """``call()``, asked again (for up to ``timeout``) while the cluster answers a transient error."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return call()
+            except KafkaException as e:
+                if e.args[0].code() not in TRANSIENT or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.1)  # a transient answer: ask again, within the deadline
+
     def end_offsets(self, partitions: list[TopicPartition], spec: Any) -> dict[tuple[str, int], int]:
         if not partitions:
             return {}
-        result = self.admin.list_offsets({tp: spec for tp in partitions}, request_timeout=self.timeout)
-        out = {}
-        for tp, future in result.items():
-            out[(tp.topic, tp.partition)] = future.result(self.timeout).offset
-        return out
+
+        def ask() -> dict[tuple[str, int], int]:
+            result = self.admin.list_offsets({tp: spec for tp in partitions}, request_timeout=self.timeout)
+            return {(tp.topic, tp.partition): future.result(self.timeout).offset for tp, future in result.items()}
+        return self.settled(ask)
 
     def partitions(self, topics: list[str] | None = None) -> list[TopicPartition]:
         md = self.admin.list_topics(timeout=self.timeout)
@@ -204,7 +224,8 @@ class Cluster:
                   "replicas": meta.partitions[tp.partition].replicas, "isr": meta.partitions[tp.partition].isrs,
                   "low": low[(name, tp.partition)], "high": high[(name, tp.partition)]} for tp in tps]
         resource = ck.ConfigResource(ck.ResourceType.TOPIC, name)
-        configs = self.admin.describe_configs([resource], request_timeout=self.timeout)[resource].result(self.timeout)
+        configs = self.settled(
+            lambda: self.admin.describe_configs([resource], request_timeout=self.timeout)[resource].result(self.timeout))
         return {"name": name, "partitions": parts, "configs": sorted(configs.values(), key=lambda e: e.name)}
 
     def create_topic(self, name: str, partitions: int, replication: int, configs: dict[str, str]) -> None:
