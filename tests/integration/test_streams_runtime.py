@@ -240,6 +240,8 @@ class AppProcess:
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "streams_app.py"), *args],
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.restores: queue.SimpleQueue[str] = queue.SimpleQueue()
+        """The app's RESTORE-START and RESTORED lines (see streams_app.py)."""
         self.tasks: set[str] = set()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -247,7 +249,7 @@ class AppProcess:
         assert self.proc.stdout is not None
         with self.proc.stdout:  # closed at the end of the app's output
             for line in self.proc.stdout:
-                self.lines.put(line.strip())
+                (self.restores if line.startswith("RESTORE") else self.lines).put(line.strip())
 
     def wait_running_with(self, count: int, timeout: float = 60) -> set[str]:
         """Wait until the app reports RUNNING with ``count`` tasks; return them."""

@@ -26,9 +26,14 @@ gains is restored from its changelog partitions first.
 * A task's local state comes from its changelog whenever the task is created on an
   instance (the changelog, not the file, is the truth). A task closed cleanly leaves a
   ``.checkpoint`` in its directory (the changelog offsets its persistent stores hold); the
-  next instance to open that directory restores only what came after. The checkpoint is
-  deleted when the task opens, so after a crash the state is rebuilt from the start of the
-  changelog (under exactly-once a store may hold uncommitted writes).
+  next instance to open that directory restores only what came after. Under at-least-once
+  every commit writes one too, so a restart after a crash restores only the tail; under
+  exactly-once the checkpoint is deleted when the task opens, so after a crash the state is
+  rebuilt from the start of the changelog (a store may hold uncommitted writes), as in Kafka.
+* ``num_standby_replicas``: standby tasks on other instances keep warm copies of each
+  stateful task's persistent stores from its changelog, with checkpoints, so that the
+  instance that takes a task over restores only the tail (see :mod:`tomyum.streams._standby`
+  for where they go — computed by every instance from DescribeGroups — and why).
 * Wall-clock punctuators follow the system clock; stream time follows each task's records.
 * Interactive queries: :meth:`KafkaStreams.query` runs a read of a store across the tasks of
   this instance, on the streams thread, between records.
@@ -73,10 +78,10 @@ from tomyum.streams._record_collector import Fenced, RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
 from tomyum.streams._task import StreamTask
 from tomyum.streams._task_manager import Stopping, TaskManager
-from tomyum.streams.processor import StreamsConfig
+from tomyum.streams.processor import StateRestoreListener, StreamsConfig
 from tomyum.streams.topology import Topology
 
-__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "KafkaStreams", "State", "TopologyError"]
+__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "KafkaStreams", "State", "StateRestoreListener", "TopologyError"]
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +129,10 @@ class LocalStores:
 class KafkaStreams:
     def __init__(self, topology: Topology, config: StreamsConfig, *, bootstrap_servers: str,
                  processing_guarantee: str = AT_LEAST_ONCE, commit_interval_ms: int | None = None,
-                 client_config: Mapping[str, Any] | None = None, repartition_purge_interval_ms: int = 30_000) -> None:
+                 client_config: Mapping[str, Any] | None = None, repartition_purge_interval_ms: int = 30_000,
+                 num_standby_replicas: int = 0) -> None:
+        if num_standby_replicas < 0:
+            raise ValueError(f"num_standby_replicas must be at least 0, got {num_standby_replicas}")
         if processing_guarantee not in (AT_LEAST_ONCE, EXACTLY_ONCE_V2):
             raise ValueError(f"processing_guarantee must be {AT_LEAST_ONCE} or {EXACTLY_ONCE_V2}, "
                              f"not {processing_guarantee!r}")
@@ -141,7 +149,7 @@ class KafkaStreams:
         self.plan: Plan | None = None
         self._config = RuntimeConfig(topology=topology, config=config, bootstrap_servers=bootstrap_servers,
                                      exactly_once=self.eos, client_config=dict(self.client_config),
-                                     state_root=self.state_root)
+                                     state_root=self.state_root, num_standby_replicas=num_standby_replicas)
         self._listeners: list[Callable[[State, State], None]] = []
         self._on_error: Callable[[BaseException], None] | None = None
         self._stop = threading.Event()
@@ -169,6 +177,16 @@ class KafkaStreams:
         """``listener(task_id, store, records)`` after each store of a task is restored from its
         changelog (``records`` read: 0 when a checkpoint left nothing to replay)."""
         self._task_manager.set_restore_listener(listener)
+
+    def set_global_state_restore_listener(self, listener: StateRestoreListener) -> None:
+        """Kafka's ``setGlobalStateRestoreListener``: ``listener`` hears of every changelog
+        partition restored, batch by batch (see :class:`~tomyum.streams.processor.StateRestoreListener`)."""
+        self._task_manager.add_state_restore_listener(listener)
+
+    @property
+    def standby_tasks(self) -> list[str]:
+        """The ids of this instance's standby tasks (read them from the streams thread only)."""
+        return sorted(self._task_manager.standbys.tasks)
 
     def set_uncaught_exception_handler(self, handler: Callable[[BaseException], None]) -> None:
         self._on_error = handler
@@ -352,7 +370,9 @@ class KafkaStreams:
         self._collector = tasks.collector = RecordCollector.connect(self._config, self._process_id())
         self._global_consumer = tasks.start_global()
         self._consumer = tasks.consumer = Consumer(self._config.client(
-            "consumer", **{"group.id": self.config.application_id, "enable.auto.commit": False,
+            # the client id carries the process id: standby placement orders the members by it
+            "consumer", **{"client.id": f"{self.config.application_id}-{self._process_id()}-StreamThread-1-consumer",
+                           "group.id": self.config.application_id, "enable.auto.commit": False,
                            "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
                            "isolation.level": self._config.isolation_level}))
         topics = [self._config.topic(t) for t in self.plan.subtopology_of_topic]
@@ -369,6 +389,7 @@ class KafkaStreams:
         steps: list[Callable[[], object]] = [
             lambda: consumer.close() if consumer else None,
             lambda: global_consumer.close() if global_consumer else None,
+            self._task_manager.close_standbys,
             lambda: collector.abort_if_open() if collector else None,
             lambda: collector.flush(10) if collector else None,
             *[task.close for task in self._task_manager.open_tasks()],
@@ -424,6 +445,7 @@ class KafkaStreams:
             if self.state is not State.RUNNING:
                 continue
             self._answer_queries()
+            tasks.maintain_standbys(self._admin)
             tasks.punctuate(int(time.time() * 1000))
             if time.monotonic() - last_commit >= self.commit_interval_s:
                 if not tasks.commit():

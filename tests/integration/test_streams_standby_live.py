@@ -1,0 +1,144 @@
+"""Standby replicas on a real broker: two instances of an exactly-once count over thousands of
+keys, one killed with SIGKILL. With ``num_standby_replicas=1`` the survivor held a warm copy
+of the killed instance's store and restores only the changelog's tail after its checkpoint;
+with 0 it restores the whole changelog partition. The counts are exact either way."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tomyum.streams._checkpoint import read_checkpoint
+from tomyum.testing import BrokerProcess, wait_until
+from tests.integration.test_streams_runtime import TIMEOUT, AppProcess, latest_counts
+
+#: two fail-overs of two processes, each past a 6 s session timeout (make test-slow)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+KEYS = 3_000
+
+
+def changelog_records(bootstrap: str, topic: str, partition: int, start: int, end: int) -> int:
+    """The committed records of ``topic[partition]`` in ``[start, end)``, counted by a
+    read_committed consumer of our own."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"count-{time.monotonic_ns()}",
+                  "isolation.level": "read_committed", "enable.auto.commit": False})
+    seen = 0
+    try:
+        c.assign([TopicPartition(topic, partition, start)])
+
+        def at_end() -> bool:
+            nonlocal seen
+            seen += sum(1 for m in c.consume(num_messages=1000, timeout=0.2)
+                        if m.error() is None and m.offset() < end)
+            return c.position([TopicPartition(topic, partition)])[0].offset >= end
+
+        wait_until(at_end, TIMEOUT, interval=0, what=f"{topic}[{partition}] read to {end}")
+        return seen
+    finally:
+        c.close()
+
+
+def restores(app: AppProcess, tasks: set[str]) -> dict[str, tuple[int, int, int]]:
+    """task -> (first offset read, end offset, records restored) of its counts store, from the
+    app's RESTORE lines (first and end are -1 when a checkpoint left nothing to read)."""
+    starts: dict[int, tuple[int, int]] = {}
+    done: dict[str, tuple[int, int, int]] = {}
+
+    def all_restored() -> bool:
+        while not app.restores.empty():
+            kind, *fields = app.restores.get_nowait().split()
+            if kind == "RESTORE-START":
+                starts[int(fields[1])] = (int(fields[3]), int(fields[4]))
+            elif fields[0] in tasks:
+                partition = int(fields[0].split("_")[1])
+                done[fields[0]] = (*starts.pop(partition, (-1, -1)), int(fields[2]))
+        return tasks <= done.keys()
+
+    wait_until(all_restored, TIMEOUT, what=f"restores of {sorted(tasks)}")
+    return done
+
+
+def fail_over(broker: BrokerProcess, topic_name: str, tmp_path: Path, standbys: int) -> dict[str, Any]:
+    """Run a and b (``standbys`` replicas), count KEYS keys, kill a with SIGKILL; what b restored."""
+    text, counts = f"{topic_name}-{standbys}-text", f"{topic_name}-{standbys}-counts"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic(text, 2, 1), NewTopic(counts, 2, 1)]).values():
+        f.result(TIMEOUT)
+    app_id = f"standby-{standbys}-{topic_name}"
+    changelog = f"{app_id}-counts-changelog"
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    expected: Counter[str] = Counter()
+
+    def send(lines: range) -> None:
+        for i in lines:
+            words = [f"k{(i * 5 + j) % KEYS:05d}" for j in range(5)]
+            expected.update(words)
+            producer.produce(text, value=" ".join(words).encode(), partition=i % 2)
+        assert producer.flush(TIMEOUT) == 0
+
+    a = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / f"a{standbys}"), str(standbys))
+    b = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / f"b{standbys}"), str(standbys))
+    try:
+        a.wait_running_with(2)
+        b.wait_running_with(2)
+        taken = {t for t in a.tasks if t.startswith("1_")}  # the counting task b will take over
+        partition = int(next(iter(taken)).split("_")[1])
+        send(range(0, 1_200))  # 6,000 words over 3,000 keys
+        latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+        b_copy = Path(tmp_path / f"b{standbys}" / "tomyum-streams" / app_id / next(iter(taken)))
+        if standbys:  # b's standby caught up with a's changelog (its checkpoint, written after a flush)
+            end = admin_end(broker.bootstrap, changelog, partition)
+            wait_until(lambda: (read_checkpoint(b_copy) or {}).get(changelog, -1) >= end - 1, TIMEOUT,
+                       what="the standby's checkpoint at the changelog's end")
+        else:
+            assert read_checkpoint(b_copy) is None
+        send(range(1_200, 1_400))  # the tail: a counts these, b's standby may not have them yet
+        latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
+        while not b.restores.empty():  # what b restored when it started
+            b.restores.get_nowait()
+        a.stop(kill=True)
+        killed = time.monotonic()
+        assert b.wait_running_with(4) == {"0_0", "0_1", "1_0", "1_1"}
+        took_over_s = time.monotonic() - killed
+        restored = restores(b, taken)
+        send(range(1_400, 1_600))  # b goes on, from the restored counts: exact
+        assert latest_counts(broker.bootstrap, counts, "read_committed", dict(expected)) == dict(expected), b.errors()
+        first, end, records = restored[next(iter(taken))]
+        return {"first": first, "end": end, "restored": records, "took_over_s": took_over_s,
+                "changelog": changelog, "partition": partition,
+                "logged": changelog_records(broker.bootstrap, changelog, partition, 0, admin_end(
+                    broker.bootstrap, changelog, partition))}
+    finally:
+        a.stop(kill=True)
+        assert b.stop() == 0, b.errors()
+
+
+def admin_end(bootstrap: str, topic: str, partition: int) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ends-{time.monotonic_ns()}"})
+    try:
+        return int(c.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT, cached=False)[1])
+    finally:
+        c.close()
+
+
+def test_with_a_standby_the_survivor_of_a_kill_9_restores_only_the_changelog_tail(
+        broker: BrokerProcess, topic_name: str, tmp_path: Path) -> None:
+    warm = fail_over(broker, topic_name, tmp_path, standbys=1)
+    cold = fail_over(broker, topic_name, tmp_path, standbys=0)
+    print(f"standby: {warm}\nno standby: {cold}")
+    # without a standby: the whole changelog partition, every record of it
+    assert cold["first"] == 0 and cold["restored"] == changelog_records(
+        broker.bootstrap, cold["changelog"], cold["partition"], 0, cold["end"]) >= KEYS // 2
+    # with one: only what came after the standby's checkpoint — exactly the committed records there
+    assert warm["restored"] < warm["logged"] // 10
+    if warm["restored"]:
+        assert warm["first"] > 0 and warm["restored"] == changelog_records(
+            broker.bootstrap, warm["changelog"], warm["partition"], warm["first"], warm["end"])
+    assert warm["took_over_s"] < 20 and cold["took_over_s"] < 20
