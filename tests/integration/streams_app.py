@@ -5,7 +5,8 @@ test_streams_runtime.py with ``KafkaStreams.run`` until SIGTERM (clean shutdown)
 
 Besides its state lines it prints what it restores (test_streams_standby_live.py reads them):
 ``RESTORE-START <changelog> <partition> <store> <from offset> <to offset>`` as a changelog
-partition's restore begins, ``RESTORED <task> <store> <records>`` once a store is restored.
+partition's restore begins, ``RESTORE-END <changelog> <partition> <store> <records> <sum of the
+batches' records>`` as it ends, ``RESTORED <task> <store> <records>`` once a store is restored.
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ from tomyum.streams.runtime import KafkaStreams
 
 
 class PrintRestores(StateRestoreListener):
+    def __init__(self) -> None:
+        self.batches: dict[tuple[str, int], int] = {}
+
+    def on_batch_restored(self, topic_partition: Any, store_name: str, batch_end_offset: int,
+                          num_restored: int) -> None:
+        key = (topic_partition.topic, topic_partition.partition)
+        self.batches[key] = self.batches.get(key, 0) + num_restored
+
+    def on_restore_end(self, topic_partition: Any, store_name: str, total_restored: int) -> None:
+        batches = self.batches.pop((topic_partition.topic, topic_partition.partition), 0)
+        print("RESTORE-END", topic_partition.topic, topic_partition.partition, store_name, total_restored, batches,
+              flush=True)
+
     def on_restore_start(self, topic_partition: Any, store_name: str, starting_offset: int,
                          ending_offset: int) -> None:
         print("RESTORE-START", topic_partition.topic, topic_partition.partition, store_name, starting_offset,

@@ -56,6 +56,8 @@ def restores(app: AppProcess, tasks: set[str]) -> dict[str, tuple[int, int, int]
             kind, *fields = app.restores.get_nowait().split()
             if kind == "RESTORE-START":
                 starts[int(fields[1])] = (int(fields[3]), int(fields[4]))
+            elif kind == "RESTORE-END":  # the listener's batches add up to its total
+                assert int(fields[3]) == int(fields[4]), fields
             elif fields[0] in tasks:
                 partition = int(fields[0].split("_")[1])
                 done[fields[0]] = (*starts.pop(partition, (-1, -1)), int(fields[2]))
