@@ -16,7 +16,7 @@ from tomyum.streams._checkpoint import read_checkpoint, write_checkpoint
 from tomyum.streams._plan import plan
 from tomyum.streams._record_collector import RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
-from tomyum.streams._standby import GroupMember, assign_standbys, task_order
+from tomyum.streams._standby import GroupMember, assign_standbys, range_owner, task_order
 from tomyum.streams._task_manager import TaskManager
 from tests.unit.test_streams_record_collector import FakeConsumer, FakeProducer
 
@@ -28,49 +28,77 @@ def member(name: str, *tasks: str) -> GroupMember:
                        active_tasks=frozenset(tasks))
 
 
+def tasks_of(*ids: str, partitions: int = 2) -> dict[str, int]:
+    return {task_id: partitions for task_id in ids}
+
+
 def test_with_two_instances_each_holds_the_standbys_of_the_others_tasks() -> None:
     a, b = member("a", "0_0", "1_0"), member("b", "0_1", "1_1")
-    assert assign_standbys([a, b], ["1_0", "1_1"], 1) == {"m-a": {"1_1"}, "m-b": {"1_0"}}
+    assert assign_standbys([a, b], tasks_of("1_0", "1_1"), 1) == {"m-a": {"1_1"}, "m-b": {"1_0"}}
 
 
 def test_no_standbys_by_default_and_never_beside_the_active_task() -> None:
     a, b = member("a", "1_0"), member("b", "1_1")
-    assert assign_standbys([a, b], ["1_0", "1_1"], 0) == {"m-a": frozenset(), "m-b": frozenset()}
+    assert assign_standbys([a, b], tasks_of("1_0", "1_1"), 0) == {"m-a": frozenset(), "m-b": frozenset()}
     # two replicas asked, one other instance: one standby each (Kafka: as many as there is room for)
-    assert assign_standbys([a, b], ["1_0", "1_1"], 2) == {"m-a": {"1_1"}, "m-b": {"1_0"}}
-    assert assign_standbys([member("alone", "1_0", "1_1")], ["1_0", "1_1"], 1) == {"m-alone": frozenset()}
+    assert assign_standbys([a, b], tasks_of("1_0", "1_1"), 2) == {"m-a": {"1_1"}, "m-b": {"1_0"}}
+    assert assign_standbys([member("alone", "1_0", "1_1")], tasks_of("1_0", "1_1"), 1) == {"m-alone": frozenset()}
 
 
 def test_a_task_nobody_runs_gets_no_standby() -> None:
-    assert assign_standbys([member("a", "1_0"), member("b")], ["1_0", "1_1"], 1) == {
+    assert assign_standbys([member("a", "1_0"), member("b")], tasks_of("1_0", "1_1"), 1) == {
         "m-a": frozenset(), "m-b": {"1_0"}}
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_placement_is_distinct_complete_and_the_same_whatever_the_members_order(seed: int) -> None:
+@pytest.mark.parametrize(("partitions", "members", "owner"), [
+    (2, ["a", "b"], ["a", "b"]), (7, ["a", "b", "c"], ["a", "a", "a", "b", "b", "c", "c"]),
+    (2, ["a", "b", "c"], ["a", "b"]), (6, ["b", "a"], ["a", "a", "a", "b", "b", "b"])])
+def test_range_owner_is_the_range_assignors_choice(partitions: int, members: list[str], owner: list[str]) -> None:
+    assert [range_owner(p, partitions, members) for p in range(partitions)] == owner
+
+
+def range_members(n_members: int, partitions: dict[int, int]) -> list[GroupMember]:
+    """Members whose active tasks are what the range assignor gives them."""
+    ids = [f"m-{i}" for i in range(n_members)]
+    owned: dict[str, set[str]] = {i: set() for i in ids}
+    for sub, count in partitions.items():
+        for p in range(count):
+            owned[range_owner(p, count, ids)].add(f"{sub}_{p}")
+    return [GroupMember(member_id=i, client_id=f"app-{i}", active_tasks=frozenset(owned[i])) for i in ids]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_one_standby_is_always_where_the_range_assignor_moves_a_dead_instances_tasks(seed: int) -> None:
+    """Whichever instance dies, each of its stateful tasks goes (by the range assignor, among
+    the survivors) to an instance that held a standby of it: a single failure never restores in
+    full. Also: every instance computes the same placement whatever order it lists the members
+    in, each task has min(replicas, instances - 1) standbys, never beside its active task."""
     rng = random.Random(seed)
-    n_members, n_tasks, replicas = rng.randint(2, 6), rng.randint(1, 24), rng.randint(1, 3)
-    tasks = [f"{rng.randint(0, 2)}_{p}" for p in range(n_tasks)]
-    owners: dict[str, list[str]] = {str(i): [] for i in range(n_members)}
-    for task in tasks:
-        owners[str(rng.randrange(n_members))].append(task)
-    members = [member(name, *owned) for name, owned in owners.items()]
-    placed = assign_standbys(members, tasks, replicas)
+    n_members, replicas = rng.randint(2, 6), rng.randint(1, 3)
+    partitions = {sub: rng.randint(1, 12) for sub in range(rng.randint(1, 3))}
+    members = range_members(n_members, partitions)
+    stateful = {f"{sub}_{p}": count for sub, count in partitions.items() for p in range(count)}
+    placed = assign_standbys(members, stateful, replicas)
     shuffled = members[:]
     rng.shuffle(shuffled)
-    assert assign_standbys(shuffled, tasks, replicas) == placed  # every instance computes the same
-    for task in set(tasks):
+    assert assign_standbys(shuffled, stateful, replicas) == placed
+    for task in stateful:
         holders = [m for m in members if task in placed[m.member_id]]
         assert len(holders) == min(replicas, n_members - 1)
         assert not any(task in m.active_tasks for m in holders)
+    for dead in members:
+        survivors = [m.member_id for m in members if m is not dead]
+        for task in dead.active_tasks:
+            heir = range_owner(task_order(task)[1], stateful[task], survivors)
+            assert task in placed[heir], (task, dead.member_id, heir)
 
 
-@pytest.mark.parametrize(("n_members", "n_tasks", "replicas"), [(2, 8, 1), (3, 6, 1), (3, 7, 2), (5, 12, 2), (4, 3, 1)])
-def test_standbys_spread_evenly_when_the_active_tasks_do(n_members: int, n_tasks: int, replicas: int) -> None:
-    tasks = [f"1_{p}" for p in range(n_tasks)]
-    members = [member(str(i), *tasks[i::n_members]) for i in range(n_members)]
-    loads = sorted(len(s) for s in assign_standbys(members, tasks, replicas).values())
-    assert loads[-1] - loads[0] <= 1 and sum(loads) == n_tasks * replicas
+def test_further_standbys_go_to_the_least_loaded_instances() -> None:
+    """Three instances, two tasks each, two replicas: the first standbys follow the range
+    assignor (m-1 would inherit four of them), the second ones even that out."""
+    members = range_members(3, {1: 6})
+    placed = assign_standbys(members, {f"1_{p}": 6 for p in range(6)}, 2)
+    assert sorted(len(s) for s in placed.values()) == [4, 4, 4]
 
 
 def test_tasks_order_by_number() -> None:

@@ -8,7 +8,8 @@ same way, from what the group coordinator already knows*: after each rebalance a
 asks DescribeGroups for the members of ``application.id`` — each member's client id (which
 carries the instance's process id) and its assigned partitions, i.e. its active tasks — and
 :func:`assign_standbys`, a pure function of that answer, the stateful tasks and
-``num_standby_replicas``, says which standby tasks each member holds. Every instance reads the
+``num_standby_replicas``, says which standby tasks each member holds — the first standby of a
+task on the member the range assignor will give the task to if its owner dies. Every instance reads the
 same generation's answer (an answer from a group that is not Stable, or in which this
 instance's own assignment is not the one it holds, is asked for again), so they agree without
 a side channel; nothing is written anywhere, and nothing is left behind when an instance goes.
@@ -42,7 +43,7 @@ from tomyum.streams._runtime_config import RuntimeConfig
 from tomyum.streams._task import StreamTask
 from tomyum.streams.state.base import ChangelogRecord
 
-__all__ = ["GroupMember", "StandbyTasks", "assign_standbys", "describe_members", "task_order"]
+__all__ = ["GroupMember", "StandbyTasks", "assign_standbys", "describe_members", "range_owner", "task_order"]
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +66,46 @@ def task_order(task_id: str) -> tuple[int, int]:
     return int(sub), int(partition)
 
 
-def assign_standbys(members: Sequence[GroupMember], stateful_tasks: Iterable[str],
+def range_owner(partition: int, partitions: int, members: Sequence[str]) -> str:
+    """The member that Kafka's range assignor (and librdkafka's) gives ``partition`` of a
+    topic of ``partitions`` partitions, all ``members`` subscribed: members in member-id order,
+    each a run of ``partitions // len(members)`` partitions, the first ones one more."""
+    order = sorted(members)
+    each, extra = divmod(partitions, len(order))
+    index = 0
+    while (index + 1) * each + min(index + 1, extra) <= partition:
+        index += 1
+    return order[index]
+
+
+def assign_standbys(members: Sequence[GroupMember], stateful_tasks: Mapping[str, int],
                     num_standby_replicas: int) -> dict[str, frozenset[str]]:
-    """member id -> the standby tasks it holds. Each stateful task with an active owner gets
-    up to ``num_standby_replicas`` standbys, on members other than its owner (fewer when there
-    are not enough members, as in Kafka): the members with the fewest standbys so far, ties
-    broken by their distance after the owner in the members' order (client id, then member
-    id) — so the standbys spread evenly, and a task's standby stays where it was while the
-    members do. Deterministic: every instance computes the same answer from the same input."""
+    """member id -> the standby tasks it holds. ``stateful_tasks``: task id -> the partition
+    count of its sub-topology's topics.
+
+    Each stateful task with an active owner gets up to ``num_standby_replicas`` standbys on
+    members other than its owner (fewer when there are not enough members, as in Kafka). The
+    first goes where the task will go if its owner dies: the member the range assignor gives
+    the task's partition among the other members — so that a single failure always finds the
+    task's store warm, though the assignor knows nothing of standbys. Any further ones go to the
+    members with the fewest standbys so far, ties broken by their distance after the owner in
+    the members' order (client id, then member id). Deterministic: every instance computes the
+    same answer from the same input."""
     order = sorted(members, key=lambda m: (m.client_id, m.member_id))
     load = {m.member_id: 0 for m in order}
     standbys: dict[str, set[str]] = {m.member_id: set() for m in order}
-    for task in sorted(set(stateful_tasks), key=task_order):
+    for task in sorted(stateful_tasks, key=task_order):
         owners = [i for i, m in enumerate(order) if task in m.active_tasks]
-        if not owners or num_standby_replicas <= 0:
+        if not owners or num_standby_replicas <= 0 or len(order) < 2:
             continue
+        heir = range_owner(task_order(task)[1], stateful_tasks[task],
+                           [m.member_id for i, m in enumerate(order) if i != owners[0]])
         ring = [order[(owners[0] + k) % len(order)] for k in range(1, len(order))]
-        candidates = sorted((m for m in ring if task not in m.active_tasks), key=lambda m: load[m.member_id])
-        for member in candidates[:num_standby_replicas]:
-            standbys[member.member_id].add(task)
-            load[member.member_id] += 1
+        others = sorted((m for m in ring if m.member_id != heir), key=lambda m: load[m.member_id])
+        for member in [next(m for m in ring if m.member_id == heir), *others][:num_standby_replicas]:
+            if task not in member.active_tasks:
+                standbys[member.member_id].add(task)
+                load[member.member_id] += 1
     return {member: frozenset(tasks) for member, tasks in standbys.items()}
 
 

@@ -45,7 +45,7 @@ from tomyum.streams._plan import Plan
 from tomyum.streams._record import Record
 from tomyum.streams._record_collector import RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
-from tomyum.streams._standby import StandbyTasks, assign_standbys, describe_members
+from tomyum.streams._standby import StandbyTasks, assign_standbys, describe_members, task_order
 from tomyum.streams._task import StreamTask
 from tomyum.streams.processor import StateRestoreListener
 from tomyum.streams.serdes import Serde
@@ -228,7 +228,8 @@ class TaskManager:
                     for sub, spec in enumerate(self.plan.subtopologies) if self._checkpointed(spec.stores)
                     for task_id in (f"{sub}_{p}" for p in range(self.plan.tasks[sub]))}
         assert members is not None
-        placed = assign_standbys(members, stateful, self.config.num_standby_replicas)[me]
+        placed = assign_standbys(members, {t: self.plan.tasks[task_order(t)[0]] for t in stateful},
+                                 self.config.num_standby_replicas)[me]
         self.standbys.update({task_id: stateful[task_id] for task_id in placed})
         return True
 
