@@ -135,8 +135,10 @@ class StandbyTasks:
     checkpoints now and then; :meth:`promote` closes one (checkpointed) before its task opens
     as active here; :meth:`close` closes them all (checkpointed)."""
 
-    def __init__(self, config: RuntimeConfig) -> None:
+    def __init__(self, config: RuntimeConfig, watermarks: Callable[[Any, TopicPartition], tuple[int, int]]) -> None:
         self.config = config
+        self._watermarks = watermarks
+        """``(consumer, partition) -> (low, high)``, asked again while a partition is not led yet."""
         self.tasks: dict[str, StreamTask] = {}
         self.positions: dict[tuple[str, int], int] = {}
         """Next changelog offset per standby changelog partition (what the stores hold)."""
@@ -166,7 +168,7 @@ class StandbyTasks:
         task_dir = self.config.task_dir(task_id)
         offsets = read_checkpoint(task_dir) or {}
         topics = {name: self.config.changelog_topic(name) for name in stores}
-        if not all(topic in offsets for topic in topics.values()):
+        if not all(topic in offsets and self._fits(topic, partition, offsets[topic]) for topic in topics.values()):
             shutil.rmtree(task_dir, ignore_errors=True)  # nothing to trust: start empty
             offsets = {}
 
@@ -181,17 +183,25 @@ class StandbyTasks:
             self.positions[(topic, partition)] = offsets.get(topic, OFFSET_BEGINNING)
         self._checkpointed[task_id] = {t: o for t, o in offsets.items() if t in topics.values()}
 
+    def _fits(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether the changelog still holds ``offset`` (a topic deleted and made again does not)."""
+        low, high = self._watermarks(self._reader(), TopicPartition(topic, partition))
+        return low <= offset <= high
+
+    def _reader(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(self.config.client("consumer", **{
+                "group.id": f"{self.config.application_id}-standby", "enable.auto.commit": False,
+                "isolation.level": self.config.isolation_level, "auto.offset.reset": "earliest"}))
+        return self._consumer
+
     def _assign(self) -> None:
         if not self._partitions:
             if self._consumer is not None:
                 self._consumer.close()
                 self._consumer = None
             return
-        if self._consumer is None:
-            self._consumer = Consumer(self.config.client("consumer", **{
-                "group.id": f"{self.config.application_id}-standby", "enable.auto.commit": False,
-                "isolation.level": self.config.isolation_level, "auto.offset.reset": "earliest"}))
-        self._consumer.assign([TopicPartition(t, p, self.positions[(t, p)]) for t, p in sorted(self._partitions)])
+        self._reader().assign([TopicPartition(t, p, self.positions[(t, p)]) for t, p in sorted(self._partitions)])
 
     def poll(self, max_records: int = 5_000) -> int:
         """Apply what the standby changelogs have now to the stores (no waiting); the number of

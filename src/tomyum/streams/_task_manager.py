@@ -57,6 +57,8 @@ __all__ = ["RESTORE_TIMEOUT_S", "Stopping", "TaskManager"]
 log = logging.getLogger(__name__)
 
 RESTORE_TIMEOUT_S = 300.0
+STANDBY_PLACEMENT_BACKOFF_S = (0.5, 8.0)
+"""First and longest wait before asking DescribeGroups again for the standby placement."""
 RawRecord = Record[bytes | None, bytes | None]
 RestoreListener = Callable[[str, str, int], None]
 
@@ -108,9 +110,10 @@ class TaskManager:
         self._dirty = False
         self._restore_listeners: list[RestoreListener] = []
         self._state_restore_listeners: list[StateRestoreListener] = []
-        self.standbys = StandbyTasks(config)
+        self.standbys = StandbyTasks(config, watermark_offsets)
         """This instance's standby tasks (``num_standby_replicas``, see :mod:`tomyum.streams._standby`)."""
         self._standbys_due: float | None = None
+        self._standbys_backoff_s = STANDBY_PLACEMENT_BACKOFF_S[0]
         self.sources: dict[str, tuple[str, int]] = {}
         """Source topic as on the broker -> (as in the topology, sub-topology)."""
         self.plan: Plan | None = None
@@ -162,6 +165,7 @@ class TaskManager:
         log.info("streams %s: tasks %s", self.application_id, sorted(self.tasks))
         if self.config.num_standby_replicas > 0:
             self._standbys_due = time.monotonic()  # the placement follows the new assignment
+            self._standbys_backoff_s = STANDBY_PLACEMENT_BACKOFF_S[0]
 
     def revoke(self, partitions: list[TopicPartition]) -> None:
         """Commit before the partitions go (the tasks wait, suspended, for the new assignment);
@@ -206,7 +210,11 @@ class TaskManager:
         """Between batches: place the standbys once the group is stable after a rebalance
         (see :mod:`tomyum.streams._standby`), then bring them up to date and checkpoint."""
         if self._standbys_due is not None and time.monotonic() >= self._standbys_due:
-            self._standbys_due = None if self._place_standbys(admin) else time.monotonic() + 0.5
+            if self._place_standbys(admin):
+                self._standbys_due, self._standbys_backoff_s = None, STANDBY_PLACEMENT_BACKOFF_S[0]
+            else:  # the group is not settled yet: ask again, less and less often
+                self._standbys_due = time.monotonic() + self._standbys_backoff_s
+                self._standbys_backoff_s = min(self._standbys_backoff_s * 2, STANDBY_PLACEMENT_BACKOFF_S[1])
         self.standbys.poll()
         self.standbys.maybe_checkpoint()
 
@@ -216,18 +224,17 @@ class TaskManager:
         assert self.plan is not None and self.consumer is not None
         try:
             members = describe_members(admin, self.application_id, self._task_of)
-        except KafkaException as e:
+        except (KafkaException, TimeoutError) as e:
             log.info("streams %s: cannot describe the group for standby placement (%s); will ask again",
                      self.application_id, e)
             return False
         me = self.consumer.memberid()
         mine = next((m for m in members or [] if m.member_id == me), None)
-        if mine is None or mine.active_tasks != frozenset(self.tasks):
+        if members is None or mine is None or mine.active_tasks != frozenset(self.tasks):
             return False
         stateful = {task_id: (spec.stores, int(task_id.rsplit("_", 1)[1]))
                     for sub, spec in enumerate(self.plan.subtopologies) if self._checkpointed(spec.stores)
                     for task_id in (f"{sub}_{p}" for p in range(self.plan.tasks[sub]))}
-        assert members is not None
         placed = assign_standbys(members, {t: self.plan.tasks[task_order(t)[0]] for t in stateful},
                                  self.config.num_standby_replicas)[me]
         self.standbys.update({task_id: stateful[task_id] for task_id in placed})
