@@ -1,7 +1,7 @@
 """A word count on tomyum.streams with exactly_once_v2, run as a process by
 test_streams_runtime.py with ``KafkaStreams.run`` until SIGTERM (clean shutdown) or SIGKILL.
 
-    python streams_app.py BOOTSTRAP TEXT_TOPIC COUNTS_TOPIC APPLICATION_ID STATE_DIR [NUM_STANDBY_REPLICAS]
+    python streams_app.py BOOTSTRAP TEXT_TOPIC COUNTS_TOPIC APPLICATION_ID STATE_DIR [NUM_STANDBY_REPLICAS [GUARANTEE]]
 
 Besides its state lines it prints what it restores (test_streams_standby_live.py reads them):
 ``RESTORE-START <changelog> <partition> <store> <from offset> <to offset>`` as a changelog
@@ -43,6 +43,7 @@ class PrintRestores(StateRestoreListener):
 def main() -> int:
     bootstrap, text, counts, app_id, state_dir = sys.argv[1:6]
     standbys = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+    guarantee = sys.argv[7] if len(sys.argv) > 7 else "exactly_once_v2"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     builder = StreamsBuilder()
     (builder.stream(text, value_serde=Serdes.string())
@@ -52,7 +53,7 @@ def main() -> int:
         .to_stream()
         .to(counts, value_serde=Serdes.long()))
     app = KafkaStreams(builder.build(), StreamsConfig(application_id=app_id, state_dir=state_dir),
-                       bootstrap_servers=bootstrap, processing_guarantee="exactly_once_v2", commit_interval_ms=100,
+                       bootstrap_servers=bootstrap, processing_guarantee=guarantee, commit_interval_ms=100,
                        num_standby_replicas=standbys,
                        # a killed instance's partitions move after 6 s rather than Kafka's default 45 s
                        client_config={"consumer.session.timeout.ms": 6000, "consumer.heartbeat.interval.ms": 1000})

@@ -144,3 +144,55 @@ def test_with_a_standby_the_survivor_of_a_kill_9_restores_only_the_changelog_tai
         assert warm["first"] > 0 and warm["restored"] == changelog_records(
             broker.bootstrap, warm["changelog"], warm["partition"], warm["first"], warm["end"])
     assert warm["took_over_s"] < 20 and cold["took_over_s"] < 20
+
+
+def test_at_least_once_restarted_after_a_kill_9_restores_only_the_changelog_tail(
+        broker: BrokerProcess, topic_name: str, tmp_path: Path) -> None:
+    """At-least-once writes a checkpoint at every commit: one instance, killed with SIGKILL
+    once its input is committed, then started again on its state directory, restores only
+    what its changelogs hold after the checkpoints it left — here nothing — and counts on."""
+    text, counts = f"{topic_name}-text", f"{topic_name}-counts"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic(text, 2, 1), NewTopic(counts, 2, 1)]).values():
+        f.result(TIMEOUT)
+    app_id, state_dir = f"alos-{topic_name}", tmp_path / "a"
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    expected: Counter[str] = Counter()
+
+    def send(lines: range) -> None:
+        for i in lines:
+            words = [f"k{(i * 5 + j) % KEYS:05d}" for j in range(5)]
+            expected.update(words)
+            producer.produce(text, value=" ".join(words).encode(), partition=i % 2)
+        assert producer.flush(TIMEOUT) == 0
+
+    def committed() -> bool:
+        group = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": app_id})
+        try:
+            repartition = next(t for t in group.list_topics(timeout=TIMEOUT).topics
+                               if t.startswith(app_id) and t.endswith("-repartition"))
+            done = group.committed([TopicPartition(repartition, p) for p in (0, 1)], timeout=TIMEOUT)
+            return sum(tp.offset for tp in done) == sum(expected.values())  # every word counted and committed
+        finally:
+            group.close()
+
+    changelog = f"{app_id}-counts-changelog"
+    a = AppProcess(broker.bootstrap, text, counts, app_id, str(state_dir), "0", "at_least_once")
+    try:
+        a.wait_running_with(4)
+        send(range(0, 600))
+        latest_counts(broker.bootstrap, counts, "read_uncommitted", dict(expected))
+        wait_until(committed, TIMEOUT, what="the counts committed")
+        ends = {p: admin_end(broker.bootstrap, changelog, p) for p in (0, 1)}
+        checkpoints = {p: state_dir / "tomyum-streams" / app_id / f"1_{p}" for p in (0, 1)}
+        wait_until(lambda: all((read_checkpoint(checkpoints[p]) or {}).get(changelog) == ends[p] for p in (0, 1)),
+                   TIMEOUT, what="checkpoints at the changelogs' ends")
+        a.stop(kill=True)
+        a = AppProcess(broker.bootstrap, text, counts, app_id, str(state_dir), "0", "at_least_once")
+        a.wait_running_with(4)
+        assert {task: n for task, (_, _, n) in restores(a, {"1_0", "1_1"}).items()} == {"1_0": 0, "1_1": 0}
+        assert sum(ends.values()) >= KEYS  # against a full restore of every key
+        send(range(600, 700))
+        assert latest_counts(broker.bootstrap, counts, "read_uncommitted", dict(expected)) == dict(expected)
+    finally:
+        assert a.stop() == 0, a.errors()
