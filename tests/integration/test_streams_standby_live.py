@@ -6,22 +6,31 @@ with 0 it restores the whole changelog partition. The counts are exact either wa
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tomyum.streams._checkpoint import read_checkpoint
 from tomyum.testing import BrokerProcess, wait_until
-from tests.integration.test_streams_runtime import TIMEOUT, AppProcess, latest_counts
+from tests.integration.test_streams_runtime import TIMEOUT, AppProcess, WordFeed, latest_counts
 
 #: two fail-overs of two processes, each past a 6 s session timeout (make test-slow)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 KEYS = 3_000
+
+
+def words_of_line(i: int) -> str:
+    """Line ``i`` of the input: five words, KEYS of them in turn."""
+    return " ".join(f"k{(i * 5 + j) % KEYS:05d}" for j in range(5))
+
+
+def create_topics(bootstrap: str, *topics: str) -> None:
+    for f in AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(t, 2, 1) for t in topics]).values():
+        f.result(TIMEOUT)
 
 
 def changelog_records(bootstrap: str, topic: str, partition: int, start: int, end: int) -> int:
@@ -70,20 +79,11 @@ def restores(app: AppProcess, tasks: set[str]) -> dict[str, tuple[int, int, int]
 def fail_over(broker: BrokerProcess, topic_name: str, tmp_path: Path, standbys: int) -> dict[str, Any]:
     """Run a and b (``standbys`` replicas), count KEYS keys, kill a with SIGKILL; what b restored."""
     text, counts = f"{topic_name}-{standbys}-text", f"{topic_name}-{standbys}-counts"
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    for f in admin.create_topics([NewTopic(text, 2, 1), NewTopic(counts, 2, 1)]).values():
-        f.result(TIMEOUT)
+    create_topics(broker.bootstrap, text, counts)
     app_id = f"standby-{standbys}-{topic_name}"
     changelog = f"{app_id}-counts-changelog"
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
-    expected: Counter[str] = Counter()
-
-    def send(lines: range) -> None:
-        for i in lines:
-            words = [f"k{(i * 5 + j) % KEYS:05d}" for j in range(5)]
-            expected.update(words)
-            producer.produce(text, value=" ".join(words).encode(), partition=i % 2)
-        assert producer.flush(TIMEOUT) == 0
+    feed = WordFeed(broker.bootstrap, text, words_of_line)
+    expected = feed.expected
 
     a = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / f"a{standbys}"), str(standbys))
     b = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / f"b{standbys}"), str(standbys))
@@ -92,7 +92,7 @@ def fail_over(broker: BrokerProcess, topic_name: str, tmp_path: Path, standbys: 
         b.wait_running_with(2)
         taken = {t for t in a.tasks if t.startswith("1_")}  # the counting task b will take over
         partition = int(next(iter(taken)).split("_")[1])
-        send(range(0, 1_200))  # 6,000 words over 3,000 keys
+        feed.send(1_200, 0)  # 6,000 words over 3,000 keys
         latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
         b_copy = Path(tmp_path / f"b{standbys}" / "tomyum-streams" / app_id / next(iter(taken)))
         if standbys:  # b's standby caught up with a's changelog (its checkpoint, written after a flush)
@@ -101,7 +101,7 @@ def fail_over(broker: BrokerProcess, topic_name: str, tmp_path: Path, standbys: 
                        what="the standby's checkpoint at the changelog's end")
         else:
             assert read_checkpoint(b_copy) is None
-        send(range(1_200, 1_400))  # the tail: a counts these, b's standby may not have them yet
+        feed.send(200, 1_200)  # the tail: a counts these, b's standby may not have them yet
         latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
         while not b.restores.empty():  # what b restored when it started
             b.restores.get_nowait()
@@ -110,7 +110,7 @@ def fail_over(broker: BrokerProcess, topic_name: str, tmp_path: Path, standbys: 
         assert b.wait_running_with(4) == {"0_0", "0_1", "1_0", "1_1"}
         took_over_s = time.monotonic() - killed
         restored = restores(b, taken)
-        send(range(1_400, 1_600))  # b goes on, from the restored counts: exact
+        feed.send(200, 1_400)  # b goes on, from the restored counts: exact
         assert latest_counts(broker.bootstrap, counts, "read_committed", dict(expected)) == dict(expected), b.errors()
         first, end, records = restored[next(iter(taken))]
         return {"first": first, "end": end, "restored": records, "took_over_s": took_over_s,
@@ -152,19 +152,10 @@ def test_at_least_once_restarted_after_a_kill_9_restores_only_the_changelog_tail
     once its input is committed, then started again on its state directory, restores only
     what its changelogs hold after the checkpoints it left — here nothing — and counts on."""
     text, counts = f"{topic_name}-text", f"{topic_name}-counts"
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    for f in admin.create_topics([NewTopic(text, 2, 1), NewTopic(counts, 2, 1)]).values():
-        f.result(TIMEOUT)
+    create_topics(broker.bootstrap, text, counts)
     app_id, state_dir = f"alos-{topic_name}", tmp_path / "a"
-    producer = Producer({"bootstrap.servers": broker.bootstrap})
-    expected: Counter[str] = Counter()
-
-    def send(lines: range) -> None:
-        for i in lines:
-            words = [f"k{(i * 5 + j) % KEYS:05d}" for j in range(5)]
-            expected.update(words)
-            producer.produce(text, value=" ".join(words).encode(), partition=i % 2)
-        assert producer.flush(TIMEOUT) == 0
+    feed = WordFeed(broker.bootstrap, text, words_of_line)
+    expected = feed.expected
 
     def committed() -> bool:
         group = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": app_id})
@@ -180,7 +171,7 @@ def test_at_least_once_restarted_after_a_kill_9_restores_only_the_changelog_tail
     a = AppProcess(broker.bootstrap, text, counts, app_id, str(state_dir), "0", "at_least_once")
     try:
         a.wait_running_with(4)
-        send(range(0, 600))
+        feed.send(600, 0)
         latest_counts(broker.bootstrap, counts, "read_uncommitted", dict(expected))
         wait_until(committed, TIMEOUT, what="the counts committed")
         ends = {p: admin_end(broker.bootstrap, changelog, p) for p in (0, 1)}
@@ -192,7 +183,7 @@ def test_at_least_once_restarted_after_a_kill_9_restores_only_the_changelog_tail
         a.wait_running_with(4)
         assert {task: n for task, (_, _, n) in restores(a, {"1_0", "1_1"}).items()} == {"1_0": 0, "1_1": 0}
         assert sum(ends.values()) >= KEYS  # against a full restore of every key
-        send(range(600, 700))
+        feed.send(100, 600)
         assert latest_counts(broker.bootstrap, counts, "read_uncommitted", dict(expected)) == dict(expected)
     finally:
         assert a.stop() == 0, a.errors()
