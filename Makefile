@@ -108,11 +108,11 @@ bench-streams: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.streams --write docs/benchmarks.md
 
-# restore after a kill -9 fail-over, with and without a standby replica (~3 min at the default
-# 200,000 keys; not part of `make bench`)
+# restore after a kill -9 fail-over, with and without a standby replica, 10^6 keys (~5 min; not
+# part of `make bench`)
 bench-streams-failover: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python -m benchmarks.streams_failover --write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.streams_failover --keys 1000000 --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .venv-quix $(KAFKAJS_DIR)/node_modules

@@ -29,7 +29,8 @@ def words_of_line(i: int) -> str:
 
 
 def create_topics(bootstrap: str, *topics: str) -> None:
-    for f in AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(t, 2, 1) for t in topics]).values():
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until the answers are in
+    for f in admin.create_topics([NewTopic(t, 2, 1) for t in topics]).values():
         f.result(TIMEOUT)
 
 
