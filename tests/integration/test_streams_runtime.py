@@ -134,10 +134,8 @@ def test_word_count_runs_commits_and_restores(broker: BrokerProcess, topic_name:
         send("hello again")
         latest_counts(broker.bootstrap, counts, isolation, {"hello": 4, "again": 1, "world": 1})
         assert sorted(restored) == [("1_0", "counts", 0), ("1_1", "counts", 0)]
-        if guarantee == "exactly_once_v2":  # taken: a crash from here on restores in full (as Kafka)
-            assert not any(c.exists() for c in checkpoints)
-        else:  # kept, and written again at each commit: a crash from here on restores only the tail
-            wait_until(lambda: logged_offsets() > closed_at, TIMEOUT, what="checkpoints written at a commit")
+        # written again at each commit: a crash from here on restores only the tail
+        wait_until(lambda: logged_offsets() > closed_at, TIMEOUT, what="checkpoints written at a commit")
     finally:
         assert again.close(TIMEOUT)
     assert again.state == State.NOT_RUNNING

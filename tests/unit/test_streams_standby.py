@@ -9,16 +9,17 @@ import threading
 from pathlib import Path
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams._checkpoint import read_checkpoint, write_checkpoint
 from tomyum.streams._plan import plan
+from tomyum.streams._record import Record
 from tomyum.streams._record_collector import RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
 from tomyum.streams._standby import GroupMember, assign_standbys, range_owner, task_order
 from tomyum.streams._task_manager import TaskManager
-from tests.unit.test_streams_record_collector import FakeConsumer, FakeProducer
+from tests.unit.test_streams_record_collector import FakeConsumer, FakeProducer, error
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -124,7 +125,7 @@ class ChangelogEnds(FakeConsumer):
         return 0, 7
 
 
-def counting_manager(tmp_path: Path, *, exactly_once: bool) -> TaskManager:
+def counting_manager(tmp_path: Path, *, exactly_once: bool) -> tuple[TaskManager, FakeProducer]:
     b = StreamsBuilder()
     b.stream("in", key_serde=Serdes.string(), value_serde=Serdes.string()).group_by_key().count(
         Materialized(store_name="counts"))
@@ -134,32 +135,72 @@ def counting_manager(tmp_path: Path, *, exactly_once: bool) -> TaskManager:
                            state_root=tmp_path / "tomyum-streams")
     tasks = TaskManager(config, threading.Event())
     tasks.use_plan(plan(topology, {"in": 1}))
-    tasks.collector = RecordCollector(FakeProducer(), exactly_once=exactly_once, application_id="app")
+    producer = FakeProducer()
+    tasks.collector = RecordCollector(producer, exactly_once=exactly_once, application_id="app")
     tasks.consumer = ChangelogEnds()  # type: ignore[assignment]  # a fake of confluent-kafka's Consumer
-    return tasks
+    tasks.tasks["0_0"] = tasks._new_task("0_0", None, ("counts",), 0)
+    return tasks, producer
+
+
+def count(tasks: TaskManager, producer: FakeProducer, *keys: str) -> None:
+    """Process records of ``keys`` in task 0_0, their changelog records delivered."""
+    for offset, key in enumerate(keys):
+        tasks.tasks["0_0"].process(Record(key=key.encode(), value=b"x", timestamp=1, topic="in", partition=0,
+                                          offset=offset))
+    tasks._dirty = True
+    producer.report()
 
 
 @pytest.mark.parametrize("exactly_once", [False, True])
-def test_a_checkpoint_is_kept_while_running_only_under_at_least_once(tmp_path: Path, exactly_once: bool) -> None:
-    """At-least-once: each commit leaves a checkpoint (the stores flushed, the changelog
-    acknowledged), and opening a task keeps it — a crash then restores only the tail.
-    Exactly-once: a store may hold writes of a transaction a crash aborts, so the checkpoint
-    is taken away when the task opens (as Kafka does), and only a clean close writes one."""
-    tasks = counting_manager(tmp_path, exactly_once=exactly_once)
+def test_a_commit_leaves_a_checkpoint_at_the_changelog_records_delivered(tmp_path: Path, exactly_once: bool) -> None:
+    """After each commit that wrote to a task's changelog, the task's checkpoint names the
+    offset after the last changelog record delivered: a crash from there restores only what
+    comes after. A clean close writes one from the changelog's end."""
+    tasks, producer = counting_manager(tmp_path, exactly_once=exactly_once)
+    task_dir = tasks.config.task_dir("0_0")
+    count(tasks, producer, "a", "b", "a")
+    assert tasks.commit()
+    assert read_checkpoint(task_dir) == {"app-counts-changelog": 3}
+    count(tasks, producer, "c")
+    assert tasks.commit()
+    assert read_checkpoint(task_dir) == {"app-counts-changelog": 4}
+    tasks.close_all()
+    assert read_checkpoint(task_dir) == {"app-counts-changelog": 7}  # (the fake changelog's end)
+
+
+def test_under_exactly_once_no_checkpoint_vouches_for_a_store_with_uncommitted_writes(tmp_path: Path) -> None:
+    """The checkpoint goes before the stores flush writes of a transaction, and comes back only
+    once the transaction committed: a commit that fails, or a task dropped without a commit
+    (its stores flush as they close), leaves none — the state is rebuilt from the changelog."""
+    tasks, producer = counting_manager(tmp_path, exactly_once=True)
+    task_dir = tasks.config.task_dir("0_0")
+    count(tasks, producer, "a")
+    assert tasks.commit() and read_checkpoint(task_dir) == {"app-counts-changelog": 1}
+    count(tasks, producer, "b")
+    producer.fail["commit_transaction"] = error(KafkaError._TIMED_OUT)
+    assert not tasks.commit()
+    assert read_checkpoint(task_dir) is None
+    tasks.tasks["0_0"] = tasks._new_task("0_0", None, ("counts",), 0)
+    count(tasks, producer, "c")
+    assert tasks.commit() and read_checkpoint(task_dir) == {"app-counts-changelog": 3}
+    count(tasks, producer, "d")
+    tasks.lose()
+    assert read_checkpoint(task_dir) is None
+
+
+@pytest.mark.parametrize("exactly_once", [False, True])
+def test_opening_a_task_keeps_its_checkpoint_only_under_at_least_once(tmp_path: Path, exactly_once: bool) -> None:
+    """Exactly-once takes the checkpoint away as the task opens (as Kafka does): from there on
+    only a commit or a clean close writes one."""
+    tasks, _ = counting_manager(tmp_path, exactly_once=exactly_once)
     task_dir = tasks.config.task_dir("0_0")
     write_checkpoint(task_dir, {"app-counts-changelog": 5})
     assert tasks._take_checkpoint("0_0", ["counts"], 0) == {"app-counts-changelog": 5}
     assert (read_checkpoint(task_dir) is None) == exactly_once
-    tasks.tasks["0_0"] = tasks._new_task("0_0", None, ("counts",), 0)
-    tasks._dirty = True
-    assert tasks.commit()
-    assert read_checkpoint(task_dir) == (None if exactly_once else {"app-counts-changelog": 7})
-    tasks.close_all()
-    assert read_checkpoint(task_dir) == {"app-counts-changelog": 7}
 
 
 def test_a_checkpoint_beyond_the_changelog_is_not_trusted(tmp_path: Path) -> None:
-    tasks = counting_manager(tmp_path, exactly_once=False)
+    tasks, _ = counting_manager(tmp_path, exactly_once=False)
     write_checkpoint(tasks.config.task_dir("0_0"), {"app-counts-changelog": 8})  # the changelog ends at 7
     assert tasks._take_checkpoint("0_0", ["counts"], 0) is None
     assert read_checkpoint(tasks.config.task_dir("0_0")) is None

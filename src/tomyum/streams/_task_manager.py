@@ -8,10 +8,12 @@
   exactly-once commit failed: the stale generation's work is aborted), and :meth:`rewind` puts
   the consumer back at the committed offsets so that rebuilt tasks read again what was lost.
 * Checkpoints: a task closed cleanly leaves ``.checkpoint`` in its directory (the changelog
-  offsets its persistent stores hold), and so does every commit under at-least-once; the next
-  task to open that directory restores only what came after. Under exactly-once it deletes the
-  file first, so after a crash the state is rebuilt from the start (a store may hold
-  uncommitted writes).
+  offsets its persistent stores hold), and so does every commit that wrote to its changelogs
+  (the offsets after the records delivered); the next task to open that directory restores
+  only what came after. Under exactly-once the file is deleted as the task opens and before
+  the stores flush writes of a transaction, and written again only after the transaction
+  committed; a task closed without a commit leaves none (its stores flush as they close), so
+  its state is rebuilt from the start.
 * Standby tasks (:mod:`tomyum.streams._standby`): placed after each rebalance once the group
   is stable, kept up to date between batches; one becomes the starting point of its task when
   the task is assigned here.
@@ -113,6 +115,12 @@ class TaskManager:
         self.standbys = StandbyTasks(config, watermark_offsets)
         """This instance's standby tasks (``num_standby_replicas``, see :mod:`tomyum.streams._standby`)."""
         self._standbys_due: float | None = None
+        self._logged: set[str] = set()
+        """Tasks that wrote to their changelogs since their last checkpoint."""
+        self._checkpointed_tasks: set[str] = set()
+        """Tasks whose ``.checkpoint`` is on disk (written by a commit)."""
+        self._restored_ends: dict[tuple[str, int], int] = {}
+        """Changelog partition -> the offset its store was restored up to."""
         self._standbys_backoff_s = STANDBY_PLACEMENT_BACKOFF_S[0]
         self.sources: dict[str, tuple[str, int]] = {}
         """Source topic as on the broker -> (as in the topology, sub-topology)."""
@@ -276,6 +284,7 @@ class TaskManager:
                            record.timestamp, list(record.headers) or None)
 
         def changelog(change: ChangelogRecord) -> None:
+            self._logged.add(task_id)
             collector.send(self.config.changelog_topic(change.store_name), change.key, change.value, partition, 0,
                            None)
 
@@ -289,9 +298,24 @@ class TaskManager:
         stores' changelog offsets."""
         task = self.tasks.pop(task_id)
         self.partition_groups.pop(task_id, None)
+        self._logged.discard(task_id)
+        self._checkpointed_tasks.discard(task_id)
+        if not clean:
+            self.discard_checkpoint(task_id)
         task.close()
         if clean:
             self._write_checkpoint(task)
+
+    def discard_checkpoints(self) -> None:
+        """:meth:`discard_checkpoint` for every open task (before closing them after an error)."""
+        for task_id in self.tasks:
+            self.discard_checkpoint(task_id)
+
+    def discard_checkpoint(self, task_id: str) -> None:
+        """Before a task closes without a commit: under exactly-once its stores are about to
+        flush writes of a transaction that is aborted, so no checkpoint may vouch for them."""
+        if self.config.exactly_once:
+            remove_checkpoint(self.config.task_dir(task_id))
 
     def _write_checkpoint(self, task: StreamTask) -> None:
         """After the task's stores were flushed and its changelog records acknowledged (a
@@ -315,7 +339,7 @@ class TaskManager:
     def _take_checkpoint(self, task_id: str, stores: Iterable[str], partition: int) -> dict[str, int] | None:
         """The task's checkpoint, if it covers every persistent store with offsets the
         changelogs still hold. Under exactly-once the file is removed (see the module
-        docstring); under at-least-once it stays, and each commit writes a new one."""
+        docstring); under at-least-once it stays, as in Kafka."""
         task_dir = self.config.task_dir(task_id)
         offsets = read_checkpoint(task_dir)
         if self.config.exactly_once or offsets is None:
@@ -348,6 +372,7 @@ class TaskManager:
                 low, end = watermark_offsets(reader, tp)
                 start = checkpoint.get(tp.topic) if name in self._checkpointed([name]) else None
                 first = low if start is None else max(low, start)
+                self._restored_ends[(tp.topic, partition)] = end
                 if end <= first:
                     self._restored(task.task_id, name, 0)
                     continue
@@ -479,6 +504,11 @@ class TaskManager:
         if collector is None or consumer is None or not (
                 self._dirty or collector.dirty or final or any(task.cache_dirty for task in self.tasks.values())):
             return True  # (a punctuator may have written to a cached store without producing)
+        if self.config.exactly_once:  # the stores are about to take in writes not committed yet
+            for task_id, task in self.tasks.items():
+                if task_id in self._checkpointed_tasks and (task_id in self._logged or task.cache_dirty):
+                    remove_checkpoint(self.config.task_dir(task_id))
+                    self._checkpointed_tasks.discard(task_id)
         for task in self.tasks.values():
             task.commit()
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
@@ -486,10 +516,30 @@ class TaskManager:
             return False
         self._dirty = False
         self.committed = dict(self.positions)
-        if not self.config.exactly_once:  # the stores hold what the changelogs do: a crash restores the tail only
-            for task in self.tasks.values():
-                self._write_checkpoint(task)
+        self._checkpoint_committed(collector)
         return True
+
+    def _checkpoint_committed(self, collector: RecordCollector) -> None:
+        """After a commit, a checkpoint for each task that wrote to its changelogs since its
+        last one (or has none): the stores were flushed and every changelog record delivered
+        (and, under exactly-once, committed), so the offsets after the last records this
+        instance delivered — or, for a store not written since, restored — are where the stores
+        stand. A crash from here on restores only what comes after."""
+        for task_id, task in self.tasks.items():
+            stores = self._checkpointed(task.stores)
+            if not stores or (task_id in self._checkpointed_tasks and task_id not in self._logged):
+                continue
+            partition = int(task_id.rsplit("_", 1)[1])
+            offsets: dict[str, int] = {}
+            for name in stores:
+                tp = (self.config.changelog_topic(name), partition)
+                known = [o for o in (collector.delivered.get(tp), self._restored_ends.get(tp)) if o is not None]
+                if known:  # (an older delivery, from before the task last came back, is behind the restore)
+                    offsets[tp[0]] = max(known)
+            if len(offsets) == len(stores):
+                write_checkpoint(self.config.task_dir(task_id), offsets)
+                self._checkpointed_tasks.add(task_id)
+        self._logged.clear()
 
     def purge_repartition_topics(self, admin: Any) -> None:
         """Delete the records of repartition topics that every task has committed past."""

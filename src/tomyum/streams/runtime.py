@@ -26,10 +26,9 @@ gains is restored from its changelog partitions first.
 * A task's local state comes from its changelog whenever the task is created on an
   instance (the changelog, not the file, is the truth). A task closed cleanly leaves a
   ``.checkpoint`` in its directory (the changelog offsets its persistent stores hold); the
-  next instance to open that directory restores only what came after. Under at-least-once
-  every commit writes one too, so a restart after a crash restores only the tail; under
-  exactly-once the checkpoint is deleted when the task opens, so after a crash the state is
-  rebuilt from the start of the changelog (a store may hold uncommitted writes), as in Kafka.
+  next instance to open that directory restores only what came after. Every commit writes
+  one too (under exactly-once after the transaction committed, the old one deleted before the
+  stores flush), so a restart after a crash restores only the tail.
 * ``num_standby_replicas``: standby tasks on other instances keep warm copies of each
   stateful task's persistent stores from its changelog, with checkpoints, so that the
   instance that takes a task over restores only the tail (see :mod:`tomyum.streams._standby`
@@ -392,6 +391,7 @@ class KafkaStreams:
             self._task_manager.close_standbys,
             lambda: collector.abort_if_open() if collector else None,
             lambda: collector.flush(10) if collector else None,
+            self._task_manager.discard_checkpoints,
             *[task.close for task in self._task_manager.open_tasks()],
         ]
         for step in steps:
