@@ -112,6 +112,10 @@ class WireAdmin:
         answers = self._call(lambda a: a.describe_log_dirs())
         dirs = []
         for answer in answers:
+            if not answer["log_dirs"]:  # a broker has one at least: refused (kafka-python drops v3's error code)
+                raise KafkaException(KafkaError(KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                                                f"broker {answer['broker']} describes no log directory to this "
+                                                "principal (DescribeLogDirs needs DESCRIBE on the cluster)"))
             for d in answer["log_dirs"]:
                 sizes = {(t["name"], p["partition_index"]): p["partition_size"]
                          for t in d["topics"] for p in t["partitions"]}
