@@ -99,3 +99,22 @@ def test_an_unreadable_console_client_config_stops_serve_in_one_line(tmp_path: P
                  "--set", "console.listener=127.0.0.1:0", "--set", f"console.client.config={tmp_path}/none.properties",
                  code=2)
     assert line == f"error: console.client.config: cannot read {tmp_path}/none.properties: No such file or directory"
+
+
+def test_secure_dev_can_point_its_console_at_the_admin_properties_it_writes(tmp_path: Path) -> None:
+    """The first start writes client.properties after the broker is up: the console reads it then."""
+    data = tmp_path / "data"
+    out = ok("start", "--secure-dev", "--listen", "127.0.0.1:0", "--data-dir", str(data),
+             "--set", "console.listener=127.0.0.1:0", "--set", f"console.client.config={data / 'client.properties'}")
+    try:
+        secure = re.search(r"SASL_SSL \(SCRAM\) on (\S+):", out)
+        assert secure, out
+        ok("topics", "create", "admins-only", "-b", secure[1], "--command-config", str(data / "client.properties"))
+        match = re.search(r"console on (http://\S+)", (data / "tomyum.log").read_text())
+        assert match, out
+        status, html = get(f"{match[1]}/topics")
+        assert status == 200 and "/topics/admins-only" in html and "disk-unavailable" not in html
+        status, html = get(f"{match[1]}/brokers")
+        assert status == 200 and f"<td>{data.resolve()}</td>" in html
+    finally:
+        ok("stop", "--data-dir", str(data))

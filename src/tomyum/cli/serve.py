@@ -96,7 +96,9 @@ async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[t
                      secure_dev: bool = False) -> None:
     from tomyum.broker.broker import Broker
 
-    client_settings = console_settings(config)
+    # checked before the broker starts, except with --secure-dev, whose first start writes the
+    # client.properties the console may be pointed at
+    client_settings = None if secure_dev else console_settings(config)
     broker = Broker(config, data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -117,6 +119,8 @@ async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[t
             print(f"created the super user {dev.ADMIN!r} with password {password} (shown once; "
                   f"{data_dir / dev.PROPERTIES} has it for --command-config)", flush=True)
     try:
+        if client_settings is None:
+            client_settings = console_settings(config)
         console = await start_console(config, broker, client_settings)
     except BaseException:
         await broker.stop()

@@ -111,7 +111,8 @@ _SERVER = (
                      "sasl.mechanism, sasl.jaas.config, ssl.truststore.*, ...) the web console connects with, "
                      "acting as that principal; its bootstrap.servers, if any, names the listener to use, else "
                      "the console takes the first listener of its security.protocol. Empty: the first listener, "
-                     "no credentials.")),
+                     "no credentials. The console has no login of its own: whoever reaches console.listener "
+                     "acts as this principal.")),
     # tomyum's own: Prometheus' /metrics over HTTP (broker/metrics.py); issue 23's key
     static(ConfigDef("metrics.listener", STRING, "",
                      doc="tomyum's own: HOST:PORT (or http://HOST:PORT, https://HOST:PORT) of an HTTP listener "

@@ -12,6 +12,7 @@ be, that one-line reason. Every call blocks, is bounded by ``timeout``, and rais
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -19,6 +20,10 @@ from typing import Any, TypeVar
 from confluent_kafka import KafkaError, KafkaException
 
 T = TypeVar("T")
+
+# kafka-python logs every connection step at INFO: kept off the console's (the broker's) log
+# unless someone asked for its lines (a level set on the "kafka" logger)
+kafka_python_log = logging.getLogger("kafka")
 
 #: librdkafka key → kafka-python's, for those passed through as they are
 _SAME = {"client.id": "client_id", "ssl.ca.location": "ssl_cafile", "ssl.certificate.location": "ssl_certfile",
@@ -83,6 +88,8 @@ class WireAdmin:
             self.config, self.not_carried = None, str(e)
         self._client: Any = None
         self._lock = threading.Lock()
+        if kafka_python_log.level == logging.NOTSET:
+            kafka_python_log.setLevel(logging.WARNING)
 
     def _call(self, fn: Callable[[Any], T]) -> T:
         import kafka.errors
