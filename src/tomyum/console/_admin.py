@@ -102,7 +102,7 @@ class WireAdmin:
                 if self._client is None:
                     self._client = KafkaAdminClient(**self.config)
                 return fn(self._client)
-            except kafka.errors.KafkaError as e:
+            except (kafka.errors.KafkaError, OSError, ValueError) as e:  # OSError: a TLS file or handshake
                 raise _kafka_exception(e) from None
 
     def close(self) -> None:
@@ -144,7 +144,7 @@ class WireAdmin:
             described = {}
             for tid in ids:
                 try:
-                    described.update(self._call(lambda a: a.describe_transactions([tid])))
+                    described.update(self._call(lambda a, one=tid: a.describe_transactions([one])))
                 except KafkaException:
                     continue
         return [{"id": tid, "state": d.state.value, "producer_id": d.producer_id, "producer_epoch": d.producer_epoch,
