@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
@@ -74,6 +75,10 @@ def _kafka_exception(e: Exception) -> KafkaException:
         return KafkaException(KafkaError(code, message))
     local = KafkaError._TRANSPORT if getattr(e, "retriable", False) else KafkaError._FAIL
     return KafkaException(KafkaError(local, message))
+
+
+def _describe_one(transactional_id: str, admin: Any) -> Any:
+    return admin.describe_transactions([transactional_id])
 
 
 class WireAdmin:
@@ -144,7 +149,7 @@ class WireAdmin:
             described = {}
             for tid in ids:
                 try:
-                    described.update(self._call(lambda a, one=tid: a.describe_transactions([one])))
+                    described.update(self._call(partial(_describe_one, tid)))
                 except KafkaException:
                     continue
         return [{"id": tid, "state": d.state.value, "producer_id": d.producer_id, "producer_epoch": d.producer_epoch,
