@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tomyum.console._admin import NotCarried, kafka_python_config
+from tomyum.console._admin import NotCarried, _kafka_exception, kafka_python_config
 from tomyum.console._app import size
 
 
@@ -47,3 +47,16 @@ def test_what_kafka_python_cannot_do_the_same_way_is_refused_with_the_key(settin
 def test_sizes_read_as_a_person_reads_them() -> None:
     assert [size(n) for n in (None, -1, 0, 1023, 1536, 20 * 1024 * 1024)] == [
         "", "", "0 B", "1023 B", "1.5 KiB", "20.0 MiB"]
+
+
+def test_kafka_python_errors_become_confluent_kafka_ones_in_kafkas_words() -> None:
+    import kafka.errors
+
+    known = _kafka_exception(kafka.errors.ClusterAuthorizationFailedError("no")).args[0]
+    assert (known.code(), known.name()) == (31, "CLUSTER_AUTHORIZATION_FAILED")
+    unnamed = _kafka_exception(kafka.errors.TransactionalIdNotFoundError("gone")).args[0]
+    assert unnamed.str().startswith("TransactionalIdNotFoundError (error 105)")
+    timeout = _kafka_exception(kafka.errors.KafkaTimeoutError("slow")).args[0]
+    assert timeout.name() == "_TRANSPORT"  # retriable: the console asks again within its timeout
+    config = _kafka_exception(kafka.errors.KafkaConfigurationError("bad")).args[0]
+    assert config.name() == "_FAIL"

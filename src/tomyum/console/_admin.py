@@ -72,7 +72,10 @@ def _kafka_exception(e: Exception) -> KafkaException:
     code = getattr(e, "errno", None)
     message = str(e) or type(e).__name__
     if isinstance(code, int) and code > 0:
-        return KafkaException(KafkaError(code, message))
+        error = KafkaError(code, message)
+        if not error.name().endswith("?"):  # a code this librdkafka has a name for
+            return KafkaException(error)
+        return KafkaException(KafkaError(KafkaError._FAIL, f"{type(e).__name__} (error {code}): {message}"))
     local = KafkaError._TRANSPORT if getattr(e, "retriable", False) else KafkaError._FAIL
     return KafkaException(KafkaError(local, message))
 
