@@ -116,9 +116,15 @@ def test_console_sizes_transactions_and_producers_against_apache_kafka(kafka_con
     finally:
         txn.commit_transaction(30)
         del txn
-    page.goto(f"{url}/transactions")
-    expect(page.locator("#transactions tr", has_text=f"{topic}-writer").locator("td").nth(1)).to_have_text(
-        "CompleteCommit")
+    # Kafka answers EndTxn in PrepareCommit and completes once its markers are written: the
+    # page is reloaded (within a deadline) until it says so
+    state, deadline = "", time.monotonic() + 30
+    while state != "CompleteCommit" and time.monotonic() < deadline:
+        page.goto(f"{url}/transactions")
+        state = page.locator("#transactions tr", has_text=f"{topic}-writer").locator("td").nth(1).inner_text()
+        if state != "CompleteCommit":
+            time.sleep(0.2)  # polling the page, within the deadline
+    assert state == "CompleteCommit"
     page.goto(f"{url}/brokers")
     expect(page.locator("#log-dirs tbody tr")).to_have_count(1)
     expect(page.locator("#log-dirs tbody td").nth(3)).to_have_text(re.compile(r"B$"))
