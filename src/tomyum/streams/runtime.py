@@ -65,9 +65,18 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka import admin as kafka_admin
 
+from tomyum.streams._metadata import (
+    NOT_AVAILABLE,
+    HostInfo,
+    InstanceMap,
+    KeyQueryMetadata,
+    KeySerializer,
+    StreamsMetadata,
+    consumer_client_id,
+)
 from tomyum.streams._plan import Plan, TopologyError, plan
 from tomyum.streams._record_collector import Fenced, RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
@@ -76,7 +85,8 @@ from tomyum.streams._task_manager import Stopping, TaskManager
 from tomyum.streams.processor import StreamsConfig
 from tomyum.streams.topology import Topology
 
-__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "KafkaStreams", "State", "TopologyError"]
+__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "NOT_AVAILABLE", "HostInfo", "KafkaStreams", "KeyQueryMetadata", "State",
+           "StreamsMetadata", "TopologyError"]
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +95,41 @@ Q = TypeVar("Q")
 
 
 class State(enum.Enum):
+    """Kafka Streams' client states. The changes an application goes through::
+
+        CREATED -> REBALANCING -> RUNNING <-> REBALANCING
+        CREATED, REBALANCING or RUNNING -> PENDING_SHUTDOWN -> NOT_RUNNING   (close)
+        REBALANCING or RUNNING -> PENDING_ERROR -> ERROR                     (an uncaught exception)
+    """
+
     CREATED = "CREATED"
     REBALANCING = "REBALANCING"
     RUNNING = "RUNNING"
     PENDING_SHUTDOWN = "PENDING_SHUTDOWN"
     NOT_RUNNING = "NOT_RUNNING"
+    PENDING_ERROR = "PENDING_ERROR"
     ERROR = "ERROR"
+
+    def is_valid_transition(self, new: State) -> bool:
+        """Kafka's ``State.isValidTransition``."""
+        return new in _TRANSITIONS[self]
+
+    def is_shutting_down(self) -> bool:
+        return self in (State.PENDING_SHUTDOWN, State.PENDING_ERROR)
+
+    def has_completed_shutdown(self) -> bool:
+        return self in (State.NOT_RUNNING, State.ERROR)
+
+
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.CREATED: frozenset({State.REBALANCING, State.PENDING_SHUTDOWN}),
+    State.REBALANCING: frozenset({State.RUNNING, State.PENDING_SHUTDOWN, State.PENDING_ERROR}),
+    State.RUNNING: frozenset({State.REBALANCING, State.RUNNING, State.PENDING_SHUTDOWN, State.PENDING_ERROR}),
+    State.PENDING_SHUTDOWN: frozenset({State.NOT_RUNNING}),
+    State.NOT_RUNNING: frozenset(),
+    State.PENDING_ERROR: frozenset({State.ERROR}),
+    State.ERROR: frozenset(),
+}
 
 
 class LocalStores:
@@ -124,7 +163,8 @@ class LocalStores:
 class KafkaStreams:
     def __init__(self, topology: Topology, config: StreamsConfig, *, bootstrap_servers: str,
                  processing_guarantee: str = AT_LEAST_ONCE, commit_interval_ms: int | None = None,
-                 client_config: Mapping[str, Any] | None = None, repartition_purge_interval_ms: int = 30_000) -> None:
+                 client_config: Mapping[str, Any] | None = None, repartition_purge_interval_ms: int = 30_000,
+                 application_server: str | None = None) -> None:
         if processing_guarantee not in (AT_LEAST_ONCE, EXACTLY_ONCE_V2):
             raise ValueError(f"processing_guarantee must be {AT_LEAST_ONCE} or {EXACTLY_ONCE_V2}, "
                              f"not {processing_guarantee!r}")
@@ -153,6 +193,11 @@ class KafkaStreams:
         self._admin: Any = None
         self._lock: IO[str] | None = None
         self._queries: queue.SimpleQueue[tuple[str, Callable[[Any], Any], Future[Any]]] = queue.SimpleQueue()
+        self.application_server = None if application_server is None else HostInfo.parse(application_server)
+        """``application.server``: where this instance answers queries (see :meth:`all_metadata`)."""
+        self._instances = InstanceMap(
+            topology, lambda: {t: name for t, (name, _) in self._task_manager.sources.items()},
+            lambda: self.plan, self._describe_group, self.application_server)
 
     @property
     def tasks(self) -> dict[str, StreamTask]:
@@ -186,6 +231,45 @@ class KafkaStreams:
         self._queries.put((store, read, done))
         return done.result(timeout_s)
 
+    def all_metadata(self) -> list[StreamsMetadata]:
+        """Every instance of the application that has an ``application.server``: its endpoint,
+        the stores of the tasks it runs and its source partitions (Kafka's ``allMetadata``), as
+        the group's current generation has them. Asks the group coordinator once per rebalance."""
+        self._running_or_rebalancing()
+        return self._instances.all_metadata()
+
+    def all_metadata_for_store(self, store: str) -> list[StreamsMetadata]:
+        """The instances holding a task with ``store`` (Kafka's ``streamsMetadataForStore``)."""
+        self._running_or_rebalancing()
+        return self._instances.all_metadata_for_store(store)
+
+    def query_metadata_for_key(self, store: str, key: Any, serializer: KeySerializer | None = None) -> KeyQueryMetadata:
+        """Which instance holds ``key`` of ``store``: the key serialized with ``serializer`` (a
+        Serde or a function to bytes; the store's own key serde by default) and partitioned as
+        Kafka's default partitioner does. :data:`NOT_AVAILABLE` while no instance runs that
+        partition's task (a rebalance). A global store's keys are on every instance: this one."""
+        self._running_or_rebalancing()
+        return self._instances.for_key(store, key, serializer)
+
+    def _running_or_rebalancing(self) -> None:
+        if self.state not in (State.RUNNING, State.REBALANCING):
+            raise RuntimeError(f"instances can be looked up while RUNNING or REBALANCING, not {self.state.value}")
+
+    def _describe_group(self) -> list[tuple[str, list[tuple[str, int]]]] | None:
+        """The group's members as (client id, assigned partitions); None unless it is stable."""
+        admin, group = self._admin, self.config.application_id
+        if admin is None:
+            return None
+        try:
+            description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(10)
+        except KafkaException as e:
+            log.info("streams %s: describing the group failed (%s)", group, e)
+            return None
+        if description.state != ConsumerGroupState.STABLE:
+            return None
+        return [(m.client_id, [(tp.topic, tp.partition) for tp in m.assignment.topic_partitions])
+                for m in description.members if m.assignment is not None]
+
     def _answer_queries(self) -> None:
         while not self._queries.empty():
             name, read, done = self._queries.get_nowait()
@@ -202,8 +286,12 @@ class KafkaStreams:
         self._thread.start()
 
     def close(self, timeout_s: float = 30.0) -> bool:
-        """Stop processing, commit, close; True if the thread ended within ``timeout_s``."""
+        """Stop processing, commit, close; True if the thread ended within ``timeout_s``. An
+        application never started goes to NOT_RUNNING at once (through PENDING_SHUTDOWN)."""
         self._stop.set()
+        if self._thread is None and self.state is State.CREATED:
+            self._set_state(State.PENDING_SHUTDOWN)
+            self._set_state(State.NOT_RUNNING)
         if self._thread is not None:
             self._thread.join(timeout_s)
             return not self._thread.is_alive()
@@ -235,13 +323,20 @@ class KafkaStreams:
     def changelog_topic(self, store: str) -> str:
         return self._config.changelog_topic(store)
 
-    def _set_state(self, new: State) -> None:
-        old, self.state = self.state, new
+    def _set_state(self, new: State) -> bool:
+        """Move to ``new`` if Kafka allows the change from the current state (False if not:
+        e.g. a late rebalance callback after shutdown began); the listeners hear of each change."""
+        old = self.state
         if old is new:
-            return
+            return True
+        if not old.is_valid_transition(new):
+            log.debug("streams %s: no transition %s -> %s", self.config.application_id, old.value, new.value)
+            return False
+        self.state = new
         log.info("streams %s: %s -> %s", self.config.application_id, old.value, new.value)
         for listener in self._listeners:
             listener(new, old)
+        return True
 
     # set-up ------------------------------------------------------------------------------------
 
@@ -315,6 +410,7 @@ class KafkaStreams:
     # the streams thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        failed = False
         try:
             self._set_state(State.REBALANCING)
             self._lock_state_dir()
@@ -334,16 +430,20 @@ class KafkaStreams:
                     log.warning("streams %s: fenced (%s); rejoining with new clients", self.config.application_id, e)
                     self._set_state(State.REBALANCING)
                     self._close_clients()
-            self._set_state(State.NOT_RUNNING)
         except BaseException as e:  # noqa: BLE001 - the handler decides; the thread must not die silently
             log.exception("streams %s failed", self.config.application_id)
-            self._set_state(State.ERROR)
+            failed = self._set_state(State.PENDING_ERROR)  # (an error while shutting down ends NOT_RUNNING)
             if self._on_error is not None:
                 self._on_error(e)
         finally:
             self._close_clients()
             if self._lock is not None:
                 self._lock.close()
+        if failed:
+            self._set_state(State.ERROR)
+        else:  # closed: NOT_RUNNING once the clients and stores are
+            self._set_state(State.PENDING_SHUTDOWN)
+            self._set_state(State.NOT_RUNNING)
 
     def _run_clients(self) -> None:
         """One life of this instance's clients: join, process until asked to stop, commit."""
@@ -351,10 +451,15 @@ class KafkaStreams:
         tasks = self._task_manager
         self._collector = tasks.collector = RecordCollector.connect(self._config, self._process_id())
         self._global_consumer = tasks.start_global()
-        self._consumer = tasks.consumer = Consumer(self._config.client(
+        settings = self._config.client(
             "consumer", **{"group.id": self.config.application_id, "enable.auto.commit": False,
                            "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
-                           "isolation.level": self._config.isolation_level}))
+                           "isolation.level": self._config.isolation_level})
+        # the group carries application.server to the other instances in the member's client id
+        # (see tomyum.streams._metadata): Kafka Streams' client id, then "@host:port"
+        base = settings.get("client.id") or f"{self.config.application_id}-{self._process_id()}-StreamThread-1-consumer"
+        settings["client.id"] = consumer_client_id(base, self.application_server)
+        self._consumer = tasks.consumer = Consumer(settings)
         topics = [self._config.topic(t) for t in self.plan.subtopology_of_topic]
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         self._loop(self._consumer, self._collector, self._global_consumer)
@@ -385,11 +490,13 @@ class KafkaStreams:
     # the consumer's rebalance callbacks (on the streams thread, inside consume) ---------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._instances.invalidate()
         self._task_manager.assign(partitions)
         self._set_state(State.RUNNING)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Commit before the partitions go; the tasks wait (suspended) for the new assignment."""
+        self._instances.invalidate()
         if self.state is State.RUNNING:
             self._set_state(State.REBALANCING)
         self._task_manager.revoke(partitions)
@@ -397,6 +504,7 @@ class KafkaStreams:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions lost (the session ran out): no commit is possible; the tasks are dropped
         and rebuilt from their changelogs."""
+        self._instances.invalidate()
         self._task_manager.lose()
         if self.state is State.RUNNING:
             self._set_state(State.REBALANCING)
