@@ -67,6 +67,7 @@ from typing import IO, Any, TypeVar
 
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka import admin as kafka_admin
+from prometheus_client import CollectorRegistry, start_http_server
 
 from tomyum.streams._metadata import (
     NOT_AVAILABLE,
@@ -77,6 +78,7 @@ from tomyum.streams._metadata import (
     StreamsMetadata,
     consumer_client_id,
 )
+from tomyum.streams._metrics import StreamsCollector
 from tomyum.streams._plan import Plan, TopologyError, plan
 from tomyum.streams._record_collector import Fenced, RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
@@ -91,6 +93,8 @@ __all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "NOT_AVAILABLE", "HostInfo", "Kaf
 log = logging.getLogger(__name__)
 
 AT_LEAST_ONCE, EXACTLY_ONCE_V2 = "at_least_once", "exactly_once_v2"
+LAG_INTERVAL_S = 1.0
+"""How often the lag metrics are worked out (from the consumer's cached watermarks)."""
 Q = TypeVar("Q")
 
 
@@ -132,6 +136,14 @@ _TRANSITIONS: dict[State, frozenset[State]] = {
 }
 
 
+def _host_port(value: str) -> tuple[str, int]:
+    """``metrics_listener``: ``HOST:PORT`` (port 0: a free one); ValueError naming the value."""
+    host, sep, port = value.strip().removeprefix("http://").rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"metrics_listener must be HOST:PORT, not {value!r}")
+    return host.strip("[]"), int(port)
+
+
 class LocalStores:
     """What an interactive query reads: one store name across this instance's tasks. Keys
     are partitioned over tasks, so ``get`` asks each task's store until one knows the key;
@@ -164,7 +176,7 @@ class KafkaStreams:
     def __init__(self, topology: Topology, config: StreamsConfig, *, bootstrap_servers: str,
                  processing_guarantee: str = AT_LEAST_ONCE, commit_interval_ms: int | None = None,
                  client_config: Mapping[str, Any] | None = None, repartition_purge_interval_ms: int = 30_000,
-                 application_server: str | None = None) -> None:
+                 application_server: str | None = None, metrics_listener: str | None = None) -> None:
         if processing_guarantee not in (AT_LEAST_ONCE, EXACTLY_ONCE_V2):
             raise ValueError(f"processing_guarantee must be {AT_LEAST_ONCE} or {EXACTLY_ONCE_V2}, "
                              f"not {processing_guarantee!r}")
@@ -195,6 +207,16 @@ class KafkaStreams:
         self._queries: queue.SimpleQueue[tuple[str, Callable[[Any], Any], Future[Any]]] = queue.SimpleQueue()
         self.application_server = None if application_server is None else HostInfo.parse(application_server)
         """``application.server``: where this instance answers queries (see :meth:`all_metadata`)."""
+        self.metrics_registry = CollectorRegistry(auto_describe=False)
+        """The application's metrics (docs/streams.md), for ``metrics_listener`` or a web server of
+        the application's own (prometheus-client's ``make_asgi_app(registry)``, ``generate_latest``)."""
+        self.metrics_registry.register(StreamsCollector(
+            config.application_id, self._task_manager.metrics, lambda: [s.value for s in State],
+            lambda: {task_id: task.dropped_records for task_id, task in dict(self._task_manager.tasks).items()}))
+        self._metrics_address = None if metrics_listener is None else _host_port(metrics_listener)
+        self._metrics_server: Any = None
+        self.metrics_url: str | None = None
+        """``http://host:port/metrics`` once started with a ``metrics_listener``."""
         self._instances = InstanceMap(
             topology, lambda: {t: name for t, (name, _) in self._task_manager.sources.items()},
             lambda: self.plan, self._describe_group, self.application_server)
@@ -282,6 +304,10 @@ class KafkaStreams:
     def start(self) -> None:
         if self.state is not State.CREATED:
             raise RuntimeError(f"cannot start from state {self.state.value}")
+        if self._metrics_address is not None:
+            host, port = self._metrics_address
+            self._metrics_server, _ = start_http_server(port, host, registry=self.metrics_registry)
+            self.metrics_url = f"http://{host}:{self._metrics_server.server_port}/metrics"
         self._thread = threading.Thread(target=self._run, name=f"streams-{self.config.application_id}", daemon=True)
         self._thread.start()
 
@@ -292,10 +318,15 @@ class KafkaStreams:
         if self._thread is None and self.state is State.CREATED:
             self._set_state(State.PENDING_SHUTDOWN)
             self._set_state(State.NOT_RUNNING)
+        stopped = True
         if self._thread is not None:
             self._thread.join(timeout_s)
-            return not self._thread.is_alive()
-        return True
+            stopped = not self._thread.is_alive()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+            self._metrics_server = None
+        return stopped
 
     def run(self) -> int:
         """Start, run until SIGINT or SIGTERM (then close cleanly: commit, close the stores)
@@ -333,6 +364,7 @@ class KafkaStreams:
             log.debug("streams %s: no transition %s -> %s", self.config.application_id, old.value, new.value)
             return False
         self.state = new
+        self._task_manager.metrics.state = new.value
         log.info("streams %s: %s -> %s", self.config.application_id, old.value, new.value)
         for listener in self._listeners:
             listener(new, old)
@@ -523,7 +555,7 @@ class KafkaStreams:
     def _loop(self, consumer: Consumer, collector: RecordCollector, global_consumer: Consumer | None) -> None:
         """Poll, process, punctuate, commit and purge until asked to stop."""
         tasks = self._task_manager
-        last_commit = last_purge = time.monotonic()
+        last_commit = last_purge = last_lag = time.monotonic()
         while not self._stop.is_set():
             if global_consumer is not None:
                 tasks.process_global(global_consumer, 0)
@@ -532,6 +564,9 @@ class KafkaStreams:
             if self.state is not State.RUNNING:
                 continue
             self._answer_queries()
+            if time.monotonic() - last_lag >= LAG_INTERVAL_S:
+                tasks.update_lag()
+                last_lag = time.monotonic()
             tasks.punctuate(int(time.time() * 1000))
             if time.monotonic() - last_commit >= self.commit_interval_s:
                 if not tasks.commit():
