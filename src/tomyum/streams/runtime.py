@@ -31,10 +31,15 @@ gains is restored from its changelog partitions first.
   changelog (under exactly-once a store may hold uncommitted writes).
 * Wall-clock punctuators follow the system clock; stream time follows each task's records.
 * Interactive queries: :meth:`KafkaStreams.query` runs a read of a store across the tasks of
-  this instance, on the streams thread, between records.
-* States (Kafka's): CREATED → REBALANCING (restoring) → RUNNING ⇄ REBALANCING →
-  PENDING_SHUTDOWN → NOT_RUNNING, or ERROR after an uncaught exception (given to the
-  uncaught-exception handler).
+  this instance, on the streams thread, between records. Across instances: each names its
+  ``application_server``, which rides in its main consumer's client id; the group's
+  DescribeGroups answer (client ids and assignments) is the instance map that
+  :meth:`KafkaStreams.query_metadata_for_key` and :meth:`KafkaStreams.all_metadata` read (see
+  :mod:`tomyum.streams._metadata` for why that channel).
+* States (Kafka's, with Kafka's transitions): CREATED → REBALANCING (restoring) → RUNNING ⇄
+  REBALANCING → PENDING_SHUTDOWN → NOT_RUNNING, or PENDING_ERROR → ERROR after an uncaught
+  exception (given to the uncaught-exception handler).
+* Metrics (:mod:`tomyum.streams._metrics`): ``metrics_registry``, served on ``metrics_listener``.
 * ``client_config`` goes to every client; keys prefixed ``consumer.``, ``producer.`` or
   ``admin.`` only to that client (Kafka's prefixes).
 
