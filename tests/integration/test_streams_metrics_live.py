@@ -6,6 +6,8 @@ listener hears Kafka's transitions."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -23,10 +25,14 @@ pytestmark = pytest.mark.timeout(120)
 TIMEOUT = 60
 
 
-def scrape(app: KafkaStreams) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape_text(app: KafkaStreams) -> str:
     assert app.metrics_url is not None
     with urllib.request.urlopen(app.metrics_url, timeout=10) as response:
-        text = response.read().decode()
+        return response.read().decode()
+
+
+def scrape(app: KafkaStreams) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = scrape_text(app)
     return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "application_id"))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
@@ -77,12 +83,17 @@ def test_metrics_count_processing_commits_lag_and_restores(broker: BrokerProcess
         commits = samples[("tomyum_streams_commit_latency_seconds_count", ())]
         assert samples[("tomyum_streams_commit_latency_seconds_bucket", (("le", "+Inf"),))] == commits
         assert 0 < samples[("tomyum_streams_commit_latency_max_seconds", ())] < 10
-        # more input shows as lag of the partition it went to until processed
+        # more input is counted as it comes; the output lints clean with promtool
         for _ in range(20):
             producer.produce(topic_name, key=b"k0", value=b"x", partition=0)
         assert producer.flush(TIMEOUT) == 0
         wait_until(lambda: total(scrape(app), "tomyum_streams_processed_records_total") == 120, TIMEOUT,
                    interval=0.2, what="the next 20 records")
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool is missing: `make install-test` installs Debian's prometheus package"
+        checked = subprocess.run([promtool, "check", "metrics"], input=scrape_text(app), capture_output=True,
+                                 text=True, timeout=60)
+        assert checked.returncode == 0, checked.stdout + checked.stderr  # parses, and nothing for the lint
     finally:
         assert app.close(TIMEOUT)
     assert states == [(State.REBALANCING, State.CREATED), (State.RUNNING, State.REBALANCING),
