@@ -1,7 +1,8 @@
 """Interactive queries across instances on a real broker: two instances of
 examples/interactive_queries.py share a topic's four partitions, each knows the other's
 ``application.server`` through the group, and either answers ``GET /count/<key>`` for every key
-with the owner's count (forwarding what it does not hold)."""
+with the owner's count (forwarding what it does not hold); when one stops, the other takes its
+tasks and the map follows."""
 
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tomyum.testing import BrokerProcess, wait_until
+
+#: a broker and two application processes, a rebalance and a fail-over: ~20 s (make test-slow)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 TIMEOUT = 60
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "interactive_queries.py"
@@ -110,7 +115,7 @@ def test_either_instance_answers_every_key_with_the_owners_count(broker: BrokerP
             assert err is None, err
             partition_of[msg.key().decode()] = msg.partition()
 
-        for i in range(40):
+        for i in range(24):
             key = f"user-{i}"
             for _ in range(i % 4 + 1):
                 producer.produce(topic_name, key=key.encode(), value=b"click", on_delivery=delivered)
@@ -135,7 +140,21 @@ def test_either_instance_answers_every_key_with_the_owners_count(broker: BrokerP
         for asked in instances:  # a key never seen: its owner says 404, through whichever instance
             status, body = asked.get("/count/nobody")
             assert status == 404 and body["count"] is None
-        assert [i.stop() for i in instances] == [0, 0]
+
+        # one instance stops: the group moves its tasks to the other (restored from the
+        # changelogs), the map follows, and the survivor answers every key itself
+        assert instances[1].stop() == 0
+        survivor = instances[0]
+
+        def survivor_owns_all() -> bool:
+            return survivor.get("/instances") == (200, [{"host": survivor.endpoint, "stores": ["counts"], "partitions": [
+                [topic_name, p] for p in range(4)]}])
+
+        wait_until(survivor_owns_all, TIMEOUT, interval=0.2, what="the survivor to hold every partition")
+        wait_until(lambda: all(survivor.get(f"/count/{key}") == (200, {
+            "key": key, "count": count, "host": survivor.endpoint, "partition": partition_of[key]})
+            for key, count in sorted(expected.items())), TIMEOUT, interval=0.2, what="the survivor to answer all")
+        assert survivor.stop() == 0
     finally:
         for i in instances:
             i.reap()
