@@ -66,3 +66,13 @@ def test_a_task_that_leaves_takes_its_series() -> None:
     assert not [name for name, _ in got if name == "tomyum_streams_restored_records_total"]
     assert [labels for name, labels in got if name == "tomyum_streams_records_lag"] == [
         ("partition=1", "task_id=0_1", "topic=in")]
+
+
+def test_a_bad_metrics_listener_is_refused_at_once() -> None:
+    from tomyum.streams._metrics import MetricsListener
+
+    for bad in ("localhost", ":9650", "localhost:http", "localhost:70000"):
+        with pytest.raises(ValueError, match="metrics_listener must be HOST:PORT"):
+            MetricsListener(bad, CollectorRegistry())
+    listener = MetricsListener("http://[::1]:0/", CollectorRegistry())
+    assert (listener.host, listener.port, listener.url) == ("::1", 0, None)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-__all__ = ["COMMIT_BUCKETS_S", "StreamsCollector", "StreamsMetrics"]
+__all__ = ["COMMIT_BUCKETS_S", "MetricsListener", "StreamsCollector", "StreamsMetrics"]
 
 COMMIT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds of the commit-latency histogram: a flush and a commit (a transaction under
@@ -142,3 +144,29 @@ class StreamsCollector:
         for (task_id, topic, partition), count in sorted(m.lag.items()):
             lag.add_metric([app, task_id, topic, str(partition)], count)
         yield lag
+
+
+class MetricsListener:
+    """``GET /metrics`` of one registry on ``HOST:PORT`` (port 0: a free one), with
+    prometheus-client's own HTTP server (a thread), from :meth:`start` to :meth:`close`."""
+
+    def __init__(self, address: str, registry: CollectorRegistry) -> None:
+        host, sep, port = address.strip().removeprefix("http://").rstrip("/").rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"metrics_listener must be HOST:PORT, not {address!r}")
+        self.host, self.port = host.strip("[]"), int(port)
+        self.registry = registry
+        self._server: Any = None
+        self.url: str | None = None
+
+    def start(self) -> None:
+        self._server, _ = start_http_server(self.port, self.host, registry=self.registry)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{host}:{self._server.server_port}/metrics"
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+            self.url = None

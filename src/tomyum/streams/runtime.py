@@ -72,7 +72,7 @@ from typing import IO, Any, TypeVar
 
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka import admin as kafka_admin
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from tomyum.streams._metadata import (
     NOT_AVAILABLE,
@@ -83,7 +83,7 @@ from tomyum.streams._metadata import (
     StreamsMetadata,
     consumer_client_id,
 )
-from tomyum.streams._metrics import StreamsCollector
+from tomyum.streams._metrics import MetricsListener, StreamsCollector
 from tomyum.streams._plan import Plan, TopologyError, plan
 from tomyum.streams._record_collector import Fenced, RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
@@ -139,14 +139,6 @@ _TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING_ERROR: frozenset({State.ERROR}),
     State.ERROR: frozenset(),
 }
-
-
-def _host_port(value: str) -> tuple[str, int]:
-    """``metrics_listener``: ``HOST:PORT`` (port 0: a free one); ValueError naming the value."""
-    host, sep, port = value.strip().removeprefix("http://").rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"metrics_listener must be HOST:PORT, not {value!r}")
-    return host.strip("[]"), int(port)
 
 
 class LocalStores:
@@ -218,10 +210,8 @@ class KafkaStreams:
         self.metrics_registry.register(StreamsCollector(
             config.application_id, self._task_manager.metrics, lambda: [s.value for s in State],
             lambda: {task_id: task.dropped_records for task_id, task in dict(self._task_manager.tasks).items()}))
-        self._metrics_address = None if metrics_listener is None else _host_port(metrics_listener)
-        self._metrics_server: Any = None
-        self.metrics_url: str | None = None
-        """``http://host:port/metrics`` once started with a ``metrics_listener``."""
+        self._metrics_listener = None if metrics_listener is None else MetricsListener(metrics_listener,
+                                                                                        self.metrics_registry)
         self._instances = InstanceMap(
             topology, lambda: {t: name for t, (name, _) in self._task_manager.sources.items()},
             lambda: self.plan, self._describe_group, self.application_server)
@@ -309,10 +299,8 @@ class KafkaStreams:
     def start(self) -> None:
         if self.state is not State.CREATED:
             raise RuntimeError(f"cannot start from state {self.state.value}")
-        if self._metrics_address is not None:
-            host, port = self._metrics_address
-            self._metrics_server, _ = start_http_server(port, host, registry=self.metrics_registry)
-            self.metrics_url = f"http://{host}:{self._metrics_server.server_port}/metrics"
+        if self._metrics_listener is not None:
+            self._metrics_listener.start()
         self._thread = threading.Thread(target=self._run, name=f"streams-{self.config.application_id}", daemon=True)
         self._thread.start()
 
@@ -327,11 +315,14 @@ class KafkaStreams:
         if self._thread is not None:
             self._thread.join(timeout_s)
             stopped = not self._thread.is_alive()
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
-            self._metrics_server = None
+        if self._metrics_listener is not None:
+            self._metrics_listener.close()
         return stopped
+
+    @property
+    def metrics_url(self) -> str | None:
+        """``http://host:port/metrics`` while serving on ``metrics_listener``."""
+        return None if self._metrics_listener is None else self._metrics_listener.url
 
     def run(self) -> int:
         """Start, run until SIGINT or SIGTERM (then close cleanly: commit, close the stores)
