@@ -36,6 +36,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from tomyum.streams._metrics import StreamsMetrics
 from tomyum.streams._partition_group import PartitionGroup
 from tomyum.streams._plan import Plan
 from tomyum.streams._record import Record
@@ -106,6 +107,8 @@ class TaskManager:
         self.plan: Plan | None = None
         self.consumer: Consumer | None = None
         self.collector: RecordCollector | None = None
+        self.metrics = StreamsMetrics()
+        """What the tasks processed, committed and restored (read by a metrics scrape)."""
 
     def use_plan(self, the_plan: Plan) -> None:
         self.plan = the_plan
@@ -185,6 +188,8 @@ class TaskManager:
     def reset(self) -> None:
         """Forget the tasks and positions once the clients are closed (the tasks closed by the
         caller, without checkpoints: they were not committed)."""
+        for task_id in self.tasks:
+            self.metrics.task_closed(task_id)
         self.tasks.clear()
         self.global_task = None
         self._dirty = False
@@ -222,6 +227,7 @@ class TaskManager:
         stores' changelog offsets."""
         task = self.tasks.pop(task_id)
         self.partition_groups.pop(task_id, None)
+        self.metrics.task_closed(task_id)
         task.close()
         stores = self._checkpointed(task.stores)
         if not clean or not stores or self.consumer is None:
@@ -278,18 +284,23 @@ class TaskManager:
                 if end <= max(low, start or 0):
                     self._restored(task.task_id, name, 0)
                     continue
+                self.metrics.restoring(task.task_id, name, end - max(low, start or 0))
                 reader.assign([TopicPartition(tp.topic, partition, OFFSET_BEGINNING if start is None else start)])
-                changes = self._read_changelog(reader, tp, end)
+                changes = self._read_changelog(reader, tp, end, restoring=(task.task_id, name))
                 task.stores[name].restore(changes)
                 self._restored(task.task_id, name, len(changes))
         finally:
             reader.close()
 
-    def _read_changelog(self, reader: Consumer, tp: TopicPartition, end: int) -> list[tuple[bytes, bytes | None]]:
-        """The changes ``reader`` reads from its position in ``tp`` up to ``end``."""
+    def _read_changelog(self, reader: Consumer, tp: TopicPartition, end: int,
+                        restoring: tuple[str, str] | None = None) -> list[tuple[bytes, bytes | None]]:
+        """The changes ``reader`` reads from its position in ``tp`` up to ``end`` (the progress
+        counted for the ``restoring`` (task id, store))."""
         changes: list[tuple[bytes, bytes | None]] = []
         deadline = time.monotonic() + RESTORE_TIMEOUT_S
-        while reader.position([tp])[0].offset < end:
+        while (position := reader.position([tp])[0].offset) < end:
+            if restoring is not None:
+                self.metrics.restoring(*restoring, end - position)
             if self._stop.is_set():
                 raise Stopping
             if time.monotonic() > deadline:
@@ -301,6 +312,7 @@ class TaskManager:
         return changes
 
     def _restored(self, task_id: str, store: str, records: int) -> None:
+        self.metrics.restored_store(task_id, store, records)
         log.info("streams %s: task %s restored %s from %d changelog records", self.application_id, task_id, store,
                  records)
         for listener in self._restore_listeners:
@@ -374,11 +386,15 @@ class TaskManager:
         now_ms = self.clock_ms()
         for task_id, group in list(self.partition_groups.items()):
             task = self.tasks[task_id]
+            processed = 0
             while group.ready(now_ms):
                 tp, record = group.next_record()
                 task.process(record)
                 self.positions[tp] = (record.offset or 0) + 1
                 self._dirty = True
+                processed += 1
+            if processed:
+                self.metrics.add_processed(task_id, processed)
 
     def punctuate(self, now_ms: int) -> None:
         """Move the tasks' wall clocks to ``now_ms``, firing the punctuators that are due."""
@@ -393,14 +409,38 @@ class TaskManager:
         if collector is None or consumer is None or not (
                 self._dirty or collector.dirty or final or any(task.cache_dirty for task in self.tasks.values())):
             return True  # (a punctuator may have written to a cached store without producing)
+        started = time.monotonic()
         for task in self.tasks.values():
             task.commit()
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
         if not collector.commit(offsets, consumer):
             return False
+        self.metrics.commit_latency.observe(time.monotonic() - started)
         self._dirty = False
         self.committed = dict(self.positions)
         return True
+
+    def update_lag(self) -> None:
+        """Each task's input partitions' lag (see :class:`StreamsMetrics`), from the high
+        watermarks of the consumer's last fetches (no request)."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        lag: dict[tuple[str, str, int], int] = {}
+        for task_id, group in self.partition_groups.items():
+            for (topic, partition), buffered in group.queues.items():
+                tp = TopicPartition(topic, partition)
+                try:
+                    watermarks = consumer.get_watermark_offsets(tp, cached=True)
+                    high = -1 if watermarks is None else watermarks[1]
+                    position = self.positions.get((topic, partition))
+                    if position is None:
+                        position = consumer.position([tp])[0].offset - len(buffered)
+                except KafkaException:
+                    continue
+                if high >= 0 and position >= 0:
+                    lag[(task_id, topic, partition)] = max(high - position, 0)
+        self.metrics.lag = lag
 
     def purge_repartition_topics(self, admin: Any) -> None:
         """Delete the records of repartition topics that every task has committed past."""
