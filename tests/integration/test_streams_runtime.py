@@ -171,6 +171,8 @@ def test_an_uncaught_exception_stops_the_app_and_reaches_the_handler(broker: Bro
     app = KafkaStreams(builder.build(), StreamsConfig(application_id=f"boom-{topic_name}", state_dir=str(tmp_path)),
                        bootstrap_servers=broker.bootstrap)
     app.set_uncaught_exception_handler(errors.append)
+    states: list[State] = []
+    app.set_state_listener(lambda new, old: states.append(new))
     app.start()
     try:
         p = Producer({"bootstrap.servers": broker.bootstrap})
@@ -180,6 +182,9 @@ def test_an_uncaught_exception_stops_the_app_and_reaches_the_handler(broker: Bro
         assert isinstance(errors[0], ValueError)
     finally:
         app.close(TIMEOUT)
+    # Kafka's path to ERROR: the handler is called in PENDING_ERROR, while the clients close
+    assert states == [State.REBALANCING, State.RUNNING, State.PENDING_ERROR, State.ERROR]
+    assert app.state == State.ERROR  # close() after an error leaves it there
 
 
 def test_exactly_once_word_count_through_kill_9_and_a_lost_state_directory(broker: BrokerProcess, topic_name: str,

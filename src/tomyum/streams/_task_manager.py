@@ -42,6 +42,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from tomyum.streams._checkpoint import read_checkpoint, remove_checkpoint, write_checkpoint
+from tomyum.streams._metrics import StreamsMetrics
 from tomyum.streams._partition_group import PartitionGroup
 from tomyum.streams._plan import Plan
 from tomyum.streams._record import Record
@@ -127,6 +128,8 @@ class TaskManager:
         self.plan: Plan | None = None
         self.consumer: Consumer | None = None
         self.collector: RecordCollector | None = None
+        self.metrics = StreamsMetrics()
+        """What the tasks processed, committed and restored (read by a metrics scrape)."""
 
     def use_plan(self, the_plan: Plan) -> None:
         self.plan = the_plan
@@ -260,6 +263,8 @@ class TaskManager:
     def reset(self) -> None:
         """Forget the tasks and positions once the clients are closed (the tasks closed by the
         caller, without checkpoints: they were not committed)."""
+        for task_id in self.tasks:
+            self.metrics.task_closed(task_id)
         self.tasks.clear()
         self.global_task = None
         self._dirty = False
@@ -298,6 +303,7 @@ class TaskManager:
         stores' changelog offsets."""
         task = self.tasks.pop(task_id)
         self.partition_groups.pop(task_id, None)
+        self.metrics.task_closed(task_id)
         self._logged.discard(task_id)
         self._checkpointed_tasks.discard(task_id)
         if not clean:
@@ -376,11 +382,12 @@ class TaskManager:
                 if end <= first:
                     self._restored(task.task_id, name, 0)
                     continue
+                self.metrics.restoring(task.task_id, name, end - first)
                 reader.assign([TopicPartition(tp.topic, partition, OFFSET_BEGINNING if start is None else start)])
                 for listener in self._state_restore_listeners:
                     listener.on_restore_start(tp, name, first, end)
                 total = 0
-                for batch, batch_end in self._read_changelog(reader, tp, end):
+                for batch, batch_end in self._read_changelog(reader, tp, end, restoring=(task.task_id, name)):
                     task.stores[name].restore(batch)
                     total += len(batch)
                     for listener in self._state_restore_listeners:
@@ -391,12 +398,15 @@ class TaskManager:
         finally:
             reader.close()
 
-    def _read_changelog(self, reader: Consumer, tp: TopicPartition,
-                        end: int) -> Iterator[tuple[list[tuple[bytes, bytes | None]], int]]:
+    def _read_changelog(self, reader: Consumer, tp: TopicPartition, end: int, restoring: tuple[str, str] | None = None
+                        ) -> Iterator[tuple[list[tuple[bytes, bytes | None]], int]]:
         """The changes ``reader`` reads from its position in ``tp`` up to ``end``, a batch at a
-        time, each with the offset of its last record."""
+        time, each with the offset of its last record (the progress counted for the
+        ``restoring`` (task id, store))."""
         deadline = time.monotonic() + RESTORE_TIMEOUT_S
-        while reader.position([tp])[0].offset < end:
+        while (position := reader.position([tp])[0].offset) < end:
+            if restoring is not None:
+                self.metrics.restoring(*restoring, end - position)
             if self._stop.is_set():
                 raise Stopping
             if time.monotonic() > deadline:
@@ -412,6 +422,7 @@ class TaskManager:
                 yield batch, last
 
     def _restored(self, task_id: str, store: str, records: int) -> None:
+        self.metrics.restored_store(task_id, store, records)
         log.info("streams %s: task %s restored %s from %d changelog records", self.application_id, task_id, store,
                  records)
         for listener in self._restore_listeners:
@@ -485,11 +496,15 @@ class TaskManager:
         now_ms = self.clock_ms()
         for task_id, group in list(self.partition_groups.items()):
             task = self.tasks[task_id]
+            processed = 0
             while group.ready(now_ms):
                 tp, record = group.next_record()
                 task.process(record)
                 self.positions[tp] = (record.offset or 0) + 1
                 self._dirty = True
+                processed += 1
+            if processed:
+                self.metrics.add_processed(task_id, processed)
 
     def punctuate(self, now_ms: int) -> None:
         """Move the tasks' wall clocks to ``now_ms``, firing the punctuators that are due."""
@@ -509,11 +524,13 @@ class TaskManager:
                 if task_id in self._checkpointed_tasks and (task_id in self._logged or task.cache_dirty):
                     remove_checkpoint(self.config.task_dir(task_id))
                     self._checkpointed_tasks.discard(task_id)
+        started = time.monotonic()
         for task in self.tasks.values():
             task.commit()
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
         if not collector.commit(offsets, consumer):
             return False
+        self.metrics.commit_latency.observe(time.monotonic() - started)
         self._dirty = False
         self.committed = dict(self.positions)
         self._checkpoint_committed(collector)
@@ -540,6 +557,28 @@ class TaskManager:
                 write_checkpoint(self.config.task_dir(task_id), offsets)
                 self._checkpointed_tasks.add(task_id)
         self._logged.clear()
+
+    def update_lag(self) -> None:
+        """Each task's input partitions' lag (see :class:`StreamsMetrics`), from the high
+        watermarks of the consumer's last fetches (no request)."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        lag: dict[tuple[str, str, int], int] = {}
+        for task_id, group in self.partition_groups.items():
+            for (topic, partition), buffered in group.queues.items():
+                tp = TopicPartition(topic, partition)
+                try:
+                    watermarks = consumer.get_watermark_offsets(tp, cached=True)
+                    high = -1 if watermarks is None else watermarks[1]
+                    position = self.positions.get((topic, partition))
+                    if position is None:
+                        position = consumer.position([tp])[0].offset - len(buffered)
+                except KafkaException:
+                    continue
+                if high >= 0 and position >= 0:
+                    lag[(task_id, topic, partition)] = max(high - position, 0)
+        self.metrics.lag = lag
 
     def purge_repartition_topics(self, admin: Any) -> None:
         """Delete the records of repartition topics that every task has committed past."""
