@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, TopicPartition
 
 from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams._checkpoint import read_checkpoint, write_checkpoint
+from tomyum.streams._metadata import HostInfo, InstanceMap, KeyQueryMetadata, default_partition
 from tomyum.streams._plan import plan
 from tomyum.streams._record import Record
 from tomyum.streams._record_collector import RecordCollector
@@ -204,3 +205,26 @@ def test_a_checkpoint_beyond_the_changelog_is_not_trusted(tmp_path: Path) -> Non
     write_checkpoint(tasks.config.task_dir("0_0"), {"app-counts-changelog": 8})  # the changelog ends at 7
     assert tasks._take_checkpoint("0_0", ["counts"], 0) is None
     assert read_checkpoint(tasks.config.task_dir("0_0")) is None
+
+
+def test_queries_learn_which_instances_hold_a_keys_standbys() -> None:
+    """Interactive queries' metadata (Kafka's ``standbyHosts``, ``standbyStateStoreNames``,
+    ``standbyTopicPartitions``): each instance's standby tasks as last placed, by client id."""
+    builder = StreamsBuilder()
+    builder.stream("clicks", key_serde=Serdes.string()).group_by_key().count(Materialized(store_name="counts"))
+    topology = builder.build()
+    the_plan = plan(topology, {"clicks": 2})
+    members = [("x@a:1", [("clicks", 0)]), ("y@b:2", [("clicks", 1)]), ("z@c:3", [])]
+    instances = InstanceMap(topology, lambda: {"clicks": "clicks"}, lambda: the_plan, lambda: members,
+                            HostInfo("a", 1), lambda: {"x@a:1": {"0_1"}, "z@c:3": {"0_0", "0_1"}})
+    by_host = {m.host: m for m in instances.all_metadata()}
+    assert by_host["a"].standby_topic_partitions == {("clicks", 1)} and by_host["a"].standby_state_store_names == {
+        "counts"}
+    assert by_host["b"].standby_topic_partitions == frozenset() and by_host["b"].standby_state_store_names == frozenset()
+    assert by_host["c"].standby_topic_partitions == {("clicks", 0), ("clicks", 1)}
+    for i in range(10):
+        partition = default_partition(f"user-{i}".encode(), 2)
+        assert instances.for_key("counts", f"user-{i}") == KeyQueryMetadata(
+            active_host=HostInfo("a", 1) if partition == 0 else HostInfo("b", 2),
+            standby_hosts=frozenset({HostInfo("c", 3)} | ({HostInfo("a", 1)} if partition == 1 else set())),
+            partition=partition)

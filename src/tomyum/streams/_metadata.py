@@ -64,8 +64,8 @@ UNAVAILABLE = HostInfo("unavailable", -1)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamsMetadata:
     """One instance of the application: its endpoint, the stores of the tasks it runs, and the
-    source partitions assigned to it (Kafka's ``StreamsMetadata``). The standby fields stay
-    empty until standby replicas exist."""
+    source partitions assigned to it (Kafka's ``StreamsMetadata``); with standby replicas, the
+    stores and source partitions of the tasks it holds standbys of."""
 
     host_info: HostInfo
     state_store_names: frozenset[str]
@@ -144,21 +144,31 @@ def server_of(client_id: str) -> HostInfo | None:
 
 
 def streams_metadata(topology: Topology, the_plan: Plan, broker_topics: Mapping[str, str],
-                     members: Iterable[tuple[str, Iterable[tuple[str, int]]]]) -> list[StreamsMetadata]:
+                     members: Iterable[tuple[str, Iterable[tuple[str, int]]]],
+                     standbys: Mapping[str, Iterable[str]] | None = None) -> list[StreamsMetadata]:
     """The instances among ``members`` — (client id, assigned topic partitions) — that declare
     an ``application.server``, sorted by endpoint. ``broker_topics``: a source topic's name on
-    the broker -> its name in the topology."""
+    the broker -> its name in the topology; ``standbys``: client id -> the standby tasks it
+    holds (``<sub-topology>_<partition>``)."""
     partitions: dict[HostInfo, set[tuple[str, int]]] = {}
+    standby_tasks: dict[HostInfo, set[str]] = {}
     for client_id, assigned in members:
         server = server_of(client_id)
         if server is not None:
             partitions.setdefault(server, set()).update(assigned)
+            standby_tasks.setdefault(server, set()).update((standbys or {}).get(client_id, ()))
+    on_broker = {name: topic for topic, name in broker_topics.items()}
     out = []
     for server, tps in sorted(partitions.items()):
         subs = {the_plan.subtopology_of_topic[broker_topics[t]] for t, _ in tps if t in broker_topics}
         stores = {s for s, sub in the_plan.subtopology_of_store.items() if sub in subs} | set(topology.global_stores)
+        held = {(int(sub), int(p)) for sub, _, p in (task.partition("_") for task in standby_tasks[server])}
+        standby_tps = {(on_broker.get(t, t), p) for sub, p in held
+                       for t, of in the_plan.subtopology_of_topic.items() if of == sub}
+        standby_stores = {s for s, sub in the_plan.subtopology_of_store.items() if sub in {sub for sub, _ in held}}
         out.append(StreamsMetadata(host_info=server, state_store_names=frozenset(stores),
-                                   topic_partitions=frozenset(tps)))
+                                   topic_partitions=frozenset(tps), standby_state_store_names=frozenset(standby_stores),
+                                   standby_topic_partitions=frozenset(standby_tps)))
     return out
 
 
@@ -168,13 +178,16 @@ KeySerializer = Serde[Any] | Callable[[Any], bytes]
 class InstanceMap:
     """The application's instances as its group describes them, kept until the next rebalance
     (:meth:`invalidate`, called by the rebalance callbacks). ``describe()`` returns the group's
-    members as (client id, assigned partitions), or None while the group is not stable."""
+    members as (client id, assigned partitions), or None while the group is not stable;
+    ``standbys()`` the standby tasks of each client id, as last placed (see
+    :mod:`tomyum.streams._standby`)."""
 
     def __init__(self, topology: Topology, broker_topics: Callable[[], Mapping[str, str]],
                  the_plan: Callable[[], Plan | None],
                  describe: Callable[[], list[tuple[str, list[tuple[str, int]]]] | None],
-                 local: HostInfo | None) -> None:
+                 local: HostInfo | None, standbys: Callable[[], Mapping[str, Iterable[str]]] = dict) -> None:
         self.topology = topology
+        self._standbys = standbys
         self._broker_topics = broker_topics
         self._plan = the_plan
         self._describe = describe
@@ -199,7 +212,7 @@ class InstanceMap:
         members = self._describe()
         if members is None:
             return []
-        found = streams_metadata(self.topology, the_plan, self._broker_topics(), members)
+        found = streams_metadata(self.topology, the_plan, self._broker_topics(), members, self._standbys())
         with self._lock:
             if generation == self._generation:  # no rebalance began while we asked
                 self._cached = found
@@ -220,10 +233,15 @@ class InstanceMap:
         key_bytes = self._serialize(store, key, serializer)
         partition = default_partition(key_bytes, the_plan.tasks[sub])
         sources = {t for t, s in the_plan.subtopology_of_topic.items() if s == sub}
-        for instance in self.all_metadata():
-            if any(tp[1] == partition and self._broker_topics().get(tp[0]) in sources
-                   for tp in instance.topic_partitions):
-                return KeyQueryMetadata(active_host=instance.host_info, partition=partition)
+        def holds(tps: frozenset[tuple[str, int]]) -> bool:
+            return any(tp[1] == partition and self._broker_topics().get(tp[0]) in sources for tp in tps)
+
+        instances = self.all_metadata()
+        standby_hosts = frozenset(i.host_info for i in instances if holds(i.standby_topic_partitions))
+        for instance in instances:
+            if holds(instance.topic_partitions):
+                return KeyQueryMetadata(active_host=instance.host_info, standby_hosts=standby_hosts,
+                                        partition=partition)
         return NOT_AVAILABLE
 
     def _known(self, store: str) -> None:

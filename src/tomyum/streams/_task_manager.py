@@ -114,6 +114,9 @@ class TaskManager:
         self._restore_listeners: list[RestoreListener] = []
         self._state_restore_listeners: list[StateRestoreListener] = []
         self.standbys = StandbyTasks(config, watermark_offsets)
+        self.standby_placement: Mapping[str, frozenset[str]] = {}
+        """Every member's standby tasks by client id, as last placed (replaced whole: any thread
+        may read it)."""
         """This instance's standby tasks (``num_standby_replicas``, see :mod:`tomyum.streams._standby`)."""
         self._standbys_due: float | None = None
         self._logged: set[str] = set()
@@ -246,9 +249,13 @@ class TaskManager:
         stateful = {task_id: (spec.stores, int(task_id.rsplit("_", 1)[1]))
                     for sub, spec in enumerate(self.plan.subtopologies) if self._checkpointed(spec.stores)
                     for task_id in (f"{sub}_{p}" for p in range(self.plan.tasks[sub]))}
-        placed = assign_standbys(members, {t: self.plan.tasks[task_order(t)[0]] for t in stateful},
-                                 self.config.num_standby_replicas)[me]
-        self.standbys.update({task_id: stateful[task_id] for task_id in placed})
+        placement = assign_standbys(members, {t: self.plan.tasks[task_order(t)[0]] for t in stateful},
+                                    self.config.num_standby_replicas)
+        by_client: dict[str, frozenset[str]] = {}
+        for m in members:
+            by_client[m.client_id] = by_client.get(m.client_id, frozenset()) | placement[m.member_id]
+        self.standby_placement = by_client
+        self.standbys.update({task_id: stateful[task_id] for task_id in placement[me]})
         return True
 
     def _task_of(self, topic: str, partition: int) -> str | None:

@@ -221,7 +221,8 @@ class KafkaStreams:
                                                                                         self.metrics_registry)
         self._instances = InstanceMap(
             topology, lambda: {t: name for t, (name, _) in self._task_manager.sources.items()},
-            lambda: self.plan, self._describe_group, self.application_server)
+            lambda: self.plan, self._describe_group, self.application_server,
+            lambda: self._task_manager.standby_placement)
 
     @property
     def tasks(self) -> dict[str, StreamTask]:
