@@ -193,3 +193,43 @@ def test_restarted_after_a_kill_9_an_instance_restores_only_the_changelog_tail(
         assert latest_counts(broker.bootstrap, counts, isolation, dict(expected)) == dict(expected)
     finally:
         assert a.stop() == 0, a.errors()
+
+
+def test_each_instance_knows_where_the_standbys_of_a_key_are(broker: BrokerProcess, topic_name: str,
+                                                            tmp_path: Path) -> None:
+    """Two instances in one process, one standby replica: every stateful task has its standby
+    on the other instance, and both instances' query metadata name it (``standby_hosts``)."""
+    from tomyum.streams import StreamsConfig
+    from tomyum.streams.runtime import HostInfo, KafkaStreams, State
+    from tests.integration.test_streams_runtime import word_count
+
+    text, counts = f"{topic_name}-text", f"{topic_name}-counts"
+    create_topics(broker.bootstrap, text, counts)
+    app_id = f"where-{topic_name}"
+    apps = [KafkaStreams(word_count(text, counts).build(), StreamsConfig(application_id=app_id,
+                                                                         state_dir=str(tmp_path / name)),
+                         bootstrap_servers=broker.bootstrap, commit_interval_ms=200, num_standby_replicas=1,
+                         application_server=f"127.0.0.1:{port}",
+                         client_config={"consumer.session.timeout.ms": 6000,
+                                        "consumer.heartbeat.interval.ms": 1000})
+            for name, port in (("a", 1001), ("b", 1002))]
+    try:
+        for app in apps:
+            app.start()
+        hosts = {HostInfo("127.0.0.1", 1001): apps[0], HostInfo("127.0.0.1", 1002): apps[1]}
+
+        def placed() -> bool:
+            return all(app.state is State.RUNNING and len(app.tasks) == 2 and app.standby_tasks == sorted(
+                {"1_0", "1_1"} - set(app.tasks)) for app in apps)
+
+        wait_until(placed, TIMEOUT, what="two tasks and one standby each")
+        for key in ("alpha", "beta", "gamma", "delta"):
+            for app in apps:
+                where = app.query_metadata_for_key("counts", key)
+                owner = hosts[where.active_host]
+                assert f"1_{where.partition}" in owner.tasks
+                assert [hosts[h] for h in where.standby_hosts] == [b for b in apps if b is not owner]
+                assert f"1_{where.partition}" in next(b for b in apps if b is not owner).standby_tasks
+    finally:
+        for app in apps:
+            assert app.close(TIMEOUT)

@@ -215,8 +215,9 @@ def test_queries_learn_which_instances_hold_a_keys_standbys() -> None:
     topology = builder.build()
     the_plan = plan(topology, {"clicks": 2})
     members = [("x@a:1", [("clicks", 0)]), ("y@b:2", [("clicks", 1)]), ("z@c:3", [])]
+    placement: list[dict[str, set[str]]] = [{"x@a:1": {"0_1"}, "z@c:3": {"0_0", "0_1"}}]
     instances = InstanceMap(topology, lambda: {"clicks": "clicks"}, lambda: the_plan, lambda: members,
-                            HostInfo("a", 1), lambda: {"x@a:1": {"0_1"}, "z@c:3": {"0_0", "0_1"}})
+                            HostInfo("a", 1), lambda: placement[0])
     by_host = {m.host: m for m in instances.all_metadata()}
     assert by_host["a"].standby_topic_partitions == {("clicks", 1)} and by_host["a"].standby_state_store_names == {
         "counts"}
@@ -228,3 +229,5 @@ def test_queries_learn_which_instances_hold_a_keys_standbys() -> None:
             active_host=HostInfo("a", 1) if partition == 0 else HostInfo("b", 2),
             standby_hosts=frozenset({HostInfo("c", 3)} | ({HostInfo("a", 1)} if partition == 1 else set())),
             partition=partition)
+    placement[0] = {}  # placed again (a moment after a rebalance): read at every call
+    assert all(not m.standby_topic_partitions for m in instances.all_metadata())

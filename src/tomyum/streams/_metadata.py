@@ -16,7 +16,8 @@ the group drops it; and it works the same on Apache Kafka.
 
 The pure part, here, turns (client id, assigned partitions) pairs into :class:`StreamsMetadata`
 and finds a key's partition as Kafka's default partitioner does (murmur2 of the serialized key).
-:class:`InstanceMap` caches a DescribeGroups answer until the next rebalance; any thread may use it.
+:class:`InstanceMap` caches a DescribeGroups answer until the next rebalance (the standby placement,
+which follows a moment later, is read at every call); any thread may use it.
 """
 
 from __future__ import annotations
@@ -194,7 +195,8 @@ class InstanceMap:
         self.local = local
         self._lock = threading.Lock()
         self._generation = 0
-        self._cached: list[StreamsMetadata] | None = None
+        self._cached: list[tuple[str, list[tuple[str, int]]]] | None = None
+        """The group's members as the last DescribeGroups of this generation answered."""
 
     def invalidate(self) -> None:
         with self._lock:
@@ -202,21 +204,21 @@ class InstanceMap:
             self._cached = None
 
     def all_metadata(self) -> list[StreamsMetadata]:
-        with self._lock:
-            if self._cached is not None:
-                return self._cached
-            generation = self._generation
         the_plan = self._plan()
         if the_plan is None:
             return []
-        members = self._describe()
-        if members is None:
-            return []
-        found = streams_metadata(self.topology, the_plan, self._broker_topics(), members, self._standbys())
         with self._lock:
-            if generation == self._generation:  # no rebalance began while we asked
-                self._cached = found
-        return found
+            members = self._cached
+            generation = self._generation
+        if members is None:
+            members = self._describe()
+            if members is None:
+                return []
+            with self._lock:
+                if generation == self._generation:  # no rebalance began while we asked
+                    self._cached = list(members)
+        # the standbys are placed a moment after each rebalance: read them at every call
+        return streams_metadata(self.topology, the_plan, self._broker_topics(), members, self._standbys())
 
     def all_metadata_for_store(self, store: str) -> list[StreamsMetadata]:
         self._known(store)
