@@ -202,6 +202,10 @@ def test_what_kafkas_worker_showed() -> None:
     # Cast and MaskField put every named field, a missing one as null, into a HashMap copy
     assert apply("Cast$Value", {"spec": "id:string,qty:int16"}, rec({"id": 1})).value == {"id": "1", "qty": None}
     assert apply("MaskField$Value", {"fields": "qty"}, rec({"id": 1})).value == {"qty": None, "id": 1}
+    # Cast takes primitives only: a struct, map or list is refused, not printed
+    for value, schema in ((struct(), SCHEMA), ({"a": 1}, None), ([1], None)):
+        with pytest.raises(DataError, match="does not support casting"):
+            apply("Cast$Value", {"spec": "string"}, rec(value, schema))
     # MaskField and HeaderFrom refuse tombstones; SetSchemaMetadata lets them through
     for type_, props in (("MaskField$Value", {"fields": "id"}),
                          ("HeaderFrom$Value", {"fields": "id", "headers": "h", "operation": "copy"})):

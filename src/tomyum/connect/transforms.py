@@ -113,6 +113,9 @@ def cast_value(value: Any, target: Type) -> Any:
     strings parse, anything casts to its string form."""
     if value is None:
         return None
+    if isinstance(value, (Struct, dict, list, tuple)):
+        raise DataError(f"Cast transformation does not support casting from {type(value).__name__}; supported "
+                        "types are [INT8, INT16, INT32, INT64, FLOAT32, FLOAT64, BOOLEAN, STRING, BYTES]")
     if target is Type.STRING:
         if isinstance(value, bool):
             return "true" if value else "false"
