@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
 from tomyum.testing.connect import ConnectProcess
@@ -80,10 +81,28 @@ class Endpoint:
             return list(self.requests)
 
 
-@pytest.fixture
-def worker(broker: BrokerProcess | ExternalBroker, tmp_path: Path) -> Iterator[httpx.Client]:
-    with ConnectProcess(tmp_path / "worker", broker.bootstrap) as w, httpx.Client(base_url=w.url, timeout=30) as http:
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess | ExternalBroker]:
+    """One broker and one worker for the module (each test its own topic and connector)."""
+    external = os.environ.get("TOMYUM_TEST_BOOTSTRAP")
+    if external:
+        yield ExternalBroker(external)
+        return
+    with BrokerProcess(tmp_path_factory.mktemp("http-sink-broker") / "data",
+                       settings={"group.initial.rebalance.delay.ms": "0"}) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def worker(broker: BrokerProcess | ExternalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    with ConnectProcess(tmp_path_factory.mktemp("http-sink-worker"), broker.bootstrap) as w, \
+            httpx.Client(base_url=w.url, timeout=30) as http:
         yield http
+
+
+@pytest.fixture
+def name() -> str:
+    return f"http-{uuid.uuid4().hex[:8]}"
 
 
 def _produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
@@ -108,10 +127,10 @@ STRINGS = {"key.converter": "org.apache.kafka.connect.storage.StringConverter",
 
 
 def test_batches_with_auth_and_headers(worker: httpx.Client, broker: BrokerProcess | ExternalBroker,
-                                       topic_name: str) -> None:
+                                       topic_name: str, name: str) -> None:
     _produce(broker.bootstrap, topic_name, [(None, json.dumps({"n": i}).encode(), []) for i in range(5)])
     with Endpoint(lambda body, i: 200) as endpoint:
-        _create(worker, "http", {
+        _create(worker, name, {
             "connector.class": HTTP_SINK, "topics": topic_name, "http.api.url": endpoint.url, "request.method": "PUT",
             "request.body.format": "json", "batch.max.size": "2", "batch.json.as.array": "true",
             "auth.type": "BASIC", "connection.user": "ann", "connection.password": "s3cr:et",
@@ -127,13 +146,14 @@ def test_batches_with_auth_and_headers(worker: httpx.Client, broker: BrokerProce
         assert r.method == "PUT" and r.headers["Content-Type"] == "application/json"
         assert r.headers["Authorization"] == "Basic " + base64.b64encode(b"ann:s3cr:et").decode()
         assert r.headers["X-Tenant"] == "acme" and r.headers["X-Trace"] == "on"
-    assert _state(worker, "http")["tasks"][0]["state"] == "RUNNING"
+    assert _state(worker, name)["tasks"][0]["state"] == "RUNNING"
 
 
-def test_retries_with_backoff(worker: httpx.Client, broker: BrokerProcess | ExternalBroker, topic_name: str) -> None:
+def test_retries_with_backoff(worker: httpx.Client, broker: BrokerProcess | ExternalBroker, topic_name: str,
+                              name: str) -> None:
     _produce(broker.bootstrap, topic_name, [(None, b"a", []), (None, b"b", [])])
     with Endpoint(lambda body, i: 503 if i < 2 else 200) as endpoint:
-        _create(worker, "http", dict(STRINGS, **{
+        _create(worker, name, dict(STRINGS, **{
             "connector.class": HTTP_SINK, "topics": topic_name, "http.api.url": endpoint.url,
             "batch.max.size": "10", "batch.prefix": "<", "batch.suffix": ">", "batch.separator": ";",
             "retry.backoff.ms": "300", "retry.backoff.policy": "CONSTANT_VALUE", "retry.on.status.codes": "500-599"}))
@@ -148,11 +168,11 @@ def test_retries_with_backoff(worker: httpx.Client, broker: BrokerProcess | Exte
 
 
 def test_errors_tolerance_all_sends_to_the_dlq(worker: httpx.Client, broker: BrokerProcess | ExternalBroker,
-                                               topic_name: str) -> None:
+                                               topic_name: str, name: str) -> None:
     dlq = f"dlq-{uuid.uuid4().hex[:8]}"
     _produce(broker.bootstrap, topic_name, [(b"k0", b"good0", []), (b"k1", b"bad", [("h", b"1")]), (b"k2", b"good2", [])])
     with Endpoint(lambda body, i: 400 if b"bad" in body else 200) as endpoint:
-        _create(worker, "http", dict(STRINGS, **{
+        _create(worker, name, dict(STRINGS, **{
             "connector.class": HTTP_SINK, "topics": topic_name, "http.api.url": endpoint.url,
             "retry.on.status.codes": "500-", "errors.tolerance": "all", "errors.deadletterqueue.topic.name": dlq,
             "errors.deadletterqueue.topic.replication.factor": "1",
@@ -161,8 +181,8 @@ def test_errors_tolerance_all_sends_to_the_dlq(worker: httpx.Client, broker: Bro
                    timeout=30, what="the good records at the endpoint")
         assert [r.body for r in endpoint.got()] == [b"good0", b"bad", b"good2"]  # a 400 is not retried here
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe([dlq])
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(dlq, 0, 0)])
     try:
         def one() -> Any:
             for m in consumer.consume(1, 0.5):
@@ -179,18 +199,18 @@ def test_errors_tolerance_all_sends_to_the_dlq(worker: httpx.Client, broker: Bro
     assert headers["__connect.errors.stage"] == b"TASK_PUT"
     assert headers["__connect.errors.exception.class.name"] == b"org.apache.kafka.connect.errors.ConnectException"
     assert headers["__connect.errors.exception.message"].startswith(b"HTTP 400 from POST " + endpoint.url.encode())
-    assert _state(worker, "http")["tasks"][0]["state"] == "RUNNING"
+    assert _state(worker, name)["tasks"][0]["state"] == "RUNNING"
 
 
 def test_errors_tolerance_none_fails_the_task(worker: httpx.Client, broker: BrokerProcess | ExternalBroker,
-                                              topic_name: str) -> None:
+                                              topic_name: str, name: str) -> None:
     missing = worker.post("/connectors", json={"name": "x", "config": {"connector.class": HTTP_SINK, "topics": "t"}})
     assert missing.status_code == 400 and "http.api.url" in missing.json()["message"]
     _produce(broker.bootstrap, topic_name, [(None, b"refused", [])])
     with Endpoint(lambda body, i: 400) as endpoint:
-        _create(worker, "http", dict(STRINGS, **{"connector.class": HTTP_SINK, "topics": topic_name,
+        _create(worker, name, dict(STRINGS, **{"connector.class": HTTP_SINK, "topics": topic_name,
                                                  "http.api.url": endpoint.url, "retry.on.status.codes": "500-"}))
-        task = wait_until(lambda: next((t for t in _state(worker, "http")["tasks"] if t["state"] == "FAILED"), None),
+        task = wait_until(lambda: next((t for t in _state(worker, name)["tasks"] if t["state"] == "FAILED"), None),
                           timeout=30, what="the task FAILED")
         assert len(endpoint.got()) == 1
     assert "HTTP 400 from POST" in task["trace"]
@@ -204,8 +224,8 @@ def test_the_guides_http_sink(worker: httpx.Client, broker: BrokerProcess | Exte
     config = dict(line.split("=", 1) for line in block.splitlines() if line.strip())
     _produce(broker.bootstrap, topic_name, [(None, json.dumps({"order": i}).encode(), []) for i in range(3)])
     with Endpoint(lambda body, i: 200) as endpoint:
-        name = config.pop("name")
-        _create(worker, name, dict(config, topics=topic_name, **{"http.api.url": endpoint.url}))
+        assert config.pop("name") == "orders-to-http"
+        _create(worker, "orders-to-http", dict(config, topics=topic_name, **{"http.api.url": endpoint.url}))
         wait_until(lambda: sum(len(json.loads(r.body)) for r in endpoint.got()) >= 3, timeout=30,
                    what="3 records at the endpoint")
         got = endpoint.got()
