@@ -11,7 +11,9 @@ apply the same transform config (``errors.tolerance=all``, so a record a transfo
 skipped in both) and write with JsonConverter. Each worker runs once for the whole corpus (a
 module fixture); a test then compares, for its transform, every topic the two wrote — records
 in order, key, value, headers and timestamp byte for byte (topic names differ only in the
-``k-``/``t-`` prefix, which is mapped). Needs java, javac and mvn.
+``k-``/``t-`` prefix, which is mapped). The sink side likewise: the schemaless corpus in one topic,
+read by a FileStream sink through a transform in each worker, gives the same file. Needs java,
+javac and mvn.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
@@ -172,6 +174,59 @@ CASES: dict[str, dict[str, str]] = {
 }
 
 
+# The sink side: the schemaless corpus, produced as it is to one topic, read back by a FileStream
+# sink in each worker through these transforms; Kafka's sink writes each value's toString(), so
+# the two files are equal only if the maps come in Java's order and the values print as Java's.
+SINK_CASES: dict[str, dict[str, str]] = {
+    "plain": {},
+    "insert_field": {"transforms": "i", "transforms.i.type": T + "InsertField$Value", "transforms.i.topic.field": "topic",
+                     "transforms.i.partition.field": "part", "transforms.i.offset.field": "off",
+                     "transforms.i.timestamp.field": "ts", "transforms.i.static.field": "origin",
+                     "transforms.i.static.value": "corpus"},
+    "mask_field": {"transforms": "m", "transforms.m.type": T + "MaskField$Value", "transforms.m.fields": "secret,price,tags"},
+    "replace_field": {"transforms": "r", "transforms.r.type": T + "ReplaceField$Value", "transforms.r.exclude": "secret",
+                      "transforms.r.renames": "name:full_name"},
+    "cast": {"transforms": "c", "transforms.c.type": T + "Cast$Value", "transforms.c.spec": "id:string,price:int32,epoch:float64"},
+    "flatten": {"transforms": "f", "transforms.f.type": T + "Flatten$Value"},
+    "hoist_field": {"transforms": "h", "transforms.h.type": T + "HoistField$Value", "transforms.h.field": "v"},
+    "timestamp_converter": {"transforms": "t", "transforms.t.type": T + "TimestampConverter$Value",
+                            "transforms.t.field": "epoch", "transforms.t.target.type": "string",
+                            "transforms.t.format": "yyyy-MM-dd HH:mm", "transforms.t.unix.precision": "seconds"},
+}
+
+
+def _sink(who: str, tag: str, case: str, work: Path) -> dict[str, str]:
+    return {"name": f"{who}-sink-{case}", "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+            "tasks.max": "1", "topics": f"src-{tag}", "file": str(work / f"{who}-sink-{case}.txt"),
+            "errors.tolerance": "all", **SINK_CASES[case]}
+
+
+def _produce_corpus(bootstrap: str, topic: str, records: list[dict[str, Any]]) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for r in records:
+        producer.produce(topic, key=None if r["key"] is None else json.dumps(r["key"]).encode(),
+                         value=None if r["value"] is None else json.dumps(r["value"], ensure_ascii=False).encode(),
+                         headers=[(n, json.dumps(v["payload"]).encode()) for n, v in r["headers"]] or None,
+                         timestamp=r["timestamp"])
+    assert producer.flush(30) == 0
+    return len(records)
+
+
+def _wait_sinks_done(bootstrap: str, topic: str, end: int, names: list[str]) -> None:
+    """Until each sink's consumer group has committed the topic's end offset: everything was
+    put and flushed to its file."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def done() -> bool:
+        for name in names:
+            [future] = admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(f"connect-{name}", [TopicPartition(topic, 0)])]).values()
+            if future.result(10).topic_partitions[0].offset < end:
+                return False
+        return True
+    wait_until(done, timeout=150, interval=0.5, what="the FileStream sinks to commit the corpus")
+
+
 @dataclass
 class Run:
     tag: str
@@ -236,15 +291,18 @@ def run(tmp_path_factory: pytest.TempPathFactory, module_broker: BrokerProcess |
     tag = uuid.uuid4().hex[:6]
     conns = {who: [_connector(who, tag, case, corpus, work) for case in CASES for corpus in CORPUS]
              for who in ("k", "t")}
+    sinks = {who: [_sink(who, tag, case, work) for case in SINK_CASES] for who in ("k", "t")}
+    end = _produce_corpus(broker.bootstrap, f"src-{tag}", CORPUS["n"])
 
     kafka = KafkaConnectProcess(jars, work / "kafka", {"bootstrap.servers": broker.bootstrap,
                                                        "offset.flush.interval.ms": "500"},
-                                connectors=conns["k"], classpath=[classes])
-    tomyum = ConnectProcess(work / "tomyum", broker.bootstrap, connectors=conns["t"],
+                                connectors=conns["k"] + sinks["k"], classpath=[classes])
+    tomyum = ConnectProcess(work / "tomyum", broker.bootstrap, connectors=conns["t"] + sinks["t"],
                             worker={"offset.flush.interval.ms": "500", "plugin.path": str(HERE / "connect")})
     with kafka, tomyum:
         _wait_done(kafka.url, conns["k"], "Kafka's worker")
         _wait_done(tomyum.url, conns["t"], "tomyum's worker")
+        _wait_sinks_done(broker.bootstrap, f"src-{tag}", end, [c["name"] for c in sinks["k"] + sinks["t"]])
     yield Run(tag, broker.bootstrap, work)
 
 
@@ -291,3 +349,12 @@ def _compare(run: Run, case: str) -> None:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_transform_output_equals_kafka_connects(run: Run, case: str) -> None:
     _compare(run, case)
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("case", sorted(SINK_CASES))
+def test_sink_transform_output_equals_kafka_connects(run: Run, case: str) -> None:
+    """The FileStream sink's file after the transform, Kafka's worker's and tomyum's: equal."""
+    kafka = (run.workdir / f"k-sink-{case}.txt").read_text(encoding="utf-8")
+    assert kafka.count("\n") >= 2, kafka
+    assert (run.workdir / f"t-sink-{case}.txt").read_text(encoding="utf-8") == kafka
