@@ -137,3 +137,17 @@ def test_doubles_are_written_as_javas_double_to_string(value: float, text: bytes
     assert json_converter(schemas=False).from_connect_data("t", FLOAT64_SCHEMA, value) == text
     assert json_converter(schemas=False).from_connect_data("t", None, {"v": value, "s": "\x00"}) \
         == b'{"v":' + text + b',"s":"\\u0000"}'
+
+
+def test_logical_dates_and_times_come_back_as_instants() -> None:
+    """Kafka's JsonConverter reads Date, Time and Timestamp into java.util.Date: an instant."""
+    utc = datetime.timezone.utc
+    c = json_converter()
+    schema = SchemaBuilder.struct().field("d", date_schema()).field("t", timestamp_schema()).build()
+    doc = c.from_connect_data("t", schema, Struct(schema).put("d", datetime.date(2024, 2, 29))
+                              .put("t", datetime.datetime(2024, 2, 29, 0, 0, 0, 123000, tzinfo=utc)))
+    assert doc is not None and doc.endswith(b'"payload":{"d":19782,"t":1709164800123}}')
+    _, value = c.to_connect_data("t", doc)
+    assert value.get("d") == datetime.datetime(2024, 2, 29, tzinfo=utc)
+    assert value.get("t") == datetime.datetime(2024, 2, 29, 0, 0, 0, 123000, tzinfo=utc)
+    assert c.from_connect_data("t", schema, value) == doc

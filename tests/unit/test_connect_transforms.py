@@ -217,3 +217,17 @@ def test_what_kafkas_worker_showed() -> None:
     source = SourceRecord(topic="t", value={"a": 1}, timestamp=5)
     got = transformation(T + "InsertField$Value", {"partition.field": "p", "timestamp.field": "ts"}).apply(source)
     assert got.value == {"a": 1, "ts": 5}
+
+
+def test_file_sink_prints_dates_as_java(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The FileStream sink prints a Date/Timestamp as java.util.Date.toString() does, in the
+    local time zone (Kafka's worker: the JVM's)."""
+    import time
+    from tomyum.connect.file import java_string
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        assert java_string(datetime.datetime(2024, 3, 1, tzinfo=datetime.timezone.utc)) == "Fri Mar 01 00:00:00 UTC 2024"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -328,6 +328,12 @@ class JsonConverter:
             if isinstance(value, str):
                 return decimal_from_bytes(base64.b64decode(value), scale)
             return decimal.Decimal(str(value)).quantize(decimal.Decimal(1).scaleb(-scale))
+        if schema.name in (DATE_LOGICAL_NAME, TIME_LOGICAL_NAME, TIMESTAMP_LOGICAL_NAME) \
+                and isinstance(value, int) and not isinstance(value, bool):
+            # Kafka's converter gives a java.util.Date for all three: an instant, here in UTC
+            if schema.name == DATE_LOGICAL_NAME:
+                return EPOCH + datetime.timedelta(days=value)
+            return EPOCH + datetime.timedelta(milliseconds=value)
         k = schema.type
         try:
             if k in (Type.INT8, Type.INT16, Type.INT32, Type.INT64):
