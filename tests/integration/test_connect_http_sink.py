@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 import time
 import uuid
@@ -82,15 +81,9 @@ class Endpoint:
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess | ExternalBroker]:
+def broker(module_broker: BrokerProcess | ExternalBroker) -> BrokerProcess | ExternalBroker:
     """One broker and one worker for the module (each test its own topic and connector)."""
-    external = os.environ.get("TOMYUM_TEST_BOOTSTRAP")
-    if external:
-        yield ExternalBroker(external)
-        return
-    with BrokerProcess(tmp_path_factory.mktemp("http-sink-broker") / "data",
-                       settings={"group.initial.rebalance.delay.ms": "0"}) as b:
-        yield b
+    return module_broker
 
 
 @pytest.fixture(scope="module")

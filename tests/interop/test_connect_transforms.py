@@ -19,7 +19,6 @@ javac and mvn.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import uuid
@@ -270,17 +269,6 @@ def _wait_done(url: str, connectors: list[dict[str, str]], what: str) -> None:
                 assert not failed, f"{what}: {name} failed: {failed[0].get('trace', '')[:2000]}"
             return not pending
         wait_until(done, timeout=150, interval=0.5, what=f"{what} to finish the corpus")
-
-
-@pytest.fixture(scope="module")
-def module_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess | ExternalBroker]:
-    """One broker for the module: both workers run the whole corpus once."""
-    external = os.environ.get("TOMYUM_TEST_BOOTSTRAP")
-    if external:
-        yield ExternalBroker(external)
-        return
-    with BrokerProcess(tmp_path_factory.mktemp("transforms-broker") / "data") as b:
-        yield b
 
 
 @pytest.fixture(scope="module")
