@@ -98,7 +98,7 @@ def name() -> str:
     return f"http-{uuid.uuid4().hex[:8]}"
 
 
-def _produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+def _produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
     p = Producer({"bootstrap.servers": bootstrap})
     for key, value, headers in records:
         p.produce(topic, key=key, value=value, headers=headers or None)
@@ -225,3 +225,36 @@ def test_the_guides_http_sink(worker: httpx.Client, broker: BrokerProcess | Exte
     assert [item for r in got for item in json.loads(r.body)] == [{"order": i} for i in range(3)]
     assert got[0].headers["Authorization"] == "Basic " + base64.b64encode(b"ingest:s3cret").decode()
     assert got[0].headers["X-Tenant"] == "acme" and got[0].headers["X-Source"] == "tomyum"
+
+
+def test_unreachable_endpoint_is_retried_then_fails(worker: httpx.Client, broker: BrokerProcess | ExternalBroker,
+                                                    topic_name: str, name: str) -> None:
+    """A transport error (nothing listens) is retried like a retriable status; after
+    ``max.retries`` the record fails: to the DLQ under ``errors.tolerance=all``. A null value is
+    skipped (``behavior.on.null.values=ignore``, the default)."""
+    with Endpoint(lambda body, i: 200) as gone:
+        url = gone.url  # a port nothing listens on once the server is closed
+    dlq = f"dlq-{uuid.uuid4().hex[:8]}"
+    _produce(broker.bootstrap, topic_name, [(b"t", None, []), (b"k", b"lost", [])])  # a tombstone, then a record
+    started = time.monotonic()
+    _create(worker, name, dict(STRINGS, **{
+        "connector.class": HTTP_SINK, "topics": topic_name, "http.api.url": url, "max.retries": "2",
+        "retry.backoff.ms": "200", "retry.backoff.policy": "CONSTANT_VALUE", "errors.tolerance": "all",
+        "errors.deadletterqueue.topic.name": dlq, "errors.deadletterqueue.topic.replication.factor": "1",
+        "errors.deadletterqueue.context.headers.enable": "true"}))
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(dlq, 0, 0)])
+    try:
+        def one() -> Any:
+            for m in consumer.consume(1, 0.5):
+                if m.error() is None:
+                    return m
+            return None
+        dead = wait_until(one, timeout=30, what="the DLQ record")
+    finally:
+        consumer.close()
+    assert time.monotonic() - started >= 0.4  # two waits of 200 ms before it gave up
+    assert dead.value() == b"lost"  # the first: the tombstone was skipped, not failed
+    assert dict(dead.headers())["__connect.errors.exception.message"].startswith(b"POST " + url.encode() + b" failed")
+    assert _state(worker, name)["tasks"][0]["state"] == "RUNNING"
