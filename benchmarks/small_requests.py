@@ -13,6 +13,13 @@ phase divided by the requests it served: the figure to compare before/after on a
 machine, where rates move with the load and CPU time much less.
 
     python -m benchmarks.small_requests [--messages 10000] [--clients 3] [--rounds 3] [--write docs/benchmarks.md]
+
+Before/after an optimisation, ``--builds`` runs only the produce phases, on brokers started from
+each of several source trees in turn (``git worktree add /tmp/before <commit>``; each tree's
+``src/`` goes first on the broker's ``PYTHONPATH``), alternating build by build in every round,
+and prints the median of the rounds per build:
+
+    python -m benchmarks.small_requests --builds /tmp/before . --rounds 3 --messages 6000
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +105,43 @@ def brokers() -> Iterator[tuple[str, Callable[[], AbstractContextManager[tuple[s
         yield "tansu", tansu_broker
 
 
+@contextmanager
+def _build_broker(tree: Path) -> Iterator[tuple[str, int]]:
+    """A tomyum broker started from the source tree ``tree`` (its ``src/`` first on PYTHONPATH)."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree.resolve() / "src"), before) if p)
+    try:
+        with tomyum_broker() as broker:
+            _restore_pythonpath(before)  # the clients import this process's tomyum, not the build's
+            yield broker
+    finally:
+        _restore_pythonpath(before)
+
+
+def _restore_pythonpath(value: str | None) -> None:
+    if value is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = value
+
+
+def compare_builds(trees: list[Path], rounds: int, messages: int, clients: int) -> str:
+    """The produce phases on each build in turn, ``rounds`` times; a table of the medians."""
+    runs: dict[Path, dict[str, list[Phase]]] = {t: {} for t in trees}
+    for _ in range(rounds):
+        for tree in trees:
+            for workload, phase in run_broker(lambda: _build_broker(tree), messages, clients).items():
+                runs[tree].setdefault(workload, []).append(phase)
+                print(f"{tree} {workload}: {phase.per_s:,.0f} req/s, {phase.cpu_us:,.0f} µs broker CPU/req "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    rows = ["| build | acks=all req/s | acks=all broker CPU µs/req | acks=1 req/s | acks=1 broker CPU µs/req |",
+            "|---|---:|---:|---:|---:|"]
+    for tree in trees:
+        a, b = (median_phase(runs[tree][w]) for w in ("produce acks=all", "produce acks=1"))
+        rows.append(f"| {tree} | {a.per_s:,.0f} | {a.cpu_us:,.0f} | {b.per_s:,.0f} | {b.cpu_us:,.0f} |")
+    return "\n".join(rows)
+
+
 def median_phase(runs: list[Phase]) -> Phase:
     return sorted(runs, key=lambda p: p.cpu_us)[len(runs) // 2]
 
@@ -129,7 +173,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="fresh brokers per broker kind; the median is shown")
     ap.add_argument("--latency-seconds", type=float, default=10.0)
     ap.add_argument("--write", type=Path)
+    ap.add_argument("--builds", type=Path, nargs="+", metavar="TREE",
+                    help="source trees to compare (produce phases only, alternating, median of --rounds)")
     args = ap.parse_args()
+    if args.builds:
+        print(compare_builds(args.builds, args.rounds, args.messages, args.clients))
+        return
     load = os.getloadavg()[0]
     runs: dict[str, dict[str, list[Phase]]] = {}
     for _ in range(args.rounds):
