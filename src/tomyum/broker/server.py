@@ -107,6 +107,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
+        #: the writer task is sending a response (a later one must queue behind it)
+        self._writing = False
         self._reading_paused = False
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -350,10 +352,29 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # responses -----------------------------------------------------------------------------------
 
     def _write(self, data: list[Any]) -> None:
-        if data:
-            self._idle.clear()
-            self._out.append(data)
-            self._out_ready.set()
+        if not data:
+            return
+        if (not self._out and not self._writing and not self._closing and self._can_write.is_set()
+                and self.transport is not None
+                and all(type(b) is bytes for b in data)):
+            # nothing queued or being sent before it: written at once, without waking the writer
+            self.transport.writelines(data)
+            self._written()
+            return
+        self._idle.clear()
+        self._out.append(data)
+        self._out_ready.set()
+
+    def _written(self) -> bool:
+        """After a response is handed to the transport: close if asked to (True), else maybe
+        read on."""
+        if self._close_after is not None and not self._out:
+            self.close(self._close_after)  # written first: the transport flushes, then closes
+            return True
+        self._maybe_pause()
+        if not self._out:
+            self._check_idle()
+        return False
 
     async def _write_loop(self) -> None:
         while True:
@@ -366,16 +387,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 continue
             data = self._out.popleft()
             assert self.transport is not None
-            if all(type(b) is bytes for b in data):
-                self.transport.writelines(data)
-            elif not await self._send_with_files(data):
-                return
-            if self._close_after is not None and not self._out:
-                self.close(self._close_after)  # written first: the transport flushes, then closes
-                return
-            self._maybe_pause()
-            if not self._can_write.is_set():
-                await self._can_write.wait()
+            self._writing = True
+            try:
+                if all(type(b) is bytes for b in data):
+                    self.transport.writelines(data)
+                elif not await self._send_with_files(data):
+                    return
+                if self._written():
+                    return
+                if not self._can_write.is_set():
+                    await self._can_write.wait()
+            finally:
+                self._writing = False
 
     async def _send_with_files(self, data: list[Any]) -> bool:
         """Write ``data``, sending zero-copy file slices with ``loop.sendfile``; False if the

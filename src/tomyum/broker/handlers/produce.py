@@ -134,21 +134,25 @@ async def _await_durable(
     durable: list[tuple[TopicPartition, int, list[PartitionResult], int]],
     throttle_ms: int,
 ) -> RawResponse:
+    """Wait for each partition's group commit in turn, all within the request's timeout: one
+    coroutine, no task per partition (the partitions' fsyncs are one round anyway)."""
     store = ctx.broker.store
     timeout_s = max(ms(request.timeout), 0) / 1000
-    waits = [asyncio.ensure_future(store.wait_durable(tp, end)) for tp, end, _, _ in durable]
-    done, pending = await asyncio.wait(waits, timeout=timeout_s or None)
-    for fut in pending:
-        fut.cancel()
-    for fut, (tp, _, parts, i) in zip(waits, durable):
-        if fut in pending:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s if timeout_s else None
+    for tp, end, parts, i in durable:
+        try:
+            if deadline is None:
+                await store.wait_durable(tp, end)
+            else:
+                async with asyncio.timeout_at(deadline):
+                    await store.wait_durable(tp, end)
+            continue
+        except TimeoutError:
             code, message = ErrorCode.request_timed_out, "not durable within the request timeout"
-        elif fut.exception() is not None:
-            exc = fut.exception()
+        except Exception as exc:
             code = exc.code if isinstance(exc, KafkaError) else ErrorCode.kafka_storage_error
             message = str(exc)
-        else:
-            continue
         log.warning("produce to %s not acknowledged: %s", tp, message)
         parts[i] = PartitionResult(parts[i].index, code, error_message=message)
     return RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms))
