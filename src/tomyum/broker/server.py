@@ -109,6 +109,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._closing = False
         #: the writer task is sending a response (a later one must queue behind it)
         self._writing = False
+        #: responses of this turn of the event loop, to be written at its end (see _write)
+        self._batch: list[bytes] = []
         self._reading_paused = False
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -165,6 +167,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._deferred.clear()
         while self._out:
             _release(self._out.popleft())
+        self._batch = []
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -201,6 +204,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if why:
             _limited.warning(("close", self.listener.name, why.split(":")[0][:60]),
                              "closing connection from %s on %s: %s", self.peer, self.listener.name, why)
+        if not self._closing:
+            self._write_batch()  # the responses already given leave first
         self._closing = True
         if self.transport is not None:
             self.transport.close()
@@ -332,7 +337,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         return 0.0 if not self._idle.is_set() else now - self.last_active
 
     def _check_idle(self) -> None:
-        if not self.protocol.pending_requests and not self._out:
+        if not self.protocol.pending_requests and not self._out and not self._batch:
             self._idle.set()
 
     def _respond(self, request: RequestReceived, result: Any) -> None:
@@ -355,15 +360,28 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if not data:
             return
         if (not self._out and not self._writing and not self._closing and self._can_write.is_set()
-                and self.transport is not None
-                and all(type(b) is bytes for b in data)):
-            # nothing queued or being sent before it: written at once, without waking the writer
-            self.transport.writelines(data)
-            self._written()
+                and self.transport is not None and all(type(b) is bytes for b in data)):
+            # Nothing queued or being sent before it: it joins the other responses given in this
+            # turn of the event loop, all written by one call in the next turn (one send for the
+            # several requests a client pipelines or a group commit completes), without waking
+            # the writer task.
+            if not self._batch:
+                asyncio.get_running_loop().call_soon(self._write_batch)
+            self._batch += data
             return
+        self._write_batch()  # what was batched goes first
         self._idle.clear()
         self._out.append(data)
         self._out_ready.set()
+
+    def _write_batch(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        if self._closing or self.transport is None:
+            return
+        self.transport.writelines(batch)
+        self._written()
 
     def _written(self) -> bool:
         """After a response is handed to the transport: close if asked to (True), else maybe

@@ -282,11 +282,16 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
             self._wake.set()
 
     async def wait_durable(self, tp: TopicPartition, offset: int) -> None:
+        fut = self.durable_future(tp, offset)
+        if fut is not None:
+            await fut
+
+    def durable_future(self, tp: TopicPartition, offset: int) -> asyncio.Future[None] | None:
         plog = self._log(tp)
         fut = plog.durable_future(offset)
         if fut is not None:
             self._flush_soon(plog)  # someone waits: whatever the flush policy, sync it now
-            await fut
+        return fut
 
     def expire_producers(self) -> None:
         now, max_age = self.clock.time_ms(), self.config["producer.id.expiration.ms"]
