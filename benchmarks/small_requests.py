@@ -231,7 +231,8 @@ def main() -> None:
                       f"{args.clients} producer processes each send {args.messages:,} records of 100 B to one partition,\n"
                       "each record its own Produce request (`batch.num.messages=1`, `linger.ms=0`, 5 in flight); then\n"
                       "one consumer reads the acks=1 records back, one batch per Fetch (`max.partition.fetch.bytes=1`),\n"
-                      "counted per record. "
+                      "counted per record (Tansu answers many batches per Fetch all the same, so its fetch row is per\n"
+                      "record, not per request: not a like-for-like pair). "
                       "Broker CPU is the broker process's user + system time over the phase per request served. "
                       f"{peers}; median of {args.rounds} fresh brokers.\n\n" + out)
 
