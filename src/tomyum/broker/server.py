@@ -5,7 +5,10 @@ ApiVersions fallback, responses in request order — is :class:`tomyum.protocol.
 a state machine with no I/O. This module is its asyncio adapter: it reads with
 :class:`asyncio.BufferedProtocol` straight into the state machine's reusable buffer, runs the
 handlers, writes what the state machine says may go (file slices by ``sendfile``), pauses
-reading while too many requests are pending, and tracks idleness.
+reading while too many requests are pending, and tracks idleness. Responses released in one
+turn of the event loop are written together in the next (one ``send`` for a client's pipelined
+requests or a group commit's completions); a response behind a file slice waits for the
+writer task, so the order holds.
 
 Requests of one connection are handled one at a time, in order; a handler that must wait (a
 long-poll fetch, an acks=-1 produce) returns a :class:`Deferred`, and the connection goes on
