@@ -26,10 +26,10 @@ from tomyum.testing.postgres import PostgresServer
 pytestmark = pytest.mark.timeout(180)
 
 
-def cdc_connector(pg: PostgresServer, **extra: str) -> dict[str, str]:
+def cdc_connector(pg: PostgresServer, prefix: str, **extra: str) -> dict[str, str]:
     return {"name": "inventory-cdc", "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
             "tasks.max": "1", "database.hostname": "127.0.0.1", "database.port": str(pg.port),
-            "database.user": "tomyum", "database.dbname": "inventory", "topic.prefix": "dbserver1",
+            "database.user": "tomyum", "database.dbname": "inventory", "topic.prefix": prefix,
             "plugin.name": "pgoutput", **extra}
 
 
@@ -71,18 +71,17 @@ def money(amount: str) -> str:
     return base64.b64encode(decimal_to_bytes(Decimal(amount), 2)).decode()
 
 
-C, O = "dbserver1.public.customers", "dbserver1.public.orders"
-
-
 def test_cdc_through_the_worker_gives_debezium_records(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
-                                                      postgres: PostgresServer) -> None:
+                                                      postgres: PostgresServer, topic_name: str) -> None:
+    # the topics are the test's own (Debezium's topic.prefix): a shared broker keeps other tests' records
+    C, O = f"{topic_name}.public.customers", f"{topic_name}.public.orders"
     dsn = postgres.create_database("inventory")
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL)")
         c.execute("CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, amount numeric(10,2))")
         c.execute("INSERT INTO customers VALUES (1, 'ann')")
     reader = Reader(broker.bootstrap, [C, O])
-    with ConnectProcess(tmp_path / "worker", broker.bootstrap, connectors=[cdc_connector(postgres)]) as worker:
+    with ConnectProcess(tmp_path / "worker", broker.bootstrap, connectors=[cdc_connector(postgres, topic_name)]) as worker:
         try:
             assert summary(reader.until(1)[0]) == (C, {"id": 1}, "r", None, {"id": 1, "name": "ann"})
             with psycopg.connect(dsn, autocommit=True) as c:
@@ -112,7 +111,7 @@ def test_cdc_through_the_worker_gives_debezium_records(broker: BrokerProcess | E
 
 
 def test_kill_9_of_the_worker_mid_stream_loses_no_change(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
-                                                        postgres: PostgresServer) -> None:
+                                                        postgres: PostgresServer, topic_name: str) -> None:
     dsn = postgres.create_database("inventory")
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL)")
@@ -126,9 +125,9 @@ def test_kill_9_of_the_worker_mid_stream_loses_no_change(broker: BrokerProcess |
                     return
                 c.execute("INSERT INTO customers VALUES (%s, %s)", (i, f"n{i}"))
 
-    connector = cdc_connector(postgres, **{"snapshot.mode": "never"})
+    connector = cdc_connector(postgres, topic_name, **{"snapshot.mode": "never"})
     workdir = tmp_path / "worker"
-    reader = Reader(broker.bootstrap, [C])
+    reader = Reader(broker.bootstrap, [f"{topic_name}.public.customers"])
     writer = threading.Thread(target=write)
     try:
         with ConnectProcess(workdir, broker.bootstrap, connectors=[connector]) as worker:
@@ -158,7 +157,7 @@ def postgres_slot_exists(dsn: str) -> bool:
 
 
 def test_jdbc_source_to_jdbc_sink_through_the_broker(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
-                                                     postgres: PostgresServer) -> None:
+                                                     postgres: PostgresServer, topic_name: str) -> None:
     src = postgres.create_database("app")
     dst = postgres.create_database("warehouse")
     with psycopg.connect(src, autocommit=True) as c:
@@ -166,16 +165,16 @@ def test_jdbc_source_to_jdbc_sink_through_the_broker(broker: BrokerProcess | Ext
                   "payload text)")
         c.execute("INSERT INTO events (payload) VALUES ('a'), ('b')")
     source = {"name": "jdbc-src", "connector.class": "io.confluent.connect.jdbc.JdbcSourceConnector",
-              "connection.url": src, "table.whitelist": "events", "topic.prefix": "pg-", "tasks.max": "1",
+              "connection.url": src, "table.whitelist": "events", "topic.prefix": f"{topic_name}-", "tasks.max": "1",
               "mode": "timestamp+incrementing", "timestamp.column.name": "ts", "incrementing.column.name": "id",
               "poll.interval.ms": "200"}
     sink = {"name": "jdbc-sink", "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
-            "connection.url": dst, "topics": "pg-events", "tasks.max": "1", "insert.mode": "upsert",
+            "connection.url": dst, "topics": f"{topic_name}-events", "tasks.max": "1", "insert.mode": "upsert",
             "pk.mode": "record_value", "pk.fields": "id", "auto.create": "true", "table.name.format": "events"}
     # the sink's consumer would not see a topic created after it subscribed until its next
     # metadata refresh: create it first
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic("pg-events", 1, 1)])["pg-events"].result(30)
+    admin.create_topics([NewTopic(f"{topic_name}-events", 1, 1)])[f"{topic_name}-events"].result(30)
     late = psycopg.connect(src)
     try:
         with ConnectProcess(tmp_path / "worker", broker.bootstrap, connectors=[source, sink],
