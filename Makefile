@@ -72,13 +72,15 @@ test-differential: install-test
 
 # Apache Kafka (the version tests/peers/kafka/pom.xml pins; jars fetched with Maven on first use)
 # as the oracle: the client integration suite against it, tomyum-only tests skipped. Needs java, mvn.
+# One broker serves the whole run (~11 min), so tests name their own topics and groups; the
+# slowest tests are listed, to spot one much slower on Kafka than on tomyum.
 KAFKA_PEER := $(BIN)/python -m tomyum.testing.kafka_peer
 
 kafka: install
 	$(KAFKA_PEER) serve
 
 test-kafka: install-test
-	$(KAFKA_PEER) run -- $(BIN)/python -m pytest -q tests/integration
+	$(KAFKA_PEER) run -- $(BIN)/python -m pytest -q --durations=25 tests/integration
 
 test-unit: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q tests/unit
