@@ -99,7 +99,7 @@ bench-security: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks.security --write docs/benchmarks.md
 
 # broker RSS vs partitions and idle connections, Metadata time vs topics, start-up vs partitions
-# and data (issue 22; ~10 min; not part of `make bench`): PNGs in docs/benchmarks/
+# and data (issue 22; ~5 min; not part of `make bench`): PNGs in docs/benchmarks/
 bench-curves: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.cost_curves --write docs/benchmarks.md
