@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: system-tools install install-test serve test test-slow test-interop test-differential compatibility test-quick test-unit test-kafka kafka bench bench-lifecycle bench-streams bench-streams-failover bench-security clean
+.PHONY: system-tools install install-test serve test test-slow test-interop test-differential compatibility test-quick test-unit test-kafka kafka bench bench-curves bench-lifecycle bench-streams bench-streams-failover bench-security clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -99,6 +99,12 @@ bench: $(VENV)/.test-installed
 bench-security: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.security --write docs/benchmarks.md
+
+# broker RSS vs partitions and idle connections, Metadata time vs topics, start-up vs partitions
+# and data (issue 22; ~5 min; not part of `make bench`): PNGs in docs/benchmarks/
+bench-curves: $(VENV)/.test-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.cost_curves --write docs/benchmarks.md
 
 bench-lifecycle: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -76,6 +76,49 @@ if os.environ.get("TOMYUM_TEST_STRICT_RESPONSES"):  # the test suite's: a handle
 _LINGERING: set[asyncio.Future[Any]] = set()
 
 
+class _Flag:
+    """``asyncio.Event``'s ``set``/``clear``/``is_set``/``wait`` for the per-connection flags.
+
+    An ``asyncio.Event`` allocates its waiters' deque (about 770 B) up front; a connection
+    has five flags, mostly set or waited on by one task, so an idle connection paid ~4 KB for
+    empty deques. This one makes its list of waiters only when a task waits."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self, value: bool = False) -> None:
+        self._value = value
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if not self._value:
+            self._value = True
+            waiters, self._waiters = self._waiters, None
+            for fut in waiters or ():
+                if not fut.done():
+                    fut.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> None:
+        """Return once the flag is set (at once if it is; like ``Event.wait``, also when it
+        was set and cleared again before this task ran)."""
+        if self._value:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if self._waiters is not None and fut in self._waiters:
+                self._waiters.remove(fut)
+
+
 @functools.cache
 def supported_versions() -> dict[int, tuple[int, int]]:
     """Each registered API key's (min_version, max_version), for the protocol state machine."""
@@ -89,8 +132,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         #: the address ConnectionQuotas counted this connection under (released when it ends)
         self.counted_ip = counted_ip
         #: KIP-219: set while the connection is muted for a quota's throttle time
-        self._unmuted = asyncio.Event()
-        self._unmuted.set()
+        self._unmuted = _Flag(True)
         self._unmute: asyncio.TimerHandle | None = None
         self.protocol = Connection(max_request_bytes=broker.config["socket.request.max.bytes"],
                                    api_versions=supported_versions())
@@ -103,12 +145,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         #: buffers the state machine released, in order, for the writer
         self._out: collections.deque[list[Any]] = collections.deque()
         self._deferred: set[asyncio.Future[Any]] = set()
-        self._frames_ready = asyncio.Event()
-        self._out_ready = asyncio.Event()
-        self._can_write = asyncio.Event()
-        self._can_write.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._frames_ready = _Flag()
+        self._out_ready = _Flag()
+        self._can_write = _Flag(True)
+        self._idle = _Flag(True)
         self._closing = False
         #: the writer task is sending a response (a later one must queue behind it)
         self._writing = False

@@ -71,9 +71,10 @@ __all__ = [
 _I32 = struct.Struct(">i")
 #: what the buffer is sized for beyond a frame still arriving, and what it shrinks back to
 READ_CHUNK = 256 * 1024
-#: a new connection's read buffer; it grows with what the client sends
-INITIAL_BUFFER = 4 * 1024
-MIN_FREE = 4 * 1024
+#: a new connection's read buffer; it grows with what the client sends (a frame still
+#: arriving sizes it for the whole frame), so an idle connection keeps only this much
+INITIAL_BUFFER = 1024
+MIN_FREE = 1024
 
 
 class RemoteProtocolError(ProtocolError):
