@@ -4,13 +4,15 @@ each command prints what the doc says it prints (``...`` standing for anything).
 
 from __future__ import annotations
 
+import random
 import re
 import shlex
+import socket
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import free_port, tomyum_cmd
+from tests.integration.test_cli import tomyum_cmd
 
 pytestmark = pytest.mark.timeout(180)
 DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
@@ -34,10 +36,24 @@ def matches(expected: str, actual: str) -> bool:
     return re.fullmatch(".*".join(re.escape(part) for part in expected.split("...")), actual.rstrip()) is not None
 
 
+def free_port_pair() -> int:
+    """A port P with P and P + 1 both free, below Linux's ephemeral range (32768-60999), so that no
+    client's outgoing connection nor another test's port 0 can take P + 1 before the broker binds it."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32766)
+        with socket.socket() as a, socket.socket() as b:
+            try:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no two consecutive free ports between 20000 and 32767")
+
+
 def test_every_command_of_the_security_guide_runs_and_prints_what_it_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    port = free_port()
-    while port >= 65534:
-        port = free_port()
+    port = free_port_pair()
     ports = {"localhost:9092": f"127.0.0.1:{port}", "localhost:9093": f"127.0.0.1:{port + 1}"}
     monkeypatch.chdir(tmp_path)
     started = False
