@@ -195,6 +195,7 @@ def fuzz(secure: SecureBroker, frames: int, *, authenticate: bool, seed: int) ->
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("frames", [pytest.param(2_000, id="2k"),
                                     pytest.param(20_000, id="20k", marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_mutated_frames_over_tls_before_and_after_authentication(secure: SecureBroker, frames: int) -> None:
     stop = threading.Event()
     slowest = [0.0]

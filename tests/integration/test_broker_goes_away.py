@@ -59,6 +59,7 @@ def test_tomyum_consume_in_a_group_when_the_broker_goes(own_broker: BrokerProces
     assert "consumed 1 record" in out
 
 
+@pytest.mark.slow
 def test_example_consumer_when_the_broker_goes(own_broker: BrokerProcess, topic_name: str) -> None:
     with own_broker as broker:
         ok("produce", topic_name, "-b", broker.bootstrap, input="hello\n")

@@ -79,6 +79,7 @@ def group() -> str:
     return f"g-{uuid.uuid4().hex[:10]}"
 
 
+@pytest.mark.slow
 def test_topics_create_list_describe_alter_delete(bootstrap: str, topic_name: str) -> None:
     b = ["-b", bootstrap]
     assert ok("topics", "create", topic_name, "-p", "3", "-c", "retention.ms=3600000", *b) == \

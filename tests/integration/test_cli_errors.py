@@ -150,6 +150,7 @@ def test_data_dir_and_port_problems_are_named(broker: BrokerProcess, tmp_path: P
     assert not fresh.exists(), "a failed start leaves no data dir it created behind"
 
 
+@pytest.mark.slow
 def test_did_you_mean(broker: BrokerProcess, topic_name: str, tmp_path: Path) -> None:
     b = ["-b", broker.bootstrap]
     ok("topics", "create", topic_name, *b)

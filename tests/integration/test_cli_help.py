@@ -33,6 +33,7 @@ def test_version_and_a_bare_tomyum() -> None:
     assert bare.returncode == 0 and bare.stdout.startswith("Usage: tomyum [OPTIONS] COMMAND") and not bare.stderr
 
 
+@pytest.mark.slow
 def test_help_reads_well_in_80_columns() -> None:
     for command in COMMANDS:
         help_text = tomyum_cmd(*command, "--help", env={"COLUMNS": "80"}).stdout

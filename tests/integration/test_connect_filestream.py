@@ -19,6 +19,7 @@ LINES = ["first line", "ünïcödé ✓", "", "{\"json\": \"inside\"}", "last"]
 
 
 @pytest.mark.parametrize("schemas", [True, False], ids=["schemas", "no-schemas"])
+@pytest.mark.slow
 def test_filestream_round_trip_with_json_converter(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
                                                    topic_name: str, schemas: bool) -> None:
     source_file, sink_file = tmp_path / "in.txt", tmp_path / "out.txt"
@@ -49,6 +50,7 @@ def _json_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+@pytest.mark.slow
 def test_malformed_record_goes_to_the_dead_letter_queue(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
                                                         topic_name: str) -> None:
     dlq = topic_name + "-dlq"
@@ -87,6 +89,7 @@ def test_malformed_record_goes_to_the_dead_letter_queue(broker: BrokerProcess | 
     assert headers["__connect.errors.exception.stacktrace"]
 
 
+@pytest.mark.slow
 def test_without_tolerance_a_malformed_record_fails_the_task(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
                                                              topic_name: str) -> None:
     producer = Producer({"bootstrap.servers": broker.bootstrap})

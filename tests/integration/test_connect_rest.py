@@ -237,6 +237,7 @@ def test_validate(connect: Connect) -> None:
                                f"Included connector type {SOURCE} does not match request type FileStreamSinkConnector"}
 
 
+@pytest.mark.slow
 def test_source_offsets_alter_and_reset(connect: Connect, topic_name: str) -> None:
     name = _name()
     config = _source_config(connect, topic_name, ["one", "two", "three"])

@@ -216,6 +216,7 @@ while time.monotonic() < deadline:
 """
 
 
+@pytest.mark.slow
 def test_a_killed_member_is_fenced_after_its_session_timeout(tmp_path: Path, topic_name: str) -> None:
     """No leave heartbeat from a member killed with SIGKILL: the broker fences it when
     group.consumer.session.timeout.ms passes, and the survivor resumes after its commits."""

@@ -121,6 +121,7 @@ def idempotent_through_cuts(tmp_path: Path, topic: str, send: Callable[[str, lis
     assert_each_once_in_order(msgs, n, partitions)
 
 
+@pytest.mark.slow
 def test_kafka_python_idempotent_producer_writes_each_message_once_through_cut_connections(
         tmp_path: Path, topic_name: str) -> None:
     from kafka import KafkaProducer
@@ -142,6 +143,7 @@ def test_kafka_python_idempotent_producer_writes_each_message_once_through_cut_c
     idempotent_through_cuts(tmp_path, topic_name, send)
 
 
+@pytest.mark.slow
 def test_aiokafka_idempotent_producer_writes_each_message_once_through_cut_connections(
         tmp_path: Path, topic_name: str) -> None:
     import asyncio

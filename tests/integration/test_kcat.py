@@ -69,6 +69,7 @@ def _assignment(stderr: Path) -> set[int]:
     return held
 
 
+@pytest.mark.slow
 def test_kcat_group_members_split_the_partitions_and_commit_on_exit(broker: BrokerProcess, topic_name: str,
                                                                     tmp_path: Path) -> None:
     """Two ``kcat -G`` members of one classic group: the partitions are split between them, each

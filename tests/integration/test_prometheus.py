@@ -301,6 +301,7 @@ def values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+@pytest.mark.slow
 def test_authentication_failures_and_quota_throttling_are_counted(tmp_path: Path) -> None:
     """A SASL login with a wrong password (confluent-kafka) counts per mechanism and listener; a
     producer over its producer_byte_rate counts its throttled responses and their time."""

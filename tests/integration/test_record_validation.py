@@ -59,6 +59,7 @@ def consume_all(broker: BrokerProcess, topic: str, expected: int) -> list[tuple[
     return got
 
 
+@pytest.mark.slow
 def test_lying_batches_get_invalid_record_with_record_errors_and_are_not_stored(
         own_broker: BrokerProcess, topic_name: str) -> None:
     create(own_broker, topic_name)

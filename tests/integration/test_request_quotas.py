@@ -72,6 +72,7 @@ def qbroker(tmp_path: Path) -> Iterator[BrokerProcess]:
         yield b
 
 
+@pytest.mark.slow
 def test_a_client_over_its_request_percentage_is_throttled_and_another_is_not(qbroker: BrokerProcess) -> None:
     b = qbroker
     cli = subprocess.run([sys.executable, "-m", "tomyum", "quotas", "alter", "--bootstrap", b.bootstrap,

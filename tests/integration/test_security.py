@@ -100,6 +100,7 @@ def addr(b: BrokerProcess, name: str) -> str:
     return f"127.0.0.1:{b.ports[name]}"  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_tls_round_trip_and_mtls(tls_broker: BrokerProcess, ca: LocalCA) -> None:
     tls = {"bootstrap.servers": addr(tls_broker, "TLS"), "security.protocol": "SSL", "ssl.ca.location": str(ca.cert_path)}
     assert round_trip(tls, "secure", b"over tls") == b"over tls"
@@ -135,6 +136,7 @@ def test_sasl_plain(tls_broker: BrokerProcess, ca: LocalCA) -> None:
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+@pytest.mark.slow
 def test_scram_users_created_rotated_and_deleted_take_effect(tls_broker: BrokerProcess, mechanism: str) -> None:
     admin = AdminClient({"bootstrap.servers": addr(tls_broker, "PLAIN")})
     kind = ScramMechanism.SCRAM_SHA_256 if mechanism.endswith("256") else ScramMechanism.SCRAM_SHA_512

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -62,6 +63,7 @@ def run(bootstrap: str, text: str, app_id: str, state_dir: Path, cache_bytes: in
     return {"changelog": len(read_topic(bootstrap, f"{app_id}-counts-changelog")), "output": len(out)}
 
 
+@pytest.mark.slow
 def test_the_cache_cuts_changelog_writes_and_keeps_the_results(broker: BrokerProcess, topic_name: str,
                                                               tmp_path: Path) -> None:
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})

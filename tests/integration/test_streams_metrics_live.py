@@ -47,6 +47,7 @@ def counts(topic: str) -> StreamsBuilder:
     return builder
 
 
+@pytest.mark.slow
 def test_metrics_count_processing_commits_lag_and_restores(broker: BrokerProcess, topic_name: str,
                                                            tmp_path: Path) -> None:
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})

@@ -25,6 +25,7 @@ def produce(p: Producer, topic: str, value: str, timestamp: int) -> None:
 
 
 @pytest.mark.parametrize("max_task_idle_ms", [3000, -1])
+@pytest.mark.slow
 def test_a_join_waits_for_a_late_table_record(broker: BrokerProcess, topic_name: str, tmp_path: Path,
                                               max_task_idle_ms: int) -> None:
     orders, rates, priced = (f"{topic_name}-{t}" for t in ("orders", "rates", "priced"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
@@ -58,6 +59,7 @@ def start(bootstrap: str, rates: str, orders: str, priced: str, app_id: str, sta
     return app
 
 
+@pytest.mark.slow
 def test_temporal_join_and_as_of_queries_survive_a_restore(broker: BrokerProcess, topic_name: str,
                                                            tmp_path: Path) -> None:
     rates, orders, priced = (f"{topic_name}-{t}" for t in ("rates", "orders", "priced"))

@@ -74,6 +74,7 @@ def money(amount: str) -> str:
     return base64.b64encode(decimal_to_bytes(Decimal(amount), 2)).decode()
 
 
+@pytest.mark.slow
 def test_cdc_through_the_worker_gives_debezium_records(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
                                                       postgres: PostgresServer, topic_name: str) -> None:
     # the topics are the test's own (Debezium's topic.prefix): a shared broker keeps other tests' records
@@ -113,6 +114,7 @@ def test_cdc_through_the_worker_gives_debezium_records(broker: BrokerProcess | E
             (O, {"id": 10}, "c", None, {"id": 10, "customer_id": 2, "amount": money("9.50")})]
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_worker_mid_stream_loses_no_change(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
                                                         postgres: PostgresServer, topic_name: str) -> None:
     dsn = postgres.create_database("inventory")
@@ -160,6 +162,7 @@ def postgres_slot_exists(dsn: str) -> bool:
         return c.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = 'debezium'").fetchone() is not None
 
 
+@pytest.mark.slow
 def test_jdbc_source_to_jdbc_sink_through_the_broker(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
                                                      postgres: PostgresServer, topic_name: str) -> None:
     src = postgres.create_database("app")
