@@ -4,7 +4,9 @@ Paths, status codes and bodies are those of Kafka's ConnectorsResource, Connecto
 RootResource and LoggingResource: 201 + Location for a created connector, 202 for pause, resume
 and a restart with ``includeTasks``/``onlyFailed`` (its body the restart plan), 204 for stop,
 delete, task restart and a plain connector restart; errors as ``{"error_code": <status>,
-"message": …}``. The OpenAPI document (:mod:`tomyum.connect.openapi`) is served at ``/openapi.json``.
+"message": …}``. A distributed worker that is not the leader forwards writes to the leader (and a
+task restart to the worker running the task), as Kafka's workers do; during a rebalance they are
+answered 409. The OpenAPI document (:mod:`tomyum.connect.openapi`) is served at ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tomyum import __version__
-from tomyum.connect.herder import BadRequestError, RestError
+from tomyum.connect.distributed import DistributedHerder
+from tomyum.connect.herder import REBALANCING, BadRequestError, ForwardError, RestError
 from tomyum.connect.openapi import document as openapi_document
 from tomyum.connect.standalone import StandaloneHerder
 from tomyum.connect.worker import TargetState
 
 KAFKA_VERSION = "4.4.0"
+#: marks a request forwarded by another worker, so that it is never forwarded twice
+FORWARDED = "X-Tomyum-Forwarded"
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -46,7 +52,37 @@ def _bool_param(request: Request, name: str) -> bool:
     return request.query_params.get(name, "false").strip().lower() == "true"
 
 
-def create_app(herder: StandaloneHerder) -> Starlette:
+async def _forward(request: Request, url: str) -> Response:
+    """The same request to ``url``; its answer as ours."""
+    import httpx
+
+    target = url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    headers = {FORWARDED: "true", "Content-Type": request.headers.get("content-type", "application/json")}
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            r = await client.request(request.method, target, content=await request.body(), headers=headers)
+    except httpx.HTTPError as e:
+        return _error(409, f"{REBALANCING}: forwarding to {url} failed ({e})")
+    kept = {k: v for k, v in r.headers.items() if k.lower() in ("content-type", "location")}
+    return Response(r.content, status_code=r.status_code, headers=kept)
+
+
+def _forwarding(endpoint: Endpoint) -> Endpoint:
+    """``endpoint``, forwarded where the herder says (:class:`ForwardError`)."""
+    async def wrapped(request: Request) -> Response:
+        await request.body()  # read now: kept by the request for the endpoint or a forward
+        try:
+            return await endpoint(request)
+        except ForwardError as e:
+            if not e.url or request.headers.get(FORWARDED):
+                logging.getLogger("tomyum.connect.rest").info("409 for %s %s: %s", request.method, request.url.path,
+                                                               e.url or "no leader")
+                return _error(409, REBALANCING)
+            return await _forward(request, e.url)
+    return wrapped
+
+
+def create_app(herder: StandaloneHerder | DistributedHerder) -> Starlette:
     """The REST application for ``herder``; herder calls run in a thread pool (they may block)."""
 
     def call(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
@@ -239,21 +275,21 @@ def create_app(herder: StandaloneHerder) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/connectors", list_connectors, methods=["GET"]),
-        Route("/connectors", create_connector, methods=["POST"]),
+        Route("/connectors", _forwarding(create_connector), methods=["POST"]),
         Route(c, get_connector, methods=["GET"]),
-        Route(c, delete_connector, methods=["DELETE"]),
-        Route(c + "/config", connector_config, methods=["GET", "PUT", "PATCH"]),
+        Route(c, _forwarding(delete_connector), methods=["DELETE"]),
+        Route(c + "/config", _forwarding(connector_config), methods=["GET", "PUT", "PATCH"]),
         Route(c + "/status", status, methods=["GET"]),
-        Route(c + "/restart", restart, methods=["POST"]),
-        Route(c + "/pause", pause, methods=["PUT"]),
-        Route(c + "/resume", resume, methods=["PUT"]),
-        Route(c + "/stop", stop, methods=["PUT"]),
+        Route(c + "/restart", _forwarding(restart), methods=["POST"]),
+        Route(c + "/pause", _forwarding(pause), methods=["PUT"]),
+        Route(c + "/resume", _forwarding(resume), methods=["PUT"]),
+        Route(c + "/stop", _forwarding(stop), methods=["PUT"]),
         Route(c + "/tasks", tasks, methods=["GET"]),
         Route(c + "/tasks/{task}/status", task_status, methods=["GET"]),
-        Route(c + "/tasks/{task}/restart", task_restart, methods=["POST"]),
+        Route(c + "/tasks/{task}/restart", _forwarding(task_restart), methods=["POST"]),
         Route(c + "/topics", topics, methods=["GET"]),
         Route(c + "/topics/reset", topics_reset, methods=["PUT"]),
-        Route(c + "/offsets", offsets, methods=["GET", "PATCH", "DELETE"]),
+        Route(c + "/offsets", _forwarding(offsets), methods=["GET", "PATCH", "DELETE"]),
         Route("/connector-plugins", connector_plugins, methods=["GET"]),
         Route("/connector-plugins/{plugin}/config", plugin_config, methods=["GET"]),
         Route("/connector-plugins/{plugin}/config/validate", validate, methods=["PUT"]),
