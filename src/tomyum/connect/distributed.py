@@ -135,6 +135,7 @@ class DistributedHerder(AbstractHerder):
         self._thread = threading.Thread(target=self._run, name="distributed-herder", daemon=True)
         self.assignment: Assignment | None = None
         self._settled = threading.Event()  # set while there is an assignment
+        self._status_generations: dict[str, int] = {}
         self.generation = -1
         for required in ("group.id", "config.storage.topic", "offset.storage.topic", "status.storage.topic"):
             if not self.props.get(required, "").strip():
@@ -203,6 +204,15 @@ class DistributedHerder(AbstractHerder):
             return  # our own statuses are set as they happen
         status = None if doc is None else Status(State(doc["state"]), str(doc["worker_id"]), doc.get("trace"))
         with self.status_lock:
+            # a status from an older generation (a worker reporting a task it gave up) never
+            # overwrites a newer one: Kafka's KafkaStatusBackingStore does the same
+            if doc is None:
+                self._status_generations.pop(k, None)
+            else:
+                generation = int(doc.get("generation", -1))
+                if generation < self._status_generations.get(k, -1):
+                    return
+                self._status_generations[k] = generation
             if k.startswith("status-connector-"):
                 name = k[len("status-connector-"):]
                 if status is None:
@@ -223,11 +233,16 @@ class DistributedHerder(AbstractHerder):
 
     def on_connector_state(self, connector: str, state: State, trace: str | None) -> None:
         super().on_connector_state(connector, state, trace)
-        self.status_log.send(f"status-connector-{connector}".encode(), self._status_value(state, trace))
+        self._put_status(f"status-connector-{connector}", state, trace)
 
     def on_task_state(self, task: TaskId, state: State, trace: str | None) -> None:
         super().on_task_state(task, state, trace)
-        self.status_log.send(f"status-task-{task}".encode(), self._status_value(state, trace))
+        self._put_status(f"status-task-{task}", state, trace)
+
+    def _put_status(self, key: str, state: State, trace: str | None) -> None:
+        with self.status_lock:
+            self._status_generations[key] = max(self.generation, self._status_generations.get(key, -1))
+        self.status_log.send(key.encode(), self._status_value(state, trace))
 
     # config views ---------------------------------------------------------------------------
     def connectors(self) -> list[str]:
