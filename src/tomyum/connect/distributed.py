@@ -20,7 +20,8 @@ topic (at least once).
 One thread (the herder thread) owns the membership and every start and stop; REST calls write
 to the config topic (on the leader: a non-leader answers with :class:`ForwardError`, which the
 REST layer turns into a forwarded request) and the herder thread reacts to what it reads back.
-The worker that runs a connector writes that connector's task configs itself.
+The worker that runs a connector sends its task configs to the leader (Kafka's internal
+``POST /connectors/{name}/tasks``), which writes them.
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from tomyum.connect.connector import ConnectError
 from tomyum.connect.group import Assignment, RebalanceNeeded, WorkerGroupMember, WorkerState, assign_eager
-from tomyum.connect.herder import REBALANCING, AbstractHerder, AlreadyExistsError, ForwardError, NotFoundError, Status
+from tomyum.connect.herder import (
+    AbstractHerder, AlreadyExistsError, BadRequestError, ForwardError, NotFoundError, Status,
+)
 from tomyum.connect.kafka_log import KafkaBasedLog, create_compacted_topic
 from tomyum.connect.offsets import MemoryOffsetBackingStore
 from tomyum.connect.worker import State, TargetState, TaskId, Worker
@@ -457,9 +461,47 @@ class DistributedHerder(AbstractHerder):
             log.error("Failed to reconfigure connector's tasks (%s)", name, exc_info=e)
             self.on_connector_state(name, State.FAILED, str(e))
             return
+        if configs == self.task_configs(name):
+            return
+        a = self.assignment
+        if a is not None and a.leader == self.member.member_id:
+            self._write_task_configs(name, configs)
+            return
+        # Kafka's way: the leader writes them (POST /connectors/{name}/tasks); from a thread of
+        # its own, so that this thread goes on heartbeating and rejoining meanwhile
+        threading.Thread(target=self._send_task_configs, args=(name, configs), daemon=True,
+                         name=f"task-configs-{name}").start()
+
+    def _send_task_configs(self, name: str, configs: list[dict[str, str]]) -> None:
+        import httpx
+
+        a = self.assignment
+        url = "" if a is None else a.leader_url.rstrip("/") + f"/connectors/{quote(name, safe='')}/tasks"
+        try:
+            if not url:
+                raise httpx.TransportError("no leader")
+            r = httpx.post(url, json=configs, timeout=60)
+            if r.status_code < 300:
+                return
+            log.warning("The leader refused the task configs of %s: %s %s", name, r.status_code, r.text)
+            if r.status_code != 409:  # only a rebalance under way is worth asking again
+                return
+        except httpx.HTTPError as e:
+            log.warning("Could not send the task configs of %s to the leader (%s); retrying", name, e)
+        if not self._stopping.wait(1.0):
+            self._events.put(("reconfigure", name))
+
+    def _write_task_configs(self, name: str, configs: list[dict[str, str]]) -> None:
+        self._write(*[(f"task-{name}-{i}", {"properties": c}) for i, c in enumerate(configs)],
+                    (f"commit-{name}", {"tasks": len(configs)}))
+
+    def put_task_configs(self, name: str, configs: list[dict[str, str]]) -> None:
+        self.check_leader()
+        self._require(name)
+        if configs and self.target_state(name) is TargetState.STOPPED:
+            raise BadRequestError(f"Cannot submit non-empty set of task configs for stopped connector {name}")
         if configs != self.task_configs(name):
-            self._write(*[(f"task-{name}-{i}", {"properties": c}) for i, c in enumerate(configs)],
-                        (f"commit-{name}", {"tasks": len(configs)}))
+            self._write_task_configs(name, configs)
 
     def _start_task(self, tid: TaskId) -> None:
         configs = self.task_configs(tid.connector)

@@ -336,6 +336,10 @@ class AbstractHerder:
     def _set_target(self, name: str, target: TargetState) -> None:
         raise NotImplementedError
 
+    def put_task_configs(self, name: str, configs: list[dict[str, str]]) -> None:
+        """Kafka's internal ``POST /connectors/{name}/tasks``: distributed workers only."""
+        raise BadRequestError("This operation is only for inter-worker communications of distributed workers")
+
     def pause(self, name: str) -> None:
         self._set_target(name, TargetState.PAUSED)
 

@@ -184,6 +184,14 @@ def create_app(herder: StandaloneHerder | DistributedHerder) -> Starlette:
     async def tasks(request: Request) -> Response:
         return JSONResponse(await call(herder.task_infos, request.path_params["name"]))
 
+    async def put_task_configs(request: Request) -> Response:
+        body = await _json_body(request)
+        if not isinstance(body, list) or not all(isinstance(c, dict) for c in body):
+            raise BadRequestError("Task configs must be a JSON array of objects")
+        configs = [{str(k): str(v) for k, v in c.items() if v is not None} for c in body]
+        await call(herder.put_task_configs, request.path_params["name"], configs)
+        return Response(status_code=204)
+
     def _task(request: Request) -> int:
         try:
             return int(request.path_params["task"])
@@ -285,6 +293,7 @@ def create_app(herder: StandaloneHerder | DistributedHerder) -> Starlette:
         Route(c + "/resume", _forwarding(resume), methods=["PUT"]),
         Route(c + "/stop", _forwarding(stop), methods=["PUT"]),
         Route(c + "/tasks", tasks, methods=["GET"]),
+        Route(c + "/tasks", _forwarding(put_task_configs), methods=["POST"]),
         Route(c + "/tasks/{task}/status", task_status, methods=["GET"]),
         Route(c + "/tasks/{task}/restart", _forwarding(task_restart), methods=["POST"]),
         Route(c + "/topics", topics, methods=["GET"]),
