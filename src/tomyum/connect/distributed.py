@@ -79,7 +79,8 @@ class ConfigState:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.offset = 0
+        #: the offset after the last record read; -1 before any, as Kafka's (members compare them)
+        self.offset = -1
         self.configs: dict[str, dict[str, str]] = {}
         self.targets: dict[str, TargetState] = {}
         self.tasks: dict[str, list[dict[str, str]]] = {}
@@ -370,8 +371,7 @@ class DistributedHerder(AbstractHerder):
         while not self._stopping.is_set():
             try:
                 if rejoin:
-                    self._rebalance()
-                    rejoin = False
+                    rejoin = not self._rebalance()
                     continue
                 try:
                     event = self._events.get(timeout=self.member.heartbeat_due())
@@ -395,7 +395,8 @@ class DistributedHerder(AbstractHerder):
         self._stop_work()
         self.member.leave()
 
-    def _rebalance(self) -> None:
+    def _rebalance(self) -> bool:
+        """Stop everything, join, start what was assigned; False if the group must be joined again."""
         self._settled.clear()
         self.assignment = None
         self._stop_work()
@@ -407,7 +408,13 @@ class DistributedHerder(AbstractHerder):
         assignment = self.member.join(WorkerState(url=self.url, config_offset=offset), self._assign,
                                       self._stopping.is_set)
         if assignment is None:
-            return
+            return False
+        if assignment.error:
+            # Kafka's CONFIG_MISMATCH: a member had read further than the leader; catch up, rejoin
+            log.info("The leader's assignment failed (error %d): reading the config topic and rejoining",
+                     assignment.error)
+            self.config_log.read_to_end()
+            return False
         self.generation = self.member.generation_id
         self.config_log.read_to_end()
         assert self.offset_store.log is not None
@@ -423,6 +430,7 @@ class DistributedHerder(AbstractHerder):
         for name, n in assignment.tasks:
             self._start_task(TaskId(name, n))
         self._settled.set()
+        return True
 
     def _assign(self, leader: str, members: Mapping[str, WorkerState]) -> dict[str, Assignment]:
         self.config_log.read_to_end()

@@ -195,7 +195,8 @@ class Worker:
         out = []
         for c in configs[:max_tasks]:
             task_props = dict(c)
-            task_props["task.class"] = f"{wc.connector.task_class().__module__}.{wc.connector.task_class().__qualname__}"
+            task_cls = wc.connector.task_class()
+            task_props["task.class"] = task_cls.kafka_class or f"{task_cls.__module__}.{task_cls.__qualname__}"
             if isinstance(wc.connector, SinkConnector):
                 for k in ("topics", "topics.regex"):
                     if k in wc.props:
