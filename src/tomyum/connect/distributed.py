@@ -141,6 +141,8 @@ class DistributedHerder(AbstractHerder):
         self.assignment: Assignment | None = None
         self._settled = threading.Event()  # set while there is an assignment
         self._status_generations: dict[str, int] = {}
+        #: the leader's last assignment: member id → (its URL, what it was given)
+        self._given: dict[str, tuple[str, Assignment]] = {}
         self.generation = -1
         for required in ("group.id", "config.storage.topic", "offset.storage.topic", "status.storage.topic"):
             if not self.props.get(required, "").strip():
@@ -274,12 +276,18 @@ class DistributedHerder(AbstractHerder):
     def check_leader(self) -> None:
         """Raise ForwardError unless this worker leads a settled group; a rebalance under way is
         waited for (up to ``REBALANCE_WAIT_S``, then 409), as Kafka's herder queues requests."""
+        a = self._wait_settled()
+        if a.leader != self.member.member_id:
+            raise ForwardError(a.leader_url)
+
+    def _wait_settled(self) -> Assignment:
+        """The current assignment, waiting for a rebalance under way; ForwardError("") (409) if
+        none comes within ``REBALANCE_WAIT_S``."""
         deadline = time.monotonic() + REBALANCE_WAIT_S
         while (a := self.assignment) is None:
             if not self._settled.wait(max(0.0, deadline - time.monotonic())):
                 raise ForwardError("")
-        if a.leader != self.member.member_id:
-            raise ForwardError(a.leader_url)
+        return a
 
     def _write(self, *records: tuple[str, Any]) -> None:
         for key, value in records:
@@ -349,21 +357,31 @@ class DistributedHerder(AbstractHerder):
         return super().reset_offsets(name)
 
     def restart_task(self, name: str, task: int) -> None:
+        """Restart a task this worker runs; otherwise a ForwardError names who runs it (the
+        leader, which knows every member's share, or for the leader the member itself)."""
         self._require(name)
         configs = self.task_configs(name)
         if task >= len(configs):
             raise NotFoundError(f"Task {name}-{task} not found")
-        tid = TaskId(name, task)
-        if tid not in self.worker.task_ids(name):
-            a = self.assignment
-            if a is None:
-                raise ForwardError("")
-            with self.status_lock:
-                owner = self.task_status.get(tid)
-            if owner is None or owner.worker_id == self.worker_id:
-                raise ForwardError("")
-            raise ForwardError(f"http://{owner.worker_id}")
+        a = self._wait_settled()
+        if (name, task) not in a.tasks:
+            if a.leader != self.member.member_id:
+                raise ForwardError(a.leader_url)
+            owner = next((url for url, given in self._given.values() if (name, task) in given.tasks), "")
+            raise ForwardError(owner)  # none: assigned at the next rebalance (409)
         self._events.put(("restart-task", json.dumps([name, task])))
+
+    def catch_up(self) -> None:
+        """After a write another worker made for us: read the topics it went to, so that this
+        worker's next answer shows it (read-your-writes through any worker)."""
+        self.config_log.read_to_end()
+        assert self.offset_store.log is not None
+        self.offset_store.log.read_to_end()
+
+    def offsets(self, name: str) -> dict[str, Any]:
+        assert self.offset_store.log is not None
+        self.offset_store.log.read_to_end()  # Kafka reads the offsets topic afresh for this answer
+        return super().offsets(name)
 
     # the herder thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -438,7 +456,9 @@ class DistributedHerder(AbstractHerder):
             connectors = sorted(self.config.configs)
             tasks = [(c, i) for c in connectors for i in range(len(self.config.tasks.get(c, [])))]
             offset = self.config.offset
-        return assign_eager(leader, members, offset, connectors, tasks)
+        given = assign_eager(leader, members, offset, connectors, tasks)
+        self._given = {m: (members[m].url, a) for m, a in given.items()}
+        return given
 
     def _stop_work(self) -> None:
         self.worker.stop_tasks(self.worker.task_ids())

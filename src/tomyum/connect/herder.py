@@ -336,6 +336,9 @@ class AbstractHerder:
     def _set_target(self, name: str, target: TargetState) -> None:
         raise NotImplementedError
 
+    def catch_up(self) -> None:
+        """Called after a request was forwarded to another worker; nothing to do in one process."""
+
     def put_task_configs(self, name: str, configs: list[dict[str, str]]) -> None:
         """Kafka's internal ``POST /connectors/{name}/tasks``: distributed workers only."""
         raise BadRequestError("This operation is only for inter-worker communications of distributed workers")

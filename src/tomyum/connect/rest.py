@@ -52,12 +52,12 @@ def _bool_param(request: Request, name: str) -> bool:
     return request.query_params.get(name, "false").strip().lower() == "true"
 
 
-async def _forward(request: Request, url: str) -> Response:
+async def _forward(request: Request, url: str, hops: int) -> Response:
     """The same request to ``url``; its answer as ours."""
     import httpx
 
     target = url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    headers = {FORWARDED: "true", "Content-Type": request.headers.get("content-type", "application/json")}
+    headers = {FORWARDED: str(hops), "Content-Type": request.headers.get("content-type", "application/json")}
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             r = await client.request(request.method, target, content=await request.body(), headers=headers)
@@ -67,18 +67,23 @@ async def _forward(request: Request, url: str) -> Response:
     return Response(r.content, status_code=r.status_code, headers=kept)
 
 
-def _forwarding(endpoint: Endpoint) -> Endpoint:
-    """``endpoint``, forwarded where the herder says (:class:`ForwardError`)."""
+def _forwarding(herder: StandaloneHerder | DistributedHerder, endpoint: Endpoint) -> Endpoint:
+    """``endpoint``, forwarded where the herder says (:class:`ForwardError`): at most twice (a
+    worker to the leader, the leader to the worker running a task), then 409."""
     async def wrapped(request: Request) -> Response:
         await request.body()  # read now: kept by the request for the endpoint or a forward
         try:
             return await endpoint(request)
         except ForwardError as e:
-            if not e.url or request.headers.get(FORWARDED):
+            hops = int(request.headers.get(FORWARDED, "0") or 0)
+            if not e.url or hops >= 2:
                 logging.getLogger("tomyum.connect.rest").info("409 for %s %s: %s", request.method, request.url.path,
                                                                e.url or "no leader")
                 return _error(409, REBALANCING)
-            return await _forward(request, e.url)
+            response = await _forward(request, e.url, hops + 1)
+            if response.status_code < 300:
+                await run_in_threadpool(herder.catch_up)
+            return response
     return wrapped
 
 
@@ -283,22 +288,22 @@ def create_app(herder: StandaloneHerder | DistributedHerder) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/connectors", list_connectors, methods=["GET"]),
-        Route("/connectors", _forwarding(create_connector), methods=["POST"]),
+        Route("/connectors", _forwarding(herder, create_connector), methods=["POST"]),
         Route(c, get_connector, methods=["GET"]),
-        Route(c, _forwarding(delete_connector), methods=["DELETE"]),
-        Route(c + "/config", _forwarding(connector_config), methods=["GET", "PUT", "PATCH"]),
+        Route(c, _forwarding(herder, delete_connector), methods=["DELETE"]),
+        Route(c + "/config", _forwarding(herder, connector_config), methods=["GET", "PUT", "PATCH"]),
         Route(c + "/status", status, methods=["GET"]),
-        Route(c + "/restart", _forwarding(restart), methods=["POST"]),
-        Route(c + "/pause", _forwarding(pause), methods=["PUT"]),
-        Route(c + "/resume", _forwarding(resume), methods=["PUT"]),
-        Route(c + "/stop", _forwarding(stop), methods=["PUT"]),
+        Route(c + "/restart", _forwarding(herder, restart), methods=["POST"]),
+        Route(c + "/pause", _forwarding(herder, pause), methods=["PUT"]),
+        Route(c + "/resume", _forwarding(herder, resume), methods=["PUT"]),
+        Route(c + "/stop", _forwarding(herder, stop), methods=["PUT"]),
         Route(c + "/tasks", tasks, methods=["GET"]),
-        Route(c + "/tasks", _forwarding(put_task_configs), methods=["POST"]),
+        Route(c + "/tasks", _forwarding(herder, put_task_configs), methods=["POST"]),
         Route(c + "/tasks/{task}/status", task_status, methods=["GET"]),
-        Route(c + "/tasks/{task}/restart", _forwarding(task_restart), methods=["POST"]),
+        Route(c + "/tasks/{task}/restart", _forwarding(herder, task_restart), methods=["POST"]),
         Route(c + "/topics", topics, methods=["GET"]),
         Route(c + "/topics/reset", topics_reset, methods=["PUT"]),
-        Route(c + "/offsets", _forwarding(offsets), methods=["GET", "PATCH", "DELETE"]),
+        Route(c + "/offsets", _forwarding(herder, offsets), methods=["GET", "PATCH", "DELETE"]),
         Route("/connector-plugins", connector_plugins, methods=["GET"]),
         Route("/connector-plugins/{plugin}/config", plugin_config, methods=["GET"]),
         Route("/connector-plugins/{plugin}/config/validate", validate, methods=["PUT"]),
