@@ -130,12 +130,13 @@ class DistributedHerder(AbstractHerder):
     def __init__(self, worker: Worker, offsets: KafkaOffsetBackingStore, props: Mapping[str, str], url: str) -> None:
         super().__init__(worker)
         worker.listener = self
-        worker.on_reconfiguration_request = lambda name: self._events.put(("reconfigure", name))
+        worker.on_reconfiguration_request = lambda name: self._events.put(("reconfigure", name, -1))
         self.props = dict(props)
         self.url = url
         self.offset_store = offsets
         self.config = ConfigState()
-        self._events: queue.Queue[tuple[str, str]] = queue.Queue()
+        #: (kind, connector, config-topic offset of the record or -1) for the herder thread
+        self._events: queue.Queue[tuple[str, str, int]] = queue.Queue()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="distributed-herder", daemon=True)
         self.assignment: Assignment | None = None
@@ -185,7 +186,7 @@ class DistributedHerder(AbstractHerder):
 
     def stop(self) -> None:
         self._stopping.set()
-        self._events.put(("stop", ""))
+        self._events.put(("stop", "", -1))
         if self._thread.is_alive():
             self._thread.join(30)
         assert self.offset_store.log is not None
@@ -200,7 +201,7 @@ class DistributedHerder(AbstractHerder):
         with self.config.lock:
             self.config.offset = offset + 1
         if event is not None:
-            self._events.put(event)
+            self._events.put((*event, offset))
 
     def _on_status_record(self, key: bytes | None, value: bytes | None, _partition: int, _offset: int) -> None:
         if key is None:
@@ -369,7 +370,7 @@ class DistributedHerder(AbstractHerder):
                 raise ForwardError(a.leader_url)
             owner = next((url for url, given in self._given.values() if (name, task) in given.tasks), "")
             raise ForwardError(owner)  # none: assigned at the next rebalance (409)
-        self._events.put(("restart-task", json.dumps([name, task])))
+        self._events.put(("restart-task", json.dumps([name, task]), -1))
 
     def catch_up(self) -> None:
         """After a write another worker made for us: read the topics it went to, so that this
@@ -517,7 +518,7 @@ class DistributedHerder(AbstractHerder):
         except httpx.HTTPError as e:
             log.warning("Could not send the task configs of %s to the leader (%s); retrying", name, e)
         if not self._stopping.wait(1.0):
-            self._events.put(("reconfigure", name))
+            self._events.put(("reconfigure", name, -1))
 
     def _write_task_configs(self, name: str, configs: list[dict[str, str]]) -> None:
         self._write(*[(f"task-{name}-{i}", {"properties": c}) for i, c in enumerate(configs)],
@@ -541,11 +542,13 @@ class DistributedHerder(AbstractHerder):
             return
         self.worker.start_task(tid, conn, configs[tid.task], self.target_state(tid.connector))
 
-    def _handle(self, kind: str, name: str) -> bool:
+    def _handle(self, kind: str, name: str, offset: int) -> bool:
         """React to one event; True if the group must rebalance."""
         a = self.assignment
         if kind == "stop" or a is None:
             return False
+        if 0 <= offset < a.config_offset:
+            return False  # the leader assigned with this record read, and the work started after it
         leader = a.leader == self.member.member_id
         mine = self.worker.task_ids(name)
         if kind == "connector":
