@@ -148,6 +148,10 @@ class DistributedHerder(AbstractHerder):
         for required in ("group.id", "config.storage.topic", "offset.storage.topic", "status.storage.topic"):
             if not self.props.get(required, "").strip():
                 raise ConnectError(f'Missing required configuration "{required}" which has no default value.')
+        connect_protocol = self.props.get("connect.protocol", "eager").strip().lower()
+        if connect_protocol != "eager":
+            log.warning("connect.protocol=%s is not supported here; this worker speaks the eager protocol "
+                        "(every rebalance restarts every task)", connect_protocol)
         protocol = self.props.get("security.protocol", "PLAINTEXT").upper()
         if protocol != "PLAINTEXT":
             raise ConnectError(f"security.protocol={protocol}: distributed workers connect with PLAINTEXT only")
