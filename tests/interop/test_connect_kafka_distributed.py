@@ -1,6 +1,6 @@
 """A mixed Connect cluster: Apache Kafka Connect's own distributed worker (``ConnectDistributed``,
-``connect.protocol=eager``) and a ``tomyum connect distributed`` worker in one group, sharing
-one config, offset and status topic, on a tomyum broker.
+``connect.protocol`` eager or its default, sessioned) and a ``tomyum connect distributed`` worker
+in one group, sharing one config, offset and status topic, on a tomyum broker.
 
 That they agree is the proof that tomyum's worker speaks Kafka's group protocol (ConnectProtocol
 v0 metadata and assignments, either one leading) and reads and writes the three topics in
@@ -39,8 +39,7 @@ class KafkaWorker:
         self.port = free_port()
         workdir.mkdir(parents=True)
         settings = dict(props, **{"listeners": f"http://127.0.0.1:{self.port}", "rest.advertised.host.name": "127.0.0.1",
-                                  "rest.advertised.port": str(self.port), "connect.protocol": "eager",
-                                  "plugin.discovery": "only_scan"})
+                                  "rest.advertised.port": str(self.port), "plugin.discovery": "only_scan"})
         worker_file = workdir / "worker.properties"
         worker_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()), encoding="utf-8")
         self.log_path = workdir / "connect.log"
@@ -71,10 +70,12 @@ class KafkaWorker:
                 self.proc.wait(10)
 
 
-@pytest.fixture
-def kafka_worker_props(broker: BrokerProcess | ExternalBroker) -> dict[str, str]:
+@pytest.fixture(params=["eager", "sessioned"])
+def kafka_worker_props(request: pytest.FixtureRequest, broker: BrokerProcess | ExternalBroker) -> dict[str, str]:
+    """Kafka's worker with ``connect.protocol`` eager, and with its default (sessioned), which
+    falls back to eager when a member (tomyum's) offers only that."""
     tag = uuid.uuid4().hex[:6]
-    return {"bootstrap.servers": broker.bootstrap, "group.id": f"mixed-{tag}",
+    return {"bootstrap.servers": broker.bootstrap, "group.id": f"mixed-{tag}", "connect.protocol": request.param,
             "config.storage.topic": f"cfg-{tag}", "offset.storage.topic": f"off-{tag}",
             "status.storage.topic": f"sts-{tag}", "config.storage.replication.factor": "1",
             "offset.storage.replication.factor": "1", "status.storage.replication.factor": "1",
