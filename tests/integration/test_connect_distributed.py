@@ -177,6 +177,9 @@ def test_internal_topics_config_records_and_forwarding(cluster: Cluster) -> None
     assert cluster.http[1 - follower].post("/connectors", json={"name": "counter", "config": config}).json() == {
         "error_code": 409, "message": "Connector counter already exists"}
     _values(cluster.bootstrap, topic, 20)
+    for http in cluster.http:  # the active topic (KIP-558), kept in the status topic: every worker knows it
+        wait_until(lambda: http.get("/connectors/counter/topics").json() == {
+            "counter": {"connector": "counter", "topics": [topic]}}, timeout=30, interval=0.1, what="the topic")
     assert cluster.http[follower].put("/connectors/counter/pause").status_code == 202
     wait_until(lambda: (cluster.states(cluster.http[0], "counter") or ("",))[0] == "PAUSED", timeout=30,
                interval=0.2, what="counter PAUSED")
@@ -191,6 +194,12 @@ def test_internal_topics_config_records_and_forwarding(cluster: Cluster) -> None
     assert offsets[-1][1]["next"] >= 10
     statuses = dict(_records(cluster.bootstrap, cluster.topics["status"], 5))
     assert statuses["status-connector-counter"]["state"] == "PAUSED"
+    used = statuses[f"status-topic-{topic}:connector-counter"]["topic"]
+    assert (used["name"], used["connector"], used["task"]) == (topic, "counter", 0)
+    assert cluster.http[1 - follower].put("/connectors/counter/topics/reset").status_code == 202
+    for http in cluster.http:
+        wait_until(lambda: http.get("/connectors/counter/topics").json()["counter"]["topics"] == [], timeout=30,
+                   interval=0.1, what="the topics reset, as each worker sees it")
 
     assert cluster.http[follower].delete("/connectors/counter").status_code == 204
     for http in cluster.http:

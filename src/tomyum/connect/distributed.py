@@ -212,6 +212,14 @@ class DistributedHerder(AbstractHerder):
             return
         k = key.decode("utf-8")
         doc = None if value is None else json.loads(value)
+        if k.startswith("status-topic-") and ":connector-" in k:
+            topic, _, connector = k[len("status-topic-"):].rpartition(":connector-")
+            with self.status_lock:
+                if doc is None:
+                    self.active_topics.get(connector, set()).discard(topic)
+                else:
+                    self.active_topics.setdefault(connector, set()).add(topic)
+            return
         if doc is not None and doc.get("worker_id") == self.worker_id:
             return  # our own statuses are set as they happen
         status = None if doc is None else Status(State(doc["state"]), str(doc["worker_id"]), doc.get("trace"))
@@ -250,6 +258,21 @@ class DistributedHerder(AbstractHerder):
     def on_task_state(self, task: TaskId, state: State, trace: str | None) -> None:
         super().on_task_state(task, state, trace)
         self._put_status(f"status-task-{task}", state, trace)
+
+    def on_topic_used(self, connector: str, topic: str, task: int = 0) -> None:
+        super().on_topic_used(connector, topic, task)
+        self.status_log.send(f"status-topic-{topic}:connector-{connector}".encode(), _json(
+            {"topic": {"name": topic, "connector": connector, "task": task,
+                       "discoverTimestamp": int(time.time() * 1000)}}))
+
+    def reset_topics(self, name: str) -> None:
+        """Kafka's resetConnectorActiveTopics: a tombstone for each of the connector's topics."""
+        with self.status_lock:
+            topics = sorted(self.active_topics.get(name, set()))
+        super().reset_topics(name)
+        for topic in topics:
+            self.status_log.send(f"status-topic-{topic}:connector-{name}".encode(), None)
+        self.status_log.flush()
 
     def _put_status(self, key: str, state: State, trace: str | None) -> None:
         with self.status_lock:

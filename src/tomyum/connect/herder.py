@@ -172,7 +172,7 @@ class AbstractHerder:
                 return
             self.task_status[task] = Status(state, self.worker_id, trace)
 
-    def on_topic_used(self, connector: str, topic: str) -> None:
+    def on_topic_used(self, connector: str, topic: str, task: int = 0) -> None:
         with self.status_lock:
             self.active_topics.setdefault(connector, set()).add(topic)
 
