@@ -9,6 +9,7 @@ up before it acts (Kafka's ``readToEnd``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -28,6 +29,16 @@ def create_compacted_topic(admin_config: Mapping[str, str], topic: str, partitio
                            replication_factor: int, timeout_s: float = 30.0) -> None:
     """Create ``topic`` with ``cleanup.policy=compact`` unless it exists (Kafka's TopicAdmin);
     a replication factor of -1 takes the broker's default."""
+    error = _create_topic(admin_config, topic, partitions, replication_factor, timeout_s)
+    if error:
+        raise ConnectError(f"Unable to create topic {topic!r} ({partitions} partitions, replication "
+                           f"factor {replication_factor}): {error}")
+
+
+def _create_topic(admin_config: Mapping[str, str], topic: str, partitions: int, replication_factor: int,
+                  timeout_s: float) -> str | None:
+    """The broker's refusal, or None; the admin client is gone when this returns (nothing of it
+    kept alive by a traceback until the process exits)."""
     admin = AdminClient(dict(admin_config))
     new = NewTopic(topic, partitions, replication_factor, config={"cleanup.policy": "compact"})
     for future in admin.create_topics([new], request_timeout=timeout_s).values():
@@ -35,8 +46,8 @@ def create_compacted_topic(admin_config: Mapping[str, str], topic: str, partitio
             future.result(timeout=timeout_s + 5)
         except KafkaException as e:
             if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise ConnectError(f"Unable to create topic {topic!r} ({partitions} partitions, replication "
-                                   f"factor {replication_factor}): {e.args[0].str()}") from None
+                return str(e.args[0].str())
+    return None
 
 
 class KafkaBasedLog:
@@ -47,35 +58,44 @@ class KafkaBasedLog:
         self.topic = topic
         self.callback = callback
         self.client_config = dict(client_config)
-        self._consumer = Consumer({**self.client_config, "group.id": f"tomyum-connect-{topic}",
-                                   "enable.auto.commit": "false", "enable.partition.eof": "true",
-                                   "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
-        # end offsets are asked by callers' threads, never through the reading consumer
-        self._offsets_lock = threading.Lock()
-        self._offsets_consumer = Consumer({**self.client_config, "group.id": f"tomyum-connect-{topic}",
-                                           "enable.auto.commit": "false"})
-        self._producer = Producer({**self.client_config, **(producer_config or {}), "acks": "all",
-                                   "enable.idempotence": "true"})
+        self.producer_config = dict(producer_config or {})
         self._positions: dict[int, int] = {}
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"kafka-log-{topic}", daemon=True)
         self._send_error: KafkaError | None = None
+        # end offsets are asked by callers' threads, never through the reading consumer
+        self._offsets_lock = threading.Lock()
+        self._clients: _Clients | None = None  # made by start(): a log never started has none to close
+
+    @property
+    def clients(self) -> _Clients:
+        if self._clients is None:
+            raise ConnectError(f"The log of {self.topic} is not started")
+        return self._clients
 
     def start(self, timeout_s: float = 30.0) -> None:
-        metadata = self._consumer.list_topics(self.topic, timeout=timeout_s)
+        group = {"group.id": f"tomyum-connect-{self.topic}", "enable.auto.commit": "false"}
+        self._clients = _Clients(
+            reader=Consumer({**self.client_config, **group, "enable.partition.eof": "true",
+                             "auto.offset.reset": "earliest", "isolation.level": "read_committed"}),
+            offsets=Consumer({**self.client_config, **group}),
+            producer=Producer({**self.client_config, **self.producer_config, "acks": "all",
+                               "enable.idempotence": "true"}))
+        metadata = self._clients.reader.list_topics(self.topic, timeout=timeout_s)
         partitions = sorted(metadata.topics[self.topic].partitions)
         if not partitions:
             raise ConnectError(f"Topic {self.topic!r} has no partitions")
         self._partitions = partitions
-        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._clients.reader.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
         self._thread.start()
         self.read_to_end(timeout_s)
 
     def _run(self) -> None:
+        reader = self.clients.reader
         while not self._stopping.is_set():
             try:
-                messages = self._consumer.consume(500, 0.2)
+                messages = reader.consume(500, 0.2)
             except RuntimeError:  # closed under us while stopping
                 return
             for m in messages:
@@ -103,7 +123,7 @@ class KafkaBasedLog:
         out = {}
         with self._offsets_lock:
             for p in self._partitions:
-                _, high = self._offsets_consumer.get_watermark_offsets(TopicPartition(self.topic, p),
+                _, high = self.clients.offsets.get_watermark_offsets(TopicPartition(self.topic, p),
                                                                        timeout=timeout_s, cached=False)
                 out[p] = int(high)
         return out
@@ -125,15 +145,15 @@ class KafkaBasedLog:
                 self._send_error = err
         while True:
             try:
-                self._producer.produce(self.topic, key=key, value=value, on_delivery=delivered)
+                self.clients.producer.produce(self.topic, key=key, value=value, on_delivery=delivered)
                 break
             except BufferError:
-                self._producer.poll(0.1)
-        self._producer.poll(0)
+                self.clients.producer.poll(0.1)
+        self.clients.producer.poll(0)
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait until everything sent has been acknowledged; raise if it was not."""
-        remaining = self._producer.flush(timeout_s)
+        remaining = self.clients.producer.flush(timeout_s)
         error, self._send_error = self._send_error, None
         if remaining or error is not None:
             raise ConnectError(f"Failed to write to {self.topic}: {error or 'timed out'}")
@@ -142,7 +162,16 @@ class KafkaBasedLog:
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join(5)
-        self._producer.flush(5)
-        self._consumer.close()
-        with self._offsets_lock:
-            self._offsets_consumer.close()
+        clients, self._clients = self._clients, None
+        if clients is not None:
+            clients.producer.flush(5)
+            clients.reader.close()
+            with self._offsets_lock:
+                clients.offsets.close()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Clients:
+    reader: Consumer
+    offsets: Consumer
+    producer: Producer

@@ -123,8 +123,8 @@ class DistributedRuntime(_Runtime):
                                         self.worker_props, self.url)
 
     def start_connectors(self) -> None:
+        self.herder.start()  # first: a topic it cannot create ends the start before any other client
         self.herder.kafka_cluster_id = _cluster_id(self.herder.worker)
-        self.herder.start()
 
 
 class _NoListener:
