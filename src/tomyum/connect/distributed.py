@@ -167,9 +167,9 @@ class DistributedHerder(AbstractHerder):
                                         producer_config={"partitioner": "murmur2_random"})
         self.member = WorkerGroupMember(
             bootstrap_servers=worker.config.bootstrap_servers, group_id=self.props["group.id"], url=url,
-            session_timeout_ms=int(self.props.get("session.timeout.ms", "10000")),
-            rebalance_timeout_ms=int(self.props.get("rebalance.timeout.ms", "60000")),
-            heartbeat_interval_ms=int(self.props.get("heartbeat.interval.ms", "3000")),
+            session_timeout_ms=_int(self.props, "session.timeout.ms", 10000),
+            rebalance_timeout_ms=_int(self.props, "rebalance.timeout.ms", 60000),
+            heartbeat_interval_ms=_int(self.props, "heartbeat.interval.ms", 3000),
             client_id=f"connect-{worker.config.worker_id}")
 
     # lifecycle ------------------------------------------------------------------------------
@@ -177,12 +177,12 @@ class DistributedHerder(AbstractHerder):
         """Create the internal topics (Kafka's partition counts, compacted), read them, join."""
         p = self.props
         for topic, partitions, rf in (
-                (self.config_topic, 1, p.get("config.storage.replication.factor", "3")),
-                (self.offset_topic, int(p.get("offset.storage.partitions", "25")),
-                 p.get("offset.storage.replication.factor", "3")),
-                (self.status_topic, int(p.get("status.storage.partitions", "5")),
-                 p.get("status.storage.replication.factor", "3"))):
-            create_compacted_topic(self.client_config, topic, partitions, int(rf))
+                (self.config_topic, 1, _int(p, "config.storage.replication.factor", 3)),
+                (self.offset_topic, _int(p, "offset.storage.partitions", 25),
+                 _int(p, "offset.storage.replication.factor", 3)),
+                (self.status_topic, _int(p, "status.storage.partitions", 5),
+                 _int(p, "status.storage.replication.factor", 3))):
+            create_compacted_topic(self.client_config, topic, partitions, rf)
         assert self.offset_store.log is not None
         for kafka_log in (self.config_log, self.offset_store.log, self.status_log):
             kafka_log.start()
@@ -629,6 +629,17 @@ class DistributedHerder(AbstractHerder):
                         self._start_task(tid)
             return False
         return False
+
+
+def _int(props: Mapping[str, str], key: str, default: int) -> int:
+    """An integer worker key, or a ConnectError worded as Kafka's ConfigException."""
+    raw = props.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConnectError(f"Invalid value {raw} for configuration {key}: Not a number of type INT") from None
 
 
 def _target_value(target: TargetState) -> dict[str, str]:

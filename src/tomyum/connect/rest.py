@@ -31,7 +31,7 @@ from tomyum.connect.standalone import StandaloneHerder
 from tomyum.connect.worker import TargetState
 
 KAFKA_VERSION = "4.4.0"
-#: marks a request forwarded by another worker, so that it is never forwarded twice
+#: how many workers a request has been forwarded through (a request is forwarded at most twice)
 FORWARDED = "X-Tomyum-Forwarded"
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -75,7 +75,7 @@ def _forwarding(herder: StandaloneHerder | DistributedHerder, endpoint: Endpoint
         try:
             return await endpoint(request)
         except ForwardError as e:
-            hops = int(request.headers.get(FORWARDED, "0") or 0)
+            hops = int(request.headers.get(FORWARDED, "0")) if request.headers.get(FORWARDED, "0").isdigit() else 2
             if not e.url or hops >= 2:
                 logging.getLogger("tomyum.connect.rest").info("409 for %s %s: %s", request.method, request.url.path,
                                                                e.url or "no leader")

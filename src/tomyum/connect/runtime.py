@@ -62,7 +62,10 @@ class _Runtime:
         self.port = self.socket.getsockname()[1]
         plugins.add_plugin_path(p.strip() for p in self.worker_props.get("plugin.path", "").split(",") if p.strip())
         advertised = self.worker_props.get("rest.advertised.host.name") or self.host or socket.gethostname()
-        advertised_port = int(self.worker_props.get("rest.advertised.port") or self.port)
+        raw_port = self.worker_props.get("rest.advertised.port", "").strip()
+        if raw_port and not raw_port.isdigit():
+            raise ConnectError(f"Invalid value {raw_port} for configuration rest.advertised.port: Not a number of type INT")
+        advertised_port = int(raw_port or self.port)
         scheme = self.worker_props.get("rest.advertised.listener") or "http"
         self.worker_id = f"{advertised}:{advertised_port}"
         self.url = f"{scheme}://{self.worker_id}/"
