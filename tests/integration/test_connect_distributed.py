@@ -180,6 +180,8 @@ def test_internal_topics_config_records_and_forwarding(cluster: Cluster) -> None
     for http in cluster.http:  # the active topic (KIP-558), kept in the status topic: every worker knows it
         wait_until(lambda: http.get("/connectors/counter/topics").json() == {
             "counter": {"connector": "counter", "topics": [topic]}}, timeout=30, interval=0.1, what="the topic")
+    wait_until(lambda: cluster.http[follower].get("/connectors/counter/offsets").json()["offsets"], timeout=30,
+               interval=0.1, what="a stored source offset")  # flushed every 500 ms while running
     assert cluster.http[follower].put("/connectors/counter/pause").status_code == 202
     wait_until(lambda: (cluster.states(cluster.http[0], "counter") or ("",))[0] == "PAUSED", timeout=30,
                interval=0.2, what="counter PAUSED")
