@@ -523,6 +523,8 @@ class DistributedHerder(AbstractHerder):
         if a is not None and a.leader == self.member.member_id:
             self._write_task_configs(name, configs)
             return
+        log.info("Sending %d task configs of %s to the leader (target %s)", len(configs), name,
+                 self.target_state(name).value)
         # Kafka's way: the leader writes them (POST /connectors/{name}/tasks); from a thread of
         # its own, so that this thread goes on heartbeating and rejoining meanwhile
         threading.Thread(target=self._send_task_configs, args=(name, configs), daemon=True,
@@ -540,8 +542,10 @@ class DistributedHerder(AbstractHerder):
             if r.status_code < 300:
                 return
             log.warning("The leader refused the task configs of %s: %s %s", name, r.status_code, r.text)
-            if r.status_code != 409:  # only a rebalance under way is worth asking again
+            if r.status_code == 404:  # the connector is gone
                 return
+            # else asked again, as Kafka's workers do (reconfigureConnectorTasksWithRetry): a
+            # rebalance (409), or a target state the leader has not read as this worker has (400)
         except httpx.HTTPError as e:
             log.warning("Could not send the task configs of %s to the leader (%s); retrying", name, e)
         if not self._stopping.wait(1.0):
@@ -593,6 +597,10 @@ class DistributedHerder(AbstractHerder):
                 self._start_task(tid)
             return False
         if kind == "commit":
+            # events may come after the state they announce has moved on (a stop and a resume
+            # read together): the running connector's own task configs win over an empty set
+            if self._owns(name) and self.target_state(name) is not TargetState.STOPPED:
+                self._reconfigure(name)
             return leader
         if kind == "target":
             target = self.target_state(name)
@@ -601,6 +609,7 @@ class DistributedHerder(AbstractHerder):
                     self.worker.stop_connector(name)
                     self._start_connector(name)
                     return False
+                self._reconfigure(name)
             self.worker.set_target_state(name, target)
             return False
         if kind == "reconfigure":
