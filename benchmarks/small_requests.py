@@ -5,6 +5,8 @@ engine) when its binary is there, each broker fresh, alternating:
 * produce: ``--clients`` producer processes (confluent-kafka with ``batch.num.messages=1``,
   ``linger.ms=0``, 5 requests in flight) send 100 B records to one partition, so that each
   Produce request carries one record; acks=all and acks=1;
+* fetch: one consumer reads the acks=1 phase's records back from the start, one batch (so one
+  record) per Fetch (``max.partition.fetch.bytes=1``: the first batch whole, KIP-74);
 * end-to-end latency of 1 KiB records, acks=all, linger.ms=1, at 1,000 and 5,000 msg/s
   (``benchmarks.service.latency``).
 
@@ -13,6 +15,13 @@ phase divided by the requests it served: the figure to compare before/after on a
 machine, where rates move with the load and CPU time much less.
 
     python -m benchmarks.small_requests [--messages 10000] [--clients 3] [--rounds 3] [--write docs/benchmarks.md]
+
+Before/after an optimisation, ``--builds`` runs only the produce and fetch phases, on brokers started from
+each of several source trees in turn (``git worktree add /tmp/before <commit>``; each tree's
+``src/`` goes first on the broker's ``PYTHONPATH``), alternating build by build in every round,
+and prints the median of the rounds per build:
+
+    python -m benchmarks.small_requests --builds /tmp/before . --rounds 3 --messages 6000
 """
 
 from __future__ import annotations
@@ -24,16 +33,18 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
+from confluent_kafka import TopicPartition as Partition
 
 from benchmarks.service import latency
 from benchmarks.throughput import TANSU, cpu, create_topic, machine_line, tansu_broker, tomyum_broker, write_section
 
 VALUE = 100
+FETCH = "fetch, one batch per request"
 LATENCY_RATES = (1000, 5000)
 
 
@@ -71,6 +82,24 @@ def _produce_alone(bootstrap: str, topic: str, count: int, acks: str) -> tuple[f
     return t0, time.monotonic()
 
 
+def _consume_alone(bootstrap: str, topic: str, count: int) -> tuple[float, float]:
+    """One consumer reads ``count`` records of partition 0 from the start, one batch per Fetch;
+    (start, end)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "small-fetch", "enable.auto.commit": False,
+                  "max.partition.fetch.bytes": 1})
+    try:
+        c.assign([Partition(topic, 0, 0)])
+        got, t0 = 0, time.monotonic()
+        deadline = t0 + 120
+        while got < count and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            got += m is not None and m.error() is None
+        assert got == count, f"read {got} of {count} records"
+        return t0, time.monotonic()
+    finally:
+        c.close()
+
+
 def _parallel(pid: int, fn: Callable[..., tuple[float, float]], args: list[tuple[object, ...]]) -> tuple[float, float]:
     """``fn`` in one process per argument tuple at once; (wall s first start to last end, broker CPU s)."""
     b0 = cpu(pid)
@@ -81,7 +110,7 @@ def _parallel(pid: int, fn: Callable[..., tuple[float, float]], args: list[tuple
 
 def run_broker(broker: Callable[[], AbstractContextManager[tuple[str, int]]], messages: int,
                clients: int) -> dict[str, Phase]:
-    """Produce acks=all, then produce acks=1, on one fresh broker."""
+    """Produce acks=all, then produce acks=1, then fetch those back, on one fresh broker."""
     out: dict[str, Phase] = {}
     with broker() as (bootstrap, pid):
         for acks in ("all", "1"):
@@ -89,6 +118,8 @@ def run_broker(broker: Callable[[], AbstractContextManager[tuple[str, int]]], me
             create_topic(bootstrap, topic, 1)
             seconds, broker_cpu = _parallel(pid, _produce_alone, [(bootstrap, topic, messages, acks)] * clients)
             out[f"produce acks={acks}"] = Phase(messages * clients, seconds, broker_cpu)
+        seconds, broker_cpu = _parallel(pid, _consume_alone, [(bootstrap, "small-1", messages * clients)])
+        out[FETCH] = Phase(messages * clients, seconds, broker_cpu)
     return out
 
 
@@ -96,6 +127,44 @@ def brokers() -> Iterator[tuple[str, Callable[[], AbstractContextManager[tuple[s
     yield "tomyum", tomyum_broker
     if TANSU.exists():
         yield "tansu", tansu_broker
+
+
+@contextmanager
+def _build_broker(tree: Path) -> Iterator[tuple[str, int]]:
+    """A tomyum broker started from the source tree ``tree`` (its ``src/`` first on PYTHONPATH)."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree.resolve() / "src"), before) if p)
+    try:
+        with tomyum_broker() as broker:
+            _restore_pythonpath(before)  # the clients import this process's tomyum, not the build's
+            yield broker
+    finally:
+        _restore_pythonpath(before)
+
+
+def _restore_pythonpath(value: str | None) -> None:
+    if value is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = value
+
+
+def compare_builds(trees: list[Path], rounds: int, messages: int, clients: int) -> str:
+    """The produce phases on each build in turn, ``rounds`` times; a table of the medians."""
+    runs: dict[Path, dict[str, list[Phase]]] = {t: {} for t in trees}
+    for _ in range(rounds):
+        for tree in trees:
+            for workload, phase in run_broker(lambda: _build_broker(tree), messages, clients).items():
+                runs[tree].setdefault(workload, []).append(phase)
+                print(f"{tree} {workload}: {phase.per_s:,.0f} req/s, {phase.cpu_us:,.0f} µs broker CPU/req "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    workloads = ("produce acks=all", "produce acks=1", FETCH)
+    rows = ["| build | " + " | ".join(f"{w} req/s | {w} broker CPU µs/req" for w in workloads) + " |",
+            "|---|" + "---:|" * 2 * len(workloads)]
+    for tree in trees:
+        cells = (median_phase(runs[tree][w]) for w in workloads)
+        rows.append(f"| {tree} | " + " | ".join(f"{c.per_s:,.0f} | {c.cpu_us:,.0f}" for c in cells) + " |")
+    return "\n".join(rows)
 
 
 def median_phase(runs: list[Phase]) -> Phase:
@@ -129,7 +198,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="fresh brokers per broker kind; the median is shown")
     ap.add_argument("--latency-seconds", type=float, default=10.0)
     ap.add_argument("--write", type=Path)
+    ap.add_argument("--builds", type=Path, nargs="+", metavar="TREE",
+                    help="source trees to compare (produce phases only, alternating, median of --rounds)")
     args = ap.parse_args()
+    if args.builds:
+        print(compare_builds(args.builds, args.rounds, args.messages, args.clients))
+        return
     load = os.getloadavg()[0]
     runs: dict[str, dict[str, list[Phase]]] = {}
     for _ in range(args.rounds):
@@ -155,7 +229,10 @@ def main() -> None:
                       "shares the two cores: rates are noisy, broker CPU per request much less).  \n"
                       f"Command: `{command}` (also `make bench`).\n\n"
                       f"{args.clients} producer processes each send {args.messages:,} records of 100 B to one partition,\n"
-                      "each record its own Produce request (`batch.num.messages=1`, `linger.ms=0`, 5 in flight).\n"
+                      "each record its own Produce request (`batch.num.messages=1`, `linger.ms=0`, 5 in flight); then\n"
+                      "one consumer reads the acks=1 records back, one batch per Fetch (`max.partition.fetch.bytes=1`),\n"
+                      "counted per record (Tansu answers many batches per Fetch all the same, so its fetch row is per\n"
+                      "record, not per request: not a like-for-like pair). "
                       "Broker CPU is the broker process's user + system time over the phase per request served. "
                       f"{peers}; median of {args.rounds} fresh brokers.\n\n" + out)
 

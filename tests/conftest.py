@@ -66,6 +66,19 @@ def broker(tmp_path: Path) -> Iterator[BrokerProcess | ExternalBroker]:
         yield b
 
 
+@pytest.fixture(scope="module")
+def module_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess | ExternalBroker]:
+    """One broker for a whole module, whose tests each use topics of their own (groups rebalance
+    without the initial delay), or the external one."""
+    external = os.environ.get("TOMYUM_TEST_BOOTSTRAP")
+    if external:
+        yield ExternalBroker(external)
+        return
+    with BrokerProcess(data_dir(tmp_path_factory.mktemp("module-broker")),
+                       settings={"group.initial.rebalance.delay.ms": "0"}) as b:
+        yield b
+
+
 @pytest.fixture
 def broker_with(request: pytest.FixtureRequest, tmp_path: Path) -> BrokerWith:
     """``with broker_with(settings) as b``: a tomyum broker started with these broker settings,

@@ -1,20 +1,49 @@
 """A word count on tomyum.streams with exactly_once_v2, run as a process by
 test_streams_runtime.py with ``KafkaStreams.run`` until SIGTERM (clean shutdown) or SIGKILL.
 
-    python streams_app.py BOOTSTRAP TEXT_TOPIC COUNTS_TOPIC APPLICATION_ID STATE_DIR
+    python streams_app.py BOOTSTRAP TEXT_TOPIC COUNTS_TOPIC APPLICATION_ID STATE_DIR [NUM_STANDBY_REPLICAS [GUARANTEE]]
+
+Besides its state lines it prints what it restores (test_streams_standby_live.py reads them):
+``RESTORE-START <changelog> <partition> <store> <from offset> <to offset>`` as a changelog
+partition's restore begins, ``RESTORE-END <changelog> <partition> <store> <records> <sum of the
+batches' records>`` as it ends, ``RESTORED <task> <store> <records>`` once a store is restored.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
+from tomyum.streams.processor import StateRestoreListener
 from tomyum.streams.runtime import KafkaStreams
+
+
+class PrintRestores(StateRestoreListener):
+    def __init__(self) -> None:
+        self.batches: dict[tuple[str, int], int] = {}
+
+    def on_batch_restored(self, topic_partition: Any, store_name: str, batch_end_offset: int,
+                          num_restored: int) -> None:
+        key = (topic_partition.topic, topic_partition.partition)
+        self.batches[key] = self.batches.get(key, 0) + num_restored
+
+    def on_restore_end(self, topic_partition: Any, store_name: str, total_restored: int) -> None:
+        batches = self.batches.pop((topic_partition.topic, topic_partition.partition), 0)
+        print("RESTORE-END", topic_partition.topic, topic_partition.partition, store_name, total_restored, batches,
+              flush=True)
+
+    def on_restore_start(self, topic_partition: Any, store_name: str, starting_offset: int,
+                         ending_offset: int) -> None:
+        print("RESTORE-START", topic_partition.topic, topic_partition.partition, store_name, starting_offset,
+              ending_offset, flush=True)
 
 
 def main() -> int:
     bootstrap, text, counts, app_id, state_dir = sys.argv[1:6]
+    standbys = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+    guarantee = sys.argv[7] if len(sys.argv) > 7 else "exactly_once_v2"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     builder = StreamsBuilder()
     (builder.stream(text, value_serde=Serdes.string())
@@ -24,11 +53,14 @@ def main() -> int:
         .to_stream()
         .to(counts, value_serde=Serdes.long()))
     app = KafkaStreams(builder.build(), StreamsConfig(application_id=app_id, state_dir=state_dir),
-                       bootstrap_servers=bootstrap, processing_guarantee="exactly_once_v2", commit_interval_ms=100,
+                       bootstrap_servers=bootstrap, processing_guarantee=guarantee, commit_interval_ms=100,
+                       num_standby_replicas=standbys,
                        # a killed instance's partitions move after 6 s rather than Kafka's default 45 s
                        client_config={"consumer.session.timeout.ms": 6000, "consumer.heartbeat.interval.ms": 1000})
     # "RUNNING 0_0,1_0": the state, and the tasks this instance runs (read by the tests)
     app.set_state_listener(lambda new, old: print(new.value, ",".join(sorted(app.tasks)), flush=True))
+    app.set_global_state_restore_listener(PrintRestores())
+    app.set_restore_listener(lambda task, store, n: print("RESTORED", task, store, n, flush=True))
     return app.run()  # until SIGINT or SIGTERM, then a clean close: 0
 
 

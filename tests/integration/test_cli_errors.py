@@ -43,13 +43,15 @@ def one_error_line(args: list[str], code: int | None = None) -> str:
 
 
 def test_no_broker_is_known_at_once_and_says_what_to_do(topic_name: str) -> None:
-    """Connection refused is known at once: no command waits its --timeout (here 10 s) for it."""
+    """Connection refused is known at once: no command waits its --timeout for it. The nine run
+    side by side; a --timeout of 40 s leaves room for nine interpreters starting on a loaded
+    2-core machine (22 s seen), and any command that waited would take at least 40 s."""
     dead = f"127.0.0.1:{free_port()}"
     commands = [["topics", "list"], ["topics", "describe", topic_name], ["topics", "create", topic_name],
                 ["produce", topic_name], ["consume", topic_name], ["consume", topic_name, "-g", "g"],
                 ["groups", "list"], ["groups", "describe", "g"], ["configs", "describe", "broker", "7"]]
     began = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, "-m", "tomyum", *cmd, "--timeout", "10"], stdin=subprocess.DEVNULL,
+    procs = [subprocess.Popen([sys.executable, "-m", "tomyum", *cmd, "--timeout", "40"], stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=_env({"TOMYUM_BOOTSTRAP": dead})) for cmd in commands]
     for cmd, proc in zip(commands, procs, strict=True):
@@ -57,7 +59,7 @@ def test_no_broker_is_known_at_once_and_says_what_to_do(topic_name: str) -> None
         assert proc.returncode == 1, (cmd, stderr)
         assert stderr == f"error: nothing answers at {dead} (connection refused): start one with 'tomyum start', " \
                          "or name another with --bootstrap HOST:PORT\n", (cmd, stderr)
-    assert time.monotonic() - began < 8, "no command waited for its timeout"
+    assert time.monotonic() - began < 40, "a command waited for its timeout"
 
 
 def test_no_such_broker_is_said_at_once(broker: BrokerProcess) -> None:

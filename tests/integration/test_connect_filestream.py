@@ -105,3 +105,31 @@ def test_without_tolerance_a_malformed_record_fails_the_task(broker: BrokerProce
                                                                             "onlyFailed": "true"}).status_code == 202
         wait_until(lambda: client.status("strict-sink")["tasks"][0]["state"] == "FAILED", timeout=60,
                    what="the task to fail again")
+
+
+def test_sigterm_stops_the_tasks_so_the_sink_commits_and_leaves_its_group(
+        broker: BrokerProcess | ExternalBroker, tmp_path: Path, topic_name: str) -> None:
+    """SIGTERM ends the worker as Kafka's does: its tasks stop first, so the sink commits what it
+    wrote and leaves its group (a member left behind would hold the group's next rebalance, a
+    restarted worker's included, for its whole session timeout)."""
+    from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for v in (b'"a"', b'"b"', b'"c"'):
+        producer.produce(topic_name, value=v)
+    assert producer.flush(30) == 0
+    sink_file, name = tmp_path / "out.txt", f"sink-{topic_name}"
+    connector = {"name": name, "connector.class": SINK, "topics": topic_name, "file": str(sink_file),
+                 "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                 "value.converter.schemas.enable": "false"}
+    with ConnectProcess(tmp_path / "w", broker.bootstrap, connectors=[connector],
+                        worker={"consumer.auto.offset.reset": "earliest"}) as worker:
+        wait_until(lambda: sink_file.exists() and sink_file.read_text().count("\n") == 3, timeout=60,
+                   what="the three records in the sink file")
+    assert worker.process is not None and worker.process.returncode == 143, worker.output()[-2000:]
+    admin, group = AdminClient({"bootstrap.servers": broker.bootstrap}), f"connect-{name}"
+    described = admin.describe_consumer_groups([group])[group].result(30)
+    assert (described.state, described.members) == (ConsumerGroupState.EMPTY, [])
+    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(30)
+    assert [(tp.topic, tp.partition, tp.offset) for tp in committed.topic_partitions] == [(topic_name, 0, 3)]

@@ -112,15 +112,17 @@ def test_walk_every_page(served: tuple[BrokerProcess, str], page: Any) -> None:
                                 (f"/topics/{topic}", "topic", f"Topic {topic}"),
                                 (f"/topics/{topic}/messages", "messages", f"Messages in {topic}"),
                                 ("/groups", "groups", "Consumer groups"), ("/brokers", "brokers", "Broker 1"),
-                                ("/security", "security", "ACLs")]:
+                                ("/transactions", "transactions", "Transactions"), ("/security", "security", "ACLs")]:
         page.goto(url + path)
         expect(page.locator("h1").first).to_contain_text(heading)
         shot(page, name)
     page.goto(f"{url}/topics")
     expect(page.locator("#topics")).to_contain_text(topic)
     expect(page.locator("#topics tr", has_text=topic).locator("td").nth(3)).to_have_text("5")
+    expect(page.locator("#topics tr", has_text=topic).locator("td").nth(4)).to_have_text(re.compile(r"^\d+ B$"))
     page.goto(url)
     expect(page.locator("#topic-count")).not_to_have_text("0")
+    expect(page.locator("#disk-used")).to_have_text(re.compile(r"^[\d.]+ (B|KiB|MiB)$"))
     expect(page.locator("#rate-now")).to_contain_text("records/s")
     page.set_viewport_size(PHONE)
     page.goto(f"{url}/topics/{topic}/messages")
@@ -184,6 +186,47 @@ def test_live_tail_receives_a_record_produced_by_a_client(served: tuple[BrokerPr
     expect(page.locator("#tail .record pre.value")).to_have_text("hello from confluent-kafka")
     expect(page.locator("#tail .record")).to_have_count(1)  # not the record from before
     shot(page, "live-tail")
+
+
+def test_sizes_on_disk_an_open_transaction_and_its_producer(served: tuple[BrokerProcess, str], page: Any) -> None:
+    broker, url = served
+    topic = f"pay-{uuid.uuid4().hex[:6]}"
+    create_topic(page, url, topic, partitions=2)
+    txn = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": f"{topic}-writer", "linger.ms": 0})
+    txn.init_transactions(10)
+    txn.begin_transaction()
+    txn.produce(topic, value=b"x" * 3000, partition=1)
+    assert txn.flush(10) == 0
+    try:
+        page.goto(f"{url}/transactions")
+        row = page.locator("#transactions tr", has_text=f"{topic}-writer")
+        expect(row.locator("td").nth(1)).to_have_text("Ongoing")
+        expect(row.locator("td").nth(6)).to_have_text(f"{topic}-1")
+        page.select_option("#filter-transactions [name=state]", "Ongoing")
+        page.click("#filter-transactions button")
+        expect(page.locator("#transactions tbody tr", has_text=f"{topic}-writer")).to_have_count(1)
+        shot(page, "transactions")
+
+        page.goto(f"{url}/topics/{topic}")
+        expect(page.locator("#producers tbody tr")).to_have_count(1)
+        expect(page.locator("#producers tbody td").first).to_have_text("1")  # on partition 1
+        expect(page.locator("#producers tbody td").nth(5)).to_have_text("0")  # the transaction's first offset
+        expect(page.locator("#partitions tbody tr").nth(1).locator("td").nth(6)).to_have_text(
+            re.compile(r"^[23]\.\d KiB$"))
+        expect(page.locator("#partitions tbody tr").nth(0).locator("td").nth(6)).to_have_text("0 B")
+        shot(page, "topic-producers")
+    finally:
+        txn.abort_transaction(10)
+        del txn  # closed now, not when the broker has gone
+    page.goto(f"{url}/transactions")
+    expect(page.locator("#transactions tr", has_text=f"{topic}-writer").locator("td").nth(1)).to_have_text(
+        "CompleteAbort")
+    page.goto(f"{url}/topics")
+    expect(page.locator("#topics tr", has_text=topic).locator("td").nth(4)).to_have_text(re.compile(r"KiB$"))
+    page.goto(f"{url}/brokers")
+    expect(page.locator("#log-dirs tbody tr")).to_have_count(1)
+    expect(page.locator("#log-dirs tbody td").nth(4)).to_have_text(re.compile(r"B$"))  # usable on the volume
+    shot(page, "brokers-log-dirs")
 
 
 def test_reset_a_stopped_groups_offsets_to_a_timestamp(served: tuple[BrokerProcess, str], page: Any) -> None:

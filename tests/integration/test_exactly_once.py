@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,12 @@ def test_idempotent_producer_writes_each_message_once_through_cut_connections_an
             assert "resent sequences" in broker.output() or "resent sequences" in broker.log_path.read_text()
             proxy.cut_every = 0
             msgs = read(broker.bootstrap, topic_name, partitions, "read_uncommitted", n)
+    assert_each_once_in_order(msgs, n, partitions)
+
+
+def assert_each_once_in_order(msgs: list, n: int, partitions: int) -> None:
+    """``msgs`` (values ``m%06d``) are the ``n`` sent, each once, without offset gaps, in the
+    order of sending per key."""
     values = Counter(m.value() for m in msgs)
     assert len(values) == n and set(values.values()) == {1}, "a message is missing or duplicated"
     for part in range(partitions):
@@ -95,6 +102,65 @@ def test_idempotent_producer_writes_each_message_once_through_cut_connections_an
         keys_in_order.setdefault(m.key(), []).append(m.value())
     for seq in keys_in_order.values():
         assert seq == sorted(seq)
+
+
+def idempotent_through_cuts(tmp_path: Path, topic: str, send: Callable[[str, list[tuple[bytes, bytes]]], None]) -> None:
+    """``send(bootstrap, records)`` with an idempotent producer of another client, whose
+    connections a proxy cuts after every 7th Produce it forwards: each record lands once."""
+    n, partitions = 600, 3
+    records = [(b"%d" % (i % 10), b"m%06d" % i) for i in range(n)]
+    with CuttingProxy(cut_every=7) as proxy, BrokerProcess(tmp_path / "data", settings={
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy.port}"}) as broker:
+        proxy.start(broker.port)
+        create(broker.bootstrap, topic, partitions)
+        send(f"127.0.0.1:{proxy.port}", records)
+        assert proxy.cuts > 5
+        proxy.cut_every = 0
+        msgs = read(broker.bootstrap, topic, partitions, "read_uncommitted", n)
+        assert "resent sequences" in broker.output()
+    assert_each_once_in_order(msgs, n, partitions)
+
+
+def test_kafka_python_idempotent_producer_writes_each_message_once_through_cut_connections(
+        tmp_path: Path, topic_name: str) -> None:
+    from kafka import KafkaProducer
+
+    def send(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
+        p = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=2,
+                          retry_backoff_ms=50, reconnect_backoff_ms=20, request_timeout_ms=10_000)
+        try:
+            futures = []
+            for i, (key, value) in enumerate(records):
+                futures.append(p.send(topic_name, key=key, value=value))
+                if i % 10 == 9:  # a Produce request every 10 records, so that the proxy cuts often
+                    p.flush(TIMEOUT)
+            p.flush(TIMEOUT)
+            assert [f.exception for f in futures if f.failed()] == []
+        finally:
+            p.close(TIMEOUT)
+
+    idempotent_through_cuts(tmp_path, topic_name, send)
+
+
+def test_aiokafka_idempotent_producer_writes_each_message_once_through_cut_connections(
+        tmp_path: Path, topic_name: str) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def produce(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=2,
+                             retry_backoff_ms=50, request_timeout_ms=10_000)
+        await p.start()
+        try:
+            for start in range(0, len(records), 10):  # a Produce request every 10 records
+                sent = [await p.send(topic_name, key=k, value=v) for k, v in records[start:start + 10]]
+                await asyncio.gather(*sent)
+        finally:
+            await p.stop()
+
+    idempotent_through_cuts(tmp_path, topic_name,
+                            lambda bootstrap, records: asyncio.run(asyncio.wait_for(produce(bootstrap, records), 90)))
 
 
 def worker(bootstrap: str, inp: str, out: str, tid: str, *extra: str) -> subprocess.Popen[str]:

@@ -157,35 +157,103 @@ def test_aiokafka(broker: BrokerProcess, topic_name: str) -> None:
 
 # the same records through every codec -----------------------------------------------------------
 
-@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+CODECS = ["gzip", "snappy", "lz4", "zstd"]
+
+
+def compressible(codec: str) -> list[bytes]:
+    return [f"{codec}-{i}-".encode() * 20 for i in range(50)]
+
+
+def read_back(bootstrap: str, topic: str, count: int, client: str) -> list[bytes]:
+    """The values of partition 0 of ``topic`` from the start, as ``client`` reads them."""
+    if client == "confluent":
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g", "enable.auto.commit": False})
+        c.assign([TopicPartition(topic, 0, 0)])
+        got = [m.value() for m in c.consume(num_messages=count, timeout=TIMEOUT)]
+        c.close()
+        return got
+    if client == "aiokafka":
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka import TopicPartition as ATP
+
+        async def consume() -> list[bytes]:
+            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+            await consumer.start()
+            try:
+                consumer.assign([ATP(topic, 0)])
+                await consumer.seek_to_beginning()
+                out: list[bytes] = []
+                while len(out) < count:
+                    batch = await consumer.getmany(timeout_ms=1000)
+                    out += [m.value for ms in batch.values() for m in ms]
+                return out
+            finally:
+                await consumer.stop()
+        return asyncio.run(asyncio.wait_for(consume(), TIMEOUT))
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KTP
+
+    kc = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=TIMEOUT * 1000)
+    kc.assign([KTP(topic, 0)])
+    kc.seek_to_beginning()
+    got = []
+    for m in kc:
+        got.append(m.value)
+        if len(got) == count:
+            break
+    kc.close()
+    return got
+
+
+@pytest.mark.parametrize("codec", CODECS)
 def test_compressed_batches_read_back(broker: BrokerProcess, topic_name: str, codec: str) -> None:
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": broker.bootstrap, "compression.codec": codec, "linger.ms": 20})
-    values = [f"{codec}-{i}-".encode() * 20 for i in range(50)]
+    values = compressible(codec)
     for v in values:
         producer.produce(topic_name, value=v, key=b"k")
     assert producer.flush(TIMEOUT) == 0
     for client in ("confluent", "kafka-python"):
-        if client == "confluent":
-            c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g", "enable.auto.commit": False})
-            c.assign([TopicPartition(topic_name, 0, 0)])
-            got = [m.value() for m in c.consume(num_messages=len(values), timeout=TIMEOUT)]
-            c.close()
-        else:
-            from kafka import KafkaConsumer
-            from kafka import TopicPartition as KTP
+        assert read_back(broker.bootstrap, topic_name, len(values), client) == values, f"{codec} via {client}"
 
-            kc = KafkaConsumer(bootstrap_servers=broker.bootstrap, consumer_timeout_ms=TIMEOUT * 1000)
-            kc.assign([KTP(topic_name, 0)])
-            kc.seek_to_beginning()
-            got = []
-            for m in kc:
-                got.append(m.value)
-                if len(got) == len(values):
-                    break
-            kc.close()
-        assert got == values, f"{codec} via {client}"
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_kafka_python_compression(broker: BrokerProcess, topic_name: str, codec: str) -> None:
+    """kafka-python's producer compresses with ``codec``; librdkafka and kafka-python read back."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, compression_type=codec, linger_ms=20)
+    values = compressible(codec)
+    for v in values:
+        producer.send(topic_name, value=v, key=b"k", partition=0)
+    producer.flush(TIMEOUT)
+    producer.close(TIMEOUT)
+    for client in ("confluent", "kafka-python"):
+        assert read_back(broker.bootstrap, topic_name, len(values), client) == values, f"{codec} via {client}"
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_aiokafka_compression(broker: BrokerProcess, topic_name: str, codec: str) -> None:
+    """aiokafka's producer compresses with ``codec``; librdkafka and aiokafka read back."""
+    from aiokafka import AIOKafkaProducer
+
+    values = compressible(codec)
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, compression_type=codec, linger_ms=20)
+        await producer.start()
+        try:
+            sent = [await producer.send(topic_name, value=v, key=b"k", partition=0) for v in values]
+            await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
+
+    asyncio.run(asyncio.wait_for(produce(), TIMEOUT))
+    for client in ("confluent", "aiokafka"):
+        assert read_back(broker.bootstrap, topic_name, len(values), client) == values, f"{codec} via {client}"
 
 
 def test_large_requests_and_responses(broker: BrokerProcess, topic_name: str) -> None:

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
+from tomyum.streams._checkpoint import read_checkpoint
 from tomyum.streams.runtime import KafkaStreams, State
 from tomyum.testing import BrokerProcess, wait_until
 
@@ -118,6 +119,12 @@ def test_word_count_runs_commits_and_restores(broker: BrokerProcess, topic_name:
     # nothing, and resumes after the committed input with the counts it kept
     checkpoints = sorted(tmp_path.glob("tomyum-streams/*/*/.checkpoint"))
     assert [c.parent.name for c in checkpoints] == ["1_0", "1_1"]
+
+    def logged_offsets() -> int:
+        """The changelog offsets the checkpoints name, together."""
+        return sum(sum((read_checkpoint(c.parent) or {}).values()) for c in checkpoints)
+
+    closed_at = logged_offsets()
     restored: list[tuple[str, str, int]] = []
     again = KafkaStreams(word_count(text, counts).build(), config, bootstrap_servers=broker.bootstrap,
                          processing_guarantee=guarantee, commit_interval_ms=200)
@@ -127,7 +134,8 @@ def test_word_count_runs_commits_and_restores(broker: BrokerProcess, topic_name:
         send("hello again")
         latest_counts(broker.bootstrap, counts, isolation, {"hello": 4, "again": 1, "world": 1})
         assert sorted(restored) == [("1_0", "counts", 0), ("1_1", "counts", 0)]
-        assert not any(c.exists() for c in checkpoints)  # taken: a crash from here on restores in full
+        # written again at each commit: a crash from here on restores only the tail
+        wait_until(lambda: logged_offsets() > closed_at, TIMEOUT, what="checkpoints written at a commit")
     finally:
         assert again.close(TIMEOUT)
     assert again.state == State.NOT_RUNNING
@@ -163,6 +171,8 @@ def test_an_uncaught_exception_stops_the_app_and_reaches_the_handler(broker: Bro
     app = KafkaStreams(builder.build(), StreamsConfig(application_id=f"boom-{topic_name}", state_dir=str(tmp_path)),
                        bootstrap_servers=broker.bootstrap)
     app.set_uncaught_exception_handler(errors.append)
+    states: list[State] = []
+    app.set_state_listener(lambda new, old: states.append(new))
     app.start()
     try:
         p = Producer({"bootstrap.servers": broker.bootstrap})
@@ -172,6 +182,9 @@ def test_an_uncaught_exception_stops_the_app_and_reaches_the_handler(broker: Bro
         assert isinstance(errors[0], ValueError)
     finally:
         app.close(TIMEOUT)
+    # Kafka's path to ERROR: the handler is called in PENDING_ERROR, while the clients close
+    assert states == [State.REBALANCING, State.RUNNING, State.PENDING_ERROR, State.ERROR]
+    assert app.state == State.ERROR  # close() after an error leaves it there
 
 
 def test_exactly_once_word_count_through_kill_9_and_a_lost_state_directory(broker: BrokerProcess, topic_name: str,
@@ -240,6 +253,8 @@ class AppProcess:
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "streams_app.py"), *args],
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.restores: queue.SimpleQueue[str] = queue.SimpleQueue()
+        """The app's RESTORE-START and RESTORED lines (see streams_app.py)."""
         self.tasks: set[str] = set()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -247,7 +262,7 @@ class AppProcess:
         assert self.proc.stdout is not None
         with self.proc.stdout:  # closed at the end of the app's output
             for line in self.proc.stdout:
-                self.lines.put(line.strip())
+                (self.restores if line.startswith("RESTORE") else self.lines).put(line.strip())
 
     def wait_running_with(self, count: int, timeout: float = 60) -> set[str]:
         """Wait until the app reports RUNNING with ``count`` tasks; return them."""

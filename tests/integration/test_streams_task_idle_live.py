@@ -40,7 +40,9 @@ def test_a_join_waits_for_a_late_table_record(broker: BrokerProcess, topic_name:
                                                 max_task_idle_ms=max_task_idle_ms),
                        bootstrap_servers=broker.bootstrap, commit_interval_ms=200)
     p = Producer({"bootstrap.servers": broker.bootstrap})
-    base = 1_700_000_000_000
+    # a recent time: records older than the broker's log.retention.ms (7 days) may be deleted at
+    # its next retention check (Apache Kafka deletes even the active segment's)
+    base = int(time.time() * 1000) - 60_000
     app.start()
     c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"check-{time.monotonic_ns()}"})
     try:

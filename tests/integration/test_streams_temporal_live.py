@@ -64,7 +64,9 @@ def test_temporal_join_and_as_of_queries_survive_a_restore(broker: BrokerProcess
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     for f in admin.create_topics([NewTopic(t, 1, 1) for t in (rates, orders, priced)]).values():
         f.result(TIMEOUT)
-    base = 1_700_000_000_000
+    # a recent time: records older than the broker's log.retention.ms (7 days) may be deleted at
+    # its next retention check (Apache Kafka deletes even the active segment's)
+    base = int(time.time() * 1000) - 60_000
     produce(broker.bootstrap, rates, ("eur", "1.10", base + 10), ("eur", "1.30", base + 30), ("eur", "1.20", base + 20))
     app_id = f"temporal-{topic_name}"
     app = start(broker.bootstrap, rates, orders, priced, app_id, tmp_path / "a")

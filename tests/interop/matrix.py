@@ -58,6 +58,9 @@ LEGACY_TESTS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("test_python_clients", "test_aiokafka"): (AIOKAFKA, ("roundtrip", "admin")),
     ("test_python_clients", "test_compressed_batches_read_back[*]"): (CONFLUENT, ("compression_{param}",)),
     ("test_kcat", "test_kcat_produce_consume_query[*]"): (KCAT, ("roundtrip", "compression_{param}")),
+    ("test_kcat", "test_kcat_group_members_split_the_partitions_and_commit_on_exit"): (KCAT, ("group_classic",)),
+    ("test_python_clients", "test_kafka_python_compression[*]"): (KAFKA_PYTHON, ("compression_{param}",)),
+    ("test_python_clients", "test_aiokafka_compression[*]"): (AIOKAFKA, ("compression_{param}",)),
     ("test_kafkajs", "test_kafkajs_end_to_end"): (KAFKAJS, ("roundtrip", "admin", "compression_gzip")),
     ("test_kafkajs", "test_kafkajs_consumer_groups"): (KAFKAJS, ("group_classic",)),
     ("test_kafkajs", "test_kafkajs_killed_member_is_replaced_and_resumes_from_the_commit"):
@@ -83,6 +86,10 @@ LEGACY_TESTS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
         (CONFLUENT, ("transactions",)),
     ("test_exactly_once", "test_aiokafka_and_kafka_python_transactions"):
         (AIOKAFKA, ("transactions",)),
+    ("test_exactly_once", "test_kafka_python_idempotent_producer_writes_each_message_once_through_cut_connections"):
+        (KAFKA_PYTHON, ("idempotence",)),
+    ("test_exactly_once", "test_aiokafka_idempotent_producer_writes_each_message_once_through_cut_connections"):
+        (AIOKAFKA, ("idempotence",)),
     ("test_admin", "test_partitions_configs_and_cluster"): (CONFLUENT, ("admin",)),
 }
 #: the one test that proves a capability for two clients: kafka-python's side of it

@@ -70,7 +70,8 @@ def test_console_walk_against_apache_kafka(kafka_console: tuple[KafkaPeer, str],
         c.close()
 
     for path, heading in [("/", "Overview"), ("/topics", "Topics"), (f"/topics/{topic}", f"Topic {topic}"),
-                          ("/groups", "Consumer groups"), ("/brokers", "Broker"), ("/security", "ACLs")]:
+                          ("/groups", "Consumer groups"), ("/brokers", "Broker"), ("/transactions", "Transactions"),
+                          ("/security", "ACLs")]:
         page.goto(url + path)
         expect(page.locator("h1").first).to_contain_text(heading)
     shot(page, "kafka-security")
@@ -86,4 +87,47 @@ def test_console_walk_against_apache_kafka(kafka_console: tuple[KafkaPeer, str],
     page.click("#reset button[value='0']")
     expect(page.locator("#plan tbody tr")).to_have_count(2)
     shot(page, "kafka-group")
+
+
+def test_console_sizes_transactions_and_producers_against_apache_kafka(kafka_console: tuple[KafkaPeer, str],
+                                                                       page: Any) -> None:
+    """What the console asks through kafka-python (DescribeLogDirs, ListTransactions,
+    DescribeTransactions, DescribeProducers) works against Apache Kafka too."""
+    peer, url = kafka_console
+    topic = f"kafka-txn-{uuid.uuid4().hex[:6]}"
+    create_topic(page, url, topic, partitions=2)
+    txn = Producer({"bootstrap.servers": peer.bootstrap, "transactional.id": f"{topic}-writer", "linger.ms": 0})
+    txn.init_transactions(30)
+    txn.begin_transaction()
+    txn.produce(topic, value=b"x" * 3000, partition=1)
+    assert txn.flush(10) == 0
+    try:
+        page.goto(f"{url}/transactions")
+        row = page.locator("#transactions tr", has_text=f"{topic}-writer")
+        expect(row.locator("td").nth(1)).to_have_text("Ongoing")
+        expect(row.locator("td").nth(6)).to_have_text(f"{topic}-1")
+        page.goto(f"{url}/topics/{topic}")
+        expect(page.locator("#producers tbody tr")).to_have_count(1)
+        expect(page.locator("#producers tbody td").first).to_have_text("1")
+        expect(page.locator("#producers tbody td").nth(5)).to_have_text("0")  # the transaction's first offset
+        expect(page.locator("#partitions tbody tr").nth(1).locator("td").nth(6)).to_have_text(
+            re.compile(r"^[23]\.\d KiB$"))
+        shot(page, "kafka-topic-producers")
+    finally:
+        txn.commit_transaction(30)
+        del txn
+    # Kafka answers EndTxn in PrepareCommit and completes once its markers are written: the
+    # page is reloaded (within a deadline) until it says so
+    state, deadline = "", time.monotonic() + 30
+    while state != "CompleteCommit" and time.monotonic() < deadline:
+        page.goto(f"{url}/transactions")
+        state = page.locator("#transactions tr", has_text=f"{topic}-writer").locator("td").nth(1).inner_text()
+        if state != "CompleteCommit":
+            time.sleep(0.2)  # polling the page, within the deadline
+    assert state == "CompleteCommit"
+    page.goto(f"{url}/brokers")
+    expect(page.locator("#log-dirs tbody tr")).to_have_count(1)
+    expect(page.locator("#log-dirs tbody td").nth(3)).to_have_text(re.compile(r"B$"))
+    page.goto(f"{url}/topics")
+    expect(page.locator("#topics tr", has_text=topic).locator("td").nth(4)).to_have_text(re.compile(r"KiB$"))
 

@@ -5,6 +5,7 @@ asserts on the tool's exit code and output."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ ACLS = "org.apache.kafka.tools.AclCommand"
 TRANSACTIONS = "org.apache.kafka.tools.TransactionsCommand"
 DELETE_RECORDS = "org.apache.kafka.tools.DeleteRecordsCommand"
 GET_OFFSETS = "org.apache.kafka.tools.GetOffsetShell"
+LOG_DIRS = "org.apache.kafka.tools.LogDirsCommand"
 VERIFIABLE_PRODUCER = "org.apache.kafka.tools.VerifiableProducer"
 VERIFIABLE_CONSUMER = "org.apache.kafka.tools.VerifiableConsumer"
 AUTHORIZER = {"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -247,6 +249,21 @@ def test_kafka_get_offsets_and_delete_records(tools: Tools, broker: BrokerProces
     plan.write_text(f'{{"version": 1, "partitions": [{{"topic": "{topic}", "partition": 0, "offset": 99}}]}}')
     past = tools.run(DELETE_RECORDS, "--bootstrap-server", broker.bootstrap, "--offset-json-file", str(plan))
     assert "OffsetOutOfRangeException" in past.stdout + past.stderr
+
+
+def test_kafka_log_dirs_describes_each_partitions_size_on_disk(tools: Tools, broker: BrokerProcess) -> None:
+    topic = name("dirs")
+    create(broker.bootstrap, topic, 2)
+    produce(broker.bootstrap, topic, ["x" * 500] * 3, partition=1)
+    done = tools.run(LOG_DIRS, "--bootstrap-server", broker.bootstrap, "--describe", "--topic-list", topic)
+    assert "Received log directory information from brokers" in done.stdout
+    (described,) = json.loads(done.stdout.strip().splitlines()[-1])["brokers"]
+    (log_dir,) = described["logDirs"]
+    assert log_dir["error"] is None and Path(log_dir["logDir"]).is_dir()
+    sizes = {p["partition"]: (p["size"], p["offsetLag"], p["isFuture"]) for p in log_dir["partitions"]}
+    assert set(sizes) == {f"{topic}-0", f"{topic}-1"}
+    assert sizes[f"{topic}-0"] == (0, 0, False)
+    assert sizes[f"{topic}-1"][0] > 1500 and sizes[f"{topic}-1"][1:] == (0, False)
 
 
 def test_verifiable_producer_and_consumer(tools: Tools, broker: BrokerProcess) -> None:

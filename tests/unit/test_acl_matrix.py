@@ -162,6 +162,7 @@ ROWS = [
           ((Res.TOPIC, "t", Op.READ), TOPIC_DENIED,
            ((Res.TRANSACTIONAL_ID, "tx", Op.WRITE), (Res.GROUP, "g", Op.READ)), "topic")]],
     Row(29, 3, EVERY_ACL, (Res.CLUSTER, CLUSTER, Op.DESCRIBE), lambda r: r.error_code, CLUSTER_DENIED),
+    Row(35, 4, {"topics": None}, (Res.CLUSTER, CLUSTER, Op.DESCRIBE), lambda r: r.error_code, CLUSTER_DENIED),
     Row(30, 3, {"creations": [{"resource_type": 2, "resource_name": "x", "resource_pattern_type": 3,
                                "principal": "User:x", "host": "*", "operation": 3, "permission_type": 3}]},
         (Res.CLUSTER, CLUSTER, Op.ALTER), lambda r: r.results[0].error_code, CLUSTER_DENIED),

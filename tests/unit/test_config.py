@@ -115,7 +115,8 @@ def test_dynamic_layers_persist_in_the_data_dir(tmp_path: Path) -> None:
 
 def test_variables_of_tomyums_own_tools_are_not_broker_configs() -> None:
     env = {"TOMYUM_DEBUG": "1", "TOMYUM_TIMEOUT": "5", "TOMYUM_TEST_MIGRATED": "1", "TOMYUM_BOOTSTRAP": "x:1",
-           "TOMYUM_LOG_RETENTION_MS": "1000", "PATH": "/bin"}
+           "TOMYUM_KAFKA_CACHE": "/tmp/jars", "TOMYUM_CHROMIUM": "/usr/bin/chromium",
+           "TOMYUM_STREAMS_PROFILE": "/tmp/p", "TOMYUM_LOG_RETENTION_MS": "1000", "PATH": "/bin"}
     assert env_settings(env) == {"log.retention.ms": "1000"}
     assert BrokerConfig.load(environ=env)["log.retention.ms"] == 1000
     with pytest.raises(ConfigError, match="log.retenton.ms: unknown config key"):

@@ -98,3 +98,56 @@ def test_string_and_byte_array_converters() -> None:
     assert b.from_connect_data("t", BYTES_SCHEMA, b"\x01") == b"\x01"
     with pytest.raises(DataError):
         b.from_connect_data("t", STRING_SCHEMA, "x")
+
+
+def test_schemaless_objects_come_back_in_java_hashmap_order() -> None:
+    """Kafka's JsonConverter reads a schemaless object into a HashMap and writes it in that map's
+    order; these orders are what Kafka Connect 4.3's worker wrote (tests/interop/test_connect_transforms.py)."""
+    c = json_converter(schemas=False)
+    doc = b'{"id":1,"name":"Ada","price":12.5,"active":true,"secret":"s","created":1,"epoch":2,"tags":[],' \
+          b'"address":{"street":"1 Main","city":"Oslo","geo":{"lat":59.9,"lon":10.75}}}'
+    _, value = c.to_connect_data("t", doc)
+    assert c.from_connect_data("t", None, value) == (
+        b'{"address":{"geo":{"lon":10.75,"lat":59.9},"city":"Oslo","street":"1 Main"},"price":12.5,"created":1,'
+        b'"name":"Ada","active":true,"epoch":2,"id":1,"secret":"s","tags":[]}')
+
+
+def test_java_hashmap_capacity_rules() -> None:
+    from tomyum.connect.javamap import HashMapOrder, java_hash_map, java_string_hash
+    assert java_string_hash("") == 0 and java_string_hash("a") == 97
+    # over UTF-16 code units, as Java's (values from jshell's "…".hashCode())
+    assert java_string_hash("ünïcödé ✓") == 2948285608 and java_string_hash("\U0001F600x") == 54959989
+    keys = ["id", "name", "price", "active", "secret", "created", "epoch", "tags", "address"]
+    assert list(java_hash_map((k, 0) for k in keys)) == [
+        "address", "price", "created", "name", "active", "epoch", "id", "secret", "tags"]
+    # new HashMap<>(map) sizes its table from the size (JDK 17), then grows as puts need
+    copy = HashMapOrder.copy_of(dict.fromkeys(keys))
+    assert copy.cap == 16 and list(copy.put("qty", 0).to_dict())[:4] == ["address", "price", "created", "qty"]
+    assert HashMapOrder.copy_of({"a": 1, "b": 2, "c": 3}).cap == 8
+    assert HashMapOrder(capacity=0).put("x", 1).cap == 2  # tableSizeFor(0) = 1, doubled by the first put
+    assert list(java_hash_map([(1, "a"), (0, "b")])) == [1, 0]  # keys other than strings keep their order
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (12.5, b"12.5"), (0.0, b"0.0"), (-0.5, b"-0.5"), (9999999.0, b"9999999.0"), (1e7, b"1.0E7"),
+    (1709164807.0, b"1.709164807E9"), (1e21, b"1.0E21"), (0.001, b"0.001"), (0.0001, b"1.0E-4"),
+    (-2.5e-5, b"-2.5E-5"), (123456789.125, b"1.23456789125E8"),
+])
+def test_doubles_are_written_as_javas_double_to_string(value: float, text: bytes) -> None:
+    assert json_converter(schemas=False).from_connect_data("t", FLOAT64_SCHEMA, value) == text
+    assert json_converter(schemas=False).from_connect_data("t", None, {"v": value, "s": "\x00"}) \
+        == b'{"v":' + text + b',"s":"\\u0000"}'
+
+
+def test_logical_dates_and_times_come_back_as_instants() -> None:
+    """Kafka's JsonConverter reads Date, Time and Timestamp into java.util.Date: an instant."""
+    utc = datetime.timezone.utc
+    c = json_converter()
+    schema = SchemaBuilder.struct().field("d", date_schema()).field("t", timestamp_schema()).build()
+    doc = c.from_connect_data("t", schema, Struct(schema).put("d", datetime.date(2024, 2, 29))
+                              .put("t", datetime.datetime(2024, 2, 29, 0, 0, 0, 123000, tzinfo=utc)))
+    assert doc is not None and doc.endswith(b'"payload":{"d":19782,"t":1709164800123}}')
+    _, value = c.to_connect_data("t", doc)
+    assert value.get("d") == datetime.datetime(2024, 2, 29, tzinfo=utc)
+    assert value.get("t") == datetime.datetime(2024, 2, 29, 0, 0, 0, 123000, tzinfo=utc)
+    assert c.from_connect_data("t", schema, value) == doc

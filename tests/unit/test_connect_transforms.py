@@ -195,3 +195,39 @@ def test_unknown_transform_and_missing_predicate() -> None:
         TransformationChain.from_props({"transforms": "f", "transforms.f.type": T + "Filter",
                                         "transforms.f.predicate": "p"})
     assert FLOAT32_SCHEMA.type is Type.FLOAT32
+
+
+def test_what_kafkas_worker_showed() -> None:
+    """Differences Kafka Connect's worker showed on the shared corpus (tests/interop/test_connect_transforms.py)."""
+    # Cast and MaskField put every named field, a missing one as null, into a HashMap copy
+    assert apply("Cast$Value", {"spec": "id:string,qty:int16"}, rec({"id": 1})).value == {"id": "1", "qty": None}
+    assert apply("MaskField$Value", {"fields": "qty"}, rec({"id": 1})).value == {"qty": None, "id": 1}
+    # Cast takes primitives only: a struct, map or list is refused, not printed
+    for value, schema in ((struct(), SCHEMA), ({"a": 1}, None), ([1], None)):
+        with pytest.raises(DataError, match="does not support casting"):
+            apply("Cast$Value", {"spec": "string"}, rec(value, schema))
+    # MaskField and HeaderFrom refuse tombstones; SetSchemaMetadata lets them through
+    for type_, props in (("MaskField$Value", {"fields": "id"}),
+                         ("HeaderFrom$Value", {"fields": "id", "headers": "h", "operation": "copy"})):
+        with pytest.raises(DataError):
+            apply(type_, props, rec(None))
+    tombstone = rec(None)
+    assert apply("SetSchemaMetadata$Value", {"schema.name": "x"}, tombstone) is tombstone
+    # InsertField leaves out a partition it does not have (a source record's)
+    source = SourceRecord(topic="t", value={"a": 1}, timestamp=5)
+    got = transformation(T + "InsertField$Value", {"partition.field": "p", "timestamp.field": "ts"}).apply(source)
+    assert got.value == {"a": 1, "ts": 5}
+
+
+def test_file_sink_prints_dates_as_java(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The FileStream sink prints a Date/Timestamp as java.util.Date.toString() does, in the
+    local time zone (Kafka's worker: the JVM's)."""
+    import time
+    from tomyum.connect.file import java_string
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        assert java_string(datetime.datetime(2024, 3, 1, tzinfo=datetime.timezone.utc)) == "Fri Mar 01 00:00:00 UTC 2024"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -117,6 +117,19 @@ def test_a_batch_is_served_only_once_durable_and_wait_durable_returns_then(engin
     run(engine, tmp_path, scenario)
 
 
+def test_durable_future_resolves_once_durable_and_is_none_when_already(engine: str, tmp_path: Path) -> None:
+    """``durable_future``: ``wait_durable`` without a coroutine (the acks=-1 Produce path)."""
+    async def scenario(h: Harness) -> None:
+        r = await h.append(batch(b"a", b"b"))
+        fut = h.engine.durable_future(TP, r.last_offset + 1)
+        assert fut is not None and not fut.done()
+        await asyncio.wait_for(fut, 10)
+        assert h.engine.offsets(TP).high_watermark == 2
+        assert h.engine.durable_future(TP, 2) is None
+
+    run(engine, tmp_path, scenario)
+
+
 def test_a_read_from_inside_a_batch_returns_the_batch_holding_it(engine: str, tmp_path: Path) -> None:
     async def scenario(h: Harness) -> None:
         await h.durable(batch(b"0"))

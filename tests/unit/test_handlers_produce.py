@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tomyum.errors import ErrorCode
+from tomyum.errors import ErrorCode, StorageError
 from tomyum.protocol.records import build_batch
 from tomyum.storage.engine import TopicPartition
+from tomyum.storage.memory.log_store import MemoryLogStore
+from tomyum.storage.memory.partition_log import MemoryPartitionLog
 from tomyum.testing.handlers import BlockingHarness
 
 PRODUCE = 0
@@ -128,3 +133,40 @@ def test_records_refused_by_validation_answer_the_log_start_offset_as_kafka_does
     assert [e.batch_index for e in refused.record_errors] == [0]
     unknown = partition_response(kafka.call(PRODUCE, 9, produce("c", build_batch([(b"k", b"v")]), partition=3)))
     assert (unknown.error_code, unknown.log_start_offset) == (ErrorCode.unknown_topic_or_partition, -1)
+
+
+class StalledDisk(MemoryLogStore):
+    """A log engine whose group commit never finishes (a disk that hangs in fsync)."""
+
+    def _commit_soon(self, plog: MemoryPartitionLog) -> None:
+        pass
+
+
+class FailingDisk(MemoryLogStore):
+    """A log engine whose group commit fails (fsync answers EIO)."""
+
+    def _commit_soon(self, plog: MemoryPartitionLog) -> None:
+        asyncio.get_running_loop().call_soon(plog.fail_waiters, StorageError("fsync failed: Input/output error"))
+
+
+def test_acks_all_not_durable_within_the_request_timeout_is_request_timed_out(tmp_path: Path) -> None:
+    with BlockingHarness(tmp_path / "data", engine=StalledDisk) as kafka:
+        kafka.create_topic("t", 2)
+        request = produce("t", build_batch([(None, b"v")]))
+        request["timeout"] = 50
+        request["topic_data"][0]["partition_data"].append({"index": 1, "records": build_batch([(None, b"w")])})
+        started = time.monotonic()
+        (topic,) = kafka.call(PRODUCE, 9, request).responses
+        assert time.monotonic() - started >= 0.05
+        assert [p.error_code for p in topic.partition_responses] == [ErrorCode.request_timed_out] * 2
+        assert kafka.broker.store.offsets(TopicPartition("t", 0)).high_watermark == 0
+
+
+def test_acks_all_whose_group_commit_fails_is_kafka_storage_error_and_acks_1_is_answered(tmp_path: Path) -> None:
+    with BlockingHarness(tmp_path / "data", engine=FailingDisk) as kafka:
+        kafka.create_topic("t")
+        failed = partition_response(kafka.call(PRODUCE, 9, produce("t", build_batch([(None, b"v")]))))
+        assert failed.error_code == ErrorCode.kafka_storage_error
+        assert failed.error_message == "fsync failed: Input/output error"
+        written = partition_response(kafka.call(PRODUCE, 9, produce("t", build_batch([(None, b"v")]), acks=1)))
+        assert (written.error_code, written.base_offset) == (ErrorCode.none, 1)

@@ -178,3 +178,30 @@ def test_store_group_commit_moves_the_high_watermark(tmp_path: Path) -> None:
             await again.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_headers_walk_small_batches_many_to_a_read_and_match_the_file(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``LogSegment.headers`` reads ahead (a Fetch walks a few KiB of small batches from the
+    sparse index's entry): the same headers as the file holds, small and large batches mixed,
+    within ``end``, in a handful of reads."""
+    log = PartitionLog(TP, tmp_path / "t-0", small_config(**{"internal.segment.bytes": 1 << 20,
+                                                             "index.interval.bytes": 4096}))
+    log.open(None, None)
+    try:
+        sizes = [40] * 60 + [20_000, 40, 9_000] + [40] * 60
+        for i, size in enumerate(sizes):
+            log.append(memoryview(batch(i, size)), NOW)
+        (seg,) = log.segments
+        on_disk = [(h.position, h.base_offset, h.size) for h in iter_batches(seg.read(0, seg.size))]
+        assert [(h.position, h.base_offset, h.size) for h in seg.headers()] == on_disk
+        middle = on_disk[70][0]
+        assert [h.base_offset for h in seg.headers(on_disk[3][0], middle)] == list(range(3, 70))
+        reads: list[int] = []
+        real_read = seg.read
+        monkeypatch.setattr(seg, "read", lambda position, size: reads.append(size) or real_read(position, size))
+        found = seg.find(59)
+        assert found is not None and found.base_offset == 59
+        assert len(reads) <= 3, reads  # the index entry's check, then one read-ahead (was one per batch)
+    finally:
+        log.close()

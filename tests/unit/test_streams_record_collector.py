@@ -22,7 +22,9 @@ class FakeProducer:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.fail: dict[str, BaseException] = {}
-        self.reports: list[tuple[Any, str]] = []
+        self.reports: list[tuple[Any, str, int]] = []
+        self.ends: dict[tuple[str, int], int] = {}
+        """The next offset of each partition produced to (a partition -1 counts as 0)."""
 
     def _call(self, name: str, *args: Any) -> None:
         self.calls.append((name, *args))
@@ -33,13 +35,15 @@ class FakeProducer:
     def produce(self, topic: str, *, key: bytes | None, value: bytes | None, partition: int, timestamp: int,
                 headers: list[tuple[str, str | bytes | None]] | None, on_delivery: Any = None) -> None:
         self._call("produce", topic, key, value, partition)
-        self.reports.append((on_delivery, topic))
+        self.reports.append((on_delivery, topic, max(partition, 0)))
 
     def report(self, error: Any = None) -> None:
         """Deliver the reports of what was produced (``error``: each failed so)."""
-        for callback, topic in self.reports:
+        for callback, topic, partition in self.reports:
+            offset = self.ends.get((topic, partition), 0)
+            self.ends[(topic, partition)] = offset + 1
             if callback is not None:
-                callback(error, FakeMessage(topic))
+                callback(error, FakeMessage(topic, partition, offset))
         self.reports.clear()
 
     def poll(self, timeout: float) -> int:
@@ -66,11 +70,17 @@ class FakeProducer:
 
 
 class FakeMessage:
-    def __init__(self, topic: str) -> None:
-        self._topic = topic
+    def __init__(self, topic: str, partition: int = 0, offset: int = 0) -> None:
+        self._topic, self._partition, self._offset = topic, partition, offset
 
     def topic(self) -> str:
         return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
 
 
 class FakeConsumer:

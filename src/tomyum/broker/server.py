@@ -5,7 +5,10 @@ ApiVersions fallback, responses in request order — is :class:`tomyum.protocol.
 a state machine with no I/O. This module is its asyncio adapter: it reads with
 :class:`asyncio.BufferedProtocol` straight into the state machine's reusable buffer, runs the
 handlers, writes what the state machine says may go (file slices by ``sendfile``), pauses
-reading while too many requests are pending, and tracks idleness.
+reading while too many requests are pending, and tracks idleness. Responses released in one
+turn of the event loop are written together in the next (one ``send`` for a client's pipelined
+requests or a group commit's completions); a response behind a file slice waits for the
+writer task, so the order holds.
 
 Requests of one connection are handled one at a time, in order; a handler that must wait (a
 long-poll fetch, an acks=-1 produce) returns a :class:`Deferred`, and the connection goes on
@@ -107,6 +110,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
+        #: the writer task is sending a response (a later one must queue behind it)
+        self._writing = False
+        #: responses of this turn of the event loop, to be written at its end (see _write)
+        self._batch: list[bytes] = []
         self._reading_paused = False
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -163,6 +170,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._deferred.clear()
         while self._out:
             _release(self._out.popleft())
+        self._batch = []
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -199,6 +207,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if why:
             _limited.warning(("close", self.listener.name, why.split(":")[0][:60]),
                              "closing connection from %s on %s: %s", self.peer, self.listener.name, why)
+        if not self._closing:
+            self._write_batch()  # the responses already given leave first
         self._closing = True
         if self.transport is not None:
             self.transport.close()
@@ -330,7 +340,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         return 0.0 if not self._idle.is_set() else now - self.last_active
 
     def _check_idle(self) -> None:
-        if not self.protocol.pending_requests and not self._out:
+        if not self.protocol.pending_requests and not self._out and not self._batch:
             self._idle.set()
 
     def _respond(self, request: RequestReceived, result: Any) -> None:
@@ -350,10 +360,42 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # responses -----------------------------------------------------------------------------------
 
     def _write(self, data: list[Any]) -> None:
-        if data:
-            self._idle.clear()
-            self._out.append(data)
-            self._out_ready.set()
+        if not data:
+            return
+        if (not self._out and not self._writing and not self._closing and self._can_write.is_set()
+                and self.transport is not None and all(type(b) is bytes for b in data)):
+            # Nothing queued or being sent before it: it joins the other responses given in this
+            # turn of the event loop, all written by one call in the next turn (one send for the
+            # several requests a client pipelines or a group commit completes), without waking
+            # the writer task.
+            if not self._batch:
+                asyncio.get_running_loop().call_soon(self._write_batch)
+            self._batch += data
+            return
+        self._write_batch()  # what was batched goes first
+        self._idle.clear()
+        self._out.append(data)
+        self._out_ready.set()
+
+    def _write_batch(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        if self._closing or self.transport is None:
+            return
+        self.transport.writelines(batch)
+        self._written()
+
+    def _written(self) -> bool:
+        """After a response is handed to the transport: close if asked to (True), else maybe
+        read on."""
+        if self._close_after is not None and not self._out:
+            self.close(self._close_after)  # written first: the transport flushes, then closes
+            return True
+        self._maybe_pause()
+        if not self._out:
+            self._check_idle()
+        return False
 
     async def _write_loop(self) -> None:
         while True:
@@ -366,16 +408,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 continue
             data = self._out.popleft()
             assert self.transport is not None
-            if all(type(b) is bytes for b in data):
-                self.transport.writelines(data)
-            elif not await self._send_with_files(data):
-                return
-            if self._close_after is not None and not self._out:
-                self.close(self._close_after)  # written first: the transport flushes, then closes
-                return
-            self._maybe_pause()
-            if not self._can_write.is_set():
-                await self._can_write.wait()
+            self._writing = True
+            try:
+                if all(type(b) is bytes for b in data):
+                    self.transport.writelines(data)
+                elif not await self._send_with_files(data):
+                    return
+                if self._written():
+                    return
+                if not self._can_write.is_set():
+                    await self._can_write.wait()
+            finally:
+                self._writing = False
 
     async def _send_with_files(self, data: list[Any]) -> bool:
         """Write ``data``, sending zero-copy file slices with ``loop.sendfile``; False if the

@@ -9,6 +9,7 @@ import circle (checked by import-linter in ``make test``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ class BrokerServices(Protocol):
     clock: Clock
     node_id: int
     cluster_id: str
+    #: the log directory (Kafka's log.dirs, one of them): what DescribeLogDirs describes
+    data_dir: Path
     metadata: MetadataController
     store: LogStore
     waiters: FetchWaiters

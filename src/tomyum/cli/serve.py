@@ -96,6 +96,9 @@ async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[t
                      secure_dev: bool = False) -> None:
     from tomyum.broker.broker import Broker
 
+    # checked before the broker starts, except with --secure-dev, whose first start writes the
+    # client.properties the console may be pointed at
+    client_settings = None if secure_dev else console_settings(config)
     broker = Broker(config, data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -116,7 +119,9 @@ async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[t
             print(f"created the super user {dev.ADMIN!r} with password {password} (shown once; "
                   f"{data_dir / dev.PROPERTIES} has it for --command-config)", flush=True)
     try:
-        console = await start_console(config, broker)
+        if client_settings is None:
+            client_settings = console_settings(config)
+        console = await start_console(config, broker, client_settings)
     except BaseException:
         await broker.stop()
         raise
@@ -133,20 +138,43 @@ async def run_broker(config: BrokerConfig, data_dir: Path, create_topics: list[t
     logging.getLogger("tomyum").info("stopped cleanly")
 
 
-async def start_console(config: BrokerConfig, broker: Broker) -> ConsoleServer | None:
-    """The web console on ``console.listener``, a client of the broker's first listener (as a
-    super user would be: the broker's own client settings for it are not known here, so on a
-    secured first listener it shows what an anonymous client may see)."""
+def console_settings(config: BrokerConfig) -> dict[str, str]:
+    """The librdkafka settings of ``console.client.config`` (a Kafka client properties file,
+    read as ``--command-config`` reads one), checked before the broker starts."""
+    path = config["console.client.config"]
+    if not path or not config["console.listener"]:
+        return {}
+    from tomyum.client._properties import PropertiesError, client_properties
+    from tomyum.errors import ConfigError
+
+    try:
+        return client_properties(path)
+    except OSError as e:
+        raise ConfigError("console.client.config", f"cannot read {path}: {e.strerror or e}") from None
+    except PropertiesError as e:
+        raise ConfigError("console.client.config", f"{path}: {e}") from None
+
+
+async def start_console(config: BrokerConfig, broker: Broker, settings: dict[str, str]) -> ConsoleServer | None:
+    """The web console on ``console.listener``, a client of this broker with ``settings``
+    (:func:`console_settings`): at their ``bootstrap.servers``, else at the first listener of
+    their security protocol (the first listener without one)."""
     listen = config["console.listener"]
     if not listen:
         return None
     from tomyum.console import ConsoleServer
     from tomyum.errors import ConfigError
 
-    first = broker.listeners[0]
-    host = first.host if first.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    settings = dict(settings)
+    bootstrap = settings.pop("bootstrap.servers", "")
+    if not bootstrap:
+        protocol = settings.get("security.protocol", "PLAINTEXT").upper()
+        listener = next((x for x in broker.listeners if x.security_protocol == protocol), broker.listeners[0])
+        host = listener.host if listener.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        bootstrap = f"{host}:{listener.port}"
+    settings.setdefault("client.id", "tomyum-console")
     try:
-        console = ConsoleServer(f"{host}:{first.port}", listen)
+        console = ConsoleServer(bootstrap, listen, settings)
     except ValueError as e:
         raise ConfigError("console.listener", str(e)) from None
     await console.start()

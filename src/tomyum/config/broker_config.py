@@ -28,9 +28,11 @@ from tomyum.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: environment variables that belong to tomyum's tools, not to the broker's config
+#: environment variables that belong to tomyum's tools, not to the broker's config (the CLI's;
+#: the test kit's Kafka jar cache and browser, the streams benchmark's profile: a broker started
+#: where one is set must not refuse it as an unknown key)
 NON_CONFIG_ENV = frozenset({"TOMYUM_BOOTSTRAP", "TOMYUM_LOG_LEVEL", "TOMYUM_DATA_DIR", "TOMYUM_DEBUG",
-                            "TOMYUM_TIMEOUT"})
+                            "TOMYUM_TIMEOUT", "TOMYUM_KAFKA_CACHE", "TOMYUM_CHROMIUM", "TOMYUM_STREAMS_PROFILE"})
 
 #: the layers of dynamic broker configs (AlterConfigs on a broker resource), highest first
 DYNAMIC_BROKER = "dynamic-broker"    # resource name = this broker's node id

@@ -103,8 +103,16 @@ _SERVER = (
     # tomyum's own: the web console (tomyum.console), started by `tomyum serve` as a client of the broker
     static(ConfigDef("console.listener", STRING, "",
                      doc="tomyum's own: HOST:PORT of the web console's HTTP listener (topics, messages, consumer "
-                     "groups, configs), a Kafka client of this broker's first listener; empty: none. Port 0 "
+                     "groups, configs), a Kafka client of this broker's first listener, or as console.client.config "
+                     "says; empty: none. Port 0 "
                      "picks a free port, named in the line printed before the broker's ready line.")),
+    static(ConfigDef("console.client.config", STRING, "",
+                     doc="tomyum's own: a Kafka client properties file (as --command-config: security.protocol, "
+                     "sasl.mechanism, sasl.jaas.config, ssl.truststore.*, ...) the web console connects with, "
+                     "acting as that principal; its bootstrap.servers, if any, names the listener to use, else "
+                     "the console takes the first listener of its security.protocol. Empty: the first listener, "
+                     "no credentials. The console has no login of its own: whoever reaches console.listener "
+                     "acts as this principal.")),
     # tomyum's own: Prometheus' /metrics over HTTP (broker/metrics.py); issue 23's key
     static(ConfigDef("metrics.listener", STRING, "",
                      doc="tomyum's own: HOST:PORT (or http://HOST:PORT, https://HOST:PORT) of an HTTP listener "

@@ -20,7 +20,7 @@ the trace), as in Kafka.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from tomyum.connect.config import ConfigDef, ConfigValue
@@ -66,6 +66,9 @@ class SinkTaskContext(Protocol):
     def pause(self, *partitions: tuple[str, int]) -> None: ...
 
     def resume(self, *partitions: tuple[str, int]) -> None: ...
+    def errant_record_reporter(self) -> Callable[[SinkRecord, BaseException], None] | None:
+        """Kafka's ErrantRecordReporter: report a record ``put`` could not write (to the log and
+        the DLQ as ``errors.*`` say; raises to fail the task when ``errors.tolerance=none``)."""
 
 
 class Connector(abc.ABC):

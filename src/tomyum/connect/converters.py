@@ -15,6 +15,7 @@ import datetime
 import decimal
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from tomyum.connect.data import (
     OPTIONAL_BYTES_SCHEMA, OPTIONAL_STRING_SCHEMA, STRING_SCHEMA, TIME_LOGICAL_NAME,
     TIMESTAMP_LOGICAL_NAME, DataError, Headers, Schema, SchemaBuilder, Struct, Type,
 )
+from tomyum.connect.javamap import java_hash_map
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -94,11 +96,33 @@ _JSON_TYPE = {Type.INT8: "int8", Type.INT16: "int16", Type.INT32: "int32", Type.
 _FROM_JSON_TYPE = {v: k for k, v in _JSON_TYPE.items()}
 
 
-def _java_double(value: float) -> Any:
-    """A float as Jackson writes it: integral doubles keep ``.0``, like Python's repr."""
+def java_double_str(value: float) -> str:
+    """``Double.toString``: the shortest digits (as Python's repr), in plain notation from 10^-3
+    up to 10^7 and as ``d.dddE<n>`` outside it (``1.709164807E9``, ``1.0E-4``)."""
     if math.isnan(value) or math.isinf(value):
-        return {"NaN": "NaN"}.get(str(value), str(value))
-    return value
+        return {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[repr(value)]
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        text = repr(value)
+        return text if "e" not in text else format(decimal.Decimal(text), "f")
+    sign, digits, exponent = decimal.Decimal(repr(value)).as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{len(digits) + exponent - 1}"
+
+
+# A double outside 10^-3..10^7 goes into the document as this marker string, which dumps() turns
+# into the bare number Jackson writes (Python's encoder has no hook for a number's text).
+_RAW_NUMBER = "\x00"
+_RAW_NUMBER_JSON = re.compile(rb'"\\u0000(-?[0-9][0-9.]*E-?[0-9]+)\\u0000"')
+
+
+def _java_double(value: float) -> Any:
+    """A float as Jackson writes it (``Double.toString``)."""
+    if math.isnan(value) or math.isinf(value):
+        return java_double_str(value)
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        return value
+    return _RAW_NUMBER + java_double_str(value) + _RAW_NUMBER
 
 
 def _to_epoch_days(value: Any) -> int:
@@ -292,8 +316,8 @@ class JsonConverter:
                 raise DataError("Invalid null value for required " + schema.type.name + " field")
             return None
         if schema is None:
-            if isinstance(value, dict):
-                return {k: self.to_connect(None, v) for k, v in value.items()}
+            if isinstance(value, dict):  # Kafka reads an object into a HashMap: its order
+                return java_hash_map((k, self.to_connect(None, v)) for k, v in value.items())
             if isinstance(value, list):
                 return [self.to_connect(None, v) for v in value]
             if isinstance(value, decimal.Decimal):
@@ -304,6 +328,12 @@ class JsonConverter:
             if isinstance(value, str):
                 return decimal_from_bytes(base64.b64decode(value), scale)
             return decimal.Decimal(str(value)).quantize(decimal.Decimal(1).scaleb(-scale))
+        if schema.name in (DATE_LOGICAL_NAME, TIME_LOGICAL_NAME, TIMESTAMP_LOGICAL_NAME) \
+                and isinstance(value, int) and not isinstance(value, bool):
+            # Kafka's converter gives a java.util.Date for all three: an instant, here in UTC
+            if schema.name == DATE_LOGICAL_NAME:
+                return EPOCH + datetime.timedelta(days=value)
+            return EPOCH + datetime.timedelta(milliseconds=value)
         k = schema.type
         try:
             if k in (Type.INT8, Type.INT16, Type.INT32, Type.INT64):
@@ -326,7 +356,7 @@ class JsonConverter:
                 return [self.to_connect(schema.value_schema, v) for v in value]
             if k is Type.MAP:
                 if schema.key_schema is not None and schema.key_schema.type is Type.STRING:
-                    return {key: self.to_connect(schema.value_schema, v) for key, v in value.items()}
+                    return java_hash_map((key, self.to_connect(schema.value_schema, v)) for key, v in value.items())
                 return {self.to_connect(schema.key_schema, e[0]): self.to_connect(schema.value_schema, e[1]) for e in value}
             if k is Type.STRUCT:
                 if not isinstance(value, dict):
@@ -387,8 +417,10 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan
 
 
 def dumps(doc: Any) -> bytes:
-    """Compact JSON as Jackson writes it (no spaces, UTF-8, non-ASCII unescaped)."""
-    return _ENCODER.encode(doc).encode("utf-8")
+    """Compact JSON as Jackson writes it (no spaces, UTF-8, non-ASCII unescaped, doubles as
+    ``Double.toString``)."""
+    out = _ENCODER.encode(doc).encode("utf-8")
+    return _RAW_NUMBER_JSON.sub(rb"\1", out) if b"\\u0000" in out else out
 
 
 PRIMITIVE_SCHEMAS = {"int8": INT8_SCHEMA, "int16": INT16_SCHEMA, "int32": INT32_SCHEMA, "int64": INT64_SCHEMA,

@@ -199,6 +199,11 @@ class RetryWithToleranceOperator:
             except tolerated as e:
                 return self._failed(e, context)  # type: ignore[no-any-return]
 
+    def execute_failed(self, error: BaseException, context: ProcessingContext) -> None:
+        """Kafka's executeFailed: an operation that already failed (a sink's errant record) is
+        counted and reported; with tolerance ``none`` the task fails (:class:`ToleranceExceeded`)."""
+        self._failed(error, context)
+
     def _failed(self, error: BaseException, context: ProcessingContext) -> Any:
         self.total_failures += 1
         context.error = error

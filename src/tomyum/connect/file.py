@@ -9,6 +9,7 @@ offset says. Sink keys: ``file`` (stdout when absent) and the sink ``topics``/``
 
 from __future__ import annotations
 
+import datetime
 import sys
 import threading
 import time
@@ -194,7 +195,8 @@ class FileStreamSinkConnector(SinkConnector):
 
 def java_string(value: Any) -> str:
     """A value as Java's ``String.valueOf`` prints it (what Kafka's sink writes): maps ``{k=v, …}``,
-    lists ``[a, b]``, ``true``/``false``, ``null``, structs ``Struct{a=1,b=x}``."""
+    lists ``[a, b]``, ``true``/``false``, ``null``, structs ``Struct{a=1,b=x}``, Date/Time/Timestamp
+    values as ``java.util.Date`` prints them (``Thu Feb 29 00:00:00 UTC 2024``)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -206,6 +208,8 @@ def java_string(value: Any) -> str:
         return "{" + ", ".join(f"{java_string(k)}={java_string(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(java_string(v) for v in value) + "]"
+    if isinstance(value, datetime.datetime):  # java.util.Date.toString(): in the local time zone
+        return value.astimezone().strftime("%a %b %d %H:%M:%S %Z %Y")
     if isinstance(value, Struct):
         return "Struct{" + ",".join(f"{f.name}={java_string(value.get(f.name))}" for f in value.schema.fields
                                     if value.get(f.name) is not None) + "}"

@@ -52,6 +52,7 @@ def _ensure_builtins() -> None:
              "tomyum.connect.file:FileStreamSourceConnector")
     register(CONNECTOR, "org.apache.kafka.connect.file.FileStreamSinkConnector",
              "tomyum.connect.file:FileStreamSinkConnector")
+    register(CONNECTOR, "io.confluent.connect.http.HttpSinkConnector", "tomyum.connect.http:HttpSinkConnector")
     pg = "tomyum.connect.postgres.connector"
     register(CONNECTOR, "io.debezium.connector.postgresql.PostgresConnector", f"{pg}:PostgresConnector")
     register(CONNECTOR, "io.confluent.connect.jdbc.JdbcSourceConnector", f"{pg}:JdbcSourceConnector")

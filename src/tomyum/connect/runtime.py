@@ -8,7 +8,10 @@ before the server serves requests; one that does not validate stops the start wi
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -76,12 +79,21 @@ class _Runtime:
         raise NotImplementedError
 
     def run(self) -> None:
+        """Serve until SIGINT or SIGTERM, then stop every connector and task (a sink's consumer
+        commits and leaves its group) before returning, as Kafka's worker does on either signal.
+
+        uvicorn, once shut down, raises the signal it caught again; SIGTERM's default action
+        would then end the process before the tasks are stopped (the group kept a dead member
+        for its whole session timeout), so here SIGTERM raises ``SystemExit(143)``, the status
+        of a process ended by it."""
         import uvicorn
 
         from tomyum.connect.rest import create_app
 
         server = uvicorn.Server(uvicorn.Config(create_app(self.herder), log_level="warning", access_log=False,
                                                lifespan="off"))
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             self.start_connectors()
             log.info("REST server listening on http://%s:%d/", self.host or "0.0.0.0", self.port)
@@ -128,6 +140,10 @@ class DistributedRuntime(_Runtime):
     def start_connectors(self) -> None:
         self.herder.start()  # first: a topic it cannot create ends the start before any other client
         self.herder.kafka_cluster_id = _cluster_id(self.herder.worker)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(128 + signal.SIGTERM)
 
 
 class _NoListener:

@@ -19,6 +19,7 @@ from typing import Any
 from tomyum.connect import plugins
 from tomyum.connect.config import ConfigError
 from tomyum.connect.connector import ConnectError
+from tomyum.connect.javamap import HashMapOrder, java_hash_map
 from tomyum.connect.data import (
     DATE_LOGICAL_NAME, DECIMAL_LOGICAL_NAME, OPTIONAL_INT32_SCHEMA, OPTIONAL_INT64_SCHEMA,
     OPTIONAL_STRING_SCHEMA, STRING_SCHEMA, TIME_LOGICAL_NAME, TIMESTAMP_LOGICAL_NAME,
@@ -112,6 +113,9 @@ def cast_value(value: Any, target: Type) -> Any:
     strings parse, anything casts to its string form."""
     if value is None:
         return None
+    if isinstance(value, (Struct, dict, list, tuple)):
+        raise DataError(f"Cast transformation does not support casting from {type(value).__name__}; supported "
+                        "types are [INT8, INT16, INT32, INT64, FLOAT32, FLOAT64, BOOLEAN, STRING, BYTES]")
     if target is Type.STRING:
         if isinstance(value, bool):
             return "true" if value else "false"
@@ -141,13 +145,8 @@ def cast_value(value: Any, target: Type) -> Any:
 
 
 def _java_float_str(value: float) -> str:
-    text = repr(value)
-    if "e" in text:
-        mantissa, exp = text.split("e")
-        if "." not in mantissa:
-            mantissa += ".0"
-        return f"{mantissa}E{int(exp)}"
-    return text
+    from tomyum.connect.converters import java_double_str
+    return java_double_str(value)
 
 
 class Cast(Transformation):
@@ -176,11 +175,11 @@ class Cast(Transformation):
         if schema is None:
             if self.whole is not None:
                 return self.new_record(r, None, cast_value(value, self.whole))
-            m = dict(_require_map(value, "cast types"))
+            source = _require_map(value, "cast types")
+            m = HashMapOrder.copy_of(source)  # Kafka: new HashMap<>(value), every spec'd field put
             for name, t in self.casts.items():
-                if name in m:
-                    m[name] = cast_value(m[name], t)
-            return self.new_record(r, None, m)
+                m.put(name, cast_value(source.get(name), t))
+            return self.new_record(r, None, m.to_dict())
         if self.whole is not None:
             new_schema = SchemaBuilder(self.whole).build()
             if schema.optional:
@@ -258,15 +257,14 @@ class HeaderFrom(Transformation):
     def apply(self, r: ConnectRecord) -> ConnectRecord:
         schema, value = self.operating_schema(r), self.operating_value(r)
         headers = r.headers.duplicate()
-        if value is None:
-            return r
-        if schema is None:
+        if schema is None:  # a tombstone is refused, as by Kafka's (requireMap / requireStruct)
             m = _require_map(value, "header " + ("move" if self.move else "copy"))
+            copy = HashMapOrder.copy_of(m)
             for f, h in zip(self.fields, self.headers):
                 headers.add(h, m.get(f), None)
-            if self.move:
-                m = {k: v for k, v in m.items() if k not in self.fields}
-            rec = self.new_record(r, None, m)
+                if self.move:
+                    copy.remove(f)
+            rec = self.new_record(r, None, copy.to_dict())
             out: ConnectRecord = rec.new_record(headers=headers)
             return out
         struct = _require_struct(value, "header " + ("move" if self.move else "copy"))
@@ -320,7 +318,7 @@ class HoistField(Transformation):
     def apply(self, r: ConnectRecord) -> ConnectRecord:
         schema, value = self.operating_schema(r), self.operating_value(r)
         if schema is None:
-            return self.new_record(r, None, {self.field: value})
+            return self.new_record(r, None, java_hash_map([(self.field, value)]))
         new_schema = SchemaBuilder.struct().field(self.field, schema).build()
         return self.new_record(r, new_schema, Struct(new_schema).put(self.field, value))
 
@@ -334,7 +332,8 @@ class ValueToKey(Transformation):
     def apply(self, r: ConnectRecord) -> ConnectRecord:
         if r.value_schema is None:
             m = _require_map(r.value, "copying fields from value to key")
-            out: ConnectRecord = r.new_record(key_schema=None, key={f: m.get(f) for f in self.fields})
+            key_map = java_hash_map(((f, m.get(f)) for f in self.fields), capacity=len(self.fields))
+            out: ConnectRecord = r.new_record(key_schema=None, key=key_map)
             return out
         value = _require_struct(r.value, "copying fields from value to key")
         b = SchemaBuilder.struct()
@@ -468,12 +467,12 @@ class InsertField(Transformation):
         if value is None and not self.key_side:
             return r  # tombstones pass untouched (Kafka's InsertField, replace.null.with.default aside)
         if schema is None:
-            m = dict(_require_map(value, "field insertion"))
+            m = HashMapOrder.copy_of(_require_map(value, "field insertion"))
             for (name, _), _s, v in self._insertions(r):
-                if _s.name == TIMESTAMP_LOGICAL_NAME and v is not None:
-                    v = r.timestamp
-                m[name] = v
-            return self.new_record(r, None, m)
+                if v is None:  # Kafka puts the partition, timestamp and static value only when set
+                    continue
+                m.put(name, r.timestamp if _s.name == TIMESTAMP_LOGICAL_NAME else v)
+            return self.new_record(r, None, m.to_dict())
         struct = _require_struct(value, "field insertion")
         b = SchemaBuilder.from_schema(schema, keep_fields=True)
         if schema.optional:
@@ -540,14 +539,12 @@ class MaskField(Transformation):
 
     def apply(self, r: ConnectRecord) -> ConnectRecord:
         schema, value = self.operating_schema(r), self.operating_value(r)
-        if value is None:
-            return r
-        if schema is None:
-            m = dict(_require_map(value, "masking"))
-            for name in self.fields:
-                if name in m:
-                    m[name] = self._masked(m[name], None)
-            return self.new_record(r, None, m)
+        if schema is None:  # a tombstone is refused, as by Kafka's (requireMap / requireStruct)
+            source = _require_map(value, "masking")
+            m = HashMapOrder.copy_of(source)  # Kafka: new HashMap<>(value), every masked field put
+            for name in java_hash_map((f, None) for f in self.fields):  # a HashSet's order
+                m.put(name, self._masked(source.get(name), None))
+            return self.new_record(r, None, m.to_dict())
         struct = _require_struct(value, "masking")
         out = Struct(schema)
         for f in schema.fields:
@@ -643,7 +640,8 @@ class ReplaceField(Transformation):
             return r
         if schema is None:
             m = _require_map(value, "field replacement")
-            return self.new_record(r, None, {self.renames.get(k, k): v for k, v in m.items() if self._keep(k)})
+            renamed = ((self.renames.get(k, k), v) for k, v in m.items() if self._keep(k))
+            return self.new_record(r, None, java_hash_map(renamed, capacity=len(m)))
         struct = _require_struct(value, "field replacement")
         b = SchemaBuilder.from_schema(schema, keep_fields=False)
         if schema.optional:
@@ -668,6 +666,8 @@ class SetSchemaMetadata(Transformation):
 
     def apply(self, r: ConnectRecord) -> ConnectRecord:
         import dataclasses
+        if self.operating_value(r) is None and self.operating_schema(r) is None:
+            return r
         schema = _require_schema(self.operating_schema(r), "updating schema metadata")
         new_schema = dataclasses.replace(schema, name=self.name if self.name is not None else schema.name,
                                          version=self.version if self.version is not None else schema.version)
@@ -744,9 +744,9 @@ class TimestampConverter(Transformation):
         if value is None:
             return r
         if schema is None:
-            m = dict(_require_map(value, "converting timestamp formats"))
-            m[self.field] = self._convert(m.get(self.field), None)
-            return self.new_record(r, None, m)
+            source = _require_map(value, "converting timestamp formats")
+            m = HashMapOrder.copy_of(source).put(self.field, self._convert(source.get(self.field), None))
+            return self.new_record(r, None, m.to_dict())
         struct = _require_struct(value, "converting timestamp formats")
         b = SchemaBuilder.from_schema(schema, keep_fields=False)
         if schema.optional:

@@ -611,6 +611,9 @@ class _SinkTaskContext:
         if self._task.consumer is not None:
             self._task.consumer.resume([TopicPartition(t, p) for t, p in partitions])
 
+    def errant_record_reporter(self) -> Callable[[SinkRecord, BaseException], None]:
+        return self._task.report_errant
+
 
 class WorkerSinkTask(WorkerTask):
     """consume → convert → transform → ``put``; ``pre_commit`` then a synchronous offset commit
@@ -746,6 +749,23 @@ class WorkerSinkTask(WorkerTask):
             return None
         assert isinstance(transformed, SinkRecord)
         return transformed
+
+    def report_errant(self, record: SinkRecord, error: BaseException) -> None:
+        """Kafka's ErrantRecordReporter: a record the task could not write, converted back with
+        the task's converters, goes through the tolerance operator at stage TASK_PUT — logged,
+        to the DLQ with its context headers, skipped; with ``errors.tolerance=none`` the task fails."""
+        topic = record.original_topic or record.topic
+        key = self.key_conv.from_connect_data(topic, record.key_schema, record.key)
+        value = self.value_conv.from_connect_data(topic, record.value_schema, record.value)
+        partition = record.original_kafka_partition if record.original_kafka_partition is not None \
+            else record.kafka_partition
+        offset = record.original_kafka_offset if record.original_kafka_offset is not None else record.kafka_offset
+        ctx = ProcessingContext(topic=topic, partition=partition, offset=offset, key=key, value=value,
+                                headers=self.converted_headers(topic, record.headers), stage=Stage.TASK_PUT,
+                                executing_class=f"{type(self.task).__module__}.{type(self.task).__qualname__}")
+        self.operator.execute_failed(error, ctx)
+        if self.dlq_producer is not None:
+            self.dlq_producer.flush(10)
 
     def deliver(self, batch: list[SinkRecord]) -> None:
         try:

@@ -33,6 +33,21 @@ templates.env.filters["iso"] = iso
 templates.env.filters["q"] = lambda s: quote(str(s), safe="")
 
 
+def size(n: int | None) -> str:
+    """Bytes as a person reads them: 0 B, 512 B, 1.5 KiB, 20.0 MiB."""
+    if n is None or n < 0:
+        return ""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+templates.env.filters["size"] = size
+
+
 def kafka_message(e: KafkaException) -> str:
     error: Any = e.args[0] if e.args else None
     if hasattr(error, "name") and hasattr(error, "str"):
@@ -113,7 +128,9 @@ class Console:
     async def overview(self, request: Request) -> Response:
         info = await self.call(self.cluster.overview)
         rates = await self.call(self.cluster.throughput)
-        return self.page(request, "overview.html", info=info, rates=rates, nav="overview")
+        sizes, disk_error = await self.call(self.cluster.disk)
+        return self.page(request, "overview.html", info=info, rates=rates, nav="overview",
+                         disk_used=None if sizes is None else sum(sizes.values()), disk_error=disk_error)
 
     async def throughput(self, request: Request) -> Response:
         return JSONResponse({"rates": await self.call(self.cluster.throughput)})
@@ -121,7 +138,10 @@ class Console:
     async def topics(self, request: Request) -> Response:
         internal = request.query_params.get("internal") == "1"
         rows = await self.call(self.cluster.topics, internal)
-        return self.page(request, "topics.html", topics=rows, internal=internal, nav="topics")
+        sizes, disk_error = await self.call(self.cluster.disk)
+        for row in rows:
+            row["size"] = None if sizes is None else sum(n for (t, _), n in sizes.items() if t == row["name"])
+        return self.page(request, "topics.html", topics=rows, internal=internal, disk_error=disk_error, nav="topics")
 
     async def create_topic(self, request: Request) -> Response:
         f = await form(request)
@@ -138,7 +158,15 @@ class Console:
     async def topic(self, request: Request) -> Response:
         name = request.path_params["name"]
         info = await self.call(self.cluster.topic, name)
-        return self.page(request, "topic.html", topic=info, nav="topics")
+        sizes, disk_error = await self.call(self.cluster.disk)
+        for p in info["partitions"]:
+            p["size"] = None if sizes is None else sizes.get((name, p["id"]), 0)
+        producers: list[dict[str, Any]] | str
+        try:
+            producers = await self.call(self.cluster.producers, name)
+        except KafkaException as e:
+            producers = kafka_message(e)
+        return self.page(request, "topic.html", topic=info, disk_error=disk_error, producers=producers, nav="topics")
 
     async def topic_action(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -254,7 +282,22 @@ class Console:
         if node is None:
             node = info["nodes"][0][0] if info["nodes"] else 0
         configs = await self.call(self.cluster.broker_configs, node)
-        return self.page(request, "brokers.html", info=info, node=node, configs=configs, nav="brokers")
+        log_dirs: list[dict[str, Any]] | str
+        try:
+            log_dirs = await self.call(self.cluster.log_dirs)
+        except KafkaException as e:
+            log_dirs = kafka_message(e)
+        return self.page(request, "brokers.html", info=info, node=node, configs=configs, log_dirs=log_dirs,
+                         nav="brokers")
+
+    async def transactions(self, request: Request) -> Response:
+        rows = await self.call(self.cluster.transactions)
+        state = request.query_params.get("state", "")
+        states = sorted({r["state"] for r in rows})
+        if state:
+            rows = [r for r in rows if r["state"] == state]
+        return self.page(request, "transactions.html", transactions=rows, states=states, state=state,
+                         nav="transactions")
 
     async def security(self, request: Request) -> Response:
         acls: list[Any] | str
@@ -293,6 +336,7 @@ def create_app(cluster: Cluster) -> Starlette:
         Route("/groups/{group}", c.group),
         Route("/groups/{group}/{action}", c.group_action, methods=["POST"]),
         Route("/brokers", c.brokers),
+        Route("/transactions", c.transactions),
         Route("/security", c.security),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

@@ -1,5 +1,6 @@
-"""What the console asks of a Kafka cluster, through confluent-kafka only (no broker internals),
-so that it works against tomyum and Apache Kafka alike.
+"""What the console asks of a Kafka cluster, through confluent-kafka (no broker internals), so
+that it works against tomyum and Apache Kafka alike; what confluent-kafka has no call for (sizes
+on disk, transactions, producers) through kafka-python (:mod:`tomyum.console._admin`).
 
 Every call blocks (the web layer runs it in a worker thread) and is bounded by ``timeout``.
 Errors are :class:`confluent_kafka.KafkaException`; the web layer shows them as one line.
@@ -28,6 +29,8 @@ from confluent_kafka import (
 )
 from confluent_kafka import admin as _admin
 from confluent_kafka.admin import AdminClient
+
+from tomyum.console._admin import WireAdmin
 
 # confluent-kafka's admin types, untyped for mypy (the package re-exports them without __all__)
 ck: Any = _admin
@@ -107,6 +110,7 @@ class Cluster:
         self.started = time.time()
         self.settings.setdefault("logger", librdkafka_log)
         self.admin = AdminClient(dict(self.settings))
+        self.wire = WireAdmin(self.settings, timeout)
         self._producer: Producer | None = None
         self._lock = threading.Lock()
         self.samples: deque[Sample] = deque(maxlen=SAMPLES)
@@ -114,6 +118,7 @@ class Cluster:
     def close(self) -> None:
         if self._producer is not None:
             self._producer.flush(self.timeout)
+        self.wire.close()
 
     # --- the cluster ---
 
@@ -134,6 +139,33 @@ class Cluster:
         resource = ck.ConfigResource(ck.ResourceType.BROKER, str(node))
         result = self.admin.describe_configs([resource], request_timeout=self.timeout)
         return sorted(result[resource].result(self.timeout).values(), key=lambda e: e.name)
+
+    def log_dirs(self) -> list[dict[str, Any]]:
+        """Every broker's log directories with their partitions' sizes (DescribeLogDirs)."""
+        return self.settled(self.wire.log_dirs)
+
+    def disk(self) -> tuple[dict[tuple[str, int], int] | None, str]:
+        """Bytes on disk per partition, all its replicas together, or None and why not (the
+        principal may not describe the cluster, or its login cannot be carried to kafka-python)."""
+        try:
+            dirs = self.log_dirs()
+        except KafkaException as e:
+            error: Any = e.args[0]
+            return None, f"{error.name()}: {error.str()}"
+        sizes: dict[tuple[str, int], int] = {}
+        for d in dirs:
+            for tp, size in d["sizes"].items():
+                sizes[tp] = sizes.get(tp, 0) + size
+        return sizes, ""
+
+    def transactions(self) -> list[dict[str, Any]]:
+        """Every transactional id (ListTransactions on each broker), described by its coordinator."""
+        return self.settled(self.wire.transactions)
+
+    def producers(self, topic: str) -> list[dict[str, Any]]:
+        """The active (idempotent or transactional) producers of each partition of ``topic``."""
+        partitions = sorted(self._topic_metadata(topic).partitions)
+        return self.settled(lambda: self.wire.producers(topic, partitions))
 
     # --- offsets and throughput ---
 

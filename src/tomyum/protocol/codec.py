@@ -32,6 +32,7 @@ from tomyum.errors import ProtocolError, UnsupportedVersion
 from tomyum.protocol.guard import Unknown, guard, strip_unknown_tags
 from tomyum.protocol.primitives import MalformedVarint
 from tomyum.protocol.primitives import read_uvarint as uvarint
+from tomyum.protocol.request_decoders import FAST_DECODERS
 
 _HEADER = struct.Struct(">hhi")
 _I16 = struct.Struct(">h")
@@ -99,13 +100,24 @@ def _body_reader(api_key: int, api_version: int) -> Callable[[Any, int], tuple[A
     return entity_reader(request_class(api_key, api_version))
 
 
-def decode_request(frame: bytes) -> Request:
-    """Decode one request frame (without its length prefix).
+def decode_request(frame: bytes, header: RequestHeader | None = None, *, fast: bool = True) -> Request:
+    """Decode one request frame (without its length prefix); ``header``: its
+    :func:`read_header_prefix`, if the caller has read it already.
 
+    Produce and Fetch go through their hand-written decoders (:mod:`request_decoders`: light
+    tuples with kio's field names) unless ``fast`` is false; whatever those do not read, and
+    every other request, is decoded by kio into its entity.
     Raises :class:`UnsupportedVersion` for versions kio has no schema for and
     :class:`ProtocolError` for bytes that do not parse.
     """
-    header = read_header_prefix(frame)
+    if header is None:
+        header = read_header_prefix(frame)
+    decoder = FAST_DECODERS.get(header.api_key) if fast else None
+    if decoder is not None and decoder[0] <= header.api_version <= decoder[1]:
+        (n,) = _I16.unpack_from(frame, 8)
+        body = decoder[2](frame, 10 + max(n, 0), header.api_version)
+        if body is not None:
+            return Request(header, body, len(frame))
     try:
         cls = request_class(header.api_key, header.api_version)
     except Exception:

@@ -236,7 +236,7 @@ class Connection:
             if not versions[0] <= header.api_version <= versions[1]:
                 raise RemoteProtocolError(str(UnsupportedVersion(header.api_key, header.api_version)))
             try:
-                request = decode_request(frame)
+                request = decode_request(frame, header)
             except ProtocolError as e:
                 raise RemoteProtocolError(str(e)) from None
             sequence = self._next_sequence

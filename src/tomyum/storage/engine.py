@@ -16,6 +16,7 @@ complete without suspending. All methods are called from the broker's event loop
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -157,6 +158,11 @@ class LogStore(Protocol):
         """Write a transaction marker ending ``producer_id``'s transaction in ``tp``."""
         ...
     async def wait_durable(self, tp: TopicPartition, offset: int) -> None: ...
+    def durable_future(self, tp: TopicPartition, offset: int) -> asyncio.Future[None] | None:
+        """:meth:`wait_durable` without a coroutine: a future resolved once the high watermark
+        reaches ``offset`` (failed as ``wait_durable`` would fail), None if it has already. A
+        caller that drops it cancels it. For a hot path that waits with callbacks, not a task."""
+        ...
     async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True,
                    zero_copy_min: int | None = None, read_committed: bool = False) -> ReadResult:
         """Batches from the one holding ``offset``, at most ``max_bytes`` (the first batch whole

@@ -91,6 +91,9 @@ class RecordCollector:
         self._send_error: str | None = None
         self.dirty = False
         """Records handed to the producer since the last commit."""
+        self.delivered: dict[tuple[str, int], int] = {}
+        """Per (topic, partition): the offset after the last record delivered there (after a
+        commit, every record sent before it has been delivered)."""
 
     @classmethod
     def connect(cls, config: RuntimeConfig, process_id: str) -> RecordCollector:
@@ -161,7 +164,9 @@ class RecordCollector:
         return True
 
     def _delivered(self, err: Any, msg: Any) -> None:
-        if err is not None and self._send_error is None and not self.exactly_once:
+        if err is None:
+            self.delivered[(msg.topic(), msg.partition())] = msg.offset() + 1
+        elif self._send_error is None and not self.exactly_once:
             self._send_error = f"sending a record to {msg.topic()} failed: {err}"
 
     def _check_delivery(self) -> None:

@@ -34,6 +34,9 @@ class RuntimeConfig:
     client_config: Mapping[str, Any]
     state_root: Path
     """``<state_dir>/tomyum-streams``; an application's files are under ``<application.id>/``."""
+    num_standby_replicas: int = 0
+    """Kafka's ``num.standby.replicas``: warm copies of each stateful task's stores on other
+    instances (see :mod:`tomyum.streams._standby`)."""
 
     @property
     def application_id(self) -> str:

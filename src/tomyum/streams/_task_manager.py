@@ -8,9 +8,15 @@
   exactly-once commit failed: the stale generation's work is aborted), and :meth:`rewind` puts
   the consumer back at the committed offsets so that rebuilt tasks read again what was lost.
 * Checkpoints: a task closed cleanly leaves ``.checkpoint`` in its directory (the changelog
-  offsets its persistent stores hold); the next task to open that directory restores only what
-  came after, and deletes the file first, so after a crash the state is rebuilt from the start
-  (under exactly-once a store may hold uncommitted writes).
+  offsets its persistent stores hold), and so does every commit that wrote to its changelogs
+  (the offsets after the records delivered); the next task to open that directory restores
+  only what came after. Under exactly-once the file is deleted as the task opens and before
+  the stores flush writes of a transaction, and written again only after the transaction
+  committed; a task closed without a commit leaves none (its stores flush as they close), so
+  its state is rebuilt from the start.
+* Standby tasks (:mod:`tomyum.streams._standby`): placed after each rebalance once the group
+  is stable, kept up to date between batches; one becomes the starting point of its task when
+  the task is assigned here.
 * Processing: :meth:`process_messages` hands each task its share of a consumed batch and keeps
   the consumed positions; :meth:`commit` flushes the stores, then has the record collector
   commit outputs and offsets; :meth:`purge_repartition_topics` deletes what every task
@@ -26,7 +32,6 @@ rebalance callbacks included.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
@@ -36,12 +41,16 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from tomyum.streams._checkpoint import read_checkpoint, remove_checkpoint, write_checkpoint
+from tomyum.streams._metrics import StreamsMetrics
 from tomyum.streams._partition_group import PartitionGroup
 from tomyum.streams._plan import Plan
 from tomyum.streams._record import Record
 from tomyum.streams._record_collector import RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
+from tomyum.streams._standby import StandbyTasks, assign_standbys, describe_members, task_order
 from tomyum.streams._task import StreamTask
+from tomyum.streams.processor import StateRestoreListener
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import ChangelogRecord
 from tomyum.streams.state.caching import ThreadCache
@@ -51,6 +60,8 @@ __all__ = ["RESTORE_TIMEOUT_S", "Stopping", "TaskManager"]
 log = logging.getLogger(__name__)
 
 RESTORE_TIMEOUT_S = 300.0
+STANDBY_PLACEMENT_BACKOFF_S = (0.5, 8.0)
+"""First and longest wait before asking DescribeGroups again for the standby placement."""
 RawRecord = Record[bytes | None, bytes | None]
 RestoreListener = Callable[[str, str, int], None]
 
@@ -101,11 +112,27 @@ class TaskManager:
         self._purged: dict[tuple[str, int], int] = {}
         self._dirty = False
         self._restore_listeners: list[RestoreListener] = []
+        self._state_restore_listeners: list[StateRestoreListener] = []
+        self.standbys = StandbyTasks(config, watermark_offsets)
+        self.standby_placement: Mapping[str, frozenset[str]] = {}
+        """Every member's standby tasks by client id, as last placed (replaced whole: any thread
+        may read it)."""
+        """This instance's standby tasks (``num_standby_replicas``, see :mod:`tomyum.streams._standby`)."""
+        self._standbys_due: float | None = None
+        self._logged: set[str] = set()
+        """Tasks that wrote to their changelogs since their last checkpoint."""
+        self._checkpointed_tasks: set[str] = set()
+        """Tasks whose ``.checkpoint`` is on disk (written by a commit)."""
+        self._restored_ends: dict[tuple[str, int], int] = {}
+        """Changelog partition -> the offset its store was restored up to."""
+        self._standbys_backoff_s = STANDBY_PLACEMENT_BACKOFF_S[0]
         self.sources: dict[str, tuple[str, int]] = {}
         """Source topic as on the broker -> (as in the topology, sub-topology)."""
         self.plan: Plan | None = None
         self.consumer: Consumer | None = None
         self.collector: RecordCollector | None = None
+        self.metrics = StreamsMetrics()
+        """What the tasks processed, committed and restored (read by a metrics scrape)."""
 
     def use_plan(self, the_plan: Plan) -> None:
         self.plan = the_plan
@@ -115,6 +142,11 @@ class TaskManager:
         """``listener(task_id, store, records)`` after each store of a task is restored from its
         changelog (``records`` read: 0 when a checkpoint left nothing to replay)."""
         self._restore_listeners.append(listener)
+
+    def add_state_restore_listener(self, listener: StateRestoreListener) -> None:
+        """Kafka's ``StateRestoreListener``: told when each changelog partition's restore
+        starts, after each batch, and when it ends."""
+        self._state_restore_listeners.append(listener)
 
     def open_tasks(self) -> list[StreamTask]:
         """The active tasks, then the global task if there is one."""
@@ -136,6 +168,7 @@ class TaskManager:
         for task_id, (sub, partition) in sorted(wanted.items()):
             if task_id not in self.tasks:
                 spec = self.plan.subtopologies[sub]
+                self.standbys.promote(task_id)  # its warm stores, checkpointed, for this task
                 checkpoint = self._take_checkpoint(task_id, spec.stores, partition)
                 if checkpoint is None:
                     shutil.rmtree(self.config.task_dir(task_id), ignore_errors=True)
@@ -144,6 +177,9 @@ class TaskManager:
                 self.partition_groups[task_id] = PartitionGroup(inputs[task_id], self.config.config.max_task_idle_ms)
                 self._restore(task, partition, checkpoint or {})
         log.info("streams %s: tasks %s", self.application_id, sorted(self.tasks))
+        if self.config.num_standby_replicas > 0:
+            self._standbys_due = time.monotonic()  # the placement follows the new assignment
+            self._standbys_backoff_s = STANDBY_PLACEMENT_BACKOFF_S[0]
 
     def revoke(self, partitions: list[TopicPartition]) -> None:
         """Commit before the partitions go (the tasks wait, suspended, for the new assignment);
@@ -182,9 +218,60 @@ class TaskManager:
         for task_id in list(self.tasks):
             self._close_task(task_id)
 
+    # standby tasks ----------------------------------------------------------------------------------
+
+    def maintain_standbys(self, admin: Any) -> None:
+        """Between batches: place the standbys once the group is stable after a rebalance
+        (see :mod:`tomyum.streams._standby`), then bring them up to date and checkpoint."""
+        if self._standbys_due is not None and time.monotonic() >= self._standbys_due:
+            if self._place_standbys(admin):
+                self._standbys_due, self._standbys_backoff_s = None, STANDBY_PLACEMENT_BACKOFF_S[0]
+            else:  # the group is not settled yet: ask again, less and less often
+                self._standbys_due = time.monotonic() + self._standbys_backoff_s
+                self._standbys_backoff_s = min(self._standbys_backoff_s * 2, STANDBY_PLACEMENT_BACKOFF_S[1])
+        self.standbys.poll()
+        self.standbys.maybe_checkpoint()
+
+    def _place_standbys(self, admin: Any) -> bool:
+        """This instance's standby tasks from the group's members; False if the group is not
+        settled yet (a rebalance under way, or an answer older than our assignment)."""
+        assert self.plan is not None and self.consumer is not None
+        try:
+            members = describe_members(admin, self.application_id, self._task_of)
+        except (KafkaException, TimeoutError) as e:
+            log.info("streams %s: cannot describe the group for standby placement (%s); will ask again",
+                     self.application_id, e)
+            return False
+        me = self.consumer.memberid()
+        mine = next((m for m in members or [] if m.member_id == me), None)
+        if members is None or mine is None or mine.active_tasks != frozenset(self.tasks):
+            return False
+        stateful = {task_id: (spec.stores, int(task_id.rsplit("_", 1)[1]))
+                    for sub, spec in enumerate(self.plan.subtopologies) if self._checkpointed(spec.stores)
+                    for task_id in (f"{sub}_{p}" for p in range(self.plan.tasks[sub]))}
+        placement = assign_standbys(members, {t: self.plan.tasks[task_order(t)[0]] for t in stateful},
+                                    self.config.num_standby_replicas)
+        by_client: dict[str, frozenset[str]] = {}
+        for m in members:
+            by_client[m.client_id] = by_client.get(m.client_id, frozenset()) | placement[m.member_id]
+        self.standby_placement = by_client
+        self.standbys.update({task_id: stateful[task_id] for task_id in placement[me]})
+        return True
+
+    def _task_of(self, topic: str, partition: int) -> str | None:
+        source = self.sources.get(topic)
+        return None if source is None else f"{source[1]}_{partition}"
+
+    def close_standbys(self) -> None:
+        """Close the standby tasks (checkpointed) and their consumer."""
+        self._standbys_due = None
+        self.standbys.close()
+
     def reset(self) -> None:
         """Forget the tasks and positions once the clients are closed (the tasks closed by the
         caller, without checkpoints: they were not committed)."""
+        for task_id in self.tasks:
+            self.metrics.task_closed(task_id)
         self.tasks.clear()
         self.global_task = None
         self._dirty = False
@@ -209,6 +296,7 @@ class TaskManager:
                            record.timestamp, list(record.headers) or None)
 
         def changelog(change: ChangelogRecord) -> None:
+            self._logged.add(task_id)
             collector.send(self.config.changelog_topic(change.store_name), change.key, change.value, partition, 0,
                            None)
 
@@ -222,18 +310,39 @@ class TaskManager:
         stores' changelog offsets."""
         task = self.tasks.pop(task_id)
         self.partition_groups.pop(task_id, None)
+        self.metrics.task_closed(task_id)
+        self._logged.discard(task_id)
+        self._checkpointed_tasks.discard(task_id)
+        if not clean:
+            self.discard_checkpoint(task_id)
         task.close()
+        if clean:
+            self._write_checkpoint(task)
+
+    def discard_checkpoints(self) -> None:
+        """:meth:`discard_checkpoint` for every open task (before closing them after an error)."""
+        for task_id in self.tasks:
+            self.discard_checkpoint(task_id)
+
+    def discard_checkpoint(self, task_id: str) -> None:
+        """Before a task closes without a commit: under exactly-once its stores are about to
+        flush writes of a transaction that is aborted, so no checkpoint may vouch for them."""
+        if self.config.exactly_once:
+            remove_checkpoint(self.config.task_dir(task_id))
+
+    def _write_checkpoint(self, task: StreamTask) -> None:
+        """After the task's stores were flushed and its changelog records acknowledged (a
+        commit): the changelog ends, which is where its persistent stores stand (the task is
+        the only writer of its changelog partitions)."""
         stores = self._checkpointed(task.stores)
-        if not clean or not stores or self.consumer is None:
+        if not stores or self.consumer is None:
             return
+        partition = int(task.task_id.rsplit("_", 1)[1])
         offsets = {}
         for name in stores:
-            tp = TopicPartition(self.config.changelog_topic(name), int(task_id.rsplit("_", 1)[1]))
+            tp = TopicPartition(self.config.changelog_topic(name), partition)
             offsets[tp.topic] = watermark_offsets(self.consumer, tp)[1]
-        path = self.config.task_dir(task_id) / ".checkpoint"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(offsets))
-        temporary.replace(path)
+        write_checkpoint(self.config.task_dir(task.task_id), offsets)
 
     def _checkpointed(self, stores: Iterable[str]) -> list[str]:
         """The stores a checkpoint covers: logged and on disk."""
@@ -242,14 +351,13 @@ class TaskManager:
 
     def _take_checkpoint(self, task_id: str, stores: Iterable[str], partition: int) -> dict[str, int] | None:
         """The task's checkpoint, if it covers every persistent store with offsets the
-        changelogs still hold; the file is removed either way (see the module docstring)."""
-        path = self.config.task_dir(task_id) / ".checkpoint"
-        try:
-            offsets = json.loads(path.read_text())
-            path.unlink()
-        except (OSError, ValueError):
-            return None
-        if not isinstance(offsets, dict) or self.consumer is None:
+        changelogs still hold. Under exactly-once the file is removed (see the module
+        docstring); under at-least-once it stays, as in Kafka."""
+        task_dir = self.config.task_dir(task_id)
+        offsets = read_checkpoint(task_dir)
+        if self.config.exactly_once or offsets is None:
+            remove_checkpoint(task_dir)
+        if offsets is None or self.consumer is None:
             return None
         for name in self._checkpointed(stores):
             topic = self.config.changelog_topic(name)
@@ -257,13 +365,14 @@ class TaskManager:
             if not isinstance(offsets.get(topic), int) or not low <= offsets[topic] <= high:
                 log.info("streams %s: checkpoint of task %s does not fit %s; restoring from the start",
                          self.application_id, task_id, topic)
+                remove_checkpoint(task_dir)
                 return None
         return offsets
 
     def _restore(self, task: StreamTask, partition: int, checkpoint: Mapping[str, int]) -> None:
         """Each logged store of ``task`` from its changelog partition — from the checkpoint's
         offset for a persistent store that has one — up to the end (committed records only
-        under exactly-once)."""
+        under exactly-once), batch by batch, telling the restore listeners."""
         stores = [name for name in task.stores if self.topology.stores[name].logging_enabled]
         if not stores:
             return
@@ -275,32 +384,52 @@ class TaskManager:
                 tp = TopicPartition(self.config.changelog_topic(name), partition)
                 low, end = watermark_offsets(reader, tp)
                 start = checkpoint.get(tp.topic) if name in self._checkpointed([name]) else None
-                if end <= max(low, start or 0):
+                first = low if start is None else max(low, start)
+                self._restored_ends[(tp.topic, partition)] = end
+                if end <= first:
                     self._restored(task.task_id, name, 0)
                     continue
+                self.metrics.restoring(task.task_id, name, end - first)
                 reader.assign([TopicPartition(tp.topic, partition, OFFSET_BEGINNING if start is None else start)])
-                changes = self._read_changelog(reader, tp, end)
-                task.stores[name].restore(changes)
-                self._restored(task.task_id, name, len(changes))
+                for listener in self._state_restore_listeners:
+                    listener.on_restore_start(tp, name, first, end)
+                total = 0
+                for batch, batch_end in self._read_changelog(reader, tp, end, restoring=(task.task_id, name)):
+                    task.stores[name].restore(batch)
+                    total += len(batch)
+                    for listener in self._state_restore_listeners:
+                        listener.on_batch_restored(tp, name, batch_end, len(batch))
+                for listener in self._state_restore_listeners:
+                    listener.on_restore_end(tp, name, total)
+                self._restored(task.task_id, name, total)
         finally:
             reader.close()
 
-    def _read_changelog(self, reader: Consumer, tp: TopicPartition, end: int) -> list[tuple[bytes, bytes | None]]:
-        """The changes ``reader`` reads from its position in ``tp`` up to ``end``."""
-        changes: list[tuple[bytes, bytes | None]] = []
+    def _read_changelog(self, reader: Consumer, tp: TopicPartition, end: int, restoring: tuple[str, str] | None = None
+                        ) -> Iterator[tuple[list[tuple[bytes, bytes | None]], int]]:
+        """The changes ``reader`` reads from its position in ``tp`` up to ``end``, a batch at a
+        time, each with the offset of its last record (the progress counted for the
+        ``restoring`` (task id, store))."""
         deadline = time.monotonic() + RESTORE_TIMEOUT_S
-        while reader.position([tp])[0].offset < end:
+        while (position := reader.position([tp])[0].offset) < end:
+            if restoring is not None:
+                self.metrics.restoring(*restoring, end - position)
             if self._stop.is_set():
                 raise Stopping
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{tp.topic}[{tp.partition}] not restored within {RESTORE_TIMEOUT_S:.0f} s")
+            batch: list[tuple[bytes, bytes | None]] = []
+            last = -1
             for m in reader.consume(num_messages=10_000, timeout=0.5):
                 key = m.key()
                 if m.error() is None and key is not None:
-                    changes.append((key, m.value()))
-        return changes
+                    batch.append((key, m.value()))
+                    last = int(m.offset() or 0)
+            if batch:
+                yield batch, last
 
     def _restored(self, task_id: str, store: str, records: int) -> None:
+        self.metrics.restored_store(task_id, store, records)
         log.info("streams %s: task %s restored %s from %d changelog records", self.application_id, task_id, store,
                  records)
         for listener in self._restore_listeners:
@@ -374,11 +503,15 @@ class TaskManager:
         now_ms = self.clock_ms()
         for task_id, group in list(self.partition_groups.items()):
             task = self.tasks[task_id]
+            processed = 0
             while group.ready(now_ms):
                 tp, record = group.next_record()
                 task.process(record)
                 self.positions[tp] = (record.offset or 0) + 1
                 self._dirty = True
+                processed += 1
+            if processed:
+                self.metrics.add_processed(task_id, processed)
 
     def punctuate(self, now_ms: int) -> None:
         """Move the tasks' wall clocks to ``now_ms``, firing the punctuators that are due."""
@@ -393,14 +526,66 @@ class TaskManager:
         if collector is None or consumer is None or not (
                 self._dirty or collector.dirty or final or any(task.cache_dirty for task in self.tasks.values())):
             return True  # (a punctuator may have written to a cached store without producing)
+        if self.config.exactly_once:  # the stores are about to take in writes not committed yet
+            for task_id, task in self.tasks.items():
+                if task_id in self._checkpointed_tasks and (task_id in self._logged or task.cache_dirty):
+                    remove_checkpoint(self.config.task_dir(task_id))
+                    self._checkpointed_tasks.discard(task_id)
+        started = time.monotonic()
         for task in self.tasks.values():
             task.commit()
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
         if not collector.commit(offsets, consumer):
             return False
+        self.metrics.commit_latency.observe(time.monotonic() - started)
         self._dirty = False
         self.committed = dict(self.positions)
+        self._checkpoint_committed(collector)
         return True
+
+    def _checkpoint_committed(self, collector: RecordCollector) -> None:
+        """After a commit, a checkpoint for each task that wrote to its changelogs since its
+        last one (or has none): the stores were flushed and every changelog record delivered
+        (and, under exactly-once, committed), so the offsets after the last records this
+        instance delivered — or, for a store not written since, restored — are where the stores
+        stand. A crash from here on restores only what comes after."""
+        for task_id, task in self.tasks.items():
+            stores = self._checkpointed(task.stores)
+            if not stores or (task_id in self._checkpointed_tasks and task_id not in self._logged):
+                continue
+            partition = int(task_id.rsplit("_", 1)[1])
+            offsets: dict[str, int] = {}
+            for name in stores:
+                tp = (self.config.changelog_topic(name), partition)
+                known = [o for o in (collector.delivered.get(tp), self._restored_ends.get(tp)) if o is not None]
+                if known:  # (an older delivery, from before the task last came back, is behind the restore)
+                    offsets[tp[0]] = max(known)
+            if len(offsets) == len(stores):
+                write_checkpoint(self.config.task_dir(task_id), offsets)
+                self._checkpointed_tasks.add(task_id)
+        self._logged.clear()
+
+    def update_lag(self) -> None:
+        """Each task's input partitions' lag (see :class:`StreamsMetrics`), from the high
+        watermarks of the consumer's last fetches (no request)."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        lag: dict[tuple[str, str, int], int] = {}
+        for task_id, group in self.partition_groups.items():
+            for (topic, partition), buffered in group.queues.items():
+                tp = TopicPartition(topic, partition)
+                try:
+                    watermarks = consumer.get_watermark_offsets(tp, cached=True)
+                    high = -1 if watermarks is None else watermarks[1]
+                    position = self.positions.get((topic, partition))
+                    if position is None:
+                        position = consumer.position([tp])[0].offset - len(buffered)
+                except KafkaException:
+                    continue
+                if high >= 0 and position >= 0:
+                    lag[(task_id, topic, partition)] = max(high - position, 0)
+        self.metrics.lag = lag
 
     def purge_repartition_topics(self, admin: Any) -> None:
         """Delete the records of repartition topics that every task has committed past."""

@@ -24,7 +24,7 @@ from tomyum.streams.serdes import RecordTimestampExtractor, Serde, Serdes, Times
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Processor", "ProcessorContext", "StreamsConfig"]
+__all__ = ["Processor", "ProcessorContext", "StateRestoreListener", "StreamsConfig"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +73,26 @@ class StreamsConfig:
         if self.deserialization_exception_handler not in ("log_and_fail", "log_and_continue"):
             raise ValueError("deserialization_exception_handler must be log_and_fail or log_and_continue, not "
                              f"{self.deserialization_exception_handler!r}")
+
+
+class StateRestoreListener:
+    """Kafka's ``StateRestoreListener``: told about each changelog partition a task's store is
+    restored from (``KafkaStreams.set_global_state_restore_listener``), on the streams thread.
+    ``topic_partition`` is confluent-kafka's ``TopicPartition`` of the changelog. Subclass it
+    and override what you need; the methods here do nothing. Not called when a checkpoint
+    leaves nothing to read (as in Kafka)."""
+
+    def on_restore_start(self, topic_partition: Any, store_name: str, starting_offset: int,
+                         ending_offset: int) -> None:
+        """Restoring ``store_name`` begins: records from ``starting_offset`` up to (not
+        including) ``ending_offset`` are to be read."""
+
+    def on_batch_restored(self, topic_partition: Any, store_name: str, batch_end_offset: int,
+                          num_restored: int) -> None:
+        """A batch of ``num_restored`` records, the last at ``batch_end_offset``, was applied."""
+
+    def on_restore_end(self, topic_partition: Any, store_name: str, total_restored: int) -> None:
+        """Restoring ``store_name`` from this partition is done: ``total_restored`` records."""
 
 
 class ProcessorTask(Protocol):

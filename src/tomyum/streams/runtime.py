@@ -26,15 +26,24 @@ gains is restored from its changelog partitions first.
 * A task's local state comes from its changelog whenever the task is created on an
   instance (the changelog, not the file, is the truth). A task closed cleanly leaves a
   ``.checkpoint`` in its directory (the changelog offsets its persistent stores hold); the
-  next instance to open that directory restores only what came after. The checkpoint is
-  deleted when the task opens, so after a crash the state is rebuilt from the start of the
-  changelog (under exactly-once a store may hold uncommitted writes).
+  next instance to open that directory restores only what came after. Every commit writes
+  one too (under exactly-once after the transaction committed, the old one deleted before the
+  stores flush), so a restart after a crash restores only the tail.
+* ``num_standby_replicas``: standby tasks on other instances keep warm copies of each
+  stateful task's persistent stores from its changelog, with checkpoints, so that the
+  instance that takes a task over restores only the tail (see :mod:`tomyum.streams._standby`
+  for where they go — computed by every instance from DescribeGroups — and why).
 * Wall-clock punctuators follow the system clock; stream time follows each task's records.
 * Interactive queries: :meth:`KafkaStreams.query` runs a read of a store across the tasks of
-  this instance, on the streams thread, between records.
-* States (Kafka's): CREATED → REBALANCING (restoring) → RUNNING ⇄ REBALANCING →
-  PENDING_SHUTDOWN → NOT_RUNNING, or ERROR after an uncaught exception (given to the
-  uncaught-exception handler).
+  this instance, on the streams thread, between records. Across instances: each names its
+  ``application_server``, which rides in its main consumer's client id; the group's
+  DescribeGroups answer (client ids and assignments) is the instance map that
+  :meth:`KafkaStreams.query_metadata_for_key` and :meth:`KafkaStreams.all_metadata` read (see
+  :mod:`tomyum.streams._metadata` for why that channel).
+* States (Kafka's, with Kafka's transitions): CREATED → REBALANCING (restoring) → RUNNING ⇄
+  REBALANCING → PENDING_SHUTDOWN → NOT_RUNNING, or PENDING_ERROR → ERROR after an uncaught
+  exception (given to the uncaught-exception handler).
+* Metrics (:mod:`tomyum.streams._metrics`): ``metrics_registry``, served on ``metrics_listener``.
 * ``client_config`` goes to every client; keys prefixed ``consumer.``, ``producer.`` or
   ``admin.`` only to that client (Kafka's prefixes).
 
@@ -65,32 +74,75 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka import admin as kafka_admin
+from prometheus_client import CollectorRegistry
 
+from tomyum.streams._metadata import (
+    NOT_AVAILABLE,
+    HostInfo,
+    InstanceMap,
+    KeyQueryMetadata,
+    KeySerializer,
+    StreamsMetadata,
+    consumer_client_id,
+)
+from tomyum.streams._metrics import MetricsListener, StreamsCollector
 from tomyum.streams._plan import Plan, TopologyError, plan
 from tomyum.streams._record_collector import Fenced, RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
 from tomyum.streams._task import StreamTask
 from tomyum.streams._task_manager import Stopping, TaskManager
-from tomyum.streams.processor import StreamsConfig
+from tomyum.streams.processor import StateRestoreListener, StreamsConfig
 from tomyum.streams.topology import Topology
 
-__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "KafkaStreams", "State", "TopologyError"]
+__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "NOT_AVAILABLE", "HostInfo", "KafkaStreams", "KeyQueryMetadata", "State",
+           "StateRestoreListener", "StreamsMetadata", "TopologyError"]
 
 log = logging.getLogger(__name__)
 
 AT_LEAST_ONCE, EXACTLY_ONCE_V2 = "at_least_once", "exactly_once_v2"
+LAG_INTERVAL_S = 1.0
+"""How often the lag metrics are worked out (from the consumer's cached watermarks)."""
 Q = TypeVar("Q")
 
 
 class State(enum.Enum):
+    """Kafka Streams' client states. The changes an application goes through::
+
+        CREATED -> REBALANCING -> RUNNING <-> REBALANCING
+        CREATED, REBALANCING or RUNNING -> PENDING_SHUTDOWN -> NOT_RUNNING   (close)
+        REBALANCING or RUNNING -> PENDING_ERROR -> ERROR                     (an uncaught exception)
+    """
+
     CREATED = "CREATED"
     REBALANCING = "REBALANCING"
     RUNNING = "RUNNING"
     PENDING_SHUTDOWN = "PENDING_SHUTDOWN"
     NOT_RUNNING = "NOT_RUNNING"
+    PENDING_ERROR = "PENDING_ERROR"
     ERROR = "ERROR"
+
+    def is_valid_transition(self, new: State) -> bool:
+        """Kafka's ``State.isValidTransition``."""
+        return new in _TRANSITIONS[self]
+
+    def is_shutting_down(self) -> bool:
+        return self in (State.PENDING_SHUTDOWN, State.PENDING_ERROR)
+
+    def has_completed_shutdown(self) -> bool:
+        return self in (State.NOT_RUNNING, State.ERROR)
+
+
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.CREATED: frozenset({State.REBALANCING, State.PENDING_SHUTDOWN}),
+    State.REBALANCING: frozenset({State.RUNNING, State.PENDING_SHUTDOWN, State.PENDING_ERROR}),
+    State.RUNNING: frozenset({State.REBALANCING, State.RUNNING, State.PENDING_SHUTDOWN, State.PENDING_ERROR}),
+    State.PENDING_SHUTDOWN: frozenset({State.NOT_RUNNING}),
+    State.NOT_RUNNING: frozenset(),
+    State.PENDING_ERROR: frozenset({State.ERROR}),
+    State.ERROR: frozenset(),
+}
 
 
 class LocalStores:
@@ -124,7 +176,11 @@ class LocalStores:
 class KafkaStreams:
     def __init__(self, topology: Topology, config: StreamsConfig, *, bootstrap_servers: str,
                  processing_guarantee: str = AT_LEAST_ONCE, commit_interval_ms: int | None = None,
-                 client_config: Mapping[str, Any] | None = None, repartition_purge_interval_ms: int = 30_000) -> None:
+                 client_config: Mapping[str, Any] | None = None, repartition_purge_interval_ms: int = 30_000,
+                 application_server: str | None = None, metrics_listener: str | None = None,
+                 num_standby_replicas: int = 0) -> None:
+        if num_standby_replicas < 0:
+            raise ValueError(f"num_standby_replicas must be at least 0, got {num_standby_replicas}")
         if processing_guarantee not in (AT_LEAST_ONCE, EXACTLY_ONCE_V2):
             raise ValueError(f"processing_guarantee must be {AT_LEAST_ONCE} or {EXACTLY_ONCE_V2}, "
                              f"not {processing_guarantee!r}")
@@ -141,7 +197,7 @@ class KafkaStreams:
         self.plan: Plan | None = None
         self._config = RuntimeConfig(topology=topology, config=config, bootstrap_servers=bootstrap_servers,
                                      exactly_once=self.eos, client_config=dict(self.client_config),
-                                     state_root=self.state_root)
+                                     state_root=self.state_root, num_standby_replicas=num_standby_replicas)
         self._listeners: list[Callable[[State, State], None]] = []
         self._on_error: Callable[[BaseException], None] | None = None
         self._stop = threading.Event()
@@ -153,6 +209,20 @@ class KafkaStreams:
         self._admin: Any = None
         self._lock: IO[str] | None = None
         self._queries: queue.SimpleQueue[tuple[str, Callable[[Any], Any], Future[Any]]] = queue.SimpleQueue()
+        self.application_server = None if application_server is None else HostInfo.parse(application_server)
+        """``application.server``: where this instance answers queries (see :meth:`all_metadata`)."""
+        self.metrics_registry = CollectorRegistry(auto_describe=False)
+        """The application's metrics (docs/streams.md), for ``metrics_listener`` or a web server of
+        the application's own (prometheus-client's ``make_asgi_app(registry)``, ``generate_latest``)."""
+        self.metrics_registry.register(StreamsCollector(
+            config.application_id, self._task_manager.metrics, lambda: [s.value for s in State],
+            lambda: {task_id: task.dropped_records for task_id, task in dict(self._task_manager.tasks).items()}))
+        self._metrics_listener = None if metrics_listener is None else MetricsListener(metrics_listener,
+                                                                                        self.metrics_registry)
+        self._instances = InstanceMap(
+            topology, lambda: {t: name for t, (name, _) in self._task_manager.sources.items()},
+            lambda: self.plan, self._describe_group, self.application_server,
+            lambda: self._task_manager.standby_placement)
 
     @property
     def tasks(self) -> dict[str, StreamTask]:
@@ -170,6 +240,16 @@ class KafkaStreams:
         changelog (``records`` read: 0 when a checkpoint left nothing to replay)."""
         self._task_manager.set_restore_listener(listener)
 
+    def set_global_state_restore_listener(self, listener: StateRestoreListener) -> None:
+        """Kafka's ``setGlobalStateRestoreListener``: ``listener`` hears of every changelog
+        partition restored, batch by batch (see :class:`~tomyum.streams.processor.StateRestoreListener`)."""
+        self._task_manager.add_state_restore_listener(listener)
+
+    @property
+    def standby_tasks(self) -> list[str]:
+        """The ids of this instance's standby tasks (read them from the streams thread only)."""
+        return sorted(self._task_manager.standbys.tasks)
+
     def set_uncaught_exception_handler(self, handler: Callable[[BaseException], None]) -> None:
         self._on_error = handler
 
@@ -186,6 +266,45 @@ class KafkaStreams:
         self._queries.put((store, read, done))
         return done.result(timeout_s)
 
+    def all_metadata(self) -> list[StreamsMetadata]:
+        """Every instance of the application that has an ``application.server``: its endpoint,
+        the stores of the tasks it runs and its source partitions (Kafka's ``allMetadata``), as
+        the group's current generation has them. Asks the group coordinator once per rebalance."""
+        self._running_or_rebalancing()
+        return self._instances.all_metadata()
+
+    def all_metadata_for_store(self, store: str) -> list[StreamsMetadata]:
+        """The instances holding a task with ``store`` (Kafka's ``streamsMetadataForStore``)."""
+        self._running_or_rebalancing()
+        return self._instances.all_metadata_for_store(store)
+
+    def query_metadata_for_key(self, store: str, key: Any, serializer: KeySerializer | None = None) -> KeyQueryMetadata:
+        """Which instance holds ``key`` of ``store``: the key serialized with ``serializer`` (a
+        Serde or a function to bytes; the store's own key serde by default) and partitioned as
+        Kafka's default partitioner does. :data:`NOT_AVAILABLE` while no instance runs that
+        partition's task (a rebalance). A global store's keys are on every instance: this one."""
+        self._running_or_rebalancing()
+        return self._instances.for_key(store, key, serializer)
+
+    def _running_or_rebalancing(self) -> None:
+        if self.state not in (State.RUNNING, State.REBALANCING):
+            raise RuntimeError(f"instances can be looked up while RUNNING or REBALANCING, not {self.state.value}")
+
+    def _describe_group(self) -> list[tuple[str, list[tuple[str, int]]]] | None:
+        """The group's members as (client id, assigned partitions); None unless it is stable."""
+        admin, group = self._admin, self.config.application_id
+        if admin is None:
+            return None
+        try:
+            description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(10)
+        except KafkaException as e:
+            log.info("streams %s: describing the group failed (%s)", group, e)
+            return None
+        if description.state != ConsumerGroupState.STABLE:
+            return None
+        return [(m.client_id, [(tp.topic, tp.partition) for tp in m.assignment.topic_partitions])
+                for m in description.members if m.assignment is not None]
+
     def _answer_queries(self) -> None:
         while not self._queries.empty():
             name, read, done = self._queries.get_nowait()
@@ -198,16 +317,30 @@ class KafkaStreams:
     def start(self) -> None:
         if self.state is not State.CREATED:
             raise RuntimeError(f"cannot start from state {self.state.value}")
+        if self._metrics_listener is not None:
+            self._metrics_listener.start()
         self._thread = threading.Thread(target=self._run, name=f"streams-{self.config.application_id}", daemon=True)
         self._thread.start()
 
     def close(self, timeout_s: float = 30.0) -> bool:
-        """Stop processing, commit, close; True if the thread ended within ``timeout_s``."""
+        """Stop processing, commit, close; True if the thread ended within ``timeout_s``. An
+        application never started goes to NOT_RUNNING at once (through PENDING_SHUTDOWN)."""
         self._stop.set()
+        if self._thread is None and self.state is State.CREATED:
+            self._set_state(State.PENDING_SHUTDOWN)
+            self._set_state(State.NOT_RUNNING)
+        stopped = True
         if self._thread is not None:
             self._thread.join(timeout_s)
-            return not self._thread.is_alive()
-        return True
+            stopped = not self._thread.is_alive()
+        if self._metrics_listener is not None:
+            self._metrics_listener.close()
+        return stopped
+
+    @property
+    def metrics_url(self) -> str | None:
+        """``http://host:port/metrics`` while serving on ``metrics_listener``."""
+        return None if self._metrics_listener is None else self._metrics_listener.url
 
     def run(self) -> int:
         """Start, run until SIGINT or SIGTERM (then close cleanly: commit, close the stores)
@@ -235,13 +368,21 @@ class KafkaStreams:
     def changelog_topic(self, store: str) -> str:
         return self._config.changelog_topic(store)
 
-    def _set_state(self, new: State) -> None:
-        old, self.state = self.state, new
+    def _set_state(self, new: State) -> bool:
+        """Move to ``new`` if Kafka allows the change from the current state (False if not:
+        e.g. a late rebalance callback after shutdown began); the listeners hear of each change."""
+        old = self.state
         if old is new:
-            return
+            return True
+        if not old.is_valid_transition(new):
+            log.debug("streams %s: no transition %s -> %s", self.config.application_id, old.value, new.value)
+            return False
+        self.state = new
+        self._task_manager.metrics.state = new.value
         log.info("streams %s: %s -> %s", self.config.application_id, old.value, new.value)
         for listener in self._listeners:
             listener(new, old)
+        return True
 
     # set-up ------------------------------------------------------------------------------------
 
@@ -315,6 +456,7 @@ class KafkaStreams:
     # the streams thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        failed = False
         try:
             self._set_state(State.REBALANCING)
             self._lock_state_dir()
@@ -334,16 +476,20 @@ class KafkaStreams:
                     log.warning("streams %s: fenced (%s); rejoining with new clients", self.config.application_id, e)
                     self._set_state(State.REBALANCING)
                     self._close_clients()
-            self._set_state(State.NOT_RUNNING)
         except BaseException as e:  # noqa: BLE001 - the handler decides; the thread must not die silently
             log.exception("streams %s failed", self.config.application_id)
-            self._set_state(State.ERROR)
+            failed = self._set_state(State.PENDING_ERROR)  # (an error while shutting down ends NOT_RUNNING)
             if self._on_error is not None:
                 self._on_error(e)
         finally:
             self._close_clients()
             if self._lock is not None:
                 self._lock.close()
+        if failed:
+            self._set_state(State.ERROR)
+        else:  # closed: NOT_RUNNING once the clients and stores are
+            self._set_state(State.PENDING_SHUTDOWN)
+            self._set_state(State.NOT_RUNNING)
 
     def _run_clients(self) -> None:
         """One life of this instance's clients: join, process until asked to stop, commit."""
@@ -351,10 +497,16 @@ class KafkaStreams:
         tasks = self._task_manager
         self._collector = tasks.collector = RecordCollector.connect(self._config, self._process_id())
         self._global_consumer = tasks.start_global()
-        self._consumer = tasks.consumer = Consumer(self._config.client(
+        settings = self._config.client(
             "consumer", **{"group.id": self.config.application_id, "enable.auto.commit": False,
                            "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
-                           "isolation.level": self._config.isolation_level}))
+                           "isolation.level": self._config.isolation_level})
+        # the group carries application.server to the other instances in the member's client id
+        # (see tomyum.streams._metadata): Kafka Streams' client id, then "@host:port"; the
+        # process id in it also orders the members for standby placement (tomyum.streams._standby)
+        base = settings.get("client.id") or f"{self.config.application_id}-{self._process_id()}-StreamThread-1-consumer"
+        settings["client.id"] = consumer_client_id(base, self.application_server)
+        self._consumer = tasks.consumer = Consumer(settings)
         topics = [self._config.topic(t) for t in self.plan.subtopology_of_topic]
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         self._loop(self._consumer, self._collector, self._global_consumer)
@@ -369,8 +521,10 @@ class KafkaStreams:
         steps: list[Callable[[], object]] = [
             lambda: consumer.close() if consumer else None,
             lambda: global_consumer.close() if global_consumer else None,
+            self._task_manager.close_standbys,
             lambda: collector.abort_if_open() if collector else None,
             lambda: collector.flush(10) if collector else None,
+            self._task_manager.discard_checkpoints,
             *[task.close for task in self._task_manager.open_tasks()],
         ]
         for step in steps:
@@ -385,11 +539,13 @@ class KafkaStreams:
     # the consumer's rebalance callbacks (on the streams thread, inside consume) ---------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._instances.invalidate()
         self._task_manager.assign(partitions)
         self._set_state(State.RUNNING)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Commit before the partitions go; the tasks wait (suspended) for the new assignment."""
+        self._instances.invalidate()
         if self.state is State.RUNNING:
             self._set_state(State.REBALANCING)
         self._task_manager.revoke(partitions)
@@ -397,6 +553,7 @@ class KafkaStreams:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions lost (the session ran out): no commit is possible; the tasks are dropped
         and rebuilt from their changelogs."""
+        self._instances.invalidate()
         self._task_manager.lose()
         if self.state is State.RUNNING:
             self._set_state(State.REBALANCING)
@@ -415,7 +572,7 @@ class KafkaStreams:
     def _loop(self, consumer: Consumer, collector: RecordCollector, global_consumer: Consumer | None) -> None:
         """Poll, process, punctuate, commit and purge until asked to stop."""
         tasks = self._task_manager
-        last_commit = last_purge = time.monotonic()
+        last_commit = last_purge = last_lag = time.monotonic()
         while not self._stop.is_set():
             if global_consumer is not None:
                 tasks.process_global(global_consumer, 0)
@@ -424,6 +581,10 @@ class KafkaStreams:
             if self.state is not State.RUNNING:
                 continue
             self._answer_queries()
+            tasks.maintain_standbys(self._admin)
+            if time.monotonic() - last_lag >= LAG_INTERVAL_S:
+                tasks.update_lag()
+                last_lag = time.monotonic()
             tasks.punctuate(int(time.time() * 1000))
             if time.monotonic() - last_commit >= self.commit_interval_s:
                 if not tasks.commit():

@@ -105,3 +105,70 @@ class ConnectProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class KafkaConnectProcess:
+    """Apache Kafka Connect's own standalone worker (``ConnectStandalone``) in a child process,
+    from the jars ``tomyum.testing.kafka_peer.fetch_jars`` fetched (plus ``classpath``), on a free
+    loopback port: ``with KafkaConnectProcess(jars, workdir, {"bootstrap.servers": …}) as w: w.url``.
+    Started once ``/health`` answers 200; stopped with SIGTERM, then killed; its output goes to
+    ``workdir/connect.log``."""
+
+    def __init__(self, jars: Path, workdir: Path, worker: Mapping[str, str], *,
+                 connectors: Sequence[Mapping[str, str]] = (), classpath: Sequence[Path] = (),
+                 heap: str = "512m", start_timeout: float = 120.0) -> None:
+        from tomyum.testing.kafka_peer import free_port
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir, self.log_path, self.start_timeout = workdir, workdir / "connect.log", start_timeout
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        props = {"listeners": self.url, "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+                 "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                 "offset.storage.file.filename": str(workdir / "connect.offsets"),
+                 "offset.flush.interval.ms": "1000", "plugin.discovery": "only_scan", **worker}
+        files = [write_properties(workdir / "worker.properties", props)]
+        files += [write_properties(workdir / f"connector-{i}.properties", c) for i, c in enumerate(connectors)]
+        cp = ":".join([f"{jars}/*", *map(str, classpath)])
+        self.command = ["java", f"-Xmx{heap}", "-XX:TieredStopAtLevel=1", "-cp", cp,
+                        "org.apache.kafka.connect.cli.ConnectStandalone", *map(str, files)]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> KafkaConnectProcess:
+        import urllib.error
+        import urllib.request
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, cwd=self.workdir)
+
+        def healthy() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Kafka Connect exited with {self.process.returncode}: "
+                                   + self.log_path.read_text(errors="replace")[-3000:])
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
+                    return bool(response.status == 200)
+            except (OSError, urllib.error.URLError):
+                return False
+        try:
+            wait_until(healthy, timeout=self.start_timeout, interval=0.3, what="Kafka Connect's /health")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def __enter__(self) -> KafkaConnectProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -239,8 +239,13 @@ class KafkaPeer:
 
 
 def _kafka_uuid() -> str:
-    """A random cluster id as Kafka writes one: 16 bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster id as Kafka writes one: 16 bytes, URL-safe base64 without padding, never
+    starting with "-" (Kafka's Uuid.randomUuid draws again then: kafka-storage would read such an
+    id as an option, and the peer failed to start about once in 64 runs)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _run(peer: KafkaPeer, command: list[str]) -> int:

@@ -9,6 +9,7 @@ import base64
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,10 @@ from tomyum.testing.postgres import PostgresServer
 pytestmark = pytest.mark.timeout(180)
 
 
-def cdc_connector(pg: PostgresServer, **extra: str) -> dict[str, str]:
+def cdc_connector(pg: PostgresServer, prefix: str, **extra: str) -> dict[str, str]:
     return {"name": "inventory-cdc", "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
             "tasks.max": "1", "database.hostname": "127.0.0.1", "database.port": str(pg.port),
-            "database.user": "tomyum", "database.dbname": "inventory", "topic.prefix": "dbserver1",
+            "database.user": "tomyum", "database.dbname": "inventory", "topic.prefix": prefix,
             "plugin.name": "pgoutput", **extra}
 
 
@@ -44,7 +45,9 @@ class Reader:
         self.got: list[tuple[str, Any, Any]] = []
         self.seen: set[tuple[str, int, int]] = set()  # a rebalance (a new topic) re-reads from the start
 
-    def until(self, count: int, timeout: float = 60) -> list[tuple[str, Any, Any]]:
+    def until(self, count: int, timeout: float = 60,
+              measure: Callable[[list[tuple[str, Any, Any]]], int] = len) -> list[tuple[str, Any, Any]]:
+        """The records so far, once ``measure`` of them (by default their number) is ``count``."""
         def enough() -> bool:
             for m in self.consumer.consume(500, 0.3):
                 if m.error() is None and (m.topic(), m.partition(), m.offset()) not in self.seen:
@@ -52,8 +55,8 @@ class Reader:
                     key = json.loads(m.key()) if m.key() else None
                     value = json.loads(m.value()) if m.value() is not None else None
                     self.got.append((m.topic(), key and key["payload"], value and value["payload"]))
-            return len(self.got) >= count
-        wait_until(enough, timeout=timeout, interval=0, what=f"{count} records (have {len(self.got)})")
+            return measure(self.got) >= count
+        wait_until(enough, timeout=timeout, interval=0, what=f"{count} records (have {measure(self.got)})")
         return self.got
 
     def close(self) -> None:
@@ -71,18 +74,17 @@ def money(amount: str) -> str:
     return base64.b64encode(decimal_to_bytes(Decimal(amount), 2)).decode()
 
 
-C, O = "dbserver1.public.customers", "dbserver1.public.orders"
-
-
 def test_cdc_through_the_worker_gives_debezium_records(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
-                                                      postgres: PostgresServer) -> None:
+                                                      postgres: PostgresServer, topic_name: str) -> None:
+    # the topics are the test's own (Debezium's topic.prefix): a shared broker keeps other tests' records
+    C, O = f"{topic_name}.public.customers", f"{topic_name}.public.orders"
     dsn = postgres.create_database("inventory")
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL)")
         c.execute("CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, amount numeric(10,2))")
         c.execute("INSERT INTO customers VALUES (1, 'ann')")
     reader = Reader(broker.bootstrap, [C, O])
-    with ConnectProcess(tmp_path / "worker", broker.bootstrap, connectors=[cdc_connector(postgres)]) as worker:
+    with ConnectProcess(tmp_path / "worker", broker.bootstrap, connectors=[cdc_connector(postgres, topic_name)]) as worker:
         try:
             assert summary(reader.until(1)[0]) == (C, {"id": 1}, "r", None, {"id": 1, "name": "ann"})
             with psycopg.connect(dsn, autocommit=True) as c:
@@ -112,7 +114,7 @@ def test_cdc_through_the_worker_gives_debezium_records(broker: BrokerProcess | E
 
 
 def test_kill_9_of_the_worker_mid_stream_loses_no_change(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
-                                                        postgres: PostgresServer) -> None:
+                                                        postgres: PostgresServer, topic_name: str) -> None:
     dsn = postgres.create_database("inventory")
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL)")
@@ -126,9 +128,9 @@ def test_kill_9_of_the_worker_mid_stream_loses_no_change(broker: BrokerProcess |
                     return
                 c.execute("INSERT INTO customers VALUES (%s, %s)", (i, f"n{i}"))
 
-    connector = cdc_connector(postgres, **{"snapshot.mode": "never"})
+    connector = cdc_connector(postgres, topic_name, **{"snapshot.mode": "never"})
     workdir = tmp_path / "worker"
-    reader = Reader(broker.bootstrap, [C])
+    reader = Reader(broker.bootstrap, [f"{topic_name}.public.customers"])
     writer = threading.Thread(target=write)
     try:
         with ConnectProcess(workdir, broker.bootstrap, connectors=[connector]) as worker:
@@ -140,7 +142,8 @@ def test_kill_9_of_the_worker_mid_stream_loses_no_change(broker: BrokerProcess |
             worker.process.wait(10)
         writer.join(60)
         with ConnectProcess(workdir, broker.bootstrap, connectors=[connector]):
-            got = reader.until(total, timeout=90)
+            # at-least-once: changes after the last stored offset come again, so wait for every id
+            got = reader.until(total, timeout=90, measure=lambda got: len({r[1]["id"] for r in got}))
             ids = [r[1]["id"] for r in got]
             assert set(ids) == set(range(total))
             # at-least-once: a repeat is only a change re-sent after the last stored offset
@@ -158,7 +161,7 @@ def postgres_slot_exists(dsn: str) -> bool:
 
 
 def test_jdbc_source_to_jdbc_sink_through_the_broker(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
-                                                     postgres: PostgresServer) -> None:
+                                                     postgres: PostgresServer, topic_name: str) -> None:
     src = postgres.create_database("app")
     dst = postgres.create_database("warehouse")
     with psycopg.connect(src, autocommit=True) as c:
@@ -166,16 +169,16 @@ def test_jdbc_source_to_jdbc_sink_through_the_broker(broker: BrokerProcess | Ext
                   "payload text)")
         c.execute("INSERT INTO events (payload) VALUES ('a'), ('b')")
     source = {"name": "jdbc-src", "connector.class": "io.confluent.connect.jdbc.JdbcSourceConnector",
-              "connection.url": src, "table.whitelist": "events", "topic.prefix": "pg-", "tasks.max": "1",
+              "connection.url": src, "table.whitelist": "events", "topic.prefix": f"{topic_name}-", "tasks.max": "1",
               "mode": "timestamp+incrementing", "timestamp.column.name": "ts", "incrementing.column.name": "id",
               "poll.interval.ms": "200"}
     sink = {"name": "jdbc-sink", "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
-            "connection.url": dst, "topics": "pg-events", "tasks.max": "1", "insert.mode": "upsert",
+            "connection.url": dst, "topics": f"{topic_name}-events", "tasks.max": "1", "insert.mode": "upsert",
             "pk.mode": "record_value", "pk.fields": "id", "auto.create": "true", "table.name.format": "events"}
     # the sink's consumer would not see a topic created after it subscribed until its next
     # metadata refresh: create it first
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic("pg-events", 1, 1)])["pg-events"].result(30)
+    admin.create_topics([NewTopic(f"{topic_name}-events", 1, 1)])[f"{topic_name}-events"].result(30)
     late = psycopg.connect(src)
     try:
         with ConnectProcess(tmp_path / "worker", broker.bootstrap, connectors=[source, sink],

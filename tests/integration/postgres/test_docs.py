@@ -1,6 +1,7 @@
 """docs/connect-postgres.md's connector configurations, run as written (only the PostgreSQL
-address, user and the broker's are the test's): CDC in five minutes, and the JDBC source and
-sink examples."""
+address, user, the broker's and the topic names are the test's: a broker shared by the whole
+suite, as ``make test-kafka``'s, keeps other tests' topics): CDC in five minutes, and the JDBC
+source and sink examples."""
 
 from __future__ import annotations
 
@@ -20,11 +21,18 @@ pytestmark = pytest.mark.timeout(120)
 DOC = Path(__file__).resolve().parents[3] / "docs" / "connect-postgres.md"
 
 
-def blocks(pg: PostgresServer) -> list[dict[str, str]]:
-    """The doc's ``properties`` blocks, pointed at the test's PostgreSQL."""
+def blocks(pg: PostgresServer, topic_prefix: str) -> list[dict[str, str]]:
+    """The doc's ``properties`` blocks, pointed at the test's PostgreSQL, their topic names
+    starting with ``topic_prefix`` (``dbserver1.…`` → ``<topic_prefix>.…``, ``pg-…`` →
+    ``<topic_prefix>-…``)."""
     text = DOC.read_text(encoding="utf-8")
     text = (text.replace("127.0.0.1:5432", f"127.0.0.1:{pg.port}").replace("database.port=5432", f"database.port={pg.port}")
             .replace("postgres@", "tomyum@").replace("database.user=postgres", "database.user=tomyum"))
+    for name, ours in (("topic.prefix=dbserver1\n", f"topic.prefix={topic_prefix}\n"),
+                       ("topic.prefix=pg-\n", f"topic.prefix={topic_prefix}-\n"),
+                       ("topics=pg-events\n", f"topics={topic_prefix}-events\n")):
+        assert name in text, f"{DOC} no longer says {name!r}: update this test"
+        text = text.replace(name, ours)
     out = []
     for body in re.findall(r"```properties\n(.*?)```", text, re.S):
         out.append(dict(line.split("=", 1) for line in body.splitlines() if line and not line.startswith("#")))
@@ -32,14 +40,14 @@ def blocks(pg: PostgresServer) -> list[dict[str, str]]:
 
 
 def test_postgres_cdc_in_five_minutes(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
-                                      postgres: PostgresServer) -> None:
-    worker, cdc, _source, _sink = blocks(postgres)
+                                      postgres: PostgresServer, topic_name: str) -> None:
+    worker, cdc, _source, _sink = blocks(postgres, topic_name)
     dsn = postgres.create_database("inventory")
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
         c.execute("CREATE TABLE ignored (id int PRIMARY KEY)")
     worker = {**worker, "bootstrap.servers": broker.bootstrap, "listeners": "http://127.0.0.1:0"}
-    reader = Reader(broker.bootstrap, ["dbserver1.public.customers"])
+    reader = Reader(broker.bootstrap, [f"{topic_name}.public.customers"])
     try:
         with ConnectProcess(tmp_path / "w", broker.bootstrap, worker=worker, connectors=[cdc]):
             wait_until(lambda: _slot(dsn), timeout=30, what="the replication slot")
@@ -62,15 +70,16 @@ def _slot(dsn: str) -> bool:
 
 
 def test_jdbc_source_and_sink_examples(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
-                                       postgres: PostgresServer) -> None:
-    worker, _cdc, source, sink = blocks(postgres)
+                                       postgres: PostgresServer, topic_name: str) -> None:
+    worker, _cdc, source, sink = blocks(postgres, topic_name)
     app, warehouse = postgres.create_database("app"), postgres.create_database("warehouse")
     with psycopg.connect(app, autocommit=True) as c:
         c.execute("CREATE TABLE events (id serial PRIMARY KEY, ts timestamp NOT NULL DEFAULT clock_timestamp(), "
                   "payload text)")
         c.execute("INSERT INTO events (payload) VALUES ('a'), ('b')")
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # kept alive until the topic exists
-    admin.create_topics([NewTopic("pg-events", 1, 1)])["pg-events"].result(30)
+    events = f"{topic_name}-events"
+    admin.create_topics([NewTopic(events, 1, 1)])[events].result(30)
     worker = {**worker, "bootstrap.servers": broker.bootstrap, "listeners": "http://127.0.0.1:0",
               "consumer.auto.offset.reset": "earliest"}
     with ConnectProcess(tmp_path / "w", broker.bootstrap, worker=worker, connectors=[source, sink]) as w:

@@ -759,6 +759,25 @@ def incremental_alter_configs_session(c: Conn, v: int, p: str) -> None:
 
 # Cluster, security, quotas -------------------------------------------------------------------
 
+@session(35)
+def describe_log_dirs_session(c: Conn, v: int, p: str) -> None:
+    t = f"{p}-t"
+    create_topic(c, t, partitions=2)
+    produce(c, 9, t, batch(b"x" * 100, b"y"), record=False)
+
+    def view(r: Any) -> Any:
+        # the directory's path and its volume's bytes are each machine's own; the sizes are
+        # not: both brokers store the same batches in Kafka's format
+        return {"error_code": r.get("error_code", 0), "results": [{
+            "error_code": d["error_code"],
+            "topics": [{"name": t["name"], "partitions": sorted(t["partitions"], key=lambda x: x["partition_index"])}
+                       for t in sorted(d["topics"], key=lambda t: t["name"])],
+            "volume told": [d.get("total_bytes", 1) > 0, d.get("usable_bytes", 1) > 0]} for d in r["results"]]}
+
+    c.send(35, v, "one topic, a partition it lacks", view=view, topics=[{"topic": t, "partitions": [0, 1, 7]}])
+    c.send(35, v, "an unknown topic", view=view, topics=[{"topic": f"{p}-missing", "partitions": [0]}])
+
+
 @session(60)
 def describe_cluster_session(c: Conn, v: int, p: str) -> None:
     extra = {"endpoint_type": 1} if v >= 1 else {}

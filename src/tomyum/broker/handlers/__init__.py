@@ -10,6 +10,7 @@ from tomyum.broker.handlers import (  # noqa: F401
     group_admin,
     groups,
     list_offsets,
+    log_dirs,
     metadata,
     offset_commits,
     produce,

@@ -83,7 +83,8 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
             ctx.connection.close("an acks=0 produce failed; closing so that the client notices")
         return NO_RESPONSE
     if durable:
-        return Deferred(_await_durable(ctx, request, results, durable, throttle_ms))
+        response = _when_durable(ctx, request, results, durable, throttle_ms)
+        return Deferred(response) if isinstance(response, asyncio.Future) else response
     return RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms))
 
 
@@ -127,28 +128,68 @@ def _transactional(records: Any) -> bool:
     return header.magic == MAGIC and header.is_transactional
 
 
-async def _await_durable(
+def _when_durable(
     ctx: RequestContext,
     request: Any,
     results: list[tuple[str, list[PartitionResult]]],
     durable: list[tuple[TopicPartition, int, list[PartitionResult], int]],
     throttle_ms: int,
-) -> RawResponse:
+) -> RawResponse | asyncio.Future[RawResponse]:
+    """The response once every partition in ``durable`` has passed a group commit, or the
+    request's timeout (those not yet durable then answer REQUEST_TIMED_OUT). Callbacks on the
+    engine's durability futures, not a task per request: the group commit resolves them and
+    the last one encodes the response."""
     store = ctx.broker.store
-    timeout_s = max(ms(request.timeout), 0) / 1000
-    waits = [asyncio.ensure_future(store.wait_durable(tp, end)) for tp, end, _, _ in durable]
-    done, pending = await asyncio.wait(waits, timeout=timeout_s or None)
-    for fut in pending:
-        fut.cancel()
-    for fut, (tp, _, parts, i) in zip(waits, durable):
-        if fut in pending:
-            code, message = ErrorCode.request_timed_out, "not durable within the request timeout"
-        elif fut.exception() is not None:
-            exc = fut.exception()
-            code = exc.code if isinstance(exc, KafkaError) else ErrorCode.kafka_storage_error
-            message = str(exc)
-        else:
+    waiting: list[tuple[asyncio.Future[None], TopicPartition, list[PartitionResult], int]] = []
+    for tp, end, parts, i in durable:
+        try:
+            fut = store.durable_future(tp, end)
+        except KafkaError as e:  # gone since the append
+            _not_acknowledged(tp, parts, i, e.code, str(e))
             continue
-        log.warning("produce to %s not acknowledged: %s", tp, message)
-        parts[i] = PartitionResult(parts[i].index, code, error_message=message)
-    return RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms))
+        if fut is not None:
+            waiting.append((fut, tp, parts, i))
+    if not waiting:
+        return RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms))
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[RawResponse] = loop.create_future()
+    left = len(waiting)
+
+    def finish() -> None:
+        if timer is not None:
+            timer.cancel()
+        for fut, tp, parts, i in waiting:
+            if not fut.done():
+                fut.cancel()
+                _not_acknowledged(tp, parts, i, ErrorCode.request_timed_out, "not durable within the request timeout")
+            elif not fut.cancelled() and (exc := fut.exception()) is not None:
+                code = exc.code if isinstance(exc, KafkaError) else ErrorCode.kafka_storage_error
+                _not_acknowledged(tp, parts, i, code, str(exc))
+        if not answer.done():
+            answer.set_result(RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms)))
+
+    def one_done(_: asyncio.Future[None]) -> None:
+        nonlocal left
+        left -= 1
+        if left == 0 and not answer.done():
+            finish()
+
+    def abandoned(_: asyncio.Future[RawResponse]) -> None:
+        if answer.cancelled():  # the broker shuts down: stop waiting, answer nothing
+            if timer is not None:
+                timer.cancel()
+            for wait in waiting:
+                wait[0].cancel()
+
+    timeout_s = max(ms(request.timeout), 0) / 1000
+    timer = loop.call_later(timeout_s, finish) if timeout_s else None
+    for wait in waiting:
+        wait[0].add_done_callback(one_done)
+    answer.add_done_callback(abandoned)
+    return answer
+
+
+def _not_acknowledged(tp: TopicPartition, parts: list[PartitionResult], i: int, code: ErrorCode,
+                      message: str) -> None:
+    log.warning("produce to %s not acknowledged: %s", tp, message)
+    parts[i] = PartitionResult(parts[i].index, code, error_message=message)

@@ -91,8 +91,15 @@ def _sql_type(schema: JsonSchema) -> str:
 
 
 def _param(schema: JsonSchema, value: Any) -> Any:
-    """A Connect value as the SQL parameter for its column (logical dates and times as ints)."""
+    """A Connect value as the SQL parameter for its column (logical dates and times as ints, or as
+    the UTC instants JsonConverter reads them into)."""
     name = schema.get("name")
+    if isinstance(value, datetime.datetime):  # JsonConverter's logical values: instants in UTC
+        if name == "org.apache.kafka.connect.data.Date":
+            return value.astimezone(datetime.timezone.utc).date()
+        if name == "org.apache.kafka.connect.data.Time":
+            return value.astimezone(datetime.timezone.utc).time()
+        return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)  # as the int path: naive UTC
     if value is None or not isinstance(value, int):
         return value
     if name == "org.apache.kafka.connect.data.Timestamp":

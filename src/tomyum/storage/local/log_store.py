@@ -2,8 +2,8 @@
 
 Durability (the broker's contract): ``append`` writes to the segment file on the event
 loop; one background task, the group commit, fdatasyncs every partition written since its
-last round in a worker thread, then advances those partitions' high watermarks and
-resolves their ``wait_durable`` futures. One fsync round covers every produce waiting at
+last round in a thread of its own (``sync_thread.py``), then advances those partitions' high
+watermarks and resolves their ``wait_durable`` futures. One fsync round covers every produce waiting at
 that moment, across partitions, so acks=-1 costs little more than acks=1.
 
 Flush policy (Kafka's ``flush.messages`` / ``flush.ms``, broker defaults
@@ -36,6 +36,7 @@ from tomyum.storage.local.checkpoint import fsync_dir, read_checkpoint, write_at
 from tomyum.storage.local.cleaner import CleanPlan, clean, plan_cleaning, remove_leftovers
 from tomyum.storage.local.partition_log import PartitionLog
 from tomyum.storage.local.segment import LogSegment
+from tomyum.storage.local.sync_thread import SyncThread
 from tomyum.storage.served_partitions import ServedPartitions
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
         self._wake = asyncio.Event()
         self._hw_callbacks: list[Callable[[TopicPartition, int], None]] = []
         self._sync_callbacks: list[Callable[[SyncRound], None]] = []
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+        #: the group commit's fsyncs and the checkpoint writes, in order, off the event loop
+        self._io = SyncThread("group-commit")
         self._sync_task: asyncio.Task[None] | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
@@ -141,7 +143,7 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
             await asyncio.gather(*self._removals, return_exceptions=True)
         self._write_checkpoints({tp: plog.log_end_offset for tp, plog in self._logs.items()})
         write_atomically(self.data_dir / ".kafka_cleanshutdown", b"")
-        self._executor.shutdown(wait=True)
+        self._io.close()
         self._cleaner_executor.shutdown(wait=True)
 
     def _remove_strays(self, partitions: Mapping[TopicPartition, PartitionSpec]) -> None:
@@ -204,7 +206,7 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
                 except StorageError:
                     _remove_dirs([directory])  # what the failed open made of it
                     raise
-            await asyncio.get_running_loop().run_in_executor(self._executor, fsync_dir, self.data_dir)
+            await self._io.run(fsync_dir, self.data_dir)
         except (StorageError, OSError) as e:
             for plog in opened:
                 plog.close_without_seal()
@@ -282,11 +284,16 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
             self._wake.set()
 
     async def wait_durable(self, tp: TopicPartition, offset: int) -> None:
+        fut = self.durable_future(tp, offset)
+        if fut is not None:
+            await fut
+
+    def durable_future(self, tp: TopicPartition, offset: int) -> asyncio.Future[None] | None:
         plog = self._log(tp)
         fut = plog.durable_future(offset)
         if fut is not None:
             self._flush_soon(plog)  # someone waits: whatever the flush policy, sync it now
-            await fut
+        return fut
 
     def expire_producers(self) -> None:
         now, max_age = self.clock.time_ms(), self.config["producer.id.expiration.ms"]
@@ -372,8 +379,7 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
                 self._tombstones_due.pop(tp, None)
             else:
                 self._tombstones_due[tp] = result.tombstones_due_ms
-            await loop.run_in_executor(self._executor, write_checkpoint,
-                                       self.data_dir / CLEANER_CHECKPOINT, dict(self._first_dirty))
+            await self._io.run(write_checkpoint, self.data_dir / CLEANER_CHECKPOINT, dict(self._first_dirty))
             log.info("%s: cleaned offsets [%d, %d) (dirty ratio %.2f): %d of %d records kept, %d → %d bytes",
                      tp, plog.log_start_offset, plan.end, plan.dirty_ratio, result.records_kept,
                      result.records_read, result.bytes_before, result.bytes_after)
@@ -400,9 +406,8 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
 
     async def _save_log_start_offsets(self) -> None:
         starts = {tp: plog.log_start_offset for tp, plog in self._logs.items()}
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, write_checkpoint, self.data_dir / LOG_START, starts)
+            await self._io.run(write_checkpoint, self.data_dir / LOG_START, starts)
         except OSError as e:
             raise StorageError(f"cannot write {LOG_START}: {e.strerror}") from e
 
@@ -444,13 +449,12 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
             return
         self._sync_idle.clear()
         try:
-            loop = asyncio.get_running_loop()
             pinned = [seg for _, _, segs, _ in items for seg, _ in segs if not seg.closed]
             for seg in pinned:
                 seg.pin()  # retention may retire a segment meanwhile: its fd stays open
             dirs = [plog.directory for plog, _, _, dir_sync in items if dir_sync]
             try:
-                seconds = await loop.run_in_executor(self._executor, _sync_files, [s.fd for s in pinned], dirs)
+                seconds = await self._io.run(_sync_files, [s.fd for s in pinned], dirs)
             finally:
                 for seg in pinned:
                     seg.unpin()
@@ -471,9 +475,8 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
             recovery = {tp: plog.high_watermark for tp, plog in self._logs.items()}
-            loop = asyncio.get_running_loop()
             try:
-                await loop.run_in_executor(self._executor, self._write_checkpoints, recovery)
+                await self._io.run(self._write_checkpoints, recovery)
             except OSError as e:
                 log.error("cannot write checkpoints: %s", e)
 

@@ -102,9 +102,12 @@ class MemoryLogStore(ServedPartitions[MemoryPartitionLog]):
         return result
 
     async def wait_durable(self, tp: TopicPartition, offset: int) -> None:
-        fut = self._log(tp).durable_future(offset)
+        fut = self.durable_future(tp, offset)
         if fut is not None:
             await fut
+
+    def durable_future(self, tp: TopicPartition, offset: int) -> asyncio.Future[None] | None:
+        return self._log(tp).durable_future(offset)
 
     async def delete_records(self, tp: TopicPartition, offset: int) -> int:
         return self._log(tp).delete_records(offset)
