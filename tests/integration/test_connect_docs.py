@@ -49,16 +49,16 @@ def _commands() -> list[list[str]]:
 
 
 def _worker(workdir: Path, command: list[str]) -> ConnectProcess:
-    assert command[:3] == ["tomyum", "connect", "standalone"], command
+    assert command[:2] == ["tomyum", "connect"] and command[2] in ("standalone", "distributed"), command
     files = [workdir / a for a in command[3:]]
-    return ConnectProcess.for_files(workdir, files[0], files[1:])
+    return ConnectProcess.for_files(workdir, files[0], files[1:], mode=command[2])
 
 
 @pytest.mark.slow  # ~25 s: three workers, one after another
 def test_the_guide_runs(broker: BrokerProcess | ExternalBroker, tmp_path: Path) -> None:
     _write_files(tmp_path, broker.bootstrap)
     commands = _commands()
-    starts = [c for c in commands if c[:1] == ["tomyum"]]
+    starts = [c for c in commands if c[:3] == ["tomyum", "connect", "standalone"]]
     assert len(starts) == 2
 
     # FileStream in five minutes
@@ -111,3 +111,23 @@ def _curls() -> list[tuple[str, str, str | None]]:
             out.append((method, path, answer))
     assert out
     return out
+
+
+@pytest.mark.slow  # ~12 s: two distributed workers join, a connector is created and runs
+def test_the_distributed_example_runs(broker: BrokerProcess | ExternalBroker, tmp_path: Path) -> None:
+    _write_files(tmp_path, broker.bootstrap)
+    [start] = [c for c in _commands() if c[:3] == ["tomyum", "connect", "distributed"]]
+    (tmp_path / "input.txt").write_text("one\ntwo\n", encoding="utf-8")
+    with _worker(tmp_path, start) as first, _worker(tmp_path, start) as second, \
+            closing(httpx.Client(base_url=first.url, timeout=30)) as a, \
+            closing(httpx.Client(base_url=second.url, timeout=30)) as b:
+        config = {"connector.class": "FileStreamSource", "file": "input.txt", "topic": "dist-lines"}
+        created = b.post("/connectors", json={"name": "dist-source", "config": config})
+        assert created.status_code == 201, created.text
+        records = _consume(broker.bootstrap, "dist-lines", 2)
+        assert [json.loads(m.value())["payload"] for m in records] == ["one", "two"]
+        for http in (a, b):
+            wait_until(lambda: http.get("/connectors/dist-source/status").json()["tasks"][:1] and
+                       http.get("/connectors/dist-source/status").json()["tasks"][0]["state"] == "RUNNING",
+                       timeout=30, what="the task RUNNING, as both workers see it")
+        assert a.get("/connectors").json() == b.get("/connectors").json() == ["dist-source"]

@@ -1,5 +1,5 @@
-"""``tomyum connect standalone worker.properties [connector.properties ...]``: Kafka Connect's
-standalone worker, with its REST API (tomyum.connect)."""
+"""``tomyum connect standalone worker.properties [connector.properties ...]`` and ``tomyum connect
+distributed worker.properties``: Kafka Connect's workers, with its REST API (tomyum.connect)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,7 @@ def standalone(
     from tomyum.connect.connector import ConnectError
     from tomyum.connect.runtime import StandaloneRuntime
 
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s (%(name)s)")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    _logging()
     worker = _read(worker_properties)
     connectors = [_read(p) for p in connector_properties or []]
     try:
@@ -42,3 +41,26 @@ def standalone(
         runtime.run()
     except ConnectError as e:
         raise CliError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+@app.command()
+def distributed(
+    worker_properties: Annotated[Path, typer.Argument(metavar="WORKER.PROPERTIES", dir_okay=False,
+                                                      help="the worker's keys (bootstrap.servers, group.id, "
+                                                           "config/offset/status.storage.topic, listeners, ...)")],
+) -> None:
+    """Run a distributed worker: it joins group.id's workers; connectors are created by REST."""
+    from tomyum.connect.connector import ConnectError
+    from tomyum.connect.runtime import DistributedRuntime
+
+    _logging()
+    worker = _read(worker_properties)
+    try:
+        DistributedRuntime(worker).run()
+    except ConnectError as e:
+        raise CliError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s (%(name)s)")
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -102,6 +102,9 @@ class Connector(abc.ABC):
 
 class Task(abc.ABC):
     version: str = "unknown"
+    #: the Kafka class this task stands in for, written as ``task.class`` in its task config (a
+    #: Kafka worker sharing a distributed cluster instantiates that); None: this Python class
+    kafka_class: str | None = None
 
     @abc.abstractmethod
     def start(self, props: Mapping[str, str]) -> None: ...

@@ -93,6 +93,7 @@ class FileStreamSourceConnector(SourceConnector):
 
 class FileStreamSourceTask(SourceTask):
     version = VERSION
+    kafka_class = "org.apache.kafka.connect.file.FileStreamSourceTask"
 
     def __init__(self) -> None:
         self._stream: IO[bytes] | None = None
@@ -217,6 +218,7 @@ def java_string(value: Any) -> str:
 
 class FileStreamSinkTask(SinkTask):
     version = VERSION
+    kafka_class = "org.apache.kafka.connect.file.FileStreamSinkTask"
 
     def __init__(self) -> None:
         self._out: IO[str] | None = None

@@ -48,6 +48,20 @@ class BadRequestError(RestError):
     status = 400
 
 
+REBALANCING = "Cannot complete request because of a conflicting operation (e.g. worker rebalance)"
+
+
+class ForwardError(RestError):
+    """This worker cannot serve the request; ``url`` (the leader, or a task's owner) can. With
+    no url (no leader known: a rebalance is under way) it answers 409, as Kafka does."""
+
+    status = 409
+
+    def __init__(self, url: str) -> None:
+        super().__init__(REBALANCING if not url else f"Request should be handled by {url}")
+        self.url = url
+
+
 @dataclasses.dataclass(slots=True)
 class Status:
     state: State
@@ -118,6 +132,16 @@ def _one_of(name: str, value: Any, options: tuple[str, ...]) -> None:
         raise ConfigError(name, value, "String must be one of: " + ", ".join(options))
 
 
+ALTERED = "The offsets for this connector have been altered successfully"
+ALTERED_FRAMEWORK = ("The Connect framework-managed offsets for this connector have been altered successfully. "
+                     "However, if this connector manages offsets externally, they will need to be manually altered "
+                     "in the system that the connector uses.")
+RESET = "The offsets for this connector have been reset successfully"
+RESET_FRAMEWORK = ("The Connect framework-managed offsets for this connector have been reset successfully. "
+                   "However, if this connector manages offsets externally, they will need to be manually reset "
+                   "in the system that the connector uses.")
+
+
 class AbstractHerder:
     """Statuses, validation and read-only views shared by every herder. Thread-safe."""
 
@@ -148,7 +172,7 @@ class AbstractHerder:
                 return
             self.task_status[task] = Status(state, self.worker_id, trace)
 
-    def on_topic_used(self, connector: str, topic: str) -> None:
+    def on_topic_used(self, connector: str, topic: str, task: int = 0) -> None:
         with self.status_lock:
             self.active_topics.setdefault(connector, set()).add(topic)
 
@@ -296,3 +320,107 @@ class AbstractHerder:
             raise NotFoundError(f"Unknown plugin {plugin}.") from None
         d = cls().config()
         return [d.definition_json(k) for k in d.keys.values()]
+
+    # writes shared by every mode ----------------------------------------------------------------
+    @staticmethod
+    def check_name(name: str, config: Mapping[str, str]) -> dict[str, str]:
+        """The config as strings; a BadRequestError for a name Kafka rejects."""
+        if not name or name.strip() != name or any(ord(c) < 32 for c in name):
+            raise BadRequestError("Connector name configuration (name) is invalid: " + repr(name))
+        return {str(k): str(v) for k, v in config.items()}
+
+    def put_connector_config(self, name: str, config: Mapping[str, str], allow_replace: bool,
+                             initial_state: TargetState = TargetState.STARTED) -> tuple[bool, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _set_target(self, name: str, target: TargetState) -> None:
+        raise NotImplementedError
+
+    def catch_up(self) -> None:
+        """Called after a request was forwarded to another worker; nothing to do in one process."""
+
+    def put_task_configs(self, name: str, configs: list[dict[str, str]]) -> None:
+        """Kafka's internal ``POST /connectors/{name}/tasks``: distributed workers only."""
+        raise BadRequestError("This operation is only for inter-worker communications of distributed workers")
+
+    def pause(self, name: str) -> None:
+        self._set_target(name, TargetState.PAUSED)
+
+    def resume(self, name: str) -> None:
+        self._set_target(name, TargetState.STARTED)
+
+    def stop_connector(self, name: str) -> None:
+        self._set_target(name, TargetState.STOPPED)
+
+    def patch_connector_config(self, name: str, patch: Mapping[str, str | None]) -> dict[str, Any]:
+        with self.lock:
+            config = self._require(name)
+            for k, v in patch.items():
+                if v is None:
+                    config.pop(k, None)
+                else:
+                    config[k] = str(v)
+            if config.get("name", name) != name:
+                raise BadRequestError(f"Connector name configuration ({config['name']}) doesn't match connector "
+                                      f"name in the URL ({name})")
+            return self.put_connector_config(name, config, True)[1]
+
+    # offsets (KIP-875) ----------------------------------------------------------------------
+    def _is_sink(self, config: Mapping[str, str]) -> bool:
+        try:
+            return issubclass(plugins.connector_class(config["connector.class"]), SinkConnector)
+        except (ConnectError, KeyError):
+            return False
+
+    def offsets(self, name: str) -> dict[str, Any]:
+        config = self._require(name)
+        if self._is_sink(config):
+            return {"offsets": self.worker.sink_offsets(name, config)}
+        return {"offsets": self.worker.source_offsets(name)}
+
+    def _check_stopped(self, name: str) -> dict[str, str]:
+        config = self._require(name)
+        if self.target_state(name) is not TargetState.STOPPED or self.task_configs(name):
+            raise BadRequestError("Connectors must be in the STOPPED state before their offsets can be modified. "
+                                  "This can be done for the specified connector by issuing a 'PUT' request to the "
+                                  f"'/connectors/{name}/stop' endpoint")
+        return config
+
+    def alter_offsets(self, name: str, offsets: list[dict[str, Any]]) -> str:
+        with self.lock:
+            config = self._check_stopped(name)
+            try:
+                if self._is_sink(config):
+                    parsed = []
+                    for entry in offsets:
+                        p, o = entry.get("partition"), entry.get("offset")
+                        if not isinstance(p, dict) or "kafka_topic" not in p or "kafka_partition" not in p:
+                            raise BadRequestError("Partitions / offsets need to be provided for an alter offsets request")
+                        offset = None if o is None else o.get("kafka_offset")
+                        if offset is not None and (not isinstance(offset, int) or offset < 0):
+                            raise BadRequestError("Kafka offsets must be non-negative integers")
+                        parsed.append((str(p["kafka_topic"]), int(p["kafka_partition"]), offset))
+                    managed = self.worker.alter_sink_offsets(name, config, parsed)
+                else:
+                    pairs = []
+                    for entry in offsets:
+                        p, o = entry.get("partition"), entry.get("offset")
+                        if not isinstance(p, dict) or (o is not None and not isinstance(o, dict)):
+                            raise BadRequestError("Partitions / offsets need to be provided for an alter offsets request")
+                        pairs.append((p, o))
+                    managed = self.worker.alter_source_offsets(name, config, pairs)
+            except ConnectError as e:
+                raise BadRequestError(f"Failed to alter offsets for connector {name}: {e}") from e
+            return ALTERED if managed else ALTERED_FRAMEWORK
+
+    def reset_offsets(self, name: str) -> str:
+        with self.lock:
+            config = self._check_stopped(name)
+            try:
+                if self._is_sink(config):
+                    managed = self.worker.reset_sink_offsets(name, config)
+                else:
+                    managed = self.worker.reset_source_offsets(name, config)
+            except ConnectError as e:
+                raise BadRequestError(f"Failed to reset offsets for connector {name}: {e}") from e
+            return RESET if managed else RESET_FRAMEWORK

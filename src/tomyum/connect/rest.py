@@ -4,7 +4,9 @@ Paths, status codes and bodies are those of Kafka's ConnectorsResource, Connecto
 RootResource and LoggingResource: 201 + Location for a created connector, 202 for pause, resume
 and a restart with ``includeTasks``/``onlyFailed`` (its body the restart plan), 204 for stop,
 delete, task restart and a plain connector restart; errors as ``{"error_code": <status>,
-"message": …}``. The OpenAPI document (:mod:`tomyum.connect.openapi`) is served at ``/openapi.json``.
+"message": …}``. A distributed worker that is not the leader forwards writes to the leader (and a
+task restart to the worker running the task), as Kafka's workers do; during a rebalance they are
+answered 409. The OpenAPI document (:mod:`tomyum.connect.openapi`) is served at ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tomyum import __version__
-from tomyum.connect.herder import BadRequestError, RestError
+from tomyum.connect.distributed import DistributedHerder
+from tomyum.connect.herder import REBALANCING, BadRequestError, ForwardError, RestError
 from tomyum.connect.openapi import document as openapi_document
 from tomyum.connect.standalone import StandaloneHerder
 from tomyum.connect.worker import TargetState
 
 KAFKA_VERSION = "4.4.0"
+#: how many workers a request has been forwarded through (a request is forwarded at most twice)
+FORWARDED = "X-Tomyum-Forwarded"
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -46,7 +52,42 @@ def _bool_param(request: Request, name: str) -> bool:
     return request.query_params.get(name, "false").strip().lower() == "true"
 
 
-def create_app(herder: StandaloneHerder) -> Starlette:
+async def _forward(request: Request, url: str, hops: int) -> Response:
+    """The same request to ``url``; its answer as ours."""
+    import httpx
+
+    target = url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    headers = {FORWARDED: str(hops), "Content-Type": request.headers.get("content-type", "application/json")}
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            r = await client.request(request.method, target, content=await request.body(), headers=headers)
+    except httpx.HTTPError as e:
+        return _error(409, f"{REBALANCING}: forwarding to {url} failed ({e})")
+    kept = {k: v for k, v in r.headers.items() if k.lower() in ("content-type", "location")}
+    return Response(r.content, status_code=r.status_code, headers=kept)
+
+
+def _forwarding(herder: StandaloneHerder | DistributedHerder, endpoint: Endpoint) -> Endpoint:
+    """``endpoint``, forwarded where the herder says (:class:`ForwardError`): at most twice (a
+    worker to the leader, the leader to the worker running a task), then 409."""
+    async def wrapped(request: Request) -> Response:
+        await request.body()  # read now: kept by the request for the endpoint or a forward
+        try:
+            return await endpoint(request)
+        except ForwardError as e:
+            hops = int(request.headers.get(FORWARDED, "0")) if request.headers.get(FORWARDED, "0").isdigit() else 2
+            if not e.url or hops >= 2:
+                logging.getLogger("tomyum.connect.rest").info("409 for %s %s: %s", request.method, request.url.path,
+                                                               e.url or "no leader")
+                return _error(409, REBALANCING)
+            response = await _forward(request, e.url, hops + 1)
+            if response.status_code < 300:
+                await run_in_threadpool(herder.catch_up)
+            return response
+    return wrapped
+
+
+def create_app(herder: StandaloneHerder | DistributedHerder) -> Starlette:
     """The REST application for ``herder``; herder calls run in a thread pool (they may block)."""
 
     def call(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
@@ -148,6 +189,14 @@ def create_app(herder: StandaloneHerder) -> Starlette:
     async def tasks(request: Request) -> Response:
         return JSONResponse(await call(herder.task_infos, request.path_params["name"]))
 
+    async def put_task_configs(request: Request) -> Response:
+        body = await _json_body(request)
+        if not isinstance(body, list) or not all(isinstance(c, dict) for c in body):
+            raise BadRequestError("Task configs must be a JSON array of objects")
+        configs = [{str(k): str(v) for k, v in c.items() if v is not None} for c in body]
+        await call(herder.put_task_configs, request.path_params["name"], configs)
+        return Response(status_code=204)
+
     def _task(request: Request) -> int:
         try:
             return int(request.path_params["task"])
@@ -239,21 +288,22 @@ def create_app(herder: StandaloneHerder) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/connectors", list_connectors, methods=["GET"]),
-        Route("/connectors", create_connector, methods=["POST"]),
+        Route("/connectors", _forwarding(herder, create_connector), methods=["POST"]),
         Route(c, get_connector, methods=["GET"]),
-        Route(c, delete_connector, methods=["DELETE"]),
-        Route(c + "/config", connector_config, methods=["GET", "PUT", "PATCH"]),
+        Route(c, _forwarding(herder, delete_connector), methods=["DELETE"]),
+        Route(c + "/config", _forwarding(herder, connector_config), methods=["GET", "PUT", "PATCH"]),
         Route(c + "/status", status, methods=["GET"]),
-        Route(c + "/restart", restart, methods=["POST"]),
-        Route(c + "/pause", pause, methods=["PUT"]),
-        Route(c + "/resume", resume, methods=["PUT"]),
-        Route(c + "/stop", stop, methods=["PUT"]),
+        Route(c + "/restart", _forwarding(herder, restart), methods=["POST"]),
+        Route(c + "/pause", _forwarding(herder, pause), methods=["PUT"]),
+        Route(c + "/resume", _forwarding(herder, resume), methods=["PUT"]),
+        Route(c + "/stop", _forwarding(herder, stop), methods=["PUT"]),
         Route(c + "/tasks", tasks, methods=["GET"]),
+        Route(c + "/tasks", _forwarding(herder, put_task_configs), methods=["POST"]),
         Route(c + "/tasks/{task}/status", task_status, methods=["GET"]),
-        Route(c + "/tasks/{task}/restart", task_restart, methods=["POST"]),
+        Route(c + "/tasks/{task}/restart", _forwarding(herder, task_restart), methods=["POST"]),
         Route(c + "/topics", topics, methods=["GET"]),
         Route(c + "/topics/reset", topics_reset, methods=["PUT"]),
-        Route(c + "/offsets", offsets, methods=["GET", "PATCH", "DELETE"]),
+        Route(c + "/offsets", _forwarding(herder, offsets), methods=["GET", "PATCH", "DELETE"]),
         Route("/connector-plugins", connector_plugins, methods=["GET"]),
         Route("/connector-plugins/{plugin}/config", plugin_config, methods=["GET"]),
         Route("/connector-plugins/{plugin}/config/validate", validate, methods=["PUT"]),

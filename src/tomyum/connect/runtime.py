@@ -1,4 +1,4 @@
-"""``tomyum connect standalone``: wire a worker, a standalone herder and the REST server.
+"""``tomyum connect standalone|distributed``: wire a worker, a herder and the REST server.
 
 The REST server listens on the first of ``listeners`` (Kafka's default ``http://:8083``); the
 worker id is that ``host:port``, as Kafka's. Connectors given as property files are created
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from tomyum.connect import plugins
 from tomyum.connect.connector import ConnectError
+from tomyum.connect.distributed import DistributedHerder, KafkaOffsetBackingStore
 from tomyum.connect.herder import RestError
 from tomyum.connect.offsets import FileOffsetBackingStore, MemoryOffsetBackingStore, OffsetBackingStore
 from tomyum.connect.standalone import StandaloneHerder
@@ -53,35 +54,29 @@ def _cluster_id(worker: Worker) -> str | None:
         return None
 
 
-class StandaloneRuntime:
-    """A standalone worker with its REST server; ``run()`` serves until SIGINT/SIGTERM."""
+class _Runtime:
+    """A worker with its REST server; ``run()`` serves until SIGINT/SIGTERM."""
 
-    def __init__(self, worker_props: Mapping[str, str], connector_configs: list[dict[str, str]]) -> None:
+    def __init__(self, worker_props: Mapping[str, str]) -> None:
         self.worker_props = dict(worker_props)
-        self.connector_configs = connector_configs
         self.host, port = parse_listener(self.worker_props.get("listeners", DEFAULT_LISTENER))
         # bound now, so that port 0 (an ephemeral port, for tests) gives the worker id its real port
         self.socket = socket.create_server((self.host, port), reuse_port=False)
         self.port = self.socket.getsockname()[1]
         plugins.add_plugin_path(p.strip() for p in self.worker_props.get("plugin.path", "").split(",") if p.strip())
         advertised = self.worker_props.get("rest.advertised.host.name") or self.host or socket.gethostname()
-        self.worker_id = f"{advertised}:{self.port}"
-        filename = self.worker_props.get("offset.storage.file.filename", "").strip()
-        store: OffsetBackingStore = FileOffsetBackingStore(Path(filename)) if filename else MemoryOffsetBackingStore()
-        config = WorkerConfig.from_props(self.worker_props, self.worker_id)
-        self.herder = StandaloneHerder(Worker(config, store, listener=_NoListener()))
+        raw_port = self.worker_props.get("rest.advertised.port", "").strip()
+        if raw_port and not raw_port.isdigit():
+            raise ConnectError(f"Invalid value {raw_port} for configuration rest.advertised.port: Not a number of type INT")
+        advertised_port = int(raw_port or self.port)
+        scheme = self.worker_props.get("rest.advertised.listener") or "http"
+        self.worker_id = f"{advertised}:{advertised_port}"
+        self.url = f"{scheme}://{self.worker_id}/"
+        self.config = WorkerConfig.from_props(self.worker_props, self.worker_id)
+        self.herder: StandaloneHerder | DistributedHerder
 
     def start_connectors(self) -> None:
-        self.herder.kafka_cluster_id = _cluster_id(self.herder.worker)
-        for config in self.connector_configs:
-            name = config.get("name", "").strip()
-            if not name:
-                raise ConnectError("Connector configuration is missing its name")
-            try:
-                self.herder.put_connector_config(name, config, allow_replace=False)
-            except RestError as e:
-                raise ConnectError(e.message) from None
-        self.herder.start()
+        raise NotImplementedError
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM, then stop every connector and task (a sink's consumer
@@ -107,6 +102,44 @@ class StandaloneRuntime:
         finally:
             self.socket.close()
             self.herder.stop()
+
+
+class StandaloneRuntime(_Runtime):
+    """``tomyum connect standalone``: connectors from property files, offsets in a file."""
+
+    def __init__(self, worker_props: Mapping[str, str], connector_configs: list[dict[str, str]]) -> None:
+        super().__init__(worker_props)
+        self.connector_configs = connector_configs
+        filename = self.worker_props.get("offset.storage.file.filename", "").strip()
+        store: OffsetBackingStore = FileOffsetBackingStore(Path(filename)) if filename else MemoryOffsetBackingStore()
+        self.herder = StandaloneHerder(Worker(self.config, store, listener=_NoListener()))
+
+    def start_connectors(self) -> None:
+        self.herder.kafka_cluster_id = _cluster_id(self.herder.worker)
+        for config in self.connector_configs:
+            name = config.get("name", "").strip()
+            if not name:
+                raise ConnectError("Connector configuration is missing its name")
+            try:
+                self.herder.put_connector_config(name, config, allow_replace=False)
+            except RestError as e:
+                raise ConnectError(e.message) from None
+        self.herder.start()
+
+
+class DistributedRuntime(_Runtime):
+    """``tomyum connect distributed``: a member of the ``group.id`` cluster of workers, state in
+    Kafka's three internal topics (:mod:`tomyum.connect.distributed`)."""
+
+    def __init__(self, worker_props: Mapping[str, str]) -> None:
+        super().__init__(worker_props)
+        store = KafkaOffsetBackingStore()
+        self.herder = DistributedHerder(Worker(self.config, store, listener=_NoListener()), store,
+                                        self.worker_props, self.url)
+
+    def start_connectors(self) -> None:
+        self.herder.start()  # first: a topic it cannot create ends the start before any other client
+        self.herder.kafka_cluster_id = _cluster_id(self.herder.worker)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -21,16 +21,6 @@ from tomyum.connect.worker import State, TargetState, TaskId, Worker
 
 log = logging.getLogger("tomyum.connect.standalone")
 
-ALTERED = "The offsets for this connector have been altered successfully"
-ALTERED_FRAMEWORK = ("The Connect framework-managed offsets for this connector have been altered successfully. "
-                     "However, if this connector manages offsets externally, they will need to be manually altered "
-                     "in the system that the connector uses.")
-RESET = "The offsets for this connector have been reset successfully"
-RESET_FRAMEWORK = ("The Connect framework-managed offsets for this connector have been reset successfully. "
-                   "However, if this connector manages offsets externally, they will need to be manually reset "
-                   "in the system that the connector uses.")
-
-
 class StandaloneHerder(AbstractHerder):
     def __init__(self, worker: Worker, kafka_cluster_id: str | None = None) -> None:
         super().__init__(worker, kafka_cluster_id)
@@ -68,9 +58,7 @@ class StandaloneHerder(AbstractHerder):
     def put_connector_config(self, name: str, config: Mapping[str, str], allow_replace: bool,
                              initial_state: TargetState = TargetState.STARTED) -> tuple[bool, dict[str, Any]]:
         """Create or replace; returns (created, ConnectorInfo)."""
-        config = {str(k): str(v) for k, v in config.items()}
-        if not name or name.strip() != name or any(ord(c) < 32 for c in name):
-            raise BadRequestError("Connector name configuration (name) is invalid: " + repr(name))
+        config = self.check_name(name, config)
         with self.lock:
             exists = name in self._configs
             if exists and not allow_replace:
@@ -83,19 +71,6 @@ class StandaloneHerder(AbstractHerder):
             self._configs[name] = config
             self._start_connector(name)
             return not exists, self.connector_info(name)
-
-    def patch_connector_config(self, name: str, patch: Mapping[str, str | None]) -> dict[str, Any]:
-        with self.lock:
-            config = self._require(name)
-            for k, v in patch.items():
-                if v is None:
-                    config.pop(k, None)
-                else:
-                    config[k] = str(v)
-            if config.get("name", name) != name:
-                raise BadRequestError(f"Connector name configuration ({config['name']}) doesn't match connector "
-                                      f"name in the URL ({name})")
-            return self.put_connector_config(name, config, True)[1]
 
     def delete_connector(self, name: str) -> None:
         with self.lock:
@@ -155,15 +130,6 @@ class StandaloneHerder(AbstractHerder):
                 self._start_tasks(name)
 
     # target states --------------------------------------------------------------------------
-    def pause(self, name: str) -> None:
-        self._set_target(name, TargetState.PAUSED)
-
-    def resume(self, name: str) -> None:
-        self._set_target(name, TargetState.STARTED)
-
-    def stop_connector(self, name: str) -> None:
-        self._set_target(name, TargetState.STOPPED)
-
     def _set_target(self, name: str, target: TargetState) -> None:
         with self.lock:
             self._require(name)
@@ -238,63 +204,3 @@ class StandaloneHerder(AbstractHerder):
         if restart_connector or tasks:
             threading.Thread(target=run, daemon=True, name=f"restart-{name}").start()
         return status
-
-    # offsets (KIP-875) ----------------------------------------------------------------------
-    def _is_sink(self, config: Mapping[str, str]) -> bool:
-        try:
-            return issubclass(plugins.connector_class(config["connector.class"]), SinkConnector)
-        except (ConnectError, KeyError):
-            return False
-
-    def offsets(self, name: str) -> dict[str, Any]:
-        config = self._require(name)
-        if self._is_sink(config):
-            return {"offsets": self.worker.sink_offsets(name, config)}
-        return {"offsets": self.worker.source_offsets(name)}
-
-    def _check_stopped(self, name: str) -> dict[str, str]:
-        config = self._require(name)
-        if self._targets[name] is not TargetState.STOPPED or self._task_configs.get(name):
-            raise BadRequestError("Connectors must be in the STOPPED state before their offsets can be modified. "
-                                  "This can be done for the specified connector by issuing a 'PUT' request to the "
-                                  f"'/connectors/{name}/stop' endpoint")
-        return config
-
-    def alter_offsets(self, name: str, offsets: list[dict[str, Any]]) -> str:
-        with self.lock:
-            config = self._check_stopped(name)
-            try:
-                if self._is_sink(config):
-                    parsed = []
-                    for entry in offsets:
-                        p, o = entry.get("partition"), entry.get("offset")
-                        if not isinstance(p, dict) or "kafka_topic" not in p or "kafka_partition" not in p:
-                            raise BadRequestError("Partitions / offsets need to be provided for an alter offsets request")
-                        offset = None if o is None else o.get("kafka_offset")
-                        if offset is not None and (not isinstance(offset, int) or offset < 0):
-                            raise BadRequestError("Kafka offsets must be non-negative integers")
-                        parsed.append((str(p["kafka_topic"]), int(p["kafka_partition"]), offset))
-                    managed = self.worker.alter_sink_offsets(name, config, parsed)
-                else:
-                    pairs = []
-                    for entry in offsets:
-                        p, o = entry.get("partition"), entry.get("offset")
-                        if not isinstance(p, dict) or (o is not None and not isinstance(o, dict)):
-                            raise BadRequestError("Partitions / offsets need to be provided for an alter offsets request")
-                        pairs.append((p, o))
-                    managed = self.worker.alter_source_offsets(name, config, pairs)
-            except ConnectError as e:
-                raise BadRequestError(f"Failed to alter offsets for connector {name}: {e}") from e
-            return ALTERED if managed else ALTERED_FRAMEWORK
-
-    def reset_offsets(self, name: str) -> str:
-        with self.lock:
-            config = self._check_stopped(name)
-            try:
-                if self._is_sink(config):
-                    managed = self.worker.reset_sink_offsets(name, config)
-                else:
-                    managed = self.worker.reset_source_offsets(name, config)
-            except ConnectError as e:
-                raise BadRequestError(f"Failed to reset offsets for connector {name}: {e}") from e
-            return RESET if managed else RESET_FRAMEWORK

@@ -72,7 +72,7 @@ class StatusListener(Protocol):
 
     def on_task_state(self, task: TaskId, state: State, trace: str | None) -> None: ...
 
-    def on_topic_used(self, connector: str, topic: str) -> None: ...
+    def on_topic_used(self, connector: str, topic: str, task: int = 0) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,7 +195,8 @@ class Worker:
         out = []
         for c in configs[:max_tasks]:
             task_props = dict(c)
-            task_props["task.class"] = f"{wc.connector.task_class().__module__}.{wc.connector.task_class().__qualname__}"
+            task_cls = wc.connector.task_class()
+            task_props["task.class"] = task_cls.kafka_class or f"{task_cls.__module__}.{task_cls.__qualname__}"
             if isinstance(wc.connector, SinkConnector):
                 for k in ("topics", "topics.regex"):
                     if k in wc.props:
@@ -552,7 +553,7 @@ class WorkerSourceTask(WorkerTask):
                         self.producer.poll(0.1)
                 if topic not in self.topics_seen:
                     self.topics_seen.add(topic)
-                    self.worker.listener.on_topic_used(self.task_id.connector, topic)
+                    self.worker.listener.on_topic_used(self.task_id.connector, topic, self.task_id.task)
         if record.source_partition is not None:
             self.pending_offsets[offset_key(self.task_id.connector, record.source_partition)] = (
                 None if record.source_offset is None else dumps(dict(record.source_offset)))
@@ -708,7 +709,7 @@ class WorkerSinkTask(WorkerTask):
             self.current[(topic, partition)] = offset + 1
             if topic not in self.topics_seen:
                 self.topics_seen.add(topic)
-                self.worker.listener.on_topic_used(self.task_id.connector, topic)
+                self.worker.listener.on_topic_used(self.task_id.connector, topic, self.task_id.task)
             if record is not None:
                 batch.append(record)
         if batch or messages:

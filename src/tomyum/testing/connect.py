@@ -1,4 +1,5 @@
-"""A real ``tomyum connect standalone`` worker in a child process, for integration tests.
+"""A real ``tomyum connect standalone`` (or ``distributed``) worker in a child process, for
+integration tests.
 
 It listens on an ephemeral loopback port (``listeners=http://127.0.0.1:0``) and is found by the
 line it logs when its REST server is up; its output goes to a log file. Every wait is bounded.
@@ -27,14 +28,18 @@ class ConnectProcess:
     """``with ConnectProcess(workdir, bootstrap) as w: w.url`` — started, stopped, bounded."""
 
     def __init__(self, workdir: Path, bootstrap: str, *, worker: Mapping[str, str] | None = None,
-                 connectors: Sequence[Mapping[str, str]] = (), start_timeout: float = 60.0) -> None:
+                 connectors: Sequence[Mapping[str, str]] = (), start_timeout: float = 60.0,
+                 mode: str = "standalone") -> None:
+        """``mode="distributed"``: ``worker`` carries group.id and the storage topics."""
         self.workdir = workdir
+        self.mode = mode
         workdir.mkdir(parents=True, exist_ok=True)
         props = {"bootstrap.servers": bootstrap, "listeners": "http://127.0.0.1:0",
                  "key.converter": "org.apache.kafka.connect.json.JsonConverter",
                  "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-                 "offset.storage.file.filename": str(workdir / "connect.offsets"),
                  "offset.flush.interval.ms": "1000"}
+        if mode == "standalone":
+            props["offset.storage.file.filename"] = str(workdir / "connect.offsets")
         props.update(worker or {})
         self.worker_file = write_properties(workdir / "worker.properties", props)
         self.connector_files = [write_properties(workdir / f"connector-{i}.properties", c)
@@ -46,18 +51,18 @@ class ConnectProcess:
 
     @classmethod
     def for_files(cls, workdir: Path, worker_file: Path, connector_files: Sequence[Path],
-                  start_timeout: float = 60.0) -> ConnectProcess:
+                  start_timeout: float = 60.0, mode: str = "standalone") -> ConnectProcess:
         """A worker started on property files as they are (their ``listeners`` must be port 0)."""
         self = cls.__new__(cls)
         self.workdir, self.worker_file, self.connector_files = workdir, worker_file, list(connector_files)
         self.log_path = workdir / f"connect-{len(list(workdir.glob('connect*.log')))}.log"
-        self.start_timeout, self.process, self.url = start_timeout, None, ""
+        self.start_timeout, self.process, self.url, self.mode = start_timeout, None, "", mode
         return self
 
     def start(self) -> ConnectProcess:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tomyum", "connect", "standalone", str(self.worker_file),
+                [sys.executable, "-m", "tomyum", "connect", self.mode, str(self.worker_file),
                  *map(str, self.connector_files)], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
 
         def ready() -> re.Match[str] | None:
@@ -65,7 +70,12 @@ class ConnectProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"connect worker exited with {self.process.returncode}:\n{self.output()}")
             return READY.search(self.output())
-        match = wait_until(ready, timeout=self.start_timeout, interval=0.05, what="the connect worker's REST server")
+        try:
+            match = wait_until(ready, timeout=self.start_timeout, interval=0.05,
+                               what="the connect worker's REST server")
+        except TimeoutError:
+            self.kill()
+            raise
         self.url = f"http://{match[1]}:{match[2]}"
         return self
 
@@ -83,6 +93,12 @@ class ConnectProcess:
                 self.process.kill()
                 self.process.wait(5)
         return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies without stopping anything (kill -9)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
     def __enter__(self) -> ConnectProcess:
         return self.start()

@@ -1,0 +1,64 @@
+"""Distributed mode's pure parts: ConnectProtocol v0's bytes (Kafka's ConnectProtocol schemas),
+the eager round-robin assignor, and how config-topic records in Kafka's format are read."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from tomyum.connect.distributed import ConfigState
+from tomyum.connect.group import Assignment, WorkerState, assign_eager
+from tomyum.connect.worker import TargetState
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def _str(s: str) -> bytes:
+    return struct.pack(">h", len(s)) + s.encode()
+
+
+def test_worker_state_is_connect_protocol_v0() -> None:
+    state = WorkerState(url="http://w1:8083/", config_offset=7)
+    assert state.encode() == struct.pack(">h", 0) + _str("http://w1:8083/") + struct.pack(">q", 7)
+    assert WorkerState.decode(state.encode()) == state
+
+
+def test_assignment_is_connect_protocol_v0_with_connector_task_minus_one() -> None:
+    a = Assignment(error=0, leader="m1", leader_url="http://w1:8083/", config_offset=12,
+                   connectors=("a",), tasks=(("a", 0), ("b", 1)))
+    expected = (struct.pack(">hh", 0, 0) + _str("m1") + _str("http://w1:8083/") + struct.pack(">q", 12)
+                + struct.pack(">i", 2)
+                + _str("a") + struct.pack(">iii", 2, -1, 0)
+                + _str("b") + struct.pack(">ii", 1, 1))
+    assert a.encode() == expected
+    assert Assignment.decode(expected) == a
+
+
+def test_eager_assignor_round_robin_over_sorted_members() -> None:
+    members = {"m2": WorkerState(url="http://w2/", config_offset=3), "m1": WorkerState(url="http://w1/", config_offset=3)}
+    given = assign_eager("m1", members, 3, ["c2", "c1", "c3"], [("c1", 0), ("c2", 0), ("c3", 0)])
+    assert given["m1"].connectors == ("c1", "c3") and given["m2"].connectors == ("c2",)
+    assert given["m1"].tasks == (("c2", 0),) and given["m2"].tasks == (("c1", 0), ("c3", 0))
+    assert {a.leader_url for a in given.values()} == {"http://w1/"}
+    every = [t for a in given.values() for t in a.tasks]
+    assert sorted(every) == [("c1", 0), ("c2", 0), ("c3", 0)]
+
+
+def test_config_records_in_kafkas_format() -> None:
+    state = ConfigState()
+    assert state.apply("target-state-s", {"state": "PAUSED", "state.v2": "STOPPED"}) == ("target", "s")
+    assert state.apply("connector-s", {"properties": {"name": "s", "tasks.max": "2"}}) == ("connector", "s")
+    assert state.targets["s"] is TargetState.STOPPED  # state.v2 wins over the pre-KIP-875 "state"
+    assert state.apply("task-s-0", {"properties": {"t": "0"}}) is None
+    assert state.apply("task-s-1", {"properties": {"t": "1"}}) is None
+    assert state.tasks.get("s") is None  # task configs count only once committed
+    assert state.apply("commit-s", {"tasks": 2}) == ("commit", "s")
+    assert state.tasks["s"] == [{"t": "0"}, {"t": "1"}]
+    state.apply("target-state-old", {"state": "PAUSED"})  # a record written by an older Kafka worker
+    assert state.targets["old"] is TargetState.PAUSED
+    kind, name = state.apply("restart-connector-s", {"include-tasks": True, "only-failed": False}) or ("", "")
+    assert kind.startswith("restart:") and name == "s"
+    assert state.apply("session-key", {"key": "x", "algorithm": "HmacSHA256", "creation-timestamp": 1}) is None
+    state.apply("connector-s", None)
+    assert "s" not in state.configs and "s" not in state.tasks
