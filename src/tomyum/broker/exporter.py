@@ -22,7 +22,10 @@ against, so its names, help texts and labels are kept unchanged:
   groups known only by their committed offsets (0 members), as ListGroups lists them.
 
 Where tomyum differs: ``kafka_consumergroup_current_offset_sum`` sums committed offsets only
-(kafka_exporter adds the -1 of partitions without one).
+(kafka_exporter adds the -1 of partitions without one); it and ``kafka_consumergroup_lag_sum``
+are declared untyped rather than gauges (same names, labels and values), because their names end
+in ``_sum``, which Prometheus keeps for summaries and histograms: so ``promtool check metrics``
+passes, where kafka_exporter's own output fails its lint.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, UnknownMetricFamily
 from prometheus_client.samples import Sample
 
 from tomyum.broker.client_quotas import QuotaManagers
@@ -139,14 +142,16 @@ class StateCollector:
         topics = b.metadata.topics()
         current = GaugeMetricFamily("kafka_consumergroup_current_offset",
                                     "Current Offset of a ConsumerGroup at Topic/Partition", labels=_GROUP_TP)
-        current_sum = GaugeMetricFamily("kafka_consumergroup_current_offset_sum",
-                                        "Current Offset of a ConsumerGroup at Topic for all partitions",
-                                        labels=["consumergroup", "topic"])
+        # the two _sum families are untyped, not gauges: their names (kafka_exporter's, which
+        # dashboards query) end in _sum, and promtool's lint keeps that suffix for summaries
+        current_sum = UnknownMetricFamily("kafka_consumergroup_current_offset_sum",
+                                          "Current Offset of a ConsumerGroup at Topic for all partitions",
+                                          labels=["consumergroup", "topic"])
         lag = GaugeMetricFamily("kafka_consumergroup_lag", "Current Approximate Lag of a ConsumerGroup at Topic/Partition",
                                 labels=_GROUP_TP)
-        lag_sum = GaugeMetricFamily("kafka_consumergroup_lag_sum",
-                                    "Current Approximate Lag of a ConsumerGroup at Topic for all partitions",
-                                    labels=["consumergroup", "topic"])
+        lag_sum = UnknownMetricFamily("kafka_consumergroup_lag_sum",
+                                      "Current Approximate Lag of a ConsumerGroup at Topic for all partitions",
+                                      labels=["consumergroup", "topic"])
         for (group, topic), by_partition in sorted(committed.items()):
             meta = topics.get(topic)
             if meta is None:  # offsets of a deleted topic: no end to measure against

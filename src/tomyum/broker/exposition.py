@@ -15,7 +15,7 @@ from prometheus_client.utils import floatToGoString as _go_float
 
 __all__ = ["text_exposition"]
 
-_TYPES = {"gauge": "gauge", "counter": "counter", "histogram": "histogram"}
+_TYPES = {"gauge": "gauge", "counter": "counter", "histogram": "histogram", "unknown": "untyped"}
 
 
 def _float(value: float) -> str:
@@ -38,7 +38,7 @@ def text_exposition(registry: CollectorRegistry) -> bytes:
     for family in families:
         name = family.name + "_total" if family.type == "counter" else family.name
         doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        out.append(f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n")
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {_TYPES[family.type]}\n")
         created = family.name + "_created"
         for s in family.samples:
             if s.name == created:
