@@ -5,6 +5,7 @@ browser: test_console_browser.py."""
 from __future__ import annotations
 
 import io
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -48,6 +49,9 @@ def test_console_serves_the_pages_of_any_broker_and_stops_on_ctrl_c(broker: Brok
     for path in ("/", "/topics", f"/topics/{topic}", "/groups", "/brokers", "/security"):
         status, _ = get(url + path)
         assert status == 200, path
+    status, html = get(url + "/")  # a client of any broker: no broker version nor uptime to show
+    assert "Kafka&#39;s protocol" in html or "Kafka's protocol" in html, html
+    assert 'id="broker-about"' not in html
     status, html = get(f"{url}/topics/{topic}/messages?q=t-1")
     assert status == 200 and "trace=t-1" in html and "&#34;hello&#34;: &#34;console&#34;" in html
     status, html = get(f"{url}/topics/no-such-{topic}")
@@ -55,6 +59,19 @@ def test_console_serves_the_pages_of_any_broker_and_stops_on_ctrl_c(broker: Brok
     status, html = get(f"{url}/topics/{topic}/messages?start=timestamp&value=yesterday")
     assert status == 200 and "is neither milliseconds nor" in html
     interrupt(child)
+
+
+def test_the_console_inside_serve_shows_its_brokers_version_and_uptime(tmp_path: Path) -> None:
+    from tomyum import __version__
+
+    with BrokerProcess(tmp_path / "data", settings={"console.listener": "127.0.0.1:0"}) as b:
+        match = re.search(r"console on (http://\S+)", b.output())
+        assert match, b.output()
+        status, html = get(match[1] + "/")
+    assert status == 200
+    about = re.search(r'<p id="broker-about">Broker tomyum ([^,]+), up for (\d+) s\.</p>', html)
+    assert about, html
+    assert about[1] == __version__ and 0 <= int(about[2]) < 120
 
 
 def test_console_with_an_unreachable_broker_says_so_in_one_line() -> None:

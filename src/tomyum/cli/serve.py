@@ -14,8 +14,9 @@ import logging
 import re
 import signal
 import sys
-from pathlib import Path
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -162,6 +163,7 @@ async def start_console(config: BrokerConfig, broker: Broker, settings: dict[str
     listen = config["console.listener"]
     if not listen:
         return None
+    from tomyum import __version__
     from tomyum.console import ConsoleServer
     from tomyum.errors import ConfigError
 
@@ -174,7 +176,8 @@ async def start_console(config: BrokerConfig, broker: Broker, settings: dict[str
         bootstrap = f"{host}:{listener.port}"
     settings.setdefault("client.id", "tomyum-console")
     try:
-        console = ConsoleServer(bootstrap, listen, settings)
+        console = ConsoleServer(bootstrap, listen, settings, about=lambda: {
+            "version": f"tomyum {__version__}", "uptime": int(time.time() - broker.started_at)})
     except ValueError as e:
         raise ConfigError("console.listener", str(e)) from None
     await console.start()

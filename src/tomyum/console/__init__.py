@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from tomyum.console._app import create_app
@@ -28,13 +29,14 @@ def parse_listener(text: str) -> tuple[str, int]:
 class ConsoleServer:
     """The console's HTTP server (uvicorn) on ``listen``, in the running event loop."""
 
-    def __init__(self, bootstrap: str, listen: str, settings: dict[str, Any] | None = None) -> None:
+    def __init__(self, bootstrap: str, listen: str, settings: dict[str, Any] | None = None,
+                 about: Callable[[], dict[str, Any]] | None = None) -> None:
         import uvicorn
 
         host, port = parse_listener(listen)
         self.socket = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.cluster = Cluster(bootstrap, settings)
-        config = uvicorn.Config(create_app(self.cluster), log_level="warning", lifespan="off",
+        config = uvicorn.Config(create_app(self.cluster, about), log_level="warning", lifespan="off",
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

@@ -105,8 +105,9 @@ def position(field: str, kind: str, text: str, ends: tuple[str, str]) -> int | N
 
 
 class Console:
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, about: Callable[[], dict[str, Any]] | None = None) -> None:
         self.cluster = cluster
+        self.about = about  # the broker's version and uptime, when the console runs inside it
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await run_in_threadpool(fn, *args)
@@ -130,7 +131,8 @@ class Console:
         rates = await self.call(self.cluster.throughput)
         sizes, disk_error = await self.call(self.cluster.disk)
         return self.page(request, "overview.html", info=info, rates=rates, nav="overview",
-                         disk_used=None if sizes is None else sum(sizes.values()), disk_error=disk_error)
+                         disk_used=None if sizes is None else sum(sizes.values()), disk_error=disk_error,
+                         about=self.about() if self.about is not None else None)
 
     async def throughput(self, request: Request) -> Response:
         return JSONResponse({"rates": await self.call(self.cluster.throughput)})
@@ -321,8 +323,10 @@ class Console:
         return self.page(request, "error.html", status=status, error=self.describe(exc), nav="")
 
 
-def create_app(cluster: Cluster) -> Starlette:
-    c = Console(cluster)
+def create_app(cluster: Cluster, about: Callable[[], dict[str, Any]] | None = None) -> Starlette:
+    """The console's routes over ``cluster``; ``about()`` gives ``version`` and ``uptime`` (s) of
+    the broker the console runs inside (``tomyum serve``), which Kafka's protocol tells no client."""
+    c = Console(cluster, about)
     routes = [
         Route("/", c.overview),
         Route("/api/throughput", c.throughput),
