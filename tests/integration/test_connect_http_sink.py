@@ -119,6 +119,22 @@ STRINGS = {"key.converter": "org.apache.kafka.connect.storage.StringConverter",
            "value.converter": "org.apache.kafka.connect.storage.StringConverter"}
 
 
+def first_record(bootstrap: str, topic: str) -> Any:
+    """The first record of ``topic``'s partition 0, waited for (30 s at most)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    try:
+        def one() -> Any:
+            for m in consumer.consume(1, 0.5):
+                if m.error() is None:
+                    return m
+            return None
+        return wait_until(one, timeout=30, what=f"a record in {topic}")
+    finally:
+        consumer.close()
+
+
 def test_batches_with_auth_and_headers(worker: httpx.Client, broker: BrokerProcess | ExternalBroker,
                                        topic_name: str, name: str) -> None:
     _produce(broker.bootstrap, topic_name, [(None, json.dumps({"n": i}).encode(), []) for i in range(5)])
@@ -173,18 +189,7 @@ def test_errors_tolerance_all_sends_to_the_dlq(worker: httpx.Client, broker: Bro
         wait_until(lambda: [r.body for r in endpoint.got() if r.status == 200] == [b"good0", b"good2"],
                    timeout=30, what="the good records at the endpoint")
         assert [r.body for r in endpoint.got()] == [b"good0", b"bad", b"good2"]  # a 400 is not retried here
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(dlq, 0, 0)])
-    try:
-        def one() -> Any:
-            for m in consumer.consume(1, 0.5):
-                if m.error() is None:
-                    return m
-            return None
-        dead = wait_until(one, timeout=30, what="the DLQ record")
-    finally:
-        consumer.close()
+    dead = first_record(broker.bootstrap, dlq)
     assert (dead.key(), dead.value()) == (b"k1", b"bad")
     headers = dict(dead.headers())
     assert headers["h"] == b"1"
@@ -242,18 +247,7 @@ def test_unreachable_endpoint_is_retried_then_fails(worker: httpx.Client, broker
         "retry.backoff.ms": "200", "retry.backoff.policy": "CONSTANT_VALUE", "errors.tolerance": "all",
         "errors.deadletterqueue.topic.name": dlq, "errors.deadletterqueue.topic.replication.factor": "1",
         "errors.deadletterqueue.context.headers.enable": "true"}))
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(dlq, 0, 0)])
-    try:
-        def one() -> Any:
-            for m in consumer.consume(1, 0.5):
-                if m.error() is None:
-                    return m
-            return None
-        dead = wait_until(one, timeout=30, what="the DLQ record")
-    finally:
-        consumer.close()
+    dead = first_record(broker.bootstrap, dlq)
     assert time.monotonic() - started >= 0.4  # two waits of 200 ms before it gave up
     assert dead.value() == b"lost"  # the first: the tombstone was skipped, not failed
     assert dict(dead.headers())["__connect.errors.exception.message"].startswith(b"POST " + url.encode() + b" failed")

@@ -188,12 +188,13 @@ def test_live_tail_receives_a_record_produced_by_a_client(served: tuple[BrokerPr
     shot(page, "live-tail")
 
 
-def test_sizes_on_disk_an_open_transaction_and_its_producer(served: tuple[BrokerProcess, str], page: Any) -> None:
-    broker, url = served
-    topic = f"pay-{uuid.uuid4().hex[:6]}"
+def open_transaction_seen(page: Any, url: str, bootstrap: str, topic: str, timeout_s: float) -> Any:
+    """A topic of two partitions created on the page and a transaction left open on it (3,000
+    bytes to partition 1), seen Ongoing on the Transactions page and as partition 1's active
+    producer on the topic's page; the caller ends it (the helper aborts it if a check fails)."""
     create_topic(page, url, topic, partitions=2)
-    txn = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": f"{topic}-writer", "linger.ms": 0})
-    txn.init_transactions(10)
+    txn = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"{topic}-writer", "linger.ms": 0})
+    txn.init_transactions(timeout_s)
     txn.begin_transaction()
     txn.produce(topic, value=b"x" * 3000, partition=1)
     assert txn.flush(10) == 0
@@ -202,19 +203,30 @@ def test_sizes_on_disk_an_open_transaction_and_its_producer(served: tuple[Broker
         row = page.locator("#transactions tr", has_text=f"{topic}-writer")
         expect(row.locator("td").nth(1)).to_have_text("Ongoing")
         expect(row.locator("td").nth(6)).to_have_text(f"{topic}-1")
-        page.select_option("#filter-transactions [name=state]", "Ongoing")
-        page.click("#filter-transactions button")
-        expect(page.locator("#transactions tbody tr", has_text=f"{topic}-writer")).to_have_count(1)
-        shot(page, "transactions")
-
         page.goto(f"{url}/topics/{topic}")
         expect(page.locator("#producers tbody tr")).to_have_count(1)
         expect(page.locator("#producers tbody td").first).to_have_text("1")  # on partition 1
         expect(page.locator("#producers tbody td").nth(5)).to_have_text("0")  # the transaction's first offset
         expect(page.locator("#partitions tbody tr").nth(1).locator("td").nth(6)).to_have_text(
             re.compile(r"^[23]\.\d KiB$"))
+    except BaseException:
+        txn.abort_transaction(timeout_s)
+        raise
+    return txn
+
+
+def test_sizes_on_disk_an_open_transaction_and_its_producer(served: tuple[BrokerProcess, str], page: Any) -> None:
+    broker, url = served
+    topic = f"pay-{uuid.uuid4().hex[:6]}"
+    txn = open_transaction_seen(page, url, broker.bootstrap, topic, 10)
+    try:
         expect(page.locator("#partitions tbody tr").nth(0).locator("td").nth(6)).to_have_text("0 B")
         shot(page, "topic-producers")
+        page.goto(f"{url}/transactions")
+        page.select_option("#filter-transactions [name=state]", "Ongoing")
+        page.click("#filter-transactions button")
+        expect(page.locator("#transactions tbody tr", has_text=f"{topic}-writer")).to_have_count(1)
+        shot(page, "transactions")
     finally:
         txn.abort_transaction(10)
         del txn  # closed now, not when the broker has gone

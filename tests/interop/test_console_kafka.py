@@ -16,7 +16,15 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from tests.integration.test_cli import _env
-from tests.integration.test_console_browser import browser, create_topic, expect, iso_seconds, page, shot
+from tests.integration.test_console_browser import (
+    browser,
+    create_topic,
+    expect,
+    iso_seconds,
+    open_transaction_seen,
+    page,
+    shot,
+)
 from tomyum.testing.kafka_peer import KafkaPeer
 
 __all__ = ["browser", "page"]  # the fixtures, imported to be used here
@@ -95,23 +103,8 @@ def test_console_sizes_transactions_and_producers_against_apache_kafka(kafka_con
     DescribeTransactions, DescribeProducers) works against Apache Kafka too."""
     peer, url = kafka_console
     topic = f"kafka-txn-{uuid.uuid4().hex[:6]}"
-    create_topic(page, url, topic, partitions=2)
-    txn = Producer({"bootstrap.servers": peer.bootstrap, "transactional.id": f"{topic}-writer", "linger.ms": 0})
-    txn.init_transactions(30)
-    txn.begin_transaction()
-    txn.produce(topic, value=b"x" * 3000, partition=1)
-    assert txn.flush(10) == 0
+    txn = open_transaction_seen(page, url, peer.bootstrap, topic, 30)
     try:
-        page.goto(f"{url}/transactions")
-        row = page.locator("#transactions tr", has_text=f"{topic}-writer")
-        expect(row.locator("td").nth(1)).to_have_text("Ongoing")
-        expect(row.locator("td").nth(6)).to_have_text(f"{topic}-1")
-        page.goto(f"{url}/topics/{topic}")
-        expect(page.locator("#producers tbody tr")).to_have_count(1)
-        expect(page.locator("#producers tbody td").first).to_have_text("1")
-        expect(page.locator("#producers tbody td").nth(5)).to_have_text("0")  # the transaction's first offset
-        expect(page.locator("#partitions tbody tr").nth(1).locator("td").nth(6)).to_have_text(
-            re.compile(r"^[23]\.\d KiB$"))
         shot(page, "kafka-topic-producers")
     finally:
         txn.commit_transaction(30)
