@@ -18,7 +18,8 @@ from confluent_kafka import Producer
 
 from tests.integration.test_cli import _env, fails, tomyum_cmd
 from tests.integration.test_interrupts import interrupt
-from tomyum.testing import BrokerProcess, ExternalBroker
+from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
+from tomyum.testing.connect import ConnectProcess
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -90,3 +91,62 @@ def test_serve_with_a_bad_console_listener_says_so_in_one_line(tmp_path: Path) -
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[-1] == "error: console.listener: 'nowhere' is not HOST:PORT", proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def post(url: str) -> tuple[int, str]:
+    """A form POST (the console answers 303 to the page it names; urllib follows it)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=20) as response:  # noqa: S310
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.mark.slow
+def test_the_connectors_page_shows_and_drives_a_connect_workers_connectors(
+        broker: BrokerProcess | ExternalBroker, tmp_path: Path) -> None:
+    name, topic = f"lines-{uuid.uuid4().hex[:6]}", f"lines-{uuid.uuid4().hex[:6]}"
+    source = tmp_path / "lines.txt"
+    source.write_text("one\ntwo\n", encoding="utf-8")
+    config = {"name": name, "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+              "file": str(source), "topic": topic, "tasks.max": "1"}
+    with ConnectProcess(tmp_path / "worker", broker.bootstrap, connectors=[config]) as worker:
+        child, url = start_console(broker.bootstrap, "--connect", worker.url)
+
+        def row() -> str:
+            status, html = get(url + "/connectors")
+            assert status == 200, html
+            found = re.search(rf'<tr data-name="{name}">(.*?)</tr>', html, re.S)
+            return found[1] if found else ""
+
+        def state() -> str:
+            found = re.search(r'<td class="state"[^>]*>(\w+)</td>', row())
+            return found[1] if found else ""
+        wait_until(lambda: state() == "RUNNING" and "0: RUNNING" in row(), timeout=30, what="the connector RUNNING")
+        assert "FileStreamSourceConnector" in row() and topic in row()
+        for action, want in (("pause", "PAUSED"), ("resume", "RUNNING"), ("stop", "STOPPED"), ("resume", "RUNNING")):
+            status, html = post(f"{url}/connectors/{name}/{action}")
+            assert status == 200 and f"{action} {name}: done" in html, html
+            wait_until(lambda want=want: state() == want, timeout=30, what=f"the connector {want}")  # type: ignore[misc]
+        status, html = post(f"{url}/connectors/no-such-{name}/pause")
+        assert status == 200 and "HTTP 404" in html and f"no-such-{name}" in html
+        status, html = post(f"{url}/connectors/{name}/delete")
+        assert status == 200 and f"delete {name}: done" in html
+        wait_until(lambda: row() == "", timeout=30, what="the connector gone from the page")
+        interrupt(child)
+    # the worker has gone: the page says so in one line, and the rest of the console works
+    child, url = start_console(broker.bootstrap, "--connect", worker.url)
+    status, html = get(url + "/connectors")
+    assert status == 200 and 'id="connect-error"' in html and "did not answer" in html
+    assert get(url + "/topics")[0] == 200
+    interrupt(child)
+    # without --connect the page says how to give one
+    child, url = start_console(broker.bootstrap)
+    status, html = get(url + "/connectors")
+    assert status == 200 and 'id="no-connect"' in html and "--connect" in html
+    interrupt(child)
+
+
+def test_console_with_a_connect_url_that_is_not_one_says_so_in_one_line(broker: BrokerProcess | ExternalBroker) -> None:
+    assert fails("console", "-b", broker.bootstrap, "--connect", "localhost:8083", code=2) == \
+        "error: --connect: 'localhost:8083' is not an http:// or https:// URL"

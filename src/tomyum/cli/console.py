@@ -21,6 +21,9 @@ def console(
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     timeout: Timeout = DEFAULT_TIMEOUT,
     command_config: CommandConfig = None,
+    connect: Annotated[str, typer.Option("--connect", metavar="URL",
+                                         help="a Kafka Connect worker's REST URL (http://HOST:8083): its "
+                                         "connectors on the Connectors page")] = "",
 ) -> None:
     """Serve the web console for a Kafka cluster (tomyum or Apache Kafka) until Ctrl-C."""
     from confluent_kafka.admin import AdminClient
@@ -34,10 +37,12 @@ def console(
     except ValueError as e:
         raise CliError(f"--listen: {e}", 2) from None
     settings.pop("bootstrap.servers")
+    if connect and not connect.startswith(("http://", "https://")):
+        raise CliError(f"--connect: {connect!r} is not an http:// or https:// URL", 2)
 
     async def run() -> None:
         try:
-            server = ConsoleServer(bootstrap, listen, settings)
+            server = ConsoleServer(bootstrap, listen, settings, connect_url=connect)
         except OSError as e:
             raise CliError(f"--listen {listen}: {e.strerror or e}".lower()) from None
         stop = asyncio.Event()

@@ -177,7 +177,8 @@ async def start_console(config: BrokerConfig, broker: Broker, settings: dict[str
     settings.setdefault("client.id", "tomyum-console")
     try:
         console = ConsoleServer(bootstrap, listen, settings, about=lambda: {
-            "version": f"tomyum {__version__}", "uptime": int(time.time() - broker.started_at)})
+            "version": f"tomyum {__version__}", "uptime": int(time.time() - broker.started_at)},
+            connect_url=config["console.connect.url"])
     except ValueError as e:
         raise ConfigError("console.listener", str(e)) from None
     await console.start()

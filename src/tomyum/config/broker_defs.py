@@ -106,6 +106,10 @@ _SERVER = (
                      "groups, configs), a Kafka client of this broker's first listener, or as console.client.config "
                      "says; empty: none. Port 0 "
                      "picks a free port, named in the line printed before the broker's ready line.")),
+    static(ConfigDef("console.connect.url", STRING, "",
+                     doc="tomyum's own: the REST URL (http://HOST:8083) of a Kafka Connect worker (tomyum connect "
+                     "or Apache Kafka Connect) whose connectors the web console shows on its Connectors page, "
+                     "with pause, resume, stop, restart and delete; empty: none.")),
     static(ConfigDef("console.client.config", STRING, "",
                      doc="tomyum's own: a Kafka client properties file (as --command-config: security.protocol, "
                      "sasl.mechanism, sasl.jaas.config, ssl.truststore.*, ...) the web console connects with, "

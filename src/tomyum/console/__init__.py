@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tomyum.console._app import create_app
+from tomyum.console._connect import ConnectCluster
 from tomyum.console._kafka import Cluster
 
 __all__ = ["Cluster", "ConsoleServer", "create_app", "parse_listener"]
@@ -30,13 +31,14 @@ class ConsoleServer:
     """The console's HTTP server (uvicorn) on ``listen``, in the running event loop."""
 
     def __init__(self, bootstrap: str, listen: str, settings: dict[str, Any] | None = None,
-                 about: Callable[[], dict[str, Any]] | None = None) -> None:
+                 about: Callable[[], dict[str, Any]] | None = None, connect_url: str = "") -> None:
         import uvicorn
 
         host, port = parse_listener(listen)
         self.socket = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.cluster = Cluster(bootstrap, settings)
-        config = uvicorn.Config(create_app(self.cluster, about), log_level="warning", lifespan="off",
+        self.connect = ConnectCluster(connect_url) if connect_url else None
+        config = uvicorn.Config(create_app(self.cluster, about, self.connect), log_level="warning", lifespan="off",
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -60,3 +62,5 @@ class ConsoleServer:
             await self._task
         self.socket.close()
         await asyncio.to_thread(self.cluster.close)
+        if self.connect is not None:
+            self.connect.close()

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from tomyum import __version__
+from tomyum.console._connect import ConnectCluster, ConnectError
 from tomyum.console._kafka import Cluster, iso
 
 HERE = Path(__file__).parent
@@ -105,9 +106,11 @@ def position(field: str, kind: str, text: str, ends: tuple[str, str]) -> int | N
 
 
 class Console:
-    def __init__(self, cluster: Cluster, about: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(self, cluster: Cluster, about: Callable[[], dict[str, Any]] | None = None,
+                 connect: ConnectCluster | None = None) -> None:
         self.cluster = cluster
         self.about = about  # the broker's version and uptime, when the console runs inside it
+        self.connect = connect  # a Kafka Connect worker's REST API, when the console was given one
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await run_in_threadpool(fn, *args)
@@ -301,6 +304,29 @@ class Console:
         return self.page(request, "transactions.html", transactions=rows, states=states, state=state,
                          nav="transactions")
 
+    async def connectors(self, request: Request) -> Response:
+        if self.connect is None:
+            return self.page(request, "connectors.html", connect=None, connectors=[], worker=None, nav="connectors")
+        rows: list[dict[str, Any]] | str
+        worker: dict[str, Any] | None = None
+        try:
+            worker = await self.call(self.connect.worker)
+            rows = await self.call(self.connect.connectors)
+        except ConnectError as e:
+            rows = str(e)
+        return self.page(request, "connectors.html", connect=self.connect.url, connectors=rows, worker=worker,
+                         nav="connectors")
+
+    async def connector_action(self, request: Request) -> Response:
+        name, action = request.path_params["name"], request.path_params["action"]
+        if self.connect is None:
+            return Response("not found", 404)
+        try:
+            await self.call(self.connect.act, name, action)
+        except ConnectError as e:
+            return self.back("/connectors", error=str(e))
+        return self.back("/connectors", notice=f"{action} {name}: done")
+
     async def security(self, request: Request) -> Response:
         acls: list[Any] | str
         users: dict[str, Any] | str
@@ -323,10 +349,12 @@ class Console:
         return self.page(request, "error.html", status=status, error=self.describe(exc), nav="")
 
 
-def create_app(cluster: Cluster, about: Callable[[], dict[str, Any]] | None = None) -> Starlette:
+def create_app(cluster: Cluster, about: Callable[[], dict[str, Any]] | None = None,
+               connect: ConnectCluster | None = None) -> Starlette:
     """The console's routes over ``cluster``; ``about()`` gives ``version`` and ``uptime`` (s) of
-    the broker the console runs inside (``tomyum serve``), which Kafka's protocol tells no client."""
-    c = Console(cluster, about)
+    the broker the console runs inside (``tomyum serve``), which Kafka's protocol tells no client;
+    ``connect``, a Kafka Connect worker whose connectors the Connectors page shows and drives."""
+    c = Console(cluster, about, connect)
     routes = [
         Route("/", c.overview),
         Route("/api/throughput", c.throughput),
@@ -341,6 +369,8 @@ def create_app(cluster: Cluster, about: Callable[[], dict[str, Any]] | None = No
         Route("/groups/{group}/{action}", c.group_action, methods=["POST"]),
         Route("/brokers", c.brokers),
         Route("/transactions", c.transactions),
+        Route("/connectors", c.connectors),
+        Route("/connectors/{name}/{action}", c.connector_action, methods=["POST"]),
         Route("/security", c.security),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
