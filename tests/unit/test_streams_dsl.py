@@ -77,6 +77,34 @@ def test_records_carry_their_source_coordinates() -> None:
     assert [(r.topic, r.partition, r.offset, r.timestamp) for r in seen] == [("in", 2, 0, 3), ("in", 2, 1, 4)]
 
 
+def test_pipe_input_partition_labels_the_record_but_every_partition_shares_one_task() -> None:
+    """The driver runs one task: ``partition=`` sets ``record.partition`` and picks the partition
+    time a timestamp extractor is given, but records of other partitions share the task's stores
+    and stream time, so they close each other's windows (docs/streams.md, Testing)."""
+    from tomyum.streams import TimeWindows
+
+    partition_times: list[tuple[int, int]] = []
+
+    def extractor(record: Record[Any, Any], partition_time: int) -> int:
+        partition_times.append((record.partition, partition_time))
+        return record.timestamp
+
+    builder = StreamsBuilder()
+    (builder.stream("in", timestamp_extractor=extractor).group_by_key()
+        .windowed_by(TimeWindows.of_size_with_no_grace(10)).count(Materialized(store_name="counts"))
+        .to_stream().to("out", key_serde=Serdes.time_windowed(Serdes.string(), 10), value_serde=Serdes.long()))
+    with TopologyTestDriver(builder.build(), STRINGS) as driver:
+        driver.pipe_input("in", "k", "a", timestamp=5, partition=0)
+        driver.pipe_input("in", "k", "b", timestamp=20, partition=1)   # closes [0, 10) for partition 0 too
+        driver.pipe_input("in", "k", "c", timestamp=6, partition=0)    # late in the one task: dropped
+        driver.pipe_input("in", "k", "d", timestamp=21, partition=1)
+        out = driver.read_output("out")
+        assert [(r.key.window.start_ms, r.value, r.partition) for r in out] == [(0, 1, 0), (20, 1, 0), (20, 2, 0)]
+        assert driver.metrics() == {"dropped-records-total": 1}
+        assert driver.get_window_store("counts").fetch("k", 20) == 2   # one store for both partitions
+    assert partition_times == [(0, -1), (1, -1), (0, 5), (1, 20)]
+
+
 class Capture(Processor):
     """Records what reaches it, for tests that look inside the topology."""
 
