@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tomyum.streams import (
     Change,
     Materialized,
@@ -208,12 +210,15 @@ def test_describe_names_nodes_like_kafka() -> None:
     ]
 
 
-def test_a_tombstone_for_a_key_the_table_does_not_hold_is_not_forwarded() -> None:
+@pytest.mark.parametrize("cache_bytes", [0, 1 << 20])
+def test_a_tombstone_for_a_key_the_table_does_not_hold_is_not_forwarded(cache_bytes: int) -> None:
     """As Kafka Streams with its default record cache (CachingKeyValueStore forwards only a
-    change with a new or an old value)."""
+    change with a new or an old value); the same with tomyum's cache on or off."""
     builder = StreamsBuilder()
     builder.table("t").to_stream().to("out")
-    with TopologyTestDriver(builder.build(), STRINGS) as driver:
+    config = StreamsConfig(default_key_serde=Serdes.string(), default_value_serde=Serdes.string(),
+                           statestore_cache_max_bytes=cache_bytes)
+    with TopologyTestDriver(builder.build(), config) as driver:
         driver.pipe_input("t", "ghost", None, timestamp=1)
         driver.pipe_input("t", "k", "v", timestamp=2)
         driver.pipe_input("t", "k", None, timestamp=3)
