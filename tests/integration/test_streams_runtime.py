@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tests.conftest import BrokerWith
 from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams._checkpoint import read_checkpoint
 from tomyum.streams.runtime import KafkaStreams, State
@@ -157,6 +158,18 @@ def test_word_count_runs_commits_and_restores(broker: BrokerProcess, topic_name:
         assert third.close(TIMEOUT)
 
 
+def run_until_error(app: KafkaStreams, bootstrap: str, topic: str) -> None:
+    """Start ``app``, write one record to ``topic``, wait until the app has failed, close it."""
+    app.start()
+    try:
+        p = Producer({"bootstrap.servers": bootstrap})
+        p.produce(topic, value=b"x")
+        assert p.flush(TIMEOUT) == 0
+        wait_until(lambda: app.state == State.ERROR, TIMEOUT, what="the app to fail")
+    finally:
+        app.close(TIMEOUT)
+
+
 def test_an_uncaught_exception_stops_the_app_and_reaches_the_handler(broker: BrokerProcess, topic_name: str,
                                                                       tmp_path) -> None:  # type: ignore[no-untyped-def]
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
@@ -173,18 +186,39 @@ def test_an_uncaught_exception_stops_the_app_and_reaches_the_handler(broker: Bro
     app.set_uncaught_exception_handler(errors.append)
     states: list[State] = []
     app.set_state_listener(lambda new, old: states.append(new))
-    app.start()
-    try:
-        p = Producer({"bootstrap.servers": broker.bootstrap})
-        p.produce(topic_name, value=b"x")
-        assert p.flush(TIMEOUT) == 0
-        wait_until(lambda: app.state == State.ERROR, TIMEOUT, what="the app to fail")
-        assert isinstance(errors[0], ValueError)
-    finally:
-        app.close(TIMEOUT)
+    run_until_error(app, broker.bootstrap, topic_name)
+    assert isinstance(errors[0], ValueError)
     # Kafka's path to ERROR: the handler is called in PENDING_ERROR, while the clients close
     assert states == [State.REBALANCING, State.RUNNING, State.PENDING_ERROR, State.ERROR]
     assert app.state == State.ERROR  # close() after an error leaves it there
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once_v2"])
+def test_an_output_topic_that_does_not_exist_stops_the_app_before_it_commits(broker_with: BrokerWith, topic_name: str,
+                                                                          guarantee: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Kafka Streams creates only its internal topics (docs/streams.md, output topics must
+    exist): with auto-creation off, a record for a missing output topic is not delivered, and
+    the application stops with an error naming the topic, its input offset not committed."""
+    missing = f"{topic_name}-out"
+    with broker_with({"auto.create.topics.enable": "false"}) as broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+        builder = StreamsBuilder()
+        builder.stream(topic_name).to(missing)
+        app_id = f"no-out-{topic_name}"
+        errors: list[BaseException] = []
+        app = KafkaStreams(builder.build(), StreamsConfig(application_id=app_id, state_dir=str(tmp_path)),
+                           bootstrap_servers=broker.bootstrap, processing_guarantee=guarantee,
+                           commit_interval_ms=100, client_config={"producer.topic.metadata.propagation.max.ms": 1000})
+        app.set_uncaught_exception_handler(errors.append)
+        run_until_error(app, broker.bootstrap, topic_name)
+        assert missing in str(errors[0]), errors
+        assert missing not in admin.list_topics(timeout=TIMEOUT).topics
+        group = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": app_id})
+        try:
+            assert group.committed([TopicPartition(topic_name, 0)], timeout=TIMEOUT)[0].offset < 0
+        finally:
+            group.close()
 
 
 def test_exactly_once_word_count_through_kill_9_and_a_lost_state_directory(broker: BrokerProcess, topic_name: str,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tomyum.streams import (
     Change,
     Materialized,
@@ -75,6 +77,34 @@ def test_records_carry_their_source_coordinates() -> None:
         driver.pipe_input("in", "a", "1", timestamp=3, partition=2)
         driver.pipe_input("in", "b", "2", timestamp=4, partition=2)
     assert [(r.topic, r.partition, r.offset, r.timestamp) for r in seen] == [("in", 2, 0, 3), ("in", 2, 1, 4)]
+
+
+def test_pipe_input_partition_labels_the_record_but_every_partition_shares_one_task() -> None:
+    """The driver runs one task: ``partition=`` sets ``record.partition`` and picks the partition
+    time a timestamp extractor is given, but records of other partitions share the task's stores
+    and stream time, so they close each other's windows (docs/streams.md, Testing)."""
+    from tomyum.streams import TimeWindows
+
+    partition_times: list[tuple[int, int]] = []
+
+    def extractor(record: Record[Any, Any], partition_time: int) -> int:
+        partition_times.append((record.partition, partition_time))
+        return record.timestamp
+
+    builder = StreamsBuilder()
+    (builder.stream("in", timestamp_extractor=extractor).group_by_key()
+        .windowed_by(TimeWindows.of_size_with_no_grace(10)).count(Materialized(store_name="counts"))
+        .to_stream().to("out", key_serde=Serdes.time_windowed(Serdes.string(), 10), value_serde=Serdes.long()))
+    with TopologyTestDriver(builder.build(), STRINGS) as driver:
+        driver.pipe_input("in", "k", "a", timestamp=5, partition=0)
+        driver.pipe_input("in", "k", "b", timestamp=20, partition=1)   # closes [0, 10) for partition 0 too
+        driver.pipe_input("in", "k", "c", timestamp=6, partition=0)    # late in the one task: dropped
+        driver.pipe_input("in", "k", "d", timestamp=21, partition=1)
+        out = driver.read_output("out")
+        assert [(r.key.window.start_ms, r.value, r.partition) for r in out] == [(0, 1, 0), (20, 1, 0), (20, 2, 0)]
+        assert driver.metrics() == {"dropped-records-total": 1}
+        assert driver.get_window_store("counts").fetch("k", 20) == 2   # one store for both partitions
+    assert partition_times == [(0, -1), (1, -1), (0, 5), (1, 20)]
 
 
 class Capture(Processor):
@@ -180,12 +210,15 @@ def test_describe_names_nodes_like_kafka() -> None:
     ]
 
 
-def test_a_tombstone_for_a_key_the_table_does_not_hold_is_not_forwarded() -> None:
+@pytest.mark.parametrize("cache_bytes", [0, 1 << 20])
+def test_a_tombstone_for_a_key_the_table_does_not_hold_is_not_forwarded(cache_bytes: int) -> None:
     """As Kafka Streams with its default record cache (CachingKeyValueStore forwards only a
-    change with a new or an old value)."""
+    change with a new or an old value); the same with tomyum's cache on or off."""
     builder = StreamsBuilder()
     builder.table("t").to_stream().to("out")
-    with TopologyTestDriver(builder.build(), STRINGS) as driver:
+    config = StreamsConfig(default_key_serde=Serdes.string(), default_value_serde=Serdes.string(),
+                           statestore_cache_max_bytes=cache_bytes)
+    with TopologyTestDriver(builder.build(), config) as driver:
         driver.pipe_input("t", "ghost", None, timestamp=1)
         driver.pipe_input("t", "k", "v", timestamp=2)
         driver.pipe_input("t", "k", None, timestamp=3)

@@ -198,6 +198,20 @@ def test_an_undelivered_record_fails_the_at_least_once_commit_before_offsets_are
         c.send("out", None, b"next", 0, 6, None)
 
 
+@pytest.mark.parametrize("exactly_once", [False, True])
+def test_a_record_the_producer_refuses_fails_naming_its_topic(exactly_once: bool) -> None:
+    """librdkafka refuses a record for a topic it knows to be missing (``_UNKNOWN_TOPIC``) in
+    ``produce`` itself; the error names the topic, as Kafka Streams' does."""
+    c, producer = collector(exactly_once=exactly_once)
+    producer.fail["produce"] = error(KafkaError._UNKNOWN_TOPIC)
+    with pytest.raises(SendFailed, match="sending a record to missing-out failed: .*from the test"):
+        c.send("missing-out", None, b"v", -1, 5, None)
+    producer.fail["produce"] = error(KafkaError._FATAL, fatal=True)
+    with pytest.raises(KafkaException) as raised:
+        c.send("out", None, b"v", -1, 6, None)
+    assert not isinstance(raised.value, SendFailed)
+
+
 def test_records_still_queued_when_the_flush_gives_up_fail_the_commit() -> None:
     c, producer = collector(exactly_once=False)
     consumer = FakeConsumer()

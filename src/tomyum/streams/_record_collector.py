@@ -125,7 +125,12 @@ class RecordCollector:
             except KafkaException as e:
                 if fenced(e):
                     raise Fenced(str(e)) from e
-                raise
+                error = e.args[0] if e.args else None
+                if isinstance(error, KafkaError) and error.fatal():
+                    raise
+                # e.g. _UNKNOWN_TOPIC for an output topic that does not exist: say which (as Kafka does)
+                raise SendFailed(f"streams {self.application_id}: sending a record to {topic} failed: "
+                                 f"{error if error is not None else e}") from e
         self.dirty = True
 
     def poll(self) -> None:
