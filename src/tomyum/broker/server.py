@@ -211,6 +211,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         while self._out:
             _release(self._out.popleft())
         self._batch = []
+        # nothing more will be written here: a shutdown's drain does not wait for this connection
+        # (a request still running lingers, and settle_requests waits for it)
+        self._idle.set()
 
     def pause_writing(self) -> None:
         self._can_write.clear()
