@@ -123,7 +123,7 @@ bench-streams-failover: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks.streams_failover --keys 1000000 --write docs/benchmarks.md
 
 # tomyum connect beside Kafka Connect's worker (FileStream source and sink, Debezium's PostgreSQL
-# CDC) on one tomyum broker (~4 min; not part of `make bench`). Needs java, mvn and PostgreSQL
+# CDC) on one tomyum broker, 3 rounds (~6 min; not part of `make bench`). Needs java, mvn and PostgreSQL
 # (make install-test); Kafka Connect's and Debezium's jars are fetched with Maven on first use
 bench-connect: install-test
 	$(BIN)/pip install --quiet -e '.[bench]'

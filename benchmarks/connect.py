@@ -55,6 +55,7 @@ class Run:
     seconds: float
     startup: float
     cpu: float
+    spread: str = ""  # the fastest and slowest run's seconds, when the median of several is shown
 
     @property
     def rate(self) -> float:
@@ -110,23 +111,32 @@ def timed(case: str, kind: str, records: int, workdir: Path, bootstrap: str, con
     return run
 
 
-def filestream(args: argparse.Namespace, d: Path, bootstrap: str, count: Counter,
+def order(round_: int) -> tuple[str, ...]:
+    """The workers in turn, the first alternating from round to round."""
+    return WORKERS if round_ % 2 == 0 else WORKERS[::-1]
+
+
+def filestream(args: argparse.Namespace, round_: int, d: Path, bootstrap: str, count: Counter,
                jars: dict[str, Path | None]) -> list[Run]:
     source = d / "in.txt"
     line = "x" * (args.size - 1) + "\n"
-    source.write_text(line * args.lines)
+    if not source.exists():
+        source.write_text(line * args.lines)
     runs = []
-    for kind in WORKERS:
-        topic = f"filestream-{kind}"
-        conf = {"name": f"src-{kind}", "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+    for kind in order(round_):
+        topic = f"filestream-{kind}-{round_}"
+        conf = {"name": f"src-{kind}-{round_}",
+                "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
                 "tasks.max": "1", "file": str(source), "topic": topic}
-        runs.append(timed("FileStream source", kind, args.lines, d / f"src-{kind}", bootstrap, conf, jars[kind],
+        runs.append(timed("FileStream source", kind, args.lines, d / f"src-{kind}-{round_}", bootstrap, conf,
+                          jars[kind],
                           lambda: count(topic) >= args.lines))  # noqa: B023 - called within the iteration
-    for kind in WORKERS:
-        sink = d / f"out-{kind}.txt"
-        conf = {"name": f"sink-{kind}", "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
-                "tasks.max": "1", "file": str(sink), "topics": "filestream-tomyum"}
-        runs.append(timed("FileStream sink", kind, args.lines, d / f"sink-{kind}", bootstrap, conf, jars[kind],
+    for kind in order(round_):
+        sink = d / f"out-{kind}-{round_}.txt"
+        conf = {"name": f"sink-{kind}-{round_}",
+                "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+                "tasks.max": "1", "file": str(sink), "topics": f"filestream-tomyum-{round_}"}
+        runs.append(timed("FileStream sink", kind, args.lines, d / f"sink-{kind}-{round_}", bootstrap, conf, jars[kind],
                           lambda: sink.exists() and sink.stat().st_size >= len(line) * args.lines))  # noqa: B023
     return runs
 
@@ -150,33 +160,45 @@ def cdc_workload(dsn: str, slot: str, changes: int) -> float:
         return time.monotonic() - started
 
 
-def cdc(args: argparse.Namespace, d: Path, bootstrap: str, count: Counter, jars: Path) -> tuple[list[Run], list[float]]:
+def cdc(args: argparse.Namespace, round_: int, pg: PostgresServer, d: Path, bootstrap: str, count: Counter,
+        jars: Path, workload: list[float]) -> list[Run]:
     runs: list[Run] = []
-    workload: list[float] = []
     expected = args.changes // 2 * 2
-    with PostgresServer() as pg:
-        for kind in WORKERS:
-            db = f"cdc_{kind}"
-            dsn = pg.create_database(db)
-            workload.append(cdc_workload(dsn, kind, expected))
-            print(f"CDC workload in {db}: {expected:,} changes committed in {workload[-1]:.2f} s", flush=True)
-            topic = f"{kind}.public.items"
-            conf = {"name": f"cdc-{kind}", "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-                    "tasks.max": "1", "database.hostname": "127.0.0.1", "database.port": str(pg.port),
-                    "database.user": "tomyum", "database.password": "unused", "database.dbname": db,
-                    "topic.prefix": kind, "plugin.name": "pgoutput", "slot.name": kind,
-                    "snapshot.mode": "no_data", "table.include.list": "public.items"}
-            runs.append(timed("PostgreSQL CDC", kind, expected, d / f"cdc-{kind}", bootstrap, conf,
-                              jars if kind == "kafka" else None,
-                              lambda: count(topic) >= expected))  # noqa: B023 - called within the iteration
-            with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as c:  # its WAL is no longer kept
-                c.execute("SELECT pg_drop_replication_slot(%s)", (kind,))
-    return runs, workload
+    for kind in order(round_):
+        db = slot = f"cdc_{kind}_{round_}"
+        dsn = pg.create_database(db)
+        workload.append(cdc_workload(dsn, slot, expected))
+        print(f"CDC workload in {db}: {expected:,} changes committed in {workload[-1]:.2f} s", flush=True)
+        topic = f"{kind}-{round_}.public.items"
+        conf = {"name": f"cdc-{kind}-{round_}",
+                "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+                "tasks.max": "1", "database.hostname": "127.0.0.1", "database.port": str(pg.port),
+                "database.user": "tomyum", "database.password": "unused", "database.dbname": db,
+                "topic.prefix": f"{kind}-{round_}", "plugin.name": "pgoutput", "slot.name": slot,
+                "snapshot.mode": "no_data", "table.include.list": "public.items"}
+        runs.append(timed("PostgreSQL CDC", kind, expected, d / f"cdc-{kind}-{round_}", bootstrap, conf,
+                          jars if kind == "kafka" else None,
+                          lambda: count(topic) >= expected))  # noqa: B023 - called within the iteration
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as c:  # its WAL is no longer kept
+            c.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    return runs
+
+
+def medians(runs: list[Run]) -> list[Run]:
+    """Per case and worker, in first-seen order, the run of median time, with the spread of all."""
+    keys = list(dict.fromkeys((r.case, r.worker) for r in runs))
+    out = []
+    for case, kind in keys:
+        same = sorted((r for r in runs if (r.case, r.worker) == (case, kind)), key=lambda r: r.seconds)
+        mid = same[len(same) // 2]
+        out.append(Run(mid.case, mid.worker, mid.records, mid.seconds, mid.startup, mid.cpu,
+                       f"{same[0].seconds:.1f}–{same[-1].seconds:.1f}" if len(same) > 1 else ""))
+    return out
 
 
 def table(runs: list[Run]) -> str:
-    out = ["| case | worker | records/s | records/s after start-up | seconds | start-up s | worker CPU s "
-           "| tomyum/Kafka |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    out = ["| case | worker | records/s | records/s after start-up | seconds | all runs, s | start-up s "
+           "| worker CPU s | tomyum/Kafka |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
         after = run.records / max(run.seconds - run.startup, 1e-9)
         ratio = ""
@@ -184,7 +206,7 @@ def table(runs: list[Run]) -> str:
             other = next(r for r in runs if r.case == run.case and r.worker == "kafka")
             ratio = f"{run.rate / other.rate:.2f}"
         out.append(f"| {run.case} | {LABEL[run.worker]} | {run.rate:,.0f} | {after:,.0f} | {run.seconds:.1f} "
-                   f"| {run.startup:.1f} | {run.cpu:.1f} | {ratio} |")
+                   f"| {run.spread} | {run.startup:.1f} | {run.cpu:.1f} | {ratio} |")
     return "\n".join(out)
 
 
@@ -193,6 +215,7 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("--size", type=int, default=100, help="bytes per line, its newline included")
     ap.add_argument("--changes", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=3, help="runs per case and worker; the median is shown")
     ap.add_argument("--write", type=Path)
     args = ap.parse_args()
     if shutil.which("java") is None or shutil.which("mvn") is None:
@@ -205,12 +228,18 @@ def main() -> None:
         with BrokerProcess(d / "data", settings={"group.initial.rebalance.delay.ms": "0"}) as broker:
             assert broker.proc is not None
             count = Counter(broker.bootstrap)
+            runs: list[Run] = []
+            workload: list[float] = []
             try:
-                runs = filestream(args, d, broker.bootstrap, count, {"tomyum": None, "kafka": connect_jars})
-                cdc_runs, workload = cdc(args, d, broker.bootstrap, count, debezium_jars)
+                for round_ in range(args.rounds):
+                    runs += filestream(args, round_, d, broker.bootstrap, count,
+                                       {"tomyum": None, "kafka": connect_jars})
+                with PostgresServer() as pg:
+                    for round_ in range(args.rounds):
+                        runs += cdc(args, round_, pg, d, broker.bootstrap, count, debezium_jars, workload)
             finally:
                 count.close()
-    runs += cdc_runs
+    runs = medians(runs)
     end_load = os.getloadavg()
     out = table(runs)
     print(out)
@@ -226,15 +255,15 @@ def main() -> None:
                       f"FileStream source: {args.lines:,} lines of {args.size} B from one file into a topic of its "
                       "own per worker;\nFileStream sink: tomyum's source topic back out to a file of its own per "
                       f"worker. PostgreSQL CDC:\n{args.changes // 2:,} inserts then {args.changes // 2:,} updates "
-                      "(transactions of 1,000 rows, committed in " + " and ".join(f"{w:.1f} s" for w in workload)
-                      + ") into a\n"
+                      f"(transactions of 1,000 rows, committed in {min(workload):.1f}–{max(workload):.1f} s) into a\n"
                       "five-column table of a database of its own per worker, its publication and slot made before "
                       "the\nworkload, then the worker started with `snapshot.mode=no_data`: tomyum's "
                       "`PostgresConnector`\nbeside Debezium's. seconds run from spawning the worker until the "
                       "topic holds every record (the\nsink file every line); start-up is until its REST server "
-                      "answers; worker CPU is the worker\nprocess's over its whole life. One run each. Kafka's worker spends much of a short run "
-                      "starting\n(the JVM, the plug-in scan, JIT warm-up): records/s after start-up compares the "
-                      "steady rates.\n\n" + out)
+                      "answers; worker CPU is the worker\nprocess's over its whole life. The median of "
+                      f"{args.rounds} runs, the workers alternating; all runs\ngives the fastest and the slowest. "
+                      "Kafka's worker spends much of a short run starting\n(the JVM, the plug-in scan, JIT warm-up): "
+                      "records/s after start-up compares the steady rates.\n\n" + out)
 
 
 if __name__ == "__main__":
