@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: system-tools install install-test serve test test-slow test-interop test-differential compatibility test-quick test-unit test-kafka kafka bench bench-curves bench-lifecycle bench-streams bench-streams-failover bench-security clean
+.PHONY: system-tools install install-test serve test test-slow test-interop test-differential compatibility test-quick test-unit test-kafka kafka bench bench-curves bench-lifecycle bench-streams bench-streams-failover bench-security bench-connect clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -121,6 +121,13 @@ bench-streams: $(VENV)/.test-installed
 bench-streams-failover: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.streams_failover --keys 1000000 --write docs/benchmarks.md
+
+# tomyum connect beside Kafka Connect's worker (FileStream source and sink, Debezium's PostgreSQL
+# CDC) on one tomyum broker, 3 rounds (~6 min; not part of `make bench`). Needs java, mvn and PostgreSQL
+# (make install-test); Kafka Connect's and Debezium's jars are fetched with Maven on first use
+bench-connect: install-test
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.connect --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .venv-quix $(KAFKAJS_DIR)/node_modules
