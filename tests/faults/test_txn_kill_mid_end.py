@@ -29,6 +29,9 @@ IDS = 6
 ROUNDS = 10  # per id: 60 rounds, each killed, then one that must finish
 TXN_TIMEOUT_MS = 4000
 RECORDS = 4
+#: a round is killed this long at most after it starts ending its transaction: an EndTxn
+#: takes about 2-3 ms here, so about half the kills land inside one
+KILL_WINDOW_S = 0.005
 
 
 @dataclass
@@ -72,7 +75,7 @@ def _run_id(bootstrap: str, topic: str, tid: str, seed: int, out: Outcomes) -> N
     rnd = random.Random(seed)
     for n in range(ROUNDS):
         _round(bootstrap, topic, tid, f"{tid}-{n}", rnd.choice(["commit", "abort"]),
-               rnd.uniform(0, 0.012), rnd.random() < 0.5, out)
+               rnd.uniform(0, KILL_WINDOW_S), rnd.random() < 0.5, out)
     _round(bootstrap, topic, tid, f"{tid}-last", "commit", None, False, out)  # must go through
 
 
