@@ -17,6 +17,7 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import shlex
 import shutil
 import socket
 import subprocess
@@ -311,7 +312,8 @@ def main() -> None:
     print(out)
     print(f"load average {load:.1f} at the start, {load_end:.1f} at the end")
     if args.write:
-        command = "python -m benchmarks.throughput " + " ".join(sys.argv[1:])
+        command = "python -m benchmarks.throughput " + shlex.join(sys.argv[1:])
+        also = " (also `make bench`)" if args.section == "Throughput" else ""
         machine = machine_line()
         names = [n for n, _ in brokers]
         versions = (f"tomyum {tomyum.__version__}, confluent-kafka {confluent_kafka.__version__} "
@@ -325,7 +327,7 @@ def main() -> None:
                  if "kafka" in names else "")
         write_section(args.write, args.section,
                       f"Machine: {machine}; load average {load:.1f} at the start, {load_end:.1f} at the end.  \n"
-                      f"Versions: {versions}.  \nCommand: `{command}` (also `make bench`).\n\n"
+                      f"Versions: {versions}.  \nCommand: `{command}`{also}.\n\n"
                       "tomyum persists to disk with acks=all answered after fsync (group commit); Tansu runs its\n"
                       f"memory engine. {kafka}Each broker is started fresh per run, they alternate, and each figure is\n"
                       f"the median of {args.rounds} runs. A single Python client is slower than the brokers, so\n"
