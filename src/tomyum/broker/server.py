@@ -155,6 +155,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         #: responses of this turn of the event loop, to be written at its end (see _write)
         self._batch: list[bytes] = []
         self._reading_paused = False
+        #: shutting down: reading stays paused (a request read now could be stored and not answered)
+        self._draining = False
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self._tasks: list[asyncio.Task[None]] = []
@@ -242,7 +244,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if busy and not self._reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self._reading_paused = True
-        elif not busy and self._reading_paused and self.transport is not None and not self._closing:
+        elif (not busy and self._reading_paused and self.transport is not None and not self._closing
+              and not self._draining):
             self.transport.resume_reading()
             self._reading_paused = False
 
@@ -493,6 +496,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     async def drain(self, timeout_s: float) -> None:
         """Stop reading; finish the requests already read and send their responses."""
+        self._draining = True  # _maybe_pause must not read on once a request completes
         if self.transport is not None and not self._reading_paused:
             self.transport.pause_reading()
             self._reading_paused = True
