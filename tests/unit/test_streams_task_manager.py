@@ -15,7 +15,8 @@ from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams._plan import plan
 from tomyum.streams._record_collector import RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
-from tomyum.streams._task_manager import TaskManager, watermark_offsets
+from tomyum.client._watermarks import watermark_offsets
+from tomyum.streams._task_manager import TaskManager
 from tests.unit.test_streams_record_collector import FakeConsumer, FakeProducer
 
 pytestmark = pytest.mark.timeout(30)

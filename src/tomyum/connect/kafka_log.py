@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from tomyum.client._watermarks import watermark_offsets
 from tomyum.connect.connector import ConnectError
 
 log = logging.getLogger("tomyum.connect.kafka_log")
@@ -82,14 +83,25 @@ class KafkaBasedLog:
             offsets=Consumer({**self.client_config, **group}),
             producer=Producer({**self.client_config, **self.producer_config, "acks": "all",
                                "enable.idempotence": "true"}))
-        metadata = self._clients.reader.list_topics(self.topic, timeout=timeout_s)
-        partitions = sorted(metadata.topics[self.topic].partitions)
-        if not partitions:
-            raise ConnectError(f"Topic {self.topic!r} has no partitions")
-        self._partitions = partitions
+        self._partitions = partitions = self._partitions_of_topic(timeout_s)
         self._clients.reader.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
         self._thread.start()
         self.read_to_end(timeout_s)
+
+    def _partitions_of_topic(self, timeout_s: float) -> list[int]:
+        """The topic's partitions, asked again while the broker does not list them yet (Kafka's
+        brokers learn of a topic just created a moment after the controller answered), as
+        Kafka's KafkaBasedLog retries ``partitionsFor``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            metadata = self.clients.reader.list_topics(self.topic, timeout=max(deadline - time.monotonic(), 0.1))
+            topic = metadata.topics.get(self.topic)
+            if topic is not None and topic.error is None and topic.partitions:
+                return sorted(topic.partitions)
+            if time.monotonic() > deadline:
+                why = topic.error.str() if topic is not None and topic.error is not None else "no partitions"
+                raise ConnectError(f"Topic {self.topic!r} is not available: {why}")
+            time.sleep(0.1)  # librdkafka's retry.backoff.ms
 
     def _run(self) -> None:
         reader = self.clients.reader
@@ -123,8 +135,7 @@ class KafkaBasedLog:
         out = {}
         with self._offsets_lock:
             for p in self._partitions:
-                _, high = self.clients.offsets.get_watermark_offsets(TopicPartition(self.topic, p),
-                                                                       timeout=timeout_s, cached=False)
+                _, high = watermark_offsets(self.clients.offsets, TopicPartition(self.topic, p), timeout_s)
                 out[p] = int(high)
         return out
 

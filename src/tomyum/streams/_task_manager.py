@@ -39,8 +39,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
+from tomyum.client._watermarks import watermark_offsets
 from tomyum.streams._checkpoint import read_checkpoint, remove_checkpoint, write_checkpoint
 from tomyum.streams._metrics import StreamsMetrics
 from tomyum.streams._partition_group import PartitionGroup
@@ -65,26 +66,6 @@ STANDBY_PLACEMENT_BACKOFF_S = (0.5, 8.0)
 RawRecord = Record[bytes | None, bytes | None]
 RestoreListener = Callable[[str, str, int], None]
 
-
-
-#: what a broker answers for a partition it has not taken up yet (a topic just created, on Kafka
-#: whose brokers learn of it from the metadata log a moment after the controller answers)
-NOT_YET_LED = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                         KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION})
-
-
-def watermark_offsets(consumer: Any, tp: TopicPartition, timeout: float = 30.0) -> tuple[int, int]:
-    """``tp``'s (low, high) watermarks from the broker, asked again while it is not led yet, as
-    Kafka Streams retries retriable errors; anything else, or the timeout, raises."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 0.1), cached=False)
-            return int(low), int(high)
-        except KafkaException as e:
-            if e.args[0].code() not in NOT_YET_LED or time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)  # a backoff between two requests, as librdkafka's retry.backoff.ms
 
 
 class Stopping(Exception):
