@@ -85,6 +85,7 @@ def test_metrics_count_what_clients_did(metered: tuple[BrokerProcess, str], topi
     assert values[("tomyum_topic_records_in_total", topic)] == 300
     assert values[("tomyum_topic_bytes_in_total", topic)] > 300 * 100  # the values and the batch framing
     assert values[("tomyum_topic_bytes_out_total", topic)] >= values[("tomyum_topic_bytes_in_total", topic)]
+    assert values[("tomyum_topic_records_out_total", topic)] >= 300
     for request in ("Produce", "Fetch", "JoinGroup", "SyncGroup", "OffsetCommit", "ApiVersions", "Metadata"):
         assert values[("tomyum_requests_total", (("request", request),))] >= 1, request
     assert values[("tomyum_connections_accepted_total", (("listener", "PLAINTEXT"),))] >= 2

@@ -30,6 +30,7 @@ def test_produce_and_fetch_count_bytes_and_records_per_topic(kafka: BlockingHarn
     assert stats.bytes_in["t"] == batches
     kafka.call(1, 12, fetch("t"))
     assert stats.bytes_out["t"] == batches
+    assert stats.records_out["t"] == 4
 
 
 def test_a_refused_produce_counts_nothing(kafka: BlockingHarness) -> None:
@@ -62,7 +63,7 @@ def test_the_collector_answers_counters_and_open_connections_per_listener() -> N
     stats = BrokerStats()
     stats.requests[0] += 3
     stats.produced("orders", 120, 2)
-    stats.fetched("orders", 240)
+    stats.fetched("orders", 240, 5)
     stats.connections_accepted["PLAINTEXT"] += 2
     connections: list[Any] = [SimpleNamespace(listener=SimpleNamespace(name="PLAINTEXT"))]
     names = {key: request_name(h.name) for key, h in HANDLERS.items()}
@@ -73,5 +74,6 @@ def test_the_collector_answers_counters_and_open_connections_per_listener() -> N
     assert samples[("tomyum_topic_records_in_total", ("orders",))] == 2
     assert samples[("tomyum_topic_bytes_in_total", ("orders",))] == 120
     assert samples[("tomyum_topic_bytes_out_total", ("orders",))] == 240
+    assert samples[("tomyum_topic_records_out_total", ("orders",))] == 5
     assert samples[("tomyum_connections", ("PLAINTEXT",))] == 1
     assert samples[("tomyum_connections_accepted_total", ("PLAINTEXT",))] == 2

@@ -481,3 +481,29 @@ def test_a_restart_keeps_durable_data_on_local_and_nothing_on_memory(engine: str
             await second.close()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+@pytest.mark.parametrize("batches", [4, 60])
+def test_a_read_counts_the_offsets_it_answers_up_to_its_last_whole_batch(engine: str, tmp_path: Path,
+                                                                        batches: int) -> None:
+    """What Fetch counts as records out: from the offset asked for to the end of the last whole
+    batch (a batch cut short by max_bytes not counted), in memory or sent from the file; with
+    many batches the local engine starts from its sparse index (128 bytes an entry here)."""
+    async def scenario(h: Harness) -> None:
+        for n in range(batches):
+            await h.durable(batch(b"a%d" % n, b"b", b"c"))
+        total = 3 * batches
+        whole = await h.engine.read(TP, 0, 1 << 20)
+        assert isinstance(whole.records, bytes) and whole.record_count == total
+        one = len(whole.records) // batches
+        from_4 = await h.engine.read(TP, 4, 1 << 20, zero_copy_min=0)
+        assert from_4.record_count == total - 4
+        cut = await h.engine.read(TP, 0, 2 * one + 10, zero_copy_min=0)
+        assert len(cut.records) == 2 * one + 10 and cut.record_count == 6
+        none = await h.engine.read(TP, total, 1 << 20)
+        assert none.record_count == 0
+        for result in (from_4, cut):
+            if not isinstance(result.records, bytes):
+                result.records.release()
+
+    run(engine, tmp_path, scenario, **{"index.interval.bytes": 128})

@@ -179,3 +179,4 @@ def test_segments_roll_on_record_time_so_old_records_share_a_segment(tmp_path: P
 
     run(tmp_path, scenario, **{"segment.ms": HOUR, "internal.segment.bytes": 1 << 20, "retention.ms": -1,
                                "message.timestamp.before.max.ms": 2**62})
+

@@ -8,7 +8,8 @@ here the broker's counters and histograms (``broker/stats.py``):
 - ``tomyum_requests_total{request}`` and ``tomyum_request_latency_seconds{request}`` (a
   histogram) per API, by Kafka's request name.
 - ``tomyum_topic_bytes_in_total{topic}``, ``tomyum_topic_records_in_total{topic}``,
-  ``tomyum_topic_bytes_out_total{topic}`` — what Produce appended and Fetch answered.
+  ``tomyum_topic_bytes_out_total{topic}``, ``tomyum_topic_records_out_total{topic}`` — what
+  Produce appended and Fetch answered.
 - ``tomyum_connections{listener}`` — open connections; ``tomyum_connections_accepted_total{listener}``.
 - ``tomyum_fsync_seconds``, ``tomyum_group_commit_records``, ``tomyum_group_commit_partitions``
   — the log engine's group commits (histograms).
@@ -124,7 +125,9 @@ class BrokerCollector:
         for name, doc, counter in (
                 ("tomyum_topic_bytes_in", "Record-batch bytes appended by Produce.", self.stats.bytes_in),
                 ("tomyum_topic_records_in", "Records appended by Produce.", self.stats.records_in),
-                ("tomyum_topic_bytes_out", "Record-batch bytes answered to Fetch.", self.stats.bytes_out)):
+                ("tomyum_topic_bytes_out", "Record-batch bytes answered to Fetch.", self.stats.bytes_out),
+                ("tomyum_topic_records_out", "Records (offsets) answered to Fetch, to the end of the last whole "
+                 "batch.", self.stats.records_out)):
             family = CounterMetricFamily(name, doc, labels=["topic"])
             for topic, value in sorted(counter.items()):
                 family.add_metric([topic], value)

@@ -82,6 +82,8 @@ class BrokerStats:
     records_in: Counter[str] = field(default_factory=Counter)
     #: record-batch bytes answered to Fetch, by topic (BytesOutPerSec)
     bytes_out: Counter[str] = field(default_factory=Counter)
+    #: offsets answered to Fetch up to the end of the last whole batch, by topic
+    records_out: Counter[str] = field(default_factory=Counter)
     #: connections accepted, by listener name
     connections_accepted: Counter[str] = field(default_factory=Counter)
     #: seconds from a request read to its response, by API key
@@ -97,9 +99,10 @@ class BrokerStats:
         self.bytes_in[topic] += size
         self.records_in[topic] += records
 
-    def fetched(self, topic: str, size: int) -> None:
+    def fetched(self, topic: str, size: int, records: int) -> None:
         if size:
             self.bytes_out[topic] += size
+            self.records_out[topic] += records
 
     def answered(self, api_key: int, seconds: float) -> None:
         histogram = self.request_latency.get(api_key)

@@ -27,6 +27,8 @@ class FetchPartition:
     aborted_transactions: Sequence[tuple[int, int]] | None = None
     #: bytes, or a zero-copy slice of a file (anything with ``len``; the server sends it)
     records: Any = field(default=b"")
+    #: records in the whole batches of ``records`` (the broker's metrics; not encoded)
+    record_count: int = 0
 
 
 def encode_fetch_response(

@@ -103,6 +103,9 @@ class ReadResult:
     last_stable_offset: int = -1
     #: read_committed reads only: the aborted transactions with records in what was read
     aborted: tuple[AbortedTransaction, ...] | None = None
+    #: offsets from the one asked for to the end of the last whole batch of ``records``: the
+    #: records a consumer gets (plus transaction markers, and offsets compaction removed)
+    record_count: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,8 +42,8 @@ class ServedLog(Protocol):
     def log_end_offset(self) -> int: ...
     @property
     def last_stable_offset(self) -> int: ...
-    def read(self, offset: int, max_bytes: int, *, min_one: bool = True, upper: int | None = None,
-             zero_copy_min: int | None = None) -> bytes | ZeroCopyRecords: ...
+    def read_counted(self, offset: int, max_bytes: int, *, min_one: bool = True, upper: int | None = None,
+                     zero_copy_min: int | None = None) -> tuple[bytes | ZeroCopyRecords, int]: ...
     def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]: ...
     def offset_for_timestamp(self, timestamp: int) -> OffsetAndTimestamp | None: ...
     def offset_of_max_timestamp(self) -> OffsetAndTimestamp | None: ...
@@ -81,15 +81,15 @@ class ServedPartitions(Generic[L]):
                    zero_copy_min: int | None = None, read_committed: bool = False) -> ReadResult:
         plog = self._log(tp)
         lso = plog.last_stable_offset
-        records = plog.read(offset, max_bytes, min_one=min_one, zero_copy_min=zero_copy_min,
-                            upper=lso if read_committed else None)
+        records, count = plog.read_counted(offset, max_bytes, min_one=min_one, zero_copy_min=zero_copy_min,
+                                           upper=lso if read_committed else None)
         aborted = None
         if read_committed:
             # every abort overlapping [offset, LSO): a superset of what was read, as Kafka sends
             aborted = tuple(AbortedTransaction(a.producer_id, a.first_offset)
                             for a in plog.aborted_transactions(offset, lso))
-        return ReadResult(records=records, high_watermark=plog.high_watermark,
-                          log_start_offset=plog.log_start_offset, last_stable_offset=lso, aborted=aborted)
+        return ReadResult(records=records, high_watermark=plog.high_watermark, log_start_offset=plog.log_start_offset,
+                          last_stable_offset=lso, aborted=aborted, record_count=count)
 
     def offsets(self, tp: TopicPartition) -> PartitionOffsets:
         plog = self._log(tp)

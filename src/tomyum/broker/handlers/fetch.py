@@ -54,6 +54,7 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
                 out.aborted_transactions = (
                     [(a.producer_id, a.first_offset) for a in result.aborted] if result.aborted is not None else None)
                 out.records = result.records
+                out.record_count = result.record_count
             except KafkaError as e:
                 out.error_code = e.code
                 if e.code in _REFUSED_BEFORE_THE_LOG:  # Kafka: an empty list there, null from the log
@@ -67,7 +68,7 @@ async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, 
 
 def _respond(ctx: RequestContext, topics: list[tuple[str, list[FetchPartition]]]) -> RawResponse:
     for name, parts in topics:
-        ctx.broker.stats.fetched(name, sum(len(p.records) for p in parts))
+        ctx.broker.stats.fetched(name, sum(len(p.records) for p in parts), sum(p.record_count for p in parts))
     throttle_ms = ctx.broker.quotas.fetch.throttle_fetch(ctx.principal, ctx.client_id, topics, ctx.connection.throttle)
     return RawResponse(encode_fetch_response(ctx.api_version, topics, throttle_time_ms=throttle_ms))
 

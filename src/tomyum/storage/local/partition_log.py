@@ -391,6 +391,12 @@ class PartitionLog:
         least one whole batch), never past the high watermark (or ``upper`` if lower).
         As in Kafka, the last batch may be cut short by ``max_bytes``. With ``zero_copy_min``,
         that many bytes or more come back as a FileSlice (to be sent with sendfile)."""
+        return self.read_counted(offset, max_bytes, min_one=min_one, upper=upper, zero_copy_min=zero_copy_min)[0]
+
+    def read_counted(self, offset: int, max_bytes: int, *, min_one: bool = True, upper: int | None = None,
+                     zero_copy_min: int | None = None) -> tuple[bytes | FileSlice, int]:
+        """:meth:`read`, and the offsets from ``offset`` to the end of its last whole batch (found
+        from the sparse index's last entry in the range: a few KiB of headers, whatever the size)."""
         if offset < self.log_start_offset or offset > self.log_end_offset:
             raise KafkaError(
                 f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}] of {self.tp}",
@@ -402,21 +408,21 @@ class PartitionLog:
                                  "is served", ErrorCode.kafka_storage_error)
             limit = min(limit, self.corrupt_at)
         if offset >= limit:
-            return b""
+            return b"", 0
         for seg in self.segments[self.segment_index_for(offset):]:
             end = seg.durable_size
             h = seg.find(offset, end)
             if h is None:
                 continue
             if h.base_offset >= limit:
-                return b""
+                return b"", 0
             if limit < self.high_watermark:  # stop at the last stable offset (a batch boundary)
                 stop = seg.find(limit, end)
                 if stop is not None and stop.base_offset >= limit:
                     end = stop.position
             size = min(end - h.position, max(max_bytes, h.size) if min_one else max_bytes)
             if size <= 0:
-                return b""
+                return b"", 0
             good = seg.verify(h.position, size)
             if good < size:
                 self._found_corruption(seg, h.position, good)
@@ -424,10 +430,11 @@ class PartitionLog:
                     raise KafkaError(f"{seg.log_path} is corrupt at byte {h.position} (offset {h.base_offset}): "
                                      "nothing from there is served", ErrorCode.kafka_storage_error)
                 size = good
+            count = max(seg.next_offset_before(h, h.position + size) - offset, 0)
             if zero_copy_min is not None and size >= zero_copy_min:
-                return seg.slice(h.position, size)
-            return seg.read(h.position, size)
-        return b""
+                return seg.slice(h.position, size), count
+            return seg.read(h.position, size), count
+        return b"", 0
 
     def _found_corruption(self, seg: LogSegment, position: int, good: int) -> None:
         """A read found a batch failing its CRC ``good`` bytes after ``position``: from the

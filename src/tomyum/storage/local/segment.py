@@ -13,6 +13,7 @@ fdatasyncs (the segment stays open until every sync that named it has finished).
 
 from __future__ import annotations
 
+import bisect
 import errno
 import logging
 import mmap
@@ -194,6 +195,24 @@ class LogSegment:
             yield h
             position += h.size
             ahead = HEADERS_READ_AHEAD if h.size < HEADERS_READ_AHEAD else BATCH_HEADER_SIZE
+
+    def next_offset_before(self, first: BatchHeader, end: int) -> int:
+        """The offset after the last batch that ends at or before byte ``end``, from batch
+        ``first`` on (``first.base_offset`` if none does): the headers are walked from the
+        sparse index's last entry below ``end``, never more than an index interval of them."""
+        i = bisect.bisect_right(self.index.positions, end) - 1
+        while True:
+            start = self.index.positions[i] if i >= 0 and self.index.positions[i] > first.position else first.position
+            next_offset = None
+            for h in self.headers(start, end):
+                if h.end > end:
+                    break
+                next_offset = h.next_offset
+            if next_offset is not None:
+                return next_offset
+            if start == first.position:
+                return first.base_offset
+            i -= 1  # the entry's batch is cut by ``end``: the one before it ends where it starts
 
     def find(self, offset: int, end: int | None = None) -> BatchHeader | None:
         """The first batch whose last offset is ``>= offset``, searching below ``end``."""

@@ -128,16 +128,22 @@ class MemoryPartitionLog:
         first whole), never at or past the high watermark (or ``upper`` if lower); as in Kafka,
         the last batch may be cut short by ``max_bytes``. Always bytes (``zero_copy_min`` is
         ignored: there is no file to send from)."""
+        return self.read_counted(offset, max_bytes, min_one=min_one, upper=upper)[0]
+
+    def read_counted(self, offset: int, max_bytes: int, *, min_one: bool = True, upper: int | None = None,
+                     zero_copy_min: int | None = None) -> tuple[bytes, int]:
+        """:meth:`read`, and the offsets from ``offset`` to the end of its last whole batch."""
         if offset < self.log_start_offset or offset > self.log_end_offset:
             raise KafkaError(
                 f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}] of {self.tp}",
                 ErrorCode.offset_out_of_range)
         limit = self.high_watermark if upper is None else min(upper, self.high_watermark)
         if offset >= limit:
-            return b""
+            return b"", 0
         parts: list[bytes] = []
         cap = -1
         total = 0
+        next_offset = offset
         for stored in self.batches[self._index_of(offset):]:
             if stored.header.base_offset >= limit:
                 break
@@ -147,7 +153,9 @@ class MemoryPartitionLog:
                 break
             parts.append(stored.data)
             total += len(stored.data)
-        return b"".join(parts)[:max(cap, 0)]
+            if total <= cap:
+                next_offset = stored.header.next_offset
+        return b"".join(parts)[:max(cap, 0)], max(next_offset - offset, 0)
 
     def offset_for_timestamp(self, timestamp: int) -> OffsetAndTimestamp | None:
         """The first record stamped ``timestamp`` or later, below the high watermark."""
