@@ -1,7 +1,11 @@
 """A word count on tomyum.streams with exactly_once_v2, run as a process by
 test_streams_runtime.py with ``KafkaStreams.run`` until SIGTERM (clean shutdown) or SIGKILL.
 
-    python streams_app.py BOOTSTRAP TEXT_TOPIC COUNTS_TOPIC APPLICATION_ID STATE_DIR [NUM_STANDBY_REPLICAS [GUARANTEE]]
+    python streams_app.py BOOTSTRAP TEXT_TOPIC COUNTS_TOPIC APPLICATION_ID STATE_DIR [NUM_STANDBY_REPLICAS [GUARANTEE [TOPOLOGY]]]
+
+TOPOLOGY ``count`` (the default) counts words; ``final`` counts them per 10-second tumbling
+window (no grace) and writes each window's final count once, ``<word>@<window start>``, through
+a suppression named ``final`` (test_streams_suppress_live.py).
 
 Besides its state lines it prints what it restores (test_streams_standby_live.py reads them):
 ``RESTORE-START <changelog> <partition> <store> <from offset> <to offset>`` as a changelog
@@ -15,7 +19,7 @@ import logging
 import sys
 from typing import Any
 
-from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
+from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig, Suppressed, TimeWindows
 from tomyum.streams.processor import StateRestoreListener
 from tomyum.streams.runtime import KafkaStreams
 
@@ -45,13 +49,22 @@ def main() -> int:
     standbys = int(sys.argv[6]) if len(sys.argv) > 6 else 0
     guarantee = sys.argv[7] if len(sys.argv) > 7 else "exactly_once_v2"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    topology = sys.argv[8] if len(sys.argv) > 8 else "count"
     builder = StreamsBuilder()
-    (builder.stream(text, value_serde=Serdes.string())
-        .flat_map_values(str.split)
-        .group_by(lambda key, word: word, key_serde=Serdes.string(), value_serde=Serdes.string())
-        .count(Materialized(store_name="counts", store_type="persistent"))
-        .to_stream()
-        .to(counts, value_serde=Serdes.long()))
+    words = (builder.stream(text, value_serde=Serdes.string())
+             .flat_map_values(str.split)
+             .group_by(lambda key, word: word, key_serde=Serdes.string(), value_serde=Serdes.string()))
+    if topology == "final":
+        (words.windowed_by(TimeWindows.of_size_with_no_grace(10_000))
+            .count(Materialized(store_name="counts", store_type="persistent"))
+            .suppress(Suppressed.until_window_closes(), name="final")
+            .to_stream()
+            .map(lambda w, n: (f"{w.key}@{w.window.start_ms}", n))
+            .to(counts, key_serde=Serdes.string(), value_serde=Serdes.long()))
+    else:
+        (words.count(Materialized(store_name="counts", store_type="persistent"))
+            .to_stream()
+            .to(counts, value_serde=Serdes.long()))
     app = KafkaStreams(builder.build(), StreamsConfig(application_id=app_id, state_dir=state_dir),
                        bootstrap_servers=bootstrap, processing_guarantee=guarantee, commit_interval_ms=100,
                        num_standby_replicas=standbys,

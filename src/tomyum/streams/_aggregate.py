@@ -1,6 +1,6 @@
 """The stateful processors: aggregations (plain, time-windowed, session-windowed,
 sliding-windowed, each forwarding every update or, with ``EmitStrategy.on_window_close``,
-final results) and the suppression buffer.
+final results); the suppression buffer is :mod:`tomyum.streams._suppress`.
 
 Windowed processors keep their own *observed stream time*, the largest timestamp they have
 seen, as Kafka's ``KStreamWindowAggregate`` does; a window is closed once
@@ -16,19 +16,16 @@ the records in it (for a session, its end).
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from tomyum.streams._processors import TupleForwarder
 from tomyum.streams._record import Change, Record
 from tomyum.streams.processor import Processor, ProcessorContext
-from tomyum.streams.punctuation import PunctuationType
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import KeyValueStore
 from tomyum.streams.state.window import SessionStore, ValueAndTimestamp, WindowStore
-from tomyum.streams.windows import SessionWindows, SlidingWindows, Suppressed, TimeWindows, Window, Windowed
+from tomyum.streams.windows import SessionWindows, SlidingWindows, TimeWindows, Window, Windowed
 
 AnyRecord = Record[Any, Any]
 Initializer = Callable[[], Any]
@@ -332,151 +329,6 @@ class SlidingWindowAggregateProcessor(_Aggregate):
     def _forward(self, record: AnyRecord, window: Window, change: Change[Any], timestamp: int) -> None:
         self._forward_update(Record(key=Windowed(record.key, window), value=change, timestamp=timestamp,
                                     headers=record.headers))
-
-
-class SuppressionBufferFullError(RuntimeError):
-    """A suppression buffer configured with ``shut_down_when_full()`` went over its bound
-    (Kafka's ``StreamsException`` "buffer exceeded its max capacity"): the task fails."""
-
-
-@dataclass(slots=True)
-class _Buffered:
-    time: int
-    """The buffer time: the window's end, or the first buffered update's timestamp."""
-    record: AnyRecord
-    """The latest update, its value a ``Change``."""
-    prior: Any
-    """The value before the first buffered update (the emitted change's old value)."""
-    size: int
-    seq: int
-    """Order of the first buffered update among entries of the same time."""
-
-
-class SuppressProcessor(Processor):
-    """``suppress`` (KIP-328, Kafka's ``KTableSuppressProcessor``): keeps the latest update
-    per key and forwards it once stream time reaches its buffer time plus ``delay_ms``.
-
-    - final results (``time_to_wait_ms is None``): the buffer time is the window's end and
-      ``delay_ms`` the grace period (for sessions the inactivity gap plus the grace period,
-      since a session can still grow until then; for sliding windows, whose end is
-      inclusive, the grace period plus 1). Deletes are not emitted: a window that was never
-      emitted needs no delete.
-    - a time limit: the buffer time is the timestamp of the key's first buffered update and
-      ``delay_ms`` the time to wait; deletes are emitted like any update.
-
-    After each update, a buffer over its :class:`BufferConfig` bound emits its oldest
-    entries early or raises :class:`SuppressionBufferFullError`.
-
-    With ``idle_close_ms``, a wall-clock punctuator (every ``idle_close_ms``) moves this
-    processor's stream time on while no update arrives: to the stream time of the last
-    update plus the wall-clock time elapsed since it, once that is at least
-    ``idle_close_ms`` (see :class:`~tomyum.streams.windows.Suppressed`).
-    """
-
-    def __init__(self, suppressed: Suppressed, delay_ms: int, key_serde: Serde[Any] | None,
-                 value_serde: Serde[Any] | None) -> None:
-        self.final_results = suppressed.time_to_wait_ms is None
-        self.delay_ms = delay_ms
-        self.buffer_config = suppressed.buffer_config
-        self.idle_close_ms = suppressed.idle_close_ms
-        self._key_serde = key_serde
-        self._value_serde = value_serde
-        self.observed_stream_time = -1
-        self.buffer: dict[Any, _Buffered] = {}
-        self._order: list[tuple[int, int, Any]] = []
-        """A heap of ``(time, seq, key)``, one per entry put in the buffer; stale ones (the
-        entry gone, or replaced by a newer one) are skipped as they come up."""
-        self._seq = 0
-        self.buffer_bytes = 0
-        self._last_update_stream_time = -1
-        self._last_update_wall_clock_ms = 0
-
-    def init(self, context: ProcessorContext) -> None:
-        super().init(context)
-        self.key_serde = self._key_serde or context.config.default_key_serde
-        self.value_serde = self._value_serde or context.config.default_value_serde
-        if self.idle_close_ms is not None:
-            self._last_update_wall_clock_ms = context.current_system_time_ms
-            context.schedule(self.idle_close_ms, PunctuationType.WALL_CLOCK_TIME, self._close_idle_windows)
-
-    def _size(self, key: Any, change: Change[Any]) -> int:
-        inner, extra = (key.key, 16) if isinstance(key, Windowed) else (key, 0)
-        values = (self.value_serde.serialize(v) for v in (change.new_value, change.old_value))
-        return len(self.key_serde.serialize(inner) or b"") + extra + 8 + sum(len(v or b"") for v in values)
-
-    def process(self, record: AnyRecord) -> None:
-        self.observed_stream_time = max(self.observed_stream_time, record.timestamp)
-        self._last_update_stream_time = self.observed_stream_time
-        self._last_update_wall_clock_ms = self.context.current_system_time_ms
-        change: Change[Any] = record.value
-        previous = self.buffer.get(record.key)
-        if previous is not None:
-            self.buffer_bytes -= previous.size
-        if change.new_value is None and self.final_results:
-            if previous is not None:  # a window never emitted needs no delete
-                del self.buffer[record.key]
-        else:
-            size = self._size(record.key, change) if self.buffer_config.bytes_limit is not None else 0
-            if previous is None:
-                self._seq += 1
-                time = record.key.window.end_ms if self.final_results else record.timestamp
-                entry = _Buffered(time, record, change.old_value, size, self._seq)
-                heapq.heappush(self._order, (time, self._seq, record.key))
-            else:  # an updated key keeps its first update's place
-                entry = _Buffered(previous.time, record, previous.prior, size, previous.seq)
-            self.buffer[record.key] = entry
-            self.buffer_bytes += size
-        self._emit_due()
-        self._enforce_bounds()
-
-    def _over_bounds(self) -> bool:
-        config = self.buffer_config
-        return ((config.records_limit is not None and len(self.buffer) > config.records_limit)
-                or (config.bytes_limit is not None and self.buffer_bytes > config.bytes_limit))
-
-    def _enforce_bounds(self) -> None:
-        if not self._over_bounds():
-            return
-        if self.buffer_config.shut_down:
-            raise SuppressionBufferFullError(
-                f"suppression buffer of {self.context.node_name} exceeded its bound: {len(self.buffer)} records "
-                f"(max {self.buffer_config.records_limit}), {self.buffer_bytes} bytes "
-                f"(max {self.buffer_config.bytes_limit})")
-        while self._over_bounds() and self._emit_oldest(None):
-            pass
-
-    def _close_idle_windows(self, now_ms: int) -> None:
-        assert self.idle_close_ms is not None
-        idle_ms = now_ms - self._last_update_wall_clock_ms
-        if self._last_update_stream_time < 0 or idle_ms < self.idle_close_ms:
-            return
-        self.observed_stream_time = max(self.observed_stream_time, self._last_update_stream_time + idle_ms)
-        self._emit_due()
-
-    def _emit_oldest(self, up_to_time: int | None) -> bool:
-        """Emit the entry buffered longest (if its time is at most ``up_to_time``); False if none."""
-        while self._order:
-            time, seq, key = self._order[0]
-            entry = self.buffer.get(key)
-            if entry is None or entry.seq != seq:
-                heapq.heappop(self._order)  # stale
-                continue
-            if up_to_time is not None and time > up_to_time:
-                return False
-            heapq.heappop(self._order)
-            self._emit(key)
-            return True
-        return False
-
-    def _emit_due(self) -> None:
-        expiry = self.observed_stream_time - self.delay_ms
-        while self._emit_oldest(expiry):
-            pass
-
-    def _emit(self, key: Any) -> None:
-        entry = self.buffer.pop(key)
-        self.buffer_bytes -= entry.size
-        self.context.forward(entry.record.with_value(Change(entry.record.value.new_value, entry.prior)))
 
 
 class TableAggregateProcessor(Processor):

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from tomyum.streams._aggregate import SuppressProcessor
 from tomyum.streams._builder import InternalBuilder
 from tomyum.streams._deprecation import warn_deprecated
 from tomyum.streams._joins import JoinKind
@@ -18,9 +17,10 @@ from tomyum.streams._processors import (
     TableMapValuesProcessor,
     TableMaterializeProcessor,
 )
+from tomyum.streams._suppress import SuppressProcessor
 from tomyum.streams.processor import Processor
-from tomyum.streams.serdes import Serde
-from tomyum.streams.topology import Materialized
+from tomyum.streams.serdes import Serde, Serdes
+from tomyum.streams.topology import Materialized, StoreSpec
 from tomyum.streams.windows import Suppressed
 
 if TYPE_CHECKING:
@@ -93,8 +93,17 @@ class KTable(Generic[K, V]):
             delay = self._suppress_delay_ms
         key_serde = self._window_key_serde if self._suppress_delay_ms is not None else self.key_serde
         value_serde = self.value_serde
-        return self._derive("KTABLE-SUPPRESS", lambda: SuppressProcessor(suppressed, delay, key_serde, value_serde),
-                            self.value_serde, name)
+        # Kafka's names: the node's first, then its buffer's store (``<name>-store`` when named)
+        node_name = name or self._builder.new_name("KTABLE-SUPPRESS")
+        store = f"{name}-store" if name is not None else self._builder.new_name("KTABLE-SUPPRESS-STATE-STORE")
+        self._builder.topology.add_store(StoreSpec(
+            name=store, kind="key_value", key_serde=Serdes.bytes(), value_serde=Serdes.bytes(), store_type="in_memory",
+            logging_enabled=suppressed.buffer_config.logging_enabled))
+        node = self._builder.add("KTABLE-SUPPRESS", lambda: SuppressProcessor(suppressed, delay, key_serde,
+                                                                              value_serde, store),
+                                 [self.node], (store,), name=node_name)
+        return KTable(self._builder, node, self.key_serde, self.value_serde,
+                      suppress_delay_ms=self._suppress_delay_ms, window_key_serde=self._window_key_serde)
 
     def join(self, other: KTable[Any, Any], joiner: Callable[[V, Any], V2], *,
              foreign_key: Callable[[V], Any] | None = None, materialized: Materialized | None = None,

@@ -215,6 +215,10 @@ class BufferConfig:
     records_limit: int | None = None
     bytes_limit: int | None = None
     shut_down: bool = False
+    logging_enabled: bool = True
+    """Whether the buffer is written to its changelog topic, so that a restarted or moved
+    task gets it back (Kafka's ``withLoggingEnabled`` / ``withLoggingDisabled``; on by
+    default, as in Kafka)."""
 
     @staticmethod
     def max_records(records: int) -> BufferConfig:
@@ -240,7 +244,16 @@ class BufferConfig:
         return replace(self, bytes_limit=bytes_)
 
     def with_no_bound(self) -> BufferConfig:
-        return BufferConfig(shut_down=True)
+        return BufferConfig(shut_down=True, logging_enabled=self.logging_enabled)
+
+    def with_logging_disabled(self) -> BufferConfig:
+        """Kafka's ``withLoggingDisabled``: the buffer is memory only; what it holds when its
+        task stops (a crash, a restart, the task moving) is lost."""
+        return replace(self, logging_enabled=False)
+
+    def with_logging_enabled(self) -> BufferConfig:
+        """Kafka's ``withLoggingEnabled`` (the default)."""
+        return replace(self, logging_enabled=True)
 
     def emit_early_when_full(self) -> BufferConfig:
         """Kafka's ``emitEarlyWhenFull``."""
