@@ -289,6 +289,8 @@ class AppProcess:
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.restores: queue.SimpleQueue[str] = queue.SimpleQueue()
         """The app's RESTORE-START and RESTORED lines (see streams_app.py)."""
+        self.standby_updates: queue.SimpleQueue[str] = queue.SimpleQueue()
+        """The app's STANDBY-START, STANDBY-BATCH and STANDBY-SUSPENDED lines."""
         self.tasks: set[str] = set()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -296,7 +298,8 @@ class AppProcess:
         assert self.proc.stdout is not None
         with self.proc.stdout:  # closed at the end of the app's output
             for line in self.proc.stdout:
-                (self.restores if line.startswith("RESTORE") else self.lines).put(line.strip())
+                target = self.restores if line.startswith("RESTORE") else self.lines
+                (self.standby_updates if line.startswith("STANDBY-") else target).put(line.strip())
 
     def wait_running_with(self, count: int, timeout: float = 60) -> set[str]:
         """Wait until the app reports RUNNING with ``count`` tasks; return them."""

@@ -77,8 +77,10 @@ def restores(app: AppProcess, tasks: set[str]) -> dict[str, tuple[int, int, int]
     return done
 
 
-def fail_over(broker: BrokerProcess, topic_name: str, tmp_path: Path, standbys: int) -> dict[str, Any]:
-    """Run a and b (``standbys`` replicas), count KEYS keys, kill a with SIGKILL; what b restored."""
+def fail_over(broker: BrokerProcess, topic_name: str, tmp_path: Path, standbys: int,
+              topology: str = "count") -> dict[str, Any]:
+    """Run a and b (``standbys`` replicas; ``topology`` of streams_app.py), count KEYS keys, kill
+    a with SIGKILL; what b restored, and what b's StandbyUpdateListener heard (split lines)."""
     text, counts = f"{topic_name}-{standbys}-text", f"{topic_name}-{standbys}-counts"
     create_topics(broker.bootstrap, text, counts)
     app_id = f"standby-{standbys}-{topic_name}"
@@ -86,8 +88,19 @@ def fail_over(broker: BrokerProcess, topic_name: str, tmp_path: Path, standbys: 
     feed = WordFeed(broker.bootstrap, text, words_of_line)
     expected = feed.expected
 
-    a = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / f"a{standbys}"), str(standbys))
-    b = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / f"b{standbys}"), str(standbys))
+    a = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / f"a{standbys}"), str(standbys),
+                   "exactly_once_v2", topology)
+    b = AppProcess(broker.bootstrap, text, counts, app_id, str(tmp_path / f"b{standbys}"), str(standbys),
+                   "exactly_once_v2", topology)
+    heard: list[list[str]] = []
+
+    def standby_loaded_to() -> int:
+        """The offset after the last changelog record b's standby loaded of a's counting task."""
+        while not b.standby_updates.empty():
+            heard.append(b.standby_updates.get_nowait().split())
+        return max((int(u[5]) + 1 for u in heard if u[:3] == ["STANDBY-BATCH", changelog, str(partition)]),
+                   default=-1)
+
     try:
         a.wait_running_with(2)
         b.wait_running_with(2)
@@ -96,7 +109,10 @@ def fail_over(broker: BrokerProcess, topic_name: str, tmp_path: Path, standbys: 
         feed.send(1_200, 0)  # 6,000 words over 3,000 keys
         latest_counts(broker.bootstrap, counts, "read_committed", dict(expected))
         b_copy = Path(tmp_path / f"b{standbys}" / "tomyum-streams" / app_id / next(iter(taken)))
-        if standbys:  # b's standby caught up with a's changelog (its checkpoint, written after a flush)
+        if standbys and topology == "count-in-memory":  # b's standby in memory caught up (its listener says)
+            end = admin_end(broker.bootstrap, changelog, partition)  # (the last record; then a commit marker)
+            wait_until(lambda: standby_loaded_to() >= end - 1, TIMEOUT, what="the standby at the changelog's end")
+        elif standbys:  # b's standby caught up with a's changelog (its checkpoint, written after a flush)
             end = admin_end(broker.bootstrap, changelog, partition)
             wait_until(lambda: (read_checkpoint(b_copy) or {}).get(changelog, -1) >= end - 1, TIMEOUT,
                        what="the standby's checkpoint at the changelog's end")
@@ -114,7 +130,8 @@ def fail_over(broker: BrokerProcess, topic_name: str, tmp_path: Path, standbys: 
         feed.send(200, 1_400)  # b goes on, from the restored counts: exact
         assert latest_counts(broker.bootstrap, counts, "read_committed", dict(expected)) == dict(expected), b.errors()
         first, end, records = restored[next(iter(taken))]
-        return {"first": first, "end": end, "restored": records, "took_over_s": took_over_s,
+        standby_loaded_to()
+        return {"standby_updates": heard, "first": first, "end": end, "restored": records, "took_over_s": took_over_s,
                 "changelog": changelog, "partition": partition,
                 "logged": changelog_records(broker.bootstrap, changelog, partition, 0, admin_end(
                     broker.bootstrap, changelog, partition))}
@@ -129,6 +146,28 @@ def admin_end(bootstrap: str, topic: str, partition: int) -> int:
         return int(c.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT, cached=False)[1])
     finally:
         c.close()
+
+
+def test_in_memory_stores_have_standbys_and_the_standby_update_listener_hears_them(
+        broker: BrokerProcess, topic_name: str, tmp_path: Path) -> None:
+    """An in-memory count with one standby: b keeps a's task warm in memory, and when a is
+    killed b's active task carries on from that copy, restoring only the changelog's tail.
+    b's StandbyUpdateListener (KIP-988) heard the standby start at the changelog's start,
+    load it batch by batch, and stop, PROMOTED, when the task became active."""
+    warm = fail_over(broker, topic_name, tmp_path, standbys=1, topology="count-in-memory")
+    print(f"in-memory standby: { {k: v for k, v in warm.items() if k != 'standby_updates'} }")
+    assert warm["logged"] >= KEYS // 2
+    assert warm["restored"] < warm["logged"] // 10
+    if warm["restored"]:
+        assert warm["first"] > 0
+    tp = [warm["changelog"], str(warm["partition"])]
+    updates = warm["standby_updates"]
+    assert ["STANDBY-START", *tp, "counts", "0"] in updates
+    batches = [u for u in updates if u[:3] == ["STANDBY-BATCH", *tp]]
+    assert batches and all(int(u[6]) > 0 and int(u[5]) < int(u[7]) for u in batches if int(u[7]) >= 0)
+    suspended = [u for u in updates if u[:3] == ["STANDBY-SUSPENDED", *tp]]
+    assert [u[-1] for u in suspended] == ["PROMOTED"]
+    assert int(suspended[0][4]) >= int(batches[-1][5])  # it stopped where its last batch left it
 
 
 def test_with_a_standby_the_survivor_of_a_kill_9_restores_only_the_changelog_tail(

@@ -14,15 +14,21 @@ same generation's answer (an answer from a group that is not Stable, or in which
 instance's own assignment is not the one it holds, is asked for again), so they agree without
 a side channel; nothing is written anywhere, and nothing is left behind when an instance goes.
 
-**What.** A standby task holds its task's persistent, logged stores in the task's own state
-directory (where an active task of it would open them) and keeps them up to date by reading
-the task's changelog partitions (``read_committed`` under exactly-once, so a standby store
-never holds an aborted write); every so often it flushes the stores and writes the task's
-``.checkpoint`` (see :mod:`tomyum.streams._checkpoint`). When the task becomes active here,
-the standby is closed (flushed, checkpointed) and the active task restores only the
-changelog's tail after that checkpoint — instead of the whole changelog. In-memory stores
-have no standby (their copy would not outlive the process; Kafka keeps them warm in memory,
-see docs/streams.md).
+**What.** A standby task holds its task's logged stores — persistent ones in the task's own
+state directory (where an active task of it would open them), in-memory ones in memory, as
+Kafka does — and keeps them up to date by reading the task's changelog partitions
+(``read_committed`` under exactly-once, so a standby store never holds an aborted write);
+every so often it flushes the persistent stores and writes the task's ``.checkpoint`` (see
+:mod:`tomyum.streams._checkpoint`; in-memory stores are not in it: they do not outlive the
+process). When the task becomes active here, the standby is closed (flushed, checkpointed),
+its in-memory engines are handed to the active task with the offsets they stand at
+(:meth:`StandbyTasks.promote`), and the active task restores only the changelog's tail after
+those — instead of the whole changelog.
+
+Kafka's ``StandbyUpdateListener`` (KIP-988) hears of each standby store's changelog partition:
+when reading starts, after each batch applied, and when it stops (``PROMOTED``: before the
+active task restores; ``MIGRATED``: the standby leaves this instance, after its stores close).
+Closing the application tells it nothing.
 
 Not thread-safe: the streams thread owns a :class:`StandbyTasks`.
 """
@@ -41,7 +47,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from tomyum.streams._checkpoint import read_checkpoint, write_checkpoint
 from tomyum.streams._runtime_config import RuntimeConfig
 from tomyum.streams._task import StreamTask
-from tomyum.streams.state.base import ChangelogRecord
+from tomyum.streams.processor import StandbyUpdateListener, SuspendReason
+from tomyum.streams.state.base import BytesStore, ChangelogRecord
+from tomyum.streams.state.memory import InMemoryBytesStore
 
 __all__ = ["GroupMember", "StandbyTasks", "assign_standbys", "describe_members", "range_owner", "task_order"]
 
@@ -145,14 +153,17 @@ class StandbyTasks:
         self._partitions: dict[tuple[str, int], tuple[str, str]] = {}
         """Changelog partition -> (task id, store)."""
         self._checkpointed: dict[str, dict[str, int]] = {}
+        self._memory: dict[str, dict[str, InMemoryBytesStore]] = {}
+        """Task id -> its in-memory stores' engines (handed over on promotion)."""
         self._consumer: Consumer | None = None
         self._last_checkpoint = time.monotonic()
+        self.listeners: list[StandbyUpdateListener] = []
 
     def update(self, wanted: Mapping[str, tuple[Sequence[str], int]]) -> None:
         """Hold exactly the standby tasks ``wanted`` (task id -> (its stores, its partition));
         a new one starts from its directory's checkpoint, or empty from the changelog's start."""
         for task_id in [t for t in self.tasks if t not in wanted]:
-            self._close(task_id)
+            self._close(task_id, SuspendReason.MIGRATED)
         for task_id, (stores, partition) in sorted(wanted.items()):
             if task_id not in self.tasks:
                 self._open(task_id, [s for s in stores if self._standby_store(s)], partition)
@@ -161,27 +172,39 @@ class StandbyTasks:
             log.info("streams %s: standby tasks %s", self.config.application_id, sorted(self.tasks))
 
     def _standby_store(self, store: str) -> bool:
-        spec = self.config.topology.stores[store]
-        return spec.logging_enabled and spec.store_type == "persistent"
+        return self.config.topology.stores[store].logging_enabled
+
+    def _persistent(self, store: str) -> bool:
+        return self.config.topology.stores[store].store_type == "persistent"
 
     def _open(self, task_id: str, stores: list[str], partition: int) -> None:
         task_dir = self.config.task_dir(task_id)
         offsets = read_checkpoint(task_dir) or {}
         topics = {name: self.config.changelog_topic(name) for name in stores}
-        if not all(topic in offsets and self._fits(topic, partition, offsets[topic]) for topic in topics.values()):
+        on_disk = [topic for name, topic in topics.items() if self._persistent(name)]
+        if not all(topic in offsets and self._fits(topic, partition, offsets[topic]) for topic in on_disk):
             shutil.rmtree(task_dir, ignore_errors=True)  # nothing to trust: start empty
             offsets = {}
+        offsets = {topic: offsets[topic] for topic in on_disk if topic in offsets}  # in memory: from the start
+        memory = {name: InMemoryBytesStore(name) for name in stores if not self._persistent(name)}
+        self._memory[task_id] = memory
 
         def no_writes(change: ChangelogRecord) -> None:
             raise AssertionError(f"standby task {task_id} wrote to its store {change.store_name}")
 
         self.tasks[task_id] = StreamTask(self.config.topology, self.config.config, task_id=task_id,
                                          state_dir=self.config.state_root, collector=lambda *_: None,
-                                         changelog=no_writes, nodes=(), stores=tuple(stores))
+                                         changelog=no_writes, nodes=(), stores=tuple(stores),
+                                         inner_stores=memory)
         for name, topic in topics.items():
+            tp = TopicPartition(topic, partition)
             self._partitions[(topic, partition)] = (task_id, name)
             self.positions[(topic, partition)] = offsets.get(topic, OFFSET_BEGINNING)
-        self._checkpointed[task_id] = {t: o for t, o in offsets.items() if t in topics.values()}
+            if self.listeners:
+                start = offsets[topic] if topic in offsets else self._watermarks(self._reader(), tp)[0]
+                for listener in self.listeners:
+                    listener.on_update_start(tp, name, start)
+        self._checkpointed[task_id] = offsets
 
     def _fits(self, topic: str, partition: int, offset: int) -> bool:
         """Whether the changelog still holds ``offset`` (a topic deleted and made again does not)."""
@@ -220,12 +243,22 @@ class StandbyTasks:
                 continue
             task_id, store = owner
             self.tasks[task_id].stores[store].restore([(m.key(), m.value()) for m in batch])
+            for listener in self.listeners:
+                listener.on_batch_loaded(TopicPartition(*tp), store, task_id, int(batch[-1].offset() or 0), len(batch),
+                                         self._end_offset(tp))
         # what was handed over is applied: the consumer's positions are the stores' (also past
         # transaction markers and empty partitions, which no message shows)
         for position in self._consumer.position([TopicPartition(t, p) for t, p in self._partitions]):
             if position.offset >= 0:
                 self.positions[(position.topic, position.partition)] = position.offset
         return sum(len(b) for b in batches.values())
+
+    def _end_offset(self, tp: tuple[str, int]) -> int:
+        """The partition's end as the consumer last fetched it (no request); -1 if unknown."""
+        if self._consumer is None:
+            return -1
+        ends = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+        return int(ends[1]) if ends and ends[1] >= 0 else -1
 
     def maybe_checkpoint(self, force: bool = False) -> None:
         """Every ``CHECKPOINT_INTERVAL_S`` (or now, with ``force``): flush the stores of the
@@ -237,8 +270,9 @@ class StandbyTasks:
             self._checkpoint(task_id)
 
     def _checkpoint(self, task_id: str) -> None:
-        parts = [tp for tp, (owner, _) in self._partitions.items() if owner == task_id]
-        if any(self.positions[tp] < 0 for tp in parts):
+        parts = [tp for tp, (owner, store) in self._partitions.items()
+                 if owner == task_id and self._persistent(store)]
+        if not parts or any(self.positions[tp] < 0 for tp in parts):
             return  # a changelog not read yet: where its store stands is not known
         offsets = {topic: self.positions[(topic, partition)] for topic, partition in parts}
         if offsets == self._checkpointed.get(task_id):
@@ -247,23 +281,43 @@ class StandbyTasks:
         write_checkpoint(self.config.task_dir(task_id), offsets)
         self._checkpointed[task_id] = offsets
 
-    def promote(self, task_id: str) -> None:
+    def promote(self, task_id: str) -> dict[str, tuple[BytesStore, int]]:
         """The task becomes active here: close its standby, checkpointed, for the active task
-        to restore only what came after."""
-        if task_id in self.tasks:
-            self._close(task_id)
-            self._assign()
+        to restore only what came after; its in-memory stores that read something are handed
+        over — store -> (engine, the changelog offset to go on from)."""
+        if task_id not in self.tasks:
+            return {}
+        memory = self._memory.get(task_id, {})
+        warm: dict[str, tuple[BytesStore, int]] = {store: (memory[store], self.positions[(topic, partition)])
+                for (topic, partition), (owner, store) in self._partitions.items()
+                if owner == task_id and store in memory and self.positions[(topic, partition)] >= 0}
+        self._close(task_id, SuspendReason.PROMOTED)
+        self._assign()
+        return warm
 
-    def _close(self, task_id: str) -> None:
+    def _close(self, task_id: str, reason: SuspendReason | None) -> None:
+        """Close the standby (``reason`` for the listeners; ``None``: the application closes)."""
+        parts = [(tp, store) for tp, (owner, store) in self._partitions.items() if owner == task_id]
+        if reason is SuspendReason.PROMOTED:  # (Kafka: before the active task's restore starts)
+            self._suspended(parts, reason)
         self._checkpoint(task_id)
         self.tasks.pop(task_id).close()
         self._checkpointed.pop(task_id, None)
-        for tp in [tp for tp, (owner, _) in self._partitions.items() if owner == task_id]:
+        self._memory.pop(task_id, None)
+        if reason is SuspendReason.MIGRATED:  # (Kafka: after the stores are closed)
+            self._suspended(parts, reason)
+        for tp, _ in parts:
             del self._partitions[tp]
             del self.positions[tp]
+
+    def _suspended(self, parts: list[tuple[tuple[str, int], str]], reason: SuspendReason) -> None:
+        for tp, store in parts:
+            for listener in self.listeners:
+                listener.on_update_suspended(TopicPartition(*tp), store, max(-1, self.positions[tp] - 1),
+                                             self._end_offset(tp), reason)
 
     def close(self) -> None:
         """Close every standby (checkpointed) and the changelog consumer."""
         for task_id in list(self.tasks):
-            self._close(task_id)
+            self._close(task_id, None)
         self._assign()

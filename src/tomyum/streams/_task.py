@@ -4,7 +4,8 @@ one per sub-topology and input partition, and one "global" task for the global t
 stores every other task of the instance reads.
 
 Not thread-safe: a task runs on one thread. Stores are created in ``__init__`` (the cacheable
-ones behind the instance's record cache, when it has one); ``commit`` flushes the cache and
+ones behind the instance's record cache, when it has one; over the engines ``inner_stores``
+hands over, when a promoted standby's in-memory stores carry on); ``commit`` flushes the cache and
 the stores (the point where a runtime also commits offsets); ``close`` closes them.
 """
 
@@ -44,6 +45,7 @@ class StreamTask:
         stores: Sequence[str] | None = None,
         global_stores: Mapping[str, Any] | None = None,
         cache: ThreadCache | None = None,
+        inner_stores: Mapping[str, BytesStore] | None = None,
     ) -> None:
         self.topology = topology
         self.config = config
@@ -55,6 +57,8 @@ class StreamTask:
         self._collector = collector
         self._punctuations = {kind: PunctuationQueue() for kind in PunctuationType}
         self._cache = cache
+        self.inner_stores = inner_stores or {}
+        """Engines to take over instead of new ones: a promoted standby's in-memory stores."""
         self.stores: dict[str, Any] = {
             name: self._make_store(topology.stores[name], changelog)
             for name in (topology.stores if stores is None else stores)
@@ -72,7 +76,9 @@ class StreamTask:
 
     def _make_store(self, spec: StoreSpec, changelog: ChangelogSink) -> Any:
         inner: BytesStore
-        if spec.store_type == "in_memory":
+        if spec.name in self.inner_stores:
+            inner = self.inner_stores[spec.name]
+        elif spec.store_type == "in_memory":
             inner = InMemoryBytesStore(spec.name)
         else:
             path = self.state_dir / self.config.application_id / self.task_id / "sqlite" / f"{spec.name}.db"

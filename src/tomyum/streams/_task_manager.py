@@ -53,7 +53,7 @@ from tomyum.streams._standby import StandbyTasks, assign_standbys, describe_memb
 from tomyum.streams._task import StreamTask
 from tomyum.streams.processor import StateRestoreListener
 from tomyum.streams.serdes import Serde
-from tomyum.streams.state.base import ChangelogRecord
+from tomyum.streams.state.base import BytesStore, ChangelogRecord
 from tomyum.streams.state.caching import ThreadCache
 
 __all__ = ["RESTORE_TIMEOUT_S", "Stopping", "TaskManager"]
@@ -149,14 +149,15 @@ class TaskManager:
         for task_id, (sub, partition) in sorted(wanted.items()):
             if task_id not in self.tasks:
                 spec = self.plan.subtopologies[sub]
-                self.standbys.promote(task_id)  # its warm stores, checkpointed, for this task
+                warm = self.standbys.promote(task_id)  # its warm stores (on disk: checkpointed) for this task
                 checkpoint = self._take_checkpoint(task_id, spec.stores, partition)
                 if checkpoint is None:
                     shutil.rmtree(self.config.task_dir(task_id), ignore_errors=True)
-                task = self._new_task(task_id, spec.nodes, spec.stores, partition)
+                task = self._new_task(task_id, spec.nodes, spec.stores, partition, {n: e for n, (e, _) in warm.items()})
                 self.tasks[task_id] = task
                 self.partition_groups[task_id] = PartitionGroup(inputs[task_id], self.config.config.max_task_idle_ms)
-                self._restore(task, partition, checkpoint or {})
+                self._restore(task, partition, {**(checkpoint or {}), **{
+                    self.config.changelog_topic(n): offset for n, (_, offset) in warm.items()}})
         log.info("streams %s: tasks %s", self.application_id, sorted(self.tasks))
         if self.config.num_standby_replicas > 0:
             self._standbys_due = time.monotonic()  # the placement follows the new assignment
@@ -228,7 +229,8 @@ class TaskManager:
         if members is None or mine is None or mine.active_tasks != frozenset(self.tasks):
             return False
         stateful = {task_id: (spec.stores, int(task_id.rsplit("_", 1)[1]))
-                    for sub, spec in enumerate(self.plan.subtopologies) if self._checkpointed(spec.stores)
+                    for sub, spec in enumerate(self.plan.subtopologies)
+                    if any(self.topology.stores[name].logging_enabled for name in spec.stores)
                     for task_id in (f"{sub}_{p}" for p in range(self.plan.tasks[sub]))}
         placement = assign_standbys(members, {t: self.plan.tasks[task_order(t)[0]] for t in stateful},
                                     self.config.num_standby_replicas)
@@ -264,7 +266,7 @@ class TaskManager:
     # tasks and their state --------------------------------------------------------------------------
 
     def _new_task(self, task_id: str, nodes: tuple[str, ...] | None, stores: tuple[str, ...],
-                  partition: int) -> StreamTask:
+                  partition: int, inner_stores: Mapping[str, BytesStore] | None = None) -> StreamTask:
         collector = self.collector
         assert collector is not None
         topics: dict[str, str] = {}  # a topology's topic name -> the broker's
@@ -284,7 +286,7 @@ class TaskManager:
         return StreamTask(self.topology, self.config.config, task_id=task_id, state_dir=self.config.state_root,
                           collector=collect, changelog=changelog, wall_clock_ms=int(time.time() * 1000), nodes=nodes,
                           stores=stores, global_stores=None if self.global_task is None else self.global_task.stores,
-                          cache=self.cache)
+                          cache=self.cache, inner_stores=inner_stores)
 
     def _close_task(self, task_id: str, *, clean: bool = True) -> None:
         """Close a task; a clean close (after a commit) leaves a checkpoint of its persistent
@@ -352,7 +354,8 @@ class TaskManager:
 
     def _restore(self, task: StreamTask, partition: int, checkpoint: Mapping[str, int]) -> None:
         """Each logged store of ``task`` from its changelog partition — from the checkpoint's
-        offset for a persistent store that has one — up to the end (committed records only
+        offset for a persistent store that has one, from a promoted standby's offset for an
+        in-memory store it handed over — up to the end (committed records only
         under exactly-once), batch by batch, telling the restore listeners."""
         stores = [name for name in task.stores if self.topology.stores[name].logging_enabled]
         if not stores:
@@ -364,7 +367,8 @@ class TaskManager:
             for name in stores:
                 tp = TopicPartition(self.config.changelog_topic(name), partition)
                 low, end = watermark_offsets(reader, tp)
-                start = checkpoint.get(tp.topic) if name in self._checkpointed([name]) else None
+                warm = name in self._checkpointed([name]) or name in task.inner_stores
+                start = checkpoint.get(tp.topic) if warm else None
                 first = low if start is None else max(low, start)
                 self._restored_ends[(tp.topic, partition)] = end
                 if end <= first:

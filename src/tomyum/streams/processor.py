@@ -13,8 +13,9 @@ a context reads and calls, so it imports neither the task nor the topology.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Literal, Protocol
 
 from tomyum.streams._deprecation import warn_deprecated
@@ -24,7 +25,8 @@ from tomyum.streams.serdes import RecordTimestampExtractor, Serde, Serdes, Times
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Processor", "ProcessorContext", "StateRestoreListener", "StreamsConfig"]
+__all__ = ["Processor", "ProcessorContext", "StandbyUpdateListener", "StateRestoreListener", "StreamsConfig",
+           "SuspendReason"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +95,40 @@ class StateRestoreListener:
 
     def on_restore_end(self, topic_partition: Any, store_name: str, total_restored: int) -> None:
         """Restoring ``store_name`` from this partition is done: ``total_restored`` records."""
+
+
+class SuspendReason(Enum):
+    """Why a standby task stopped updating (Kafka's ``StandbyUpdateListener.SuspendReason``)."""
+
+    MIGRATED = "MIGRATED"
+    """The standby went to another instance (or is no longer wanted here); its stores are closed."""
+    PROMOTED = "PROMOTED"
+    """The task became active on this instance, which carries on from the standby's stores."""
+
+
+class StandbyUpdateListener:
+    """Kafka's ``StandbyUpdateListener`` (KIP-988): told how this instance's standby tasks
+    keep their stores up to date from the changelogs
+    (``KafkaStreams.set_standby_update_listener``), on the streams thread. ``topic_partition``
+    is confluent-kafka's ``TopicPartition`` of the changelog. Subclass it and override what you
+    need; the methods here do nothing. (Kafka's nested ``SuspendReason`` is
+    :class:`SuspendReason` here.)"""
+
+    def on_update_start(self, topic_partition: Any, store_name: str, starting_offset: int) -> None:
+        """A standby store starts reading its changelog partition at ``starting_offset`` (its
+        checkpoint's offset, or the partition's first), before any record is loaded."""
+
+    def on_batch_loaded(self, topic_partition: Any, store_name: str, task_id: str, batch_end_offset: int,
+                        batch_size: int, current_end_offset: int) -> None:
+        """A batch of ``batch_size`` changelog records, the last at ``batch_end_offset``, was
+        applied to the standby store; ``current_end_offset`` is the partition's end as last
+        fetched (-1 when not known yet)."""
+
+    def on_update_suspended(self, topic_partition: Any, store_name: str, store_offset: int, current_end_offset: int,
+                            reason: SuspendReason) -> None:
+        """The standby store stopped updating: ``store_offset`` is the offset before the next
+        one it would have read (-1 if it read nothing). ``MIGRATED``: after its stores are
+        closed; ``PROMOTED``: before the active task's restore starts (Kafka's order)."""
 
 
 class ProcessorTask(Protocol):

@@ -93,11 +93,11 @@ from tomyum.streams._record_collector import Fenced, RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
 from tomyum.streams._task import StreamTask
 from tomyum.streams._task_manager import Stopping, TaskManager
-from tomyum.streams.processor import StateRestoreListener, StreamsConfig
+from tomyum.streams.processor import StandbyUpdateListener, StateRestoreListener, StreamsConfig, SuspendReason
 from tomyum.streams.topology import Topology
 
 __all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "NOT_AVAILABLE", "HostInfo", "KafkaStreams", "KeyQueryMetadata", "State",
-           "StateRestoreListener", "StreamsMetadata", "TopologyError"]
+           "StandbyUpdateListener", "StateRestoreListener", "StreamsMetadata", "SuspendReason", "TopologyError"]
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +244,11 @@ class KafkaStreams:
         """Kafka's ``setGlobalStateRestoreListener``: ``listener`` hears of every changelog
         partition restored, batch by batch (see :class:`~tomyum.streams.processor.StateRestoreListener`)."""
         self._task_manager.add_state_restore_listener(listener)
+
+    def set_standby_update_listener(self, listener: StandbyUpdateListener) -> None:
+        """Kafka's ``setStandbyUpdateListener`` (KIP-988): ``listener`` hears how this instance's
+        standby tasks read their changelogs (see :class:`~tomyum.streams.processor.StandbyUpdateListener`)."""
+        self._task_manager.standbys.listeners.append(listener)
 
     @property
     def standby_tasks(self) -> list[str]:
