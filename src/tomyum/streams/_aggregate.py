@@ -46,6 +46,18 @@ class _Aggregate(Processor):
         self.observed_stream_time = -1
         self.emit_final = emit_final
         self.last_emit_close_time = -1
+        self.cached = False
+        """Whether the store is behind the record cache, which then forwards the updates."""
+
+    def _use_store(self, store: Any) -> Any:
+        """The window or session store to aggregate into; behind the record cache, updates go
+        downstream when the cache flushes them (Kafka's ``TimestampedTupleForwarder``), and
+        emitting final results, never as updates."""
+        if store.cached is not None:
+            self.cached = True
+            if not self.emit_final:
+                store.cached.set_flush_listener(self.context.forward)
+        return store
 
     def _close_time(self, store: WindowStore[Any, Any], record: AnyRecord, grace_ms: int) -> int:
         """Observe the record's timestamp; windows ending before the returned time are closed
@@ -57,8 +69,9 @@ class _Aggregate(Processor):
         return close_time
 
     def _forward_update(self, record: AnyRecord) -> None:
-        """An update of a window: forwarded at once unless emitting final results only."""
-        if not self.emit_final:
+        """An update of a window: forwarded at once unless emitting final results only or
+        behind the record cache."""
+        if not self.emit_final and not self.cached:
             self.context.forward(record)
 
     def _emit_final(self, store: WindowStore[Any, Any] | SessionStore[Any, Any], close_time: int,
@@ -116,7 +129,7 @@ class WindowAggregateProcessor(_Aggregate):
 
     def init(self, context: ProcessorContext) -> None:
         super().init(context)
-        self.store: WindowStore[Any, Any] = context.get_state_store(self.store_name)
+        self.store: WindowStore[Any, Any] = self._use_store(context.get_state_store(self.store_name))
         self.store.keep_timestamps()
 
     def process(self, record: AnyRecord) -> None:
@@ -132,7 +145,7 @@ class WindowAggregateProcessor(_Aggregate):
             old, timestamp = (None, record.timestamp) if stored is None else (
                 stored.value, max(record.timestamp, stored.timestamp))
             new = self.aggregator(record.key, record.value, self.initializer() if stored is None else old)
-            store.put(record.key, window.start_ms, new, timestamp)
+            store.put(record.key, window.start_ms, new, timestamp, record.headers)
             self._forward_update(Record(key=Windowed(record.key, window), value=Change(new, old),
                                         timestamp=timestamp, headers=record.headers))
 
@@ -156,10 +169,14 @@ class SessionAggregateProcessor(_Aggregate):
         self.windows = windows
         self.merger = merger
 
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.store: SessionStore[Any, Any] = self._use_store(context.get_state_store(self.store_name))
+
     def process(self, record: AnyRecord) -> None:
         if not self._accept(record):
             return
-        store: SessionStore[Any, Any] = self.context.get_state_store(self.store_name)
+        store = self.store
         timestamp, gap = record.timestamp, self.windows.inactivity_gap_ms
         found = store.find_sessions(record.key, timestamp - gap, timestamp + gap)
         self.observed_stream_time = max(self.observed_stream_time, timestamp)
@@ -175,11 +192,11 @@ class SessionAggregateProcessor(_Aggregate):
             return
         if merged.window != Window(timestamp, timestamp):
             for session, value in found:
-                store.put(session, None, session.window.end_ms)
+                store.put(session, None, session.window.end_ms, record.headers)
                 self._forward_update(Record(key=session, value=Change(None, value), timestamp=session.window.end_ms,
                                             headers=record.headers))
         agg = self.aggregator(record.key, record.value, agg)
-        store.put(merged, agg, end)
+        store.put(merged, agg, end, record.headers)
         store.observe(self.observed_stream_time)
         self._forward_update(Record(key=merged, value=Change(agg, None), timestamp=end, headers=record.headers))
 
@@ -215,7 +232,7 @@ class SlidingWindowAggregateProcessor(_Aggregate):
 
     def init(self, context: ProcessorContext) -> None:
         super().init(context)
-        self.store = context.get_state_store(self.store_name)
+        self.store = self._use_store(context.get_state_store(self.store_name))
         self.store.keep_timestamps()
 
     def process(self, record: AnyRecord) -> None:
@@ -316,13 +333,13 @@ class SlidingWindowAggregateProcessor(_Aggregate):
             self.context.record_dropped(f"window {window} closed at stream time {self.observed_stream_time}", record)
             return
         new = self.aggregator(record.key, record.value, base)
-        self.store.put(record.key, start, new, timestamp)
+        self.store.put(record.key, start, new, timestamp, record.headers)
         self._forward(record, window, Change(new, old), timestamp)
 
     def _create_right_window(self, record: AnyRecord, right_agg: ValueAndTimestamp[Any]) -> None:
         """``[t + 1, t + 1 + d]`` holds the later records of ``right_agg``'s window, not ``record``."""
         start = record.timestamp + 1
-        self.store.put(record.key, start, right_agg.value, right_agg.timestamp)
+        self.store.put(record.key, start, right_agg.value, right_agg.timestamp, record.headers)
         self._forward(record, Window(start, start + self.windows.time_difference_ms),
                       Change(right_agg.value, None), right_agg.timestamp)
 

@@ -20,7 +20,7 @@ from tomyum.streams.processor import Processor, ProcessorContext, StreamsConfig
 from tomyum.streams.punctuation import Cancellable, PunctuationQueue, PunctuationType, Punctuator
 from tomyum.streams.serdes import Serde
 from tomyum.streams.state.base import BytesStore, ChangelogSink, KeyValueStore
-from tomyum.streams.state.caching import CachingKeyValueStore, ThreadCache
+from tomyum.streams.state.caching import CachingKeyValueStore, CachingRetainedKeyValue, ThreadCache
 from tomyum.streams.state.memory import InMemoryBytesStore
 from tomyum.streams.state.sqlite import SqliteBytesStore
 from tomyum.streams.state.versioned import VersionedKeyValueStore
@@ -86,18 +86,20 @@ class StreamTask:
         key_serde = spec.key_serde or self.config.default_key_serde
         value_serde = spec.value_serde or self.config.default_value_serde
         sink = changelog if spec.logging_enabled else None
-        if spec.kind == "window":
-            return WindowStore(inner, key_serde, value_serde, window_size_ms=spec.window_size_ms,
-                               retention_ms=spec.retention_ms, changelog=sink)
-        if spec.kind == "session":
-            return SessionStore(inner, key_serde, value_serde, spec.retention_ms, sink)
+        cache = self._cache if spec.cacheable and self._cache is not None and self._cache.max_bytes > 0 \
+            and spec.name not in self.topology.global_stores else None
+        if spec.kind in ("window", "session"):
+            windowed: WindowStore[Any, Any] | SessionStore[Any, Any] = WindowStore(
+                inner, key_serde, value_serde, window_size_ms=spec.window_size_ms, retention_ms=spec.retention_ms,
+                changelog=sink) if spec.kind == "window" else SessionStore(inner, key_serde, value_serde,
+                                                                          spec.retention_ms, sink)
+            if cache is not None:
+                windowed.enable_cache(cache)
+            return windowed
         if spec.history_retention_ms is not None:
             return VersionedKeyValueStore(inner, key_serde, value_serde, spec.history_retention_ms, sink)
         store = KeyValueStore(inner, key_serde, value_serde, sink, timestamped=spec.timestamped)
-        if spec.cacheable and self._cache is not None and self._cache.max_bytes > 0 \
-                and spec.name not in self.topology.global_stores:
-            return CachingKeyValueStore(store, self._cache)
-        return store
+        return store if cache is None else CachingKeyValueStore(store, cache)
 
     def process(self, record: Record[bytes | None, bytes | None]) -> None:
         """Run one consumed record (raw bytes, with topic, partition and offset) through."""
@@ -127,15 +129,25 @@ class StreamTask:
              value_serde: Serde[Any]) -> None:
         self._collector(topic, record, key_serde, value_serde)
 
+    def _cached(self) -> list[CachingKeyValueStore[Any, Any] | CachingRetainedKeyValue[Any]]:
+        """The record cache's layers of this task's stores."""
+        layers: list[CachingKeyValueStore[Any, Any] | CachingRetainedKeyValue[Any]] = []
+        for store in self.stores.values():
+            if isinstance(store, CachingKeyValueStore):
+                layers.append(store)
+            elif isinstance(store, WindowStore | SessionStore) and store.cached is not None:
+                layers.append(store.cached)
+        return layers
+
     @property
     def cache_dirty(self) -> bool:
         """Whether the record cache holds writes of this task's stores not yet flushed."""
-        return any(store.dirty for store in self.stores.values() if isinstance(store, CachingKeyValueStore))
+        return any(layer.dirty for layer in self._cached())
 
     def commit(self) -> None:
         """Flush the record cache (what it forwards may fill another store's, so until every
         one is clean), then the stores."""
-        cached = [store for store in self.stores.values() if isinstance(store, CachingKeyValueStore)]
+        cached = self._cached()
         while any(store.dirty for store in cached):
             for store in cached:
                 store.flush_cache()

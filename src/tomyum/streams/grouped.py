@@ -151,7 +151,8 @@ class TimeWindowedKStream(_Grouped[K, V]):
                    name: str | None = None) -> KTable[Any, Any]:
         windows, processor, emit_final = self.windows, type(self)._processor, self._emit_final
         store = self._builder.add_store(materialized, "window", self.key_serde, value_serde,
-                                        window_size_ms=windows.size_ms, retention_ms=windows.retention_ms)
+                                        window_size_ms=windows.size_ms, retention_ms=windows.retention_ms,
+                                        cacheable=True)
         node = self._builder.add(
             "KSTREAM-AGGREGATE", lambda: processor(store, windows, initializer, aggregator, emit_final=emit_final),
             [self._node], (store,), name=name,
@@ -199,7 +200,7 @@ class SessionWindowedKStream(_Grouped[K, V]):
                    name: str | None = None) -> KTable[Any, Any]:
         windows, emit_final = self.windows, self._emit_final
         store = self._builder.add_store(materialized, "session", self.key_serde, value_serde,
-                                        retention_ms=windows.retention_ms)
+                                        retention_ms=windows.retention_ms, cacheable=True)
         node = self._builder.add(
             "KSTREAM-SESSION-AGGREGATE",
             lambda: SessionAggregateProcessor(store, windows, initializer, aggregator, merger, emit_final=emit_final),

@@ -64,8 +64,8 @@ class StoreSpec:
     history_retention_ms: int | None = None
     """A versioned key-value store's history retention; ``None`` for any other store."""
     cacheable: bool = False
-    """A key-value store of an aggregation or a source table: behind the record cache when
-    ``statestore.cache.max.bytes`` is above 0 (Kafka's caching-enabled stores)."""
+    """A store of an aggregation (key-value, window or session) or a source table: behind the
+    record cache when ``statestore.cache.max.bytes`` is above 0 (Kafka's caching-enabled stores)."""
 
     @property
     def changelog_topic(self) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from tomyum.streams._record import Headers
 from tomyum.streams.serdes import Serde
 
 K = TypeVar("K")
@@ -133,7 +134,9 @@ class KeyValueStore(Generic[K, V]):
         value_bytes = self.value_serde.serialize(value)
         self.put_bytes(key_bytes, value_bytes, timestamp)
 
-    def put_bytes(self, key: bytes, value: bytes | None, timestamp: int) -> None:
+    def put_bytes(self, key: bytes, value: bytes | None, timestamp: int, headers: Headers = ()) -> None:
+        """Write engine-format bytes and log them (``headers``: the written record's, which
+        only a caching layer keeps, to forward with the update when it flushes)."""
         if value is not None and self.timestamped:
             value = _TIME.pack(timestamp) + value
         if value is None:

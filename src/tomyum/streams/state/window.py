@@ -15,16 +15,22 @@ store to that with :meth:`WindowStore.keep_timestamps` when it starts. The store
 logged value is then ``timestamp ‖ value`` (8-byte big-endian timestamp first, Kafka's
 ``ValueAndTimestampSerializer`` layout), so restoring from the changelog brings the
 timestamps back; readers of values (``fetch``, ``fetch_range``, ``all``) never see them.
+
+Both can stand behind the record cache (:meth:`_RetainedStore.enable_cache`, Kafka's
+``CachingWindowStore`` and ``CachingSessionStore``): every read and write goes through the
+store's ``kv`` layer, which the cache then is.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from tomyum.streams._record import Change, Headers, Record
 from tomyum.streams.serdes import Serde, Serdes
 from tomyum.streams.state.base import BytesStore, ChangelogSink, KeyValueStore, ValueAndTimestamp
+from tomyum.streams.state.caching import CachingRetainedKeyValue, ThreadCache
 from tomyum.streams.windows import Window, Windowed
 
 K = TypeVar("K")
@@ -78,6 +84,23 @@ class _RetainedStore(Generic[K, V]):
     def _expiry_time(self, composite: bytes) -> int:
         raise NotImplementedError
 
+    def enable_cache(self, cache: ThreadCache) -> CachingRetainedKeyValue[V]:
+        """Put the record cache in front of the store (before any write): see
+        :class:`~tomyum.streams.state.caching.CachingRetainedKeyValue`."""
+        cached = CachingRetainedKeyValue(self.kv, cache, self._cached_update)
+        self.kv = cached
+        return cached
+
+    @property
+    def cached(self) -> CachingRetainedKeyValue[V] | None:
+        """The record cache's layer, when the store is behind the cache."""
+        return self.kv if isinstance(self.kv, CachingRetainedKeyValue) else None
+
+    def _cached_update(self, composite: bytes, new: bytes | None, old: bytes | None, timestamp: int,
+                       headers: Headers) -> Record[Windowed[K], Change[V]]:
+        """The update a flushed cache entry forwards."""
+        raise NotImplementedError
+
     def restore(self, records: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Apply changelog records (composite key, value or ``None``) without logging them
         again, as :meth:`KeyValueStore.restore` does."""
@@ -126,7 +149,7 @@ class WindowStore(_RetainedStore[K, V]):
         timestamp: int = _TIME.unpack(data[:8])[0]
         return ValueAndTimestamp(self.kv.value_serde.deserializer(data[8:]), timestamp)
 
-    def put(self, key: K, window_start_ms: int, value: V | None, timestamp: int) -> None:
+    def put(self, key: K, window_start_ms: int, value: V | None, timestamp: int, headers: Headers = ()) -> None:
         """Store (``None`` deletes) the value of ``key``'s window starting at
         ``window_start_ms``; a window that has already expired is not stored. ``timestamp``
         is the changelog record's and, in a timestamped store, the value's timestamp."""
@@ -135,7 +158,15 @@ class WindowStore(_RetainedStore[K, V]):
         data = self.kv.value_serde.serialize(value)
         if data is not None and self.timestamped:
             data = _TIME.pack(timestamp) + data
-        self.kv.put_bytes(self._composite(key, window_start_ms), data, timestamp)
+        self.kv.put_bytes(self._composite(key, window_start_ms), data, timestamp, headers)
+
+    def _cached_update(self, composite: bytes, new: bytes | None, old: bytes | None, timestamp: int,
+                       headers: Headers) -> Record[Windowed[K], Change[V]]:
+        start: int = _TIME.unpack(composite[-8:])[0]
+        windowed = Windowed(self.key_serde.deserializer(composite[:-8]), Window(start, start + self.window_size_ms))
+        change: Change[Any] = Change(None if new is None else self._decode(new).value,
+                                     None if old is None else self._decode(old).value)
+        return Record(key=windowed, value=change, timestamp=timestamp, headers=headers)
 
     def fetch(self, key: K, window_start_ms: int) -> V | None:
         found = self.fetch_with_timestamp(key, window_start_ms)
@@ -198,14 +229,21 @@ class SessionStore(_RetainedStore[K, V]):
         window = session.window
         return self._key(session.key) + _TIME.pack(window.end_ms) + _TIME.pack(window.start_ms)
 
-    def put(self, session: Windowed[K], value: V | None, timestamp: int) -> None:
+    def put(self, session: Windowed[K], value: V | None, timestamp: int, headers: Headers = ()) -> None:
         """Store (``None`` removes) the aggregate of one session; a session that has already
         expired (its end before :attr:`min_live_ms`) is not stored, as in Kafka — except
         for one that ends one millisecond before: it expires before it closes, so an
         emit-final aggregation still needs it (reads do not see it)."""
         if session.window.end_ms < self.min_live_ms - 1:
             return
-        self.kv.put(self._composite(session), value, timestamp)
+        self.kv.put_bytes(self._composite(session), self.kv.value_serde.serialize(value), timestamp, headers)
+
+    def _cached_update(self, composite: bytes, new: bytes | None, old: bytes | None, timestamp: int,
+                       headers: Headers) -> Record[Windowed[K], Change[V]]:
+        end, start = _TIME.unpack(composite[-16:-8])[0], _TIME.unpack(composite[-8:])[0]
+        session = Windowed(self.key_serde.deserializer(composite[:-16]), Window(start, end))
+        change = Change(self.kv.value_serde.deserialize(new), self.kv.value_serde.deserialize(old))
+        return Record(key=session, value=change, timestamp=timestamp, headers=headers)
 
     def fetch_session(self, session: Windowed[K]) -> V | None:
         return self.kv.get(self._composite(session))
