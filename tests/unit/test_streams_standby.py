@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
@@ -18,8 +19,9 @@ from tomyum.streams._plan import plan
 from tomyum.streams._record import Record
 from tomyum.streams._record_collector import RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
-from tomyum.streams._standby import GroupMember, assign_standbys, range_owner, task_order
+from tomyum.streams._standby import GroupMember, StandbyTasks, assign_standbys, range_owner, task_order
 from tomyum.streams._task_manager import TaskManager
+from tomyum.streams.processor import StandbyUpdateListener, SuspendReason
 from tests.unit.test_streams_record_collector import FakeConsumer, FakeProducer, error
 
 pytestmark = pytest.mark.timeout(30)
@@ -231,3 +233,103 @@ def test_queries_learn_which_instances_hold_a_keys_standbys() -> None:
             partition=partition)
     placement[0] = {}  # placed again (a moment after a rebalance): read at every call
     assert all(not m.standby_topic_partitions for m in instances.all_metadata())
+
+
+# standby tasks of in-memory stores, and what their StandbyUpdateListener hears -------------------
+
+class FakeMessage:
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes, value: bytes | None) -> None:
+        self._at, self._key, self._value = (topic, partition, offset), key, value
+
+    def topic(self) -> str:
+        return self._at[0]
+
+    def partition(self) -> int:
+        return self._at[1]
+
+    def offset(self) -> int:
+        return self._at[2]
+
+    def key(self) -> bytes:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def error(self) -> None:
+        return None
+
+
+class FakeChangelogReader:
+    """A changelog consumer over one partition's records (the standby's reader)."""
+
+    def __init__(self, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:
+        self.records = [FakeMessage(topic, 0, i, k, v) for i, (k, v) in enumerate(records)]
+        self.next = 0
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.next = max(0, partitions[0].offset)
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        batch = self.records[self.next:self.next + num_messages]
+        self.next += len(batch)
+        return batch
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.next) for tp in partitions]
+
+    def get_watermark_offsets(self, partition: TopicPartition, cached: bool = False) -> tuple[int, int]:
+        return 0, len(self.records)
+
+    def close(self) -> None:
+        return None
+
+
+class Heard(StandbyUpdateListener):
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def on_update_start(self, topic_partition: Any, store_name: str, starting_offset: int) -> None:
+        self.calls.append(("start", topic_partition.topic, store_name, starting_offset))
+
+    def on_batch_loaded(self, topic_partition: Any, store_name: str, task_id: str, batch_end_offset: int,
+                        batch_size: int, current_end_offset: int) -> None:
+        self.calls.append(("batch", store_name, task_id, batch_end_offset, batch_size, current_end_offset))
+
+    def on_update_suspended(self, topic_partition: Any, store_name: str, store_offset: int, current_end_offset: int,
+                            reason: SuspendReason) -> None:
+        self.calls.append(("suspended", store_name, store_offset, current_end_offset, reason))
+
+
+def in_memory_standbys(tmp_path: Path) -> tuple[StandbyTasks, Heard, FakeChangelogReader]:
+    b = StreamsBuilder()
+    b.stream("in", key_serde=Serdes.string(), value_serde=Serdes.string()).group_by_key().count(
+        Materialized(store_name="counts", store_type="in_memory"))
+    config = RuntimeConfig(topology=b.build(), config=StreamsConfig(application_id="app", state_dir=str(tmp_path)),
+                           bootstrap_servers="unused:9092", exactly_once=False, client_config={},
+                           state_root=tmp_path / "tomyum-streams")
+    standbys, heard = StandbyTasks(config, lambda consumer, tp: (0, 3)), Heard()
+    standbys.listeners.append(heard)
+    reader = FakeChangelogReader("app-counts-changelog", [(b"a", b"1"), (b"b", b"1"), (b"a", b"2")])
+    standbys._consumer = reader  # type: ignore[assignment]  # a fake of confluent-kafka's Consumer
+    standbys.update({"0_0": (("counts",), 0)})
+    return standbys, heard, reader
+
+
+def test_a_promoted_in_memory_standby_hands_its_store_over_and_the_listener_hears_it(tmp_path: Path) -> None:
+    standbys, heard, _ = in_memory_standbys(tmp_path)
+    assert standbys.poll() == 3
+    engines, offsets = standbys.promote("0_0")
+    assert list(engines) == ["counts"] and offsets == {"app-counts-changelog": 3}  # where to go on from
+    assert sorted(engines["counts"].range(None, None)) == [(b"a", b"2"), (b"b", b"1")]
+    assert heard.calls == [("start", "app-counts-changelog", "counts", 0), ("batch", "counts", "0_0", 2, 3, 3),
+                           ("suspended", "counts", 2, 3, SuspendReason.PROMOTED)]
+    assert read_checkpoint(standbys.config.task_dir("0_0")) is None  # in memory: nothing on disk vouches for it
+
+
+def test_a_standby_that_leaves_is_suspended_as_migrated_and_hands_nothing_over(tmp_path: Path) -> None:
+    standbys, heard, _ = in_memory_standbys(tmp_path)
+    standbys.poll()
+    standbys.update({})
+    assert heard.calls[-1] == ("suspended", "counts", 2, 3, SuspendReason.MIGRATED)
+    assert standbys.tasks == {} and standbys.promote("0_0") == ({}, {})

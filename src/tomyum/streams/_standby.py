@@ -281,19 +281,21 @@ class StandbyTasks:
         write_checkpoint(self.config.task_dir(task_id), offsets)
         self._checkpointed[task_id] = offsets
 
-    def promote(self, task_id: str) -> dict[str, tuple[BytesStore, int]]:
+    def promote(self, task_id: str) -> tuple[dict[str, BytesStore], dict[str, int]]:
         """The task becomes active here: close its standby, checkpointed, for the active task
         to restore only what came after; its in-memory stores that read something are handed
-        over — store -> (engine, the changelog offset to go on from)."""
+        over: their engines by store, and by changelog topic the offset to go on from."""
         if task_id not in self.tasks:
-            return {}
+            return {}, {}
         memory = self._memory.get(task_id, {})
-        warm: dict[str, tuple[BytesStore, int]] = {store: (memory[store], self.positions[(topic, partition)])
-                for (topic, partition), (owner, store) in self._partitions.items()
-                if owner == task_id and store in memory and self.positions[(topic, partition)] >= 0}
+        engines: dict[str, BytesStore] = {}
+        offsets: dict[str, int] = {}
+        for (topic, partition), (owner, store) in self._partitions.items():
+            if owner == task_id and store in memory and self.positions[(topic, partition)] >= 0:
+                engines[store], offsets[topic] = memory[store], self.positions[(topic, partition)]
         self._close(task_id, SuspendReason.PROMOTED)
         self._assign()
-        return warm
+        return engines, offsets
 
     def _close(self, task_id: str, reason: SuspendReason | None) -> None:
         """Close the standby (``reason`` for the listeners; ``None``: the application closes)."""

@@ -149,15 +149,14 @@ class TaskManager:
         for task_id, (sub, partition) in sorted(wanted.items()):
             if task_id not in self.tasks:
                 spec = self.plan.subtopologies[sub]
-                warm = self.standbys.promote(task_id)  # its warm stores (on disk: checkpointed) for this task
+                engines, offsets = self.standbys.promote(task_id)  # its warm stores (on disk: checkpointed)
                 checkpoint = self._take_checkpoint(task_id, spec.stores, partition)
                 if checkpoint is None:
                     shutil.rmtree(self.config.task_dir(task_id), ignore_errors=True)
-                task = self._new_task(task_id, spec.nodes, spec.stores, partition, {n: e for n, (e, _) in warm.items()})
+                task = self._new_task(task_id, spec.nodes, spec.stores, partition, engines)
                 self.tasks[task_id] = task
                 self.partition_groups[task_id] = PartitionGroup(inputs[task_id], self.config.config.max_task_idle_ms)
-                self._restore(task, partition, {**(checkpoint or {}), **{
-                    self.config.changelog_topic(n): offset for n, (_, offset) in warm.items()}})
+                self._restore(task, partition, {**(checkpoint or {}), **offsets})
         log.info("streams %s: tasks %s", self.application_id, sorted(self.tasks))
         if self.config.num_standby_replicas > 0:
             self._standbys_due = time.monotonic()  # the placement follows the new assignment
@@ -353,10 +352,10 @@ class TaskManager:
         return offsets
 
     def _restore(self, task: StreamTask, partition: int, checkpoint: Mapping[str, int]) -> None:
-        """Each logged store of ``task`` from its changelog partition — from the checkpoint's
-        offset for a persistent store that has one, from a promoted standby's offset for an
-        in-memory store it handed over — up to the end (committed records only
-        under exactly-once), batch by batch, telling the restore listeners."""
+        """Each logged store of ``task`` from its changelog partition — from the checkpoint's offset
+        for a persistent store that has one, or a promoted standby's for an in-memory store it handed
+        over — up to the end (committed records only under exactly-once), batch by batch, telling the
+        restore listeners."""
         stores = [name for name in task.stores if self.topology.stores[name].logging_enabled]
         if not stores:
             return
