@@ -213,3 +213,67 @@ def test_watermarks_fail_at_once_on_an_error_that_is_not_about_leadership() -> N
     with pytest.raises(KafkaException):
         watermark_offsets(consumer, TopicPartition("changelog", 0), timeout=10)
     assert consumer.asked == 1
+
+
+# cooperative rebalancing (KIP-848): the callbacks carry only what is added or revoked
+
+def test_cooperative_assignment_adds_tasks_and_leaves_the_running_ones_alone(tmp_path: Path) -> None:
+    tasks, producer, _ = manager(tmp_path, exactly_once=False)
+    tasks.add([TopicPartition("in", 0)])
+    kept = tasks.tasks["0_0"]
+    tasks.process_messages([message(0, 4, b"a")])
+    tasks.add([TopicPartition("in", 1)])
+    assert sorted(tasks.tasks) == ["0_0", "0_1"] and tasks.tasks["0_0"] is kept
+    assert tasks.positions == {("in", 0): 5}  # nothing committed, nothing forgotten
+    tasks.process_messages([message(0, 5, b"b"), message(1, 0, b"c")])
+    assert [call[3] for call in producer.calls] == [b"A", b"B", b"C"]
+
+
+def test_cooperative_revocation_commits_every_task_then_closes_only_the_revoked(tmp_path: Path) -> None:
+    tasks, producer, consumer = manager(tmp_path, exactly_once=False)
+    tasks.add([TopicPartition("in", 0), TopicPartition("in", 1)])
+    kept = tasks.tasks["0_0"]
+    tasks.process_messages([message(0, 0, b"a"), message(1, 0, b"b")])
+    assert tasks.revoke_incrementally([TopicPartition("in", 1)])
+    assert consumer.commits == [[("in", 0, 1), ("in", 1, 1)]]
+    assert list(tasks.tasks) == ["0_0"] and tasks.tasks["0_0"] is kept
+    assert list(tasks.partition_groups) == ["0_0"] and tasks.positions == {("in", 0): 1}
+    tasks.process_messages([message(0, 1, b"c"), message(1, 1, b"late")])  # (a record of 1 consumed before it went)
+    assert [call[3] for call in producer.calls if call[0] == "produce"] == [b"A", b"B", b"C"]
+    assert tasks.positions == {("in", 0): 2}
+
+
+def test_a_task_gains_and_gives_up_its_co_partitioned_inputs_one_at_a_time(tmp_path: Path) -> None:
+    """A join's task (orders-0 with rates-0) may get its partitions in separate assignments:
+    it opens with the first, takes the second in, and closes only when its last one goes."""
+    tasks, producer, now = joined_manager(tmp_path, max_task_idle_ms=1000)
+    tasks.revoke_incrementally([TopicPartition("orders", 0), TopicPartition("rates", 0)])
+    assert tasks.tasks == {}
+    tasks.add([TopicPartition("orders", 0)])
+    task = tasks.tasks["0_0"]
+    tasks.add([TopicPartition("rates", 0)])
+    assert tasks.tasks["0_0"] is task and sorted(tasks.partition_groups["0_0"].queues) == [("orders", 0), ("rates", 0)]
+    tasks.process_messages([keyed("rates", 0, b"r1", 10), keyed("orders", 0, b"o1", 20)])
+    assert producer.calls == []  # r1 went into the table; o1 waits for the table side
+    now[0] = 1000
+    tasks.process_messages([])
+    assert [call[3] for call in producer.calls if call[0] == "produce"] == [b"o1@r1"]
+    assert tasks.revoke_incrementally([TopicPartition("rates", 0)])
+    assert tasks.tasks["0_0"] is task and list(tasks.partition_groups["0_0"].queues) == [("orders", 0)]
+    tasks.process_messages([keyed("orders", 0, b"o2", 30)])  # no longer waits for rates
+    assert [call[3] for call in producer.calls if call[0] == "produce"] == [b"o1@r1", b"o2@r1"]
+    assert tasks.revoke_incrementally([TopicPartition("orders", 0)])
+    assert tasks.tasks == {} and tasks.partition_groups == {}
+
+
+def test_a_failed_commit_before_a_cooperative_revocation_drops_every_task(tmp_path: Path) -> None:
+    """Under exactly-once the tasks share one transaction: if its commit fails (the member is
+    fenced), every task is dropped and the transaction aborted, and the caller rebuilds the
+    tasks it keeps."""
+    tasks, producer, consumer = manager(tmp_path, exactly_once=True)
+    tasks.add([TopicPartition("in", 0), TopicPartition("in", 1)])
+    tasks.process_messages([message(0, 0, b"a"), message(1, 0, b"b")])
+    producer.fail["commit_transaction"] = KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "stale"))
+    assert not tasks.revoke_incrementally([TopicPartition("in", 1)])
+    assert producer.calls[-1] == ("abort_transaction",)
+    assert tasks.tasks == {} and tasks.positions == {} and consumer.commits == []

@@ -96,12 +96,14 @@ from tomyum.streams._task_manager import Stopping, TaskManager
 from tomyum.streams.processor import StateRestoreListener, StreamsConfig
 from tomyum.streams.topology import Topology
 
-__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "NOT_AVAILABLE", "HostInfo", "KafkaStreams", "KeyQueryMetadata", "State",
+__all__ = ["AT_LEAST_ONCE", "CLASSIC", "CONSUMER", "EXACTLY_ONCE_V2", "NOT_AVAILABLE", "HostInfo", "KafkaStreams", "KeyQueryMetadata", "State",
            "StateRestoreListener", "StreamsMetadata", "TopologyError"]
 
 log = logging.getLogger(__name__)
 
 AT_LEAST_ONCE, EXACTLY_ONCE_V2 = "at_least_once", "exactly_once_v2"
+CLASSIC, CONSUMER = "classic", "consumer"
+"""``group_protocol``: the classic group protocol (eager rebalancing), or KIP-848's (cooperative)."""
 LAG_INTERVAL_S = 1.0
 """How often the lag metrics are worked out (from the consumer's cached watermarks)."""
 Q = TypeVar("Q")
@@ -178,12 +180,14 @@ class KafkaStreams:
                  processing_guarantee: str = AT_LEAST_ONCE, commit_interval_ms: int | None = None,
                  client_config: Mapping[str, Any] | None = None, repartition_purge_interval_ms: int = 30_000,
                  application_server: str | None = None, metrics_listener: str | None = None,
-                 num_standby_replicas: int = 0) -> None:
+                 num_standby_replicas: int = 0, group_protocol: str = CLASSIC) -> None:
         if num_standby_replicas < 0:
             raise ValueError(f"num_standby_replicas must be at least 0, got {num_standby_replicas}")
         if processing_guarantee not in (AT_LEAST_ONCE, EXACTLY_ONCE_V2):
             raise ValueError(f"processing_guarantee must be {AT_LEAST_ONCE} or {EXACTLY_ONCE_V2}, "
                              f"not {processing_guarantee!r}")
+        if group_protocol not in (CLASSIC, CONSUMER):
+            raise ValueError(f"group_protocol must be {CLASSIC} or {CONSUMER}, not {group_protocol!r}")
         self.topology = topology
         self.config = config
         self.bootstrap = bootstrap_servers
@@ -197,7 +201,8 @@ class KafkaStreams:
         self.plan: Plan | None = None
         self._config = RuntimeConfig(topology=topology, config=config, bootstrap_servers=bootstrap_servers,
                                      exactly_once=self.eos, client_config=dict(self.client_config),
-                                     state_root=self.state_root, num_standby_replicas=num_standby_replicas)
+                                     state_root=self.state_root, num_standby_replicas=num_standby_replicas,
+                                     group_protocol=group_protocol)
         self._listeners: list[Callable[[State, State], None]] = []
         self._on_error: Callable[[BaseException], None] | None = None
         self._stop = threading.Event()
@@ -497,10 +502,14 @@ class KafkaStreams:
         tasks = self._task_manager
         self._collector = tasks.collector = RecordCollector.connect(self._config, self._process_id())
         self._global_consumer = tasks.start_global()
+        # range either way: partition n of every input topic of a sub-topology to one member
+        # (co-partitioning); under KIP-848 the broker's range assignor, which does the same
+        assignor = ({"group.protocol": CONSUMER, "group.remote.assignor": "range"} if self._config.cooperative
+                    else {"partition.assignment.strategy": "range"})
         settings = self._config.client(
             "consumer", **{"group.id": self.config.application_id, "enable.auto.commit": False,
-                           "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
-                           "isolation.level": self._config.isolation_level})
+                           "auto.offset.reset": "earliest", "isolation.level": self._config.isolation_level,
+                           **assignor})
         # the group carries application.server to the other instances in the member's client id
         # (see tomyum.streams._metadata): Kafka Streams' client id, then "@host:port"; the
         # process id in it also orders the members for standby placement (tomyum.streams._standby)
@@ -538,31 +547,63 @@ class KafkaStreams:
 
     # the consumer's rebalance callbacks (on the streams thread, inside consume) ---------------------
 
+    # Eager (classic protocol): ``partitions`` is the whole assignment, every partition is
+    # revoked before each rebalance, and the tasks wait (state REBALANCING) until the next one.
+    # Cooperative (KIP-848, group_protocol="consumer"): the callbacks carry only what is added or
+    # revoked; the tasks kept go on processing, and the state stays RUNNING.
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._instances.invalidate()
-        self._task_manager.assign(partitions)
+        if self._stop.is_set():  # (closing: the consumer's close may still hand partitions over)
+            return
+        if self._config.cooperative:
+            self._task_manager.add(partitions)
+        else:
+            self._task_manager.assign(partitions)
         self._set_state(State.RUNNING)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Commit before the partitions go; the tasks wait (suspended) for the new assignment."""
+        """Commit before the partitions go; eager: the tasks wait (suspended) for the new
+        assignment; cooperative: only the tasks of the revoked partitions close."""
         self._instances.invalidate()
-        if self.state is State.RUNNING:
-            self._set_state(State.REBALANCING)
-        self._task_manager.revoke(partitions)
+        if not self._config.cooperative:
+            if self.state is State.RUNNING:
+                self._set_state(State.REBALANCING)
+            self._task_manager.revoke(partitions)
+        elif not self._task_manager.revoke_incrementally(partitions):
+            self._rebuild_kept(consumer, partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions lost (the session ran out): no commit is possible; the tasks are dropped
-        and rebuilt from their changelogs."""
+        and rebuilt from their changelogs (cooperative: those of partitions kept, at once)."""
         self._instances.invalidate()
         self._task_manager.lose()
-        if self.state is State.RUNNING:
+        if self._config.cooperative:
+            self._rebuild_kept(consumer, partitions)
+        elif self.state is State.RUNNING:
             self._set_state(State.REBALANCING)
+
+    def _rebuild_kept(self, consumer: Consumer, gone: list[TopicPartition]) -> None:
+        """Cooperative: every task was dropped without a commit (all of them share the aborted
+        transaction) but only ``gone`` leaves the assignment; the tasks of the rest are built
+        again from their changelogs and read from the committed offsets."""
+        left = {(tp.topic, tp.partition) for tp in gone}
+        kept = [tp for tp in consumer.assignment() if (tp.topic, tp.partition) not in left]
+        if kept:
+            self._task_manager.rewind(kept)
+            self._task_manager.add(kept)
 
     def _rebuild_tasks(self, consumer: Consumer) -> None:
         """After a failed exactly-once commit (a stale generation): what the tasks did since
         their last commit is aborted, so rebuild them from their changelogs and go back to the
         committed offsets."""
         assignment = consumer.assignment()
+        if self._config.cooperative:  # (the whole assignment stays: rebuilt without a rebalance)
+            self._instances.invalidate()
+            self._task_manager.lose()
+            self._task_manager.rewind(assignment)
+            self._task_manager.add(assignment)
+            return
         self._on_lost(consumer, assignment)
         self._task_manager.rewind(assignment)
         self._on_assign(consumer, assignment)
