@@ -1,8 +1,9 @@
 """Cooperative rebalancing on a real broker (``group_protocol="consumer"``, KIP-848 with the
 broker's range assignor): instance a runs alone on four partitions while records keep coming;
 instance b joins and takes two of a's tasks. a stays RUNNING, the tasks it keeps are neither
-closed nor restored again and never stop processing for as long as an eager rebalance takes, the
-counts are exact, and both instances find each other through the group (interactive queries)."""
+closed nor restored again and never stop processing for as long as the rebalance takes (an
+eager rebalance stops every task for all of it), the counts are exact, and the instances find
+each other's tasks through the group (standby placement, interactive queries)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from tomyum.streams import Materialized, Serdes, StreamsBuilder, StreamsConfig
 from tomyum.streams.runtime import CONSUMER, HostInfo, KafkaStreams, State
 from tomyum.testing import wait_until
 
-pytestmark = pytest.mark.timeout(120)
+#: two instances, a rebalance, ~7 s each (make test-slow)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 PARTITIONS, KEYS = 4, 40
 HEARTBEAT = {"group.consumer.heartbeat.interval.ms": "500"}  # (the Kafka peer's too)
@@ -38,7 +40,7 @@ def app(bootstrap: str, text: str, counts: str, app_id: str, state_dir: Path, po
         .to(counts, value_serde=Serdes.long()))
     return KafkaStreams(builder.build(), StreamsConfig(application_id=app_id, state_dir=str(state_dir)),
                         bootstrap_servers=bootstrap, processing_guarantee=guarantee, commit_interval_ms=200,
-                        group_protocol=CONSUMER, application_server=f"127.0.0.1:{port}")
+                        group_protocol=CONSUMER, application_server=f"127.0.0.1:{port}", num_standby_replicas=1)
 
 
 class Feed:
@@ -68,6 +70,12 @@ class Feed:
         return self.sent
 
 
+def create_topics(bootstrap: str, *topics: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # (gone with the call, before the broker)
+    for f in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics]).values():
+        f.result(TIMEOUT)
+
+
 def longest_gap(seen: list[tuple[float, str]], partitions: set[int], start: float, end: float) -> float:
     """The longest time in ``[start, end]`` without a record of ``partitions`` processed."""
     times = [start, *sorted(t for t, key in list(seen) if start <= t <= end and int(key[1:]) % PARTITIONS in partitions),
@@ -80,9 +88,7 @@ def test_tasks_kept_through_a_cooperative_rebalance_keep_processing(broker_with:
                                                                      tmp_path: Path, guarantee: str) -> None:
     with broker_with(HEARTBEAT) as broker:
         text, counts, app_id = f"{topic_name}-text", f"{topic_name}-counts", f"coop-{topic_name}"
-        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-        for f in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in (text, counts)]).values():
-            f.result(TIMEOUT)
+        create_topics(broker.bootstrap, text, counts)
         seen_a: list[tuple[float, str]] = []
         seen_b: list[tuple[float, str]] = []
         a = app(broker.bootstrap, text, counts, app_id, tmp_path / "a", 1001, guarantee, seen_a)
@@ -118,6 +124,10 @@ def test_tasks_kept_through_a_cooperative_rebalance_keep_processing(broker_with:
             assert gap < settled - joined
             assert any(joined <= t <= settled and int(key[1:]) % PARTITIONS in kept_partitions for t, key in seen_a)
 
+            # the group's description (KIP-848's ConsumerGroupDescribe) places the standbys and
+            # tells each instance where the others' tasks are
+            wait_until(lambda: a.standby_tasks == sorted(b.tasks) and b.standby_tasks == sorted(a.tasks), TIMEOUT,
+                       what="each instance's standbys the other's tasks")
             where = {m.host_info: set(m.topic_partitions) for m in a.all_metadata()}
             assert where == {HostInfo("127.0.0.1", 1001): {(text, int(t.split("_")[1])) for t in kept},
                              HostInfo("127.0.0.1", 1002): {(text, int(t.split("_")[1])) for t in b.tasks}}

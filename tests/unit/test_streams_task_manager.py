@@ -277,3 +277,23 @@ def test_a_failed_commit_before_a_cooperative_revocation_drops_every_task(tmp_pa
     assert not tasks.revoke_incrementally([TopicPartition("in", 1)])
     assert producer.calls[-1] == ("abort_transaction",)
     assert tasks.tasks == {} and tasks.positions == {} and consumer.commits == []
+
+
+def test_the_group_protocol_is_classic_or_consumer_and_consumer_takes_no_classic_settings() -> None:
+    from tomyum.streams.runtime import KafkaStreams
+
+    b = StreamsBuilder()
+    b.stream("in").to("out")
+    topology = b.build()
+
+    def app(**kwargs: object) -> KafkaStreams:
+        return KafkaStreams(topology, StreamsConfig(application_id="app"), bootstrap_servers="unused:9092",
+                            **kwargs)  # type: ignore[arg-type]
+
+    assert app(group_protocol="consumer")._config.cooperative and not app()._config.cooperative
+    with pytest.raises(ValueError, match="group_protocol must be classic or consumer, not 'cooperative'"):
+        app(group_protocol="cooperative")
+    with pytest.raises(ValueError, match="client_config sets heartbeat.interval.ms, session.timeout.ms, which"):
+        app(group_protocol="consumer", client_config={"consumer.session.timeout.ms": 6000,
+                                                      "heartbeat.interval.ms": 1000, "producer.linger.ms": 5})
+    assert app(client_config={"consumer.session.timeout.ms": 6000})  # (the classic protocol takes them)

@@ -7,7 +7,11 @@ subscribes to every source topic with the *range* assignor, which gives partitio
 topics with the same partition count to one member, so a task's co-partitioned inputs
 arrive at one instance. When instances come and go the group rebalances: before partitions
 are taken away the instance commits; a task it keeps carries on with its stores, a task it
-gains is restored from its changelog partitions first.
+gains is restored from its changelog partitions first. ``group_protocol="classic"`` (the
+default) rebalances eagerly: every partition is revoked and nothing is processed (REBALANCING)
+until the new assignment is in. ``"consumer"`` joins with KIP-848 and the broker's range
+assignor (co-partitioning as above): the callbacks carry only what is added or revoked, only the
+tasks of revoked partitions close, and the kept ones go on processing (the state stays RUNNING).
 
 * Internal topics, created at start with their partition counts (see
   :mod:`tomyum.streams._plan`, which also checks co-partitioning): repartition topics
@@ -104,6 +108,9 @@ log = logging.getLogger(__name__)
 AT_LEAST_ONCE, EXACTLY_ONCE_V2 = "at_least_once", "exactly_once_v2"
 CLASSIC, CONSUMER = "classic", "consumer"
 """``group_protocol``: the classic group protocol (eager rebalancing), or KIP-848's (cooperative)."""
+CLASSIC_ONLY = frozenset({"partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms",
+                          "group.protocol.type"})
+"""Consumer settings of the classic protocol that librdkafka refuses under ``group.protocol=consumer``."""
 LAG_INTERVAL_S = 1.0
 """How often the lag metrics are worked out (from the consumer's cached watermarks)."""
 Q = TypeVar("Q")
@@ -203,6 +210,12 @@ class KafkaStreams:
                                      exactly_once=self.eos, client_config=dict(self.client_config),
                                      state_root=self.state_root, num_standby_replicas=num_standby_replicas,
                                      group_protocol=group_protocol)
+        if self._config.cooperative:
+            refused = sorted(set(self._config.client("consumer")) & CLASSIC_ONLY)
+            if refused:
+                raise ValueError(f"client_config sets {', '.join(refused)}, which the consumer group protocol "
+                                 "(group_protocol='consumer') does not take: the session and heartbeat are the "
+                                 "broker's (group.consumer.*) and the assignor is range")
         self._listeners: list[Callable[[State, State], None]] = []
         self._on_error: Callable[[BaseException], None] | None = None
         self._stop = threading.Event()
