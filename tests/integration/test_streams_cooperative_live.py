@@ -119,8 +119,9 @@ def test_tasks_kept_through_a_cooperative_rebalance_keep_processing(broker_with:
             kept_partitions = {int(t.split("_")[1]) for t in kept}
             gap = longest_gap(seen_a, kept_partitions, joined, time.monotonic())
             print(f"rebalance {settled - joined:.2f} s; kept tasks' longest gap {gap:.3f} s")
-            # (librdkafka pauses fetching for about a second as it gives partitions up; an eager
-            # rebalance stops every task from the revocation until the new assignment is restored)
+            # (librdkafka pauses fetching while the rebalance callbacks run, and fetches the kept
+            # partitions again some 0.5 s after; an eager rebalance stops every task from the
+            # revocation until the new assignment is in and restored)
             assert gap < settled - joined
             assert any(joined <= t <= settled and int(key[1:]) % PARTITIONS in kept_partitions for t, key in seen_a)
 

@@ -113,6 +113,8 @@ class TaskManager:
         self.sources: dict[str, tuple[str, int]] = {}
         """Source topic as on the broker -> (as in the topology, sub-topology)."""
         self.plan: Plan | None = None
+        self._changelogs: Consumer | None = None
+        """The restore consumer (see :meth:`changelog_consumer`)."""
         self.consumer: Consumer | None = None
         self.collector: RecordCollector | None = None
         self.metrics = StreamsMetrics()
@@ -308,6 +310,23 @@ class TaskManager:
 
     # tasks and their state --------------------------------------------------------------------------
 
+    def changelog_consumer(self) -> Consumer:
+        """Kafka's restore consumer, made when first needed and kept for the life of the clients:
+        it reads the changelogs to restore, and asks their watermarks for the checkpoints. Never
+        the main consumer: asked for other partitions' offsets inside a rebalance callback,
+        librdkafka stops fetching the partitions it keeps for about a second (measured under
+        KIP-848), which would stall the tasks a cooperative rebalance keeps running."""
+        if self._changelogs is None:
+            self._changelogs = Consumer(self.config.client("consumer", **{
+                "group.id": f"{self.application_id}-restore", "enable.auto.commit": False,
+                "isolation.level": self.config.isolation_level}))
+        return self._changelogs
+
+    def close_changelog_consumer(self) -> None:
+        consumer, self._changelogs = self._changelogs, None
+        if consumer is not None:
+            consumer.close()
+
     def _new_task(self, task_id: str, nodes: tuple[str, ...] | None, stores: tuple[str, ...],
                   partition: int) -> StreamTask:
         collector = self.collector
@@ -361,13 +380,13 @@ class TaskManager:
         commit): the changelog ends, which is where its persistent stores stand (the task is
         the only writer of its changelog partitions)."""
         stores = self._checkpointed(task.stores)
-        if not stores or self.consumer is None:
+        if not stores:
             return
         partition = int(task.task_id.rsplit("_", 1)[1])
         offsets = {}
         for name in stores:
             tp = TopicPartition(self.config.changelog_topic(name), partition)
-            offsets[tp.topic] = watermark_offsets(self.consumer, tp)[1]
+            offsets[tp.topic] = watermark_offsets(self.changelog_consumer(), tp)[1]
         write_checkpoint(self.config.task_dir(task.task_id), offsets)
 
     def _checkpointed(self, stores: Iterable[str]) -> list[str]:
@@ -383,11 +402,11 @@ class TaskManager:
         offsets = read_checkpoint(task_dir)
         if self.config.exactly_once or offsets is None:
             remove_checkpoint(task_dir)
-        if offsets is None or self.consumer is None:
+        if offsets is None:
             return None
         for name in self._checkpointed(stores):
             topic = self.config.changelog_topic(name)
-            low, high = watermark_offsets(self.consumer, TopicPartition(topic, partition))
+            low, high = watermark_offsets(self.changelog_consumer(), TopicPartition(topic, partition))
             if not isinstance(offsets.get(topic), int) or not low <= offsets[topic] <= high:
                 log.info("streams %s: checkpoint of task %s does not fit %s; restoring from the start",
                          self.application_id, task_id, topic)
@@ -402,9 +421,7 @@ class TaskManager:
         stores = [name for name in task.stores if self.topology.stores[name].logging_enabled]
         if not stores:
             return
-        reader = Consumer(self.config.client("consumer", **{
-            "group.id": f"{self.application_id}-restore", "enable.auto.commit": False,
-            "isolation.level": self.config.isolation_level}))
+        reader = self.changelog_consumer()
         try:
             for name in stores:
                 tp = TopicPartition(self.config.changelog_topic(name), partition)
@@ -429,7 +446,7 @@ class TaskManager:
                     listener.on_restore_end(tp, name, total)
                 self._restored(task.task_id, name, total)
         finally:
-            reader.close()
+            reader.unassign()  # (nothing fetched in the background until the next restore)
 
     def _read_changelog(self, reader: Consumer, tp: TopicPartition, end: int, restoring: tuple[str, str] | None = None
                         ) -> Iterator[tuple[list[tuple[bytes, bytes | None]], int]]:

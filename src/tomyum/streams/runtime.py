@@ -544,6 +544,7 @@ class KafkaStreams:
             lambda: consumer.close() if consumer else None,
             lambda: global_consumer.close() if global_consumer else None,
             self._task_manager.close_standbys,
+            self._task_manager.close_changelog_consumer,
             lambda: collector.abort_if_open() if collector else None,
             lambda: collector.flush(10) if collector else None,
             self._task_manager.discard_checkpoints,
