@@ -6,6 +6,7 @@ that write down what they are asked (those of the record collector's tests)."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -297,3 +298,53 @@ def test_the_group_protocol_is_classic_or_consumer_and_consumer_takes_no_classic
         app(group_protocol="consumer", client_config={"consumer.session.timeout.ms": 6000,
                                                       "heartbeat.interval.ms": 1000, "producer.linger.ms": 5})
     assert app(client_config={"consumer.session.timeout.ms": 6000})  # (the classic protocol takes them)
+
+
+class AssignedConsumer(RewindingConsumer):
+    """Also knows its assignment (as the rebalance callbacks find it)."""
+
+    def __init__(self, committed: dict[int, int], assigned: list[int]) -> None:
+        super().__init__(committed)
+        self.assigned = assigned
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition("in", p) for p in self.assigned]
+
+
+def cooperative_app(tasks: TaskManager) -> Any:
+    from tomyum.streams.runtime import KafkaStreams, State
+
+    app = KafkaStreams(tasks.topology, StreamsConfig(application_id="app"), bootstrap_servers="unused:9092",
+                       group_protocol="consumer")
+    app._task_manager = tasks
+    app.state = State.RUNNING
+    return app
+
+
+def test_under_the_consumer_protocol_the_callbacks_keep_the_kept_tasks_running(tmp_path: Path) -> None:
+    from tomyum.streams.runtime import State
+
+    tasks, _, _ = manager(tmp_path, exactly_once=False)
+    app, states = cooperative_app(tasks), []
+    app.set_state_listener(lambda new, old: states.append(new))
+    consumer = AssignedConsumer({0: 0, 1: 0}, [0, 1])
+    app._on_assign(consumer, [TopicPartition("in", 0), TopicPartition("in", 1)])
+    kept = tasks.tasks["0_0"]
+    app._on_revoke(consumer, [TopicPartition("in", 1)])
+    app._on_assign(consumer, [])
+    assert list(tasks.tasks) == ["0_0"] and tasks.tasks["0_0"] is kept
+    assert app.state is State.RUNNING and states == []
+
+
+def test_under_the_consumer_protocol_a_failed_commit_rebuilds_the_kept_tasks_at_once(tmp_path: Path) -> None:
+    tasks, producer, _ = manager(tmp_path, exactly_once=True)
+    app = cooperative_app(tasks)
+    consumer = tasks.consumer = AssignedConsumer({0: 3, 1: 5}, [0, 1])  # type: ignore[assignment]
+    app._on_assign(consumer, [TopicPartition("in", 0), TopicPartition("in", 1)])
+    lost = tasks.tasks["0_0"]
+    tasks.process_messages([message(0, 3, b"a"), message(1, 5, b"b")])
+    producer.fail["commit_transaction"] = KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "stale"))
+    app._on_revoke(consumer, [TopicPartition("in", 1)])
+    assert producer.calls[-1] == ("abort_transaction",)
+    assert list(tasks.tasks) == ["0_0"] and tasks.tasks["0_0"] is not lost  # rebuilt from its changelogs
+    assert consumer.seeks == [("in", 0, 3)] and tasks.positions == {}

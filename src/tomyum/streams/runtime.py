@@ -594,8 +594,8 @@ class KafkaStreams:
         self._task_manager.lose()
         if self._config.cooperative:
             self._rebuild_kept(consumer, partitions)
-        elif self.state is State.RUNNING:
-            self._set_state(State.REBALANCING)
+        if self.state is State.RUNNING and not (self._config.cooperative and self._task_manager.tasks):
+            self._set_state(State.REBALANCING)  # (cooperative: unless tasks are kept)
 
     def _rebuild_kept(self, consumer: Consumer, gone: list[TopicPartition]) -> None:
         """Cooperative: every task was dropped without a commit (all of them share the aborted
