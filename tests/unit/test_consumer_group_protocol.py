@@ -211,3 +211,17 @@ def test_the_runtime_fences_a_member_that_does_not_revoke_within_its_rebalance_t
             await store.close()
 
     asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_range_gives_every_member_the_same_partitions_of_each_topic_static_members_first() -> None:
+    """Kafka's RangeAssignor (KIP-848): co-partitioned when every member subscribes to the same
+    topics of equal partition counts (what Kafka Streams' tasks need), members ordered static
+    first by instance id, then by member id."""
+    u, v = uuid.UUID(int=2), uuid.UUID(int=3)
+    subs = {"m1": frozenset({u, v}), "m2": frozenset({u, v}), "m3": frozenset({u, v})}
+    ranged = range_(subs, {u: 4, v: 4}, {})
+    assert ranged == {"m1": {u: frozenset({0, 1}), v: frozenset({0, 1})}, "m2": {u: frozenset({2}), v: frozenset({2})},
+                      "m3": {u: frozenset({3}), v: frozenset({3})}}
+    static = range_(subs, {u: 4, v: 4}, {}, {"m3": "a", "m2": "b"})
+    assert [static[m][u] for m in ("m3", "m2", "m1")] == [frozenset({0, 1}), frozenset({2}), frozenset({3})]
+    assert all(static[m][u] == static[m][v] for m in subs)

@@ -141,6 +141,7 @@ def counting_manager(tmp_path: Path, *, exactly_once: bool) -> tuple[TaskManager
     producer = FakeProducer()
     tasks.collector = RecordCollector(producer, exactly_once=exactly_once, application_id="app")
     tasks.consumer = ChangelogEnds()  # type: ignore[assignment]  # a fake of confluent-kafka's Consumer
+    tasks._changelogs = tasks.consumer  # the restore consumer, which asks the changelogs' watermarks
     tasks.tasks["0_0"] = tasks._new_task("0_0", None, ("counts",), 0)
     return tasks, producer
 

@@ -6,6 +6,7 @@ that write down what they are asked (those of the record collector's tests)."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,137 @@ def test_watermarks_fail_at_once_on_an_error_that_is_not_about_leadership() -> N
     with pytest.raises(KafkaException):
         watermark_offsets(consumer, TopicPartition("changelog", 0), timeout=10)
     assert consumer.asked == 1
+
+
+# cooperative rebalancing (KIP-848): the callbacks carry only what is added or revoked
+
+def test_cooperative_assignment_adds_tasks_and_leaves_the_running_ones_alone(tmp_path: Path) -> None:
+    tasks, producer, _ = manager(tmp_path, exactly_once=False)
+    tasks.add([TopicPartition("in", 0)])
+    kept = tasks.tasks["0_0"]
+    tasks.process_messages([message(0, 4, b"a")])
+    tasks.add([TopicPartition("in", 1)])
+    assert sorted(tasks.tasks) == ["0_0", "0_1"] and tasks.tasks["0_0"] is kept
+    assert tasks.positions == {("in", 0): 5}  # nothing committed, nothing forgotten
+    tasks.process_messages([message(0, 5, b"b"), message(1, 0, b"c")])
+    assert [call[3] for call in producer.calls] == [b"A", b"B", b"C"]
+
+
+def test_cooperative_revocation_commits_every_task_then_closes_only_the_revoked(tmp_path: Path) -> None:
+    tasks, producer, consumer = manager(tmp_path, exactly_once=False)
+    tasks.add([TopicPartition("in", 0), TopicPartition("in", 1)])
+    kept = tasks.tasks["0_0"]
+    tasks.process_messages([message(0, 0, b"a"), message(1, 0, b"b")])
+    assert tasks.revoke_incrementally([TopicPartition("in", 1)])
+    assert consumer.commits == [[("in", 0, 1), ("in", 1, 1)]]
+    assert list(tasks.tasks) == ["0_0"] and tasks.tasks["0_0"] is kept
+    assert list(tasks.partition_groups) == ["0_0"] and tasks.positions == {("in", 0): 1}
+    tasks.process_messages([message(0, 1, b"c"), message(1, 1, b"late")])  # (a record of 1 consumed before it went)
+    assert [call[3] for call in producer.calls if call[0] == "produce"] == [b"A", b"B", b"C"]
+    assert tasks.positions == {("in", 0): 2}
+
+
+def test_a_task_gains_and_gives_up_its_co_partitioned_inputs_one_at_a_time(tmp_path: Path) -> None:
+    """A join's task (orders-0 with rates-0) may get its partitions in separate assignments:
+    it opens with the first, takes the second in, and closes only when its last one goes."""
+    tasks, producer, now = joined_manager(tmp_path, max_task_idle_ms=1000)
+    tasks.revoke_incrementally([TopicPartition("orders", 0), TopicPartition("rates", 0)])
+    assert tasks.tasks == {}
+    tasks.add([TopicPartition("orders", 0)])
+    task = tasks.tasks["0_0"]
+    tasks.add([TopicPartition("rates", 0)])
+    assert tasks.tasks["0_0"] is task and sorted(tasks.partition_groups["0_0"].queues) == [("orders", 0), ("rates", 0)]
+    tasks.process_messages([keyed("rates", 0, b"r1", 10), keyed("orders", 0, b"o1", 20)])
+    assert producer.calls == []  # r1 went into the table; o1 waits for the table side
+    now[0] = 1000
+    tasks.process_messages([])
+    assert [call[3] for call in producer.calls if call[0] == "produce"] == [b"o1@r1"]
+    assert tasks.revoke_incrementally([TopicPartition("rates", 0)])
+    assert tasks.tasks["0_0"] is task and list(tasks.partition_groups["0_0"].queues) == [("orders", 0)]
+    tasks.process_messages([keyed("orders", 0, b"o2", 30)])  # no longer waits for rates
+    assert [call[3] for call in producer.calls if call[0] == "produce"] == [b"o1@r1", b"o2@r1"]
+    assert tasks.revoke_incrementally([TopicPartition("orders", 0)])
+    assert tasks.tasks == {} and tasks.partition_groups == {}
+
+
+def test_a_failed_commit_before_a_cooperative_revocation_drops_every_task(tmp_path: Path) -> None:
+    """Under exactly-once the tasks share one transaction: if its commit fails (the member is
+    fenced), every task is dropped and the transaction aborted, and the caller rebuilds the
+    tasks it keeps."""
+    tasks, producer, consumer = manager(tmp_path, exactly_once=True)
+    tasks.add([TopicPartition("in", 0), TopicPartition("in", 1)])
+    tasks.process_messages([message(0, 0, b"a"), message(1, 0, b"b")])
+    producer.fail["commit_transaction"] = KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "stale"))
+    assert not tasks.revoke_incrementally([TopicPartition("in", 1)])
+    assert producer.calls[-1] == ("abort_transaction",)
+    assert tasks.tasks == {} and tasks.positions == {} and consumer.commits == []
+
+
+def test_the_group_protocol_is_classic_or_consumer_and_consumer_takes_no_classic_settings() -> None:
+    from tomyum.streams.runtime import KafkaStreams
+
+    b = StreamsBuilder()
+    b.stream("in").to("out")
+    topology = b.build()
+
+    def app(**kwargs: object) -> KafkaStreams:
+        return KafkaStreams(topology, StreamsConfig(application_id="app"), bootstrap_servers="unused:9092",
+                            **kwargs)  # type: ignore[arg-type]
+
+    assert app(group_protocol="consumer")._config.cooperative and not app()._config.cooperative
+    with pytest.raises(ValueError, match="group_protocol must be classic or consumer, not 'cooperative'"):
+        app(group_protocol="cooperative")
+    with pytest.raises(ValueError, match="client_config sets heartbeat.interval.ms, session.timeout.ms, which"):
+        app(group_protocol="consumer", client_config={"consumer.session.timeout.ms": 6000,
+                                                      "heartbeat.interval.ms": 1000, "producer.linger.ms": 5})
+    assert app(client_config={"consumer.session.timeout.ms": 6000})  # (the classic protocol takes them)
+
+
+class AssignedConsumer(RewindingConsumer):
+    """Also knows its assignment (as the rebalance callbacks find it)."""
+
+    def __init__(self, committed: dict[int, int], assigned: list[int]) -> None:
+        super().__init__(committed)
+        self.assigned = assigned
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition("in", p) for p in self.assigned]
+
+
+def cooperative_app(tasks: TaskManager) -> Any:
+    from tomyum.streams.runtime import KafkaStreams, State
+
+    app = KafkaStreams(tasks.topology, StreamsConfig(application_id="app"), bootstrap_servers="unused:9092",
+                       group_protocol="consumer")
+    app._task_manager = tasks
+    app.state = State.RUNNING
+    return app
+
+
+def test_under_the_consumer_protocol_the_callbacks_keep_the_kept_tasks_running(tmp_path: Path) -> None:
+    from tomyum.streams.runtime import State
+
+    tasks, _, _ = manager(tmp_path, exactly_once=False)
+    app, states = cooperative_app(tasks), []
+    app.set_state_listener(lambda new, old: states.append(new))
+    consumer = AssignedConsumer({0: 0, 1: 0}, [0, 1])
+    app._on_assign(consumer, [TopicPartition("in", 0), TopicPartition("in", 1)])
+    kept = tasks.tasks["0_0"]
+    app._on_revoke(consumer, [TopicPartition("in", 1)])
+    app._on_assign(consumer, [])
+    assert list(tasks.tasks) == ["0_0"] and tasks.tasks["0_0"] is kept
+    assert app.state is State.RUNNING and states == []
+
+
+def test_under_the_consumer_protocol_a_failed_commit_rebuilds_the_kept_tasks_at_once(tmp_path: Path) -> None:
+    tasks, producer, _ = manager(tmp_path, exactly_once=True)
+    app = cooperative_app(tasks)
+    consumer = tasks.consumer = AssignedConsumer({0: 3, 1: 5}, [0, 1])  # type: ignore[assignment]
+    app._on_assign(consumer, [TopicPartition("in", 0), TopicPartition("in", 1)])
+    lost = tasks.tasks["0_0"]
+    tasks.process_messages([message(0, 3, b"a"), message(1, 5, b"b")])
+    producer.fail["commit_transaction"] = KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "stale"))
+    app._on_revoke(consumer, [TopicPartition("in", 1)])
+    assert producer.calls[-1] == ("abort_transaction",)
+    assert list(tasks.tasks) == ["0_0"] and tasks.tasks["0_0"] is not lost  # rebuilt from its changelogs
+    assert consumer.seeks == [("in", 0, 3)] and tasks.positions == {}

@@ -42,6 +42,17 @@ class PartitionGroup:
     def add(self, partition: TopicPartitionKey, records: Iterable[RawRecord]) -> None:
         self.queues.setdefault(partition, deque()).extend(records)
 
+    def add_partitions(self, partitions: Iterable[TopicPartitionKey]) -> None:
+        """Input partitions the task gained (cooperative rebalancing), with nothing buffered yet."""
+        for tp in partitions:
+            self.queues.setdefault(tp, deque())
+
+    def remove_partitions(self, partitions: Iterable[TopicPartitionKey]) -> None:
+        """Input partitions the task gave up, with what they had buffered (cooperative
+        rebalancing); the task no longer waits for them."""
+        for tp in partitions:
+            self.queues.pop(tp, None)
+
     def clear(self, partitions: Iterable[TopicPartitionKey] | None = None) -> None:
         """Drop what is buffered (for ``partitions``, or all): it will be consumed again."""
         for tp in self.queues if partitions is None else partitions:

@@ -38,6 +38,15 @@ class RuntimeConfig:
     """Kafka's ``num.standby.replicas``: warm copies of each stateful task's stores on other
     instances (see :mod:`tomyum.streams._standby`)."""
 
+    group_protocol: str = "classic"
+    """How the application's consumer joins its group: ``classic`` (eager range rebalancing)
+    or ``consumer`` (KIP-848 with the broker's range assignor: cooperative, kept tasks go on
+    processing while the group rebalances)."""
+
+    @property
+    def cooperative(self) -> bool:
+        return self.group_protocol == "consumer"
+
     @property
     def application_id(self) -> str:
         return self.config.application_id

@@ -75,9 +75,10 @@ def task_order(task_id: str) -> tuple[int, int]:
 
 
 def range_owner(partition: int, partitions: int, members: Sequence[str]) -> str:
-    """The member that Kafka's range assignor (and librdkafka's) gives ``partition`` of a
-    topic of ``partitions`` partitions, all ``members`` subscribed: members in member-id order,
-    each a run of ``partitions // len(members)`` partitions, the first ones one more."""
+    """The member that Kafka's range assignor (librdkafka's, and the broker's KIP-848 one for
+    members without an instance id) gives ``partition`` of a topic of ``partitions``
+    partitions, all ``members`` subscribed: members in member-id order, each a run of
+    ``partitions // len(members)`` partitions, the first ones one more."""
     order = sorted(members)
     each, extra = divmod(partitions, len(order))
     index = 0

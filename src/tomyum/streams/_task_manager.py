@@ -1,10 +1,13 @@
 """The task manager: which tasks this instance runs, and their state (Kafka Streams'
 ``TaskManager``, with its ``StateManager`` / ``StoreChangelogReader`` duties).
 
-* Rebalances: :meth:`assign` closes the tasks whose partitions went and creates those that
-  came (``<sub-topology>_<partition>``), each restored from its changelog partitions before it
-  processes anything (see :meth:`set_restore_listener`); :meth:`revoke` commits before
-  partitions go; :meth:`lose` drops every task without a commit (the session ran out, or an
+* Rebalances: :meth:`assign` (eager, the classic protocol) closes the tasks whose partitions
+  went and creates those that came (``<sub-topology>_<partition>``), each restored from its
+  changelog partitions before it processes anything (see :meth:`set_restore_listener`);
+  :meth:`revoke` commits before partitions go. Cooperative (KIP-848, ``group_protocol=
+  "consumer"``): :meth:`add` creates the tasks of the partitions added and leaves the running
+  ones alone, :meth:`revoke_incrementally` commits, then closes only the tasks whose
+  partitions went; :meth:`lose` drops every task without a commit (the session ran out, or an
   exactly-once commit failed: the stale generation's work is aborted), and :meth:`rewind` puts
   the consumer back at the committed offsets so that rebuilt tasks read again what was lost.
 * Checkpoints: a task closed cleanly leaves ``.checkpoint`` in its directory (the changelog
@@ -110,6 +113,8 @@ class TaskManager:
         self.sources: dict[str, tuple[str, int]] = {}
         """Source topic as on the broker -> (as in the topology, sub-topology)."""
         self.plan: Plan | None = None
+        self._changelogs: Consumer | None = None
+        """The restore consumer (see :meth:`changelog_consumer`)."""
         self.consumer: Consumer | None = None
         self.collector: RecordCollector | None = None
         self.metrics = StreamsMetrics()
@@ -136,41 +141,83 @@ class TaskManager:
     # rebalancing ------------------------------------------------------------------------------------
 
     def assign(self, partitions: list[TopicPartition]) -> None:
-        """Run exactly the tasks of ``partitions``: close the others, create and restore the new."""
-        assert self.plan is not None
-        wanted: dict[str, tuple[int, int]] = {}
-        inputs: dict[str, list[tuple[str, int]]] = {}
-        for tp in partitions:
-            sub = self.sources[tp.topic][1]
-            wanted[f"{sub}_{tp.partition}"] = (sub, tp.partition)
-            inputs.setdefault(f"{sub}_{tp.partition}", []).append((tp.topic, tp.partition))
+        """Eager rebalancing (the classic protocol): run exactly the tasks of ``partitions``
+        — close the others, create and restore the new."""
+        wanted = self._tasks_of(partitions)
         for task_id in [t for t in self.tasks if t not in wanted]:
             self._close_task(task_id)
-        for task_id, (sub, partition) in sorted(wanted.items()):
-            if task_id not in self.tasks:
-                spec = self.plan.subtopologies[sub]
-                engines, offsets = self.standbys.promote(task_id)  # its warm stores (on disk: checkpointed)
-                checkpoint = self._take_checkpoint(task_id, spec.stores, partition)
-                if checkpoint is None:
-                    shutil.rmtree(self.config.task_dir(task_id), ignore_errors=True)
-                task = self._new_task(task_id, spec.nodes, spec.stores, partition, engines)
-                self.tasks[task_id] = task
-                self.partition_groups[task_id] = PartitionGroup(inputs[task_id], self.config.config.max_task_idle_ms)
-                self._restore(task, partition, {**(checkpoint or {}), **offsets})
+        self._open(wanted)
+
+    def add(self, partitions: list[TopicPartition]) -> None:
+        """Cooperative rebalancing (KIP-848): ``partitions`` join what this instance has. The
+        running tasks go on untouched; a task whose first partition came is created and
+        restored; a running task takes in a partition that came later (a task's co-partitioned
+        inputs may arrive in separate assignments while another member still gives some up)."""
+        wanted = self._tasks_of(partitions)
+        for task_id, inputs in wanted.items():
+            if task_id in self.tasks:
+                self.partition_groups[task_id].add_partitions(inputs)
+        self._open({t: inputs for t, inputs in wanted.items() if t not in self.tasks})
+
+    def _tasks_of(self, partitions: Iterable[TopicPartition]) -> dict[str, list[tuple[str, int]]]:
+        """Task id -> its input partitions among ``partitions``."""
+        inputs: dict[str, list[tuple[str, int]]] = {}
+        for tp in partitions:
+            inputs.setdefault(f"{self.sources[tp.topic][1]}_{tp.partition}", []).append((tp.topic, tp.partition))
+        return inputs
+
+    def _open(self, wanted: Mapping[str, list[tuple[str, int]]]) -> None:
+        """Create and restore the tasks of ``wanted`` not running yet (task id -> inputs)."""
+        assert self.plan is not None
+        for task_id, inputs in sorted(wanted.items()):
+            if task_id in self.tasks:
+                continue
+            sub, partition = (int(n) for n in task_id.split("_"))
+            spec = self.plan.subtopologies[sub]
+            engines, offsets = self.standbys.promote(task_id)  # its warm stores (on disk: checkpointed)
+            checkpoint = self._take_checkpoint(task_id, spec.stores, partition)
+            if checkpoint is None:
+                shutil.rmtree(self.config.task_dir(task_id), ignore_errors=True)
+            task = self._new_task(task_id, spec.nodes, spec.stores, partition, engines)
+            self.tasks[task_id] = task
+            self.partition_groups[task_id] = PartitionGroup(inputs, self.config.config.max_task_idle_ms)
+            self._restore(task, partition, {**(checkpoint or {}), **offsets})
         log.info("streams %s: tasks %s", self.application_id, sorted(self.tasks))
         if self.config.num_standby_replicas > 0:
             self._standbys_due = time.monotonic()  # the placement follows the new assignment
             self._standbys_backoff_s = STANDBY_PLACEMENT_BACKOFF_S[0]
 
     def revoke(self, partitions: list[TopicPartition]) -> None:
-        """Commit before the partitions go (the tasks wait, suspended, for the new assignment);
-        if the commit fails, the tasks are lost."""
+        """Eager rebalancing: commit before the partitions go (the tasks wait, suspended, for
+        the new assignment); if the commit fails, the tasks are lost."""
         if not self.commit():
             self.lose()
+        self._forget(partitions)
+
+    def revoke_incrementally(self, partitions: list[TopicPartition]) -> bool:
+        """Cooperative rebalancing (KIP-848): commit every task (as Kafka Streams does), then
+        close cleanly — with checkpoints, so that a task coming back restores only the tail —
+        the tasks left with no input partition; the others go on. False if the commit failed:
+        every task is then lost (see :meth:`lose`), and the caller rebuilds those it keeps."""
+        committed = self.commit()
+        if not committed:
+            self.lose()
+        self._forget(partitions)
+        gone = [(tp.topic, tp.partition) for tp in partitions]
+        for task_id, group in list(self.partition_groups.items()):
+            group.remove_partitions(gone)
+            if not group.queues:
+                self._close_task(task_id)
+        if gone:
+            log.info("streams %s: tasks %s", self.application_id, sorted(self.tasks))
+        return committed
+
+    def _forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """The positions and buffered records of partitions that go (the next owner reads them again)."""
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
             self.committed.pop((tp.topic, tp.partition), None)
-        for group in self.partition_groups.values():  # the next owner reads them again
+        for group in self.partition_groups.values():
             group.clear([(tp.topic, tp.partition) for tp in partitions])
 
     def lose(self) -> None:
@@ -264,6 +311,23 @@ class TaskManager:
 
     # tasks and their state --------------------------------------------------------------------------
 
+    def changelog_consumer(self) -> Consumer:
+        """Kafka's restore consumer, made when first needed and kept for the life of the clients:
+        it reads the changelogs to restore, and asks their watermarks for the checkpoints. Never
+        the main consumer: asked for other partitions' offsets inside a rebalance callback,
+        librdkafka stops fetching the partitions it keeps for about a second (measured under
+        KIP-848), which would stall the tasks a cooperative rebalance keeps running."""
+        if self._changelogs is None:
+            self._changelogs = Consumer(self.config.client("consumer", **{
+                "group.id": f"{self.application_id}-restore", "enable.auto.commit": False,
+                "isolation.level": self.config.isolation_level}))
+        return self._changelogs
+
+    def close_changelog_consumer(self) -> None:
+        consumer, self._changelogs = self._changelogs, None
+        if consumer is not None:
+            consumer.close()
+
     def _new_task(self, task_id: str, nodes: tuple[str, ...] | None, stores: tuple[str, ...],
                   partition: int, inner_stores: Mapping[str, BytesStore] | None = None) -> StreamTask:
         collector = self.collector
@@ -317,13 +381,13 @@ class TaskManager:
         commit): the changelog ends, which is where its persistent stores stand (the task is
         the only writer of its changelog partitions)."""
         stores = self._checkpointed(task.stores)
-        if not stores or self.consumer is None:
+        if not stores:
             return
         partition = int(task.task_id.rsplit("_", 1)[1])
         offsets = {}
         for name in stores:
             tp = TopicPartition(self.config.changelog_topic(name), partition)
-            offsets[tp.topic] = watermark_offsets(self.consumer, tp)[1]
+            offsets[tp.topic] = watermark_offsets(self.changelog_consumer(), tp)[1]
         write_checkpoint(self.config.task_dir(task.task_id), offsets)
 
     def _checkpointed(self, stores: Iterable[str]) -> list[str]:
@@ -339,11 +403,11 @@ class TaskManager:
         offsets = read_checkpoint(task_dir)
         if self.config.exactly_once or offsets is None:
             remove_checkpoint(task_dir)
-        if offsets is None or self.consumer is None:
+        if offsets is None:
             return None
         for name in self._checkpointed(stores):
             topic = self.config.changelog_topic(name)
-            low, high = watermark_offsets(self.consumer, TopicPartition(topic, partition))
+            low, high = watermark_offsets(self.changelog_consumer(), TopicPartition(topic, partition))
             if not isinstance(offsets.get(topic), int) or not low <= offsets[topic] <= high:
                 log.info("streams %s: checkpoint of task %s does not fit %s; restoring from the start",
                          self.application_id, task_id, topic)
@@ -359,9 +423,7 @@ class TaskManager:
         stores = [name for name in task.stores if self.topology.stores[name].logging_enabled]
         if not stores:
             return
-        reader = Consumer(self.config.client("consumer", **{
-            "group.id": f"{self.application_id}-restore", "enable.auto.commit": False,
-            "isolation.level": self.config.isolation_level}))
+        reader = self.changelog_consumer()
         try:
             for name in stores:
                 tp = TopicPartition(self.config.changelog_topic(name), partition)
@@ -387,7 +449,7 @@ class TaskManager:
                     listener.on_restore_end(tp, name, total)
                 self._restored(task.task_id, name, total)
         finally:
-            reader.close()
+            reader.unassign()  # (nothing fetched in the background until the next restore)
 
     def _read_changelog(self, reader: Consumer, tp: TopicPartition, end: int, restoring: tuple[str, str] | None = None
                         ) -> Iterator[tuple[list[tuple[bytes, bytes | None]], int]]:

@@ -7,7 +7,11 @@ subscribes to every source topic with the *range* assignor, which gives partitio
 topics with the same partition count to one member, so a task's co-partitioned inputs
 arrive at one instance. When instances come and go the group rebalances: before partitions
 are taken away the instance commits; a task it keeps carries on with its stores, a task it
-gains is restored from its changelog partitions first.
+gains is restored from its changelog partitions first. ``group_protocol="classic"`` (the
+default) rebalances eagerly: every partition is revoked and nothing is processed (REBALANCING)
+until the new assignment is in. ``"consumer"`` joins with KIP-848 and the broker's range
+assignor (co-partitioning as above): the callbacks carry only what is added or revoked, only the
+tasks of revoked partitions close, and the kept ones go on processing (the state stays RUNNING).
 
 * Internal topics, created at start with their partition counts (see
   :mod:`tomyum.streams._plan`, which also checks co-partitioning): repartition topics
@@ -96,12 +100,18 @@ from tomyum.streams._task_manager import Stopping, TaskManager
 from tomyum.streams.processor import StandbyUpdateListener, StateRestoreListener, StreamsConfig, SuspendReason
 from tomyum.streams.topology import Topology
 
-__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE_V2", "NOT_AVAILABLE", "HostInfo", "KafkaStreams", "KeyQueryMetadata", "State",
-           "StandbyUpdateListener", "StateRestoreListener", "StreamsMetadata", "SuspendReason", "TopologyError"]
+__all__ = ["AT_LEAST_ONCE", "CLASSIC", "CONSUMER", "EXACTLY_ONCE_V2", "NOT_AVAILABLE", "HostInfo", "KafkaStreams",
+           "KeyQueryMetadata", "State", "StandbyUpdateListener", "StateRestoreListener", "StreamsMetadata",
+           "SuspendReason", "TopologyError"]
 
 log = logging.getLogger(__name__)
 
 AT_LEAST_ONCE, EXACTLY_ONCE_V2 = "at_least_once", "exactly_once_v2"
+CLASSIC, CONSUMER = "classic", "consumer"
+"""``group_protocol``: the classic group protocol (eager rebalancing), or KIP-848's (cooperative)."""
+CLASSIC_ONLY = frozenset({"partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms",
+                          "group.protocol.type"})
+"""Consumer settings of the classic protocol that librdkafka refuses under ``group.protocol=consumer``."""
 LAG_INTERVAL_S = 1.0
 """How often the lag metrics are worked out (from the consumer's cached watermarks)."""
 Q = TypeVar("Q")
@@ -178,12 +188,14 @@ class KafkaStreams:
                  processing_guarantee: str = AT_LEAST_ONCE, commit_interval_ms: int | None = None,
                  client_config: Mapping[str, Any] | None = None, repartition_purge_interval_ms: int = 30_000,
                  application_server: str | None = None, metrics_listener: str | None = None,
-                 num_standby_replicas: int = 0) -> None:
+                 num_standby_replicas: int = 0, group_protocol: str = CLASSIC) -> None:
         if num_standby_replicas < 0:
             raise ValueError(f"num_standby_replicas must be at least 0, got {num_standby_replicas}")
         if processing_guarantee not in (AT_LEAST_ONCE, EXACTLY_ONCE_V2):
             raise ValueError(f"processing_guarantee must be {AT_LEAST_ONCE} or {EXACTLY_ONCE_V2}, "
                              f"not {processing_guarantee!r}")
+        if group_protocol not in (CLASSIC, CONSUMER):
+            raise ValueError(f"group_protocol must be {CLASSIC} or {CONSUMER}, not {group_protocol!r}")
         self.topology = topology
         self.config = config
         self.bootstrap = bootstrap_servers
@@ -197,7 +209,14 @@ class KafkaStreams:
         self.plan: Plan | None = None
         self._config = RuntimeConfig(topology=topology, config=config, bootstrap_servers=bootstrap_servers,
                                      exactly_once=self.eos, client_config=dict(self.client_config),
-                                     state_root=self.state_root, num_standby_replicas=num_standby_replicas)
+                                     state_root=self.state_root, num_standby_replicas=num_standby_replicas,
+                                     group_protocol=group_protocol)
+        if self._config.cooperative:
+            refused = sorted(set(self._config.client("consumer")) & CLASSIC_ONLY)
+            if refused:
+                raise ValueError(f"client_config sets {', '.join(refused)}, which the consumer group protocol "
+                                 "(group_protocol='consumer') does not take: the session and heartbeat are the "
+                                 "broker's (group.consumer.*) and the assignor is range")
         self._listeners: list[Callable[[State, State], None]] = []
         self._on_error: Callable[[BaseException], None] | None = None
         self._stop = threading.Event()
@@ -502,10 +521,14 @@ class KafkaStreams:
         tasks = self._task_manager
         self._collector = tasks.collector = RecordCollector.connect(self._config, self._process_id())
         self._global_consumer = tasks.start_global()
+        # range either way: partition n of every input topic of a sub-topology to one member
+        # (co-partitioning); under KIP-848 the broker's range assignor, which does the same
+        assignor = ({"group.protocol": CONSUMER, "group.remote.assignor": "range"} if self._config.cooperative
+                    else {"partition.assignment.strategy": "range"})
         settings = self._config.client(
             "consumer", **{"group.id": self.config.application_id, "enable.auto.commit": False,
-                           "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
-                           "isolation.level": self._config.isolation_level})
+                           "auto.offset.reset": "earliest", "isolation.level": self._config.isolation_level,
+                           **assignor})
         # the group carries application.server to the other instances in the member's client id
         # (see tomyum.streams._metadata): Kafka Streams' client id, then "@host:port"; the
         # process id in it also orders the members for standby placement (tomyum.streams._standby)
@@ -527,6 +550,7 @@ class KafkaStreams:
             lambda: consumer.close() if consumer else None,
             lambda: global_consumer.close() if global_consumer else None,
             self._task_manager.close_standbys,
+            self._task_manager.close_changelog_consumer,
             lambda: collector.abort_if_open() if collector else None,
             lambda: collector.flush(10) if collector else None,
             self._task_manager.discard_checkpoints,
@@ -543,31 +567,63 @@ class KafkaStreams:
 
     # the consumer's rebalance callbacks (on the streams thread, inside consume) ---------------------
 
+    # Eager (classic protocol): ``partitions`` is the whole assignment, every partition is
+    # revoked before each rebalance, and the tasks wait (state REBALANCING) until the next one.
+    # Cooperative (KIP-848, group_protocol="consumer"): the callbacks carry only what is added or
+    # revoked; the tasks kept go on processing, and the state stays RUNNING.
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._instances.invalidate()
-        self._task_manager.assign(partitions)
+        if self._stop.is_set():  # (closing: the consumer's close may still hand partitions over)
+            return
+        if self._config.cooperative:
+            self._task_manager.add(partitions)
+        else:
+            self._task_manager.assign(partitions)
         self._set_state(State.RUNNING)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Commit before the partitions go; the tasks wait (suspended) for the new assignment."""
+        """Commit before the partitions go; eager: the tasks wait (suspended) for the new
+        assignment; cooperative: only the tasks of the revoked partitions close."""
         self._instances.invalidate()
-        if self.state is State.RUNNING:
-            self._set_state(State.REBALANCING)
-        self._task_manager.revoke(partitions)
+        if not self._config.cooperative:
+            if self.state is State.RUNNING:
+                self._set_state(State.REBALANCING)
+            self._task_manager.revoke(partitions)
+        elif not self._task_manager.revoke_incrementally(partitions):
+            self._rebuild_kept(consumer, partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions lost (the session ran out): no commit is possible; the tasks are dropped
-        and rebuilt from their changelogs."""
+        and rebuilt from their changelogs (cooperative: those of partitions kept, at once)."""
         self._instances.invalidate()
         self._task_manager.lose()
-        if self.state is State.RUNNING:
-            self._set_state(State.REBALANCING)
+        if self._config.cooperative:
+            self._rebuild_kept(consumer, partitions)
+        if self.state is State.RUNNING and not (self._config.cooperative and self._task_manager.tasks):
+            self._set_state(State.REBALANCING)  # (cooperative: unless tasks are kept)
+
+    def _rebuild_kept(self, consumer: Consumer, gone: list[TopicPartition]) -> None:
+        """Cooperative: every task was dropped without a commit (all of them share the aborted
+        transaction) but only ``gone`` leaves the assignment; the tasks of the rest are built
+        again from their changelogs and read from the committed offsets."""
+        left = {(tp.topic, tp.partition) for tp in gone}
+        kept = [tp for tp in consumer.assignment() if (tp.topic, tp.partition) not in left]
+        if kept:
+            self._task_manager.rewind(kept)
+            self._task_manager.add(kept)
 
     def _rebuild_tasks(self, consumer: Consumer) -> None:
         """After a failed exactly-once commit (a stale generation): what the tasks did since
         their last commit is aborted, so rebuild them from their changelogs and go back to the
         committed offsets."""
         assignment = consumer.assignment()
+        if self._config.cooperative:  # (the whole assignment stays: rebuilt without a rebalance)
+            self._instances.invalidate()
+            self._task_manager.lose()
+            self._task_manager.rewind(assignment)
+            self._task_manager.add(assignment)
+            return
         self._on_lost(consumer, assignment)
         self._task_manager.rewind(assignment)
         self._on_assign(consumer, assignment)

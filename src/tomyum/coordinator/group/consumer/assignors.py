@@ -1,24 +1,32 @@
 """Server-side assignors of KIP-848: ``uniform`` (the default) and ``range``.
 
 An assignor maps each member, by the topic ids it subscribes to, to partitions, given the
-partition counts and the previous target assignment. Both are deterministic (members in
-member-id order), so replaying the same inputs gives the same assignment.
+partition counts, the previous target assignment and the static members' instance ids. Both
+are deterministic (members in a fixed order), so replaying the same inputs gives the same
+assignment.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Protocol
 
 from tomyum.coordinator.group.consumer.group import assignment_of, partitions_of
 from tomyum.coordinator.group.consumer.records import Assignment
 
 Subscriptions = Mapping[str, frozenset[uuid.UUID]]
-Assignor = Callable[[Subscriptions, Mapping[uuid.UUID, int], Mapping[str, Assignment]], dict[str, Assignment]]
+
+
+class Assignor(Protocol):
+    def __call__(self, members: Subscriptions, partitions: Mapping[uuid.UUID, int],
+                 previous: Mapping[str, Assignment], instance_ids: Mapping[str, str] | None = ..., /
+                 ) -> dict[str, Assignment]: ...
 
 
 def uniform(members: Subscriptions, partitions: Mapping[uuid.UUID, int],
-            previous: Mapping[str, Assignment]) -> dict[str, Assignment]:
+            previous: Mapping[str, Assignment], instance_ids: Mapping[str, str] | None = None, /
+            ) -> dict[str, Assignment]:
     """Balanced and sticky: a member keeps what it had, up to its share; the rest goes to the
     subscribed member with the fewest partitions (Kafka's UniformAssignor, simplified)."""
     order = sorted(members)
@@ -49,12 +57,20 @@ def uniform(members: Subscriptions, partitions: Mapping[uuid.UUID, int],
 
 
 def range_(members: Subscriptions, partitions: Mapping[uuid.UUID, int],
-           previous: Mapping[str, Assignment]) -> dict[str, Assignment]:
-    """Per topic, contiguous ranges to the subscribed members in member-id order, the first
-    ones one partition more when it does not divide (Kafka's RangeAssignor)."""
+           previous: Mapping[str, Assignment], instance_ids: Mapping[str, str] | None = None, /
+           ) -> dict[str, Assignment]:
+    """Per topic, contiguous ranges to the subscribed members, the first ones one partition
+    more when it does not divide (Kafka's RangeAssignor). The members in Kafka's order: static
+    members first, by instance id, then the others by member id — so that when every member
+    subscribes to the same topics, partition *n* of topics with equal partition counts goes to
+    one member (co-partitioning, which Kafka Streams' tasks rely on), and static members keep
+    their ranges across restarts. Not sticky otherwise: a member joining or leaving moves the
+    ranges after its place in that order (as in Kafka)."""
+    static = instance_ids or {}
+    order = sorted(members, key=lambda m: (0, static[m], m) if m in static else (1, "", m))
     owned: dict[str, set[tuple[uuid.UUID, int]]] = {m: set() for m in members}
     for topic_id, count in partitions.items():
-        subscribed = sorted(m for m, topics in members.items() if topic_id in topics)
+        subscribed = [m for m in order if topic_id in members[m]]
         if not subscribed:
             continue
         share, extra = divmod(count, len(subscribed))

@@ -364,7 +364,8 @@ class _Heartbeat:
         members = {m.member_id: frozenset(self.topics[n][0] for n in _subscribed(m.metadata, self.topics))
                    for m in group.members.values()}
         partitions = {topic_id: count for _, topic_id, count in group.subscription_metadata}
-        target = ASSIGNORS[_preferred_assignor(group)](members, partitions, group.target)
+        instance_ids = {m.member_id: m.instance_id for m in group.members.values() if m.instance_id is not None}
+        target = ASSIGNORS[_preferred_assignor(group)](members, partitions, group.target, instance_ids)
         for member_id, assignment in target.items():
             if group.target.get(member_id) != assignment:
                 self.emit(TargetAssignmentMemberRecord(group_id=group.group_id, member_id=member_id,
