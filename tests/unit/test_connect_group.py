@@ -62,3 +62,44 @@ def test_config_records_in_kafkas_format() -> None:
     assert state.apply("session-key", {"key": "x", "algorithm": "HmacSHA256", "creation-timestamp": 1}) is None
     state.apply("connector-s", None)
     assert "s" not in state.configs and "s" not in state.tasks
+
+
+def test_worker_state_v1_carries_the_current_assignment_as_nullable_bytes() -> None:
+    current = Assignment(error=0, leader="m1", leader_url="http://w1/", config_offset=5, connectors=("a",),
+                         tasks=(("a", 0),), version=1)
+    state = WorkerState(url="http://w2/", config_offset=5, assignment=current)
+    allocation = (struct.pack(">hh", 1, 0) + _str("m1") + _str("http://w1/") + struct.pack(">q", 5)
+                  + struct.pack(">i", 1) + _str("a") + struct.pack(">iii", 2, -1, 0)
+                  + struct.pack(">i", 0) + struct.pack(">i", 0))  # no revocations, no delay
+    encoded = state.encode(1)
+    assert encoded == (struct.pack(">h", 1) + _str("http://w2/") + struct.pack(">q", 5)
+                       + struct.pack(">i", len(allocation)) + allocation)
+    assert WorkerState.decode(encoded) == state
+    fresh = WorkerState(url="http://w3/", config_offset=-1)  # no assignment yet: a null allocation
+    assert fresh.encode(1) == struct.pack(">h", 1) + _str("http://w3/") + struct.pack(">qi", -1, -1)
+    assert WorkerState.decode(fresh.encode(1)) == fresh
+    assert WorkerState.decode(state.encode(0)) == WorkerState(url="http://w2/", config_offset=5)
+
+
+def test_assignment_v1_adds_revoked_and_delay_and_tolerates_missing_fields() -> None:
+    a = Assignment(error=0, leader="m1", leader_url="http://w1/", config_offset=9, connectors=(), tasks=(("b", 2),),
+                   revoked_connectors=("a",), revoked_tasks=(("a", 0),), delay=3000, version=2)
+    head = struct.pack(">hh", 2, 0) + _str("m1") + _str("http://w1/") + struct.pack(">q", 9)
+    expected = (head + struct.pack(">i", 1) + _str("b") + struct.pack(">ii", 1, 2)
+                + struct.pack(">i", 1) + _str("a") + struct.pack(">iii", 2, -1, 0) + struct.pack(">i", 3000))
+    assert a.encode() == expected
+    assert Assignment.decode(expected) == a
+    # null arrays (-1) and a missing delay read as empty and 0, as Kafka's schema defaults them
+    sparse = Assignment.decode(head + struct.pack(">ii", -1, -1))
+    assert (sparse.tasks, sparse.revoked_tasks, sparse.delay, sparse.version) == ((), (), 0, 2)
+
+
+def test_connect_protocol_offers_kafkas_order_and_rejects_unknown_modes() -> None:
+    from tomyum.connect.connector import ConnectError
+    from tomyum.connect.distributed import _protocols
+
+    assert _protocols("compatible") == ("compatible", "default")
+    assert _protocols(" EAGER ") == ("default",)
+    assert _protocols("sessioned") == ("compatible", "default")  # unsigned: falls back, with a warning
+    with pytest.raises(ConnectError, match="Invalid value fancy for configuration connect.protocol"):
+        _protocols("fancy")
