@@ -103,3 +103,23 @@ def test_connect_protocol_offers_kafkas_order_and_rejects_unknown_modes() -> Non
     assert _protocols("sessioned") == ("compatible", "default")  # unsigned: falls back, with a warning
     with pytest.raises(ConnectError, match="Invalid value fancy for configuration connect.protocol"):
         _protocols("fancy")
+
+
+def test_an_unreachable_coordinator_is_reported_once_after_the_heartbeat_interval() -> None:
+    import socket
+    import time
+
+    from tomyum.connect.group import WorkerGroupMember
+
+    with socket.socket() as closed:  # a port nobody listens on: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    member = WorkerGroupMember(bootstrap_servers=f"127.0.0.1:{port}", group_id="g", url="http://w/",
+                               session_timeout_ms=6000, rebalance_timeout_ms=6000, heartbeat_interval_ms=300,
+                               client_id="c", protocols=("compatible", "default"), request_timeout_s=1)
+    calls: list[float] = []
+    start = time.monotonic()
+    deadline = start + 1
+    got = member.join(WorkerState(url="http://w/", config_offset=-1), lambda leader, members: {},
+                      lambda: time.monotonic() > deadline, lambda: calls.append(time.monotonic() - start))
+    assert got is None and len(calls) == 1 and calls[0] >= 0.3

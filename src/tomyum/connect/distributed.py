@@ -495,7 +495,7 @@ class DistributedHerder(AbstractHerder):
         last_generation = self.generation
         assignment = self.member.join(WorkerState(url=self.url, config_offset=offset, assignment=self._held),
                                       lambda leader, members: self._assign(leader, members, last_generation),
-                                      self._stopping.is_set)
+                                      self._stopping.is_set, self._on_coordinator_unreachable)
         if assignment is None:
             return False
         if assignment.error:
@@ -532,6 +532,15 @@ class DistributedHerder(AbstractHerder):
         if assignment.delay > 0:
             self._rejoin_at = time.monotonic() + assignment.delay / 1000
         return True
+
+    def _on_coordinator_unreachable(self) -> None:
+        """Kafka's WorkerCoordinator: a worker that cannot reach the coordinator may have been
+        dropped from the group and its work given to others; it stops all it runs."""
+        if self._held is not None or self.worker.task_ids() or self.worker.connectors():
+            log.info("The group coordinator was unreachable for %d ms: stopping every connector and task "
+                     "until this worker is in the group again", int(self.member.heartbeat_interval_s * 1000))
+            self._held = None
+            self._stop_work()
 
     def _apply(self, assignment: Assignment) -> Assignment:
         """Stop what ``assignment`` takes away; return everything this worker runs under it."""

@@ -328,15 +328,22 @@ class WorkerGroupMember:
     # the protocol
     def join(self, state: WorkerState,
              assign: Callable[[str, Mapping[str, WorkerState]], Mapping[str, Assignment]],
-             should_stop: Callable[[], bool]) -> Assignment | None:
+             should_stop: Callable[[], bool], on_unreachable: Callable[[], None] | None = None) -> Assignment | None:
         """Join (and sync) until an assignment arrives; ``assign(leader, members)`` is called when
         this member leads, with ``self.protocol`` and ``self.generation_id`` already those of the
-        new generation. None if ``should_stop()`` turned true first."""
+        new generation. None if ``should_stop()`` turned true first. ``on_unreachable()`` is
+        called once the coordinator has been unreachable for ``heartbeat.interval.ms`` (Kafka's
+        WorkerCoordinator then revokes what the worker runs: it may no longer be a member)."""
         from datetime import timedelta
 
         from kio.static.primitive import i32, i32Timedelta
 
+        unreachable_since: float | None = None
         while not should_stop():
+            if (unreachable_since is not None and on_unreachable is not None
+                    and time.monotonic() - unreachable_since >= self.heartbeat_interval_s):
+                on_unreachable()
+                on_unreachable = None
             try:
                 r = self._send(JOIN_GROUP, _request(
                     "join_group.v5", "JoinGroupRequest", group_id=self.group_id,
@@ -348,8 +355,10 @@ class WorkerGroupMember:
                                     for name in self.protocols)),
                     timeout_s=self.rebalance_timeout_ms / 1000 + self.request_timeout_s)
             except OSError:
+                unreachable_since = unreachable_since or time.monotonic()
                 time.sleep(0.2)  # the coordinator moved or went away: look it up again
                 continue
+            unreachable_since = None
             code = r.error_code.value
             if code == MEMBER_ID_REQUIRED:
                 self.member_id = str(r.member_id)
