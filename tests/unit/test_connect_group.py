@@ -96,13 +96,13 @@ def test_assignment_v1_adds_revoked_and_delay_and_tolerates_missing_fields() -> 
 
 def test_connect_protocol_offers_kafkas_order_and_rejects_unknown_modes() -> None:
     from tomyum.connect.connector import ConnectError
-    from tomyum.connect.distributed import _protocols
+    from tomyum.connect.group import protocols_for
 
-    assert _protocols("compatible") == ("compatible", "default")
-    assert _protocols(" EAGER ") == ("default",)
-    assert _protocols("sessioned") == ("compatible", "default")  # unsigned: falls back, with a warning
+    assert protocols_for("compatible") == ("compatible", "default")
+    assert protocols_for(" EAGER ") == ("default",)
+    assert protocols_for("sessioned") == ("compatible", "default")  # unsigned: falls back, with a warning
     with pytest.raises(ConnectError, match="Invalid value fancy for configuration connect.protocol"):
-        _protocols("fancy")
+        protocols_for("fancy")
 
 
 def test_an_unreachable_coordinator_is_reported_once_after_the_heartbeat_interval() -> None:

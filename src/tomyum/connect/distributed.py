@@ -48,7 +48,7 @@ from urllib.parse import quote
 from tomyum.connect.connector import ConnectError
 from tomyum.connect.assignor import IncrementalCooperativeAssignor
 from tomyum.connect.group import (
-    COMPATIBLE, EAGER, PROTOCOL_VERSIONS, Assignment, RebalanceNeeded, WorkerGroupMember, WorkerState, assign_eager,
+    EAGER, PROTOCOL_VERSIONS, Assignment, RebalanceNeeded, WorkerGroupMember, WorkerState, assign_eager, protocols_for,
 )
 from tomyum.connect.herder import (
     AbstractHerder, AlreadyExistsError, BadRequestError, ForwardError, NotFoundError, Status,
@@ -161,7 +161,7 @@ class DistributedHerder(AbstractHerder):
         for required in ("group.id", "config.storage.topic", "offset.storage.topic", "status.storage.topic"):
             if not self.props.get(required, "").strip():
                 raise ConnectError(f'Missing required configuration "{required}" which has no default value.')
-        protocols = _protocols(self.props.get("connect.protocol", "compatible"))
+        protocols = protocols_for(self.props.get("connect.protocol", "compatible"))
         max_delay_ms = _int(self.props, "scheduled.rebalance.max.delay.ms", 300000)
         if max_delay_ms < 0:
             raise ConnectError(f"Invalid value {max_delay_ms} for configuration scheduled.rebalance.max.delay.ms: "
@@ -763,20 +763,6 @@ def _int(props: Mapping[str, str], key: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConnectError(f"Invalid value {raw} for configuration {key}: Not a number of type INT") from None
-
-
-def _protocols(value: str) -> tuple[str, ...]:
-    """The protocols a worker offers for ``connect.protocol``, most preferred first (Kafka's order)."""
-    mode = value.strip().lower()
-    if mode == "sessioned":
-        log.warning("connect.protocol=sessioned needs signed requests between workers (KIP-507), which tomyum "
-                    "does not implement: offering 'compatible' (incremental cooperative, unsigned) instead")
-        mode = "compatible"
-    if mode == "compatible":
-        return (COMPATIBLE, EAGER)
-    if mode == "eager":
-        return (EAGER,)
-    raise ConnectError(f"Invalid value {value} for configuration connect.protocol: Invalid Connect protocol compatibility")
 
 
 def _target_value(target: TargetState) -> dict[str, str]:

@@ -205,6 +205,20 @@ def assign_eager(leader: str, members: Mapping[str, WorkerState], config_offset:
                           connectors=tuple(given_c[m]), tasks=tuple(given_t[m])) for m in ids}
 
 
+def protocols_for(value: str) -> tuple[str, ...]:
+    """The protocols a worker offers for ``connect.protocol``, most preferred first (Kafka's order)."""
+    mode = value.strip().lower()
+    if mode == "sessioned":
+        log.warning("connect.protocol=sessioned needs signed requests between workers (KIP-507), which tomyum "
+                    "does not implement: offering 'compatible' (incremental cooperative, unsigned) instead")
+        mode = "compatible"
+    if mode == "compatible":
+        return (COMPATIBLE, EAGER)
+    if mode == "eager":
+        return (EAGER,)
+    raise ConnectError(f"Invalid value {value} for configuration connect.protocol: Invalid Connect protocol compatibility")
+
+
 # --- the member -------------------------------------------------------------------------------
 class RebalanceNeeded(Exception):
     """The group is rebalancing (or forgot this member): join again."""
