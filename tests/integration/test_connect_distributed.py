@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
@@ -313,7 +313,10 @@ def _incarnations(bootstrap: str, topic: str) -> dict[int, tuple[list[str], int]
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.auto.commit": False})
     seen: dict[int, tuple[list[str], int]] = {}
     try:
-        _, end = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        try:
+            _, end = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        except KafkaException:  # the topic is not there yet: no task has written
+            return seen
         consumer.assign([TopicPartition(topic, 0, 0)])
         position = [0]
 
