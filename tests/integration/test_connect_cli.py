@@ -50,6 +50,10 @@ def test_distributed_missing_keys_and_replication_factor(tmp_path: Path, broker:
     worker.write_text(base + "group.id=g\nconfig.storage.topic=c\noffset.storage.topic=o\nstatus.storage.topic=s\n"
                              "session.timeout.ms=ten\n")
     assert "Invalid value ten for configuration session.timeout.ms" in one_error_line(distributed(worker))
+    worker.write_text(base + "group.id=g\nconfig.storage.topic=c\noffset.storage.topic=o\nstatus.storage.topic=s\n"
+                             "connect.protocol=fancy\n")
+    assert ("Invalid value fancy for configuration connect.protocol: Invalid Connect protocol compatibility"
+            in one_error_line(distributed(worker)))
     # Kafka's default replication factor (3) on a single broker: the topic cannot be created
     worker.write_text(base + "group.id=g\nconfig.storage.topic=c\noffset.storage.topic=o\nstatus.storage.topic=s\n")
     line = one_error_line(distributed(worker))

@@ -7,6 +7,9 @@ Kafka's partition counts, the config topic holds Kafka's records (``connector-<n
 keys; a write sent to a worker that is not the leader is forwarded to it, and answered 409 when
 the leader cannot be reached; when a worker is killed (kill -9) its connectors and tasks move to
 the survivor after the session timeout and go on from the stored offsets, losing no record.
+Rebalances are incremental and cooperative (KIP-415): a worker joining takes a share without the
+others' kept tasks ever restarting, and a dead follower's tasks are held for
+``scheduled.rebalance.max.delay.ms`` before they move.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
@@ -72,16 +75,59 @@ class CountingTask(SourceTask):
         pass
 '''
 
+SPREAD = '''
+import time
+import uuid
+
+from tomyum.connect import SourceConnector, SourceTask
+from tomyum.connect.data import SourceRecord
+
+
+class SpreadSourceConnector(SourceConnector):
+    """``tasks.max`` tasks, each writing {"task", "incarnation", "seq"} about 20 times a second;
+    ``incarnation`` is new at every start of a task, so a restart shows in the records."""
+    version = "1.0"
+
+    def start(self, props):
+        self.props = dict(props)
+
+    def task_class(self):
+        return SpreadTask
+
+    def task_configs(self, max_tasks):
+        return [dict(self.props, task=str(i)) for i in range(max_tasks)]
+
+    def stop(self):
+        pass
+
+
+class SpreadTask(SourceTask):
+    def start(self, props):
+        self.topic, self.task, self.seq = props["topic"], int(props["task"]), 0
+        self.incarnation = uuid.uuid4().hex
+
+    def poll(self):
+        time.sleep(0.05)
+        self.seq += 1
+        return [SourceRecord(source_partition={"task": self.task}, source_offset={"seq": self.seq}, topic=self.topic,
+                             value={"task": self.task, "incarnation": self.incarnation, "seq": self.seq})]
+
+    def stop(self):
+        pass
+'''
+
 JOINED = re.compile(r"Joined group at generation (\d+) as \S+ \(leader \S+ at (\S+)\)")
 
 
 class Cluster:
     """Two workers of one group, their REST clients, and the names of their topics."""
 
-    def __init__(self, bootstrap: str, workdir: Path, stack: ExitStack) -> None:
+    def __init__(self, bootstrap: str, workdir: Path, stack: ExitStack, **more: str) -> None:
         plugins = workdir / "plugins"
         plugins.mkdir(parents=True)
         (plugins / "counting.py").write_text(COUNTER, encoding="utf-8")
+        (plugins / "spread.py").write_text(SPREAD, encoding="utf-8")
+        self.workdir, self.stack = workdir, stack
         tag = uuid.uuid4().hex[:6]
         self.bootstrap = bootstrap
         self.topics = {"config": f"cfg-{tag}", "offset": f"off-{tag}", "status": f"sts-{tag}"}
@@ -90,14 +136,22 @@ class Cluster:
                  "status.storage.topic": self.topics["status"], "config.storage.replication.factor": "1",
                  "offset.storage.replication.factor": "1", "status.storage.replication.factor": "1",
                  "session.timeout.ms": "6000", "heartbeat.interval.ms": "1000", "offset.flush.interval.ms": "500",
-                 "value.converter.schemas.enable": "false"}
-        self.workers = [stack.enter_context(ConnectProcess(workdir / f"worker-{i}", bootstrap, worker=props,
-                                                           mode="distributed")) for i in range(2)]
-        self.http = [httpx.Client(base_url=w.url, timeout=30) for w in self.workers]
-        for h in self.http:
-            stack.callback(h.close)
+                 "value.converter.schemas.enable": "false", **more}
+        self.props = props
+        self.workers: list[ConnectProcess] = []
+        self.http: list[httpx.Client] = []
+        for _ in range(2):
+            self.add_worker()
         wait_until(lambda: all(self.leader_url(w) for w in self.workers), timeout=60, interval=0.1,
                    what="both workers to join the group")
+
+    def add_worker(self) -> ConnectProcess:
+        worker = self.stack.enter_context(ConnectProcess(self.workdir / f"worker-{len(self.workers)}", self.bootstrap,
+                                                         worker=self.props, mode="distributed"))
+        self.workers.append(worker)
+        self.http.append(httpx.Client(base_url=worker.url, timeout=30))
+        self.stack.callback(self.http[-1].close)
+        return worker
 
     def leader_url(self, worker: ConnectProcess) -> str | None:
         """The leader's URL in ``worker``'s latest generation, once both workers are in it."""
@@ -145,7 +199,8 @@ def _records(bootstrap: str, topic: str, partitions: int) -> list[tuple[str, Any
         def done() -> bool:
             for m in consumer.consume(500, 0.2):
                 if m.error() is None:
-                    out.append((m.key().decode(), None if m.value() is None else json.loads(m.value())))
+                    key = "" if m.key() is None else m.key().decode()
+                    out.append((key, None if m.value() is None else json.loads(m.value())))
                 elif m.error().code() == -191:  # _PARTITION_EOF
                     eof.add(m.partition())
             return len(eof) == partitions
@@ -250,3 +305,89 @@ def test_kill_9_moves_connectors_and_tasks_without_losing_records(cluster: Clust
         values = _values(cluster.bootstrap, topic, counted[name] + 100)
         top = max(values)
         assert set(values) == set(range(1, top + 1)), f"{name}: records lost"
+
+
+def _incarnations(bootstrap: str, topic: str) -> dict[int, tuple[list[str], int]]:
+    """Per task of ``spread``: the incarnations that wrote to ``topic`` (up to its end now), in
+    order, and the highest sequence number written."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.auto.commit": False})
+    seen: dict[int, tuple[list[str], int]] = {}
+    try:
+        try:
+            _, end = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        except KafkaException:  # the topic is not there yet: no task has written
+            return seen
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        position = [0]
+
+        def done() -> bool:
+            for m in consumer.consume(500, 0.2):
+                if m.error() is None:
+                    value = json.loads(m.value())
+                    runs, top = seen.setdefault(value["task"], ([], 0))
+                    if not runs or runs[-1] != value["incarnation"]:
+                        runs.append(value["incarnation"])
+                    seen[value["task"]] = (runs, max(top, value["seq"]))
+                    position[0] = m.offset() + 1
+            return position[0] >= end
+        wait_until(done, timeout=30, interval=0, what=f"offset {end} of {topic}")
+    finally:
+        consumer.close()
+    return seen
+
+
+def _placement(http: httpx.Client) -> dict[int, str] | None:
+    """Task → worker id, once the connector and its six tasks are all RUNNING."""
+    r = http.get("/connectors/spread/status")
+    body = r.json() if r.status_code == 200 else {}
+    tasks = body.get("tasks", [])
+    if body.get("connector", {}).get("state") != "RUNNING" or len(tasks) != 6:
+        return None
+    if any(t["state"] != "RUNNING" for t in tasks):
+        return None
+    return {int(t["id"]): str(t["worker_id"]) for t in tasks}
+
+
+@pytest.mark.slow  # about 30 s: three workers, a revoking rebalance, a 6 s session timeout and a 3 s delay
+def test_cooperative_rebalance_keeps_tasks_running_and_holds_a_dead_workers_tasks(
+        broker: BrokerProcess | ExternalBroker, tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        cluster = Cluster(broker.bootstrap, tmp_path, stack, **{"scheduled.rebalance.max.delay.ms": "3000"})
+        topic = f"spread-{uuid.uuid4().hex[:6]}"
+        config = {"connector.class": "spread.SpreadSourceConnector", "topic": topic, "tasks.max": "6"}
+        assert cluster.http[0].post("/connectors", json={"name": "spread", "config": config}).status_code == 201
+        two = wait_until(lambda: (p := _placement(cluster.http[0])) and len(set(p.values())) == 2 and p,
+                         timeout=60, interval=0.2, what="six tasks RUNNING over two workers")
+        assert sorted(list(two.values()).count(w) for w in set(two.values())) == [3, 3]
+        before = wait_until(lambda: len(i := _incarnations(cluster.bootstrap, topic)) == 6 and i, timeout=30,
+                            interval=0.2, what="a record from each task")
+
+        third = cluster.add_worker()
+        third_id = third.url.split("://")[1]
+        three = wait_until(lambda: (p := _placement(cluster.http[0])) and len(set(p.values())) == 3 and p,
+                           timeout=60, interval=0.2, what="six tasks RUNNING over three workers")
+        moved = {t for t in three if three[t] != two[t]}
+        assert sorted(list(three.values()).count(w) for w in set(three.values())) == [2, 2, 2]
+        assert len(moved) == 2 and all(three[t] == third_id for t in moved)
+        joined = _incarnations(cluster.bootstrap, topic)
+        for t in set(three) - moved:  # kept: never restarted, and still producing
+            assert joined[t][0] == before[t][0], f"task {t} was restarted although it was not revoked"
+            assert joined[t][1] > before[t][1]
+        for t in moved:
+            assert len(joined[t][0]) == 2, f"task {t} should have stopped once and started once on the new worker"
+
+        # kill -9 a follower that runs tasks: its tasks are held for the delay, then move
+        leader = cluster.leader_url(cluster.workers[0])
+        victim = next(i for i, w in enumerate(cluster.workers) if w.url.rstrip("/") + "/" != leader)
+        victim_id = cluster.workers[victim].url.split("://")[1]
+        survivors = [i for i in range(3) if i != victim]
+        cluster.workers[victim].kill()
+        after = wait_until(lambda: (p := _placement(cluster.http[survivors[0]])) and victim_id not in p.values() and p,
+                           timeout=90, interval=0.2, what="the dead worker's tasks RUNNING on the survivors")
+        assert sorted(list(after.values()).count(w) for w in set(after.values())) == [3, 3]
+        held = [int(d) for i in survivors for d in re.findall(r"rebalance delay (\d+) ms", cluster.workers[i].output())]
+        assert any(0 < d <= 3000 for d in held), "the lost tasks were not held for scheduled.rebalance.max.delay.ms"
+        final = _incarnations(cluster.bootstrap, topic)
+        for t, w in three.items():
+            if w != victim_id:
+                assert final[t][0] == joined[t][0], f"task {t} on a survivor was restarted"

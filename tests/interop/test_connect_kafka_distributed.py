@@ -1,9 +1,13 @@
 """A mixed Connect cluster: Apache Kafka Connect's own distributed worker (``ConnectDistributed``,
-``connect.protocol`` eager or its default, sessioned) and a ``tomyum connect distributed`` worker
-in one group, sharing one config, offset and status topic, on a tomyum broker.
+``connect.protocol`` eager, compatible or its default, sessioned) and a ``tomyum connect
+distributed`` worker configured the same, in one group, sharing one config, offset and status
+topic, on a tomyum broker.
 
 That they agree is the proof that tomyum's worker speaks Kafka's group protocol (ConnectProtocol
-v0 metadata and assignments, either one leading) and reads and writes the three topics in
+v0 metadata and assignments with eager; v1 — current assignment in the metadata, revocations and
+a scheduled delay in the assignment — with compatible, which is also what a sessioned Kafka
+worker and tomyum's, which cannot sign requests, agree on; either one leading) and reads and
+writes the three topics in
 Kafka's formats: a connector created through tomyum's REST API runs on whichever worker the
 leader chose, both workers report it, and when Kafka's worker is killed with -9 tomyum's takes
 its work over and goes on from the offsets Kafka's wrote, losing no line.
@@ -70,16 +74,18 @@ class KafkaWorker:
                 self.proc.wait(10)
 
 
-@pytest.fixture(params=["eager", "sessioned"])
+@pytest.fixture(params=["eager", "compatible", "sessioned"])
 def kafka_worker_props(request: pytest.FixtureRequest, broker: BrokerProcess | ExternalBroker) -> dict[str, str]:
-    """Kafka's worker with ``connect.protocol`` eager, and with its default (sessioned), which
-    falls back to eager when a member (tomyum's) offers only that."""
+    """Both workers with ``connect.protocol`` eager, compatible, and Kafka's default (sessioned),
+    which falls back to compatible as tomyum's worker offers no more. A dead worker's tasks are
+    held for ``scheduled.rebalance.max.delay.ms`` under the cooperative protocols: 3 s here."""
     tag = uuid.uuid4().hex[:6]
     return {"bootstrap.servers": broker.bootstrap, "group.id": f"mixed-{tag}", "connect.protocol": request.param,
             "config.storage.topic": f"cfg-{tag}", "offset.storage.topic": f"off-{tag}",
             "status.storage.topic": f"sts-{tag}", "config.storage.replication.factor": "1",
             "offset.storage.replication.factor": "1", "status.storage.replication.factor": "1",
             "session.timeout.ms": "6000", "heartbeat.interval.ms": "1000", "offset.flush.interval.ms": "500",
+            "scheduled.rebalance.max.delay.ms": "3000",
             "key.converter": "org.apache.kafka.connect.json.JsonConverter",
             "value.converter": "org.apache.kafka.connect.json.JsonConverter"}
 
@@ -115,7 +121,7 @@ def test_mixed_cluster_with_kafkas_worker(kafka_worker: KafkaWorker, kafka_worke
                         mode="distributed") as ours, \
             httpx.Client(base_url=ours.url, timeout=60) as tomyum, httpx.Client(base_url=kafka_worker.url,
                                                                                  timeout=60) as kafka:
-        # two connectors of one task each: the eager assignor gives each worker one task
+        # two connectors of one task each: either assignor gives each worker one task
         names = ("mixed-a", "mixed-b")
         files = {n: tmp_path / f"{n}.txt" for n in names}
         topics = {n: f"{n}-{uuid.uuid4().hex[:6]}" for n in names}
@@ -152,6 +158,9 @@ def test_mixed_cluster_with_kafkas_worker(kafka_worker: KafkaWorker, kafka_worke
         for n in names:
             _payloads(broker.bootstrap, topics[n], set(first[n]))
         on_kafka = next(n for n, w in placed.items() if w == kafka_id)
+        # the protocol the group chose (JoinGroup's answer, one for the whole group), as tomyum's logged it
+        chosen = "default" if kafka_worker_props["connect.protocol"] == "eager" else "compatible"
+        assert f"with protocol {chosen};" in ours.output()
         wait_until(lambda: kafka.get(f"/connectors/{on_kafka}/offsets").json()["offsets"], timeout=30, interval=0.3,
                    what="the source offset Kafka's worker stored")
 

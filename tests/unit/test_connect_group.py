@@ -62,3 +62,64 @@ def test_config_records_in_kafkas_format() -> None:
     assert state.apply("session-key", {"key": "x", "algorithm": "HmacSHA256", "creation-timestamp": 1}) is None
     state.apply("connector-s", None)
     assert "s" not in state.configs and "s" not in state.tasks
+
+
+def test_worker_state_v1_carries_the_current_assignment_as_nullable_bytes() -> None:
+    current = Assignment(error=0, leader="m1", leader_url="http://w1/", config_offset=5, connectors=("a",),
+                         tasks=(("a", 0),), version=1)
+    state = WorkerState(url="http://w2/", config_offset=5, assignment=current)
+    allocation = (struct.pack(">hh", 1, 0) + _str("m1") + _str("http://w1/") + struct.pack(">q", 5)
+                  + struct.pack(">i", 1) + _str("a") + struct.pack(">iii", 2, -1, 0)
+                  + struct.pack(">i", 0) + struct.pack(">i", 0))  # no revocations, no delay
+    encoded = state.encode(1)
+    assert encoded == (struct.pack(">h", 1) + _str("http://w2/") + struct.pack(">q", 5)
+                       + struct.pack(">i", len(allocation)) + allocation)
+    assert WorkerState.decode(encoded) == state
+    fresh = WorkerState(url="http://w3/", config_offset=-1)  # no assignment yet: a null allocation
+    assert fresh.encode(1) == struct.pack(">h", 1) + _str("http://w3/") + struct.pack(">qi", -1, -1)
+    assert WorkerState.decode(fresh.encode(1)) == fresh
+    assert WorkerState.decode(state.encode(0)) == WorkerState(url="http://w2/", config_offset=5)
+
+
+def test_assignment_v1_adds_revoked_and_delay_and_tolerates_missing_fields() -> None:
+    a = Assignment(error=0, leader="m1", leader_url="http://w1/", config_offset=9, connectors=(), tasks=(("b", 2),),
+                   revoked_connectors=("a",), revoked_tasks=(("a", 0),), delay=3000, version=2)
+    head = struct.pack(">hh", 2, 0) + _str("m1") + _str("http://w1/") + struct.pack(">q", 9)
+    expected = (head + struct.pack(">i", 1) + _str("b") + struct.pack(">ii", 1, 2)
+                + struct.pack(">i", 1) + _str("a") + struct.pack(">iii", 2, -1, 0) + struct.pack(">i", 3000))
+    assert a.encode() == expected
+    assert Assignment.decode(expected) == a
+    # null arrays (-1) and a missing delay read as empty and 0, as Kafka's schema defaults them
+    sparse = Assignment.decode(head + struct.pack(">ii", -1, -1))
+    assert (sparse.tasks, sparse.revoked_tasks, sparse.delay, sparse.version) == ((), (), 0, 2)
+
+
+def test_connect_protocol_offers_kafkas_order_and_rejects_unknown_modes() -> None:
+    from tomyum.connect.connector import ConnectError
+    from tomyum.connect.group import protocols_for
+
+    assert protocols_for("compatible") == ("compatible", "default")
+    assert protocols_for(" EAGER ") == ("default",)
+    assert protocols_for("sessioned") == ("compatible", "default")  # unsigned: falls back, with a warning
+    with pytest.raises(ConnectError, match="Invalid value fancy for configuration connect.protocol"):
+        protocols_for("fancy")
+
+
+def test_an_unreachable_coordinator_is_reported_once_after_the_heartbeat_interval() -> None:
+    import socket
+    import time
+
+    from tomyum.connect.group import WorkerGroupMember
+
+    with socket.socket() as closed:  # a port nobody listens on: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    member = WorkerGroupMember(bootstrap_servers=f"127.0.0.1:{port}", group_id="g", url="http://w/",
+                               session_timeout_ms=6000, rebalance_timeout_ms=6000, heartbeat_interval_ms=300,
+                               client_id="c", protocols=("compatible", "default"), request_timeout_s=1)
+    calls: list[float] = []
+    start = time.monotonic()
+    deadline = start + 1
+    got = member.join(WorkerState(url="http://w/", config_offset=-1), lambda leader, members: {},
+                      lambda: time.monotonic() > deadline, lambda: calls.append(time.monotonic() - start))
+    assert got is None and len(calls) == 1 and calls[0] >= 0.3

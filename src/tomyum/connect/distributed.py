@@ -10,12 +10,21 @@ State lives in three compacted topics, in Kafka's formats (JSON without schemas)
 - ``status.storage.topic`` (5): ``status-connector-<name>`` / ``status-task-<name>-<n>`` →
   ``{"state", "trace", "worker_id", "generation"}``.
 
-Workers form a group with protocol type ``connect`` (:mod:`tomyum.connect.group`, Kafka's eager
-protocol): at each rebalance every worker stops what it runs, the leader assigns connectors and
-tasks round-robin, each worker reads the config topic up to the leader's offset and starts its
-share. A worker that dies stops heartbeating; after ``session.timeout.ms`` the coordinator
-rebalances and the survivors take its connectors and tasks, resuming sources from the offsets
-topic (at least once).
+Workers form a group with protocol type ``connect`` (:mod:`tomyum.connect.group`). With
+``connect.protocol=compatible`` (the default here) rebalances are incremental and cooperative
+(KIP-415, :mod:`tomyum.connect.assignor`): a worker keeps running what it is not told to stop,
+stops only what is revoked, starts only what is newly assigned, and rejoins at once after a
+revocation so the freed work can be handed out. A worker that dies stops heartbeating; after
+``session.timeout.ms`` the coordinator rebalances, and its connectors and tasks are held for
+``scheduled.rebalance.max.delay.ms`` (in case it comes back) before the survivors take them,
+resuming sources from the offsets topic (at least once). With ``connect.protocol=eager`` (or in a
+group with a worker that speaks only eager) every worker stops everything at each rebalance and
+the leader assigns round-robin (Kafka's eager protocol).
+
+``sessioned`` (Kafka's default; KIP-507) needs session keys in the config topic and signed
+requests between workers, which tomyum does not implement: a worker configured with it warns and
+offers ``compatible``, which is what a Kafka cluster also falls back to when one member cannot
+sign. Internal requests (task configs sent to the leader) are therefore not signed.
 
 One thread (the herder thread) owns the membership and every start and stop; REST calls write
 to the config topic (on the leader: a non-leader answers with :class:`ForwardError`, which the
@@ -26,6 +35,7 @@ The worker that runs a connector sends its task configs to the leader (Kafka's i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -36,7 +46,10 @@ from typing import Any
 from urllib.parse import quote
 
 from tomyum.connect.connector import ConnectError
-from tomyum.connect.group import Assignment, RebalanceNeeded, WorkerGroupMember, WorkerState, assign_eager
+from tomyum.connect.assignor import IncrementalCooperativeAssignor
+from tomyum.connect.group import (
+    EAGER, PROTOCOL_VERSIONS, Assignment, RebalanceNeeded, WorkerGroupMember, WorkerState, assign_eager, protocols_for,
+)
 from tomyum.connect.herder import (
     AbstractHerder, AlreadyExistsError, BadRequestError, ForwardError, NotFoundError, Status,
 )
@@ -148,10 +161,18 @@ class DistributedHerder(AbstractHerder):
         for required in ("group.id", "config.storage.topic", "offset.storage.topic", "status.storage.topic"):
             if not self.props.get(required, "").strip():
                 raise ConnectError(f'Missing required configuration "{required}" which has no default value.')
-        connect_protocol = self.props.get("connect.protocol", "eager").strip().lower()
-        if connect_protocol != "eager":
-            log.warning("connect.protocol=%s is not supported here; this worker speaks the eager protocol "
-                        "(every rebalance restarts every task)", connect_protocol)
+        protocols = protocols_for(self.props.get("connect.protocol", "compatible"))
+        max_delay_ms = _int(self.props, "scheduled.rebalance.max.delay.ms", 300000)
+        if max_delay_ms < 0:
+            raise ConnectError(f"Invalid value {max_delay_ms} for configuration scheduled.rebalance.max.delay.ms: "
+                               "Value must be at least 0")
+        self.assignor = IncrementalCooperativeAssignor(max_delay_ms)
+        #: the full assignment of the last completed generation, sent to the leader when joining
+        self._held: Assignment | None = None
+        #: connectors with work on this worker that ran on through the last rebalance
+        self._kept: set[str] = set()
+        #: monotonic time of a rebalance the leader scheduled (an assignment's delay), if any
+        self._rejoin_at: float | None = None
         protocol = self.props.get("security.protocol", "PLAINTEXT").upper()
         if protocol != "PLAINTEXT":
             raise ConnectError(f"security.protocol={protocol}: distributed workers connect with PLAINTEXT only")
@@ -170,7 +191,7 @@ class DistributedHerder(AbstractHerder):
             session_timeout_ms=_int(self.props, "session.timeout.ms", 10000),
             rebalance_timeout_ms=_int(self.props, "rebalance.timeout.ms", 60000),
             heartbeat_interval_ms=_int(self.props, "heartbeat.interval.ms", 3000),
-            client_id=f"connect-{worker.config.worker_id}")
+            client_id=f"connect-{worker.config.worker_id}", protocols=protocols)
 
     # lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -420,9 +441,13 @@ class DistributedHerder(AbstractHerder):
                     rejoin = not self._rebalance()
                     continue
                 try:
-                    event = self._events.get(timeout=self.member.heartbeat_due())
+                    event = self._events.get(timeout=self._wait_s())
                 except queue.Empty:
                     event = None
+                if self._rejoin_at is not None and time.monotonic() >= self._rejoin_at:
+                    log.info("Rejoining: the rebalance the leader scheduled is due")
+                    rejoin = True
+                    continue
                 if self.member.heartbeat_due() == 0:
                     self.member.heartbeat()
                 while event is not None and not self._stopping.is_set():
@@ -441,18 +466,36 @@ class DistributedHerder(AbstractHerder):
         self._stop_work()
         self.member.leave()
 
+    def _wait_s(self) -> float:
+        """How long the herder thread may wait for an event: until a heartbeat or a scheduled
+        rebalance is due."""
+        wait = self.member.heartbeat_due()
+        if self._rejoin_at is not None:
+            wait = min(wait, max(0.0, self._rejoin_at - time.monotonic()))
+        return wait
+
     def _rebalance(self) -> bool:
-        """Stop everything, join, start what was assigned; False if the group must be joined again."""
+        """Join the group and apply the assignment; False if the group must be joined again.
+
+        Under the eager protocol everything stops first and the assignment is the whole share.
+        Under the cooperative one (KIP-415) nothing stops before the join: the assignment says
+        what to stop (revoked) and what to start (new), the rest runs on untouched; after a
+        revocation this worker rejoins at once, and after ``delay`` ms as the leader scheduled."""
         self._settled.clear()
         self.assignment = None
-        self._stop_work()
-        while not self._events.empty():  # a full restart follows: what they asked for is in the state read next
-            self._events.get_nowait()
+        self._rejoin_at = None
+        if self.member.protocol == EAGER:
+            self._held = None
+            self._stop_work()
+            while not self._events.empty():  # a full restart follows: what they asked for is in the state read next
+                self._events.get_nowait()
         self.config_log.read_to_end()
         with self.config.lock:
             offset = self.config.offset
-        assignment = self.member.join(WorkerState(url=self.url, config_offset=offset), self._assign,
-                                      self._stopping.is_set)
+        last_generation = self.generation
+        assignment = self.member.join(WorkerState(url=self.url, config_offset=offset, assignment=self._held),
+                                      lambda leader, members: self._assign(leader, members, last_generation),
+                                      self._stopping.is_set, self._on_coordinator_unreachable)
         if assignment is None:
             return False
         if assignment.error:
@@ -465,28 +508,89 @@ class DistributedHerder(AbstractHerder):
         self.config_log.read_to_end()
         assert self.offset_store.log is not None
         self.offset_store.log.read_to_end()
-        log.info("Joined group at generation %d as %s (leader %s at %s); assigned connectors %s, tasks %s",
-                 self.generation, self.member.member_id, assignment.leader, assignment.leader_url,
-                 list(assignment.connectors),
-                 [f"{c}-{n}" for c, n in assignment.tasks])
-        self.assignment = assignment
+        full = self._apply(assignment)
+        log.info("Joined group at generation %d as %s (leader %s at %s) with protocol %s; assigned connectors %s, "
+                 "tasks %s; revoked connectors %s, tasks %s; rebalance delay %d ms", self.generation,
+                 self.member.member_id, assignment.leader, assignment.leader_url, self.member.protocol,
+                 list(assignment.connectors), [f"{c}-{n}" for c, n in assignment.tasks],
+                 list(assignment.revoked_connectors), [f"{c}-{n}" for c, n in assignment.revoked_tasks],
+                 assignment.delay)
+        running_connectors, running_tasks = set(self.worker.connectors()), set(self.worker.task_ids())
+        self._kept = ({c for c in full.connectors if c in running_connectors}
+                      | {c for c, n in full.tasks if TaskId(c, n) in running_tasks})
+        self.assignment = self._held = full
         self.ready = True
-        for name in assignment.connectors:
-            self._start_connector(name)
-        for name, n in assignment.tasks:
-            self._start_task(TaskId(name, n))
+        for name in full.connectors:
+            if name not in running_connectors:
+                self._start_connector(name)
+        for name, n in full.tasks:
+            if TaskId(name, n) not in running_tasks:
+                self._start_task(TaskId(name, n))
         self._settled.set()
+        if assignment.revoked_connectors or assignment.revoked_tasks:
+            return False  # Kafka's workers rejoin after a revocation, for the freed work to be assigned
+        if assignment.delay > 0:
+            self._rejoin_at = time.monotonic() + assignment.delay / 1000
         return True
 
-    def _assign(self, leader: str, members: Mapping[str, WorkerState]) -> dict[str, Assignment]:
+    def _on_coordinator_unreachable(self) -> None:
+        """Kafka's WorkerCoordinator: a worker that cannot reach the coordinator may have been
+        dropped from the group and its work given to others; it stops all it runs."""
+        if self._held is not None or self.worker.task_ids() or self.worker.connectors():
+            log.info("The group coordinator was unreachable for %d ms: stopping every connector and task "
+                     "until this worker is in the group again", int(self.member.heartbeat_interval_s * 1000))
+            self._held = None
+            self._stop_work()
+
+    def _apply(self, assignment: Assignment) -> Assignment:
+        """Stop what ``assignment`` takes away; return everything this worker runs under it."""
+        if self.member.protocol == EAGER:  # the whole share; stop what an earlier cooperative generation left
+            keep_c, keep_t = set(assignment.connectors), set(assignment.tasks)
+            self.worker.stop_tasks([t for t in self.worker.task_ids() if (t.connector, t.task) not in keep_t])
+            for name in self.worker.connectors():
+                if name not in keep_c:
+                    self.worker.stop_connector(name)
+            return assignment
+        self.worker.stop_tasks([TaskId(c, n) for c, n in assignment.revoked_tasks])
+        for name in assignment.revoked_connectors:
+            self.worker.stop_connector(name)
+        if assignment.revoked_connectors or assignment.revoked_tasks:
+            self.status_log.flush()  # UNASSIGNED is written before the work starts elsewhere
+        held = self._held
+        gone_c, gone_t = set(assignment.revoked_connectors), set(assignment.revoked_tasks)
+        connectors = [c for c in (held.connectors if held else ()) if c not in gone_c]
+        tasks = [t for t in (held.tasks if held else ()) if t not in gone_t]
+        return dataclasses.replace(
+            assignment, connectors=tuple(connectors + [c for c in assignment.connectors if c not in connectors]),
+            tasks=tuple(tasks + [t for t in assignment.tasks if t not in tasks]),
+            revoked_connectors=(), revoked_tasks=(), delay=0)
+
+    def _assign(self, leader: str, members: Mapping[str, WorkerState], last_generation: int) -> dict[str, Assignment]:
+        """The leader's assignment for the protocol the group chose (eager or incremental)."""
         self.config_log.read_to_end()
         with self.config.lock:
             connectors = sorted(self.config.configs)
-            tasks = [(c, i) for c in connectors for i in range(len(self.config.tasks.get(c, [])))]
+            counts = {c: len(self.config.tasks.get(c, [])) for c in connectors}
             offset = self.config.offset
-        given = assign_eager(leader, members, offset, connectors, tasks)
-        self._given = {m: (members[m].url, a) for m, a in given.items()}
-        return given
+        if self.member.protocol == EAGER:
+            tasks = [(c, i) for c in connectors for i in range(counts[c])]
+            given = assign_eager(leader, members, offset, connectors, tasks)
+            self._given = {m: (members[m].url, a) for m, a in given.items()}
+            return given
+        result = self.assignor.perform_task_assignment(
+            configured=counts, last_completed_generation_id=last_generation, generation_id=self.member.generation_id,
+            members={m: (s.assignment.connectors, s.assignment.tasks) if s.assignment else ((), ())
+                     for m, s in members.items()},
+            now_ms=int(time.monotonic() * 1000))
+        base = Assignment(error=0, leader=leader, leader_url=members[leader].url, config_offset=offset, connectors=(),
+                          tasks=(), version=PROTOCOL_VERSIONS[self.member.protocol])
+        self._given = {m: (members[m].url, dataclasses.replace(
+            base, connectors=tuple(result.all_connectors.get(m, ())), tasks=tuple(result.all_tasks.get(m, ()))))
+            for m in members}
+        return {m: dataclasses.replace(
+            base, connectors=tuple(result.assigned_connectors.get(m, ())), tasks=tuple(result.assigned_tasks.get(m, ())),
+            revoked_connectors=tuple(result.revoked_connectors.get(m, ())),
+            revoked_tasks=tuple(result.revoked_tasks.get(m, ())), delay=self.assignor.delay) for m in members}
 
     def _stop_work(self) -> None:
         self.worker.stop_tasks(self.worker.task_ids())
@@ -578,7 +682,7 @@ class DistributedHerder(AbstractHerder):
         a = self.assignment
         if kind == "stop" or a is None:
             return False
-        if 0 <= offset < a.config_offset:
+        if 0 <= offset < a.config_offset and name not in self._kept:
             return False  # the leader assigned with this record read, and the work started after it
         leader = a.leader == self.member.member_id
         mine = self.worker.task_ids(name)
@@ -597,6 +701,12 @@ class DistributedHerder(AbstractHerder):
                 self._start_task(tid)
             return False
         if kind == "commit":
+            if self.member.protocol != EAGER:
+                # new task configs: restart the tasks this worker keeps (Kafka's workers stop them and
+                # start them after the rebalance the leader makes for added and removed tasks)
+                self.worker.stop_tasks(mine)
+                for tid in mine:
+                    self._start_task(tid)
             # events may come after the state they announce has moved on (a stop and a resume
             # read together): the running connector's own task configs win over an empty set
             if self._owns(name) and self.target_state(name) is not TargetState.STOPPED:
@@ -604,6 +714,10 @@ class DistributedHerder(AbstractHerder):
             return leader
         if kind == "target":
             target = self.target_state(name)
+            if target is TargetState.STOPPED:
+                # its tasks stop before the connector reports STOPPED, so that offsets altered
+                # once STOPPED shows are not overwritten by a task still closing
+                self.worker.stop_tasks(mine)
             if self._owns(name):
                 if target is TargetState.STOPPED or not self.worker.is_running(name):
                     self.worker.stop_connector(name)

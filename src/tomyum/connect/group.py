@@ -3,14 +3,23 @@
 Workers join a Kafka consumer group (``group.id``) with protocol type ``connect``, as Kafka's
 workers do; librdkafka can only join with protocol type ``consumer``, so this module speaks
 FindCoordinator, JoinGroup (v5), SyncGroup (v3), Heartbeat (v3) and LeaveGroup (v3) itself, over
-one blocking connection with kio's codecs. It offers Kafka's *eager* protocol, named ``default``
-(ConnectProtocol v0): on every rebalance each worker stops all it runs, the leader assigns every
-connector and task round-robin over the members, and each starts what it was given.
+one blocking connection with kio's codecs.
 
-Metadata and assignments are ConnectProtocol v0's bytes, so a Kafka worker configured with
-``connect.protocol=eager`` reads them: metadata ``version:int16 url:string config_offset:int64``;
-assignment ``version:int16 error:int16 leader:string leader_url:string config_offset:int64
-[connector:string [task:int32]]`` where task -1 stands for the connector itself.
+Protocols, offered in Kafka's order of preference (the group coordinator picks the one every
+member supports, by the members' votes): ``connect.protocol=compatible`` offers ``compatible``
+(ConnectProtocol v1, incremental cooperative, KIP-415) then ``default`` (v0, eager);
+``eager`` offers ``default`` only. ``sessioned`` (v2, KIP-507's signed internal requests) is not
+offered: tomyum does not sign requests between workers (see :mod:`tomyum.connect.distributed`).
+
+Bytes are Kafka's, so Kafka's own workers read them:
+
+- v0 metadata ``version:int16 url:string config_offset:int64``; v1/v2 add
+  ``allocation:nullable bytes``, the member's current assignment in its own v1/v2 bytes;
+- v0 assignment ``version:int16 error:int16 leader:string leader_url:string config_offset:int64
+  [connector:string [task:int32]]`` where task -1 stands for the connector itself; v1/v2 make
+  that array nullable and add ``revoked`` (same shape, nullable) and ``delay:int32`` (ms after
+  which every member rejoins: a scheduled rebalance). Fields missing at the end of v1 bytes take
+  their defaults, as Kafka reads them.
 
 Only PLAINTEXT connections are supported here; the member is used by one thread only.
 """
@@ -32,6 +41,10 @@ log = logging.getLogger("tomyum.connect.group")
 
 PROTOCOL_TYPE = "connect"
 EAGER = "default"
+COMPATIBLE = "compatible"
+SESSIONED = "sessioned"
+#: ConnectProtocol version of each protocol name (Kafka's ConnectProtocolCompatibility)
+PROTOCOL_VERSIONS = {EAGER: 0, COMPATIBLE: 1, SESSIONED: 2}
 CONNECTOR_TASK = -1
 
 FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14
@@ -60,6 +73,9 @@ class _Reader:
         self.pos += s.size
         return int(value)
 
+    def more(self) -> bool:
+        return self.pos < len(self.data)
+
     def string(self) -> str:
         n = self.take(_I16)
         raw = self.data[self.pos:self.pos + n]
@@ -69,25 +85,42 @@ class _Reader:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerState:
-    """A member's metadata: its REST URL and how far it has read the config topic."""
+    """A member's metadata: its REST URL, how far it has read the config topic and (protocol v1
+    and later) what it runs now, as the assignment it was last given in full."""
 
     url: str
     config_offset: int
+    assignment: Assignment | None = None
 
-    def encode(self) -> bytes:
-        return _I16.pack(0) + _string(self.url) + _I64.pack(self.config_offset)
+    def encode(self, version: int = 0) -> bytes:
+        head = _I16.pack(version) + _string(self.url) + _I64.pack(self.config_offset)
+        if version == 0:
+            return head
+        if self.assignment is None:
+            return head + _I32.pack(-1)
+        allocation = dataclasses.replace(self.assignment, version=version).encode()
+        return head + _I32.pack(len(allocation)) + allocation
 
     @classmethod
     def decode(cls, data: bytes) -> WorkerState:
         r = _Reader(data)
-        if r.take(_I16) < 0:
+        version = r.take(_I16)
+        if version < 0:
             raise ConnectError("Unsupported Connect protocol version")
-        return cls(url=r.string(), config_offset=r.take(_I64))
+        url, offset = r.string(), r.take(_I64)
+        assignment = None
+        if version >= 1 and r.more():
+            n = r.take(_I32)
+            if n >= 0:
+                assignment = Assignment.decode(r.data[r.pos:r.pos + n])
+        return cls(url=url, config_offset=offset, assignment=assignment)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Assignment:
-    """What the leader gave one member: connectors to run and task ids (``(connector, n)``)."""
+    """What the leader gave one member: connectors to run and task ids (``(connector, n)``); from
+    v1 on, also what it must stop and the delay (ms) after which it must rejoin. Under v1 the
+    connectors and tasks are only what is *new*; a member adds them to what it kept."""
 
     error: int
     leader: str
@@ -95,37 +128,62 @@ class Assignment:
     config_offset: int
     connectors: tuple[str, ...]
     tasks: tuple[tuple[str, int], ...]
+    revoked_connectors: tuple[str, ...] = ()
+    revoked_tasks: tuple[tuple[str, int], ...] = ()
+    delay: int = 0
+    version: int = 0
 
     def encode(self) -> bytes:
-        grouped: dict[str, list[int]] = {}
-        for c in self.connectors:
-            grouped.setdefault(c, []).append(CONNECTOR_TASK)
-        for c, n in self.tasks:
-            grouped.setdefault(c, []).append(n)
-        out = [_I16.pack(0), _I16.pack(self.error), _string(self.leader), _string(self.leader_url),
-               _I64.pack(self.config_offset), _I32.pack(len(grouped))]
-        for c, ids in grouped.items():
-            out.append(_string(c) + _I32.pack(len(ids)) + b"".join(_I32.pack(i) for i in ids))
+        out = [_I16.pack(self.version), _I16.pack(self.error), _string(self.leader), _string(self.leader_url),
+               _I64.pack(self.config_offset), _encode_work(self.connectors, self.tasks)]
+        if self.version >= 1:
+            out += [_encode_work(self.revoked_connectors, self.revoked_tasks), _I32.pack(self.delay)]
         return b"".join(out)
 
     @classmethod
     def decode(cls, data: bytes) -> Assignment:
         r = _Reader(data)
-        if r.take(_I16) < 0:
+        version = r.take(_I16)
+        if version < 0:
             raise ConnectError("Unsupported Connect protocol version")
         error, leader, leader_url, offset = r.take(_I16), r.string(), r.string(), r.take(_I64)
-        connectors: list[str] = []
-        tasks: list[tuple[str, int]] = []
+        connectors, tasks = _decode_work(r)
+        revoked: tuple[tuple[str, ...], tuple[tuple[str, int], ...]] = ((), ())
+        delay = 0
+        if version >= 1:
+            revoked = _decode_work(r) if r.more() else revoked
+            delay = r.take(_I32) if r.more() else 0
+        return cls(error=error, leader=leader, leader_url=leader_url, config_offset=offset, connectors=connectors,
+                   tasks=tasks, revoked_connectors=revoked[0], revoked_tasks=revoked[1], delay=delay,
+                   version=version)
+
+
+def _encode_work(connectors: Sequence[str], tasks: Sequence[tuple[str, int]]) -> bytes:
+    """``[connector:string [task:int32]]``, connectors first (task -1), in Kafka's order."""
+    grouped: dict[str, list[int]] = {}
+    for c in connectors:
+        grouped.setdefault(c, []).append(CONNECTOR_TASK)
+    for c, n in tasks:
+        grouped.setdefault(c, []).append(n)
+    out = [_I32.pack(len(grouped))]
+    for c, ids in grouped.items():
+        out.append(_string(c) + _I32.pack(len(ids)) + b"".join(_I32.pack(i) for i in ids))
+    return b"".join(out)
+
+
+def _decode_work(r: _Reader) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
+    """The inverse of :func:`_encode_work`; a null array (-1) or none left reads as empty."""
+    connectors: list[str] = []
+    tasks: list[tuple[str, int]] = []
+    for _ in range(r.take(_I32) if r.more() else 0):
+        name = r.string()
         for _ in range(r.take(_I32)):
-            name = r.string()
-            for _ in range(r.take(_I32)):
-                n = r.take(_I32)
-                if n == CONNECTOR_TASK:
-                    connectors.append(name)
-                else:
-                    tasks.append((name, n))
-        return cls(error=error, leader=leader, leader_url=leader_url, config_offset=offset,
-                   connectors=tuple(connectors), tasks=tuple(tasks))
+            n = r.take(_I32)
+            if n == CONNECTOR_TASK:
+                connectors.append(name)
+            else:
+                tasks.append((name, n))
+    return tuple(connectors), tuple(tasks)
 
 
 def assign_eager(leader: str, members: Mapping[str, WorkerState], config_offset: int,
@@ -145,6 +203,20 @@ def assign_eager(leader: str, members: Mapping[str, WorkerState], config_offset:
     leader_url = members[leader].url
     return {m: Assignment(error=0, leader=leader, leader_url=leader_url, config_offset=config_offset,
                           connectors=tuple(given_c[m]), tasks=tuple(given_t[m])) for m in ids}
+
+
+def protocols_for(value: str) -> tuple[str, ...]:
+    """The protocols a worker offers for ``connect.protocol``, most preferred first (Kafka's order)."""
+    mode = value.strip().lower()
+    if mode == "sessioned":
+        log.warning("connect.protocol=sessioned needs signed requests between workers (KIP-507), which tomyum "
+                    "does not implement: offering 'compatible' (incremental cooperative, unsigned) instead")
+        mode = "compatible"
+    if mode == "compatible":
+        return (COMPATIBLE, EAGER)
+    if mode == "eager":
+        return (EAGER,)
+    raise ConnectError(f"Invalid value {value} for configuration connect.protocol: Invalid Connect protocol compatibility")
 
 
 # --- the member -------------------------------------------------------------------------------
@@ -208,7 +280,7 @@ class WorkerGroupMember:
 
     def __init__(self, *, bootstrap_servers: str, group_id: str, url: str, session_timeout_ms: int,
                  rebalance_timeout_ms: int, heartbeat_interval_ms: int, client_id: str,
-                 request_timeout_s: float = 30.0) -> None:
+                 protocols: Sequence[str] = (EAGER,), request_timeout_s: float = 30.0) -> None:
         self.bootstrap = [b.strip().split("://")[-1] for b in bootstrap_servers.split(",") if b.strip()]
         self.group_id = group_id
         self.url = url
@@ -217,6 +289,10 @@ class WorkerGroupMember:
         self.heartbeat_interval_s = heartbeat_interval_ms / 1000
         self.client_id = client_id
         self.request_timeout_s = request_timeout_s
+        #: the protocols offered, most preferred first (names of :data:`PROTOCOL_VERSIONS`)
+        self.protocols = tuple(protocols)
+        #: the protocol the group chose at the last join (before any: the most preferred)
+        self.protocol = self.protocols[0]
         self.member_id = ""
         self.generation_id = -1
         self.leader_id = ""
@@ -266,26 +342,37 @@ class WorkerGroupMember:
     # the protocol
     def join(self, state: WorkerState,
              assign: Callable[[str, Mapping[str, WorkerState]], Mapping[str, Assignment]],
-             should_stop: Callable[[], bool]) -> Assignment | None:
+             should_stop: Callable[[], bool], on_unreachable: Callable[[], None] | None = None) -> Assignment | None:
         """Join (and sync) until an assignment arrives; ``assign(leader, members)`` is called when
-        this member leads. None if ``should_stop()`` turned true first."""
+        this member leads, with ``self.protocol`` and ``self.generation_id`` already those of the
+        new generation. None if ``should_stop()`` turned true first. ``on_unreachable()`` is
+        called once the coordinator has been unreachable for ``heartbeat.interval.ms`` (Kafka's
+        WorkerCoordinator then revokes what the worker runs: it may no longer be a member)."""
         from datetime import timedelta
 
         from kio.static.primitive import i32, i32Timedelta
 
+        unreachable_since: float | None = None
         while not should_stop():
+            if (unreachable_since is not None and on_unreachable is not None
+                    and time.monotonic() - unreachable_since >= self.heartbeat_interval_s):
+                on_unreachable()
+                on_unreachable = None
             try:
                 r = self._send(JOIN_GROUP, _request(
                     "join_group.v5", "JoinGroupRequest", group_id=self.group_id,
                     session_timeout=i32Timedelta.parse(timedelta(milliseconds=self.session_timeout_ms)),
                     rebalance_timeout=i32Timedelta.parse(timedelta(milliseconds=self.rebalance_timeout_ms)),
                     member_id=self.member_id, group_instance_id=None, protocol_type=PROTOCOL_TYPE,
-                    protocols=(_request("join_group.v5", "JoinGroupRequestProtocol", name=EAGER,
-                                    metadata=state.encode()),)),
+                    protocols=tuple(_request("join_group.v5", "JoinGroupRequestProtocol", name=name,
+                                             metadata=state.encode(PROTOCOL_VERSIONS[name]))
+                                    for name in self.protocols)),
                     timeout_s=self.rebalance_timeout_ms / 1000 + self.request_timeout_s)
             except OSError:
+                unreachable_since = unreachable_since or time.monotonic()
                 time.sleep(0.2)  # the coordinator moved or went away: look it up again
                 continue
+            unreachable_since = None
             code = r.error_code.value
             if code == MEMBER_ID_REQUIRED:
                 self.member_id = str(r.member_id)
@@ -297,6 +384,7 @@ class WorkerGroupMember:
                 time.sleep(0.2)  # REBALANCE_IN_PROGRESS, a coordinator moving: ask again shortly
                 continue
             self.member_id, self.generation_id, self.leader_id = str(r.member_id), int(r.generation_id), str(r.leader)
+            self.protocol = str(r.protocol_name)
             assignments: tuple[Any, ...] = ()
             if self.leader_id == self.member_id:
                 members = {str(m.member_id): WorkerState.decode(bytes(m.metadata)) for m in r.members}
