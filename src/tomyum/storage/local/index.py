@@ -13,6 +13,7 @@ from the log by recovery.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import struct
 from pathlib import Path
 
@@ -21,6 +22,11 @@ from tomyum.storage.local.checkpoint import write_atomically
 IndexFile = tuple[Path, bytes]
 #: an index's file not read yet: read when the index is next written, to compare
 _UNREAD = b"unread"
+
+
+def _digest(data: bytes | None) -> bytes | None:
+    """What an index remembers of its file's bytes: a 16-byte BLAKE2b digest, not a copy."""
+    return None if data is None else hashlib.blake2b(data, digest_size=16).digest()
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
@@ -34,7 +40,7 @@ class OffsetIndex:
         self.base_offset = base_offset
         self.offsets: list[int] = []  # relative
         self.positions: list[int] = []
-        #: the file's bytes as last read or written (None: no file)
+        #: the digest of the file's bytes as last read or written (None: no file)
         self._on_disk: bytes | None = _UNREAD
 
     def append(self, offset: int, position: int) -> None:
@@ -62,16 +68,17 @@ class OffsetIndex:
     def write(self) -> None:
         if (pending := self.unwritten()) is not None:
             _write_file(*pending)
-            self._on_disk = pending[1]
+            self._on_disk = _digest(pending[1])
 
     def unwritten(self) -> IndexFile | None:
         """The file and its new bytes, or None if it holds them already."""
         data = b"".join(_OFFSET_ENTRY.pack(o, p) for o, p in zip(self.offsets, self.positions))
-        return None if data == _on_disk(self) else (self.path, data)
+        return None if _digest(data) == _on_disk(self) else (self.path, data)
 
     def load(self, log_size: int) -> bool:
         """Read the file; False (and empty) if it is missing or not a valid index for ``log_size``."""
-        data = self._on_disk = _read_file(self.path)
+        data = _read_file(self.path)
+        self._on_disk = _digest(data)
         self.clear()
         if data is None or len(data) % 8:
             return False
@@ -96,7 +103,7 @@ class TimeIndex:
         self.base_offset = base_offset
         self.timestamps: list[int] = []
         self.offsets: list[int] = []  # relative
-        #: the file's bytes as last read or written (None: no file)
+        #: the digest of the file's bytes as last read or written (None: no file)
         self._on_disk: bytes | None = _UNREAD
 
     def append(self, timestamp: int, offset: int) -> None:
@@ -126,15 +133,16 @@ class TimeIndex:
     def write(self) -> None:
         if (pending := self.unwritten()) is not None:
             _write_file(*pending)
-            self._on_disk = pending[1]
+            self._on_disk = _digest(pending[1])
 
     def unwritten(self) -> IndexFile | None:
         """The file and its new bytes, or None if it holds them already."""
         data = b"".join(_TIME_ENTRY.pack(t, o) for t, o in zip(self.timestamps, self.offsets))
-        return None if data == _on_disk(self) else (self.path, data)
+        return None if _digest(data) == _on_disk(self) else (self.path, data)
 
     def load(self, next_offset: int) -> bool:
-        data = self._on_disk = _read_file(self.path)
+        data = _read_file(self.path)
+        self._on_disk = _digest(data)
         self.clear()
         if data is None or len(data) % 12:
             return False
@@ -152,10 +160,10 @@ class TimeIndex:
 
 
 def _on_disk(index: OffsetIndex | TimeIndex) -> bytes | None:
-    """What ``index``'s file holds; every index file is written fsynced before it is renamed
+    """The digest of what ``index``'s file holds; every index file is written fsynced before it is renamed
     (write_atomically), so bytes read from it are on disk, not only in the page cache."""
     if index._on_disk is _UNREAD:
-        index._on_disk = _read_file(index.path)
+        index._on_disk = _digest(_read_file(index.path))
     return index._on_disk
 
 
