@@ -249,3 +249,15 @@ def test_a_store_stopped_cleanly_opens_every_index_without_a_rebuild(tmp_path: P
                 log.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_partition_stopped_before_its_first_record_writes_no_producer_snapshot(tmp_path: Path) -> None:
+    log = reopen(tmp_path)
+    log.close()
+    assert not list((tmp_path / "t-0").glob("*.snapshot"))
+    log = reopen(tmp_path)
+    try:
+        assert log.log_end_offset == 0 and log.append(memoryview(batch(0)), NOW).base_offset == 0
+    finally:
+        log.close()
+    assert [p.name for p in (tmp_path / "t-0").glob("*.snapshot")] == ["00000000000000000001.snapshot"]

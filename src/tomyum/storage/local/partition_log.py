@@ -286,8 +286,10 @@ class PartitionLog:
         try:
             if durable:
                 write_atomically(path, data)
-            elif _read_or_none(path) == data:
-                return  # it holds this state already (an idle partition's stop): nothing to write or drop
+            elif self.log_end_offset == 0 or _read_or_none(path) == data:
+                # nothing appended yet (Kafka takes no snapshot then either: its state is empty
+                # and a start with no snapshot replays nothing), or it holds this state already
+                return
             else:
                 tmp = path.with_suffix(".snapshot.tmp")
                 tmp.write_bytes(data)
