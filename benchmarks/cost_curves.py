@@ -16,7 +16,12 @@ Each curve on a fresh broker (tomyum in a subprocess, on disk, an ephemeral loop
   topics of one partition;
 * start-up: the time from starting the broker process to its ready line after a clean stop
   and after kill -9, with data dirs holding 100 → 10,000 empty partitions, and with 8
-  partitions holding 0 → ``--max-data-mb`` MB of records.
+  partitions holding 0 → ``--max-data-mb`` MB of records; and the time of each clean stop.
+
+``--only CURVE`` (repeatable) runs just that curve and prints it, without --write:
+``partitions``, ``connections``, ``topics``, ``start-partitions``, ``start-data``, or
+``restart-scale`` (not part of the full run: ``--max-partitions`` partitions and
+``--max-data-mb`` MB together, restarted after kill -9 and after a clean stop).
 
 RSS is read with psutil once it has settled (two reads 0.5 s apart within 1%, at most 10 s).
 Each curve is a PNG (matplotlib, the ``bench`` extra) under docs/benchmarks/ with its table.
@@ -31,7 +36,7 @@ import statistics
 import struct
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -155,8 +160,8 @@ def connections_curve(steps: list[int]) -> list[tuple[int, float]]:
     return points
 
 
-def metadata_seconds(host: str, port: int) -> tuple[float, int]:
-    """Median time of 5 Metadata v4 requests for all topics, and the response's size."""
+def metadata_seconds(host: str, port: int) -> tuple[float, float, int]:
+    """Median and fastest time of 5 Metadata v4 requests for all topics, and the response's size."""
     body = struct.pack(">ib", -1, 0)  # topics: null (all), allow_auto_topic_creation: false
     times, size = [], 0
     with socket.create_connection((host, port), timeout=TIMEOUT) as s:
@@ -165,7 +170,7 @@ def metadata_seconds(host: str, port: int) -> tuple[float, int]:
             size = len(request(s, 3, 4, i, body))
             if i:  # the first one warms the connection
                 times.append(time.perf_counter() - t0)
-    return statistics.median(times), size
+    return statistics.median(times), min(times), size
 
 
 def topics_curve(steps: list[int]) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[int]]:
@@ -176,27 +181,31 @@ def topics_curve(steps: list[int]) -> tuple[list[tuple[int, float]], list[tuple[
         for step in steps:
             index = create_partitions(admin, "t", index, step - held, 1)
             held = step
-            seconds, size = metadata_seconds(b.host, b.port)
+            seconds, fastest, size = metadata_seconds(b.host, b.port)
             times.append((step, seconds * 1000))
             sizes.append(size)
             rss.append((step, settled_rss_mb(pid_of(b))))
-            print(f"topics {step}: metadata {seconds * 1000:.2f} ms ({size} B), {rss[-1][1]:.1f} MB", flush=True)
+            print(f"topics {step}: metadata {seconds * 1000:.2f} ms (fastest {fastest * 1000:.2f} ms, {size} B), "
+                  f"{rss[-1][1]:.1f} MB", flush=True)
     return times, rss, sizes
 
 
-def restart_times(b: BrokerProcess) -> tuple[float, float]:
-    """(seconds to ready after a clean stop, after kill -9)."""
-    b.stop(timeout=600)
+def timed(action: Callable[[], object]) -> float:
+    """Seconds ``action()`` took."""
     t0 = time.perf_counter()
-    b.start()
-    clean = time.perf_counter() - t0
+    action()
+    return time.perf_counter() - t0
+
+
+def restart_times(b: BrokerProcess) -> tuple[float, float, float]:
+    """(seconds to ready after a clean stop, after kill -9, seconds the clean stop took)."""
+    stop = timed(lambda: b.stop(timeout=600))
+    clean = timed(b.start)
     b.kill()
-    t0 = time.perf_counter()
-    b.start()
-    return clean, time.perf_counter() - t0
+    return clean, timed(b.start), stop
 
 
-def startup_partitions_curve(steps: list[int]) -> list[tuple[int, float, float]]:
+def startup_partitions_curve(steps: list[int]) -> list[tuple[int, float, float, float]]:
     rows = []
     with broker(start_timeout=600) as b:
         admin = AdminClient({"bootstrap.servers": b.bootstrap})
@@ -204,13 +213,14 @@ def startup_partitions_curve(steps: list[int]) -> list[tuple[int, float, float]]
         for step in steps:
             index = create_partitions(admin, "s", index, step - held, 100)
             held = step
-            clean, crashed = restart_times(b)
-            rows.append((step, clean, crashed))
-            print(f"start with {step} partitions: clean {clean:.2f} s, kill -9 {crashed:.2f} s", flush=True)
+            clean, crashed, stop = restart_times(b)
+            rows.append((step, clean, crashed, stop))
+            print(f"start with {step} partitions: clean {clean:.2f} s, kill -9 {crashed:.2f} s "
+                  f"(clean stop {stop:.2f} s)", flush=True)
     return rows
 
 
-def startup_data_curve(steps_mb: list[int]) -> list[tuple[int, float, float]]:
+def startup_data_curve(steps_mb: list[int]) -> list[tuple[int, float, float, float]]:
     rows = []
     value_bytes = 10 * 1024
     with broker(start_timeout=600) as b:
@@ -222,9 +232,10 @@ def startup_data_curve(steps_mb: list[int]) -> list[tuple[int, float, float]]:
             if count:
                 produce_phase(b.bootstrap, pid_of(b), "data-00000", 8, value_bytes, count, acks="1")
             held = step
-            clean, crashed = restart_times(b)
-            rows.append((step, clean, crashed))
-            print(f"start with {step} MB: clean {clean:.2f} s, kill -9 {crashed:.2f} s", flush=True)
+            clean, crashed, stop = restart_times(b)
+            rows.append((step, clean, crashed, stop))
+            print(f"start with {step} MB: clean {clean:.2f} s, kill -9 {crashed:.2f} s (clean stop {stop:.2f} s)",
+                  flush=True)
     return rows
 
 
@@ -260,6 +271,47 @@ def steps_up_to(top: int, candidates: tuple[int, ...]) -> list[int]:
     return [s for s in candidates if s < top] + [top]
 
 
+CURVES = ("partitions", "connections", "topics", "start-partitions", "start-data", "restart-scale")
+
+
+def restart_scale(partitions: int, data_mb: int) -> None:
+    """The issue's full restart scale: ``partitions`` partitions (topics of 100, empty) and
+    ``data_mb`` MB of 10 KiB records (acks=1) in 8 more; start-up after kill -9 right after the
+    records are written (the recovery checkpoint is then up to a minute old), then the clean
+    stop, then start-up after it."""
+    with broker(start_timeout=900) as b:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        create_partitions(admin, "s", 0, partitions, 100)
+        create_partitions(admin, "data", 0, 8, 8)
+        value_bytes = 10 * 1024
+        seconds, _, _ = produce_phase(b.bootstrap, pid_of(b), "data-00000", 8, value_bytes,
+                                      data_mb * 1_000_000 // value_bytes, acks="1")
+        print(f"wrote {data_mb} MB in {seconds:.1f} s", flush=True)
+        b.kill()
+        crashed = timed(b.start)
+        stop = timed(lambda: b.stop(timeout=900))
+        clean = timed(b.start)
+        print(f"{partitions + 8} partitions, {data_mb} MB: start after kill -9 {crashed:.2f} s, "
+              f"clean stop {stop:.2f} s, start after it {clean:.2f} s", flush=True)
+
+
+def run_only(args: argparse.Namespace) -> None:
+    """The curves ``--only`` names, each printed as it is measured."""
+    for name in args.only:
+        if name == "partitions":
+            partitions_curve(steps_up_to(args.max_partitions, (1, 100, 1000, 5000)))
+        elif name == "connections":
+            connections_curve(steps_up_to(args.max_connections, (100, 1000, 5000)))
+        elif name == "topics":
+            topics_curve(steps_up_to(args.max_topics, (1, 100, 1000, 5000)))
+        elif name == "start-partitions":
+            startup_partitions_curve(steps_up_to(args.max_partitions, (100, 1000, 5000)))
+        elif name == "start-data":
+            startup_data_curve([0] + steps_up_to(args.max_data_mb, (100,)))
+        else:
+            restart_scale(args.max_partitions, args.max_data_mb)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--max-partitions", type=int, default=10_000)
@@ -268,11 +320,18 @@ def main() -> None:
     ap.add_argument("--max-data-mb", type=int, default=1000)
     ap.add_argument("--images", type=Path, default=Path("docs/benchmarks"))
     ap.add_argument("--write", type=Path, help="replace the cost curves section of this file")
+    ap.add_argument("--only", choices=CURVES, action="append",
+                    help="run only this curve and print it (repeatable; not with --write)")
     args = ap.parse_args()
+    if args.only and args.write:
+        ap.error("--only prints its curves; --write needs them all")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the broker inherits it
     load0 = psutil.getloadavg()
     t_start = time.monotonic()
+    if args.only:
+        run_only(args)
+        return
 
     partitions = partitions_curve(steps_up_to(args.max_partitions, (1, 100, 1000, 5000)))
     connections = connections_curve(steps_up_to(args.max_connections, (100, 1000, 5000)))
@@ -338,12 +397,12 @@ def main() -> None:
         lines.append(f"| {x:,} | {ms:.2f} | {ms * 1000 / x:.1f} | {size:,} | {mb:.1f} |")
     lines += ["", "### Start-up to serving vs partitions (empty logs, topics of 100)", "",
               "![Start-up vs partitions](benchmarks/start-partitions.png)", "",
-              "| partitions | after a clean stop s | after kill -9 s |", "|---:|---:|---:|"]
-    lines += [f"| {x:,} | {c:.2f} | {k:.2f} |" for x, c, k in start_parts]
+              "| partitions | after a clean stop s | after kill -9 s | the clean stop s |", "|---:|---:|---:|---:|"]
+    lines += [f"| {x:,} | {c:.2f} | {k:.2f} | {st:.2f} |" for x, c, k, st in start_parts]
     lines += ["", "### Start-up to serving vs data (8 partitions, 10 KiB records, acks=1)", "",
               "![Start-up vs data](benchmarks/start-data.png)", "",
-              "| MB of records | after a clean stop s | after kill -9 s |", "|---:|---:|---:|"]
-    lines += [f"| {x:,} | {c:.2f} | {k:.2f} |" for x, c, k in start_data]
+              "| MB of records | after a clean stop s | after kill -9 s | the clean stop s |", "|---:|---:|---:|---:|"]
+    lines += [f"| {x:,} | {c:.2f} | {k:.2f} | {st:.2f} |" for x, c, k, st in start_data]
     body = "\n".join(lines)
     print(body)
     if args.write:

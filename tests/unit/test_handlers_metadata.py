@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tomyum.config import STANDARD_AUTHORIZER
 from tomyum.errors import ErrorCode
+from tomyum.metadata.records import PartitionChangeRecord
 from tomyum.testing.handlers import BlockingHarness
 
 METADATA, DESCRIBE_CLUSTER = 3, 60
@@ -98,3 +102,71 @@ def test_describe_cluster_refuses_controller_and_unknown_endpoints_as_kafka_does
     assert (controllers.error_code, unknown.error_code) == (ErrorCode.mismatched_endpoint_type,
                                                             ErrorCode.unsupported_endpoint_type)
     assert {(r.cluster_id, r.endpoint_type) for r in (controllers, unknown)} == {("", 1)}
+
+
+# the cached topic entries (MetadataImage.derived) follow every change to a topic ------------
+
+CREATE_PARTITIONS, DELETE_TOPICS, CREATE_ACLS = 37, 20, 30
+
+
+def _listing(kafka: BlockingHarness, version: int = 12) -> dict[str | None, Any]:
+    return {t.name: t for t in kafka.call(METADATA, version, {"topics": None}).topics}
+
+
+@pytest.mark.parametrize("version", range(0, 13))
+def test_a_cached_metadata_answer_equals_the_uncached_one(kafka: BlockingHarness, version: int) -> None:
+    kafka.create_topic("orders", 3)
+    kafka.create_topic("__consumer_offsets", 2)
+    request = {"topics": [{"name": "orders"}, {"name": "__consumer_offsets"}, {"name": "bad/name"}],
+               "allow_auto_topic_creation": False, "include_topic_authorized_operations": True}
+    cold = kafka.call(METADATA, version, request)
+    warm = kafka.call(METADATA, version, request)
+    for topic in kafka.broker.metadata.topics().values():
+        kafka.broker.metadata.image.derived(topic).clear()
+    assert cold == warm == kafka.call(METADATA, version, request)
+    assert [len(t.partitions) for t in warm.topics] == [3, 2, 0]
+
+
+def test_metadata_follows_created_grown_deleted_and_recreated_topics(kafka: BlockingHarness) -> None:
+    kafka.create_topic("orders")
+    first_id = _listing(kafka)["orders"].topic_id
+    r = kafka.call(CREATE_PARTITIONS, 3, {"timeout": 5000, "validate_only": False,
+                                          "topics": [{"name": "orders", "count": 4, "assignments": None}]})
+    assert r.results[0].error_code == ErrorCode.none
+    assert [p.partition_index for p in _listing(kafka)["orders"].partitions] == [0, 1, 2, 3]
+    kafka.call(DELETE_TOPICS, 6, {"timeout": 5000, "topics": [{"name": "orders", "topic_id": None}]})
+    assert "orders" not in _listing(kafka)
+    kafka.create_topic("orders", 2)
+    again = _listing(kafka)["orders"]
+    assert again.topic_id != first_id and len(again.partitions) == 2
+
+
+def test_metadata_follows_a_leader_epoch_change(kafka: BlockingHarness) -> None:
+    kafka.create_topic("orders", 2)
+    assert [p.leader_epoch for p in _listing(kafka)["orders"].partitions] == [0, 0]
+    image = kafka.broker.metadata.image
+    topic = kafka.broker.metadata.topics()["orders"]
+    image.replay(PartitionChangeRecord(partition_id=1, topic_id=topic.topic_id, leader=kafka.broker.node_id),
+                 image.last_offset + 1)
+    assert [p.leader_epoch for p in _listing(kafka)["orders"].partitions] == [0, 1]
+
+
+def test_metadata_follows_an_acl_change_in_listing_and_authorized_operations(tmp_path: Path) -> None:
+    settings = {"authorizer.class.name": STANDARD_AUTHORIZER, "super.users": "User:admin"}
+    with BlockingHarness(tmp_path / "secured", settings=settings) as h:
+        h.create_topic("orders")
+        h.connection.principal = "User:alice"
+        request = {"topics": None, "include_topic_authorized_operations": True}
+        assert h.call(METADATA, 12, request).topics == ()
+        h.connection.principal = "User:admin"
+        allow = {"resource_type": 2, "resource_name": "orders", "resource_pattern_type": 3,
+                 "principal": "User:alice", "host": "*", "operation": 8, "permission_type": 3}  # DESCRIBE
+        assert h.call(CREATE_ACLS, 3, {"creations": [allow]}).results[0].error_code == ErrorCode.none
+        h.connection.principal = "User:alice"
+        (topic,) = h.call(METADATA, 12, request).topics
+        assert (topic.name, topic.topic_authorized_operations) == ("orders", 1 << 8)
+        h.connection.principal = "User:admin"
+        assert h.call(CREATE_ACLS, 3, {"creations": [allow | {"operation": 3}]}).results[0].error_code == 0  # READ
+        h.connection.principal = "User:alice"
+        (topic,) = h.call(METADATA, 12, request).topics
+        assert topic.topic_authorized_operations == (1 << 8) | (1 << 3)

@@ -205,3 +205,59 @@ def test_headers_walk_small_batches_many_to_a_read_and_match_the_file(tmp_path: 
         assert len(reads) <= 3, reads  # the index entry's check, then one read-ahead (was one per batch)
     finally:
         log.close()
+
+
+def test_a_clean_stop_rewrites_only_the_index_files_that_changed(tmp_path: Path) -> None:
+    log = reopen(tmp_path)
+    fill(log, 30)
+    log.close()
+    inodes = {p.name: p.stat().st_ino for p in (tmp_path / "t-0").glob("*index")}
+    snapshots = {p.name: p.stat().st_ino for p in (tmp_path / "t-0").glob("*.snapshot")}
+    log = reopen(tmp_path, recovery_point=30)
+    unchanged: list[tuple[Path, bytes]] = []
+    log.close(unchanged)
+    assert unchanged == []
+    assert {p.name: p.stat().st_ino for p in (tmp_path / "t-0").glob("*.snapshot")} == snapshots != {}
+    log = reopen(tmp_path, recovery_point=30)
+    log.append(memoryview(batch(99, size=400)), NOW + 99)
+    changed: list[tuple[Path, bytes]] = []
+    log.close(changed)
+    active = log.segments[-1]
+    assert {p for p, _ in changed} <= {active.index.path, active.time_index.path} and changed
+    assert {p.name: p.stat().st_ino for p in (tmp_path / "t-0").glob("*index")} == inodes  # not yet written
+
+
+def test_a_store_stopped_cleanly_opens_every_index_without_a_rebuild(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = TopicStore(tmp_path / "data", BrokerConfig())
+        await store.start()
+        try:
+            await store.create_topic("t", 3, {"internal.segment.bytes": "1024"})
+            for i in range(30):
+                await store.append(TopicPartition("t", i % 3), memoryview(batch(i, size=200)))
+        finally:
+            await store.close()
+        assert not list((tmp_path / "data").rglob("*.tmp"))
+        for partition in range(3):
+            log = PartitionLog(TopicPartition("t", partition), tmp_path / "data" / f"t-{partition}", small_config())
+            log.open(10, None)
+            try:
+                assert all(seg.load() for seg in log.segments)
+                assert len(log.segments) > 1
+                assert [decode_records(log.read(o, 1))[0].offset for o in range(10)] == list(range(10))
+            finally:
+                log.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_partition_stopped_before_its_first_record_writes_no_producer_snapshot(tmp_path: Path) -> None:
+    log = reopen(tmp_path)
+    log.close()
+    assert not list((tmp_path / "t-0").glob("*.snapshot"))
+    log = reopen(tmp_path)
+    try:
+        assert log.log_end_offset == 0 and log.append(memoryview(batch(0)), NOW).base_offset == 0
+    finally:
+        log.close()
+    assert [p.name for p in (tmp_path / "t-0").glob("*.snapshot")] == ["00000000000000000001.snapshot"]

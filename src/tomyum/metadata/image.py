@@ -82,12 +82,16 @@ class MetadataImage:
         self.quotas_version = 0
         #: offset of the last record replayed (-1: none)
         self.last_offset = -1
+        #: per topic id, what readers derived from the topic (see :meth:`derived`)
+        self._derived: dict[uuid.UUID, dict[Any, Any]] = {}
 
     # replay -------------------------------------------------------------------------------
 
     def replay(self, record: MetadataRecord, offset: int) -> None:
         """Apply one record. Records that name what does not exist change nothing."""
         self.last_offset = offset
+        if isinstance(record, (TopicRecord, PartitionRecord, PartitionChangeRecord, RemoveTopicRecord)):
+            self._derived.pop(record.topic_id, None)
         if isinstance(record, TopicRecord):
             topic = TopicImage(name=record.name, topic_id=record.topic_id, num_partitions=0,
                                raw_configs=self._pending_configs.pop(record.name, {}))
@@ -154,6 +158,7 @@ class MetadataImage:
             else:
                 configs[r.name] = r.value
             if topic is not None:
+                self._derived.pop(topic.topic_id, None)
                 self._put(replace(topic, raw_configs=configs))
         elif r.resource_type in (BROKER_RESOURCE, GROUP_RESOURCE):
             layers = self.broker_configs if r.resource_type == BROKER_RESOURCE else self.group_configs
@@ -167,6 +172,20 @@ class MetadataImage:
 
     def partitions(self, topic: TopicImage) -> Mapping[int, PartitionRecord]:
         return self._partitions.get(topic.topic_id, {})
+
+    def derived(self, topic: TopicImage) -> dict[Any, Any]:
+        """A cache for what a reader computes from ``topic`` and its partitions alone (the
+        encoded Metadata entry): :meth:`replay` empties it whenever a record changes the topic
+        (TopicRecord, PartitionRecord, PartitionChangeRecord, RemoveTopicRecord, or a
+        ConfigRecord of the topic). A reader keys its entries so that they cannot collide with
+        another reader's, and puts nothing there that depends on anything but the topic. A
+        ``topic`` that is not the image's current one gets a fresh dict that is not kept."""
+        if self.topics_by_id.get(topic.topic_id) is not topic:
+            return {}  # not (or no longer) this image's topic: nothing to keep
+        cache = self._derived.get(topic.topic_id)
+        if cache is None:
+            cache = self._derived[topic.topic_id] = {}
+        return cache
 
     def records(self) -> Iterator[MetadataRecord]:
         """Records that rebuild this image from nothing (what a snapshot holds)."""

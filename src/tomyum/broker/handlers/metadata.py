@@ -7,16 +7,29 @@ error). With an authorizer (Kafka's checks): a topic needs DESCRIBE — one aske
 authorized is TOPIC_AUTHORIZATION_FAILED, a listing of all topics leaves it out — and
 auto-creation CREATE on the cluster or the topic (else TOPIC_AUTHORIZATION_FAILED). One broker leads every partition with the constant leader epoch 0. The broker
 address is the one advertised for the listener the request came in on.
+
+The response is encoded by hand (protocol/metadata_response.py). Each topic's entry up to its
+partitions is cached per version in the metadata image (``MetadataImage.derived``), which drops
+it whenever a record changes the topic; what depends on the asker (which topics it may see, its
+authorized operations, the listener's address) is computed for every request.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from tomyum.broker.context import CLUSTER, RequestContext
-from tomyum.broker.dispatch import handles
+from tomyum.broker.dispatch import RawResponse, handles
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.metadata import TopicImage, check_topic_name
+from tomyum.protocol.metadata_response import (
+    BrokerEntry,
+    PartitionEntry,
+    encode_metadata_response,
+    encode_topic_head,
+    encode_topic_tail,
+)
 from tomyum.security.acls import AUTHORIZED_OPERATIONS_OMITTED, AclOperation, ResourceType
 
 
@@ -26,38 +39,52 @@ def broker_entry(ctx: RequestContext, id_field: str) -> dict[str, Any]:
             "host": ctx.listener.advertised_host, "port": ctx.listener.advertised_port, "rack": None}
 
 
-def topic_entry(ctx: RequestContext, meta: TopicImage, include_operations: bool = False) -> dict[str, Any]:
+def _topic_head(ctx: RequestContext, meta: TopicImage) -> bytes:
+    """The topic's entry up to its partitions, encoded for this request's version; cached in the
+    image until a record changes the topic, so that listing 10,000 topics joins cached bytes."""
     node = ctx.broker.node_id
-    partitions = ctx.broker.metadata.image.partitions(meta)
-    return {
-        "error_code": 0, "name": meta.name, "topic_id": meta.topic_id, "is_internal": meta.internal,
-        "partitions": [
-            {"error_code": 0, "partition_index": p, "leader_id": node, "leader_epoch": partitions[p].leader_epoch,
-             "replica_nodes": (node,), "isr_nodes": (node,), "offline_replicas": ()}
-            for p in range(meta.num_partitions)
-        ],
-        "topic_authorized_operations": ctx.operations(ResourceType.TOPIC, meta.name, include_operations),
-    }
+    image = ctx.broker.metadata.image
+    cache = image.derived(meta)
+    key = ("metadata", ctx.api_version, node)
+    head: bytes | None = cache.get(key)
+    if head is None:
+        partitions = image.partitions(meta)
+        head = cache[key] = encode_topic_head(
+            ctx.api_version, error_code=0, name=meta.name, topic_id=meta.topic_id, is_internal=meta.internal,
+            partitions=[PartitionEntry(partition_index=p, leader_id=node, leader_epoch=partitions[p].leader_epoch,
+                                       replica_nodes=(node,), isr_nodes=(node,))
+                        for p in range(meta.num_partitions)])
+    return head
 
 
-def error_entry(name: str | None, code: ErrorCode) -> dict[str, Any]:
-    return {"error_code": code, "name": name, "topic_id": None, "is_internal": False,
-            "partitions": (), "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
+def topic_entry(ctx: RequestContext, meta: TopicImage, include_operations: bool = False) -> bytes:
+    return _topic_head(ctx, meta) + encode_topic_tail(
+        ctx.api_version, ctx.operations(ResourceType.TOPIC, meta.name, include_operations))
+
+
+def error_entry(ctx: RequestContext, name: str | None, code: ErrorCode, topic_id: uuid.UUID | None = None,
+                operations: int = AUTHORIZED_OPERATIONS_OMITTED) -> bytes:
+    return encode_topic_head(ctx.api_version, error_code=code, name=name, topic_id=topic_id, is_internal=False,
+                             partitions=()) + encode_topic_tail(ctx.api_version, operations)
 
 
 @handles(3, versions=range(0, 13))
-async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def metadata(ctx: RequestContext, request: Any) -> RawResponse:
     broker = ctx.broker
     topics_now = broker.metadata.topics
     with_operations = bool(getattr(request, "include_topic_authorized_operations", False))
     requested = request.topics
-    if requested is None or (ctx.api_version == 0 and not requested):
+    every_topic = requested is None or (ctx.api_version == 0 and not requested)
+    if every_topic and broker.authorizer is None:  # the hot case: every topic, nothing asker-specific
+        tail = encode_topic_tail(ctx.api_version, ctx.operations(ResourceType.TOPIC, "", with_operations))
+        return _response(ctx, request, [_topic_head(ctx, meta) + tail for meta in topics_now().values()])
+    if every_topic:
         names: list[str | None] = [n for n in topics_now()
                                    if ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, n)]
     else:
         names = [t.name for t in requested]
     allow_auto = getattr(request, "allow_auto_topic_creation", True) and broker.config["auto.create.topics.enable"]
-    topics = []
+    topics: list[bytes] = []
     by_id = {}
     if any(n is None for n in names):  # v10+: topics asked for by id (a KIP-848 assignment carries ids)
         by_id = {meta.topic_id: meta for meta in topics_now().values()}
@@ -66,14 +93,14 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
         if topic_id is not None:
             found = by_id.get(topic_id)
             if found is None:
-                topics.append({**error_entry(None, ErrorCode.unknown_topic_id), "topic_id": topic_id})
+                topics.append(error_entry(ctx, None, ErrorCode.unknown_topic_id, topic_id))
             elif not ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, found.name):
-                topics.append({**error_entry(None, ErrorCode.topic_authorization_failed), "topic_id": topic_id})
+                topics.append(error_entry(ctx, None, ErrorCode.topic_authorization_failed, topic_id))
             else:
                 topics.append(topic_entry(ctx, found, with_operations))
             continue
         if name is not None and not ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, name):
-            topics.append(error_entry(name, ErrorCode.topic_authorization_failed))
+            topics.append(error_entry(ctx, name, ErrorCode.topic_authorization_failed))
             continue
         meta = topics_now().get(name) if name is not None else None
         if meta is None:
@@ -86,22 +113,25 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 await broker.auto_create_topic(name)  # type: ignore[arg-type]
                 meta = topics_now()[name]  # type: ignore[index]
             except KafkaError as e:
-                entry = error_entry(name, e.code)
+                operations = AUTHORIZED_OPERATIONS_OMITTED
                 if e.code != ErrorCode.topic_authorization_failed and with_operations:
                     # Kafka: every topic it describes gets its operations, the unknown ones too
-                    entry["topic_authorized_operations"] = ctx.operations(ResourceType.TOPIC, name or "", True)
-                topics.append(entry)
+                    operations = ctx.operations(ResourceType.TOPIC, name or "", True)
+                topics.append(error_entry(ctx, name, e.code, operations=operations))
                 continue
         topics.append(topic_entry(ctx, meta, with_operations))
-    return {
-        "throttle_time": 0,
-        "brokers": [broker_entry(ctx, "node_id")],
-        "cluster_id": broker.cluster_id,
-        "controller_id": broker.node_id,
-        "topics": topics,
-        "cluster_authorized_operations": _cluster_operations(
-            ctx, getattr(request, "include_cluster_authorized_operations", False)),
-    }
+    return _response(ctx, request, topics)
+
+
+def _response(ctx: RequestContext, request: Any, topics: list[bytes]) -> RawResponse:
+    broker = ctx.broker
+    return RawResponse(encode_metadata_response(
+        ctx.api_version, throttle_time_ms=0,
+        brokers=[BrokerEntry(node_id=broker.node_id, host=ctx.listener.advertised_host,
+                             port=ctx.listener.advertised_port)],
+        cluster_id=broker.cluster_id, controller_id=broker.node_id, topics=topics,
+        cluster_authorized_operations=_cluster_operations(
+            ctx, getattr(request, "include_cluster_authorized_operations", False))))
 
 
 def _may_create(ctx: RequestContext, topic: str) -> bool:

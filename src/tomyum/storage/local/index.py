@@ -4,7 +4,8 @@
 ``NNN.timeindex``: 12-byte entries, (timestamp int64, relative offset int32).
 
 Both live in memory as sorted lists and are written whole to their files when a segment
-is sealed (rolled) or closed. Entries are only ever appended in increasing order, so a
+is sealed (rolled) or closed, unless the file already holds exactly those bytes (as read at
+load, last written, or read then to compare): an idle partition's stop rewrites nothing. Entries are only ever appended in increasing order, so a
 lookup is a bisect. An index on disk is a cache: a missing or invalid file is rebuilt
 from the log by recovery.
 """
@@ -12,10 +13,20 @@ from the log by recovery.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import struct
 from pathlib import Path
 
 from tomyum.storage.local.checkpoint import write_atomically
+
+IndexFile = tuple[Path, bytes]
+#: an index's file not read yet: read when the index is next written, to compare
+_UNREAD = b"unread"
+
+
+def _digest(data: bytes | None) -> bytes | None:
+    """What an index remembers of its file's bytes: a 16-byte BLAKE2b digest, not a copy."""
+    return None if data is None else hashlib.blake2b(data, digest_size=16).digest()
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
@@ -29,6 +40,8 @@ class OffsetIndex:
         self.base_offset = base_offset
         self.offsets: list[int] = []  # relative
         self.positions: list[int] = []
+        #: the digest of the file's bytes as last read or written (None: no file)
+        self._on_disk: bytes | None = _UNREAD
 
     def append(self, offset: int, position: int) -> None:
         rel = offset - self.base_offset
@@ -53,12 +66,19 @@ class OffsetIndex:
         self.positions.clear()
 
     def write(self) -> None:
+        if (pending := self.unwritten()) is not None:
+            _write_file(*pending)
+            self._on_disk = _digest(pending[1])
+
+    def unwritten(self) -> IndexFile | None:
+        """The file and its new bytes, or None if it holds them already."""
         data = b"".join(_OFFSET_ENTRY.pack(o, p) for o, p in zip(self.offsets, self.positions))
-        _write_file(self.path, data)
+        return None if _digest(data) == _on_disk(self) else (self.path, data)
 
     def load(self, log_size: int) -> bool:
         """Read the file; False (and empty) if it is missing or not a valid index for ``log_size``."""
         data = _read_file(self.path)
+        self._on_disk = _digest(data)
         self.clear()
         if data is None or len(data) % 8:
             return False
@@ -83,6 +103,8 @@ class TimeIndex:
         self.base_offset = base_offset
         self.timestamps: list[int] = []
         self.offsets: list[int] = []  # relative
+        #: the digest of the file's bytes as last read or written (None: no file)
+        self._on_disk: bytes | None = _UNREAD
 
     def append(self, timestamp: int, offset: int) -> None:
         if not self.timestamps or timestamp > self.timestamps[-1]:
@@ -109,11 +131,18 @@ class TimeIndex:
         self.offsets.clear()
 
     def write(self) -> None:
+        if (pending := self.unwritten()) is not None:
+            _write_file(*pending)
+            self._on_disk = _digest(pending[1])
+
+    def unwritten(self) -> IndexFile | None:
+        """The file and its new bytes, or None if it holds them already."""
         data = b"".join(_TIME_ENTRY.pack(t, o) for t, o in zip(self.timestamps, self.offsets))
-        _write_file(self.path, data)
+        return None if _digest(data) == _on_disk(self) else (self.path, data)
 
     def load(self, next_offset: int) -> bool:
         data = _read_file(self.path)
+        self._on_disk = _digest(data)
         self.clear()
         if data is None or len(data) % 12:
             return False
@@ -128,6 +157,14 @@ class TimeIndex:
             self.timestamps.append(t)
             self.offsets.append(o)
         return True
+
+
+def _on_disk(index: OffsetIndex | TimeIndex) -> bytes | None:
+    """The digest of what ``index``'s file holds; every index file is written fsynced before it is renamed
+    (write_atomically), so bytes read from it are on disk, not only in the page cache."""
+    if index._on_disk is _UNREAD:
+        index._on_disk = _digest(_read_file(index.path))
+    return index._on_disk
 
 
 def _read_file(path: Path) -> bytes | None:

@@ -30,10 +30,12 @@ from pathlib import Path
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig
+from tomyum.durable import write_files_atomically
 from tomyum.errors import ErrorCode, KafkaError, StorageError
 from tomyum.storage.engine import AppendResult, DiskUsage, PartitionSpec, SyncRound, TopicPartition
 from tomyum.storage.local.checkpoint import fsync_dir, read_checkpoint, write_atomically, write_checkpoint
 from tomyum.storage.local.cleaner import CleanPlan, clean, plan_cleaning, remove_leftovers
+from tomyum.storage.local.index import IndexFile
 from tomyum.storage.local.partition_log import PartitionLog
 from tomyum.storage.local.segment import LogSegment
 from tomyum.storage.local.sync_thread import SyncThread
@@ -137,8 +139,15 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
         await self._sync_round(self._collect(list(self._logs.values())))
         for plog in self._prepared.values():
             plog.close_without_seal()
+        # every partition's index files together: each still fsynced before it is renamed
+        # (write_atomically's guarantee), the fsyncs in parallel, and only the files that changed
+        index_files: list[IndexFile] = []
         for plog in self._logs.values():
-            plog.close()
+            plog.close(index_files)
+        try:
+            write_files_atomically(index_files, sync_dirs=False)
+        except OSError as e:
+            raise StorageError(f"cannot write index files: {e.strerror}") from e
         if self._removals:
             await asyncio.gather(*self._removals, return_exceptions=True)
         self._write_checkpoints({tp: plog.log_end_offset for tp, plog in self._logs.items()})

@@ -19,6 +19,7 @@ from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import BatchHeader, control_marker, parse_header, patch_header
 from tomyum.storage.engine import AppendResult, OffsetAndTimestamp, TopicPartition
 from tomyum.storage.local.checkpoint import write_atomically
+from tomyum.storage.local.index import IndexFile
 from tomyum.storage.local.producer_files import (
     append_txn_index,
     read_txn_index,
@@ -285,6 +286,10 @@ class PartitionLog:
         try:
             if durable:
                 write_atomically(path, data)
+            elif self.log_end_offset == 0 or _read_or_none(path) == data:
+                # nothing appended yet (Kafka takes no snapshot then either: its state is empty
+                # and a start with no snapshot replays nothing), or it holds this state already
+                return
             else:
                 tmp = path.with_suffix(".snapshot.tmp")
                 tmp.write_bytes(data)
@@ -478,16 +483,29 @@ class PartitionLog:
 
     # closing ---------------------------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, index_files: list[IndexFile] | None = None) -> None:
+        """Seal and close every segment and save the producer state. With ``index_files``, the
+        index files to write are added to it for the caller to write (a clean stop writes every
+        partition's at once) instead of being written here."""
         for seg in self.segments:
             if not seg.closed:
-                seg.seal()
+                if index_files is None:
+                    seg.seal()
+                else:
+                    index_files += seg.seal_files()
                 seg.close()
         self.write_snapshot(durable=False)
 
     def close_without_seal(self) -> None:
         for seg in self.segments:
             seg.close()
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _fsync_path(path: Path) -> None:

@@ -33,7 +33,7 @@ from tomyum.protocol.records import (
     iter_batches,
     parse_header,
 )
-from tomyum.storage.local.index import OffsetIndex, TimeIndex
+from tomyum.storage.local.index import IndexFile, OffsetIndex, TimeIndex
 
 log = logging.getLogger(__name__)
 
@@ -361,13 +361,25 @@ class LogSegment:
         segment's largest timestamp as Kafka does, so retention sees it after a restart."""
         if self.replaced:
             return
-        if self.max_timestamp >= 0 and self.next_offset > self.base_offset:
-            self.time_index.append(self.max_timestamp, self.next_offset - 1)
+        self._end_time_index()
         try:
             self.index.write()
             self.time_index.write()
         except OSError as e:
             raise StorageError(f"cannot write indexes of {self.log_path}: {e.strerror}") from e
+
+    def seal_files(self) -> list[IndexFile]:
+        """:meth:`seal` for a caller that writes many segments' index files at once (a clean
+        stop): the files that differ from what is on disk, with their bytes, for the caller to
+        write as :meth:`seal` would (``write_files_atomically``) before the segment is used again."""
+        if self.replaced:
+            return []
+        self._end_time_index()
+        return [f for f in (self.index.unwritten(), self.time_index.unwritten()) if f is not None]
+
+    def _end_time_index(self) -> None:
+        if self.max_timestamp >= 0 and self.next_offset > self.base_offset:
+            self.time_index.append(self.max_timestamp, self.next_offset - 1)
 
     def truncate_to(self, offset: int) -> None:
         """Remove every batch with base offset ``>= offset`` (batch boundary required)."""
