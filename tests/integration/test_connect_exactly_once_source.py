@@ -18,24 +18,21 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from tomyum.connect.exactly_once import fence_producers
 from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
 from tomyum.testing.connect import ConnectProcess
+from tests.integration.test_connect_distributed import COUNTER, _records
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
-COUNTER = '''
-import time
+PARTITIONED = '''
+import dataclasses
 
-from tomyum.connect import SourceConnector, SourceTask
-from tomyum.connect.data import INT64_SCHEMA, SourceRecord
+from counting import CountingSourceConnector, CountingTask
 
 
-class PartitionCounterConnector(SourceConnector):
-    """Task n counts 1, 2, 3, ... into partition n of ``topic``, from its stored offset."""
-    version = "1.0"
-
-    def start(self, props):
-        self.props = dict(props)
+class PartitionCounterConnector(CountingSourceConnector):
+    """Task n counts 1, 2, 3, ... into partition n of ``topic``, from its own stored offset."""
 
     def task_class(self):
         return PartitionCounterTask
@@ -43,28 +40,16 @@ class PartitionCounterConnector(SourceConnector):
     def task_configs(self, max_tasks):
         return [dict(self.props, task=str(n)) for n in range(max_tasks)]
 
-    def stop(self):
-        pass
 
-
-class PartitionCounterTask(SourceTask):
+class PartitionCounterTask(CountingTask):
     def start(self, props):
         self.topic, self.task = props["topic"], int(props["task"])
         stored = self.context.offset_storage_reader.offset({"task": self.task})
         self.next = stored["next"] if stored else 0
 
     def poll(self):
-        time.sleep(0.02)
-        records = []
-        for _ in range(10):
-            self.next += 1
-            records.append(SourceRecord(source_partition={"task": self.task}, source_offset={"next": self.next},
-                                        topic=self.topic, kafka_partition=self.task, value_schema=INT64_SCHEMA,
-                                        value=self.next))
-        return records
-
-    def stop(self):
-        pass
+        return [dataclasses.replace(r, source_partition={"task": self.task}, kafka_partition=self.task)
+                for r in super().poll()]
 '''
 
 TASKS = 2
@@ -94,38 +79,21 @@ def _read(bootstrap: str, topic: str, isolation: str, at_least: int, timeout: fl
     return got
 
 
-def _config_records(bootstrap: str, topic: str) -> dict[str, object]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.auto.commit": False,
-                         "enable.partition.eof": True})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    out: dict[str, object] = {}
-    try:
-        def ended() -> bool:
-            for m in consumer.consume(500, 0.2):
-                if m.error() is None:
-                    out[m.key().decode()] = None if m.value() is None else json.loads(m.value())
-                elif m.error().code() == -191:
-                    return True
-            return False
-        wait_until(ended, timeout=30, interval=0, what=f"the end of {topic}")
-    finally:
-        consumer.close()
-    return out
-
-
 class Cluster:
     """One distributed worker (restartable) of its own group, with its topics."""
 
     def __init__(self, bootstrap: str, workdir: Path, support: str) -> None:
         plugins = workdir / "plugins"
         plugins.mkdir()
-        (plugins / "partition_counter.py").write_text(COUNTER, encoding="utf-8")
+        (plugins / "counting.py").write_text(COUNTER, encoding="utf-8")
+        (plugins / "partition_counter.py").write_text(PARTITIONED, encoding="utf-8")
         tag = uuid.uuid4().hex[:6]
         self.bootstrap, self.topic, self.config_topic = bootstrap, f"eos-counts-{tag}", f"cfg-{tag}"
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for future in admin.create_topics([NewTopic(self.topic, TASKS, 1)], request_timeout=15).values():
             future.result(timeout=20)
-        props = {"group.id": f"eos-cluster-{tag}", "plugin.path": str(plugins), "exactly.once.source.support": support,
+        self.group_id = f"eos-cluster-{tag}"
+        props = {"group.id": self.group_id, "plugin.path": str(plugins), "exactly.once.source.support": support,
                  "config.storage.topic": self.config_topic, "offset.storage.topic": f"off-{tag}",
                  "status.storage.topic": f"sts-{tag}", "config.storage.replication.factor": "1",
                  "offset.storage.replication.factor": "1", "status.storage.replication.factor": "1",
@@ -162,6 +130,13 @@ def test_kill_9_and_restart_writes_every_number_exactly_once(broker: BrokerProce
         _read(broker.bootstrap, cluster.topic, "read_committed", 300)
         fence = httpx.put(f"{cluster.worker.url}/connectors/counter/fence", timeout=60)
         assert fence.status_code == 204, fence.text
+        # a zombie's fate: another producer takes task 0's transactional id, task 0 fails
+        fence_producers({"bootstrap.servers": broker.bootstrap}, [f"{cluster.group_id}-counter-0"])
+        status = wait_until(lambda: (s := httpx.get(f"{cluster.worker.url}/connectors/counter/tasks/0/status",
+                                                    timeout=30).json())["state"] == "FAILED" and s,
+                            timeout=30, interval=0.1, what="task 0 FAILED once fenced")
+        assert "ConnectError: Failed to flush offsets and/or records for task counter-0" in status["trace"], (
+            status["trace"])
         cluster.worker.stop()
     finally:
         cluster.worker.kill()
@@ -176,7 +151,7 @@ def test_kill_9_and_restart_writes_every_number_exactly_once(broker: BrokerProce
         assert offsets[-1] - offsets[0] + 1 > len(offsets), "no transaction markers between the records"
     aborted = sum(len(uncommitted[p]) - len(committed[p]) for p in committed)
     assert aborted > 0, "no open transaction was aborted after three kills"
-    records = _config_records(broker.bootstrap, cluster.config_topic)
+    records = dict(_records(broker.bootstrap, cluster.config_topic, 1))
     assert records["tasks-fencing-counter"] == {"task-count": TASKS}
 
 

@@ -207,52 +207,42 @@ def task_count_record(connector: str, task_count: int) -> tuple[str, dict[str, i
 
 
 class WorkerTransactionContext:
-    """Kafka's WorkerTransactionContext: what the task asked for, taken by the worker thread."""
+    """Kafka's WorkerTransactionContext: what the task asked for, each request taken once by the
+    worker thread; a record is known by identity, as Kafka's."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._commit_batch = self._abort_batch = False
-        self._commit_on: set[int] = set()
-        self._abort_on: set[int] = set()
+        #: ("commit" or "abort", id of the record or None for the batch)
+        self._asked: set[tuple[str, int | None]] = set()
 
     def commit_transaction(self, record: SourceRecord | None = None) -> None:
-        with self._lock:
-            if record is None:
-                self._commit_batch = True
-            else:
-                self._commit_on.add(id(record))
+        self._ask("commit", record)
 
     def abort_transaction(self, record: SourceRecord | None = None) -> None:
-        with self._lock:
-            if record is None:
-                self._abort_batch = True
-            else:
-                self._abort_on.add(id(record))
+        self._ask("abort", record)
 
     def should_commit_batch(self) -> bool:
-        with self._lock:
-            asked, self._commit_batch = self._commit_batch, False
-            return asked
+        return self._take(("commit", None))
 
     def should_abort_batch(self) -> bool:
-        with self._lock:
-            asked, self._abort_batch = self._abort_batch, False
-            return asked
+        return self._take(("abort", None))
 
     def should_commit_on(self, record: SourceRecord) -> bool:
-        with self._lock:
-            return self._take(self._commit_on, record)
+        return self._take(("commit", id(record)))
 
     def should_abort_on(self, record: SourceRecord) -> bool:
-        with self._lock:
-            return self._take(self._abort_on, record)
+        return self._take(("abort", id(record)))
 
-    @staticmethod
-    def _take(asked: set[int], record: SourceRecord) -> bool:
-        if id(record) in asked:
-            asked.discard(id(record))
-            return True
-        return False
+    def _ask(self, what: str, record: SourceRecord | None) -> None:
+        with self._lock:
+            self._asked.add((what, None if record is None else id(record)))
+
+    def _take(self, request: tuple[str, int | None]) -> bool:
+        with self._lock:
+            if request in self._asked:
+                self._asked.discard(request)
+                return True
+            return False
 
 
 class BoundaryDecision(enum.Enum):
@@ -405,9 +395,17 @@ class ExactlyOnceWorkerSourceTask(WorkerSourceTask):
 
     def iteration(self) -> None:
         assert self.producer is not None and self.boundaries is not None
-        super().iteration()
-        if self.pending_records:
-            self._end(self.boundaries.after_batch(time.monotonic() * 1000))
+        try:
+            super().iteration()
+            if self.pending_records:
+                self._end(self.boundaries.after_batch(time.monotonic() * 1000))
+        except KafkaException as e:  # a fenced or failed producer: its transaction cannot commit
+            raise ConnectError(f"Failed to flush offsets and/or records for task {self.task_id}: {e}") from e
+        except ConnectError as e:
+            if self.send_error is None:
+                raise
+            raise ConnectError(f"Failed to flush offsets and/or records for task {self.task_id}: "
+                               f"{self.send_error}") from e
 
     def send(self, record: SourceRecord) -> None:
         assert self.producer is not None and self.boundaries is not None
