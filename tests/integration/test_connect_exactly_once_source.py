@@ -109,6 +109,15 @@ class Cluster:
         r = httpx.put(f"{self.worker.url}/connectors/counter/config", json={**self.connector, **extra}, timeout=60)
         assert r.status_code in (200, 201), r.text
 
+    def diagnosis(self) -> str:
+        """The connector's status and the worker's last log lines, for a failure's message."""
+        try:
+            status = httpx.get(f"{self.worker.url}/connectors/counter/status", timeout=10).text
+        except httpx.HTTPError as e:
+            status = str(e)
+        lines = [line for line in self.worker.output().splitlines() if not line.startswith("%")]
+        return "\n".join([status, *lines[-40:]])
+
     def count_and_kill(self, at_least: int) -> None:
         """Let the count reach ``at_least`` (committed), then kill -9 the worker and start it again."""
         _read(self.bootstrap, self.topic, "read_committed", at_least)
@@ -138,6 +147,8 @@ def test_kill_9_and_restart_writes_every_number_exactly_once(broker: BrokerProce
         assert "ConnectError: Failed to flush offsets and/or records for task counter-0" in status["trace"], (
             status["trace"])
         cluster.worker.stop()
+    except TimeoutError as e:
+        raise AssertionError(f"{e}\n{cluster.diagnosis()}") from e
     finally:
         cluster.worker.kill()
 

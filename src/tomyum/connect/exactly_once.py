@@ -374,6 +374,11 @@ class ExactlyOnceWorkerSourceTask(WorkerSourceTask):
 
     def initialize_and_start(self) -> None:
         self.eos.request_fencing(self.task_id.connector, self.stopping)
+        if self.stopping.is_set():
+            # stopped (a rebalance) while the leader fenced: a task of an old generation must not
+            # take its transactional id back from its successor; the worker loop ends at once
+            log.info("%s stopped before it started: not initializing its transactional producer", self.task_id)
+            return
         config: dict[str, Any] = {"partitioner": "murmur2_random",  # offsets keyed as Kafka's workers write them
                                   **self.worker.producer_config(self.conn_props),
                                   "transactional.id": transactional_id(self.eos.group_id, *_id(self.task_id)),
@@ -470,6 +475,8 @@ class ExactlyOnceWorkerSourceTask(WorkerSourceTask):
         self.task.commit()
 
     def close(self) -> None:
+        if self.boundaries is None:
+            return  # never started
         producer = self.producer
         if producer is not None and self.transaction_open:
             try:
