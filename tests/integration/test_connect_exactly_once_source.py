@@ -29,6 +29,7 @@ PARTITIONED = '''
 import dataclasses
 
 from counting import CountingSourceConnector, CountingTask
+from tomyum.connect.connector import ConnectorTransactionBoundaries
 
 
 class PartitionCounterConnector(CountingSourceConnector):
@@ -36,6 +37,9 @@ class PartitionCounterConnector(CountingSourceConnector):
 
     def task_class(self):
         return PartitionCounterTask
+
+    def can_define_transaction_boundaries(self, config):
+        return ConnectorTransactionBoundaries.SUPPORTED
 
     def task_configs(self, max_tasks):
         return [dict(self.props, task=str(n)) for n in range(max_tasks)]
@@ -48,8 +52,13 @@ class PartitionCounterTask(CountingTask):
         self.next = stored["next"] if stored else 0
 
     def poll(self):
-        return [dataclasses.replace(r, source_partition={"task": self.task}, kafka_partition=self.task)
-                for r in super().poll()]
+        records = [dataclasses.replace(r, source_partition={"task": self.task}, kafka_partition=self.task)
+                   for r in super().poll()]
+        transactions = self.context.transaction_context  # with transaction.boundary=connector
+        for r in records:
+            if transactions is not None and r.value % 25 == 0:
+                transactions.commit_transaction(r)
+        return records
 '''
 
 TASKS = 2
@@ -133,10 +142,12 @@ def test_kill_9_and_restart_writes_every_number_exactly_once(broker: BrokerProce
         cluster.put_config(**{"exactly.once.support": "requested"})
         for reached in (60, 120, 180):
             cluster.count_and_kill(reached)  # each time mid-transaction, most likely: one is open ~always
-        cluster.put_config(generation="2")  # new task configs: the leader fences both old producers
+        # new task configs, with connector-defined boundaries: the leader fences both old producers
+        cluster.put_config(**{"transaction.boundary": "connector"})
         wait_until(lambda: "Fencing out 2 task producers of connector counter" in cluster.worker.output(),
                    timeout=60, interval=0.1, what="the leader's round of zombie fencing")
-        _read(broker.bootstrap, cluster.topic, "read_committed", 300)
+        switched = max(v for r in _read(broker.bootstrap, cluster.topic, "read_committed", 0).values() for _, v in r)
+        _read(broker.bootstrap, cluster.topic, "read_committed", max(switched + 100, 300))
         fence = httpx.put(f"{cluster.worker.url}/connectors/counter/fence", timeout=60)
         assert fence.status_code == 204, fence.text
         # a zombie's fate: another producer takes task 0's transactional id, task 0 fails
@@ -160,6 +171,9 @@ def test_kill_9_and_restart_writes_every_number_exactly_once(broker: BrokerProce
         assert len(values) >= 300
         offsets = [o for o, _ in records]
         assert offsets[-1] - offsets[0] + 1 > len(offsets), "no transaction markers between the records"
+        after = [(o, v) for o, v in records if v > switched]  # the connector's transactions: 25 each
+        ends = [v for (o, v), (o2, _) in zip(after, after[1:]) if o2 > o + 1]
+        assert ends and all(v % 25 == 0 for v in ends), f"partition {p}: transactions ended after {ends}"
     aborted = sum(len(uncommitted[p]) - len(committed[p]) for p in committed)
     assert aborted > 0, "no open transaction was aborted after three kills"
     records = dict(_records(broker.bootstrap, cluster.config_topic, 1))

@@ -402,7 +402,8 @@ class ExactlyOnceWorkerSourceTask(WorkerSourceTask):
         assert self.producer is not None and self.boundaries is not None
         try:
             super().iteration()
-            if self.pending_records:
+            if self.transaction_open or self.pending_records or self.pending_offsets:
+                # also after an empty poll: an interval's transaction ends on time, as Kafka's
                 self._end(self.boundaries.after_batch(time.monotonic() * 1000))
         except KafkaException as e:  # a fenced or failed producer: its transaction cannot commit
             raise ConnectError(f"Failed to flush offsets and/or records for task {self.task_id}: {e}") from e
