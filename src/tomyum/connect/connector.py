@@ -20,6 +20,7 @@ the trace), as in Kafka.
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -47,11 +48,36 @@ class ConnectorContext(Protocol):
     def raise_error(self, error: BaseException) -> None: ...
 
 
+class TransactionContext(Protocol):
+    """Kafka's TransactionContext (KIP-618), offered to a source task only when its connector
+    runs with ``transaction.boundary=connector`` on a worker with exactly-once source enabled.
+    With a record, the transaction ends after that record; without, after the current batch."""
+
+    def commit_transaction(self, record: SourceRecord | None = None) -> None: ...
+
+    def abort_transaction(self, record: SourceRecord | None = None) -> None: ...
+
+
 class SourceTaskContext(Protocol):
     @property
     def offset_storage_reader(self) -> OffsetStorageReader: ...
 
     def configs(self) -> Mapping[str, str]: ...
+
+    @property
+    def transaction_context(self) -> TransactionContext | None: ...
+
+
+class ExactlyOnceSupport(enum.Enum):
+    """What ``SourceConnector.exactly_once_support`` answers (Kafka's ExactlyOnceSupport)."""
+    SUPPORTED = "SUPPORTED"
+    UNSUPPORTED = "UNSUPPORTED"
+
+
+class ConnectorTransactionBoundaries(enum.Enum):
+    """What ``SourceConnector.can_define_transaction_boundaries`` answers."""
+    SUPPORTED = "SUPPORTED"
+    UNSUPPORTED = "UNSUPPORTED"
 
 
 class SinkTaskContext(Protocol):
@@ -156,6 +182,16 @@ class SinkTask(Task):
 
 
 class SourceConnector(Connector):
+    def exactly_once_support(self, connector_config: Mapping[str, str]) -> ExactlyOnceSupport | None:
+        """KIP-618: whether this connector gives exactly-once delivery with this config; None
+        (the default, as Kafka's) means it does not say, and ``exactly.once.support=required``
+        then refuses the connector."""
+        return None
+
+    def can_define_transaction_boundaries(self, connector_config: Mapping[str, str]) -> ConnectorTransactionBoundaries:
+        """KIP-618: whether its tasks use the TransactionContext (``transaction.boundary=connector``)."""
+        return ConnectorTransactionBoundaries.UNSUPPORTED
+
     def alter_offsets(self, connector_config: Mapping[str, str],
                       offsets: Mapping[Mapping[str, Any], Mapping[str, Any] | None]) -> bool:
         """KIP-875: may check the offsets (raise ConnectError to refuse); True if the connector

@@ -45,8 +45,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from tomyum.connect.connector import ConnectError
+from tomyum.connect import exactly_once, plugins
 from tomyum.connect.assignor import IncrementalCooperativeAssignor
+from tomyum.connect.connector import ConnectError, SourceConnector
 from tomyum.connect.group import (
     EAGER, PROTOCOL_VERSIONS, Assignment, RebalanceNeeded, WorkerGroupMember, WorkerState, assign_eager, protocols_for,
 )
@@ -78,6 +79,10 @@ class KafkaOffsetBackingStore(MemoryOffsetBackingStore):
     def apply(self, key: bytes | None, value: bytes | None, _partition: int, _offset: int) -> None:
         if key is not None:
             super().set({key: value})
+
+    def remember(self, values: Mapping[bytes, bytes | None]) -> None:
+        """Offsets another producer wrote to the topic (an exactly-once task's transaction)."""
+        super().set(values)
 
     def set(self, values: Mapping[bytes, bytes | None]) -> None:
         assert self.log is not None
@@ -186,6 +191,12 @@ class DistributedHerder(AbstractHerder):
                                     producer_config={"partitioner": "murmur2_random"})
         self.status_log = KafkaBasedLog(self.status_topic, client, self._on_status_record,
                                         producer_config={"partitioner": "murmur2_random"})
+        self.exactly_once = exactly_once.ExactlyOnceSource(
+            group_id=self.props["group.id"], client_config=client, offset_topic=self.offset_topic, rest_url=url,
+            read_offsets_to_end=self.catch_up, offsets_committed=offsets.remember)
+        if exactly_once.worker_support(self.props) is exactly_once.ExactlyOnceSourceSupport.ENABLED:
+            self.exactly_once_enabled = True
+            worker.source_task_factory = self.exactly_once.task
         self.member = WorkerGroupMember(
             bootstrap_servers=worker.config.bootstrap_servers, group_id=self.props["group.id"], url=url,
             session_timeout_ms=_int(self.props, "session.timeout.ms", 10000),
@@ -222,7 +233,9 @@ class DistributedHerder(AbstractHerder):
     def _on_config_record(self, key: bytes | None, value: bytes | None, _partition: int, offset: int) -> None:
         if key is None:
             return
-        event = self.config.apply(key.decode("utf-8"), None if value is None else json.loads(value))
+        doc = None if value is None else json.loads(value)
+        event = self.config.apply(key.decode("utf-8"), doc)
+        self.exactly_once.fencing.apply(key.decode("utf-8"), doc)
         with self.config.lock:
             self.config.offset = offset + 1
         if event is not None:
@@ -419,6 +432,17 @@ class DistributedHerder(AbstractHerder):
             owner = next((url for url, given in self._given.values() if (name, task) in given.tasks), "")
             raise ForwardError(owner)  # none: assigned at the next rebalance (409)
         self._events.put(("restart-task", json.dumps([name, task]), -1))
+
+    def fence_zombies(self, name: str) -> None:
+        """KIP-618's round of zombie fencing, by the leader (Kafka's doFenceZombieSourceTasks)."""
+        self.check_leader()
+        with self.lock:
+            self._require(name)
+            self.config_log.read_to_end()
+            if not issubclass(plugins.connector_class(self.connector_config(name)["connector.class"]),
+                              SourceConnector):
+                raise BadRequestError(f"Connector {name} is not a source connector")
+            self.exactly_once.fence_zombies(name, len(self.task_configs(name)), lambda record: self._write(record))
 
     def catch_up(self) -> None:
         """After a write another worker made for us: read the topics it went to, so that this

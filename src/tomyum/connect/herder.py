@@ -15,9 +15,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from tomyum.connect import plugins
+from tomyum.connect import exactly_once, plugins
 from tomyum.connect.config import NO_DEFAULT, ConfigDef, ConfigType, ConfigValue, Importance
-from tomyum.connect.connector import ConnectError, SinkConnector
+from tomyum.connect.connector import ConnectError, SinkConnector, SourceConnector
 from tomyum.connect.transforms import TransformationChain
 from tomyum.connect.worker import State, TargetState, TaskId, Worker
 
@@ -156,6 +156,8 @@ class AbstractHerder:
         self.task_status: dict[TaskId, Status] = {}
         self.active_topics: dict[str, set[str]] = {}
         self.ready = False
+        #: ``exactly.once.source.support=enabled`` (KIP-618): distributed workers only
+        self.exactly_once_enabled = False
 
     # StatusListener -------------------------------------------------------------------------
     def on_connector_state(self, connector: str, state: State, trace: str | None) -> None:
@@ -281,6 +283,14 @@ class AbstractHerder:
             else:
                 values[k] = v
                 defs.append((own_def, k))
+        if isinstance(connector, SourceConnector):
+            eos_def = exactly_once.source_config_def()
+            eos_values = eos_def.validate(config)
+            exactly_once.validate_source(connector, config, eos_values, self.exactly_once_enabled)
+            for k, v in eos_values.items():
+                if k not in values:
+                    values[k] = v
+                    defs.append((eos_def, k))
         configs = []
         groups: list[str] = []
         for d, name in defs:
@@ -332,6 +342,10 @@ class AbstractHerder:
     def put_connector_config(self, name: str, config: Mapping[str, str], allow_replace: bool,
                              initial_state: TargetState = TargetState.STARTED) -> tuple[bool, dict[str, Any]]:
         raise NotImplementedError
+
+    def fence_zombies(self, name: str) -> None:
+        """``PUT /connectors/{name}/fence`` (KIP-618); the distributed herder does it."""
+        raise RestError("Kafka Connect in standalone mode does not support exactly-once source connectors.")
 
     def _set_target(self, name: str, target: TargetState) -> None:
         raise NotImplementedError

@@ -80,7 +80,9 @@ class KafkaBasedLog:
         self._clients = _Clients(
             reader=Consumer({**self.client_config, **group, "enable.partition.eof": "true",
                              "auto.offset.reset": "earliest", "isolation.level": "read_committed"}),
-            offsets=Consumer({**self.client_config, **group}),
+            # read_committed: the end is the last stable offset, which the reader can reach
+            # while a transaction (an exactly-once source task's) is still open
+            offsets=Consumer({**self.client_config, **group, "isolation.level": "read_committed"}),
             producer=Producer({**self.client_config, **self.producer_config, "acks": "all",
                                "enable.idempotence": "true"}))
         self._partitions = partitions = self._partitions_of_topic(timeout_s)

@@ -39,6 +39,9 @@ OPERATIONS: dict[str, dict[str, tuple[str, dict[int, Any], Any]]] = {
     "/connectors/{name}/pause": {"put": ("Pause the connector and its tasks", {202: None, 404: _ERROR}, None)},
     "/connectors/{name}/resume": {"put": ("Resume the connector and its tasks", {202: None, 404: _ERROR}, None)},
     "/connectors/{name}/stop": {"put": ("Stop the connector; its tasks are shut down", {204: None, 404: _ERROR}, None)},
+    "/connectors/{name}/fence": {"put": (
+        "Between distributed workers: fence the connector's old task producers (KIP-618), by the leader",
+        {204: None, 400: _ERROR, 404: _ERROR, 409: _ERROR}, None)},
     "/connectors/{name}/tasks": {
         "get": ("Task configs", {200: {"type": "array", "items": _OBJ}, 404: _ERROR}, None),
         "post": ("Between distributed workers only: a connector's new task configs, for the leader to write",

@@ -186,6 +186,10 @@ def create_app(herder: StandaloneHerder | DistributedHerder) -> Starlette:
         await call(herder.stop_connector, request.path_params["name"])
         return Response(status_code=204)
 
+    async def fence(request: Request) -> Response:
+        await call(herder.fence_zombies, request.path_params["name"])
+        return Response(status_code=204)
+
     async def tasks(request: Request) -> Response:
         return JSONResponse(await call(herder.task_infos, request.path_params["name"]))
 
@@ -297,6 +301,7 @@ def create_app(herder: StandaloneHerder | DistributedHerder) -> Starlette:
         Route(c + "/pause", _forwarding(herder, pause), methods=["PUT"]),
         Route(c + "/resume", _forwarding(herder, resume), methods=["PUT"]),
         Route(c + "/stop", _forwarding(herder, stop), methods=["PUT"]),
+        Route(c + "/fence", _forwarding(herder, fence), methods=["PUT"]),
         Route(c + "/tasks", tasks, methods=["GET"]),
         Route(c + "/tasks", _forwarding(herder, put_task_configs), methods=["POST"]),
         Route(c + "/tasks/{task}/status", task_status, methods=["GET"]),

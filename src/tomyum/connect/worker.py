@@ -26,6 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from tomyum.connect import plugins
 from tomyum.connect.connector import (
     Connector, ConnectError, RetriableError, SinkConnector, SinkTask, SourceConnector, SourceTask,
+    TransactionContext,
 )
 from tomyum.connect.converters import Converter, dumps
 from tomyum.connect.data import Headers, SinkRecord, SourceRecord, TimestampType
@@ -160,6 +161,9 @@ class Worker:
         self._lock = threading.RLock()
         self._connectors: dict[str, WorkerConnector] = {}
         self._tasks: dict[TaskId, WorkerTask] = {}
+        #: makes the worker task of each source task (the distributed herder swaps in
+        #: exactly-once source tasks, KIP-618, when ``exactly.once.source.support=enabled``)
+        self.source_task_factory: Callable[..., WorkerSourceTask] = WorkerSourceTask
 
     # --- connectors ---------------------------------------------------------------------------
     def start_connector(self, name: str, props: Mapping[str, str], target: TargetState) -> bool:
@@ -233,7 +237,7 @@ class Worker:
             errors = ErrorConfig.from_props(conn_props)
             wt: WorkerTask
             if isinstance(task, SourceTask):
-                wt = WorkerSourceTask(self, task_id, task, conn_props, task_props, key_conv, value_conv, chain, errors)
+                wt = self.source_task_factory(self, task_id, task, conn_props, task_props, key_conv, value_conv, chain, errors)
             elif isinstance(task, SinkTask):
                 wt = WorkerSinkTask(self, task_id, task, conn_props, task_props, key_conv, value_conv, chain, errors)
             else:
@@ -479,9 +483,15 @@ class WorkerTask(threading.Thread):
 
 
 class _SourceTaskContext:
-    def __init__(self, offsets: ConnectorOffsets, props: Mapping[str, str]) -> None:
+    def __init__(self, offsets: ConnectorOffsets, props: Mapping[str, str],
+                 transactions: TransactionContext | None = None) -> None:
         self._offsets = offsets
         self._props = props
+        self._transactions = transactions
+
+    @property
+    def transaction_context(self) -> TransactionContext | None:
+        return self._transactions
 
     @property
     def offset_storage_reader(self) -> ConnectorOffsets:
