@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -185,6 +186,24 @@ def test_field_and_time_based_partitioners(worker: httpx.Client, module_broker: 
     hours = wait_for_keys(s3[1], by_time["s3.bucket.name"], {f"{base}/dt=2026-01-01/hour=00/{topic_name}+0+0000000000.json",
                                                              f"{base}/dt=2026-01-01/hour=01/{topic_name}+0+0000000002.json"})
     assert len(hours) == 2 and all(body.count(b"\n") == 2 for body in hours.values())
+
+
+def test_the_guides_s3_sink(worker: httpx.Client, module_broker: BrokerProcess | ExternalBroker,
+                            s3: tuple[str, Any], topic_name: str) -> None:
+    """docs/connect.md's s3-sink.properties, as written (the store, bucket and topic changed): a
+    record of the next hour commits the hour before, since ``rotate.interval.ms`` is set."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "connect.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"^```properties s3-sink\.properties\n(.*?)^```", guide, re.DOTALL | re.MULTILINE)
+    config = dict(line.split("=", 1) for line in block.splitlines() if line.strip())
+    assert config.pop("name") == "orders-to-s3"
+    ours = sink_config(s3, topic_name)
+    config.update({k: ours[k] for k in ("topics", "s3.bucket.name", "store.url", "aws.access.key.id",
+                                        "aws.secret.access.key")})
+    produce(module_broker.bootstrap, topic_name, [{"order": i} for i in range(3)],
+            timestamps=[T0, T0 + 5 * 60_000, T0 + 70 * 60_000])
+    create(worker, f"s3-guide-{uuid.uuid4().hex[:8]}", config)
+    key = f"topics/{topic_name}/year=2026/month=01/day=01/hour=00/{topic_name}+0+0000000000.json"
+    assert wait_for_keys(s3[1], ours["s3.bucket.name"], {key}) == {key: b'{"order":0}\n{"order":1}\n'}
 
 
 @pytest.mark.slow
