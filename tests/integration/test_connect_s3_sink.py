@@ -145,6 +145,17 @@ def test_json_objects_and_offsets_only_past_what_is_in_s3(
     assert missing.status_code == 400 and "s3.bucket.name" in missing.json()["message"]
 
 
+def test_a_missing_bucket_fails_the_task(worker: httpx.Client, s3: tuple[str, Any], topic_name: str) -> None:
+    name = f"s3-{uuid.uuid4().hex[:8]}"
+    create(worker, name, dict(sink_config(s3, topic_name, **{"flush.size": "1"}), **{"s3.bucket.name": "not-there"}))
+
+    def failed() -> dict[str, Any] | None:
+        tasks = worker.get(f"/connectors/{name}/status").json().get("tasks", [])
+        return next((t for t in tasks if t["state"] == "FAILED"), None)
+    task = wait_until(failed, timeout=30, interval=0.2, what="the task FAILED")
+    assert "S3 bucket 'not-there' is not there or not reachable" in task["trace"]
+
+
 def test_avro_and_parquet_read_back(worker: httpx.Client, module_broker: BrokerProcess | ExternalBroker,
                                     s3: tuple[str, Any], topic_name: str) -> None:
     rows = [{"id": i, "region": r} for i, r in enumerate(["eu", "us", "eu"])]

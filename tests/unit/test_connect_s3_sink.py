@@ -106,6 +106,11 @@ def test_config_defaults_and_refusals() -> None:
         parse({"s3.bucket.name": "b", "format.class": "JsonFormat"})
     with pytest.raises(ConfigError, match="Unknown format"):
         parse({"s3.bucket.name": "b", "flush.size": "1", "format.class": "CsvFormat"})
+    with pytest.raises(ConfigError, match="timezone"):
+        parse({"s3.bucket.name": "b", "flush.size": "1", "format.class": "JsonFormat",
+               "rotate.schedule.interval.ms": "60000"})
+    with pytest.raises(ConfigError, match="parquet.codec"):
+        parse({"s3.bucket.name": "b", "flush.size": "1", "format.class": "ParquetFormat", "parquet.codec": "lzo"})
     with pytest.raises(ConfigError, match="s3.part.size"):
         parse({"s3.bucket.name": "b", "flush.size": "1", "format.class": "JsonFormat", "s3.part.size": "1024"})
 

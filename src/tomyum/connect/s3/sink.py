@@ -123,10 +123,13 @@ class S3SinkTask(SinkTask):
         self._client: Any = None
 
     def start(self, props: Mapping[str, str]) -> None:
-        import boto3
-        import botocore.config
-        import botocore.exceptions
-        from boto3.s3.transfer import TransferConfig
+        try:
+            import boto3
+            import botocore.config
+            import botocore.exceptions
+            from boto3.s3.transfer import TransferConfig
+        except ImportError:
+            raise ConnectError("the S3 sink needs boto3: pip install 'tomyum[connect-s3]'") from None
         c = parse(props)
         self.config = c
         self.partitioner = partitioner_from(c)
