@@ -123,6 +123,18 @@ def committed(bootstrap: str, group: str, topic: str) -> int:
         c.close()
 
 
+def first_record(bootstrap: str, topic: str) -> Any:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    try:
+        def one() -> Any:
+            return next((m for m in consumer.consume(1, 0.5) if m.error() is None), None)
+        return wait_until(one, timeout=30, what=f"a record in {topic}")
+    finally:
+        consumer.close()
+
+
 def create(http: httpx.Client, name: str, config: dict[str, str]) -> None:
     r = http.post("/connectors", json={"name": name, "config": config})
     assert r.status_code == 201, r.text
@@ -177,12 +189,17 @@ def test_avro_and_parquet_read_back(worker: httpx.Client, module_broker: BrokerP
 
 def test_field_and_time_based_partitioners(worker: httpx.Client, module_broker: BrokerProcess | ExternalBroker,
                                            s3: tuple[str, Any], topic_name: str) -> None:
+    """A record without the field goes to the dead letter queue (``errors.tolerance=all``)."""
     minutes = [0, 20, 70, 80]
     produce(module_broker.bootstrap, topic_name, [{"id": i, "region": ["eu", "us"][i % 2]} for i in range(4)],
             timestamps=[T0 + m * 60_000 for m in minutes])
+    produce(module_broker.bootstrap, topic_name, [{"id": 4}], timestamps=[T0 + 90 * 60_000])
+    dlq = f"dlq-{uuid.uuid4().hex[:8]}"
     by_field = sink_config(s3, topic_name, **{"flush.size": "4", "partitioner.class":
                                               "io.confluent.connect.storage.partitioner.FieldPartitioner",
-                                              "partition.field.name": "region"})
+                                              "partition.field.name": "region", "errors.tolerance": "all",
+                                              "errors.deadletterqueue.topic.name": dlq,
+                                              "errors.deadletterqueue.topic.replication.factor": "1"})
     by_time = sink_config(s3, topic_name, **{
         "flush.size": "4", "partitioner.class": "io.confluent.connect.storage.partitioner.TimeBasedPartitioner",
         "path.format": "'dt'=YYYY-MM-dd/'hour'=HH", "partition.duration.ms": "3600000", "locale": "en-US",
@@ -194,6 +211,7 @@ def test_field_and_time_based_partitioners(worker: httpx.Client, module_broker: 
                                                                f"{base}/region=us/{topic_name}+0+0000000001.json"})
     assert sorted(fields.values()) == [b'{"id":0,"region":"eu"}\n{"id":2,"region":"eu"}\n',
                                        b'{"id":1,"region":"us"}\n{"id":3,"region":"us"}\n']
+    assert first_record(module_broker.bootstrap, dlq).value() == b'{"id":4}'
     hours = wait_for_keys(s3[1], by_time["s3.bucket.name"], {f"{base}/dt=2026-01-01/hour=00/{topic_name}+0+0000000000.json",
                                                              f"{base}/dt=2026-01-01/hour=01/{topic_name}+0+0000000002.json"})
     assert len(hours) == 2 and all(body.count(b"\n") == 2 for body in hours.values())

@@ -183,6 +183,18 @@ def test_a_failed_upload_is_retried_and_a_redelivered_batch_is_not_written_twice
     assert w.offset_to_commit == 2
 
 
+def test_skipped_records_are_not_written_and_not_handed_over_twice() -> None:
+    bucket = Bucket()
+    w = writer(bucket, flush_size=2)
+    w.write(order(0), T0)
+    w.skip(order(1))  # a null value ignored, or a record reported as errant
+    assert w.is_redelivery(order(1)) and not w.is_redelivery(order(2))
+    w.write(order(2), T0)
+    assert list(bucket.objects) == ["topics/orders/partition=0/orders+0+0000000000.json"]
+    assert bucket.objects["topics/orders/partition=0/orders+0+0000000000.json"].count(b"\n") == 2
+    assert w.offset_to_commit == 3
+
+
 def test_field_partitioned_objects_commit_together() -> None:
     bucket = Bucket()
     w = writer(bucket, FieldPartitioner(field_names=("region",)), flush_size=3)

@@ -192,10 +192,12 @@ class S3SinkTask(SinkTask):
     def put(self, records: list[SinkRecord]) -> None:
         now = self.clock.time_ms()
         for r in records:
-            if r.value is None:
-                if self.ignore_nulls:
-                    continue
             writer = self._writer((r.topic, int(r.kafka_partition or 0)))
+            if writer.is_redelivery(r):
+                continue
+            if r.value is None and self.ignore_nulls:
+                writer.skip(r)
+                continue
             try:
                 if r.value is None:
                     raise ConnectError(f"{r.topic}-{r.kafka_partition}@{r.kafka_offset}: null value and "
@@ -208,6 +210,7 @@ class S3SinkTask(SinkTask):
                 if report is None:
                     raise
                 report(r, e)
+                writer.skip(r)
         for writer in self.writers.values():
             writer.on_time(now)
 

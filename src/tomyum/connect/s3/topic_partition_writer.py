@@ -14,7 +14,7 @@ the consumer offsets committed never cover a record that is not in S3; after a c
 partition is read again from there, and — the records, the partitioner and a rotation by
 ``flush.size`` or record time being deterministic — the same object names are written again.
 
-A record at or below the last offset written is a redelivery (the worker retries a batch after
+A record at or below the last offset written or skipped is a redelivery (the worker retries a batch after
 :class:`RetriableError`) and is skipped; a commit that failed is retried first on the next write.
 """
 
@@ -58,12 +58,21 @@ class TopicPartitionWriter:
         scheduled = self.next_scheduled_rotation is not None and now_ms >= self.next_scheduled_rotation
         return periodic or scheduled
 
+    def is_redelivery(self, record: SinkRecord) -> bool:
+        """True for a record at or below the last offset written or skipped."""
+        return self.last_offset is not None and record.kafka_offset <= self.last_offset
+
+    def skip(self, record: SinkRecord) -> None:
+        """``record`` is not to be written (a null value ignored, or reported as errant): a
+        redelivery skips it too, and the offsets committed go past it with the next commit."""
+        self.last_offset = max(record.kafka_offset, self.last_offset if self.last_offset is not None else -1)
+
     def write(self, record: SinkRecord, now_ms: int) -> None:
         """Adds ``record`` (or skips it, a redelivery), committing before or after as the rules say.
         Raises what ``upload`` or the partitioner raises; nothing is lost then: a retry goes on."""
         if self.commit_due:
             self.commit()
-        if self.last_offset is not None and record.kafka_offset <= self.last_offset:
+        if self.is_redelivery(record):
             return
         encoded = self.partitioner.encode_partition(record, now_ms)
         timestamp = self.partitioner.timestamp(record, now_ms)
