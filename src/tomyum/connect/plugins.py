@@ -53,6 +53,7 @@ def _ensure_builtins() -> None:
     register(CONNECTOR, "org.apache.kafka.connect.file.FileStreamSinkConnector",
              "tomyum.connect.file:FileStreamSinkConnector")
     register(CONNECTOR, "io.confluent.connect.http.HttpSinkConnector", "tomyum.connect.http:HttpSinkConnector")
+    register(CONNECTOR, "io.confluent.connect.s3.S3SinkConnector", "tomyum.connect.s3.sink:S3SinkConnector")
     pg = "tomyum.connect.postgres.connector"
     register(CONNECTOR, "io.debezium.connector.postgresql.PostgresConnector", f"{pg}:PostgresConnector")
     register(CONNECTOR, "io.confluent.connect.jdbc.JdbcSourceConnector", f"{pg}:JdbcSourceConnector")
