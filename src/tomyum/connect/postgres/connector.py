@@ -15,6 +15,7 @@ drops WAL that a restart from the stored offset would need.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +27,7 @@ from tomyum.connect.converters import JsonConverter
 from tomyum.connect.data import Schema, SinkRecord, SourceRecord, Struct, Type
 from tomyum.connect.postgres.cdc import CdcConfig, CdcRecord, PostgresCdc
 from tomyum.connect.postgres.jdbc_sink import JdbcSinkConfig, PostgresSink, SinkRow
-from tomyum.connect.postgres.jdbc_source import MODES, JdbcSource, JdbcSourceConfig
+from tomyum.connect.postgres.jdbc_source import MODES, JdbcSource, JdbcSourceConfig, source_partitions
 from tomyum.connect.postgres.types import JsonSchema
 
 _json = JsonConverter()
@@ -168,7 +169,9 @@ def _jdbc_source_config() -> ConfigDef:
     defs = _define(ConfigDef(), [
         ("connection.url", ConfigType.STRING, NO_DEFAULT, "jdbc:postgresql://… or a libpq URL/DSN"),
         ("table.whitelist", ConfigType.LIST, "", "tables to copy"),
-        ("topic.prefix", ConfigType.STRING, "", "prefix of each table's topic"),
+        ("query", ConfigType.STRING, "", "a custom query instead of table.whitelist; the mode's WHERE is appended"),
+        ("query.suffix", ConfigType.STRING, "", "appended to the generated query"),
+        ("topic.prefix", ConfigType.STRING, "", "prefix of each table's topic; with query, the topic"),
         ("incrementing.column.name", ConfigType.STRING, "", "strictly increasing column"),
         ("timestamp.column.name", ConfigType.STRING, "", "last-modified timestamp column"),
         ("poll.interval.ms", ConfigType.INT, 5000, "how often each table is polled"),
@@ -196,7 +199,7 @@ class JdbcSourceConnector(SourceConnector):
         try:
             JdbcSourceConfig.from_props(props)
         except ValueError as e:
-            raise ConfigError(str(e).split(":")[0], None, str(e)) from None
+            raise ConfigError(re.split("[:= ]", str(e))[0], None, str(e)) from None
         self._props = dict(props)
 
     def task_class(self) -> type[Task]:
@@ -218,7 +221,8 @@ class JdbcSourceTask(SourceTask):
     def start(self, props: Mapping[str, str]) -> None:
         config = JdbcSourceConfig.from_props(props)
         reader = self.context.offset_storage_reader
-        self._source = JdbcSource(config, {t: reader.offset({"table": t}) for t in config.tables})
+        self._source = JdbcSource(config, {name: reader.offset(partition)
+                                           for name, partition in source_partitions(config).items()})
 
     def poll(self) -> list[SourceRecord] | None:
         assert self._source is not None
