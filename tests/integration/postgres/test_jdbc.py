@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tomyum.connect.postgres.jdbc_sink import JdbcSinkConfig, PostgresSink, SinkRow
+from tomyum.connect.postgres.jdbc_sink import JdbcSinkConfig, OffsetConflict, PostgresSink, SinkRow
 from tomyum.connect.postgres.jdbc_source import JdbcSource, JdbcSourceConfig, SourceRow
 from tomyum.testing.postgres import PostgresServer
 
@@ -298,3 +298,34 @@ def test_custom_query_without_the_cursor_column_is_a_clear_error(postgres: Postg
             source.poll()
     finally:
         source.close()
+
+
+def test_exactly_once_sink_stores_rows_and_offsets_in_one_transaction(postgres: PostgresServer) -> None:
+    dst = postgres.create_database("warehouse")
+    schema = {"type": "struct", "optional": False, "name": "v", "fields": [
+        {"type": "int32", "optional": False, "field": "n"}]}
+    props = {"connection.url": dst, "auto.create": "true", "exactly.once": "true", "name": "numbers",
+             "offsets.table.name": "my_offsets"}
+
+    def row(n: int, value: dict[str, Any] | None = None) -> SinkRow:
+        return SinkRow(topic="numbers", partition=0, offset=n, key_schema=None, key=None, value_schema=schema,
+                       value=value or {"n": n})
+
+    first, second = PostgresSink(JdbcSinkConfig.from_props(props)), PostgresSink(JdbcSinkConfig.from_props(props))
+    try:
+        assert first.read_offsets([("numbers", 0)]) == {} == second.read_offsets([("numbers", 0)])
+        first.write([row(0), row(1)], {("numbers", 0): 2})
+        with pytest.raises(psycopg.errors.NotNullViolation):  # the batch fails: its offsets are not stored either
+            first.write([row(2), row(3, {"n": None})], {("numbers", 0): 4})
+        # a second writer that read the partition before the first committed cannot commit over it
+        with pytest.raises(OffsetConflict, match="my_offsets: numbers-0 was committed by another writer"):
+            second.write([row(2)], {("numbers", 0): 3})
+        assert second.read_offsets([("numbers", 0)]) == {("numbers", 0): 2}
+        second.write([row(2)], {("numbers", 0): 3})
+        with psycopg.connect(dst) as c:
+            assert c.execute("SELECT n FROM numbers ORDER BY n").fetchall() == [(0,), (1,), (2,)]
+            assert c.execute("SELECT connector, topic, partition, next_offset FROM my_offsets").fetchall() == [
+                ("numbers", "numbers", 0, 3)]
+    finally:
+        first.close()
+        second.close()
