@@ -691,6 +691,8 @@ class WorkerSinkTask(WorkerTask):
         else:
             consumer.assign(at)
         self.current.update(starts)
+        log.info("%s starts %s where the task asked", self.task_id,
+                 ", ".join(f"{t}-{p} at {o}" for (t, p), o in sorted(starts.items())))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = [(tp.topic, tp.partition) for tp in partitions]
