@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tomyum.connect.postgres.connector import JdbcSinkConnector
 from tomyum.connect.postgres.jdbc_sink import JdbcSinkConfig, OffsetConflict, PostgresSink, SinkRow
 from tomyum.connect.postgres.jdbc_source import JdbcSource, JdbcSourceConfig, SourceRow
 from tomyum.testing.postgres import PostgresServer
@@ -326,6 +327,13 @@ def test_exactly_once_sink_stores_rows_and_offsets_in_one_transaction(postgres: 
             assert c.execute("SELECT n FROM numbers ORDER BY n").fetchall() == [(0,), (1,), (2,)]
             assert c.execute("SELECT connector, topic, partition, next_offset FROM my_offsets").fetchall() == [
                 ("numbers", "numbers", 0, 3)]
+        # KIP-875 through the connector: the table is altered with Kafka's offsets
+        connector = JdbcSinkConnector()
+        assert connector.alter_offsets(props, {("numbers", 0): 1, ("numbers", 1): 5}) is True
+        assert first.read_offsets([("numbers", 0), ("numbers", 1)]) == {("numbers", 0): 1, ("numbers", 1): 5}
+        assert connector.alter_offsets(props, {("numbers", 0): None}) is True
+        assert first.read_offsets([("numbers", 0), ("numbers", 1)]) == {("numbers", 1): 5}
+        assert connector.alter_offsets({**props, "exactly.once": "false"}, {("numbers", 1): None}) is False
     finally:
         first.close()
         second.close()

@@ -291,6 +291,19 @@ class JdbcSinkConnector(SinkConnector):
     def stop(self) -> None:
         pass
 
+    def alter_offsets(self, connector_config: Mapping[str, str],
+                      offsets: Mapping[tuple[str, int], int | None]) -> bool:
+        """With exactly.once the target's offsets table is where the tasks start: alter it too."""
+        config = JdbcSinkConfig.from_props(connector_config)
+        if not config.exactly_once:
+            return False
+        sink = PostgresSink(config)
+        try:
+            sink.alter_offsets(offsets)
+        finally:
+            sink.close()
+        return True
+
 
 class JdbcSinkTask(SinkTask):
     """Writes each ``put`` batch in one transaction: ``put`` returning means it is stored. With

@@ -174,6 +174,18 @@ class PostgresSink:
         self.committed.update(found)
         return found
 
+    def alter_offsets(self, offsets: Mapping[tuple[str, int], int | None]) -> None:
+        """KIP-875 for the offsets table: set each partition's next offset, or forget it (None),
+        in one transaction."""
+        table = sql.Identifier(self.config.offsets_table)
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            for (topic, partition), offset in offsets.items():
+                cur.execute(sql.SQL("DELETE FROM {} WHERE connector = %s AND topic = %s AND partition = %s")
+                            .format(table), (self.config.connector, topic, partition))
+                if offset is not None:
+                    cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(table),
+                                (self.config.connector, topic, partition, offset))
+
     def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
         for tp in partitions:
             self.committed.pop(tp, None)
