@@ -7,7 +7,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tomyum.connect.postgres.connector import JdbcSinkConnector
+from tomyum.connect.config import ConfigError
+from tomyum.connect.postgres.connector import JdbcSinkConnector, JdbcSourceConnector
 from tomyum.connect.postgres.jdbc_sink import JdbcSinkConfig, OffsetConflict, PostgresSink, SinkRow
 from tomyum.connect.postgres.jdbc_source import JdbcSource, JdbcSourceConfig, SourceRow
 from tomyum.testing.postgres import PostgresServer
@@ -287,6 +288,9 @@ def test_custom_query_config_errors() -> None:
         JdbcSourceConfig.from_props({**query, "mode": "incrementing"})
     with pytest.raises(ValueError, match="name at least one table, or set query"):
         JdbcSourceConfig.from_props({"connection.url": "x", "mode": "bulk"})
+    with pytest.raises(ConfigError, match="configuration query: query may not be combined") as refused:
+        JdbcSourceConnector().start({**query, "table.whitelist": "events"})
+    assert refused.value.name == "query"
 
 
 def test_custom_query_without_the_cursor_column_is_a_clear_error(postgres: PostgresServer) -> None:
