@@ -681,6 +681,28 @@ class WorkerSinkTask(WorkerTask):
         new = [(tp.topic, tp.partition) for tp in partitions]
         self.assigned.update(new)
         self.task.open(new)
+        self._start_at_rewinds(consumer, partitions)
+
+    def _start_at_rewinds(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Offsets the task gave ``context.offset()`` in ``open`` are where the new partitions
+        start, before anything of theirs is fetched (Kafka's WorkerSinkTask rewinds inside
+        onPartitionsAssigned). confluent-kafka cannot seek a partition not yet assigned, so the
+        callback assigns them itself with those offsets (incrementally under a cooperative protocol)."""
+        starts = {(tp.topic, tp.partition): self.rewinds.pop((tp.topic, tp.partition))
+                  for tp in partitions if (tp.topic, tp.partition) in self.rewinds}
+        if not starts:
+            return
+        at = [TopicPartition(tp.topic, tp.partition, starts.get((tp.topic, tp.partition), tp.offset))
+              for tp in partitions]
+        consumer_config = self.worker.consumer_config(self.task_id.connector, self.conn_props)
+        if ("cooperative" in consumer_config.get("partition.assignment.strategy", "")
+                or consumer_config.get("group.protocol", "classic") == "consumer"):
+            consumer.incremental_assign(at)
+        else:
+            consumer.assign(at)
+        self.current.update(starts)
+        log.info("%s starts %s where the task asked", self.task_id,
+                 ", ".join(f"{t}-{p} at {o}" for (t, p), o in sorted(starts.items())))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = [(tp.topic, tp.partition) for tp in partitions]

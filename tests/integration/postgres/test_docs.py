@@ -30,7 +30,9 @@ def blocks(pg: PostgresServer, topic_prefix: str) -> list[dict[str, str]]:
             .replace("postgres@", "tomyum@").replace("database.user=postgres", "database.user=tomyum"))
     for name, ours in (("topic.prefix=dbserver1\n", f"topic.prefix={topic_prefix}\n"),
                        ("topic.prefix=pg-\n", f"topic.prefix={topic_prefix}-\n"),
-                       ("topics=pg-events\n", f"topics={topic_prefix}-events\n")):
+                       ("topics=pg-events\n", f"topics={topic_prefix}-events\n"),
+                       ("topic.prefix=pg-joined\n", f"topic.prefix={topic_prefix}-joined\n"),
+                       ("topics=pg-joined\n", f"topics={topic_prefix}-joined\n")):
         assert name in text, f"{DOC} no longer says {name!r}: update this test"
         text = text.replace(name, ours)
     out = []
@@ -41,7 +43,7 @@ def blocks(pg: PostgresServer, topic_prefix: str) -> list[dict[str, str]]:
 
 def test_postgres_cdc_in_five_minutes(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
                                       postgres: PostgresServer, topic_name: str) -> None:
-    worker, cdc, _source, _sink = blocks(postgres, topic_name)
+    worker, cdc, *_jdbc = blocks(postgres, topic_name)
     dsn = postgres.create_database("inventory")
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
@@ -71,23 +73,35 @@ def _slot(dsn: str) -> bool:
 
 def test_jdbc_source_and_sink_examples(broker: BrokerProcess | ExternalBroker, tmp_path: Path,
                                        postgres: PostgresServer, topic_name: str) -> None:
-    worker, _cdc, source, sink = blocks(postgres, topic_name)
+    """The table source and upserting sink, and beside them in the same worker the custom-query
+    source and the exactly-once sink."""
+    worker, _cdc, source, sink, query_source, exactly_once_sink = blocks(postgres, topic_name)
     app, warehouse = postgres.create_database("app"), postgres.create_database("warehouse")
     with psycopg.connect(app, autocommit=True) as c:
+        c.execute("CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL)")
         c.execute("CREATE TABLE events (id serial PRIMARY KEY, ts timestamp NOT NULL DEFAULT clock_timestamp(), "
-                  "payload text)")
-        c.execute("INSERT INTO events (payload) VALUES ('a'), ('b')")
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # kept alive until the topic exists
-    events = f"{topic_name}-events"
-    admin.create_topics([NewTopic(events, 1, 1)])[events].result(30)
+                  "payload text, user_id int)")
+        c.execute("INSERT INTO users VALUES (1, 'ann')")
+        c.execute("INSERT INTO events (payload, user_id) VALUES ('a', 1), ('b', NULL)")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # kept alive until the topics exist
+    events, joined = f"{topic_name}-events", f"{topic_name}-joined"
+    for future in admin.create_topics([NewTopic(events, 1, 1), NewTopic(joined, 1, 1)]).values():
+        future.result(30)
     worker = {**worker, "bootstrap.servers": broker.bootstrap, "listeners": "http://127.0.0.1:0",
               "consumer.auto.offset.reset": "earliest"}
-    with ConnectProcess(tmp_path / "w", broker.bootstrap, worker=worker, connectors=[source, sink]) as w:
-        def copied() -> list[tuple[object, ...]] | None:
+    with ConnectProcess(tmp_path / "w", broker.bootstrap, worker=worker,
+                        connectors=[source, sink, query_source, exactly_once_sink]) as w:
+        def copied(table: str, count: int) -> list[tuple[object, ...]] | None:
             with psycopg.connect(warehouse) as c:
-                if c.execute("SELECT to_regclass('events')").fetchone() == (None,):
+                if c.execute("SELECT to_regclass(%s)", (table,)).fetchone() == (None,):
                     return None
-                rows = c.execute("SELECT id, payload FROM events ORDER BY id").fetchall()
-            return rows if len(rows) == 2 else None
-        assert wait_until(copied, timeout=60, interval=0.2, what=f"the copy\n{w.output()[-2000:]}") == [
-            (1, "a"), (2, "b")]
+                rows = c.execute(f"SELECT id, payload FROM {table} ORDER BY id").fetchall()
+            return rows if len(rows) == count else None
+        assert wait_until(lambda: copied("events", 2), timeout=60, interval=0.2,
+                          what=f"the copy\n{w.output()[-2000:]}") == [(1, "a"), (2, "b")]
+        assert wait_until(lambda: copied("joined", 1), timeout=60, interval=0.2,
+                          what=f"the query's copy\n{w.output()[-2000:]}") == [(1, "a")]
+        with psycopg.connect(warehouse) as c:
+            assert c.execute("SELECT name FROM joined").fetchall() == [("ann",)]
+            assert c.execute("SELECT connector, topic, next_offset FROM __tomyum_connect_offsets").fetchall() == [
+                ("joined-sink", joined, 1)]

@@ -7,7 +7,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from tomyum.connect.postgres.jdbc_sink import JdbcSinkConfig, PostgresSink, SinkRow
+from tomyum.connect.config import ConfigError
+from tomyum.connect.postgres.connector import JdbcSinkConnector, JdbcSourceConnector
+from tomyum.connect.postgres.jdbc_sink import JdbcSinkConfig, OffsetConflict, PostgresSink, SinkRow
 from tomyum.connect.postgres.jdbc_source import JdbcSource, JdbcSourceConfig, SourceRow
 from tomyum.testing.postgres import PostgresServer
 
@@ -212,3 +214,130 @@ def test_sink_config_errors_are_one_line() -> None:
         JdbcSourceConfig.from_props({"connection.url": "x", "table.whitelist": "t", "mode": "timestamp"})
 
 
+
+
+def query_props(dsn: str, mode: str, **extra: str) -> dict[str, str]:
+    # Confluent's idiom: the join wrapped in a subquery, so the appended WHERE names its columns
+    query = ("SELECT * FROM (SELECT e.id, e.ts, e.payload, u.name FROM events e JOIN users u ON u.id = e.user_id) "
+             "AS joined")
+    return {"connection.url": dsn, "query": query, "topic.prefix": "joined", "poll.interval.ms": "0", "mode": mode,
+            "timestamp.column.name": "ts", "incrementing.column.name": "id", **extra}
+
+
+def create_joined(dsn: str) -> None:
+    create_events(dsn)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL)")
+        c.execute("ALTER TABLE events ADD COLUMN user_id int")
+        c.execute("INSERT INTO users VALUES (1, 'ann'), (2, 'bob')")
+        c.execute("INSERT INTO events (payload, user_id) VALUES ('a', 1), ('b', 2), ('orphan', NULL)")
+
+
+def test_custom_query_in_each_mode_appends_confluents_criteria(postgres: PostgresServer) -> None:
+    dsn = postgres.create_database("app")
+    create_joined(dsn)
+    sources = {mode: JdbcSource(JdbcSourceConfig.from_props(query_props(dsn, mode)), {}) for mode in
+               ("bulk", "incrementing", "timestamp", "timestamp+incrementing")}
+    try:
+        first = {mode: s.poll() for mode, s in sources.items()}
+        for mode, rows in first.items():
+            assert [(r.value["id"], r.value["name"]) for r in rows] == [(1, "ann"), (2, "bob")], mode
+            assert {r.topic for r in rows} == {"joined"} and {str(r.partition) for r in rows} == {"{'query': 'query'}"}
+        schema = first["bulk"][0].value_schema
+        assert "name" not in schema  # Confluent's query mode: an unnamed struct
+        assert [(f["field"], f["type"], f["optional"]) for f in schema["fields"]] == [
+            ("id", "int64", False), ("ts", "int64", False), ("payload", "string", True), ("name", "string", False)]
+        assert first["timestamp+incrementing"][-1].offset.keys() == {"incrementing", "timestamp", "timestamp_nanos"}
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("INSERT INTO events (payload, user_id) VALUES ('c', 1)")
+            c.execute("UPDATE events SET payload = 'B', ts = clock_timestamp() WHERE id = 2")
+        second = {mode: [(r.value["id"], r.value["payload"]) for r in s.poll()] for mode, s in sources.items()}
+        second["bulk"].sort()  # the query as written: no ORDER BY
+        assert second == {"bulk": [(1, "a"), (2, "B"), (4, "c")], "incrementing": [(4, "c")],
+                          "timestamp": [(4, "c"), (2, "B")], "timestamp+incrementing": [(4, "c"), (2, "B")]}
+        assert all(sources[m].poll() == [] for m in ("incrementing", "timestamp", "timestamp+incrementing"))
+    finally:
+        for s in sources.values():
+            s.close()
+
+
+def test_custom_query_resumes_from_confluents_offsets_and_takes_a_suffix(postgres: PostgresServer) -> None:
+    dsn = postgres.create_database("app")
+    create_joined(dsn)
+    props = query_props(dsn, "timestamp+incrementing", **{"query.suffix": "LIMIT 1"})
+    source = JdbcSource(JdbcSourceConfig.from_props(props), {})
+    try:
+        assert [r.value["id"] for r in source.poll()] == [1]  # the suffix ends the generated query
+        offset = source.poll()[-1].offset
+    finally:
+        source.close()
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("INSERT INTO events (payload, user_id) VALUES ('c', 2)")
+    again = JdbcSource(JdbcSourceConfig.from_props(props), {"query": offset})
+    try:
+        assert [r.value["id"] for r in again.poll()] == [4]  # not 1 or 2 again: microsecond cursor
+    finally:
+        again.close()
+
+
+def test_custom_query_config_errors() -> None:
+    query = {"connection.url": "x", "query": "SELECT 1", "mode": "bulk"}
+    with pytest.raises(ValueError, match="^query may not be combined with whole-table copying settings.$"):
+        JdbcSourceConfig.from_props({**query, "table.whitelist": "events"})
+    with pytest.raises(ValueError, match="mode=incrementing needs incrementing.column.name"):
+        JdbcSourceConfig.from_props({**query, "mode": "incrementing"})
+    with pytest.raises(ValueError, match="name at least one table, or set query"):
+        JdbcSourceConfig.from_props({"connection.url": "x", "mode": "bulk"})
+    with pytest.raises(ConfigError, match="configuration query: query may not be combined") as refused:
+        JdbcSourceConnector().start({**query, "table.whitelist": "events"})
+    assert refused.value.name == "query"
+
+
+def test_custom_query_without_the_cursor_column_is_a_clear_error(postgres: PostgresServer) -> None:
+    dsn = postgres.create_database("app")
+    create_events(dsn)
+    source = JdbcSource(JdbcSourceConfig.from_props({"connection.url": dsn, "query": "SELECT payload FROM events",
+                                                     "mode": "incrementing", "incrementing.column.name": "id"}), {})
+    try:
+        with pytest.raises(LookupError, match="query: its result has no column id"):
+            source.poll()
+    finally:
+        source.close()
+
+
+def test_exactly_once_sink_stores_rows_and_offsets_in_one_transaction(postgres: PostgresServer) -> None:
+    dst = postgres.create_database("warehouse")
+    schema = {"type": "struct", "optional": False, "name": "v", "fields": [
+        {"type": "int32", "optional": False, "field": "n"}]}
+    props = {"connection.url": dst, "auto.create": "true", "exactly.once": "true", "name": "numbers",
+             "offsets.table.name": "my_offsets"}
+
+    def row(n: int, value: dict[str, Any] | None = None) -> SinkRow:
+        return SinkRow(topic="numbers", partition=0, offset=n, key_schema=None, key=None, value_schema=schema,
+                       value=value or {"n": n})
+
+    first, second = PostgresSink(JdbcSinkConfig.from_props(props)), PostgresSink(JdbcSinkConfig.from_props(props))
+    try:
+        assert first.read_offsets([("numbers", 0)]) == {} == second.read_offsets([("numbers", 0)])
+        first.write([row(0), row(1)], {("numbers", 0): 2})
+        with pytest.raises(psycopg.errors.NotNullViolation):  # the batch fails: its offsets are not stored either
+            first.write([row(2), row(3, {"n": None})], {("numbers", 0): 4})
+        # a second writer that read the partition before the first committed cannot commit over it
+        with pytest.raises(OffsetConflict, match="my_offsets: numbers-0 was committed by another writer"):
+            second.write([row(2)], {("numbers", 0): 3})
+        assert second.read_offsets([("numbers", 0)]) == {("numbers", 0): 2}
+        second.write([row(2)], {("numbers", 0): 3})
+        with psycopg.connect(dst) as c:
+            assert c.execute("SELECT n FROM numbers ORDER BY n").fetchall() == [(0,), (1,), (2,)]
+            assert c.execute("SELECT connector, topic, partition, next_offset FROM my_offsets").fetchall() == [
+                ("numbers", "numbers", 0, 3)]
+        # KIP-875 through the connector: the table is altered with Kafka's offsets
+        connector = JdbcSinkConnector()
+        assert connector.alter_offsets(props, {("numbers", 0): 1, ("numbers", 1): 5}) is True
+        assert first.read_offsets([("numbers", 0), ("numbers", 1)]) == {("numbers", 0): 1, ("numbers", 1): 5}
+        assert connector.alter_offsets(props, {("numbers", 0): None}) is True
+        assert first.read_offsets([("numbers", 0), ("numbers", 1)]) == {("numbers", 1): 5}
+        assert connector.alter_offsets({**props, "exactly.once": "false"}, {("numbers", 1): None}) is False
+    finally:
+        first.close()
+        second.close()

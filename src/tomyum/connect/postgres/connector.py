@@ -15,6 +15,7 @@ drops WAL that a restart from the stored offset would need.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,8 +26,8 @@ from tomyum.connect.connector import ConnectError, SinkConnector, SinkTask, Sour
 from tomyum.connect.converters import JsonConverter
 from tomyum.connect.data import Schema, SinkRecord, SourceRecord, Struct, Type
 from tomyum.connect.postgres.cdc import CdcConfig, CdcRecord, PostgresCdc
-from tomyum.connect.postgres.jdbc_sink import JdbcSinkConfig, PostgresSink, SinkRow
-from tomyum.connect.postgres.jdbc_source import MODES, JdbcSource, JdbcSourceConfig
+from tomyum.connect.postgres.jdbc_sink import JdbcSinkConfig, OffsetConflict, PostgresSink, SinkRow
+from tomyum.connect.postgres.jdbc_source import MODES, JdbcSource, JdbcSourceConfig, source_partitions
 from tomyum.connect.postgres.types import JsonSchema
 
 _json = JsonConverter()
@@ -168,7 +169,9 @@ def _jdbc_source_config() -> ConfigDef:
     defs = _define(ConfigDef(), [
         ("connection.url", ConfigType.STRING, NO_DEFAULT, "jdbc:postgresql://… or a libpq URL/DSN"),
         ("table.whitelist", ConfigType.LIST, "", "tables to copy"),
-        ("topic.prefix", ConfigType.STRING, "", "prefix of each table's topic"),
+        ("query", ConfigType.STRING, "", "a custom query instead of table.whitelist; the mode's WHERE is appended"),
+        ("query.suffix", ConfigType.STRING, "", "appended to the generated query"),
+        ("topic.prefix", ConfigType.STRING, "", "prefix of each table's topic; with query, the topic"),
         ("incrementing.column.name", ConfigType.STRING, "", "strictly increasing column"),
         ("timestamp.column.name", ConfigType.STRING, "", "last-modified timestamp column"),
         ("poll.interval.ms", ConfigType.INT, 5000, "how often each table is polled"),
@@ -196,7 +199,7 @@ class JdbcSourceConnector(SourceConnector):
         try:
             JdbcSourceConfig.from_props(props)
         except ValueError as e:
-            raise ConfigError(str(e).split(":")[0], None, str(e)) from None
+            raise ConfigError(re.split("[:= ]", str(e))[0], None, str(e)) from None
         self._props = dict(props)
 
     def task_class(self) -> type[Task]:
@@ -218,7 +221,8 @@ class JdbcSourceTask(SourceTask):
     def start(self, props: Mapping[str, str]) -> None:
         config = JdbcSourceConfig.from_props(props)
         reader = self.context.offset_storage_reader
-        self._source = JdbcSource(config, {t: reader.offset({"table": t}) for t in config.tables})
+        self._source = JdbcSource(config, {name: reader.offset(partition)
+                                           for name, partition in source_partitions(config).items()})
 
     def poll(self) -> list[SourceRecord] | None:
         assert self._source is not None
@@ -248,6 +252,9 @@ def _jdbc_sink_config() -> ConfigDef:
         ("auto.evolve", ConfigType.BOOLEAN, False, "add columns for new fields"),
         ("delete.enabled", ConfigType.BOOLEAN, False, "delete the row of a tombstone's key"),
         ("table.name.format", ConfigType.STRING, "${topic}", "the table of a topic"),
+        ("exactly.once", ConfigType.BOOLEAN, False,
+         "commit each batch's offsets in the target transaction and start from them (exactly once)"),
+        ("offsets.table.name", ConfigType.STRING, "__tomyum_connect_offsets", "the table of those offsets"),
     ])
     defs.define("insert.mode", ConfigType.STRING, "insert", Importance.HIGH, "insert, upsert or update",
                 validator=valid_string("insert", "upsert", "update"))
@@ -284,9 +291,25 @@ class JdbcSinkConnector(SinkConnector):
     def stop(self) -> None:
         pass
 
+    def alter_offsets(self, connector_config: Mapping[str, str],
+                      offsets: Mapping[tuple[str, int], int | None]) -> bool:
+        """With exactly.once the target's offsets table is where the tasks start: alter it too."""
+        config = JdbcSinkConfig.from_props(connector_config)
+        if not config.exactly_once:
+            return False
+        sink = PostgresSink(config)
+        try:
+            sink.alter_offsets(offsets)
+        finally:
+            sink.close()
+        return True
+
 
 class JdbcSinkTask(SinkTask):
-    """Writes each ``put`` batch in one transaction: ``put`` returning means it is stored."""
+    """Writes each ``put`` batch in one transaction: ``put`` returning means it is stored. With
+    ``exactly.once=true`` the batch's offsets are in that transaction too (see ``jdbc_sink``):
+    ``open`` starts the consumer at the stored offsets, ``put`` drops what lies below them, and
+    ``pre_commit`` gives Kafka only offsets the table already holds."""
 
     version = __version__
 
@@ -296,10 +319,30 @@ class JdbcSinkTask(SinkTask):
     def start(self, props: Mapping[str, str]) -> None:
         self._sink = PostgresSink(JdbcSinkConfig.from_props(props))
 
+    def open(self, partitions: list[tuple[str, int]]) -> None:
+        if self._sink is not None and self._sink.config.exactly_once:
+            stored = self._sink.read_offsets(partitions)
+            if stored:
+                self.context.offset(stored)
+
+    def close(self, partitions: list[tuple[str, int]]) -> None:
+        if self._sink is not None:
+            self._sink.forget(partitions)
+
     def put(self, records: list[SinkRecord]) -> None:
         assert self._sink is not None
-        rows = []
+        exactly_once = self._sink.config.exactly_once
+        rows: list[SinkRow] = []
+        offsets: dict[tuple[str, int], int] = {}
         for r in records:
+            # a record's place in Kafka is where it was read, whatever a transform renamed
+            source = (r.original_topic or r.topic, r.original_kafka_partition if r.original_kafka_partition
+                      is not None else r.kafka_partition or 0)
+            offset = r.original_kafka_offset if r.original_kafka_offset is not None else r.kafka_offset
+            if exactly_once:
+                if offset < self._sink.committed.get(source, -1):
+                    continue  # written already, in the transaction that stored a later offset
+                offsets[source] = max(offsets.get(source, 0), offset + 1)
             if r.value is not None and r.value_schema is None:
                 raise ConnectError(f"{r.topic}: the JDBC sink needs records with a value schema")
             rows.append(SinkRow(topic=r.topic, partition=r.kafka_partition or 0, offset=r.kafka_offset,
@@ -307,7 +350,15 @@ class JdbcSinkTask(SinkTask):
                                 key=plain_value(r.key),
                                 value_schema=_json.as_json_schema(r.value_schema) if r.value_schema else None,
                                 value=plain_value(r.value)))
-        self._sink.write(rows)
+        try:
+            self._sink.write(rows, offsets if exactly_once else None)
+        except OffsetConflict as e:
+            raise ConnectError(str(e)) from e
+
+    def pre_commit(self, current_offsets: Mapping[tuple[str, int], int]) -> Mapping[tuple[str, int], int]:
+        if self._sink is None or not self._sink.config.exactly_once:
+            return current_offsets
+        return {tp: o for tp, o in self._sink.committed.items() if tp in current_offsets}
 
     def stop(self) -> None:
         if self._sink is not None:

@@ -11,6 +11,17 @@ new fields (nullable, as Kafka's connector does). ``delete.enabled`` (needs
 ``pk.mode=record_key``) deletes the row of a tombstone's key. A batch is written in one
 transaction, so :meth:`PostgresSink.write` either stores all of it or none.
 
+Exactly once (``exactly.once=true``, tomyum's key: Confluent's and Debezium's JDBC sinks have
+none). The batch's rows and the next offset of each topic-partition it read go to PostgreSQL
+in that one transaction: offsets in table ``offsets.table.name`` (default
+``__tomyum_connect_offsets``; columns ``connector``, ``topic``, ``partition``, ``next_offset``),
+created when missing. On assignment the task reads them and has the consumer start there, and
+drops any record below them, so a crash anywhere — before, during or after the commit — neither
+loses nor repeats a row, whatever ``insert.mode``; Kafka's committed offsets only trail the
+table (for lag monitoring). The offset update is conditional on the value this sink last read
+or wrote: a second writer of the same partition (a task not yet stopped after a rebalance)
+makes the later commit fail instead of writing twice.
+
 Records arrive as plain Python (schemas in Connect's JSON form, structs as dicts), so this
 module needs nothing of the Connect runtime.
 """
@@ -58,6 +69,9 @@ class JdbcSinkConfig:
     auto_evolve: bool = False
     delete_enabled: bool = False
     table_name_format: str = "${topic}"
+    exactly_once: bool = False
+    offsets_table: str = "__tomyum_connect_offsets"
+    connector: str = ""
 
     @classmethod
     def from_props(cls, props: Mapping[str, str]) -> JdbcSinkConfig:
@@ -69,7 +83,10 @@ class JdbcSinkConfig:
                      pk_fields=tuple(f.strip() for f in props.get("pk.fields", "").split(",") if f.strip()),
                      auto_create=flag("auto.create"), auto_evolve=flag("auto.evolve"),
                      delete_enabled=flag("delete.enabled"),
-                     table_name_format=props.get("table.name.format", "${topic}"))
+                     table_name_format=props.get("table.name.format", "${topic}"),
+                     exactly_once=flag("exactly.once"),
+                     offsets_table=props.get("offsets.table.name") or "__tomyum_connect_offsets",
+                     connector=props.get("name", ""))
         if config.insert_mode not in ("insert", "upsert", "update"):
             raise ValueError(f"insert.mode={config.insert_mode}: must be insert, upsert or update")
         if config.pk_mode not in ("none", "kafka", "record_key", "record_value"):
@@ -125,11 +142,68 @@ def _int_schema(type_: str) -> JsonSchema:
     return {"type": type_, "optional": False}
 
 
+class OffsetConflict(Exception):
+    """The offsets table moved under this sink: another writer committed the same partition."""
+
+
 class PostgresSink:
     def __init__(self, config: JdbcSinkConfig) -> None:
         self.config = config
         self._conn = psycopg.connect(jdbc_url_to_dsn(config.dsn), connect_timeout=10)
         self._known: dict[str, set[str]] = {}
+        # exactly.once: the next offset of each partition as the offsets table holds it
+        self.committed: dict[tuple[str, int], int] = {}
+        if config.exactly_once:
+            with self._conn.transaction():
+                self._conn.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (connector text NOT NULL, topic text NOT NULL, "
+                    "partition int NOT NULL, next_offset bigint NOT NULL, PRIMARY KEY (connector, topic, partition))"
+                ).format(sql.Identifier(config.offsets_table)))
+
+    def read_offsets(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The stored next offset of each of ``partitions`` that has one (exactly.once), now the
+        base of the next :meth:`write`."""
+        with self._conn.transaction():
+            rows = self._conn.execute(sql.SQL("SELECT topic, partition, next_offset FROM {} WHERE connector = %s")
+                                      .format(sql.Identifier(self.config.offsets_table)),
+                                      (self.config.connector,)).fetchall()
+        wanted = set(partitions)
+        found = {(str(t), int(p)): int(o) for t, p, o in rows if (str(t), int(p)) in wanted}
+        for tp in wanted:
+            self.committed.pop(tp, None)
+        self.committed.update(found)
+        return found
+
+    def alter_offsets(self, offsets: Mapping[tuple[str, int], int | None]) -> None:
+        """KIP-875 for the offsets table: set each partition's next offset, or forget it (None),
+        in one transaction."""
+        table = sql.Identifier(self.config.offsets_table)
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            for (topic, partition), offset in offsets.items():
+                cur.execute(sql.SQL("DELETE FROM {} WHERE connector = %s AND topic = %s AND partition = %s")
+                            .format(table), (self.config.connector, topic, partition))
+                if offset is not None:
+                    cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(table),
+                                (self.config.connector, topic, partition, offset))
+
+    def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
+        for tp in partitions:
+            self.committed.pop(tp, None)
+
+    def _write_offsets(self, cur: psycopg.Cursor[Any], offsets: Mapping[tuple[str, int], int]) -> None:
+        table = sql.Identifier(self.config.offsets_table)
+        for (topic, partition), next_offset in offsets.items():
+            base = self.committed.get((topic, partition))
+            if base is None:
+                cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING").format(table),
+                            (self.config.connector, topic, partition, next_offset))
+            else:
+                cur.execute(sql.SQL("UPDATE {} SET next_offset = %s WHERE connector = %s AND topic = %s AND "
+                                    "partition = %s AND next_offset = %s").format(table),
+                            (next_offset, self.config.connector, topic, partition, base))
+            if cur.rowcount != 1:
+                raise OffsetConflict(f"{self.config.offsets_table}: {topic}-{partition} was committed by another "
+                                     f"writer since this task read it (expected next offset {base})")
 
     def _table_name(self, topic: str) -> str:
         return self.config.table_name_format.replace("${topic}", topic)
@@ -215,8 +289,9 @@ class PostgresSink:
                 insert, sql.SQL(", ").join(map(sql.Identifier, row.key_columns)), action)
         return insert, values
 
-    def write(self, records: Sequence[SinkRow]) -> None:
-        """Write ``records`` in one transaction (tombstones deleted when ``delete.enabled``)."""
+    def write(self, records: Sequence[SinkRow], offsets: Mapping[tuple[str, int], int] | None = None) -> None:
+        """Write ``records`` in one transaction (tombstones deleted when ``delete.enabled``), with
+        ``offsets`` (the next offset of each partition read, exactly.once) in the same one."""
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
                 for record in records:
@@ -226,6 +301,10 @@ class PostgresSink:
                     self._ensure_table(cur, row)
                     query, params = self.statement(row, self.config.insert_mode)
                     cur.execute(query, params)
+                if offsets:
+                    self._write_offsets(cur, offsets)
+            if offsets:
+                self.committed.update(offsets)
         except BaseException:
             self._known.clear()  # a rolled-back CREATE/ALTER TABLE: read the catalog again
             raise

@@ -3,9 +3,19 @@
 Modes (``mode``): ``bulk`` (the whole table each ``poll.interval.ms``), ``incrementing`` (rows
 whose ``incrementing.column.name`` is above the last one seen), ``timestamp`` and
 ``timestamp+incrementing`` (rows new or changed since the last ``timestamp.column.name`` /
-(timestamp, id) seen). ``table.whitelist`` names tables (topic ``<topic.prefix><table>``). A custom ``query`` is not
-supported (its rows carry no transaction id to bound the timestamp modes by); configuring one
-is refused with a message saying so.
+(timestamp, id) seen). ``table.whitelist`` names tables (topic ``<topic.prefix><table>``).
+
+A custom ``query`` (instead of ``table.whitelist``, never with it) is Confluent's query mode:
+one querier, source partition ``{"query": "query"}``, topic ``topic.prefix`` alone, an unnamed
+value struct described by the result's own columns. The mode's WHERE … ORDER BY is appended to
+the query text as Confluent's ``TimestampIncrementingCriteria`` writes it (so the query must
+not have a WHERE of its own: wrap it, ``SELECT * FROM (…) AS q``), then ``query.suffix``.
+The timestamp modes here are Confluent's cursor — ``ts > last`` (and ``(ts = last AND id >
+last_id)``), bounded above by the database's ``now()`` minus ``timestamp.delay.interval.ms`` —
+not the transaction horizon below: a query's rows carry no ``xmin`` of one writer, so rows
+committed out of order behind the cursor are missed as in Confluent's connector (the delay
+narrows that window). Offsets are Confluent's: ``incrementing``, ``timestamp`` (ms) and
+``timestamp_nanos``.
 
 Rows committed out of order (the classic JDBC-connector bug). With a (timestamp, id) cursor, a
 transaction that started early but commits late writes rows *below* a cursor that has already
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -39,10 +50,11 @@ from psycopg import sql
 
 from tomyum.connect.postgres import catalog
 from tomyum.connect.postgres.envelope import Table
-from tomyum.connect.postgres.types import JsonSchema, TypeOptions, map_type
+from tomyum.connect.postgres.types import ColumnType, JsonSchema, TypeOptions, map_type
 
 MODES = ("bulk", "incrementing", "timestamp", "timestamp+incrementing")
 _WRAP = 1 << 32
+_EPOCH = datetime.datetime(1970, 1, 1)
 # JDBC source's types: Connect's own logical types (Date, Timestamp, Decimal), not Debezium's
 _CONNECT_TYPES = TypeOptions(decimal_handling_mode="precise", time_precision_mode="connect")
 
@@ -52,6 +64,8 @@ class JdbcSourceConfig:
     dsn: str
     mode: str
     tables: tuple[str, ...] = ()
+    query: str = ""
+    query_suffix: str = ""
     topic_prefix: str = ""
     incrementing_column: str | None = None
     timestamp_column: str | None = None
@@ -66,15 +80,17 @@ class JdbcSourceConfig:
             raise ValueError(f"mode={mode}: must be one of {', '.join(MODES)}")
         tables = tuple(t.strip() for t in (props.get("table.whitelist") or props.get("table.include.list", ""))
                        .split(",") if t.strip())
-        if props.get("query"):
-            raise ValueError("query: a custom query is not supported; name the tables in table.whitelist")
-        if not tables:
-            raise ValueError("table.whitelist: name at least one table")
+        query = (props.get("query") or "").strip()
+        if query and (tables or props.get("table.blacklist")):
+            raise ValueError("query may not be combined with whole-table copying settings.")
+        if not tables and not query:
+            raise ValueError("table.whitelist: name at least one table, or set query")
         if mode in ("incrementing", "timestamp+incrementing") and not props.get("incrementing.column.name"):
             raise ValueError(f"mode={mode} needs incrementing.column.name")
         if mode.startswith("timestamp") and not props.get("timestamp.column.name"):
             raise ValueError(f"mode={mode} needs timestamp.column.name")
-        return cls(dsn=props["connection.url"], mode=mode, tables=tables,
+        return cls(dsn=props["connection.url"], mode=mode, tables=tables, query=query,
+                   query_suffix=props.get("query.suffix", ""),
                    topic_prefix=props.get("topic.prefix", ""),
                    incrementing_column=props.get("incrementing.column.name") or None,
                    timestamp_column=props.get("timestamp.column.name") or None,
@@ -97,14 +113,41 @@ def jdbc_url_to_dsn(url: str) -> str:
     return url[len("jdbc:"):] if url.startswith("jdbc:") else url
 
 
-class _Querier:
-    """One table: its cursor (offset) and the query of each poll."""
+def source_partitions(config: JdbcSourceConfig) -> dict[str, dict[str, str]]:
+    """Each querier's source partition, by its name: a table's ``{"table": …}``, or Confluent's
+    ``{"query": "query"}`` for the custom query."""
+    if config.query:
+        return {"query": {"query": "query"}}
+    return {t: {"table": t} for t in config.tables}
 
-    def __init__(self, config: JdbcSourceConfig, table: str, offset: Mapping[str, Any] | None) -> None:
+
+def _timestamp_of_offset(offset: Mapping[str, Any]) -> datetime.datetime:
+    """Confluent's timestamp offset (``timestamp`` ms, ``timestamp_nanos`` within the second) as a
+    naive UTC instant; the epoch when none is stored."""
+    ms = int(offset.get("timestamp", 0))
+    nanos = offset.get("timestamp_nanos")
+    micros = (ms % 1000) * 1000 if nanos is None else int(nanos) // 1000
+    return _EPOCH + datetime.timedelta(seconds=ms // 1000, microseconds=micros)
+
+
+def _offset_of_timestamp(text: str) -> dict[str, int]:
+    """A timestamp column's text (session time zone UTC) as Confluent's offset keys."""
+    value = datetime.datetime.fromisoformat(text)
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+    delta = value - _EPOCH
+    seconds = delta.days * 86_400 + delta.seconds
+    return {"timestamp": seconds * 1000 + delta.microseconds // 1000, "timestamp_nanos": delta.microseconds * 1000}
+
+
+class _Querier:
+    """One table, or the custom query: its cursor (offset) and the query of each poll."""
+
+    def __init__(self, config: JdbcSourceConfig, name: str, offset: Mapping[str, Any] | None) -> None:
         self.config = config
-        self.table = table
-        self.partition = {"table": table}
-        self.topic = config.topic_prefix + table
+        self.table = None if config.query else name
+        self.partition = source_partitions(config)[name]
+        self.topic = config.topic_prefix + (self.table or "")
         self.offset: dict[str, Any] = dict(offset or {})
         self.next_poll = 0.0
         self.horizons: collections.deque[tuple[float, int]] = collections.deque()
@@ -145,16 +188,37 @@ class _Querier:
             conditions.append(sql.SQL("((xmin::text::bigint - %(lo)s + 4294967296) %% 4294967296) < %(span)s"))
         return (sql.SQL(" WHERE {} ORDER BY {}").format(sql.SQL(" AND ").join(conditions), order), params, horizon)
 
+    def criteria(self, conn: psycopg.Connection[Any]) -> tuple[sql.Composable, dict[str, Any]]:
+        """Confluent's WHERE … ORDER BY for the custom query, and its parameters: ``id > last``;
+        ``last < ts < end``; ``ts < end AND ((ts = last AND id > last_id) OR ts > last)``, where
+        end is the database's now() less ``timestamp.delay.interval.ms``."""
+        mode = self.config.mode
+        inc, ts = sql.Identifier(self.config.incrementing_column or ""), sql.Identifier(self.config.timestamp_column or "")
+        if mode == "bulk":
+            return sql.SQL(""), {}
+        if mode == "incrementing":
+            return sql.SQL(" WHERE {0} > %(inc)s ORDER BY {0} ASC").format(inc), {"inc": self.offset.get("incrementing", -1)}
+        row = conn.execute("SELECT now()").fetchone()
+        assert row is not None
+        end = row[0].astimezone(datetime.UTC).replace(tzinfo=None)
+        params = {"begin": _timestamp_of_offset(self.offset), "inc": self.offset.get("incrementing", -1),
+                  "end": end - datetime.timedelta(milliseconds=self.config.timestamp_delay_interval_ms)}
+        if mode == "timestamp":
+            return sql.SQL(" WHERE {0} > %(begin)s AND {0} < %(end)s ORDER BY {0} ASC").format(ts), params
+        return (sql.SQL(" WHERE {0} < %(end)s AND (({0} = %(begin)s AND {1} > %(inc)s) OR {0} > %(begin)s) "
+                        "ORDER BY {0},{1} ASC").format(ts, inc), params)
+
 
 class JdbcSource:
     """Polls the configured tables; :meth:`poll` returns rows due now, with their offsets."""
 
     def __init__(self, config: JdbcSourceConfig, offsets: Mapping[str, Mapping[str, Any] | None]) -> None:
         self.config = config
-        self._queriers = [_Querier(config, t, offsets.get(t)) for t in config.tables]
+        self._queriers = [_Querier(config, name, offsets.get(name)) for name in source_partitions(config)]
         self._conn = psycopg.connect(jdbc_url_to_dsn(config.dsn), autocommit=True, connect_timeout=10,
                                      options="-c TimeZone=UTC -c DateStyle=ISO -c bytea_output=hex")
         self._tables: dict[str, Table] = {}
+        self._columns: dict[tuple[int, ...], tuple[str, ColumnType]] = {}
 
     def _table(self, name: str) -> Table:
         if name not in self._tables:
@@ -177,7 +241,8 @@ class JdbcSource:
         return max(0.0, min(q.next_poll for q in self._queriers) - time.monotonic())
 
     def _poll_one(self, q: _Querier) -> list[SourceRow]:
-        assert q.table is not None
+        if q.table is None:
+            return self._poll_query(q)
         table = self._table(q.table)
         mapped = {c.name: map_type(c.type, _CONNECT_TYPES) for c in table.columns}
         schema: JsonSchema = {"type": "struct", "optional": False, "name": table.name,
@@ -201,6 +266,54 @@ class JdbcSource:
             if rows:
                 rows[-1] = dataclasses.replace(rows[-1], offset=dict(q.offset))
         return rows
+
+    def _poll_query(self, q: _Querier) -> list[SourceRow]:
+        """The custom query with the mode's criteria appended, then ``query.suffix``; the rows
+        described by the result's columns (type, modifier, and NOT NULL where a column is a
+        table's)."""
+        where, params = q.criteria(self._conn)
+        suffix = " " + self.config.query_suffix if self.config.query_suffix else ""
+        statement = (sql.SQL(self.config.query.replace("%", "%%")) + where
+                     + sql.SQL(suffix.replace("%", "%%")))
+        with self._conn.cursor() as cur:
+            cur.execute(statement, params)
+            result = cur.pgresult
+            assert result is not None
+            columns = [self._column(result, i) for i in range(result.nfields)]
+            texts = [[None if (v := result.get_value(r, i)) is None else v.decode() for i in range(result.nfields)]
+                     for r in range(result.ntuples)]
+        mapped = [(name, map_type(type_, _CONNECT_TYPES)) for name, type_ in columns]
+        schema: JsonSchema = {"type": "struct", "optional": False,
+                              "fields": [{**m.schema, "field": name} for name, m in mapped]}
+        names = [name for name, _ in columns]
+        for key in (self.config.incrementing_column, self.config.timestamp_column):
+            if key and self.config.mode != "bulk" and key not in names:
+                raise LookupError(f"query: its result has no column {key} (columns: {', '.join(names)})")
+        rows: list[SourceRow] = []
+        for text in texts:
+            value = {name: None if t is None else m.parse(t) for (name, m), t in zip(mapped, text)}
+            if self.config.mode != "bulk":
+                raw = dict(zip(names, text))
+                if self.config.incrementing_column:
+                    q.offset["incrementing"] = value[self.config.incrementing_column]
+                if self.config.timestamp_column and raw[self.config.timestamp_column] is not None:
+                    q.offset.update(_offset_of_timestamp(str(raw[self.config.timestamp_column])))
+            rows.append(SourceRow(topic=q.topic, value_schema=schema, value=value, partition=q.partition,
+                                  offset=dict(q.offset)))
+        return rows
+
+    def _column(self, result: Any, i: int) -> tuple[str, ColumnType]:
+        """A result column's name and type (its NOT NULL read from the catalog when the column is
+        a table's), cached."""
+        key = (result.ftype(i), result.fmod(i), result.ftable(i), result.ftablecol(i))
+        name = result.fname(i).decode()
+        if key not in self._columns:
+            row = self._conn.execute(
+                "SELECT t.typname, coalesce((SELECT attnotnull FROM pg_attribute WHERE attrelid = %s AND attnum = %s),"
+                " false) FROM pg_type t WHERE t.oid = %s", (key[2], key[3], key[0])).fetchone()
+            assert row is not None
+            self._columns[key] = (name, ColumnType(type_name=str(row[0]), type_modifier=key[1], optional=not row[1]))
+        return name, self._columns[key][1]
 
     def close(self) -> None:
         self._conn.close()
