@@ -95,8 +95,10 @@ def test_tasks_kept_through_a_cooperative_rebalance_keep_processing(broker_with:
         b = app(broker.bootstrap, text, counts, app_id, tmp_path / "b", 1002, guarantee, seen_b)
         states: list[State] = []
         restored_a: list[str] = []
+        restored_b: list[str] = []
         a.set_state_listener(lambda new, old: states.append(new))
         a.set_restore_listener(lambda task, store, records: restored_a.append(task))
+        b.set_restore_listener(lambda task, store, records: restored_b.append(task))
         feed = None
         try:
             a.start()
@@ -107,8 +109,9 @@ def test_tasks_kept_through_a_cooperative_rebalance_keep_processing(broker_with:
             wait_until(lambda: len(seen_a) > 200, TIMEOUT, what="a processing")
             joined = time.monotonic()
             b.start()
-            wait_until(lambda: b.state is State.RUNNING and len(b.tasks) == 2 and len(a.tasks) == 2, TIMEOUT,
-                       what="b running two of the tasks")
+            # (b's gained tasks are RESTORING a while after b is RUNNING: settled once restored)
+            wait_until(lambda: b.state is State.RUNNING and len(b.tasks) == 2 and len(a.tasks) == 2
+                       and len(restored_b) == 2, TIMEOUT, what="b running two of the tasks")
             settled = time.monotonic()
             wait_until(lambda: len(seen_b) > 100, TIMEOUT, what="b processing")
             kept = set(a.tasks)
