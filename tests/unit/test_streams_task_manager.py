@@ -374,6 +374,9 @@ class FakeChangelogs:
     def unassign(self) -> None:
         self.assigned = []
 
+    def close(self) -> None:
+        self.assigned = []
+
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         return [TopicPartition(tp.topic, tp.partition, self.positions.get((tp.topic, tp.partition), -1001))
                 for tp in partitions]
@@ -522,3 +525,21 @@ def test_eager_assignment_restores_the_new_tasks_at_once(tmp_path: Path) -> None
     tasks.process_messages([key_message(1, 5, b"k")])
     assert counted(producer) == [(b"k", (6).to_bytes(8, "big"))]
     assert not [e for e in events if e[0] == "pause"]  # (nothing to pause: restored before any fetch)
+
+
+def test_a_promoted_standby_restores_only_the_tail_in_turns(tmp_path: Path) -> None:
+    changelog = changelog_of_counts(tmp_path, [b"k"] * 5)
+    tasks, producer, events = counting_manager(tmp_path / "second", changelog[:3], batch=2)
+    records = tasks._changelogs.records  # type: ignore[union-attr]
+    tasks.standbys._consumer = FakeChangelogs(records, batch=10)  # type: ignore[assignment]
+    tasks.standbys.update({"0_1": (("counts",), 1)})
+    assert tasks.standbys.poll() == 3  # the warm copy: k = 3
+    records[("app-counts-changelog", 1)] += changelog[3:]  # the active task wrote on elsewhere
+    tasks.add([TopicPartition("in", 1)])
+    assert tasks.standbys.tasks == {} and tasks.restoring == {"0_1"}
+    while tasks.restoring:
+        tasks.restore()
+    assert [e for e in events if e[0] != "pause"] == [("start", 1, 3, 5), ("batch", 4, 2), ("end", 2),
+                                                      ("resume", ("in", 1))]
+    tasks.process_messages([key_message(1, 5, b"k")])
+    assert counted(producer) == [(b"k", (6).to_bytes(8, "big"))]

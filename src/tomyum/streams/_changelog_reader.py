@@ -17,8 +17,10 @@ caught up).
   is unassigned when nothing is left to read.
 
 ``StateRestoreListener`` callbacks come in Kafka's order for each changelog partition: start,
-batches, end. Not thread-safe: the streams thread only. Raises :class:`Stopping` when the stop
-event is set, and ``TimeoutError`` if a store is not caught up within ``RESTORE_TIMEOUT_S``.
+batches, end. Not thread-safe: the streams thread only. :meth:`ChangelogReader.restore_all`
+raises :class:`Stopping` when the stop event is set (a turn of :meth:`ChangelogReader.restore`
+never does: the streams loop that calls it stops, and commits, on its own); a store not caught
+up within ``RESTORE_TIMEOUT_S`` raises ``TimeoutError``.
 """
 
 from __future__ import annotations
@@ -137,12 +139,12 @@ class ChangelogReader:
         """Restore every task in RESTORING to its ends now (eager rebalancing restores inside
         the callback, before anything is processed)."""
         while self.restoring:
+            if self._stop.is_set():
+                raise Stopping
             self.restore(0.5)
 
     def _step(self, task: StreamTask, store: _StoreRestore, wait_s: float) -> None:
         """Read one batch of ``store``'s changelog into its store (starting it first)."""
-        if self._stop.is_set():
-            raise Stopping
         reader = self._consumer()
         if not store.started:
             reader.assign([TopicPartition(store.tp.topic, store.tp.partition,
