@@ -429,7 +429,8 @@ def counting_manager(tmp_path: Path, changelog: list[tuple[bytes, bytes | None]]
     b = StreamsBuilder()
     S = Serdes.string()
     (b.stream("in", key_serde=S, value_serde=S).group_by_key()
-        .count(Materialized(store_name="counts", store_type="in_memory")).to_stream().to("out", value_serde=Serdes.long()))
+        .count(Materialized(store_name="counts", store_type="in_memory"))
+        .to_stream().to("out", value_serde=Serdes.long()))
     topology = b.build()
     config = RuntimeConfig(topology=topology, config=StreamsConfig(application_id="app", state_dir=str(tmp_path)),
                            bootstrap_servers="unused:9092", exactly_once=False, client_config={},
@@ -508,7 +509,8 @@ def test_a_task_lost_while_restoring_is_dropped_and_its_pauses_forgotten(tmp_pat
     tasks.add([TopicPartition("in", 1)])
     tasks.restore()
     tasks.lose()
-    assert tasks.tasks == {} and tasks.restoring == set() and tasks._changelogs.assigned == []  # type: ignore[union-attr]
+    assert tasks.tasks == {} and tasks.restoring == set()
+    assert tasks._changelogs.assigned == []  # type: ignore[union-attr]
     tasks.add([TopicPartition("in", 1)])  # rebuilt: restored from the start again
     while tasks.restoring:
         tasks.restore()

@@ -72,9 +72,9 @@ __all__ = ["RESTORE_TIMEOUT_S", "Stopping", "TaskManager"]
 log = logging.getLogger(__name__)
 
 STANDBY_PLACEMENT_BACKOFF_S = (0.5, 8.0)
-RESTORE_BUDGET_S = 0.05
-"""How long :meth:`TaskManager.restore` restores per turn of the streams loop."""
 """First and longest wait before asking DescribeGroups again for the standby placement."""
+RESTORE_BUDGET_S = 0.05
+"""How long :meth:`TaskManager.restore` waits at most for a batch, per turn of the streams loop."""
 RawRecord = Record[bytes | None, bytes | None]
 RestoreListener = Callable[[str, str, int], None]
 
@@ -612,7 +612,8 @@ class TaskManager:
             offsets: dict[str, int] = {}
             for name in stores:
                 tp = (self.config.changelog_topic(name), partition)
-                known = [o for o in (collector.delivered.get(tp), self.changelog_reader.restored_ends.get(tp)) if o is not None]
+                restored = self.changelog_reader.restored_ends.get(tp)
+                known = [o for o in (collector.delivered.get(tp), restored) if o is not None]
                 if known:  # (an older delivery, from before the task last came back, is behind the restore)
                     offsets[tp[0]] = max(known)
             if len(offsets) == len(stores):

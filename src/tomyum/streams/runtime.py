@@ -11,9 +11,10 @@ gains is restored from its changelog partitions first. ``group_protocol="classic
 default) rebalances eagerly: every partition is revoked and nothing is processed (REBALANCING)
 until the new assignment is in. ``"consumer"`` joins with KIP-848 and the broker's range
 assignor (co-partitioning as above): the callbacks carry only what is added or revoked, only the
-tasks of revoked partitions close, and the kept ones go on processing (the state stays RUNNING); a task gained is RESTORING — restored
-a bounded turn at a time in the poll loop, between the running tasks' batches, its input
-partitions paused until its stores are caught up (see :mod:`tomyum.streams._changelog_reader`).
+tasks of revoked partitions close, and the kept ones go on processing (the state stays RUNNING);
+a task gained is RESTORING — restored a batch per turn of the poll loop, between the running
+tasks' batches, its input partitions paused until its stores are caught up (see
+:mod:`tomyum.streams._changelog_reader`).
 
 * Internal topics, created at start with their partition counts (see
   :mod:`tomyum.streams._plan`, which also checks co-partitioning): repartition topics
