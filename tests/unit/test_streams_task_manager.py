@@ -18,6 +18,7 @@ from tomyum.streams._record_collector import RecordCollector
 from tomyum.streams._runtime_config import RuntimeConfig
 from tomyum.client._watermarks import watermark_offsets
 from tomyum.streams._task_manager import TaskManager
+from tomyum.streams.processor import StateRestoreListener
 from tests.unit.test_streams_record_collector import FakeConsumer, FakeProducer
 
 pytestmark = pytest.mark.timeout(30)
@@ -348,3 +349,199 @@ def test_under_the_consumer_protocol_a_failed_commit_rebuilds_the_kept_tasks_at_
     assert producer.calls[-1] == ("abort_transaction",)
     assert list(tasks.tasks) == ["0_0"] and tasks.tasks["0_0"] is not lost  # rebuilt from its changelogs
     assert consumer.seeks == [("in", 0, 3)] and tasks.positions == {}
+
+
+# restoring a gained task between batches (Kafka's RESTORING, before the state updater thread)
+
+class FakeChangelogs:
+    """The restore consumer over changelog partitions kept in memory (``records``: topic,
+    partition -> (key, value) list), handing at most ``batch`` records per consume."""
+
+    def __init__(self, records: dict[tuple[str, int], list[tuple[bytes, bytes | None]]], batch: int) -> None:
+        self.records, self.batch = records, batch
+        self.assigned: list[tuple[str, int]] = []
+        self.positions: dict[tuple[str, int], int] = {}
+
+    def get_watermark_offsets(self, tp: TopicPartition, timeout: float = -1,
+                              cached: bool = False) -> tuple[int, int]:
+        return 0, len(self.records.get((tp.topic, tp.partition), []))
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = [(tp.topic, tp.partition) for tp in partitions]
+        for tp in partitions:
+            self.positions[(tp.topic, tp.partition)] = max(tp.offset, 0)
+
+    def unassign(self) -> None:
+        self.assigned = []
+
+    def close(self) -> None:
+        self.assigned = []
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.positions.get((tp.topic, tp.partition), -1001))
+                for tp in partitions]
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        out: list[Message] = []
+        for topic, partition in self.assigned:
+            start = self.positions[(topic, partition)]
+            taken = self.records[(topic, partition)][start:start + min(num_messages, self.batch)]
+            out += [Message(topic=topic, partition=partition, offset=start + i, key=k, value=v)
+                    for i, (k, v) in enumerate(taken)]
+            self.positions[(topic, partition)] = start + len(taken)
+        return out
+
+
+class PausingConsumer(FakeMainConsumer):
+    """Writes down the pauses and resumes in ``events``."""
+
+    def __init__(self, events: list[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.events = events
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.events.append(("pause", *[(tp.topic, tp.partition) for tp in partitions]))
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.events.append(("resume", *[(tp.topic, tp.partition) for tp in partitions]))
+
+
+class Listener(StateRestoreListener):
+    def __init__(self, events: list[tuple[Any, ...]]) -> None:
+        self.events = events
+
+    def on_restore_start(self, topic_partition: Any, store_name: str, starting_offset: int,
+                         ending_offset: int) -> None:
+        self.events.append(("start", topic_partition.partition, starting_offset, ending_offset))
+
+    def on_batch_restored(self, topic_partition: Any, store_name: str, batch_end_offset: int,
+                          num_restored: int) -> None:
+        self.events.append(("batch", batch_end_offset, num_restored))
+
+    def on_restore_end(self, topic_partition: Any, store_name: str, total_restored: int) -> None:
+        self.events.append(("end", total_restored))
+
+
+def counting_manager(tmp_path: Path, changelog: list[tuple[bytes, bytes | None]] | None = None, batch: int = 2
+                     ) -> tuple[TaskManager, FakeProducer, list[tuple[Any, ...]]]:
+    """A count per key (in-memory store, logged) over ``in`` (2 partitions), whose task 0_1's
+    changelog holds ``changelog``, read ``batch`` records at a time."""
+    b = StreamsBuilder()
+    S = Serdes.string()
+    (b.stream("in", key_serde=S, value_serde=S).group_by_key()
+        .count(Materialized(store_name="counts", store_type="in_memory"))
+        .to_stream().to("out", value_serde=Serdes.long()))
+    topology = b.build()
+    config = RuntimeConfig(topology=topology, config=StreamsConfig(application_id="app", state_dir=str(tmp_path)),
+                           bootstrap_servers="unused:9092", exactly_once=False, client_config={},
+                           state_root=tmp_path / "tomyum-streams")
+    tasks = TaskManager(config, threading.Event())
+    tasks.use_plan(plan(topology, {"in": 2, "out": 2}))
+    events: list[tuple[Any, ...]] = []
+    producer = FakeProducer()
+    tasks.collector = RecordCollector(producer, exactly_once=False, application_id="app")
+    tasks.consumer = PausingConsumer(events)  # type: ignore[assignment]
+    tasks._changelogs = FakeChangelogs({("app-counts-changelog", 0): [],  # type: ignore[assignment]
+                                        ("app-counts-changelog", 1): changelog or []}, batch)
+    tasks.changelog_reader.batch_records = batch
+    tasks.add_state_restore_listener(Listener(events))
+    return tasks, producer, events
+
+
+def key_message(partition: int, offset: int, key: bytes) -> Message:
+    return Message(topic="in", partition=partition, offset=offset, key=key, value=b"x", timestamp=(1, offset))
+
+
+def counted(producer: FakeProducer, topic: str = "out") -> list[tuple[bytes, bytes]]:
+    return [(call[2], call[3]) for call in producer.calls if call[0] == "produce" and call[1] == topic]
+
+
+def changelog_of_counts(tmp_path: Path, keys: list[bytes]) -> list[tuple[bytes, bytes | None]]:
+    """The changelog task 0_1 writes counting ``keys`` (from a task manager of its own)."""
+    tasks, producer, _ = counting_manager(tmp_path / "first")
+    tasks.add([TopicPartition("in", 1)])
+    tasks.process_messages([key_message(1, i, k) for i, k in enumerate(keys)])
+    return counted(producer, "app-counts-changelog")
+
+
+def test_a_gained_task_restores_a_batch_per_turn_with_its_inputs_paused_while_the_running_ones_process(
+        tmp_path: Path) -> None:
+    changelog = changelog_of_counts(tmp_path, [b"k", b"k", b"k", b"j", b"k"])  # k: 4, j: 1
+    tasks, producer, events = counting_manager(tmp_path / "second", changelog, batch=2)
+    tasks.add([TopicPartition("in", 0)])  # nothing in its changelog: RUNNING at once
+    tasks.add([TopicPartition("in", 1)])
+    assert tasks.restoring == {"0_1"} and events == []
+    tasks.process_messages([key_message(0, 0, b"a"), key_message(1, 5, b"k")])  # in-1's fetched before the pause
+    assert counted(producer) == [(b"a", (1).to_bytes(8, "big"))]  # 0_1 waits: its store is not caught up
+    tasks.restore()
+    assert events == [("pause", ("in", 1)), ("start", 1, 0, 5), ("batch", 1, 2)]
+    tasks.process_messages([key_message(0, 1, b"a")])  # the running task processes between batches
+    assert tasks.commit()
+    assert tasks.consumer.commits == [[("in", 0, 2)]]  # type: ignore[union-attr]  # (nothing of 0_1)
+    tasks.restore()
+    assert tasks.restoring == {"0_1"} and events[-1] == ("batch", 3, 2)
+    tasks.restore()
+    assert tasks.restoring == set() and events[-3:] == [("batch", 4, 1), ("end", 5), ("resume", ("in", 1))]
+    tasks.process_messages([])
+    assert counted(producer)[-1] == (b"k", (5).to_bytes(8, "big"))  # 4 restored, then the waiting record
+    assert tasks.positions == {("in", 0): 2, ("in", 1): 6}
+    assert tasks._changelogs.assigned == []  # type: ignore[union-attr]  # (nothing read in the background)
+
+
+def test_a_task_revoked_while_restoring_closes_without_a_checkpoint_and_restores_no_more(tmp_path: Path) -> None:
+    changelog = changelog_of_counts(tmp_path, [b"k"] * 6)
+    tasks, producer, events = counting_manager(tmp_path / "second", changelog, batch=2)
+    tasks.add([TopicPartition("in", 0), TopicPartition("in", 1)])
+    tasks.restore()
+    assert tasks.restoring == {"0_1"} and events[-1] == ("batch", 1, 2)
+    assert tasks.revoke_incrementally([TopicPartition("in", 1)])
+    assert sorted(tasks.tasks) == ["0_0"] and tasks.restoring == set()
+    assert tasks._changelogs.assigned == []  # type: ignore[union-attr]
+    assert not (tasks.config.task_dir("0_1") / ".checkpoint").exists()
+    tasks.restore()
+    tasks.process_messages([key_message(0, 0, b"a")])
+    assert "end" not in [e[0] for e in events] and counted(producer) == [(b"a", (1).to_bytes(8, "big"))]
+
+
+def test_a_task_lost_while_restoring_is_dropped_and_its_pauses_forgotten(tmp_path: Path) -> None:
+    changelog = changelog_of_counts(tmp_path, [b"k"] * 6)
+    tasks, _, events = counting_manager(tmp_path / "second", changelog, batch=2)
+    tasks.add([TopicPartition("in", 1)])
+    tasks.restore()
+    tasks.lose()
+    assert tasks.tasks == {} and tasks.restoring == set()
+    assert tasks._changelogs.assigned == []  # type: ignore[union-attr]
+    tasks.add([TopicPartition("in", 1)])  # rebuilt: restored from the start again
+    while tasks.restoring:
+        tasks.restore()
+    assert [e for e in events if e[0] in ("start", "end")] == [("start", 1, 0, 6), ("start", 1, 0, 6), ("end", 6)]
+    assert [e for e in events if e[0] in ("pause", "resume")] == [("pause", ("in", 1)), ("pause", ("in", 1)),
+                                                                  ("resume", ("in", 1))]
+
+
+def test_eager_assignment_restores_the_new_tasks_at_once(tmp_path: Path) -> None:
+    changelog = changelog_of_counts(tmp_path, [b"k"] * 5)
+    tasks, producer, events = counting_manager(tmp_path / "second", changelog, batch=2)
+    tasks.assign([TopicPartition("in", 1)])
+    assert tasks.restoring == set() and events[0] == ("start", 1, 0, 5) and events[-1] == ("end", 5)
+    tasks.process_messages([key_message(1, 5, b"k")])
+    assert counted(producer) == [(b"k", (6).to_bytes(8, "big"))]
+    assert not [e for e in events if e[0] == "pause"]  # (nothing to pause: restored before any fetch)
+
+
+def test_a_promoted_standby_restores_only_the_tail_in_turns(tmp_path: Path) -> None:
+    changelog = changelog_of_counts(tmp_path, [b"k"] * 5)
+    tasks, producer, events = counting_manager(tmp_path / "second", changelog[:3], batch=2)
+    records = tasks._changelogs.records  # type: ignore[union-attr]
+    tasks.standbys._consumer = FakeChangelogs(records, batch=10)  # type: ignore[assignment]
+    tasks.standbys.update({"0_1": (("counts",), 1)})
+    assert tasks.standbys.poll() == 3  # the warm copy: k = 3
+    records[("app-counts-changelog", 1)] += changelog[3:]  # the active task wrote on elsewhere
+    tasks.add([TopicPartition("in", 1)])
+    assert tasks.standbys.tasks == {} and tasks.restoring == {"0_1"}
+    while tasks.restoring:
+        tasks.restore()
+    assert [e for e in events if e[0] != "pause"] == [("start", 1, 3, 5), ("batch", 4, 2), ("end", 2),
+                                                      ("resume", ("in", 1))]
+    tasks.process_messages([key_message(1, 5, b"k")])
+    assert counted(producer) == [(b"k", (6).to_bytes(8, "big"))]

@@ -10,6 +10,13 @@
   partitions went; :meth:`lose` drops every task without a commit (the session ran out, or an
   exactly-once commit failed: the stale generation's work is aborted), and :meth:`rewind` puts
   the consumer back at the committed offsets so that rebuilt tasks read again what was lost.
+* Restoring (Kafka's task states CREATED -> RESTORING -> RUNNING): a task created by
+  :meth:`add` is RESTORING; :meth:`restore`, called by the streams loop between batches,
+  restores a bounded turn of it (:mod:`tomyum.streams._changelog_reader`), and its input
+  partitions stay paused on the consumer until its stores are caught up, when it becomes
+  RUNNING and they are resumed. A restoring task processes, punctuates and commits nothing
+  and is not queried; closed while restoring (revoked, lost), it leaves no checkpoint.
+  :meth:`assign` (eager) restores its new tasks at once, inside the callback.
 * Checkpoints: a task closed cleanly leaves ``.checkpoint`` in its directory (the changelog
   offsets its persistent stores hold), and so does every commit that wrote to its changelogs
   (the offsets after the records delivered); the next task to open that directory restores
@@ -45,6 +52,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from tomyum.client._watermarks import watermark_offsets
+from tomyum.streams._changelog_reader import RESTORE_TIMEOUT_S, ChangelogReader, Stopping
 from tomyum.streams._checkpoint import read_checkpoint, remove_checkpoint, write_checkpoint
 from tomyum.streams._metrics import StreamsMetrics
 from tomyum.streams._partition_group import PartitionGroup
@@ -63,16 +71,13 @@ __all__ = ["RESTORE_TIMEOUT_S", "Stopping", "TaskManager"]
 
 log = logging.getLogger(__name__)
 
-RESTORE_TIMEOUT_S = 300.0
 STANDBY_PLACEMENT_BACKOFF_S = (0.5, 8.0)
 """First and longest wait before asking DescribeGroups again for the standby placement."""
+RESTORE_BUDGET_S = 0.05
+"""How long :meth:`TaskManager.restore` waits at most for a batch, per turn of the streams loop."""
 RawRecord = Record[bytes | None, bytes | None]
 RestoreListener = Callable[[str, str, int], None]
 
-
-
-class Stopping(Exception):
-    """``close()`` was called while a restore was under way."""
 
 
 class TaskManager:
@@ -107,8 +112,6 @@ class TaskManager:
         """Tasks that wrote to their changelogs since their last checkpoint."""
         self._checkpointed_tasks: set[str] = set()
         """Tasks whose ``.checkpoint`` is on disk (written by a commit)."""
-        self._restored_ends: dict[tuple[str, int], int] = {}
-        """Changelog partition -> the offset its store was restored up to."""
         self._standbys_backoff_s = STANDBY_PLACEMENT_BACKOFF_S[0]
         self.sources: dict[str, tuple[str, int]] = {}
         """Source topic as on the broker -> (as in the topology, sub-topology)."""
@@ -119,6 +122,12 @@ class TaskManager:
         self.collector: RecordCollector | None = None
         self.metrics = StreamsMetrics()
         """What the tasks processed, committed and restored (read by a metrics scrape)."""
+        self.changelog_reader = ChangelogReader(self.changelog_consumer, config.changelog_topic,
+                                                self._state_restore_listeners, self.metrics, stop, self._restored)
+        """Restores the tasks in RESTORING (see :mod:`tomyum.streams._changelog_reader`)."""
+        self._to_pause: set[tuple[str, int]] = set()
+        """Input partitions of restoring tasks not paused on the consumer yet."""
+        self._paused: set[tuple[str, int]] = set()
 
     def use_plan(self, the_plan: Plan) -> None:
         self.plan = the_plan
@@ -134,9 +143,11 @@ class TaskManager:
         starts, after each batch, and when it ends."""
         self._state_restore_listeners.append(listener)
 
-    def open_tasks(self) -> list[StreamTask]:
-        """The active tasks, then the global task if there is one."""
-        return [*self.tasks.values(), *([self.global_task] if self.global_task is not None else [])]
+    def open_tasks(self, *, running: bool = False) -> list[StreamTask]:
+        """The active tasks (``running``: only those in RUNNING, not RESTORING), then the
+        global task if there is one."""
+        tasks = self.running_tasks() if running else self.tasks
+        return [*tasks.values(), *([self.global_task] if self.global_task is not None else [])]
 
     # rebalancing ------------------------------------------------------------------------------------
 
@@ -146,18 +157,21 @@ class TaskManager:
         wanted = self._tasks_of(partitions)
         for task_id in [t for t in self.tasks if t not in wanted]:
             self._close_task(task_id)
-        self._open(wanted)
+        self._open(wanted, at_once=True)
 
     def add(self, partitions: list[TopicPartition]) -> None:
         """Cooperative rebalancing (KIP-848): ``partitions`` join what this instance has. The
-        running tasks go on untouched; a task whose first partition came is created and
-        restored; a running task takes in a partition that came later (a task's co-partitioned
+        running tasks go on untouched; a task whose first partition came is created in
+        RESTORING (restored between batches by :meth:`restore`, its inputs paused until it is
+        caught up); a task takes in a partition that came later (a task's co-partitioned
         inputs may arrive in separate assignments while another member still gives some up)."""
         wanted = self._tasks_of(partitions)
         for task_id, inputs in wanted.items():
             if task_id in self.tasks:
                 self.partition_groups[task_id].add_partitions(inputs)
-        self._open({t: inputs for t, inputs in wanted.items() if t not in self.tasks})
+                if task_id in self.changelog_reader.restoring:
+                    self._to_pause.update(inputs)
+        self._open({t: inputs for t, inputs in wanted.items() if t not in self.tasks}, at_once=False)
 
     def _tasks_of(self, partitions: Iterable[TopicPartition]) -> dict[str, list[tuple[str, int]]]:
         """Task id -> its input partitions among ``partitions``."""
@@ -166,8 +180,9 @@ class TaskManager:
             inputs.setdefault(f"{self.sources[tp.topic][1]}_{tp.partition}", []).append((tp.topic, tp.partition))
         return inputs
 
-    def _open(self, wanted: Mapping[str, list[tuple[str, int]]]) -> None:
-        """Create and restore the tasks of ``wanted`` not running yet (task id -> inputs)."""
+    def _open(self, wanted: Mapping[str, list[tuple[str, int]]], *, at_once: bool) -> None:
+        """Create the tasks of ``wanted`` not running yet (task id -> inputs) in RESTORING;
+        ``at_once``: restore them here (eager rebalancing), else between batches (:meth:`restore`)."""
         assert self.plan is not None
         for task_id, inputs in sorted(wanted.items()):
             if task_id in self.tasks:
@@ -181,11 +196,48 @@ class TaskManager:
             task = self._new_task(task_id, spec.nodes, spec.stores, partition, engines)
             self.tasks[task_id] = task
             self.partition_groups[task_id] = PartitionGroup(inputs, self.config.config.max_task_idle_ms)
-            self._restore(task, partition, {**(checkpoint or {}), **offsets})
+            starts = {**(checkpoint or {}), **offsets}  # changelog topic -> where its store stands
+            logged = [name for name in task.stores if self.topology.stores[name].logging_enabled]
+            warm = {name: starts.get(self.config.changelog_topic(name)) for name in logged
+                    if name in self._checkpointed([name]) or name in task.inner_stores}
+            if not self.changelog_reader.register(task, partition, logged, warm):
+                self._to_pause.update(inputs)
+        if at_once:
+            self.changelog_reader.restore_all()
+            self._to_pause.clear()
         log.info("streams %s: tasks %s", self.application_id, sorted(self.tasks))
         if self.config.num_standby_replicas > 0:
             self._standbys_due = time.monotonic()  # the placement follows the new assignment
             self._standbys_backoff_s = STANDBY_PLACEMENT_BACKOFF_S[0]
+
+    def restore(self, budget_s: float = RESTORE_BUDGET_S) -> None:
+        """Between batches (Kafka's stream thread before the state updater): pause the inputs
+        of tasks in RESTORING, restore for at most about ``budget_s`` seconds, and move the
+        tasks now caught up to RUNNING, their inputs resumed. The running tasks process in
+        between; nothing is processed against a store that is not caught up."""
+        consumer = self.consumer
+        if self._to_pause and consumer is not None:
+            consumer.pause([TopicPartition(t, p) for t, p in sorted(self._to_pause)])
+            self._paused |= self._to_pause
+            self._to_pause.clear()
+        if not self.changelog_reader.restoring:
+            return
+        for task in self.changelog_reader.restore(budget_s):
+            inputs = sorted(tp for tp in self.partition_groups[task.task_id].queues if tp in self._paused)
+            if inputs and consumer is not None:
+                consumer.resume([TopicPartition(t, p) for t, p in inputs])
+            self._paused.difference_update(inputs)
+            log.info("streams %s: task %s restored, now RUNNING", self.application_id, task.task_id)
+
+    @property
+    def restoring(self) -> frozenset[str]:
+        """The tasks in RESTORING (created, their stores not caught up with their changelogs)."""
+        return frozenset(self.changelog_reader.restoring)
+
+    def running_tasks(self) -> dict[str, StreamTask]:
+        """The active tasks in RUNNING (processing, committing, queryable)."""
+        restoring = self.changelog_reader.restoring
+        return {task_id: task for task_id, task in self.tasks.items() if task_id not in restoring}
 
     def revoke(self, partitions: list[TopicPartition]) -> None:
         """Eager rebalancing: commit before the partitions go (the tasks wait, suspended, for
@@ -217,6 +269,8 @@ class TaskManager:
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
             self.committed.pop((tp.topic, tp.partition), None)
+            self._to_pause.discard((tp.topic, tp.partition))
+            self._paused.discard((tp.topic, tp.partition))
         for group in self.partition_groups.values():
             group.clear([(tp.topic, tp.partition) for tp in partitions])
 
@@ -231,6 +285,8 @@ class TaskManager:
             self._close_task(task_id, clean=False)
         self.positions.clear()
         self.committed.clear()
+        self._to_pause.clear()
+        self._paused.clear()
 
     def rewind(self, partitions: list[TopicPartition]) -> None:
         """Seek the consumer back to the committed offsets of ``partitions`` (the beginning
@@ -302,6 +358,9 @@ class TaskManager:
         for task_id in self.tasks:
             self.metrics.task_closed(task_id)
         self.tasks.clear()
+        self.changelog_reader.restoring.clear()
+        self._to_pause.clear()
+        self._paused.clear()
         self.global_task = None
         self._dirty = False
         self.positions.clear()
@@ -352,9 +411,14 @@ class TaskManager:
                           cache=self.cache, inner_stores=inner_stores)
 
     def _close_task(self, task_id: str, *, clean: bool = True) -> None:
-        """Close a task; a clean close (after a commit) leaves a checkpoint of its persistent
-        stores' changelog offsets."""
+        """Close a task; a clean close (after a commit) of a running task leaves a checkpoint of
+        its persistent stores' changelog offsets. A task closed in RESTORING leaves none (its
+        stores are not caught up): the next owner restores it from the start."""
         task = self.tasks.pop(task_id)
+        if task_id in self.changelog_reader.restoring:
+            self.changelog_reader.remove(task_id)
+            remove_checkpoint(self.config.task_dir(task_id))
+            clean = False
         self.partition_groups.pop(task_id, None)
         self.metrics.task_closed(task_id)
         self._logged.discard(task_id)
@@ -414,65 +478,6 @@ class TaskManager:
                 remove_checkpoint(task_dir)
                 return None
         return offsets
-
-    def _restore(self, task: StreamTask, partition: int, checkpoint: Mapping[str, int]) -> None:
-        """Each logged store of ``task`` from its changelog partition — from the checkpoint's offset
-        for a persistent store that has one, or a promoted standby's for an in-memory store it handed
-        over — up to the end (committed records only under exactly-once), batch by batch, telling the
-        restore listeners."""
-        stores = [name for name in task.stores if self.topology.stores[name].logging_enabled]
-        if not stores:
-            return
-        reader = self.changelog_consumer()
-        try:
-            for name in stores:
-                tp = TopicPartition(self.config.changelog_topic(name), partition)
-                low, end = watermark_offsets(reader, tp)
-                warm = name in self._checkpointed([name]) or name in task.inner_stores
-                start = checkpoint.get(tp.topic) if warm else None
-                first = low if start is None else max(low, start)
-                self._restored_ends[(tp.topic, partition)] = end
-                if end <= first:
-                    self._restored(task.task_id, name, 0)
-                    continue
-                self.metrics.restoring(task.task_id, name, end - first)
-                reader.assign([TopicPartition(tp.topic, partition, OFFSET_BEGINNING if start is None else start)])
-                for listener in self._state_restore_listeners:
-                    listener.on_restore_start(tp, name, first, end)
-                total = 0
-                for batch, batch_end in self._read_changelog(reader, tp, end, restoring=(task.task_id, name)):
-                    task.stores[name].restore(batch)
-                    total += len(batch)
-                    for listener in self._state_restore_listeners:
-                        listener.on_batch_restored(tp, name, batch_end, len(batch))
-                for listener in self._state_restore_listeners:
-                    listener.on_restore_end(tp, name, total)
-                self._restored(task.task_id, name, total)
-        finally:
-            reader.unassign()  # (nothing fetched in the background until the next restore)
-
-    def _read_changelog(self, reader: Consumer, tp: TopicPartition, end: int, restoring: tuple[str, str] | None = None
-                        ) -> Iterator[tuple[list[tuple[bytes, bytes | None]], int]]:
-        """The changes ``reader`` reads from its position in ``tp`` up to ``end``, a batch at a
-        time, each with the offset of its last record (the progress counted for the
-        ``restoring`` (task id, store))."""
-        deadline = time.monotonic() + RESTORE_TIMEOUT_S
-        while (position := reader.position([tp])[0].offset) < end:
-            if restoring is not None:
-                self.metrics.restoring(*restoring, end - position)
-            if self._stop.is_set():
-                raise Stopping
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{tp.topic}[{tp.partition}] not restored within {RESTORE_TIMEOUT_S:.0f} s")
-            batch: list[tuple[bytes, bytes | None]] = []
-            last = -1
-            for m in reader.consume(num_messages=10_000, timeout=0.5):
-                key = m.key()
-                if m.error() is None and key is not None:
-                    batch.append((key, m.value()))
-                    last = int(m.offset() or 0)
-            if batch:
-                yield batch, last
 
     def _restored(self, task_id: str, store: str, records: int) -> None:
         self.metrics.restored_store(task_id, store, records)
@@ -547,7 +552,10 @@ class TaskManager:
         ``max.task.idle.ms`` for it (see :mod:`tomyum.streams._partition_group`). Called after
         each poll, also an empty one, so that waiting tasks go on when their time is up."""
         now_ms = self.clock_ms()
+        restoring = self.changelog_reader.restoring
         for task_id, group in list(self.partition_groups.items()):
+            if task_id in restoring:  # (records fetched before its inputs were paused wait)
+                continue
             task = self.tasks[task_id]
             processed = 0
             while group.ready(now_ms):
@@ -561,7 +569,7 @@ class TaskManager:
 
     def punctuate(self, now_ms: int) -> None:
         """Move the tasks' wall clocks to ``now_ms``, firing the punctuators that are due."""
-        for task in list(self.tasks.values()):
+        for task in list(self.running_tasks().values()):
             if now_ms > task.wall_clock_ms:
                 task.advance_wall_clock(now_ms - task.wall_clock_ms)
 
@@ -569,16 +577,17 @@ class TaskManager:
         """Flush the stores, then commit outputs and input offsets (one transaction under
         exactly-once). False if the group moved on (the tasks must then be rebuilt)."""
         collector, consumer = self.collector, self.consumer
+        running = self.running_tasks()  # (a task in RESTORING has nothing to commit)
         if collector is None or consumer is None or not (
-                self._dirty or collector.dirty or final or any(task.cache_dirty for task in self.tasks.values())):
+                self._dirty or collector.dirty or final or any(task.cache_dirty for task in running.values())):
             return True  # (a punctuator may have written to a cached store without producing)
         if self.config.exactly_once:  # the stores are about to take in writes not committed yet
-            for task_id, task in self.tasks.items():
+            for task_id, task in running.items():
                 if task_id in self._checkpointed_tasks and (task_id in self._logged or task.cache_dirty):
                     remove_checkpoint(self.config.task_dir(task_id))
                     self._checkpointed_tasks.discard(task_id)
         started = time.monotonic()
-        for task in self.tasks.values():
+        for task in running.values():
             task.commit()
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
         if not collector.commit(offsets, consumer):
@@ -595,7 +604,7 @@ class TaskManager:
         (and, under exactly-once, committed), so the offsets after the last records this
         instance delivered — or, for a store not written since, restored — are where the stores
         stand. A crash from here on restores only what comes after."""
-        for task_id, task in self.tasks.items():
+        for task_id, task in self.running_tasks().items():
             stores = self._checkpointed(task.stores)
             if not stores or (task_id in self._checkpointed_tasks and task_id not in self._logged):
                 continue
@@ -603,7 +612,8 @@ class TaskManager:
             offsets: dict[str, int] = {}
             for name in stores:
                 tp = (self.config.changelog_topic(name), partition)
-                known = [o for o in (collector.delivered.get(tp), self._restored_ends.get(tp)) if o is not None]
+                restored = self.changelog_reader.restored_ends.get(tp)
+                known = [o for o in (collector.delivered.get(tp), restored) if o is not None]
                 if known:  # (an older delivery, from before the task last came back, is behind the restore)
                     offsets[tp[0]] = max(known)
             if len(offsets) == len(stores):

@@ -11,7 +11,10 @@ gains is restored from its changelog partitions first. ``group_protocol="classic
 default) rebalances eagerly: every partition is revoked and nothing is processed (REBALANCING)
 until the new assignment is in. ``"consumer"`` joins with KIP-848 and the broker's range
 assignor (co-partitioning as above): the callbacks carry only what is added or revoked, only the
-tasks of revoked partitions close, and the kept ones go on processing (the state stays RUNNING).
+tasks of revoked partitions close, and the kept ones go on processing (the state stays RUNNING);
+a task gained is RESTORING — restored a batch per turn of the poll loop, between the running
+tasks' batches, its input partitions paused until its stores are caught up (see
+:mod:`tomyum.streams._changelog_reader`).
 
 * Internal topics, created at start with their partition counts (see
   :mod:`tomyum.streams._plan`, which also checks co-partitioning): repartition topics
@@ -332,7 +335,7 @@ class KafkaStreams:
     def _answer_queries(self) -> None:
         while not self._queries.empty():
             name, read, done = self._queries.get_nowait()
-            tasks = self._task_manager.open_tasks()
+            tasks = self._task_manager.open_tasks(running=True)
             try:
                 done.set_result(read(LocalStores([t.stores[name] for t in tasks if name in t.stores])))
             except Exception as e:  # noqa: BLE001 - the caller's read failed: tell the caller
@@ -637,7 +640,9 @@ class KafkaStreams:
         while not self._stop.is_set():
             if global_consumer is not None:
                 tasks.process_global(global_consumer, 0)
-            tasks.process_messages(consumer.consume(num_messages=500, timeout=0.05))
+            tasks.restore()  # (a bounded turn: gained tasks restore while the running ones process)
+            wait_s = 0 if tasks.restoring else 0.05
+            tasks.process_messages(consumer.consume(num_messages=500, timeout=wait_s))
             collector.poll()
             if self.state is not State.RUNNING:
                 continue
