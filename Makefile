@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: system-tools install install-test serve test test-slow test-interop test-differential compatibility test-quick test-unit test-kafka kafka bench bench-curves bench-lifecycle bench-streams bench-streams-failover bench-security bench-connect clean
+.PHONY: system-tools install install-test serve test test-slow test-interop test-differential compatibility test-quick test-unit test-kafka kafka bench bench-curves bench-group-join bench-lifecycle bench-streams bench-streams-failover bench-security bench-connect clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +105,12 @@ bench-security: $(VENV)/.test-installed
 bench-curves: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.cost_curves --write docs/benchmarks.md
+
+# group join time vs members (1 → 100; classic eager and cooperative, KIP-848) on tomyum and
+# Apache Kafka 4.4 (issue 22; ~5 min; not part of `make bench`): a PNG in docs/benchmarks/
+bench-group-join: $(VENV)/.test-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.group_join --write docs/benchmarks.md
 
 bench-lifecycle: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'

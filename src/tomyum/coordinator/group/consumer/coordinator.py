@@ -16,7 +16,6 @@ joins, sends a full request, or its assignment changed.
 
 from __future__ import annotations
 
-import copy
 import re
 import uuid
 from collections import Counter
@@ -245,7 +244,7 @@ class _Heartbeat:
     def __init__(self, groups: ConsumerGroups, req: HeartbeatRequest, topics: Topics) -> None:
         self.groups, self.req, self.topics = groups, req, topics
         existing = groups.groups.get(req.group_id)
-        self.group = copy.deepcopy(existing) if existing is not None else ConsumerGroup(req.group_id)
+        self.group = existing.copy() if existing is not None else ConsumerGroup(req.group_id)
         self.records: list[Record] = []
         self.new_member = False
 

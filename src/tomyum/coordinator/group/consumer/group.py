@@ -10,7 +10,7 @@ the *current assignment* it is reconciling towards the target (see reconciliatio
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tomyum.coordinator.group.consumer.records import (
     EMPTY,
@@ -32,8 +32,11 @@ LEAVE_EPOCH = -1
 STATIC_LEAVE_EPOCH = -2
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class ConsumerGroupMember:
+    """A member as the records left it. Never changed in place: a replayed record replaces the
+    member, so a copy of the group (:meth:`ConsumerGroup.copy`) may share its members."""
+
     member_id: str
     metadata: MemberMetadataRecord
     member_epoch: int = 0
@@ -78,6 +81,13 @@ class ConsumerGroup:
     def static_member(self, instance_id: str) -> ConsumerGroupMember | None:
         return next((m for m in self.members.values() if m.instance_id == instance_id), None)
 
+    def copy(self) -> ConsumerGroup:
+        """A scratch copy that records can be replayed into without changing this group: its
+        own containers, the same (immutable) members and assignments. O(members + partitions)
+        dict copies, not a deep copy: a heartbeat makes one."""
+        return ConsumerGroup(self.group_id, self.group_epoch, self.assignment_epoch, dict(self.members),
+                             dict(self.target), self.subscription_metadata, dict(self.owners))
+
     def owner_of(self, topic_id: uuid.UUID, partition: int) -> str | None:
         return self.owners.get((topic_id, partition))
 
@@ -89,10 +99,8 @@ class ConsumerGroup:
                 self.subscription_metadata = topics
             case MemberMetadataRecord(member_id=member_id):
                 member = self.members.get(member_id)
-                if member is None:
-                    self.members[member_id] = ConsumerGroupMember(member_id, record)
-                else:
-                    member.metadata = record
+                self.members[member_id] = (ConsumerGroupMember(member_id, record) if member is None
+                                           else replace(member, metadata=record))
             case TargetAssignmentEpochRecord(assignment_epoch=epoch):
                 self.assignment_epoch = epoch
             case TargetAssignmentMemberRecord(member_id=member_id, partitions=partitions):
@@ -100,27 +108,36 @@ class ConsumerGroup:
             case CurrentAssignmentRecord(member_id=member_id):
                 self._replay_current(record)
             case MemberRemovedRecord(member_id=member_id):
-                self._release(member_id)
-                self.members.pop(member_id, None)
+                removed = self.members.pop(member_id, None)
+                if removed is not None:
+                    self._release(removed)
                 self.target.pop(member_id, None)
             case GroupRemovedRecord():
                 raise ValueError("a removed group is dropped by its owner, not replayed into")
 
     def _replay_current(self, r: CurrentAssignmentRecord) -> None:
-        member = self.members.get(r.member_id)
-        if member is None:  # loaded before its metadata record (compaction keeps only the latest of each key)
-            member = self.members[r.member_id] = ConsumerGroupMember(r.member_id, _unknown_metadata(r))
-        member.member_epoch, member.previous_member_epoch = r.member_epoch, r.previous_member_epoch
-        member.state, member.assigned, member.pending_revocation = r.state, r.assigned, r.pending_revocation
-        self._release(r.member_id)
+        old = self.members.get(r.member_id)
+        if old is None:  # loaded before its metadata record (compaction keeps only the latest of each key)
+            old = ConsumerGroupMember(r.member_id, _unknown_metadata(r))
+        else:
+            self._release(old)
+        self.members[r.member_id] = replace(
+            old, member_epoch=r.member_epoch, previous_member_epoch=r.previous_member_epoch, state=r.state,
+            assigned=r.assigned, pending_revocation=r.pending_revocation)
         for assignment in (r.assigned, r.pending_revocation):
             for topic_id, partitions in assignment.items():
                 for p in partitions:
                     self.owners[(topic_id, p)] = r.member_id
 
-    def _release(self, member_id: str) -> None:
-        for key in [k for k, owner in self.owners.items() if owner == member_id]:
-            del self.owners[key]
+    def _release(self, member: ConsumerGroupMember) -> None:
+        """Forget the member's ownerships. It owns only partitions of its own assignment or
+        pending revocation (its last current-assignment record set both), so only those are
+        looked at, not every partition of the group."""
+        for assignment in (member.assigned, member.pending_revocation):
+            for topic_id, partitions in assignment.items():
+                for p in partitions:
+                    if self.owners.get((topic_id, p)) == member.member_id:
+                        del self.owners[(topic_id, p)]
 
 
 def _unknown_metadata(r: CurrentAssignmentRecord) -> MemberMetadataRecord:
