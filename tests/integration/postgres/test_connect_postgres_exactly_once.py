@@ -4,7 +4,8 @@ inserts (and a few updates and deletes) stream from a real PostgreSQL, and resta
 A ``read_committed`` consumer sees the snapshot and then every change exactly once, in commit
 order, and the changes folded by key give the table's final state: the restarted task resumes
 right after the last change whose transaction committed in Kafka, and what PostgreSQL re-sends
-from the slot at or before that point is skipped.
+from the slot at or before that point is skipped. At each kill the slot's confirmed flush LSN
+is at most the LSN of the last offset committed in Kafka.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from tests.integration.postgres.test_connect_postgres import cdc_connector
+from tomyum.connect.postgres.pgoutput import parse_lsn
 from tomyum.testing import BrokerProcess, ExternalBroker, wait_until
 from tomyum.testing.connect import ConnectProcess
 from tomyum.testing.postgres import PostgresServer
@@ -115,6 +117,38 @@ class TopicReader:
         self.consumer.close()
 
 
+def committed_offset(bootstrap: str, offsets_topic: str, server: str) -> dict[str, Any]:
+    """The CDC task's last committed source offset, read ``read_committed`` from the worker's
+    offsets topic (five partitions)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.auto.commit": False,
+                         "isolation.level": "read_committed", "enable.partition.eof": True})
+    consumer.assign([TopicPartition(offsets_topic, p, 0) for p in range(5)])
+    found: list[dict[str, Any]] = []
+    ended: set[int] = set()
+    try:
+        def done() -> bool:
+            for m in consumer.consume(500, 0.2):
+                if m.error() is None:
+                    if json.loads(m.key()) == ["inventory-cdc", {"server": server}]:
+                        found.append(json.loads(m.value()))
+                elif m.error().code() == -191:  # _PARTITION_EOF
+                    ended.add(m.partition())
+            return len(ended) == 5
+        wait_until(done, timeout=30, interval=0, what=f"the end of {offsets_topic}")
+    finally:
+        consumer.close()
+    assert found, "no offset committed"
+    return found[-1]
+
+
+def confirmed_flush_lsn(dsn: str) -> int:
+    with psycopg.connect(dsn) as c:
+        row = c.execute("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'debezium'"
+                        ).fetchone()
+    assert row is not None
+    return parse_lsn(row[0])
+
+
 def test_kill_9_under_exactly_once_source_writes_every_change_once(
         broker: BrokerProcess | ExternalBroker, tmp_path: Path, postgres: PostgresServer, topic_name: str) -> None:
     dsn = postgres.create_database("inventory")
@@ -157,6 +191,8 @@ def test_kill_9_under_exactly_once_source_writes_every_change_once(
                 # a transaction is open 2 s: these records are written, not committed
                 raw.until(seen + PHASE // 5)
                 worker.kill()
+                # the slot confirms no more than Kafka committed: its WAL is there for the restart
+                assert confirmed_flush_lsn(dsn) <= committed_offset(broker.bootstrap, f"off-{tag}", topic_name)["lsn"]
                 writer.join(60)
                 worker.start()
             expected += expected_changes(ops)
