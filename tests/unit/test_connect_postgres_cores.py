@@ -1,6 +1,7 @@
 """The pure cores of the PostgreSQL connectors, from bytes and values alone: the pgoutput
 decoder (messages built as PostgreSQL's protocol chapter lays them out), Debezium's type
-mapping, and the sink's statements."""
+mapping, the sink's statements, and where a CDC capture resumes from a stored offset (decoded
+messages fed to it, no server)."""
 
 from __future__ import annotations
 
