@@ -1,6 +1,7 @@
 """The pure cores of the PostgreSQL connectors, from bytes and values alone: the pgoutput
 decoder (messages built as PostgreSQL's protocol chapter lays them out), Debezium's type
-mapping, and the sink's statements."""
+mapping, the sink's statements, and where a CDC capture resumes from a stored offset (decoded
+messages fed to it, no server)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tomyum.connect.connector import ExactlyOnceSupport
 from tomyum.connect.postgres import pgoutput
+from tomyum.connect.postgres.cdc import CdcConfig, PostgresCdc
+from tomyum.connect.postgres.connector import PostgresConnector
+from tomyum.connect.postgres.envelope import Table, TableColumn
 from tomyum.connect.postgres.jdbc_sink import PostgresSink, _Row
 from tomyum.connect.postgres.types import ColumnType, TypeOptions, map_type, parse_array
 
@@ -117,3 +122,44 @@ def test_sink_statements() -> None:
     assert update.as_string(None) == 'UPDATE "t" SET "name" = %s WHERE "id" = %s' and params == ["x", 1]
     delete, params = PostgresSink.statement(_Row("t", {"id": (schema, 1)}, ("id",), delete=True), "insert")
     assert delete.as_string(None) == 'DELETE FROM "t" WHERE "id" = %s' and params == [1]
+
+
+def _cdc_after(stored: dict[str, object] | None) -> tuple[PostgresCdc, list[tuple[int, int, int]]]:
+    """A capture resumed from ``stored``, and the stream PostgreSQL re-sends from its slot:
+    transactions (commit lsn, end lsn) at 100 and 200, two inserts each, as (commit, change lsn, id)."""
+    cdc = PostgresCdc(CdcConfig(dsn="", database="inventory", topic_prefix="pg"))
+    cdc._stored = stored
+    cdc._relations[7] = Table(schema="public", name="t", primary_key=("id",),
+                              columns=(TableColumn(name="id", type=col("int4", optional=False)),))
+    sent = []
+    for commit, changes in ((100, (90, 95)), (200, (190, 195))):
+        cdc._handle(pgoutput.Begin(final_lsn=commit, commit_ts_us=0, xid=commit), 0)
+        for lsn in changes:
+            cdc._handle(pgoutput.Insert(relation_oid=7, new=(str(lsn),)), lsn)
+        for r in cdc._handle(pgoutput.Commit(flags=0, commit_lsn=commit, end_lsn=commit + 8, commit_ts_us=0),
+                             commit + 8):
+            assert r.record.value is not None
+            sent.append((r.offset["lsn_commit"], r.offset["lsn"], r.record.value["after"]["id"]))
+    return cdc, sent
+
+
+@pytest.mark.parametrize(("stored", "expected"), [
+    (None, [(100, 90, 90), (100, 108, 95), (200, 190, 190), (200, 208, 195)]),
+    # the last committed record was a transaction's last change: its lsn is the commit's end
+    ({"lsn": 108, "lsn_commit": 100}, [(200, 190, 190), (200, 208, 195)]),
+    # a Kafka transaction ended inside a PostgreSQL one: the rest of it comes, nothing before
+    ({"lsn": 190, "lsn_commit": 200}, [(200, 208, 195)]),
+    ({"lsn": 208, "lsn_commit": 200}, []),
+    # the snapshot's offset: everything streamed after it is new
+    ({"lsn": 50, "lsn_commit": 50, "snapshot": True, "last_snapshot_record": True},
+     [(100, 90, 90), (100, 108, 95), (200, 190, 190), (200, 208, 195)]),
+])
+def test_cdc_resumes_exactly_after_the_stored_offset(stored: dict[str, object] | None,
+                                                     expected: list[tuple[int, int, int]]) -> None:
+    """What the slot re-sends at or before the stored offset is skipped, the rest is sent once:
+    exactly-once source rests on it."""
+    assert _cdc_after(stored)[1] == expected
+
+
+def test_cdc_connector_declares_exactly_once_support_as_debezium() -> None:
+    assert PostgresConnector().exactly_once_support({}) is ExactlyOnceSupport.SUPPORTED

@@ -8,8 +8,14 @@ schemas into :class:`Schema` (through JsonConverter's reading of that form, cach
 values into :class:`Struct`, and back for the sink.
 
 CDC offsets: the task flushes an LSN to the replication slot only in ``commit()``, which the
-worker calls after it has stored the offsets of what Kafka acknowledged — so the slot never
-drops WAL that a restart from the stored offset would need.
+worker calls after it has stored the offsets of what Kafka acknowledged — with exactly-once
+source, after the transaction holding the records and their offsets has committed — so the
+slot never drops WAL that a restart from the stored offset would need.
+
+Exactly-once source (KIP-618): the connector answers SUPPORTED, as Debezium's does. A restarted
+task reads the offset of the last committed transaction and skips what the slot re-sends at or
+before it (see ``cdc``), so with ``exactly.once.source.support=enabled`` every streamed change
+is written once. A task killed during the snapshot takes the snapshot again, as Debezium does.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from typing import Any
 
 from tomyum import __version__
 from tomyum.connect.config import NO_DEFAULT, ConfigDef, ConfigError, ConfigType, Importance, valid_string
-from tomyum.connect.connector import ConnectError, SinkConnector, SinkTask, SourceConnector, SourceTask, Task
+from tomyum.connect.connector import (
+    ConnectError, ExactlyOnceSupport, SinkConnector, SinkTask, SourceConnector, SourceTask, Task,
+)
 from tomyum.connect.converters import JsonConverter
 from tomyum.connect.data import Schema, SinkRecord, SourceRecord, Struct, Type
 from tomyum.connect.postgres.cdc import CdcConfig, CdcRecord, PostgresCdc
@@ -121,6 +129,12 @@ class PostgresConnector(SourceConnector):
 
     def task_configs(self, max_tasks: int) -> list[dict[str, str]]:
         return [dict(self._props)]  # one replication slot: one task, as Debezium
+
+    def exactly_once_support(self, connector_config: Mapping[str, str]) -> ExactlyOnceSupport:
+        """SUPPORTED, as Debezium's: each record's offset names its change's place in the WAL
+        (``lsn_commit``, ``lsn``), so a task restarted from a committed offset skips exactly
+        what it had already written."""
+        return ExactlyOnceSupport.SUPPORTED
 
     def stop(self) -> None:
         pass
