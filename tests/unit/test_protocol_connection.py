@@ -311,3 +311,16 @@ def test_strict_response_building_checks_nested_entities_and_allows_other_versio
                                          "api_keys": [{"api_key": 0, "min_version": 0, "max_version": 1}]})
     with pytest.raises(TypeError, match=r"api_keys\[0\].max: no version"):
         build_response(API_VERSIONS_KEY, 0, {"error_code": 0, "api_keys": [{"api_key": 0, "max": 1}]})
+
+
+def test_a_hand_encoded_response_answers_a_longer_request_quota_throttle_where_it_says() -> None:
+    """Metadata is encoded by hand: the server writes a request-quota throttle (KIP-124) into
+    its throttle_time_ms field when that is longer than the one it holds, and nowhere else."""
+    body = struct.pack(">i", 0) + b"rest of the body"
+    assert RawResponse(body, throttle_at=0).with_throttle(250).body == struct.pack(">i", 250) + b"rest of the body"
+    longer = RawResponse(struct.pack(">i", 900) + b"x", throttle_at=0)
+    assert longer.with_throttle(250) is longer
+    unplaced = RawResponse(body)
+    assert unplaced.with_throttle(250) is unplaced
+    listed = RawResponse([body], throttle_at=0)
+    assert listed.with_throttle(250) is listed

@@ -516,9 +516,12 @@ def _with_throttle(result: Any, throttle_ms: int) -> Any:
     """``result`` answering ``throttle_ms`` of throttle (KIP-124) if that is longer than its own
     (Kafka answers the longer of a request's bandwidth and request-time throttles). Produce and
     fetch responses are encoded by their handlers: they answer their bandwidth throttle, and the
-    connection is muted for the longer one all the same."""
+    connection is muted for the longer one all the same; other hand-encoded responses (Metadata)
+    say where their throttle field is."""
     if throttle_ms and isinstance(result, dict) and result.get("throttle_time", throttle_ms) < throttle_ms:
         result["throttle_time"] = throttle_ms
+    elif throttle_ms and isinstance(result, RawResponse):
+        return result.with_throttle(throttle_ms)
     return result
 
 

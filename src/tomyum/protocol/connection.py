@@ -116,9 +116,19 @@ class ConnectionClosed:
 @dataclass(frozen=True, slots=True)
 class RawResponse:
     """A response body already encoded (hot-path handlers encode by hand), one buffer or a
-    list (which may hold zero-copy file slices: anything with ``len``)."""
+    list (which may hold zero-copy file slices: anything with ``len``). ``throttle_at``: where
+    a ``bytes`` body holds its int32 ``throttle_time_ms``, for the server to answer a longer
+    request-quota throttle there (None: the handler answered its own)."""
 
     body: bytes | list[Any]
+    throttle_at: int | None = None
+
+    def with_throttle(self, throttle_ms: int) -> RawResponse:
+        """This response answering ``throttle_ms`` if that is longer than what it says."""
+        at, body = self.throttle_at, self.body
+        if at is None or not isinstance(body, bytes) or _I32.unpack_from(body, at)[0] >= throttle_ms:
+            return self
+        return RawResponse(body[:at] + _I32.pack(throttle_ms) + body[at + 4:], at)
 
 
 class Connection:

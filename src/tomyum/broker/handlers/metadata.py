@@ -131,7 +131,8 @@ def _response(ctx: RequestContext, request: Any, topics: list[bytes]) -> RawResp
                              port=ctx.listener.advertised_port)],
         cluster_id=broker.cluster_id, controller_id=broker.node_id, topics=topics,
         cluster_authorized_operations=_cluster_operations(
-            ctx, getattr(request, "include_cluster_authorized_operations", False))))
+            ctx, getattr(request, "include_cluster_authorized_operations", False))),
+        throttle_at=0 if ctx.api_version >= 3 else None)
 
 
 def _may_create(ctx: RequestContext, topic: str) -> bool:
