@@ -282,7 +282,8 @@ class AbstractHerder:
                 values[k].errors.extend(e for e in v.errors if e not in values[k].errors)
             else:
                 values[k] = v
-                defs.append((own_def, k))
+                if k in own_def.keys:  # an undeclared key's error still counts in error_count
+                    defs.append((own_def, k))
         if isinstance(connector, SourceConnector):
             eos_def = exactly_once.source_config_def()
             eos_values = eos_def.validate(config)
