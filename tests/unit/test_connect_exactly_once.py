@@ -78,8 +78,9 @@ def test_worker_support_is_validated_with_kafkas_words() -> None:
 def test_connector_keys_default_to_requested_and_poll() -> None:
     parsed = source_config_def().parse({})
     assert parsed == {"exactly.once.support": "requested", "transaction.boundary": "poll",
-                      "transaction.boundary.interval.ms": None}
+                      "transaction.boundary.interval.ms": None, "offsets.storage.topic": None}
     assert _errors({}) == {}
+    assert _errors({"offsets.storage.topic": " "}) == {"offsets.storage.topic": ["String may not be empty"]}
 
 
 def test_required_support_needs_the_worker_enabled_and_the_connector_to_say_supported() -> None:

@@ -55,7 +55,7 @@ from tomyum.connect.herder import (
     AbstractHerder, AlreadyExistsError, BadRequestError, ForwardError, NotFoundError, Status,
 )
 from tomyum.connect.kafka_log import KafkaBasedLog, create_compacted_topic
-from tomyum.connect.offsets import MemoryOffsetBackingStore
+from tomyum.connect.offsets import ConnectorOffsetBackingStore, MemoryOffsetBackingStore, OffsetBackingStore
 from tomyum.connect.worker import State, TargetState, TaskId, Worker
 
 log = logging.getLogger("tomyum.connect.distributed")
@@ -194,6 +194,11 @@ class DistributedHerder(AbstractHerder):
         self.exactly_once = exactly_once.ExactlyOnceSource(
             group_id=self.props["group.id"], client_config=client, offset_topic=self.offset_topic, rest_url=url,
             read_offsets_to_end=self.catch_up, offsets_committed=offsets.remember)
+        #: the connectors' own offsets topics (KIP-618), each read as the worker's topic is
+        self._connector_offset_stores: dict[str, KafkaOffsetBackingStore] = {}
+        self._connector_offsets_lock = threading.Lock()
+        worker.connector_offset_store = self._connector_offset_store
+        self.exactly_once.connector_offsets = self._connector_offsets_target
         if exactly_once.worker_support(self.props) is exactly_once.ExactlyOnceSourceSupport.ENABLED:
             self.exactly_once_enabled = True
             worker.source_task_factory = self.exactly_once.task
@@ -226,8 +231,63 @@ class DistributedHerder(AbstractHerder):
         if self._thread.is_alive():
             self._thread.join(30)
         assert self.offset_store.log is not None
-        for kafka_log in (self.config_log, self.offset_store.log, self.status_log):
-            kafka_log.stop()
+        with self._connector_offsets_lock:
+            own, self._connector_offset_stores = list(self._connector_offset_stores.values()), {}
+        for kafka_log in (self.config_log, self.offset_store.log, self.status_log, *(o.log for o in own)):
+            if kafka_log is not None:
+                kafka_log.stop()
+
+    # connector-specific offsets topics (KIP-618) ------------------------------------------------
+    def _own_offsets_topic(self, conn_props: Mapping[str, str]) -> str | None:
+        topic = (conn_props.get(exactly_once.OFFSETS_TOPIC_CONFIG) or "").strip()
+        return topic if topic and topic != self.offset_topic else None
+
+    def _topic_store(self, topic: str) -> KafkaOffsetBackingStore:
+        """The store of a connector's own offsets topic, created (compacted, with the worker's
+        ``offset.storage.*`` partitions and replication factor, as Kafka's) and read on first use."""
+        with self._connector_offsets_lock:
+            store = self._connector_offset_stores.get(topic)
+            if store is None:
+                create_compacted_topic(self.client_config, topic, _int(self.props, "offset.storage.partitions", 25),
+                                       _int(self.props, "offset.storage.replication.factor", 3))
+                store = KafkaOffsetBackingStore()
+                store.log = KafkaBasedLog(topic, self.client_config, store.apply,
+                                          producer_config={"partitioner": "murmur2_random"})
+                store.log.start()
+                self._connector_offset_stores[topic] = store
+            return store
+
+    def _connector_offset_store(self, name: str, conn_props: Mapping[str, str]) -> OffsetBackingStore:
+        """Kafka's ConnectorOffsetBackingStore: the connector's own topic first, the worker's as
+        the fallback; the worker's alone for a connector without one."""
+        topic = self._own_offsets_topic(conn_props)
+        if topic is None:
+            return self.offset_store
+        return ConnectorOffsetBackingStore(self._topic_store(topic), self.offset_store)
+
+    def _connector_offsets_target(self, name: str, conn_props: Mapping[str, str]) -> exactly_once.OffsetsTarget | None:
+        """An exactly-once task's offsets go to its connector's topic in the transaction; after
+        the commit this worker's copy of that topic learns them and the worker's topic gets them."""
+        topic = self._own_offsets_topic(conn_props)
+        if topic is None:
+            return None
+        store = ConnectorOffsetBackingStore(self._topic_store(topic), self.offset_store)
+
+        def committed(values: Mapping[bytes, bytes | None]) -> None:
+            primary = store.primary
+            assert isinstance(primary, KafkaOffsetBackingStore)
+            primary.remember(values)
+            store.after_primary_write(values)
+        return topic, committed
+
+    def _read_offsets_to_end(self) -> None:
+        assert self.offset_store.log is not None
+        self.offset_store.log.read_to_end()
+        with self._connector_offsets_lock:
+            own = list(self._connector_offset_stores.values())
+        for store in own:
+            assert store.log is not None
+            store.log.read_to_end()
 
     # reading the topics ---------------------------------------------------------------------
     def _on_config_record(self, key: bytes | None, value: bytes | None, _partition: int, offset: int) -> None:
@@ -448,12 +508,10 @@ class DistributedHerder(AbstractHerder):
         """After a write another worker made for us: read the topics it went to, so that this
         worker's next answer shows it (read-your-writes through any worker)."""
         self.config_log.read_to_end()
-        assert self.offset_store.log is not None
-        self.offset_store.log.read_to_end()
+        self._read_offsets_to_end()
 
     def offsets(self, name: str) -> dict[str, Any]:
-        assert self.offset_store.log is not None
-        self.offset_store.log.read_to_end()  # Kafka reads the offsets topic afresh for this answer
+        self._read_offsets_to_end()  # Kafka reads the offsets topics afresh for this answer
         return super().offsets(name)
 
     # the herder thread --------------------------------------------------------------------------
@@ -530,8 +588,7 @@ class DistributedHerder(AbstractHerder):
             return False
         self.generation = self.member.generation_id
         self.config_log.read_to_end()
-        assert self.offset_store.log is not None
-        self.offset_store.log.read_to_end()
+        self._read_offsets_to_end()
         full = self._apply(assignment)
         log.info("Joined group at generation %d as %s (leader %s at %s) with protocol %s; assigned connectors %s, "
                  "tasks %s; revoked connectors %s, tasks %s; rebalance delay %d ms", self.generation,

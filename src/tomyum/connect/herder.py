@@ -391,7 +391,7 @@ class AbstractHerder:
         config = self._require(name)
         if self._is_sink(config):
             return {"offsets": self.worker.sink_offsets(name, config)}
-        return {"offsets": self.worker.source_offsets(name)}
+        return {"offsets": self.worker.source_offsets(name, config)}
 
     def _check_stopped(self, name: str) -> dict[str, str]:
         config = self._require(name)
