@@ -47,6 +47,7 @@ from urllib.parse import quote
 
 from tomyum.connect import exactly_once, plugins
 from tomyum.connect.assignor import IncrementalCooperativeAssignor
+from tomyum.connect.config_writer import ConfigTopicWriter, transactional_producer_id
 from tomyum.connect.connector import ConnectError, SourceConnector
 from tomyum.connect.group import (
     EAGER, PROTOCOL_VERSIONS, Assignment, RebalanceNeeded, WorkerGroupMember, WorkerState, assign_eager, protocols_for,
@@ -199,9 +200,15 @@ class DistributedHerder(AbstractHerder):
         self._connector_offsets_lock = threading.Lock()
         worker.connector_offset_store = self._connector_offset_store
         self.exactly_once.connector_offsets = self._connector_offsets_target
-        if exactly_once.worker_support(self.props) is exactly_once.ExactlyOnceSourceSupport.ENABLED:
+        support = exactly_once.worker_support(self.props)
+        if support is exactly_once.ExactlyOnceSourceSupport.ENABLED:
             self.exactly_once_enabled = True
             worker.source_task_factory = self.exactly_once.task
+        # preparing (a rolling upgrade's first step) and enabled: the leader writes the config
+        # topic transactionally, fencing earlier leaders; only enabled gives tasks transactions
+        self.config_writer = ConfigTopicWriter(
+            self.config_log, client, None if support is exactly_once.ExactlyOnceSourceSupport.DISABLED
+            else transactional_producer_id(self.props["group.id"]))
         self.member = WorkerGroupMember(
             bootstrap_servers=worker.config.bootstrap_servers, group_id=self.props["group.id"], url=url,
             session_timeout_ms=_int(self.props, "session.timeout.ms", 10000),
@@ -412,9 +419,8 @@ class DistributedHerder(AbstractHerder):
         return a
 
     def _write(self, *records: tuple[str, Any]) -> None:
-        for key, value in records:
-            self.config_log.send(key.encode("utf-8"), None if value is None else _json(value))
-        self.config_log.flush()
+        self.config_writer.write([(key.encode("utf-8"), None if value is None else _json(value))
+                                  for key, value in records])
         self.config_log.read_to_end()
 
     def put_connector_config(self, name: str, config: Mapping[str, str], allow_replace: bool,
@@ -596,6 +602,7 @@ class DistributedHerder(AbstractHerder):
                  list(assignment.connectors), [f"{c}-{n}" for c, n in assignment.tasks],
                  list(assignment.revoked_connectors), [f"{c}-{n}" for c, n in assignment.revoked_tasks],
                  assignment.delay)
+        self._claim_or_relinquish_write_privileges(assignment.leader == self.member.member_id)
         running_connectors, running_tasks = set(self.worker.connectors()), set(self.worker.task_ids())
         self._kept = ({c for c in full.connectors if c in running_connectors}
                       | {c for c, n in full.tasks if TaskId(c, n) in running_tasks})
@@ -672,6 +679,20 @@ class DistributedHerder(AbstractHerder):
             base, connectors=tuple(result.assigned_connectors.get(m, ())), tasks=tuple(result.assigned_tasks.get(m, ())),
             revoked_connectors=tuple(result.revoked_connectors.get(m, ())),
             revoked_tasks=tuple(result.revoked_tasks.get(m, ())), delay=self.assignor.delay) for m in members}
+
+    def _claim_or_relinquish_write_privileges(self, leader: bool) -> None:
+        """A new leader claims the config topic (fencing earlier leaders' producers), as Kafka's
+        herder after a rebalance; a failure is logged and the next write claims again."""
+        if not self.config_writer.fencable:
+            return
+        if not leader:
+            self.config_writer.relinquish_write_privileges()
+            return
+        try:
+            self.config_writer.claim_write_privileges()
+        except ConnectError as e:
+            log.error("Unable to claim write privileges for config topic after being elected leader during "
+                      "rebalance: %s", e)
 
     def _stop_work(self) -> None:
         self.worker.stop_tasks(self.worker.task_ids())
