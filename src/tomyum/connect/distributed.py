@@ -419,8 +419,18 @@ class DistributedHerder(AbstractHerder):
         return a
 
     def _write(self, *records: tuple[str, Any]) -> None:
+        fencable = self.config_writer.fencable
+        before = sum(self.config_log.end_offsets(30).values()) if fencable else 0
         self.config_writer.write([(key.encode("utf-8"), None if value is None else _json(value))
                                   for key, value in records])
+        if fencable:
+            # an Apache Kafka broker writes a transaction's commit marker after EndTxn has been
+            # answered: until then the last stable offset (the reader's end) is behind the records
+            deadline = time.monotonic() + 30
+            while sum(self.config_log.end_offsets(30).values()) < before + len(records):
+                if time.monotonic() > deadline:
+                    raise ConnectError(f"Timed out waiting for the write to {self.config_topic} to become stable")
+                time.sleep(0.02)
         self.config_log.read_to_end()
 
     def put_connector_config(self, name: str, config: Mapping[str, str], allow_replace: bool,
