@@ -183,7 +183,8 @@ def test_task_count_records_decide_the_fencing_round() -> None:
 
 
 def _herder(support: str) -> Any:
-    from tomyum.connect.distributed import DistributedHerder, KafkaOffsetBackingStore
+    from tomyum.connect.distributed import DistributedHerder
+    from tomyum.connect.offsets_topics import KafkaOffsetBackingStore
     props = {"key.converter": "JsonConverter", "value.converter": "JsonConverter", "group.id": "g",
              "config.storage.topic": "cfg", "offset.storage.topic": "off", "status.storage.topic": "sts",
              "exactly.once.source.support": support}

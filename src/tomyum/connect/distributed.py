@@ -56,7 +56,7 @@ from tomyum.connect.herder import (
     AbstractHerder, AlreadyExistsError, BadRequestError, ForwardError, NotFoundError, Status,
 )
 from tomyum.connect.kafka_log import KafkaBasedLog, create_compacted_topic
-from tomyum.connect.offsets import ConnectorOffsetBackingStore, MemoryOffsetBackingStore, OffsetBackingStore
+from tomyum.connect.offsets_topics import KafkaOffsetBackingStore, OffsetsTopics
 from tomyum.connect.worker import State, TargetState, TaskId, Worker
 
 log = logging.getLogger("tomyum.connect.distributed")
@@ -67,30 +67,6 @@ REBALANCE_WAIT_S = 20.0
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("utf-8")
-
-
-class KafkaOffsetBackingStore(MemoryOffsetBackingStore):
-    """Source offsets in ``offset.storage.topic`` (Kafka's KafkaOffsetBackingStore): ``set``
-    returns once Kafka has the records; every worker's copy follows the topic."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.log: KafkaBasedLog | None = None
-
-    def apply(self, key: bytes | None, value: bytes | None, _partition: int, _offset: int) -> None:
-        if key is not None:
-            super().set({key: value})
-
-    def remember(self, values: Mapping[bytes, bytes | None]) -> None:
-        """Offsets another producer wrote to the topic (an exactly-once task's transaction)."""
-        super().set(values)
-
-    def set(self, values: Mapping[bytes, bytes | None]) -> None:
-        assert self.log is not None
-        for k, v in values.items():
-            self.log.send(k, v)
-        self.log.flush()
-        super().set(values)
 
 
 class ConfigState:
@@ -196,10 +172,11 @@ class DistributedHerder(AbstractHerder):
             group_id=self.props["group.id"], client_config=client, offset_topic=self.offset_topic, rest_url=url,
             read_offsets_to_end=self.catch_up, offsets_committed=offsets.remember)
         #: the connectors' own offsets topics (KIP-618), each read as the worker's topic is
-        self._connector_offset_stores: dict[str, KafkaOffsetBackingStore] = {}
-        self._connector_offsets_lock = threading.Lock()
-        worker.connector_offset_store = self._connector_offset_store
-        self.exactly_once.connector_offsets = self._connector_offsets_target
+        self.offsets_topics = OffsetsTopics(offsets, client, self.offset_topic,
+                                            _int(self.props, "offset.storage.partitions", 25),
+                                            _int(self.props, "offset.storage.replication.factor", 3))
+        worker.connector_offset_store = self.offsets_topics.store
+        self.exactly_once.connector_offsets = self.offsets_topics.transaction_target
         support = exactly_once.worker_support(self.props)
         if support is exactly_once.ExactlyOnceSourceSupport.ENABLED:
             self.exactly_once_enabled = True
@@ -238,63 +215,9 @@ class DistributedHerder(AbstractHerder):
         if self._thread.is_alive():
             self._thread.join(30)
         assert self.offset_store.log is not None
-        with self._connector_offsets_lock:
-            own, self._connector_offset_stores = list(self._connector_offset_stores.values()), {}
-        for kafka_log in (self.config_log, self.offset_store.log, self.status_log, *(o.log for o in own)):
-            if kafka_log is not None:
-                kafka_log.stop()
-
-    # connector-specific offsets topics (KIP-618) ------------------------------------------------
-    def _own_offsets_topic(self, conn_props: Mapping[str, str]) -> str | None:
-        topic = (conn_props.get(exactly_once.OFFSETS_TOPIC_CONFIG) or "").strip()
-        return topic if topic and topic != self.offset_topic else None
-
-    def _topic_store(self, topic: str) -> KafkaOffsetBackingStore:
-        """The store of a connector's own offsets topic, created (compacted, with the worker's
-        ``offset.storage.*`` partitions and replication factor, as Kafka's) and read on first use."""
-        with self._connector_offsets_lock:
-            store = self._connector_offset_stores.get(topic)
-            if store is None:
-                create_compacted_topic(self.client_config, topic, _int(self.props, "offset.storage.partitions", 25),
-                                       _int(self.props, "offset.storage.replication.factor", 3))
-                store = KafkaOffsetBackingStore()
-                store.log = KafkaBasedLog(topic, self.client_config, store.apply,
-                                          producer_config={"partitioner": "murmur2_random"})
-                store.log.start()
-                self._connector_offset_stores[topic] = store
-            return store
-
-    def _connector_offset_store(self, name: str, conn_props: Mapping[str, str]) -> OffsetBackingStore:
-        """Kafka's ConnectorOffsetBackingStore: the connector's own topic first, the worker's as
-        the fallback; the worker's alone for a connector without one."""
-        topic = self._own_offsets_topic(conn_props)
-        if topic is None:
-            return self.offset_store
-        return ConnectorOffsetBackingStore(self._topic_store(topic), self.offset_store)
-
-    def _connector_offsets_target(self, name: str, conn_props: Mapping[str, str]) -> exactly_once.OffsetsTarget | None:
-        """An exactly-once task's offsets go to its connector's topic in the transaction; after
-        the commit this worker's copy of that topic learns them and the worker's topic gets them."""
-        topic = self._own_offsets_topic(conn_props)
-        if topic is None:
-            return None
-        store = ConnectorOffsetBackingStore(self._topic_store(topic), self.offset_store)
-
-        def committed(values: Mapping[bytes, bytes | None]) -> None:
-            primary = store.primary
-            assert isinstance(primary, KafkaOffsetBackingStore)
-            primary.remember(values)
-            store.after_primary_write(values)
-        return topic, committed
-
-    def _read_offsets_to_end(self) -> None:
-        assert self.offset_store.log is not None
-        self.offset_store.log.read_to_end()
-        with self._connector_offsets_lock:
-            own = list(self._connector_offset_stores.values())
-        for store in own:
-            assert store.log is not None
-            store.log.read_to_end()
+        self.offsets_topics.stop()
+        for kafka_log in (self.config_log, self.offset_store.log, self.status_log):
+            kafka_log.stop()
 
     # reading the topics ---------------------------------------------------------------------
     def _on_config_record(self, key: bytes | None, value: bytes | None, _partition: int, offset: int) -> None:
@@ -524,10 +447,10 @@ class DistributedHerder(AbstractHerder):
         """After a write another worker made for us: read the topics it went to, so that this
         worker's next answer shows it (read-your-writes through any worker)."""
         self.config_log.read_to_end()
-        self._read_offsets_to_end()
+        self.offsets_topics.read_to_end()
 
     def offsets(self, name: str) -> dict[str, Any]:
-        self._read_offsets_to_end()  # Kafka reads the offsets topics afresh for this answer
+        self.offsets_topics.read_to_end()  # Kafka reads the offsets topics afresh for this answer
         return super().offsets(name)
 
     # the herder thread --------------------------------------------------------------------------
@@ -604,7 +527,7 @@ class DistributedHerder(AbstractHerder):
             return False
         self.generation = self.member.generation_id
         self.config_log.read_to_end()
-        self._read_offsets_to_end()
+        self.offsets_topics.read_to_end()
         full = self._apply(assignment)
         log.info("Joined group at generation %d as %s (leader %s at %s) with protocol %s; assigned connectors %s, "
                  "tasks %s; revoked connectors %s, tasks %s; rebalance delay %d ms", self.generation,
