@@ -120,9 +120,10 @@ JOINED = re.compile(r"Joined group at generation (\d+) as \S+ \(leader \S+ at (\
 
 
 class Cluster:
-    """Two workers of one group, their REST clients, and the names of their topics."""
+    """``size`` workers of one group (two unless told), their REST clients, and the names of their topics."""
 
-    def __init__(self, bootstrap: str, workdir: Path, stack: ExitStack, **more: str) -> None:
+    def __init__(self, bootstrap: str, workdir: Path, stack: ExitStack, more: dict[str, str] | None = None,
+                 size: int = 2) -> None:
         plugins = workdir / "plugins"
         plugins.mkdir(parents=True)
         (plugins / "counting.py").write_text(COUNTER, encoding="utf-8")
@@ -136,14 +137,14 @@ class Cluster:
                  "status.storage.topic": self.topics["status"], "config.storage.replication.factor": "1",
                  "offset.storage.replication.factor": "1", "status.storage.replication.factor": "1",
                  "session.timeout.ms": "6000", "heartbeat.interval.ms": "1000", "offset.flush.interval.ms": "500",
-                 "value.converter.schemas.enable": "false", **more}
+                 "value.converter.schemas.enable": "false", **(more or {})}
         self.props = props
         self.workers: list[ConnectProcess] = []
         self.http: list[httpx.Client] = []
-        for _ in range(2):
+        for _ in range(size):
             self.add_worker()
         wait_until(lambda: all(self.leader_url(w) for w in self.workers), timeout=60, interval=0.1,
-                   what="both workers to join the group")
+                   what="every worker to join the group")
 
     def add_worker(self) -> ConnectProcess:
         worker = self.stack.enter_context(ConnectProcess(self.workdir / f"worker-{len(self.workers)}", self.bootstrap,
@@ -352,7 +353,7 @@ def _placement(http: httpx.Client) -> dict[int, str] | None:
 def test_cooperative_rebalance_keeps_tasks_running_and_holds_a_dead_workers_tasks(
         broker: BrokerProcess | ExternalBroker, tmp_path: Path) -> None:
     with ExitStack() as stack:
-        cluster = Cluster(broker.bootstrap, tmp_path, stack, **{"scheduled.rebalance.max.delay.ms": "3000"})
+        cluster = Cluster(broker.bootstrap, tmp_path, stack, {"scheduled.rebalance.max.delay.ms": "3000"})
         topic = f"spread-{uuid.uuid4().hex[:6]}"
         config = {"connector.class": "spread.SpreadSourceConnector", "topic": topic, "tasks.max": "6"}
         assert cluster.http[0].post("/connectors", json={"name": "spread", "config": config}).status_code == 201

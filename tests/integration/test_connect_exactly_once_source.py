@@ -4,7 +4,9 @@ restarted, writes every number of a counting source exactly once, in order, per 
 ``read_committed`` consumer sees it. Kafka's documented behaviour is the oracle: records are
 written in transactions (commit markers take offsets), the killed worker's open transaction is
 aborted when the next generation's tasks fence it, and the config topic holds Kafka's task count
-record ``tasks-fencing-<connector>`` → ``{"task-count": n}``.
+record ``tasks-fencing-<connector>`` → ``{"task-count": n}``. Reconfigured to its own
+``offsets.storage.topic``, the connector goes on from the worker's topic (the fallback), then,
+killed again, from its own topic, whose offsets its transactions wrote.
 """
 
 from __future__ import annotations
@@ -137,16 +139,19 @@ class Cluster:
 def test_kill_9_and_restart_writes_every_number_exactly_once(broker: BrokerProcess | ExternalBroker,
                                                              tmp_path: Path) -> None:
     cluster = Cluster(broker.bootstrap, tmp_path, "enabled")
+    own_offsets = f"own-{cluster.topic}"
     try:
         cluster.worker.start()
         cluster.put_config(**{"exactly.once.support": "requested"})
         for reached in (60, 120, 180):
             cluster.count_and_kill(reached)  # each time mid-transaction, most likely: one is open ~always
-        # new task configs, with connector-defined boundaries: the leader fences both old producers
-        cluster.put_config(**{"transaction.boundary": "connector"})
+        # new task configs, with connector-defined boundaries and the connector's own offsets topic
+        # (KIP-618: read first, the worker's topic the fallback): the leader fences both old producers
+        cluster.put_config(**{"transaction.boundary": "connector", "offsets.storage.topic": own_offsets})
         wait_until(lambda: "Fencing out 2 task producers of connector counter" in cluster.worker.output(),
                    timeout=60, interval=0.1, what="the leader's round of zombie fencing")
         switched = max(v for r in _read(broker.bootstrap, cluster.topic, "read_committed", 0).values() for _, v in r)
+        cluster.count_and_kill(switched + 50)  # resumed from the connector's own topic, in its transactions
         _read(broker.bootstrap, cluster.topic, "read_committed", max(switched + 100, 300))
         fence = httpx.put(f"{cluster.worker.url}/connectors/counter/fence", timeout=60)
         assert fence.status_code == 204, fence.text
@@ -178,6 +183,9 @@ def test_kill_9_and_restart_writes_every_number_exactly_once(broker: BrokerProce
     assert aborted > 0, "no open transaction was aborted after three kills"
     records = dict(_records(broker.bootstrap, cluster.config_topic, 1))
     assert records["tasks-fencing-counter"] == {"task-count": TASKS}
+    own = dict(_records(broker.bootstrap, own_offsets, 5))  # the worker's offset.storage.partitions
+    assert {k: v["next"] > switched for k, v in own.items()} == {
+        json.dumps(["counter", {"task": n}], separators=(",", ":")): True for n in range(TASKS)}
 
 
 def test_without_exactly_once_a_kill_9_duplicates_records(broker: BrokerProcess | ExternalBroker,

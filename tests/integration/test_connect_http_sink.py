@@ -252,3 +252,16 @@ def test_unreachable_endpoint_is_retried_then_fails(worker: httpx.Client, broker
     assert dead.value() == b"lost"  # the first: the tombstone was skipped, not failed
     assert dict(dead.headers())["__connect.errors.exception.message"].startswith(b"POST " + url.encode() + b" failed")
     assert _state(worker, name)["tasks"][0]["state"] == "RUNNING"
+
+
+def test_validate_and_put_config_refuse_what_the_start_would(worker: httpx.Client, name: str) -> None:
+    bad = {"connector.class": HTTP_SINK, "topics": "t", "http.api.url": "http://127.0.0.1:9/",
+           "auth.type": "BASIC", "connection.user": "ann"}
+    body = worker.put(f"/connector-plugins/{HTTP_SINK}/config/validate", json={**bad, "name": name}).json()
+    errors = {c["value"]["name"]: c["value"]["errors"] for c in body["configs"] if c["value"]["errors"]}
+    assert body["error_count"] == 1
+    assert errors == {"connection.user": ["BASIC auth needs connection.user and connection.password"]}
+    refused = worker.put(f"/connectors/{name}/config", json=bad)
+    assert refused.status_code == 400
+    assert "BASIC auth needs connection.user and connection.password" in refused.json()["message"]
+    assert worker.get(f"/connectors/{name}").status_code == 404  # nothing half-created

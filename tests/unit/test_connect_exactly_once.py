@@ -78,8 +78,9 @@ def test_worker_support_is_validated_with_kafkas_words() -> None:
 def test_connector_keys_default_to_requested_and_poll() -> None:
     parsed = source_config_def().parse({})
     assert parsed == {"exactly.once.support": "requested", "transaction.boundary": "poll",
-                      "transaction.boundary.interval.ms": None}
+                      "transaction.boundary.interval.ms": None, "offsets.storage.topic": None}
     assert _errors({}) == {}
+    assert _errors({"offsets.storage.topic": " "}) == {"offsets.storage.topic": ["String may not be empty"]}
 
 
 def test_required_support_needs_the_worker_enabled_and_the_connector_to_say_supported() -> None:
@@ -179,3 +180,78 @@ def test_task_count_records_decide_the_fencing_round() -> None:
     state.apply("connector-c", None)
     assert state.plan("c") == (False, 0)
     assert transactional_id("connect-cluster", "c", 2) == "connect-cluster-c-2"
+
+
+def _herder(support: str) -> Any:
+    from tomyum.connect.distributed import DistributedHerder
+    from tomyum.connect.offsets_topics import KafkaOffsetBackingStore
+    props = {"key.converter": "JsonConverter", "value.converter": "JsonConverter", "group.id": "g",
+             "config.storage.topic": "cfg", "offset.storage.topic": "off", "status.storage.topic": "sts",
+             "exactly.once.source.support": support}
+    worker = Worker(WorkerConfig.from_props(props, "w:1"), MemoryOffsetBackingStore(), listener=None)  # type: ignore[arg-type]
+    return DistributedHerder(worker, KafkaOffsetBackingStore(), props, "http://w:1/")
+
+
+@pytest.mark.parametrize(("support", "leader_id", "task_transactions"), [
+    ("disabled", None, False), ("preparing", "connect-cluster-g", False), ("enabled", "connect-cluster-g", True)])
+def test_preparing_makes_the_leader_transactional_but_not_the_tasks(support: str, leader_id: str | None,
+                                                                     task_transactions: bool) -> None:
+    """Kafka's rolling upgrade: ``preparing`` on every worker first (the leader's config-topic
+    writes fence earlier leaders), then ``enabled`` (tasks write in transactions, zombies fenced)."""
+    from tomyum.connect.worker import WorkerSourceTask
+    herder = _herder(support)
+    assert herder.config_writer.transactional_id == leader_id
+    assert herder.exactly_once_enabled is task_transactions
+    assert (herder.worker.source_task_factory is not WorkerSourceTask) is task_transactions
+
+
+class _Producer:
+    """A transactional producer that records what it is asked; ``fail`` names the step that raises."""
+
+    def __init__(self, config: dict[str, Any], journal: list[str], fail: str = "") -> None:
+        self.journal, self.fail = journal, fail
+        journal.append(f"new {config['transactional.id']}")
+
+    def _step(self, name: str) -> None:
+        self.journal.append(name)
+        if name == self.fail:
+            raise RuntimeError(f"{name} failed")
+
+    def init_transactions(self, timeout: float) -> None:
+        self._step("init")
+
+    def begin_transaction(self) -> None:
+        self._step("begin")
+
+    def produce(self, topic: str, key: bytes | None = None, value: bytes | None = None, **kwargs: Any) -> None:
+        self._step(f"produce {topic} {key!r}")
+
+    def commit_transaction(self, timeout: float) -> None:
+        self._step("commit")
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+def test_the_transactional_leader_claims_once_writes_in_transactions_and_gives_up_on_failure() -> None:
+    from tomyum.connect.config_writer import ConfigTopicWriter
+    from tomyum.connect.kafka_log import KafkaBasedLog
+    journal: list[str] = []
+    fail = {"step": ""}
+    writer = ConfigTopicWriter(KafkaBasedLog("cfg", {}, lambda *a: None), {}, "connect-cluster-g",
+                               producer_factory=lambda c: _Producer(c, journal, fail["step"]))
+    writer.claim_write_privileges()
+    writer.claim_write_privileges()  # already claimed: no second producer, nobody fenced
+    writer.write([(b"connector-a", b"{}"), (b"commit-a", b"{}")])
+    assert journal == ["new connect-cluster-g", "init", "begin", "produce cfg b'connector-a'",
+                       "produce cfg b'commit-a'", "commit"]
+    writer.relinquish_write_privileges()
+    journal.clear()
+    fail["step"] = "commit"
+    with pytest.raises(ConnectError, match="^Failed to perform fencable send to config topic: commit failed$"):
+        writer.write([(b"connector-a", None)])
+    assert writer.producer is None  # a fenced or failed leader claims again before its next write
+    fail["step"] = "init"
+    with pytest.raises(ConnectError, match="Failed to create and initialize fencable producer for config topic"):
+        writer.claim_write_privileges()
+    assert writer.producer is None

@@ -24,7 +24,7 @@ import enum
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from tomyum.connect.config import ConfigDef, ConfigValue
+from tomyum.connect.config import ConfigDef, ConfigError, ConfigValue
 from tomyum.connect.data import SinkRecord, SourceRecord
 
 
@@ -121,9 +121,23 @@ class Connector(abc.ABC):
     def config(self) -> ConfigDef:
         return ConfigDef()
 
+    def check_config(self, props: Mapping[str, str]) -> None:
+        """The connector's own checks beyond each declared key's type and validator (those a
+        ``start`` makes: keys that need each other, values a key's validator cannot judge alone).
+        Raise :class:`ConfigError` naming the key at fault. ``start`` should call it, so that
+        ``/config/validate`` and a start refuse a config with the same message."""
+
     def validate(self, props: Mapping[str, str]) -> dict[str, ConfigValue]:
-        """Kafka's Connector.validate: the declared keys' values and errors."""
-        return self.config().validate(props)
+        """Kafka's Connector.validate: the declared keys' values and errors, then, when every
+        key is valid on its own, :meth:`check_config`'s error on the key it names."""
+        values = self.config().validate(props)
+        if any(v.errors for v in values.values()):
+            return values
+        try:
+            self.check_config(props)
+        except ConfigError as e:
+            values.setdefault(e.name, ConfigValue(e.name, props.get(e.name))).errors.append(e.detail)
+        return values
 
 
 class Task(abc.ABC):

@@ -47,6 +47,7 @@ from urllib.parse import quote
 
 from tomyum.connect import exactly_once, plugins
 from tomyum.connect.assignor import IncrementalCooperativeAssignor
+from tomyum.connect.config_writer import ConfigTopicWriter, transactional_producer_id
 from tomyum.connect.connector import ConnectError, SourceConnector
 from tomyum.connect.group import (
     EAGER, PROTOCOL_VERSIONS, Assignment, RebalanceNeeded, WorkerGroupMember, WorkerState, assign_eager, protocols_for,
@@ -55,7 +56,7 @@ from tomyum.connect.herder import (
     AbstractHerder, AlreadyExistsError, BadRequestError, ForwardError, NotFoundError, Status,
 )
 from tomyum.connect.kafka_log import KafkaBasedLog, create_compacted_topic
-from tomyum.connect.offsets import MemoryOffsetBackingStore
+from tomyum.connect.offsets_topics import KafkaOffsetBackingStore, OffsetsTopics
 from tomyum.connect.worker import State, TargetState, TaskId, Worker
 
 log = logging.getLogger("tomyum.connect.distributed")
@@ -66,30 +67,6 @@ REBALANCE_WAIT_S = 20.0
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("utf-8")
-
-
-class KafkaOffsetBackingStore(MemoryOffsetBackingStore):
-    """Source offsets in ``offset.storage.topic`` (Kafka's KafkaOffsetBackingStore): ``set``
-    returns once Kafka has the records; every worker's copy follows the topic."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.log: KafkaBasedLog | None = None
-
-    def apply(self, key: bytes | None, value: bytes | None, _partition: int, _offset: int) -> None:
-        if key is not None:
-            super().set({key: value})
-
-    def remember(self, values: Mapping[bytes, bytes | None]) -> None:
-        """Offsets another producer wrote to the topic (an exactly-once task's transaction)."""
-        super().set(values)
-
-    def set(self, values: Mapping[bytes, bytes | None]) -> None:
-        assert self.log is not None
-        for k, v in values.items():
-            self.log.send(k, v)
-        self.log.flush()
-        super().set(values)
 
 
 class ConfigState:
@@ -194,9 +171,21 @@ class DistributedHerder(AbstractHerder):
         self.exactly_once = exactly_once.ExactlyOnceSource(
             group_id=self.props["group.id"], client_config=client, offset_topic=self.offset_topic, rest_url=url,
             read_offsets_to_end=self.catch_up, offsets_committed=offsets.remember)
-        if exactly_once.worker_support(self.props) is exactly_once.ExactlyOnceSourceSupport.ENABLED:
+        #: the connectors' own offsets topics (KIP-618), each read as the worker's topic is
+        self.offsets_topics = OffsetsTopics(offsets, client, self.offset_topic,
+                                            _int(self.props, "offset.storage.partitions", 25),
+                                            _int(self.props, "offset.storage.replication.factor", 3))
+        worker.connector_offset_store = self.offsets_topics.store
+        self.exactly_once.connector_offsets = self.offsets_topics.transaction_target
+        support = exactly_once.worker_support(self.props)
+        if support is exactly_once.ExactlyOnceSourceSupport.ENABLED:
             self.exactly_once_enabled = True
             worker.source_task_factory = self.exactly_once.task
+        # preparing (a rolling upgrade's first step) and enabled: the leader writes the config
+        # topic transactionally, fencing earlier leaders; only enabled gives tasks transactions
+        self.config_writer = ConfigTopicWriter(
+            self.config_log, client, None if support is exactly_once.ExactlyOnceSourceSupport.DISABLED
+            else transactional_producer_id(self.props["group.id"]))
         self.member = WorkerGroupMember(
             bootstrap_servers=worker.config.bootstrap_servers, group_id=self.props["group.id"], url=url,
             session_timeout_ms=_int(self.props, "session.timeout.ms", 10000),
@@ -226,6 +215,7 @@ class DistributedHerder(AbstractHerder):
         if self._thread.is_alive():
             self._thread.join(30)
         assert self.offset_store.log is not None
+        self.offsets_topics.stop()
         for kafka_log in (self.config_log, self.offset_store.log, self.status_log):
             kafka_log.stop()
 
@@ -352,9 +342,18 @@ class DistributedHerder(AbstractHerder):
         return a
 
     def _write(self, *records: tuple[str, Any]) -> None:
-        for key, value in records:
-            self.config_log.send(key.encode("utf-8"), None if value is None else _json(value))
-        self.config_log.flush()
+        fencable = self.config_writer.fencable
+        before = sum(self.config_log.end_offsets(30).values()) if fencable else 0
+        self.config_writer.write([(key.encode("utf-8"), None if value is None else _json(value))
+                                  for key, value in records])
+        if fencable:
+            # an Apache Kafka broker writes a transaction's commit marker after EndTxn has been
+            # answered: until then the last stable offset (the reader's end) is behind the records
+            deadline = time.monotonic() + 30
+            while sum(self.config_log.end_offsets(30).values()) < before + len(records):
+                if time.monotonic() > deadline:
+                    raise ConnectError(f"Timed out waiting for the write to {self.config_topic} to become stable")
+                time.sleep(0.02)
         self.config_log.read_to_end()
 
     def put_connector_config(self, name: str, config: Mapping[str, str], allow_replace: bool,
@@ -448,12 +447,10 @@ class DistributedHerder(AbstractHerder):
         """After a write another worker made for us: read the topics it went to, so that this
         worker's next answer shows it (read-your-writes through any worker)."""
         self.config_log.read_to_end()
-        assert self.offset_store.log is not None
-        self.offset_store.log.read_to_end()
+        self.offsets_topics.read_to_end()
 
     def offsets(self, name: str) -> dict[str, Any]:
-        assert self.offset_store.log is not None
-        self.offset_store.log.read_to_end()  # Kafka reads the offsets topic afresh for this answer
+        self.offsets_topics.read_to_end()  # Kafka reads the offsets topics afresh for this answer
         return super().offsets(name)
 
     # the herder thread --------------------------------------------------------------------------
@@ -530,8 +527,7 @@ class DistributedHerder(AbstractHerder):
             return False
         self.generation = self.member.generation_id
         self.config_log.read_to_end()
-        assert self.offset_store.log is not None
-        self.offset_store.log.read_to_end()
+        self.offsets_topics.read_to_end()
         full = self._apply(assignment)
         log.info("Joined group at generation %d as %s (leader %s at %s) with protocol %s; assigned connectors %s, "
                  "tasks %s; revoked connectors %s, tasks %s; rebalance delay %d ms", self.generation,
@@ -539,6 +535,7 @@ class DistributedHerder(AbstractHerder):
                  list(assignment.connectors), [f"{c}-{n}" for c, n in assignment.tasks],
                  list(assignment.revoked_connectors), [f"{c}-{n}" for c, n in assignment.revoked_tasks],
                  assignment.delay)
+        self._claim_or_relinquish_write_privileges(assignment.leader == self.member.member_id)
         running_connectors, running_tasks = set(self.worker.connectors()), set(self.worker.task_ids())
         self._kept = ({c for c in full.connectors if c in running_connectors}
                       | {c for c, n in full.tasks if TaskId(c, n) in running_tasks})
@@ -615,6 +612,20 @@ class DistributedHerder(AbstractHerder):
             base, connectors=tuple(result.assigned_connectors.get(m, ())), tasks=tuple(result.assigned_tasks.get(m, ())),
             revoked_connectors=tuple(result.revoked_connectors.get(m, ())),
             revoked_tasks=tuple(result.revoked_tasks.get(m, ())), delay=self.assignor.delay) for m in members}
+
+    def _claim_or_relinquish_write_privileges(self, leader: bool) -> None:
+        """A new leader claims the config topic (fencing earlier leaders' producers), as Kafka's
+        herder after a rebalance; a failure is logged and the next write claims again."""
+        if not self.config_writer.fencable:
+            return
+        if not leader:
+            self.config_writer.relinquish_write_privileges()
+            return
+        try:
+            self.config_writer.claim_write_privileges()
+        except ConnectError as e:
+            log.error("Unable to claim write privileges for config topic after being elected leader during "
+                      "rebalance: %s", e)
 
     def _stop_work(self) -> None:
         self.worker.stop_tasks(self.worker.task_ids())

@@ -20,8 +20,9 @@ producer is fenced as Kafka's Admin does it underneath: InitProducerId for its t
 transaction. Tasks ask for the fencing through ``PUT /connectors/{name}/fence``, forwarded to
 the leader, as Kafka's workers do.
 
-Not done here: a connector-specific ``offsets.storage.topic`` (offsets always go to the
-worker's topic), ``preparing`` behaves as ``disabled`` (there is no rolling upgrade to prepare).
+A connector with its own ``offsets.storage.topic`` has its task's offsets written to that topic
+inside the transaction; once committed they are copied to the worker's topic (not in the
+transaction), as Kafka's ConnectorOffsetBackingStore does.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ SUPPORT_CONFIG = "exactly.once.support"
 BOUNDARY_CONFIG = "transaction.boundary"
 BOUNDARY_INTERVAL_CONFIG = "transaction.boundary.interval.ms"
 TASK_COUNT_RECORD_PREFIX = "tasks-fencing-"
+
+
+OFFSETS_TOPIC_CONFIG = "offsets.storage.topic"
+
+#: where an exactly-once task's offsets go inside its transaction, and who is told after the
+#: commit: (topic, called with the offsets once committed)
+OffsetsTarget = tuple[str, Callable[[Mapping[bytes, bytes | None]], None]]
 
 
 class ExactlyOnceSourceSupport(enum.Enum):
@@ -99,7 +107,18 @@ def source_config_def() -> ConfigDef:
              "If 'transaction.boundary' is set to 'interval', the time in milliseconds between two commits; "
              "the worker's offset.flush.interval.ms if unset.", group=group, order=3,
              display_name="Transaction boundary interval", validator=_at_least_zero)
+    d.define(OFFSETS_TOPIC_CONFIG, ConfigType.STRING, None, Importance.LOW,
+             "The name of a separate offsets topic to use for this connector. If empty or not specified, the "
+             "worker's global offsets topic name will be used. If specified, the offsets topic will be created if "
+             "it does not already exist. Only applicable in distributed mode; in standalone mode, setting this "
+             "property will have no effect.", group="offsets.topic", order=1, display_name="Offsets topic",
+             validator=_non_empty_or_unset)
     return d
+
+
+def _non_empty_or_unset(name: str, value: Any) -> None:
+    if value is not None and not str(value).strip():
+        raise ConfigError(name, value, "String may not be empty")
 
 
 def _at_least_zero(name: str, value: Any) -> None:
@@ -316,6 +335,11 @@ class ExactlyOnceSource:
         self.read_offsets_to_end = read_offsets_to_end
         self.offsets_committed = offsets_committed
         self.fencing = FencingState()
+        #: a connector's own offsets topic (KIP-618's ``offsets.storage.topic``), if it has one
+        self.connector_offsets: Callable[[str, Mapping[str, str]], OffsetsTarget | None] = lambda name, props: None
+
+    def offsets_target(self, connector: str, conn_props: Mapping[str, str]) -> OffsetsTarget:
+        return self.connector_offsets(connector, conn_props) or (self.offset_topic, self.offsets_committed)
 
     def task(self, worker: Worker, task_id: TaskId, task: SourceTask, *args: Any) -> WorkerSourceTask:
         return ExactlyOnceWorkerSourceTask(worker, task_id, task, *args, eos=self)
@@ -371,6 +395,7 @@ class ExactlyOnceWorkerSourceTask(WorkerSourceTask):
         self.transaction_open = False
         self.transaction_context: WorkerTransactionContext | None = None
         self.boundaries: TransactionBoundaryManager | None = None
+        self.offsets_topic, self.offsets_committed = eos.offset_topic, eos.offsets_committed
 
     def initialize_and_start(self) -> None:
         self.eos.request_fencing(self.task_id.connector, self.stopping)
@@ -394,7 +419,9 @@ class ExactlyOnceWorkerSourceTask(WorkerSourceTask):
             self.transaction_context = WorkerTransactionContext()
         self.boundaries = boundary_manager(self.conn_props, self.worker.config.offset_flush_interval_ms,
                                            time.monotonic() * 1000, self.transaction_context)
-        offsets = ConnectorOffsets(self.worker.offset_store, self.task_id.connector)
+        self.offset_store = self.worker.connector_offset_store(self.task_id.connector, self.conn_props)
+        self.offsets_topic, self.offsets_committed = self.eos.offsets_target(self.task_id.connector, self.conn_props)
+        offsets = ConnectorOffsets(self.offset_store, self.task_id.connector)
         self.task.initialize(_SourceTaskContext(offsets, self.task_props, self.transaction_context))
         self.task.start(self.task_props)
 
@@ -415,7 +442,7 @@ class ExactlyOnceWorkerSourceTask(WorkerSourceTask):
 
     def send(self, record: SourceRecord) -> None:
         assert self.producer is not None and self.boundaries is not None
-        if record.topic == self.eos.offset_topic:
+        if record.topic == self.offsets_topic:
             raise ConnectError("Source tasks may not produce to their own offsets topics when exactly-once "
                                "support is enabled")
         if not self.transaction_open:
@@ -456,7 +483,7 @@ class ExactlyOnceWorkerSourceTask(WorkerSourceTask):
                 producer.begin_transaction()
                 self.transaction_open = True
             for key, value in self.pending_offsets.items():
-                producer.produce(self.eos.offset_topic, key=key, value=value, on_delivery=self._on_delivery)
+                producer.produce(self.offsets_topic, key=key, value=value, on_delivery=self._on_delivery)
             producer.commit_transaction(30)
             if self.send_error is not None:
                 raise self.send_error
@@ -465,7 +492,7 @@ class ExactlyOnceWorkerSourceTask(WorkerSourceTask):
         finally:
             self.transaction_open = False
         if self.pending_offsets:
-            self.eos.offsets_committed(self.pending_offsets)
+            self.offsets_committed(self.pending_offsets)
             self.pending_offsets = {}
         self._committed()
 

@@ -282,7 +282,8 @@ class AbstractHerder:
                 values[k].errors.extend(e for e in v.errors if e not in values[k].errors)
             else:
                 values[k] = v
-                defs.append((own_def, k))
+                if k in own_def.keys:  # an undeclared key's error still counts in error_count
+                    defs.append((own_def, k))
         if isinstance(connector, SourceConnector):
             eos_def = exactly_once.source_config_def()
             eos_values = eos_def.validate(config)
@@ -390,7 +391,7 @@ class AbstractHerder:
         config = self._require(name)
         if self._is_sink(config):
             return {"offsets": self.worker.sink_offsets(name, config)}
-        return {"offsets": self.worker.source_offsets(name)}
+        return {"offsets": self.worker.source_offsets(name, config)}
 
     def _check_stopped(self, name: str) -> dict[str, str]:
         config = self._require(name)

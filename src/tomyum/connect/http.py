@@ -97,6 +97,24 @@ def http_sink_config() -> ConfigDef:
                     validator=in_range(1)))
 
 
+def _headers(c: Mapping[str, Any]) -> dict[str, str]:
+    """The configured headers and BASIC auth of a parsed config (raises ConfigError)."""
+    headers: dict[str, str] = {}
+    for pair in str(c["headers"] or "").split(str(c["header.separator"] or "|")):
+        name, sep, value = pair.partition(":")
+        if pair.strip() and not sep:
+            raise ConfigError("headers", c["headers"], f"A header is Name:value, not {pair!r}")
+        if name.strip():
+            headers[name.strip()] = value.strip()
+    if str(c["auth.type"]).upper() == "BASIC":
+        user, password = c["connection.user"], c["connection.password"]
+        if user is None or password is None:
+            raise ConfigError("connection.user", user, "BASIC auth needs connection.user and connection.password")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
+    return headers
+
+
 class HttpSinkConnector(SinkConnector):
     version = VERSION
 
@@ -106,8 +124,12 @@ class HttpSinkConnector(SinkConnector):
     def config(self) -> ConfigDef:
         return http_sink_config()
 
+    def check_config(self, props: Mapping[str, str]) -> None:
+        """The header and auth checks a task's start makes (:func:`_headers`)."""
+        _headers(http_sink_config().parse(props))
+
     def start(self, props: Mapping[str, str]) -> None:
-        http_sink_config().parse(props)
+        self.check_config(props)
         self._props = dict(props)
 
     def task_class(self) -> type[Task]:
@@ -147,19 +169,8 @@ class HttpSinkTask(SinkTask):
         self.exponential = str(c["retry.backoff.policy"]).upper() == "EXPONENTIAL_WITH_JITTER"
         self.retry_on = _status_ranges(str(c["retry.on.status.codes"] or ""))
         self.fail_on_null = str(c["behavior.on.null.values"]).lower() == "fail"
-        headers: dict[str, str] = {"Content-Type": "application/json" if self.json_body or as_array else "text/plain"}
-        for pair in str(c["headers"] or "").split(str(c["header.separator"] or "|")):
-            name, sep, value = pair.partition(":")
-            if pair.strip() and not sep:
-                raise ConfigError("headers", c["headers"], f"A header is Name:value, not {pair!r}")
-            if name.strip():
-                headers[name.strip()] = value.strip()
-        if str(c["auth.type"]).upper() == "BASIC":
-            user, password = c["connection.user"], c["connection.password"]
-            if user is None or password is None:
-                raise ConfigError("connection.user", user, "BASIC auth needs connection.user and connection.password")
-            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            headers["Authorization"] = f"Basic {token}"
+        headers = {"Content-Type": "application/json" if self.json_body or as_array else "text/plain",
+                   **_headers(c)}
         timeout = httpx.Timeout(int(c["http.request.timeout.ms"]) / 1000,
                                 connect=int(c["http.connect.timeout.ms"]) / 1000)
         self._stopping.clear()

@@ -11,6 +11,7 @@ strings (written atomically) — the one on-disk difference.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tomyum.connect.converters import dumps
+
+log = logging.getLogger("tomyum.connect.offsets")
 
 
 def offset_key(connector: str, partition: Mapping[str, Any]) -> bytes:
@@ -70,6 +73,44 @@ class FileOffsetBackingStore(MemoryOffsetBackingStore):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+
+
+class ConnectorOffsetBackingStore:
+    """A source connector's offsets when it names its own ``offsets.storage.topic`` (KIP-618;
+    Kafka's ConnectorOffsetBackingStore): the connector's store is primary, the worker's global
+    store secondary.
+
+    Reads take the primary's offset of a partition and fall back to the secondary's for one the
+    primary does not have. Writes go to the primary, then (not tombstones) to the secondary,
+    whose failure is only logged; tombstones go to the secondary first, so that a removed
+    offset cannot reappear through the fallback."""
+
+    def __init__(self, primary: OffsetBackingStore, secondary: OffsetBackingStore | None) -> None:
+        self.primary = primary
+        self.secondary = secondary
+
+    def get_all(self) -> dict[bytes, bytes]:
+        merged = self.secondary.get_all() if self.secondary is not None else {}
+        merged.update(self.primary.get_all())
+        return merged
+
+    def set(self, values: Mapping[bytes, bytes | None]) -> None:
+        tombstones = {k: None for k, v in values.items() if v is None}
+        if self.secondary is not None and tombstones:
+            self.secondary.set(tombstones)
+        self.primary.set(values)
+        self.after_primary_write(values)
+
+    def after_primary_write(self, values: Mapping[bytes, bytes | None]) -> None:
+        """The secondary write that follows a primary one (also after an exactly-once task's
+        transaction wrote the primary): its non-tombstone offsets, a failure only logged."""
+        regular = {k: v for k, v in values.items() if v is not None}
+        if self.secondary is None or not regular:
+            return
+        try:
+            self.secondary.set(regular)
+        except Exception as e:  # noqa: BLE001 - as Kafka's: the primary has them, the worker's topic is a copy
+            log.warning("Failed to write offsets to secondary backing store: %s", e)
 
 
 class ConnectorOffsets:

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 from tomyum.connect import plugins
 from tomyum.connect.connector import ConnectError
-from tomyum.connect.distributed import DistributedHerder, KafkaOffsetBackingStore
+from tomyum.connect.distributed import DistributedHerder
+from tomyum.connect.offsets_topics import KafkaOffsetBackingStore
 from tomyum.connect.herder import RestError
 from tomyum.connect.offsets import FileOffsetBackingStore, MemoryOffsetBackingStore, OffsetBackingStore
 from tomyum.connect.standalone import StandaloneHerder

@@ -164,6 +164,10 @@ class Worker:
         #: makes the worker task of each source task (the distributed herder swaps in
         #: exactly-once source tasks, KIP-618, when ``exactly.once.source.support=enabled``)
         self.source_task_factory: Callable[..., WorkerSourceTask] = WorkerSourceTask
+        #: the offset store of a source connector, given its name and config (the distributed
+        #: herder gives a connector with its own ``offsets.storage.topic`` a store of its own)
+        self.connector_offset_store: Callable[[str, Mapping[str, str]], OffsetBackingStore] = (
+            lambda name, conn_props: self.offset_store)
 
     # --- connectors ---------------------------------------------------------------------------
     def start_connector(self, name: str, props: Mapping[str, str], target: TargetState) -> bool:
@@ -307,8 +311,9 @@ class Worker:
         return AdminClient(config)
 
     # --- offsets (KIP-875) --------------------------------------------------------------------
-    def source_offsets(self, connector: str) -> list[dict[str, Any]]:
-        return [{"partition": p, "offset": o} for p, o in ConnectorOffsets(self.offset_store, connector).all()]
+    def source_offsets(self, connector: str, conn_props: Mapping[str, str]) -> list[dict[str, Any]]:
+        store = self.connector_offset_store(connector, conn_props)
+        return [{"partition": p, "offset": o} for p, o in ConnectorOffsets(store, connector).all()]
 
     def sink_offsets(self, connector: str, conn_props: Mapping[str, str]) -> list[dict[str, Any]]:
         group = conn_props.get("consumer.override.group.id", f"connect-{connector}")
@@ -326,11 +331,12 @@ class Worker:
         inst = cls()
         assert isinstance(inst, SourceConnector)
         managed = inst.alter_offsets(conn_props, {_FrozenDict(p): o for p, o in offsets})
-        self.offset_store.set({offset_key(connector, p): None if o is None else dumps(o) for p, o in offsets})
+        self.connector_offset_store(connector, conn_props).set(
+            {offset_key(connector, p): None if o is None else dumps(o) for p, o in offsets})
         return managed
 
     def reset_source_offsets(self, connector: str, conn_props: Mapping[str, str]) -> bool:
-        current = ConnectorOffsets(self.offset_store, connector).all()
+        current = ConnectorOffsets(self.connector_offset_store(connector, conn_props), connector).all()
         return self.alter_source_offsets(connector, conn_props, [(p, None) for p, _ in current])
 
     def alter_sink_offsets(self, connector: str, conn_props: Mapping[str, str],
@@ -513,10 +519,12 @@ class WorkerSourceTask(WorkerTask):
         self.pending_records: list[SourceRecord] = []
         self.send_error: BaseException | None = None
         self.topics_seen: set[str] = set()
+        self.offset_store: OffsetBackingStore = worker.offset_store  # the connector's, once started
 
     def initialize_and_start(self) -> None:
         self.producer = Producer(self.worker.producer_config(self.conn_props))
-        offsets = ConnectorOffsets(self.worker.offset_store, self.task_id.connector)
+        self.offset_store = self.worker.connector_offset_store(self.task_id.connector, self.conn_props)
+        offsets = ConnectorOffsets(self.offset_store, self.task_id.connector)
         self.task.initialize(_SourceTaskContext(offsets, self.task_props))
         self.task.start(self.task_props)
 
@@ -580,7 +588,7 @@ class WorkerSourceTask(WorkerTask):
         if remaining or self.send_error is not None:
             raise ConnectError(f"Failed to flush, timed out or failed while waiting for the producer: {self.send_error}")
         if self.pending_offsets:
-            self.worker.offset_store.set(self.pending_offsets)
+            self.offset_store.set(self.pending_offsets)
             self.pending_offsets = {}
         records, self.pending_records = self.pending_records, []
         for r in records:

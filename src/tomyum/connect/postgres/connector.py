@@ -109,6 +109,18 @@ def _cdc_config() -> ConfigDef:
     return defs
 
 
+def _refusal(error: ValueError, defs: ConfigDef) -> ConfigError:
+    """A core's ValueError as a ConfigError on the key it is about: the key a "needs K" names,
+    else the key the message starts with."""
+    message = str(error)
+    needed = re.search(r"needs (\S+)", message)
+    name = needed.group(1) if needed and needed.group(1) in defs.keys else re.split("[:= ]", message)[0]
+    return ConfigError(name, None, message)
+
+
+_CDC_OPERATIONS = ("c", "u", "d", "t")
+
+
 class PostgresConnector(SourceConnector):
     """Debezium's PostgreSQL connector: snapshot, then logical replication (pgoutput)."""
 
@@ -120,8 +132,22 @@ class PostgresConnector(SourceConnector):
     def config(self) -> ConfigDef:
         return _cdc_config()
 
+    def check_config(self, props: Mapping[str, str]) -> None:
+        """What the task's capture would refuse at its start: a table pattern that is not a
+        regular expression, an operation Debezium does not know."""
+        for pattern in (p.strip() for p in props.get("table.include.list", "").split(",") if p.strip()):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ConfigError("table.include.list", pattern, f"Not a regular expression: {pattern} ({e})") from None
+        skipped = [s.strip() for s in props.get("skipped.operations", "t").split(",") if s.strip()]
+        if skipped != ["none"] and any(s not in _CDC_OPERATIONS for s in skipped):
+            raise ConfigError("skipped.operations", props.get("skipped.operations"),
+                              "The operations are c, u, d and t, comma-separated, or none")
+
     def start(self, props: Mapping[str, str]) -> None:
         self.config().parse(props)
+        self.check_config(props)
         self._props = dict(props)
 
     def task_class(self) -> type[Task]:
@@ -208,12 +234,15 @@ class JdbcSourceConnector(SourceConnector):
     def config(self) -> ConfigDef:
         return _jdbc_source_config()
 
-    def start(self, props: Mapping[str, str]) -> None:
-        self.config().parse(props)
+    def check_config(self, props: Mapping[str, str]) -> None:
         try:
             JdbcSourceConfig.from_props(props)
         except ValueError as e:
-            raise ConfigError(re.split("[:= ]", str(e))[0], None, str(e)) from None
+            raise _refusal(e, self.config()) from None
+
+    def start(self, props: Mapping[str, str]) -> None:
+        self.config().parse(props)
+        self.check_config(props)
         self._props = dict(props)
 
     def task_class(self) -> type[Task]:
@@ -288,12 +317,15 @@ class JdbcSinkConnector(SinkConnector):
     def config(self) -> ConfigDef:
         return _jdbc_sink_config()
 
-    def start(self, props: Mapping[str, str]) -> None:
-        self.config().parse(props)
+    def check_config(self, props: Mapping[str, str]) -> None:
         try:
             JdbcSinkConfig.from_props(props)
         except ValueError as e:
-            raise ConfigError(str(e).split("=")[0], None, str(e)) from None
+            raise _refusal(e, self.config()) from None
+
+    def start(self, props: Mapping[str, str]) -> None:
+        self.config().parse(props)
+        self.check_config(props)
         self._props = dict(props)
 
     def task_class(self) -> type[Task]:

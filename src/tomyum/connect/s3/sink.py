@@ -97,8 +97,11 @@ class S3SinkConnector(SinkConnector):
     def config(self) -> ConfigDef:
         return s3_sink_config()
 
-    def start(self, props: Mapping[str, str]) -> None:
+    def check_config(self, props: Mapping[str, str]) -> None:
         parse(props)
+
+    def start(self, props: Mapping[str, str]) -> None:
+        self.check_config(props)
         self._props = dict(props)
 
     def task_class(self) -> type[Task]:
