@@ -7,6 +7,7 @@ record in S3 exactly once (the same object names rewritten)."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import re
@@ -30,7 +31,11 @@ from tomyum.testing.kafka_peer import free_port
 
 pytestmark = pytest.mark.timeout(90)
 S3_SINK = "io.confluent.connect.s3.S3SinkConnector"
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+#: midnight (UTC) two days ago: recent enough for Apache Kafka's 7-day retention (make test-kafka
+#: shares one broker for the whole run, whose retention check would delete older records), and
+#: T0 + 90 minutes is still in the past (Kafka refuses records more than an hour ahead)
+_DAY = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - datetime.timedelta(days=2)
+T0 = int(_DAY.timestamp() * 1000)
 SCHEMA = {"type": "struct", "name": "shop.Order", "optional": False,
           "fields": [{"field": "id", "type": "int64", "optional": False},
                      {"field": "region", "type": "string", "optional": False}]}
@@ -212,8 +217,8 @@ def test_field_and_time_based_partitioners(worker: httpx.Client, module_broker: 
     assert sorted(fields.values()) == [b'{"id":0,"region":"eu"}\n{"id":2,"region":"eu"}\n',
                                        b'{"id":1,"region":"us"}\n{"id":3,"region":"us"}\n']
     assert first_record(module_broker.bootstrap, dlq).value() == b'{"id":4}'
-    hours = wait_for_keys(s3[1], by_time["s3.bucket.name"], {f"{base}/dt=2026-01-01/hour=00/{topic_name}+0+0000000000.json",
-                                                             f"{base}/dt=2026-01-01/hour=01/{topic_name}+0+0000000002.json"})
+    hours = wait_for_keys(s3[1], by_time["s3.bucket.name"], {f"{base}/dt={_DAY:%Y-%m-%d}/hour=00/{topic_name}+0+0000000000.json",
+                                                             f"{base}/dt={_DAY:%Y-%m-%d}/hour=01/{topic_name}+0+0000000002.json"})
     assert len(hours) == 2 and all(body.count(b"\n") == 2 for body in hours.values())
 
 
@@ -231,7 +236,7 @@ def test_the_guides_s3_sink(worker: httpx.Client, module_broker: BrokerProcess |
     produce(module_broker.bootstrap, topic_name, [{"order": i} for i in range(3)],
             timestamps=[T0, T0 + 5 * 60_000, T0 + 70 * 60_000])
     create(worker, f"s3-guide-{uuid.uuid4().hex[:8]}", config)
-    key = f"topics/{topic_name}/year=2026/month=01/day=01/hour=00/{topic_name}+0+0000000000.json"
+    key = f"topics/{topic_name}/year={_DAY:%Y}/month={_DAY:%m}/day={_DAY:%d}/hour=00/{topic_name}+0+0000000000.json"
     assert wait_for_keys(s3[1], ours["s3.bucket.name"], {key}) == {key: b'{"order":0}\n{"order":1}\n'}
 
 
