@@ -52,7 +52,7 @@ test: install-test
 	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/interop --junitxml=$(JUNIT)/test.xml tests
 
 test-slow: install-test
-	$(BIN)/python -m pytest -q -m slow -n 2 --dist worksteal --ignore=tests/interop --junitxml=$(JUNIT)/test-slow.xml tests
+	$(BIN)/python -m pytest -q -m slow --ignore=tests/interop --junitxml=$(JUNIT)/test-slow.xml tests
 
 # clients in other languages (Java kafka-clients, Kafka's tools and Streams; Go's franz-go,
 # sarama, kafka-go) against tomyum; their jars and modules are fetched on first use
