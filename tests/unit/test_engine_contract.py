@@ -130,6 +130,47 @@ def test_durable_future_resolves_once_durable_and_is_none_when_already(engine: s
     run(engine, tmp_path, scenario)
 
 
+def test_call_when_durable_calls_back_once_durable_in_order_and_not_when_already(engine: str, tmp_path: Path) -> None:
+    """``call_when_durable``: the acks=-1 Produce path without a future — each callback once,
+    with None, when the high watermark passes its offset, in offset order; False (and no call)
+    for an offset already durable; a callback that raises does not keep the others waiting."""
+    async def scenario(h: Harness) -> None:
+        told: list[tuple[str, Exception | None, int]] = []
+
+        def tell(name: str) -> Callable[[Exception | None], None]:
+            return lambda error: told.append((name, error, h.engine.offsets(TP).high_watermark))
+
+        def broken(error: Exception | None) -> None:
+            raise RuntimeError("a waiter's bug")
+
+        r = await h.append(batch(b"a", b"b"))
+        assert h.engine.call_when_durable(TP, r.last_offset + 1, tell("second"))
+        assert h.engine.call_when_durable(TP, 1, broken)
+        assert h.engine.call_when_durable(TP, 1, tell("first"))
+        assert told == []
+        await h.engine.wait_durable(TP, r.last_offset + 1)
+        assert told == [("first", None, 2), ("second", None, 2)]
+        assert not h.engine.call_when_durable(TP, 2, tell("late"))
+        assert len(told) == 2
+
+    run(engine, tmp_path, scenario)
+
+
+def test_a_removed_partition_tells_its_durability_callbacks_why(engine: str, tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.durable(batch(b"v"))
+        errors: list[Exception | None] = []
+        assert h.engine.call_when_durable(TP, 10, errors.append)  # past the log end: waits
+        await h.engine.remove_partitions([TP])
+        assert len(errors) == 1 and isinstance(errors[0], KafkaError)
+        assert errors[0].code == ErrorCode.unknown_topic_or_partition
+        with pytest.raises(KafkaError) as e:
+            h.engine.call_when_durable(TP, 10, errors.append)
+        assert code(e) == ErrorCode.unknown_topic_or_partition
+
+    run(engine, tmp_path, scenario)
+
+
 def test_a_read_from_inside_a_batch_returns_the_batch_holding_it(engine: str, tmp_path: Path) -> None:
     async def scenario(h: Harness) -> None:
         await h.durable(batch(b"0"))

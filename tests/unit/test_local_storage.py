@@ -10,7 +10,7 @@ import pytest
 
 from tomyum.config import BrokerConfig, TopicConfig
 from tomyum.errors import ErrorCode, KafkaError
-from tomyum.protocol.records import build_batch, decode_records, iter_batches
+from tomyum.protocol.records import BATCH_HEADER_SIZE, build_batch, decode_records, iter_batches
 from tomyum.storage.engine import TopicPartition
 from tomyum.testing.store import TopicStore
 from tomyum.storage.local.partition_log import PartitionLog
@@ -203,6 +203,33 @@ def test_headers_walk_small_batches_many_to_a_read_and_match_the_file(tmp_path: 
         found = seg.find(59)
         assert found is not None and found.base_offset == 59
         assert len(reads) <= 3, reads  # the index entry's check, then one read-ahead (was one per batch)
+    finally:
+        log.close()
+
+
+def test_a_read_remembers_where_the_next_batch_begins_and_a_truncation_forgets_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A consumer's next Fetch starts where its last one ended: that batch is then one header
+    read away, not a walk from the sparse index's entry; what a truncation cut is forgotten."""
+    log = PartitionLog(TP, tmp_path / "t-0", small_config(**{"internal.segment.bytes": 1 << 20,
+                                                             "index.interval.bytes": 4096}))
+    log.open(None, None)
+    try:
+        fill(log, 100)
+        (seg,) = log.segments
+        on_disk = {h.base_offset: h for h in iter_batches(seg.read(0, seg.size))}
+        data, count = log.read_counted(20, 1)
+        assert count == 1 and next(iter_batches(data)).base_offset == 20
+        reads: list[int] = []
+        real_read = seg.read
+        monkeypatch.setattr(seg, "read", lambda position, size: reads.append(size) or real_read(position, size))
+        found = seg.find(21)
+        assert found == on_disk[21]
+        assert reads == [BATCH_HEADER_SIZE]  # without the remembered end: the index entry's check and a read-ahead
+        assert log.read_counted(21, 10_000)[1] == 79  # to the end: nothing after it to remember
+        seg.truncate_to(10)
+        assert seg.find(21) is None and seg.find(10) is None
+        assert seg.find(9) == on_disk[9]
     finally:
         log.close()
 

@@ -310,12 +310,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
             stats.answered(header.api_key, time.perf_counter() - started)
             return
         fut = asyncio.ensure_future(result.awaitable)
-        fut.add_done_callback(lambda _: stats.answered(header.api_key, time.perf_counter() - started))
         if self._closing:
             _linger(fut)
         else:
             self._deferred.add(fut)
-        fut.add_done_callback(functools.partial(self._completed, request, throttle_ms))
+        fut.add_done_callback(functools.partial(self._completed, request, throttle_ms, started))
 
     def _may_proceed(self, api_key: int) -> bool:
         """On a SASL listener, only authenticated clients with a live session get past the
@@ -366,8 +365,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def close_after_response(self, why: str) -> None:
         self._close_after = why
 
-    def _completed(self, request: RequestReceived, throttle_ms: int, fut: asyncio.Future[Any]) -> None:
+    def _completed(self, request: RequestReceived, throttle_ms: int, started: float, fut: asyncio.Future[Any]) -> None:
         """A deferred response is done (it may outlive its connection)."""
+        self.broker.stats.answered(request.header.api_key, time.perf_counter() - started)
         self._deferred.discard(fut)
         if fut.cancelled():  # only settle_requests cancels, at shutdown
             self.close()

@@ -24,6 +24,9 @@ from typing import Protocol
 
 from tomyum.config import TopicConfig
 
+#: told once the high watermark reaches its offset (None), or why it never will (the error)
+DurableCallback = Callable[[Exception | None], None]
+
 
 @dataclass(frozen=True, slots=True)
 class TopicPartition:
@@ -165,6 +168,11 @@ class LogStore(Protocol):
         """:meth:`wait_durable` without a coroutine: a future resolved once the high watermark
         reaches ``offset`` (failed as ``wait_durable`` would fail), None if it has already. A
         caller that drops it cancels it. For a hot path that waits with callbacks, not a task."""
+        ...
+    def call_when_durable(self, tp: TopicPartition, offset: int, callback: DurableCallback) -> bool:
+        """:meth:`durable_future` without a future: ``callback(None)`` is called once the high
+        watermark reaches ``offset``, ``callback(error)`` if it never will; False (and no
+        call) if it has already. Raises as :meth:`durable_future` does for an unknown ``tp``."""
         ...
     async def read(self, tp: TopicPartition, offset: int, max_bytes: int, *, min_one: bool = True,
                    zero_copy_min: int | None = None, read_committed: bool = False) -> ReadResult:

@@ -31,7 +31,7 @@ from tomyum.protocol.records import (
     decode_records,
     iter_batches,
 )
-from tomyum.storage.engine import OffsetAndTimestamp, ProducerInfo, TopicPartition
+from tomyum.storage.engine import DurableCallback, OffsetAndTimestamp, ProducerInfo, TopicPartition
 from tomyum.storage.log_validator import TimestampPolicy, validate_batch
 from tomyum.storage.producer_state import BatchMeta, ProducerStateManager
 
@@ -140,11 +140,12 @@ def new_log_start_offset(tp: TopicPartition, offset: int, log_start_offset: int,
 
 
 class DurableWaiters:
-    """Futures of callers waiting for the high watermark to reach an offset, each resolved as
+    """Callers waiting for the high watermark to reach an offset — futures, or callbacks called
+    at once (the acks=-1 produce path: no future, no extra turn of the loop) — each told as
     soon as it does, whatever order they came in. Used on the event loop only."""
 
     def __init__(self) -> None:
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[int, int, asyncio.Future[None] | DurableCallback]] = []
         self._order = itertools.count()
 
     def wait_for(self, offset: int, high_watermark: int) -> asyncio.Future[None] | None:
@@ -155,17 +156,36 @@ class DurableWaiters:
         heapq.heappush(self._waiters, (offset, next(self._order), fut))
         return fut
 
+    def call_when(self, offset: int, high_watermark: int, callback: DurableCallback) -> bool:
+        """Call ``callback(None)`` once the high watermark reaches ``offset``, or
+        ``callback(error)`` if the log fails first; False (and no call) if it has reached it."""
+        if offset <= high_watermark:
+            return False
+        heapq.heappush(self._waiters, (offset, next(self._order), callback))
+        return True
+
     def advance(self, high_watermark: int) -> None:
         while self._waiters and self._waiters[0][0] <= high_watermark:
-            fut = heapq.heappop(self._waiters)[2]
-            if not fut.done():
-                fut.set_result(None)
+            _tell(heapq.heappop(self._waiters)[2], None)
 
     def fail(self, error: Exception) -> None:
         waiters, self._waiters = self._waiters, []
-        for _, _, fut in waiters:
-            if not fut.done():
-                fut.set_exception(error)
+        for _, _, waiter in waiters:
+            _tell(waiter, error)
+
+
+def _tell(waiter: asyncio.Future[None] | DurableCallback, error: Exception | None) -> None:
+    if isinstance(waiter, asyncio.Future):
+        if not waiter.done():
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+        return
+    try:
+        waiter(error)
+    except Exception:  # one waiter's bug must not keep the others waiting
+        log.exception("a durability callback failed")
 
 
 # timestamps ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ WRITE (TOPIC_AUTHORIZATION_FAILED). An idempotent producer is checked once, at I
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -136,55 +137,55 @@ def _when_durable(
     throttle_ms: int,
 ) -> RawResponse | asyncio.Future[RawResponse]:
     """The response once every partition in ``durable`` has passed a group commit, or the
-    request's timeout (those not yet durable then answer REQUEST_TIMED_OUT). Callbacks on the
-    engine's durability futures, not a task per request: the group commit resolves them and
-    the last one encodes the response."""
+    request's timeout (those not yet durable then answer REQUEST_TIMED_OUT). Callbacks the
+    group commit calls as the high watermark passes each partition's end (no task, no future
+    per partition); the last one encodes the response."""
     store = ctx.broker.store
-    waiting: list[tuple[asyncio.Future[None], TopicPartition, list[PartitionResult], int]] = []
-    for tp, end, parts, i in durable:
-        try:
-            fut = store.durable_future(tp, end)
-        except KafkaError as e:  # gone since the append
-            _not_acknowledged(tp, parts, i, e.code, str(e))
-            continue
-        if fut is not None:
-            waiting.append((fut, tp, parts, i))
-    if not waiting:
-        return RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms))
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[RawResponse] = loop.create_future()
-    left = len(waiting)
+    #: the partitions not yet durable, by their place in ``durable``
+    pending: dict[int, tuple[TopicPartition, list[PartitionResult], int]] = {}
+    timer: asyncio.TimerHandle | None = None
 
     def finish() -> None:
         if timer is not None:
             timer.cancel()
-        for fut, tp, parts, i in waiting:
-            if not fut.done():
-                fut.cancel()
-                _not_acknowledged(tp, parts, i, ErrorCode.request_timed_out, "not durable within the request timeout")
-            elif not fut.cancelled() and (exc := fut.exception()) is not None:
-                code = exc.code if isinstance(exc, KafkaError) else ErrorCode.kafka_storage_error
-                _not_acknowledged(tp, parts, i, code, str(exc))
+        for tp, parts, i in pending.values():
+            _not_acknowledged(tp, parts, i, ErrorCode.request_timed_out, "not durable within the request timeout")
+        pending.clear()
         if not answer.done():
             answer.set_result(RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms)))
 
-    def one_done(_: asyncio.Future[None]) -> None:
-        nonlocal left
-        left -= 1
-        if left == 0 and not answer.done():
+    def one_done(key: int, error: Exception | None) -> None:
+        if answer.done():  # answered already: timed out, or the broker is stopping
+            return
+        tp, parts, i = pending.pop(key)
+        if error is not None:
+            code = error.code if isinstance(error, KafkaError) else ErrorCode.kafka_storage_error
+            _not_acknowledged(tp, parts, i, code, str(error))
+        if not pending:
             finish()
 
+    for key, (tp, end, parts, i) in enumerate(durable):
+        pending[key] = (tp, parts, i)
+        try:
+            waiting = store.call_when_durable(tp, end, functools.partial(one_done, key))
+        except KafkaError as e:  # gone since the append
+            del pending[key]
+            _not_acknowledged(tp, parts, i, e.code, str(e))
+            continue
+        if not waiting:
+            del pending[key]
+    if not pending:
+        return RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms))
+
     def abandoned(_: asyncio.Future[RawResponse]) -> None:
-        if answer.cancelled():  # the broker shuts down: stop waiting, answer nothing
-            if timer is not None:
-                timer.cancel()
-            for wait in waiting:
-                wait[0].cancel()
+        if answer.cancelled() and timer is not None:  # the broker shuts down: answer nothing
+            timer.cancel()
 
     timeout_s = max(ms(request.timeout), 0) / 1000
-    timer = loop.call_later(timeout_s, finish) if timeout_s else None
-    for wait in waiting:
-        wait[0].add_done_callback(one_done)
+    if timeout_s:
+        timer = loop.call_later(timeout_s, finish)
     answer.add_done_callback(abandoned)
     return answer
 

@@ -32,7 +32,7 @@ from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig
 from tomyum.durable import write_files_atomically
 from tomyum.errors import ErrorCode, KafkaError, StorageError
-from tomyum.storage.engine import AppendResult, DiskUsage, PartitionSpec, SyncRound, TopicPartition
+from tomyum.storage.engine import AppendResult, DiskUsage, DurableCallback, PartitionSpec, SyncRound, TopicPartition
 from tomyum.storage.local.checkpoint import fsync_dir, read_checkpoint, write_atomically, write_checkpoint
 from tomyum.storage.local.cleaner import CleanPlan, clean, plan_cleaning, remove_leftovers
 from tomyum.storage.local.index import IndexFile
@@ -303,6 +303,13 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
         if fut is not None:
             self._flush_soon(plog)  # someone waits: whatever the flush policy, sync it now
         return fut
+
+    def call_when_durable(self, tp: TopicPartition, offset: int, callback: DurableCallback) -> bool:
+        plog = self._log(tp)
+        waiting = plog.call_when_durable(offset, callback)
+        if waiting:
+            self._flush_soon(plog)  # someone waits: whatever the flush policy, sync it now
+        return waiting
 
     def expire_producers(self) -> None:
         now, max_age = self.clock.time_ms(), self.config["producer.id.expiration.ms"]

@@ -17,7 +17,7 @@ from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import TopicConfig
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import BatchHeader, control_marker, parse_header, patch_header
-from tomyum.storage.engine import AppendResult, OffsetAndTimestamp, TopicPartition
+from tomyum.storage.engine import AppendResult, DurableCallback, OffsetAndTimestamp, TopicPartition
 from tomyum.storage.local.checkpoint import write_atomically
 from tomyum.storage.local.index import IndexFile
 from tomyum.storage.local.producer_files import (
@@ -380,6 +380,10 @@ class PartitionLog:
     def durable_future(self, offset: int) -> asyncio.Future[None] | None:
         """A future resolved once ``high_watermark >= offset`` (None if already so)."""
         return self._durable_waiters.wait_for(offset, self.high_watermark)
+
+    def call_when_durable(self, offset: int, callback: DurableCallback) -> bool:
+        """``callback`` once ``high_watermark >= offset`` (False if already so)."""
+        return self._durable_waiters.call_when(offset, self.high_watermark, callback)
 
     def fail_waiters(self, error: Exception) -> None:
         self._durable_waiters.fail(error)

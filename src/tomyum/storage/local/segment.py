@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 #: bytes :meth:`LogSegment.headers` reads at once while batches are small (two index intervals
 #: of Kafka's default ``index.interval.bytes``)
 HEADERS_READ_AHEAD = 8192
+#: read ends a segment remembers (one per consumer reading it, about)
+MAX_REMEMBERED_READS = 64
 
 
 class FileSlice:
@@ -120,6 +122,10 @@ class LogSegment:
         #: byte ranges [start, end) whose batches passed their CRC check since the file was
         #: opened (appends are checked on produce, recovery scans); reads check the rest once
         self._verified: list[list[int]] = []
+        #: where the batch starting at an offset sits, for offsets a read ended at: a consumer's
+        #: next Fetch starts where its last one ended, and is then one header read away
+        #: instead of a walk from the sparse index's entry (a few KiB of headers)
+        self._batch_at: dict[int, int] = {}
 
     # writing ---------------------------------------------------------------------------
 
@@ -203,12 +209,16 @@ class LogSegment:
         i = bisect.bisect_right(self.index.positions, end) - 1
         while True:
             start = self.index.positions[i] if i >= 0 and self.index.positions[i] > first.position else first.position
-            next_offset = None
+            next_offset: int | None = None
+            next_at = 0
             for h in self.headers(start, end):
                 if h.end > end:
                     break
-                next_offset = h.next_offset
+                next_offset, next_at = h.next_offset, h.end
             if next_offset is not None:
+                if len(self._batch_at) >= MAX_REMEMBERED_READS:
+                    self._batch_at.clear()
+                self._batch_at[next_offset] = next_at
                 return next_offset
             if start == first.position:
                 return first.base_offset
@@ -216,6 +226,11 @@ class LogSegment:
 
     def find(self, offset: int, end: int | None = None) -> BatchHeader | None:
         """The first batch whose last offset is ``>= offset``, searching below ``end``."""
+        position = self._batch_at.get(offset)
+        if position is not None and position + BATCH_HEADER_SIZE <= (self.size if end is None else end):
+            h = parse_header(self.read(position, BATCH_HEADER_SIZE), position=position)
+            if h.base_offset == offset and h.batch_length > 0:
+                return h
         for h in self.headers(self._indexed_position(offset), end):
             if h.last_offset >= offset:
                 return h
@@ -388,6 +403,7 @@ class LogSegment:
             return
         position = h.position if h.base_offset >= offset else h.end
         os.ftruncate(self.fd, position)
+        self._batch_at.clear()
         self.size = position
         self.durable_size = min(self.durable_size, position)
         self._verified = [[a, min(b, position)] for a, b in self._verified if a < position]

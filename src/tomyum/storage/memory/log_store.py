@@ -39,7 +39,15 @@ from typing import TYPE_CHECKING
 from tomyum.clock import SYSTEM_CLOCK, Clock
 from tomyum.config import BrokerConfig
 from tomyum.errors import ErrorCode, KafkaError, StorageError
-from tomyum.storage.engine import AppendResult, DiskUsage, LogStore, PartitionSpec, SyncRound, TopicPartition
+from tomyum.storage.engine import (
+    AppendResult,
+    DiskUsage,
+    DurableCallback,
+    LogStore,
+    PartitionSpec,
+    SyncRound,
+    TopicPartition,
+)
 from tomyum.storage.memory.partition_log import MemoryPartitionLog
 from tomyum.storage.served_partitions import ServedPartitions
 
@@ -108,6 +116,9 @@ class MemoryLogStore(ServedPartitions[MemoryPartitionLog]):
 
     def durable_future(self, tp: TopicPartition, offset: int) -> asyncio.Future[None] | None:
         return self._log(tp).durable_future(offset)
+
+    def call_when_durable(self, tp: TopicPartition, offset: int, callback: DurableCallback) -> bool:
+        return self._log(tp).call_when_durable(offset, callback)
 
     async def delete_records(self, tp: TopicPartition, offset: int) -> int:
         return self._log(tp).delete_records(offset)

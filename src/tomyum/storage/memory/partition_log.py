@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from tomyum.config import TopicConfig
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import BatchHeader, parse_header, patch_header
-from tomyum.storage.engine import AppendResult, OffsetAndTimestamp, TopicPartition
+from tomyum.storage.engine import AppendResult, DurableCallback, OffsetAndTimestamp, TopicPartition
 from tomyum.storage.log_rules import (
     LEADER_EPOCH,
     DurableWaiters,
@@ -103,6 +103,9 @@ class MemoryPartitionLog:
 
     def durable_future(self, offset: int) -> asyncio.Future[None] | None:
         return self._waiters.wait_for(offset, self.high_watermark)
+
+    def call_when_durable(self, offset: int, callback: DurableCallback) -> bool:
+        return self._waiters.call_when(offset, self.high_watermark, callback)
 
     def fail_waiters(self, error: Exception) -> None:
         self._waiters.fail(error)
