@@ -16,10 +16,19 @@ Each curve on a fresh broker (tomyum in a subprocess, on disk, an ephemeral loop
   topics of one partition;
 * start-up: the time from starting the broker process to its ready line after a clean stop
   and after kill -9, with data dirs holding 100 → 10,000 empty partitions, and with 8
-  partitions holding 0 → ``--max-data-mb`` MB of records; and the time of each clean stop.
+  partitions holding 0 → ``--max-data-mb`` MB of records; and the time of each clean stop;
+* start-up vs segments: the same, with 8 partitions holding ``--max-data-mb`` MB of records
+  in segments of 64 MiB down to 1 MiB (Kafka's smallest ``segment.bytes``), a fresh broker each;
+* throughput vs partitions: on a fresh broker per step, one topic of 1 → ``--max-partitions``
+  partitions; one producer (confluent-kafka, acks=all, linger.ms=5) sends 500,000 records of
+  1,000 B round-robin over them, one consumer reads them back; then the produce latency
+  (``produce()`` to the delivery report, acks=all, linger.ms=1) of 2,000 msg/s of 1,000 B over
+  the same partitions for 5 s, p50 and p99 (one topic: a second of 10,000 partitions would take
+  the broker past a common limit of open files).
 
 ``--only CURVE`` (repeatable) runs just that curve and prints it, without --write:
-``partitions``, ``connections``, ``topics``, ``start-partitions``, ``start-data``, or
+``partitions``, ``connections``, ``topics``, ``start-partitions``, ``start-data``,
+``start-segments``, ``throughput``, or
 ``restart-scale`` (not part of the full run: ``--max-partitions`` partitions and
 ``--max-data-mb`` MB together, restarted after kill -9 and after a clean stop).
 
@@ -41,9 +50,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from benchmarks.throughput import machine_line, produce_phase, write_section
+from benchmarks.throughput import consume_phase, cpu, machine_line, produce_phase, write_section
 from tomyum.testing import BrokerProcess
 
 HEADING = "Cost curves: memory and time as partitions, connections and topics grow"
@@ -131,6 +141,7 @@ def partitions_curve(steps: list[int]) -> list[tuple[int, float]]:
     with broker() as b:
         admin = AdminClient({"bootstrap.servers": b.bootstrap})
         points.append((0, settled_rss_mb(pid_of(b))))
+        print(f"partitions 0: {points[-1][1]:.1f} MB", flush=True)
         held, index = 0, 0
         for step in steps:
             index = create_partitions(admin, "p", index, step - held, 100)
@@ -147,6 +158,7 @@ def connections_curve(steps: list[int]) -> list[tuple[int, float]]:
         host, port = b.host, b.port
         try:
             points.append((0, settled_rss_mb(pid_of(b))))
+            print(f"connections 0: {points[-1][1]:.1f} MB", flush=True)
             for step in steps:
                 while len(socks) < step:
                     s = socket.create_connection((host, port), timeout=TIMEOUT)
@@ -239,6 +251,81 @@ def startup_data_curve(steps_mb: list[int]) -> list[tuple[int, float, float, flo
     return rows
 
 
+SEGMENT_SIZES_MB = (64, 16, 4, 1)
+THROUGHPUT_RECORDS = 500_000
+RECORD_BYTES = 1000
+
+
+def startup_segments_curve(data_mb: int) -> list[tuple[int, float, float, float]]:
+    """(segments in all, start after a clean stop s, after kill -9 s, the clean stop s) with
+    ``data_mb`` MB of 10 KiB records in 8 partitions, for each size in SEGMENT_SIZES_MB."""
+    rows = []
+    value_bytes = 10 * 1024
+    for size_mb in SEGMENT_SIZES_MB:
+        with broker(start_timeout=600) as b:
+            admin = AdminClient({"bootstrap.servers": b.bootstrap})
+            topic = NewTopic("segments", 8, 1, config={"segment.bytes": str(size_mb * 1024 * 1024)})
+            admin.create_topics([topic], operation_timeout=60)["segments"].result(120)
+            produce_phase(b.bootstrap, pid_of(b), "segments", 8, value_bytes, data_mb * 1_000_000 // value_bytes,
+                          acks="1")
+            segments = sum(1 for _ in Path(b.data_dir).glob("segments-*/*.log"))
+            clean, crashed, stop = restart_times(b)
+            rows.append((segments, clean, crashed, stop))
+            print(f"start with {segments} segments of {size_mb} MiB: clean {clean:.2f} s, kill -9 {crashed:.2f} s "
+                  f"(clean stop {stop:.2f} s)", flush=True)
+    return rows
+
+
+def produce_latency_ms(bootstrap: str, topic: str, partitions: int, rate: int, seconds: float) -> tuple[float, float]:
+    """(p50, p99) in ms from ``produce()`` to the delivery report, ``rate`` msg/s of RECORD_BYTES
+    round-robin over ``partitions`` for ``seconds``, acks=all, linger.ms=1."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 1, "enable.idempotence": False})
+    p.list_topics(topic, timeout=10)
+    latencies: list[float] = []
+
+    def delivered(sent: float) -> Callable[[object, object], None]:
+        def on_delivery(err: object, msg: object) -> None:
+            if err is None:
+                latencies.append(time.perf_counter() - sent)
+        return on_delivery
+
+    value, count = b"x" * RECORD_BYTES, int(rate * seconds)
+    started, sent = time.perf_counter(), 0
+    while sent < count:
+        due = min(count, int((time.perf_counter() - started) * rate) + 1)
+        for i in range(sent, due):
+            p.produce(topic, value=value, partition=i % partitions, on_delivery=delivered(time.perf_counter()))
+        sent = due
+        p.poll(0)
+        time.sleep(max(0.0, started + sent / rate - time.perf_counter()))
+    assert p.flush(60) == 0, "produce did not finish"
+    assert len(latencies) == count, f"{count - len(latencies)} records failed"
+    latencies.sort()
+    return latencies[len(latencies) // 2] * 1000, latencies[int(0.99 * len(latencies))] * 1000
+
+
+def throughput_curve(steps: list[int]) -> list[tuple[int, float, float, float, float, float, float, float]]:
+    """(partitions, produce msg/s, consume msg/s, produce p50 ms, p99 ms, and the broker's CPU
+    seconds in each of the three phases), a fresh broker per step."""
+    rows = []
+    for partitions in steps:
+        with broker(start_timeout=600) as b:
+            admin = AdminClient({"bootstrap.servers": b.bootstrap})
+            admin.create_topics([NewTopic("tp", partitions, 1)], operation_timeout=300)["tp"].result(600)
+            produced, _, produce_cpu = produce_phase(b.bootstrap, pid_of(b), "tp", partitions, RECORD_BYTES,
+                                                     THROUGHPUT_RECORDS)
+            consumed, _, consume_cpu = consume_phase(b.bootstrap, pid_of(b), "tp", partitions, THROUGHPUT_RECORDS)
+            cpu0 = cpu(pid_of(b))
+            p50, p99 = produce_latency_ms(b.bootstrap, "tp", partitions, 2000, 5.0)
+            latency_cpu = cpu(pid_of(b)) - cpu0
+            rows.append((partitions, THROUGHPUT_RECORDS / produced, THROUGHPUT_RECORDS / consumed, p50, p99,
+                         produce_cpu, consume_cpu, latency_cpu))
+            print(f"{partitions} partitions: produce {rows[-1][1]:,.0f} msg/s, consume {rows[-1][2]:,.0f} msg/s, "
+                  f"produce p50 {p50:.1f} ms p99 {p99:.1f} ms; broker CPU {produce_cpu:.2f} / {consume_cpu:.2f} / "
+                  f"{latency_cpu:.2f} s", flush=True)
+    return rows
+
+
 def plot(path: Path, title: str, xlabel: str, ylabel: str, series: dict[str, list[tuple[int, float]]]) -> None:
     import matplotlib
 
@@ -271,7 +358,8 @@ def steps_up_to(top: int, candidates: tuple[int, ...]) -> list[int]:
     return [s for s in candidates if s < top] + [top]
 
 
-CURVES = ("partitions", "connections", "topics", "start-partitions", "start-data", "restart-scale")
+CURVES = ("partitions", "connections", "topics", "start-partitions", "start-data", "start-segments", "throughput",
+          "restart-scale")
 
 
 def restart_scale(partitions: int, data_mb: int) -> None:
@@ -308,6 +396,10 @@ def run_only(args: argparse.Namespace) -> None:
             startup_partitions_curve(steps_up_to(args.max_partitions, (100, 1000, 5000)))
         elif name == "start-data":
             startup_data_curve([0] + steps_up_to(args.max_data_mb, (100,)))
+        elif name == "start-segments":
+            startup_segments_curve(args.max_data_mb)
+        elif name == "throughput":
+            throughput_curve(steps_up_to(args.max_partitions, (1, 100, 1000)))
         else:
             restart_scale(args.max_partitions, args.max_data_mb)
 
@@ -338,6 +430,8 @@ def main() -> None:
     md_times, md_rss, md_sizes = topics_curve(steps_up_to(args.max_topics, (1, 100, 1000, 5000)))
     start_parts = startup_partitions_curve(steps_up_to(args.max_partitions, (100, 1000, 5000)))
     start_data = startup_data_curve([0] + steps_up_to(args.max_data_mb, (100,)))
+    start_segments = startup_segments_curve(args.max_data_mb)
+    flow = throughput_curve(steps_up_to(args.max_partitions, (1, 100, 1000)))
     load1 = psutil.getloadavg()
     minutes = (time.monotonic() - t_start) / 60
 
@@ -354,6 +448,15 @@ def main() -> None:
     plot(img / "start-data.png", "Start-up to serving vs data (8 partitions)", "MB of records", "seconds",
          {"after a clean stop": [(r[0], r[1]) for r in start_data],
           "after kill -9": [(r[0], r[2]) for r in start_data]})
+
+    plot(img / "start-segments.png", f"Start-up to serving vs segments ({args.max_data_mb:,} MB, 8 partitions)",
+         "segments", "seconds",
+         {"after a clean stop": [(r[0], r[1]) for r in start_segments],
+          "after kill -9": [(r[0], r[2]) for r in start_segments]})
+    plot(img / "throughput-partitions.png", "Throughput vs partitions (1,000 B, acks=all)", "partitions",
+         "records/s", {"produce": [(r[0], r[1]) for r in flow], "consume": [(r[0], r[2]) for r in flow]})
+    plot(img / "p99-partitions.png", "Produce latency vs partitions (2,000 msg/s)", "partitions", "ms",
+         {"p50": [(r[0], r[3]) for r in flow], "p99": [(r[0], r[4]) for r in flow]})
 
     idle = partitions[0][1]
     per_partition = slope_kb(partitions)
@@ -403,6 +506,20 @@ def main() -> None:
               "![Start-up vs data](benchmarks/start-data.png)", "",
               "| MB of records | after a clean stop s | after kill -9 s | the clean stop s |", "|---:|---:|---:|---:|"]
     lines += [f"| {x:,} | {c:.2f} | {k:.2f} | {st:.2f} |" for x, c, k, st in start_data]
+    lines += ["", f"### Start-up to serving vs segments ({args.max_data_mb:,} MB of 10 KiB records, 8 partitions)", "",
+              "![Start-up vs segments](benchmarks/start-segments.png)", "",
+              "| segment.bytes | segments | after a clean stop s | after kill -9 s | the clean stop s |",
+              "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {mb} MiB | {x:,} | {c:.2f} | {k:.2f} | {st:.2f} |"
+              for mb, (x, c, k, st) in zip(SEGMENT_SIZES_MB, start_segments)]
+    lines += ["", "### Throughput and produce latency vs partitions (one topic, 1,000 B records, acks=all)", "",
+              "![Throughput vs partitions](benchmarks/throughput-partitions.png)",
+              "![Produce latency vs partitions](benchmarks/p99-partitions.png)", "",
+              f"| partitions | produce msg/s ({THROUGHPUT_RECORDS:,} records) | consume msg/s | "
+              "produce p50 ms (2,000 msg/s) | produce p99 ms | broker CPU s: produce / consume / 5 s at 2,000 msg/s |",
+              "|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {x:,} | {pr:,.0f} | {co:,.0f} | {p50:.1f} | {p99:.1f} | {c1:.2f} / {c2:.2f} / {c3:.2f} |"
+              for x, pr, co, p50, p99, c1, c2, c3 in flow]
     body = "\n".join(lines)
     print(body)
     if args.write:

@@ -11,8 +11,9 @@ ones, and a latency run of a few seconds before each measured latency run:
   Produce request carries one record; acks=all and acks=1;
 * fetch: one consumer reads the acks=1 phase's records back from the start, one batch (so one
   record) per Fetch (``max.partition.fetch.bytes=1``: the first batch whole, KIP-74);
-* end-to-end latency of 1 KiB records, acks=all, linger.ms=1, at 1,000 and 5,000 msg/s
-  (``benchmarks.service.latency``).
+* end-to-end latency of 1 KiB records, acks=all, linger.ms=1, at 1,000, 5,000 and 20,000
+  msg/s (``benchmarks.service.latency``), each rate twice: with nothing else running, and with
+  another process busy on a core (``while True: pass``) for the whole run.
 
 Broker CPU per request is the broker process's CPU time (user + system, psutil) over the
 phase divided by the requests it served: the figure to compare before/after on a shared
@@ -35,6 +36,7 @@ import argparse
 import multiprocessing as mp
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -52,7 +54,9 @@ from tomyum.testing.kafka_peer import pinned_version
 
 VALUE = 100
 FETCH = "fetch, one batch per request"
-LATENCY_RATES = (1000, 5000)
+LATENCY_RATES = (1000, 5000, 20000)
+#: each latency run without and with a process busy on a core
+CONDITIONS = (False, True)
 #: brokers whose code warms up as it runs (a JIT): they get a warm-up before they are measured
 WARM_UP = frozenset({"kafka"})
 TITLES = {"tomyum": "tomyum", "tansu": "Tansu", "kafka": "Kafka"}
@@ -192,7 +196,21 @@ def median_phase(runs: list[Phase]) -> Phase:
     return sorted(runs, key=lambda p: p.cpu_us)[len(runs) // 2]
 
 
-def tables(phases: dict[str, dict[str, Phase]], lat: dict[str, dict[int, dict[str, float]]]) -> str:
+@contextmanager
+def busy_core(busy: bool) -> Iterator[None]:
+    """With ``busy``, another process spinning on a core for as long as the block runs."""
+    if not busy:
+        yield
+        return
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def tables(phases: dict[str, dict[str, Phase]], lat: dict[str, dict[tuple[int, bool], dict[str, float]]]) -> str:
     """The phases' table, with tomyum's ratio to each peer (rate and CPU per request), and the
     latency table."""
     names = list(phases)
@@ -207,10 +225,11 @@ def tables(phases: dict[str, dict[str, Phase]], lat: dict[str, dict[int, dict[st
         rows.append(f"| {workload} | {cells} |{ratios}")
     rows += ["", "| end-to-end latency, 1 KiB, acks=all, linger.ms=1 | " + " | ".join(
         f"{n} p50 / p99 / p99.9 ms" for n in names) + " |", "|---|" + "---:|" * len(names)]
-    for rate in LATENCY_RATES:
-        cells = " | ".join(
-            f"{lat[n][rate]['p50']:.1f} / {lat[n][rate]['p99']:.1f} / {lat[n][rate]['p99.9']:.1f}" for n in names)
-        rows.append(f"| {rate:,} msg/s | {cells} |")
+    for busy in CONDITIONS:
+        for rate in LATENCY_RATES:
+            q = [lat[n][(rate, busy)] for n in names]
+            cells = " | ".join(f"{x['p50']:.1f} / {x['p99']:.1f} / {x['p99.9']:.1f}" for x in q)
+            rows.append(f"| {rate:,} msg/s{', a process busy on a core' if busy else ''} | {cells} |")
     return "\n".join(rows)
 
 
@@ -241,14 +260,16 @@ def main() -> None:
                 print(f"{name} {workload}: {phase.per_s:,.0f} req/s, {phase.cpu_us:,.0f} µs broker CPU/req "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)
     phases = {n: {w: median_phase(r) for w, r in ws.items()} for n, ws in runs.items()}
-    lat: dict[str, dict[int, dict[str, float]]] = {}
-    for rate in LATENCY_RATES:
-        for name, broker in brokers(peers):
-            with broker() as (bootstrap, _):
-                if name in WARM_UP:
-                    latency(bootstrap, min(3.0, args.latency_seconds), rate, topic=f"warm-up-latency-{rate}")
-                lat.setdefault(name, {})[rate] = latency(bootstrap, args.latency_seconds, rate)
-            print(f"latency {name} {rate}/s: {lat[name][rate]}", flush=True)
+    lat: dict[str, dict[tuple[int, bool], dict[str, float]]] = {}
+    for busy in CONDITIONS:
+        for rate in LATENCY_RATES:
+            for name, broker in brokers(peers):
+                with broker() as (bootstrap, _):
+                    if name in WARM_UP:
+                        latency(bootstrap, min(3.0, args.latency_seconds), rate, topic=f"warm-up-latency-{rate}")
+                    with busy_core(busy):
+                        lat.setdefault(name, {})[(rate, busy)] = latency(bootstrap, args.latency_seconds, rate)
+                print(f"latency {name} {rate}/s{' busy' if busy else ''}: {lat[name][(rate, busy)]}", flush=True)
     out = tables(phases, lat)
     load_end = os.getloadavg()[0]
     print(out)
