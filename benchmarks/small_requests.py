@@ -284,8 +284,8 @@ def main() -> None:
                      if "kafka" in phases else ": Java or Maven was not there, left out)")]
         write_section(args.write, "Small requests",
                       f"Machine: {machine_line()}; load average {load:.1f} at the start, {load_end:.1f} at the end "
-                      "(other engineers' work\n"
-                      "shares the two cores: rates are noisy, broker CPU per request much less).  \n"
+                      "(rates move\n"
+                      "with any other work on the two cores; broker CPU per request much less).  \n"
                       f"Command: `{command}` (also `make bench`).\n\n"
                       f"{args.clients} producer processes each send {args.messages:,} records of 100 B to one partition,\n"
                       "each record its own Produce request (`batch.num.messages=1`, `linger.ms=0`, 5 in flight); then\n"
