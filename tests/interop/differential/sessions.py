@@ -408,6 +408,16 @@ def find_coordinator_session(c: Conn, v: int, p: str) -> None:
         c.send(10, v, "bad key type", key_type=7, coordinator_keys=[f"{p}-g"])
 
 
+def heartbeat_until_assigned(c: Conn, v: int, base: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+    """Heartbeat a KIP-848 member (unrecorded) until the answer carries its partitions, or
+    READY_TIMEOUT passes; the last answer."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not (r.get("assignment") or {}).get("topic_partitions") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        r = c.send(68, v, record=False, **base, member_epoch=r["member_epoch"])
+    return r
+
+
 @session(68)
 def consumer_group_heartbeat_session(c: Conn, v: int, p: str) -> None:
     t = f"{p}-t"
@@ -417,10 +427,7 @@ def consumer_group_heartbeat_session(c: Conn, v: int, p: str) -> None:
     # Kafka assigns in the background: the join's answer may or may not carry the assignment yet
     r = c.send(68, v, "join", view=lambda r: r | {"assignment": None}, **base, member_epoch=0,
                subscribed_topic_names=[t], topic_partitions=[], server_assignor=None)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not (r.get("assignment") or {}).get("topic_partitions") and time.monotonic() < deadline:
-        time.sleep(0.05)
-        r = c.send(68, v, record=False, **base, member_epoch=r["member_epoch"])
+    r = heartbeat_until_assigned(c, v, base, r)
     c.note("the assignment", r["assignment"])
     epoch = r["member_epoch"]
     c.send(68, v, "heartbeat", **base, member_epoch=epoch)
@@ -439,8 +446,12 @@ def consumer_group_describe_session(c: Conn, v: int, p: str) -> None:
     t = f"{p}-t"
     create_topic(c, t, partitions=2)
     member = str(uuid.uuid4()).replace("-", "")[:22]
-    c.send(68, 0, record=False, group_id=f"{p}-g", member_id=member, member_epoch=0, rebalance_timeout_ms=10000,
-           subscribed_topic_names=[t], topic_partitions=[], server_assignor="uniform")
+    base: dict[str, Any] = {"group_id": f"{p}-g", "member_id": member, "rebalance_timeout_ms": 10000}
+    r = c.send(68, 0, record=False, **base, member_epoch=0, subscribed_topic_names=[t], topic_partitions=[],
+               server_assignor="uniform")
+    # Kafka assigns in the background (and may not see a topic it has just created yet): describe
+    # the member once it holds its partitions, on both brokers
+    heartbeat_until_assigned(c, 0, base, r)
     stable_group(c, f"{p}-classic")
     c.send(69, v, "consumer, classic and unknown", group_ids=[f"{p}-g", f"{p}-classic", f"{p}-missing"],
            include_authorized_operations=True)
