@@ -17,6 +17,7 @@ An engine keeps its bytes as it likes; it calls these so that a client sees one 
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import logging
@@ -140,21 +141,18 @@ def new_log_start_offset(tp: TopicPartition, offset: int, log_start_offset: int,
 
 
 class DurableWaiters:
-    """Callers waiting for the high watermark to reach an offset — futures, or callbacks called
-    at once (the acks=-1 produce path: no future, no extra turn of the loop) — each told as
-    soon as it does, whatever order they came in. Used on the event loop only."""
+    """Callbacks waiting for the high watermark to reach an offset, each called at once as soon
+    as it does (the acks=-1 produce path: no future, no extra turn of the loop), whatever order
+    they came in; a future is one such callback. Used on the event loop only."""
 
     def __init__(self) -> None:
-        self._waiters: list[tuple[int, int, asyncio.Future[None] | DurableCallback]] = []
+        self._waiters: list[tuple[int, int, DurableCallback]] = []
         self._order = itertools.count()
 
     def wait_for(self, offset: int, high_watermark: int) -> asyncio.Future[None] | None:
         """A future resolved once the high watermark reaches ``offset`` (None if it has)."""
-        if offset <= high_watermark:
-            return None
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (offset, next(self._order), fut))
-        return fut
+        return fut if self.call_when(offset, high_watermark, functools.partial(_settle, fut)) else None
 
     def call_when(self, offset: int, high_watermark: int, callback: DurableCallback) -> bool:
         """Call ``callback(None)`` once the high watermark reaches ``offset``, or
@@ -170,20 +168,22 @@ class DurableWaiters:
 
     def fail(self, error: Exception) -> None:
         waiters, self._waiters = self._waiters, []
-        for _, _, waiter in waiters:
-            _tell(waiter, error)
+        for _, _, callback in waiters:
+            _tell(callback, error)
 
 
-def _tell(waiter: asyncio.Future[None] | DurableCallback, error: Exception | None) -> None:
-    if isinstance(waiter, asyncio.Future):
-        if not waiter.done():
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
+def _settle(fut: asyncio.Future[None], error: Exception | None) -> None:
+    if fut.done():  # cancelled: its waiter went away
         return
+    if error is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(error)
+
+
+def _tell(callback: DurableCallback, error: Exception | None) -> None:
     try:
-        waiter(error)
+        callback(error)
     except Exception:  # one waiter's bug must not keep the others waiting
         log.exception("a durability callback failed")
 
