@@ -90,7 +90,7 @@ test-quick: test
 
 bench: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python -m benchmarks.throughput --messages-100b 500000 --messages-10k 50000 --write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.throughput --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.service --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.small_requests --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.streams --write docs/benchmarks.md

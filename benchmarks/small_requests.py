@@ -47,9 +47,11 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as Partition
 
+from benchmarks import native
 from benchmarks.service import latency
 from benchmarks.throughput import (
-    TANSU, cpu, create_topic, kafka_available, kafka_broker, machine_line, tansu_broker, tomyum_broker, write_section)
+    TANSU, cpu, create_topic, kafka_available, kafka_broker, machine_line, natively, tansu_broker, tomyum_broker,
+    write_section)
 from tomyum.testing.kafka_peer import pinned_version
 
 VALUE = 100
@@ -79,8 +81,7 @@ class Phase:
 
 def _produce_alone(bootstrap: str, topic: str, count: int, acks: str) -> tuple[float, float]:
     """One producer sends ``count`` records of 100 B, each in a request of its own; (start, end)."""
-    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 0, "batch.num.messages": 1,
-                  "max.in.flight.requests.per.connection": 5, "enable.idempotence": False})
+    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, **ALONE})
     p.list_topics(topic, timeout=10)  # connected, metadata known: not part of the timing
     value = os.urandom(VALUE)
     t0 = time.monotonic()
@@ -123,23 +124,37 @@ def _parallel(pid: int, fn: Callable[..., tuple[float, float]], args: list[tuple
 
 
 def run_broker(broker: Callable[[], AbstractContextManager[tuple[str, int]]], messages: int,
-               clients: int, warm_up: int = 0) -> dict[str, Phase]:
+               clients: int, warm_up: int = 0, client: str = "python") -> dict[str, Phase]:
     """Produce acks=all, then produce acks=1, then fetch those back, on one fresh broker; first
-    the same phases with ``warm_up`` records per producer, unmeasured, when it is not 0."""
+    the same phases with ``warm_up`` records per producer, unmeasured, when it is not 0.
+    ``client``: ``python`` (confluent-kafka driven from Python) or ``native`` (rdkafka_performance)."""
     with broker() as (bootstrap, pid):
         if warm_up:
-            _phases(bootstrap, pid, "warm-up", warm_up, clients)
-        return _phases(bootstrap, pid, "small", messages, clients)
+            _phases(bootstrap, pid, "warm-up", warm_up, clients, client)
+        return _phases(bootstrap, pid, "small", messages, clients, client)
 
 
-def _phases(bootstrap: str, pid: int, prefix: str, messages: int, clients: int) -> dict[str, Phase]:
+#: librdkafka settings that make every record a Produce request of its own
+ALONE = {"linger.ms": "0", "batch.num.messages": "1", "max.in.flight.requests.per.connection": "5",
+         "enable.idempotence": "false"}
+
+
+def _phases(bootstrap: str, pid: int, prefix: str, messages: int, clients: int, client: str) -> dict[str, Phase]:
     out: dict[str, Phase] = {}
     for acks in ("all", "1"):
         topic = f"{prefix}-{acks}"
         create_topic(bootstrap, topic, 1)
-        seconds, broker_cpu = _parallel(pid, _produce_alone, [(bootstrap, topic, messages, acks)] * clients)
+        if client == "native":
+            seconds, _, broker_cpu = natively([messages] * clients, lambda n: native.produce(
+                bootstrap, topic, VALUE, n, partition=0, acks=acks, conf=ALONE), pid)
+        else:
+            seconds, broker_cpu = _parallel(pid, _produce_alone, [(bootstrap, topic, messages, acks)] * clients)
         out[f"produce acks={acks}"] = Phase(messages * clients, seconds, broker_cpu)
-    seconds, broker_cpu = _parallel(pid, _consume_alone, [(bootstrap, f"{prefix}-1", messages * clients)])
+    if client == "native":
+        seconds, _, broker_cpu = natively([messages * clients], lambda n: native.consume(
+            bootstrap, f"{prefix}-1", 1, n, conf={"max.partition.fetch.bytes": "1"}), pid)
+    else:
+        seconds, broker_cpu = _parallel(pid, _consume_alone, [(bootstrap, f"{prefix}-1", messages * clients)])
     out[FETCH] = Phase(messages * clients, seconds, broker_cpu)
     return out
 
@@ -174,12 +189,12 @@ def _restore_pythonpath(value: str | None) -> None:
         os.environ["PYTHONPATH"] = value
 
 
-def compare_builds(trees: list[Path], rounds: int, messages: int, clients: int) -> str:
+def compare_builds(trees: list[Path], rounds: int, messages: int, clients: int, client: str) -> str:
     """The produce phases on each build in turn, ``rounds`` times; a table of the medians."""
     runs: dict[Path, dict[str, list[Phase]]] = {t: {} for t in trees}
     for _ in range(rounds):
         for tree in trees:
-            for workload, phase in run_broker(lambda: _build_broker(tree), messages, clients).items():
+            for workload, phase in run_broker(lambda: _build_broker(tree), messages, clients, 0, client).items():
                 runs[tree].setdefault(workload, []).append(phase)
                 print(f"{tree} {workload}: {phase.per_s:,.0f} req/s, {phase.cpu_us:,.0f} µs broker CPU/req "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)
@@ -245,9 +260,19 @@ def main() -> None:
     ap.add_argument("--write", type=Path)
     ap.add_argument("--builds", type=Path, nargs="+", metavar="TREE",
                     help="source trees to compare (produce phases only, alternating, median of --rounds)")
+    ap.add_argument("--client", choices=("native", "python"), default="native",
+                    help="the produce and fetch phases' clients: librdkafka's rdkafka_performance "
+                         "(benchmarks.native), or confluent-kafka driven from Python (used when the native one "
+                         "cannot be built); the latency runs are Python's")
     args = ap.parse_args()
+    if args.client == "native":
+        try:
+            print(f"load generator: {native.tool()}", flush=True)
+        except (native.Unavailable, OSError, subprocess.CalledProcessError) as e:
+            print(f"rdkafka_performance cannot be built ({e}): the Python client generates the load", flush=True)
+            args.client = "python"
     if args.builds:
-        print(compare_builds(args.builds, args.rounds, args.messages, args.clients))
+        print(compare_builds(args.builds, args.rounds, args.messages, args.clients, args.client))
         return
     peers = frozenset(args.peers.split(","))
     load = os.getloadavg()[0]
@@ -255,7 +280,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, broker in brokers(peers):
             warm_up = args.warm_up if name in WARM_UP else 0
-            for workload, phase in run_broker(broker, args.messages, args.clients, warm_up).items():
+            for workload, phase in run_broker(broker, args.messages, args.clients, warm_up, args.client).items():
                 runs.setdefault(name, {}).setdefault(workload, []).append(phase)
                 print(f"{name} {workload}: {phase.per_s:,.0f} req/s, {phase.cpu_us:,.0f} µs broker CPU/req "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)

