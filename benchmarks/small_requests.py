@@ -6,7 +6,8 @@ alternating. Kafka's JVM compiles its hot paths as it runs, so every Kafka broke
 the same phases on topics of its own (``--warm-up`` records per producer) before the measured
 ones, and a latency run of a few seconds before each measured latency run:
 
-* produce: ``--clients`` producer processes (confluent-kafka with ``batch.num.messages=1``,
+* produce: ``--clients`` producer processes (``--client native``, the default: librdkafka's
+  ``rdkafka_performance``, ``benchmarks.native``; or confluent-kafka; ``batch.num.messages=1``,
   ``linger.ms=0``, 5 requests in flight) send 100 B records to one partition, so that each
   Produce request carries one record; acks=all and acks=1;
 * fetch: one consumer reads the acks=1 phase's records back from the start, one batch (so one
@@ -312,7 +313,13 @@ def main() -> None:
                       "(rates move\n"
                       "with any other work on the two cores; broker CPU per request much less).  \n"
                       f"Command: `{command}` (also `make bench`).\n\n"
-                      f"{args.clients} producer processes each send {args.messages:,} records of 100 B to one partition,\n"
+                      + ("The clients of the produce and fetch phases are librdkafka's C `rdkafka_performance`\n"
+                         "(`benchmarks.native`), a phase's seconds the longest of its clients' own measures; the\n"
+                         "latency runs' are confluent-kafka's, driven from Python.\n\n"
+                         if args.client == "native" else
+                         "The clients are confluent-kafka's, driven from Python.\n\n")
+                      + f"{args.clients} producer processes each send {args.messages:,} records of 100 B to one "
+                      "partition,\n"
                       "each record its own Produce request (`batch.num.messages=1`, `linger.ms=0`, 5 in flight); then\n"
                       "one consumer reads the acks=1 records back, one batch per Fetch (`max.partition.fetch.bytes=1`),\n"
                       "counted per record (Tansu answers many batches per Fetch all the same, so its fetch row is per\n"
