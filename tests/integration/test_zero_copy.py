@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KTopicPartition
 
+from tomyum.broker.server import PIECEWISE_MIN_BYTES
 from tomyum.testing import BrokerProcess
 
 TIMEOUT = 30
@@ -66,7 +67,8 @@ def consume_kafka_python(bootstrap: str, topic: str) -> list[bytes]:
     return out
 
 
-# sendfile needs the standard library's event loop; on uvloop (the default) every range is copied
+# sendfile needs the standard library's event loop; on uvloop (the default) a range is copied (read
+# whole, or in pieces when it is over PIECEWISE_MIN_BYTES: the test below)
 @pytest.mark.parametrize(("zero_copy_min", "event_loop"),
                          [("0", "asyncio"), ("65536", "asyncio"), ("-1", "asyncio"), ("65536", "uvloop")],
                          ids=["always", "large", "never", "uvloop"])
@@ -77,3 +79,35 @@ def test_consumers_read_the_same_bytes_with_and_without_sendfile(tmp_path: Path,
         values = fill(b.bootstrap, topic_name)
         assert consume_confluent(b.bootstrap, topic_name) == values
         assert consume_kafka_python(b.bootstrap, topic_name) == values
+
+
+def test_a_fetch_of_more_than_32_mib_of_one_partition_reads_the_same_bytes_on_uvloop(tmp_path: Path,
+                                                                                    topic_name: str) -> None:
+    """Without sendfile (uvloop, the default loop), a fetched range over ``PIECEWISE_MIN_BYTES``
+    is read and written a piece at a time: the consumer gets every byte, in order, CRCs checked."""
+    count, size = 4000, 10_240  # 41 MB, in batches of about 1 MB
+    with BrokerProcess(tmp_path / "data") as b:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+        p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 20, "batch.size": 1_000_000})
+        values = [(b"%06d" % i) * (size // 6) for i in range(count)]
+        assert sum(map(len, values)) > PIECEWISE_MIN_BYTES
+        for v in values:
+            p.produce(topic_name, value=v, partition=0)
+            p.poll(0)
+        assert p.flush(TIMEOUT) == 0
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "pieces", "enable.auto.commit": False,
+                      "check.crcs": True, "fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 64 << 20,
+                      "receive.message.max.bytes": 80 << 20})
+        c.assign([TopicPartition(topic_name, 0, 0)])
+        out: list[bytes] = []
+        deadline = time.monotonic() + TIMEOUT
+        try:
+            while len(out) < count:
+                assert time.monotonic() < deadline, f"read {len(out)} of {count}"
+                for m in c.consume(num_messages=count, timeout=0.5):
+                    assert m.error() is None, m.error()
+                    out.append(m.value())
+        finally:
+            c.close()
+        assert out == values
