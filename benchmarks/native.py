@@ -83,6 +83,18 @@ def tool() -> Path:
     return binary
 
 
+def client_or_python(client: str) -> str:
+    """``client`` (``native`` or ``python``), or ``python`` when the native tool cannot be built
+    here (it says why)."""
+    if client == "native":
+        try:
+            print(f"load generator: {tool()}", flush=True)
+        except (Unavailable, OSError, subprocess.CalledProcessError) as e:
+            print(f"rdkafka_performance cannot be built ({e}): the Python client generates the load", flush=True)
+            return "python"
+    return client
+
+
 @dataclass
 class Run:
     records: int

@@ -266,12 +266,7 @@ def main() -> None:
                          "(benchmarks.native), or confluent-kafka driven from Python (used when the native one "
                          "cannot be built); the latency runs are Python's")
     args = ap.parse_args()
-    if args.client == "native":
-        try:
-            print(f"load generator: {native.tool()}", flush=True)
-        except (native.Unavailable, OSError, subprocess.CalledProcessError) as e:
-            print(f"rdkafka_performance cannot be built ({e}): the Python client generates the load", flush=True)
-            args.client = "python"
+    args.client = native.client_or_python(args.client)
     if args.builds:
         print(compare_builds(args.builds, args.rounds, args.messages, args.clients, args.client))
         return

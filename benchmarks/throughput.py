@@ -326,12 +326,7 @@ def main() -> None:
     ap.add_argument("--write", type=Path)
     ap.add_argument("--section", default="Throughput", help="the heading of the section --write replaces")
     args = ap.parse_args()
-    if args.client == "native":
-        try:
-            print(f"load generator: {native.tool()}", flush=True)
-        except (native.Unavailable, OSError, subprocess.CalledProcessError) as e:
-            print(f"rdkafka_performance cannot be built ({e}): the Python client generates the load", flush=True)
-            args.client = "python"
+    args.client = native.client_or_python(args.client)
     python = args.client == "python"
     args.messages_100b = args.messages_100b or (200_000 if python else 5_000_000)
     args.messages_10k = args.messages_10k or (20_000 if python else 200_000)

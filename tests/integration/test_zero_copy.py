@@ -33,15 +33,16 @@ def fill(bootstrap: str, topic: str) -> list[bytes]:
     return values
 
 
-def consume_confluent(bootstrap: str, topic: str) -> list[bytes]:
+def consume_confluent(bootstrap: str, topic: str, count: int = N, **conf: object) -> list[bytes]:
+    """``count`` values of partition 0 from the start, CRCs checked; ``conf``: more settings."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "zc", "enable.auto.commit": False,
-                  "check.crcs": True, "fetch.max.bytes": 4 << 20})
+                  "check.crcs": True, "fetch.max.bytes": 4 << 20, **conf})
     c.assign([TopicPartition(topic, 0, 0)])
     out: list[bytes] = []
     deadline = time.monotonic() + TIMEOUT
     try:
-        while len(out) < N:
-            assert time.monotonic() < deadline, f"read {len(out)} of {N}"
+        while len(out) < count:
+            assert time.monotonic() < deadline, f"read {len(out)} of {count}"
             for m in c.consume(num_messages=1000, timeout=0.5):
                 assert m.error() is None, m.error()
                 out.append(m.value())
@@ -96,18 +97,6 @@ def test_a_fetch_of_more_than_32_mib_of_one_partition_reads_the_same_bytes_on_uv
             p.produce(topic_name, value=v, partition=0)
             p.poll(0)
         assert p.flush(TIMEOUT) == 0
-        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "pieces", "enable.auto.commit": False,
-                      "check.crcs": True, "fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 64 << 20,
-                      "receive.message.max.bytes": 80 << 20})
-        c.assign([TopicPartition(topic_name, 0, 0)])
-        out: list[bytes] = []
-        deadline = time.monotonic() + TIMEOUT
-        try:
-            while len(out) < count:
-                assert time.monotonic() < deadline, f"read {len(out)} of {count}"
-                for m in c.consume(num_messages=count, timeout=0.5):
-                    assert m.error() is None, m.error()
-                    out.append(m.value())
-        finally:
-            c.close()
-        assert out == values
+        big = {"fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 64 << 20,
+               "receive.message.max.bytes": 80 << 20}
+        assert consume_confluent(b.bootstrap, topic_name, count, **big) == values
