@@ -12,7 +12,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KTopicPartition
 
+from tests.integration.test_tls_reload import tls_port
 from tomyum.broker.server import PIECEWISE_MIN_BYTES
+from tomyum.security.certs import LocalCA
 from tomyum.testing import BrokerProcess
 
 TIMEOUT = 30
@@ -82,12 +84,18 @@ def test_consumers_read_the_same_bytes_with_and_without_sendfile(tmp_path: Path,
         assert consume_kafka_python(b.bootstrap, topic_name) == values
 
 
-def test_a_fetch_of_more_than_32_mib_of_one_partition_reads_the_same_bytes_on_uvloop(tmp_path: Path,
-                                                                                    topic_name: str) -> None:
-    """Without sendfile (uvloop, the default loop), a fetched range over ``PIECEWISE_MIN_BYTES``
-    is read and written a piece at a time: the consumer gets every byte, in order, CRCs checked."""
+@pytest.mark.parametrize("listener", ["plaintext", "tls"])
+def test_a_fetch_of_more_than_32_mib_of_one_partition_reads_the_same_bytes_without_sendfile(
+        tmp_path: Path, topic_name: str, listener: str) -> None:
+    """Without sendfile (uvloop, the default loop; TLS), a fetched range over
+    ``PIECEWISE_MIN_BYTES`` is read and written a piece at a time: the consumer gets every byte,
+    in order, CRCs checked."""
     count, size = 4000, 10_240  # 41 MB, in batches of about 1 MB
-    with BrokerProcess(tmp_path / "data") as b:
+    ca = LocalCA(tmp_path / "ca")
+    settings = {"listeners": "PLAINTEXT://127.0.0.1:0,TLS://127.0.0.1:0",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,TLS:SSL",
+                "ssl.keystore.location": str(ca.broker().keystore)}
+    with BrokerProcess(tmp_path / "data", settings=settings) as b:
         admin = AdminClient({"bootstrap.servers": b.bootstrap})
         admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
         p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 20, "batch.size": 1_000_000})
@@ -97,6 +105,10 @@ def test_a_fetch_of_more_than_32_mib_of_one_partition_reads_the_same_bytes_on_uv
             p.produce(topic_name, value=v, partition=0)
             p.poll(0)
         assert p.flush(TIMEOUT) == 0
-        big = {"fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 64 << 20,
-               "receive.message.max.bytes": 80 << 20}
-        assert consume_confluent(b.bootstrap, topic_name, count, **big) == values
+        big: dict[str, object] = {"fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 64 << 20,
+                                  "receive.message.max.bytes": 80 << 20}
+        bootstrap = b.bootstrap
+        if listener == "tls":
+            bootstrap = f"127.0.0.1:{tls_port(b)}"
+            big.update({"security.protocol": "SSL", "ssl.ca.location": str(ca.cert_path)})
+        assert consume_confluent(bootstrap, topic_name, count, **big) == values
