@@ -53,6 +53,7 @@ import psutil
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from benchmarks.service import paced
 from benchmarks.throughput import consume_phase, cpu, machine_line, produce_phase, write_section
 from tomyum.testing import BrokerProcess
 
@@ -290,14 +291,8 @@ def produce_latency_ms(bootstrap: str, topic: str, partitions: int, rate: int, s
         return on_delivery
 
     value, count = b"x" * RECORD_BYTES, int(rate * seconds)
-    started, sent = time.perf_counter(), 0
-    while sent < count:
-        due = min(count, int((time.perf_counter() - started) * rate) + 1)
-        for i in range(sent, due):
-            p.produce(topic, value=value, partition=i % partitions, on_delivery=delivered(time.perf_counter()))
-        sent = due
-        p.poll(0)
-        time.sleep(max(0.0, started + sent / rate - time.perf_counter()))
+    paced(p, rate, count, lambda i: p.produce(topic, value=value, partition=i % partitions,
+                                             on_delivery=delivered(time.perf_counter())))
     assert p.flush(60) == 0, "produce did not finish"
     assert len(latencies) == count, f"{count - len(latencies)} records failed"
     latencies.sort()

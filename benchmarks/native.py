@@ -25,10 +25,13 @@ import subprocess
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import confluent_kafka
+import psutil
 
 #: Debian's upstream tarball of librdkafka (trixie's 2.8.0-1) and its SHA-256 (from its .dsc)
 SOURCE = "https://deb.debian.org/debian/pool/main/libr/librdkafka/librdkafka_2.8.0.orig.tar.gz"
@@ -128,6 +131,12 @@ def _run(args: list[str], timeout: float) -> str:
     return text
 
 
+def _seconds(ms: str) -> float:
+    """The tool's whole milliseconds as seconds; a run it measured as 0 ms counts as 1 ms (a
+    lower bound for the rate, and never a division by zero)."""
+    return max(int(ms), 1) / 1000
+
+
 def _children_cpu() -> float:
     ru = os.times()
     return ru.children_user + ru.children_system
@@ -148,7 +157,7 @@ def produce(bootstrap: str, topic: str, value_bytes: int, count: int, *, partiti
     m = _PRODUCED.search(text)
     if m is None or int(m[2]) != count or int(m[3]) != 0:
         raise RuntimeError(f"rdkafka_performance did not deliver {count} records:\n{text[-2000:]}")
-    return Run(count, int(m[4]) / 1000, _children_cpu() - c0)
+    return Run(count, _seconds(m[4]), _children_cpu() - c0)
 
 
 def consume(bootstrap: str, topic: str, partitions: int, count: int, *, conf: dict[str, str] | None = None,
@@ -166,7 +175,17 @@ def consume(bootstrap: str, topic: str, partitions: int, count: int, *, conf: di
     m = _CONSUMED.search(text)
     if m is None or int(m[1]) != count:
         raise RuntimeError(f"rdkafka_performance did not read {count} records:\n{text[-2000:]}")
-    return Run(count, int(m[2]) / 1000, _children_cpu() - c0)
+    return Run(count, _seconds(m[2]), _children_cpu() - c0)
+
+
+def at_once(counts: list[int], run: Callable[[int], Run], pid: int) -> tuple[float, float, float]:
+    """``run(count)`` for each of ``counts``, all at once (one instance each); (the longest one's
+    measured seconds, their CPU s summed, the CPU s of the broker process ``pid`` meanwhile)."""
+    broker = psutil.Process(pid)
+    b0 = sum(broker.cpu_times()[:2])
+    with ThreadPoolExecutor(len(counts)) as pool:
+        runs = list(pool.map(run, counts))
+    return max(r.seconds for r in runs), sum(r.client_cpu for r in runs), sum(broker.cpu_times()[:2]) - b0
 
 
 if __name__ == "__main__":

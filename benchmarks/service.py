@@ -65,6 +65,20 @@ def _consume_latencies(bootstrap: str, topic: str, count: int, rate: int, ready:
     out.put(latencies)
 
 
+def paced(p: Producer, rate: float, count: int, produce: Callable[[int], None]) -> None:
+    """``produce(i)`` for ``i`` in ``range(count)``, ``rate`` a second, serving ``p``'s callbacks.
+    Every record due by now, then a sleep until the next is: the generator paces without
+    spinning, so that it does not take a core from the broker it measures."""
+    started, sent = time.perf_counter(), 0
+    while sent < count:
+        due = min(count, int((time.perf_counter() - started) * rate) + 1)
+        for i in range(sent, due):
+            produce(i)
+        sent = due
+        p.poll(0)
+        time.sleep(max(0.0, started + sent / rate - time.perf_counter()))
+
+
 def latency(bootstrap: str, seconds: float, rate: int = RATE, topic: str = "") -> dict[str, float]:
     """p50/p99/p99.9 in ms of ``rate`` msg/s of 1 KiB for ``seconds``, acks=all, linger.ms=1, on a
     new ``topic`` (by default ``latency-<rate>``)."""
@@ -78,16 +92,7 @@ def latency(bootstrap: str, seconds: float, rate: int = RATE, topic: str = "") -
     ready.wait(30)
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 1, "enable.idempotence": False})
     pad = os.urandom(VALUE - 8)
-    started, sent = time.perf_counter(), 0
-    while sent < count:
-        # every record due by now, then sleep until the next is: the generator paces without
-        # spinning, so that it does not take a core from the broker it measures
-        due = min(count, int((time.perf_counter() - started) * rate) + 1)
-        for _ in range(sent, due):
-            p.produce(topic, value=struct.pack(">d", time.time()) + pad, partition=0)
-        sent = due
-        p.poll(0)
-        time.sleep(max(0.0, started + sent / rate - time.perf_counter()))
+    paced(p, rate, count, lambda _: p.produce(topic, value=struct.pack(">d", time.time()) + pad, partition=0))
     p.flush(30)
     latencies = sorted(out.get(timeout=60))
     consumer.join(30)

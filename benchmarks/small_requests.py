@@ -51,7 +51,7 @@ from confluent_kafka import TopicPartition as Partition
 from benchmarks import native
 from benchmarks.service import latency
 from benchmarks.throughput import (
-    TANSU, cpu, create_topic, kafka_available, kafka_broker, machine_line, natively, tansu_broker, tomyum_broker,
+    TANSU, cpu, create_topic, kafka_available, kafka_broker, machine_line, tansu_broker, tomyum_broker,
     write_section)
 from tomyum.testing.kafka_peer import pinned_version
 
@@ -146,13 +146,13 @@ def _phases(bootstrap: str, pid: int, prefix: str, messages: int, clients: int, 
         topic = f"{prefix}-{acks}"
         create_topic(bootstrap, topic, 1)
         if client == "native":
-            seconds, _, broker_cpu = natively([messages] * clients, lambda n: native.produce(
+            seconds, _, broker_cpu = native.at_once([messages] * clients, lambda n: native.produce(
                 bootstrap, topic, VALUE, n, partition=0, acks=acks, conf=ALONE), pid)
         else:
             seconds, broker_cpu = _parallel(pid, _produce_alone, [(bootstrap, topic, messages, acks)] * clients)
         out[f"produce acks={acks}"] = Phase(messages * clients, seconds, broker_cpu)
     if client == "native":
-        seconds, _, broker_cpu = natively([messages * clients], lambda n: native.consume(
+        seconds, _, broker_cpu = native.at_once([messages * clients], lambda n: native.consume(
             bootstrap, f"{prefix}-1", 1, n, conf={"max.partition.fetch.bytes": "1"}), pid)
     else:
         seconds, broker_cpu = _parallel(pid, _consume_alone, [(bootstrap, f"{prefix}-1", messages * clients)])

@@ -27,7 +27,6 @@ import tempfile
 import time
 import contextlib
 from contextlib import contextmanager
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -204,15 +203,6 @@ CONSUMER_CONF = {"fetch.wait.max.ms": "100", "fetch.max.bytes": "52428800", "max
 NATIVE_CONSUMER_CONF = {**CONSUMER_CONF, "max.partition.fetch.bytes": "52428800"}
 
 
-def natively(counts: list[int], run: Callable[[int], native.Run], pid: int) -> tuple[float, float, float]:
-    """One rdkafka_performance instance per count, at once; (the longest one's measured seconds,
-    their CPU s summed, broker CPU s)."""
-    b0 = cpu(pid)
-    with ThreadPoolExecutor(len(counts)) as pool:
-        runs = list(pool.map(run, counts))
-    return max(r.seconds for r in runs), sum(r.client_cpu for r in runs), cpu(pid) - b0
-
-
 def produce_phase(bootstrap: str, pid: int, topic: str, partitions: int, value_bytes: int, count: int,
                   *, acks: str = "all", clients: int = 1, conf: dict[str, str] | None = None,
                   client: str = "python") -> tuple[float, float, float]:
@@ -222,7 +212,7 @@ def produce_phase(bootstrap: str, pid: int, topic: str, partitions: int, value_b
     share = count // clients
     counts = [share + (count % clients if i == 0 else 0) for i in range(clients)]
     if client == "native":
-        return natively(counts, lambda n: native.produce(
+        return native.at_once(counts, lambda n: native.produce(
             bootstrap, topic, value_bytes, n, partition=0 if partitions == 1 else None, acks=acks,
             conf={**PRODUCER_CONF, **(conf or {})}), pid)
     args = [(bootstrap, topic, partitions, value_bytes, n, acks, i * share, conf) for i, n in enumerate(counts)]
@@ -234,7 +224,7 @@ def consume_phase(bootstrap: str, pid: int, topic: str, partitions: int, count: 
                   client: str = "python") -> tuple[float, float, float]:
     """``clients`` consumers each read all ``count`` records; (seconds, client CPU s, broker CPU s)."""
     if client == "native":
-        return natively([count] * clients, lambda n: native.consume(bootstrap, topic, partitions, n,
+        return native.at_once([count] * clients, lambda n: native.consume(bootstrap, topic, partitions, n,
                                                                      conf={**NATIVE_CONSUMER_CONF, **(conf or {})}),
                          pid)
     return _in_parallel(clients, _consume, [(bootstrap, topic, partitions, count, conf)] * clients, pid)

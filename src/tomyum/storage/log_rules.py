@@ -151,8 +151,11 @@ class DurableWaiters:
 
     def wait_for(self, offset: int, high_watermark: int) -> asyncio.Future[None] | None:
         """A future resolved once the high watermark reaches ``offset`` (None if it has)."""
+        if offset <= high_watermark:
+            return None
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        return fut if self.call_when(offset, high_watermark, functools.partial(_settle, fut)) else None
+        self.call_when(offset, high_watermark, functools.partial(_settle, fut))
+        return fut
 
     def call_when(self, offset: int, high_watermark: int, callback: DurableCallback) -> bool:
         """Call ``callback(None)`` once the high watermark reaches ``offset``, or
