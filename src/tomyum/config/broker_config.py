@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tomyum.config.broker_defs import BROKER_CONFIGS
 from tomyum.config.definition import ConfigDef, parse_value
@@ -110,6 +110,8 @@ class BrokerConfig:
         #: topic_default and topic_default_source answers, read on every append: dropped whole
         #: by every change (a reader on another thread fills the dict it started with)
         self._topic_memo: dict[tuple[str, str], Any] = {}
+        #: counts the changes: what is derived from topic configs is recomputed after one
+        self.generation = 0
         self.update(raw or {})
 
     @classmethod
@@ -142,7 +144,11 @@ class BrokerConfig:
                 _warn_not_implemented("broker", key)
             self._values[key] = parse_value(d, value)
             self._explicit.add(key)
+        self._changed()
+
+    def _changed(self) -> None:
         self._topic_memo = {}
+        self.generation += 1
 
     def _set_for_listener(self, key: str, value: Any) -> None:
         """``listener.name.<listener>.<key>``: a key for one listener (Kafka's per-listener
@@ -230,7 +236,7 @@ class BrokerConfig:
     def set_dynamic(self, layer: str, values: Mapping[str, Any]) -> None:
         """Replace a dynamic layer with parsed ``values`` (see :func:`validate_dynamic_broker_configs`)."""
         self._dynamic[layer] = dict(values)
-        self._topic_memo = {}
+        self._changed()
 
     # Derived values, computed the way Kafka computes them.
 
@@ -334,12 +340,29 @@ def validate_dynamic_broker_configs(raw: Mapping[str, str | None], *, per_broker
             if value is not None and BROKER_CONFIGS[key].implemented} | listener_values
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True, slots=True)
 class TopicConfig:
     """A topic's effective configuration: its overrides over the broker's defaults."""
 
     broker: BrokerConfig
     overrides: Mapping[str, Any]
+    #: :meth:`derived` answers, each with the broker config's generation it was computed in
+    _derived: dict[Callable[..., Any], tuple[int, Any]] = field(default_factory=dict, compare=False, repr=False)
+
+    def derived(self, compute: Callable[[TopicConfig], T]) -> T:
+        """``compute(self)``, remembered until the broker's configs change (a topic's own
+        overrides never change: a new TopicConfig comes with new ones). For what the hot paths
+        read on every append, a dozen lookups through the config layers in one."""
+        generation = self.broker.generation
+        hit = self._derived.get(compute)
+        if hit is not None and hit[0] == generation:
+            return hit[1]  # type: ignore[no-any-return]
+        value = compute(self)
+        self._derived[compute] = (generation, value)
+        return value
 
     def __getitem__(self, key: str) -> Any:
         if key == "segment.bytes" and self.overrides.get("internal.segment.bytes") is not None:

@@ -20,7 +20,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from tomyum.config import TopicConfig
 
@@ -46,8 +46,7 @@ class PartitionSpec:
     config: TopicConfig
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AppendResult:
+class AppendResult(NamedTuple):  # a NamedTuple: made per request, it costs a third of a frozen dataclass
     base_offset: int
     last_offset: int
     #: the broker time set on the batch for LogAppendTime topics, else -1

@@ -1,5 +1,6 @@
 """What every log engine decides the same way, pure of any I/O: Kafka's rules for one partition.
 
+* :func:`append_rules` is what a topic's configs say about an append, read once per change;
 * :func:`validate_batches` is Kafka's LogValidator at append: a request's batches are all
   checked before any is written (size, control batches, offset deltas, timestamps, keys on a
   compacted topic), so a bad batch rejects the whole request;
@@ -21,6 +22,7 @@ import functools
 import heapq
 import itertools
 import logging
+from dataclasses import dataclass
 
 from tomyum.config import TopicConfig
 from tomyum.errors import ErrorCode, KafkaError, RecordValidationError
@@ -44,6 +46,40 @@ LEADER_EPOCH = 0
 
 # appending ---------------------------------------------------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class AppendRules:
+    """What a topic's configs say about appending to it: read on every append, so computed once
+    per change of the configs (:func:`append_rules`)."""
+
+    max_message_bytes: int
+    segment_bytes: int
+    #: ``message.timestamp.type=LogAppendTime``: the broker stamps the batches
+    log_append_time: bool
+    before_max_ms: int
+    after_max_ms: int
+    #: ``cleanup.policy`` has ``compact``: every record needs a key
+    compacted: bool
+    #: when the active segment rolls by age: ``segment.ms``, on a compacted topic at most
+    #: ``max.compaction.lag.ms`` (so the cleaner may meet it)
+    roll_ms: int
+
+
+def _append_rules(config: TopicConfig) -> AppendRules:
+    compacted = "compact" in config["cleanup.policy"]
+    roll_ms = config["segment.ms"]
+    if compacted:
+        roll_ms = min(roll_ms, config["max.compaction.lag.ms"])
+    return AppendRules(max_message_bytes=config["max.message.bytes"], segment_bytes=config["segment.bytes"],
+                       log_append_time=config["message.timestamp.type"] == "LogAppendTime",
+                       before_max_ms=config["message.timestamp.before.max.ms"],
+                       after_max_ms=config["message.timestamp.after.max.ms"], compacted=compacted, roll_ms=roll_ms)
+
+
+def append_rules(config: TopicConfig) -> AppendRules:
+    """``config``'s :class:`AppendRules` (remembered until a config changes)."""
+    return config.derived(_append_rules)
+
+
 def validate_batches(records: memoryview, config: TopicConfig, now_ms: int,
                      topic_partition: str) -> list[tuple[BatchHeader, int]]:
     """Each batch of a produce request for one partition with its records' true maximum
@@ -53,12 +89,12 @@ def validate_batches(records: memoryview, config: TopicConfig, now_ms: int,
     headers = list(iter_batches(records))
     if not headers:
         raise KafkaError("produce request has no record batches", ErrorCode.invalid_record)
-    max_message = config["max.message.bytes"]
-    segment_bytes = config["segment.bytes"]
-    policy = TimestampPolicy(now_ms=now_ms, log_append_time=log_append_time(config),
-                             before_max_ms=config["message.timestamp.before.max.ms"],
-                             after_max_ms=config["message.timestamp.after.max.ms"])
-    compacted = "compact" in config["cleanup.policy"]
+    rules = append_rules(config)
+    max_message = rules.max_message_bytes
+    segment_bytes = rules.segment_bytes
+    policy = TimestampPolicy(now_ms=now_ms, log_append_time=rules.log_append_time,
+                             before_max_ms=rules.before_max_ms, after_max_ms=rules.after_max_ms)
+    compacted = rules.compacted
     out: list[tuple[BatchHeader, int]] = []
     index = 0
     for h in headers:
@@ -91,7 +127,7 @@ def stored_timestamps(h: BatchHeader, max_timestamp: int, log_append: bool, now_
 
 def log_append_time(config: TopicConfig) -> bool:
     """True if the broker stamps batches (``message.timestamp.type=LogAppendTime``)."""
-    return bool(config["message.timestamp.type"] == "LogAppendTime")
+    return append_rules(config).log_append_time
 
 
 def check_producers(tp: TopicPartition, state: ProducerStateManager, headers: list[BatchHeader]) -> BatchMeta | None:

@@ -26,10 +26,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from tomyum.clock import SYSTEM_CLOCK, Clock
-from tomyum.config import BrokerConfig
+from tomyum.config import BrokerConfig, TopicConfig
 from tomyum.durable import write_files_atomically
 from tomyum.errors import ErrorCode, KafkaError, StorageError
 from tomyum.storage.engine import AppendResult, DiskUsage, DurableCallback, PartitionSpec, SyncRound, TopicPartition
@@ -267,12 +268,11 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
     async def append(self, tp: TopicPartition, records: memoryview) -> AppendResult:
         plog = self._log(tp)
         result = plog.append(records, self.clock.time_ms())
-        cfg = plog.config
-        eager = cfg.source("flush.ms") == "default" and cfg.source("flush.messages") == "default"
-        if eager or plog.messages_since_flush >= cfg["flush.messages"] or cfg["flush.ms"] == 0:
+        rules = plog.config.derived(_flush_rules)
+        if rules.eager or plog.messages_since_flush >= rules.messages or rules.ms == 0:
             self._flush_soon(plog)
         elif plog not in self._flush_timers:
-            delay_s = min(cfg["flush.ms"], MAX_FLUSH_DELAY_MS) / 1000
+            delay_s = min(rules.ms, MAX_FLUSH_DELAY_MS) / 1000
             self._flush_timers[plog] = asyncio.get_running_loop().call_later(delay_s, self._flush_soon, plog)
         return result
 
@@ -500,6 +500,21 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
         write_checkpoint(self.data_dir / RECOVERY_POINT, recovery)
         write_checkpoint(self.data_dir / LOG_START,
                          {tp: plog.log_start_offset for tp, plog in list(self._logs.items())})
+
+
+@dataclass(frozen=True, slots=True)
+class _FlushRules:
+    """When a topic's appends go to the group commit (read on every append)."""
+
+    #: neither flush.ms nor flush.messages is set anywhere: every append, at once
+    eager: bool
+    messages: int
+    ms: int
+
+
+def _flush_rules(config: TopicConfig) -> _FlushRules:
+    return _FlushRules(eager=config.source("flush.ms") == "default" and config.source("flush.messages") == "default",
+                       messages=config["flush.messages"], ms=config["flush.ms"])
 
 
 def _sync_files(fds: list[int], dirs: list[Path]) -> float:

@@ -31,6 +31,7 @@ from tomyum.storage.local.segment import FileSlice, LogSegment
 from tomyum.storage.log_rules import (
     LEADER_EPOCH,
     DurableWaiters,
+    append_rules,
     check_producers,
     first_record_at,
     log_append_time,
@@ -218,10 +219,9 @@ class PartitionLog:
         seg = self.active
         if seg.size == 0:
             return
-        too_big = seg.size + incoming > self.config["segment.bytes"]
-        segment_ms = self.config["segment.ms"]
-        if "compact" in self.config["cleanup.policy"]:  # so the cleaner may meet max.compaction.lag.ms
-            segment_ms = min(segment_ms, self.config["max.compaction.lag.ms"])
+        rules = append_rules(self.config)
+        too_big = seg.size + incoming > rules.segment_bytes
+        segment_ms = rules.roll_ms
         if seg.first_batch_timestamp >= 0:
             waited = incoming_timestamp - seg.first_batch_timestamp
         else:
