@@ -305,7 +305,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return
         stats = self.broker.stats
         stats.requests[header.api_key] += 1
-        started = time.perf_counter()
         ctx = RequestContext(self.broker, self.listener, header.api_key, header.api_version,
                              header.correlation_id, header.client_id, self.peer, self)
         started_ns = time.perf_counter_ns()
@@ -314,17 +313,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if header.api_key not in SASL_APIS:  # KIP-124: the handler's time counts against request_percentage
             throttle_ms = self.broker.quotas.record_request_time(self.principal, header.client_id,
                                                                  time.perf_counter_ns() - started_ns)
-            self.throttle(throttle_ms)
+            if throttle_ms:
+                self.throttle(throttle_ms)
         if not isinstance(result, Deferred):
             self._respond(request, _with_throttle(result, throttle_ms))
-            stats.answered(header.api_key, time.perf_counter() - started)
+            stats.answered(header.api_key, (time.perf_counter_ns() - started_ns) / 1e9)
             return
         fut = asyncio.ensure_future(result.awaitable)
         if self._closing:
             _linger(fut)
         else:
             self._deferred.add(fut)
-        fut.add_done_callback(functools.partial(self._completed, request, throttle_ms, started))
+        fut.add_done_callback(functools.partial(self._completed, request, throttle_ms, started_ns))
 
     def _may_proceed(self, api_key: int) -> bool:
         """On a SASL listener, only authenticated clients with a live session get past the
@@ -375,9 +375,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def close_after_response(self, why: str) -> None:
         self._close_after = why
 
-    def _completed(self, request: RequestReceived, throttle_ms: int, started: float, fut: asyncio.Future[Any]) -> None:
+    def _completed(self, request: RequestReceived, throttle_ms: int, started_ns: int,
+                   fut: asyncio.Future[Any]) -> None:
         """A deferred response is done (it may outlive its connection)."""
-        self.broker.stats.answered(request.header.api_key, time.perf_counter() - started)
+        self.broker.stats.answered(request.header.api_key, (time.perf_counter_ns() - started_ns) / 1e9)
         self._deferred.discard(fut)
         if fut.cancelled():  # only settle_requests cancels, at shutdown
             self.close()

@@ -81,11 +81,12 @@ def append_rules(config: TopicConfig) -> AppendRules:
 
 
 def validate_batches(records: memoryview, config: TopicConfig, now_ms: int,
-                     topic_partition: str) -> list[tuple[BatchHeader, int]]:
+                     topic_partition: object) -> list[tuple[BatchHeader, int]]:
     """Each batch of a produce request for one partition with its records' true maximum
     timestamp, every record checked as Kafka's LogValidator does (:mod:`log_validator`: counts,
     offset deltas, lengths, headers, timestamps, keys on a compacted topic); raises before
-    anything may be written, so a bad batch rejects the whole request."""
+    anything may be written, so a bad batch rejects the whole request. ``topic_partition`` is
+    only printed, in error messages (formatted only then)."""
     headers = list(iter_batches(records))
     if not headers:
         raise KafkaError("produce request has no record batches", ErrorCode.invalid_record)

@@ -215,7 +215,7 @@ def records_of(h: BatchHeader, buf: bytes | bytearray | memoryview) -> tuple[byt
 
 
 def validate_batch(h: BatchHeader, buf: bytes | bytearray | memoryview, policy: TimestampPolicy, *,
-                   compacted: bool, topic_partition: str, first_index: int = 0) -> int:
+                   compacted: bool, topic_partition: object, first_index: int = 0) -> int:
     """Check every record of batch ``h`` (in ``buf``) as described above; return its true
     max timestamp (``-1`` when its records carry none). Raises :class:`RecordValidationError`
     (INVALID_RECORD, INVALID_TIMESTAMP) or :class:`~tomyum.errors.CorruptRecord`."""
@@ -243,7 +243,7 @@ def validate_batch(h: BatchHeader, buf: bytes | bytearray | memoryview, policy: 
 
 
 def _record_errors(h: BatchHeader, data: bytes, policy: TimestampPolicy, *, compacted: bool,
-                   topic_partition: str, first_index: int) -> None:
+                   topic_partition: object, first_index: int) -> None:
     """The slow pass, for a batch already found at fault: every record's error, Kafka's order
     (a missing key before a bad timestamp), raised together."""
     deltas: list[int] = []

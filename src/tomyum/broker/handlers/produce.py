@@ -148,13 +148,14 @@ def _when_durable(
     timer: asyncio.TimerHandle | None = None
 
     def finish() -> None:
+        if answer.done():  # cancelled: the broker is stopping, and answers nothing
+            return
         if timer is not None:
             timer.cancel()
         for tp, parts, i in pending.values():
             _not_acknowledged(tp, parts, i, ErrorCode.request_timed_out, "not durable within the request timeout")
         pending.clear()
-        if not answer.done():
-            answer.set_result(RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms)))
+        answer.set_result(RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms)))
 
     def one_done(key: int, error: Exception | None) -> None:
         if answer.done():  # answered already: timed out, or the broker is stopping
@@ -179,14 +180,9 @@ def _when_durable(
     if not pending:
         return RawResponse(encode_produce_response(ctx.api_version, results, throttle_ms))
 
-    def abandoned(_: asyncio.Future[RawResponse]) -> None:
-        if answer.cancelled() and timer is not None:  # the broker shuts down: answer nothing
-            timer.cancel()
-
     timeout_s = max(ms(request.timeout), 0) / 1000
     if timeout_s:
         timer = loop.call_later(timeout_s, finish)
-    answer.add_done_callback(abandoned)
     return answer
 
 

@@ -187,7 +187,7 @@ class PartitionLog:
         if self.corrupt_at is not None:
             raise KafkaError(f"{self.tp} is offline: its log is corrupt at offset {self.corrupt_at}",
                              ErrorCode.kafka_storage_error)
-        checked = validate_batches(records, self.config, now_ms, str(self.tp))
+        checked = validate_batches(records, self.config, now_ms, self.tp)
         log_append = log_append_time(self.config)
         state = self.producer_state
         dup = check_producers(self.tp, state, [h for h, _ in checked])

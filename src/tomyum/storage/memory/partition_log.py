@@ -56,7 +56,7 @@ class MemoryPartitionLog:
 
     def append(self, records: memoryview, now_ms: int) -> AppendResult:
         """Validate every batch (all or nothing), then keep them with offsets from the log end."""
-        checked = validate_batches(records, self.config, now_ms, str(self.tp))
+        checked = validate_batches(records, self.config, now_ms, self.tp)
         log_append = log_append_time(self.config)
         state = self.producer_state
         dup = check_producers(self.tp, state, [h for h, _ in checked])
