@@ -26,6 +26,7 @@ from tomyum.errors import ConfigError
 from tomyum.metadata import MetadataImage
 from tomyum.metadata.log import MetadataLog
 from tomyum.metadata.records import BROKER_RESOURCE, ConfigRecord
+from tomyum.storage.log_rules import append_rules
 from tomyum.testing.store import TopicStore
 
 
@@ -51,6 +52,28 @@ def test_topic_configs_see_dynamic_broker_defaults() -> None:
     cfg.set_dynamic(DYNAMIC_DEFAULT, {})  # the remembered defaults go with the change
     assert topic["retention.ms"] == 7 * 24 * 3600 * 1000 and topic.source("retention.ms") == "default"
     assert TopicConfig(cfg, {"retention.ms": 5})["retention.ms"] == 5
+
+
+def test_what_is_derived_from_a_topic_config_is_recomputed_after_a_broker_change() -> None:
+    cfg = BrokerConfig()
+    topic, compacted = TopicConfig(cfg, {}), TopicConfig(cfg, {"cleanup.policy": ["compact"]})
+    calls: list[int] = []
+
+    def max_message(config: TopicConfig) -> int:
+        calls.append(1)
+        return int(config["max.message.bytes"])
+
+    default = topic.derived(max_message)
+    assert topic.derived(max_message) == default and len(calls) == 1  # remembered
+    cfg.set_dynamic(DYNAMIC_DEFAULT, {"message.max.bytes": 5000})
+    assert topic.derived(max_message) == 5000 and len(calls) == 2
+    cfg.update({"log.segment.bytes": "2000000"})
+    assert append_rules(topic).segment_bytes == 2_000_000 and append_rules(topic).max_message_bytes == 5000
+    assert append_rules(topic).roll_ms == 7 * 24 * 3600 * 1000 and not append_rules(topic).compacted
+    # on a compacted topic, the segment rolls by max.compaction.lag.ms when that is sooner
+    cfg.set_dynamic(DYNAMIC_DEFAULT, {"log.cleaner.max.compaction.lag.ms": 60_000})
+    assert append_rules(compacted).compacted and append_rules(compacted).roll_ms == 60_000
+    assert append_rules(topic).roll_ms == 7 * 24 * 3600 * 1000 and append_rules(topic).max_message_bytes == default
 
 
 @pytest.mark.parametrize("raw, key", [
