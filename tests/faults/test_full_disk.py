@@ -1,4 +1,5 @@
-"""A full disk, injected at the system calls: writes and fsyncs fail with ENOSPC for a while.
+"""A full disk, injected at the system calls: writes and fsyncs fail with ENOSPC for a while
+(the group commit's fsyncs through io_uring fail at the ring's boundary).
 Produce gets KAFKA_STORAGE_ERROR, nothing partial stays in the log or is acknowledged, and
 once space is back the same store carries on, offsets contiguous, without a restart."""
 
@@ -16,6 +17,8 @@ from tomyum.config import BrokerConfig
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.records import build_batch, decode_records, iter_batches
 from tomyum.storage.engine import TopicPartition
+from tomyum.storage.local import LocalLogStore
+from tomyum.storage.local.uring_fsync import UringFsync
 from tomyum.testing.store import TopicStore
 from tomyum.testing.clock import FakeClock
 
@@ -23,8 +26,9 @@ TP = TopicPartition("t", 0)
 
 
 class Disk:
-    """Makes os.pwritev / os.pwrite / os.fdatasync fail with ENOSPC while ``full`` is set.
-    A failing pwritev first writes part of the data, as a real short write may."""
+    """Makes os.pwritev / os.pwrite / os.fdatasync, and the io_uring fsyncs, fail with ENOSPC
+    while ``full`` is set. A failing pwritev first writes part of the data, as a real short
+    write may."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.full = False
@@ -49,15 +53,32 @@ class Disk:
                 raise OSError(errno.ENOSPC, "No space left on device")
             real_fdatasync(fd)
 
+        real_ring_fdatasync = UringFsync.fdatasync
+
+        def ring_fdatasync(ring: UringFsync, fds: list[int]) -> asyncio.Future[float]:
+            if not self.full:
+                return real_ring_fdatasync(ring, fds)
+            self.failures += 1
+            failed: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+            failed.set_exception(OSError(errno.ENOSPC, "No space left on device"))
+            return failed
+
+        monkeypatch.setattr(UringFsync, "fdatasync", ring_fdatasync)
         monkeypatch.setattr(os, "pwritev", pwritev)
         monkeypatch.setattr(os, "pwrite", pwrite)
         monkeypatch.setattr(os, "fdatasync", fdatasync)
 
 
-def test_a_full_disk_refuses_writes_and_recovers_without_a_restart(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("io_uring", [True, False], ids=["io_uring", "thread"])
+def test_a_full_disk_refuses_writes_and_recovers_without_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   io_uring: bool) -> None:
     disk = Disk(monkeypatch)
     clock = FakeClock()
+
+    def open_store() -> TopicStore:
+        config = BrokerConfig()
+        return TopicStore(tmp_path / "d", config, clock,
+                          engine=LocalLogStore(tmp_path / "d", config, clock, io_uring=io_uring))
 
     async def produce(store: TopicStore, value: bytes) -> int:
         r = await store.append(TP, memoryview(build_batch([(b"k", value)], timestamp=clock.time_ms())))
@@ -65,7 +86,7 @@ def test_a_full_disk_refuses_writes_and_recovers_without_a_restart(tmp_path: Pat
         return r.base_offset
 
     async def main() -> None:
-        store = TopicStore(tmp_path / "d", BrokerConfig(), clock)
+        store = open_store()
         await store.start()
         try:
             await store.create_topic("t", 1, {})
@@ -95,7 +116,7 @@ def test_a_full_disk_refuses_writes_and_recovers_without_a_restart(tmp_path: Pat
     asyncio.run(asyncio.wait_for(main(), 30))
 
     async def reopen() -> None:
-        store = TopicStore(tmp_path / "d", BrokerConfig(), clock)
+        store = open_store()
         await store.start()
         try:
             seg = store._log(TP).segments[0]

@@ -17,6 +17,8 @@ import pytest
 from tomyum.config import BrokerConfig
 from tomyum.protocol.records import build_batch, decode_records, iter_batches
 from tomyum.storage.engine import TopicPartition
+from tomyum.storage.local import LocalLogStore
+from tomyum.storage.local.uring_fsync import UringFsync
 from tomyum.testing.store import TopicStore
 from tomyum.testing.clock import FakeClock
 
@@ -25,7 +27,8 @@ TOPIC_CONFIGS = {"internal.segment.bytes": 4096, "index.interval.bytes": 256}
 
 
 class SyncLedger:
-    """Remembers, per file, how many bytes an fsync/fdatasync has made durable."""
+    """Remembers, per file, how many bytes an fsync/fdatasync has made durable (through io_uring:
+    the bytes the file had when the fsync was submitted, once it completed)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.durable: dict[str, int] = {}
@@ -46,6 +49,26 @@ class SyncLedger:
             real_fdatasync(fd)
             record(fd)
 
+        real_ring_fdatasync = UringFsync.fdatasync
+
+        def ring_fdatasync(ring: UringFsync, fds: list[int]) -> asyncio.Future[float]:
+            sizes = {}
+            for fd in fds:
+                try:
+                    sizes[os.readlink(f"/proc/self/fd/{fd}")] = os.fstat(fd).st_size
+                except OSError:
+                    pass
+            fut = real_ring_fdatasync(ring, fds)
+
+            def completed(f: asyncio.Future[float]) -> None:
+                if not f.cancelled() and f.exception() is None:
+                    for path, size in sizes.items():
+                        self.durable[path] = max(self.durable.get(path, 0), size)
+
+            fut.add_done_callback(completed)
+            return fut
+
+        monkeypatch.setattr(UringFsync, "fdatasync", ring_fdatasync)
         monkeypatch.setattr(os, "fsync", fsync)
         monkeypatch.setattr(os, "fdatasync", fdatasync)
 
@@ -78,7 +101,9 @@ class SyncLedger:
         return damaged
 
 
-def test_acknowledged_records_survive_simulated_power_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("io_uring", [True, False], ids=["io_uring", "thread"])
+def test_acknowledged_records_survive_simulated_power_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           io_uring: bool) -> None:
     ledger = SyncLedger(monkeypatch)
     data_dir = tmp_path / "data"
     clock = FakeClock()
@@ -86,8 +111,12 @@ def test_acknowledged_records_survive_simulated_power_loss(tmp_path: Path, monke
     served: dict[tuple[TopicPartition, int], bytes] = {}
     rng = random.Random(20261125)
 
+    def open_store() -> TopicStore:
+        config = BrokerConfig()
+        return TopicStore(data_dir, config, clock, engine=LocalLogStore(data_dir, config, clock, io_uring=io_uring))
+
     async def run_until_power_loss(round_no: int) -> None:
-        store = TopicStore(data_dir, BrokerConfig(), clock)
+        store = open_store()
         await store.start()
         if "t" not in store.topics():
             await store.create_topic("t", len(TPS), TOPIC_CONFIGS)
@@ -121,7 +150,7 @@ def test_acknowledged_records_survive_simulated_power_loss(tmp_path: Path, monke
         damaged_logs += sum(".log:" in d for d in ledger.cut(data_dir, rng))
 
     async def final() -> None:
-        store = TopicStore(data_dir, BrokerConfig(), clock)
+        store = open_store()
         await store.start()
         try:
             check_survivors(store)

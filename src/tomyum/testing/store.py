@@ -9,6 +9,7 @@ answers both the engine's methods (``append``, ``read``, ...) and the metadata o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from tomyum.storage.memory import MemoryLogStore
 #: every log engine by name, as the broker's ``engine`` factory takes them
 ENGINES: dict[str, Callable[[Path, BrokerConfig, Clock], LogStore]] = {
     "local": LocalLogStore,
+    #: the local engine where io_uring is missing: its group commit fsyncs through a thread
+    "local-thread": functools.partial(LocalLogStore, io_uring=False),
     "memory": MemoryLogStore,
 }
 

@@ -1,0 +1,158 @@
+"""UringFsync (storage/local/uring_fsync.py): the group commit's fdatasyncs through io_uring —
+every file of a round done before its future is, errors per round, the ring never overfilled,
+and a plain fallback where io_uring cannot be used."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tomyum.storage.local import uring_fsync
+from tomyum.storage.local.uring_fsync import ENTRIES, UringFsync
+
+
+@pytest.fixture
+def ring() -> Iterator[UringFsync]:
+    r = UringFsync.open()
+    assert r is not None, "io_uring is not usable on this machine: the group commit falls back to its thread"
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def open_files(tmp_path: Path, count: int) -> list[int]:
+    fds = []
+    for i in range(count):
+        fd = os.open(tmp_path / f"f{i}", os.O_CREAT | os.O_WRONLY | os.O_APPEND)
+        os.write(fd, b"record %d" % i)
+        fds.append(fd)
+    return fds
+
+
+def close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def run(coro: object) -> None:
+    asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
+
+
+def test_rounds_of_more_files_than_the_ring_holds_all_complete_on_the_loop(ring: UringFsync, tmp_path: Path) -> None:
+    fds = open_files(tmp_path, 2 * ENTRIES + 44)
+
+    async def scenario() -> None:
+        rounds = [ring.fdatasync(fds[:ENTRIES + 1]), ring.fdatasync(fds[ENTRIES + 1:]), ring.fdatasync(fds[:3])]
+        assert ring._in_flight == ENTRIES  # the rest wait for room, not overfilling the ring
+        seconds = await asyncio.gather(*rounds)
+        assert all(isinstance(s, float) and s >= 0 for s in seconds)
+        assert (ring._in_flight, ring._waiting, ring._rounds) == (0, collections.deque(), {})
+        assert await ring.fdatasync([]) == 0.0
+
+    try:
+        run(scenario())
+    finally:
+        close_all(fds)
+
+
+def test_a_file_that_cannot_be_synced_fails_its_round_only(ring: UringFsync, tmp_path: Path) -> None:
+    fds = open_files(tmp_path, 3)
+    pipe_r, pipe_w = os.pipe()  # fsync on a pipe: EINVAL, from the kernel
+
+    async def scenario() -> None:
+        bad = ring.fdatasync([fds[0], pipe_w, fds[1]])
+        good = ring.fdatasync([fds[2]])
+        with pytest.raises(OSError) as e:
+            await bad
+        assert e.value.errno == errno.EINVAL
+        assert await good >= 0
+        assert await ring.fdatasync(fds) >= 0  # the ring goes on
+        assert ring._rounds == {}
+
+    try:
+        run(scenario())
+    finally:
+        close_all(fds + [pipe_r, pipe_w])
+
+
+def test_a_cancelled_round_submits_no_more_of_its_files(ring: UringFsync, tmp_path: Path) -> None:
+    fds = open_files(tmp_path, ENTRIES + 50)
+    submitted: list[int] = []
+    real = ring._L.io_uring_prep_fsync
+
+    def prep(sqe: object, fd: int, flags: int) -> None:
+        submitted.append(fd)
+        real(sqe, fd, flags)
+
+    async def scenario() -> None:
+        ring._L = _Wrapped(ring._L, io_uring_prep_fsync=prep)
+        cancelled = ring.fdatasync(fds)
+        cancelled.cancel()
+        assert await ring.fdatasync(fds[:2]) >= 0
+        assert submitted == fds[:ENTRIES] + fds[:2]  # the cancelled round's last 50 never went
+        while ring._in_flight:  # what it had submitted completes unobserved (bounded by run's timeout)
+            await asyncio.sleep(0.001)
+        assert ring._rounds == {}
+
+    try:
+        run(scenario())
+    finally:
+        close_all(fds)
+
+
+class _Wrapped:
+    """The binding with some functions replaced."""
+
+    def __init__(self, inner: object, **replaced: object) -> None:
+        self._inner, self._replaced = inner, replaced
+
+    def __getattr__(self, name: str) -> object:
+        return self._replaced[name] if name in self._replaced else getattr(self._inner, name)
+
+
+def test_close_fails_what_waits_and_refuses_more(tmp_path: Path) -> None:
+    ring = UringFsync.open()
+    assert ring is not None
+    fds = open_files(tmp_path, ENTRIES + 10)
+
+    async def scenario() -> None:
+        waiting = ring.fdatasync(fds)
+        ring.close()
+        ring.close()
+        with pytest.raises(OSError, match="closed"):
+            await waiting
+        with pytest.raises(OSError, match="closed"):
+            await ring.fdatasync(fds[:1])
+
+    try:
+        run(scenario())
+    finally:
+        close_all(fds)
+
+
+def test_without_the_binding_open_answers_none(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "liburing", None)  # import liburing raises ImportError
+    with caplog.at_level("INFO", logger=uring_fsync.__name__):
+        assert UringFsync.open() is None
+    assert "through a thread" in caplog.text
+
+
+def test_where_the_kernel_refuses_io_uring_open_answers_none(monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    import liburing
+
+    def refused(entries: int, ring: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")  # kernel.io_uring_disabled=2
+
+    monkeypatch.setattr(liburing, "io_uring_queue_init", refused)
+    with caplog.at_level("INFO", logger=uring_fsync.__name__):
+        assert UringFsync.open() is None
+    assert "Operation not permitted" in caplog.text
