@@ -140,9 +140,12 @@ class UringFsync:
             L.io_uring_sqe_set_data64(sqe, key)
             self._in_flight += 1
             added += 1
-        if added:
+        while added:
             try:
                 L.io_uring_submit(self._ring)
+                break
+            except InterruptedError:  # a signal came first: nothing was lost, submit again
+                continue
             except OSError as e:
                 # what is on the queue goes with the next submit; the rounds waiting for it
                 # learn of the failure now
@@ -150,6 +153,7 @@ class UringFsync:
                 for r in self._rounds.values():
                     if not r.future.done():
                         r.future.set_exception(e)
+                break
 
     def _completed(self) -> None:
         """The eventfd is readable: settle every completion on the ring."""
