@@ -28,6 +28,9 @@ HERE = Path(__file__).parent
 IDS = 6
 ROUNDS = 10  # per id: 60 rounds, each killed, then one that must finish
 TXN_TIMEOUT_MS = 4000
+#: the final, unkilled round's transaction timeout: it must not be aborted for being slow when
+#: the machine is loaded (its init is still held to TXN_TIMEOUT_MS)
+LAST_TXN_TIMEOUT_MS = 30000
 RECORDS = 4
 #: a round is killed this long at most after it starts ending its transaction: an EndTxn
 #: takes about 2-3 ms here, so about half the kills land inside one
@@ -39,12 +42,14 @@ class Outcomes:
     committed: set[str] = field(default_factory=set)  # commit_transaction() returned
     aborted: set[str] = field(default_factory=set)  # abort_transaction() returned, or never ended
     killed: set[str] = field(default_factory=set)  # killed inside commit/abort: either way
+    failed: dict[str, str] = field(default_factory=dict)  # commit/abort raised: either way, and why
     init_ms: list[int] = field(default_factory=list)
 
 
 def _round(bootstrap: str, topic: str, tid: str, key: str, end: str, kill_after_s: float | None,
            flush: bool, out: Outcomes) -> None:
-    args = [sys.executable, str(HERE / "txn_end_worker.py"), bootstrap, topic, tid, key, end, str(TXN_TIMEOUT_MS)]
+    timeout_ms = TXN_TIMEOUT_MS if kill_after_s is not None else LAST_TXN_TIMEOUT_MS
+    args = [sys.executable, str(HERE / "txn_end_worker.py"), bootstrap, topic, tid, key, end, str(timeout_ms)]
     proc = subprocess.Popen([*args, *(["flush"] if flush else [])], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     try:
@@ -67,6 +72,8 @@ def _round(bootstrap: str, topic: str, tid: str, key: str, end: str, kill_after_
         out.committed.add(key)
     elif "ABORTED" in rest:
         out.aborted.add(key)
+    elif "FAILED" in rest:
+        out.failed[key] = rest.strip()
     else:
         out.killed.add(key)
 
@@ -117,4 +124,6 @@ def test_producers_killed_while_ending_transactions_leave_nothing_half_done(tmp_
     partial = {k: n for k, n in seen.items() if n != RECORDS}
     assert not partial, f"transactions seen in part (seed {seed}): {partial}"
     assert not out.aborted & set(seen), f"aborted transactions were read (seed {seed})"
-    assert all(f"kill-{i}-last" in out.committed for i in range(IDS))
+    unfinished = {i: out.failed.get(f"kill-{i}-last", "killed?") for i in range(IDS)
+                  if f"kill-{i}-last" not in out.committed}
+    assert not unfinished, f"final rounds that did not commit (seed {seed}): {unfinished}"

@@ -5,7 +5,8 @@ SIGKILL it somewhere inside ``commit_transaction()`` / ``abort_transaction()``.
     python txn_end_worker.py BOOTSTRAP TOPIC TRANSACTIONAL_ID KEY commit|abort TIMEOUT_MS [flush]
 
 Prints ``INIT <ms>`` once init_transactions() returned, ``ENDING`` just before the commit or
-abort, then ``COMMITTED`` or ``ABORTED``; exits 2 if init_transactions() failed.
+abort, then ``COMMITTED`` or ``ABORTED``; exits 2 if init_transactions() failed, and 3 after
+``FAILED <error>`` if the commit or abort did (so the test can say why).
 """
 
 from __future__ import annotations
@@ -37,12 +38,16 @@ def main() -> int:
     if flush:
         p.flush(10)
     print("ENDING", flush=True)
-    if end == "commit":
-        p.commit_transaction(30)
-        print("COMMITTED", flush=True)
-    else:
-        p.abort_transaction(30)
-        print("ABORTED", flush=True)
+    try:
+        if end == "commit":
+            p.commit_transaction(30)
+            print("COMMITTED", flush=True)
+        else:
+            p.abort_transaction(30)
+            print("ABORTED", flush=True)
+    except KafkaException as e:
+        print(f"FAILED {e}", flush=True)
+        return 3
     return 0
 
 
