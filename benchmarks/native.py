@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,12 +58,21 @@ def version() -> str:
     return str(confluent_kafka.libversion()[0])
 
 
+#: one build at a time, however many runs start at once (at_once)
+_building = threading.Lock()
+
+
 def tool() -> Path:
     """The path of ``rdkafka_performance``, built on first use."""
     library = bundled_library()
     binary = BUILD / f"{version()}-{library.name}" / "rdkafka_performance"
-    if binary.exists():
-        return binary
+    with _building:
+        if not binary.exists():
+            _build(library, binary)
+    return binary
+
+
+def _build(library: Path, binary: Path) -> None:
     if shutil.which("gcc") is None:
         raise Unavailable("needs gcc")
     with urllib.request.urlopen(SOURCE, timeout=120) as r:
@@ -83,7 +93,6 @@ def tool() -> Path:
                         str(library), f"-Wl,-rpath,{library.parent}", "-lm", "-lpthread"],
                        cwd=tree, check=True, capture_output=True, timeout=300)
         built.rename(binary)
-    return binary
 
 
 def client_or_python(client: str) -> str:
