@@ -28,8 +28,9 @@ from tomyum.config import TopicConfig
 DurableCallback = Callable[[Exception | None], None]
 
 
-@dataclass(frozen=True, slots=True)
-class TopicPartition:
+class TopicPartition(NamedTuple):
+    """A partition (a tuple: made and hashed at C speed, on every request's path)."""
+
     topic: str
     partition: int
 
@@ -96,8 +97,9 @@ class ZeroCopyRecords(Protocol):
     def read_all(self) -> bytes: ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReadResult:
+class ReadResult(NamedTuple):
+    """What one read of a partition found (one per partition of every Fetch: a tuple)."""
+
     #: whole record batches (the last may be cut short by max_bytes, as in Kafka)
     records: bytes | ZeroCopyRecords
     high_watermark: int

@@ -199,6 +199,8 @@ class ProducerStateManager:
 
     def last_stable_offset(self, high_watermark: int) -> int:
         """The first offset not yet decided: below the high watermark and every open transaction."""
+        if not self.ongoing and not self.undecided:  # most partitions, on every fetch
+            return high_watermark
         if self.undecided:
             self.undecided = [(f, m) for f, m in self.undecided if m >= high_watermark]
         lso = high_watermark
