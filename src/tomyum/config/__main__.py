@@ -10,6 +10,9 @@ from tomyum.config.docs import render
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) > 1 or (argv and argv[0].startswith("-")):
+        print(f"usage: python -m tomyum.config [PATH]\n{__doc__}", file=sys.stderr)
+        return 0 if argv[0] in ("-h", "--help") else 2
     path = Path(argv[0] if argv else "docs/configuration.md")
     path.write_text(render())
     print(f"wrote {path}")
