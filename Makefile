@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKAJS_DIR := tests/integration/kafkajs
 
-.PHONY: system-tools install install-test serve test test-slow test-interop test-differential compatibility test-quick test-unit test-kafka kafka bench bench-curves bench-group-join bench-lifecycle bench-streams bench-streams-failover bench-security bench-connect clean
+.PHONY: system-tools install install-test serve test test-slow test-interop test-differential compatibility test-quick test-unit test-kafka kafka bench bench-curves bench-group-join bench-lifecycle bench-fetch-sessions bench-streams bench-streams-failover bench-security bench-connect clean
 
 $(BIN)/tomyum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -112,6 +112,12 @@ bench-curves: $(VENV)/.test-installed
 bench-group-join: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.group_join --write docs/benchmarks.md
+
+# what incremental fetch sessions (KIP-227) save the broker per Fetch, 100 → 10,000 partitions
+# (issue 22; ~8 min; not part of `make bench`): the table goes in docs/benchmarks.md by hand
+bench-fetch-sessions: $(VENV)/.test-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.fetch_sessions
 
 bench-lifecycle: $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tomyum.broker.dispatch import HANDLERS
 from tomyum.broker.handlers import registry
+from tomyum.broker.fetch_sessions import FetchSessionCache
 from tomyum.broker.metrics import BrokerCollector, new_registry, parse_metrics_listener
 from tomyum.broker.stats import BrokerStats, request_name
 from tomyum.errors import ConfigError
@@ -67,7 +68,8 @@ def test_the_collector_answers_counters_and_open_connections_per_listener() -> N
     stats.connections_accepted["PLAINTEXT"] += 2
     connections: list[Any] = [SimpleNamespace(listener=SimpleNamespace(name="PLAINTEXT"))]
     names = {key: request_name(h.name) for key, h in HANDLERS.items()}
-    text = generate_latest(new_registry(BrokerCollector(stats, lambda: connections, names, 0.0))).decode()
+    text = generate_latest(new_registry(BrokerCollector(stats, lambda: connections, names, 0.0,
+                                                              FetchSessionCache(0, lambda: 0)))).decode()
     samples = {(s.name, tuple(s.labels.values())): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}
     assert samples[("tomyum_requests_total", ("Produce",))] == 3

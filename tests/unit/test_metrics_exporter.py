@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tomyum.broker.exporter import StateCollector
+from tomyum.broker.fetch_sessions import FetchSessionCache
 from tomyum.broker.exposition import text_exposition
 from tomyum.broker.metrics import BrokerCollector, MetricsListener, new_registry, parse_basic_auth_users
 from tomyum.broker.stats import BrokerStats, Histogram
@@ -26,6 +27,8 @@ Samples = dict[tuple[str, tuple[str, ...]], float]
 LABEL_ORDER = ["id", "address", "consumergroup", "topic", "partition", "type", "state", "mechanism", "listener",
                "request", "quota", "le"]
 
+NO_SESSIONS = FetchSessionCache(0, lambda: 0)
+
 
 def keyed(text: str) -> Samples:
     return {(s.name, tuple(v for _, v in sorted(s.labels.items(), key=lambda kv: LABEL_ORDER.index(kv[0])))): s.value
@@ -34,7 +37,7 @@ def keyed(text: str) -> Samples:
 
 def scrape(kafka: BlockingHarness) -> Samples:
     broker = kafka.broker
-    counters = BrokerCollector(broker.stats, lambda: (), {0: "Produce"}, 0.0)
+    counters = BrokerCollector(broker.stats, lambda: (), {0: "Produce"}, 0.0, broker.fetch_sessions)
     return keyed(generate_latest(new_registry(StateCollector(broker, lambda: "127.0.0.1:9092"), counters)).decode())
 
 
@@ -101,7 +104,7 @@ def test_authentication_failures_and_latency_are_exported_per_label() -> None:
     stats = BrokerStats()
     stats.authentication_failures[("SCRAM-SHA-256", "SASL_PLAINTEXT")] += 2
     stats.answered(0, 0.003)
-    samples = keyed(generate_latest(new_registry(BrokerCollector(stats, lambda: (), {0: "Produce"}, 0.0))).decode())
+    samples = keyed(generate_latest(new_registry(BrokerCollector(stats, lambda: (), {0: "Produce"}, 0.0, NO_SESSIONS))).decode())
     assert samples[("tomyum_authentication_failures_total", ("SCRAM-SHA-256", "SASL_PLAINTEXT"))] == 2
     assert samples[("tomyum_request_latency_seconds_bucket", ("Produce", "0.0025"))] == 0
     assert samples[("tomyum_request_latency_seconds_bucket", ("Produce", "0.005"))] == 1
@@ -141,7 +144,7 @@ def test_the_fast_exposition_writes_what_prometheus_client_writes(kafka: Blockin
     stats.answered(0, 0.01)
     stats.authentication_failures[("PLAIN", "SASL\nPLAINTEXT")] += 1
     registry = new_registry(StateCollector(kafka.broker, lambda: "127.0.0.1:9092"),
-                            BrokerCollector(stats, lambda: (), {0: "Produce"}, 0.0))
+                            BrokerCollector(stats, lambda: (), {0: "Produce"}, 0.0, NO_SESSIONS))
 
     def lines(text: bytes) -> list[str]:  # the uptime moves between two scrapes
         return [line for line in text.decode().splitlines() if not line.startswith("tomyum_uptime_seconds ")]

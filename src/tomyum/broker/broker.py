@@ -18,6 +18,7 @@ from tomyum.broker.handlers import registry
 from tomyum.broker.listeners import Listener, parse_listeners
 from tomyum.broker.log_publisher import LogPublisher
 from tomyum.broker.exporter import StateCollector
+from tomyum.broker.fetch_sessions import FetchSessionCache
 from tomyum.broker.metrics import (BrokerCollector, MetricsListener, metrics_uses_tls, new_registry,
                                    parse_basic_auth_users, parse_metrics_listener)
 from tomyum.broker.stats import BrokerStats, request_name
@@ -75,6 +76,8 @@ class Broker:
         self.metadata.logs = self.publisher
         self._store_started = False
         self.waiters = FetchWaiters()
+        self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"],
+                                                lambda: int(clock.monotonic() * 1000))
         self.store.on_high_watermark(self.waiters.notify)
         #: the coordinators' timers (sessions, rebalances), on the injected clock
         self.coordinator_timer = CoordinatorTimer(clock)
@@ -157,7 +160,8 @@ class Broker:
             except ConfigError as e:  # said as the metrics listener's key
                 raise ConfigError(f"listener.name.metrics.{e.key}", f"metrics.listener is https: "
                                   f"{str(e).removeprefix(e.key + ': ')}") from None
-        counters = BrokerCollector(self.stats, lambda: self.connections, self._request_names, self.started_at)
+        counters = BrokerCollector(self.stats, lambda: self.connections, self._request_names, self.started_at,
+                                   self.fetch_sessions)
         state = StateCollector(self, lambda: self.listeners[0].url().partition("://")[2])
         self.metrics = MetricsListener(new_registry(state, counters), users=users, tls=tls)
         await self.metrics.start(host, port)

@@ -14,6 +14,8 @@ here the broker's counters and histograms (``broker/stats.py``):
 - ``tomyum_fsync_seconds``, ``tomyum_group_commit_records``, ``tomyum_group_commit_partitions``
   — the log engine's group commits (histograms).
 - ``tomyum_authentication_failures_total{mechanism,listener}``.
+- ``tomyum_fetch_sessions``, ``tomyum_fetch_session_partitions``,
+  ``tomyum_fetch_session_evictions_total`` — incremental fetch sessions (KIP-227).
 - ``tomyum_uptime_seconds``.
 
 The whole list, with meanings, is docs/monitoring.md. The HTTP side is deliberately tiny: one
@@ -48,6 +50,7 @@ from tomyum.broker.stats import BrokerStats, Histogram, request_name
 from tomyum.errors import ConfigError
 
 if TYPE_CHECKING:
+    from tomyum.broker.fetch_sessions import FetchSessionCache
     from tomyum.broker.server import KafkaConnection
 
 log = logging.getLogger(__name__)
@@ -90,8 +93,9 @@ class BrokerCollector:
     """The broker's metric families, for a prometheus-client registry."""
 
     def __init__(self, stats: BrokerStats, connections: Callable[[], Iterable[KafkaConnection]],
-                 request_names: dict[int, str], started_at: float) -> None:
+                 request_names: dict[int, str], started_at: float, fetch_sessions: FetchSessionCache) -> None:
         self.stats = stats
+        self.fetch_sessions = fetch_sessions
         self.connections = connections
         self.request_names = request_names
         self.started_at = started_at
@@ -141,6 +145,19 @@ class BrokerCollector:
             accepted.add_metric([listener], self.stats.connections_accepted[listener])
         yield connections
         yield accepted
+        sessions = self.fetch_sessions
+        for fname, fdoc, value in (
+                ("tomyum_fetch_sessions", "Incremental fetch sessions held (Kafka's NumIncrementalFetchSessions).",
+                 len(sessions)),
+                ("tomyum_fetch_session_partitions", "Partitions held by the incremental fetch sessions (Kafka's "
+                 "NumIncrementalFetchPartitionsCached).", sessions.partitions)):
+            gauge = GaugeMetricFamily(fname, fdoc)
+            gauge.add_metric([], value)
+            yield gauge
+        evictions = CounterMetricFamily("tomyum_fetch_session_evictions", "Fetch sessions evicted to make room "
+                                        "for new ones.")
+        evictions.add_metric([], sessions.evictions)
+        yield evictions
         uptime = GaugeMetricFamily("tomyum_uptime_seconds", "Seconds since the broker started.")
         uptime.add_metric([], round(time.time() - self.started_at, 3))
         yield uptime

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tomyum.broker.client_quotas import QuotaManagers
+    from tomyum.broker.fetch_sessions import FetchSessionCache
     from tomyum.broker.stats import BrokerStats
     from tomyum.clock import Clock
     from tomyum.security.sasl import Exchange
@@ -68,6 +69,8 @@ class BrokerServices(Protocol):
     metadata: MetadataController
     store: LogStore
     waiters: FetchWaiters
+    #: incremental fetch sessions (KIP-227)
+    fetch_sessions: FetchSessionCache
     groups: GroupCoordinator
     offsets: OffsetStore
     transactions: TransactionCoordinator

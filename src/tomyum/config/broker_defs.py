@@ -75,6 +75,9 @@ _SERVER = (
                      doc="The largest request the broker reads; a larger frame closes the connection.")),
     static(ConfigDef("connections.max.idle.ms", LONG, 600000,
                      doc="A connection that has sent nothing for this long is closed.")),
+    static(ConfigDef("max.incremental.fetch.session.cache.slots", INT, 1000, at_least(0),
+                     doc="How many incremental fetch sessions (KIP-227) the broker keeps; 0 turns them off, "
+                     "and every fetch then lists all its partitions.")),
     ConfigDef("max.connections", INT, 2**31 - 1, at_least(0),
               doc="The most connections the broker holds, over all listeners; a connection over it is "
               "closed as soon as it is accepted (Kafka waits for one to close instead; tomyum refuses at once)."),

@@ -130,6 +130,35 @@ def fetch_session(c: Conn, v: int, p: str) -> None:
     c.send(21, 2, record=False, topics=[{"name": t, "partitions": [{"partition_index": 0, "offset": 2}]}],
            timeout_ms=10000)
     c.send(1, v, "below the log start after DeleteRecords", **fetch_request(t, 1))
+    if v >= 7:
+        incremental_fetch_session(c, v, f"{p}-s")
+
+
+def session_fetch(session_id: int, epoch: int, wanted: dict[str, dict[int, int]] | None = None,
+                  forget: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """A Fetch in a session (KIP-227): ``wanted`` is {topic: {partition: fetch offset}}."""
+    request = fetch_request("-", 0)
+    request.update(session_id=session_id, session_epoch=epoch, topics=[
+        {"topic": topic, "partitions": [{**request["topics"][0]["partitions"][0], "partition": p, "fetch_offset": o}
+                                        for p, o in parts.items()]} for topic, parts in (wanted or {}).items()],
+        forgotten_topics_data=[{"topic": topic, "partitions": ps} for topic, ps in (forget or {}).items()])
+    return request
+
+
+def incremental_fetch_session(c: Conn, v: int, s: str) -> None:
+    """A session's life: opened by a full fetch, answered only with what changed, its errors,
+    forgetting, and closing."""
+    create_topic(c, s, 2)
+    produce(c, 9, s, batch(b"a"), record=False)
+    sid = c.send(1, v, "session: a full fetch opens one", **session_fetch(0, 0, {s: {0: 0, 1: 0}}))["session_id"]
+    c.send(1, v, "session: nothing new", **session_fetch(sid, 1, {s: {0: 1}}))
+    produce(c, 9, s, batch(b"b"), partition=1, record=False)
+    c.send(1, v, "session: only the partition with records", **session_fetch(sid, 2))
+    c.send(1, v, "session: a wrong epoch", **session_fetch(sid, 9))
+    c.send(1, v, "session: an unknown id", **session_fetch(sid % (2**31 - 1) + 1, 3))
+    c.send(1, v, "session: forget a partition", **session_fetch(sid, 3, {s: {0: 1}}, forget={s: [1]}))
+    c.send(1, v, "session: the final epoch closes it", **session_fetch(sid, -1, {s: {0: 0}}))
+    c.send(1, v, "session: closed", **session_fetch(sid, 4))
 
 
 @session(2)

@@ -3,8 +3,9 @@
 Long poll: a fetch that has fewer than ``min_bytes`` parks until a partition it asked for
 gets new durable data (woken by the high watermark, never by polling) or ``max_wait_ms``
 passes. ``max_bytes`` bounds the response and ``partition_max_bytes`` each partition, except
-that the first batch of the response is returned whole (KIP-74). Fetch sessions (KIP-227)
-are answered with session id 0, so every requested partition is in every response.
+that the first batch of the response is returned whole (KIP-74). Fetch sessions (KIP-227,
+``fetch_sessions.py``): a fetch in a session reads every partition of the session, and is
+answered with only those that have something new.
 isolation_level=1 (read_committed) reads up to the last stable offset and answers the aborted
 transactions among what it reads, so the client drops their records. With an authorizer a
 topic needs READ (TOPIC_AUTHORIZATION_FAILED for each of its partitions), as in Kafka.
@@ -17,6 +18,7 @@ from typing import Any
 
 from tomyum.broker.context import RequestContext
 from tomyum.broker.dispatch import Deferred, RawResponse, handles
+from tomyum.broker.fetch_sessions import FetchContext, Wanted
 from tomyum.errors import ErrorCode, KafkaError
 from tomyum.protocol.codec import ms
 from tomyum.protocol.fetch_response import FetchPartition, encode_fetch_response
@@ -27,63 +29,67 @@ from tomyum.storage.engine import TopicPartition
 _REFUSED_BEFORE_THE_LOG = frozenset({ErrorCode.unknown_topic_or_partition, ErrorCode.topic_authorization_failed})
 
 
-async def _read_all(ctx: RequestContext, request: Any) -> tuple[list[tuple[str, list[FetchPartition]]], int, bool]:
+async def _read_all(ctx: RequestContext, request: Any,
+                    wanted: Wanted) -> tuple[list[tuple[str, list[FetchPartition]]], int, bool]:
+    """Read each partition of ``wanted`` (the request's, or its session's) from its fetch offset."""
     store = ctx.broker.store
     remaining = request.max_bytes if ctx.api_version >= 3 else 2**31 - 1
     zero_copy_min = ctx.connection.zero_copy_min
     total, errors = 0, False
     read_committed = request.isolation_level == 1
     topics: list[tuple[str, list[FetchPartition]]] = []
-    readable = ctx.authorized_names(AclOperation.READ, ResourceType.TOPIC, (t.topic for t in request.topics))
-    for topic in request.topics:
+    readable = ctx.authorized_names(AclOperation.READ, ResourceType.TOPIC, (name for name, _ in wanted))
+    read = store.read
+    for name, partitions in wanted:
         parts: list[FetchPartition] = []
-        topics.append((topic.topic, parts))
-        for p in topic.partitions:
-            tp = TopicPartition(topic.topic, p.partition)
-            out = FetchPartition(p.partition)
-            parts.append(out)
+        topics.append((name, parts))
+        allowed = name in readable
+        for p in partitions:
             try:
-                if topic.topic not in readable:
+                if not allowed:
                     raise KafkaError(code=ErrorCode.topic_authorization_failed)
-                limit = min(p.partition_max_bytes, remaining)
-                result = await store.read(tp, p.fetch_offset, limit, min_one=total == 0,
-                                          zero_copy_min=zero_copy_min, read_committed=read_committed)
-                out.high_watermark = result.high_watermark
-                out.last_stable_offset = result.last_stable_offset
-                out.log_start_offset = result.log_start_offset
-                out.aborted_transactions = (
-                    [(a.producer_id, a.first_offset) for a in result.aborted] if result.aborted is not None else None)
-                out.records = result.records
-                out.record_count = result.record_count
+                result = await read(TopicPartition(name, p.partition), p.fetch_offset,
+                                    min(p.partition_max_bytes, remaining), min_one=total == 0,
+                                    zero_copy_min=zero_copy_min, read_committed=read_committed)
             except KafkaError as e:
-                out.error_code = e.code
-                if e.code in _REFUSED_BEFORE_THE_LOG:  # Kafka: an empty list there, null from the log
-                    out.aborted_transactions = ()
+                # Kafka: an empty aborted list where it refuses before the log, null from the log
+                parts.append(FetchPartition(p.partition, e.code,
+                                            aborted_transactions=() if e.code in _REFUSED_BEFORE_THE_LOG else None))
                 errors = True
                 continue
-            total += len(out.records)
-            remaining -= len(out.records)
+            aborted, records = result.aborted, result.records
+            parts.append(FetchPartition(
+                p.partition, 0, result.high_watermark, result.last_stable_offset, result.log_start_offset,
+                None if aborted is None else [(a.producer_id, a.first_offset) for a in aborted], records,
+                result.record_count))
+            if records:
+                total += len(records)
+                remaining -= len(records)
     return topics, total, errors
 
 
-def _respond(ctx: RequestContext, topics: list[tuple[str, list[FetchPartition]]]) -> RawResponse:
+def _respond(ctx: RequestContext, context: FetchContext, topics: list[tuple[str, list[FetchPartition]]]) -> RawResponse:
+    error, session_id, topics = context.respond(topics)
     for name, parts in topics:
         ctx.broker.stats.fetched(name, sum(len(p.records) for p in parts), sum(p.record_count for p in parts))
     throttle_ms = ctx.broker.quotas.fetch.throttle_fetch(ctx.principal, ctx.client_id, topics, ctx.connection.throttle)
-    return RawResponse(encode_fetch_response(ctx.api_version, topics, throttle_time_ms=throttle_ms))
+    return RawResponse(encode_fetch_response(ctx.api_version, topics, error_code=error, session_id=session_id,
+                                             throttle_time_ms=throttle_ms))
 
 
 @handles(1, versions=range(4, 13))
 async def fetch(ctx: RequestContext, request: Any) -> Any:
-    topics, total, errors = await _read_all(ctx, request)
+    context = ctx.broker.fetch_sessions.context(request)
+    topics, total, errors = await _read_all(ctx, request, context.wanted)
     max_wait_s = max(ms(request.max_wait), 0) / 1000
-    if total >= request.min_bytes or errors or max_wait_s == 0 or ctx.broker.waiters.closed:
-        return _respond(ctx, topics)
+    if (total >= request.min_bytes or errors or max_wait_s == 0 or not context.wanted  # as Kafka's ReplicaManager
+            or ctx.broker.waiters.closed):
+        return _respond(ctx, context, topics)
     seen = {TopicPartition(name, p.partition_index): p.high_watermark for name, parts in topics for p in parts}
-    return Deferred(_long_poll(ctx, request, max_wait_s, seen))
+    return Deferred(_long_poll(ctx, request, context, max_wait_s, seen))
 
 
-async def _long_poll(ctx: RequestContext, request: Any, max_wait_s: float,
+async def _long_poll(ctx: RequestContext, request: Any, context: FetchContext, max_wait_s: float,
                      seen: dict[TopicPartition, int]) -> RawResponse:
     """Park until a partition's high watermark moves past what the last read ``seen``. The
     waiter is registered before that check, so a move in between still counts: no wake-up is
@@ -98,9 +104,9 @@ async def _long_poll(ctx: RequestContext, request: Any, max_wait_s: float,
             woken = moved or await waiter.wait(deadline - loop.time())
         finally:
             waiter.cancel()
-        topics, total, errors = await _read_all(ctx, request)
+        topics, total, errors = await _read_all(ctx, request, context.wanted)
         if not woken or total >= request.min_bytes or errors or loop.time() >= deadline or waiters.closed:
-            return _respond(ctx, topics)
+            return _respond(ctx, context, topics)
         seen = {TopicPartition(name, p.partition_index): p.high_watermark for name, parts in topics for p in parts}
 
 
