@@ -207,26 +207,25 @@ class FetchSessionCache:
         return FetchContext(session.wanted(), session=session)
 
     def create(self, request: FetchRequest, topics: list[tuple[str, list[FetchPartition]]]) -> int:
-        """A new session for a full fetch answered with ``topics``: its id, or 0 where there
-        is no room for it."""
-        answered = {(name, p.partition_index): p for name, parts in topics for p in parts}
-        partitions: dict[Key, CachedPartition] = {}
-        for t in request.topics:
-            for p in t.partitions:
-                cached = partitions[(t.topic, p.partition)] = CachedPartition(p)
-                if (out := answered.get((t.topic, p.partition))) is not None:
-                    cached.answered(out)
-        size = len(partitions)
+        """A new session for a full fetch answered with ``topics`` (read from the request's
+        partitions, in its order): its id, or 0 where there is no room for it (checked before
+        anything is built)."""
+        size = sum(len(t.partitions) for t in request.topics)
         if not size or self.partitions + size > self.max_partitions:
             return INVALID_SESSION_ID
         now = self._now_ms()
         if len(self._sessions) >= self.slots and not self._evict_for(size, now):
             return INVALID_SESSION_ID
+        partitions: dict[Key, CachedPartition] = {}
+        for t, (_, answered) in zip(request.topics, topics):
+            for p, out in zip(t.partitions, answered):
+                cached = partitions[(t.topic, p.partition)] = CachedPartition(p)
+                cached.answered(out)
         session_id = self._rng.randint(1, 2**31 - 1)
         while session_id in self._sessions:
             session_id = self._rng.randint(1, 2**31 - 1)
         self._sessions[session_id] = FetchSession(session_id, partitions, now)
-        self.partitions += size
+        self.partitions += len(partitions)
         return session_id
 
     def _evict_for(self, size: int, now: int) -> bool:
