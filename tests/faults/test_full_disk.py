@@ -9,6 +9,7 @@ import asyncio
 import errno
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -53,17 +54,17 @@ class Disk:
                 raise OSError(errno.ENOSPC, "No space left on device")
             real_fdatasync(fd)
 
-        real_ring_fdatasync = UringFsync.fdatasync
+        real_ring_sync = UringFsync.sync
 
-        def ring_fdatasync(ring: UringFsync, fds: list[int]) -> asyncio.Future[float]:
+        def ring_sync(ring: UringFsync, fds: list[int], dirs: Sequence[Path] = ()) -> asyncio.Future[float]:
             if not self.full:
-                return real_ring_fdatasync(ring, fds)
+                return real_ring_sync(ring, fds, dirs)
             self.failures += 1
             failed: asyncio.Future[float] = asyncio.get_running_loop().create_future()
             failed.set_exception(OSError(errno.ENOSPC, "No space left on device"))
             return failed
 
-        monkeypatch.setattr(UringFsync, "fdatasync", ring_fdatasync)
+        monkeypatch.setattr(UringFsync, "sync", ring_sync)
         monkeypatch.setattr(os, "pwritev", pwritev)
         monkeypatch.setattr(os, "pwrite", pwrite)
         monkeypatch.setattr(os, "fdatasync", fdatasync)

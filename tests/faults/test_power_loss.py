@@ -1,7 +1,9 @@
 """Power loss, simulated on the local engine: every fsync is recorded (how far each file was
-durable), then the process "loses power" — the store is abandoned without closing, and each
-file is cut back to its durable length plus a random part of what was written after, that
-part sometimes left as written, sometimes zeros, sometimes garbage. After recovery every
+durable, and which entries each directory's last fsync covered), then the process "loses
+power" — the store is abandoned without closing, every file or directory whose entry no fsync
+of its directory covered is gone, and each file left is cut back to its durable length plus a
+random part of what was written after, that part sometimes left as written, sometimes zeros,
+sometimes garbage. After recovery every
 record acknowledged as durable (acks=-1: ``wait_durable`` returned) is there with the same
 offset and bytes, and every record a reader was served is still there."""
 
@@ -10,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
+import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,17 +32,22 @@ TOPIC_CONFIGS = {"internal.segment.bytes": 4096, "index.interval.bytes": 256}
 
 
 class SyncLedger:
-    """Remembers, per file, how many bytes an fsync/fdatasync has made durable (through io_uring:
-    the bytes the file had when the fsync was submitted, once it completed)."""
+    """Remembers, per file, how many bytes an fsync/fdatasync has made durable, and per
+    directory, which entries its last fsync made durable (through io_uring: the bytes the file
+    had, and the entries the directory had, when the fsync was submitted, once it completed)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.durable: dict[str, int] = {}
+        self.listed: dict[str, set[str]] = {}
         real_fsync, real_fdatasync = os.fsync, os.fdatasync
 
         def record(fd: int) -> None:
             try:
                 path = os.readlink(f"/proc/self/fd/{fd}")
-                self.durable[path] = max(self.durable.get(path, 0), os.fstat(fd).st_size)
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    self.listed[path] = set(os.listdir(path))
+                else:
+                    self.durable[path] = max(self.durable.get(path, 0), os.fstat(fd).st_size)
             except OSError:
                 pass
 
@@ -49,26 +59,32 @@ class SyncLedger:
             real_fdatasync(fd)
             record(fd)
 
-        real_ring_fdatasync = UringFsync.fdatasync
+        real_ring_sync = UringFsync.sync
 
-        def ring_fdatasync(ring: UringFsync, fds: list[int]) -> asyncio.Future[float]:
-            sizes = {}
+        def ring_sync(ring: UringFsync, fds: list[int], dirs: Sequence[Path] = ()) -> asyncio.Future[float]:
+            sizes, listings = {}, {}
             for fd in fds:
                 try:
                     sizes[os.readlink(f"/proc/self/fd/{fd}")] = os.fstat(fd).st_size
                 except OSError:
                     pass
-            fut = real_ring_fdatasync(ring, fds)
+            for d in dirs:
+                try:
+                    listings[str(d)] = set(os.listdir(d))
+                except OSError:
+                    pass
+            fut = real_ring_sync(ring, fds, dirs)
 
             def completed(f: asyncio.Future[float]) -> None:
                 if not f.cancelled() and f.exception() is None:
                     for path, size in sizes.items():
                         self.durable[path] = max(self.durable.get(path, 0), size)
+                    self.listed.update(listings)
 
             fut.add_done_callback(completed)
             return fut
 
-        monkeypatch.setattr(UringFsync, "fdatasync", ring_fdatasync)
+        monkeypatch.setattr(UringFsync, "sync", ring_sync)
         monkeypatch.setattr(os, "fsync", fsync)
         monkeypatch.setattr(os, "fdatasync", fdatasync)
 
@@ -78,10 +94,27 @@ class SyncLedger:
             if path.endswith(".tmp"):
                 self.durable[path[:-4]] = self.durable.pop(path)
 
+    def unlink_undurable(self, directory: Path, damaged: list[str]) -> None:
+        """An entry that no fsync of its directory covered is gone after the reboot (the whole
+        subtree, for a directory): a file created, or renamed into place, and never made
+        durable in its directory."""
+        listed = self.listed.get(str(directory), set())
+        for entry in sorted(directory.iterdir()):
+            if entry.name not in listed:
+                damaged.append(f"{entry.relative_to(directory.parent)}: gone (its directory entry was not durable)")
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            elif entry.is_dir():
+                self.unlink_undurable(entry, damaged)
+
     def cut(self, data_dir: Path, rng: random.Random) -> list[str]:
-        """Lose power: each file keeps its durable bytes and a random part of the rest."""
+        """Lose power: an entry no directory fsync covered is gone; each file keeps its
+        durable bytes and a random part of the rest."""
         self.renamed(data_dir)
-        damaged = []
+        damaged: list[str] = []
+        self.unlink_undurable(data_dir, damaged)
         for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
             size = path.stat().st_size
             durable = min(self.durable.get(str(path), 0), size)
@@ -98,6 +131,7 @@ class SyncLedger:
             damaged.append(f"{path.name}: {durable}+{keep - durable}/{size} ({mode if keep > durable else 'cut'})")
         # what is on disk after the reboot stays there until rewritten
         self.durable = {str(p): p.stat().st_size for p in data_dir.rglob("*") if p.is_file()}
+        self.listed = {str(d): set(os.listdir(d)) for d in [data_dir, *data_dir.rglob("*")] if d.is_dir()}
         return damaged
 
 

@@ -1,6 +1,6 @@
-"""UringFsync (storage/local/uring_fsync.py): the group commit's fdatasyncs through io_uring —
-every file of a round done before its future is, errors per round, the ring never overfilled,
-and a plain fallback where io_uring cannot be used."""
+"""UringFsync (storage/local/uring_fsync.py): the group commit's fsyncs through io_uring —
+every file and directory of a round done before its future is, errors per round, the ring
+never overfilled, and a plain fallback where io_uring cannot be used."""
 
 from __future__ import annotations
 
@@ -50,12 +50,12 @@ def test_rounds_of_more_files_than_the_ring_holds_all_complete_on_the_loop(ring:
     fds = open_files(tmp_path, 2 * ENTRIES + 44)
 
     async def scenario() -> None:
-        rounds = [ring.fdatasync(fds[:ENTRIES + 1]), ring.fdatasync(fds[ENTRIES + 1:]), ring.fdatasync(fds[:3])]
+        rounds = [ring.sync(fds[:ENTRIES + 1]), ring.sync(fds[ENTRIES + 1:]), ring.sync(fds[:3])]
         assert ring._in_flight == ENTRIES  # the rest wait for room, not overfilling the ring
         seconds = await asyncio.gather(*rounds)
         assert all(isinstance(s, float) and s >= 0 for s in seconds)
         assert (ring._in_flight, ring._waiting, ring._rounds) == (0, collections.deque(), {})
-        assert await ring.fdatasync([]) == 0.0
+        assert await ring.sync([]) == 0.0
 
     try:
         run(scenario())
@@ -68,13 +68,13 @@ def test_a_file_that_cannot_be_synced_fails_its_round_only(ring: UringFsync, tmp
     pipe_r, pipe_w = os.pipe()  # fsync on a pipe: EINVAL, from the kernel
 
     async def scenario() -> None:
-        bad = ring.fdatasync([fds[0], pipe_w, fds[1]])
-        good = ring.fdatasync([fds[2]])
+        bad = ring.sync([fds[0], pipe_w, fds[1]])
+        good = ring.sync([fds[2]])
         with pytest.raises(OSError) as e:
             await bad
         assert e.value.errno == errno.EINVAL
         assert await good >= 0
-        assert await ring.fdatasync(fds) >= 0  # the ring goes on
+        assert await ring.sync(fds) >= 0  # the ring goes on
         assert ring._rounds == {}
 
     try:
@@ -94,13 +94,74 @@ def test_a_cancelled_round_submits_no_more_of_its_files(ring: UringFsync, tmp_pa
 
     async def scenario() -> None:
         ring._L = _Wrapped(ring._L, io_uring_prep_fsync=prep)
-        cancelled = ring.fdatasync(fds)
+        cancelled = ring.sync(fds)
         cancelled.cancel()
-        assert await ring.fdatasync(fds[:2]) >= 0
+        assert await ring.sync(fds[:2]) >= 0
         assert submitted == fds[:ENTRIES] + fds[:2]  # the cancelled round's last 50 never went
         while ring._in_flight:  # what it had submitted completes unobserved (bounded by run's timeout)
             await asyncio.sleep(0.001)
         assert ring._rounds == {}
+
+    try:
+        run(scenario())
+    finally:
+        close_all(fds)
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_directories_are_fsynced_in_full_beside_the_files_and_their_descriptors_closed(
+        ring: UringFsync, tmp_path: Path) -> None:
+    fds = open_files(tmp_path, 3)
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d in dirs:
+        d.mkdir()
+    prepared: list[tuple[str, int]] = []
+    real = ring._L.io_uring_prep_fsync
+
+    def prep(sqe: object, fd: int, flags: int) -> None:
+        prepared.append((os.readlink(f"/proc/self/fd/{fd}"), flags))
+        real(sqe, fd, flags)
+
+    async def scenario() -> None:
+        ring._L = _Wrapped(ring._L, io_uring_prep_fsync=prep)
+        before = open_fds()
+        assert await ring.sync(fds, dirs) >= 0
+        datasync = ring._L.IORING_FSYNC_DATASYNC
+        assert prepared == [(str(tmp_path / f"f{i}"), datasync) for i in range(3)] + [(str(d), 0) for d in dirs]
+        assert open_fds() == before  # the directories' descriptors are closed again
+        prepared.clear()
+        assert await ring.sync([], dirs[:1]) >= 0  # a round of directories only
+        assert prepared == [(str(dirs[0]), 0)]
+        with pytest.raises(FileNotFoundError):  # cannot be opened: the round fails, nothing goes
+            await ring.sync(fds, [dirs[0], tmp_path / "missing"])
+        assert prepared == [(str(dirs[0]), 0)]
+        assert open_fds() == before and ring._rounds == {}
+
+    try:
+        run(scenario())
+    finally:
+        close_all(fds)
+
+
+def test_a_cancelled_round_closes_its_directories_once_what_it_submitted_completes(
+        ring: UringFsync, tmp_path: Path) -> None:
+    fds = open_files(tmp_path, ENTRIES)
+    dirs = [tmp_path / f"d{i}" for i in range(20)]
+    for d in dirs:
+        d.mkdir()
+
+    async def scenario() -> None:
+        before = open_fds()
+        cancelled = ring.sync(fds, dirs)  # the ring is full of files: the directories wait
+        assert len(open_fds() - before) == len(dirs)
+        cancelled.cancel()
+        assert await ring.sync(fds[:1]) >= 0
+        while ring._rounds:  # bounded by run's timeout
+            await asyncio.sleep(0.001)
+        assert open_fds() == before
 
     try:
         run(scenario())
@@ -124,13 +185,15 @@ def test_close_fails_what_waits_and_refuses_more(tmp_path: Path) -> None:
     fds = open_files(tmp_path, ENTRIES + 10)
 
     async def scenario() -> None:
-        waiting = ring.fdatasync(fds)
+        before = open_fds()
+        waiting = ring.sync(fds, [tmp_path])
         ring.close()
         ring.close()
         with pytest.raises(OSError, match="closed"):
             await waiting
+        assert open_fds() <= before  # the directory's descriptor too (and the ring's own)
         with pytest.raises(OSError, match="closed"):
-            await ring.fdatasync(fds[:1])
+            await ring.sync(fds[:1])
 
     try:
         run(scenario())

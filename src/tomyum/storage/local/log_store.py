@@ -78,8 +78,7 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
         self._sync_callbacks: list[Callable[[SyncRound], None]] = []
         #: the group commit's fsyncs and the checkpoint writes, in order, off the event loop
         self._io = SyncThread("group-commit")
-        #: the group commit's fdatasyncs, from start() on where io_uring works (a round that
-        #: must also fsync a directory goes through the thread, which does both in order)
+        #: the group commit's fsyncs (files and directories), from start() on where io_uring works
         self._use_uring = io_uring
         self._uring: UringFsync | None = None
         self._sync_task: asyncio.Task[None] | None = None
@@ -483,10 +482,10 @@ class LocalLogStore(ServedPartitions[PartitionLog]):
             dirs = [plog.directory for plog, _, _, dir_sync in items if dir_sync]
             fds = [s.fd for s in pinned]
             try:
-                if dirs or self._uring is None:
+                if self._uring is None:
                     seconds = await self._io.run(_sync_files, fds, dirs)
                 else:
-                    seconds = await self._uring.fdatasync(fds)
+                    seconds = await self._uring.sync(fds, dirs)
             except OSError as e:
                 raise StorageError(f"fsync failed: {e.strerror}") from e
             finally:

@@ -1,4 +1,4 @@
-"""UringFsync: the group commit's fdatasyncs through io_uring, with no thread of ours.
+"""UringFsync: the group commit's fsyncs through io_uring, with no thread of ours.
 
 Through :class:`~tomyum.storage.local.sync_thread.SyncThread`, every group-commit round
 hands its fsyncs to a Python thread and back. That thread needs the interpreter lock twice a
@@ -7,15 +7,19 @@ event loop for it, and a round costs two thread wake-ups. At a few thousand smal
 produces a second the loop waits on those handoffs (``docs/benchmarks.md``, "Sixth round").
 
 Here the loop puts one ``IORING_OP_FSYNC`` (``IORING_FSYNC_DATASYNC``: what ``fdatasync(2)``
-does, through the same kernel path) per file on the ring, and submitting costs a system call
-of a microsecond or two: the kernel runs the fsyncs on its own workers. Their completions
+does, through the same kernel path) per file on the ring, and one plain ``IORING_OP_FSYNC``
+(``fsync(2)``) per directory whose entries must be made durable (a partition's new or removed
+segment files), and submitting costs a system call of a microsecond or two: the kernel runs
+the fsyncs on its own workers, a round's files and directories side by side. Their completions
 make an eventfd readable, which the loop watches like a socket; the future of the round is
 resolved there, on the loop, once every file of the round is done. No Python code runs off
 the loop.
 
-Contract: :meth:`fdatasync` may be called from the event loop the object was first used on;
-the future's result is the seconds the round took, or the ``OSError`` of the first file that
-failed. Files given are submitted at most :data:`ENTRIES` at a time (so completions never
+Contract: :meth:`sync` may be called from the event loop the object was first used on;
+the future's result is the seconds the round took, or the ``OSError`` of the first file or
+directory that failed (a directory that cannot be opened fails the round before anything is
+submitted). The directories are opened here and their descriptors closed once the round is
+over, whatever its end. Files given are submitted at most :data:`ENTRIES` at a time (so completions never
 overflow the ring); a round cancelled before all its files were submitted submits no more of
 them, and what was submitted completes unobserved. A file descriptor must stay open until it
 is submitted: the caller keeps it open until the future is done. :meth:`open` answers None
@@ -34,6 +38,7 @@ import os
 import time
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -43,13 +48,20 @@ ENTRIES = 256
 
 
 class _Round:
-    __slots__ = ("future", "started", "unfinished", "error")
+    __slots__ = ("future", "started", "unfinished", "error", "owned")
 
-    def __init__(self, future: asyncio.Future[float], files: int) -> None:
+    def __init__(self, future: asyncio.Future[float], files: int, owned: list[int]) -> None:
         self.future = future
         self.started = time.perf_counter()
         self.unfinished = files
         self.error = 0
+        #: the directories' descriptors, opened for this round: closed when it is over
+        self.owned = owned
+
+    def close_owned(self) -> None:
+        for fd in self.owned:
+            os.close(fd)
+        self.owned = []
 
 
 class UringFsync:
@@ -73,8 +85,8 @@ class UringFsync:
         self._cqe = uring.Cqe()
         self._rounds: dict[int, _Round] = {}
         self._next_key = 1
-        #: (round key, fd) not yet on the ring
-        self._waiting: collections.deque[tuple[int, int]] = collections.deque()
+        #: (round key, fd, fsync flags) not yet on the ring
+        self._waiting: collections.deque[tuple[int, int, int]] = collections.deque()
         self._in_flight = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -93,23 +105,35 @@ class UringFsync:
             log.info("group commit fsyncs through a thread: io_uring is not available here (%s)", e.strerror or e)
             return None
 
-    def fdatasync(self, fds: Sequence[int]) -> asyncio.Future[float]:
-        """fdatasync every one of ``fds``; a future of the seconds it took (the first error, if any)."""
+    def sync(self, fds: Sequence[int], dirs: Sequence[Path] = ()) -> asyncio.Future[float]:
+        """fdatasync every one of ``fds`` and fsync every one of ``dirs``; a future of the
+        seconds it took (the first error, if any)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[float] = loop.create_future()
         if self._closed:
             fut.set_exception(OSError(9, "the fsync ring is closed"))
             return fut
-        if not fds:
+        if not fds and not dirs:
             fut.set_result(0.0)
+            return fut
+        owned: list[int] = []
+        try:
+            for d in dirs:
+                owned.append(os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        except OSError as e:
+            for fd in owned:
+                os.close(fd)
+            fut.set_exception(e)
             return fut
         if self._loop is None:
             self._loop = loop
             loop.add_reader(self._efd, self._completed)
         key = self._next_key
         self._next_key += 1
-        self._rounds[key] = _Round(fut, len(fds))
-        self._waiting.extend((key, fd) for fd in fds)
+        self._rounds[key] = _Round(fut, len(fds) + len(owned), owned)
+        datasync = self._L.IORING_FSYNC_DATASYNC
+        self._waiting.extend((key, fd, datasync) for fd in fds)
+        self._waiting.extend((key, fd, 0) for fd in owned)
         self._submit()
         return fut
 
@@ -122,6 +146,7 @@ class UringFsync:
             self._loop.remove_reader(self._efd)
         self._free()
         for r in self._rounds.values():
+            r.close_owned()  # the ring is gone: nothing of it is in flight any more
             if not r.future.done():
                 r.future.set_exception(OSError(9, "the fsync ring was closed"))
         self._rounds.clear()
@@ -130,13 +155,13 @@ class UringFsync:
     def _submit(self) -> None:
         L, added = self._L, 0
         while self._waiting and self._in_flight < ENTRIES:
-            key, fd = self._waiting.popleft()
+            key, fd, flags = self._waiting.popleft()
             r = self._rounds[key]
             if r.future.cancelled():  # nobody waits: the rest of the round stays off the ring
                 self._finish_one(key, r, 0)
                 continue
             sqe = L.io_uring_get_sqe(self._ring)
-            L.io_uring_prep_fsync(sqe, fd, L.IORING_FSYNC_DATASYNC)
+            L.io_uring_prep_fsync(sqe, fd, flags)
             L.io_uring_sqe_set_data64(sqe, key)
             self._in_flight += 1
             added += 1
@@ -190,6 +215,7 @@ class UringFsync:
         if r.unfinished:
             return
         del self._rounds[key]
+        r.close_owned()
         if r.future.done():
             return
         if r.error:
