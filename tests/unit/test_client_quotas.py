@@ -101,16 +101,18 @@ def test_a_steady_client_throttled_as_told_keeps_to_its_quota() -> None:
     assert rate == pytest.approx(50_000, rel=0.2)
 
 
-def test_a_throttled_fetch_answers_no_records_and_mutes() -> None:
-    from tomyum.protocol.fetch_response import FetchPartition
-
+def test_a_throttled_fetch_mutes_and_its_bytes_are_not_counted() -> None:
     clock, image = FakeClock(monotonic=0.0), Image()
     image.quotas[(U,)] = {"consumer_byte_rate": 100.0}
     manager = ClientQuotaManager("consumer_byte_rate", lambda: image, clock)
     muted: list[int] = []
-    topics = [("t", [FetchPartition(0, records=b"x" * 5000)])]
-    assert manager.throttle_fetch("User:alice", None, topics, muted.append) > 0
-    assert topics[0][1][0].records == b"" and muted
+    assert manager.throttle_fetch("User:alice", None, 900, muted.append) == 0  # within the first 10 s
+    throttle_ms = manager.throttle_fetch("User:alice", None, 5000, muted.append)
+    assert throttle_ms > 0 and muted == [throttle_ms]
+    # the 5,000 bytes were taken back: 950 bytes in the first 10 s are still within the quota
+    assert manager.throttle_fetch("User:alice", None, 50, muted.append) == 0
+    assert manager.throttle_fetch("User:bob", None, 10**9, muted.append) == 0  # no quota: nothing measured
+    assert muted == [throttle_ms]
 
 
 def test_request_time_counts_as_a_percentage_of_one_thread_and_its_throttle_is_at_most_a_window() -> None:
@@ -209,4 +211,4 @@ def test_a_fetch_over_the_quota_answers_no_records_and_throttle_time_ms(kafka: A
                                        "log_start_offset": -1, "current_leader_epoch": -1}]}]}
     r = kafka.call(1, 11, fetch)
     assert r.throttle_time > timedelta(0) and kafka.connection.throttled == [ms(r.throttle_time)]
-    assert not r.responses[0].partitions[0].records
+    assert (r.error_code, r.session_id, list(r.responses)) == (0, 0, [])  # Kafka's throttled answer: no partitions

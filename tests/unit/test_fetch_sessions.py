@@ -282,3 +282,34 @@ def test_forgetting_partitions_gives_back_their_room() -> None:
 
 def test_the_session_epoch_wraps_to_one() -> None:
     assert [next_epoch(e) for e in (0, 1, 2**31 - 1, -1)] == [1, 2, 1, -1]
+
+
+def quota(kafka: BlockingHarness, consumer_byte_rate: float | None) -> None:
+    """Set (None: remove) the default client id's consumer_byte_rate."""
+    r = kafka.call(49, 1, {"validate_only": False, "entries": [
+        {"entity": [{"entity_type": "client-id", "entity_name": None}],
+         "ops": [{"key": "consumer_byte_rate", "value": consumer_byte_rate or 0.0,
+                  "remove": consumer_byte_rate is None}]}]})
+    assert [e.error_code for e in r.entries] == [0]
+
+
+def test_a_throttled_fetch_answers_no_partitions_and_leaves_the_session_as_it_was(kafka: BlockingHarness) -> None:
+    """Kafka's getThrottledResponse: a throttled full fetch makes no session; a throttled
+    incremental one answers its session id and nothing else, and the session still owes the
+    client what it did not get."""
+    kafka.create_topic("t", 2)
+    produce(kafka, "t", 0, b"a" * 4000)
+    quota(kafka, 100.0)  # 1,000 bytes in the first 10 s
+    r = kafka.call(FETCH, 12, fetch(0, 0, {"t": {0: 0, 1: 0}}))
+    assert r.throttle_time.total_seconds() > 0
+    assert (r.error_code, r.session_id, answered(r)) == (ErrorCode.none, 0, [])
+    assert len(kafka.broker.fetch_sessions) == 0
+    quota(kafka, None)
+    sid = open_session(kafka, {"t": {0: 1, 1: 0}})  # past "a": nothing to throttle
+    produce(kafka, "t", 1, b"b" * 4000)
+    quota(kafka, 100.0)
+    r = kafka.call(FETCH, 12, fetch(sid, 1))
+    assert (r.error_code, r.session_id, answered(r)) == (ErrorCode.none, sid, [])
+    quota(kafka, None)
+    r = kafka.call(FETCH, 12, fetch(sid, 2))  # the session's epoch moved on; its partition 1 did not
+    assert (r.session_id, answered(r)) == (sid, [("t", 1)]) and values(r, "t", 1) == [b"b" * 4000]

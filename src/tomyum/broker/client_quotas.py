@@ -214,22 +214,15 @@ class ClientQuotaManager:
         self.throttled += 1
         self.throttle_time_ms += throttle_ms
 
-    def throttle_fetch(self, principal: str, client_id: str | None,
-                       topics: Sequence[tuple[str, Sequence[FetchPartition]]], mute: Callable[[int], None]) -> int:
-        """:meth:`throttle` for a fetch response: over the quota its records are taken out (and
-        not counted), as Kafka answers a throttled fetch with no data."""
+    def throttle_fetch(self, principal: str, client_id: str | None, size: int, mute: Callable[[int], None]) -> int:
+        """:meth:`throttle` for a fetch response of ``size`` record bytes. Over the quota the
+        bytes are taken back (not counted), as Kafka does: the caller answers no partitions."""
         if self.quota_of(principal, client_id) is None:
             return 0
-        size = sum(len(p.records) for _, parts in topics for p in parts)
         throttle_ms = self.record(principal, client_id, size)
         if throttle_ms > 0:
             self._count(throttle_ms)
             self.unrecord(principal, client_id, size)
-            for _, parts in topics:
-                for p in parts:
-                    if hasattr(p.records, "release"):
-                        p.records.release()
-                    p.records = b""
             mute(throttle_ms)
         return throttle_ms
 

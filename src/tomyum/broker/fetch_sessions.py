@@ -133,6 +133,20 @@ class FetchContext:
         return ErrorCode.none, INVALID_SESSION_ID, topics
 
 
+    def throttled(self) -> tuple[ErrorCode, int]:
+        """(error, session id) of the answer to a throttled fetch, which has no partitions and
+        leaves the session as it was: a full fetch makes none (session id 0), an incremental
+        one keeps its partitions' last answers (Kafka's ``getThrottledResponse``)."""
+        if self.error:
+            return self.error, INVALID_SESSION_ID
+        session = self._session
+        if session is None:
+            return ErrorCode.none, INVALID_SESSION_ID
+        if session.epoch != self._expected:
+            return ErrorCode.invalid_fetch_session_epoch, session.id
+        return ErrorCode.none, session.id
+
+
 def _changed(session: FetchSession, topics: list[tuple[str, list[FetchPartition]]]) -> list[tuple[str,
                                                                                                     list[FetchPartition]]]:
     out: list[tuple[str, list[FetchPartition]]] = []

@@ -5,7 +5,8 @@ gets new durable data (woken by the high watermark, never by polling) or ``max_w
 passes. ``max_bytes`` bounds the response and ``partition_max_bytes`` each partition, except
 that the first batch of the response is returned whole (KIP-74). Fetch sessions (KIP-227,
 ``fetch_sessions.py``): a fetch in a session reads every partition of the session, and is
-answered with only those that have something new.
+answered with only those that have something new. A fetch over its client's
+``consumer_byte_rate`` is answered with its throttle time and no partitions, as Kafka answers.
 isolation_level=1 (read_committed) reads up to the last stable offset and answers the aborted
 transactions among what it reads, so the client drops their records. With an authorizer a
 topic needs READ (TOPIC_AUTHORIZATION_FAILED for each of its partitions), as in Kafka.
@@ -69,12 +70,24 @@ async def _read_all(ctx: RequestContext, request: Any,
 
 
 def _respond(ctx: RequestContext, context: FetchContext, topics: list[tuple[str, list[FetchPartition]]]) -> RawResponse:
+    # Only partitions with records carry bytes, and an incremental answer keeps every one of
+    # them: the size is what the answer would carry, whatever the session leaves out.
+    size = sum(len(p.records) for _, parts in topics for p in parts)
+    throttle_ms = ctx.broker.quotas.fetch.throttle_fetch(ctx.principal, ctx.client_id, size, ctx.connection.throttle)
+    if throttle_ms:
+        # Kafka's throttled answer: no partitions, and the session left as it was (a full
+        # fetch makes none; an incremental one keeps its partitions' last answers)
+        for _, parts in topics:
+            for p in parts:
+                if hasattr(p.records, "release"):
+                    p.records.release()
+        error, session_id = context.throttled()
+        return RawResponse(encode_fetch_response(ctx.api_version, [], error_code=error, session_id=session_id,
+                                                 throttle_time_ms=throttle_ms))
     error, session_id, topics = context.respond(topics)
     for name, parts in topics:
         ctx.broker.stats.fetched(name, sum(len(p.records) for p in parts), sum(p.record_count for p in parts))
-    throttle_ms = ctx.broker.quotas.fetch.throttle_fetch(ctx.principal, ctx.client_id, topics, ctx.connection.throttle)
-    return RawResponse(encode_fetch_response(ctx.api_version, topics, error_code=error, session_id=session_id,
-                                             throttle_time_ms=throttle_ms))
+    return RawResponse(encode_fetch_response(ctx.api_version, topics, error_code=error, session_id=session_id))
 
 
 @handles(1, versions=range(4, 13))
