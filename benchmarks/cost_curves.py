@@ -294,6 +294,7 @@ def produce_latency_ms(bootstrap: str, topic: str, partitions: int, rate: int, s
     paced(p, rate, count, lambda i: p.produce(topic, value=value, partition=i % partitions,
                                              on_delivery=delivered(time.perf_counter())))
     assert p.flush(60) == 0, "produce did not finish"
+    p.close()
     assert len(latencies) == count, f"{count - len(latencies)} records failed"
     latencies.sort()
     return latencies[len(latencies) // 2] * 1000, latencies[int(0.99 * len(latencies))] * 1000
