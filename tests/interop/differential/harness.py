@@ -182,6 +182,8 @@ class Conn:
     sent: set[tuple[int, int]] = field(default_factory=set)
     sock: socket.socket | None = None
     correlation_id: int = 0
+    #: the request header's client id (a quota on a client id can then be this connection's alone)
+    client_id: bytes = b"diff"
 
     def _connect(self) -> socket.socket:
         host, _, port = self.bootstrap.rpartition(":")
@@ -203,7 +205,7 @@ class Conn:
         check_keys(api_key, fields)
         buf = io.BytesIO()
         entity_writer(cls)(buf, fill(cls, fields))
-        frame = (struct.pack(">hhih", api_key, version, self.correlation_id, 4) + b"diff"
+        frame = (struct.pack(">hhih", api_key, version, self.correlation_id, len(self.client_id)) + self.client_id
                  + (b"\0" if cls.__flexible__ else b"") + buf.getvalue())
         name = f"{api_name(api_key)} v{version}" + (f" {label}" if label else "")
         try:

@@ -132,6 +132,7 @@ def fetch_session(c: Conn, v: int, p: str) -> None:
     c.send(1, v, "below the log start after DeleteRecords", **fetch_request(t, 1))
     if v >= 7:
         incremental_fetch_session(c, v, f"{p}-s")
+        throttled_fetch_session(c, v, f"{p}-q")
 
 
 def session_fetch(session_id: int, epoch: int, wanted: dict[str, dict[int, int]] | None = None,
@@ -159,6 +160,43 @@ def incremental_fetch_session(c: Conn, v: int, s: str) -> None:
     c.send(1, v, "session: forget a partition", **session_fetch(sid, 3, {s: {0: 1}}, forget={s: [1]}))
     c.send(1, v, "session: the final epoch closes it", **session_fetch(sid, -1, {s: {0: 0}}))
     c.send(1, v, "session: closed", **session_fetch(sid, 4))
+
+
+def consumer_byte_rate(c: Conn, client_id: str, rate: float | None) -> None:
+    """Set (None: remove) ``client_id``'s consumer_byte_rate, and wait until the broker has it."""
+    c.send(49, 1, record=False, validate_only=False, entries=[{
+        "entity": [{"entity_type": "client-id", "entity_name": client_id}],
+        "ops": [{"key": "consumer_byte_rate", "value": rate or 0.0, "remove": rate is None}]}])
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        r = c.send(48, 1, record=False, strict=True,
+                   components=[{"entity_type": "client-id", "match_type": 0, "match": client_id}])
+        if bool(r["entries"]) == (rate is not None):
+            return
+        time.sleep(0.05)
+
+
+def throttled_fetch_session(c: Conn, v: int, s: str) -> None:
+    """A fetch over its client's consumer_byte_rate: its throttle time and no partitions. A full
+    fetch makes no session; an incremental one moves its epoch and keeps what it owes."""
+    create_topic(c, s, 2)
+    produce(c, 9, s, batch(b"x" * 4000), record=False)
+    # 4,000 bytes against 350 a second, measured over Kafka's 10 s minimum window: throttled for
+    # about 1.6 s (a bandwidth throttle is not capped, and the connection is muted meanwhile)
+    client = f"{s}-client"
+    q = Conn(c.bootstrap, c.peer, transcript=c.transcript, sent=c.sent, client_id=client.encode())
+    try:
+        consumer_byte_rate(c, client, 350.0)
+        q.send(1, v, "throttled: a full fetch", **session_fetch(0, 0, {s: {0: 0, 1: 0}}))
+        consumer_byte_rate(c, client, None)
+        sid = q.send(1, v, "throttled: a session opened", **session_fetch(0, 0, {s: {0: 1, 1: 0}}))["session_id"]
+        produce(c, 9, s, batch(b"y" * 4000), partition=1, record=False)
+        consumer_byte_rate(c, client, 350.0)
+        q.send(1, v, "throttled: an incremental fetch", **session_fetch(sid, 1))
+        consumer_byte_rate(c, client, None)
+        q.send(1, v, "throttled: the next epoch gets what was held back", **session_fetch(sid, 2))
+    finally:
+        q.close()
 
 
 @session(2)
