@@ -28,9 +28,13 @@ Each curve on a fresh broker (tomyum in a subprocess, on disk, an ephemeral loop
 
 ``--only CURVE`` (repeatable) runs just that curve and prints it, without --write:
 ``partitions``, ``connections``, ``topics``, ``start-partitions``, ``start-data``,
-``start-segments``, ``throughput``, or
+``start-segments``, ``throughput``,
 ``restart-scale`` (not part of the full run: ``--max-partitions`` partitions and
-``--max-data-mb`` MB together, restarted after kill -9 and after a clean stop).
+``--max-data-mb`` MB together, restarted after kill -9 and after a clean stop), or
+``first-records`` (not part of the full run: on a fresh broker, a new topic of
+``--max-partitions`` partitions, then the produce latency of 2,000 msg/s of 1,000 B round-robin
+over it for 5 s, so that every record is its partition's first: the cost of a partition's first
+group commit, which must also make its directory durable).
 
 RSS is read with psutil once it has settled (two reads 0.5 s apart within 1%, at most 10 s).
 Each curve is a PNG (matplotlib, the ``bench`` extra) under docs/benchmarks/ with its table.
@@ -355,7 +359,7 @@ def steps_up_to(top: int, candidates: tuple[int, ...]) -> list[int]:
 
 
 CURVES = ("partitions", "connections", "topics", "start-partitions", "start-data", "start-segments", "throughput",
-          "restart-scale")
+          "restart-scale", "first-records")
 
 
 def restart_scale(partitions: int, data_mb: int) -> None:
@@ -379,6 +383,17 @@ def restart_scale(partitions: int, data_mb: int) -> None:
               f"clean stop {stop:.2f} s, start after it {clean:.2f} s", flush=True)
 
 
+def first_records(partitions: int) -> None:
+    """Produce latency when every record is its partition's first (see the module's docstring)."""
+    with broker(start_timeout=600) as b:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        admin.create_topics([NewTopic("tp", partitions, 1)], operation_timeout=300)["tp"].result(600)
+        cpu0 = cpu(pid_of(b))
+        p50, p99 = produce_latency_ms(b.bootstrap, "tp", partitions, 2000, 5.0)
+        print(f"first records over {partitions} new partitions: produce p50 {p50:.1f} ms p99 {p99:.1f} ms; "
+              f"broker CPU {cpu(pid_of(b)) - cpu0:.2f} s", flush=True)
+
+
 def run_only(args: argparse.Namespace) -> None:
     """The curves ``--only`` names, each printed as it is measured."""
     for name in args.only:
@@ -396,6 +411,8 @@ def run_only(args: argparse.Namespace) -> None:
             startup_segments_curve(args.max_data_mb)
         elif name == "throughput":
             throughput_curve(steps_up_to(args.max_partitions, (1, 100, 1000)))
+        elif name == "first-records":
+            first_records(args.max_partitions)
         else:
             restart_scale(args.max_partitions, args.max_data_mb)
 
@@ -460,7 +477,7 @@ def main() -> None:
     worst_start = max(max(r[1], r[2]) for r in start_parts + start_data)
     lines = [
         f"{machine_line()}; load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end "
-        f"(other engineers' tests shared the two cores); {minutes:.1f} min in all.",
+        f"(the benchmark's own brokers and clients on two cores); {minutes:.1f} min in all.",
         "",
         f"    make bench-curves   # = python -m benchmarks.cost_curves --write docs/benchmarks.md",
         "",
