@@ -108,8 +108,17 @@ def test_a_cancelled_round_submits_no_more_of_its_files(ring: UringFsync, tmp_pa
         close_all(fds)
 
 
-def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
+def open_under(path: Path) -> int:
+    """How many of this process's descriptors are open on ``path`` or below it (the listing's
+    own descriptor, on /proc, never counts)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+        count += target == str(path) or target.startswith(f"{path}/")
+    return count
 
 
 def test_directories_are_fsynced_in_full_beside_the_files_and_their_descriptors_closed(
@@ -127,18 +136,18 @@ def test_directories_are_fsynced_in_full_beside_the_files_and_their_descriptors_
 
     async def scenario() -> None:
         ring._L = _Wrapped(ring._L, io_uring_prep_fsync=prep)
-        before = open_fds()
+        before = open_under(tmp_path)  # the three files
         assert await ring.sync(fds, dirs) >= 0
         datasync = ring._L.IORING_FSYNC_DATASYNC
         assert prepared == [(str(tmp_path / f"f{i}"), datasync) for i in range(3)] + [(str(d), 0) for d in dirs]
-        assert open_fds() == before  # the directories' descriptors are closed again
+        assert open_under(tmp_path) == before  # the directories' descriptors are closed again
         prepared.clear()
         assert await ring.sync([], dirs[:1]) >= 0  # a round of directories only
         assert prepared == [(str(dirs[0]), 0)]
         with pytest.raises(FileNotFoundError):  # cannot be opened: the round fails, nothing goes
             await ring.sync(fds, [dirs[0], tmp_path / "missing"])
         assert prepared == [(str(dirs[0]), 0)]
-        assert open_fds() == before and ring._rounds == {}
+        assert open_under(tmp_path) == before and ring._rounds == {}
 
     try:
         run(scenario())
@@ -154,14 +163,13 @@ def test_a_cancelled_round_closes_its_directories_once_what_it_submitted_complet
         d.mkdir()
 
     async def scenario() -> None:
-        before = open_fds()
         cancelled = ring.sync(fds, dirs)  # the ring is full of files: the directories wait
-        assert len(open_fds() - before) == len(dirs)
+        assert [open_under(d) for d in dirs] == [1] * len(dirs)
         cancelled.cancel()
         assert await ring.sync(fds[:1]) >= 0
         while ring._rounds:  # bounded by run's timeout
             await asyncio.sleep(0.001)
-        assert open_fds() == before
+        assert [open_under(d) for d in dirs] == [0] * len(dirs)
 
     try:
         run(scenario())
@@ -185,13 +193,15 @@ def test_close_fails_what_waits_and_refuses_more(tmp_path: Path) -> None:
     fds = open_files(tmp_path, ENTRIES + 10)
 
     async def scenario() -> None:
-        before = open_fds()
-        waiting = ring.sync(fds, [tmp_path])
+        d = tmp_path / "d"
+        d.mkdir()
+        waiting = ring.sync(fds, [d])
+        assert open_under(d) == 1
         ring.close()
         ring.close()
         with pytest.raises(OSError, match="closed"):
             await waiting
-        assert open_fds() <= before  # the directory's descriptor too (and the ring's own)
+        assert open_under(d) == 0  # the directory's descriptor is closed with the ring
         with pytest.raises(OSError, match="closed"):
             await ring.sync(fds[:1])
 
