@@ -37,11 +37,10 @@ No I/O here: the connection mutes itself (``ClientConnection.throttle``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from tomyum.clock import Clock
-from tomyum.protocol.fetch_response import FetchPartition
 
 PRODUCER_BYTE_RATE = "producer_byte_rate"
 CONSUMER_BYTE_RATE = "consumer_byte_rate"

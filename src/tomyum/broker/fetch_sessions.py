@@ -132,7 +132,6 @@ class FetchContext:
             return ErrorCode.none, self._cache.create(self._request, topics), topics
         return ErrorCode.none, INVALID_SESSION_ID, topics
 
-
     def throttled(self) -> tuple[ErrorCode, int]:
         """(error, session id) of the answer to a throttled fetch, which has no partitions and
         leaves the session as it was: a full fetch makes none (session id 0), an incremental

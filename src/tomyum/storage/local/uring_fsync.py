@@ -19,9 +19,9 @@ Contract: :meth:`sync` may be called from the event loop the object was first us
 the future's result is the seconds the round took, or the ``OSError`` of the first file or
 directory that failed (a directory that cannot be opened fails the round before anything is
 submitted). The directories are opened here and their descriptors closed once the round is
-over, whatever its end. Files given are submitted at most :data:`ENTRIES` at a time (so completions never
-overflow the ring); a round cancelled before all its files were submitted submits no more of
-them, and what was submitted completes unobserved. A file descriptor must stay open until it
+over, whatever its end. Files and directories are submitted at most :data:`ENTRIES` at a time
+(so completions never overflow the ring); a round cancelled before all of them were submitted
+submits no more of them, and what was submitted completes unobserved. A file descriptor must stay open until it
 is submitted: the caller keeps it open until the future is done. :meth:`open` answers None
 where io_uring cannot be used (the ``liburing`` binding missing, a kernel without io_uring, or
 one where ``kernel.io_uring_disabled`` or a seccomp filter refuses it); the caller then keeps
