@@ -102,16 +102,22 @@ def test_a_steady_client_throttled_as_told_keeps_to_its_quota() -> None:
 
 
 def test_a_throttled_fetch_mutes_and_its_bytes_are_not_counted() -> None:
+    from tomyum.protocol.fetch_response import FetchPartition
+
     clock, image = FakeClock(monotonic=0.0), Image()
     image.quotas[(U,)] = {"consumer_byte_rate": 100.0}
     manager = ClientQuotaManager("consumer_byte_rate", lambda: image, clock)
     muted: list[int] = []
-    assert manager.throttle_fetch("User:alice", None, 900, muted.append) == 0  # within the first 10 s
-    throttle_ms = manager.throttle_fetch("User:alice", None, 5000, muted.append)
+
+    def fetched(size: int) -> list[tuple[str, list[FetchPartition]]]:
+        return [("t", [FetchPartition(0, records=b"x" * size)])]
+
+    assert manager.throttle_fetch("User:alice", None, fetched(900), muted.append) == 0  # within the first 10 s
+    throttle_ms = manager.throttle_fetch("User:alice", None, fetched(5000), muted.append)
     assert throttle_ms > 0 and muted == [throttle_ms]
     # the 5,000 bytes were taken back: 950 bytes in the first 10 s are still within the quota
-    assert manager.throttle_fetch("User:alice", None, 50, muted.append) == 0
-    assert manager.throttle_fetch("User:bob", None, 10**9, muted.append) == 0  # no quota: nothing measured
+    assert manager.throttle_fetch("User:alice", None, fetched(50), muted.append) == 0
+    assert manager.throttle_fetch("User:bob", None, fetched(10**6), muted.append) == 0  # no quota: nothing measured
     assert muted == [throttle_ms]
 
 

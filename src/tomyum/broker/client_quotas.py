@@ -37,10 +37,11 @@ No I/O here: the connection mutes itself (``ClientConnection.throttle``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tomyum.clock import Clock
+from tomyum.protocol.fetch_response import FetchPartition
 
 PRODUCER_BYTE_RATE = "producer_byte_rate"
 CONSUMER_BYTE_RATE = "consumer_byte_rate"
@@ -213,11 +214,14 @@ class ClientQuotaManager:
         self.throttled += 1
         self.throttle_time_ms += throttle_ms
 
-    def throttle_fetch(self, principal: str, client_id: str | None, size: int, mute: Callable[[int], None]) -> int:
-        """:meth:`throttle` for a fetch response of ``size`` record bytes. Over the quota the
-        bytes are taken back (not counted), as Kafka does: the caller answers no partitions."""
+    def throttle_fetch(self, principal: str, client_id: str | None,
+                       topics: Sequence[tuple[str, Sequence[FetchPartition]]], mute: Callable[[int], None]) -> int:
+        """:meth:`throttle` for a fetch response of ``topics``' records (counted only where a
+        quota applies: no work on a fetch without one). Over the quota the bytes are taken back
+        (not counted), as Kafka does: the caller answers no partitions."""
         if self.quota_of(principal, client_id) is None:
             return 0
+        size = sum(len(p.records) for _, parts in topics for p in parts)
         throttle_ms = self.record(principal, client_id, size)
         if throttle_ms > 0:
             self._count(throttle_ms)

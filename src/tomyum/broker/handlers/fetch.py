@@ -71,9 +71,8 @@ async def _read_all(ctx: RequestContext, request: Any,
 
 def _respond(ctx: RequestContext, context: FetchContext, topics: list[tuple[str, list[FetchPartition]]]) -> RawResponse:
     # Only partitions with records carry bytes, and an incremental answer keeps every one of
-    # them: the size is what the answer would carry, whatever the session leaves out.
-    size = sum(len(p.records) for _, parts in topics for p in parts)
-    throttle_ms = ctx.broker.quotas.fetch.throttle_fetch(ctx.principal, ctx.client_id, size, ctx.connection.throttle)
+    # them: what was read is what the answer would carry, whatever the session leaves out.
+    throttle_ms = ctx.broker.quotas.fetch.throttle_fetch(ctx.principal, ctx.client_id, topics, ctx.connection.throttle)
     if throttle_ms:
         # Kafka's throttled answer: no partitions, and the session left as it was (a full
         # fetch makes none; an incremental one keeps its partitions' last answers)
