@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tomyum.broker.client_quotas import ClientQuotaManager, Entity, Rate, resolve, throttle_time_ms
+from tomyum.broker.client_quotas import ClientQuotaManager, Entity, QuotaManagers, Rate, resolve, throttle_time_ms
 from tomyum.broker.connection_quotas import ConnectionQuotas, parse_overrides
 from tomyum.testing.clock import FakeClock
 
@@ -101,29 +101,46 @@ def test_a_steady_client_throttled_as_told_keeps_to_its_quota() -> None:
     assert rate == pytest.approx(50_000, rel=0.2)
 
 
-def test_a_throttled_fetch_mutes_and_its_bytes_are_not_counted() -> None:
+def fetched(size: int) -> list[tuple[str, list[Any]]]:
     from tomyum.protocol.fetch_response import FetchPartition
 
+    return [("t", [FetchPartition(0, records=b"x" * size)])]
+
+
+def test_a_throttled_fetch_mutes_and_its_bytes_are_not_counted() -> None:
     clock, image = FakeClock(monotonic=0.0), Image()
     image.quotas[(U,)] = {"consumer_byte_rate": 100.0}
-    manager = ClientQuotaManager("consumer_byte_rate", lambda: image, clock)
+    quotas = QuotaManagers(lambda: image, clock)
     muted: list[int] = []
-
-    def fetched(size: int) -> list[tuple[str, list[FetchPartition]]]:
-        return [("t", [FetchPartition(0, records=b"x" * size)])]
-
-    assert manager.throttle_fetch("User:alice", None, fetched(900), muted.append) == 0  # within the first 10 s
-    throttle_ms = manager.throttle_fetch("User:alice", None, fetched(5000), muted.append)
+    assert quotas.throttle_fetch("User:alice", None, 0, fetched(900), muted.append) == 0  # within the first 10 s
+    throttle_ms = quotas.throttle_fetch("User:alice", None, 0, fetched(5000), muted.append)
     assert throttle_ms > 0 and muted == [throttle_ms]
+    assert (quotas.fetch.throttled, quotas.fetch.throttle_time_ms) == (1, throttle_ms)
     # the 5,000 bytes were taken back: 950 bytes in the first 10 s are still within the quota
-    assert manager.throttle_fetch("User:alice", None, fetched(50), muted.append) == 0
-    assert manager.throttle_fetch("User:bob", None, fetched(10**6), muted.append) == 0  # no quota: nothing measured
+    assert quotas.throttle_fetch("User:alice", None, 0, fetched(50), muted.append) == 0
+    assert quotas.throttle_fetch("User:bob", None, 0, fetched(10**6), muted.append) == 0  # no quota: nothing measured
     assert muted == [throttle_ms]
 
 
-def test_request_time_counts_as_a_percentage_of_one_thread_and_its_throttle_is_at_most_a_window() -> None:
-    from tomyum.broker.client_quotas import QuotaManagers
+def test_a_fetch_over_its_request_percentage_takes_back_its_bytes_too() -> None:
+    """Kafka's handleFetchRequest: over either quota the fetch answers nothing, so its bytes are
+    taken back from consumer_byte_rate whichever quota throttled it; the longer throttle mutes
+    the connection and is counted against the quota that gave it."""
+    clock, image = FakeClock(monotonic=0.0), Image()
+    image.quotas[(U,)] = {"consumer_byte_rate": 100.0, "request_percentage": 10.0}
+    quotas = QuotaManagers(lambda: image, clock)
+    muted: list[int] = []
+    # 2 s of handler time: 200 %-seconds over the 10 s window, twice the 10 %; 900 bytes within
+    throttle_ms = quotas.throttle_fetch("User:alice", None, 2 * 10**9, fetched(900), muted.append)
+    assert throttle_ms > 0 and muted == [throttle_ms]
+    assert (quotas.request.throttled, quotas.fetch.throttled) == (1, 0)
+    # the 900 bytes were taken back: another 900 are still within the byte rate
+    image.quotas[(U,)] = {"consumer_byte_rate": 100.0}
+    image.quotas_version += 1
+    assert quotas.throttle_fetch("User:alice", None, 2 * 10**9, fetched(900), muted.append) == 0
 
+
+def test_request_time_counts_as_a_percentage_of_one_thread_and_its_throttle_is_at_most_a_window() -> None:
     clock, image = FakeClock(monotonic=0.0), Image()
     quotas = QuotaManagers(lambda: image, clock)
     assert quotas.record_request_time("User:alice", "app", 10**9) == 0  # no quota: nothing measured
@@ -218,3 +235,37 @@ def test_a_fetch_over_the_quota_answers_no_records_and_throttle_time_ms(kafka: A
     r = kafka.call(1, 11, fetch)
     assert r.throttle_time > timedelta(0) and kafka.connection.throttled == [ms(r.throttle_time)]
     assert (r.error_code, r.session_id, list(r.responses)) == (0, 0, [])  # Kafka's throttled answer: no partitions
+
+
+def fetch_request(offset: int, max_wait: int = 0) -> dict[str, Any]:
+    return {"max_wait": max_wait, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
+            "topics": [{"topic": "t", "partitions": [{"partition": 0, "fetch_offset": offset,
+                                                      "partition_max_bytes": 1 << 20}]}]}
+
+
+def test_a_fetch_over_its_request_percentage_answers_no_records(kafka: Any) -> None:
+    """As Kafka's handleFetchRequest: the fetch records its own time against request_percentage
+    as it answers, and over it answers its throttle time and no partitions (other requests are
+    answered in full and throttled after)."""
+    from tomyum.protocol.records import build_batch
+
+    kafka.create_topic("t")
+    kafka.call(0, 9, {"acks": 1, "timeout": 5000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": 0, "records": build_batch([(None, b"v")])}]}]})
+    set_quota(kafka, {"client-id": None}, "request_percentage", 1e-6)  # any handler time is over it
+    r = kafka.call(1, 12, fetch_request(0))
+    assert r.throttle_time > timedelta(0) and kafka.connection.throttled == [ms(r.throttle_time)]
+    assert ms(r.throttle_time) <= 1000  # a request quota's throttle is at most one window
+    assert (r.error_code, r.session_id, list(r.responses)) == (0, 0, [])
+    assert (kafka.broker.quotas.request.throttled, kafka.broker.quotas.fetch.throttled) == (1, 0)
+
+
+def test_a_long_polls_wait_does_not_count_against_request_percentage(kafka: Any) -> None:
+    """Kafka counts a fetch's time in the request handler, not its time parked: 1 s of waiting
+    would be 10 % of a thread over the 10 s window, ten times this quota; the work before it
+    parked is far within it."""
+    kafka.create_topic("t")
+    set_quota(kafka, {"client-id": None}, "request_percentage", 1.0)
+    r = kafka.call(1, 12, fetch_request(0, max_wait=1000))  # an empty log: parks until max_wait
+    assert (ms(r.throttle_time), kafka.connection.throttled) == (0, [])
+    assert [(t.topic, [p.error_code for p in t.partitions]) for t in r.responses] == [("t", [0])]

@@ -3,6 +3,7 @@ cache's eviction and limits on their own."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,10 @@ def answered(r: Any) -> list[tuple[str, int]]:
     return [(t.topic, p.partition_index) for t in r.responses for p in t.partitions]
 
 
-def values(r: Any, topic: str, partition: int) -> list[bytes | None]:
-    (part,) = [p for t in r.responses if t.topic == topic for p in t.partitions if p.partition_index == partition]
+def values(r: Any, topic: str | uuid.UUID, partition: int) -> list[bytes | None]:
+    """The record values answered for a partition of ``topic`` (a name, or an id from v13)."""
+    (part,) = [p for t in r.responses if getattr(t, "topic", None) == topic or getattr(t, "topic_id", None) == topic
+               for p in t.partitions if p.partition_index == partition]
     data = part.records or b""
     return [rec.value for h in iter_batches(data) for rec in decode_records(data[h.position:h.end])]
 
@@ -108,6 +111,49 @@ def test_a_partition_with_an_error_is_answered_every_time(kafka: BlockingHarness
         r = kafka.call(FETCH, 12, fetch(sid, epoch))
         assert answered(r) == [("absent", 0)]
         assert r.responses[0].partitions[0].error_code == ErrorCode.unknown_topic_or_partition
+
+
+def by_id(kafka: BlockingHarness, request: dict[str, Any], made_up: dict[str, uuid.UUID] | None = None) -> dict[str, Any]:
+    """``request`` (:func:`fetch`) with its topics named by id, as Fetch v13+ names them (KIP-516):
+    the broker's id for a topic it has, else ``made_up``'s."""
+    ids = {**{n: t.topic_id for n, t in kafka.broker.metadata.image.topics.items()}, **(made_up or {})}
+    for key in ("topics", "forgotten_topics_data"):
+        request[key] = [{**{k: v for k, v in t.items() if k != "topic"}, "topic_id": ids[t["topic"]]}
+                        for t in request[key]]
+    return request
+
+
+def test_a_session_by_topic_ids_keeps_them_and_answers_an_unknown_id_each_time(kafka: BlockingHarness) -> None:
+    kafka.create_topic("t", 2)
+    t = kafka.broker.metadata.image.topics["t"].topic_id
+    gone = uuid.uuid4()
+    produce(kafka, "t", 0, b"a")
+    r = kafka.call(FETCH, 18, by_id(kafka, fetch(0, 0, {"t": {0: 0, 1: 0}, "gone": {0: 0}}), {"gone": gone}))
+    sid = r.session_id
+    assert r.error_code == ErrorCode.none and sid > 0
+    assert [(x.topic_id, p.partition_index, p.error_code) for x in r.responses for p in x.partitions] == \
+        [(t, 0, 0), (t, 1, 0), (gone, 0, ErrorCode.unknown_topic_id)]
+    produce(kafka, "t", 1, b"b")
+    r = kafka.call(FETCH, 18, by_id(kafka, fetch(sid, 1, {"t": {0: 1}})))
+    assert [(x.topic_id, p.partition_index) for x in r.responses for p in x.partitions] == [(t, 1), (gone, 0)]
+    assert values(r, t, 1) == [b"b"]
+    # forgotten by id: only the topic the broker knows is left, and nothing in it is new
+    r = kafka.call(FETCH, 18, by_id(kafka, fetch(sid, 2, {"t": {1: 1}}, forget={"gone": [0]}), {"gone": gone}))
+    assert (r.error_code, r.session_id, r.responses) == (ErrorCode.none, sid, ())
+
+
+def test_a_session_is_by_ids_or_by_names_and_a_fetch_of_the_other_kind_is_an_error(kafka: BlockingHarness) -> None:
+    """Kafka's FETCH_SESSION_TOPIC_ID_ERROR: a session made before v13 (by names) fetched at
+    v13+, or the reverse; the session itself is left as it was."""
+    kafka.create_topic("t", 1)
+    by_names = open_session(kafka, {"t": {0: 0}})
+    r = kafka.call(FETCH, 13, by_id(kafka, fetch(by_names, 1)))
+    assert (r.error_code, r.session_id, r.responses) == (ErrorCode.fetch_session_topic_id_error, 0, ())
+    assert kafka.call(FETCH, 12, fetch(by_names, 1)).error_code == ErrorCode.none
+    ids = kafka.call(FETCH, 13, by_id(kafka, fetch(0, 0, {"t": {0: 0}}))).session_id
+    r = kafka.call(FETCH, 12, fetch(ids, 1))
+    assert (r.error_code, r.session_id, r.responses) == (ErrorCode.fetch_session_topic_id_error, 0, ())
+    assert kafka.call(FETCH, 13, by_id(kafka, fetch(ids, 1))).error_code == ErrorCode.none
 
 
 def test_a_partition_that_returned_records_is_read_last_next_time(kafka: BlockingHarness) -> None:
@@ -233,7 +279,7 @@ def request(session_id: int, epoch: int, partitions: int, topic: str = "t",
 
 def opened(cache: FetchSessionCache, partitions: int, topic: str = "t") -> int:
     """A full fetch of ``partitions`` partitions, answered: its session id (0: none made)."""
-    context = cache.context(request(0, 0, partitions, topic))
+    context = cache.context(request(0, 0, partitions, topic), 12)
     read = [(name, [FetchPartition(p.partition, high_watermark=0, log_start_offset=0) for p in parts])
             for name, parts in context.wanted]
     _, session_id, _ = context.respond(read)
@@ -248,7 +294,7 @@ def test_a_full_cache_evicts_a_session_unused_for_two_minutes() -> None:
     clock.ms += EVICTION_MS + 1
     second = opened(cache, 1)
     assert second not in (0, first) and cache.evictions == 1
-    assert cache.context(request(first, 1, 0)).error == ErrorCode.fetch_session_id_not_found
+    assert cache.context(request(first, 1, 0), 12).error == ErrorCode.fetch_session_id_not_found
 
 
 def test_a_full_cache_lets_a_larger_session_take_the_place_of_an_old_smaller_one() -> None:
@@ -256,7 +302,7 @@ def test_a_full_cache_lets_a_larger_session_take_the_place_of_an_old_smaller_one
     cache = FetchSessionCache(1, clock)
     small = opened(cache, 2)
     clock.ms += EVICTION_MS // 2
-    assert cache.context(request(small, 1, 0)).error == ErrorCode.none  # used: not stale
+    assert cache.context(request(small, 1, 0), 12).error == ErrorCode.none  # used: not stale
     clock.ms += EVICTION_MS // 2 + 1  # created over two minutes ago, used a minute ago
     assert opened(cache, 2) == 0  # not larger: kept
     assert opened(cache, 3) != 0 and cache.evictions == 1
@@ -269,14 +315,14 @@ def test_the_partitions_all_sessions_hold_are_capped() -> None:
     assert opened(cache, 2, topic="u") == 0  # 5 > 4: no session
     # growing the session past the cap ends it; the client starts over with a full fetch
     grown = request(sid, 1, 2, topic="u")
-    assert cache.context(grown).error == ErrorCode.fetch_session_id_not_found
+    assert cache.context(grown, 12).error == ErrorCode.fetch_session_id_not_found
     assert (len(cache), cache.partitions) == (0, 0)
 
 
 def test_forgetting_partitions_gives_back_their_room() -> None:
     cache = FetchSessionCache(10, Clock())
     sid = opened(cache, 3)
-    assert cache.context(request(sid, 1, 0, forget=(0, 2))).error == ErrorCode.none
+    assert cache.context(request(sid, 1, 0, forget=(0, 2)), 12).error == ErrorCode.none
     assert cache.partitions == 1
 
 

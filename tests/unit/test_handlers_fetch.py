@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tomyum.config import STANDARD_AUTHORIZER
 from tomyum.errors import ErrorCode
 from tomyum.protocol.records import build_batch, decode_records, iter_batches
 from tomyum.storage.engine import TopicPartition
@@ -110,3 +112,57 @@ def test_fetch_sends_records_from_segment_files_by_zero_copy_slices(tmp_path: Pa
         kafka.call(PRODUCE, 9, produce("t", b"on", b"disk"))
         assert values(only_partition(kafka.call(FETCH, 12, fetch("t")))) == [b"on", b"disk"]
         assert values(only_partition(kafka.call(FETCH, 4, fetch("t")))) == [b"on", b"disk"]
+
+
+def by_id(topic_id: uuid.UUID | None, offset: int = 0, partition: int = 0) -> dict[str, Any]:
+    """A Fetch v13+ request: the topic named by its id (KIP-516)."""
+    request = fetch("", offset, partition=partition)
+    request["topics"][0]["topic_id"] = topic_id
+    return request
+
+
+def topic_id(kafka: BlockingHarness, name: str) -> uuid.UUID:
+    return kafka.broker.metadata.image.topics[name].topic_id
+
+
+@pytest.mark.parametrize("version", [13, 18])
+def test_fetch_v13_and_later_names_the_topic_by_id_in_the_request_and_the_answer(kafka: BlockingHarness,
+                                                                                 version: int) -> None:
+    kafka.create_topic("t")
+    kafka.call(PRODUCE, 9, produce("t", b"a", b"b"))
+    r = kafka.call(FETCH, version, by_id(topic_id(kafka, "t"), 1))
+    assert [t.topic_id for t in r.responses] == [topic_id(kafka, "t")]
+    part = only_partition(r)
+    assert (part.error_code, part.high_watermark) == (ErrorCode.none, 2)
+    assert values(part) == [b"a", b"b"]  # the whole batch holding offset 1
+
+
+@pytest.mark.parametrize("unknown", [uuid.uuid4(), None], ids=["made-up", "null"])
+def test_fetch_of_an_id_the_broker_does_not_know_is_unknown_topic_id(kafka: BlockingHarness,
+                                                                     unknown: uuid.UUID | None) -> None:
+    r = kafka.call(FETCH, 18, by_id(unknown, partition=2))
+    assert [t.topic_id for t in r.responses] == [unknown]
+    part = only_partition(r)
+    assert (part.partition_index, part.error_code, part.high_watermark, part.aborted_transactions) == \
+        (2, ErrorCode.unknown_topic_id, -1, ())
+
+
+def test_a_topic_deleted_and_created_again_is_another_id(kafka: BlockingHarness) -> None:
+    kafka.create_topic("t")
+    old = topic_id(kafka, "t")
+    r = kafka.call(20, 6, {"topics": [{"name": "t"}], "timeout": 5000})
+    assert r.responses[0].error_code == ErrorCode.none
+    kafka.create_topic("t")
+    kafka.call(PRODUCE, 9, produce("t", b"new"))
+    assert only_partition(kafka.call(FETCH, 13, by_id(old))).error_code == ErrorCode.unknown_topic_id
+    assert values(only_partition(kafka.call(FETCH, 13, by_id(topic_id(kafka, "t"))))) == [b"new"]
+
+
+def test_an_unknown_id_is_answered_before_authorization(tmp_path: Path) -> None:
+    """As Kafka: UNKNOWN_TOPIC_ID for an id it does not know, whatever the ACLs; a known topic
+    the principal may not READ is TOPIC_AUTHORIZATION_FAILED."""
+    with BlockingHarness(tmp_path / "secured", settings={"authorizer.class.name": STANDARD_AUTHORIZER}) as kafka:
+        kafka.create_topic("t")
+        assert only_partition(kafka.call(FETCH, 13, by_id(uuid.uuid4()))).error_code == ErrorCode.unknown_topic_id
+        assert only_partition(kafka.call(FETCH, 13, by_id(topic_id(kafka, "t")))).error_code == \
+            ErrorCode.topic_authorization_failed

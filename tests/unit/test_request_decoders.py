@@ -6,6 +6,7 @@ outcome — the same error, or the same request."""
 from __future__ import annotations
 
 import struct
+import uuid
 from typing import Any
 
 from hypothesis import given, settings
@@ -27,6 +28,8 @@ def ints(bits: int) -> st.SearchStrategy[int]:
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 client_ids = st.none() | text
+#: the null id (all zero) read as None, as kio reads it
+topic_ids = st.none() | st.uuids() | st.just(uuid.UUID(int=0))
 
 produce_bodies = st.fixed_dictionaries({
     "transactional_id": st.none() | text,
@@ -50,7 +53,8 @@ fetch_bodies = st.fixed_dictionaries({
     "session_id": ints(32),
     "session_epoch": ints(32),
     "topics": st.lists(st.fixed_dictionaries({
-        "topic": text,
+        "topic": text,  # v4-12
+        "topic_id": topic_ids,  # v13+
         "partitions": st.lists(st.fixed_dictionaries({
             "partition": ints(32),
             "current_leader_epoch": ints(32),
@@ -62,6 +66,7 @@ fetch_bodies = st.fixed_dictionaries({
     }), max_size=3),
     "forgotten_topics_data": st.lists(st.fixed_dictionaries({
         "topic": text,
+        "topic_id": topic_ids,
         "partitions": st.lists(ints(32), max_size=3),
     }), max_size=2),
     "rack_id": text,

@@ -24,7 +24,10 @@ quota. Nothing caps it for bandwidth quotas; a request quota's is capped at one
 Request quotas (``request_percentage``): each request records the time its handler took as a
 percentage of one thread for a second (Kafka's ``nanosToPercentage``), so the rate is the share
 of one thread the client keeps busy; ``request_percentage=50`` is half of one thread. Every
-request counts except the SASL exchange (Kafka's network layer handles it before any quota).
+request counts except the SASL exchange (Kafka's network layer handles it before any quota). A
+fetch records both its quotas as it answers (:meth:`QuotaManagers.throttle_fetch`), so that over
+either it answers no records, as Kafka does; every other request's time is recorded by the
+server once its handler returns.
 
 Where tomyum differs: the value recorded for a produce is the bytes of its record batches, for a
 fetch those of the records returned (Kafka counts whole request and response sizes; the
@@ -206,28 +209,13 @@ class ClientQuotaManager:
             return 0
         throttle_ms = self.record(principal, client_id, value())
         if throttle_ms > 0:
-            self._count(throttle_ms)
+            self.count_throttle(throttle_ms)
             mute(throttle_ms)
         return throttle_ms
 
-    def _count(self, throttle_ms: int) -> None:
+    def count_throttle(self, throttle_ms: int) -> None:
         self.throttled += 1
         self.throttle_time_ms += throttle_ms
-
-    def throttle_fetch(self, principal: str, client_id: str | None,
-                       topics: Sequence[tuple[str, Sequence[FetchPartition]]], mute: Callable[[int], None]) -> int:
-        """:meth:`throttle` for a fetch response of ``topics``' records (counted only where a
-        quota applies: no work on a fetch without one). Over the quota the bytes are taken back
-        (not counted), as Kafka does: the caller answers no partitions."""
-        if self.quota_of(principal, client_id) is None:
-            return 0
-        size = sum(len(p.records) for _, parts in topics for p in parts)
-        throttle_ms = self.record(principal, client_id, size)
-        if throttle_ms > 0:
-            self._count(throttle_ms)
-            self.unrecord(principal, client_id, size)
-            mute(throttle_ms)
-        return throttle_ms
 
     def unrecord(self, principal: str, client_id: str | None, value: float) -> None:
         """Take back ``value`` (a throttled fetch answers no records, as Kafka's unrecordQuotaSensor)."""
@@ -271,3 +259,35 @@ class QuotaManagers:
         if self.request.quota_of(principal, client_id) is None:
             return 0
         return self.request.record(principal, client_id, elapsed_ns * NANOS_TO_PERCENTAGE)
+
+    def throttle_request(self, principal: str, client_id: str | None, elapsed_ns: int,
+                         mute: Callable[[int], None]) -> int:
+        """:meth:`record_request_time` and, over the quota, ``mute`` the connection for the
+        throttle time (counted in the metrics); that time in ms."""
+        throttle_ms = self.record_request_time(principal, client_id, elapsed_ns)
+        if throttle_ms > 0:
+            self.request.count_throttle(throttle_ms)
+            mute(throttle_ms)
+        return throttle_ms
+
+    def throttle_fetch(self, principal: str, client_id: str | None, elapsed_ns: int,
+                       topics: Sequence[tuple[Any, Sequence[FetchPartition]]], mute: Callable[[int], None]) -> int:
+        """A fetch's two quotas, as Kafka's ``handleFetchRequest`` applies them: the handler's
+        time so far (``request_percentage``) and the bytes of ``topics``' records
+        (``consumer_byte_rate``, counted only where that quota applies: no work on a fetch
+        without one). Over either, the bytes are taken back (the caller answers no partitions),
+        and the connection is muted for the longer throttle, counted against the quota that
+        gave it. That throttle in ms (0: within both, or none set)."""
+        request_ms = self.record_request_time(principal, client_id, elapsed_ns)
+        fetch = self.fetch
+        size = bandwidth_ms = 0
+        if fetch.quota_of(principal, client_id) is not None:
+            size = sum(len(p.records) for _, parts in topics for p in parts)
+            bandwidth_ms = fetch.record(principal, client_id, size)
+        throttle_ms = max(request_ms, bandwidth_ms)
+        if throttle_ms > 0:
+            if size:
+                fetch.unrecord(principal, client_id, size)
+            (fetch if bandwidth_ms > request_ms else self.request).count_throttle(throttle_ms)
+            mute(throttle_ms)
+        return throttle_ms

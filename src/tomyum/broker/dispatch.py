@@ -28,6 +28,9 @@ class ApiHandler:
     max_version: int
     fn: Handler
     name: str
+    #: the handler records its own time against ``request_percentage`` (KIP-124), as Kafka's
+    #: fetch does, to answer an empty fetch when throttled; the server records everyone else's
+    times_itself: bool = False
 
 
 class Deferred:
@@ -44,11 +47,11 @@ NO_RESPONSE = object()
 HANDLERS: dict[int, ApiHandler] = {}
 
 
-def handles(api_key: int, versions: range) -> Callable[[Handler], Handler]:
+def handles(api_key: int, versions: range, *, times_itself: bool = False) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         if api_key in HANDLERS:
             raise RuntimeError(f"API key {api_key} registered twice")
-        HANDLERS[api_key] = ApiHandler(api_key, versions.start, versions.stop - 1, fn, fn.__name__)
+        HANDLERS[api_key] = ApiHandler(api_key, versions.start, versions.stop - 1, fn, fn.__name__, times_itself)
         return fn
 
     return register

@@ -218,7 +218,7 @@ class StateCollector:
                                         "Responses throttled for exceeding a client quota.", labels=["quota"])
         seconds = CounterMetricFamily("tomyum_quota_throttle_time_seconds",
                                       "Throttle time given to clients over a quota.", labels=["quota"])
-        for manager in (quotas.produce, quotas.fetch):
+        for manager in (quotas.produce, quotas.fetch, quotas.request):
             throttled.add_metric([manager.key], manager.throttled)
             seconds.add_metric([manager.key], manager.throttle_time_ms / 1000)
         yield throttled

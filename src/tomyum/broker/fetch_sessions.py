@@ -20,13 +20,22 @@ fill the broker's memory: past it, no session is made or grown, and the client f
 The cache is pure bookkeeping: :meth:`FetchSessionCache.context` turns a Fetch request into a
 :class:`FetchContext` (what to read), and :meth:`FetchContext.respond` cuts the response and
 makes the session (the fetch handler reads the logs in between).
+
+From Fetch v13 (KIP-516) a client names topics by id, not by name, and a session made by such a
+fetch keeps its partitions by id: an id the broker does not know (a deleted topic's, or one made
+up) stays in the session and is answered UNKNOWN_TOPIC_ID each time, and a topic deleted and
+created again under its name is a different topic. A session is made by ids or by names and
+stays so: an incremental fetch of the other kind (v13+ in a session made before v13, or the
+reverse) is FETCH_SESSION_TOPIC_ID_ERROR, as in Kafka.
 """
 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tomyum.errors import ErrorCode
 from tomyum.protocol.fetch_response import FetchPartition
@@ -41,9 +50,21 @@ EVICTION_MS = 120_000
 #: the most partitions all sessions may hold together (about 250 bytes each)
 MAX_CACHED_PARTITIONS = 200_000
 
+#: the first Fetch version that names topics by id (KIP-516)
+TOPIC_IDS_VERSION = 13
+#: how a Fetch names a topic: its name (v4-12), or its id (v13+; None for the null id)
+TopicKey = str | uuid.UUID | None
 #: (topic, partition) and, in the order read, what to read of it
-Key = tuple[str, int]
-Wanted = list[tuple[str, list[RequestPartition]]]
+Key = tuple[TopicKey, int]
+Wanted = list[tuple[TopicKey, list[RequestPartition]]]
+
+
+_NONE = object()
+
+
+def topic_key(topic: Any, uses_topic_ids: bool) -> TopicKey:
+    """How a request's topic (or forgotten topic) is named: by id or by name."""
+    return topic.topic_id if uses_topic_ids else topic.topic  # type: ignore[no-any-return]
 
 
 def next_epoch(epoch: int) -> int:
@@ -78,10 +99,13 @@ class CachedPartition:
 
 
 class FetchSession:
-    __slots__ = ("created_ms", "epoch", "id", "last_used_ms", "partitions", "size")
+    __slots__ = ("created_ms", "epoch", "id", "last_used_ms", "partitions", "size", "uses_topic_ids")
 
-    def __init__(self, session_id: int, partitions: dict[Key, CachedPartition], now_ms: int) -> None:
+    def __init__(self, session_id: int, partitions: dict[Key, CachedPartition], now_ms: int,
+                 uses_topic_ids: bool = False) -> None:
         self.id = session_id
+        #: keyed by topic id (made by a v13+ fetch), not by name
+        self.uses_topic_ids = uses_topic_ids
         #: in the order they are read: one that returned records moves to the end (fairness
         #: when max_bytes cuts a response short)
         self.partitions = partitions
@@ -94,7 +118,7 @@ class FetchSession:
     def wanted(self) -> Wanted:
         """The partitions to read, topics grouped where they follow each other (as Kafka does)."""
         out: Wanted = []
-        last: str | None = None
+        last: object = _NONE  # None is a key (the null id)
         for (topic, _), cached in self.partitions.items():
             if topic != last:
                 out.append((topic, []))
@@ -106,11 +130,14 @@ class FetchSession:
 class FetchContext:
     """What one Fetch reads (:attr:`wanted`) and, once read, how it is answered."""
 
-    __slots__ = ("_cache", "_expected", "_request", "_session", "error", "wanted")
+    __slots__ = ("_cache", "_expected", "_request", "_session", "error", "uses_topic_ids", "wanted")
 
     def __init__(self, wanted: Wanted, *, error: ErrorCode = ErrorCode.none, cache: FetchSessionCache | None = None,
-                 request: FetchRequest | None = None, session: FetchSession | None = None) -> None:
+                 request: FetchRequest | None = None, session: FetchSession | None = None,
+                 uses_topic_ids: bool = False) -> None:
         self.wanted = wanted
+        #: :attr:`wanted` names topics by id (a v13+ fetch)
+        self.uses_topic_ids = uses_topic_ids
         #: a session error: answered at once, with no partitions
         self.error = error
         self._cache = cache  # a full fetch that may make a session
@@ -118,8 +145,8 @@ class FetchContext:
         self._session = session  # an incremental fetch
         self._expected = session.epoch if session is not None else 0
 
-    def respond(self, topics: list[tuple[str, list[FetchPartition]]]) -> tuple[ErrorCode, int,
-                                                                               list[tuple[str, list[FetchPartition]]]]:
+    def respond(self, topics: list[tuple[TopicKey, list[FetchPartition]]]) -> tuple[
+            ErrorCode, int, list[tuple[TopicKey, list[FetchPartition]]]]:
         """(error, session id, the partitions to answer) for what was read."""
         if self.error:
             return self.error, INVALID_SESSION_ID, []
@@ -129,7 +156,7 @@ class FetchContext:
                 return ErrorCode.invalid_fetch_session_epoch, session.id, []
             return ErrorCode.none, session.id, _changed(session, topics)
         if self._cache is not None and self._request is not None:
-            return ErrorCode.none, self._cache.create(self._request, topics), topics
+            return ErrorCode.none, self._cache.create(self._request, topics, self.uses_topic_ids), topics
         return ErrorCode.none, INVALID_SESSION_ID, topics
 
     def throttled(self) -> tuple[ErrorCode, int]:
@@ -146,9 +173,9 @@ class FetchContext:
         return ErrorCode.none, session.id
 
 
-def _changed(session: FetchSession, topics: list[tuple[str, list[FetchPartition]]]) -> list[tuple[str,
-                                                                                                    list[FetchPartition]]]:
-    out: list[tuple[str, list[FetchPartition]]] = []
+def _changed(session: FetchSession, topics: list[tuple[TopicKey, list[FetchPartition]]]) -> list[
+        tuple[TopicKey, list[FetchPartition]]]:
+    out: list[tuple[TopicKey, list[FetchPartition]]] = []
     for name, parts in topics:
         kept = []
         for p in parts:
@@ -181,35 +208,43 @@ class FetchSessionCache:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def context(self, request: FetchRequest) -> FetchContext:
-        """Open, update or close the session ``request`` names; what to read for it."""
+    def context(self, request: FetchRequest, version: int) -> FetchContext:
+        """Open, update or close the session ``request`` (a Fetch of ``version``) names; what
+        to read for it."""
         session_id, epoch = request.session_id, request.session_epoch
+        ids = version >= TOPIC_IDS_VERSION
+        wanted: Wanted
         if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
             if session_id != INVALID_SESSION_ID:
                 self._remove(session_id)
-            wanted: Wanted = [(t.topic, list(t.partitions)) for t in request.topics]
+            wanted = [(topic_key(t, ids), list(t.partitions)) for t in request.topics]
             if epoch == FINAL_EPOCH or not self.slots:
-                return FetchContext(wanted)
-            return FetchContext(wanted, cache=self, request=request)
+                return FetchContext(wanted, uses_topic_ids=ids)
+            return FetchContext(wanted, cache=self, request=request, uses_topic_ids=ids)
         session = self._sessions.get(session_id)
         if session is None:
             return FetchContext([], error=ErrorCode.fetch_session_id_not_found)
         if epoch != session.epoch:
             return FetchContext([], error=ErrorCode.invalid_fetch_session_epoch)
+        if session.uses_topic_ids != ids:
+            return FetchContext([], error=ErrorCode.fetch_session_topic_id_error)
         parts = session.partitions
         for t in request.topics:
+            key = topic_key(t, ids)
             for p in t.partitions:
-                cached = parts.get((t.topic, p.partition))
+                cached = parts.get((key, p.partition))
                 if cached is None:
-                    parts[(t.topic, p.partition)] = CachedPartition(p)
+                    parts[(key, p.partition)] = CachedPartition(p)
                 else:
                     cached.request = p
         for forgotten in request.forgotten_topics_data:
+            key = topic_key(forgotten, ids)
             for index in forgotten.partitions:
-                parts.pop((forgotten.topic, index), None)
+                parts.pop((key, index), None)
         if not parts:  # nothing left: the session ends, and this fetch is answered without one
             self._remove(session_id)
-            return FetchContext([(t.topic, list(t.partitions)) for t in request.topics])
+            wanted = [(topic_key(t, ids), list(t.partitions)) for t in request.topics]
+            return FetchContext(wanted, uses_topic_ids=ids)
         self.partitions += len(parts) - session.size
         session.size = len(parts)
         if self.partitions > self.max_partitions:
@@ -217,12 +252,13 @@ class FetchSessionCache:
             return FetchContext([], error=ErrorCode.fetch_session_id_not_found)
         session.epoch = next_epoch(session.epoch)
         self._touch(session)
-        return FetchContext(session.wanted(), session=session)
+        return FetchContext(session.wanted(), session=session, uses_topic_ids=ids)
 
-    def create(self, request: FetchRequest, topics: list[tuple[str, list[FetchPartition]]]) -> int:
+    def create(self, request: FetchRequest, topics: list[tuple[TopicKey, list[FetchPartition]]],
+               uses_topic_ids: bool) -> int:
         """A new session for a full fetch answered with ``topics`` (read from the request's
-        partitions, in its order): its id, or 0 where there is no room for it (checked before
-        anything is built)."""
+        partitions, in its order; named by id if ``uses_topic_ids``): its id, or 0 where there
+        is no room for it (checked before anything is built)."""
         size = sum(len(t.partitions) for t in request.topics)
         if not size or self.partitions + size > self.max_partitions:
             return INVALID_SESSION_ID
@@ -230,14 +266,14 @@ class FetchSessionCache:
         if len(self._sessions) >= self.slots and not self._evict_for(size, now):
             return INVALID_SESSION_ID
         partitions: dict[Key, CachedPartition] = {}
-        for t, (_, answered) in zip(request.topics, topics):
+        for t, (key, answered) in zip(request.topics, topics):
             for p, out in zip(t.partitions, answered):
-                cached = partitions[(t.topic, p.partition)] = CachedPartition(p)
+                cached = partitions[(key, p.partition)] = CachedPartition(p)
                 cached.answered(out)
         session_id = self._rng.randint(1, 2**31 - 1)
         while session_id in self._sessions:
             session_id = self._rng.randint(1, 2**31 - 1)
-        self._sessions[session_id] = FetchSession(session_id, partitions, now)
+        self._sessions[session_id] = FetchSession(session_id, partitions, now, uses_topic_ids)
         self.partitions += len(partitions)
         return session_id
 

@@ -174,6 +174,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.principal = ANONYMOUS
         #: the SASL exchange under way, if any
         self.authentication: Exchange | None = None
+        #: when the handler of the request being handled was called (time.perf_counter_ns)
+        self.request_started_ns = 0
         self._authenticated = not listener.security.sasl
         #: monotonic time the SASL session ends (KIP-368), None: never
         self._session_end: float | None = None
@@ -307,14 +309,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
         stats.requests[header.api_key] += 1
         ctx = RequestContext(self.broker, self.listener, header.api_key, header.api_version,
                              header.correlation_id, header.client_id, self.peer, self)
-        started_ns = time.perf_counter_ns()
-        result = await HANDLERS[header.api_key].fn(ctx, request.body)
+        handler = HANDLERS[header.api_key]
+        started_ns = self.request_started_ns = time.perf_counter_ns()
+        result = await handler.fn(ctx, request.body)
         throttle_ms = 0
-        if header.api_key not in SASL_APIS:  # KIP-124: the handler's time counts against request_percentage
-            throttle_ms = self.broker.quotas.record_request_time(self.principal, header.client_id,
-                                                                 time.perf_counter_ns() - started_ns)
-            if throttle_ms:
-                self.throttle(throttle_ms)
+        if header.api_key not in SASL_APIS and not handler.times_itself:
+            # KIP-124: the handler's time counts against request_percentage
+            throttle_ms = self.broker.quotas.throttle_request(self.principal, header.client_id,
+                                                              time.perf_counter_ns() - started_ns, self.throttle)
         if not isinstance(result, Deferred):
             self._respond(request, _with_throttle(result, throttle_ms))
             stats.answered(header.api_key, (time.perf_counter_ns() - started_ns) / 1e9)

@@ -39,6 +39,8 @@ class ClientConnection(Protocol):
     principal: str
     #: the SASL exchange under way (after SaslHandshake), if any
     authentication: Exchange | None
+    #: when the handler of the request being handled was called (``time.perf_counter_ns``)
+    request_started_ns: int
 
     def close(self, why: str | None = None) -> None: ...
 

@@ -1,9 +1,14 @@
-"""Hand-written Fetch response encoder (v4-12): record bytes go out as they came from disk,
-as separate buffers, never copied into one response object."""
+"""Hand-written Fetch response encoder (v4-18): record bytes go out as they came from disk,
+as separate buffers, never copied into one response object. From v13 a topic is named by its
+id. v16's node endpoints and current leaders (tagged fields, KIP-951) tell a client where a
+partition's leader moved: one broker has nowhere to send it, so they are never written (an
+absent tagged field is its default, as Kafka writes it), and a NOT_LEADER_OR_FOLLOWER (the store
+shutting down) sends the client to Metadata, as before v16."""
 
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +20,7 @@ _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 _ABORTED = struct.Struct(">qq")
 _HEAD = struct.Struct(">ihi")  # throttle_time_ms, error_code, session_id
+_NULL_ID = bytes(16)
 
 
 @dataclass(slots=True)
@@ -33,22 +39,27 @@ class FetchPartition:
 
 def encode_fetch_response(
     version: int,
-    topics: Sequence[tuple[str, Sequence[FetchPartition]]],
+    topics: Sequence[tuple[str | uuid.UUID | None, Sequence[FetchPartition]]],
     *,
     error_code: int = 0,
     session_id: int = 0,
     throttle_time_ms: int = 0,
 ) -> list[Any]:
     """The response body as a list of buffers (join or ``writelines`` them); record ranges
-    appear as given (a zero-copy slice stays a slice)."""
+    appear as given (a zero-copy slice stays a slice). A topic is its name (v4-12) or its id
+    (v13+; None: the null id)."""
     flexible = version >= 12
     out: list[Any] = []
     head = bytearray(_I32.pack(throttle_time_ms))
     if version >= 7:
         head += struct.pack(">hi", error_code, session_id)
     head += array_count(len(topics), flexible)
+    by_id = version >= 13
     for name, parts in topics:
-        head += short_string(name, flexible)
+        if by_id:
+            head += _NULL_ID if name is None else name.bytes  # type: ignore[union-attr]
+        else:
+            head += short_string(name, flexible)  # type: ignore[arg-type]
         head += array_count(len(parts), flexible)
         for p in parts:
             head += _PART.pack(p.partition_index, p.error_code, p.high_watermark, p.last_stable_offset)

@@ -1,4 +1,4 @@
-"""Hand-written decoders for the hot requests, Produce (v3-12) and Fetch (v4-12): the
+"""Hand-written decoders for the hot requests, Produce (v3-12) and Fetch (v4-18): the
 counterpart of ``produce_response`` / ``fetch_response``.
 
 The generic path (:func:`tomyum.protocol.codec.decode_request`) walks the request's schema in
@@ -8,7 +8,10 @@ the common shape of the two requests in one pass, bounds-checked as they go, int
 named tuples with the same field names as kio's entities, so a handler reads either alike.
 Differences a handler may rely on: ``timeout`` / ``max_wait`` are milliseconds (``int``,
 which :func:`~tomyum.protocol.codec.ms` passes through) instead of ``timedelta``; ``records``
-is a ``memoryview`` into the request frame (no copy) instead of ``bytes``.
+is a ``memoryview`` into the request frame (no copy) instead of ``bytes``. A Fetch topic (and
+forgotten topic) has both kio's names, ``topic`` (v4-12; "" from v13) and ``topic_id`` (v13+, None
+for the null id as kio reads it; None before v13); ``replica_id`` is -1 from v15, where kio has
+none (a consumer's; a follower's comes in a tagged field, which the generic decoder reads).
 
 Contract: a decoder returns the decoded body, or ``None`` when the request is not of the shape
 it reads — tagged fields present (anywhere but an empty section), or bytes that do not parse
@@ -24,6 +27,7 @@ Pure: no I/O, no asyncio.
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -48,6 +52,7 @@ _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 _PRODUCE_HEAD = struct.Struct(">hi")  # acks, timeout_ms
 _FETCH_HEAD = struct.Struct(">iiiib")  # replica_id, max_wait_ms, min_bytes, max_bytes, isolation_level
+_FETCH_HEAD_V15 = struct.Struct(">iiib")  # the same without replica_id (v15+: a tagged ReplicaState)
 _SESSION = struct.Struct(">ii")  # session_id, session_epoch
 _PART_V4 = struct.Struct(">iqi")  # partition, fetch_offset, partition_max_bytes
 _PART_V5 = struct.Struct(">iqqi")  # + log_start_offset
@@ -101,11 +106,13 @@ class FetchPartition(NamedTuple):
 class FetchTopic(NamedTuple):
     topic: str
     partitions: tuple[FetchPartition, ...]
+    topic_id: uuid.UUID | None = None
 
 
 class ForgottenTopic(NamedTuple):
     topic: str
     partitions: tuple[int, ...]
+    topic_id: uuid.UUID | None = None
 
 
 class FetchRequest(NamedTuple):
@@ -246,9 +253,32 @@ def _fetch_partitions(buf: bytes, pos: int, end: int, version: int, flexible: bo
     return out, pos
 
 
+def _topic_id(buf: bytes, pos: int, end: int) -> tuple[uuid.UUID | None, int]:
+    """A topic id (16 bytes; all zero is null, None, as kio reads it)."""
+    if pos + 16 > end:
+        raise _NotOurs
+    raw = buf[pos : pos + 16]
+    return (uuid.UUID(bytes=raw) if any(raw) else None), pos + 16
+
+
+def _fetch_topic(buf: bytes, pos: int, end: int, version: int,
+                 flexible: bool) -> tuple[str, uuid.UUID | None, int]:
+    """A Fetch topic's name (v4-12) or id (v13+): (name or "", id or None, position after)."""
+    if version >= 13:
+        topic_id, pos = _topic_id(buf, pos, end)
+        return "", topic_id, pos
+    name, pos = _string(buf, pos, end, flexible, False)
+    return name, None, pos  # type: ignore[return-value]
+
+
 def _fetch(buf: bytes, pos: int, end: int, version: int, flexible: bool) -> FetchRequest:
-    replica_id, max_wait_ms, min_bytes, max_bytes, isolation_level = _fixed(_FETCH_HEAD, buf, pos, end)
-    pos += _FETCH_HEAD.size
+    if version >= 15:
+        replica_id = -1
+        max_wait_ms, min_bytes, max_bytes, isolation_level = _fixed(_FETCH_HEAD_V15, buf, pos, end)
+        pos += _FETCH_HEAD_V15.size
+    else:
+        replica_id, max_wait_ms, min_bytes, max_bytes, isolation_level = _fixed(_FETCH_HEAD, buf, pos, end)
+        pos += _FETCH_HEAD.size
     session_id, session_epoch = 0, -1
     if version >= 7:
         session_id, session_epoch = _fixed(_SESSION, buf, pos, end)
@@ -257,9 +287,9 @@ def _fetch(buf: bytes, pos: int, end: int, version: int, flexible: bool) -> Fetc
     topics = []
     while left:
         left -= 1
-        name, pos = _string(buf, pos, end, flexible, False)
+        name, topic_id, pos = _fetch_topic(buf, pos, end, version, flexible)
         parts, pos = _fetch_partitions(buf, pos, end, version, flexible)
-        topics.append(FetchTopic(name, tuple(parts)))  # type: ignore[arg-type]
+        topics.append(FetchTopic(name, tuple(parts), topic_id))
         if flexible:
             pos = _no_tags(buf, pos, end)
     forgotten = []
@@ -267,11 +297,11 @@ def _fetch(buf: bytes, pos: int, end: int, version: int, flexible: bool) -> Fetc
         left, pos = _count(buf, pos, end, flexible)
         while left:
             left -= 1
-            name, pos = _string(buf, pos, end, flexible, False)
+            name, topic_id, pos = _fetch_topic(buf, pos, end, version, flexible)
             n, pos = _count(buf, pos, end, flexible)
             ids = _fixed(struct.Struct(f">{n}i"), buf, pos, end) if n else ()
             pos += 4 * n
-            forgotten.append(ForgottenTopic(name, ids))  # type: ignore[arg-type]
+            forgotten.append(ForgottenTopic(name, ids, topic_id))
             if flexible:
                 pos = _no_tags(buf, pos, end)
     rack_id: str | None = ""
@@ -290,7 +320,7 @@ def decode_produce(frame: bytes, offset: int, version: int) -> ProduceRequest | 
 
 
 def decode_fetch(frame: bytes, offset: int, version: int) -> FetchRequest | None:
-    """The Fetch request (v4-12) in ``frame`` from ``offset`` (past the client id), or None."""
+    """The Fetch request (v4-18) in ``frame`` from ``offset`` (past the client id), or None."""
     result: FetchRequest | None = _run(_fetch, frame, offset, version, version >= 12)
     return result
 
@@ -298,5 +328,5 @@ def decode_fetch(frame: bytes, offset: int, version: int) -> FetchRequest | None
 #: API key -> (lowest version, highest version, decoder)
 FAST_DECODERS: dict[int, tuple[int, int, Callable[[bytes, int, int], Any]]] = {
     0: (3, 12, decode_produce),
-    1: (4, 12, decode_fetch),
+    1: (4, 18, decode_fetch),
 }

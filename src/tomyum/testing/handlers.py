@@ -29,6 +29,7 @@ import dataclasses
 import datetime
 import io
 import struct
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
@@ -80,6 +81,7 @@ class FakeConnection:
         self.closes: list[str | None] = []
         self.principal = "User:ANONYMOUS"
         self.authentication: Exchange | None = None
+        self.request_started_ns = 0
         #: (principal, session lifetime ms) of each completed authentication
         self.authentications: list[tuple[str, int]] = []
         #: the throttle time of each ``throttle`` (KIP-219 mute) a handler asks for
@@ -261,6 +263,7 @@ class HandlerHarness:
         decoded = decode_request(encode_request(api_key, api_version, correlation_id, self.client_id, body))
         ctx = RequestContext(self.broker, self.broker.listeners[0], api_key, api_version, correlation_id,
                              self.client_id, "127.0.0.1:50000", self.connection)
+        self.connection.request_started_ns = time.perf_counter_ns()
         result = await self.bounded(handler.fn(ctx, decoded.body))
         if isinstance(result, Deferred):
             result = await self.bounded(result.awaitable)

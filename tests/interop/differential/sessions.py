@@ -92,6 +92,16 @@ def fetch_request(topic: str, offset: int, partition: int = 0, max_bytes: int = 
                 "partition_max_bytes": max_bytes, "current_leader_epoch": -1}]}]}
 
 
+def by_id(c: Conn, request: dict[str, Any]) -> dict[str, Any]:
+    """``request`` (a Fetch) with each topic and forgotten topic also named by its id on ``c``'s
+    broker, as v13+ names them (KIP-516); a topic the broker lacks gets an id made up for it."""
+    names = {t["topic"] for key in ("topics", "forgotten_topics_data") for t in request.get(key, ())}
+    r = c.send(3, 12, record=False, topics=[{"name": n} for n in sorted(names)], allow_auto_topic_creation=False)
+    ids = {t["name"]: t["topic_id"] if t["error_code"] == 0 else str(uuid.uuid4()) for t in r["topics"]}
+    return {**request, **{key: [{**t, "topic_id": ids[t["topic"]]} for t in request[key]]
+                          for key in ("topics", "forgotten_topics_data") if key in request}}
+
+
 # Produce, Fetch, ListOffsets, OffsetForLeaderEpoch, DeleteRecords, Metadata ------------------
 
 @session(0)
@@ -119,20 +129,26 @@ def fetch_session(c: Conn, v: int, p: str) -> None:
     create_topic(c, t)
     produce(c, 9, t, batch(b"a", b"b", b"c"), record=False)
     produce(c, 9, t, batch(b"d"), record=False)
-    c.send(1, v, "from 0", **fetch_request(t, 0))
-    c.send(1, v, "mid batch", **fetch_request(t, 1))
-    c.send(1, v, "at the end", **fetch_request(t, 4))
-    c.send(1, v, "past the end", **fetch_request(t, 10))
-    c.send(1, v, "before the start", **fetch_request(t, -5))
-    c.send(1, v, "partition_max_bytes 1", **fetch_request(t, 0, max_bytes=1))
-    c.send(1, v, "no such partition", **fetch_request(t, 0, partition=3))
-    c.send(1, v, "unknown topic", **fetch_request(f"{p}-missing", 0))
+
+    def fetch(label: str, request: dict[str, Any]) -> Any:
+        return c.send(1, v, label, **by_id(c, request))
+
+    fetch("from 0", fetch_request(t, 0))
+    fetch("mid batch", fetch_request(t, 1))
+    fetch("at the end", fetch_request(t, 4))
+    fetch("past the end", fetch_request(t, 10))
+    fetch("before the start", fetch_request(t, -5))
+    fetch("partition_max_bytes 1", fetch_request(t, 0, max_bytes=1))
+    fetch("no such partition", fetch_request(t, 0, partition=3))
+    fetch("unknown topic", fetch_request(f"{p}-missing", 0))
     c.send(21, 2, record=False, topics=[{"name": t, "partitions": [{"partition_index": 0, "offset": 2}]}],
            timeout_ms=10000)
-    c.send(1, v, "below the log start after DeleteRecords", **fetch_request(t, 1))
+    fetch("below the log start after DeleteRecords", fetch_request(t, 1))
     if v >= 7:
         incremental_fetch_session(c, v, f"{p}-s")
         throttled_fetch_session(c, v, f"{p}-q")
+    if v >= 13:
+        topic_id_fetch_session(c, v, f"{p}-i")
 
 
 def session_fetch(session_id: int, epoch: int, wanted: dict[str, dict[int, int]] | None = None,
@@ -151,22 +167,27 @@ def incremental_fetch_session(c: Conn, v: int, s: str) -> None:
     forgetting, and closing."""
     create_topic(c, s, 2)
     produce(c, 9, s, batch(b"a"), record=False)
-    sid = c.send(1, v, "session: a full fetch opens one", **session_fetch(0, 0, {s: {0: 0, 1: 0}}))["session_id"]
-    c.send(1, v, "session: nothing new", **session_fetch(sid, 1, {s: {0: 1}}))
+
+    def fetch(label: str, request: dict[str, Any]) -> Any:
+        return c.send(1, v, label, **by_id(c, request))
+
+    sid = fetch("session: a full fetch opens one", session_fetch(0, 0, {s: {0: 0, 1: 0}}))["session_id"]
+    fetch("session: nothing new", session_fetch(sid, 1, {s: {0: 1}}))
     produce(c, 9, s, batch(b"b"), partition=1, record=False)
-    c.send(1, v, "session: only the partition with records", **session_fetch(sid, 2))
-    c.send(1, v, "session: a wrong epoch", **session_fetch(sid, 9))
-    c.send(1, v, "session: an unknown id", **session_fetch(sid % (2**31 - 1) + 1, 3))
-    c.send(1, v, "session: forget a partition", **session_fetch(sid, 3, {s: {0: 1}}, forget={s: [1]}))
-    c.send(1, v, "session: the final epoch closes it", **session_fetch(sid, -1, {s: {0: 0}}))
-    c.send(1, v, "session: closed", **session_fetch(sid, 4))
+    fetch("session: only the partition with records", session_fetch(sid, 2))
+    fetch("session: a wrong epoch", session_fetch(sid, 9))
+    fetch("session: an unknown id", session_fetch(sid % (2**31 - 1) + 1, 3))
+    fetch("session: forget a partition", session_fetch(sid, 3, {s: {0: 1}}, forget={s: [1]}))
+    fetch("session: the final epoch closes it", session_fetch(sid, -1, {s: {0: 0}}))
+    fetch("session: closed", session_fetch(sid, 4))
 
 
-def consumer_byte_rate(c: Conn, client_id: str, rate: float | None) -> None:
-    """Set (None: remove) ``client_id``'s consumer_byte_rate, and wait until the broker has it."""
+def consumer_byte_rate(c: Conn, client_id: str, rate: float | None, key: str = "consumer_byte_rate") -> None:
+    """Set (None: remove) ``client_id``'s consumer_byte_rate (or another quota ``key``), and wait
+    until the broker has it."""
     c.send(49, 1, record=False, validate_only=False, entries=[{
         "entity": [{"entity_type": "client-id", "entity_name": client_id}],
-        "ops": [{"key": "consumer_byte_rate", "value": rate or 0.0, "remove": rate is None}]}])
+        "ops": [{"key": key, "value": rate or 0.0, "remove": rate is None}]}])
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         r = c.send(48, 1, record=False, strict=True,
@@ -187,16 +208,44 @@ def throttled_fetch_session(c: Conn, v: int, s: str) -> None:
     q = Conn(c.bootstrap, c.peer, transcript=c.transcript, sent=c.sent, client_id=client.encode())
     try:
         consumer_byte_rate(c, client, 350.0)
-        q.send(1, v, "throttled: a full fetch", **session_fetch(0, 0, {s: {0: 0, 1: 0}}))
+        q.send(1, v, "throttled: a full fetch", **by_id(c, session_fetch(0, 0, {s: {0: 0, 1: 0}})))
         consumer_byte_rate(c, client, None)
-        sid = q.send(1, v, "throttled: a session opened", **session_fetch(0, 0, {s: {0: 1, 1: 0}}))["session_id"]
+        sid = q.send(1, v, "throttled: a session opened",
+                     **by_id(c, session_fetch(0, 0, {s: {0: 1, 1: 0}})))["session_id"]
         produce(c, 9, s, batch(b"y" * 4000), partition=1, record=False)
         consumer_byte_rate(c, client, 350.0)
         q.send(1, v, "throttled: an incremental fetch", **session_fetch(sid, 1))
         consumer_byte_rate(c, client, None)
         q.send(1, v, "throttled: the next epoch gets what was held back", **session_fetch(sid, 2))
+        # request_percentage: any handler time is over so small a share of a thread; the fetch
+        # is answered as over its byte rate (a request quota's throttle is at most one window)
+        consumer_byte_rate(c, client, 1e-6, key="request_percentage")
+        q.send(1, v, "throttled by request time: a full fetch", **by_id(c, session_fetch(0, 0, {s: {0: 0}})))
+        consumer_byte_rate(c, client, None, key="request_percentage")
+        q.send(1, v, "throttled by request time: then in full", **by_id(c, session_fetch(0, -1, {s: {0: 0}})))
     finally:
         q.close()
+
+
+def topic_id_fetch_session(c: Conn, v: int, s: str) -> None:
+    """Fetch v13+ names topics by id (KIP-516): an id the broker does not know, a topic deleted
+    and created again under its name, and a session made by names fetched by ids."""
+    create_topic(c, s)
+    produce(c, 9, s, batch(b"old"), record=False)
+    old = by_id(c, fetch_request(s, 0))
+    c.send(20, 6, record=False, topics=[{"name": s}], timeout_ms=30000)
+    create_topic(c, s)
+    produce(c, 9, s, batch(b"new"), record=False)
+    c.send(1, v, "by id: a deleted topic's id", **old)
+    c.send(1, v, "by id: the topic created again", **by_id(c, fetch_request(s, 0)))
+    made_up = fetch_request(s, 0)
+    made_up["topics"][0]["topic_id"] = str(uuid.uuid4())
+    c.send(1, v, "by id: an id made up", **made_up)
+    by_names = c.send(1, 12, record=False, **session_fetch(0, 0, {s: {0: 1}}))["session_id"]
+    c.send(1, v, "by id: a session made by names", **by_id(c, session_fetch(by_names, 1)))
+    c.send(1, 12, "by id: that session by names again", **session_fetch(by_names, 1))
+    by_ids = c.send(1, v, "by id: a session made by ids", **by_id(c, session_fetch(0, 0, {s: {0: 1}})))["session_id"]
+    c.send(1, 12, "by id: that session fetched by names", **session_fetch(by_ids, 1))
 
 
 @session(2)
