@@ -37,6 +37,10 @@ GET_OFFSETS = "org.apache.kafka.tools.GetOffsetShell"
 LOG_DIRS = "org.apache.kafka.tools.LogDirsCommand"
 VERIFIABLE_PRODUCER = "org.apache.kafka.tools.VerifiableProducer"
 VERIFIABLE_CONSUMER = "org.apache.kafka.tools.VerifiableConsumer"
+METADATA_QUORUM = "org.apache.kafka.tools.MetadataQuorumCommand"
+LEADER_ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"
+REASSIGN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
+FEATURES = "org.apache.kafka.tools.FeatureCommand"
 AUTHORIZER = {"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
               "allow.everyone.if.no.acl.found": "true"}
 LOG4J2 = """status = error
@@ -284,6 +288,65 @@ def test_verifiable_producer_and_consumer(tools: Tools, broker: BrokerProcess) -
     finally:
         c.close()
     assert sum(max(tp.offset, 0) for tp in committed) == 200  # (a partition it read nothing from: none)
+
+
+def test_kafka_metadata_quorum_shows_one_voter_that_leads(tools: Tools, broker: BrokerProcess) -> None:
+    status = tools.run(METADATA_QUORUM, "--bootstrap-server", broker.bootstrap, "describe", "--status").stdout
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    assert fields["LeaderId"] == "1" and int(fields["LeaderEpoch"]) > 0 and int(fields["HighWatermark"]) > 0
+    assert (fields["MaxFollowerLag"], fields["CurrentObservers"]) == ("0", "[]")
+    (voter,) = json.loads(fields["CurrentVoters"])
+    assert voter["id"] == 1 and voter["endpoints"] == [f"PLAINTEXT://{broker.bootstrap}"]
+    replication = tools.run(METADATA_QUORUM, "--bootstrap-server", broker.bootstrap, "describe",
+                            "--replication").stdout.splitlines()
+    assert replication[0].split()[:2] == ["NodeId", "DirectoryId"]
+    row = replication[1].split()
+    assert (row[0], row[3], row[-1]) == ("1", "0", "Leader")  # node, lag, status
+
+
+def test_kafka_features_describes_the_finalized_levels(tools: Tools, broker: BrokerProcess) -> None:
+    described = tools.run(FEATURES, "--bootstrap-server", broker.bootstrap, "describe").stdout
+    rows = {f["Feature"]: f for f in (dict(re.findall(r"(\w+): (\S+)", line)) for line in described.splitlines())}
+    assert set(rows) == {"metadata.version", "group.version"}
+    assert rows["metadata.version"]["FinalizedVersionLevel"] == "4.0-IV3"
+    assert (rows["group.version"]["SupportedMaxVersion"], rows["group.version"]["FinalizedVersionLevel"]) == ("1", "1")
+
+
+def test_kafka_leader_election_finds_every_leader_already_elected(tools: Tools, broker: BrokerProcess) -> None:
+    topic = name("elect")
+    create(broker.bootstrap, topic, partitions=2)
+    one = tools.run(LEADER_ELECTION, "--bootstrap-server", broker.bootstrap, "--election-type", "preferred",
+                    "--topic", topic, "--partition", "1")
+    assert f"Valid replica already elected for partitions {topic}-1" in one.stdout
+    every = tools.run(LEADER_ELECTION, "--bootstrap-server", broker.bootstrap, "--election-type", "unclean",
+                      "--all-topic-partitions")
+    assert "Error" not in every.stdout + every.stderr
+    missing = tools.run(LEADER_ELECTION, "--bootstrap-server", broker.bootstrap, "--election-type", "preferred",
+                        "--topic", name("missing"), "--partition", "0", check=False)
+    assert missing.returncode != 0 and "UnknownTopicOrPartitionException" in missing.stdout + missing.stderr
+
+
+def test_kafka_reassign_partitions_onto_the_one_broker_completes_at_once(tools: Tools, broker: BrokerProcess,
+                                                                         tmp_path: Path) -> None:
+    topic = name("reassign")
+    create(broker.bootstrap, topic, partitions=2)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": p, "replicas": [1]} for p in (0, 1)]}))
+    listed = tools.run(REASSIGN, "--bootstrap-server", broker.bootstrap, "--list")
+    assert "No partition reassignments found." in listed.stdout
+    executed = tools.run(REASSIGN, "--bootstrap-server", broker.bootstrap, "--execute",
+                         "--reassignment-json-file", str(plan), "--throttle", "1000000")
+    assert f"Successfully started partition reassignments for {topic}-0,{topic}-1" in executed.stdout
+    verified = tools.run(REASSIGN, "--bootstrap-server", broker.bootstrap, "--verify",
+                         "--reassignment-json-file", str(plan))
+    assert f"Reassignment of partition {topic}-0 is completed." in verified.stdout
+    assert "Clearing broker-level throttles on broker 1" in verified.stdout
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [2]}]}))
+    elsewhere = tools.run(REASSIGN, "--bootstrap-server", broker.bootstrap, "--execute",
+                          "--reassignment-json-file", str(plan), check=False)
+    assert elsewhere.returncode != 0 and "Unknown broker id 2" in elsewhere.stdout + elsewhere.stderr
 
 
 @pytest.fixture

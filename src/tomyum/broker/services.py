@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from tomyum.broker.client_quotas import QuotaManagers
     from tomyum.broker.fetch_sessions import FetchSessionCache
+    from tomyum.broker.listeners import Listener
     from tomyum.broker.stats import BrokerStats
     from tomyum.clock import Clock
     from tomyum.security.sasl import Exchange
@@ -68,6 +69,8 @@ class BrokerServices(Protocol):
     cluster_id: str
     #: the log directory (Kafka's log.dirs, one of them): what DescribeLogDirs describes
     data_dir: Path
+    #: where clients connect (Kafka's listeners, as advertised)
+    listeners: list[Listener]
     metadata: MetadataController
     store: LogStore
     waiters: FetchWaiters

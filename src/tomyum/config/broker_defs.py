@@ -284,6 +284,13 @@ _IGNORED = (
     ignored("controller.listener.names", STRING, None, doc="The listeners the KRaft controller uses."),
     ignored("inter.broker.listener.name", STRING, None, doc="The listener brokers use to talk to each other."),
     ignored("num.replica.fetchers", INT, 1, doc="The threads a follower fetches from leaders with."),
+    # dynamic: kafka-reassign-partitions sets and clears them at run time
+    ConfigDef("leader.replication.throttled.rate", LONG, 2**63 - 1, at_least(0), implemented=False,
+              doc="The most bytes a second a leader sends to throttled followers (a reassignment's throttle)."),
+    ConfigDef("follower.replication.throttled.rate", LONG, 2**63 - 1, at_least(0), implemented=False,
+              doc="The most bytes a second a throttled follower fetches (a reassignment's throttle)."),
+    ConfigDef("replica.alter.log.dirs.io.max.bytes.per.second", LONG, 2**63 - 1, at_least(0), implemented=False,
+              doc="The most bytes a second moved between log directories (AlterReplicaLogDirs)."),
     ignored("replica.lag.time.max.ms", LONG, 30000, doc="How long a follower may lag before it leaves the ISR."),
     ignored("auto.leader.rebalance.enable", BOOLEAN, True, doc="Move leadership back to preferred replicas "
             "in the background."),

@@ -905,6 +905,81 @@ def describe_log_dirs_session(c: Conn, v: int, p: str) -> None:
     c.send(35, v, "an unknown topic", view=view, topics=[{"topic": f"{p}-missing", "partitions": [0]}])
 
 
+@session(43)
+def elect_leaders_session(c: Conn, v: int, p: str) -> None:
+    t = f"{p}-t"
+    create_topic(c, t, partitions=2)
+    kind = {"election_type": 0} if v >= 1 else {}
+
+    def elect(label: str, topics: list[dict[str, Any]] | None, **extra: Any) -> None:
+        # every partition: only this session's topics (the others are other sessions')
+        c.send(43, v, label, view=lambda r: {**r, "replica_election_results": [
+            x for x in r["replica_election_results"] if x["topic"].startswith(p)]},
+            topic_partitions=topics, timeout_ms=10000, **(kind | extra))
+
+    elect("preferred: the leader is the preferred one", [{"topic": t, "partitions": [0, 1]}])
+    elect("an unknown topic and partition", [{"topic": f"{p}-missing", "partitions": [0]},
+                                             {"topic": t, "partitions": [5]}])
+    elect("every partition", None)
+    if v >= 1:
+        elect("unclean: the partition has a leader", [{"topic": t, "partitions": [0]}], election_type=1)
+        elect("an unknown election type", [{"topic": t, "partitions": [0]}], election_type=7)
+
+
+@session(45)
+def alter_partition_reassignments_session(c: Conn, v: int, p: str) -> None:
+    t = f"{p}-t"
+    create_topic(c, t, partitions=2)
+    node = node_id(c)
+    rf = {"allow_replication_factor_change": True} if v >= 1 else {}
+
+    def alter(label: str, replicas: list[int] | None, topic: str = t, partition: int = 0, **extra: Any) -> None:
+        c.send(45, v, label, timeout_ms=10000, **(rf | extra), topics=[
+            {"name": topic, "partitions": [{"partition_index": partition, "replicas": replicas}]}])
+
+    alter("onto the replica it has", [node])
+    alter("onto a broker that is not there", [node + 1])
+    alter("the same broker twice", [node, node])
+    alter("no replicas", [])
+    alter("cancel: none in progress", None)
+    alter("an unknown topic", [node], topic=f"{p}-missing")
+    alter("an unknown partition", [node], partition=9)
+    if v >= 1:
+        alter("a replication factor change not allowed", [node, node + 1], allow_replication_factor_change=False)
+
+
+@session(46)
+def list_partition_reassignments_session(c: Conn, v: int, p: str) -> None:
+    t = f"{p}-t"
+    create_topic(c, t)
+    c.send(46, v, "every topic", timeout_ms=10000, topics=None)
+    c.send(46, v, "a topic and an unknown one", timeout_ms=10000,
+           topics=[{"name": t, "partition_indexes": [0, 3]}, {"name": f"{p}-missing", "partition_indexes": [0]}])
+
+
+@session(55)
+def describe_quorum_session(c: Conn, v: int, p: str) -> None:
+    def view(r: Any) -> Any:
+        # offsets and clocks are each broker's own; what is compared is their shape
+        def replica(x: dict[str, Any]) -> dict[str, Any]:
+            return {"replica_id": x["replica_id"], "log_end_offset set": x["log_end_offset"] > 0,
+                    "timestamps set": [x.get("last_fetch_timestamp", 1) > 0, x.get("last_caught_up_timestamp", 1) > 0]}
+        return {"error_code": r["error_code"], "nodes": [n["node_id"] for n in r.get("nodes", ())], "topics": [
+            {"topic_name": t["topic_name"], "partitions": [
+                {"partition_index": x["partition_index"], "error_code": x["error_code"], "leader_id": x["leader_id"],
+                 "leader_epoch set": x["leader_epoch"] > 0, "high_watermark set": x["high_watermark"] > 0,
+                 "current_voters": [replica(y) for y in x["current_voters"]],
+                 "observers": [replica(y) for y in x["observers"]]} for x in t["partitions"]]} for t in r["topics"]]}
+
+    def quorum(topic: str = "__cluster_metadata", partitions: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
+        return [{"topic_name": topic, "partitions": [{"partition_index": i} for i in partitions]}]
+
+    c.send(55, v, "the metadata quorum", view=view, topics=quorum())
+    c.send(55, v, "another topic", view=view, topics=quorum(f"{p}-t"))
+    c.send(55, v, "another partition", view=view, topics=quorum(partitions=(1,)))
+    c.send(55, v, "two partitions", view=view, topics=quorum(partitions=(0, 1)))
+
+
 @session(60)
 def describe_cluster_session(c: Conn, v: int, p: str) -> None:
     extra = {"endpoint_type": 1} if v >= 1 else {}
@@ -917,14 +992,23 @@ def describe_cluster_session(c: Conn, v: int, p: str) -> None:
 @session(18)
 def api_versions_session(c: Conn, v: int, p: str) -> None:
     from tomyum.broker.dispatch import api_version_ranges
+    from tomyum.metadata.controller import METADATA_VERSION
 
     extra = {"client_software_name": "diff", "client_software_version": "1.0"} if v >= 3 else {}
     def view(r: Any) -> Any:
         # Kafka serves more APIs and wider ranges; what matters is every version tomyum advertises
         served = {k["api_key"]: (k["min_version"], k["max_version"]) for k in r["api_keys"]}
-        return {"error_code": r["error_code"], "tomyum's ranges served": {
+        out = {"error_code": r["error_code"], "tomyum's ranges served": {
             a["api_key"]: [lo <= a["min_version"] <= hi, lo <= a["max_version"] <= hi]
             for a in api_version_ranges() for lo, hi in [served.get(a["api_key"], (99, -1))]}}
+        if v >= 3:
+            # the features tomyum finalizes, and at its levels: each one Kafka supports, at those levels
+            supported = {f["name"]: (f["min_version"], f["max_version"]) for f in r["supported_features"]}
+            out["tomyum's features supported"] = {
+                name: supported.get(name, (99, -1))[0] <= level <= supported.get(name, (99, -1))[1]
+                for name, level in (("metadata.version", METADATA_VERSION), ("group.version", 1))}
+            out["finalized features have an epoch"] = r["finalized_features_epoch"] >= 0
+        return out
 
     c.send(18, v, "tomyum's versions", view=view, **extra)
     if v >= 3:

@@ -15,6 +15,7 @@ from tomyum.broker.handlers import (  # noqa: F401
     offset_commits,
     produce,
     quotas,
+    replicas,
     sasl,
     scram,
     topics,
