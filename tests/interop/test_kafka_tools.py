@@ -250,6 +250,8 @@ def test_kafka_get_offsets_and_delete_records(tools: Tools, broker: BrokerProces
     deleted = tools.run(DELETE_RECORDS, "--bootstrap-server", broker.bootstrap, "--offset-json-file", str(plan))
     assert re.search(rf"partition: {topic}-0\s+low_watermark: 3", deleted.stdout), deleted.stdout
     assert offsets("--time", "earliest", "--partitions", "0") == [f"{topic}:0:3"]
+    assert offsets("--time", "earliest-local", "--partitions", "0") == [f"{topic}:0:3"]  # nothing is tiered
+    assert offsets("--time", "latest-tiered", "--partitions", "0") == []  # offset -1: nothing tiered, none printed
     plan.write_text(f'{{"version": 1, "partitions": [{{"topic": "{topic}", "partition": 0, "offset": 99}}]}}')
     past = tools.run(DELETE_RECORDS, "--bootstrap-server", broker.bootstrap, "--offset-json-file", str(plan))
     assert "OffsetOutOfRangeException" in past.stdout + past.stderr

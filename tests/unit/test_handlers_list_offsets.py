@@ -64,9 +64,19 @@ def test_list_offsets_of_an_unknown_partition_is_unknown_topic_or_partition(kafk
     assert list_offsets(kafka, 7, "t", LATEST, partition=4).error_code == ErrorCode.unknown_topic_or_partition
 
 
-def test_list_offsets_of_a_negative_timestamp_kafka_does_not_define_is_invalid_request(kafka: BlockingHarness) -> None:
-    fill(kafka, "t")
-    assert list_offsets(kafka, 7, "t", -42).error_code == ErrorCode.invalid_request
+def test_a_special_timestamp_is_answered_from_its_version_on_and_any_other_is_unsupported(
+        kafka: BlockingHarness) -> None:
+    """As Kafka 4.4 answers (checked by the differential harness): -3 from v7, -4 (earliest local,
+    the log start: nothing is tiered) from v8, -5 and -6 (nothing is tiered: offset -1) from v9
+    and v11; before those, and for a negative timestamp Kafka does not define,
+    UNSUPPORTED_VERSION."""
+    fill(kafka, "t", 1000, 2000)
+    answers = {(v, ts): (r.error_code, r.offset) for v in (1, 7, 8, 9, 11) for ts in (-3, -4, -5, -6, -42)
+               for r in [list_offsets(kafka, v, "t", ts)]}
+    unsupported = (ErrorCode.unsupported_version, -1)
+    assert answers == {(v, ts): (answer if v >= since else unsupported) for v in (1, 7, 8, 9, 11)
+                       for ts, since, answer in ((-3, 7, (0, 1)), (-4, 8, (0, 0)), (-5, 9, (0, -1)),
+                                                 (-6, 11, (0, -1)), (-42, 99, unsupported))}
 
 
 def leader_epoch(kafka: BlockingHarness, version: int, topic: str, epoch: int, current: int = -1,

@@ -256,8 +256,9 @@ def list_offsets_session(c: Conn, v: int, p: str) -> None:
         produce(c, 9, t, build_batch([(b"k", b"v")], timestamp=TS + i * 1000), record=False)
 
     def ask(label: str, timestamp: int, partition: int = 0, topic: str = t, isolation: int = 0) -> None:
-        c.send(2, v, label, replica_id=-1, isolation_level=isolation, topics=[{"name": topic, "partitions": [
-            {"partition_index": partition, "timestamp": timestamp, "current_leader_epoch": -1}]}])
+        c.send(2, v, label, replica_id=-1, isolation_level=isolation, timeout_ms=10000, topics=[
+            {"name": topic, "partitions": [{"partition_index": partition, "timestamp": timestamp,
+                                            "current_leader_epoch": -1}]}])
 
     ask("latest", -1)
     ask("earliest", -2)
@@ -269,6 +270,13 @@ def list_offsets_session(c: Conn, v: int, p: str) -> None:
     ask("latest, read_committed", -1, isolation=1)
     if v >= 7:
         ask("max timestamp", -3)
+    c.send(21, 2, record=False, topics=[{"name": t, "partitions": [{"partition_index": 0, "offset": 1}]}],
+           timeout_ms=10000)
+    # the special timestamps, each answered only from the version that introduced it
+    for timestamp, name in ((-3, "max timestamp"), (-4, "earliest local"), (-5, "latest tiered"),
+                            (-6, "earliest pending upload"), (-7, "no such special timestamp")):
+        ask(f"{name} ({timestamp}), after DeleteRecords", timestamp)
+    ask("no such special timestamp, unknown topic", -7, topic=f"{p}-missing")
 
 
 @session(23)

@@ -1,8 +1,12 @@
-"""ListOffsets (key 2) v1-7, OffsetForLeaderEpoch (key 23) v2-4, DeleteRecords (key 21) v0-2.
+"""ListOffsets (key 2) v1-11, OffsetForLeaderEpoch (key 23) v2-4, DeleteRecords (key 21) v0-2.
 
-ListOffsets: -1 latest (the high watermark; for read_committed, the last stable offset), -2 earliest, -3 the record with the largest
-timestamp (KIP-734), -4 earliest local (= earliest: every segment is local); a timestamp
-gives the first record at or after it, or offset -1 when there is none (Kafka's answer).
+ListOffsets: -1 latest (the high watermark; for read_committed, the last stable offset), -2
+earliest, -3 the record with the largest timestamp (KIP-734, from v7), -4 earliest local (v8,
+KIP-405: = earliest, every segment is local), -5 latest tiered (v9, KIP-1005) and -6 earliest
+pending upload (v11, KIP-1023): offset -1, nothing is tiered. Any other negative timestamp, or
+one older than its version, is UNSUPPORTED_VERSION, as Kafka answers. A timestamp gives the
+first record at or after it, or offset -1 when there is none (Kafka's answer). v10's timeout is
+for tiered reads, which never happen here.
 OffsetForLeaderEpoch: every batch carries leader epoch 0, so epoch 0 ends at the log end
 offset; a later epoch is unknown (-1, -1), as Kafka answers.
 DeleteRecords moves a partition's log start offset (the low watermark) up to the given
@@ -23,27 +27,32 @@ from tomyum.metadata import INTERNAL_TOPICS
 from tomyum.security.acls import AclOperation
 from tomyum.storage.engine import TopicPartition
 
-LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -1, -2, -3, -4, -5, -6
+#: the first ListOffsets version that may ask for each special timestamp (Kafka's timestampMinSupportedVersion)
+SINCE = {LATEST: 0, EARLIEST: 0, MAX_TIMESTAMP: 7, EARLIEST_LOCAL: 8, LATEST_TIERED: 9, EARLIEST_PENDING_UPLOAD: 11}
 
 
 async def _list_offset(ctx: RequestContext, tp: TopicPartition, timestamp: int,
                        read_committed: bool) -> tuple[int, int]:
     store = ctx.broker.store
+    if timestamp < 0 and ctx.api_version < SINCE.get(timestamp, 99):
+        raise KafkaError(f"timestamp {timestamp} is not supported by ListOffsets v{ctx.api_version}",
+                         ErrorCode.unsupported_version)
     offsets = store.offsets(tp)
-    if timestamp in (LATEST, LATEST_TIERED):
+    if timestamp == LATEST:
         return -1, offsets.last_stable_offset if read_committed else offsets.high_watermark
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return -1, offsets.log_start_offset
+    if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
+        return -1, -1  # no tiered storage
     if timestamp == MAX_TIMESTAMP:
         found = await store.offset_of_max_timestamp(tp)
-    elif timestamp >= 0:
-        found = await store.offset_for_timestamp(tp, timestamp)
     else:
-        raise KafkaError(f"invalid timestamp {timestamp}", ErrorCode.invalid_request)
+        found = await store.offset_for_timestamp(tp, timestamp)
     return (found.timestamp, found.offset) if found else (-1, -1)
 
 
-@handles(2, versions=range(1, 8))
+@handles(2, versions=range(1, 12))
 async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
     topics = []
     for topic in request.topics:
