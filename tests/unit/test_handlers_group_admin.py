@@ -86,6 +86,15 @@ def test_describe_groups_of_an_unknown_group_answers_dead(kafka: BlockingHarness
     assert (g.error_code, g.group_state, g.members) == (ErrorCode.none, "Dead", ())
 
 
+def test_describe_groups_v6_of_an_unknown_group_is_group_id_not_found(kafka: BlockingHarness) -> None:
+    """KIP-1043, as Kafka 4.4 answers (checked by the differential harness): an error and a
+    message, no authorized operations."""
+    (g,) = kafka.call(DESCRIBE_GROUPS, 6, {"groups": ["nobody"], "include_authorized_operations": True}).groups
+    assert (g.error_code, g.error_message, g.group_state) == (ErrorCode.group_id_not_found,
+                                                              "Group nobody not found.", "Dead")
+    assert g.authorized_operations == -2**31
+
+
 def delete_groups(kafka: BlockingHarness, version: int, *groups: str) -> dict[str, ErrorCode]:
     return {r.group_id: r.error_code for r in kafka.call(DELETE_GROUPS, version, {"groups_names": list(groups)}).results}
 

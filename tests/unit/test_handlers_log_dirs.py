@@ -36,7 +36,7 @@ def sizes(result: object) -> dict[tuple[str, int], int]:
             for p in t.partitions}
 
 
-@pytest.mark.parametrize("version", [1, 4])
+@pytest.mark.parametrize("version", [1, 4, 5])
 def test_describe_log_dirs_answers_the_data_dir_with_each_partition_size_on_disk(
         disk: BlockingHarness, tmp_path: Path, version: int) -> None:
     disk.create_topic("big", 2)
@@ -53,6 +53,8 @@ def test_describe_log_dirs_answers_the_data_dir_with_each_partition_size_on_disk
     assert all(p.offset_lag == 0 and not p.is_future_key for t in result.topics for p in t.partitions)
     if version >= 4:  # KIP-827: the volume's size
         assert 0 < result.usable_bytes <= result.total_bytes
+    if version >= 5:  # KIP-1066: never cordoned
+        assert result.is_cordoned is False
 
 
 def test_describe_log_dirs_of_named_partitions_leaves_out_those_the_broker_does_not_have(

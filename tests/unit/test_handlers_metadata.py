@@ -17,7 +17,7 @@ METADATA, DESCRIBE_CLUSTER = 3, 60
 COVERS = {METADATA: "Metadata", DESCRIBE_CLUSTER: "DescribeCluster"}
 
 
-@pytest.mark.parametrize("version", [0, 12])
+@pytest.mark.parametrize("version", [0, 12, 13])
 def test_metadata_describes_a_topic_with_this_broker_leading_every_partition(kafka: BlockingHarness,
                                                                           version: int) -> None:
     kafka.create_topic("orders", 3)
@@ -88,12 +88,13 @@ def test_metadata_v12_finds_a_topic_by_id_and_answers_unknown_topic_id_otherwise
     assert (r.topics[1].topic_id, r.topics[1].error_code) == (other, ErrorCode.unknown_topic_id)
 
 
-@pytest.mark.parametrize("version", [0, 1])
+@pytest.mark.parametrize("version", [0, 1, 2])
 def test_describe_cluster_names_this_broker_and_the_cluster(kafka: BlockingHarness, version: int) -> None:
-    r = kafka.call(DESCRIBE_CLUSTER, version, {"endpoint_type": 1})
+    r = kafka.call(DESCRIBE_CLUSTER, version, {"endpoint_type": 1, "include_fenced_brokers": True})
     assert r.error_code == ErrorCode.none
     assert r.cluster_id == kafka.broker.cluster_id
     assert [b.broker_id for b in r.brokers] == [kafka.broker.node_id]
+    assert not any(getattr(b, "is_fenced", False) for b in r.brokers)  # v2: a running broker is not fenced
 
 
 def test_describe_cluster_refuses_controller_and_unknown_endpoints_as_kafka_does(kafka: BlockingHarness) -> None:
@@ -113,7 +114,7 @@ def _listing(kafka: BlockingHarness, version: int = 12) -> dict[str | None, Any]
     return {t.name: t for t in kafka.call(METADATA, version, {"topics": None}).topics}
 
 
-@pytest.mark.parametrize("version", range(0, 13))
+@pytest.mark.parametrize("version", range(0, 14))
 def test_a_cached_metadata_answer_equals_the_uncached_one(kafka: BlockingHarness, version: int) -> None:
     kafka.create_topic("orders", 3)
     kafka.create_topic("__consumer_offsets", 2)

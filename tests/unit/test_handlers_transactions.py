@@ -207,3 +207,18 @@ def test_list_transactions_lists_transactional_ids_by_state(kafka: BlockingHarne
     r = kafka.call(LIST_TRANSACTIONS, version, {"state_filters": ["Empty", "NoSuchState"], "producer_id_filters": [],
                                                 "duration_filter": -1})
     assert (r.transaction_states, r.unknown_state_filters) == ((), ("NoSuchState",))
+
+
+def test_list_transactions_v2_filters_by_a_regular_expression_of_the_whole_id(kafka: BlockingHarness) -> None:
+    """KIP-1152, as Kafka 4.4 answers (checked by the differential harness)."""
+    kafka.create_topic("t")
+    init(kafka)
+
+    def listed(pattern: str | None) -> tuple[int, list[str]]:
+        r = kafka.call(LIST_TRANSACTIONS, 2, {"state_filters": [], "producer_id_filters": [], "duration_filter": -1,
+                                              "transactional_id_pattern": pattern})
+        return r.error_code, [s.transactional_id for s in r.transaction_states]
+
+    assert listed("t.*") == listed("") == listed(None) == (0, ["tx"])
+    assert listed("t") == (0, [])  # the whole id must match
+    assert listed("[") == (ErrorCode.invalid_regular_expression, [])

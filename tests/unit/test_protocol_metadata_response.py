@@ -45,10 +45,11 @@ def _as_dict(version: int) -> dict[str, Any]:
                     "topic_authorized_operations": ops}
                    for code, name, topic_id, internal, parts, ops in TOPICS],
         "cluster_authorized_operations": 424,
+        "error_code": 0,
     }
 
 
-@pytest.mark.parametrize("version", range(0, 13))
+@pytest.mark.parametrize("version", range(0, 14))
 def test_the_metadata_response_encoder_writes_kios_bytes(version: int) -> None:
     frame = encode_response(3, version, 1, build_response(3, version, _as_dict(version)))
     header = 4 + 4 + response_header_flexible(3, version)

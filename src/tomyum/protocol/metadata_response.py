@@ -1,4 +1,4 @@
-"""Hand-written Metadata response encoder (v0-12), in parts a caller can cache.
+"""Hand-written Metadata response encoder (v0-13), in parts a caller can cache.
 
 A topic's entry is encoded in two parts: :func:`encode_topic_head` (error code, name, topic id,
 is_internal and the partitions: everything that follows from the metadata image) and
@@ -12,7 +12,8 @@ response (a unit test compares them version by version).
 Versions (Kafka's MetadataResponse.json): throttle_time_ms v3+, rack and is_internal and
 controller_id v1+, cluster_id v2+ (nullable), leader_epoch v7+, offline_replicas v5+,
 topic_authorized_operations v8+, cluster_authorized_operations v8-10, flexible v9+, topic_id
-v10+, a null topic name v12+ (earlier versions write a null name as the empty string).
+v10+, a null topic name v12+ (earlier versions write a null name as the empty string), a
+top-level error code v13+ (KIP-1102's REBOOTSTRAP_REQUIRED; one broker never answers it).
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def encode_topic_tail(version: int, authorized_operations: int) -> bytes:
 
 def encode_metadata_response(version: int, *, throttle_time_ms: int, brokers: Sequence[BrokerEntry],
                              cluster_id: str | None, controller_id: int, topics: Sequence[bytes],
-                             cluster_authorized_operations: int) -> bytes:
-    """The response body; ``topics``: complete entries (head + tail) in order."""
+                             cluster_authorized_operations: int, error_code: int = 0) -> bytes:
+    """The response body; ``topics``: complete entries (head + tail) in order; ``error_code``:
+    the top-level error (v13+, KIP-1102)."""
     flexible = version >= 9
     out = [_I32.pack(throttle_time_ms)] if version >= 3 else []
     out.append(array_count(len(brokers), flexible))
@@ -109,6 +111,8 @@ def encode_metadata_response(version: int, *, throttle_time_ms: int, brokers: Se
     out += topics
     if 8 <= version <= 10:
         out.append(_I32.pack(cluster_authorized_operations))
+    if version >= 13:
+        out.append(_I16.pack(error_code))
     if flexible:
         out.append(b"\0")
     return b"".join(out)

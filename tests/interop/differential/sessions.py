@@ -435,6 +435,14 @@ def describe_groups_session(c: Conn, v: int, p: str) -> None:
     c.send(15, v, "stable and unknown", groups=[g, f"{p}-missing"], **extra)
     commit_offsets(c, 9, f"{p}-empty", f"{p}-t", record=False)
     c.send(15, v, "an empty group with offsets", groups=[f"{p}-empty"], **extra)
+    t = f"{p}-t2"
+    create_topic(c, t)
+    member = str(uuid.uuid4()).replace("-", "")[:22]
+    base: dict[str, Any] = {"group_id": f"{p}-848", "member_id": member, "rebalance_timeout_ms": 10000}
+    r = c.send(68, 0, record=False, **base, member_epoch=0, subscribed_topic_names=[t], topic_partitions=[],
+               server_assignor="uniform")
+    heartbeat_until_assigned(c, 0, base, r)
+    c.send(15, v, "a consumer group (KIP-848)", groups=[f"{p}-848"], **extra)
 
 
 @session(16)
@@ -732,6 +740,9 @@ def list_transactions_session(c: Conn, v: int, p: str) -> None:
                                      {"producer_id_filters": [pid]}, {"state_filters": ["NoSuchState"]}]
     if v >= 1:
         filters.append({"duration_filter": 3_600_000})
+    if v >= 2:  # KIP-1152: a regular expression the whole transactional id matches
+        filters += [{"transactional_id_pattern": f"{p}.*"}, {"transactional_id_pattern": p},
+                    {"transactional_id_pattern": ""}, {"transactional_id_pattern": "["}]
     for f in filters:  # (the transactions of this session only)
         c.send(66, v, str(f or "all"), view=lambda r: r | {"transaction_states": [
             s for s in r["transaction_states"] if s["transactional_id"].startswith(p)]}, **f)
@@ -991,6 +1002,8 @@ def describe_quorum_session(c: Conn, v: int, p: str) -> None:
 @session(60)
 def describe_cluster_session(c: Conn, v: int, p: str) -> None:
     extra = {"endpoint_type": 1} if v >= 1 else {}
+    if v >= 2:
+        extra["include_fenced_brokers"] = True
     c.send(60, v, "brokers", include_cluster_authorized_operations=True, **extra)
     if v >= 1:
         c.send(60, v, "controllers (KIP-919)", include_cluster_authorized_operations=False, endpoint_type=2)

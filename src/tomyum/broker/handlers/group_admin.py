@@ -1,9 +1,9 @@
-"""ListGroups (key 16) v0-5, DescribeGroups (15) v0-5, DeleteGroups (42) v0-2, OffsetDelete (47) v0.
+"""ListGroups (key 16) v0-5, DescribeGroups (15) v0-6, DeleteGroups (42) v0-2, OffsetDelete (47) v0.
 
 A group known only by its committed offsets is listed as Empty. Consumer groups (KIP-848) are
 listed with group type "consumer" and their own states (Empty, Assigning, Reconciling,
 Stable); DescribeGroups, a classic API, answers Dead for them (ConsumerGroupDescribe
-describes them). DeleteGroups refuses a group
+describes them), and from v6 (KIP-1043) GROUP_ID_NOT_FOUND, as for a group that does not exist. DeleteGroups refuses a group
 with members (NON_EMPTY_GROUP); OffsetDelete refuses a topic the group's members subscribe to
 (GROUP_SUBSCRIBED_TO_TOPIC), reading the consumer protocol's subscription.
 
@@ -71,10 +71,14 @@ async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"throttle_time": 0, "error_code": 0, "groups": groups}
 
 
-def _described(name: str, g: Group | None) -> dict[str, Any]:
-    if g is None:
-        return {"error_code": 0, "group_id": name, "group_state": "Dead", "protocol_type": "",
-                "protocol_data": "", "members": ()}
+def _described(ctx: RequestContext, name: str, g: Group | None, wanted: bool) -> dict[str, Any]:
+    if g is None:  # from v6 (KIP-1043) an error, with no authorized operations; before it a dead group
+        dead = {"group_id": name, "group_state": "Dead", "protocol_type": "", "protocol_data": "", "members": ()}
+        if ctx.api_version < 6:
+            return {**dead, "error_code": 0, "authorized_operations": ctx.operations(ResourceType.GROUP, name, wanted)}
+        why = "is not a classic group" if name in ctx.broker.consumer_groups else "not found"
+        return {**dead, "error_code": ErrorCode.group_id_not_found, "error_message": f"Group {name} {why}.",
+                "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
     stable = g.state == GroupState.STABLE
     members = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
                 "client_host": m.client_host,
@@ -82,15 +86,15 @@ def _described(name: str, g: Group | None) -> dict[str, Any]:
                 "member_assignment": m.assignment if stable else b""} for m in g.members.values()]
     return {"error_code": 0, "group_id": name, "group_state": g.state.value,
             "protocol_type": g.protocol_type or "", "protocol_data": g.protocol_name or "",
-            "members": members}
+            "members": members, "authorized_operations": ctx.operations(ResourceType.GROUP, name, wanted)}
 
 
-@handles(15, versions=range(0, 6))
+@handles(15, versions=range(0, 7))
 async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     known = await _known(ctx)
     wanted = getattr(request, "include_authorized_operations", False)
     return {"throttle_time": 0, "groups": [
-        {**_described(name, known.get(name)), "authorized_operations": ctx.operations(ResourceType.GROUP, name, wanted)}
+        _described(ctx, name, known.get(name), wanted)
         if ctx.authorized(AclOperation.DESCRIBE, ResourceType.GROUP, name) else _refused(name)
         for name in request.groups]}
 

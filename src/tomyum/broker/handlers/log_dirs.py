@@ -1,5 +1,5 @@
-"""DescribeLogDirs (key 35) v1-4: the broker's log directory, each partition's size on disk in it,
-and (v4, KIP-827) the volume's total and usable bytes.
+"""DescribeLogDirs (key 35) v1-5: the broker's log directory, each partition's size on disk in it,
+and (v4, KIP-827) the volume's total and usable bytes; (v5, KIP-1066) it is never cordoned.
 
 tomyum has one log directory, the data dir. Sizes are the engine's own counts
 (``LogStore.disk_usage``, no ``stat`` per file); an engine that keeps nothing on disk reports its
@@ -24,7 +24,7 @@ from tomyum.security.acls import AclOperation, ResourceType
 from tomyum.storage.engine import TopicPartition
 
 
-@handles(35, versions=range(1, 5))
+@handles(35, versions=range(1, 6))
 async def describe_log_dirs(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if not ctx.authorized(AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER):
         return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "results": []}
@@ -52,4 +52,5 @@ async def describe_log_dirs(ctx: RequestContext, request: Any) -> dict[str, Any]
              "offset_lag": 0, "is_future_key": False})
     return {"throttle_time": 0, "error_code": 0, "results": [
         {"error_code": 0, "log_dir": log_dir, "total_bytes": volume.total, "usable_bytes": volume.free,
+         "is_cordoned": False,
          "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]}]}

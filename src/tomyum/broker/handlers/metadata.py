@@ -1,4 +1,4 @@
-"""Metadata (key 3) v0-12 and DescribeCluster (key 60) v0-1.
+"""Metadata (key 3) v0-13 and DescribeCluster (key 60) v0-2 (v2: the broker is never fenced).
 
 Notes: v0 empty topic list = all topics, v1+ null = all and empty = none. Topics missing
 and allowed to be auto-created (request flag, v4+, and ``auto.create.topics.enable``) are
@@ -36,7 +36,8 @@ from tomyum.security.acls import AUTHORIZED_OPERATIONS_OMITTED, AclOperation, Re
 def broker_entry(ctx: RequestContext, id_field: str) -> dict[str, Any]:
     """This broker as Metadata (``id_field="node_id"``) or DescribeCluster (``"broker_id"``) lists it."""
     return {id_field: ctx.broker.node_id,
-            "host": ctx.listener.advertised_host, "port": ctx.listener.advertised_port, "rack": None}
+            "host": ctx.listener.advertised_host, "port": ctx.listener.advertised_port, "rack": None,
+            "is_fenced": False}
 
 
 def _topic_head(ctx: RequestContext, meta: TopicImage) -> bytes:
@@ -68,7 +69,7 @@ def error_entry(ctx: RequestContext, name: str | None, code: ErrorCode, topic_id
                              partitions=()) + encode_topic_tail(ctx.api_version, operations)
 
 
-@handles(3, versions=range(0, 13))
+@handles(3, versions=range(0, 14))
 async def metadata(ctx: RequestContext, request: Any) -> RawResponse:
     broker = ctx.broker
     topics_now = broker.metadata.topics
@@ -148,7 +149,7 @@ def _cluster_operations(ctx: RequestContext, requested: bool) -> int:
     return ctx.operations(ResourceType.CLUSTER, CLUSTER, requested)
 
 
-@handles(60, versions=range(0, 2))
+@handles(60, versions=range(0, 3))
 async def describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
     endpoint_type = getattr(request, "endpoint_type", 1)
     if endpoint_type != 1:  # KIP-919: controllers are asked on their own listener, as Kafka answers

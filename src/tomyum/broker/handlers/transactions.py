@@ -1,6 +1,8 @@
 """Producer ids and transactions: InitProducerId (key 22) v0-4, AddPartitionsToTxn (24) v0-3,
 AddOffsetsToTxn (25) v0-3, EndTxn (26) v0-3, TxnOffsetCommit (28) v0-3, DescribeProducers
-(61) v0, DescribeTransactions (65) v0, ListTransactions (66) v0-1.
+(61) v0, DescribeTransactions (65) v0, ListTransactions (66) v0-2 (v2: a regular expression the
+whole transactional id must match, KIP-1152; one that does not compile is
+INVALID_REGULAR_EXPRESSION).
 
 InitProducerId without a transactional id hands an idempotent producer a producer id never
 used before (or bumps its epoch, KIP-360); with one, the transaction coordinator
@@ -18,6 +20,7 @@ shows only topics the principal may DESCRIBE); ListTransactions lists only those
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable
 from typing import Any
 
@@ -194,10 +197,16 @@ async def describe_transactions(ctx: RequestContext, request: Any) -> dict[str, 
     return {"throttle_time": 0, "transaction_states": states}
 
 
-@handles(66, versions=range(0, 2))
+@handles(66, versions=range(0, 3))
 async def list_transactions(ctx: RequestContext, request: Any) -> dict[str, Any]:
     from tomyum.coordinator.txn.log import TxnState
 
+    pattern = getattr(request, "transactional_id_pattern", None)
+    try:  # v2 (KIP-1152): ids the whole of which match the regular expression ("" or null: every id)
+        matches = re.compile(pattern).fullmatch if pattern else None
+    except re.error:
+        return {"throttle_time": 0, "error_code": ErrorCode.invalid_regular_expression,
+                "unknown_state_filters": [], "transaction_states": []}
     known = {s.display for s in TxnState}
     wanted_states = set(request.state_filters)
     wanted_pids = set(request.producer_id_filters)
@@ -208,6 +217,8 @@ async def list_transactions(ctx: RequestContext, request: Any) -> dict[str, Any]
         if wanted_states and view.state not in wanted_states:
             continue
         if wanted_pids and view.producer_id not in wanted_pids:
+            continue
+        if matches is not None and matches(view.transactional_id) is None:
             continue
         if not ctx.authorized(AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, view.transactional_id):
             continue
