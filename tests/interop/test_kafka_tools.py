@@ -41,6 +41,7 @@ METADATA_QUORUM = "org.apache.kafka.tools.MetadataQuorumCommand"
 LEADER_ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"
 REASSIGN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
 FEATURES = "org.apache.kafka.tools.FeatureCommand"
+DUMP_LOG = "org.apache.kafka.tools.DumpLogSegments"
 AUTHORIZER = {"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
               "allow.everyone.if.no.acl.found": "true"}
 LOG4J2 = """status = error
@@ -305,6 +306,26 @@ def test_kafka_metadata_quorum_shows_one_voter_that_leads(tools: Tools, broker: 
     assert replication[0].split()[:2] == ["NodeId", "DirectoryId"]
     row = replication[1].split()
     assert (row[0], row[3], row[-1]) == ("1", "0", "Leader")  # node, lag, status
+
+
+def test_kafka_dump_log_reads_the_segments_tomyum_writes(tools: Tools, broker: BrokerProcess) -> None:
+    """tomyum's partition logs are Kafka's on-disk format: Kafka's own DumpLogSegments reads a
+    segment, every batch valid (CRC), every record's offset, key and value where it was put."""
+    topic = name("dump")
+    create(broker.bootstrap, topic)
+    for codec in ("none", "gzip", "zstd"):
+        p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": codec, "linger.ms": 50})
+        for i in range(20):
+            p.produce(topic, f"{codec}-{i}".encode() * 8, key=codec.encode(), partition=0)
+        assert p.flush(TIMEOUT) == 0
+    (segment,) = sorted((broker.data_dir / f"{topic}-0").glob("*.log"))
+    dumped = tools.run(DUMP_LOG, "--files", str(segment), "--deep-iteration", "--print-data-log").stdout
+    batches = [line for line in dumped.splitlines() if line.startswith("baseOffset:")]
+    assert batches and all("isvalid: true" in b for b in batches), dumped[-2000:]
+    assert {c for b in batches for c in re.findall(r"compresscodec: (\w+)", b)} == {"none", "gzip", "zstd"}
+    records = re.findall(r"\| offset: (\d+) .* key: (\S+) payload: (\S+)", dumped)
+    assert [(int(o), k, v) for o, k, v in records] == [
+        (n * 20 + i, codec, f"{codec}-{i}" * 8) for n, codec in enumerate(("none", "gzip", "zstd")) for i in range(20)]
 
 
 def test_kafka_features_describes_the_finalized_levels(tools: Tools, broker: BrokerProcess) -> None:
