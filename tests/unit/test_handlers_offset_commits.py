@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -12,6 +13,22 @@ from tomyum.testing.handlers import BlockingHarness
 OFFSET_COMMIT, OFFSET_FETCH, JOIN_GROUP, SYNC_GROUP = 8, 9, 11, 14
 INIT_PRODUCER_ID, ADD_OFFSETS_TO_TXN, TXN_OFFSET_COMMIT = 22, 25, 28
 COVERS = {OFFSET_COMMIT: "OffsetCommit", OFFSET_FETCH: "OffsetFetch", TXN_OFFSET_COMMIT: "TxnOffsetCommit"}
+#: the id a test gives a topic the broker does not have (v10 names topics by id)
+MADE_UP = uuid.uuid4()
+
+
+def ids(kafka: BlockingHarness) -> dict[str, uuid.UUID]:
+    return {name: t.topic_id for name, t in kafka.broker.metadata.image.topics.items()}
+
+
+def named(kafka: BlockingHarness, version: int, topic: str) -> dict[str, Any]:
+    """A request's topic as ``version`` names it: by name, or (v10+) by id."""
+    return {"topic_id": ids(kafka).get(topic, MADE_UP)} if version >= 10 else {"name": topic}
+
+
+def name_of(kafka: BlockingHarness, version: int, t: Any) -> str:
+    """The name of a response's topic (v10+: named by id)."""
+    return {v: k for k, v in ids(kafka).items()}.get(t.topic_id, "?") if version >= 10 else str(t.name)
 
 
 def commit(kafka: BlockingHarness, version: int, offsets: dict[tuple[str, int], int], *, group: str = "g",
@@ -23,13 +40,14 @@ def commit(kafka: BlockingHarness, version: int, offsets: dict[tuple[str, int], 
     r = kafka.call(OFFSET_COMMIT, version, {
         "group_id": group, "generation_id": generation, "generation_id_or_member_epoch": generation,
         "member_id": member_id, "retention_time": -1,
-        "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
-    return {(t.name, p.partition_index): p.error_code for t in r.topics for p in t.partitions}
+        "topics": [named(kafka, version, t) | {"partitions": ps} for t, ps in topics.items()]})
+    return {(name_of(kafka, version, t), p.partition_index): p.error_code for t in r.topics for p in t.partitions}
 
 
 def fetch(kafka: BlockingHarness, version: int, topics: dict[str, list[int]] | None, *, group: str = "g",
           require_stable: bool = False) -> tuple[ErrorCode, dict[tuple[str, int], tuple[int, ErrorCode]]]:
-    wanted = None if topics is None else [{"name": t, "partition_indexes": ps} for t, ps in topics.items()]
+    wanted = None if topics is None else [named(kafka, version, t) | {"partition_indexes": ps}
+                                          for t, ps in topics.items()]
     r = kafka.call(OFFSET_FETCH, version, {"group_id": group, "topics": wanted, "require_stable": require_stable,
                                            "groups": [{"group_id": group, "topics": wanted,
                                                        "member_id": None, "member_epoch": -1}]})
@@ -38,10 +56,11 @@ def fetch(kafka: BlockingHarness, version: int, topics: dict[str, list[int]] | N
         code, found = g.error_code, g.topics
     else:
         code, found = getattr(r, "error_code", ErrorCode.none), r.topics  # v2+
-    return code, {(t.name, p.partition_index): (p.committed_offset, p.error_code) for t in found for p in t.partitions}
+    return code, {(name_of(kafka, version, t), p.partition_index): (p.committed_offset, p.error_code)
+                  for t in found for p in t.partitions}
 
 
-@pytest.mark.parametrize(("commit_version", "fetch_version"), [(2, 1), (9, 7), (9, 9)])
+@pytest.mark.parametrize(("commit_version", "fetch_version"), [(2, 1), (9, 7), (9, 9), (10, 10), (9, 10)])
 def test_a_standalone_commit_is_fetched_back(kafka: BlockingHarness, commit_version: int, fetch_version: int) -> None:
     kafka.create_topic("t", 2)
     assert commit(kafka, commit_version, {("t", 0): 5, ("t", 1): 7}) == {("t", 0): ErrorCode.none,
@@ -67,6 +86,18 @@ def test_offset_commit_of_an_unknown_topic_or_partition_is_unknown_topic_or_part
     assert commit(kafka, 9, {("absent", 0): 1, ("t", 3): 1, ("t", 0): 1}) == {
         ("absent", 0): ErrorCode.unknown_topic_or_partition, ("t", 3): ErrorCode.unknown_topic_or_partition,
         ("t", 0): ErrorCode.none}
+
+
+def test_from_v10_an_id_the_broker_does_not_know_is_unknown_topic_id(kafka: BlockingHarness) -> None:
+    """As Kafka 4.4 answers (checked by the differential harness); a known id's missing
+    partition is UNKNOWN_TOPIC_OR_PARTITION, as by name."""
+    kafka.create_topic("t")
+    assert commit(kafka, 10, {("t", 0): 5, ("t", 3): 1, ("absent", 0): 1}) == {
+        ("t", 0): ErrorCode.none, ("t", 3): ErrorCode.unknown_topic_or_partition,
+        ("?", 0): ErrorCode.unknown_topic_id}
+    assert fetch(kafka, 10, {"t": [0], "absent": [0]}) == (
+        ErrorCode.none, {("t", 0): (5, ErrorCode.none), ("?", 0): (-1, ErrorCode.unknown_topic_id)})
+    assert fetch(kafka, 10, None) == (ErrorCode.none, {("t", 0): (5, ErrorCode.none)})  # all: by id
 
 
 def test_offset_commit_with_metadata_over_4096_bytes_is_offset_metadata_too_large(kafka: BlockingHarness) -> None:

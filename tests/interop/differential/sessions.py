@@ -92,12 +92,16 @@ def fetch_request(topic: str, offset: int, partition: int = 0, max_bytes: int = 
                 "partition_max_bytes": max_bytes, "current_leader_epoch": -1}]}]}
 
 
+def topic_ids(c: Conn, names: set[str]) -> dict[str, str]:
+    """Each topic's id on ``c``'s broker; a topic the broker lacks gets an id made up for it."""
+    r = c.send(3, 12, record=False, topics=[{"name": n} for n in sorted(names)], allow_auto_topic_creation=False)
+    return {t["name"]: t["topic_id"] if t["error_code"] == 0 else str(uuid.uuid4()) for t in r["topics"]}
+
+
 def by_id(c: Conn, request: dict[str, Any]) -> dict[str, Any]:
     """``request`` (a Fetch) with each topic and forgotten topic also named by its id on ``c``'s
-    broker, as v13+ names them (KIP-516); a topic the broker lacks gets an id made up for it."""
-    names = {t["topic"] for key in ("topics", "forgotten_topics_data") for t in request.get(key, ())}
-    r = c.send(3, 12, record=False, topics=[{"name": n} for n in sorted(names)], allow_auto_topic_creation=False)
-    ids = {t["name"]: t["topic_id"] if t["error_code"] == 0 else str(uuid.uuid4()) for t in r["topics"]}
+    broker, as v13+ names them (KIP-516)."""
+    ids = topic_ids(c, {t["topic"] for key in ("topics", "forgotten_topics_data") for t in request.get(key, ())})
     return {**request, **{key: [{**t, "topic_id": ids[t["topic"]]} for t in request[key]]
                           for key in ("topics", "forgotten_topics_data") if key in request}}
 
@@ -473,6 +477,8 @@ def commit_offsets(c: Conn, v: int, group: str, topic: str, *, member: str = "",
                               "retention_time_ms": -1, "topics": [{"name": topic, "partitions": [
                                   {"partition_index": i, "committed_offset": 3 + i, "committed_leader_epoch": -1,
                                    "committed_metadata": "meta"} for i in partitions]}]}
+    if v >= 10:  # topics by id
+        fields["topics"][0]["topic_id"] = topic_ids(c, {topic})[topic]
     return c.send(8, v, label, record=record, **fields)
 
 
@@ -499,6 +505,9 @@ def offset_fetch_session(c: Conn, v: int, p: str) -> None:
     commit_offsets(c, 9, f"{p}-g", t, partitions=(0,), record=False)
 
     def ask(label: str, group: str, topics: list[dict[str, Any]] | None) -> None:
+        if v >= 10 and topics:  # topics by id
+            ids = topic_ids(c, {x["name"] for x in topics})
+            topics = [x | {"topic_id": ids[x["name"]]} for x in topics]
         if v >= 8:
             c.send(9, v, label, groups=[{"group_id": group, "topics": topics}], require_stable=True)
         else:

@@ -148,8 +148,9 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
         code = service.check_commit(request.group_id, getattr(request, "member_id", ""),
                                     getattr(request, "generation_id", -1), getattr(request, "group_instance_id", None),
                                     ctx.api_version, transactional=True)
-    return commit_response(request.topics, authorized_commit(
-        ctx, commit_entries(request.topics), lambda allowed: service.commit_offsets(
+    names = [t.name for t in request.topics]
+    return commit_response(request.topics, names, authorized_commit(
+        ctx, commit_entries(request.topics, names), lambda allowed: service.commit_offsets(
             request.group_id, code, allowed, producer_id=request.producer_id, producer_epoch=request.producer_epoch)))
 
 
