@@ -113,6 +113,26 @@ def test_sync_group_hands_each_member_the_leaders_assignment(kafka: BlockingHarn
     assert (r.error_code, r.assignment) == (ErrorCode.none, b"partitions")
 
 
+@pytest.mark.parametrize("version", [7, 9])
+def test_a_static_leader_back_in_a_stable_group_skips_the_assignment_from_v9(kafka: BlockingHarness,
+                                                                            version: int) -> None:
+    """KIP-814, as Kafka 4.4 answers (checked by the differential harness): no rebalance; from v9
+    the restarted leader is told it leads, with the members, and to skip the assignment; before,
+    it is told the old leader id (so it never assigns). Its SyncGroup gets the kept assignment."""
+    first = kafka.call(JOIN_GROUP, version, {**join_request(), "group_instance_id": "i-1"})
+    sync(kafka, 5, first.member_id, first.generation_id, {first.member_id: b"kept"})
+    back = kafka.call(JOIN_GROUP, version, {**join_request(), "group_instance_id": "i-1"})
+    assert back.error_code == ErrorCode.none and back.member_id != first.member_id
+    assert back.generation_id == first.generation_id  # no rebalance
+    if version >= 9:
+        assert (back.skip_assignment, back.leader) == (True, back.member_id)
+        assert [(m.member_id, m.group_instance_id) for m in back.members] == [(back.member_id, "i-1")]
+    else:
+        assert (back.leader, back.members) == (first.member_id, ())
+    r = sync(kafka, 5, back.member_id, back.generation_id, {})  # a leader that skips sends none
+    assert (r.error_code, r.assignment) == (ErrorCode.none, b"kept")
+
+
 def test_sync_group_of_an_old_generation_is_illegal_generation(kafka: BlockingHarness) -> None:
     joined = join(kafka)
     r = sync(kafka, 5, joined.member_id, joined.generation_id + 1, {joined.member_id: b""})

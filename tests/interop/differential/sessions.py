@@ -389,6 +389,11 @@ def join_group_session(c: Conn, v: int, p: str) -> None:
     if v >= 5:
         r = join(c, v, f"{p}-static", label="static member", instance="i-1")
         join(c, v, f"{p}-static", r["member_id"], label="static member again", instance="i-1")
+        # a static leader restarts into its stable group: no rebalance; from v9 (KIP-814) it is
+        # told it leads, with the members, and to skip the assignment
+        r = join(c, v, f"{p}-lead", record=False, instance="i-2")
+        sync(c, 5, f"{p}-lead", r["member_id"], r["generation_id"], record=False)
+        join(c, v, f"{p}-lead", label="the static leader restarted", instance="i-2")
 
 
 @session(14)

@@ -1,10 +1,12 @@
-"""FindCoordinator (key 10) v0-6, JoinGroup (11) v0-7, SyncGroup (14) v0-5, Heartbeat (12)
+"""FindCoordinator (key 10) v0-6, JoinGroup (11) v0-9, SyncGroup (14) v0-5, Heartbeat (12)
 v0-4, LeaveGroup (13) v0-5: thin adapters over :mod:`tomyum.coordinator.group`.
 
 This broker coordinates every group. FindCoordinator v4+ answers in the ``coordinators``
 array (batched keys); key type 1 (transactions) is not available until the transaction
 coordinator exists. JoinGroup v4+ without a group instance id gets MEMBER_ID_REQUIRED with
 an id to come back with (KIP-394). JoinGroup and SyncGroup park until the rebalance moves on.
+JoinGroup v8's reason (KIP-800) is read and not kept; from v9 a static leader that restarts
+into a stable group is told it leads, with the members, and to skip the assignment (KIP-814).
 JoinGroup for a consumer group (KIP-848) with members is INCONSISTENT_GROUP_PROTOCOL, as in
 Kafka without online migration; an empty one is replaced by a classic group (the routing is
 the coordinator's: coordinator/group/service.py). With an authorizer (Kafka's checks):
@@ -55,7 +57,7 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"throttle_time": 0, "coordinators": found, **{k: v for k, v in first.items() if k != "key"}}
 
 
-@handles(11, versions=range(0, 8))
+@handles(11, versions=range(0, 10))
 async def join_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, Any]:
     session_ms = ms(request.session_timeout)
     rebalance_ms = ms(getattr(request, "rebalance_timeout", None)) if ctx.api_version >= 1 else session_ms
@@ -68,7 +70,7 @@ async def join_group(ctx: RequestContext, request: Any) -> Deferred | dict[str, 
         group_instance_id=getattr(request, "group_instance_id", None), client_id=ctx.client_id or "",
         client_host=f"/{ctx.client_host}", session_timeout_ms=session_ms, rebalance_timeout_ms=rebalance_ms,
         protocol_type=request.protocol_type, protocols=[(p.name, p.metadata) for p in request.protocols],
-        require_known_member_id=ctx.api_version >= 4)
+        require_known_member_id=ctx.api_version >= 4, may_skip_assignment=ctx.api_version >= 9)
 
     async def answer() -> dict[str, Any]:
         return {"throttle_time": 0, **await joined}

@@ -116,7 +116,8 @@ def _fetch_group(ctx: RequestContext, group_id: str, wanted: Any, require_stable
     if wanted is None:  # by id: a topic the broker no longer has, no id, is left out
         requested = [(t, image.topics[t].topic_id if by_id else None, ps)
                      for t, ps in sorted(offsets.topics_of(group_id).items())
-                     if ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, t) and (not by_id or t in image.topics)]
+                     if ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, t)
+                     and (not by_id or t in image.topics)]
     else:
         requested = [(name, getattr(t, "topic_id", None), list(t.partition_indexes))
                      for t, name in zip(wanted, topic_names(ctx, wanted))]

@@ -71,7 +71,7 @@ async def elect_leaders(ctx: RequestContext, request: Any) -> dict[str, Any]:
             parts = []
             for p in t.partitions:
                 found = _partition_error(ctx, t.topic, p)
-                code, why = found if found else (ErrorCode.election_not_needed, _MESSAGES[ErrorCode.election_not_needed])
+                code, why = found or (ErrorCode.election_not_needed, _MESSAGES[ErrorCode.election_not_needed])
                 parts.append({"partition_id": p, "error_code": code, "error_message": why})
             results.append({"topic": t.topic, "partition_result": parts})
     return {"throttle_time": 0, "error_code": 0, "replica_election_results": results}

@@ -275,7 +275,7 @@ class GroupCoordinator:
     async def join(self, *, group_id: str, member_id: str, group_instance_id: str | None, client_id: str,
                    client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int,
                    protocol_type: str, protocols: list[tuple[str, bytes]],
-                   require_known_member_id: bool) -> dict[str, Any]:
+                   require_known_member_id: bool, may_skip_assignment: bool = False) -> dict[str, Any]:
         if not group_id:
             return join_error(ErrorCode.invalid_group_id, member_id)
         if not self.min_session_timeout_ms <= session_timeout_ms <= self.max_session_timeout_ms:
@@ -285,14 +285,16 @@ class GroupCoordinator:
             return self._join(group_id=group_id, member_id=member_id, group_instance_id=group_instance_id,
                               client_id=client_id, client_host=client_host, session_timeout_ms=session_timeout_ms,
                               rebalance_timeout_ms=rebalance_timeout_ms, protocol_type=protocol_type,
-                              protocols=protocols, require_known_member_id=require_known_member_id)
+                              protocols=protocols, require_known_member_id=require_known_member_id,
+                              may_skip_assignment=may_skip_assignment)
 
         answer = await self._run(group_id, step, failed=lambda code: join_error(code, ""))
         return await answer if isinstance(answer, asyncio.Future) else answer
 
     def _join(self, *, group_id: str, member_id: str, group_instance_id: str | None, client_id: str,
               client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int, protocol_type: str,
-              protocols: list[tuple[str, bytes]], require_known_member_id: bool) -> Result[JoinAnswer]:
+              protocols: list[tuple[str, bytes]], require_known_member_id: bool,
+              may_skip_assignment: bool = False) -> Result[JoinAnswer]:
         g = self.group(group_id)
         if not protocols or (g.members and (protocol_type != g.protocol_type or not (
                 g.candidate_protocols() & {name for name, _ in protocols}))):
@@ -303,7 +305,7 @@ class GroupCoordinator:
                 # KIP-345: a static member restarted; it takes the old member's place
                 new_id = f"{group_instance_id}-{uuid.uuid4()}"
                 if g.state == GroupState.STABLE and g.protocol_name in {name for name, _ in protocols}:
-                    return self._static_member_back(g, known, new_id, protocols)
+                    return self._static_member_back(g, known, new_id, protocols, may_skip_assignment)
                 self._rename(g, known, new_id)
                 member_id = new_id
             elif known is not None and member_id != known.member_id:
@@ -359,19 +361,26 @@ class GroupCoordinator:
                 "protocol_name": g.protocol_name, "leader": g.leader_id, "member_id": m.member_id,
                 "members": members if m.member_id == g.leader_id else [], "skip_assignment": False}
 
-    def _static_member_back(self, g: Group, known: Member, new_id: str,
-                            protocols: list[tuple[str, bytes]]) -> Result[JoinAnswer]:
+    def _static_member_back(self, g: Group, known: Member, new_id: str, protocols: list[tuple[str, bytes]],
+                            may_skip_assignment: bool) -> Result[JoinAnswer]:
         """A static member restarted into a stable group whose protocol it still offers: it takes
         its place under ``new_id`` without a rebalance, once that is stored (Kafka writes the
         group's metadata before answering; replaying it renames the member and fences the old
-        id)."""
+        id). A leader that understands KIP-814 (``may_skip_assignment``) is told it leads, with
+        the members, and to skip the assignment; before that, every such member is told the old
+        leader id, so that it never assigns in a stable group."""
         record = self._record(g, rename=(known, new_id, protocols))
         known.protocols = protocols
         log.info("group %s: static member %s is back as %s; no rebalance", g.group_id, known.group_instance_id, new_id)
-        # the old leader id, so that the new member never assigns in a stable group
-        return Result((record,), {"error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
-                                  "protocol_name": g.protocol_name, "leader": g.leader_id, "member_id": new_id,
-                                  "members": [], "skip_assignment": False})
+        answer: dict[str, Any] = {"error_code": 0, "generation_id": g.generation_id, "protocol_type": g.protocol_type,
+                  "protocol_name": g.protocol_name, "leader": g.leader_id, "member_id": new_id,
+                  "members": [], "skip_assignment": False}
+        if may_skip_assignment and g.leader_id == known.member_id:
+            assert g.protocol_name is not None
+            answer |= {"leader": new_id, "skip_assignment": True, "members": [
+                {"member_id": new_id if x is known else x.member_id, "group_instance_id": x.group_instance_id,
+                 "metadata": x.metadata_for(g.protocol_name)} for x in g.members.values()]}
+        return Result((record,), answer)
 
     def _rename(self, g: Group, m: Member, new_id: str) -> None:
         """Give static member ``m`` a new member id; the old one is fenced from now on."""

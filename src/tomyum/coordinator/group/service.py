@@ -61,9 +61,11 @@ class GroupCoordinatorService:
     async def join_group(self, *, group_id: str, member_id: str, group_instance_id: str | None, client_id: str,
                          client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int,
                          protocol_type: str, protocols: list[tuple[str, bytes]],
-                         require_known_member_id: bool) -> Coroutine[Any, Any, dict[str, Any]]:
+                         require_known_member_id: bool,
+                         may_skip_assignment: bool = False) -> Coroutine[Any, Any, dict[str, Any]]:
         """Route a JoinGroup: returns the long poll to await for the answer (the routing itself,
-        an empty consumer group converted, is done when this returns)."""
+        an empty consumer group converted, is done when this returns). ``may_skip_assignment``:
+        the client understands KIP-814's skip_assignment (JoinGroup v9+)."""
         if group_id in self.consumer and not await self.consumer.convert_if_empty(group_id):
             return _answer({"error_code": ErrorCode.inconsistent_group_protocol, "generation_id": -1,
                             "protocol_name": None, "leader": "", "member_id": member_id, "members": ()})
@@ -71,7 +73,7 @@ class GroupCoordinatorService:
             group_id=group_id, member_id=member_id, group_instance_id=group_instance_id, client_id=client_id,
             client_host=client_host, session_timeout_ms=session_timeout_ms,
             rebalance_timeout_ms=rebalance_timeout_ms, protocol_type=protocol_type, protocols=protocols,
-            require_known_member_id=require_known_member_id)
+            require_known_member_id=require_known_member_id, may_skip_assignment=may_skip_assignment)
 
     async def consumer_group_heartbeat(self, request: HeartbeatRequest) -> dict[str, Any]:
         classic = self.classic.groups.get(request.group_id)
