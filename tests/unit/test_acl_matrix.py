@@ -186,6 +186,8 @@ ROWS = [
         (Res.CLUSTER, CLUSTER, Op.ALTER), lambda r: r.error_code, CLUSTER_DENIED),
     Row(46, 0, {"timeout": 5000, "topics": None}, (Res.CLUSTER, CLUSTER, Op.DESCRIBE), lambda r: r.error_code,
         CLUSTER_DENIED),
+    Row(75, 0, {"topics": [{"name": "t"}], "response_partition_limit": 10, "cursor": None},
+        (Res.TOPIC, "t", Op.DESCRIBE), lambda r: r.topics[0].error_code, TOPIC_DENIED),
     Row(55, 2, {"topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]},
         (Res.CLUSTER, CLUSTER, Op.DESCRIBE), lambda r: r.error_code, CLUSTER_DENIED),
     Row(44, 1, {"resources": [{"resource_type": 2, "resource_name": "t", "configs": []}]},

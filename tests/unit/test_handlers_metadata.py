@@ -1,4 +1,4 @@
-"""Metadata (3) and DescribeCluster (60) called below the socket."""
+"""Metadata (3), DescribeCluster (60) and DescribeTopicPartitions (75) called below the socket."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from tomyum.errors import ErrorCode
 from tomyum.metadata.records import PartitionChangeRecord
 from tomyum.testing.handlers import BlockingHarness
 
-METADATA, DESCRIBE_CLUSTER = 3, 60
-COVERS = {METADATA: "Metadata", DESCRIBE_CLUSTER: "DescribeCluster"}
+METADATA, DESCRIBE_CLUSTER, DESCRIBE_TOPIC_PARTITIONS = 3, 60, 75
+COVERS = {METADATA: "Metadata", DESCRIBE_CLUSTER: "DescribeCluster",
+          DESCRIBE_TOPIC_PARTITIONS: "DescribeTopicPartitions"}
 
 
 @pytest.mark.parametrize("version", [0, 12, 13])
@@ -171,3 +172,56 @@ def test_metadata_follows_an_acl_change_in_listing_and_authorized_operations(tmp
         h.connection.principal = "User:alice"
         (topic,) = h.call(METADATA, 12, request).topics
         assert topic.topic_authorized_operations == (1 << 8) | (1 << 3)
+
+
+def describe_partitions(kafka: BlockingHarness, topics: list[str], limit: int = 2000,
+                        cursor: tuple[str, int] | None = None) -> Any:
+    return kafka.call(DESCRIBE_TOPIC_PARTITIONS, 0, {
+        "topics": [{"name": t} for t in topics], "response_partition_limit": limit,
+        "cursor": None if cursor is None else {"topic_name": cursor[0], "partition_index": cursor[1]}})
+
+
+def pages(r: Any) -> tuple[list[tuple[str, int, list[int]]], tuple[str, int] | None]:
+    """(each topic's name, error and partition indexes; the next cursor) of an answer."""
+    cursor = r.next_cursor
+    return ([(t.name, t.error_code, [p.partition_index for p in t.partitions]) for t in r.topics],
+            None if cursor is None else (cursor.topic_name, cursor.partition_index))
+
+
+def test_describe_topic_partitions_pages_through_the_topics_in_name_order(kafka: BlockingHarness) -> None:
+    """KIP-966's DescribeTopicPartitions, as Kafka's handler answers (checked by the differential
+    harness): name order, at most the limit's partitions, then a cursor to go on from."""
+    kafka.create_topic("b", 2)
+    kafka.create_topic("a", 3)
+    assert pages(describe_partitions(kafka, ["b", "a"])) == ([("a", 0, [0, 1, 2]), ("b", 0, [0, 1])], None)
+    assert pages(describe_partitions(kafka, ["a", "b"], limit=2)) == ([("a", 0, [0, 1])], ("a", 2))
+    assert pages(describe_partitions(kafka, ["a", "b"], limit=2, cursor=("a", 2))) == (
+        [("a", 0, [2]), ("b", 0, [0])], ("b", 1))
+    assert pages(describe_partitions(kafka, ["a", "b"], limit=3)) == ([("a", 0, [0, 1, 2])], ("b", 0))
+    every, _ = pages(describe_partitions(kafka, [], cursor=("b", 1)))
+    assert every == [("b", 0, [1])]
+    (topic,) = describe_partitions(kafka, ["a"], limit=1).topics
+    node = kafka.broker.node_id
+    assert (topic.topic_id, topic.is_internal) == (kafka.broker.metadata.image.topics["a"].topic_id, False)
+    assert [(p.leader_id, p.replica_nodes, p.isr_nodes, p.eligible_leader_replicas) for p in topic.partitions] == \
+        [(node, (node,), (node,), ())]
+
+
+def test_describe_topic_partitions_names_what_it_cannot_describe(kafka: BlockingHarness) -> None:
+    kafka.create_topic("a")
+    described, _ = pages(describe_partitions(kafka, ["a", "missing", "bad/name"]))
+    assert described == [("a", 0, [0]), ("bad/name", ErrorCode.invalid_topic_exception, []),
+                         ("missing", ErrorCode.unknown_topic_or_partition, [])]
+    # a cursor outside the topics asked for, or before partition 0: the whole request is refused
+    for cursor in (("z", 0), ("a", -1)):
+        assert pages(describe_partitions(kafka, ["a"], cursor=cursor)) == (
+            [("a", ErrorCode.invalid_request, [])], None)
+
+
+def test_describe_topic_partitions_tells_nothing_of_a_topic_without_describe(tmp_path: Path) -> None:
+    with BlockingHarness(tmp_path / "secured", settings={"authorizer.class.name": STANDARD_AUTHORIZER}) as h:
+        h.create_topic("a")
+        (topic,) = describe_partitions(h, ["a"]).topics
+        assert (topic.error_code, topic.topic_id, topic.partitions) == (ErrorCode.topic_authorization_failed,
+                                                                        None, ())
+        assert describe_partitions(h, []).topics == ()  # every topic: the hidden ones left out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +114,34 @@ def test_unknown_tagged_fields_are_ignored_as_kafka_says() -> None:
     request = decode_request(frame_of(bytes(body)))
     assert [t.name for t in request.body.topics] == ["t1"]
     assert request.body.allow_auto_topic_creation is True
+
+
+def test_a_nullable_struct_is_read_by_its_marker_and_its_lengths_checked() -> None:
+    """KIP-893: a nullable struct (DescribeTopicPartitions' cursor) is an int8 marker, negative
+    for null, then the struct; the guard checks the struct's lengths like any other."""
+    import io
+
+    from kio.schema.describe_topic_partitions.v0.request import Cursor, DescribeTopicPartitionsRequest, TopicRequest
+    from kio.serial import entity_writer
+
+    def frame_of(cursor: Cursor | None) -> bytes:
+        buf = io.BytesIO()
+        entity_writer(DescribeTopicPartitionsRequest)(buf, DescribeTopicPartitionsRequest(
+            topics=(TopicRequest(name="t"),), response_partition_limit=5, cursor=cursor))
+        return struct.pack(">hhih", 75, 0, 9, 4) + b"fuzz" + b"\0" + buf.getvalue()
+
+    assert decode_request(frame_of(None)).body.cursor is None
+    present = frame_of(Cursor(topic_name="t", partition_index=3))
+    assert decode_request(present).body.cursor == Cursor(topic_name="t", partition_index=3)
+    # the cursor's topic name claims 126 bytes where none are left: refused, nothing allocated
+    marker = present.index(b"\x01\x02t")  # marker 1, compact string of length 1, "t"
+    hostile = present[:marker + 1] + b"\x7f" + present[marker + 2:]
+    try:
+        decode_request(hostile)
+    except ProtocolError as e:
+        assert "string of 126 bytes" in str(e)
+    else:
+        raise AssertionError("a hostile length inside a nullable struct was not refused")
+    for cut in range(len(present) - 8, len(present)):  # cut anywhere in the cursor: refused cleanly
+        with pytest.raises(ProtocolError):
+            decode_request(present[:cut])

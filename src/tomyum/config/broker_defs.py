@@ -152,6 +152,9 @@ _TOPICS = (
     ConfigDef("message.max.bytes", INT, 1048588, at_least(0), importance=HIGH,
               doc="The largest record batch the broker accepts; the broker default of a topic's "
               "max.message.bytes."),
+    static(ConfigDef("max.request.partition.size.limit", INT, 2000, at_least(1),
+                     doc="The most partitions one DescribeTopicPartitions answer holds (a request asks for at "
+                     "most this many; the rest follow its cursor).")),
     ConfigDef("topic.max.partitions", INT, 10000, at_least(1),
               doc="tomyum's own: the most partitions one topic may have (each is a directory and open files)."),
     static(ConfigDef("auto.create.topics.partitions.per.second", DOUBLE, 10.0, at_least(0.001),

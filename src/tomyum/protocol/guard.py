@@ -105,6 +105,16 @@ def _array(element: Check, flexible: bool, nullable: bool) -> Check:
     return check_array
 
 
+def _nullable(entity: Check) -> Check:
+    """A nullable struct (KIP-893): an int8 marker, negative for null, else the struct."""
+    def check_nullable(buf: bytes | memoryview, pos: int, end: int, unknown: list[Unknown] | None) -> int:
+        if pos >= end:
+            raise _fail("nullable struct marker runs past the end")
+        marker = buf[pos]
+        return pos + 1 if marker >= 0x80 else entity(buf, pos + 1, end, unknown)
+    return check_nullable
+
+
 @cache
 def guard(cls: Any) -> Check:
     """The check for entity class ``cls`` (its fields in order, then its tagged fields)."""
@@ -117,9 +127,11 @@ def guard(cls: Any) -> Check:
             check = guard(kind.type_)
         else:
             check = _scalar(get_schema_field_type(field), flexible)
+        tag = get_field_tag(field)
         if kind.is_array:
             check = _array(check, flexible, is_optional(field))
-        tag = get_field_tag(field)
+        elif isinstance(kind, EntityField) and tag is None and is_optional(field):
+            check = _nullable(check)
         if tag is not None:
             tagged[int(tag)] = check
         else:

@@ -44,7 +44,7 @@ API_NAMES = {
     47: "OffsetDelete", 48: "DescribeClientQuotas", 49: "AlterClientQuotas",
     50: "DescribeUserScramCredentials", 51: "AlterUserScramCredentials", 55: "DescribeQuorum", 60: "DescribeCluster",
     61: "DescribeProducers", 65: "DescribeTransactions", 66: "ListTransactions",
-    68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe",
+    68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe", 75: "DescribeTopicPartitions",
 }
 
 

@@ -1013,6 +1013,28 @@ def describe_quorum_session(c: Conn, v: int, p: str) -> None:
     c.send(55, v, "two partitions", view=view, topics=quorum(partitions=(0, 1)))
 
 
+@session(75)
+def describe_topic_partitions_session(c: Conn, v: int, p: str) -> None:
+    a, b = f"{p}-a", f"{p}-b"
+    create_topic(c, a, partitions=3)
+    create_topic(c, b, partitions=2)
+
+    def describe(label: str, topics: list[str], limit: int = 2000, cursor: tuple[str, int] | None = None) -> None:
+        # every topic: only this session's (the others are other sessions')
+        c.send(75, v, label, view=lambda r: r | {"topics": [t for t in r["topics"] if t["name"].startswith(p)]},
+               topics=[{"name": t} for t in topics], response_partition_limit=limit,
+               cursor=None if cursor is None else {"topic_name": cursor[0], "partition_index": cursor[1]})
+
+    describe("two topics", [b, a])
+    describe("a limit inside a topic", [a, b], limit=2)
+    describe("from that cursor", [a, b], limit=2, cursor=(a, 2))
+    describe("a limit at a topic's end", [a, b], limit=3)
+    describe("an unknown topic and a bad name", [a, f"{p}-missing", "bad/name"])
+    describe("a cursor past the topics asked for", [a], cursor=(b, 0))
+    describe("a negative cursor partition", [a], cursor=(a, -1))
+    describe("every topic from a cursor", [], limit=2, cursor=(a, 1))
+
+
 @session(60)
 def describe_cluster_session(c: Conn, v: int, p: str) -> None:
     extra = {"endpoint_type": 1} if v >= 1 else {}

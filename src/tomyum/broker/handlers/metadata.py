@@ -1,4 +1,14 @@
-"""Metadata (key 3) v0-13 and DescribeCluster (key 60) v0-2 (v2: the broker is never fenced).
+"""Metadata (key 3) v0-13, DescribeCluster (key 60) v0-2 (v2: the broker is never fenced) and
+DescribeTopicPartitions (75) v0.
+
+DescribeTopicPartitions (KIP-966), as Kafka's handler answers it: the topics asked for (none:
+every topic), in name order, from the request's cursor on, at most ``response_partition_limit``
+partitions (and at most ``max.request.partition.size.limit``); where the answer stops, its next
+cursor. An unknown topic asked for is UNKNOWN_TOPIC_OR_PARTITION (an invalid name
+INVALID_TOPIC_EXCEPTION), one without DESCRIBE TOPIC_AUTHORIZATION_FAILED with no id (listing
+every topic, both are left out); a cursor whose topic is not asked for, or whose partition is
+negative, is INVALID_REQUEST for the whole request. No partition has eligible leader replicas
+beyond its one replica (the lists are empty).
 
 Notes: v0 empty topic list = all topics, v1+ null = all and empty = none. Topics missing
 and allowed to be auto-created (request flag, v4+, and ``auto.create.topics.enable``) are
@@ -22,7 +32,7 @@ from typing import Any
 from tomyum.broker.context import CLUSTER, RequestContext
 from tomyum.broker.dispatch import RawResponse, handles
 from tomyum.errors import ErrorCode, KafkaError
-from tomyum.metadata import TopicImage, check_topic_name
+from tomyum.metadata import INTERNAL_TOPICS, TopicImage, check_topic_name
 from tomyum.protocol.metadata_response import (
     BrokerEntry,
     PartitionEntry,
@@ -165,3 +175,63 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
         "cluster_authorized_operations": ctx.operations(
             ResourceType.CLUSTER, CLUSTER, request.include_cluster_authorized_operations),
     }
+
+
+# DescribeTopicPartitions ---------------------------------------------------------------------
+
+def _described_topic(ctx: RequestContext, meta: TopicImage, start: int, limit: int) -> dict[str, Any]:
+    node = ctx.broker.node_id
+    partitions = ctx.broker.metadata.image.partitions(meta)
+    return {"error_code": 0, "name": meta.name, "topic_id": meta.topic_id, "is_internal": meta.internal,
+            "topic_authorized_operations": ctx.operations(ResourceType.TOPIC, meta.name, True),
+            "partitions": [{"error_code": 0, "partition_index": p, "leader_id": node,
+                            "leader_epoch": partitions[p].leader_epoch, "replica_nodes": (node,), "isr_nodes": (node,),
+                            "eligible_leader_replicas": (), "last_known_elr": (), "offline_replicas": ()}
+                           for p in range(start, min(meta.num_partitions, start + limit))]}
+
+
+@handles(75, versions=range(0, 1))
+async def describe_topic_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    cursor = request.cursor
+    after = cursor.topic_name if cursor is not None else ""
+    every = not request.topics
+    topics = ctx.broker.metadata.topics()
+    names = sorted({n for n in (topics if every else (t.name for t in request.topics)) if n >= after})
+    if cursor is not None and (not every and cursor.topic_name not in names or cursor.partition_index < 0):
+        # Kafka's error response: every topic asked for with the error, nothing else
+        return {"throttle_time": 0, "next_cursor": None, "topics": [
+            {"error_code": ErrorCode.invalid_request, "name": t.name, "topic_id": None, "is_internal": False,
+             "partitions": ()} for t in request.topics]}
+    limit = max(min(ctx.broker.config["max.request.partition.size.limit"], request.response_partition_limit), 1)
+    described: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    next_cursor: dict[str, Any] | None = None
+    for name in names:  # as Kafka's: topics past where the answer stops are not looked at
+        if not ctx.authorized(AclOperation.DESCRIBE, ResourceType.TOPIC, name):
+            if not every:  # no id: nothing is told of a topic it may not see
+                refused.append({"error_code": ErrorCode.topic_authorization_failed, "name": name, "topic_id": None,
+                                "is_internal": False, "partitions": ()})
+            continue
+        if limit == 0:
+            next_cursor = {"topic_name": name, "partition_index": 0}
+            break
+        meta = topics.get(name)
+        if meta is None:
+            if not every:
+                try:
+                    check_topic_name(name)
+                    code = ErrorCode.unknown_topic_or_partition
+                except KafkaError as e:
+                    code = e.code
+                described.append({"error_code": code, "name": name, "topic_id": None,
+                                  "is_internal": name in INTERNAL_TOPICS, "partitions": (),
+                                  "topic_authorized_operations": ctx.operations(ResourceType.TOPIC, name, True)})
+            continue
+        start = cursor.partition_index if cursor is not None and name == cursor.topic_name else 0
+        entry = _described_topic(ctx, meta, start, limit)
+        described.append(entry)
+        limit -= len(entry["partitions"])
+        if start + len(entry["partitions"]) < meta.num_partitions:
+            next_cursor = {"topic_name": name, "partition_index": start + len(entry["partitions"])}
+            break
+    return {"throttle_time": 0, "topics": described + refused, "next_cursor": next_cursor}
