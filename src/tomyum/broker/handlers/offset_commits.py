@@ -58,7 +58,7 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     if not ctx.authorized(AclOperation.READ, ResourceType.GROUP, request.group_id):
         refused = ErrorCode.group_authorization_failed  # Kafka's getErrorResponse: every partition
         return {"throttle_time": 0, "topics": [
-            {"topic_id" if by_id else "name": t.topic_id if by_id else t.name, "partitions": [
+            _as_named(t, by_id) | {"partitions": [
                 {"partition_index": p.partition_index, "error_code": refused} for p in t.partitions]}
             for t in request.topics]}
     group_code = service.check_commit(request.group_id, request.member_id, generation,
@@ -83,6 +83,11 @@ def authorized_commit(ctx: RequestContext, entries: list[OffsetCommitEntry],
     return merged()
 
 
+def _as_named(topic: Any, by_id: bool) -> dict[str, Any]:
+    """A response topic named as the request's ``topic`` was: by id (v10+) or by name."""
+    return {"topic_id": topic.topic_id} if by_id else {"name": topic.name}
+
+
 def commit_entries(request_topics: Any, names: Sequence[str | None]) -> list[OffsetCommitEntry]:
     """The partitions of an OffsetCommit or TxnOffsetCommit, decoded: those of the topics
     ``names`` (:func:`topic_names`) knows."""
@@ -99,7 +104,7 @@ def commit_response(request_topics: Any, names: Sequence[str | None], stored: Aw
     rest; each topic named as the request named it."""
     async def durable() -> dict[str, Any]:
         codes = iter(await stored)
-        topics = [{"topic_id" if by_id else "name": t.topic_id if by_id else t.name, "partitions": [
+        topics = [_as_named(t, by_id) | {"partitions": [
             {"partition_index": p.partition_index,
              "error_code": next(codes) if name is not None else ErrorCode.unknown_topic_id} for p in t.partitions]}
             for t, name in zip(request_topics, names)]

@@ -38,14 +38,13 @@ _MESSAGES = {
 }
 
 
-def _partition_error(ctx: RequestContext, topic: str, partition: int) -> tuple[ErrorCode, str] | None:
-    """UNKNOWN_TOPIC_OR_PARTITION with Kafka's message if the broker lacks the partition."""
+def _missing(ctx: RequestContext, topic: str, partition: int) -> str | None:
+    """What the broker lacks of the partition: "topic", "partition", or None (it has it); each
+    API words its UNKNOWN_TOPIC_OR_PARTITION in Kafka's own message."""
     meta = ctx.broker.metadata.image.topics.get(topic)
     if meta is None:
-        return ErrorCode.unknown_topic_or_partition, f"No such topic as {topic}"
-    if not 0 <= partition < meta.num_partitions:
-        return ErrorCode.unknown_topic_or_partition, f"No such partition as {topic}-{partition}"
-    return None
+        return "topic"
+    return None if 0 <= partition < meta.num_partitions else "partition"
 
 
 # ElectLeaders ---------------------------------------------------------------------------------
@@ -70,8 +69,10 @@ async def elect_leaders(ctx: RequestContext, request: Any) -> dict[str, Any]:
         for t in request.topic_partitions:
             parts = []
             for p in t.partitions:
-                found = _partition_error(ctx, t.topic, p)
-                code, why = found or (ErrorCode.election_not_needed, _MESSAGES[ErrorCode.election_not_needed])
+                missing = _missing(ctx, t.topic, p)
+                code = ErrorCode.unknown_topic_or_partition if missing else ErrorCode.election_not_needed
+                why = (f"No such topic as {t.topic}" if missing == "topic" else
+                       f"No such partition as {t.topic}-{p}" if missing else _MESSAGES[code])
                 parts.append({"partition_id": p, "error_code": code, "error_message": why})
             results.append({"topic": t.topic, "partition_result": parts})
     return {"throttle_time": 0, "error_code": 0, "replica_election_results": results}
@@ -81,10 +82,10 @@ async def elect_leaders(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 def _reassignment_error(ctx: RequestContext, topic: str, partition: int,
                         replicas: tuple[int, ...] | None) -> tuple[ErrorCode, str | None]:
-    found = _partition_error(ctx, topic, partition)
-    if found is not None:
-        if found[1].startswith("No such topic"):
-            return ErrorCode.unknown_topic_or_partition, f"Unable to find a topic named {topic}."
+    missing = _missing(ctx, topic, partition)
+    if missing == "topic":
+        return ErrorCode.unknown_topic_or_partition, f"Unable to find a topic named {topic}."
+    if missing == "partition":
         return ErrorCode.unknown_topic_or_partition, f"Unable to find partition {topic}:{partition}."
     if replicas is None:
         return ErrorCode.no_reassignment_in_progress, None
